@@ -1,0 +1,22 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+
+/**
+ * @title Roles
+ * @notice Role identifiers shared by ProvenanceLedger (which holds every role
+ * assignment) and ReturnsEscrow (which reads them from the ledger).
+ */
+library Roles {
+    /// @dev Registers items and records production steps.
+    bytes32 internal constant MANUFACTURER = keccak256("MANUFACTURER_ROLE");
+    /// @dev Merchant of record: sells items, publishes return policies, funds refunds.
+    bytes32 internal constant MERCHANT = keccak256("MERCHANT_ROLE");
+    /// @dev Records transport scans and deliveries.
+    bytes32 internal constant CARRIER = keccak256("CARRIER_ROLE");
+    /// @dev Records inspection results.
+    bytes32 internal constant INSPECTOR = keccak256("INSPECTOR_ROLE");
+    /// @dev Resolves disputes over failed inspections.
+    bytes32 internal constant ARBITER = keccak256("ARBITER_ROLE");
+    /// @dev A contract (ReturnsEscrow) that records item events on behalf of the actor calling it.
+    bytes32 internal constant RECORDER = keccak256("RECORDER_ROLE");
+}

@@ -1,0 +1,1 @@
+"""Chain access: compiled contract artifacts, deployment manifests and web3 clients."""

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Installs everything the project needs, idempotently (a second run takes seconds):
+# npm packages (solc, anvil, OpenZeppelin), the contract toolchain venv (.venv-brownie),
+# the service venv (.venv), brownie's networks, and compiles the contracts.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$ROOT"
+
+stamp_ok() { [ -f "$STAMPS/$1" ] && [ "$(cat "$STAMPS/$1")" = "$2" ]; }
+stamp_set() { mkdir -p "$STAMPS"; printf '%s' "$2" > "$STAMPS/$1"; }
+hash_of() { cat "$@" | sha256sum | cut -d' ' -f1; }
+
+command -v python3 >/dev/null || die "python3 not found (Python >= 3.11 is required)"
+python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' || die "Python >= 3.11 is required, found $(python3 --version)"
+command -v npm >/dev/null || die "npm not found (Node.js >= 20 with npm is required)"
+node -e 'process.exit(parseInt(process.versions.node) < 20 ? 1 : 0)' || die "Node.js >= 20 is required, found $(node --version)"
+
+h=$(hash_of package.json package-lock.json)
+if ! stamp_ok npm "$h" || [ ! -x "$ANVIL_BIN_DIR/anvil" ]; then
+  step "npm ci (solc, anvil, OpenZeppelin Contracts)"
+  npm ci --no-audit --no-fund --loglevel=error
+  stamp_set npm "$h"
+fi
+[ -x "$ANVIL_BIN_DIR/anvil" ] || die "anvil binary missing at $ANVIL_BIN_DIR after npm ci"
+
+h=$(hash_of requirements/brownie.txt)
+if ! stamp_ok brownie "$h" || [ ! -x "$BROWNIE" ]; then
+  step "contract toolchain: .venv-brownie (eth-brownie 1.22.2, pinned)"
+  python3 -m venv .venv-brownie
+  .venv-brownie/bin/pip install --quiet --disable-pip-version-check -r requirements/brownie.txt
+  stamp_set brownie "$h"
+fi
+
+h=$(hash_of pyproject.toml requirements/service.lock)
+if ! stamp_ok service "$h" || [ ! -x "$PY" ]; then
+  step "service: .venv (pinned in requirements/service.lock)"
+  python3 -m venv .venv
+  .venv/bin/pip install --quiet --disable-pip-version-check -r requirements/service.lock
+  .venv/bin/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+  stamp_set service "$h"
+fi
+
+# Brownie keeps networks in ~/.brownie/network-config.yaml (its config loader rejects
+# them in brownie-config.yaml, see there). Add ours once.
+network_config=${BROWNIE_DATA_FOLDER:-$HOME/.brownie}/network-config.yaml
+add_network() { # id port
+  if [ ! -f "$network_config" ] || ! grep -q "id: $1\$" "$network_config"; then
+    step "brownie network $1 (anvil on 127.0.0.1:$2)"
+    "$BROWNIE" networks add Development "$1" cmd=anvil host=http://127.0.0.1 port="$2" \
+      gas_limit=30000000 accounts=10 base_fee=0 >/dev/null
+  fi
+}
+add_network returns-test 8555
+add_network returns-bench 8556
+add_network returns-local 8545
+
+step "compile contracts (solc 0.8.30 via solcjs, cached)"
+"$BROWNIE" compile | grep -E "Compiling|Project has been compiled|rror" || true
+[ -f build/contracts/ReturnsEscrow.json ] || die "compilation produced no artifacts"

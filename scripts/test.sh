@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The whole test suite: installs what is missing (scripts/bootstrap.sh), then runs
+# ruff, mypy --strict, the contract tests (brownie, on its own anvil) and the service
+# tests (pytest: real anvil, SQLite and the PostgreSQL at 127.0.0.1:5432).
+# Every stage runs even if an earlier one failed; the exit code is non-zero if any failed.
+# Extra arguments are passed to the service's pytest (e.g. -k reorg).
+set -uo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$ROOT"
+"$ROOT/scripts/bootstrap.sh" || die "bootstrap failed"
+
+failed=()
+run_stage() { # name command...
+  local name=$1; shift
+  step "$name"
+  "$@"
+  local rc=$?
+  # pytest exits 5 when it collected no tests: not a failure of the suite.
+  if [ "$rc" -ne 0 ] && [ "$rc" -ne 5 ]; then failed+=("$name (exit $rc)"); fi
+}
+
+run_stage "ruff" .venv/bin/ruff check .
+run_stage "ruff format" .venv/bin/ruff format --check .
+run_stage "mypy --strict" .venv/bin/mypy
+run_stage "contract tests (brownie on anvil :8555)" \
+  "$BROWNIE" test tests/contracts --network returns-test -W ignore::FutureWarning -p no:cacheprovider
+run_stage "service tests (pytest)" .venv/bin/pytest "$@"
+
+echo
+if [ ${#failed[@]} -ne 0 ]; then
+  printf 'FAILED stages: %s\n' "${failed[*]}"
+  exit 1
+fi
+echo "All stages passed."
