@@ -32,6 +32,10 @@ pragma solidity ^0.8.24;
  * 5 sellable_not_accessible, 6 retail_sold, 7 returned, 8 damaged,
  * 9 conformant, 10 non_conformant, 11 recalled, 12 destroyed, 13 inactive.
  *
+ * "merchant" means MERCHANT_ROLE held by the item's merchant of record or by a
+ * seller it set ({ProvenanceLedger-setSeller}); a merchant cannot record
+ * events on another merchant's items. Any MANUFACTURER_ROLE holder may.
+ *
  * Conventions: delivery to the consumer is `arriving` + `retail_sold` by a
  * carrier; a return is `receiving` (merchant) or `arriving` (carrier) +
  * `returned` with the return's id as business transaction; a recall is

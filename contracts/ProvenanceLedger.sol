@@ -94,8 +94,9 @@ contract ProvenanceLedger is IProvenanceLedger, AccessControl {
      * Emits an {ItemEventRecorded} event.
      */
     function recordEvent(EventInput calldata input) external returns (bytes32 eventHash) {
-        _checkDirectStep(msg.sender, input.bizStep);
-        return _append(_load(input.itemId), msg.sender, input);
+        Item storage item = _load(input.itemId);
+        _checkDirectStep(item, input.itemId, msg.sender, input.bizStep);
+        return _append(item, msg.sender, input);
     }
 
     /**
@@ -109,14 +110,11 @@ contract ProvenanceLedger is IProvenanceLedger, AccessControl {
     function recordEvents(EventInput[] calldata inputs) external {
         uint256 n = inputs.length;
         if (n == 0 || n > MAX_BATCH) revert ProvenanceInvalidBatch(n);
-        uint8 checkedStep;
         for (uint256 i = 0; i < n; ++i) {
             EventInput calldata input = inputs[i];
-            if (input.bizStep != checkedStep) {
-                _checkDirectStep(msg.sender, input.bizStep);
-                checkedStep = input.bizStep;
-            }
-            _append(_load(input.itemId), msg.sender, input);
+            Item storage item = _load(input.itemId);
+            _checkDirectStep(item, input.itemId, msg.sender, input.bizStep);
+            _append(item, msg.sender, input);
         }
     }
 
@@ -129,7 +127,7 @@ contract ProvenanceLedger is IProvenanceLedger, AccessControl {
         if (input.bizStep == EpcisCodes.RETAIL_SELLING) {
             if (!isSeller(item.merchant, actor)) revert ProvenanceNotMerchantOfRecord(input.itemId, actor);
         } else {
-            _checkStepRole(actor, input.bizStep);
+            _checkStepRole(item, input.itemId, actor, input.bizStep);
         }
         return _append(item, actor, input);
     }
@@ -204,14 +202,16 @@ contract ProvenanceLedger is IProvenanceLedger, AccessControl {
         if (item.count == 0) revert ProvenanceItemUnknown(itemId);
     }
 
-    function _checkDirectStep(address actor, uint8 bizStep) private view {
+    function _checkDirectStep(Item storage item, bytes32 itemId, address actor, uint8 bizStep) private view {
         if (bizStep == EpcisCodes.COMMISSIONING || bizStep == EpcisCodes.RETAIL_SELLING) {
             revert ProvenanceStepReserved(bizStep);
         }
-        _checkStepRole(actor, bizStep);
+        _checkStepRole(item, itemId, actor, bizStep);
     }
 
-    function _checkStepRole(address actor, uint8 bizStep) private view {
+    /// @dev Carrier steps need CARRIER_ROLE, `inspecting` INSPECTOR_ROLE; the other steps need
+    /// MANUFACTURER_ROLE, or MERCHANT_ROLE held by the item's merchant of record or one of its sellers.
+    function _checkStepRole(Item storage item, bytes32 itemId, address actor, uint8 bizStep) private view {
         if (bizStep == 0 || bizStep > EpcisCodes.MAX_BIZ_STEP) revert ProvenanceUnknownBizStep(bizStep);
         bool allowed;
         if (bizStep == EpcisCodes.DEPARTING || bizStep == EpcisCodes.ARRIVING || bizStep == EpcisCodes.TRANSPORTING) {
@@ -219,7 +219,12 @@ contract ProvenanceLedger is IProvenanceLedger, AccessControl {
         } else if (bizStep == EpcisCodes.INSPECTING) {
             allowed = hasRole(Roles.INSPECTOR, actor);
         } else if (bizStep != EpcisCodes.COMMISSIONING && bizStep != EpcisCodes.RETAIL_SELLING) {
-            allowed = hasRole(Roles.MERCHANT, actor) || hasRole(Roles.MANUFACTURER, actor);
+            if (hasRole(Roles.MANUFACTURER, actor)) {
+                allowed = true;
+            } else if (hasRole(Roles.MERCHANT, actor)) {
+                if (!isSeller(item.merchant, actor)) revert ProvenanceNotMerchantOfRecord(itemId, actor);
+                allowed = true;
+            }
         }
         if (!allowed) revert ProvenanceStepNotAllowed(actor, bizStep);
     }

@@ -3,7 +3,7 @@ pragma solidity ^0.8.24;
 
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
-import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
+import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
 import {IProvenanceLedger} from "./interfaces/IProvenanceLedger.sol";
 import {EpcisCodes} from "./EpcisCodes.sol";
 import {ReturnPolicies} from "./ReturnPolicies.sol";
@@ -20,7 +20,7 @@ import {Roles} from "./Roles.sol";
  * deposits of returns not yet settled; a return is settled at most once and
  * its two payouts add up to its deposit; an item has at most one open return.
  */
-contract ReturnsEscrow is ReturnPolicies, ReentrancyGuard {
+contract ReturnsEscrow is ReturnPolicies, ReentrancyGuardTransient {
     using SafeERC20 for IERC20;
 
     uint256 private constant _BPS = 10_000;
