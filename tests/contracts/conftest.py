@@ -7,6 +7,7 @@ Accounts: 0 admin, 1 manufacturer, 2 merchant, 3 carrier, 4 inspector,
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
 import pytest
@@ -45,6 +46,14 @@ DAY = 86_400
 # windowDays, feeBps, fastRefund, fastRefundMaxValue, fastRefundMaxReturns90d,
 # shipByDays, inspectByDays, disputeWindowDays, documentDigest
 DEFAULT_POLICY = (30, 1000, True, 0, 3, 7, 14, 7, b"\x11" * 32)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cheap_reverts() -> None:
+    """fn_isolation's chain.revert() runs gc.collect() over the whole heap after every test; freezing
+    what is alive at session start keeps that small (about 0.1 s saved per test on these machines)."""
+    gc.collect()
+    gc.freeze()
 
 
 @pytest.fixture(autouse=True)
@@ -103,7 +112,9 @@ def outsider() -> Any:
 
 
 @pytest.fixture(scope="module")
-def ledger(admin: Any, manufacturer: Any, merchant: Any, merchant2: Any, carrier: Any, inspector: Any, arbiter: Any) -> Any:
+def ledger(
+    admin: Any, manufacturer: Any, merchant: Any, merchant2: Any, carrier: Any, inspector: Any, arbiter: Any
+) -> Any:
     contract = ProvenanceLedger.deploy(admin, {"from": admin})
     grants = [
         (contract.MANUFACTURER_ROLE(), manufacturer),
@@ -202,5 +213,3 @@ def set_next_timestamp(ts: int) -> None:
 
 def latest_timestamp() -> int:
     return int(chain[-1].timestamp)
-
-
