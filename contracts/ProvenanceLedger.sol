@@ -24,6 +24,7 @@ contract ProvenanceLedger is IProvenanceLedger, AccessControl {
     bytes32 public constant INSPECTOR_ROLE = Roles.INSPECTOR;
     bytes32 public constant ARBITER_ROLE = Roles.ARBITER;
     bytes32 public constant RECORDER_ROLE = Roles.RECORDER;
+    bytes32 public constant CONSUMER_AGENT_ROLE = Roles.CONSUMER_AGENT;
 
     /// @notice Longest accepted GS1 URI, in bytes.
     uint256 public constant MAX_URI_LENGTH = 256;

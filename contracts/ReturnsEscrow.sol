@@ -150,13 +150,13 @@ contract ReturnsEscrow is ReturnPolicies, ReentrancyGuardTransient {
     /**
      * @notice The consumer withdraws a return before it ships; the deposit goes back to the merchant.
      *
-     * Requirements: caller is the return's consumer; state Authorized.
+     * Requirements: caller is the return's consumer or holds CONSUMER_AGENT_ROLE; state Authorized.
      *
      * Emits a {ReturnStateChanged} and an {EscrowSettled} event.
      */
     function cancelReturn(bytes32 returnId) external nonReentrant {
         ReturnRecord storage r = _load(returnId);
-        if (msg.sender != r.consumer) revert EscrowNotConsumer(returnId, msg.sender);
+        _requireConsumer(r, returnId);
         _expect(r, returnId, ReturnState.Authorized);
         _transition(r, returnId, ReturnState.Cancelled, 0, bytes32(0));
         _close(r.itemId, false);
@@ -243,14 +243,14 @@ contract ReturnsEscrow is ReturnPolicies, ReentrancyGuardTransient {
      * @notice The consumer disputes a failed inspection; an arbiter will split the deposit.
      * @param evidence Digest of the consumer's evidence, or zero.
      *
-     * Requirements: caller is the return's consumer; state Rejected with the
+     * Requirements: caller is the return's consumer or holds CONSUMER_AGENT_ROLE; state Rejected with the
      * deposit unpaid; not after disputeBy.
      *
      * Emits a {ReturnStateChanged} event.
      */
     function dispute(bytes32 returnId, bytes32 evidence) external {
         ReturnRecord storage r = _load(returnId);
-        if (msg.sender != r.consumer) revert EscrowNotConsumer(returnId, msg.sender);
+        _requireConsumer(r, returnId);
         _expect(r, returnId, ReturnState.Rejected);
         if (r.settled) revert EscrowAlreadySettled(returnId);
         if (block.timestamp > r.disputeBy) revert EscrowDeadlinePassed(returnId, r.disputeBy);
@@ -306,14 +306,14 @@ contract ReturnsEscrow is ReturnPolicies, ReentrancyGuardTransient {
     /**
      * @notice The consumer takes the whole deposit when the merchant did not inspect by inspectBy.
      *
-     * Requirements: caller is the return's consumer; state InTransit or
+     * Requirements: caller is the return's consumer or holds CONSUMER_AGENT_ROLE; state InTransit or
      * Received; after inspectBy; deposit unpaid.
      *
      * Emits a {ReturnStateChanged} and an {EscrowSettled} event.
      */
     function claimUninspected(bytes32 returnId) external nonReentrant {
         ReturnRecord storage r = _load(returnId);
-        if (msg.sender != r.consumer) revert EscrowNotConsumer(returnId, msg.sender);
+        _requireConsumer(r, returnId);
         if (r.state != ReturnState.InTransit && r.state != ReturnState.Received) revert EscrowInvalidState(returnId, r.state);
         if (r.settled) revert EscrowAlreadySettled(returnId);
         if (block.timestamp <= r.inspectBy) revert EscrowDeadlineNotReached(returnId, r.inspectBy);
@@ -346,6 +346,13 @@ contract ReturnsEscrow is ReturnPolicies, ReentrancyGuardTransient {
     function _load(bytes32 returnId) private view returns (ReturnRecord storage r) {
         r = _returns[returnId];
         if (r.state == ReturnState.None) revert EscrowUnknownReturn(returnId);
+    }
+
+    /// @dev The consumer, or a CONSUMER_AGENT_ROLE holder acting for it (payouts still go to the consumer).
+    function _requireConsumer(ReturnRecord storage r, bytes32 returnId) private view {
+        if (msg.sender != r.consumer && !_ledger.hasRole(Roles.CONSUMER_AGENT, msg.sender)) {
+            revert EscrowNotConsumer(returnId, msg.sender);
+        }
     }
 
     function _expect(ReturnRecord storage r, bytes32 returnId, ReturnState expected) private view {

@@ -17,6 +17,8 @@ library Roles {
     bytes32 internal constant INSPECTOR = keccak256("INSPECTOR_ROLE");
     /// @dev Resolves disputes over failed inspections.
     bytes32 internal constant ARBITER = keccak256("ARBITER_ROLE");
+    /// @dev A service that acts for consumers it authenticated (cancel, dispute, claim); cannot redirect payouts.
+    bytes32 internal constant CONSUMER_AGENT = keccak256("CONSUMER_AGENT_ROLE");
     /// @dev A contract (ReturnsEscrow) that records item events on behalf of the actor calling it.
     bytes32 internal constant RECORDER = keccak256("RECORDER_ROLE");
 }

@@ -37,7 +37,14 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = ROOT / "scripts" / "deploy-config.local.json"
 DEPLOYMENTS = ROOT / "deployments"
 LOCAL_CHAIN_IDS = (31337, 1337)
-GRANTABLE_ROLES = ("MANUFACTURER_ROLE", "MERCHANT_ROLE", "CARRIER_ROLE", "INSPECTOR_ROLE", "ARBITER_ROLE")
+GRANTABLE_ROLES = (
+    "MANUFACTURER_ROLE",
+    "MERCHANT_ROLE",
+    "CARRIER_ROLE",
+    "INSPECTOR_ROLE",
+    "ARBITER_ROLE",
+    "CONSUMER_AGENT_ROLE",
+)
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 
 

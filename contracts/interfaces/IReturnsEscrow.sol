@@ -23,7 +23,8 @@ pragma solidity ^0.8.24;
  * "after D" action once block.timestamp > D. Money: each return's deposit is
  * paid out exactly once ({EscrowSettled}), consumer + merchant amounts = deposit.
  * After a fast refund the return still goes through the lifecycle, with no
- * further payout.
+ * further payout. "consumer" actions may also be sent by a CONSUMER_AGENT_ROLE
+ * holder acting for the consumer; payouts always go to the consumer address.
  */
 interface IReturnsEscrow {
     enum ReturnState {
