@@ -10,4 +10,4 @@ import importlib.util
 
 if importlib.util.find_spec("brownie") is None:
     collect_ignore = ["contracts"]
-    pytest_plugins = ["tests.support.chain"]
+    pytest_plugins = ["tests.support.chain", "tests.support.db"]

@@ -1,0 +1,365 @@
+"""``ledger-indexer``: backfill, follow and inspect the off-chain index.
+
+    ledger-indexer backfill   index up to the chain's head and exit (progress bar: blocks/s, events/s)
+    ledger-indexer follow     keep up with new blocks until SIGINT/SIGTERM
+    ledger-indexer status     chain, checkpoint, head, lag and row counts
+
+Configuration comes from :class:`ledger_service.settings.Settings` (``LEDGER_RPC_URL``,
+``LEDGER_DATABASE_URL``, ``LEDGER_DEPLOYMENT_FILE`` or ``LEDGER_DEPLOYMENTS_DIR``,
+``LEDGER_FINALITY_DEPTH``, ``LEDGER_LOG_JSON`` ...); the options override it.
+``backfill`` and ``follow`` hold the single-writer lock of the database. Every
+failure ends with one line on stderr and a non-zero exit code: 1 for errors that
+need a person (wrong chain, deep reorg, bad configuration), 3 when the node or the
+database stayed unavailable through all retries, 130 when interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import structlog
+from pydantic import ValidationError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
+
+from ledger_service.chain.artifacts import Deployment, load_deployment
+from ledger_service.errors import ConfigurationError, FatalError, LedgerError, RetryableError
+from ledger_service.indexer.decode import load_abis
+from ledger_service.indexer.rpc import RetryPolicy, RpcClient
+from ledger_service.indexer.sync import Indexer, NewBlocks, RangeSizer, Reorg, describe_pin, make_indexer
+from ledger_service.settings import Settings
+from ledger_service.store.lock import writer_lock
+from ledger_service.store.store import Store
+
+PROG = "ledger-indexer"
+EXIT_FATAL, EXIT_UNAVAILABLE, EXIT_INTERRUPTED = 1, 3, 130
+
+log = structlog.get_logger("ledger_service.indexer.cli")
+
+
+def configure_logging(settings: Settings) -> None:
+    """structlog to stderr: one JSON object per line with LEDGER_LOG_JSON=true, else key=value text."""
+    renderer: Any = (
+        structlog.processors.JSONRenderer() if settings.log_json else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, settings.log_level)),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+
+
+def _missing_sqlite_file(url: str) -> Path | None:
+    """The file of an SQLite URL if it does not exist (so `status` does not create an empty index)."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return None
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return None
+    path = Path(parsed.database)
+    return None if path.exists() else path
+
+
+def safe_url(url: str) -> str:
+    """A database URL fit for messages (password hidden)."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<invalid database URL>"
+
+
+def resolve_deployment(settings: Settings, rpc: RpcClient) -> Deployment:
+    """The manifest named by LEDGER_DEPLOYMENT_FILE, else <deployments_dir>/<chain id of the node>.json."""
+    if settings.deployment_file is not None:
+        return load_deployment(settings.deployment_file)
+    return load_deployment(settings.deployments_dir / f"{rpc.chain_id()}.json")
+
+
+def _rpc(settings: Settings, args: argparse.Namespace) -> RpcClient:
+    return RpcClient(str(settings.rpc_url), timeout=args.rpc_timeout, retry=RetryPolicy(attempts=args.rpc_attempts))
+
+
+def _indexer(
+    settings: Settings, store: Store, rpc: RpcClient, deployment: Deployment, args: argparse.Namespace
+) -> Indexer:
+    return make_indexer(
+        store=store,
+        rpc=rpc,
+        deployment=deployment,
+        abis=load_abis(settings.artifacts_dir),
+        finality_depth=settings.finality_depth,
+        sizer=RangeSizer(target_logs=args.target_logs),
+    )
+
+
+@contextmanager
+def _stop_on_signals() -> Iterator[threading.Event]:
+    """An event set by SIGINT or SIGTERM (the previous handlers are restored afterwards)."""
+    stop = threading.Event()
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        if stop.is_set():  # a second signal: stop now
+            raise KeyboardInterrupt
+        log.info("stopping", signal=signal.Signals(signum).name)
+        stop.set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+# ---- commands ----------------------------------------------------------------------
+
+
+def cmd_backfill(settings: Settings, args: argparse.Namespace) -> int:
+    url = settings.database_url
+    with _rpc(settings, args) as rpc:
+        deployment = resolve_deployment(settings, rpc)
+        with writer_lock(url), _stop_on_signals() as stop:
+            rpc.interrupt = stop
+            store = Store.open(url)
+            try:
+                indexer = _indexer(settings, store, rpc, deployment, args)
+                indexer.check(where=f"the index at {safe_url(url)}")
+                return _backfill(indexer, store=store, rpc=rpc, deployment=deployment, args=args, stop=stop)
+            finally:
+                store.close()
+
+
+def _backfill(
+    indexer: Indexer,
+    *,
+    store: Store,
+    rpc: RpcClient,
+    deployment: Deployment,
+    args: argparse.Namespace,
+    stop: threading.Event,
+) -> int:
+    from tqdm import tqdm  # type: ignore[import-untyped]
+
+    target = args.to_block if args.to_block is not None else rpc.latest().number
+    checkpoint = store.checkpoint()
+    start = deployment.deploy_block if checkpoint is None else checkpoint.number + 1
+    show = args.progress if args.progress is not None else sys.stderr.isatty()
+    bar = tqdm(
+        total=max(0, target - start + 1),
+        unit="blk",
+        unit_scale=True,
+        desc="backfill",
+        disable=not show,
+        file=sys.stderr,
+        dynamic_ncols=True,
+    )
+    began = time.monotonic()
+    events = blocks = 0
+    with bar:
+        while not stop.is_set():
+            progressed = False
+            for update in indexer.sync(target=target, stop=stop):
+                progressed = True
+                if isinstance(update, NewBlocks):
+                    blocks += len(update.range)
+                    events += update.events
+                    bar.update(len(update.range))
+                    elapsed = max(time.monotonic() - began, 1e-9)
+                    bar.set_postfix_str(f"{events:,} events, {events / elapsed:,.0f} events/s", refresh=False)
+                elif isinstance(update, Reorg):
+                    bar.write(f"reorg: rolled back {update.depth} block(s) to {update.common_ancestor.number}")
+            current = store.checkpoint()
+            if current is not None and current.number >= min(target, rpc.latest().number):
+                break
+            if not progressed:
+                stop.wait(0.2)  # the node is behind the index for a moment
+    elapsed = max(time.monotonic() - began, 1e-9)
+    final = store.checkpoint()
+    where = "nothing to index" if final is None else f"checkpoint {final.number}"
+    state = "interrupted" if stop.is_set() else "done"
+    print(
+        f"{PROG}: backfill {state}: {blocks} blocks, {events} events in {elapsed:.1f} s "
+        f"({blocks / elapsed:,.0f} blocks/s, {events / elapsed:,.0f} events/s); {where}",
+        file=sys.stderr,
+    )
+    return EXIT_INTERRUPTED if stop.is_set() else 0
+
+
+def cmd_follow(settings: Settings, args: argparse.Namespace) -> int:
+    """Follows until SIGINT/SIGTERM; a node that is down is waited for, a wrong chain or deep reorg stops it."""
+    url = settings.database_url
+    with _rpc(settings, args) as rpc:
+        deployment = resolve_deployment(settings, rpc)
+        with writer_lock(url) as lock, _stop_on_signals() as stop:
+            rpc.interrupt = stop
+            store = Store.open(url)
+            try:
+                indexer = _indexer(settings, store, rpc, deployment, args)
+                indexer.where = f"the index at {safe_url(url)}"
+                log.info("following", rpc=str(settings.rpc_url), database=safe_url(url))
+                for update in indexer.follow(stop=stop, poll_interval=args.poll_interval, heartbeat=lock.check):
+                    if isinstance(update, NewBlocks):
+                        log.info(
+                            "indexed",
+                            start=update.range.start,
+                            end=update.range.end,
+                            events=update.events,
+                            head=update.head,
+                        )
+                    else:
+                        log.warning("reorg", common_ancestor=update.common_ancestor.number, depth=update.depth)
+                log.info("stopped")
+            finally:
+                store.close()
+    return 0
+
+
+def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
+    url = settings.database_url
+    missing = _missing_sqlite_file(url)
+    if missing is not None:
+        print(f"index: {safe_url(url)}\nno index yet: {missing} does not exist (run `{PROG} backfill`)")
+        return EXIT_FATAL
+    store = Store.open(url)
+    try:
+        pin = store.pin()
+        checkpoint = store.checkpoint()
+        counts = store.counts()
+    finally:
+        store.close()
+    lines = [f"index: {safe_url(url)}"]
+    lines.append(f"chain: {describe_pin(pin)}" if pin else "chain: not pinned yet (empty index)")
+    lines.append(f"checkpoint: block {checkpoint.number} ({checkpoint.hash})" if checkpoint else "checkpoint: none")
+    code = 0
+    try:
+        # a quick look: status must answer at once, even when the node is down
+        quick = RetryPolicy(attempts=min(args.rpc_attempts, 2), base_delay=0.1, max_delay=0.5)
+        with RpcClient(str(settings.rpc_url), timeout=min(args.rpc_timeout, 5.0), retry=quick) as rpc:
+            head = rpc.latest()
+            chain_id = rpc.chain_id()
+        lines.append(f"head: block {head.number} ({head.hash}) on chain {chain_id} at {settings.rpc_url}")
+        if pin is not None and chain_id != pin.chain_id:
+            lines.append(f"lag: n/a (the node serves chain {chain_id}, the index chain {pin.chain_id})")
+        elif checkpoint is not None:
+            lines.append(f"lag: {max(0, head.number - checkpoint.number)} blocks")
+    except LedgerError as exc:
+        lines.append(f"head: unavailable ({_one_line(exc)})")
+        code = EXIT_UNAVAILABLE
+    lines.append("rows: " + ", ".join(f"{table}={n}" for table, n in sorted(counts.items())))
+    print("\n".join(lines))
+    return code
+
+
+# ---- entry point ---------------------------------------------------------------------
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROG, description="Reorg-safe indexer of the ledger contracts.")
+    parser.add_argument("--rpc-url", help="JSON-RPC URL (default: LEDGER_RPC_URL)")
+    parser.add_argument("--database-url", help="SQLAlchemy URL of the index (default: LEDGER_DATABASE_URL)")
+    parser.add_argument("--deployment-file", type=Path, help="deployment manifest (default: LEDGER_DEPLOYMENT_FILE)")
+    parser.add_argument("--finality-depth", type=int, help="blocks after which a block is final")
+    parser.add_argument(
+        "--target-logs", type=_positive, default=5000, help="logs per eth_getLogs request to aim for (default 5000)"
+    )
+    parser.add_argument("--rpc-timeout", type=float, default=30.0, help="seconds to wait for one RPC answer")
+    parser.add_argument(
+        "--rpc-attempts", type=_positive, default=8, help="attempts per RPC call before giving up (default 8)"
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    backfill = commands.add_parser("backfill", help="index up to the chain's head and exit")
+    backfill.add_argument("--to-block", type=int, help="stop at this block instead of the head")
+    backfill.add_argument(
+        "--progress", action=argparse.BooleanOptionalAction, default=None, help="progress bar (default: on a tty)"
+    )
+    follow = commands.add_parser("follow", help="keep up with new blocks until SIGINT/SIGTERM")
+    follow.add_argument("--poll-interval", type=float, default=0.2, help="seconds between polls when idle")
+    commands.add_parser("status", help="chain, checkpoint, head, lag and row counts")
+    return parser
+
+
+COMMANDS = {"backfill": cmd_backfill, "follow": cmd_follow, "status": cmd_status}
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = {}
+    for option, field in (
+        ("rpc_url", "rpc_url"),
+        ("database_url", "database_url"),
+        ("deployment_file", "deployment_file"),
+        ("finality_depth", "finality_depth"),
+    ):
+        value = getattr(args, option)
+        if value is not None:
+            overrides[field] = value
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors())
+        raise ConfigurationError(f"invalid settings: {problems}") from None
+
+
+def _one_line(message: object) -> str:
+    return " ".join(str(message).split())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = _settings(args)
+        configure_logging(settings)
+        return COMMANDS[args.command](settings, args)
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except FatalError as exc:
+        print(f"{PROG}: error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_FATAL
+    except RetryableError as exc:
+        print(f"{PROG}: unavailable: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    except LedgerError as exc:
+        print(f"{PROG}: error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_FATAL
+    except (ArgumentError, NoSuchModuleError) as exc:
+        print(f"{PROG}: error: invalid database URL: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_FATAL
+    except SQLAlchemyError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"{PROG}: database error: {_one_line(first)}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    except OSError as exc:
+        print(f"{PROG}: error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_FATAL
+    except Exception as exc:  # a bug: still one line, the traceback only at DEBUG level
+        log.debug("traceback", exc_info=True)
+        print(f"{PROG}: internal error: {type(exc).__name__}: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_FATAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,412 @@
+"""Decodes raw ``eth_getLogs`` results into :mod:`ledger_service.indexer.events`.
+
+No web3 objects per log: each log's topic0 selects a decoder that slices the
+``data`` hex into 32-byte words (every field is static except ItemRegistered's
+``uri``). The topic0 -> decoder table is built from the compiled ABIs in
+``build/contracts``; building it fails with a clear error if an event the
+indexer knows is missing from the ABI or changed its parameters, so a contract
+change can never be silently misread.
+
+Invariants: only logs of the pinned contract addresses are decoded (a ledger
+event is accepted only from the ledger, an escrow event only from the escrow);
+a log whose topic0 is known but whose shape does not match the ABI raises
+:class:`MalformedLogError`; other events of those contracts (``RoleAdminChanged``)
+are counted as skipped. Output is in the chain's total order (block, log index).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from eth_utils.crypto import keccak
+
+from ledger_service.chain.artifacts import load_artifact
+from ledger_service.errors import ConfigurationError, RetryableError
+from ledger_service.indexer.events import (
+    DecodedEvent,
+    EscrowSettled,
+    ItemEventRecorded,
+    ItemRegistered,
+    LogPosition,
+    MerchantOfRecordChanged,
+    PolicyPublished,
+    ReturnAuthorized,
+    ReturnStateChanged,
+    RoleChanged,
+    SaleRecorded,
+    SellerSet,
+)
+
+
+class MalformedLogError(RetryableError):
+    """A log with a known topic0 whose topics or data do not fit the ABI (a flaky or broken node)."""
+
+
+Topics = Sequence[str]
+# A decoder gets the topics, the data hex without "0x" (lowercase) and the position.
+DecodeFn = Callable[[Topics, str, LogPosition], DecodedEvent]
+
+
+def _b32(word: str) -> str:
+    return "0x" + word
+
+
+def _addr(word: str) -> str:
+    return "0x" + word[24:]
+
+
+def _topic_addr(topic: str) -> str:
+    return "0x" + topic[26:].lower()
+
+
+# ---- ProvenanceLedger --------------------------------------------------------
+
+
+def _item_registered(t: Topics, d: str, p: LogPosition) -> ItemRegistered:
+    offset = int(d[0:64], 16) * 2
+    length = int(d[offset : offset + 64], 16) * 2
+    raw = d[offset + 64 : offset + 64 + length]
+    if len(raw) != length:
+        raise ValueError("string runs past the data")
+    return ItemRegistered(
+        pos=p,
+        item_id=t[1].lower(),
+        manufacturer=_topic_addr(t[2]),
+        merchant=_topic_addr(t[3]),
+        uri=bytes.fromhex(raw).decode("utf-8", errors="replace"),
+        gtin=int(d[64:128], 16),
+        metadata_digest="0x" + d[128:192],
+    )
+
+
+def _item_event_recorded(t: Topics, d: str, p: LogPosition) -> ItemEventRecorded:
+    return ItemEventRecorded(
+        p,
+        t[1].lower(),
+        "0x" + t[2][26:].lower(),
+        int(d[0:64], 16),
+        int(d[64:128], 16),
+        int(d[128:192], 16),
+        "0x" + d[192:256],
+        "0x" + d[256:320],
+        "0x" + d[320:384],
+        int(d[384:448], 16),
+        "0x" + d[448:512],
+        "0x" + d[512:576],
+    )
+
+
+def _merchant_changed(t: Topics, d: str, p: LogPosition) -> MerchantOfRecordChanged:
+    return MerchantOfRecordChanged(
+        pos=p, item_id=t[1].lower(), previous_merchant=_topic_addr(t[2]), new_merchant=_topic_addr(t[3])
+    )
+
+
+def _seller_set(t: Topics, d: str, p: LogPosition) -> SellerSet:
+    return SellerSet(pos=p, merchant=_topic_addr(t[1]), seller=_topic_addr(t[2]), allowed=int(d[0:64], 16) != 0)
+
+
+def _role_granted(t: Topics, d: str, p: LogPosition) -> RoleChanged:
+    return RoleChanged(pos=p, role=t[1].lower(), account=_topic_addr(t[2]), sender=_topic_addr(t[3]), granted=True)
+
+
+def _role_revoked(t: Topics, d: str, p: LogPosition) -> RoleChanged:
+    return RoleChanged(pos=p, role=t[1].lower(), account=_topic_addr(t[2]), sender=_topic_addr(t[3]), granted=False)
+
+
+# ---- ReturnsEscrow -----------------------------------------------------------
+
+
+def _policy_published(t: Topics, d: str, p: LogPosition) -> PolicyPublished:
+    return PolicyPublished(
+        pos=p,
+        merchant=_topic_addr(t[1]),
+        version=int(t[2], 16),
+        window_days=int(d[0:64], 16),
+        restocking_fee_bps=int(d[64:128], 16),
+        fast_refund=int(d[128:192], 16) != 0,
+        fast_refund_max_value=int(d[192:256], 16),
+        fast_refund_max_returns_90d=int(d[256:320], 16),
+        ship_by_days=int(d[320:384], 16),
+        inspect_by_days=int(d[384:448], 16),
+        dispute_window_days=int(d[448:512], 16),
+        document_digest="0x" + d[512:576],
+        published_at=int(d[576:640], 16),
+    )
+
+
+def _sale_recorded(t: Topics, d: str, p: LogPosition) -> SaleRecorded:
+    return SaleRecorded(
+        pos=p,
+        item_id=t[1].lower(),
+        merchant=_topic_addr(t[2]),
+        consumer=_topic_addr(t[3]),
+        sale_seq=int(d[0:64], 16),
+        token=_addr(d[64:128]),
+        price=int(d[128:192], 16),
+        policy_version=int(d[192:256], 16),
+        order_ref="0x" + d[256:320],
+        sold_at=int(d[320:384], 16),
+    )
+
+
+def _return_authorized(t: Topics, d: str, p: LogPosition) -> ReturnAuthorized:
+    return ReturnAuthorized(
+        pos=p,
+        return_id=t[1].lower(),
+        item_id=t[2].lower(),
+        consumer=_topic_addr(t[3]),
+        merchant=_addr(d[0:64]),
+        token=_addr(d[64:128]),
+        amount=int(d[128:192], 16),
+        fee_bps=int(d[192:256], 16),
+        fast_refund=int(d[256:320], 16) != 0,
+        policy_version=int(d[320:384], 16),
+        sale_seq=int(d[384:448], 16),
+        ship_by=int(d[448:512], 16),
+    )
+
+
+def _return_state_changed(t: Topics, d: str, p: LogPosition) -> ReturnStateChanged:
+    return ReturnStateChanged(
+        pos=p,
+        return_id=t[1].lower(),
+        state=int(t[2], 16),
+        actor=_topic_addr(t[3]),
+        previous=int(d[0:64], 16),
+        at=int(d[64:128], 16),
+        deadline=int(d[128:192], 16),
+        evidence="0x" + d[192:256],
+    )
+
+
+def _escrow_settled(t: Topics, d: str, p: LogPosition) -> EscrowSettled:
+    return EscrowSettled(
+        pos=p,
+        return_id=t[1].lower(),
+        consumer=_topic_addr(t[2]),
+        merchant=_topic_addr(t[3]),
+        token=_addr(d[0:64]),
+        consumer_amount=int(d[64:128], 16),
+        merchant_amount=int(d[128:192], 16),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class EventSpec:
+    """What the decoder expects of one ABI event: its contract, signature and layout."""
+
+    contract: str
+    name: str
+    signature: str
+    indexed: tuple[bool, ...]
+    min_data_words: int
+    decode: DecodeFn
+
+
+_PL, _RE = "ProvenanceLedger", "ReturnsEscrow"
+_POLICY = "(uint16,uint16,bool,uint96,uint16,uint16,uint16,uint16,bytes32)"
+T, F = True, False
+SPECS: tuple[EventSpec, ...] = (
+    EventSpec(
+        _PL,
+        "ItemRegistered",
+        "ItemRegistered(bytes32,address,address,string,uint64,bytes32)",
+        (T, T, T, F, F, F),
+        4,
+        _item_registered,
+    ),
+    EventSpec(
+        _PL,
+        "ItemEventRecorded",
+        "ItemEventRecorded(bytes32,address,uint64,uint8,uint8,bytes32,bytes32,bytes32,uint64,bytes32,bytes32)",
+        (T, T, F, F, F, F, F, F, F, F, F),
+        9,
+        _item_event_recorded,
+    ),
+    EventSpec(
+        _PL,
+        "MerchantOfRecordChanged",
+        "MerchantOfRecordChanged(bytes32,address,address)",
+        (T, T, T),
+        0,
+        _merchant_changed,
+    ),
+    EventSpec(_PL, "SellerSet", "SellerSet(address,address,bool)", (T, T, F), 1, _seller_set),
+    EventSpec(_PL, "RoleGranted", "RoleGranted(bytes32,address,address)", (T, T, T), 0, _role_granted),
+    EventSpec(_PL, "RoleRevoked", "RoleRevoked(bytes32,address,address)", (T, T, T), 0, _role_revoked),
+    EventSpec(
+        _RE,
+        "PolicyPublished",
+        f"PolicyPublished(address,uint32,{_POLICY},uint64)",
+        (T, T, F, F),
+        10,
+        _policy_published,
+    ),
+    EventSpec(
+        _RE,
+        "SaleRecorded",
+        "SaleRecorded(bytes32,address,address,uint32,address,uint96,uint32,bytes32,uint64)",
+        (T, T, T, F, F, F, F, F, F),
+        6,
+        _sale_recorded,
+    ),
+    EventSpec(
+        _RE,
+        "ReturnAuthorized",
+        "ReturnAuthorized(bytes32,bytes32,address,address,address,uint96,uint16,bool,uint32,uint32,uint64)",
+        (T, T, T, F, F, F, F, F, F, F, F),
+        8,
+        _return_authorized,
+    ),
+    EventSpec(
+        _RE,
+        "ReturnStateChanged",
+        "ReturnStateChanged(bytes32,uint8,address,uint8,uint64,uint64,bytes32)",
+        (T, T, T, F, F, F, F),
+        4,
+        _return_state_changed,
+    ),
+    EventSpec(
+        _RE,
+        "EscrowSettled",
+        "EscrowSettled(bytes32,address,address,address,uint256,uint256)",
+        (T, T, T, F, F, F),
+        3,
+        _escrow_settled,
+    ),
+)
+
+
+def _abi_type(param: dict[str, Any]) -> str:
+    kind = str(param["type"])
+    if kind.startswith("tuple"):
+        inner = ",".join(_abi_type(c) for c in param.get("components", []))
+        return f"({inner}){kind[len('tuple') :]}"
+    return kind
+
+
+def abi_signature(event: dict[str, Any]) -> str:
+    """The canonical signature of an ABI event entry, e.g. ``SellerSet(address,address,bool)``."""
+    return f"{event['name']}({','.join(_abi_type(p) for p in event.get('inputs', []))})"
+
+
+def topic0(signature: str) -> str:
+    """keccak256 of an event signature as 0x-hex: the log's first topic."""
+    return "0x" + keccak(text=signature).hex()
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    spec: EventSpec
+    address: str
+    topics: int
+
+
+def build_table(
+    abis: dict[str, list[dict[str, Any]]], *, ledger_address: str, escrow_address: str
+) -> dict[str, _Entry]:
+    """topic0 -> decoder for the known events, checked against the ABIs of both contracts."""
+    addresses = {_PL: ledger_address.lower(), _RE: escrow_address.lower()}
+    table: dict[str, _Entry] = {}
+    for spec in SPECS:
+        abi = abis.get(spec.contract)
+        if abi is None:
+            raise ConfigurationError(f"no ABI for {spec.contract}")
+        matches = [e for e in abi if e.get("type") == "event" and e.get("name") == spec.name]
+        if not matches:
+            raise ConfigurationError(
+                f"the {spec.contract} ABI has no event {spec.name}: recompile or update the indexer"
+            )
+        event = matches[0]
+        signature = abi_signature(event)
+        indexed = tuple(bool(p.get("indexed")) for p in event.get("inputs", []))
+        if signature != spec.signature or indexed != spec.indexed:
+            raise ConfigurationError(
+                f"{spec.contract}.{spec.name} in the ABI is {signature} (indexed {indexed}); the indexer decodes "
+                f"{spec.signature} (indexed {spec.indexed}): update ledger_service/indexer/decode.py"
+            )
+        table[topic0(signature)] = _Entry(spec=spec, address=addresses[spec.contract], topics=1 + sum(indexed))
+    return table
+
+
+def load_abis(artifacts_dir: Path) -> dict[str, list[dict[str, Any]]]:
+    """The ABIs of ProvenanceLedger and ReturnsEscrow from the compiled artifacts."""
+    return {name: load_artifact(name, artifacts_dir).abi for name in (_PL, _RE)}
+
+
+class Decoder:
+    """Decodes raw logs of the two pinned contracts; counts what it skipped."""
+
+    def __init__(self, *, abis: dict[str, list[dict[str, Any]]], ledger_address: str, escrow_address: str) -> None:
+        self._table = build_table(abis, ledger_address=ledger_address, escrow_address=escrow_address)
+        self.skipped = 0
+
+    @classmethod
+    def from_artifacts(cls, artifacts_dir: Path, *, ledger_address: str, escrow_address: str) -> Decoder:
+        return cls(abis=load_abis(artifacts_dir), ledger_address=ledger_address, escrow_address=escrow_address)
+
+    @property
+    def topics(self) -> list[str]:
+        """The topic0 values this decoder knows."""
+        return list(self._table)
+
+    def decode(self, logs: Iterable[Any]) -> list[DecodedEvent]:
+        """Decodes ``logs`` (``eth_getLogs`` result items) into events sorted by (block, log index)."""
+        table = self._table
+        out: list[DecodedEvent] = []
+        append = out.append
+        # Logs arrive grouped by block and transaction: reuse the parsed position parts.
+        block_key = tx_key = None
+        block_number = tx_index = -1
+        block_hash = tx_hash = ""
+        last = (-1, -1)
+        in_order = True
+        for raw in logs:
+            try:
+                topics = raw["topics"]
+                if not topics:
+                    self.skipped += 1
+                    continue
+                entry = table.get(topics[0]) or table.get(topics[0].lower())
+                if entry is None or raw.get("removed"):
+                    self.skipped += 1
+                    continue
+                address = raw["address"]
+                if address != entry.address and address.lower() != entry.address:
+                    self.skipped += 1
+                    continue
+                data = raw["data"][2:].lower()
+                if len(topics) != entry.topics or len(data) < 64 * entry.spec.min_data_words or len(data) % 64:
+                    raise ValueError(f"{len(topics)} topics and {len(data) // 2} data bytes")
+                key = raw["blockHash"]
+                if key != block_key:
+                    block_key, block_hash, block_number = key, key.lower(), int(raw["blockNumber"], 16)
+                key = raw["transactionHash"]
+                if key != tx_key:
+                    tx_key, tx_hash, tx_index = key, key.lower(), int(raw["transactionIndex"], 16)
+                log_index = int(raw["logIndex"], 16)
+                pos = LogPosition(block_number, block_hash, tx_hash, tx_index, log_index, entry.address)
+                append(entry.spec.decode(topics, data, pos))
+            except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+                raise MalformedLogError(f"cannot decode the log {_where(raw)}: {type(exc).__name__}: {exc}") from None
+            here = (block_number, log_index)
+            if here <= last:
+                in_order = False
+            last = here
+        if not in_order:
+            out.sort(key=_order)
+        return out
+
+
+def _order(event: DecodedEvent) -> tuple[int, int]:
+    return (event.pos.block_number, event.pos.log_index)
+
+
+def _where(raw: Any) -> str:
+    if isinstance(raw, dict):
+        return f"at block {raw.get('blockNumber')} log index {raw.get('logIndex')}"
+    return f"{raw!r:.80}"

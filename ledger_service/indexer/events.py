@@ -1,0 +1,178 @@
+"""Decoded contract events: the interface between the decoder and the store.
+
+One frozen dataclass per contract event, carrying every field of the event
+plus its position (:class:`LogPosition`). Hashes, ids and digests are
+``0x``-prefixed lowercase hex strings (66 chars), addresses are lowercase hex
+(42 chars), amounts and timestamps are ints. The store depends only on these
+types, never on raw logs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class LogPosition:
+    """Where a log sits in the chain's total order (block number, log index)."""
+
+    block_number: int
+    block_hash: str
+    tx_hash: str
+    tx_index: int
+    log_index: int
+    address: str
+
+
+@dataclass(frozen=True, slots=True)
+class BlockHeader:
+    """The part of a block header the indexer keeps above finality."""
+
+    number: int
+    hash: str
+    parent_hash: str
+    timestamp: int
+
+
+# ---- ProvenanceLedger -------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ItemRegistered:
+    pos: LogPosition
+    item_id: str
+    manufacturer: str
+    merchant: str
+    uri: str
+    gtin: int
+    metadata_digest: str
+
+
+@dataclass(frozen=True, slots=True)
+class ItemEventRecorded:
+    pos: LogPosition
+    item_id: str
+    actor: str
+    seq: int
+    biz_step: int
+    disposition: int
+    location: str
+    document: str
+    biz_transaction: str
+    timestamp: int
+    prev_hash: str
+    event_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class MerchantOfRecordChanged:
+    pos: LogPosition
+    item_id: str
+    previous_merchant: str
+    new_merchant: str
+
+
+@dataclass(frozen=True, slots=True)
+class SellerSet:
+    pos: LogPosition
+    merchant: str
+    seller: str
+    allowed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RoleChanged:
+    """OpenZeppelin RoleGranted (granted=True) or RoleRevoked (granted=False)."""
+
+    pos: LogPosition
+    role: str
+    account: str
+    sender: str
+    granted: bool
+
+
+# ---- ReturnsEscrow ----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyPublished:
+    pos: LogPosition
+    merchant: str
+    version: int
+    window_days: int
+    restocking_fee_bps: int
+    fast_refund: bool
+    fast_refund_max_value: int
+    fast_refund_max_returns_90d: int
+    ship_by_days: int
+    inspect_by_days: int
+    dispute_window_days: int
+    document_digest: str
+    published_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class SaleRecorded:
+    pos: LogPosition
+    item_id: str
+    merchant: str
+    consumer: str
+    sale_seq: int
+    token: str
+    price: int
+    policy_version: int
+    order_ref: str
+    sold_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReturnAuthorized:
+    pos: LogPosition
+    return_id: str
+    item_id: str
+    consumer: str
+    merchant: str
+    token: str
+    amount: int
+    fee_bps: int
+    fast_refund: bool
+    policy_version: int
+    sale_seq: int
+    ship_by: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReturnStateChanged:
+    pos: LogPosition
+    return_id: str
+    state: int
+    actor: str
+    previous: int
+    at: int
+    deadline: int
+    evidence: str
+
+
+@dataclass(frozen=True, slots=True)
+class EscrowSettled:
+    pos: LogPosition
+    return_id: str
+    consumer: str
+    merchant: str
+    token: str
+    consumer_amount: int
+    merchant_amount: int
+
+
+DecodedEvent = (
+    ItemRegistered
+    | ItemEventRecorded
+    | MerchantOfRecordChanged
+    | SellerSet
+    | RoleChanged
+    | PolicyPublished
+    | SaleRecorded
+    | ReturnAuthorized
+    | ReturnStateChanged
+    | EscrowSettled
+)

@@ -1,0 +1,550 @@
+"""The indexer: mirrors the pinned contracts' logs into the store, reorg-safe.
+
+Invariants:
+- the index is pinned to one chain (chain id, genesis hash) and one deployment
+  (ledger and escrow addresses, deploy block); a run against anything else is
+  refused before a single row is written;
+- a range's rows, block headers and checkpoint are written in one transaction
+  (:meth:`Store.apply`), so a crash at any moment leaves the index at a range
+  boundary and a restart resumes from the checkpoint with no gap and no duplicate;
+- every indexed block within ``finality_depth`` of the head has its header
+  stored and each links to its parent, so before a range is applied the first new
+  block's parentHash is compared with the checkpoint's hash; a mismatch walks
+  back through the stored blocks to the common ancestor, rolls back to it and
+  re-indexes. No common ancestor within finality stops with a FatalError and
+  leaves the index as it was;
+- headers are fetched before logs, and every log in a block whose header was
+  fetched must carry that header's hash: logs can never be from an older chain
+  than the headers stored with them, so any race with a reorg is caught later
+  by the parent-hash check;
+- a node whose head is below the checkpoint is waited for unless the block it
+  reports differs from the one indexed (then it is a reorg).
+
+Fetching overlaps decoding and writing: a thread fetches and decodes the next
+ranges into a small bounded queue while the caller's thread writes. Range sizes
+adapt: they shrink on RangeTooLarge, timeouts or large responses and grow while
+responses stay small.
+"""
+
+from __future__ import annotations
+
+import itertools
+import queue
+import threading
+import time
+from collections.abc import Callable, Generator, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from ledger_service.chain.artifacts import Deployment
+from ledger_service.errors import FatalError, RetryableError
+from ledger_service.indexer.decode import Decoder, MalformedLogError
+from ledger_service.indexer.events import BlockHeader, DecodedEvent
+from ledger_service.indexer.rpc import RangeTooLarge, RpcClient, RpcRetryableError, RpcTimeoutError
+from ledger_service.store.store import BlockRef, ChainPin, Store
+
+log = structlog.get_logger("ledger_service.indexer")
+
+
+class ChainMovedError(RetryableError):
+    """The chain changed while a range was being fetched; fetch it again."""
+
+
+# ---- what sync yields ---------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BlockRange:
+    """Blocks ``start`` ..= ``end``."""
+
+    start: int
+    end: int
+
+    def __len__(self) -> int:
+        return self.end - self.start + 1
+
+
+@dataclass(frozen=True, slots=True)
+class NewBlocks:
+    """A range was indexed: its events are in the store and the checkpoint is its last block."""
+
+    range: BlockRange
+    events: int
+    head: int
+
+
+@dataclass(frozen=True, slots=True)
+class Reorg:
+    """Blocks above ``common_ancestor`` were replaced on the chain; the index was rolled back to it."""
+
+    common_ancestor: BlockRef
+    depth: int
+
+
+SyncUpdate = NewBlocks | Reorg
+
+
+# ---- pinning --------------------------------------------------------------------
+
+
+def pin_of(deployment: Deployment) -> ChainPin:
+    """The pin an index built from ``deployment`` carries."""
+    return ChainPin(
+        chain_id=deployment.chain_id,
+        genesis_hash=deployment.genesis_hash.lower(),
+        ledger_address=deployment.address_of("ProvenanceLedger").lower(),
+        escrow_address=deployment.address_of("ReturnsEscrow").lower(),
+        deploy_block=deployment.deploy_block,
+    )
+
+
+def describe_pin(pin: ChainPin) -> str:
+    return (
+        f"chain {pin.chain_id} (genesis {pin.genesis_hash}), ledger {pin.ledger_address}, "
+        f"escrow {pin.escrow_address}, deploy block {pin.deploy_block}"
+    )
+
+
+def _normalized(pin: ChainPin) -> tuple[int, str, str, str, int]:
+    return (
+        pin.chain_id,
+        pin.genesis_hash.lower(),
+        pin.ledger_address.lower(),
+        pin.escrow_address.lower(),
+        pin.deploy_block,
+    )
+
+
+def check_node(rpc: RpcClient, pin: ChainPin) -> None:
+    """Refuses a node that does not serve the pinned chain."""
+    chain_id = rpc.chain_id()
+    genesis = rpc.header(0)
+    genesis_hash = genesis.hash if genesis else "(none)"
+    if chain_id != pin.chain_id or genesis_hash != pin.genesis_hash.lower():
+        raise FatalError(
+            f"wrong chain: the node at {rpc.url} serves chain {chain_id} (genesis {genesis_hash}), but the "
+            f"deployment is for chain {pin.chain_id} (genesis {pin.genesis_hash}); point LEDGER_RPC_URL at that "
+            "chain or use its deployment manifest"
+        )
+
+
+def check_store(store: Store, pin: ChainPin, *, where: str = "the index") -> None:
+    """Pins an empty index to ``pin``; refuses an index pinned to another chain or deployment."""
+    stored = store.pin()
+    if stored is None:
+        store.set_pin(pin)
+        log.info("index_pinned", pin=describe_pin(pin))
+        return
+    if _normalized(stored) != _normalized(pin):
+        raise FatalError(
+            f"wrong chain or deployment: {where} was built from {describe_pin(stored)}, but this run is for "
+            f"{describe_pin(pin)}; refusing to mix them (use another database for this chain)"
+        )
+
+
+# ---- adaptive ranges --------------------------------------------------------------
+
+
+@dataclass
+class RangeSizer:
+    """Picks the next eth_getLogs span (blocks) from how the last ones went.
+
+    Aims at ``target_logs`` logs and at most ``soft_max_bytes`` per response. A span
+    the node refused caps growth just below it for ``ceiling_ttl`` ranges, so a
+    provider's block-range limit is not hit again on every other request.
+    """
+
+    size: int = 8
+    min_size: int = 1
+    max_size: int = 100_000
+    target_logs: int = 5_000
+    soft_max_bytes: int = 16 * 1024 * 1024
+    ceiling_ttl: int = 100
+    _ceiling: int | None = None
+    _ceiling_left: int = 0
+
+    def shrink(self, *, refused: int | None = None) -> None:
+        """A request of ``refused`` blocks failed as too large or too slow: halve the span."""
+        if refused is not None and refused > self.min_size:
+            self._ceiling = refused - 1
+            self._ceiling_left = self.ceiling_ttl
+        self.size = max(self.min_size, self.size // 2)
+
+    def observe(self, *, blocks: int, logs: int, nbytes: int) -> None:
+        """A request of ``blocks`` blocks answered ``logs`` logs in ``nbytes`` bytes."""
+        if self._ceiling is not None:
+            self._ceiling_left -= 1
+            if self._ceiling_left <= 0:
+                self._ceiling = None
+        if logs > 2 * self.target_logs or nbytes > self.soft_max_bytes:
+            scale = min(self.target_logs / max(logs, 1), self.soft_max_bytes / max(nbytes, 1))
+            self.size = max(self.min_size, min(self.size // 2, int(blocks * scale)))
+        elif logs < self.target_logs // 2 and blocks >= self.size:
+            limit = self.max_size if self._ceiling is None else min(self.max_size, self._ceiling)
+            self.size = max(self.size, min(limit, self.size * 2))
+
+
+# ---- the fetch thread --------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    """One fetched and decoded range, with the headers needed to apply it."""
+
+    range: BlockRange
+    first: BlockHeader
+    last: BlockHeader
+    window: list[BlockHeader]
+    events: list[DecodedEvent]
+
+
+@dataclass(frozen=True, slots=True)
+class _Failed:
+    error: BaseException
+
+
+_DONE = object()
+
+
+class Prefetcher:
+    """Fetches and decodes ranges ``start``..``end`` on a thread, a few ranges ahead of the writer."""
+
+    def __init__(
+        self,
+        *,
+        rpc: RpcClient,
+        decoder: Decoder,
+        addresses: Sequence[str],
+        start: int,
+        end: int,
+        window_from: int,
+        sizer: RangeSizer,
+        depth: int = 2,
+        shrink_attempts: int = 8,
+        interrupt: threading.Event | None = None,
+    ) -> None:
+        self._rpc = rpc
+        self._decoder = decoder
+        self._addresses = list(addresses)
+        self._start = start
+        self._end = end
+        self._window_from = window_from
+        self._sizer = sizer
+        self._shrink_attempts = shrink_attempts
+        self._interrupt = interrupt
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="ledger-indexer-fetch", daemon=True)
+        self._thread.start()
+
+    def _put(self, item: Any) -> None:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def _run(self) -> None:
+        try:
+            n = self._start
+            while n <= self._end and not self._stop.is_set():
+                fetched = self._fetch(n)
+                self._put(fetched)
+                n = fetched.range.end + 1
+            self._put(_DONE)
+        except BaseException as exc:  # handed to the writer thread, which re-raises it
+            self._put(_Failed(exc))
+
+    def _fetch(self, start: int) -> Fetched:
+        failures = 0
+        while True:
+            end = min(self._end, start + self._sizer.size - 1)
+            wanted = sorted({start, end, *range(max(start, self._window_from), end + 1)})
+            try:
+                headers = self._rpc.headers(wanted)
+                logs, nbytes = self._rpc.get_logs(addresses=self._addresses, from_block=start, to_block=end)
+                events = self._decoder.decode(logs)
+            except MalformedLogError as exc:  # a garbled answer: ask again, a few times
+                failures += 1
+                if failures >= self._shrink_attempts:
+                    raise
+                log.warning("malformed_logs", start=start, end=end, error=str(exc))
+                time.sleep(self._rpc.retry.delay(failures))
+                continue
+            except (RangeTooLarge, RpcTimeoutError) as exc:
+                failures += 1
+                if end == start and failures >= self._shrink_attempts:
+                    raise RpcRetryableError(f"eth_getLogs for block {start} alone keeps failing: {exc}") from None
+                if end > start:
+                    self._sizer.shrink(refused=end - start + 1)
+                    log.info("range_shrunk", start=start, blocks=end - start + 1, size=self._sizer.size, why=str(exc))
+                else:
+                    time.sleep(self._rpc.retry.delay(failures))
+                continue
+            missing = [b for b in wanted if b not in headers]
+            if missing:
+                raise ChainMovedError(f"the node no longer has block {missing[0]}")
+            window = [headers[b] for b in wanted if b >= self._window_from]
+            for older, newer in itertools.pairwise(window):
+                if newer.parent_hash != older.hash:
+                    raise ChainMovedError(f"blocks {older.number} and {newer.number} do not link (the chain moved)")
+            for event in events:
+                header = headers.get(event.pos.block_number)
+                if header is not None and header.hash != event.pos.block_hash:
+                    raise ChainMovedError(f"a log of block {header.number} is from another fork (the chain moved)")
+            self._sizer.observe(blocks=end - start + 1, logs=len(logs), nbytes=nbytes)
+            del logs
+            return Fetched(BlockRange(start, end), headers[start], headers[end], window, events)
+
+    def __iter__(self) -> Iterator[Fetched]:
+        while True:
+            try:
+                item = self._queue.get(timeout=0.1)
+            except queue.Empty:
+                if not self._thread.is_alive() and self._queue.empty():
+                    return
+                if self._interrupt is not None and self._interrupt.is_set():
+                    return
+                continue
+            if item is _DONE:
+                return
+            if isinstance(item, _Failed):
+                raise item.error
+            yield item
+
+    def close(self) -> None:
+        self._stop.set()
+        while True:
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                break
+        # A fetch thread stuck in a slow call is left to finish on its own (daemon; its results are dropped).
+        self._thread.join(timeout=2)
+
+
+# ---- the indexer ----------------------------------------------------------------
+
+
+class Indexer:
+    """Keeps a store in step with the chain for one pinned deployment."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        rpc: RpcClient,
+        decoder: Decoder,
+        pin: ChainPin,
+        finality_depth: int,
+        sizer: RangeSizer | None = None,
+        prefetch_depth: int = 2,
+    ) -> None:
+        if finality_depth < 1:
+            raise ValueError("finality_depth must be at least 1")
+        self.store = store
+        self.rpc = rpc
+        self.decoder = decoder
+        self.pin = pin
+        self.finality_depth = finality_depth
+        self.sizer = sizer or RangeSizer()
+        self.prefetch_depth = prefetch_depth
+        self._addresses = [pin.ledger_address, pin.escrow_address]
+        self._checked = False
+        self.where = "the index"
+        """How messages name the store (e.g. its URL without password)."""
+
+    def check(self, *, where: str | None = None) -> None:
+        """Verifies the node and the store against the pin (pins an empty store). Idempotent."""
+        if where is not None:
+            self.where = where
+        check_node(self.rpc, self.pin)
+        check_store(self.store, self.pin, where=self.where)
+        self._checked = True
+
+    # -- one pass ---------------------------------------------------------------
+
+    def sync(self, *, target: int | None = None, stop: threading.Event | None = None) -> Iterator[SyncUpdate]:
+        """Indexes up to ``target`` (default: the node's head when each pass starts).
+
+        Returns when the checkpoint reached the target or the head, when the node is
+        behind the checkpoint (wait and call again), or when ``stop`` is set.
+        """
+        if not self._checked:
+            self.check()
+        moved = 0
+        while stop is None or not stop.is_set():
+            head = self.rpc.latest()
+            checkpoint = self.store.checkpoint()
+            if checkpoint is not None and head.number <= checkpoint.number:
+                if not self._head_diverged(head, checkpoint):
+                    return  # caught up, or the node is briefly behind us: wait
+                yield from self._reorg()
+                if self.store.checkpoint() == checkpoint:
+                    return  # the node answered inconsistently and nothing was undone: look again later
+                continue
+            end = head.number if target is None else min(target, head.number)
+            start = self.pin.deploy_block if checkpoint is None else checkpoint.number + 1
+            if start > end:
+                return
+            outcome = yield from self._run_ranges(start=start, end=end, head=head, checkpoint=checkpoint, stop=stop)
+            if outcome == "done":
+                return
+            if outcome == "moved":
+                moved += 1
+                if moved >= 10:
+                    raise RpcRetryableError("the chain kept changing while ranges were fetched (10 times in a row)")
+                time.sleep(self.rpc.retry.delay(moved))
+
+    def _head_diverged(self, head: BlockHeader, checkpoint: BlockRef) -> bool:
+        """Whether a head at or below the checkpoint shows a different chain than the one indexed."""
+        if head.number == checkpoint.number:
+            return head.hash != checkpoint.hash.lower()
+        stored = self.store.stored_blocks(from_block=head.number, to_block=head.number).get(head.number)
+        if stored is not None and stored.hash.lower() != head.hash:
+            return True
+        log.info("node_behind", head=head.number, checkpoint=checkpoint.number)
+        return False
+
+    def _run_ranges(
+        self,
+        *,
+        start: int,
+        end: int,
+        head: BlockHeader,
+        checkpoint: BlockRef | None,
+        stop: threading.Event | None,
+    ) -> Generator[SyncUpdate, None, str]:
+        """Fetches and applies [start, end]; returns "done", "reorged" (rolled back) or "moved" (fetch again)."""
+        prune_below = head.number - self.finality_depth
+        fetcher = Prefetcher(
+            rpc=self.rpc,
+            decoder=self.decoder,
+            addresses=self._addresses,
+            start=start,
+            end=end,
+            window_from=max(start, prune_below),
+            sizer=self.sizer,
+            depth=self.prefetch_depth,
+            interrupt=stop,
+        )
+        previous = None if checkpoint is None else checkpoint.hash.lower()
+        try:
+            for fetched in fetcher:
+                if previous is not None and fetched.first.parent_hash != previous:
+                    log.warning(
+                        "parent_mismatch",
+                        block=fetched.first.number,
+                        parent=fetched.first.parent_hash,
+                        checkpoint=previous,
+                    )
+                    fetcher.close()
+                    checkpoint_now = self.store.checkpoint()
+                    yield from self._reorg()
+                    # nothing undone: the node answered inconsistently (a lagging replica); fetch again
+                    return "reorged" if self.store.checkpoint() != checkpoint_now else "moved"
+                new_checkpoint = BlockRef(number=fetched.last.number, hash=fetched.last.hash)
+                self.store.apply(
+                    events=fetched.events, headers=fetched.window, checkpoint=new_checkpoint, prune_below=prune_below
+                )
+                previous = fetched.last.hash
+                yield NewBlocks(range=fetched.range, events=len(fetched.events), head=head.number)
+                if stop is not None and stop.is_set():
+                    break
+        except ChainMovedError as exc:
+            log.warning("chain_moved", reason=str(exc))
+            return "moved"
+        finally:
+            fetcher.close()
+        return "done"
+
+    # -- reorgs -------------------------------------------------------------------
+
+    def _reorg(self) -> Iterator[SyncUpdate]:
+        """Walks back to the common ancestor of the index and the node, rolls back to it."""
+        checkpoint = self.store.checkpoint()
+        if checkpoint is None:
+            return
+        lowest = max(self.pin.deploy_block, checkpoint.number - self.finality_depth - 64)
+        candidates = {
+            number: header.hash.lower()
+            for number, header in self.store.stored_blocks(from_block=lowest, to_block=checkpoint.number).items()
+        }
+        candidates[checkpoint.number] = checkpoint.hash.lower()
+        numbers = sorted(candidates, reverse=True)
+        node = self.rpc.headers(numbers)
+        head = self.rpc.latest()
+        ancestor: BlockRef | None = None
+        for number in numbers:
+            header = node.get(number)
+            if header is not None and header.hash == candidates[number]:
+                ancestor = BlockRef(number=number, hash=header.hash)
+                break
+        if ancestor is None and any(n not in node for n in numbers if n <= head.number):
+            raise RpcRetryableError("the node is missing blocks it reported; looking for the common ancestor later")
+        # Deeper than finality: none of the blocks kept (those within finality of the head when they were
+        # indexed) is still on the chain, or more than finality_depth indexed blocks were replaced.
+        if ancestor is None or checkpoint.number - ancestor.number > self.finality_depth:
+            at = numbers[-1] if ancestor is None else ancestor.number + 1
+            raise FatalError(
+                f"reorg deeper than finality {self.finality_depth} at block {at}: no indexed block within finality "
+                f"matches the node (checkpoint {checkpoint.number}, node head {head.number}); the index is left "
+                "as it was, consistent up to its checkpoint. Rebuild it from an empty database if this chain is "
+                "now canonical."
+            )
+        depth = checkpoint.number - ancestor.number
+        if depth == 0:
+            log.info("reorg_reverted", checkpoint=checkpoint.number)  # the node went back to the indexed chain
+            return
+        self.store.rollback_to(ancestor)
+        log.warning("reorg", common_ancestor=ancestor.number, depth=depth, checkpoint=checkpoint.number)
+        yield Reorg(common_ancestor=ancestor, depth=depth)
+
+    # -- follow -------------------------------------------------------------------
+
+    def follow(
+        self,
+        *,
+        stop: threading.Event,
+        poll_interval: float = 0.2,
+        max_backoff: float = 10.0,
+        heartbeat: Callable[[], None] | None = None,
+    ) -> Iterator[SyncUpdate]:
+        """Keeps indexing new blocks until ``stop`` is set; waits out a node that is down.
+
+        ``heartbeat`` runs before each pass (e.g. to confirm the writer lock is still held).
+        """
+        backoff = poll_interval
+        while not stop.is_set():
+            if heartbeat is not None:
+                heartbeat()
+            try:
+                progressed = False
+                for update in self.sync(stop=stop):
+                    progressed = True
+                    yield update
+                backoff = poll_interval
+                if not progressed:
+                    stop.wait(poll_interval)
+            except RetryableError as exc:
+                log.warning("rpc_unavailable", error=str(exc), retry_in=round(backoff, 2))
+                stop.wait(backoff)
+                backoff = min(max_backoff, backoff * 2)
+
+
+def make_indexer(
+    *,
+    store: Store,
+    rpc: RpcClient,
+    deployment: Deployment,
+    abis: dict[str, list[dict[str, Any]]],
+    finality_depth: int,
+    sizer: RangeSizer | None = None,
+) -> Indexer:
+    """An indexer for ``deployment``'s contracts."""
+    pin = pin_of(deployment)
+    decoder = Decoder(abis=abis, ledger_address=pin.ledger_address, escrow_address=pin.escrow_address)
+    return Indexer(store=store, rpc=rpc, decoder=decoder, pin=pin, finality_depth=finality_depth, sizer=sizer)

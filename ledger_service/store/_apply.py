@@ -1,0 +1,357 @@
+"""Applies one batch of decoded events inside the caller's transaction.
+
+Hot path of the indexer: per batch a fixed number of statements, whatever
+its size: one SELECT (chunked IN) per state table for the touched keys, one
+executemany INSERT per log table, one executemany upsert per state table.
+No per-event SELECT, no ORM objects. Hash-chain verification folds each
+ItemEventRecorded onto its item's state (the stored row, or an empty state for
+a new item) exactly like :func:`ledger_service.hashchain.verify_chain`: the
+seq must be the number of events seen, prevHash the previous event's
+eventHash, and eventHash must recompute. A failing event is stored with
+``chain_ok`` false, its item's ``chain_ok`` turns false, and one
+``chain_problems`` row per failed check names the item, seq, block and reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Table, delete, tuple_
+
+from ledger_service.indexer.events import (
+    DecodedEvent,
+    EscrowSettled,
+    ItemEventRecorded,
+    ItemRegistered,
+    MerchantOfRecordChanged,
+    PolicyPublished,
+    ReturnAuthorized,
+    ReturnStateChanged,
+    RoleChanged,
+    SaleRecorded,
+    SellerSet,
+)
+from ledger_service.store._db import insert_rows, update_rows, upsert
+from ledger_service.store._errors import StoreError
+from ledger_service.store._hashing import event_hash_hex
+from ledger_service.store._state import (
+    DAY,
+    ItemCache,
+    ItemState,
+    PairFolds,
+    ReturnFold,
+    chunks,
+    load_items,
+    load_returns,
+    policy_ship_by_days,
+    role_row,
+    seller_row,
+)
+from ledger_service.store.schema import (
+    chain_problems,
+    escrow_payouts,
+    item_events,
+    item_registrations,
+    items,
+    merchant_changes,
+    policies,
+    return_transitions,
+    returns,
+    role_changes,
+    roles,
+    sales,
+    seller_changes,
+    sellers,
+)
+
+SEQ_PROBLEM = "expected event #{expected}, found #{found} (missing or reordered)"
+LINK_PROBLEM = "prevHash does not link to the previous event's hash"
+HASH_PROBLEM = "eventHash does not match the event's fields (altered)"
+
+_ITEM_EVENTS = (ItemRegistered, ItemEventRecorded, MerchantOfRecordChanged)
+_RETURN_EVENTS = (ReturnAuthorized, ReturnStateChanged, EscrowSettled)
+
+
+@dataclass(frozen=True, slots=True)
+class BatchCounts:
+    events: int
+    items_touched: int
+    returns_touched: int
+    problems: int
+
+
+def apply_events(
+    conn: Connection, events: Sequence[DecodedEvent], *, now: int, cache: ItemCache | None = None
+) -> tuple[BatchCounts, list[ItemState]]:
+    """Inserts the log rows of ``events`` and updates the state tables, verifying hash chains.
+
+    Returns the counts and the items states written (for ``cache.keep`` once committed).
+    """
+    item_keys: dict[str, None] = {}
+    return_keys: dict[str, None] = {}
+    wanted_policies: set[tuple[str, int]] = set()
+    for ev in events:
+        if isinstance(ev, _ITEM_EVENTS):
+            item_keys[ev.item_id] = None
+        elif isinstance(ev, _RETURN_EVENTS):
+            return_keys[ev.return_id] = None
+            if isinstance(ev, ReturnAuthorized):
+                wanted_policies.add((ev.merchant, ev.policy_version))
+
+    item_states = load_items(conn, list(item_keys), cache) if item_keys else {}
+    return_folds = load_returns(conn, list(return_keys)) if return_keys else {}
+    ship_by_days = policy_ship_by_days(conn, wanted_policies) if wanted_policies else {}
+    batch = _Batch(item_states, return_folds, ship_by_days, now)
+    for ev in events:
+        batch.add(ev)
+    batch.write(conn)
+    counts = BatchCounts(len(events), len(item_keys), len(return_keys), len(batch.problems))
+    return counts, list(item_states.values())
+
+
+class _Batch:
+    """Rows of one batch, built in log order."""
+
+    def __init__(
+        self,
+        item_states: dict[str, ItemState],
+        return_folds: dict[str, ReturnFold],
+        ship_by_days: dict[tuple[str, int], int],
+        now: int,
+    ) -> None:
+        self.item_states = item_states
+        self.return_folds = return_folds
+        self.ship_by_days = ship_by_days
+        self.now = now
+        self.logs: dict[Table, list[dict[str, Any]]] = {
+            table: []
+            for table in (
+                item_registrations,
+                item_events,
+                merchant_changes,
+                seller_changes,
+                role_changes,
+                policies,
+                sales,
+                return_transitions,
+                escrow_payouts,
+            )
+        }
+        self.problems: list[dict[str, Any]] = []
+        self.roles = PairFolds()
+        self.sellers = PairFolds()
+
+    def add(self, ev: DecodedEvent) -> None:
+        if isinstance(ev, ItemEventRecorded):
+            self._item_event(ev)
+            return
+        p = ev.pos
+        position = {
+            "block_number": p.block_number,
+            "log_index": p.log_index,
+            "tx_hash": p.tx_hash,
+            "tx_index": p.tx_index,
+        }
+        if isinstance(ev, ItemRegistered):
+            row = {
+                "item_id": ev.item_id,
+                "uri": ev.uri,
+                "gtin": ev.gtin,
+                "manufacturer": ev.manufacturer,
+                "merchant": ev.merchant,
+                "metadata_digest": ev.metadata_digest,
+            }
+            self.item_states[ev.item_id].register(
+                uri=ev.uri,
+                gtin=ev.gtin,
+                manufacturer=ev.manufacturer,
+                merchant=ev.merchant,
+                metadata_digest=ev.metadata_digest,
+            )
+            self.logs[item_registrations].append(row | position)
+        elif isinstance(ev, MerchantOfRecordChanged):
+            row = {"item_id": ev.item_id, "previous_merchant": ev.previous_merchant, "new_merchant": ev.new_merchant}
+            self.item_states[ev.item_id].change_merchant(ev.new_merchant)
+            self.logs[merchant_changes].append(row | position)
+        elif isinstance(ev, SellerSet):
+            row = {"merchant": ev.merchant, "seller": ev.seller, "allowed": ev.allowed} | position
+            self.sellers.set((ev.merchant, ev.seller), seller_row(row))
+            self.logs[seller_changes].append(row)
+        elif isinstance(ev, RoleChanged):
+            row = {"role": ev.role, "account": ev.account, "sender": ev.sender, "granted": ev.granted} | position
+            self.roles.set((ev.role, ev.account), role_row(row))
+            self.logs[role_changes].append(row)
+        elif isinstance(ev, PolicyPublished):
+            self._policy(ev, position)
+        elif isinstance(ev, SaleRecorded):
+            row = {
+                "item_id": ev.item_id,
+                "sale_seq": ev.sale_seq,
+                "merchant": ev.merchant,
+                "consumer": ev.consumer,
+                "token": ev.token,
+                "price": ev.price,
+                "policy_version": ev.policy_version,
+                "order_ref": ev.order_ref,
+                "sold_at": ev.sold_at,
+            }
+            self.logs[sales].append(row | position)
+        elif isinstance(ev, ReturnAuthorized):
+            self._authorize(ev)
+        elif isinstance(ev, ReturnStateChanged):
+            row = {
+                "return_id": ev.return_id,
+                "previous": ev.previous,
+                "state": ev.state,
+                "actor": ev.actor,
+                "at": ev.at,
+                "deadline": ev.deadline,
+                "evidence": ev.evidence,
+            }
+            self.return_folds[ev.return_id].transition(state=ev.state, at=ev.at, deadline=ev.deadline)
+            self.logs[return_transitions].append(row | position)
+        else:
+            row = {
+                "return_id": ev.return_id,
+                "consumer": ev.consumer,
+                "merchant": ev.merchant,
+                "token": ev.token,
+                "consumer_amount": ev.consumer_amount,
+                "merchant_amount": ev.merchant_amount,
+                "paid_at": self._paid_at(ev),
+            }
+            self.return_folds[ev.return_id].settle()
+            self.logs[escrow_payouts].append(row | position)
+
+    def _item_event(self, ev: ItemEventRecorded) -> None:
+        state = self.item_states[ev.item_id]
+        p = ev.pos
+        ok = True
+        if ev.seq != state.event_count:
+            ok = self._problem(ev, SEQ_PROBLEM.format(expected=state.event_count, found=ev.seq))
+        if ev.prev_hash != state.head_hash:
+            ok = self._problem(ev, LINK_PROBLEM)
+        try:
+            recomputed = event_hash_hex(
+                prev_hash=ev.prev_hash,
+                item_id=ev.item_id,
+                seq=ev.seq,
+                biz_step=ev.biz_step,
+                disposition=ev.disposition,
+                actor=ev.actor,
+                location=ev.location,
+                document=ev.document,
+                biz_transaction=ev.biz_transaction,
+                timestamp=ev.timestamp,
+            )
+        except (ValueError, OverflowError):
+            recomputed = None
+        if recomputed != ev.event_hash:
+            ok = self._problem(ev, HASH_PROBLEM)
+        state.record(
+            biz_step=ev.biz_step,
+            disposition=ev.disposition,
+            timestamp=ev.timestamp,
+            event_hash=ev.event_hash,
+            chain_ok=ok,
+        )
+        self.logs[item_events].append(
+            {
+                "item_id": ev.item_id,
+                "seq": ev.seq,
+                "biz_step": ev.biz_step,
+                "disposition": ev.disposition,
+                "actor": ev.actor,
+                "location": ev.location,
+                "document": ev.document,
+                "biz_transaction": ev.biz_transaction,
+                "timestamp": ev.timestamp,
+                "prev_hash": ev.prev_hash,
+                "event_hash": ev.event_hash,
+                "chain_ok": ok,
+                "block_number": p.block_number,
+                "log_index": p.log_index,
+                "tx_hash": p.tx_hash,
+                "tx_index": p.tx_index,
+            }
+        )
+
+    def _problem(self, ev: ItemEventRecorded, reason: str) -> bool:
+        self.problems.append(
+            {
+                "item_id": ev.item_id,
+                "seq": ev.seq,
+                "block_number": ev.pos.block_number,
+                "reason": reason,
+                "detected_at": self.now,
+            }
+        )
+        return False
+
+    def _policy(self, ev: PolicyPublished, position: dict[str, Any]) -> None:
+        self.ship_by_days[(ev.merchant, ev.version)] = ev.ship_by_days
+        row = {
+            "merchant": ev.merchant,
+            "version": ev.version,
+            "window_days": ev.window_days,
+            "restocking_fee_bps": ev.restocking_fee_bps,
+            "fast_refund": ev.fast_refund,
+            "fast_refund_max_value": ev.fast_refund_max_value,
+            "fast_refund_max_returns_90d": ev.fast_refund_max_returns_90d,
+            "ship_by_days": ev.ship_by_days,
+            "inspect_by_days": ev.inspect_by_days,
+            "dispute_window_days": ev.dispute_window_days,
+            "document_digest": ev.document_digest,
+            "published_at": ev.published_at,
+        }
+        self.logs[policies].append(row | position)
+
+    def _authorize(self, ev: ReturnAuthorized) -> None:
+        fold = self.return_folds[ev.return_id]
+        if fold.authorization is not None:
+            raise StoreError(f"return {ev.return_id} authorized twice (block {ev.pos.block_number})")
+        days = self.ship_by_days.get((ev.merchant, ev.policy_version))
+        fold.authorize(
+            {
+                "return_id": ev.return_id,
+                "item_id": ev.item_id,
+                "sale_seq": ev.sale_seq,
+                "consumer": ev.consumer,
+                "merchant": ev.merchant,
+                "token": ev.token,
+                "amount": ev.amount,
+                "fee_bps": ev.fee_bps,
+                "fast_refund": ev.fast_refund,
+                "policy_version": ev.policy_version,
+                "ship_by": ev.ship_by,
+                "authorized_at": ev.ship_by if days is None else ev.ship_by - days * DAY,
+                "block_number": ev.pos.block_number,
+                "tx_hash": ev.pos.tx_hash,
+            }
+        )
+
+    def _paid_at(self, ev: EscrowSettled) -> int:
+        """The settlement's block time: the contract always emits the return's transition first, in the
+        same transaction, so it is the return's ``updated_at`` at this point of the fold."""
+        return self.return_folds[ev.return_id].current_updated_at()
+
+    def write(self, conn: Connection) -> None:
+        for table, rows in self.logs.items():
+            insert_rows(conn, table, rows)
+        states = self.item_states.values()
+        stored = [state for state in states if state.stored]
+        update_rows(conn, items, [state.changes() for state in stored if not state.merchant_changed])
+        update_rows(conn, items, [state.changes() for state in stored if state.merchant_changed])
+        insert_rows(conn, items, [row for state in states if (row := state.row()) is not None])
+        upsert(conn, returns, [row for f in self.return_folds.values() if (row := f.row()) is not None])
+        for state, folds, names in (
+            (roles, self.roles, ("role", "account")),
+            (sellers, self.sellers, ("merchant", "seller")),
+        ):
+            upsert(conn, state, list(folds.present.values()))
+            absent = sorted(folds.absent)
+            for part in chunks(conn, absent, pairs=True):
+                conn.execute(delete(state).where(tuple_(state.c[names[0]], state.c[names[1]]).in_(part)))
+        insert_rows(conn, chain_problems, self.problems)

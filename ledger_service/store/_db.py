@@ -1,0 +1,326 @@
+"""Engines, transactions, migrations and upserts: the only dialect-specific code of the store.
+
+SQLite: WAL journal, ``synchronous=NORMAL`` (a process crash loses nothing, a power
+loss at most the last commits, never consistency), a busy timeout, and transactions begun by us
+(``BEGIN``, or ``BEGIN IMMEDIATE`` for writes) instead of by the sqlite3
+module, so reads and DDL are transactional too.
+
+PostgreSQL: any SQLAlchemy URL (``postgresql+psycopg://...``). To keep the
+index in a schema other than ``public``, name it in the URL's libpq options:
+``postgresql+psycopg://user@host/db?options=-csearch_path%3Dmy_schema``
+(every table, index and the ``alembic_version`` table then live there; the
+schema is created if it does not exist).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from operator import itemgetter
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import structlog
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import ColumnElement, Connection, Engine, Table, any_, bindparam, create_engine, event, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.sql.expression import Insert, TextClause
+from sqlalchemy.types import TypeDecorator
+
+from ledger_service.store._errors import StoreError, StoreUnavailableError
+
+log = structlog.get_logger(__name__)
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+SQLITE_WRITER_AUTOCHECKPOINT_PAGES = 16_384
+_MIGRATION_LOCK_KEY = 0x6C65_6467_6D69_6772  # "ledgmigr": serializes concurrent Store.open on PostgreSQL
+_BEGIN_OPTION = "ledger_sqlite_begin"
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The database file of an SQLite URL (None: not SQLite, or in memory)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return None
+    database = parsed.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database)
+
+
+def create_store_engine(url: str) -> Engine:
+    """An engine for the index at ``url``, configured as the module docstring says."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(parsed, pool_pre_ping=True)
+    path = sqlite_path(url)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(parsed)
+
+    @event.listens_for(engine, "connect")
+    def _configure(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we emit BEGIN ourselves (see "begin" below)
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA cache_size=-65536")  # 64 MiB page cache
+        # Checkpoints are the Checkpointer thread's job; a committing connection only checkpoints
+        # itself when the WAL holds this many pages (64 MiB), if that thread falls behind.
+        cursor.execute(f"PRAGMA wal_autocheckpoint={SQLITE_WRITER_AUTOCHECKPOINT_PAGES}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Connection) -> None:
+        conn.exec_driver_sql(conn.get_execution_options().get(_BEGIN_OPTION, "BEGIN"))
+
+    return engine
+
+
+class Checkpointer:
+    """Copies an SQLite WAL back into the database file on a thread of its own.
+
+    SQLite's default makes the committing connection checkpoint whenever the
+    WAL exceeds 1000 pages, so every large batch pays for the copy and its
+    fsync in the writer's thread. Here the writer calls :meth:`committed`
+    after each commit and this thread runs ``PRAGMA wal_checkpoint(PASSIVE)``
+    (which never blocks readers or the writer) on its own connection, with
+    the GIL released by sqlite3, in parallel with the indexer's Python work.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"sqlite-checkpoint:{path.name}", daemon=True)
+        self._thread.start()
+
+    def committed(self) -> None:
+        """Tells the thread that the WAL grew."""
+        self._wake.set()
+
+    def close(self) -> None:
+        """Stops the thread after its current checkpoint."""
+        self._stop.set()
+        self._wake.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        connection = sqlite3.connect(self._path, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        try:
+            while True:
+                self._wake.wait()
+                if self._stop.is_set():
+                    return
+                self._wake.clear()
+                try:
+                    connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.Error as exc:  # pragma: no cover - the writer's autocheckpoint still bounds the WAL
+                    log.warning("sqlite checkpoint failed", database=str(self._path), error=str(exc))
+        finally:
+            connection.close()
+
+
+@contextmanager
+def write_transaction(engine: Engine) -> Iterator[Connection]:
+    """One write transaction (SQLite: BEGIN IMMEDIATE), committed on success, rolled back on any error.
+
+    Database errors are translated: a constraint violation becomes
+    :class:`StoreError`, a lost or busy database :class:`StoreUnavailableError`.
+    """
+    with translate_errors(), engine.connect() as conn:
+        conn.execution_options(**{_BEGIN_OPTION: "BEGIN IMMEDIATE"})
+        with conn.begin():
+            yield conn
+
+
+@contextmanager
+def read_transaction(engine: Engine) -> Iterator[Connection]:
+    """One read-only transaction: a consistent snapshot on both databases (PostgreSQL: REPEATABLE READ)."""
+    with translate_errors(), engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execution_options(isolation_level="REPEATABLE READ")
+        with conn.begin():
+            yield conn
+
+
+@contextmanager
+def translate_errors() -> Iterator[None]:
+    """Database errors as the store's: conflicts -> StoreError, lost or busy database -> StoreUnavailableError.
+
+    psycopg's own classes are caught too: the PostgreSQL COPY path talks to the driver directly.
+    """
+    try:
+        yield
+    except (IntegrityError, psycopg.IntegrityError) as exc:
+        raise StoreError(f"the index refused rows that conflict with stored ones: {getattr(exc, 'orig', exc)}") from exc
+    except (OperationalError, psycopg.OperationalError) as exc:
+        raise StoreUnavailableError(f"database unavailable: {getattr(exc, 'orig', exc)}") from exc
+    except DBAPIError as exc:
+        if exc.connection_invalidated:
+            raise StoreUnavailableError(f"database connection lost: {exc.orig}") from exc
+        raise
+
+
+def upgrade_to_head(engine: Engine) -> None:
+    """Runs the Alembic migrations up to head, in one transaction (serialized across processes)."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with write_transaction(engine) as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY})
+            _ensure_pg_schema(conn)
+        config.attributes["connection"] = conn
+        command.upgrade(config, "head")
+
+
+def _ensure_pg_schema(conn: Connection) -> None:
+    """Creates the first schema of the search_path when none of it exists yet."""
+    if conn.execute(text("SELECT current_schema()")).scalar() is not None:
+        return
+    search_path = str(conn.execute(text("SHOW search_path")).scalar() or "")
+    names = [name.strip().strip('"') for name in search_path.split(",") if name.strip() not in ("", '"$user"')]
+    if not names:
+        raise StoreError(f"no schema to create the index in (search_path {search_path!r})")
+    quoted = conn.dialect.identifier_preparer.quote_identifier(names[0])
+    conn.execute(text(f"CREATE SCHEMA IF NOT EXISTS {quoted}"))
+
+
+# ---- bulk writes ----------------------------------------------------------------------
+#
+# insert_rows / update_rows / upsert take dicts that all have the same keys and
+# write them in one go: on SQLite one DBAPI executemany of a statement compiled
+# once (no per-row SQLAlchemy parameter processing, except for Amount columns,
+# which go through Core); on PostgreSQL one COPY for inserts, and one statement
+# for updates and upserts, each column sent as one binary array parameter and
+# expanded server-side by unnest(): no round trip per row.
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    stmt: Insert | TextClause
+    sql: str | None
+    """None: go through Core (a column needs SQLAlchemy's bind processing)."""
+    to_params: Callable[[dict[str, Any]], Any] | None
+    """dict row -> DBAPI parameters for positional paramstyles; None: the dict itself."""
+
+
+_PREPARED: dict[tuple[str, str, str, tuple[str, ...]], _Prepared] = {}
+
+
+def _sqlite_statement(kind: str, table: Table, columns: tuple[str, ...]) -> Insert | TextClause:
+    keys = [column.name for column in table.primary_key.columns]
+    if kind == "insert":
+        return table.insert()
+    if kind == "update":
+        assignments = ", ".join(f'"{name}" = :{name}' for name in columns if name not in keys)
+        condition = " AND ".join(f'"{name}" = :{name}' for name in keys)
+        return text(f'UPDATE "{table.name}" SET {assignments} WHERE {condition}')  # noqa: S608 - our identifiers
+    insert = sqlite.insert(table)
+    updates = {name: insert.excluded[name] for name in columns if name not in keys}
+    if updates:
+        return insert.on_conflict_do_update(index_elements=keys, set_=updates)
+    return insert.on_conflict_do_nothing(index_elements=keys)
+
+
+def _postgres_sql(conn: Connection, kind: str, table: Table, columns: tuple[str, ...]) -> str:
+    quote = conn.dialect.identifier_preparer.quote
+    keys = [column.name for column in table.primary_key.columns]
+    arrays = ", ".join(f"%({name})b::{table.c[name].type.compile(dialect=conn.dialect)}[]" for name in columns)
+    names = ", ".join(quote(name) for name in columns)
+    target = quote(table.name)
+    if kind == "update":
+        assignments = ", ".join(f"{quote(name)} = v.{quote(name)}" for name in columns if name not in keys)
+        condition = " AND ".join(f"{target}.{quote(name)} = v.{quote(name)}" for name in keys)
+        return f"UPDATE {target} SET {assignments} FROM unnest({arrays}) AS v({names}) WHERE {condition}"  # noqa: S608
+    sql = f"INSERT INTO {target} ({names}) SELECT * FROM unnest({arrays})"  # noqa: S608 - our identifiers
+    if kind == "upsert":
+        conflict = ", ".join(quote(name) for name in keys)
+        updates = ", ".join(f"{quote(name)} = EXCLUDED.{quote(name)}" for name in columns if name not in keys)
+        sql += f" ON CONFLICT ({conflict}) " + (f"DO UPDATE SET {updates}" if updates else "DO NOTHING")
+    return sql
+
+
+def _prepare(conn: Connection, kind: str, table: Table, columns: tuple[str, ...]) -> _Prepared:
+    key = (kind, table.name, conn.dialect.name, columns)
+    prepared = _PREPARED.get(key)
+    if prepared is not None:
+        return prepared
+    if conn.dialect.name == "postgresql":
+        prepared = _Prepared(text(""), _postgres_sql(conn, kind, table, columns), None)
+    else:
+        stmt = _sqlite_statement(kind, table, columns)
+        if any(isinstance(table.c[name].type, TypeDecorator) for name in columns):
+            prepared = _Prepared(stmt, None, None)
+        else:
+            compiled = stmt.compile(dialect=conn.dialect, column_keys=None if kind == "update" else list(columns))
+            to_params: Callable[[dict[str, Any]], Any] | None = None
+            if compiled.positional:
+                order = tuple(compiled.positiontup or ())
+                to_params = (lambda row: (row[order[0]],)) if len(order) == 1 else itemgetter(*order)
+            prepared = _Prepared(stmt, compiled.string, to_params)
+    _PREPARED[key] = prepared
+    return prepared
+
+
+def _write_rows(conn: Connection, kind: str, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    columns = tuple(rows[0])
+    prepared = _prepare(conn, kind, table, columns)
+    if conn.dialect.name == "postgresql":
+        if kind == "insert":
+            _copy_rows(conn, table, columns, rows)
+            return
+        assert prepared.sql is not None
+        conn.exec_driver_sql(prepared.sql, {name: [row[name] for row in rows] for name in columns})
+    elif prepared.sql is None:
+        conn.execute(prepared.stmt, list(rows))
+    elif prepared.to_params is None:
+        conn.exec_driver_sql(prepared.sql, list(rows))
+    else:
+        conn.exec_driver_sql(prepared.sql, [prepared.to_params(row) for row in rows])
+
+
+def _copy_rows(conn: Connection, table: Table, columns: tuple[str, ...], rows: Sequence[dict[str, Any]]) -> None:
+    """PostgreSQL: COPY ``rows`` into ``table`` on the connection's current transaction."""
+    quote = conn.dialect.identifier_preparer.quote
+    sql = f"COPY {quote(table.name)} ({', '.join(quote(name) for name in columns)}) FROM STDIN"
+    values: Callable[[dict[str, Any]], Any] = (
+        itemgetter(*columns) if len(columns) > 1 else (lambda row: (row[columns[0]],))
+    )
+    raw: Any = conn.connection.dbapi_connection
+    with raw.cursor() as cursor, cursor.copy(sql) as copy:
+        for row in rows:
+            copy.write_row(values(row))
+
+
+def insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    """INSERT ``rows`` (dicts with the same keys)."""
+    _write_rows(conn, "insert", table, rows)
+
+
+def update_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    """UPDATE the rows with these primary keys (dicts with the same keys: the key columns and the new values)."""
+    _write_rows(conn, "update", table, rows)
+
+
+def upsert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    """INSERT ... ON CONFLICT (primary key) DO UPDATE ``rows`` (dicts with the same keys, distinct keys)."""
+    _write_rows(conn, "upsert", table, rows)
+
+
+def key_in(conn: Connection, column: ColumnElement[Any], keys: Sequence[Any]) -> ColumnElement[bool]:
+    """``column IN keys``; on PostgreSQL ``column = ANY(array)``, one parameter however many keys."""
+    if conn.dialect.name == "postgresql":
+        return column == any_(bindparam(None, list(keys), type_=postgresql.ARRAY(column.type)))
+    return column.in_(keys)

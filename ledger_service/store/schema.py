@@ -1,0 +1,336 @@
+"""Tables of the index (SQLAlchemy Core). Alembic migrations in store/migrations mirror this file.
+
+Conventions: hashes, ids and digests are ``0x`` + 64 lowercase hex chars;
+addresses ``0x`` + 40 lowercase hex chars; token amounts are unbounded
+integers (:class:`Amount`); times are unix seconds of chain time.
+
+Two kinds of tables:
+- *log tables* hold one row per contract event, keyed by their position
+  (block_number, log_index); a reorg deletes the rows above the common
+  ancestor;
+- *state tables* (items, returns, roles, sellers) are a pure function of the
+  log tables: the indexer updates them as it applies events, and after a
+  reorg rebuilds the rows touched by the deleted events from what remains.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Dialect,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    PrimaryKeyConstraint,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+)
+from sqlalchemy.types import TypeDecorator, TypeEngine
+
+HASH = String(66)
+ADDRESS = String(42)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+class Amount(TypeDecorator[int]):
+    """An unbounded non-negative integer (uint256 token amounts), exact on both databases.
+
+    PostgreSQL: NUMERIC(78, 0). SQLite has no exact wide numeric, so the value
+    is stored as decimal text there.
+    """
+
+    impl = Numeric(78, 0)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(String(78))
+        return dialect.type_descriptor(Numeric(78, 0, asdecimal=True))
+
+    def process_bind_param(self, value: int | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        return str(value) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> int | None:
+        return None if value is None else int(value)
+
+
+def _position() -> list[Column[Any]]:
+    """Columns locating a log: block, transaction and log index."""
+    return [
+        Column("block_number", BigInteger, nullable=False),
+        Column("log_index", Integer, nullable=False),
+        Column("tx_hash", HASH, nullable=False),
+        Column("tx_index", Integer, nullable=False),
+    ]
+
+
+# ---- indexer bookkeeping -----------------------------------------------------
+
+chain_pin = Table(
+    "chain_pin",
+    metadata,
+    Column("id", SmallInteger, primary_key=True, comment="always 1: one chain per index"),
+    Column("chain_id", BigInteger, nullable=False),
+    Column("genesis_hash", HASH, nullable=False),
+    Column("ledger_address", ADDRESS, nullable=False),
+    Column("escrow_address", ADDRESS, nullable=False),
+    Column("deploy_block", BigInteger, nullable=False),
+    Column("created_at", BigInteger, nullable=False, comment="wall-clock unix seconds"),
+)
+
+checkpoint = Table(
+    "checkpoint",
+    metadata,
+    Column("id", SmallInteger, primary_key=True, comment="always 1"),
+    Column("block_number", BigInteger, nullable=False, comment="every event up to this block is indexed"),
+    Column("block_hash", HASH, nullable=False),
+    Column("updated_at", BigInteger, nullable=False, comment="wall-clock unix seconds"),
+)
+
+blocks = Table(
+    "blocks",
+    metadata,
+    Column("number", BigInteger, primary_key=True),
+    Column("hash", HASH, nullable=False),
+    Column("parent_hash", HASH, nullable=False),
+    Column("timestamp", BigInteger, nullable=False),
+    comment="indexed blocks above finality (pruned below head - finality_depth)",
+)
+
+# ---- log tables --------------------------------------------------------------
+
+item_registrations = Table(
+    "item_registrations",
+    metadata,
+    Column("item_id", HASH, primary_key=True),
+    Column("uri", Text, nullable=False),
+    Column("gtin", BigInteger, nullable=False),
+    Column("manufacturer", ADDRESS, nullable=False),
+    Column("merchant", ADDRESS, nullable=False),
+    Column("metadata_digest", HASH, nullable=False),
+    *_position(),
+    Index("ix_item_registrations_block", "block_number"),
+)
+
+item_events = Table(
+    "item_events",
+    metadata,
+    Column("item_id", HASH, nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("biz_step", SmallInteger, nullable=False),
+    Column("disposition", SmallInteger, nullable=False),
+    Column("actor", ADDRESS, nullable=False),
+    Column("location", HASH, nullable=False, comment="bytes32 as hex: SGLN ASCII right-padded"),
+    Column("document", HASH, nullable=False),
+    Column("biz_transaction", HASH, nullable=False),
+    Column("timestamp", BigInteger, nullable=False),
+    Column("prev_hash", HASH, nullable=False),
+    Column("event_hash", HASH, nullable=False),
+    Column("chain_ok", Boolean, nullable=False, comment="prevHash links and eventHash recomputes"),
+    *_position(),
+    PrimaryKeyConstraint("item_id", "seq"),
+    Index("ix_item_events_block", "block_number", "log_index"),
+    Index("ix_item_events_actor_time", "actor", "timestamp"),
+    Index("ix_item_events_biz_transaction", "biz_transaction"),
+)
+
+merchant_changes = Table(
+    "merchant_changes",
+    metadata,
+    Column("item_id", HASH, nullable=False),
+    Column("previous_merchant", ADDRESS, nullable=False),
+    Column("new_merchant", ADDRESS, nullable=False),
+    *_position(),
+    PrimaryKeyConstraint("block_number", "log_index"),
+    Index("ix_merchant_changes_item", "item_id"),
+)
+
+seller_changes = Table(
+    "seller_changes",
+    metadata,
+    Column("merchant", ADDRESS, nullable=False),
+    Column("seller", ADDRESS, nullable=False),
+    Column("allowed", Boolean, nullable=False),
+    *_position(),
+    PrimaryKeyConstraint("block_number", "log_index"),
+)
+
+role_changes = Table(
+    "role_changes",
+    metadata,
+    Column("role", HASH, nullable=False),
+    Column("account", ADDRESS, nullable=False),
+    Column("sender", ADDRESS, nullable=False),
+    Column("granted", Boolean, nullable=False),
+    *_position(),
+    PrimaryKeyConstraint("block_number", "log_index"),
+)
+
+policies = Table(
+    "policies",
+    metadata,
+    Column("merchant", ADDRESS, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("window_days", Integer, nullable=False),
+    Column("restocking_fee_bps", Integer, nullable=False),
+    Column("fast_refund", Boolean, nullable=False),
+    Column("fast_refund_max_value", Amount, nullable=False),
+    Column("fast_refund_max_returns_90d", Integer, nullable=False),
+    Column("ship_by_days", Integer, nullable=False),
+    Column("inspect_by_days", Integer, nullable=False),
+    Column("dispute_window_days", Integer, nullable=False),
+    Column("document_digest", HASH, nullable=False),
+    Column("published_at", BigInteger, nullable=False),
+    *_position(),
+    PrimaryKeyConstraint("merchant", "version"),
+    Index("ix_policies_block", "block_number"),
+)
+
+sales = Table(
+    "sales",
+    metadata,
+    Column("item_id", HASH, nullable=False),
+    Column("sale_seq", Integer, nullable=False),
+    Column("merchant", ADDRESS, nullable=False),
+    Column("consumer", ADDRESS, nullable=False),
+    Column("token", ADDRESS, nullable=False),
+    Column("price", Amount, nullable=False),
+    Column("policy_version", Integer, nullable=False),
+    Column("order_ref", HASH, nullable=False),
+    Column("sold_at", BigInteger, nullable=False),
+    *_position(),
+    PrimaryKeyConstraint("item_id", "sale_seq"),
+    Index("ix_sales_consumer_time", "consumer", "sold_at"),
+    Index("ix_sales_merchant_time", "merchant", "sold_at"),
+    Index("ix_sales_block", "block_number"),
+)
+
+return_transitions = Table(
+    "return_transitions",
+    metadata,
+    Column("return_id", HASH, nullable=False),
+    Column("previous", SmallInteger, nullable=False),
+    Column("state", SmallInteger, nullable=False),
+    Column("actor", ADDRESS, nullable=False),
+    Column("at", BigInteger, nullable=False),
+    Column("deadline", BigInteger, nullable=False),
+    Column("evidence", HASH, nullable=False),
+    *_position(),
+    PrimaryKeyConstraint("block_number", "log_index"),
+    Index("ix_return_transitions_return", "return_id", "block_number", "log_index"),
+)
+
+escrow_payouts = Table(
+    "escrow_payouts",
+    metadata,
+    Column("return_id", HASH, primary_key=True, comment="a deposit is paid out once"),
+    Column("consumer", ADDRESS, nullable=False),
+    Column("merchant", ADDRESS, nullable=False),
+    Column("token", ADDRESS, nullable=False),
+    Column("consumer_amount", Amount, nullable=False),
+    Column("merchant_amount", Amount, nullable=False),
+    Column("paid_at", BigInteger, nullable=False, comment="block timestamp"),
+    *_position(),
+    Index("ix_escrow_payouts_block", "block_number"),
+)
+
+# ---- state tables (rebuilt from log tables after a reorg) --------------------
+
+items = Table(
+    "items",
+    metadata,
+    Column("item_id", HASH, primary_key=True),
+    Column("uri", Text, nullable=False),
+    Column("gtin", BigInteger, nullable=False),
+    Column("manufacturer", ADDRESS, nullable=False),
+    Column("merchant", ADDRESS, nullable=False, comment="current merchant of record"),
+    Column("metadata_digest", HASH, nullable=False),
+    Column("registered_at", BigInteger, nullable=False),
+    Column("event_count", BigInteger, nullable=False),
+    Column("head_hash", HASH, nullable=False),
+    Column("last_biz_step", SmallInteger, nullable=False),
+    Column("last_disposition", SmallInteger, nullable=False),
+    Column("last_event_at", BigInteger, nullable=False),
+    Column("delivered_at", BigInteger, nullable=True, comment="last arriving+retail_sold by a carrier"),
+    Column("destroyed", Boolean, nullable=False),
+    Column("chain_ok", Boolean, nullable=False, comment="every event of the item verified"),
+    Index("ix_items_merchant", "merchant"),
+    Index("ix_items_uri", "uri"),
+)
+
+returns = Table(
+    "returns",
+    metadata,
+    Column("return_id", HASH, primary_key=True),
+    Column("item_id", HASH, nullable=False),
+    Column("sale_seq", Integer, nullable=False),
+    Column("consumer", ADDRESS, nullable=False),
+    Column("merchant", ADDRESS, nullable=False),
+    Column("token", ADDRESS, nullable=False),
+    Column("amount", Amount, nullable=False),
+    Column("fee_bps", Integer, nullable=False),
+    Column("fast_refund", Boolean, nullable=False),
+    Column("policy_version", Integer, nullable=False),
+    Column("state", SmallInteger, nullable=False),
+    Column("ship_by", BigInteger, nullable=False),
+    Column("inspect_by", BigInteger, nullable=True),
+    Column("dispute_by", BigInteger, nullable=True),
+    Column("authorized_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Column("settled", Boolean, nullable=False),
+    Column("block_number", BigInteger, nullable=False, comment="block of the authorization"),
+    Column("tx_hash", HASH, nullable=False),
+    Index("ix_returns_item", "item_id"),
+    Index("ix_returns_consumer_time", "consumer", "authorized_at"),
+    Index("ix_returns_merchant_state_time", "merchant", "state", "updated_at"),
+    Index("ix_returns_block", "block_number"),
+)
+
+roles = Table(
+    "roles",
+    metadata,
+    Column("role", HASH, nullable=False),
+    Column("account", ADDRESS, nullable=False),
+    Column("granted_block", BigInteger, nullable=False),
+    PrimaryKeyConstraint("role", "account"),
+    Index("ix_roles_account", "account"),
+)
+
+sellers = Table(
+    "sellers",
+    metadata,
+    Column("merchant", ADDRESS, nullable=False),
+    Column("seller", ADDRESS, nullable=False),
+    PrimaryKeyConstraint("merchant", "seller"),
+)
+
+chain_problems = Table(
+    "chain_problems",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("item_id", HASH, nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("block_number", BigInteger, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("detected_at", BigInteger, nullable=False, comment="wall-clock unix seconds"),
+    Index("ix_chain_problems_item", "item_id"),
+    Index("ix_chain_problems_block", "block_number"),
+    comment="hash-chain inconsistencies found while indexing; never silently accepted",
+)

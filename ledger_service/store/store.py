@@ -1,0 +1,395 @@
+"""The index's read/write API for the indexer: one :class:`Store` per database URL.
+
+Invariants kept by every write method (each runs in one transaction):
+- every event up to the checkpoint's block is indexed and none above it;
+- the state tables (items, returns, roles, sellers) equal the fold of the
+  log tables (see :mod:`ledger_service.store._state`), also after a rollback;
+- every ItemEventRecorded is stored, verified or not: a failed check is in
+  ``item_events.chain_ok``, ``items.chain_ok`` and ``chain_problems``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Table, delete, func, select
+
+from ledger_service.indexer.events import BlockHeader, DecodedEvent
+from ledger_service.store._apply import BatchCounts, apply_events
+from ledger_service.store._db import (
+    Checkpointer,
+    create_store_engine,
+    read_transaction,
+    sqlite_path,
+    upgrade_to_head,
+    upsert,
+    write_transaction,
+)
+from ledger_service.store._errors import StoreError, StoreUnavailableError
+from ledger_service.store._state import (
+    ItemCache,
+    ItemState,
+    rebuild_items,
+    rebuild_returns,
+    rebuild_roles,
+    rebuild_sellers,
+)
+from ledger_service.store.schema import (
+    blocks,
+    chain_pin,
+    chain_problems,
+    checkpoint,
+    escrow_payouts,
+    item_events,
+    item_registrations,
+    merchant_changes,
+    metadata,
+    policies,
+    return_transitions,
+    returns,
+    role_changes,
+    sales,
+    seller_changes,
+)
+
+__all__ = [
+    "ApplyStats",
+    "BlockRef",
+    "ChainPin",
+    "RollbackStats",
+    "Store",
+    "StoreError",
+    "StoreUnavailableError",
+]
+
+ITEM_CACHE_SIZE = 50_000
+"""Items states a Store keeps in memory between batches (about 0.5 kB each)."""
+
+WALL_CLOCK_COLUMNS: dict[str, frozenset[str]] = {
+    "chain_pin": frozenset({"created_at"}),
+    "checkpoint": frozenset({"updated_at"}),
+    "chain_problems": frozenset({"id", "detected_at"}),
+}
+"""Columns that differ between two indexes of the same chain: left out of :meth:`Store.dump`."""
+
+LOG_TABLES: tuple[Table, ...] = (
+    item_registrations,
+    item_events,
+    merchant_changes,
+    seller_changes,
+    role_changes,
+    policies,
+    sales,
+    return_transitions,
+    escrow_payouts,
+)
+
+
+@dataclass(frozen=True)
+class ChainPin:
+    """The chain and deployment an index was built from."""
+
+    chain_id: int
+    genesis_hash: str
+    ledger_address: str
+    escrow_address: str
+    deploy_block: int
+
+
+@dataclass(frozen=True)
+class BlockRef:
+    """A block by number and hash."""
+
+    number: int
+    hash: str
+
+
+@dataclass(frozen=True)
+class ApplyStats:
+    """What one :meth:`Store.apply` wrote."""
+
+    events: int
+    items_touched: int
+    returns_touched: int
+    problems: int
+
+
+@dataclass(frozen=True)
+class RollbackStats:
+    """What one :meth:`Store.rollback_to` undid."""
+
+    events: int
+    """Log rows deleted (one per event, authorizations included)."""
+    items_touched: int
+    returns_touched: int
+    blocks: int
+    """Stored block headers deleted."""
+
+
+class Store:
+    """The off-chain index in one SQLite file or PostgreSQL database (schema).
+
+    Thread-safe as SQLAlchemy engines are; meant for one writer (see
+    :func:`ledger_service.store.lock.writer_lock`) and any number of readers.
+    """
+
+    def __init__(self, engine: Engine, *, item_cache_size: int = ITEM_CACHE_SIZE) -> None:
+        self._engine = engine
+        self._write_lock = threading.Lock()
+        self._item_cache = ItemCache(item_cache_size)
+        self._sqlite_file = sqlite_path(str(engine.url))
+        self._checkpointer: Checkpointer | None = None
+
+    @classmethod
+    def open(cls, url: str) -> Store:
+        """Connects to the index at ``url`` and migrates it to the current schema (Alembic head)."""
+        engine = create_store_engine(url)
+        try:
+            upgrade_to_head(engine)
+        except BaseException:
+            engine.dispose()
+            raise
+        return cls(engine)
+
+    @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine, for read queries of other ledger_service.store modules."""
+        return self._engine
+
+    def close(self) -> None:
+        """Stops the checkpoint thread (SQLite) and closes every pooled connection."""
+        with self._write_lock:
+            if self._checkpointer is not None:
+                self._checkpointer.close()
+                self._checkpointer = None
+        self._engine.dispose()
+
+    def _committed(self) -> None:
+        """After a write: let the SQLite checkpoint thread (started by the first write) copy the WAL back."""
+        if self._sqlite_file is None:
+            return
+        if self._checkpointer is None:
+            self._checkpointer = Checkpointer(self._sqlite_file)
+        self._checkpointer.committed()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # ---- chain pin and checkpoint --------------------------------------------
+
+    def pin(self) -> ChainPin | None:
+        """The pinned chain, or None for a new index."""
+        with read_transaction(self._engine) as conn:
+            return _read_pin(conn)
+
+    def set_pin(self, pin: ChainPin) -> None:
+        """Pins a new index to ``pin``; raises :class:`StoreError` if it is pinned to anything else."""
+        with write_transaction(self._engine) as conn:
+            current = _read_pin(conn)
+            if current is None:
+                conn.execute(chain_pin.insert(), {"id": 1, **_pin_row(pin), "created_at": int(time.time())})
+            elif current != pin:
+                diffs = ", ".join(
+                    f"{name} {getattr(current, name)!r} (wanted {getattr(pin, name)!r})"
+                    for name in ChainPin.__dataclass_fields__
+                    if getattr(current, name) != getattr(pin, name)
+                )
+                raise StoreError(f"this index was built from another chain or deployment: {diffs}")
+
+    def checkpoint(self) -> BlockRef | None:
+        """The last block whose events are all indexed, or None before the first apply."""
+        with read_transaction(self._engine) as conn:
+            return _read_checkpoint(conn)
+
+    def stored_blocks(self, *, from_block: int, to_block: int) -> dict[int, BlockHeader]:
+        """Stored headers with ``from_block <= number <= to_block``."""
+        stmt = select(blocks).where(blocks.c.number >= from_block, blocks.c.number <= to_block)
+        with read_transaction(self._engine) as conn:
+            return {
+                r.number: BlockHeader(number=r.number, hash=r.hash, parent_hash=r.parent_hash, timestamp=r.timestamp)
+                for r in conn.execute(stmt)
+            }
+
+    # ---- writes ----------------------------------------------------------------
+
+    def apply(
+        self,
+        *,
+        events: Sequence[DecodedEvent],
+        headers: Sequence[BlockHeader],
+        checkpoint: BlockRef,
+        prune_below: int,
+    ) -> ApplyStats:
+        """Indexes ``events`` (sorted by block, log index; all above the current checkpoint and at most at
+        ``checkpoint``), stores ``headers``, drops headers below ``prune_below`` and moves the checkpoint,
+        in one transaction. Raises :class:`StoreError` (nothing written) on input that breaks these rules
+        or conflicts with stored rows."""
+        cache = self._item_cache
+        with self._write_lock:
+            try:
+                counts, written = self._apply(events, headers, checkpoint, prune_below)
+            except BaseException:
+                cache.clear()  # its states may hold this failed batch's changes
+                raise
+            cache.keep(written, valid_at=(checkpoint.number, checkpoint.hash))
+            self._committed()
+        return ApplyStats(counts.events, counts.items_touched, counts.returns_touched, counts.problems)
+
+    def _apply(
+        self, events: Sequence[DecodedEvent], headers: Sequence[BlockHeader], checkpoint: BlockRef, prune_below: int
+    ) -> tuple[BatchCounts, list[ItemState]]:
+        cache = self._item_cache
+        with write_transaction(self._engine) as conn:
+            current = _read_checkpoint(conn)
+            if cache.valid_at != (None if current is None else (current.number, current.hash)):
+                cache.clear()  # someone else wrote the index since this Store did
+            _check_batch(events, current, checkpoint)
+            counts, written = apply_events(conn, events, now=int(time.time()), cache=cache)
+            upsert(
+                conn,
+                blocks,
+                [
+                    {"number": h.number, "hash": h.hash, "parent_hash": h.parent_hash, "timestamp": h.timestamp}
+                    for h in {h.number: h for h in headers}.values()  # the last of each number wins
+                ],
+            )
+            conn.execute(delete(blocks).where(blocks.c.number < prune_below))
+            _write_checkpoint(conn, checkpoint)
+        return counts, written
+
+    def rollback_to(self, ref: BlockRef) -> RollbackStats:
+        """Undoes everything above block ``ref.number`` (log rows, headers, chain problems), rebuilds the
+        state rows those rows had touched from what remains, and sets the checkpoint to ``ref``; one
+        transaction."""
+        above = ref.number
+        with self._write_lock:
+            self._item_cache.clear()
+            stats = self._rollback(ref, above)
+            self._committed()
+            return stats
+
+    def _rollback(self, ref: BlockRef, above: int) -> RollbackStats:
+        with write_transaction(self._engine) as conn:
+            current = _read_checkpoint(conn)
+            if current is not None and above > current.number:
+                raise StoreError(f"cannot roll back to block {above}: the checkpoint is at {current.number}")
+            item_keys = _keys_above(conn, above, (item_registrations, item_events, merchant_changes), "item_id")
+            return_keys = _keys_above(conn, above, (returns, return_transitions, escrow_payouts), "return_id")
+            role_keys = _pairs_above(conn, above, role_changes, ("role", "account"))
+            seller_keys = _pairs_above(conn, above, seller_changes, ("merchant", "seller"))
+            deleted = 0
+            for table in (*LOG_TABLES, returns):
+                deleted += conn.execute(delete(table).where(table.c.block_number > above)).rowcount
+            blocks_deleted = conn.execute(delete(blocks).where(blocks.c.number > above)).rowcount
+            conn.execute(delete(chain_problems).where(chain_problems.c.block_number > above))
+            rebuild_items(conn, item_keys)
+            rebuild_returns(conn, return_keys)
+            rebuild_roles(conn, role_keys)
+            rebuild_sellers(conn, seller_keys)
+            _write_checkpoint(conn, ref)
+        return RollbackStats(deleted, len(item_keys), len(return_keys), blocks_deleted)
+
+    # ---- inspection --------------------------------------------------------------
+
+    def counts(self) -> dict[str, int]:
+        """Rows per table, by table name."""
+        with read_transaction(self._engine) as conn:
+            return {
+                table.name: int(conn.execute(select(func.count()).select_from(table)).scalar_one())
+                for table in sorted(metadata.tables.values(), key=lambda t: t.name)
+            }
+
+    def dump(self) -> dict[str, list[tuple[Any, ...]]]:
+        """Every table's rows, sorted, without wall-clock columns (:data:`WALL_CLOCK_COLUMNS`).
+
+        Two indexes of the same chain have equal dumps, whatever the database,
+        batching, restarts or reorgs they went through.
+        """
+        out: dict[str, list[tuple[Any, ...]]] = {}
+        with read_transaction(self._engine) as conn:
+            for table in sorted(metadata.tables.values(), key=lambda t: t.name):
+                skip = WALL_CLOCK_COLUMNS.get(table.name, frozenset())
+                columns = [column for column in table.c if column.name not in skip]
+                rows = [tuple(row) for row in conn.execute(select(*columns))]
+                out[table.name] = sorted(rows, key=_sort_key)
+        return out
+
+
+def _sort_key(row: tuple[Any, ...]) -> tuple[tuple[bool, Any], ...]:
+    return tuple((value is None, value) for value in row)
+
+
+def _pin_row(pin: ChainPin) -> dict[str, Any]:
+    return {
+        "chain_id": pin.chain_id,
+        "genesis_hash": pin.genesis_hash,
+        "ledger_address": pin.ledger_address,
+        "escrow_address": pin.escrow_address,
+        "deploy_block": pin.deploy_block,
+    }
+
+
+def _read_pin(conn: Connection) -> ChainPin | None:
+    row = conn.execute(select(chain_pin).where(chain_pin.c.id == 1)).first()
+    if row is None:
+        return None
+    return ChainPin(
+        chain_id=row.chain_id,
+        genesis_hash=row.genesis_hash,
+        ledger_address=row.ledger_address,
+        escrow_address=row.escrow_address,
+        deploy_block=row.deploy_block,
+    )
+
+
+def _read_checkpoint(conn: Connection) -> BlockRef | None:
+    row = conn.execute(select(checkpoint.c.block_number, checkpoint.c.block_hash).where(checkpoint.c.id == 1)).first()
+    return None if row is None else BlockRef(number=row.block_number, hash=row.block_hash)
+
+
+def _write_checkpoint(conn: Connection, ref: BlockRef) -> None:
+    upsert(
+        conn,
+        checkpoint,
+        [{"id": 1, "block_number": ref.number, "block_hash": ref.hash, "updated_at": int(time.time())}],
+    )
+
+
+def _check_batch(events: Sequence[DecodedEvent], current: BlockRef | None, target: BlockRef) -> None:
+    """Refuses a batch that would index an event twice, skip ordering, or move the checkpoint back."""
+    floor = -1 if current is None else current.number
+    if current is not None and target.number < current.number:
+        raise StoreError(f"checkpoint {target.number} is below the current one ({current.number}): use rollback_to")
+    previous = (floor, 1 << 62)
+    for ev in events:
+        key = (ev.pos.block_number, ev.pos.log_index)
+        if key <= previous:
+            if key[0] <= floor:
+                raise StoreError(f"event at block {key[0]} is not above the checkpoint (block {floor})")
+            raise StoreError(f"events out of order at block {key[0]} log {key[1]}")
+        previous = key
+    if events and previous[0] > target.number:
+        raise StoreError(f"event at block {previous[0]} is above the new checkpoint (block {target.number})")
+
+
+def _keys_above(conn: Connection, above: int, tables: Sequence[Table], column: str) -> list[str]:
+    keys: set[str] = set()
+    for table in tables:
+        stmt = select(table.c[column]).where(table.c.block_number > above).distinct()
+        keys.update(conn.execute(stmt).scalars())
+    return sorted(keys)
+
+
+def _pairs_above(conn: Connection, above: int, table: Table, names: tuple[str, str]) -> list[tuple[str, str]]:
+    stmt = select(table.c[names[0]], table.c[names[1]]).where(table.c.block_number > above).distinct()
+    return sorted((r[0], r[1]) for r in conn.execute(stmt))

@@ -1,0 +1,148 @@
+"""The ledger-indexer CLI as a person runs it: backfill, follow, status, and every refusal."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from ledger_service.store.store import Store
+from tests.ledger_service.indexer.conftest import Chain, cli_env, reference_dump, run_cli, start_cli
+from tests.support.activity import write_manifest
+from tests.support.chain import deploy_all, free_port
+
+
+def one_line_error(stderr: str) -> str:
+    assert "Traceback" not in stderr
+    lines = [line for line in stderr.strip().splitlines() if line.startswith("ledger-indexer:")]
+    assert len(lines) == 1, stderr
+    return lines[0]
+
+
+def test_backfill_and_status(chain: Chain, sqlite_url: str) -> None:
+    chain.activity.lifecycle()
+    chain.activity.bulk(events=1000, items=4)
+    env = cli_env(chain, sqlite_url)
+    empty = run_cli(["status"], env)
+    assert empty.returncode == 1 and "no index yet" in empty.stdout  # and status did not create one
+    result = run_cli(["backfill", "--progress"], env)
+    assert result.returncode == 0, result.stderr
+    assert "backfill done" in result.stderr and "events/s" in result.stderr
+    assert "blk/s" in result.stderr  # the progress bar's rate
+    store = Store.open(sqlite_url)
+    try:
+        assert store.dump() == reference_dump(chain)
+    finally:
+        store.close()
+    again = run_cli(["backfill"], env)
+    assert again.returncode == 0 and "0 blocks, 0 events" in again.stderr
+
+    status = run_cli(["status"], env)
+    assert status.returncode == 0, status.stderr
+    out = status.stdout
+    assert "chain: chain 31337" in out and chain.deployed.ledger.address.lower() in out
+    assert f"checkpoint: block {chain.head} " in out
+    assert f"head: block {chain.head} " in out
+    assert "lag: 0 blocks" in out
+    assert "item_events=" in out and "items=" in out
+
+    down = run_cli(["--rpc-attempts", "1", "status"], {**env, "LEDGER_RPC_URL": f"http://127.0.0.1:{free_port()}"})
+    assert down.returncode == 3 and "head: unavailable" in down.stdout
+
+
+def test_wrong_chain_or_deployment_is_refused(chain: Chain, sqlite_url: str, tmp_path: Path) -> None:
+    chain.activity.lifecycle()
+    env = cli_env(chain, sqlite_url)
+    for name, manifest in (
+        ("chain id", write_manifest(chain.deployed, tmp_path / "wrong-id.json", chain_id=999)),
+        ("genesis", write_manifest(chain.deployed, tmp_path / "wrong-genesis.json", genesis="0x" + "01" * 32)),
+    ):
+        result = run_cli(["backfill"], {**env, "LEDGER_DEPLOYMENT_FILE": str(manifest)})
+        assert result.returncode == 1, name
+        assert "wrong chain: the node at" in one_line_error(result.stderr), name
+
+    assert run_cli(["backfill"], env).returncode == 0
+    store = Store.open(sqlite_url)
+    before = store.dump()
+    store.close()
+    second = write_manifest(deploy_all(chain.node), tmp_path / "second.json")  # same chain, other contracts
+    for command in ("backfill", "follow"):
+        result = run_cli([command], {**env, "LEDGER_DEPLOYMENT_FILE": str(second)})
+        assert result.returncode == 1, command
+        line = one_line_error(result.stderr)
+        assert "wrong chain or deployment" in line and "refusing to mix" in line
+    store = Store.open(sqlite_url)
+    try:
+        assert store.dump() == before
+    finally:
+        store.close()
+
+
+def test_follow_holds_the_sqlite_lock_and_stops_cleanly_on_sigterm(
+    chain: Chain, sqlite_url: str, procs: list[subprocess.Popen[str]], tmp_path: Path
+) -> None:
+    chain.activity.lifecycle()
+    env = cli_env(chain, sqlite_url)
+    log = tmp_path / "follow.log"
+    follower = start_cli(["follow", "--poll-interval", "0.05"], env, log=log)
+    procs.append(follower)
+    store = Store.open(sqlite_url)
+    try:
+        deadline = time.monotonic() + 30
+        while (store.checkpoint() is None or store.checkpoint().number < chain.head) and time.monotonic() < deadline:  # type: ignore[union-attr]
+            assert follower.poll() is None, log.read_text()
+            time.sleep(0.05)
+        second = run_cli(["backfill"], env)
+        assert second.returncode == 1
+        assert "another indexer is writing" in one_line_error(second.stderr)
+        chain.activity.lifecycle()  # the follower keeps up
+        deadline = time.monotonic() + 30
+        while store.checkpoint().number < chain.head and time.monotonic() < deadline:  # type: ignore[union-attr]
+            time.sleep(0.05)
+        assert store.dump() == reference_dump(chain)
+    finally:
+        store.close()
+    follower.send_signal(signal.SIGTERM)
+    assert follower.wait(timeout=15) == 0, log.read_text()
+    output = log.read_text()
+    assert "stopping" in output and "signal=SIGTERM" in output and "Traceback" not in output
+
+
+@pytest.mark.parametrize(
+    ("args", "env_changes", "code", "message"),
+    [
+        (["--rpc-attempts", "2", "backfill"], {"LEDGER_RPC_URL": "http://127.0.0.1:{port}"}, 3, "unavailable"),
+        (["backfill"], {"LEDGER_DEPLOYMENT_FILE": "/nonexistent/31337.json"}, 1, "not found: deploy first"),
+        (["backfill"], {"LEDGER_FINALITY_DEPTH": "0"}, 1, "invalid settings: finality_depth"),
+        (["backfill"], {"LEDGER_DATABASE_URL": "nosuchdb://x"}, 1, "invalid database URL"),
+        (["status"], {"LEDGER_DATABASE_URL": "postgresql+psycopg://nobody@127.0.0.1:{port}/x"}, 3, "database"),
+    ],
+)
+def test_every_error_is_one_line_and_a_non_zero_exit(
+    chain: Chain, sqlite_url: str, args: list[str], env_changes: dict[str, str], code: int, message: str
+) -> None:
+    port = str(free_port())
+    env = {**cli_env(chain, sqlite_url), **{k: v.replace("{port}", port) for k, v in env_changes.items()}}
+    result = run_cli(args, env, timeout=60)
+    assert result.returncode == code, result.stderr
+    assert message in one_line_error(result.stderr)
+
+
+def test_follow_waits_out_a_dead_node_and_still_stops_at_once_on_sigterm(
+    chain: Chain, sqlite_url: str, procs: list[subprocess.Popen[str]], tmp_path: Path
+) -> None:
+    env = cli_env(chain, sqlite_url, rpc_url=f"http://127.0.0.1:{free_port()}")
+    log = tmp_path / "follow.log"
+    follower = start_cli(["--rpc-attempts", "1000", "follow"], env, log=log)
+    procs.append(follower)
+    deadline = time.monotonic() + 30
+    while "rpc_retry" not in log.read_text() and time.monotonic() < deadline:
+        assert follower.poll() is None, log.read_text()
+        time.sleep(0.05)
+    assert "rpc_retry" in log.read_text()  # it keeps trying
+    follower.send_signal(signal.SIGTERM)
+    assert follower.wait(timeout=10) == 0, log.read_text()
+    assert "stopped" in log.read_text()

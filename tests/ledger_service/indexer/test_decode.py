@@ -1,0 +1,164 @@
+"""The raw decoder against web3's own ABI decoding of the same logs (real anvil, every event type)."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import Any
+
+import pytest
+from eth_utils.crypto import keccak
+
+from ledger_service.errors import ConfigurationError
+from ledger_service.indexer.decode import SPECS, Decoder, MalformedLogError, load_abis, topic0
+from ledger_service.indexer.events import RoleChanged
+from ledger_service.indexer.rpc import RpcClient
+from tests.support.activity import Activity
+from tests.support.chain import ARTIFACTS, Anvil, Deployed, deploy_all
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name).lower().replace("returns90d", "returns_90d")
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return "0x" + value.hex()
+    if isinstance(value, str) and value.startswith("0x") and len(value) == 42:
+        return value.lower()
+    return value
+
+
+def web3_fields(name: str, args: dict[str, Any], abi_event: dict[str, Any]) -> dict[str, Any]:
+    """web3's decoded args renamed to the dataclass fields (structs flattened)."""
+    fields: dict[str, Any] = {}
+    for param in abi_event["inputs"]:
+        value = args[param["name"]]
+        if param["type"] == "tuple":
+            for component in param["components"]:
+                fields[_snake(component["name"])] = _plain(value[component["name"]])
+        else:
+            fields[_snake(param["name"])] = _plain(value)
+    if name in ("RoleGranted", "RoleRevoked"):
+        fields["granted"] = name == "RoleGranted"
+    return fields
+
+
+@pytest.fixture(scope="module")
+def lifecycle(anvil: Anvil) -> tuple[Deployed, int, int]:
+    deployed = deploy_all(anvil)
+    start = deployed.deploy_block
+    activity = Activity(deployed)
+    activity.lifecycle()
+    activity.bulk(events=300, items=3)
+    return deployed, start, deployed.w3.eth.block_number
+
+
+def test_decodes_every_event_exactly_as_web3(lifecycle: tuple[Deployed, int, int]) -> None:
+    deployed, start, end = lifecycle
+    addresses = [deployed.ledger.address, deployed.escrow.address]
+    abis = load_abis(ARTIFACTS)
+    decoder = Decoder(abis=abis, ledger_address=deployed.ledger.address, escrow_address=deployed.escrow.address)
+    with RpcClient(str(deployed.w3.provider.endpoint_uri)) as rpc:  # type: ignore[attr-defined]
+        raw, _ = rpc.get_logs(addresses=addresses, from_block=start, to_block=end)
+    ours = decoder.decode(raw)
+    logs = deployed.w3.eth.get_logs({"address": addresses, "fromBlock": start, "toBlock": end})
+    assert len(logs) == len(raw)
+
+    by_topic: dict[str, tuple[Any, dict[str, Any]]] = {}
+    for contract, name in ((deployed.ledger, "ProvenanceLedger"), (deployed.escrow, "ReturnsEscrow")):
+        for entry in abis[name]:
+            if entry["type"] == "event":
+                sig = f"{entry['name']}({','.join(_t(p) for p in entry['inputs'])})"
+                by_topic["0x" + keccak(text=sig).hex()] = (getattr(contract.events, entry["name"]), entry)
+
+    expected = []
+    for log in logs:
+        event_type, abi_event = by_topic["0x" + bytes(log["topics"][0]).hex()]
+        if abi_event["name"] == "RoleAdminChanged":
+            continue
+        decoded = event_type().process_log(log)
+        expected.append((abi_event["name"], log, web3_fields(abi_event["name"], dict(decoded["args"]), abi_event)))
+
+    assert len(ours) == len(expected)
+    seen = set()
+    for event, (name, log, fields) in zip(ours, expected, strict=True):
+        seen.add(name)
+        mine = {f.name: getattr(event, f.name) for f in dataclasses.fields(event) if f.name != "pos"}
+        assert mine == fields, name
+        if name in ("RoleGranted", "RoleRevoked"):
+            assert isinstance(event, RoleChanged)
+        assert type(event).__name__ in (name, "RoleChanged")
+        pos = event.pos
+        assert pos.block_number == log["blockNumber"]
+        assert pos.block_hash == "0x" + bytes(log["blockHash"]).hex()
+        assert pos.tx_hash == "0x" + bytes(log["transactionHash"]).hex()
+        assert pos.tx_index == log["transactionIndex"]
+        assert pos.log_index == log["logIndex"]
+        assert pos.address == log["address"].lower()
+    assert seen == {spec.name for spec in SPECS}
+
+
+def _t(param: dict[str, Any]) -> str:
+    if param["type"] == "tuple":
+        return "(" + ",".join(_t(c) for c in param["components"]) + ")"
+    return str(param["type"])
+
+
+def _raw_log(**overrides: Any) -> dict[str, Any]:
+    spec = next(s for s in SPECS if s.name == "SellerSet")
+    log = {
+        "address": "0x" + "11" * 20,
+        "topics": [topic0(spec.signature), "0x" + "00" * 12 + "aa" * 20, "0x" + "00" * 12 + "bb" * 20],
+        "data": "0x" + "00" * 31 + "01",
+        "blockNumber": "0x10",
+        "blockHash": "0x" + "cc" * 32,
+        "transactionHash": "0x" + "dd" * 32,
+        "transactionIndex": "0x0",
+        "logIndex": "0x3",
+        "removed": False,
+    }
+    log.update(overrides)
+    return log
+
+
+def test_other_contracts_and_unknown_events_are_skipped_not_guessed() -> None:
+    decoder = Decoder(abis=load_abis(ARTIFACTS), ledger_address="0x" + "11" * 20, escrow_address="0x" + "22" * 20)
+    good = _raw_log()
+    events = decoder.decode(
+        [
+            good,
+            _raw_log(address="0x" + "22" * 20),  # a ledger event from the escrow's address
+            _raw_log(topics=["0x" + "ee" * 32]),  # an unknown event
+        ]
+    )
+    assert len(events) == 1
+    assert decoder.skipped == 2
+    assert events[0].pos.log_index == 3
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"data": "0x"},  # too short
+        {"data": "0x" + "00" * 31},  # not whole words
+        {"topics": [topic0("SellerSet(address,address,bool)")]},  # missing indexed topics
+        {"blockNumber": None},
+    ],
+)
+def test_a_log_that_does_not_fit_the_abi_is_an_error(overrides: dict[str, Any]) -> None:
+    decoder = Decoder(abis=load_abis(ARTIFACTS), ledger_address="0x" + "11" * 20, escrow_address="0x" + "22" * 20)
+    with pytest.raises(MalformedLogError, match="block"):
+        decoder.decode([_raw_log(**overrides)])
+
+
+def test_a_changed_abi_is_refused_when_the_table_is_built() -> None:
+    abis = load_abis(ARTIFACTS)
+    changed = [dict(e) for e in abis["ReturnsEscrow"]]
+    for entry in changed:
+        if entry.get("name") == "EscrowSettled":
+            entry["inputs"] = entry["inputs"][:-1]
+    with pytest.raises(ConfigurationError, match="EscrowSettled"):
+        Decoder(
+            abis={**abis, "ReturnsEscrow": changed}, ledger_address="0x" + "11" * 20, escrow_address="0x" + "22" * 20
+        )

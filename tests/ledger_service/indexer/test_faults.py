@@ -1,0 +1,139 @@
+"""A flaky node: the indexer behind a fault-injecting proxy survives and ends with an exact index."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from ledger_service.errors import FatalError, RetryableError
+from ledger_service.indexer.rpc import (
+    RangeTooLarge,
+    RetryPolicy,
+    RpcClient,
+    RpcFatalError,
+    RpcRetryableError,
+    RpcTimeoutError,
+    classify_error,
+)
+from ledger_service.indexer.sync import NewBlocks, Reorg, SyncUpdate
+from ledger_service.store.store import Store
+from tests.ledger_service.indexer.conftest import Chain, make_indexer_for, reference_dump, wait_until_indexed
+from tests.support.faultproxy import FAULTS, TOO_LARGE, FaultProxy
+
+
+@pytest.mark.parametrize(
+    ("error", "method", "expected"),
+    [
+        ({"code": -32005, "message": "query returned more than 10000 results"}, "eth_getLogs", RangeTooLarge),
+        ({"code": -32602, "message": "Log response size exceeded. You can make ..."}, "eth_getLogs", RangeTooLarge),
+        ({"code": -32000, "message": "exceed maximum block range: 5000"}, "eth_getLogs", RangeTooLarge),
+        (
+            {"code": -32602, "message": "query exceeds max results 20000, retry with the range 5-9"},
+            "eth_getLogs",
+            RangeTooLarge,
+        ),
+        ({"code": -32000, "message": "block range is too wide"}, "eth_getLogs", RangeTooLarge),
+        ({"code": -32602, "message": "eth_getLogs is limited to a 10,000 range"}, "eth_getLogs", RangeTooLarge),
+        (
+            {"code": -32005, "message": "daily request count exceeded, request rate limited"},
+            "eth_call",
+            RpcRetryableError,
+        ),
+        ({"code": -32603, "message": "internal error"}, "eth_getBlockByNumber", RpcRetryableError),
+        ({"code": -32000, "message": "header not found"}, "eth_getBlockByNumber", RpcRetryableError),
+        ({"code": -32601, "message": "the method eth_foo does not exist"}, "eth_foo", RpcFatalError),
+        ({"code": -32602, "message": "invalid argument 0: hex string without 0x prefix"}, "eth_getLogs", RpcFatalError),
+        ("garbage", "eth_chainId", RpcRetryableError),
+    ],
+)
+def test_json_rpc_errors_are_classified_by_what_the_caller_should_do(
+    error: object, method: str, expected: type[Exception]
+) -> None:
+    classified = classify_error(error, method=method)
+    assert type(classified) is expected
+    assert isinstance(classified, RetryableError if expected is not RpcFatalError else FatalError)
+
+
+def test_the_client_retries_each_fault_kind_and_reports_exhaustion(chain: Chain) -> None:
+    policy = RetryPolicy(attempts=40, base_delay=0.001, max_delay=0.01)
+    for fault in FAULTS:
+        with FaultProxy(chain.node.url, rates={fault: 0.5}, budget=10, delay=0.3, seed=7) as proxy:
+            with RpcClient(proxy.url, timeout=0.15, retry=policy) as rpc:
+                for _ in range(6):
+                    assert rpc.latest().number <= chain.head
+                    assert rpc.chain_id() == 31337
+            assert proxy.injected[fault] > 0, fault
+    with (
+        FaultProxy(chain.node.url, rates={"500": 1.0}, budget=100) as proxy,
+        RpcClient(proxy.url, retry=RetryPolicy(attempts=3, base_delay=0.001)) as rpc,
+        pytest.raises(RpcRetryableError, match=r"HTTP 500 .*gave up after 3 attempts"),
+    ):
+        rpc.chain_id()
+    with (
+        FaultProxy(chain.node.url, rates={"timeout": 1.0}, budget=1, delay=0.5) as proxy,
+        RpcClient(proxy.url, timeout=0.1) as rpc,
+        pytest.raises(RpcTimeoutError),
+    ):
+        rpc.get_logs_once(addresses=[chain.deployed.ledger.address], from_block=0, to_block=1)
+    with FaultProxy(chain.node.url, reject_batches=True) as proxy, RpcClient(proxy.url) as rpc:
+        headers = rpc.headers([1, 2, 3, chain.head + 100])  # falls back to one call per block
+        assert sorted(headers) == [1, 2, 3] and headers[2].parent_hash == headers[1].hash
+    with FaultProxy(chain.node.url, max_log_blocks=1) as proxy, RpcClient(proxy.url) as rpc:
+        for _ in range(len(TOO_LARGE) * 3):
+            with pytest.raises(RangeTooLarge):
+                rpc.get_logs(addresses=[chain.deployed.ledger.address], from_block=0, to_block=5)
+
+
+def test_the_indexer_survives_a_flaky_node_and_the_final_index_is_exact(chain: Chain, store_url: str) -> None:
+    chain.activity.lifecycle()
+    items = chain.activity.register(3)
+    chain.activity.bulk(events=1500, items=6, batch=100)
+    rates = {
+        "timeout": 0.02,
+        "429": 0.05,
+        "500": 0.05,
+        "truncated": 0.05,
+        "malformed": 0.05,
+        "rpc_internal": 0.05,
+        "older_head": 0.15,
+    }
+    store = Store.open(store_url)
+    updates: list[SyncUpdate] = []
+    errors: list[BaseException] = []
+    stop = threading.Event()
+    with FaultProxy(
+        chain.node.url, rates=rates, budget=400, delay=0.4, max_log_blocks=6, seed=3, first=FAULTS
+    ) as proxy:
+        rpc = RpcClient(proxy.url, timeout=0.2, retry=RetryPolicy(attempts=50, base_delay=0.005, max_delay=0.05))
+        indexer = make_indexer_for(chain, store, rpc=rpc, finality=6)
+
+        def follow() -> None:
+            try:
+                updates.extend(indexer.follow(stop=stop, poll_interval=0.02))
+            except BaseException as exc:
+                errors.append(exc)
+
+        thread = threading.Thread(target=follow)
+        thread.start()
+        try:
+            for round_ in range(4):
+                chain.activity.lifecycle()
+                chain.activity.send(chain.activity.record_batch_call(items, 50), 3)
+                if round_ == 2:
+                    wait_until_indexed(chain, store, errors, timeout=60)
+                    chain.node.rpc("anvil_reorg", [3, [[chain.activity.reorg_tx(items, 9), 1]]])
+            wait_until_indexed(chain, store, errors, timeout=60)
+        finally:
+            stop.set()
+            thread.join(timeout=60)
+            rpc.close()
+    try:
+        assert not errors, errors
+        for fault in (*FAULTS, "range_too_large"):
+            assert proxy.injected[fault] > 0, (fault, proxy.injected, proxy.methods, len(updates))
+        assert any(isinstance(u, Reorg) for u in updates)
+        assert all(len(u.range) <= 6 for u in updates if isinstance(u, NewBlocks))
+        assert store.dump() == reference_dump(chain, finality=6)
+    finally:
+        store.close()

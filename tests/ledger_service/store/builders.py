@@ -1,0 +1,268 @@
+"""Builds decoded event streams as the contracts would emit them, without a chain.
+
+:class:`ChainBuilder` hands out block numbers, timestamps and log positions in
+the chain's total order, keeps each item's hash chain valid (computed with the
+reference :func:`ledger_service.hashchain.event_hash`), and can tamper with
+an event on request. Hashes are ``0x`` lowercase hex as the decoder produces.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+
+from eth_utils.crypto import keccak
+
+from ledger_service.codes import BizStep, Disposition, ReturnState
+from ledger_service.hashchain import event_hash
+from ledger_service.indexer.events import (
+    BlockHeader,
+    DecodedEvent,
+    EscrowSettled,
+    ItemEventRecorded,
+    ItemRegistered,
+    LogPosition,
+    MerchantOfRecordChanged,
+    PolicyPublished,
+    ReturnAuthorized,
+    ReturnStateChanged,
+    RoleChanged,
+    SaleRecorded,
+    SellerSet,
+)
+from ledger_service.store import BlockRef
+
+ZERO = "0x" + "00" * 32
+LEDGER = "0x" + "11" * 20
+ESCROW = "0x" + "22" * 20
+TOKEN = "0x" + "33" * 20
+DAY = 86_400
+
+
+def h(*parts: object) -> str:
+    """A deterministic 0x bytes32 from ``parts``."""
+    return "0x" + keccak(text="/".join(map(str, parts))).hex()
+
+
+def addr(n: int) -> str:
+    """Account number ``n`` as an address."""
+    return "0x" + f"{n + 1:040x}"
+
+
+@dataclass
+class _Item:
+    item_id: str
+    count: int = 0
+    head: str = ZERO
+    sales: int = 0
+
+
+@dataclass
+class ChainBuilder:
+    """One chain's events and block headers, in order. ``fork`` changes every block hash."""
+
+    number: int = 1
+    time: int = 1_700_000_000
+    fork: str = "main"
+    events: list[DecodedEvent] = field(default_factory=list)
+    headers: list[BlockHeader] = field(default_factory=list)
+    items: dict[str, _Item] = field(default_factory=dict)
+    log_index: int = 0
+
+    def __post_init__(self) -> None:
+        self._seal_header()
+
+    # ---- blocks -------------------------------------------------------------------------
+
+    def _seal_header(self) -> None:
+        parent = self.headers[-1].hash if self.headers else h("genesis")
+        self.headers.append(BlockHeader(self.number, h("block", self.fork, self.number), parent, self.time))
+
+    def next_block(self, *, seconds: int = 12) -> int:
+        self.number += 1
+        self.time += seconds
+        self.log_index = 0
+        self._seal_header()
+        return self.number
+
+    def ref(self, number: int | None = None) -> BlockRef:
+        header = self.headers[-1] if number is None else self.header(number)
+        return BlockRef(header.number, header.hash)
+
+    def header(self, number: int) -> BlockHeader:
+        return next(x for x in self.headers if x.number == number)
+
+    def _pos(self, address: str = LEDGER) -> LogPosition:
+        index = self.log_index
+        self.log_index += 1
+        tx_hash = h("tx", self.fork, self.number, index)
+        return LogPosition(self.number, self.headers[-1].hash, tx_hash, index, index, address)
+
+    def _emit(self, ev: DecodedEvent) -> DecodedEvent:
+        self.events.append(ev)
+        return ev
+
+    # ---- ProvenanceLedger ------------------------------------------------------------------
+
+    def register(self, uri: str, *, manufacturer: str = addr(1), merchant: str = addr(2)) -> str:
+        item_id = "0x" + keccak(text=uri).hex()
+        self.items[item_id] = _Item(item_id)
+        self._emit(ItemRegistered(self._pos(), item_id, manufacturer, merchant, uri, 614141, h("meta", uri)))
+        self.record(item_id, BizStep.COMMISSIONING, Disposition.ACTIVE, actor=manufacturer)
+        return item_id
+
+    def record(
+        self,
+        item_id: str,
+        biz_step: int,
+        disposition: int,
+        *,
+        actor: str = addr(3),
+        tamper: str | None = None,
+        biz_transaction: str = ZERO,
+    ) -> ItemEventRecorded:
+        """Appends a valid event, or with ``tamper`` one that breaks the chain:
+        ``"prev"`` (prevHash does not link), ``"hash"`` (eventHash altered),
+        ``"field"`` (a field altered after hashing), ``"skip"`` (a seq is missing)."""
+        item = self.items.setdefault(item_id, _Item(item_id))
+        seq = item.count + (1 if tamper == "skip" else 0)
+        prev = h("forged", item_id, seq) if tamper == "prev" else item.head
+        location = h("loc", seq)
+        document = h("doc", item_id, seq)
+        digest = event_hash(
+            prev_hash=bytes.fromhex(prev[2:]),
+            item_id=bytes.fromhex(item_id[2:]),
+            seq=seq,
+            biz_step=biz_step,
+            disposition=disposition,
+            actor=bytes.fromhex(actor[2:]),
+            location=bytes.fromhex(location[2:]),
+            document=bytes.fromhex(document[2:]),
+            biz_transaction=bytes.fromhex(biz_transaction[2:]),
+            timestamp=self.time,
+        )
+        ev = ItemEventRecorded(
+            self._pos(),
+            item_id,
+            actor,
+            seq,
+            int(biz_step),
+            int(disposition),
+            location,
+            document,
+            biz_transaction,
+            self.time,
+            prev,
+            "0x" + digest.hex(),
+        )
+        if tamper == "hash":
+            ev = replace(ev, event_hash=h("altered", ev.event_hash))
+        elif tamper == "field":
+            ev = replace(ev, disposition=(ev.disposition % 13) + 1)
+        item.count = seq + 1
+        item.head = ev.event_hash
+        self._emit(ev)
+        return ev
+
+    def change_merchant(self, item_id: str, previous: str, new: str) -> None:
+        self._emit(MerchantOfRecordChanged(self._pos(), item_id, previous, new))
+
+    def set_seller(self, merchant: str, seller: str, allowed: bool) -> None:
+        self._emit(SellerSet(self._pos(), merchant, seller, allowed))
+
+    def role(self, role: str, account: str, granted: bool, *, sender: str = addr(0)) -> None:
+        self._emit(RoleChanged(self._pos(), role, account, sender, granted))
+
+    # ---- ReturnsEscrow -----------------------------------------------------------------
+
+    def policy(self, merchant: str, version: int, *, ship_by_days: int = 14, inspect_by_days: int = 7) -> None:
+        self._emit(
+            PolicyPublished(
+                self._pos(ESCROW),
+                merchant,
+                version,
+                30,
+                500,
+                True,
+                10**24,
+                3,
+                ship_by_days,
+                inspect_by_days,
+                5,
+                h("policy", merchant, version),
+                self.time,
+            )
+        )
+
+    def sale(self, item_id: str, *, merchant: str = addr(2), consumer: str = addr(6), policy_version: int = 1) -> int:
+        item = self.items.setdefault(item_id, _Item(item_id))
+        item.sales += 1
+        self._emit(
+            SaleRecorded(
+                self._pos(ESCROW),
+                item_id,
+                merchant,
+                consumer,
+                item.sales,
+                TOKEN,
+                10**20 + item.sales,
+                policy_version,
+                h("order", item_id, item.sales),
+                self.time,
+            )
+        )
+        return item.sales
+
+    def authorize(
+        self,
+        item_id: str,
+        sale_seq: int,
+        index: int = 0,
+        *,
+        merchant: str = addr(2),
+        consumer: str = addr(6),
+        policy_version: int = 1,
+        ship_by_days: int = 14,
+        amount: int = 2**96 - 1,
+    ) -> str:
+        return_id = h("return", item_id, sale_seq, index)
+        self._emit(
+            ReturnAuthorized(
+                self._pos(ESCROW),
+                return_id,
+                item_id,
+                consumer,
+                merchant,
+                TOKEN,
+                amount,
+                500,
+                True,
+                policy_version,
+                sale_seq,
+                self.time + ship_by_days * DAY,
+            )
+        )
+        return return_id
+
+    def transition(
+        self, return_id: str, state: ReturnState, previous: ReturnState, *, deadline: int = 0, actor: str = addr(3)
+    ) -> None:
+        self._emit(
+            ReturnStateChanged(
+                self._pos(ESCROW), return_id, int(state), actor, int(previous), self.time, deadline, h("ev", state)
+            )
+        )
+
+    def settle(self, return_id: str, consumer_amount: int, merchant_amount: int) -> None:
+        self._emit(
+            EscrowSettled(self._pos(ESCROW), return_id, addr(6), addr(2), TOKEN, consumer_amount, merchant_amount)
+        )
+
+
+def upto(events: Sequence[DecodedEvent], number: int) -> list[DecodedEvent]:
+    """The events in blocks ``<= number``."""
+    return [ev for ev in events if ev.pos.block_number <= number]
+
+
+def headers_upto(headers: Sequence[BlockHeader], number: int) -> list[BlockHeader]:
+    return [x for x in headers if x.number <= number]

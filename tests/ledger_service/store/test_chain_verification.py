@@ -1,0 +1,228 @@
+"""The store verifies every item's hash chain as it indexes, and records every inconsistency."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ledger_service.codes import BizStep, Disposition
+from ledger_service.hashchain import ChainLink, event_hash, verify_chain
+from ledger_service.store import Store
+from ledger_service.store._hashing import event_hash_hex
+from tests.ledger_service.store.builders import ChainBuilder
+
+bytes32 = st.binary(min_size=32, max_size=32)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    prev=bytes32,
+    item=bytes32,
+    seq=st.integers(0, 2**64 - 1),
+    step=st.integers(0, 255),
+    disp=st.integers(0, 255),
+    actor=st.binary(min_size=20, max_size=20),
+    location=bytes32,
+    document=bytes32,
+    btx=bytes32,
+    ts=st.integers(0, 2**64 - 1),
+)
+def test_fast_event_hash_equals_the_reference(
+    prev: bytes,
+    item: bytes,
+    seq: int,
+    step: int,
+    disp: int,
+    actor: bytes,
+    location: bytes,
+    document: bytes,
+    btx: bytes,
+    ts: int,
+) -> None:
+    reference = event_hash(
+        prev_hash=prev,
+        item_id=item,
+        seq=seq,
+        biz_step=step,
+        disposition=disp,
+        actor=actor,
+        location=location,
+        document=document,
+        biz_transaction=btx,
+        timestamp=ts,
+    )
+    fast = event_hash_hex(
+        prev_hash="0x" + prev.hex(),
+        item_id="0x" + item.hex(),
+        seq=seq,
+        biz_step=step,
+        disposition=disp,
+        actor="0x" + actor.hex(),
+        location="0x" + location.hex(),
+        document="0x" + document.hex(),
+        biz_transaction="0x" + btx.hex(),
+        timestamp=ts,
+    )
+    assert fast == "0x" + reference.hex()
+
+
+@pytest.mark.parametrize(
+    ("seq", "step", "actor"),
+    [(2**64, 1, "0x" + "00" * 20), (-1, 1, "0x" + "00" * 20), (0, 256, "0x" + "00" * 20), (0, 1, "0x00")],
+)
+def test_fast_event_hash_refuses_what_abi_cannot_encode(seq: int, step: int, actor: str) -> None:
+    zero = "0x" + "00" * 32
+    with pytest.raises((ValueError, OverflowError)):
+        event_hash_hex(
+            prev_hash=zero,
+            item_id=zero,
+            seq=seq,
+            biz_step=step,
+            disposition=1,
+            actor=actor,
+            location=zero,
+            document=zero,
+            biz_transaction=zero,
+            timestamp=0,
+        )
+
+
+def _apply_all(store: Store, chain: ChainBuilder) -> None:
+    store.apply(events=chain.events, headers=chain.headers, checkpoint=chain.ref(), prune_below=0)
+
+
+def _problems(store: Store) -> list[tuple[Any, ...]]:
+    return store.dump()["chain_problems"]  # (item_id, seq, block_number, reason)
+
+
+def _chain_ok(store: Store) -> dict[tuple[str, int], bool]:
+    return {(row[0], row[1]): row[11] for row in store.dump()["item_events"]}
+
+
+def test_a_valid_chain_verifies(store: Store) -> None:
+    chain = ChainBuilder()
+    item = chain.register("urn:epc:id:sgtin:0614141.107346.1")
+    for step in (BizStep.PACKING, BizStep.SHIPPING, BizStep.ARRIVING):
+        chain.next_block()
+        chain.record(item, step, Disposition.IN_PROGRESS)
+    stats = store.apply(events=chain.events, headers=chain.headers, checkpoint=chain.ref(), prune_below=0)
+    assert stats.problems == 0
+    assert _problems(store) == []
+    assert all(_chain_ok(store).values())
+    assert store.dump()["items"][0][-1] is True
+
+
+@pytest.mark.parametrize(
+    ("tamper", "reasons"),
+    [
+        ("prev", ["prevHash does not link to the previous event's hash"]),
+        ("hash", ["eventHash does not match the event's fields (altered)"]),
+        ("field", ["eventHash does not match the event's fields (altered)"]),
+        ("skip", ["expected event #2, found #3 (missing or reordered)"]),
+    ],
+)
+def test_a_broken_link_is_stored_flagged_and_reported(store: Store, tamper: str, reasons: list[str]) -> None:
+    chain = ChainBuilder()
+    item = chain.register("urn:epc:id:sgtin:0614141.107346.1")
+    chain.record(item, BizStep.PACKING, Disposition.IN_PROGRESS)
+    chain.next_block()
+    bad = chain.record(item, BizStep.SHIPPING, Disposition.IN_TRANSIT, tamper=tamper)
+    chain.next_block()
+    after = chain.record(item, BizStep.ARRIVING, Disposition.IN_TRANSIT)  # links to the bad event's hash
+    stats = store.apply(events=chain.events, headers=chain.headers, checkpoint=chain.ref(), prune_below=0)
+
+    problems = _problems(store)
+    assert [p for p in problems if p[1] == bad.seq] == [(item, bad.seq, 2, reason) for reason in reasons]
+    ok = _chain_ok(store)
+    assert ok[(item, bad.seq)] is False  # kept, flagged
+    if tamper == "skip":  # like verify_chain, every later seq is off by one too
+        assert problems[-1] == (item, after.seq, 3, "expected event #3, found #4 (missing or reordered)")
+        assert ok[(item, after.seq)] is False
+    else:  # the next event links to the (bad) event's emitted hash: only the bad one is reported
+        assert ok[(item, after.seq)] is True
+        assert len(problems) == len(reasons)
+    assert stats.problems == len(problems)
+    item_row = store.dump()["items"][0]
+    assert item_row[-1] is False  # items.chain_ok
+    assert item_row[7] == 4  # event_count: every event is counted
+
+
+def test_verification_continues_across_batches(store: Store) -> None:
+    chain = ChainBuilder()
+    item = chain.register("urn:epc:id:sgtin:0614141.107346.1")
+    store.apply(events=chain.events, headers=chain.headers, checkpoint=chain.ref(), prune_below=0)
+    chain.next_block()
+    chain.record(item, BizStep.PACKING, Disposition.IN_PROGRESS)
+    chain.record(item, BizStep.SHIPPING, Disposition.IN_TRANSIT, tamper="prev")
+    new = chain.events[2:]
+    store.apply(events=new, headers=chain.headers[1:], checkpoint=chain.ref(), prune_below=0)
+    assert [(p[1], p[3]) for p in _problems(store)] == [(2, "prevHash does not link to the previous event's hash")]
+
+
+def test_a_malformed_event_is_kept_and_reported(store: Store) -> None:
+    chain = ChainBuilder()
+    item = chain.register("urn:epc:id:sgtin:0614141.107346.1")
+    chain.next_block()
+    event = chain.record(item, BizStep.PACKING, Disposition.IN_PROGRESS)
+    chain.events[-1] = replace(event, location="0x1234")
+    _apply_all(store, chain)
+    assert [(p[1], p[3]) for p in _problems(store)] == [(1, "eventHash does not match the event's fields (altered)")]
+
+
+def test_store_problems_equal_the_auditors(store: Store) -> None:
+    """What the store reports per item is exactly what hashchain.verify_chain finds replaying the stored events."""
+    chain = ChainBuilder()
+    items = [chain.register(f"urn:epc:id:sgtin:0614141.107346.{n}") for n in range(4)]
+    tampers = [None, "prev", None, "hash", "skip", None, "field", None]
+    for n, tamper in enumerate(tampers):
+        chain.next_block()
+        chain.record(items[n % 4], BizStep.SHIPPING, Disposition.IN_TRANSIT, tamper=tamper)
+        chain.record(items[(n + 1) % 4], BizStep.ARRIVING, Disposition.RETAIL_SOLD)
+    # two batches
+    half = chain.number // 2
+    first = [ev for ev in chain.events if ev.pos.block_number <= half]
+    store.apply(events=first, headers=chain.headers[:half], checkpoint=chain.ref(half), prune_below=0)
+    store.apply(events=chain.events[len(first) :], headers=chain.headers[half:], checkpoint=chain.ref(), prune_below=0)
+
+    dump = store.dump()
+    by_item: dict[str, list[tuple[Any, ...]]] = {}
+    for row in sorted(dump["item_events"], key=lambda r: (r[12], r[13])):
+        by_item.setdefault(row[0], []).append(row)
+    expected = []
+    for item_id, rows in by_item.items():
+        links = [
+            ChainLink(
+                item_id=bytes.fromhex(item_id[2:]),
+                seq=r[1],
+                biz_step=r[2],
+                disposition=r[3],
+                actor=r[4],
+                location=bytes.fromhex(r[5][2:]),
+                document=bytes.fromhex(r[6][2:]),
+                biz_transaction=bytes.fromhex(r[7][2:]),
+                timestamp=r[8],
+                prev_hash=bytes.fromhex(r[9][2:]),
+                event_hash=bytes.fromhex(r[10][2:]),
+            )
+            for r in rows
+        ]
+        _, count, problems = verify_chain(links)
+        blocks = {r[1]: r[12] for r in rows}
+        expected += [(item_id, p.seq, blocks[p.seq], p.reason) for p in problems]
+        assert dict((row[0], row[7]) for row in dump["items"])[item_id] == count
+    assert len(expected) >= 4
+    assert dump["chain_problems"] == sorted(expected)
+
+
+def test_problems_name_the_block(store: Store) -> None:
+    chain = ChainBuilder()
+    item = chain.register("urn:epc:id:sgtin:0614141.107346.1")
+    for _ in range(3):
+        chain.next_block()
+    chain.record(item, BizStep.SHIPPING, Disposition.IN_TRANSIT, tamper="hash")
+    _apply_all(store, chain)
+    assert _problems(store) == [(item, 1, 4, "eventHash does not match the event's fields (altered)")]

@@ -1,0 +1,144 @@
+"""One writer per index: SQLite refuses a second one, PostgreSQL makes it wait and take over."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+from structlog.testing import capture_logs
+
+from ledger_service.errors import FatalError
+from ledger_service.store import writer_lock
+from ledger_service.store.lock import _lock_key
+from tests.support.db import libpq_dsn
+
+ROOT = Path(__file__).resolve().parents[3]
+
+HOLDER = """
+import sys, time
+from ledger_service.store import writer_lock
+from ledger_service.store.lock import _lock_key
+with writer_lock(sys.argv[1]):
+    print("held", flush=True)
+    time.sleep(600)
+"""
+
+
+def _hold_in_subprocess(url: str) -> subprocess.Popen[str]:
+    """Starts a process that takes the lock and keeps it until killed."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, url], cwd=ROOT, stdout=subprocess.PIPE, text=True, env={**os.environ}
+    )
+    assert process.stdout is not None
+    assert process.stdout.readline().strip() == "held"
+    return process
+
+
+def _kill(process: subprocess.Popen[str]) -> None:
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=10)
+
+
+# ---- SQLite ------------------------------------------------------------------------------
+
+
+def test_sqlite_second_writer_fails_at_once(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'index.sqlite3'}"
+    with writer_lock(url):
+        # held by this very thread: a waiting lock would hang here, a refusing one raises
+        refused = r"another indexer is writing .*index\.sqlite3"
+        with pytest.raises(FatalError, match=refused) as raised, writer_lock(url):
+            pass  # pragma: no cover
+        assert f"pid {os.getpid()}" in str(raised.value)
+    with writer_lock(url):  # released on exit
+        pass
+
+
+def test_sqlite_lock_of_another_process_is_refused_and_freed_by_its_death(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'index.sqlite3'}"
+    holder = _hold_in_subprocess(url)
+    try:
+        with pytest.raises(FatalError, match=f"pid {holder.pid}"), writer_lock(url):
+            pass  # pragma: no cover
+    finally:
+        _kill(holder)
+    with writer_lock(url):  # SIGKILL leaves no stale lock
+        pass
+
+
+def test_sqlite_locks_of_different_files_are_independent(tmp_path: Path) -> None:
+    with writer_lock(f"sqlite:///{tmp_path / 'a.sqlite3'}"), writer_lock(f"sqlite:///{tmp_path / 'b.sqlite3'}"):
+        pass
+
+
+# ---- PostgreSQL --------------------------------------------------------------------------
+
+
+def _acquire_in_thread(url: str, acquired: threading.Event, release: threading.Event) -> threading.Thread:
+    def run() -> None:
+        with writer_lock(url, poll_interval=0.1):
+            acquired.set()
+            release.wait(30)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_postgres_second_writer_waits_then_takes_over_when_the_first_dies(pg_url: str) -> None:
+    holder = _hold_in_subprocess(pg_url)
+    acquired, release = threading.Event(), threading.Event()
+    try:
+        with capture_logs() as logs:
+            thread = _acquire_in_thread(pg_url, acquired, release)
+            assert not acquired.wait(1.5)  # waits while the first one is alive
+            killed_at = time.monotonic()
+            _kill(holder)
+            assert acquired.wait(20)
+            took_over_after = time.monotonic() - killed_at
+        assert any(entry["event"] == "waiting for the active indexer" for entry in logs)
+        print(f"took over {took_over_after:.2f} s after the first writer was killed")
+    finally:
+        release.set()
+        if holder.poll() is None:
+            _kill(holder)
+    thread.join(10)
+
+
+def test_postgres_lock_is_released_on_exit(pg_url: str) -> None:
+    with writer_lock(pg_url):
+        pass
+    acquired, release = threading.Event(), threading.Event()
+    thread = _acquire_in_thread(pg_url, acquired, release)
+    assert acquired.wait(10)
+    release.set()
+    thread.join(10)
+
+
+def test_postgres_locks_of_different_schemas_are_independent(pg_url: str) -> None:
+    other = pg_url.replace("%3Dtest_", "%3Dother_")
+    with writer_lock(pg_url), writer_lock(other):
+        pass
+
+
+def test_postgres_lost_lock_is_reported(pg_url: str) -> None:
+    """If the server drops the lock's connection, check() says so (another indexer may now be writing)."""
+    key = _lock_key(pg_url.rsplit("%3D", 1)[1]) & 0xFFFF_FFFF_FFFF_FFFF
+    with writer_lock(pg_url) as held:
+        held.check()
+        with psycopg.connect(libpq_dsn(pg_url), autocommit=True) as admin:
+            terminated = admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_locks"
+                " WHERE locktype = 'advisory' AND granted AND classid = %s AND objid = %s AND objsubid = 1",
+                (key >> 32, key & 0xFFFF_FFFF),
+            ).fetchall()
+        assert terminated == [(True,)]
+        with pytest.raises(FatalError, match="lost the writer lock"):
+            held.check()

@@ -1,0 +1,110 @@
+"""Store.open migrates any database to exactly the tables of schema.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import psycopg
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.migration import MigrationContext
+from sqlalchemy import create_engine, inspect, text
+
+from ledger_service.store import ChainPin, Store
+from ledger_service.store._db import MIGRATIONS
+from ledger_service.store.schema import metadata
+from tests.support.db import libpq_dsn
+
+
+def _differences(url: str) -> list[object]:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            context = MigrationContext.configure(conn, opts={"compare_type": True})
+            return list(compare_metadata(context, metadata))
+    finally:
+        engine.dispose()
+
+
+def test_open_creates_exactly_the_schema_tables(store_url: str) -> None:
+    Store.open(store_url).close()
+    assert _differences(store_url) == []
+    engine = create_engine(store_url)
+    try:
+        tables = set(inspect(engine).get_table_names())
+        with engine.connect() as conn:
+            head = conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one()
+    finally:
+        engine.dispose()
+    assert tables == {*metadata.tables, "alembic_version"}
+    assert head == "0001"
+
+
+def test_open_twice_keeps_the_data(store_url: str) -> None:
+    pin = ChainPin(31337, "0x" + "ab" * 32, "0x" + "11" * 20, "0x" + "22" * 20, 7)
+    with Store.open(store_url) as store:
+        store.set_pin(pin)
+    with Store.open(store_url) as store:
+        assert store.pin() == pin
+
+
+def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/wal.sqlite3"
+    with Store.open(url) as store, store.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
+        assert int(conn.exec_driver_sql("PRAGMA busy_timeout").scalar() or 0) >= 1000
+
+
+def test_sqlite_creates_the_database_folder(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/var/deeper/index.sqlite3"
+    with Store.open(url) as store:
+        assert store.checkpoint() is None
+
+
+def test_postgres_schema_from_the_url_holds_every_table(pg_url: str) -> None:
+    """The index lives in the search_path's schema, not in public."""
+    with Store.open(pg_url) as store, store.engine.connect() as conn:
+        schema = conn.execute(text("SELECT current_schema()")).scalar_one()
+        in_schema = set(
+            conn.execute(
+                text("SELECT table_name FROM information_schema.tables WHERE table_schema = :s"), {"s": schema}
+            ).scalars()
+        )
+        in_public = set(
+            conn.execute(
+                text("SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'")
+            ).scalars()
+        )
+    assert schema.startswith("test_")
+    assert in_schema == {*metadata.tables, "alembic_version"}
+    assert not in_public & set(metadata.tables)
+
+
+def test_postgres_schema_is_created_when_missing(pg_url: str) -> None:
+    missing = pg_url.replace("%3Dtest_", "%3Dmissing_")
+    schema = missing.rsplit("%3D", 1)[1]
+    try:
+        with Store.open(missing) as store:
+            assert store.counts()["items"] == 0
+        assert _differences(missing) == []
+    finally:
+        with psycopg.connect(libpq_dsn(pg_url), autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def test_migrations_downgrade_to_nothing_and_back(store_url: str) -> None:
+    Store.open(store_url).close()
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    engine = create_engine(store_url)
+    try:
+        with engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.downgrade(config, "base")
+        assert set(inspect(engine).get_table_names()) == {"alembic_version"}
+    finally:
+        engine.dispose()
+    Store.open(store_url).close()
+    assert _differences(store_url) == []

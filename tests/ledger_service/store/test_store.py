@@ -1,0 +1,279 @@
+"""Store bookkeeping: chain pin, checkpoint, block headers, counts, dump, and apply()'s all-or-nothing."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from sqlalchemy import update
+
+from ledger_service.codes import BizStep, Disposition
+from ledger_service.errors import FatalError
+from ledger_service.indexer.events import BlockHeader
+from ledger_service.store import BlockRef, ChainPin, Store, StoreError
+from ledger_service.store.schema import chain_pin, checkpoint, metadata
+from tests.ledger_service.store.builders import ChainBuilder, addr
+
+PIN = ChainPin(31337, "0x" + "ab" * 32, "0x" + "11" * 20, "0x" + "22" * 20, 5)
+
+
+# ---- chain pin ---------------------------------------------------------------------------
+
+
+def test_new_index_has_no_pin_and_takes_one(store: Store) -> None:
+    assert store.pin() is None
+    store.set_pin(PIN)
+    assert store.pin() == PIN
+    store.set_pin(PIN)  # the same pin again: fine
+    assert store.counts()["chain_pin"] == 1
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        replace(PIN, chain_id=1),
+        replace(PIN, genesis_hash="0x" + "cd" * 32),
+        replace(PIN, ledger_address="0x" + "33" * 20),
+        replace(PIN, escrow_address="0x" + "44" * 20),
+        replace(PIN, deploy_block=6),
+    ],
+    ids=["chain_id", "genesis", "ledger", "escrow", "deploy_block"],
+)
+def test_pin_refuses_another_chain_or_deployment(store: Store, other: ChainPin) -> None:
+    store.set_pin(PIN)
+    with pytest.raises(StoreError, match="another chain or deployment") as raised:
+        store.set_pin(other)
+    assert isinstance(raised.value, FatalError)
+    assert store.pin() == PIN
+
+
+# ---- checkpoint and headers -----------------------------------------------------------------
+
+
+def test_apply_moves_checkpoint_and_stores_headers(store: Store) -> None:
+    chain = ChainBuilder()
+    for _ in range(9):
+        chain.next_block()
+    assert store.checkpoint() is None
+    store.apply(events=[], headers=chain.headers, checkpoint=chain.ref(), prune_below=0)
+    assert store.checkpoint() == chain.ref()
+    assert store.stored_blocks(from_block=3, to_block=5) == {n: chain.header(n) for n in (3, 4, 5)}
+    assert store.stored_blocks(from_block=20, to_block=30) == {}
+
+
+def test_apply_prunes_headers_below(store: Store) -> None:
+    chain = ChainBuilder()
+    for _ in range(9):
+        chain.next_block()
+    store.apply(events=[], headers=chain.headers, checkpoint=chain.ref(), prune_below=7)
+    assert sorted(store.stored_blocks(from_block=0, to_block=100)) == [7, 8, 9, 10]
+
+
+def test_apply_replaces_a_header_with_the_same_number(store: Store) -> None:
+    chain = ChainBuilder()
+    store.apply(events=[], headers=chain.headers, checkpoint=chain.ref(), prune_below=0)
+    other = BlockHeader(1, "0x" + "99" * 32, chain.headers[0].parent_hash, chain.headers[0].timestamp)
+    store.apply(events=[], headers=[other], checkpoint=BlockRef(1, other.hash), prune_below=0)
+    assert store.stored_blocks(from_block=1, to_block=1) == {1: other}
+
+
+# ---- apply() input checks -------------------------------------------------------------------------
+
+
+def _two_blocks() -> ChainBuilder:
+    chain = ChainBuilder()
+    chain.register("urn:epc:id:sgtin:0614141.107346.1")
+    chain.next_block()
+    chain.register("urn:epc:id:sgtin:0614141.107346.2")
+    return chain
+
+
+def test_apply_refuses_events_at_or_below_the_checkpoint(store: Store) -> None:
+    chain = _two_blocks()
+    store.apply(events=chain.events[:2], headers=chain.headers[:1], checkpoint=chain.ref(1), prune_below=0)
+    before = store.dump()
+    with pytest.raises(StoreError, match="not above the checkpoint"):
+        store.apply(events=chain.events, headers=chain.headers, checkpoint=chain.ref(), prune_below=0)
+    assert store.dump() == before
+
+
+def test_apply_refuses_events_above_the_new_checkpoint(store: Store) -> None:
+    chain = _two_blocks()
+    with pytest.raises(StoreError, match="above the new checkpoint"):
+        store.apply(events=chain.events, headers=chain.headers, checkpoint=chain.ref(1), prune_below=0)
+    assert store.checkpoint() is None
+
+
+def test_apply_refuses_unsorted_events(store: Store) -> None:
+    chain = _two_blocks()
+    shuffled = [chain.events[1], chain.events[0], *chain.events[2:]]
+    with pytest.raises(StoreError, match="out of order"):
+        store.apply(events=shuffled, headers=chain.headers, checkpoint=chain.ref(), prune_below=0)
+
+
+def test_apply_refuses_a_checkpoint_that_goes_back(store: Store) -> None:
+    chain = _two_blocks()
+    store.apply(events=chain.events, headers=chain.headers, checkpoint=chain.ref(), prune_below=0)
+    with pytest.raises(StoreError, match="rollback_to"):
+        store.apply(events=[], headers=[], checkpoint=chain.ref(1), prune_below=0)
+
+
+# ---- all or nothing -------------------------------------------------------------------------
+
+
+def test_failing_apply_leaves_nothing(store: Store) -> None:
+    """An event that violates a primary key midway rolls back the whole batch: rows, state, headers, checkpoint."""
+    chain = ChainBuilder()
+    item = chain.register("urn:epc:id:sgtin:0614141.107346.1")
+    store.apply(events=chain.events, headers=chain.headers, checkpoint=chain.ref(), prune_below=0)
+    before = store.dump()
+
+    chain.next_block()
+    chain.policy(addr(2), 1)
+    chain.record(item, BizStep.SHIPPING, Disposition.IN_TRANSIT)
+    chain.role("0x" + "77" * 32, addr(5), True)
+    chain.set_seller(addr(2), addr(5), True)
+    duplicate = replace(chain.record(item, BizStep.RECEIVING, Disposition.SELLABLE_ACCESSIBLE), seq=1)
+    chain.events[-1] = duplicate  # (item, seq 1) twice: the primary key of item_events refuses it
+    chain.next_block()
+    chain.record(item, BizStep.STOCKING, Disposition.SELLABLE_ACCESSIBLE)
+    new = [ev for ev in chain.events if ev.pos.block_number > 1]
+    with pytest.raises(StoreError, match="conflict"):
+        store.apply(events=new, headers=chain.headers[1:], checkpoint=chain.ref(), prune_below=2)
+    assert store.dump() == before
+    assert store.checkpoint() == chain.ref(1)
+
+    # the index is still usable: the valid stream applies
+    chain.events[chain.events.index(duplicate)] = replace(duplicate, seq=2)
+    store.apply(events=new[:4], headers=chain.headers[1:2], checkpoint=chain.ref(2), prune_below=0)
+    assert store.checkpoint() == chain.ref(2)
+
+
+def test_a_return_authorized_twice_is_refused(store: Store) -> None:
+    chain = ChainBuilder()
+    chain.policy(addr(2), 1)
+    item = chain.register("urn:epc:id:sgtin:0614141.107346.1")
+    sale = chain.sale(item)
+    chain.authorize(item, sale)
+    chain.next_block()
+    chain.authorize(item, sale)
+    with pytest.raises(StoreError, match="authorized twice"):
+        store.apply(events=chain.events, headers=chain.headers, checkpoint=chain.ref(), prune_below=0)
+    assert store.counts()["returns"] == 0
+
+
+# ---- counts and dump -----------------------------------------------------------------------
+
+
+def test_counts_cover_every_table(store: Store) -> None:
+    chain = _two_blocks()
+    store.apply(events=chain.events, headers=chain.headers, checkpoint=chain.ref(), prune_below=0)
+    counts = store.counts()
+    assert set(counts) == set(metadata.tables)
+    assert counts["items"] == 2
+    assert counts["item_events"] == 2
+    assert counts["item_registrations"] == 2
+    assert counts["blocks"] == 2
+    assert counts["checkpoint"] == 1
+
+
+def test_dump_leaves_out_wall_clock_columns(store: Store) -> None:
+    chain = ChainBuilder()
+    item = chain.register("urn:epc:id:sgtin:0614141.107346.1")
+    chain.record(item, BizStep.SHIPPING, Disposition.IN_TRANSIT, tamper="hash")
+    store.set_pin(PIN)
+    store.apply(events=chain.events, headers=chain.headers, checkpoint=chain.ref(), prune_below=0)
+    before = store.dump()
+    assert set(before) == set(metadata.tables)
+    later = int(time.time()) + 1000
+    with store.engine.begin() as conn:
+        conn.execute(update(chain_pin).values(created_at=later))
+        conn.execute(update(checkpoint).values(updated_at=later))
+    assert store.dump() == before
+    assert before["chain_pin"] == [(1, *PIN.__dict__.values())]
+    assert before["checkpoint"] == [(1, chain.ref().number, chain.ref().hash)]
+    assert len(before["chain_problems"][0]) == 4  # item, seq, block, reason
+
+
+def test_dump_does_not_depend_on_batching(make_store_url: Callable[[], str]) -> None:
+    """One stream applied in one batch or block by block gives the same dump."""
+    chain = ChainBuilder()
+    for n in range(6):
+        chain.register(f"urn:epc:id:sgtin:0614141.107346.{n}")
+        chain.next_block()
+    with Store.open(make_store_url()) as one, Store.open(make_store_url()) as many:
+        one.apply(events=chain.events, headers=chain.headers, checkpoint=chain.ref(), prune_below=0)
+        for header in chain.headers:
+            events = [ev for ev in chain.events if ev.pos.block_number == header.number]
+            many.apply(events=events, headers=[header], checkpoint=chain.ref(header.number), prune_below=0)
+        assert one.dump() == many.dump()
+
+
+# ---- the in-memory items cache never shows ------------------------------------------------------
+
+
+def _items_stream() -> ChainBuilder:
+    chain = ChainBuilder()
+    items = [chain.register(f"urn:epc:id:sgtin:0614141.107346.{n}") for n in range(3)]
+    for n in range(8):
+        chain.next_block()
+        chain.record(items[n % 3], BizStep.SHIPPING, Disposition.IN_TRANSIT)
+        chain.record(items[(n + 1) % 3], BizStep.ARRIVING, Disposition.RETAIL_SOLD)
+        if n % 3 == 0:
+            chain.change_merchant(items[n % 3], addr(2), addr(2 + n))
+    return chain
+
+
+def _block(chain: ChainBuilder, store: Store, number: int) -> None:
+    events = [ev for ev in chain.events if ev.pos.block_number == number]
+    store.apply(events=events, headers=[chain.header(number)], checkpoint=chain.ref(number), prune_below=0)
+
+
+def test_two_store_objects_writing_in_turn_stay_exact(make_store_url: Callable[[], str]) -> None:
+    """Each Store caches the items it wrote; another writer in between must not make it use stale rows."""
+    chain = _items_stream()
+    url = make_store_url()
+    with Store.open(url) as one, Store.open(url) as other, Store.open(make_store_url()) as fresh:
+        for number in range(1, 6):
+            _block(chain, one if number % 2 else other, number)
+        other.rollback_to(chain.ref(4))
+        for number in range(5, chain.number + 1):
+            _block(chain, one if number % 2 else other, number)
+        fresh.apply(events=chain.events, headers=chain.headers, checkpoint=chain.ref(), prune_below=0)
+        assert one.dump() == fresh.dump()
+
+
+def test_a_failed_batch_leaves_no_trace_in_later_ones(make_store_url: Callable[[], str]) -> None:
+    chain = _items_stream()
+    with Store.open(make_store_url()) as store, Store.open(make_store_url()) as fresh:
+        _block(chain, store, 1)
+        _block(chain, store, 2)
+        block3 = [ev for ev in chain.events if ev.pos.block_number == 3]
+        broken = [*block3, replace(block3[-1], pos=replace(block3[-1].pos, log_index=99))]  # same (item, seq)
+        with pytest.raises(StoreError):
+            store.apply(events=broken, headers=[chain.header(3)], checkpoint=chain.ref(3), prune_below=0)
+        for number in range(3, chain.number + 1):
+            _block(chain, store, number)
+        fresh.apply(events=chain.events, headers=chain.headers, checkpoint=chain.ref(), prune_below=0)
+        assert store.dump() == fresh.dump()
+
+
+def test_sqlite_checkpoints_run_beside_the_writer_and_stop_on_close(tmp_path: Path) -> None:
+    def checkpointers() -> list[threading.Thread]:
+        return [t for t in threading.enumerate() if t.name.startswith("sqlite-checkpoint:")]
+
+    before = len(checkpointers())
+    chain = _items_stream()
+    store = Store.open(f"sqlite:///{tmp_path / 'index.sqlite3'}")
+    assert len(checkpointers()) == before  # readers never start one
+    for number in range(1, chain.number + 1):
+        _block(chain, store, number)
+    assert len(checkpointers()) == before + 1
+    store.close()
+    assert len(checkpointers()) == before
+    with Store.open(f"sqlite:///{tmp_path / 'index.sqlite3'}") as reopened:
+        assert reopened.checkpoint() == chain.ref()
