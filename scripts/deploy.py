@@ -133,6 +133,8 @@ def check_manifest(path: Path, chain_id: int, genesis: str) -> tuple[dict[str, A
         for name, entry in contracts.items():
             if not _has_code(entry["address"]):
                 return None, f"{name} at {entry['address']} has no code on this chain"
+            if entry.get("bytecodeHash") != _bytecode_hash(name):
+                return None, f"{name} changed since it was deployed (compiled bytecode differs)"
     except (OSError, ValueError, KeyError, TypeError) as exc:
         return None, f"it is unreadable ({type(exc).__name__}: {exc})"
     return manifest, ""
@@ -165,9 +167,20 @@ def use_chain_fees() -> None:
         network.priority_fee("auto")
 
 
-def _entry(contract: Any) -> dict[str, Any]:
+def _bytecode_hash(name: str) -> str:
+    """keccak256 of the compiled creation bytecode: tells whether a deployment is of the current sources."""
+    container = {"ProvenanceLedger": ProvenanceLedger, "ReturnsEscrow": ReturnsEscrow, "DevStablecoin": DevStablecoin}
+    return _hex(web3.keccak(hexstr=container[name].bytecode))
+
+
+def _entry(name: str, contract: Any) -> dict[str, Any]:
     tx = contract.tx
-    return {"address": contract.address, "block": tx.block_number, "txHash": tx.txid}
+    return {
+        "address": contract.address,
+        "block": tx.block_number,
+        "txHash": tx.txid,
+        "bytecodeHash": _bytecode_hash(name),
+    }
 
 
 def deploy(*, roles: dict[str, list[str]], mint: dict[str, int], chain_id: int) -> dict[str, Any]:
@@ -180,7 +193,10 @@ def deploy(*, roles: dict[str, list[str]], mint: dict[str, int], chain_id: int) 
     print(f"deployed ReturnsEscrow    at {escrow.address}")
     send(ledger.grantRole, ledger.RECORDER_ROLE(), escrow, sender=deployer)
     print("granted RECORDER_ROLE to ReturnsEscrow")
-    contracts = {"ProvenanceLedger": _entry(ledger), "ReturnsEscrow": _entry(escrow)}
+    contracts = {
+        "ProvenanceLedger": _entry("ProvenanceLedger", ledger),
+        "ReturnsEscrow": _entry("ReturnsEscrow", escrow),
+    }
     granted: dict[str, list[str]] = {"DEFAULT_ADMIN_ROLE": [deployer.address], "RECORDER_ROLE": [escrow.address]}
     for role, members in roles.items():
         role_id = getattr(ledger, role)()
@@ -191,7 +207,7 @@ def deploy(*, roles: dict[str, list[str]], mint: dict[str, int], chain_id: int) 
     if chain_id in LOCAL_CHAIN_IDS:
         token = DevStablecoin.deploy(deployer, {"from": deployer}, silent=True)
         print(f"deployed DevStablecoin   at {token.address} (dUSD, 6 decimals)")
-        contracts["DevStablecoin"] = _entry(token)
+        contracts["DevStablecoin"] = _entry("DevStablecoin", token)
         for account, amount in mint.items():
             send(token.mint, account, amount, sender=deployer)
             print(f"minted {amount / 10**6:,.2f} dUSD to {account}")

@@ -2,7 +2,8 @@
 # Runs the product locally on the embedded defaults: installs what is missing,
 # starts anvil on 127.0.0.1:8545 (chain state kept in var/anvil/state.json, so a
 # restart keeps the chain), compiles, deploys the contracts once, records demo data
-# once, and prints where to look. Stays in the foreground until Ctrl-C, which stops
+# once, indexes the chain into SQLite (var/ledger.sqlite3) and keeps following it,
+# and prints where to look. Stays in the foreground until Ctrl-C, which stops
 # what it started (state is saved); with --detach it leaves the chain running
 # (stop it with scripts/stop.sh).
 set -euo pipefail
@@ -38,15 +39,33 @@ if rpc_alive; then
   step "chain: anvil already running at $RPC_URL"
 else
   step "chain: starting anvil at $RPC_URL (state: var/anvil/state.json)"
+  # anvil's state file does not keep block 0: without the original genesis timestamp a
+  # restart would make a new genesis hash, and the deployment (pinned to it) would look stale.
+  genesis_args=()
+  if [ -s "$STATE_DIR/state.json" ] && [ -s "$STATE_DIR/genesis-timestamp" ]; then
+    genesis_args=(--timestamp "$(cat "$STATE_DIR/genesis-timestamp")")
+  else
+    rm -f "$STATE_DIR/state.json" "$STATE_DIR/genesis-timestamp"
+  fi
   nohup anvil --port "$RPC_PORT" --host 127.0.0.1 --state "$STATE_DIR/state.json" --state-interval 10 \
-    --gas-limit 30000000 --block-base-fee-per-gas 0 >"$STATE_DIR/anvil.log" 2>&1 &
+    --gas-limit 30000000 --block-base-fee-per-gas 0 "${genesis_args[@]}" >"$STATE_DIR/anvil.log" 2>&1 &
   echo $! >"$STATE_DIR/anvil.pid"
   started_anvil=true
   for _ in $(seq 1 100); do rpc_alive && break; sleep 0.1; done
   rpc_alive || die "anvil did not start; see var/anvil/anvil.log"
+  [ -s "$STATE_DIR/genesis-timestamp" ] || "$PY" - "$RPC_URL" >"$STATE_DIR/genesis-timestamp" <<'PY'
+import json, sys, urllib.request
+body = {"jsonrpc": "2.0", "id": 1, "method": "eth_getBlockByNumber", "params": ["0x0", False]}
+req = urllib.request.Request(sys.argv[1], data=json.dumps(body).encode(), headers={"content-type": "application/json"})
+print(int(json.load(urllib.request.urlopen(req, timeout=5))["result"]["timestamp"], 16))
+PY
 fi
 
 stop_started() {
+  if [ -f "$ROOT/var/indexer.pid" ]; then
+    kill -TERM "$(cat "$ROOT/var/indexer.pid")" 2>/dev/null || true
+    rm -f "$ROOT/var/indexer.pid"
+  fi
   if $started_anvil && [ -f "$STATE_DIR/anvil.pid" ]; then
     echo; echo "stopping anvil (chain state saved to var/anvil/state.json)"
     kill -INT "$(cat "$STATE_DIR/anvil.pid")" 2>/dev/null || true
@@ -61,11 +80,36 @@ step "contracts: deploy (once per chain; deployments/<chainId>.json)"
 step "demo data (once)"
 "$BROWNIE" run scripts/demo.py --network returns-local --silent 2>&1 | grep -v -E "FutureWarning|chain._network_connected|^\s*$|Brownie v|Attached to local|MainProject is the active" || die "demo failed"
 
+export LEDGER_RPC_URL=$RPC_URL
+export LEDGER_DATABASE_URL=${LEDGER_DATABASE_URL:-sqlite:///$ROOT/var/ledger.sqlite3}
+INDEXER=$ROOT/.venv/bin/ledger-indexer
+# The local index is a cache of the chain: after a new deployment it is rebuilt.
+if ! cmp -s "$ROOT/deployments/31337.json" "$ROOT/var/index-manifest.json" 2>/dev/null; then
+  if [ -f "$ROOT/var/indexer.pid" ]; then kill -TERM "$(cat "$ROOT/var/indexer.pid")" 2>/dev/null || true; rm -f "$ROOT/var/indexer.pid"; sleep 0.5; fi
+  if [ -e "$ROOT/var/ledger.sqlite3" ]; then
+    step "deployment changed: rebuilding the local index"
+    rm -f "$ROOT"/var/ledger.sqlite3 "$ROOT"/var/ledger.sqlite3-* "$ROOT"/var/ledger.sqlite3.lock
+  fi
+  cp "$ROOT/deployments/31337.json" "$ROOT/var/index-manifest.json"
+fi
+if [ -f "$ROOT/var/indexer.pid" ] && kill -0 "$(cat "$ROOT/var/indexer.pid")" 2>/dev/null; then
+  step "indexer: already following (pid $(cat "$ROOT/var/indexer.pid"))"
+else
+  step "indexer: backfill into $LEDGER_DATABASE_URL"
+  "$INDEXER" backfill || die "indexer backfill failed"
+  step "indexer: following new blocks (log: var/indexer.log)"
+  nohup "$INDEXER" follow >"$ROOT/var/indexer.log" 2>&1 &
+  echo $! >"$ROOT/var/indexer.pid"
+fi
+step "index status"
+"$INDEXER" status || true
+
 cat <<MSG
 
 ==> Running
   chain (JSON-RPC):       $RPC_URL   (chain id 31337; log: var/anvil/anvil.log)
   deployment manifest:    deployments/31337.json
+  index (SQLite):         var/ledger.sqlite3   (ledger-indexer status; log: var/indexer.log)
   contract artifacts:     build/contracts/
   dev accounts:           anvil's well-known test accounts (scripts/deploy-config.local.json); local chain only
 MSG

@@ -2,6 +2,11 @@
 # Stops what `scripts/run.sh --detach` left running (chain state is saved).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+if [ -f "$ROOT/var/indexer.pid" ] && kill -0 "$(cat "$ROOT/var/indexer.pid")" 2>/dev/null; then
+  kill -TERM "$(cat "$ROOT/var/indexer.pid")"
+  echo "stopped the indexer"
+fi
+rm -f "$ROOT/var/indexer.pid"
 pidfile=$ROOT/var/anvil/anvil.pid
 if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
   kill -INT "$(cat "$pidfile")"
