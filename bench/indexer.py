@@ -1,0 +1,910 @@
+"""End-to-end indexer benchmark on a local anvil: the raw eth_getLogs ceiling, backfill into SQLite and
+PostgreSQL, and follow-mode latency, all in one run over the same chain.
+
+Run from the repository root:
+    .venv/bin/python bench/indexer.py [--events 100000] [--postgres-url URL] [--profile]
+
+Steps:
+1. starts its own anvil on a free port, deploys the contracts, emits every event type once
+   (tests/support/activity.py) and then at least ``--events`` ItemEventRecorded events by batched
+   ``recordEvents`` calls (``--batch`` events per transaction, one transaction per block) over
+   ``--items`` items (each transaction touches ``--batch`` distinct items);
+2. (a) the ceiling: ``eth_getLogs`` over [deploy block, head] for the two contract addresses with the
+   range sizes the indexer picks (its RangeSizer, same ``--target-logs``), over one keep-alive httpx
+   client, each response parsed with ``json.loads`` (the indexer's parser) and nothing else. Median
+   of ``--raw-repeats`` passes;
+3. (b) ``ledger-indexer backfill`` into a fresh SQLite file, (c) into a fresh PostgreSQL schema (dropped
+   afterwards), each a child process: wall time and peak RSS (``os.wait4``). Rates are the log
+   count of (a) divided by the child's wall time (start to exit: interpreter start-up, migrations and
+   pinning included); the CLI's own figure (first range to head) is shown next to it;
+4. (d) ``ledger-indexer follow`` on each caught-up index, then ``--follow-txs`` transactions ``--spacing``
+   seconds apart, each in its own block (automine); a read-only SQLAlchemy connection polls the index
+   every ``--poll-every`` seconds: the delay of a transaction is from its receipt (polled every
+   millisecond after the send: the block is mined) to its block's item_events rows being visible;
+5. with ``--profile``: an in-process backfill into a fresh SQLite file (and PostgreSQL unless
+   ``--no-postgres``) under cProfile, the writer and the fetch thread profiled separately; prints the
+   top functions by own time.
+
+Prints a table (events/s, ratio to (a), peak RSS, follow p50/p95, PASS/MISS per target of issue 3)
+and, last, one JSON line with every figure. A measurement: exits 0 whatever the figures, 2 when
+setup (anvil, contracts, PostgreSQL, the indexer itself) fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import cProfile
+import io
+import json
+import os
+import pstats
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import httpx  # noqa: E402
+import psycopg  # noqa: E402
+from sqlalchemy import Engine, create_engine, select  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
+from web3 import Web3  # noqa: E402
+
+from ledger_service.indexer.sync import RangeSizer  # noqa: E402
+from ledger_service.store.schema import item_events  # noqa: E402
+from tests.support.activity import LOCATION, Activity, write_manifest  # noqa: E402
+from tests.support.chain import ARTIFACTS, CARRIER, MANUFACTURER, MERCHANT, Anvil, deploy_all, start_anvil  # noqa: E402
+
+DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+TARGETS = {"sqlite_ratio": 0.60, "postgres_ratio": 0.40, "rss_mb": 300.0, "rss_at_events": 1_000_000, "p95_ms": 500.0}
+BLOCK_GAS = 30_000_000
+TX_GAS = 25_000_000
+MB = 1024 * 1024
+
+
+class SetupError(Exception):
+    """The benchmark could not run (not a slow result)."""
+
+
+def say(message: str) -> None:
+    print(message, flush=True)
+
+
+# ---- a bare JSON-RPC client for generation -------------------------------------------
+
+
+class Rpc:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.client = httpx.Client(timeout=120.0, headers={"content-type": "application/json"})
+
+    def call(self, method: str, params: list[Any] | None = None) -> Any:
+        reply = self.client.post(
+            self.url, content=json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []})
+        ).json()
+        if reply.get("error"):
+            raise SetupError(f"{method}: {reply['error']}")
+        return reply["result"]
+
+    def batch(self, calls: list[tuple[str, list[Any]]]) -> list[Any]:
+        payload = [{"jsonrpc": "2.0", "id": i, "method": m, "params": p} for i, (m, p) in enumerate(calls)]
+        replies = {r["id"]: r for r in self.client.post(self.url, content=json.dumps(payload)).json()}
+        out = []
+        for i, (method, _) in enumerate(calls):
+            reply = replies[i]
+            if reply.get("error"):
+                raise SetupError(f"{method}: {reply['error']}")
+            out.append(reply["result"])
+        return out
+
+    def receipt(self, tx_hash: str, *, timeout: float = 30.0) -> Any:
+        """The receipt of ``tx_hash``, polled every millisecond (automine mines just after the send returns)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            receipt = self.call("eth_getTransactionReceipt", [tx_hash])
+            if receipt is not None or time.monotonic() > deadline:
+                return receipt
+            time.sleep(0.001)
+
+    def close(self) -> None:
+        self.client.close()
+
+
+# ---- 1. the chain ----------------------------------------------------------------------
+
+
+@dataclass
+class Chain:
+    node: Anvil
+    manifest: Path
+    ledger: str
+    escrow: str
+    deploy_block: int
+    carrier: str
+    follow_item: str
+    follow_calldata: str
+    generated_events: int = 0
+    items: int = 0
+    generation_s: float = 0.0
+
+
+def _progress(done: int, total: int, started: float, what: str) -> None:
+    elapsed = max(time.perf_counter() - started, 1e-9)
+    say(f"  {what}: {done:,}/{total:,} ({done / elapsed:,.0f}/s, {elapsed:.0f} s)")
+
+
+def register_items(rpc: Rpc, act: Activity, count: int) -> list[bytes]:
+    """Registers ``count`` items, many per block (automine off while sending)."""
+    d = act.d
+    merchant, manufacturer = act.acc[MERCHANT], act.acc[MANUFACTURER]
+    stamp = uuid.uuid4().hex[:8]
+    uris = [f"urn:epc:id:sgtin:0614141.107346.{n}-{stamp}" for n in range(count)]
+    calldata = [
+        d.ledger.functions.registerItem(
+            uri, 10614141007346, merchant, b"\x22" * 32, LOCATION
+        )._encode_transaction_data()
+        for uri in uris
+    ]
+    probe = {"from": manufacturer, "to": d.ledger.address, "data": calldata[0]}
+    gas = int(int(rpc.call("eth_estimateGas", [probe]), 16) * 1.5)
+    per_block = max(1, int(BLOCK_GAS * 0.9) // gas)
+    started = time.perf_counter()
+    rpc.call("evm_setAutomine", [False])
+    try:
+        for first in range(0, count, per_block):
+            chunk = calldata[first : first + per_block]
+            nonce = int(rpc.call("eth_getTransactionCount", [manufacturer, "latest"]), 16)
+            txs = [
+                {"from": manufacturer, "to": d.ledger.address, "data": data, "gas": hex(gas), "nonce": hex(nonce + i)}
+                for i, data in enumerate(chunk)
+            ]
+            hashes = rpc.batch([("eth_sendTransaction", [tx]) for tx in txs])
+            receipts: list[Any] = [None] * len(hashes)
+            for _ in range(10):
+                rpc.call("evm_mine")
+                receipts = rpc.batch([("eth_getTransactionReceipt", [h]) for h in hashes])
+                if all(r is not None for r in receipts):
+                    break
+            if any(r is None or r["status"] != "0x1" for r in receipts):
+                raise SetupError("registerItem was not mined or reverted")
+            done = first + len(chunk)
+            if done == count or (first // per_block) % 20 == 19:
+                _progress(done, count, started, "items registered")
+    finally:
+        rpc.call("evm_setAutomine", [True])
+    return [Web3.keccak(text=uri) for uri in uris]
+
+
+def generate(rpc: Rpc, act: Activity, *, events: int, items: int, batch: int) -> tuple[int, float]:
+    """At least ``events`` ItemEventRecorded in batches of ``batch``, each batch on the next ``batch`` items."""
+    started = time.perf_counter()
+    ids = register_items(rpc, act, items)
+    slices = max(1, len(ids) // batch)
+    calldata: dict[int, str] = {}  # ABI-encoding a batch costs more than mining it: once per slice
+    carrier, ledger = act.acc[CARRIER], act.d.ledger.address
+    sent = txs = 0
+    began, last_report = time.perf_counter(), time.perf_counter()
+    while sent < events:
+        k = txs % slices
+        if k not in calldata:
+            part = ids[k * batch : (k + 1) * batch]
+            calldata[k] = act.record_batch_call(part, len(part))._encode_transaction_data()
+        tx_hash = rpc.call(
+            "eth_sendTransaction", [{"from": carrier, "to": ledger, "data": calldata[k], "gas": hex(TX_GAS)}]
+        )
+        receipt = rpc.receipt(tx_hash)
+        if receipt is None or receipt["status"] != "0x1":
+            raise SetupError(f"recordEvents was not mined or reverted: {receipt}")
+        sent += min(batch, len(ids))
+        txs += 1
+        if time.perf_counter() - last_report > 10 or sent >= events:
+            _progress(sent, events, began, "item events")
+            last_report = time.perf_counter()
+    return sent, time.perf_counter() - started
+
+
+def build_chain(args: argparse.Namespace, workdir: Path, stack: contextlib.ExitStack) -> Chain:
+    if not (ARTIFACTS / "ProvenanceLedger.json").exists():
+        raise SetupError(f"contracts are not compiled ({ARTIFACTS} is missing): run scripts/bootstrap.sh")
+    try:
+        node = start_anvil()
+    except RuntimeError as exc:
+        raise SetupError(str(exc)) from None
+    stack.callback(node.stop)
+    say(f"anvil at {node.url}")
+    deployed = deploy_all(node)
+    act = Activity(deployed)
+    act.lifecycle()  # every event type the indexer decodes, at least once
+    manifest = write_manifest(deployed, workdir / "deployment.json")
+    rpc = Rpc(node.url)
+    stack.callback(rpc.close)
+    follow_item = act.register(1)
+    chain = Chain(
+        node=node,
+        manifest=manifest,
+        ledger=deployed.ledger.address.lower(),
+        escrow=deployed.escrow.address.lower(),
+        deploy_block=deployed.deploy_block,
+        carrier=act.acc[CARRIER],
+        follow_item="0x" + follow_item[0].hex(),
+        follow_calldata=act.record_batch_call(follow_item, 1)._encode_transaction_data(),
+    )
+    # default: about 10 events per item, in whole batches, at most 40 batches of distinct items
+    per_ten = -(-args.events // 10 // args.batch) * args.batch
+    chain.items = args.items or min(40 * args.batch, max(args.batch, per_ten))
+    say(f"generating >= {args.events:,} item events over {chain.items:,} items, {args.batch} per transaction ...")
+    chain.generated_events, chain.generation_s = generate(
+        rpc, act, events=args.events, items=chain.items, batch=args.batch
+    )
+    say(f"generated in {chain.generation_s:.1f} s")
+    return chain
+
+
+# ---- 2. (a) the raw eth_getLogs ceiling ------------------------------------------------
+
+
+@dataclass
+class RawPass:
+    logs: int
+    seconds: float
+    requests: int
+    bytes: int
+
+    @property
+    def rate(self) -> float:
+        return self.logs / self.seconds
+
+
+def raw_fetch(url: str, addresses: list[str], start: int, end: int, target_logs: int) -> RawPass:
+    """eth_getLogs over [start, end] in the indexer's range sizes; each response json.loads-ed, nothing else."""
+    sizer = RangeSizer(target_logs=target_logs)
+    logs = requests = nbytes = 0
+    with httpx.Client(
+        timeout=120.0,
+        headers={"content-type": "application/json", "accept": "application/json"},
+        limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
+    ) as client:
+        client.post(url, content=b'{"jsonrpc":"2.0","id":0,"method":"eth_chainId","params":[]}')  # connect
+        n = start
+        began = time.perf_counter()
+        while n <= end:
+            last = min(end, n + sizer.size - 1)
+            params = [{"address": addresses, "fromBlock": hex(n), "toBlock": hex(last)}]
+            body = json.dumps({"jsonrpc": "2.0", "id": requests, "method": "eth_getLogs", "params": params})
+            raw = client.post(url, content=body.encode()).content
+            reply = json.loads(raw)
+            if "result" not in reply:
+                raise SetupError(f"eth_getLogs [{n}, {last}] failed: {reply.get('error')}")
+            result = reply["result"]
+            requests += 1
+            nbytes += len(raw)
+            sizer.observe(blocks=last - n + 1, logs=len(result), nbytes=len(raw))
+            logs += len(result)
+            n = last + 1
+        seconds = time.perf_counter() - began
+    return RawPass(logs, seconds, requests, nbytes)
+
+
+# ---- 3. backfill by the CLI --------------------------------------------------------------
+
+
+@dataclass
+class ChildRun:
+    code: int
+    wall_s: float
+    peak_rss_mb: float
+    cpu_s: float
+    log: str
+
+
+def cli_command() -> list[str]:
+    script = Path(sys.executable).parent / "ledger-indexer"
+    if script.exists():
+        return [str(script)]
+    found = shutil.which("ledger-indexer")
+    if found:
+        return [found]
+    raise SetupError("the ledger-indexer console script is not installed (pip install -e . in the venv)")
+
+
+def cli_args(chain: Chain, url: str, args: argparse.Namespace) -> list[str]:
+    return [
+        *cli_command(),
+        "--rpc-url",
+        chain.node.url,
+        "--database-url",
+        url,
+        "--deployment-file",
+        str(chain.manifest),
+        "--target-logs",
+        str(args.target_logs),
+    ]
+
+
+def child_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
+    env["LEDGER_ARTIFACTS_DIR"] = str(ARTIFACTS)
+    return env
+
+
+# Peak RSS: os.wait4 on a child forked from this process is useless, because Linux carries the
+# high-water mark of the pre-exec image (this process, web3 and all) into the child's ru_maxrss. A
+# tiny launcher forks and execs the command instead, reaps it with wait4, writes its ru_maxrss (KiB)
+# and CPU seconds to a file and forwards SIGTERM/SIGINT.
+_LAUNCHER = r"""
+import os, signal, sys
+out, argv = sys.argv[1], sys.argv[2:]
+pid = os.fork()
+if pid == 0:
+    try:
+        os.execv(argv[0], argv)
+    finally:
+        os._exit(127)
+for sig in (signal.SIGTERM, signal.SIGINT):
+    signal.signal(sig, lambda n, _f: os.kill(pid, n))
+_, status, ru = os.wait4(pid, 0)
+with open(out, "w") as f:
+    f.write(f"{ru.ru_maxrss} {ru.ru_utime + ru.ru_stime}")
+code = os.waitstatus_to_exitcode(status)
+sys.exit(code if code >= 0 else 128 - code)
+"""
+
+
+class Child:
+    """A command run through the launcher: exit code, peak RSS and CPU time of the command itself."""
+
+    def __init__(self, command: list[str], log_path: Path) -> None:
+        self.log_path = log_path
+        self.usage_path = log_path.with_suffix(".usage")
+        self._log = log_path.open("wb")
+        launcher = [sys.executable, "-S", "-c", _LAUNCHER, str(self.usage_path), *command]
+        self.process = subprocess.Popen(launcher, stdout=self._log, stderr=subprocess.STDOUT, cwd=ROOT, env=child_env())
+
+    def finish(self, *, terminate: bool = False, timeout: float = 30.0) -> tuple[int, float, float]:
+        """(exit code, peak RSS in MB, CPU seconds); SIGTERM first with ``terminate``."""
+        try:
+            if terminate and self.process.poll() is None:
+                self.process.send_signal(signal.SIGTERM)
+            code = self.process.wait(timeout=None if not terminate else timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            code = self.process.wait()
+        finally:
+            self._log.close()
+        try:
+            rss_kib, cpu = self.usage_path.read_text().split()
+        except (OSError, ValueError):
+            return code, float("nan"), float("nan")
+        return code, int(rss_kib) / 1024, float(cpu)
+
+    def tail(self, lines: int = 15) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").strip().splitlines()[-lines:])
+
+
+def run_backfill(chain: Chain, url: str, args: argparse.Namespace, log_path: Path) -> ChildRun:
+    began = time.perf_counter()
+    child = Child([*cli_args(chain, url, args), "backfill", "--no-progress"], log_path)
+    code, rss_mb, cpu_s = child.finish()
+    wall = time.perf_counter() - began
+    if code != 0:
+        raise SetupError(f"ledger-indexer backfill exited with {code}:\n{child.tail()}")
+    return ChildRun(code, wall, rss_mb, cpu_s, log_path.read_text(errors="replace"))
+
+
+_SUMMARY = re.compile(r"backfill done: (\d+) blocks, (\d+) events in ([\d.]+) s")
+
+
+def cli_summary(text: str) -> tuple[int, int, float] | None:
+    """(blocks, events, seconds) of the CLI's own summary line."""
+    found = _SUMMARY.search(text)
+    return None if found is None else (int(found[1]), int(found[2]), float(found[3]))
+
+
+# ---- PostgreSQL ----------------------------------------------------------------------------
+
+
+def libpq_dsn(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def check_postgres(base: str) -> None:
+    try:
+        with psycopg.connect(libpq_dsn(base), connect_timeout=5) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.Error as exc:
+        safe = make_url(base).render_as_string(hide_password=True)
+        raise SetupError(f"PostgreSQL at {safe} is unreachable: {exc} (or pass --no-postgres)") from None
+
+
+@contextlib.contextmanager
+def pg_schema(base: str) -> Iterator[str]:
+    """A URL whose tables live in a fresh schema, dropped afterwards."""
+    schema = f"bench_{uuid.uuid4().hex[:12]}"
+    try:
+        with psycopg.connect(libpq_dsn(base), autocommit=True, connect_timeout=5) as conn:
+            conn.execute(f'CREATE SCHEMA "{schema}"')
+    except psycopg.Error as exc:
+        safe = make_url(base).render_as_string(hide_password=True)
+        raise SetupError(f"PostgreSQL at {safe} is unusable: {exc} (or pass --no-postgres)") from None
+    separator = "&" if "?" in base else "?"
+    try:
+        yield f"{base}{separator}options=-csearch_path%3D{schema}"
+    finally:
+        with psycopg.connect(libpq_dsn(base), autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+# ---- 4. (d) follow latency -------------------------------------------------------------------
+
+
+@dataclass
+class FollowResult:
+    sent: int
+    seen: int
+    delays_ms: list[float] = field(repr=False)
+    p50_ms: float
+    p95_ms: float
+    max_ms: float
+    peak_rss_mb: float
+    poll_p50_ms: float
+    poll_max_ms: float
+
+
+def reader_engine(url: str) -> Engine:
+    """A read-only engine on the index (SQLite: the file opened with mode=ro)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return create_engine(f"sqlite:///file:{parsed.database}?mode=ro&uri=true")
+    return create_engine(url, isolation_level="AUTOCOMMIT")
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+    return ordered[index]
+
+
+class Visibility:
+    """Polls the index for new item_events rows of one item; the time each row's block was first seen.
+
+    The query is a range scan of the primary key (item_id, seq), cheap whatever the size of the
+    index and whatever the planner's statistics (a scan by block number was not, on PostgreSQL
+    right after a large backfill).
+    """
+
+    def __init__(self, engine: Engine, *, item_id: str, every: float) -> None:
+        self.engine = engine
+        self.item_id = item_id
+        self.every = every
+        self.seen: dict[int, float] = {}
+        self.durations: list[float] = []
+        self.last_seq = -1
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="bench-poll", daemon=True)
+
+    def poll(self) -> None:
+        stmt = select(item_events.c.seq, item_events.c.block_number).where(
+            item_events.c.item_id == self.item_id, item_events.c.seq > self.last_seq
+        )
+        began = time.perf_counter()
+        with self.engine.connect() as conn:
+            rows = conn.execute(stmt).all()
+        now = time.perf_counter()  # the end of the poll: conservative by the poll's duration
+        self.durations.append(now - began)
+        for seq, number in rows:
+            self.seen.setdefault(number, now)
+            self.last_seq = max(self.last_seq, seq)
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            self.poll()
+            self.stop.wait(self.every)
+
+    def wait_for(self, block: int, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if block in self.seen:
+                return True
+            time.sleep(0.01)
+        return block in self.seen
+
+
+def send_follow_tx(rpc: Rpc, chain: Chain) -> tuple[int, float]:
+    """Sends one recordEvents (1 event); (its block number, when its receipt was first seen: mined)."""
+    tx = {"from": chain.carrier, "to": chain.ledger, "data": chain.follow_calldata, "gas": hex(1_000_000)}
+    receipt = rpc.receipt(rpc.call("eth_sendTransaction", [tx]))
+    mined = time.perf_counter()
+    if receipt is None or receipt["status"] != "0x1":
+        raise SetupError(f"follow transaction not mined or reverted: {receipt}")
+    return int(receipt["blockNumber"], 16), mined
+
+
+def measure_follow(chain: Chain, url: str, args: argparse.Namespace, log_path: Path) -> FollowResult:
+    rpc = Rpc(chain.node.url)
+    engine = reader_engine(url)
+    poller = Visibility(engine, item_id=chain.follow_item, every=args.poll_every)
+    child = Child([*cli_args(chain, url, args), "follow", "--poll-interval", str(args.follow_poll_interval)], log_path)
+    sent: list[tuple[int, float]] = []
+    try:
+        poller.thread.start()
+        for _ in range(3):  # warm-up: the follower started and caught up
+            block, _ = send_follow_tx(rpc, chain)
+            if not poller.wait_for(block, timeout=60):
+                if child.process.poll() is not None:
+                    raise SetupError(f"ledger-indexer follow exited with {child.process.returncode}:\n{child.tail()}")
+                raise SetupError(f"ledger-indexer follow did not index a new block within 60 s:\n{child.tail()}")
+        began = time.perf_counter()
+        for i in range(args.follow_txs):
+            pause = began + i * args.spacing - time.perf_counter()
+            if pause > 0:
+                time.sleep(pause)
+            sent.append(send_follow_tx(rpc, chain))
+        poller.wait_for(sent[-1][0], timeout=10)
+        time.sleep(0.5)  # stragglers
+    finally:
+        poller.stop.set()
+        if poller.thread.is_alive():
+            poller.thread.join()
+        _, rss_mb, _ = child.finish(terminate=True)
+        rpc.close()
+        engine.dispose()
+    delays = [(poller.seen[b] - t) * 1000 for b, t in sent if b in poller.seen]
+    return FollowResult(
+        sent=len(sent),
+        seen=len(delays),
+        delays_ms=delays,
+        p50_ms=percentile(delays, 0.50),
+        p95_ms=percentile(delays, 0.95),
+        max_ms=max(delays) if delays else float("nan"),
+        peak_rss_mb=rss_mb,
+        poll_p50_ms=percentile(poller.durations, 0.5) * 1000,
+        poll_max_ms=max(poller.durations, default=float("nan")) * 1000,
+    )
+
+
+# ---- 5. profile of an in-process backfill ------------------------------------------------------
+
+
+# (label, file suffix, function) of the calls worth a line in the profile summary
+HOTSPOTS = (
+    ("Prefetcher.__iter__ (writer waits for the fetcher)", "indexer/sync.py", "__iter__"),
+    ("Store.apply", "store/store.py", "apply"),
+    ("  apply_events (rows + state + hash check)", "store/_apply.py", "apply_events"),
+    ("    load_items (state of touched items)", "store/_state.py", "load_items"),
+    ("    _Batch.add (building rows)", "store/_apply.py", "add"),
+    ("      event_hash_hex (keccak re-check)", "store/_hashing.py", "event_hash_hex"),
+    ("    _Batch.write (inserts/upserts)", "store/_apply.py", "write"),
+    ("  upsert (all tables)", "store/_db.py", "upsert"),
+    ("  sqlite3 executemany", "~", "<method 'executemany' of 'sqlite3.Cursor' objects>"),
+    ("  sqlite3 execute", "~", "<method 'execute' of 'sqlite3.Cursor' objects>"),
+    ("  sqlite3 commit", "~", "<method 'commit' of 'sqlite3.Connection' objects>"),
+    ("  psycopg copy (write_row)", "psycopg/_copy_base.py", "write_row"),
+    ("  psycopg wait (server round trips)", "psycopg/connection.py", "wait"),
+    ("Prefetcher._fetch", "indexer/sync.py", "_fetch"),
+    ("  RpcClient.headers (eth_getBlockByNumber)", "indexer/rpc.py", "headers"),
+    ("  RpcClient.get_logs", "indexer/rpc.py", "get_logs"),
+    ("  RpcClient._post (every HTTP round trip + json.loads)", "indexer/rpc.py", "_post"),
+    ("    json.loads", "json/__init__.py", "loads"),
+    ("  Decoder.decode", "indexer/decode.py", "decode"),
+    ("queue put (fetcher waits for the writer)", "indexer/sync.py", "_put"),
+)
+
+
+def time_split(stats: pstats.Stats, total: float) -> str:
+    lines = []
+    table = stats.stats  # type: ignore[attr-defined]
+    for label, suffix, function in HOTSPOTS:
+        cumulative = sum(
+            row[3] for (filename, _, name), row in table.items() if name == function and filename.endswith(suffix)
+        )
+        if cumulative > 0:
+            share = cumulative / total if total else 0.0
+            lines.append(f"  {label:<58} {cumulative:8.2f} s  {share:6.1%}\n")
+    return "".join(lines)
+
+
+def profile_backfill(chain: Chain, url: str, args: argparse.Namespace, top: int) -> str:
+    """cProfile of ``ledger-indexer backfill`` run in this process; the writer and fetch threads apart."""
+    from ledger_service.indexer import cli, sync
+
+    fetch_profiles: list[cProfile.Profile] = []
+    original_run = sync.Prefetcher._run
+
+    def profiled_run(self: Any) -> None:
+        profile = cProfile.Profile()
+        fetch_profiles.append(profile)
+        profile.enable()
+        try:
+            original_run(self)
+        finally:
+            profile.disable()
+
+    argv = [*cli_args(chain, url, args)[1:], "backfill", "--no-progress"]
+    writer = cProfile.Profile()
+    sync.Prefetcher._run = profiled_run  # type: ignore[method-assign]
+    previous_env = {k: os.environ.pop(k) for k in list(os.environ) if k.startswith("LEDGER_")}
+    os.environ["LEDGER_ARTIFACTS_DIR"] = str(ARTIFACTS)
+    os.environ["LEDGER_LOG_LEVEL"] = "WARNING"
+    began, began_cpu = time.perf_counter(), time.process_time()
+    try:
+        writer.enable()
+        code = cli.main(argv)
+        writer.disable()
+    finally:
+        sync.Prefetcher._run = original_run  # type: ignore[method-assign]
+        for key in [k for k in os.environ if k.startswith("LEDGER_")]:
+            del os.environ[key]
+        os.environ.update(previous_env)
+    wall, cpu = time.perf_counter() - began, time.process_time() - began_cpu
+    if code != 0:
+        raise SetupError(f"in-process backfill for the profile exited with {code}")
+    out = io.StringIO()
+    out.write(f"in-process backfill under cProfile: {wall:.1f} s wall, {cpu:.1f} s CPU (both threads)\n")
+    for name, profiles in (("writer thread (main)", [writer]), ("fetch thread (Prefetcher)", fetch_profiles)):
+        if not profiles:
+            continue
+        stats = pstats.Stats(profiles[0], stream=out)
+        for extra in profiles[1:]:
+            stats.add(extra)
+        total = max(row[3] for row in stats.stats.values())  # type: ignore[attr-defined]
+        out.write(f"\n--- {name}: {total:.2f} s in the thread; where it goes (cumulative time, share) ---\n")
+        out.write(time_split(stats, total))
+        out.write(f"--- {name}: top {top} by own time ---\n")
+        stats.sort_stats("tottime").print_stats(top)
+        out.write(f"--- {name}: top {top} by cumulative time ---\n")
+        stats.sort_stats("cumulative").print_stats(top)
+    return re.sub(r"\n{3,}", "\n\n", out.getvalue())
+
+
+def stage_costs(chain: Chain, url: str, args: argparse.Namespace) -> str:
+    """The indexer's stages one after the other, no threads, no profiler: fetch (eth_getLogs with the
+    indexer's RpcClient, json.loads included), headers, decode, Store.apply; microseconds per event each."""
+    from ledger_service.indexer.decode import Decoder
+    from ledger_service.indexer.rpc import RpcClient
+    from ledger_service.store import BlockRef, Store
+
+    decoder = Decoder.from_artifacts(ARTIFACTS, ledger_address=chain.ledger, escrow_address=chain.escrow)
+    sizer = RangeSizer(target_logs=args.target_logs)
+    spent = dict.fromkeys(("eth_getLogs + json.loads", "headers", "decode", "Store.apply"), 0.0)
+    events = 0
+    with RpcClient(chain.node.url) as rpc, Store.open(url) as store:
+        head = rpc.block_number()
+        prune_below = head - 12
+        n = chain.deploy_block
+        while n <= head:
+            last = min(head, n + sizer.size - 1)
+            t0 = time.perf_counter()
+            logs, nbytes = rpc.get_logs(addresses=[chain.ledger, chain.escrow], from_block=n, to_block=last)
+            t1 = time.perf_counter()
+            headers = rpc.headers(sorted({n, last, *range(max(n, prune_below), last + 1)}))
+            t2 = time.perf_counter()
+            decoded = decoder.decode(logs)
+            t3 = time.perf_counter()
+            window = [h for number, h in sorted(headers.items()) if number >= prune_below]
+            checkpoint = BlockRef(number=last, hash=headers[last].hash)
+            store.apply(events=decoded, headers=window, checkpoint=checkpoint, prune_below=prune_below)
+            t4 = time.perf_counter()
+            for key, seconds in zip(spent, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
+                spent[key] += seconds
+            sizer.observe(blocks=last - n + 1, logs=len(logs), nbytes=nbytes)
+            events += len(decoded)
+            n = last + 1
+    total = sum(spent.values())
+    lines = [f"serial stages, no profiler: {events:,} events in {total:.2f} s ({events / total:,.0f} events/s)"]
+    for key, seconds in spent.items():
+        lines.append(
+            f"  {key:<26} {seconds:7.2f} s  {seconds / total:6.1%}  {seconds / events * 1e6:6.1f} us/event  "
+            f"({events / seconds:,.0f} events/s alone)"
+        )
+    return "\n".join(lines)
+
+
+# ---- report ---------------------------------------------------------------------------------------
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "MISS"
+
+
+def report(figures: dict[str, Any]) -> None:
+    raw = figures["raw_events_per_s"]
+    n = figures["events_in_range"]
+    rows: list[tuple[str, str, str, str, str]] = [
+        ("(a) raw eth_getLogs (ceiling)", f"{raw:,.0f} ev/s", "100%", "", ""),
+    ]
+    for key, label, target in (
+        ("sqlite", "(b) backfill -> SQLite", TARGETS["sqlite_ratio"]),
+        ("postgres", "(c) backfill -> PostgreSQL", TARGETS["postgres_ratio"]),
+    ):
+        run = figures.get(key)
+        if run is None:
+            rows.append((label, "skipped", "", f">= {target:.0%}", ""))
+            continue
+        ratio = run["events_per_s"] / raw
+        rows.append(
+            (label, f"{run['events_per_s']:,.0f} ev/s", f"{ratio:.0%}", f">= {target:.0%}", verdict(ratio >= target))
+        )
+        if run.get("cli_events_per_s"):
+            cli_ratio = run["cli_events_per_s"] / raw
+            rows.append(
+                ("      the CLI's own loop figure", f"{run['cli_events_per_s']:,.0f} ev/s", f"{cli_ratio:.0%}", "", "")
+            )
+    at_scale = n >= TARGETS["rss_at_events"]
+    for key, label in (("sqlite", "peak RSS backfill SQLite"), ("postgres", "peak RSS backfill PostgreSQL")):
+        run = figures.get(key)
+        if run is None:
+            continue
+        ok = run["peak_rss_mb"] <= TARGETS["rss_mb"]
+        status = verdict(ok) if at_scale or not ok else f"PASS at {n:,} (target is at 1M)"
+        rows.append((label, f"{run['peak_rss_mb']:,.0f} MB", f"at {n:,} ev", "<= 300 MB at 1M", status))
+    for key, label in (
+        ("follow_sqlite", "follow SQLite p50 / p95"),
+        ("follow_postgres", "follow PostgreSQL p50 / p95"),
+    ):
+        follow = figures.get(key)
+        if follow is None:
+            continue
+        ok = follow["p95_ms"] <= TARGETS["p95_ms"] and follow["seen"] == follow["sent"]
+        rows.append(
+            (
+                label,
+                f"{follow['p50_ms']:,.0f} / {follow['p95_ms']:,.0f} ms",
+                f"{follow['seen']}/{follow['sent']} seen",
+                "p95 <= 500 ms",
+                verdict(ok),
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    say("")
+    say(f"events in range: {n:,} logs in blocks {figures['from_block']}..{figures['to_block']}")
+    header = ("", "figure", "vs (a)", "target", "status")
+    for row in (header, *rows):
+        say("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+
+
+# ---- main ---------------------------------------------------------------------------------------
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=" ".join((__doc__ or "").split("\n\n")[0].split()))
+    parser.add_argument("--events", type=int, default=100_000, help="item events to generate (default 100000)")
+    parser.add_argument("--postgres-url", default=DEFAULT_PG_URL, help=f"PostgreSQL server (default {DEFAULT_PG_URL})")
+    parser.add_argument("--no-postgres", action="store_true", help="skip (c) and the PostgreSQL follow")
+    parser.add_argument("--items", type=int, default=0, help="items (default: events/10, at most 40 batches)")
+    parser.add_argument("--batch", type=int, default=256, help="item events per transaction (default 256)")
+    parser.add_argument("--target-logs", type=int, default=5000, help="the indexer's --target-logs (default 5000)")
+    parser.add_argument("--raw-repeats", type=int, default=3, help="passes of (a); the median counts (default 3)")
+    parser.add_argument("--follow-txs", type=int, default=200, help="transactions in (d) (default 200)")
+    parser.add_argument("--spacing", type=float, default=0.05, help="seconds between them (default 0.05)")
+    parser.add_argument("--poll-every", type=float, default=0.005, help="index poll period in (d) (default 0.005)")
+    parser.add_argument(
+        "--follow-poll-interval", type=float, default=0.2, help="the follower's --poll-interval (default: its 0.2)"
+    )
+    parser.add_argument("--logs", type=Path, help="copy the indexer's logs into this folder at the end")
+    parser.add_argument("--profile", action="store_true", help="also profile an in-process backfill (cProfile)")
+    parser.add_argument("--profile-top", type=int, default=25, help="functions per profile listing (default 25)")
+    args = parser.parse_args()
+    if args.batch < 1 or args.events < 1:
+        parser.error("--events and --batch must be positive")
+    try:
+        return run(args)
+    except SetupError as exc:
+        print(f"bench/indexer.py: setup failed: {exc}", file=sys.stderr)
+        return 2
+
+
+def run(args: argparse.Namespace) -> int:
+    with contextlib.ExitStack() as stack:
+        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-indexer-")))
+        if args.logs is not None:
+            args.logs.mkdir(parents=True, exist_ok=True)
+            stack.callback(lambda: [shutil.copy(log, args.logs) for log in workdir.glob("*.log")])
+        if not args.no_postgres:  # fail early, before minutes of generation
+            check_postgres(args.postgres_url)
+        chain = build_chain(args, workdir, stack)
+        rpc = stack.enter_context(contextlib.closing(Rpc(chain.node.url)))
+        head = int(rpc.call("eth_blockNumber"), 16)
+        addresses = [chain.ledger, chain.escrow]
+        figures: dict[str, Any] = {
+            "events_requested": args.events,
+            "item_events_generated": chain.generated_events,
+            "items": chain.items,
+            "batch": args.batch,
+            "generation_s": round(chain.generation_s, 1),
+            "from_block": chain.deploy_block,
+            "to_block": head,
+            "target_logs": args.target_logs,
+        }
+
+        say(f"\n(a) raw eth_getLogs, blocks {chain.deploy_block}..{head}, {args.raw_repeats} passes ...")
+        passes = [
+            raw_fetch(chain.node.url, addresses, chain.deploy_block, head, args.target_logs)
+            for _ in range(args.raw_repeats)
+        ]
+        for p in passes:
+            say(
+                f"  {p.logs:,} logs in {p.seconds:.2f} s = {p.rate:,.0f} logs/s "
+                f"({p.requests} requests, {p.bytes / MB:.0f} MB)"
+            )
+        n = passes[0].logs
+        raw_rate = statistics.median(p.rate for p in passes)
+        figures.update(
+            events_in_range=n,
+            raw_events_per_s=round(raw_rate),
+            raw_passes_events_per_s=[round(p.rate) for p in passes],
+            raw_requests=passes[0].requests,
+        )
+
+        def backfill(key: str, label: str, url: str) -> None:
+            say(f"\n{label} ...")
+            child = run_backfill(chain, url, args, workdir / f"backfill-{key}.log")
+            summary = cli_summary(child.log)
+            entry: dict[str, Any] = {
+                "wall_s": round(child.wall_s, 2),
+                "events_per_s": round(n / child.wall_s),
+                "peak_rss_mb": round(child.peak_rss_mb, 1),
+                "cpu_s": round(child.cpu_s, 2),
+            }
+            if summary is not None:
+                entry.update(cli_events=summary[1], cli_s=summary[2], cli_events_per_s=round(summary[1] / summary[2]))
+            figures[key] = entry
+            say(
+                f"  {child.wall_s:.2f} s wall ({n / child.wall_s:,.0f} ev/s), {child.cpu_s:.1f} s CPU, "
+                f"peak RSS {child.peak_rss_mb:.0f} MB"
+                + (f"; CLI: {summary[1]:,} events in {summary[2]} s" if summary else "")
+            )
+
+        def follow(key: str, label: str, url: str) -> None:
+            say(f"\n{label}: {args.follow_txs} transactions {args.spacing * 1000:.0f} ms apart ...")
+            result = measure_follow(chain, url, args, workdir / f"follow-{key}.log")
+            figures[key] = {k: (round(v, 1) if isinstance(v, float) else v) for k, v in asdict(result).items()}
+            del figures[key]["delays_ms"]
+            say(
+                f"  seen {result.seen}/{result.sent}; p50 {result.p50_ms:.0f} ms, p95 {result.p95_ms:.0f} ms, "
+                f"max {result.max_ms:.0f} ms; follower peak RSS {result.peak_rss_mb:.0f} MB; "
+                f"one poll of the index took {result.poll_p50_ms:.1f} ms (median), {result.poll_max_ms:.1f} ms (max)"
+            )
+
+        sqlite_url = f"sqlite:///{workdir / 'index.sqlite3'}"
+        backfill("sqlite", "(b) ledger-indexer backfill -> SQLite", sqlite_url)
+        pg_url = None
+        if not args.no_postgres:
+            pg_url = stack.enter_context(pg_schema(args.postgres_url))
+            backfill("postgres", "(c) ledger-indexer backfill -> PostgreSQL", pg_url)
+        # (d) after both backfills: the follow transactions are not part of the backfilled range
+        follow("follow_sqlite", "(d) ledger-indexer follow -> SQLite", sqlite_url)
+        if pg_url is not None:
+            follow("follow_postgres", "(d) ledger-indexer follow -> PostgreSQL", pg_url)
+
+        report(figures)
+        if args.profile:
+            profile_urls: list[tuple[str, Callable[[], str]]] = [
+                ("SQLite", lambda: f"sqlite:///{workdir / f'profile-{uuid.uuid4().hex[:8]}.sqlite3'}")
+            ]
+            if not args.no_postgres:
+                profile_urls.append(("PostgreSQL", lambda: stack.enter_context(pg_schema(args.postgres_url))))
+            for name, make_url_ in profile_urls:
+                say(f"\n===== profile: backfill -> {name} =====")
+                say(stage_costs(chain, make_url_(), args))
+                say(profile_backfill(chain, make_url_(), args, args.profile_top))
+        say(json.dumps({"bench": "indexer", **figures}, separators=(",", ":")))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
