@@ -24,3 +24,43 @@ class FatalError(LedgerError):
 
 class ConfigurationError(FatalError):
     """Settings, artifacts or a deployment manifest are missing or invalid."""
+
+
+class RequestError(FatalError):
+    """The caller must change the request: the service is fine (the API answers with a 4xx)."""
+
+
+class AuthenticationError(RequestError):
+    """No credentials, or credentials that are unknown, malformed or revoked (HTTP 401).
+
+    ``scheme`` names the credentials the caller should send (``Bearer`` or ``ReturnToken``).
+    """
+
+    def __init__(self, message: str, *, scheme: str = "Bearer") -> None:
+        super().__init__(message)
+        self.scheme = scheme
+
+
+class PermissionDeniedError(RequestError):
+    """Valid credentials that do not allow this action (HTTP 403)."""
+
+
+class NotFoundError(RequestError):
+    """The resource does not exist, or is not the caller's to see (HTTP 404)."""
+
+
+class ConflictError(RequestError):
+    """The request conflicts with the resource's current state (HTTP 409)."""
+
+
+class InvalidRequestError(RequestError):
+    """The request is well-formed but its content cannot be accepted (HTTP 422)."""
+
+
+class IndexBehindError(RetryableError):
+    """The index did not reach a block in time (a ``?wait=true`` write: HTTP 504)."""
+
+    def __init__(self, message: str, *, block_number: int, indexed: int | None) -> None:
+        super().__init__(message)
+        self.block_number = block_number
+        self.indexed = indexed

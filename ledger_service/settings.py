@@ -2,6 +2,13 @@
 
 Every variable is prefixed ``LEDGER_`` (e.g. ``LEDGER_RPC_URL``). No other
 module reads the environment.
+
+Signing keys: the API signs each actor's transactions with the key of that
+actor's on-chain account (``LEDGER_SIGNER_KEYS``, JSON ``{address: key}``) and
+consumer actions with the relayer's key (``LEDGER_RELAYER_KEY``, the account
+holding CONSUMER_AGENT_ROLE). In development both default to anvil's
+well-known keys of the accounts in ``scripts/deploy-config.local.json``; with
+``LEDGER_ENVIRONMENT=production`` any of anvil's well-known keys is refused.
 """
 
 from __future__ import annotations
@@ -10,14 +17,86 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AnyHttpUrl, Field
+from pydantic import AnyHttpUrl, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ANVIL_ACCOUNTS: tuple[tuple[str, str], ...] = (
+    (
+        "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266",
+        "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80",
+    ),
+    (
+        "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
+        "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d",
+    ),
+    (
+        "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC",
+        "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a",
+    ),
+    (
+        "0x90F79bf6EB2c4f870365E785982E1f101E93b906",
+        "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6",
+    ),
+    (
+        "0x15d34AAf54267DB7D7c367839AAf71A00a2C6A65",
+        "0x47e179ec197488593b187f80a00eb0da91f1b9d0b13f8733639f19c30a34926a",
+    ),
+    (
+        "0x9965507D1a55bcC2695C58ba16FB37d819B0A4dc",
+        "0x8b3a350cf5c34c9194ca85829a2df0ec3153be0318b5e2d3348e872092edffba",
+    ),
+    (
+        "0x976EA74026E726554dB657fA54763abd0C3a0aa9",
+        "0x92db14e403b83dfe3df233f83dfa3a0d7096f21ca9b0d6d6b8d88b2b4ec1564e",
+    ),
+    (
+        "0x14dC79964da2C08b23698B3D3cc7Ca32193d9955",
+        "0x4bbbf85ce3377467afe5d46f804f221813b2bb87f24d81f60f1fcdbf7cbf4356",
+    ),
+    (
+        "0x23618e81E3f5cdF7f54C3d65f7FBc0aBf5B21E8f",
+        "0xdbda1821b80551c9d65939329250298aa3472ba22feea921c0cf5d620ea67b97",
+    ),
+    (
+        "0xa0Ee7A142d267C1f36714E4a8F75612F20a79720",
+        "0x2a871d0798f97d79848a013d4936a73bf4cc922c825d33c1cf7073dff6d409c6",
+    ),
+)
+"""anvil's default accounts (mnemonic "test test ... junk"): (address, private key) by index. Public
+knowledge: anyone can sign with these keys, so they are for a local chain only."""
+
+DEV_SIGNER_ACCOUNTS = (1, 2, 3, 4, 5, 8)
+"""Indexes in :data:`ANVIL_ACCOUNTS` of scripts/deploy-config.local.json's actors: manufacturer, merchant,
+carrier, inspector, arbiter, second merchant."""
+DEV_RELAYER_ACCOUNT = 9
+"""Index in :data:`ANVIL_ACCOUNTS` of the CONSUMER_AGENT_ROLE account of scripts/deploy-config.local.json."""
+
+_WELL_KNOWN_KEYS = frozenset(key[2:].lower() for _, key in ANVIL_ACCOUNTS)
+
+
+def is_well_known_key(key: str) -> bool:
+    """Whether ``key`` (hex, with or without 0x) is one of anvil's public development keys."""
+    return key.lower().removeprefix("0x") in _WELL_KNOWN_KEYS
+
+
+def _dev_signer_keys() -> dict[str, SecretStr]:
+    return {ANVIL_ACCOUNTS[i][0]: SecretStr(ANVIL_ACCOUNTS[i][1]) for i in DEV_SIGNER_ACCOUNTS}
+
+
+def _address_of_key(key: str, where: str) -> str:
+    from eth_account import Account  # imported when keys are given: ~0.5 s that most commands never need
+
+    try:
+        return str(Account.from_key(key).address)
+    except (ValueError, TypeError):
+        raise ValueError(f"{where}: not a private key (expected 0x + 64 hex digits)") from None
 
 
 class Settings(BaseSettings):
     """Typed configuration with defaults for a local development run (anvil + SQLite)."""
 
-    model_config = SettingsConfigDict(env_prefix="LEDGER_", env_file=".env", extra="ignore")
+    # hide_input_in_errors: a validation error must never print the keys it was given
+    model_config = SettingsConfigDict(env_prefix="LEDGER_", env_file=".env", extra="ignore", hide_input_in_errors=True)
 
     environment: Literal["development", "production"] = "development"
     rpc_url: AnyHttpUrl = Field(default=AnyHttpUrl("http://127.0.0.1:8545"), description="JSON-RPC URL of the chain")
@@ -31,6 +110,62 @@ class Settings(BaseSettings):
     finality_depth: int = Field(default=12, ge=1, le=10_000, description="Blocks after which a block is final")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_json: bool = Field(default=False, description="Log one JSON object per line instead of text")
+
+    signer_keys: dict[str, SecretStr] = Field(
+        default_factory=_dev_signer_keys,
+        description="Private keys the API signs with, by checksummed address (env: JSON {address: key})",
+    )
+    relayer_key: SecretStr | None = Field(
+        default=SecretStr(ANVIL_ACCOUNTS[DEV_RELAYER_ACCOUNT][1]),
+        description="Key of the CONSUMER_AGENT_ROLE account that sends consumers' actions; none: no relaying",
+    )
+    api_host: str = Field(default="127.0.0.1", description="Interface the API listens on")
+    api_port: int = Field(default=8000, ge=1, le=65_535, description="TCP port of the API")
+    wait_timeout_s: float = Field(
+        default=10.0, gt=0, le=300, description="Longest a ?wait=true write waits for the indexer, in seconds"
+    )
+
+    @field_validator("signer_keys")
+    @classmethod
+    def _keys_match_addresses(cls, value: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        from eth_utils.address import is_address, to_checksum_address
+
+        checked: dict[str, SecretStr] = {}
+        for address, key in value.items():
+            if not is_address(address):
+                raise ValueError(f"{address!r} is not an address")
+            owner = _address_of_key(key.get_secret_value(), f"the key given for {address}")
+            if owner.lower() != address.lower():
+                raise ValueError(f"the key given for {address} belongs to {owner}")
+            checked[to_checksum_address(address)] = key
+        return checked
+
+    @field_validator("relayer_key")
+    @classmethod
+    def _relayer_is_a_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and value.get_secret_value():
+            _address_of_key(value.get_secret_value(), "relayer_key")
+            return value
+        return None
+
+    @model_validator(mode="after")
+    def _no_public_keys_in_production(self) -> Settings:
+        if self.environment != "production":
+            return self
+        public = [address for address, key in self.signer_keys.items() if is_well_known_key(key.get_secret_value())]
+        if public:
+            raise ValueError(
+                "LEDGER_SIGNER_KEYS holds anvil's well-known development keys for "
+                f"{', '.join(public)}; anyone can sign with them. With LEDGER_ENVIRONMENT=production set "
+                "LEDGER_SIGNER_KEYS to a JSON object {address: private key} of the service's own accounts"
+            )
+        if self.relayer_key is not None and is_well_known_key(self.relayer_key.get_secret_value()):
+            raise ValueError(
+                "LEDGER_RELAYER_KEY is anvil's well-known development key; anyone can sign with it. With "
+                "LEDGER_ENVIRONMENT=production set LEDGER_RELAYER_KEY to the key of the account holding "
+                "CONSUMER_AGENT_ROLE (or to an empty value to disable consumer actions through the API)"
+            )
+        return self
 
 
 @lru_cache(maxsize=1)

@@ -6,6 +6,7 @@ the URL: ``?options=-csearch_path%3D<schema>``). :class:`Store` is the API of
 the indexer; :func:`writer_lock` makes sure only one indexer writes.
 """
 
+from ledger_service.store import api_schema as api_schema  # registers the API's tables on schema.metadata
 from ledger_service.store.lock import WriterLock, writer_lock
 from ledger_service.store.store import (
     ApplyStats,

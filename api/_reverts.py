@@ -1,0 +1,200 @@
+"""A contract's custom error as an HTTP status and a sentence a person can act on.
+
+Every error of the ReturnsEscrow, ProvenanceLedger and token ABIs has an
+entry; an error without one becomes 409 with its name. The sentence never
+shows raw revert data.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from eth_utils.crypto import keccak
+
+from ledger_service.chain.reverts import ContractRevertError
+from ledger_service.chain.signers import ChainContext
+from ledger_service.codes import BizStep, ReturnState
+
+_ROLE_NAMES = {
+    keccak(text=name): name
+    for name in (
+        "MANUFACTURER_ROLE",
+        "MERCHANT_ROLE",
+        "CARRIER_ROLE",
+        "INSPECTOR_ROLE",
+        "ARBITER_ROLE",
+        "RECORDER_ROLE",
+        "CONSUMER_AGENT_ROLE",
+    )
+}
+_ROLE_NAMES[b"\0" * 32] = "DEFAULT_ADMIN_ROLE"
+_DEADLINES = (("shipBy", "ship-by"), ("inspectBy", "inspect-by"), ("disputeBy", "dispute"))
+
+
+def utc_text(timestamp: int) -> str:
+    """``2026-11-01 12:00 UTC``."""
+    return datetime.fromtimestamp(timestamp, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def show(value: Any) -> str:
+    """A revert argument as text: bytes as 0x hex, everything else as str."""
+    if isinstance(value, bytes):
+        return "0x" + value.hex()
+    return str(value)
+
+
+def title_of(error: str) -> str:
+    """``EscrowDeadlinePassed`` -> ``Escrow deadline passed``."""
+    words = re.findall(r"[A-Z]+(?![a-z])|[A-Z]?[a-z0-9]+", error) or [error]
+    text = " ".join(w if w.isupper() and len(w) > 1 else w.lower() for w in words)
+    return text[:1].upper() + text[1:]
+
+
+def _role(value: Any) -> str:
+    return _ROLE_NAMES.get(bytes(value), show(value)) if isinstance(value, bytes) else show(value)
+
+
+def _step(value: Any) -> str:
+    try:
+        return BizStep(int(value)).cbv
+    except ValueError:
+        return f"bizStep {value}"
+
+
+def _state(value: Any) -> str:
+    try:
+        return ReturnState(int(value)).name.lower().replace("_", " ")
+    except ValueError:
+        return f"state {value}"
+
+
+def _deadline_kind(chain: ChainContext | None, return_id: Any, deadline: int) -> str:
+    """Which of the return's deadlines ``deadline`` is ("ship-by ", ...), read from the contract; "" if unknown."""
+    if chain is None or not isinstance(return_id, bytes):
+        return ""
+    try:
+        function = chain.escrow.functions.returnOf(return_id)
+        record = function.call()
+        names = [c["name"] for c in function.abi["outputs"][0]["components"]]
+        fields = dict(zip(names, record, strict=True))
+    except Exception:  # an explanation must never fail: fall back to "the deadline"
+        return ""
+    for field, label in _DEADLINES:
+        if int(fields.get(field, -1)) == deadline:
+            return label + " "
+    return ""
+
+
+Explain = Callable[[Mapping[str, Any], ChainContext | None], tuple[int, str]]
+
+
+def _deadline_passed(p: Mapping[str, Any], chain: ChainContext | None) -> tuple[int, str]:
+    deadline = int(p["deadline"])
+    return 409, f"the {_deadline_kind(chain, p['returnId'], deadline)}deadline passed on {utc_text(deadline)}"
+
+
+def _deadline_not_reached(p: Mapping[str, Any], chain: ChainContext | None) -> tuple[int, str]:
+    deadline = int(p["deadline"])
+    kind = _deadline_kind(chain, p["returnId"], deadline)
+    return 409, f"this is possible only after the {kind}deadline, {utc_text(deadline)}"
+
+
+EXPLANATIONS: dict[str, Explain] = {
+    # ---- ReturnsEscrow
+    "EscrowMissingRole": lambda p, _: (403, f"account {show(p['account'])} does not hold {_role(p['role'])}"),
+    "EscrowPolicyInvalid": lambda p, _: (422, f"the policy's {p['field']} is out of the allowed range"),
+    "EscrowPolicyMissing": lambda p, _: (409, f"merchant {show(p['merchant'])} has not published a return policy"),
+    "EscrowItemUnknown": lambda p, _: (404, f"no item {show(p['itemId'])} is registered"),
+    "EscrowNotSeller": lambda p, _: (403, f"account {show(p['account'])} may not sell item {show(p['itemId'])}"),
+    "EscrowItemAlreadySold": lambda p, _: (
+        409,
+        f"item {show(p['itemId'])} is sold already and has not come back by a return",
+    ),
+    "EscrowNoActiveSale": lambda p, _: (409, f"item {show(p['itemId'])} has no current sale"),
+    "EscrowSaleInvalid": lambda p, _: (422, f"the sale's {p['field']} is invalid"),
+    "EscrowNotMerchant": lambda p, _: (403, f"account {show(p['account'])} is not the merchant of {show(p['id'])}"),
+    "EscrowNotConsumer": lambda p, _: (
+        403,
+        f"account {show(p['account'])} is not the consumer of return {show(p['returnId'])}",
+    ),
+    "EscrowReturnAlreadyOpen": lambda p, _: (
+        409,
+        f"item {show(p['itemId'])} already has an open return ({show(p['returnId'])})",
+    ),
+    "EscrowTooManyReturns": lambda p, _: (409, f"the sale of item {show(p['itemId'])} has had its maximum of returns"),
+    "EscrowInvalidAmount": lambda p, _: (
+        422,
+        f"the amount {p['amount']} must be more than 0 and at most {p['maximum']} token units",
+    ),
+    "EscrowFastRefundNotAllowed": lambda p, _: (
+        409,
+        f"the policy bound to the sale of item {show(p['itemId'])} does not allow a fast refund",
+    ),
+    "EscrowTokenTransferMismatch": lambda p, _: (
+        422,
+        f"token {show(p['token'])} moved {p['received']} units instead of {p['expected']}: "
+        "tokens that charge a fee on transfer are not supported",
+    ),
+    "EscrowUnknownReturn": lambda p, _: (404, f"there is no return {show(p['returnId'])}"),
+    "EscrowInvalidState": lambda p, _: (
+        409,
+        f"return {show(p['returnId'])} is {_state(p['state'])}, which does not allow this action",
+    ),
+    "EscrowDeadlinePassed": _deadline_passed,
+    "EscrowDeadlineNotReached": _deadline_not_reached,
+    "EscrowAlreadySettled": lambda p, _: (409, f"the deposit of return {show(p['returnId'])} was paid out already"),
+    "EscrowReportMissing": lambda p, _: (422, "an inspection result needs the digest of its report"),
+    # ---- ProvenanceLedger
+    "ProvenanceInvalidUri": lambda p, _: (422, f"the item URI must not be empty or too long (got {p['length']} bytes)"),
+    "ProvenanceItemAlreadyRegistered": lambda p, _: (409, f"item {show(p['itemId'])} is registered already"),
+    "ProvenanceItemUnknown": lambda p, _: (404, f"no item {show(p['itemId'])} is registered"),
+    "ProvenanceItemDestroyed": lambda p, _: (409, f"item {show(p['itemId'])} was destroyed; its history is closed"),
+    "ProvenanceNotMerchant": lambda p, _: (422, f"account {show(p['account'])} does not hold MERCHANT_ROLE"),
+    "ProvenanceNotMerchantOfRecord": lambda p, _: (
+        403,
+        f"account {show(p['account'])} is not the merchant of record of item {show(p['itemId'])}",
+    ),
+    "ProvenanceUnknownBizStep": lambda p, _: (422, f"{p['bizStep']} is not a known bizStep code"),
+    "ProvenanceUnknownDisposition": lambda p, _: (422, f"{p['disposition']} is not a known disposition code"),
+    "ProvenanceStepNotAllowed": lambda p, _: (
+        403,
+        f"the roles of account {show(p['actor'])} do not allow recording {_step(p['bizStep'])}",
+    ),
+    "ProvenanceStepReserved": lambda p, _: (
+        422,
+        f"{_step(p['bizStep'])} is recorded only by registration or by the returns escrow",
+    ),
+    "ProvenanceInvalidBatch": lambda p, _: (422, f"a batch of {p['size']} events is empty or too large"),
+    # ---- OpenZeppelin
+    "AccessControlUnauthorizedAccount": lambda p, _: (
+        403,
+        f"account {show(p['account'])} does not hold {_role(p['neededRole'])}",
+    ),
+    "ERC20InsufficientBalance": lambda p, _: (
+        409,
+        f"account {show(p['sender'])} holds {p['balance']} token units but {p['needed']} are needed",
+    ),
+    "ERC20InsufficientAllowance": lambda p, _: (
+        409,
+        f"the escrow may spend {p['allowance']} token units of the payer but {p['needed']} are needed",
+    ),
+    "SafeERC20FailedOperation": lambda p, _: (409, f"the transfer of token {show(p['token'])} failed"),
+    "ReentrancyGuardReentrantCall": lambda p, _: (409, "the contract refused a re-entrant call"),
+    # ---- Solidity builtins and undecodable data
+    "Error": lambda p, _: (409, f"the contract refused: {p.get('message', '')}"),
+    "Panic": lambda p, _: (500, f"the contract failed an internal check ({p.get('meaning', 'panic')})"),
+}
+
+
+def explain(exc: ContractRevertError, *, chain: ChainContext | None = None) -> tuple[int, str]:
+    """The HTTP status and the sentence for ``exc`` (409 and its name if it has no entry)."""
+    entry = EXPLANATIONS.get(exc.error)
+    if entry is None:
+        return 409, f"the contract refused the transaction ({exc.error})"
+    try:
+        return entry(exc.params, chain)
+    except (KeyError, TypeError, ValueError):  # arguments not as declared: still say what happened
+        return 409, f"the contract refused the transaction ({exc})"

@@ -1,0 +1,118 @@
+"""The FastAPI application: ``create_app(settings)``, and ``app`` for ``uvicorn api.main:app``.
+
+Importing this module connects to nothing: the store (``Store.open``, which
+migrates the database) and the chain (:func:`connect_chain`, which checks the
+node, the manifest and the contracts) are opened by the lifespan, at startup,
+and closed at shutdown. Every router of ``api.routers.ROUTERS`` is mounted
+under ``/v1``; every error is a problem+json (:mod:`api.problems`).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+from fastapi import APIRouter, FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from api.problems import PROBLEM_JSON, PROBLEM_REF, Problem, install_problem_handlers, problem_response_spec
+from ledger_service.chain.signers import connect_chain
+from ledger_service.settings import Settings, get_settings
+from ledger_service.store.store import Store
+
+API_PREFIX = "/v1"
+TITLE = "Returns ledger API"
+DESCRIPTION = (
+    "Published return policies, return requests answered at once with reasons, and refunds locked in an "
+    "on-chain escrow and released by rules. Actors authenticate with `Authorization: Bearer <API key>`, "
+    "consumers with `Authorization: ReturnToken <token>` (returned once by the merchant's sale call). "
+    "Every error is an RFC 9457 problem (`application/problem+json`)."
+)
+
+
+def default_routers() -> Sequence[APIRouter]:
+    """``api.routers.ROUTERS`` (each router with its own prefix, e.g. ``/returns``); none if that package
+    does not exist yet."""
+    if importlib.util.find_spec("api.routers") is None:
+        return ()
+    module = importlib.import_module("api.routers")
+    routers: Sequence[APIRouter] = getattr(module, "ROUTERS", ())
+    return routers
+
+
+def create_app(settings: Settings | None = None, *, routers: Sequence[APIRouter] | None = None) -> FastAPI:
+    """A new application; ``settings`` default to the environment's (read at startup, not here)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        resolved = settings if settings is not None else get_settings()
+        store = await anyio.to_thread.run_sync(Store.open, resolved.database_url)
+        try:
+            chain = await anyio.to_thread.run_sync(connect_chain, resolved)
+        except BaseException:
+            store.close()
+            raise
+        app.state.settings = resolved
+        app.state.store = store
+        app.state.chain = chain
+        try:
+            yield
+        finally:
+            store.close()
+
+    app = FastAPI(title=TITLE, description=DESCRIPTION, version="1.0.0", lifespan=lifespan)
+    install_problem_handlers(app)
+    for router in default_routers() if routers is None else routers:
+        app.include_router(router, prefix=API_PREFIX)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = problems_in_openapi(
+                get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+            )
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app
+
+
+def problems_in_openapi(schema: dict[str, Any]) -> dict[str, Any]:
+    """Documents every error response as a problem+json :class:`Problem`: replaces FastAPI's 422 schema,
+    adds 401/403 to operations with security and ``5XX`` to every operation."""
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    problem_schema = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+    components.update(problem_schema.pop("$defs", {}))
+    components["Problem"] = problem_schema
+    for name in ("HTTPValidationError", "ValidationError"):
+        components.pop(name, None)
+    for path_item in schema.get("paths", {}).values():
+        for operation in path_item.values():
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue
+            responses: dict[str, Any] = operation["responses"]
+            if operation.get("security"):
+                responses.setdefault("401", problem_response_spec("Missing, invalid or revoked credentials"))
+                responses.setdefault("403", problem_response_spec("The credentials do not allow this"))
+            responses.setdefault("5XX", problem_response_spec("The service could not answer"))
+            for status, response in responses.items():
+                if status[0] in "45":
+                    response["content"] = {PROBLEM_JSON: {"schema": {"$ref": PROBLEM_REF}}}
+    return schema
+
+
+app = create_app()
+
+
+def main() -> int:
+    """``ledger-api``: serves the API on LEDGER_API_HOST:LEDGER_API_PORT with uvicorn."""
+    import uvicorn
+
+    settings = get_settings()
+    print(f"ledger-api: serving on http://{settings.api_host}:{settings.api_port} (docs at /docs)", file=sys.stderr)
+    uvicorn.run("api.main:app", host=settings.api_host, port=settings.api_port, log_level=settings.log_level.lower())
+    return 0

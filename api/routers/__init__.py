@@ -1,0 +1,9 @@
+"""The API's routers, one per resource; api.main mounts every router of :data:`ROUTERS` under /v1."""
+
+from fastapi import APIRouter
+
+from api.routers import items, policies, returns, sales
+
+ROUTERS: tuple[APIRouter, ...] = (policies.router, sales.router, items.router, returns.router)
+
+__all__ = ["ROUTERS"]

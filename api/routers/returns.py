@@ -1,0 +1,448 @@
+"""Returns: the consumer's request and steps, the merchant's queue and list, carriers', inspectors' and
+arbiters' steps, and every party's view of a return's status and timeline.
+
+Ids in paths: a return's id (the RMA, ``0x`` + 64 hex) for on-chain steps; a request's id (``rr_...``)
+for the merchant's approve / reject of a queued request. GET /v1/returns/{id} takes either.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Depends, Path, Query
+from starlette.responses import Response
+
+from api.deps import (
+    ArbiterDep,
+    CarrierDep,
+    ConsumerDep,
+    IdempotencyDep,
+    InspectorDep,
+    MerchantDep,
+    PrincipalDep,
+    Services,
+    ServicesDep,
+    require_role,
+)
+from api.problems import problem_responses
+from api.routers._present import (
+    WaitQuery,
+    reasons_public,
+    request_public,
+    return_row_public,
+    status_public,
+    token_decimals,
+    wait_if_asked,
+)
+from api.schemas.common import MAX_UINT96, NO_NUL, utc
+from api.schemas.returns import (
+    DecisionCreate,
+    DisputeCreate,
+    InspectionCreate,
+    ResolutionCreate,
+    ReturnCreate,
+    ReturnDecisionPublic,
+    ReturnListPublic,
+    ReturnPublic,
+    ReturnWritePublic,
+    ScanCreate,
+)
+from ledger_service.access import Actor, Role
+from ledger_service.errors import InvalidRequestError, NotFoundError
+from ledger_service.returns import (
+    RequestResult,
+    TxResult,
+    approve_request,
+    cancel_return,
+    claim_uninspected,
+    dispute_return,
+    reclaim,
+    record_inspection,
+    reject_request,
+    request_return,
+    resolve_dispute,
+    scan_return,
+)
+from ledger_service.returns.views import ListState, list_merchant_returns, return_status
+
+router = APIRouter(prefix="/returns", tags=["returns"])
+
+ReturnIdPath = Annotated[str, Path(pattern=r"^0x[0-9a-fA-F]{64}$", description="the return id (RMA)")]
+RequestIdPath = Annotated[str, Path(pattern=r"^rr_[0-9a-f]{32}$", description="the return request's id")]
+AnyIdPath = Annotated[
+    str, Path(pattern=r"^(0x[0-9a-fA-F]{64}|rr_[0-9a-f]{32})$", description="a return id (RMA) or a request id")
+]
+ListerDep = Annotated[Actor, Depends(require_role(Role.MERCHANT, Role.AUDITOR, Role.ADMIN))]
+WRITE_PROBLEMS = problem_responses(404, 409, 422)
+
+
+def _fresh_return(svc: Services, return_id: str) -> ReturnPublic | None:
+    try:
+        status = return_status(svc.store, return_id)
+    except NotFoundError:
+        return None
+    return status_public(status, decimals=token_decimals(svc), timeline=False)
+
+
+def _decision_public(svc: Services, result: RequestResult, *, wait: bool) -> ReturnDecisionPublic:
+    request, decision, tx = result.request, result.decision, result.tx
+    fresh = tx is not None and wait_if_asked(svc, wait=wait, block_number=tx.block_number)
+    ret = _fresh_return(svc, request.return_id) if fresh and request.return_id else None
+    public = ReturnDecisionPublic(
+        request_id=request.id,
+        item_id=request.item_id,
+        outcome=request.outcome,
+        reasons=reasons_public(request.reasons),
+        return_id=request.return_id,
+        tx_hash=tx.tx_hash if tx else None,
+        block_number=tx.block_number if tx else None,
+        ship_by=ret.ship_by if ret else None,
+        return_=ret,
+    )
+    if decision is not None:
+        public.refund_amount = str(decision.refund_amount)
+        public.restocking_fee = str(decision.restocking_fee)
+        public.fast_refund = decision.fast_refund
+        public.deadline = utc(decision.deadline)
+    if ret is not None:
+        public.decimals = ret.decimals
+        public.refund_amount = ret.amount
+        public.fast_refund = ret.fast_refund
+    return public
+
+
+def _write_public(
+    svc: Services, return_id: str, tx: TxResult, *, wait: bool, digest: str | None = None
+) -> ReturnWritePublic:
+    fresh = wait_if_asked(svc, wait=wait, block_number=tx.block_number)
+    return ReturnWritePublic(
+        tx_hash=tx.tx_hash,
+        block_number=tx.block_number,
+        return_id=return_id.lower(),
+        digest=digest,
+        return_=_fresh_return(svc, return_id) if fresh else None,
+    )
+
+
+# ---- consumer: request --------------------------------------------------------------------------------
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=ReturnDecisionPublic,
+    responses=problem_responses(404, 409, 422),
+    summary="Request a return (consumer): answered at once with the decision and, if approved, the RMA",
+)
+def create(
+    body: ReturnCreate, consumer: ConsumerDep, svc: ServicesDep, idem: IdempotencyDep, wait: WaitQuery = False
+) -> Response:
+    """Reviewed by the merchant's published rules: **approve** (the merchant's escrow is funded on-chain and
+    `return_id` is the RMA), **reject** (every reason, in words), or **manual_review** (queued for the
+    merchant). An item with an open return or a queued request is a 409 naming it. Send an
+    `Idempotency-Key` to retry safely."""
+
+    def produce() -> ReturnDecisionPublic:
+        if body.item_id is not None and body.item_id.lower() != consumer.item_id:
+            raise NotFoundError(f"no item {body.item_id.lower()} for this return token")
+        result = request_return(
+            store=svc.store,
+            chain=svc.chain,
+            consumer=consumer.address,
+            item_id=consumer.item_id,
+            reason_code=body.reason_code,
+            comment=body.comment,
+        )
+        return _decision_public(svc, result, wait=wait)
+
+    return idem.run(produce, status_code=201)
+
+
+# ---- reads -------------------------------------------------------------------------------------------------
+
+
+@router.get(
+    "",
+    response_model=ReturnListPublic,
+    responses=problem_responses(422),
+    summary="List my returns (merchant; auditors and admins see everyone's), filtered and paginated",
+)
+def list_returns(
+    actor: ListerDep,
+    svc: ServicesDep,
+    state: Annotated[
+        list[ListState] | None,
+        Query(description="any of these states; pending_review lists the manual queue (alone)"),
+    ] = None,
+    reason: Annotated[str | None, Query(max_length=64, pattern=NO_NUL, description="the request's reason code")] = None,
+    from_: Annotated[
+        datetime | None, Query(alias="from", description="authorized (queue: requested) at or after")
+    ] = None,
+    to: Annotated[datetime | None, Query(description="authorized (queue: requested) at or before")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> ReturnListPublic:
+    listing = list_merchant_returns(
+        svc.store,
+        merchant=actor.account if actor.role is Role.MERCHANT else None,
+        states=tuple(state or ()),
+        reason_code=reason,
+        created_from=int(from_.timestamp()) if from_ else None,
+        created_to=int(to.timestamp()) if to else None,
+        limit=limit,
+        offset=offset,
+    )
+    decimals = token_decimals(svc)
+    data = [
+        return_row_public(row, decimals=decimals, reason_code=listing.reason_codes.get(row.return_id))
+        for row in listing.returns
+    ] + [request_public(request) for request in listing.requests]
+    return ReturnListPublic(data=data, count=listing.count)
+
+
+@router.get(
+    "/{return_id}",
+    response_model=ReturnPublic,
+    responses=problem_responses(404),
+    summary="A return's status and timeline (or a request's outcome)",
+)
+def read(return_id: AnyIdPath, principal: PrincipalDep, svc: ServicesDep) -> ReturnPublic:
+    """Consumers see their own, merchants theirs; carriers, inspectors, arbiters, auditors and admins any."""
+    if isinstance(principal, Actor):
+        merchant = principal.account if principal.role is Role.MERCHANT else None
+        status = return_status(svc.store, return_id, merchant=merchant)
+    else:
+        status = return_status(svc.store, return_id, consumer=principal.address, item_id=principal.item_id)
+    return status_public(status, decimals=token_decimals(svc), timeline=True)
+
+
+# ---- merchant ---------------------------------------------------------------------------------------------
+
+
+@router.post(
+    "/{request_id}/approve",
+    response_model=ReturnDecisionPublic,
+    responses=WRITE_PROBLEMS,
+    summary="Approve a queued request (merchant): the escrow is funded and the RMA issued",
+)
+def approve(
+    request_id: RequestIdPath,
+    merchant: MerchantDep,
+    svc: ServicesDep,
+    idem: IdempotencyDep,
+    wait: WaitQuery = False,
+) -> Response:
+    def produce() -> ReturnDecisionPublic:
+        result = approve_request(store=svc.store, chain=svc.chain, merchant=merchant.account, request_id=request_id)
+        return _decision_public(svc, result, wait=wait)
+
+    return idem.run(produce)
+
+
+@router.post(
+    "/{request_id}/reject",
+    response_model=ReturnDecisionPublic,
+    responses=WRITE_PROBLEMS,
+    summary="Reject a queued request (merchant); nothing goes on-chain",
+)
+def reject(
+    request_id: RequestIdPath,
+    merchant: MerchantDep,
+    svc: ServicesDep,
+    idem: IdempotencyDep,
+    body: Annotated[DecisionCreate | None, Body()] = None,
+) -> Response:
+    def produce() -> ReturnDecisionPublic:
+        result = reject_request(
+            store=svc.store, merchant=merchant.account, request_id=request_id, note=body.note if body else None
+        )
+        return _decision_public(svc, result, wait=False)
+
+    return idem.run(produce)
+
+
+@router.post(
+    "/{return_id}/reclaim",
+    response_model=ReturnWritePublic,
+    responses=WRITE_PROBLEMS,
+    summary="Take the deposit back (merchant): never shipped by ship-by, or failed and not disputed in time",
+)
+def reclaim_deposit(
+    return_id: ReturnIdPath, merchant: MerchantDep, svc: ServicesDep, idem: IdempotencyDep, wait: WaitQuery = False
+) -> Response:
+    def produce() -> ReturnWritePublic:
+        tx = reclaim(store=svc.store, chain=svc.chain, merchant=merchant.account, return_id=return_id)
+        return _write_public(svc, return_id, tx, wait=wait)
+
+    return idem.run(produce)
+
+
+# ---- carrier, inspector, arbiter ----------------------------------------------------------------------------
+
+
+@router.post(
+    "/{return_id}/scans",
+    response_model=ReturnWritePublic,
+    responses=WRITE_PROBLEMS,
+    summary="Scan the returned parcel (carrier): in transit (fast refund pays now) or delivered to the merchant",
+)
+def scan(
+    return_id: ReturnIdPath,
+    body: ScanCreate,
+    carrier: CarrierDep,
+    svc: ServicesDep,
+    idem: IdempotencyDep,
+    wait: WaitQuery = False,
+) -> Response:
+    def produce() -> ReturnWritePublic:
+        tx = scan_return(
+            store=svc.store,
+            chain=svc.chain,
+            carrier=carrier.account,
+            return_id=return_id,
+            kind=body.kind,
+            location=body.location,
+        )
+        return _write_public(svc, return_id, tx, wait=wait)
+
+    return idem.run(produce)
+
+
+@router.post(
+    "/{return_id}/inspection",
+    response_model=ReturnWritePublic,
+    responses=WRITE_PROBLEMS,
+    summary="Record the inspection (inspector): passed pays the refund less the fee; failed opens a dispute window",
+)
+def inspect(
+    return_id: ReturnIdPath,
+    body: InspectionCreate,
+    inspector: InspectorDep,
+    svc: ServicesDep,
+    idem: IdempotencyDep,
+    wait: WaitQuery = False,
+) -> Response:
+    def produce() -> ReturnWritePublic:
+        done = record_inspection(
+            store=svc.store,
+            chain=svc.chain,
+            inspector=inspector.account,
+            return_id=return_id,
+            passed=body.passed,
+            grade=body.grade,
+            notes=body.notes,
+            report_digest=body.report_digest,
+            location=body.location,
+        )
+        return _write_public(svc, return_id, done.tx, wait=wait, digest=done.digest)
+
+    return idem.run(produce)
+
+
+@router.post(
+    "/{return_id}/resolution",
+    response_model=ReturnWritePublic,
+    responses=WRITE_PROBLEMS,
+    summary="Resolve a dispute (arbiter): split the deposit between consumer and merchant",
+)
+def resolve(
+    return_id: ReturnIdPath,
+    body: ResolutionCreate,
+    arbiter: ArbiterDep,
+    svc: ServicesDep,
+    idem: IdempotencyDep,
+    wait: WaitQuery = False,
+) -> Response:
+    def produce() -> ReturnWritePublic:
+        amount = int(body.consumer_amount)
+        if amount > MAX_UINT96:
+            raise InvalidRequestError("consumer_amount must be at most the deposit")
+        done = resolve_dispute(
+            store=svc.store,
+            chain=svc.chain,
+            arbiter=arbiter.account,
+            return_id=return_id,
+            consumer_amount=amount,
+            notes=body.notes,
+            ruling_digest=body.ruling_digest,
+        )
+        return _write_public(svc, return_id, done.tx, wait=wait, digest=done.digest)
+
+    return idem.run(produce)
+
+
+# ---- consumer steps (sent by the service's relayer, paid to the consumer) -------------------------------------
+
+
+@router.post(
+    "/{return_id}/cancel",
+    response_model=ReturnWritePublic,
+    responses=WRITE_PROBLEMS,
+    summary="Cancel my return before it ships (consumer); the deposit goes back to the merchant",
+)
+def cancel(
+    return_id: ReturnIdPath, consumer: ConsumerDep, svc: ServicesDep, idem: IdempotencyDep, wait: WaitQuery = False
+) -> Response:
+    def produce() -> ReturnWritePublic:
+        tx = cancel_return(
+            store=svc.store,
+            chain=svc.chain,
+            consumer=consumer.address,
+            item_id=consumer.item_id,
+            return_id=return_id,
+        )
+        return _write_public(svc, return_id, tx, wait=wait)
+
+    return idem.run(produce)
+
+
+@router.post(
+    "/{return_id}/dispute",
+    response_model=ReturnWritePublic,
+    responses=WRITE_PROBLEMS,
+    summary="Dispute a failed inspection (consumer); an arbiter decides",
+)
+def dispute(
+    return_id: ReturnIdPath,
+    consumer: ConsumerDep,
+    svc: ServicesDep,
+    idem: IdempotencyDep,
+    body: Annotated[DisputeCreate | None, Body()] = None,
+    wait: WaitQuery = False,
+) -> Response:
+    def produce() -> ReturnWritePublic:
+        done = dispute_return(
+            store=svc.store,
+            chain=svc.chain,
+            consumer=consumer.address,
+            item_id=consumer.item_id,
+            return_id=return_id,
+            comment=body.comment if body else None,
+            evidence_digest=body.evidence_digest if body else None,
+        )
+        return _write_public(svc, return_id, done.tx, wait=wait, digest=done.digest)
+
+    return idem.run(produce)
+
+
+@router.post(
+    "/{return_id}/claim",
+    response_model=ReturnWritePublic,
+    responses=WRITE_PROBLEMS,
+    summary="Claim the whole deposit (consumer) when the merchant did not inspect by the deadline",
+)
+def claim(
+    return_id: ReturnIdPath, consumer: ConsumerDep, svc: ServicesDep, idem: IdempotencyDep, wait: WaitQuery = False
+) -> Response:
+    def produce() -> ReturnWritePublic:
+        tx = claim_uninspected(
+            store=svc.store,
+            chain=svc.chain,
+            consumer=consumer.address,
+            item_id=consumer.item_id,
+            return_id=return_id,
+        )
+        return _write_public(svc, return_id, tx, wait=wait)
+
+    return idem.run(produce)

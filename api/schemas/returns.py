@@ -1,0 +1,160 @@
+"""Returns: requests, their review, the on-chain return's status and timeline, and the actors' steps."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import BaseModel, Field, StringConstraints
+
+from api.schemas.common import Amount, Digest, ItemId, Location, PlainText, ReasonPublic, TxPublic
+from ledger_service.returns.actions import ScanKind
+
+ReasonCode = Annotated[PlainText, StringConstraints(max_length=64)]
+
+
+class ReturnCreate(BaseModel):
+    """A consumer's request to return the item its return token names."""
+
+    item_id: ItemId | None = Field(default=None, description="optional: must be the token's item if given")
+    reason_code: ReasonCode = Field(description="why, e.g. damaged, wrong_size, changed_mind", examples=["damaged"])
+    comment: PlainText | None = Field(default=None, max_length=2000)
+
+
+class TimelineEntryPublic(BaseModel):
+    """One step of a return, in chain order."""
+
+    kind: str = Field(description="authorized, state_changed, settled or item_event")
+    at: datetime
+    block_number: int
+    tx_hash: str
+    summary: str = Field(description="what happened, in words")
+    state: str | None = None
+    previous: str | None = None
+    actor: str | None = None
+    deadline: datetime | None = Field(default=None, description="the deadline this step opened")
+    evidence: str | None = Field(default=None, description="digest of the document behind the step")
+    biz_step: str | None = None
+    disposition: str | None = None
+    location: str | None = None
+    consumer_amount: Amount | None = None
+    merchant_amount: Amount | None = None
+
+
+class PayoutPublic(BaseModel):
+    """How the deposit was paid out (once)."""
+
+    consumer_amount: Amount
+    merchant_amount: Amount
+    paid_at: datetime
+    tx_hash: str
+
+
+class ReturnPublic(BaseModel):
+    """A return (an on-chain escrow) or a request that has none (rejected, queued, being processed)."""
+
+    id: str = Field(description="the return id (the RMA, 0x...) or, without a return, the request id (rr_...)")
+    return_id: str | None = Field(description="the RMA: the on-chain return id")
+    request_id: str | None
+    item_id: str
+    consumer: str
+    merchant: str
+    state: str = Field(
+        description="an on-chain state (authorized, in_transit, received, accepted, rejected, disputed, resolved, "
+        "reclaimed, consumer_claimed, cancelled, expired) or, without a return, pending_review, "
+        "request_rejected or processing"
+    )
+    reason_code: str | None
+    comment: str | None = None
+    outcome: str | None = Field(default=None, description="the review's outcome: approve, reject, manual_review")
+    reasons: list[ReasonPublic] = Field(default_factory=list)
+    token: str | None = None
+    amount: Amount | None = Field(default=None, description="the deposit in escrow")
+    decimals: int | None = None
+    restocking_fee_bps: int | None = None
+    refund_after_fee: Amount | None = None
+    fast_refund: bool | None = None
+    policy_version: int | None = None
+    ship_by: datetime | None = None
+    inspect_by: datetime | None = None
+    dispute_by: datetime | None = None
+    authorized_at: datetime | None = None
+    updated_at: datetime | None = None
+    requested_at: datetime | None = None
+    settled: bool | None = None
+    payout: PayoutPublic | None = None
+    timeline: list[TimelineEntryPublic] | None = Field(default=None, description="only on GET /v1/returns/{id}")
+
+
+class ReturnListPublic(BaseModel):
+    data: list[ReturnPublic]
+    count: int = Field(description="matches overall (the page has at most `limit`)")
+
+
+class ReturnDecisionPublic(BaseModel):
+    """The review's answer to a request, and the escrow transaction when it was approved."""
+
+    request_id: str
+    item_id: str
+    outcome: str = Field(description="approve, reject or manual_review")
+    reasons: list[ReasonPublic]
+    return_id: str | None = Field(description="the RMA when approved")
+    tx_hash: str | None = None
+    block_number: int | None = None
+    refund_amount: Amount | None = None
+    restocking_fee: Amount | None = None
+    decimals: int | None = None
+    fast_refund: bool | None = None
+    deadline: datetime | None = Field(default=None, description="end of the return window")
+    ship_by: datetime | None = Field(default=None, description="with ?wait=true: ship the parcel by then")
+    return_: ReturnPublic | None = Field(
+        default=None, serialization_alias="return", description="with ?wait=true: the return"
+    )
+
+
+class DecisionCreate(BaseModel):
+    """The merchant's note on a manual decision."""
+
+    note: PlainText | None = Field(default=None, max_length=2000)
+
+
+class ScanCreate(BaseModel):
+    """A carrier's scan of the returned parcel."""
+
+    kind: ScanKind = Field(description="in_transit (first scan: a fast refund pays now) or delivered_to_merchant")
+    location: Location | None = None
+
+
+class InspectionCreate(BaseModel):
+    """The inspection result of a received return."""
+
+    passed: bool
+    grade: PlainText | None = Field(default=None, max_length=64, examples=["A"])
+    notes: PlainText | None = Field(default=None, max_length=5000)
+    report_digest: Digest | None = Field(
+        default=None, description="digest of your report; default sha-256 of {passed, grade, notes}"
+    )
+    location: Location | None = None
+
+
+class DisputeCreate(BaseModel):
+    """The consumer disputes a failed inspection."""
+
+    comment: PlainText | None = Field(default=None, max_length=5000)
+    evidence_digest: Digest | None = None
+
+
+class ResolutionCreate(BaseModel):
+    """The arbiter's split of a disputed deposit."""
+
+    consumer_amount: Amount = Field(description="paid to the consumer; the rest of the deposit to the merchant")
+    notes: PlainText | None = Field(default=None, max_length=5000)
+    ruling_digest: Digest | None = None
+
+
+class ReturnWritePublic(TxPublic):
+    """A step of a return, as sent; with ?wait=true also the return as the index shows it afterwards."""
+
+    return_id: str
+    digest: str | None = Field(default=None, description="the document digest the step put on-chain, if any")
+    return_: ReturnPublic | None = Field(default=None, serialization_alias="return")

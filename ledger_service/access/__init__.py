@@ -1,0 +1,38 @@
+"""Access: API keys for actors, return tokens for consumers, and roles.
+
+- Actors send ``Authorization: Bearer rlk_...``; :func:`verify_api_key` gives
+  the :class:`Actor` (role, on-chain account, key id). Keys are created and
+  revoked with the ``ledger-admin keys`` CLI (:mod:`ledger_service.access.cli`).
+- Consumers send ``Authorization: ReturnToken rrt_...``; :func:`verify_return_token`
+  gives the :class:`Consumer` (item id, address).
+
+Only hashes are stored; a failure to authenticate is an
+:class:`~ledger_service.errors.AuthenticationError` whose message says why.
+"""
+
+from ledger_service.access._model import WRITING_ROLES, Actor, Consumer, Role
+from ledger_service.access.keys import (
+    ApiKey,
+    CreatedKey,
+    create_api_key,
+    list_api_keys,
+    revoke_api_key,
+    verify_api_key,
+)
+from ledger_service.access.tokens import issue_return_token, revoke_return_tokens, verify_return_token
+
+__all__ = [
+    "WRITING_ROLES",
+    "Actor",
+    "ApiKey",
+    "Consumer",
+    "CreatedKey",
+    "Role",
+    "create_api_key",
+    "issue_return_token",
+    "list_api_keys",
+    "revoke_api_key",
+    "revoke_return_tokens",
+    "verify_api_key",
+    "verify_return_token",
+]

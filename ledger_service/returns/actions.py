@@ -1,0 +1,303 @@
+"""Every other write of the returns workflow, each one transaction signed by the acting account.
+
+Who signs: a merchant, carrier, inspector or arbiter with the key of its own
+account (``ChainContext.sender_for``); a consumer's cancel / dispute / claim
+with the relayer (CONSUMER_AGENT_ROLE), after checking here that the return
+is the authenticated consumer's (the contract pays the consumer whoever sends).
+
+Checks made here are the ones the chain cannot make (is this return the
+caller's?) or that give a clearer answer than a revert (unknown return: 404).
+Everything else is left to the contracts, whose custom errors the API
+translates. Documents whose digest goes on-chain (policy, inspection report,
+evidence, ruling) are hashed as :mod:`ledger_service.returns.documents` says.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from enum import StrEnum
+
+from ledger_service.access import issue_return_token
+from ledger_service.chain.signers import ChainContext
+from ledger_service.codes import BizStep, Disposition
+from ledger_service.errors import ConflictError, NotFoundError
+from ledger_service.returns._chain import (
+    ZERO32,
+    TxResult,
+    bytes32,
+    checksum,
+    event_args,
+    location_bytes,
+    wall_clock,
+)
+from ledger_service.returns.documents import (
+    PolicyDocument,
+    digest_bytes,
+    digest_of,
+    inspection_report,
+    note_document,
+)
+from ledger_service.returns.eligibility import forget_missing_document
+from ledger_service.store import api_queries, queries
+from ledger_service.store.queries import ReturnRow
+from ledger_service.store.store import Store
+
+
+class ScanKind(StrEnum):
+    """What a carrier's scan of a returned parcel says."""
+
+    IN_TRANSIT = "in_transit"
+    DELIVERED_TO_MERCHANT = "delivered_to_merchant"
+
+
+@dataclass(frozen=True, slots=True)
+class PublishedPolicy:
+    tx: TxResult
+    version: int
+    digest: str
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedSale:
+    tx: TxResult
+    item_id: str
+    sale_seq: int
+    policy_version: int
+    return_token: str
+    """The consumer's credential for this item (plaintext, shown once)."""
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentedTx:
+    """A transaction that put a document's digest on-chain."""
+
+    tx: TxResult
+    digest: str
+
+
+# ---- merchant: policy, sale, reclaim ------------------------------------------------------
+
+
+def publish_policy(*, store: Store, chain: ChainContext, merchant: str, document: PolicyDocument) -> PublishedPolicy:
+    """Stores the document under its digest, then publishes the parameters and digest on-chain.
+
+    The document is stored first: a crash after the transaction still leaves it findable by the
+    digest the chain holds (content-addressed, so storing it twice changes nothing).
+    """
+    document.validate()
+    digest = document.digest
+    api_queries.put_policy_terms(
+        store, merchant=merchant, digest=digest, document=document.to_json(), created_at=wall_clock()
+    )
+    forget_missing_document(merchant=merchant, digest=digest)
+    sent = chain.sender_for(merchant).send(chain.escrow.functions.publishPolicy(document.on_chain()))
+    [published] = event_args(chain.escrow, "PolicyPublished", sent)
+    return PublishedPolicy(tx=TxResult.of(sent), version=int(published["version"]), digest=digest)
+
+
+def order_digest(order_ref: str) -> bytes:
+    """The on-chain orderRef of a merchant's order reference: sha256 of its UTF-8 bytes."""
+    return hashlib.sha256(order_ref.encode()).digest()
+
+
+def record_sale(
+    *,
+    store: Store,
+    chain: ChainContext,
+    merchant: str,
+    item_id: str,
+    consumer: str,
+    price: int,
+    token: str | None = None,
+    order_ref: str = "",
+    location: str | None = None,
+    category: str | None = None,
+) -> RecordedSale:
+    """Records the sale on-chain (bound to the merchant's current policy) and issues the consumer's return token.
+
+    ``token`` defaults to the deployment's stablecoin; ``category`` (for non-returnable categories)
+    is stored for the item once the chain accepted the sale, i.e. once the caller proved it may sell it.
+    """
+    if token is None:
+        if chain.token is None:
+            raise ConflictError("this deployment has no default token: give the sale's ERC-20 token address")
+        token = str(chain.token.address)
+    sent = chain.sender_for(merchant).send(
+        chain.escrow.functions.recordSale(
+            bytes32(item_id, "item id"),
+            checksum(consumer, "consumer"),
+            checksum(token, "token"),
+            price,
+            order_digest(order_ref) if order_ref else ZERO32,
+            location_bytes(location),
+        )
+    )
+    [sale] = event_args(chain.escrow, "SaleRecorded", sent)
+    if category:
+        api_queries.set_item_category(store, item_id=item_id, category=category, set_by=merchant, set_at=wall_clock())
+    token_plaintext = issue_return_token(store=store, item_id=item_id.lower(), consumer=consumer)
+    return RecordedSale(
+        tx=TxResult.of(sent),
+        item_id=item_id.lower(),
+        sale_seq=int(sale["saleSeq"]),
+        policy_version=int(sale["policyVersion"]),
+        return_token=token_plaintext,
+    )
+
+
+def _return_of(store: Store, return_id: str) -> ReturnRow:
+    found = queries.return_by_id(store, return_id)
+    if found is None:
+        raise NotFoundError(f"no return {return_id.lower()} (if it was just authorized, retry with ?wait=true)")
+    return found
+
+
+def reclaim(*, store: Store, chain: ChainContext, merchant: str, return_id: str) -> TxResult:
+    """The merchant takes the deposit back (never shipped by ship-by, or failed and undisputed)."""
+    ret = _return_of(store, return_id)
+    if ret.merchant != merchant.lower():
+        raise NotFoundError(f"no return {return_id.lower()} of this merchant")
+    sent = chain.sender_for(merchant).send(chain.escrow.functions.reclaim(bytes32(ret.return_id, "return id")))
+    return TxResult.of(sent)
+
+
+# ---- carrier: delivery and scans ------------------------------------------------------------
+
+
+def record_delivery(
+    *, store: Store, chain: ChainContext, carrier: str, item_id: str, location: str | None = None
+) -> TxResult:
+    """The carrier delivered the sold item to the consumer (``arriving`` + ``retail_sold``, the order as
+    business transaction): the return window starts now."""
+    sale = queries.current_sale(store, item_id)
+    if sale is None or sale.closed:
+        raise ConflictError(
+            f"item {item_id.lower()} has no open sale to deliver (if it was just sold, retry with ?wait=true)"
+        )
+    event = (
+        bytes32(sale.item_id, "item id"),
+        int(BizStep.ARRIVING),
+        int(Disposition.RETAIL_SOLD),
+        location_bytes(location),
+        ZERO32,
+        bytes32(sale.order_ref, "order reference"),
+    )
+    sent = chain.sender_for(carrier).send(chain.ledger.functions.recordEvent(event))
+    return TxResult.of(sent)
+
+
+def scan_return(
+    *, store: Store, chain: ChainContext, carrier: str, return_id: str, kind: ScanKind, location: str | None = None
+) -> TxResult:
+    """A carrier's scan of a returned parcel: first scan (fast refund pays now) or delivery to the merchant."""
+    ret = _return_of(store, return_id)
+    rid = bytes32(ret.return_id, "return id")
+    escrow = chain.escrow.functions
+    call = escrow.markInTransit(rid, location_bytes(location))
+    if kind is ScanKind.DELIVERED_TO_MERCHANT:
+        call = escrow.markReceived(rid, location_bytes(location))
+    return TxResult.of(chain.sender_for(carrier).send(call))
+
+
+# ---- inspector ------------------------------------------------------------------------------------
+
+
+def record_inspection(
+    *,
+    store: Store,
+    chain: ChainContext,
+    inspector: str,
+    return_id: str,
+    passed: bool,
+    grade: str | None = None,
+    notes: str | None = None,
+    report_digest: str | None = None,
+    location: str | None = None,
+) -> DocumentedTx:
+    """The inspection result; the report's digest is the given one or sha256 of {passed, grade, notes}."""
+    ret = _return_of(store, return_id)
+    digest = (
+        report_digest.lower()
+        if report_digest
+        else digest_of(inspection_report(passed=passed, grade=grade, notes=notes))
+    )
+    call = chain.escrow.functions.recordInspection(
+        bytes32(ret.return_id, "return id"), passed, digest_bytes(digest), location_bytes(location)
+    )
+    return DocumentedTx(tx=TxResult.of(chain.sender_for(inspector).send(call)), digest=digest)
+
+
+# ---- consumer (through the relayer) ---------------------------------------------------------------
+
+
+def _consumers_return(store: Store, *, consumer: str, item_id: str, return_id: str) -> ReturnRow:
+    """The return, if it is this consumer's return of this item (else 404: another party's is not shown)."""
+    ret = queries.return_by_id(store, return_id)
+    if ret is None or ret.consumer != consumer.lower() or ret.item_id != item_id.lower():
+        raise NotFoundError(f"no return {return_id.lower()} of yours (if it was just authorized, retry shortly)")
+    return ret
+
+
+def cancel_return(*, store: Store, chain: ChainContext, consumer: str, item_id: str, return_id: str) -> TxResult:
+    """The consumer withdraws the return before it ships; the deposit goes back to the merchant."""
+    ret = _consumers_return(store, consumer=consumer, item_id=item_id, return_id=return_id)
+    call = chain.escrow.functions.cancelReturn(bytes32(ret.return_id, "return id"))
+    return TxResult.of(chain.relayer_sender().send(call))
+
+
+def dispute_return(
+    *,
+    store: Store,
+    chain: ChainContext,
+    consumer: str,
+    item_id: str,
+    return_id: str,
+    comment: str | None = None,
+    evidence_digest: str | None = None,
+) -> DocumentedTx:
+    """The consumer disputes a failed inspection; the evidence digest is the given one or that of the comment."""
+    ret = _consumers_return(store, consumer=consumer, item_id=item_id, return_id=return_id)
+    if evidence_digest:
+        digest = evidence_digest.lower()
+    elif comment:
+        digest = digest_of(note_document("evidence", return_id=ret.return_id, comment=comment))
+    else:
+        digest = "0x" + "00" * 32
+    call = chain.escrow.functions.dispute(bytes32(ret.return_id, "return id"), digest_bytes(digest))
+    return DocumentedTx(tx=TxResult.of(chain.relayer_sender().send(call)), digest=digest)
+
+
+def claim_uninspected(*, store: Store, chain: ChainContext, consumer: str, item_id: str, return_id: str) -> TxResult:
+    """The consumer takes the whole deposit because the merchant did not inspect by the deadline."""
+    ret = _consumers_return(store, consumer=consumer, item_id=item_id, return_id=return_id)
+    call = chain.escrow.functions.claimUninspected(bytes32(ret.return_id, "return id"))
+    return TxResult.of(chain.relayer_sender().send(call))
+
+
+# ---- arbiter ----------------------------------------------------------------------------------------
+
+
+def resolve_dispute(
+    *,
+    store: Store,
+    chain: ChainContext,
+    arbiter: str,
+    return_id: str,
+    consumer_amount: int,
+    notes: str | None = None,
+    ruling_digest: str | None = None,
+) -> DocumentedTx:
+    """The arbiter splits a disputed deposit: ``consumer_amount`` to the consumer, the rest to the merchant."""
+    ret = _return_of(store, return_id)
+    digest = (
+        ruling_digest.lower()
+        if ruling_digest
+        else digest_of(
+            note_document("ruling", return_id=ret.return_id, consumer_amount=str(consumer_amount), notes=notes)
+        )
+    )
+    call = chain.escrow.functions.resolveDispute(
+        bytes32(ret.return_id, "return id"), consumer_amount, digest_bytes(digest)
+    )
+    return DocumentedTx(tx=TxResult.of(chain.sender_for(arbiter).send(call)), digest=digest)

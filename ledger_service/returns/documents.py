@@ -1,0 +1,208 @@
+"""Off-chain documents and their on-chain digests.
+
+A document (a policy's full terms, an inspection report, a ruling) is a JSON
+object; its digest is ``sha256`` of its *canonical* JSON: keys sorted, no
+insignificant whitespace, UTF-8, no floats (amounts are decimal strings), sets
+as sorted lists. Two documents with the same content therefore have the same
+digest whatever the order their fields were given in, and anyone holding the
+document can recompute the bytes32 that the chain stores.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ledger_service.eligibility import PolicyTerms
+from ledger_service.errors import InvalidRequestError
+
+ZERO_DIGEST = "0x" + "00" * 32
+POLICY_SCHEMA = "returns-ledger/policy/1"
+REPORT_SCHEMA = "returns-ledger/inspection/1"
+
+# Limits of ReturnPolicies.sol (checked here first so that the answer names the field in words).
+MAX_WINDOW_DAYS = 365
+MAX_PERIOD_DAYS = 90
+MAX_RESTOCKING_FEE_BPS = 5000
+MAX_UINT96 = 2**96 - 1
+MAX_UINT16 = 2**16 - 1
+
+
+def _storable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return "\x00" not in text
+
+
+def canonical_json(document: Mapping[str, Any]) -> bytes:
+    """The canonical bytes of a JSON object (see the module docstring)."""
+    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+
+
+def digest_of(document: Mapping[str, Any]) -> str:
+    """``0x`` + sha256 hex of the canonical JSON of ``document``."""
+    return "0x" + hashlib.sha256(canonical_json(document)).hexdigest()
+
+
+def digest_bytes(digest: str) -> bytes:
+    """A ``0x`` + 64 hex digest as the contract's bytes32."""
+    raw = bytes.fromhex(digest.removeprefix("0x"))
+    if len(raw) != 32:
+        raise InvalidRequestError(f"a digest must be 32 bytes (0x + 64 hex digits), got {digest!r}")
+    return raw
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyDocument:
+    """A merchant's full return policy: the on-chain parameters and the terms only the document holds."""
+
+    window_days: int
+    restocking_fee_bps: int
+    fast_refund: bool
+    ship_by_days: int
+    inspect_by_days: int
+    dispute_window_days: int
+    fast_refund_max_value: int = 0
+    fast_refund_max_returns_90d: int = 0
+    non_returnable_categories: frozenset[str] = field(default_factory=frozenset)
+    accepted_reasons: frozenset[str] = field(default_factory=frozenset)
+    manual_review_reasons: frozenset[str] = field(default_factory=frozenset)
+    manual_review_above_value: int = 0
+    title: str = ""
+    text: str = ""
+
+    def problems(self) -> list[str]:
+        """What the contract would refuse, in words (empty: publishable)."""
+        found: list[str] = []
+        if not 1 <= self.window_days <= MAX_WINDOW_DAYS:
+            found.append(f"window_days must be between 1 and {MAX_WINDOW_DAYS}")
+        if not 0 <= self.restocking_fee_bps <= MAX_RESTOCKING_FEE_BPS:
+            found.append(f"restocking_fee_bps must be between 0 and {MAX_RESTOCKING_FEE_BPS} (50%)")
+        for name in ("ship_by_days", "inspect_by_days", "dispute_window_days"):
+            if not 1 <= getattr(self, name) <= MAX_PERIOD_DAYS:
+                found.append(f"{name} must be between 1 and {MAX_PERIOD_DAYS}")
+        if not 0 <= self.fast_refund_max_value <= MAX_UINT96:
+            found.append("fast_refund_max_value must be between 0 and 2^96 - 1 token units")
+        if not 0 <= self.fast_refund_max_returns_90d <= MAX_UINT16:
+            found.append(f"fast_refund_max_returns_90d must be between 0 and {MAX_UINT16}")
+        if self.manual_review_above_value < 0:
+            found.append("manual_review_above_value must not be negative")
+        texts = [self.title, self.text, *self.non_returnable_categories, *self.accepted_reasons]
+        if any(not _storable(t) for t in [*texts, *self.manual_review_reasons]):
+            found.append("texts must be valid Unicode without NUL characters")
+        if self.manual_review_reasons - self.accepted_reasons and self.accepted_reasons:
+            extra = ", ".join(sorted(self.manual_review_reasons - self.accepted_reasons))
+            found.append(f"manual_review_reasons must be accepted reasons too (not accepted: {extra})")
+        return found
+
+    def validate(self) -> None:
+        """Raises :class:`InvalidRequestError` listing every problem."""
+        found = self.problems()
+        if found:
+            raise InvalidRequestError("the policy cannot be published: " + "; ".join(found))
+
+    def to_json(self) -> dict[str, Any]:
+        """The document as stored and hashed (canonical field types)."""
+        return {
+            "schema": POLICY_SCHEMA,
+            "window_days": self.window_days,
+            "restocking_fee_bps": self.restocking_fee_bps,
+            "fast_refund": self.fast_refund,
+            "fast_refund_max_value": str(self.fast_refund_max_value),
+            "fast_refund_max_returns_90d": self.fast_refund_max_returns_90d,
+            "ship_by_days": self.ship_by_days,
+            "inspect_by_days": self.inspect_by_days,
+            "dispute_window_days": self.dispute_window_days,
+            "non_returnable_categories": sorted(self.non_returnable_categories),
+            "accepted_reasons": sorted(self.accepted_reasons),
+            "manual_review_reasons": sorted(self.manual_review_reasons),
+            "manual_review_above_value": str(self.manual_review_above_value),
+            "title": self.title,
+            "text": self.text,
+        }
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> PolicyDocument:
+        """Inverse of :meth:`to_json`."""
+        return cls(
+            window_days=int(raw["window_days"]),
+            restocking_fee_bps=int(raw["restocking_fee_bps"]),
+            fast_refund=bool(raw["fast_refund"]),
+            ship_by_days=int(raw["ship_by_days"]),
+            inspect_by_days=int(raw["inspect_by_days"]),
+            dispute_window_days=int(raw["dispute_window_days"]),
+            fast_refund_max_value=int(raw.get("fast_refund_max_value", 0)),
+            fast_refund_max_returns_90d=int(raw.get("fast_refund_max_returns_90d", 0)),
+            non_returnable_categories=frozenset(raw.get("non_returnable_categories", ())),
+            accepted_reasons=frozenset(raw.get("accepted_reasons", ())),
+            manual_review_reasons=frozenset(raw.get("manual_review_reasons", ())),
+            manual_review_above_value=int(raw.get("manual_review_above_value", 0)),
+            title=str(raw.get("title", "")),
+            text=str(raw.get("text", "")),
+        )
+
+    @property
+    def digest(self) -> str:
+        """The documentDigest published on-chain."""
+        return digest_of(self.to_json())
+
+    def on_chain(self) -> tuple[int, int, bool, int, int, int, int, int, bytes]:
+        """The contract's ``Policy`` struct, in field order."""
+        return (
+            self.window_days,
+            self.restocking_fee_bps,
+            self.fast_refund,
+            self.fast_refund_max_value,
+            self.fast_refund_max_returns_90d,
+            self.ship_by_days,
+            self.inspect_by_days,
+            self.dispute_window_days,
+            digest_bytes(self.digest),
+        )
+
+
+def inspection_report(*, passed: bool, grade: str | None, notes: str | None) -> dict[str, Any]:
+    """The inspection report document whose digest goes on-chain when the inspector gives none."""
+    return {"schema": REPORT_SCHEMA, "passed": passed, "grade": grade or "", "notes": notes or ""}
+
+
+def note_document(kind: str, **fields: Any) -> dict[str, Any]:
+    """A small evidence or ruling document (``kind`` names it) whose digest goes on-chain."""
+    return {"schema": f"returns-ledger/{kind}/1", **{k: ("" if v is None else v) for k, v in fields.items()}}
+
+
+def terms_of(
+    *,
+    version: int,
+    window_days: int,
+    restocking_fee_bps: int,
+    fast_refund: bool,
+    fast_refund_max_value: int,
+    fast_refund_max_returns_90d: int,
+    ship_by_days: int,
+    inspect_by_days: int,
+    dispute_window_days: int,
+    document: PolicyDocument | None,
+) -> PolicyTerms:
+    """The eligibility rules' view of a policy version: the on-chain parameters (authoritative) plus the
+    document's off-chain terms (none when the document is unknown, e.g. published outside the API)."""
+    return PolicyTerms(
+        version=version,
+        window_days=window_days,
+        restocking_fee_bps=restocking_fee_bps,
+        fast_refund=fast_refund,
+        fast_refund_max_value=fast_refund_max_value,
+        fast_refund_max_returns_90d=fast_refund_max_returns_90d,
+        ship_by_days=ship_by_days,
+        inspect_by_days=inspect_by_days,
+        dispute_window_days=dispute_window_days,
+        non_returnable_categories=document.non_returnable_categories if document else frozenset(),
+        accepted_reasons=document.accepted_reasons if document else frozenset(),
+        manual_review_reasons=document.manual_review_reasons if document else frozenset(),
+        manual_review_above_value=document.manual_review_above_value if document else 0,
+    )

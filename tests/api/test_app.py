@@ -1,0 +1,45 @@
+"""The application object: importing it connects to nothing; startup opens the store and the chain or
+fails saying why."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.main import create_app
+from ledger_service.errors import ConfigurationError
+from tests.api.conftest import ApiEnv
+
+
+def test_importing_the_app_reads_no_settings_and_connects_to_nothing() -> None:
+    env = dict(os.environ, LEDGER_ENVIRONMENT="production", LEDGER_RPC_URL="http://127.0.0.1:1")
+    code = "import api.main as m; assert not hasattr(m.app.state, 'store'); print(m.app.title)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "Returns ledger API"
+
+
+def test_startup_fails_clearly_without_a_manifest(api_env: ApiEnv, tmp_path: Path) -> None:
+    settings = api_env.settings.model_copy(
+        update={"deployment_file": tmp_path / "missing.json", "database_url": f"sqlite:///{tmp_path}/x.sqlite3"}
+    )
+    with (
+        pytest.raises(ConfigurationError, match=r"missing\.json not found: deploy first"),
+        TestClient(create_app(settings)),
+    ):
+        pass
+
+
+def test_the_default_app_serves_docs_and_problems(client: TestClient) -> None:
+    assert client.get("/docs").status_code == 200
+    spec = client.get("/openapi.json").json()
+    assert spec["info"]["title"] == "Returns ledger API" and "Problem" in spec["components"]["schemas"]
+    missing = client.get("/v1/no-such-thing")
+    assert missing.status_code == 404 and missing.headers["content-type"] == "application/problem+json"
+    store = client.app.state.store  # type: ignore[attr-defined]
+    assert store.checkpoint() is not None or store.pin() is None
