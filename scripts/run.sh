@@ -62,6 +62,10 @@ PY
 fi
 
 stop_started() {
+  if [ -f "$ROOT/var/api.pid" ]; then
+    kill -TERM "$(cat "$ROOT/var/api.pid")" 2>/dev/null || true
+    rm -f "$ROOT/var/api.pid"
+  fi
   if [ -f "$ROOT/var/indexer.pid" ]; then
     kill -TERM "$(cat "$ROOT/var/indexer.pid")" 2>/dev/null || true
     rm -f "$ROOT/var/indexer.pid"
@@ -104,12 +108,25 @@ fi
 step "index status"
 "$INDEXER" status || true
 
+API_PORT=${LEDGER_API_PORT:-8000}
+API_URL=http://127.0.0.1:$API_PORT
+if [ -f "$ROOT/var/api.pid" ] && kill -0 "$(cat "$ROOT/var/api.pid")" 2>/dev/null; then
+  step "API: already serving at $API_URL"
+else
+  step "API: starting at $API_URL (log: var/api.log)"
+  LEDGER_API_PORT=$API_PORT nohup "$ROOT/.venv/bin/ledger-api" >"$ROOT/var/api.log" 2>&1 &
+  echo $! >"$ROOT/var/api.pid"
+fi
+step "API demo data and keys"
+"$PY" "$ROOT/scripts/demo_api.py" "$API_URL" || die "API demo failed; see var/api.log"
+
 cat <<MSG
 
 ==> Running
   chain (JSON-RPC):       $RPC_URL   (chain id 31337; log: var/anvil/anvil.log)
   deployment manifest:    deployments/31337.json
   index (SQLite):         var/ledger.sqlite3   (ledger-indexer status; log: var/indexer.log)
+  REST API:               $API_URL/docs   (OpenAPI: $API_URL/openapi.json; log: var/api.log)
   contract artifacts:     build/contracts/
   dev accounts:           anvil's well-known test accounts (scripts/deploy-config.local.json); local chain only
 MSG

@@ -2,6 +2,11 @@
 # Stops what `scripts/run.sh --detach` left running (chain state is saved).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+if [ -f "$ROOT/var/api.pid" ] && kill -0 "$(cat "$ROOT/var/api.pid")" 2>/dev/null; then
+  kill -TERM "$(cat "$ROOT/var/api.pid")"
+  echo "stopped the API"
+fi
+rm -f "$ROOT/var/api.pid"
 if [ -f "$ROOT/var/indexer.pid" ] && kill -0 "$(cat "$ROOT/var/indexer.pid")" 2>/dev/null; then
   kill -TERM "$(cat "$ROOT/var/indexer.pid")"
   echo "stopped the indexer"

@@ -1,0 +1,176 @@
+"""Demo data through the REST API, and the demo API keys (service venv; called by scripts/run.sh).
+
+Creates one API key per demo actor (kept in var/demo-keys.json, a local
+development file: the index stores only hashes), then, once, drives the API as
+a merchant, carrier and consumers would: publishes a policy version with its
+full terms, sells two in-stock demo items with return tokens, and requests
+returns that end approved (escrow funded, RMA issued), rejected (not delivered
+yet) and queued for the merchant's review. Prints where to look.
+
+Usage: .venv/bin/python scripts/demo_api.py API_URL
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from ledger_service.access import Role, create_api_key, verify_api_key
+from ledger_service.errors import LedgerError
+from ledger_service.hashchain import item_id
+from ledger_service.settings import get_settings
+from ledger_service.store import Store
+
+ROOT = Path(__file__).resolve().parents[1]
+KEYS_FILE = ROOT / "var" / "demo-keys.json"
+DONE_FILE = ROOT / "var" / "demo-api.json"
+# anvil's well-known accounts, as in scripts/deploy-config.local.json (local chain only)
+ACTORS = {
+    "merchant": ("merchant", "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"),
+    "merchant2": ("merchant", "0x23618e81E3f5cdF7f54C3d65f7FBc0aBf5B21E8f"),
+    "carrier": ("carrier", "0x90F79bf6EB2c4f870365E785982E1f101E93b906"),
+    "inspector": ("inspector", "0x15d34AAf54267DB7D7c367839AAf71A00a2C6A65"),
+    "arbiter": ("arbiter", "0x9965507D1a55bcC2695C58ba16FB37d819B0A4dc"),
+    "auditor": ("auditor", None),
+    "admin": ("admin", None),
+}
+CONSUMER_1 = "0x976EA74026E726554dB657fA54763abd0C3a0aa9"
+CONSUMER_2 = "0x14dC79964da2C08b23698B3D3cc7Ca32193d9955"
+POLICY = {
+    "window_days": 30,
+    "restocking_fee_bps": 1000,
+    "fast_refund": True,
+    "fast_refund_max_value": "500000000",
+    "fast_refund_max_returns_90d": 3,
+    "ship_by_days": 7,
+    "inspect_by_days": 14,
+    "dispute_window_days": 7,
+    "non_returnable_categories": ["underwear", "gift_cards"],
+    "accepted_reasons": ["wrong_size", "damaged", "not_as_described", "changed_mind"],
+    "manual_review_reasons": ["damaged"],
+    "title": "Demo Outfitters returns",
+    "text": "Return unworn items within 30 days of delivery; refunds at the first carrier scan up to 500 dUSD.",
+}
+
+
+def ensure_keys(store: Store) -> dict[str, str]:
+    """The demo keys from var/demo-keys.json if they still verify, else new ones."""
+    keys: dict[str, str] = {}
+    if KEYS_FILE.exists():
+        keys = json.loads(KEYS_FILE.read_text())
+    for name, (role, address) in ACTORS.items():
+        try:
+            verify_api_key(store=store, presented=keys.get(name, ""))
+        except LedgerError:
+            created = create_api_key(store=store, role=Role(role), name=f"demo {name}", actor_address=address)
+            keys[name] = created.plaintext
+    KEYS_FILE.parent.mkdir(parents=True, exist_ok=True)
+    KEYS_FILE.write_text(json.dumps(keys, indent=2) + "\n")
+    os.chmod(KEYS_FILE, 0o600)
+    return keys
+
+
+def call(client: httpx.Client, method: str, path: str, auth: str, body: Any = None) -> Any:
+    response = client.request(method, path, json=body, headers={"Authorization": auth}, params={"wait": "true"})
+    if response.status_code >= 400:
+        raise SystemExit(f"error: {method} {path} -> {response.status_code}: {response.text}")
+    return response.json()
+
+
+def run_flows(client: httpx.Client, keys: dict[str, str]) -> dict[str, Any]:
+    merchant, merchant2 = f"Bearer {keys['merchant']}", f"Bearer {keys['merchant2']}"
+    carrier = f"Bearer {keys['carrier']}"
+    results: dict[str, Any] = {}
+    for auth in (merchant, merchant2):
+        version = call(client, "POST", "/v1/merchants/me/policy", auth, POLICY)
+        print(f"  policy version {version.get('version')} published (tx {version['tx_hash'][:12]}...)")
+    boots = "0x" + item_id("urn:epc:id:sgtin:0614141.107346.1005").hex()
+    jacket = "0x" + item_id("urn:epc:id:sgtin:0614141.107346.1006").hex()
+    sale = call(
+        client,
+        "POST",
+        "/v1/sales",
+        merchant,
+        {"item_id": boots, "consumer": CONSUMER_1, "price": "45000000", "order_ref": "DEMO-1005", "category": "shoes"},
+    )
+    token_boots = sale["return_token"]
+    print("  item 1005 sold to consumer 1 for 45 dUSD (return token issued)")
+    call(client, "POST", f"/v1/items/{boots}/delivery", carrier, {})
+    print("  item 1005 delivered by the carrier: its 30-day window is open")
+    approved = call(client, "POST", "/v1/returns", f"ReturnToken {token_boots}", {"reason_code": "wrong_size"})
+    print(f"  consumer 1 asks to return 1005 (wrong size): {approved['outcome']}, RMA {approved.get('return_id')}")
+    sale = call(
+        client,
+        "POST",
+        "/v1/sales",
+        merchant2,
+        {
+            "item_id": jacket,
+            "consumer": CONSUMER_2,
+            "price": "120000000",
+            "order_ref": "DEMO-1006",
+            "category": "outerwear",
+        },
+    )
+    token_jacket = sale["return_token"]
+    print("  item 1006 sold by merchant 2 to consumer 2 for 120 dUSD")
+    rejected = call(client, "POST", "/v1/returns", f"ReturnToken {token_jacket}", {"reason_code": "changed_mind"})
+    reasons = "; ".join(r["message"] for r in rejected.get("reasons", []))
+    print(f"  consumer 2 asks to return 1006 before delivery: {rejected['outcome']} ({reasons})")
+    call(client, "POST", f"/v1/items/{jacket}/delivery", carrier, {})
+    queued = call(
+        client,
+        "POST",
+        "/v1/returns",
+        f"ReturnToken {token_jacket}",
+        {"reason_code": "damaged", "comment": "seam torn on arrival"},
+    )
+    print(f"  after delivery, consumer 2 reports it damaged: {queued['outcome']} (merchant 2's queue)")
+    results["return_tokens"] = {"1005 (consumer 1)": token_boots, "1006 (consumer 2)": token_jacket}
+    results["returns"] = {"approved": approved.get("return_id"), "queued": queued["request_id"]}
+    return results
+
+
+def main() -> int:
+    if len(sys.argv) != 2:
+        print(__doc__.strip().splitlines()[-1], file=sys.stderr)
+        return 2
+    url = sys.argv[1].rstrip("/")
+    settings = get_settings()
+    with Store.open(settings.database_url) as store:
+        keys = ensure_keys(store)
+    with httpx.Client(base_url=url, timeout=60) as client:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                client.get("/openapi.json").raise_for_status()
+                break
+            except httpx.HTTPError:
+                if time.monotonic() > deadline:
+                    print(f"error: the API at {url} did not answer within 30 s (see var/api.log)", file=sys.stderr)
+                    return 1
+                time.sleep(0.3)
+        done: dict[str, Any] = json.loads(DONE_FILE.read_text()) if DONE_FILE.exists() else {}
+        if done.get("deployment") != (ROOT / "deployments" / "31337.json").read_text():
+            print("recording API demo flows")
+            done = {"deployment": (ROOT / "deployments" / "31337.json").read_text(), **run_flows(client, keys)}
+            DONE_FILE.write_text(json.dumps(done, indent=2) + "\n")
+        else:
+            print("API demo flows already recorded")
+    print("\nDemo API keys (local development only; also in var/demo-keys.json):")
+    for name, key in keys.items():
+        print(f"  {name:<10} Authorization: Bearer {key}")
+    print("Consumer return tokens (Authorization: ReturnToken <token>):")
+    for name, token in done.get("return_tokens", {}).items():
+        print(f"  {name:<18} {token}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
