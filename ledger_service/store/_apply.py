@@ -33,7 +33,7 @@ from ledger_service.indexer.events import (
     SaleRecorded,
     SellerSet,
 )
-from ledger_service.store._db import insert_rows, update_rows, upsert
+from ledger_service.store._db import insert_rows, upsert, write_tuples
 from ledger_service.store._errors import StoreError
 from ledger_service.store._hashing import event_hash_hex
 from ledger_service.store._state import (
@@ -69,6 +69,40 @@ from ledger_service.store.schema import (
 SEQ_PROBLEM = "expected event #{expected}, found #{found} (missing or reordered)"
 LINK_PROBLEM = "prevHash does not link to the previous event's hash"
 HASH_PROBLEM = "eventHash does not match the event's fields (altered)"
+
+_ITEM_EVENT_COLUMNS = (
+    "item_id",
+    "seq",
+    "biz_step",
+    "disposition",
+    "actor",
+    "location",
+    "document",
+    "biz_transaction",
+    "timestamp",
+    "prev_hash",
+    "event_hash",
+    "chain_ok",
+    "block_number",
+    "log_index",
+    "tx_hash",
+    "tx_index",
+)
+"""The item_events columns, in the order of the row tuples :class:`_Batch` builds."""
+_ITEM_UPDATE_COLUMNS = (
+    "item_id",
+    "registered_at",
+    "event_count",
+    "head_hash",
+    "last_biz_step",
+    "last_disposition",
+    "last_event_at",
+    "delivered_at",
+    "destroyed",
+    "chain_ok",
+)
+"""The items update of a stored item whose merchant did not change (leaving it out spares its index)."""
+_ITEM_UPDATE_MERCHANT_COLUMNS = (*_ITEM_UPDATE_COLUMNS, "merchant")
 
 _ITEM_EVENTS = (ItemRegistered, ItemEventRecorded, MerchantOfRecordChanged)
 _RETURN_EVENTS = (ReturnAuthorized, ReturnStateChanged, EscrowSettled)
@@ -129,7 +163,6 @@ class _Batch:
             table: []
             for table in (
                 item_registrations,
-                item_events,
                 merchant_changes,
                 seller_changes,
                 role_changes,
@@ -139,6 +172,8 @@ class _Batch:
                 escrow_payouts,
             )
         }
+        self.item_events: list[tuple[Any, ...]] = []
+        """item_events rows as tuples of :data:`_ITEM_EVENT_COLUMNS` (the hot path)."""
         self.problems: list[dict[str, Any]] = []
         self.roles = PairFolds()
         self.sellers = PairFolds()
@@ -257,25 +292,25 @@ class _Batch:
             event_hash=ev.event_hash,
             chain_ok=ok,
         )
-        self.logs[item_events].append(
-            {
-                "item_id": ev.item_id,
-                "seq": ev.seq,
-                "biz_step": ev.biz_step,
-                "disposition": ev.disposition,
-                "actor": ev.actor,
-                "location": ev.location,
-                "document": ev.document,
-                "biz_transaction": ev.biz_transaction,
-                "timestamp": ev.timestamp,
-                "prev_hash": ev.prev_hash,
-                "event_hash": ev.event_hash,
-                "chain_ok": ok,
-                "block_number": p.block_number,
-                "log_index": p.log_index,
-                "tx_hash": p.tx_hash,
-                "tx_index": p.tx_index,
-            }
+        self.item_events.append(
+            (
+                ev.item_id,
+                ev.seq,
+                ev.biz_step,
+                ev.disposition,
+                ev.actor,
+                ev.location,
+                ev.document,
+                ev.biz_transaction,
+                ev.timestamp,
+                ev.prev_hash,
+                ev.event_hash,
+                ok,
+                p.block_number,
+                p.log_index,
+                p.tx_hash,
+                p.tx_index,
+            )
         )
 
     def _problem(self, ev: ItemEventRecorded, reason: str) -> bool:
@@ -338,12 +373,20 @@ class _Batch:
         return self.return_folds[ev.return_id].current_updated_at()
 
     def write(self, conn: Connection) -> None:
+        write_tuples(conn, "insert", item_events, _ITEM_EVENT_COLUMNS, self.item_events)
         for table, rows in self.logs.items():
             insert_rows(conn, table, rows)
         states = self.item_states.values()
-        stored = [state for state in states if state.stored]
-        update_rows(conn, items, [state.changes() for state in stored if not state.merchant_changed])
-        update_rows(conn, items, [state.changes() for state in stored if state.merchant_changed])
+        same_merchant: list[tuple[Any, ...]] = []
+        new_merchant: list[tuple[Any, ...]] = []
+        for item in states:
+            if item.stored:
+                if item.merchant_changed:
+                    new_merchant.append((*item.update_values(), item.merchant))
+                else:
+                    same_merchant.append(item.update_values())
+        write_tuples(conn, "update", items, _ITEM_UPDATE_COLUMNS, same_merchant)
+        write_tuples(conn, "update", items, _ITEM_UPDATE_MERCHANT_COLUMNS, new_merchant)
         insert_rows(conn, items, [row for state in states if (row := state.row()) is not None])
         upsert(conn, returns, [row for f in self.return_folds.values() if (row := f.row()) is not None])
         for state, folds, names in (

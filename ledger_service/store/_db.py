@@ -291,6 +291,57 @@ def _write_rows(conn: Connection, kind: str, table: Table, rows: Sequence[dict[s
         conn.exec_driver_sql(prepared.sql, [prepared.to_params(row) for row in rows])
 
 
+_TUPLE_SQL: dict[tuple[str, str, str, tuple[str, ...]], str] = {}
+
+
+def write_tuples(
+    conn: Connection, kind: str, table: Table, columns: tuple[str, ...], rows: Sequence[tuple[Any, ...]]
+) -> None:
+    """Like :func:`insert_rows` (``kind`` "insert") or :func:`update_rows` ("update") with each row given as
+    a tuple of ``columns`` in that order (the hot path: no dict per row). No column may need SQLAlchemy's
+    bind processing (no Amount columns)."""
+    if not rows:
+        return
+    if conn.dialect.name == "postgresql":
+        if kind == "insert":
+            _copy_tuples(conn, table, columns, rows)
+            return
+        sql = _prepare(conn, kind, table, columns).sql
+        assert sql is not None
+        conn.exec_driver_sql(sql, {name: [row[i] for row in rows] for i, name in enumerate(columns)})
+        return
+    key = (kind, table.name, conn.dialect.name, columns)
+    sql = _TUPLE_SQL.get(key)
+    if sql is None:
+        if any(isinstance(table.c[name].type, TypeDecorator) for name in columns):
+            raise TypeError(f"write_tuples: a column of {table.name} needs bind processing")
+        names = [column.name for column in table.primary_key.columns]
+        if kind == "insert":
+            listed = ", ".join(f'"{name}"' for name in columns)
+            marks = ", ".join("?" for _ in columns)
+            sql = f'INSERT INTO "{table.name}" ({listed}) VALUES ({marks})'  # noqa: S608 - our identifiers
+        elif kind == "update":
+            # keys lead the tuple in ``columns`` order; the parameters are numbered to reuse them
+            index = {name: i + 1 for i, name in enumerate(columns)}
+            assignments = ", ".join(f'"{name}" = ?{index[name]}' for name in columns if name not in names)
+            condition = " AND ".join(f'"{name}" = ?{index[name]}' for name in names)
+            sql = f'UPDATE "{table.name}" SET {assignments} WHERE {condition}'  # noqa: S608 - our identifiers
+        else:
+            raise ValueError(f"write_tuples: unknown kind {kind!r}")
+        _TUPLE_SQL[key] = sql
+    conn.exec_driver_sql(sql, list(rows))
+
+
+def _copy_tuples(conn: Connection, table: Table, columns: tuple[str, ...], rows: Sequence[tuple[Any, ...]]) -> None:
+    quote = conn.dialect.identifier_preparer.quote
+    sql = f"COPY {quote(table.name)} ({', '.join(quote(name) for name in columns)}) FROM STDIN"
+    raw: Any = conn.connection.dbapi_connection
+    with raw.cursor() as cursor, cursor.copy(sql) as copy:
+        write_row = copy.write_row
+        for row in rows:
+            write_row(row)
+
+
 def _copy_rows(conn: Connection, table: Table, columns: tuple[str, ...], rows: Sequence[dict[str, Any]]) -> None:
     """PostgreSQL: COPY ``rows`` into ``table`` on the connection's current transaction."""
     quote = conn.dialect.identifier_preparer.quote
