@@ -32,6 +32,13 @@ _ROLE_NAMES = {
 }
 _ROLE_NAMES[b"\0" * 32] = "DEFAULT_ADMIN_ROLE"
 _DEADLINES = (("shipBy", "ship-by"), ("inspectBy", "inspect-by"), ("disputeBy", "dispute"))
+_STATE_DEADLINE = {
+    ReturnState.AUTHORIZED: "shipBy",
+    ReturnState.IN_TRANSIT: "inspectBy",
+    ReturnState.RECEIVED: "inspectBy",
+    ReturnState.REJECTED: "disputeBy",
+}
+"""The deadline the contract checks in each state (a reverted action leaves the state as it was)."""
 
 
 def utc_text(timestamp: int) -> str:
@@ -82,9 +89,16 @@ def _deadline_kind(chain: ChainContext | None, return_id: Any, deadline: int) ->
         fields = dict(zip(names, record, strict=True))
     except Exception:  # an explanation must never fail: fall back to "the deadline"
         return ""
-    for field, label in _DEADLINES:
+    labels = dict(_DEADLINES)
+    try:
+        own = _STATE_DEADLINE.get(ReturnState(int(fields.get("state", -1))))
+    except ValueError:
+        own = None
+    # Two deadlines may fall on the same second: the one of the return's state is the one checked.
+    candidates = ([own] if own is not None else []) + [field for field, _ in _DEADLINES if field != own]
+    for field in candidates:
         if int(fields.get(field, -1)) == deadline:
-            return label + " "
+            return labels[field] + " "
     return ""
 
 

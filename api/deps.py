@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -223,7 +223,8 @@ class Idempotency:
     without running anything; the same key with a different request is a 422; a
     duplicate that arrives while the first still runs waits for it (then replays),
     or gets a 409 after :data:`IDEMPOTENCY_WAIT_S`. A 5xx or unexpected failure
-    is not stored: the claim is dropped so a retry runs again. Except the 504 of
+    is not stored: the claim is dropped so a retry runs again; so is the claim of a request that never
+    reached ``run`` (e.g. its body failed validation after the key was claimed). Except the 504 of
     :func:`wait_for_block`: the write happened, so that answer is stored and a
     retry does not write again (the problem tells the client to read instead).
     """
@@ -242,6 +243,8 @@ class Idempotency:
         self._actor = actor
         self.key = key
         self.replay = replay
+        self.settled = key is None or replay is not None
+        """Whether the claim on ``key`` (if any) was completed or released."""
 
     def run(self, produce: Callable[[], Any], *, status_code: int = 200) -> Response:
         """``produce()``'s result as JSON with ``status_code``, or the stored response of an earlier run."""
@@ -265,6 +268,7 @@ class Idempotency:
         return response
 
     def _complete(self, response: Response) -> None:
+        self.settled = True
         try:
             api_queries.complete_idempotency_key(
                 self._store,
@@ -278,6 +282,7 @@ class Idempotency:
             log.error("could not store an idempotent response", key=self.key, exc_info=True)
 
     def _release(self) -> None:
+        self.settled = True
         try:
             api_queries.release_idempotency_key(self._store, actor=self._actor, key=str(self.key))
         except Exception:
@@ -324,11 +329,13 @@ async def idempotency(
             "not run again",
         ),
     ] = None,
-) -> Idempotency:
-    """The :class:`Idempotency` of this request: claims the key, or waits for / replays its first use."""
+) -> AsyncIterator[Idempotency]:
+    """The :class:`Idempotency` of this request: claims the key, or waits for / replays its first use.
+    A claim the request did not settle through :meth:`Idempotency.run` is released when it ends."""
     actor = caller.principal
     if idempotency_key is None:
-        return Idempotency(request=request, store=store, actor=actor, key=None)
+        yield Idempotency(request=request, store=store, actor=actor, key=None)
+        return
     key: str = idempotency_key
     request_hash = _request_hash(request, await request.body())
 
@@ -355,20 +362,29 @@ async def idempotency(
     existing = await anyio.to_thread.run_sync(claim)
     while True:
         if existing is None:
-            return Idempotency(request=request, store=store, actor=actor, key=key)
+            idem = Idempotency(request=request, store=store, actor=actor, key=key)
+            break
         if existing.request_hash != request_hash:
             raise InvalidRequestError(
                 f"this {IDEMPOTENCY_HEADER} was used for a different request ({existing.method} {existing.path} "
                 "with another body or query); send a new key for a new request"
             )
         if existing.status is not None:
-            return Idempotency(request=request, store=store, actor=actor, key=key, replay=existing)
+            yield Idempotency(request=request, store=store, actor=actor, key=key, replay=existing)
+            return
         if time.monotonic() >= deadline:
             raise ConflictError(
                 f"the first request with this {IDEMPOTENCY_HEADER} is still being processed; retry in a moment"
             )
         await anyio.sleep(IDEMPOTENCY_POLL_S)
         existing = await anyio.to_thread.run_sync(look)
+    try:
+        yield idem
+    finally:
+        # The request ended without reaching idem.run (e.g. a 422 for its body, found after this dependency
+        # claimed the key): drop the claim, or a retry would wait for it and get a 409 until the lease ends.
+        if not idem.settled:
+            await anyio.to_thread.run_sync(idem._release)
 
 
 IdempotencyDep = Annotated[Idempotency, Depends(idempotency)]

@@ -83,7 +83,8 @@ def create_app(settings: Settings | None = None, *, routers: Sequence[APIRouter]
 
 def problems_in_openapi(schema: dict[str, Any]) -> dict[str, Any]:
     """Documents every error response as a problem+json :class:`Problem`: replaces FastAPI's 422 schema,
-    adds 401/403 to operations with security and ``5XX`` to every operation."""
+    adds 400 to operations with a body (FastAPI's answer to one it cannot parse), 401/403 to operations
+    with security and ``5XX`` to every operation."""
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     problem_schema = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
     components.update(problem_schema.pop("$defs", {}))
@@ -95,6 +96,10 @@ def problems_in_openapi(schema: dict[str, Any]) -> dict[str, Any]:
             if not isinstance(operation, dict) or "responses" not in operation:
                 continue
             responses: dict[str, Any] = operation["responses"]
+            if "requestBody" in operation:
+                responses.setdefault(
+                    "400", problem_response_spec("The body could not be parsed (not JSON, or not UTF-8)")
+                )
             if operation.get("security"):
                 responses.setdefault("401", problem_response_spec("Missing, invalid or revoked credentials"))
                 responses.setdefault("403", problem_response_spec("The credentials do not allow this"))

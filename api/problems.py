@@ -13,7 +13,8 @@ Mapping (:func:`problem_for`):
 - :class:`ContractRevertError`: its custom error translated (``api._reverts``), e.g.
   409 "EscrowDeadlinePassed: the ship-by deadline passed on 2026-11-01 12:00 UTC";
 - :class:`IndexBehindError` 504; other :class:`RetryableError` 503 with ``Retry-After``;
-- :class:`NoSignerError` 503 (an operator must add a key; the detail says which);
+- :class:`ConfigurationError` 503, e.g. :class:`NoSignerError` or a missing relayer key (an operator
+  must fix a setting; the detail says which);
 - FastAPI's ``RequestValidationError`` 422 with ``errors``; Starlette's ``HTTPException`` its status;
 - anything else 500 with no internals in the body; the traceback goes to the log.
 """
@@ -34,9 +35,10 @@ from starlette.responses import Response
 
 from api._reverts import explain, show, title_of
 from ledger_service.chain.reverts import ContractRevertError
-from ledger_service.chain.signers import ChainContext, NoSignerError
+from ledger_service.chain.signers import ChainContext
 from ledger_service.errors import (
     AuthenticationError,
+    ConfigurationError,
     ConflictError,
     IndexBehindError,
     InvalidRequestError,
@@ -158,7 +160,7 @@ def problem_for(exc: BaseException, *, chain: ChainContext | None = None) -> Pro
         )
     if isinstance(exc, RetryableError):
         return http_problem(503, f"{exc}; try again shortly", headers={"Retry-After": str(RETRY_AFTER_S)})
-    if isinstance(exc, NoSignerError):
+    if isinstance(exc, ConfigurationError):  # NoSignerError, no relayer key: the operator must set something
         return http_problem(503, str(exc))
     if isinstance(exc, RequestValidationError):
         issues = [

@@ -20,7 +20,7 @@ router = APIRouter(prefix="/sales", tags=["sales"])
     "",
     status_code=201,
     response_model=SalePublic,
-    responses=problem_responses(409, 422),
+    responses=problem_responses(404, 409, 422),
     summary="Record a sale (bound to my current policy version)",
 )
 def create(
