@@ -41,6 +41,17 @@ def test_delivery_of_an_unsold_item_is_a_409(flow: Flow) -> None:
     assert "no open sale" in problem(response, 409)["detail"]
 
 
+def test_a_second_delivery_for_the_same_sale_is_a_409(flow: Flow) -> None:
+    sold = flow.sell()
+    first = flow.deliver(sold)
+    before = ok(flow.client.get(f"/v1/items/{sold.item_id}/eligibility", headers=sold.auth))
+    response = flow.client.post(f"/v1/items/{sold.item_id}/delivery", headers=bearer(flow.keys["carrier"]))
+    assert "already delivered for this sale" in problem(response, 409)["detail"]
+    after = ok(flow.client.get(f"/v1/items/{sold.item_id}/eligibility", headers=sold.auth))
+    assert after["deadline"] == before["deadline"]  # the window did not move
+    assert first["delivered_at"] is not None
+
+
 def test_delivery_needs_a_carrier(flow: Flow) -> None:
     sold = flow.sell()
     url = f"/v1/items/{sold.item_id}/delivery"
