@@ -1,0 +1,702 @@
+"""Benchmark of GET /v1/items/{id}/eligibility (issue 4): the API over a large index, the same decision read
+from the chain directly, and the latency of a fast refund from the carrier's scan to the visible payout.
+
+Run from the repository root:
+    .venv/bin/python bench/eligibility.py [--items 1000000] [--events-per-item 5] [--clients 8] [--duration 30]
+
+Steps, in one run:
+1. chain: starts its own anvil, deploys the contracts (tests/support/chain.py), publishes the merchant's
+   policy and writes ``--chain-items`` real items with histories (unsold, sold, delivered before and after
+   a 40-day time jump so some windows are closed, recalled, destroyed, open returns), plus ``--refunds``
+   delivered items whose returns the merchant authorizes with fast refund;
+2. fill: a fresh SQLite index with ``--items`` items and ``--items`` x ``--events-per-item`` item events of a
+   synthetic chain, written through ``Store.apply`` (the indexer's own write path, so the state tables are
+   folded by the store itself), plus the API's policy documents and item categories
+   (bench/_eligibility_fill.py; an auditor API key via ledger_service.access);
+3. API: ``uvicorn api.main:app`` (one worker process) on that index, with the anvil above as its chain;
+   ``--clients`` concurrent keep-alive clients in another process (bench/_eligibility_load.py) ask for the
+   eligibility of uniformly random items (1% unknown ids) with an auditor's API key for ``--duration``
+   seconds after a warm-up: requests/s, p50/p99 latency, errors; then one client alone (the latency of a
+   request without queueing);
+4. direct chain (the reference): the same clients make the same decision from the chain alone
+   (eth_call itemOf / saleOf / policyOf, eth_getLogs of the item's events and the consumer's
+   authorizations, then the same pure rules) over the real items, for the same duration;
+5. live: ``ledger-indexer follow`` on a second index of the anvil and a second API on it. First an
+   agreement check: the API's decision for every real item equals the direct-chain one. Then, for each
+   fast-refund return, the time from the carrier's ``POST /v1/returns/{id}/scans {"kind": "in_transit"}``
+   (no ``?wait``) until ``GET /v1/returns/{id}`` shows the deposit settled with a payout: p50/p95;
+6. when the API misses its latency or throughput target (or with ``--profile``): a second, shorter load
+   against an API process profiled in every thread (bench/_eligibility_serve.py), and a print of the
+   functions that take the most time per request.
+
+Prints a table with the targets of issue 4 (PASS/MISS) and, last, one JSON line with every figure. A
+measurement: exits 0 whatever the figures; 2 with a message when setup (anvil, contracts, index, API,
+indexer) fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import random
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import httpx  # noqa: E402
+from _eligibility_fill import Actors, fill  # noqa: E402
+from web3 import Web3  # noqa: E402
+from web3.logs import DISCARD  # noqa: E402
+
+from ledger_service.access import Role, create_api_key  # noqa: E402
+from ledger_service.store import ChainPin, Store  # noqa: E402
+from tests.support.activity import HUB, LOCATION, Activity, write_manifest  # noqa: E402
+from tests.support.chain import (  # noqa: E402
+    ARTIFACTS,
+    CARRIER,
+    MANUFACTURER,
+    MERCHANT,
+    Anvil,
+    Deployed,
+    deploy_all,
+    free_port,
+    start_anvil,
+)
+
+TARGETS = {"p99_ms": 5.0, "rps": 2000.0, "ratio": 10.0, "refund_p95_s": 2.0}
+ZERO32 = b"\0" * 32
+DAY = 86_400
+SHIPPING, ARRIVING, HOLDING, DESTROYING = 3, 7, 14, 12
+IN_TRANSIT, RETAIL_SOLD, RECALLED, DESTROYED = 3, 6, 11, 12
+BATCH = 200
+PYTHON = sys.executable
+
+
+class SetupError(Exception):
+    """The benchmark could not run (not a slow result)."""
+
+
+def say(message: str) -> None:
+    print(message, flush=True)
+
+
+# ---- 1. the real chain ------------------------------------------------------------------------------
+
+
+@dataclass
+class RealChain:
+    anvil: Anvil
+    deployed: Deployed
+    manifest: Path
+    items: list[str] = field(default_factory=list)
+    """Every real item id (0x hex), fast-refund items included."""
+    refund_returns: list[str] = field(default_factory=list)
+    profiles: dict[str, int] = field(default_factory=dict)
+
+
+def build_chain(workdir: Path, *, chain_items: int, refunds: int) -> RealChain:
+    """anvil + contracts + the merchant's policy + real items with varied histories."""
+    if not (ARTIFACTS / "ReturnsEscrow.json").exists():
+        raise SetupError("contracts are not compiled (build/contracts): run scripts/bootstrap.sh")
+    try:
+        anvil = start_anvil()
+    except RuntimeError as exc:
+        raise SetupError(f"cannot start anvil: {exc}") from None
+    try:
+        return _populate(anvil, workdir, chain_items=chain_items, refunds=refunds)
+    except BaseException:
+        anvil.stop()
+        raise
+
+
+def _populate(anvil: Anvil, workdir: Path, *, chain_items: int, refunds: int) -> RealChain:
+    deployed = deploy_all(anvil)
+    w3 = deployed.w3
+    manifest = write_manifest(deployed, workdir / "deployments" / f"{w3.eth.chain_id}.json")
+    act = Activity(deployed)
+    real = RealChain(anvil=anvil, deployed=deployed, manifest=manifest)
+    ledger, escrow = deployed.ledger.functions, deployed.escrow.functions
+    act.publish_policy()  # window 30 days, fee 10%, fast refund without cap, at most 3 returns in 90 days
+
+    rng = random.Random(11)
+    consumers = [Web3.to_checksum_address("0x" + rng.randbytes(20).hex()) for _ in range(40)]
+    ids = act.register(chain_items + refunds)
+    profile_of: dict[bytes, str] = {}
+    for j, item in enumerate(ids[:chain_items]):
+        kind = {0: "unsold", 1: "undelivered", 3: "open_return"}.get(j % 10, "")
+        if not kind:
+            kind = {2: "recalled", 12: "destroyed"}.get(j % 20, "early" if j % 10 in (4, 5, 6) else "late")
+        profile_of[item] = kind
+    for item in ids[chain_items:]:
+        profile_of[item] = "fast_refund"
+    for kind in profile_of.values():
+        real.profiles[kind] = real.profiles.get(kind, 0) + 1
+
+    def record(sender: int, entries: list[tuple[bytes, int, int, bytes]]) -> None:
+        for start in range(0, len(entries), BATCH):
+            inputs = [(item, step, disp, HUB, ZERO32, btx) for item, step, disp, btx in entries[start : start + BATCH]]
+            act.send(ledger.recordEvents(inputs), sender)
+
+    record(MANUFACTURER, [(item, SHIPPING, IN_TRANSIT, ZERO32) for item in ids])
+    sold = [item for item in ids if profile_of[item] != "unsold"]
+    orders: dict[bytes, bytes] = {}
+    prices: dict[bytes, int] = {}
+    for item in sold:
+        orders[item] = rng.randbytes(32)
+        prices[item] = rng.randrange(10, 300) * 1_000_000
+        consumer = consumers[rng.randrange(len(consumers))]
+        act.send(
+            escrow.recordSale(item, consumer, deployed.token.address, prices[item], orders[item], LOCATION), MERCHANT
+        )
+    record(CARRIER, [(item, ARRIVING, RETAIL_SOLD, orders[item]) for item in sold if profile_of[item] == "early"])
+    anvil.rpc("evm_increaseTime", [40 * DAY])  # the early deliveries' 30-day windows close
+    anvil.rpc("evm_mine", [])
+    late = [item for item in sold if profile_of[item] not in ("early", "undelivered")]
+    record(CARRIER, [(item, ARRIVING, RETAIL_SOLD, orders[item]) for item in late])
+    record(MANUFACTURER, [(item, HOLDING, RECALLED, ZERO32) for item in ids if profile_of[item] == "recalled"])
+    record(MERCHANT, [(item, DESTROYING, DESTROYED, ZERO32) for item in ids if profile_of[item] == "destroyed"])
+    for item in ids:
+        if profile_of[item] in ("open_return", "fast_refund"):
+            fast = profile_of[item] == "fast_refund"
+            receipt = act.send(escrow.authorizeReturn(item, prices[item], fast), MERCHANT)
+            if fast:
+                events = deployed.escrow.events.ReturnAuthorized().process_receipt(receipt, errors=DISCARD)
+                real.refund_returns.append("0x" + bytes(events[0]["args"]["returnId"]).hex())
+    real.items = ["0x" + bytes(item).hex() for item in ids]
+    return real
+
+
+# ---- processes ----------------------------------------------------------------------------------------
+
+
+def ledger_env(*, anvil: Anvil, database: Path, manifest: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        {
+            "LEDGER_RPC_URL": anvil.url,
+            "LEDGER_DATABASE_URL": f"sqlite:///{database}",
+            "LEDGER_DEPLOYMENT_FILE": str(manifest),
+            "LEDGER_ARTIFACTS_DIR": str(ARTIFACTS),
+            "LEDGER_ENVIRONMENT": "development",
+            "LEDGER_LOG_LEVEL": "WARNING",
+        }
+    )
+    return env
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen[bytes]
+    port: int
+    log: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+@contextlib.contextmanager
+def api_server(env: dict[str, str], log: Path, *, profile_to: Path | None = None) -> Iterator[Server]:
+    """``uvicorn api.main:app`` (one worker) on a free loopback port; stopped (SIGINT) on exit."""
+    port = free_port()
+    if profile_to is None:
+        cmd = [PYTHON, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1", "--port", str(port)]
+        cmd += ["--workers", "1", "--no-access-log", "--log-level", "warning"]
+    else:
+        cmd = [PYTHON, str(ROOT / "bench" / "_eligibility_serve.py"), "--port", str(port), "--out", str(profile_to)]
+    with log.open("wb") as out:
+        process = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    server = Server(process, port, log)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            if process.poll() is not None:
+                raise SetupError(f"the API exited with code {process.returncode} at startup:\n{tail(log)}")
+            try:
+                if httpx.get(f"{server.url}/openapi.json", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise SetupError(f"the API did not answer within 90 s:\n{tail(log)}")
+            time.sleep(0.2)
+        yield server
+    finally:
+        stop(process)
+
+
+@contextlib.contextmanager
+def indexer_follow(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    cmd = [str(Path(PYTHON).parent / "ledger-indexer"), "follow"]
+    if not Path(cmd[0]).exists():
+        cmd = [PYTHON, "-m", "ledger_service.indexer.cli", "follow"]
+    with log.open("wb") as out:
+        process = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        yield process
+    finally:
+        stop(process)
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def tail(path: Path, lines: int = 25) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def run_load(
+    spec: dict[str, Any], workdir: Path, name: str, *, signal_after_warmup: subprocess.Popen[bytes] | None = None
+) -> dict[str, Any]:
+    """Runs the load generator process on ``spec``; its JSON result. ``signal_after_warmup`` gets SIGUSR1 once
+    the warm-up is over (the profiling server starts profiling its main thread then)."""
+    if signal_after_warmup is not None:
+        spec = {**spec, "signal_pid": signal_after_warmup.pid}
+    spec_file = workdir / f"{name}.json"
+    spec_file.write_text(json.dumps(spec))
+    out, err = workdir / f"{name}.out", workdir / f"{name}.err"
+    with out.open("wb") as stdout, err.open("wb") as stderr:
+        process = subprocess.Popen(
+            [PYTHON, str(ROOT / "bench" / "_eligibility_load.py"), str(spec_file)],
+            cwd=ROOT,
+            stdout=stdout,
+            stderr=stderr,
+        )
+        try:
+            process.wait(timeout=float(spec["warmup"]) + float(spec["duration"]) + 600)
+        except BaseException:
+            process.kill()
+            process.wait()
+            raise
+    if process.returncode != 0:
+        raise SetupError(f"the load generator failed ({name}):\n{tail(err, 40)}")
+    result: dict[str, Any] = json.loads(out.read_text().strip().splitlines()[-1])
+    return result
+
+
+# ---- 5. live index: agreement and fast refunds ----------------------------------------------------------
+
+
+def wait_indexed(database: Path, block: int, *, timeout: float, indexer: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + timeout
+    store: Store | None = None
+    try:
+        while True:
+            if indexer.poll() is not None:
+                raise SetupError(f"ledger-indexer follow exited with code {indexer.returncode}:\n{tail(log)}")
+            if store is None and database.exists():
+                with contextlib.suppress(Exception):
+                    store = Store.open(f"sqlite:///{database}")
+            checkpoint = store.checkpoint() if store is not None else None
+            if checkpoint is not None and checkpoint.number >= block:
+                return
+            if time.monotonic() > deadline:
+                raise SetupError(f"the indexer did not reach block {block} within {timeout:g} s:\n{tail(log)}")
+            time.sleep(0.1)
+    finally:
+        if store is not None:
+            store.close()
+
+
+def agreement(api: Server, auditor: str, decisions: dict[str, list[Any]]) -> tuple[int, int, list[str]]:
+    """(items whose API decision equals the direct-chain one, items compared, first differences)."""
+    same, differences = 0, []
+    with httpx.Client(base_url=api.url, headers={"Authorization": f"Bearer {auditor}"}, timeout=30) as client:
+        for item, (outcome, codes) in decisions.items():
+            response = client.get(f"/v1/items/{item}/eligibility")
+            if response.status_code != 200:
+                differences.append(f"{item}: HTTP {response.status_code} {response.text[:200]}")
+                continue
+            body = response.json()
+            api_codes = sorted(r["code"] for r in body["reasons"])
+            if body["outcome"] == outcome and api_codes == sorted(codes):
+                same += 1
+            elif len(differences) < 5:
+                differences.append(f"{item}: API {body['outcome']} {api_codes} / chain {outcome} {sorted(codes)}")
+    return same, len(decisions), differences
+
+
+def fast_refunds(api: Server, *, carrier: str, auditor: str, returns: list[str]) -> dict[str, Any]:
+    """For each return: carrier's in-transit scan (no ?wait) -> GET shows it settled with a payout."""
+    latencies: list[float] = []
+    post_times: list[float] = []
+    failures: list[str] = []
+    rng = random.Random(5)
+    with httpx.Client(base_url=api.url, timeout=30) as client:
+        for return_id in returns:
+            time.sleep(rng.uniform(0.05, 0.3))  # a random phase against the indexer's polling
+            t0 = time.perf_counter()
+            response = client.post(
+                f"/v1/returns/{return_id}/scans",
+                json={"kind": "in_transit"},
+                headers={"Authorization": f"Bearer {carrier}"},
+            )
+            post_times.append(time.perf_counter() - t0)
+            if response.status_code != 200:
+                failures.append(f"{return_id}: scan HTTP {response.status_code} {response.text[:300]}")
+                continue
+            while True:
+                seen = client.get(f"/v1/returns/{return_id}", headers={"Authorization": f"Bearer {auditor}"})
+                if seen.status_code == 200:
+                    body = seen.json()
+                    if body.get("settled") and body.get("payout"):
+                        latencies.append(time.perf_counter() - t0)
+                        break
+                if time.perf_counter() - t0 > 30:
+                    failures.append(f"{return_id}: no payout visible after 30 s (last: {seen.text[:300]})")
+                    break
+                time.sleep(0.005)
+    latencies.sort()
+    return {
+        "returns": len(returns),
+        "paid_visible": len(latencies),
+        "failures": failures[:5],
+        "failed": len(failures),
+        "p50_s": round(statistics.median(latencies), 3) if latencies else None,
+        "p95_s": round(latencies[min(len(latencies) - 1, round(0.95 * (len(latencies) - 1)))], 3)
+        if latencies
+        else None,
+        "max_s": round(latencies[-1], 3) if latencies else None,
+        "scan_post_p50_s": round(statistics.median(post_times), 3) if post_times else None,
+    }
+
+
+# ---- report -------------------------------------------------------------------------------------------------
+
+
+def verdict(ok: bool | None) -> str:
+    return "n/a" if ok is None else ("PASS" if ok else "MISS")
+
+
+def print_table(figures: dict[str, Any]) -> None:
+    api, chain, refund = figures["api"], figures["chain"], figures["fast_refund"]
+    one = figures["api_one_client"]
+    ratio = figures["ratio"]
+    clients = f"{figures['clients']} clients"
+    rows = [
+        ("eligibility p50 / p99 (API, 1 client)", f"{one['p50_ms']:.2f} / {one['p99_ms']:.2f} ms", "", ""),
+        (f"eligibility p50 (API, {clients})", f"{api['p50_ms']:.2f} ms", "", ""),
+        (
+            f"eligibility p99 (API, {clients})",
+            f"{api['p99_ms']:.2f} ms",
+            f"<= {TARGETS['p99_ms']:g} ms",
+            verdict(figures["pass"]["p99"]),
+        ),
+        (
+            f"eligibility throughput (API, {clients})",
+            f"{api['rps']:,.0f} req/s",
+            f">= {TARGETS['rps']:,.0f} req/s",
+            verdict(figures["pass"]["rps"]),
+        ),
+        ("errors (API)", f"{api['errors']} of {api['requests']:,}", "0", verdict(api["errors"] == 0)),
+        (f"direct chain p50 / p99 ({clients})", f"{chain['p50_ms']:.1f} / {chain['p99_ms']:.1f} ms", "", ""),
+        (f"direct chain throughput ({clients})", f"{chain['rps']:,.0f} decisions/s", "", ""),
+        (
+            "API / direct chain",
+            f"{ratio:.1f}x" if ratio else "-",
+            f">= {TARGETS['ratio']:g}x",
+            verdict(figures["pass"]["ratio"]),
+        ),
+        (
+            "API = chain decisions",
+            f"{figures['agreement']['same']}/{figures['agreement']['compared']}",
+            "all",
+            verdict(figures["pass"]["agreement"]),
+        ),
+        ("fast refund p50", f"{refund['p50_s']} s", "", ""),
+        (
+            "fast refund p95",
+            f"{refund['p95_s']} s",
+            f"<= {TARGETS['refund_p95_s']:g} s",
+            verdict(figures["pass"]["refund_p95"]),
+        ),
+    ]
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    say("")
+    say(f"{'figure':<{widths[0]}}  {'value':>{widths[1]}}  {'target':<{widths[2]}}  result")
+    for row in rows:
+        say(f"{row[0]:<{widths[0]}}  {row[1]:>{widths[1]}}  {row[2]:<{widths[2]}}  {row[3]}")
+
+
+def print_profile(report: dict[str, Any]) -> None:
+    say("\nwhere the API's time goes (cProfile in every server thread, under the same load; a deterministic")
+    say("profiler inflates pure-Python code more than SQLite's C calls: read the shares):")
+    for line in report["lines"]:
+        say(f"  {line}")
+
+
+# ---- main ----------------------------------------------------------------------------------------------------
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--items", type=int, default=1_000_000, help="items in the synthetic index")
+    parser.add_argument("--events-per-item", type=int, default=5, help="item events per item (at least 5)")
+    parser.add_argument("--clients", type=int, default=8, help="concurrent clients (API and direct chain)")
+    parser.add_argument("--duration", type=float, default=30.0, help="seconds measured per load, after warm-up")
+    parser.add_argument("--warmup", type=float, default=5.0, help="seconds of load before measuring")
+    parser.add_argument("--chain-items", type=int, default=300, help="real items on anvil (direct-chain reference)")
+    parser.add_argument("--refunds", type=int, default=30, help="fast-refund returns timed end to end")
+    parser.add_argument("--profile", action="store_true", help="profile the API under load even if it meets targets")
+    parser.add_argument("--no-profile", action="store_true", help="never profile")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory (indexes, logs)")
+    args = parser.parse_args()
+    if args.events_per_item < 5:
+        parser.error("--events-per-item must be at least 5")
+    workdir = Path(tempfile.mkdtemp(prefix="bench-eligibility-"))
+    try:
+        figures = run(args, workdir)
+    except SetupError as exc:
+        print(f"bench/eligibility.py: setup failed: {exc}", file=sys.stderr)
+        print(f"(work directory kept: {workdir})", file=sys.stderr)
+        return 2
+    if not args.keep:
+        shutil.rmtree(workdir, ignore_errors=True)
+    else:
+        say(f"work directory kept: {workdir}")
+    print(json.dumps(figures, separators=(",", ":")))
+    return 0
+
+
+def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    started = time.perf_counter()
+    say(f"bench/eligibility.py: work directory {workdir}")
+    say(f"1. chain: anvil, contracts, {args.chain_items} real items + {args.refunds} fast-refund returns")
+    t0 = time.perf_counter()
+    try:
+        real = build_chain(workdir, chain_items=args.chain_items, refunds=args.refunds)
+    except SetupError:
+        raise
+    except Exception as exc:  # a revert or an RPC failure while building the chain: not a measurement
+        raise SetupError(f"building the chain failed: {type(exc).__name__}: {exc}") from exc
+    try:
+        return _run(args, workdir, real, started, chain_seconds=time.perf_counter() - t0)
+    finally:
+        real.anvil.stop()
+
+
+def _run(
+    args: argparse.Namespace, workdir: Path, real: RealChain, started: float, *, chain_seconds: float
+) -> dict[str, Any]:
+    d = real.deployed
+    w3 = d.w3
+    head = w3.eth.block_number
+    say(f"   {len(real.items)} items {real.profiles}, head block {head}, {chain_seconds:.1f} s")
+    pin = ChainPin(
+        chain_id=w3.eth.chain_id,
+        genesis_hash="0x" + bytes(w3.eth.get_block(0)["hash"]).hex(),
+        ledger_address=d.ledger.address.lower(),
+        escrow_address=d.escrow.address.lower(),
+        deploy_block=d.deploy_block,
+    )
+
+    # 2. the big index
+    big = workdir / "big.sqlite3"
+    say(f"2. fill: {args.items:,} items x {args.events_per_item} item events into {big.name} through Store.apply")
+    try:
+        store = Store.open(f"sqlite:///{big}")
+    except Exception as exc:
+        raise SetupError(f"cannot create the index {big}: {exc}") from exc
+    try:
+        actors = Actors.make(
+            manufacturer=d.accounts[MANUFACTURER],
+            carrier=d.accounts[CARRIER],
+            token=d.token.address,
+            merchant=d.accounts[MERCHANT],
+        )
+        stats = fill(
+            store, items=args.items, events_per_item=args.events_per_item, actors=actors, pin=pin, progress=say
+        )
+        auditor = create_api_key(store=store, role=Role.AUDITOR, name="bench auditor").plaintext
+    finally:
+        store.close()
+    size_mb = sum(p.stat().st_size for p in workdir.glob("big.sqlite3*")) / 2**20
+    say(
+        f"   {stats.items:,} items, {stats.item_events:,} item events, {stats.logs:,} logs in {stats.seconds:.0f} s "
+        f"({stats.logs / stats.seconds:,.0f} logs/s; Store.apply {stats.apply_seconds:.0f} s); {size_mb:,.0f} MiB"
+    )
+    say(
+        f"   profiles {stats.profiles}; returns open {stats.returns_open:,}, cancelled {stats.returns_cancelled:,}; "
+        f"tampered histories {stats.tampered}; non-returnable category {stats.categorized:,}"
+    )
+
+    # 3. the API over the big index
+    env_big = ledger_env(anvil=real.anvil, database=big, manifest=real.manifest)
+    load_common = {"clients": args.clients, "duration": args.duration, "warmup": args.warmup, "host": "127.0.0.1"}
+    say(f"3. API: uvicorn api.main:app, {args.clients} clients, {args.warmup:g} s warm-up + {args.duration:g} s")
+    with api_server(env_big, workdir / "api-big.log") as server:
+        api = run_load(
+            {
+                **load_common,
+                "mode": "api",
+                "port": server.port,
+                "authorization": f"Bearer {auditor}",
+                "synthetic_items": args.items,
+                "unknown_share": 0.01,
+            },
+            workdir,
+            "load-api",
+        )
+        single = run_load(
+            {
+                **load_common,
+                "clients": 1,
+                "duration": min(args.duration, 10.0),
+                "warmup": 1.0,
+                "mode": "api",
+                "port": server.port,
+                "authorization": f"Bearer {auditor}",
+                "synthetic_items": args.items,
+                "unknown_share": 0.01,
+            },
+            workdir,
+            "load-api-1",
+        )
+    say(
+        f"   {api['rps']:,.0f} req/s, p50 {api['p50_ms']:.2f} ms, p99 {api['p99_ms']:.2f} ms, "
+        f"errors {api['errors']}; outcomes {api['outcomes']}; load generator CPU {api['client_cpu_s']} s"
+    )
+    for sample in api["error_samples"]:
+        say(f"   error: {sample}")
+    say(
+        f"   one client alone: {single['rps']:,.0f} req/s, p50 {single['p50_ms']:.2f} ms, p99 {single['p99_ms']:.2f} ms"
+    )
+
+    # 4. the direct-chain reference
+    say(f"4. direct chain: {len(real.items)} real items on anvil, {args.clients} clients")
+    chain = run_load(
+        {
+            **load_common,
+            "mode": "chain",
+            "port": real.anvil.port,
+            "item_ids": real.items,
+            "ledger": d.ledger.address,
+            "escrow": d.escrow.address,
+            "chain_id": w3.eth.chain_id,
+            "deploy_block": d.deploy_block,
+            "artifacts_dir": str(ARTIFACTS),
+        },
+        workdir,
+        "load-chain",
+    )
+    say(
+        f"   {chain['rps']:,.1f} decisions/s, p50 {chain['p50_ms']:.1f} ms, p99 {chain['p99_ms']:.1f} ms, "
+        f"errors {chain['errors']}; outcomes {chain['outcomes']}"
+    )
+    for sample in chain["error_samples"]:
+        say(f"   error: {sample}")
+
+    # 5. live index: agreement and fast refunds
+    live = workdir / "live.sqlite3"
+    env_live = ledger_env(anvil=real.anvil, database=live, manifest=real.manifest)
+    say("5. live: ledger-indexer follow + API on a second index; agreement, then fast refunds")
+    with indexer_follow(env_live, workdir / "indexer.log") as indexer:
+        wait_indexed(live, w3.eth.block_number, timeout=120, indexer=indexer, log=workdir / "indexer.log")
+        store = Store.open(f"sqlite:///{live}")
+        try:
+            live_auditor = create_api_key(store=store, role=Role.AUDITOR, name="bench auditor").plaintext
+            carrier = create_api_key(
+                store=store, role=Role.CARRIER, name="bench carrier", actor_address=d.accounts[CARRIER]
+            ).plaintext
+        finally:
+            store.close()
+        with api_server(env_live, workdir / "api-live.log") as server:
+            same, compared, differences = agreement(server, live_auditor, chain["decisions"])
+            say(f"   API on the live index = direct-chain decision for {same}/{compared} items")
+            for line in differences:
+                say(f"   differs: {line}")
+            refund = fast_refunds(server, carrier=carrier, auditor=live_auditor, returns=real.refund_returns)
+    say(
+        f"   {refund['paid_visible']}/{refund['returns']} payouts visible: p50 {refund['p50_s']} s, "
+        f"p95 {refund['p95_s']} s, max {refund['max_s']} s (the scan call itself: p50 {refund['scan_post_p50_s']} s)"
+    )
+    for line in refund["failures"]:
+        say(f"   failed: {line}")
+
+    ratio = api["rps"] / chain["rps"] if chain["rps"] else None
+    passes = {
+        "p99": api["p99_ms"] <= TARGETS["p99_ms"] and api["errors"] == 0,
+        "rps": api["rps"] >= TARGETS["rps"],
+        "ratio": None if ratio is None else ratio >= TARGETS["ratio"],
+        "agreement": same == compared,
+        "refund_p95": None
+        if refund["p95_s"] is None
+        else refund["p95_s"] <= TARGETS["refund_p95_s"] and refund["failed"] == 0,
+    }
+    chain.pop("decisions", None)
+    api.pop("decisions", None)
+    figures: dict[str, Any] = {
+        "items": stats.items,
+        "item_events": stats.item_events,
+        "logs": stats.logs,
+        "fill_s": round(stats.seconds, 1),
+        "fill_logs_per_s": round(stats.logs / stats.seconds),
+        "index_mib": round(size_mb),
+        "clients": args.clients,
+        "duration_s": args.duration,
+        "api": api,
+        "api_one_client": {k: single[k] for k in ("rps", "p50_ms", "p90_ms", "p99_ms", "errors")},
+        "chain": chain,
+        "ratio": round(ratio, 1) if ratio else None,
+        "agreement": {"same": same, "compared": compared},
+        "fast_refund": refund,
+        "targets": TARGETS,
+        "pass": passes,
+        "cpus": os.cpu_count(),
+        "load_average": os.getloadavg()[0],
+    }
+
+    # 6. profile
+    if not args.no_profile and (args.profile or not (passes["p99"] and passes["rps"])):
+        say("6. profile: the API under the same load, cProfile in every thread")
+        out = workdir / "profile.json"
+        with api_server(env_big, workdir / "api-profile.log", profile_to=out) as server:
+            run_load(
+                {
+                    **load_common,
+                    "duration": min(args.duration, 15.0),
+                    "mode": "api",
+                    "port": server.port,
+                    "authorization": f"Bearer {auditor}",
+                    "synthetic_items": args.items,
+                    "unknown_share": 0.01,
+                },
+                workdir,
+                "load-profile",
+                signal_after_warmup=server.process,
+            )
+        if out.exists():
+            report = json.loads(out.read_text())
+            print_profile(report)
+            figures["profile_top"] = report["lines"][:15]
+    figures["total_s"] = round(time.perf_counter() - started, 1)
+    print_table(figures)
+    return figures
+
+
+if __name__ == "__main__":
+    sys.exit(main())
