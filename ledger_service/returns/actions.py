@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from enum import StrEnum
 
 from ledger_service.access import issue_return_token
@@ -176,11 +175,10 @@ def record_delivery(
         raise ConflictError(
             f"item {item_id.lower()} has no open sale to deliver (if it was just sold, retry with ?wait=true)"
         )
-    known = queries.item(store, item_id)
-    if known is not None and known.delivered_at is not None and known.delivered_at >= sale.sold_at:
+    delivered_block = queries.last_delivery_block(store, item_id)
+    if delivered_block is not None and delivered_block >= sale.block_number:
         # A second delivery would move the start of the return window.
-        when = datetime.fromtimestamp(known.delivered_at, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
-        raise ConflictError(f"item {item_id.lower()} was already delivered for this sale on {when}")
+        raise ConflictError(f"item {item_id.lower()} was already delivered for this sale (block {delivered_block})")
     event = (
         bytes32(sale.item_id, "item id"),
         int(BizStep.ARRIVING),

@@ -32,7 +32,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Select, and_, bindparam, exists, func, or_, select
 
-from ledger_service.codes import Disposition, ReturnState
+from ledger_service.codes import BizStep, Disposition, ReturnState
 from ledger_service.store._db import read_transaction
 from ledger_service.store.api_schema import item_categories, return_requests
 from ledger_service.store.schema import (
@@ -585,6 +585,19 @@ def item(store: Store, item_id: str) -> ItemRow | None:
     with read_transaction(store.engine) as conn:
         found = _read_item(conn, _key(item_id))
     return None if found is None else found[0]
+
+
+def last_delivery_block(store: Store, item_id: str) -> int | None:
+    """Block of the item's latest delivery to a consumer (``arriving`` + ``retail_sold``), or None."""
+    ev = item_events.c
+    query = select(func.max(ev.block_number)).where(
+        ev.item_id == _key(item_id),
+        ev.biz_step == int(BizStep.ARRIVING),
+        ev.disposition == int(Disposition.RETAIL_SOLD),
+    )
+    with read_transaction(store.engine) as conn:
+        found = conn.execute(query).scalar_one_or_none()
+    return None if found is None else int(found)
 
 
 def current_sale(store: Store, item_id: str) -> SaleRow | None:
