@@ -14,7 +14,7 @@ the same code.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from eth_abi.abi import encode
@@ -125,8 +125,3 @@ def verify_chain(links: Iterable[ChainLink]) -> tuple[bytes, int, list[ChainProb
         expected_prev = link.event_hash
         count += 1
     return head, count, problems
-
-
-def chain_head(links: Sequence[ChainLink]) -> bytes:
-    """The head recomputed from ``links`` (zero hash for none)."""
-    return verify_chain(links)[0]
