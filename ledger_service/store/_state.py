@@ -14,7 +14,10 @@ Definitions:
   commissioning event the contract writes in the registering transaction);
   ``event_count``, ``head_hash`` (the last event's emitted eventHash),
   ``last_biz_step``, ``last_disposition``, ``last_event_at`` from its events;
-  ``delivered_at`` the timestamp of the last arriving + retail_sold event;
+  ``delivered_at`` the timestamp of the first arriving + retail_sold event after
+  the item's latest retail_selling event (its current sale; the escrow writes
+  that event with each sale), so a later "delivery" cannot move the return
+  window of a sale, and a new sale starts with no delivery;
   ``destroyed`` once a destroying event was recorded; ``chain_ok`` while every
   event verified (item_events.chain_ok).
 - returns: the row is written by ReturnAuthorized and is that event's log row
@@ -65,6 +68,7 @@ PAIR_CHUNK = 2000
 
 _DESTROYING = int(BizStep.DESTROYING)
 _ARRIVING = int(BizStep.ARRIVING)
+_RETAIL_SELLING = int(BizStep.RETAIL_SELLING)
 _RETAIL_SOLD = int(Disposition.RETAIL_SOLD)
 _AUTHORIZED = int(ReturnState.AUTHORIZED)
 _IN_TRANSIT = int(ReturnState.IN_TRANSIT)
@@ -147,7 +151,9 @@ class ItemState:
         self.last_biz_step = biz_step
         self.last_disposition = disposition
         self.last_event_at = timestamp
-        if biz_step == _ARRIVING and disposition == _RETAIL_SOLD:
+        if biz_step == _RETAIL_SELLING:
+            self.delivered_at = None
+        elif biz_step == _ARRIVING and disposition == _RETAIL_SOLD and self.delivered_at is None:
             self.delivered_at = timestamp
         if biz_step == _DESTROYING:
             self.destroyed = True

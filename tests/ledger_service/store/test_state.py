@@ -68,20 +68,35 @@ def test_item_row_follows_its_events(store: Store) -> None:
     assert row["registered_at"] == registered_at
 
 
-def test_delivered_at_is_the_last_delivery(store: Store) -> None:
+def test_delivered_at_is_the_first_delivery_of_the_current_sale(store: Store) -> None:
     chain = ChainBuilder()
     item = chain.register("urn:epc:id:sgtin:0614141.107346.1")
     chain.next_block()
-    chain.record(item, BizStep.ARRIVING, Disposition.RETAIL_SOLD)
+    chain.record(item, BizStep.RETAIL_SELLING, Disposition.RETAIL_SOLD)
     chain.next_block(seconds=DAY)
     chain.record(item, BizStep.ARRIVING, Disposition.IN_TRANSIT)  # not a delivery to the consumer
     chain.next_block(seconds=DAY)
     chain.record(item, BizStep.ARRIVING, Disposition.RETAIL_SOLD)
-    second = chain.time
+    first = chain.time
+    _apply(store, chain)
+    since = chain.number
+    chain.next_block(seconds=DAY)
+    chain.record(item, BizStep.ARRIVING, Disposition.RETAIL_SOLD)  # a later "delivery" does not move the window
     chain.next_block(seconds=DAY)
     chain.record(item, BizStep.RECEIVING, Disposition.RETAIL_SOLD)  # not arriving
-    _apply(store, chain)
-    assert _item(store, item)["delivered_at"] == second
+    _apply(store, chain, since=since)  # a later batch: the stored row's value carries over
+    assert _item(store, item)["delivered_at"] == first
+
+    since = chain.number
+    chain.next_block(seconds=DAY)
+    chain.record(item, BizStep.RETAIL_SELLING, Disposition.RETAIL_SOLD)  # sold again: not delivered yet
+    _apply(store, chain, since=since)
+    assert _item(store, item)["delivered_at"] is None
+    since = chain.number
+    chain.next_block(seconds=DAY)
+    chain.record(item, BizStep.ARRIVING, Disposition.RETAIL_SOLD)
+    _apply(store, chain, since=since)
+    assert _item(store, item)["delivered_at"] == chain.time
 
 
 def test_destroying_marks_the_item_destroyed(store: Store) -> None:
