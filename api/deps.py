@@ -34,6 +34,7 @@ from api.problems import PROBLEM_JSON, problem_for, render
 from ledger_service.access import Actor, Consumer, Role, verify_api_key, verify_return_token
 from ledger_service.access.tokens import SCHEME as RETURN_TOKEN_SCHEME
 from ledger_service.chain.signers import ChainContext
+from ledger_service.documents.store import DocumentStore
 from ledger_service.errors import (
     AuthenticationError,
     ConflictError,
@@ -75,7 +76,13 @@ def get_settings(request: Request) -> Settings:
     return settings
 
 
+def get_documents(request: Request) -> DocumentStore:
+    documents: DocumentStore = request.app.state.documents
+    return documents
+
+
 StoreDep = Annotated[Store, Depends(get_store)]
+DocumentsDep = Annotated[DocumentStore, Depends(get_documents)]
 ChainDep = Annotated[ChainContext, Depends(get_chain)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
@@ -87,10 +94,11 @@ class Services:
     store: Store
     chain: ChainContext
     settings: Settings
+    documents: DocumentStore
 
 
-def get_services(store: StoreDep, chain: ChainDep, settings: SettingsDep) -> Services:
-    return Services(store=store, chain=chain, settings=settings)
+def get_services(store: StoreDep, chain: ChainDep, settings: SettingsDep, documents: DocumentsDep) -> Services:
+    return Services(store=store, chain=chain, settings=settings, documents=documents)
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]

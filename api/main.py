@@ -22,6 +22,7 @@ from fastapi.openapi.utils import get_openapi
 
 from api.problems import PROBLEM_JSON, PROBLEM_REF, Problem, install_problem_handlers, problem_response_spec
 from ledger_service.chain.signers import connect_chain
+from ledger_service.documents.factory import open_document_store
 from ledger_service.settings import Settings, get_settings
 from ledger_service.store.store import Store
 
@@ -60,6 +61,7 @@ def create_app(settings: Settings | None = None, *, routers: Sequence[APIRouter]
         app.state.settings = resolved
         app.state.store = store
         app.state.chain = chain
+        app.state.documents = open_document_store(resolved)
         try:
             yield
         finally:

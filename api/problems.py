@@ -8,8 +8,10 @@ validation problems, ``error`` and ``params`` for a contract's custom error.
 Mapping (:func:`problem_for`):
 - :class:`AuthenticationError` 401 (with ``WWW-Authenticate``),
   :class:`PermissionDeniedError` 403, :class:`NotFoundError` 404,
-  :class:`ConflictError` 409, :class:`InvalidRequestError` 422, other
-  :class:`RequestError` 400;
+  :class:`ConflictError` 409, :class:`InvalidRequestError` 422,
+  :class:`PayloadTooLargeError` 413, :class:`UnsupportedMediaTypeError` 415,
+  :class:`RateLimitedError` 429 (with ``Retry-After``), other :class:`RequestError` 400;
+- :class:`DocumentIntegrityError` 502 (a stored blob does not match its CID; never served);
 - :class:`ContractRevertError`: its custom error translated (``api._reverts``), e.g.
   409 "EscrowDeadlinePassed: the ship-by deadline passed on 2026-11-01 12:00 UTC";
 - :class:`IndexBehindError` 504; other :class:`RetryableError` 503 with ``Retry-After``;
@@ -40,13 +42,17 @@ from ledger_service.errors import (
     AuthenticationError,
     ConfigurationError,
     ConflictError,
+    DocumentIntegrityError,
     IndexBehindError,
     InvalidRequestError,
     LedgerError,
     NotFoundError,
+    PayloadTooLargeError,
     PermissionDeniedError,
+    RateLimitedError,
     RequestError,
     RetryableError,
+    UnsupportedMediaTypeError,
 )
 
 PROBLEM_JSON = "application/problem+json"
@@ -125,6 +131,9 @@ _REQUEST_STATUS: tuple[tuple[type[RequestError], int], ...] = (
     (NotFoundError, 404),
     (ConflictError, 409),
     (InvalidRequestError, 422),
+    (PayloadTooLargeError, 413),
+    (UnsupportedMediaTypeError, 415),
+    (RateLimitedError, 429),
 )
 
 
@@ -146,6 +155,8 @@ def problem_for(exc: BaseException, *, chain: ChainContext | None = None) -> Pro
         headers = {}
         if isinstance(exc, AuthenticationError):
             headers["WWW-Authenticate"] = f'{exc.scheme} realm="{REALM}"'
+        if isinstance(exc, RateLimitedError):
+            headers["Retry-After"] = str(exc.retry_after)
         return http_problem(status, str(exc), headers=headers)
     if isinstance(exc, ContractRevertError):
         return _revert_problem(exc, chain)
@@ -160,6 +171,10 @@ def problem_for(exc: BaseException, *, chain: ChainContext | None = None) -> Pro
         )
     if isinstance(exc, RetryableError):
         return http_problem(503, f"{exc}; try again shortly", headers={"Retry-After": str(RETRY_AFTER_S)})
+    if isinstance(exc, DocumentIntegrityError):  # our stored copy is wrong: say so, never serve it
+        return ProblemDetails(
+            status=502, title="Stored document corrupt", detail=str(exc), type=f"{TYPE_BASE}document-corrupt"
+        )
     if isinstance(exc, ConfigurationError):  # NoSignerError, no relayer key: the operator must set something
         return http_problem(503, str(exc))
     if isinstance(exc, RequestValidationError):

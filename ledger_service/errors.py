@@ -64,3 +64,23 @@ class IndexBehindError(RetryableError):
         super().__init__(message)
         self.block_number = block_number
         self.indexed = indexed
+
+
+class PayloadTooLargeError(RequestError):
+    """The uploaded content is larger than the configured limit (HTTP 413)."""
+
+
+class UnsupportedMediaTypeError(RequestError):
+    """The uploaded content's type is not one the service accepts (HTTP 415)."""
+
+
+class RateLimitedError(RequestError):
+    """Too many requests from this client in the current window (HTTP 429, ``Retry-After`` seconds)."""
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class DocumentIntegrityError(FatalError):
+    """A stored document's bytes do not match its CID (corrupt or swapped blob): never served (HTTP 502)."""

@@ -130,6 +130,45 @@ class Settings(BaseSettings):
     wait_timeout_s: float = Field(
         default=10.0, gt=0, le=300, description="Longest a ?wait=true write waits for the indexer, in seconds"
     )
+    documents_dir: Path = Field(
+        default=Path("var/documents"), description="Folder of the embedded content-addressed document store"
+    )
+    ipfs_api_url: AnyHttpUrl | None = Field(
+        default=None,
+        description="Kubo node's HTTP RPC API (e.g. http://127.0.0.1:5001); set: documents go there, not to disk",
+    )
+    document_max_bytes: int = Field(
+        default=25 * 1024 * 1024, ge=1, le=1024 * 1024 * 1024, description="Largest document accepted, in bytes"
+    )
+    document_content_types: tuple[str, ...] = Field(
+        default=(
+            "application/pdf",
+            "image/jpeg",
+            "image/png",
+            "image/webp",
+            "text/plain",
+            "text/csv",
+            "application/json",
+        ),
+        description="Media types POST /v1/documents accepts (env: JSON list)",
+    )
+    verify_rate_limit: str = Field(
+        default="60/minute",
+        description="Requests per client address to the public /v1/verify endpoint ('limits' syntax, e.g. 60/minute)",
+    )
+
+    @field_validator("verify_rate_limit")
+    @classmethod
+    def _rate_limit_parses(cls, value: str) -> str:
+        from limits import parse  # the library the API's limiter uses: the same grammar
+
+        try:
+            parse(value)
+        except ValueError:
+            raise ValueError(
+                f"not a rate limit: {value!r} (expected e.g. '60/minute', '10/second' or '1000 per hour')"
+            ) from None
+        return value
 
     @field_validator("signer_keys")
     @classmethod

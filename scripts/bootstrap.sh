@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs everything the project needs, idempotently (a second run takes seconds):
-# npm packages (solc, anvil, OpenZeppelin), the contract toolchain venv (.venv-brownie),
+# Debian's ipfs-cid, npm packages (solc, anvil, OpenZeppelin), the contract toolchain venv (.venv-brownie),
 # the service venv (.venv), brownie's networks, and compiles the contracts.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -14,6 +14,19 @@ command -v python3 >/dev/null || die "python3 not found (Python >= 3.11 is requi
 python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' || die "Python >= 3.11 is required, found $(python3 --version)"
 command -v npm >/dev/null || die "npm not found (Node.js >= 20 with npm is required)"
 node -e 'process.exit(parseInt(process.versions.node) < 20 ? 1 : 0)' || die "Node.js >= 20 is required, found $(node --version)"
+
+# Debian's ipfs-cid: /usr/bin/ipfs_cid prints the CID `ipfs add` gives a file; the tests check our CIDs
+# against it, and auditors can use it to check a downloaded document.
+if [ ! -x /usr/bin/ipfs_cid ]; then
+  step "Debian package ipfs-cid (reference CIDs for the document tests)"
+  sudo_cmd=()
+  [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+  if ! "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q ipfs-cid >/dev/null; then
+    "${sudo_cmd[@]}" apt-get update -q >/dev/null || true
+    "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q ipfs-cid >/dev/null \
+      || die "could not install the Debian package ipfs-cid (apt-get install ipfs-cid)"
+  fi
+fi
 
 h=$(hash_of package.json package-lock.json)
 if ! stamp_ok npm "$h" || [ ! -x "$ANVIL_BIN_DIR/anvil" ]; then

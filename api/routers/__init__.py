@@ -2,8 +2,14 @@
 
 from fastapi import APIRouter
 
-from api.routers import items, policies, returns, sales
+from api.routers import documents, items, policies, returns, sales
 
-ROUTERS: tuple[APIRouter, ...] = (policies.router, sales.router, items.router, returns.router)
+ROUTERS: tuple[APIRouter, ...] = (
+    policies.router,
+    sales.router,
+    items.router,
+    returns.router,
+    documents.router,
+)
 
 __all__ = ["ROUTERS"]

@@ -1,0 +1,180 @@
+"""Documents: upload a file, get its IPFS CID (the chain records the digest inside it); download by CID.
+
+- ``POST /documents`` (an actor's API key or a consumer's return token): multipart field ``file``. Its
+  part's ``Content-Type`` must be one of ``settings.document_content_types`` (415 lists them) and it
+  may hold at most ``settings.document_max_bytes`` (413). The body is read as it arrives and refused
+  as soon as it is too large (announced by ``Content-Length``, or counted), so an oversized upload is
+  never spooled in full; the store then streams the file to its place, hashing it on the way.
+- ``GET /documents/{cid}`` (public: a CID is a public address, as on IPFS; CIDv0 or CIDv1 text): the
+  bytes, re-hashed against the CID before they are sent; a damaged or swapped stored copy is a 502
+  problem and is never served. Content-addressed, so immutable: ``ETag`` is the CIDv0 and caches may
+  keep it forever; ``X-Content-Type-Options: nosniff`` makes browsers use the stored content type.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Coroutine, Iterator
+from typing import Annotated, Any
+
+import anyio
+from fastapi import APIRouter, File, Header, HTTPException, Path, Request, UploadFile
+from fastapi.routing import APIRoute
+from starlette.responses import Response
+from starlette.types import Message, Receive
+
+from api.deps import DocumentsDep, PrincipalDep, SettingsDep, current_principal
+from api.problems import problem_responses
+from api.schemas.documents import DocumentPublic
+from ledger_service.documents.cid import CHUNK_SIZE, Cid
+from ledger_service.documents.store import StoredDocument
+from ledger_service.errors import NotFoundError, PayloadTooLargeError, UnsupportedMediaTypeError
+from ledger_service.settings import Settings
+
+MULTIPART_ENVELOPE = 64 * 1024
+"""Bytes a multipart body may hold beyond the file itself (boundaries, part headers, a file name)."""
+IMMUTABLE = "public, max-age=31536000, immutable"
+_CHARSET = re.compile(r"^[A-Za-z0-9._:-]{1,40}$")
+
+
+def _too_large(settings: Settings) -> str:
+    return f"the document is larger than the limit of {settings.document_max_bytes} bytes"
+
+
+class _UploadLimitRoute(APIRoute):
+    """A route that checks a POST's credentials before reading its body, and cuts the body off once it
+    exceeds the document size limit plus the multipart envelope: FastAPI parses (and spools) a multipart
+    body before any dependency runs, so the endpoint alone could only refuse an anonymous or oversized
+    upload after receiving all of it."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def limited(request: Request) -> Response:
+            if request.method != "POST":
+                return await handler(request)
+            # the caller first (401 before a byte of the body is read), then the size
+            await anyio.to_thread.run_sync(current_principal, request, request.app.state.store, None, None)
+            settings: Settings = request.app.state.settings
+            limit = settings.document_max_bytes + MULTIPART_ENVELOPE
+            announced = request.headers.get("content-length", "")
+            if announced.isdigit() and int(announced) > limit:
+                raise PayloadTooLargeError(_too_large(settings))
+            return await handler(Request(request.scope, _counting(request.receive, limit, _too_large(settings))))
+
+        return limited
+
+
+def _counting(receive: Receive, limit: int, message: str) -> Receive:
+    """``receive`` that fails with a 413 once more than ``limit`` body bytes arrived."""
+    total = 0
+
+    async def counted() -> Message:
+        nonlocal total
+        event = await receive()
+        if event["type"] == "http.request":
+            total += len(event.get("body", b""))
+            if total > limit:  # an HTTPException: FastAPI passes it through its body parsing as is
+                raise HTTPException(status_code=413, detail=message)
+        return event
+
+    return counted
+
+
+router = APIRouter(prefix="/documents", tags=["documents"], route_class=_UploadLimitRoute)
+
+
+def _media_type(header: str | None, accepted: tuple[str, ...]) -> str:
+    """The part's media type if accepted (lower case; a ``charset`` parameter kept, others dropped)."""
+    base, _, parameters = (header or "").partition(";")
+    media_type = base.strip().lower()
+    if media_type not in {a.lower() for a in accepted}:
+        given = f"{media_type!r}" if media_type else "no Content-Type"
+        raise UnsupportedMediaTypeError(
+            f"the file's part has {given}; accepted: {', '.join(accepted)} (set the part's Content-Type, "
+            "e.g. curl -F 'file=@report.pdf;type=application/pdf')"
+        )
+    for parameter in parameters.split(";"):
+        name, _, value = parameter.partition("=")
+        value = value.strip().strip('"')
+        if name.strip().lower() == "charset" and _CHARSET.match(value):
+            return f"{media_type}; charset={value.lower()}"
+    return media_type
+
+
+def _chunks(upload: UploadFile) -> Iterator[bytes]:
+    while chunk := upload.file.read(CHUNK_SIZE):
+        yield chunk
+
+
+def _public(request: Request, document: StoredDocument) -> DocumentPublic:
+    return DocumentPublic(
+        cid=document.cid.v0,
+        cid_v1=document.cid.v1,
+        digest=document.cid.hex_digest,
+        size=document.size,
+        content_type=document.content_type,
+        url=str(request.app.url_path_for("get_document", cid=document.cid.v0)),
+    )
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=DocumentPublic,
+    responses=problem_responses(401, 413, 415, 422, 502, 503),
+    summary="Store a document; get its IPFS CID and on-chain digest",
+)
+def upload(
+    request: Request,
+    file: Annotated[UploadFile, File(description="the document; its part's Content-Type must be an accepted one")],
+    principal: PrincipalDep,
+    documents: DocumentsDep,
+    settings: SettingsDep,
+) -> DocumentPublic:
+    """Stores the file and answers its CID exactly as `ipfs add FILE` (default settings) computes it, and the
+    digest the chain records when a document is referenced. Storing the same bytes again is harmless and gives
+    the same CID. Actors (API key) and consumers (return token, e.g. photos for a return) may upload."""
+    content_type = _media_type(file.content_type, settings.document_content_types)
+    if file.size is not None and file.size > settings.document_max_bytes:
+        raise PayloadTooLargeError(_too_large(settings))
+    stored = documents.put(_chunks(file), content_type=content_type, max_bytes=settings.document_max_bytes)
+    return _public(request, stored)
+
+
+@router.get(
+    "/{cid}",
+    name="get_document",
+    response_class=Response,
+    responses={
+        200: {"description": "the document's bytes, with its stored content type", "content": {"*/*": {}}},
+        304: {"description": "the client's cached copy (If-None-Match) is this document"},
+        **problem_responses(404, 422, 502, 503),
+    },
+    summary="Download a document by CID (checked against the CID before it is sent)",
+)
+def get_document(
+    cid: Annotated[str, Path(max_length=128, description="the document's CID: CIDv0 (Qm...) or CIDv1 (bafy...)")],
+    documents: DocumentsDep,
+    if_none_match: Annotated[str | None, Header(description="an ETag from an earlier answer")] = None,
+) -> Response:
+    """Public: anyone holding a CID may fetch it, as from an IPFS gateway. The stored bytes are hashed again
+    first; if they no longer match the CID the answer is a 502 problem, never the wrong bytes."""
+    parsed = Cid.parse(cid)
+    stored = documents.stat(parsed)
+    if stored is None:
+        raise NotFoundError(f"no document {parsed.v0} is stored here (upload it with POST /v1/documents)")
+    headers = {
+        "ETag": f'"{parsed.v0}"',
+        "Cache-Control": IMMUTABLE,
+        "X-Content-Type-Options": "nosniff",
+    }
+    if if_none_match is not None and _matches(if_none_match, parsed):
+        return Response(status_code=304, headers=headers)
+    data = documents.read(parsed)
+    return Response(content=data, headers={**headers, "Content-Type": stored.content_type})
+
+
+def _matches(if_none_match: str, cid: Cid) -> bool:
+    tags = {tag.strip().removeprefix("W/").strip('"') for tag in if_none_match.split(",")}
+    return "*" in tags or cid.v0 in tags or cid.v1 in tags
