@@ -12,6 +12,7 @@ from api.deps import Services, wait_for_block
 from api.schemas.common import ReasonPublic, at, utc
 from api.schemas.returns import PayoutPublic, ReturnPublic, TimelineEntryPublic
 from ledger_service.codes import BizStep, Disposition, ReturnState, decode_location
+from ledger_service.returns.labels import label_code
 from ledger_service.returns.views import ReturnStatus, state_name
 from ledger_service.store.api_queries import ReturnRequestRow
 from ledger_service.store.queries import ItemEventRow, PayoutRow, ReturnRow, TimelineEntry, TransitionRow
@@ -91,6 +92,7 @@ def return_row_public(
     return ReturnPublic(
         id=ret.return_id,
         return_id=ret.return_id,
+        label_code=label_code(ret.return_id),
         item_id=ret.item_id,
         consumer=ret.consumer,
         merchant=ret.merchant,
@@ -117,6 +119,7 @@ def request_public(request: ReturnRequestRow) -> ReturnPublic:
     return ReturnPublic(
         id=request.id,
         return_id=request.return_id,
+        label_code=None if request.return_id is None else label_code(request.return_id),
         item_id=request.item_id,
         consumer=request.consumer,
         merchant=request.merchant,

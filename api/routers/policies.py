@@ -41,7 +41,11 @@ def publish(
 
     def produce() -> PolicyPublishedPublic:
         published = publish_policy(
-            store=svc.store, chain=svc.chain, merchant=merchant.account, document=body.to_document()
+            store=svc.store,
+            chain=svc.chain,
+            merchant=merchant.account,
+            document=body.to_document(),
+            documents=svc.documents,
         )
         fresh = wait_if_asked(svc, wait=wait, block_number=published.tx.block_number)
         return PolicyPublishedPublic(

@@ -333,6 +333,7 @@ def inspect(
             grade=body.grade,
             notes=body.notes,
             report_digest=body.report_digest,
+            documents=svc.documents,
             location=body.location,
         )
         return _write_public(svc, return_id, done.tx, wait=wait, digest=done.digest)
@@ -366,6 +367,7 @@ def resolve(
             consumer_amount=amount,
             notes=body.notes,
             ruling_digest=body.ruling_digest,
+            documents=svc.documents,
         )
         return _write_public(svc, return_id, done.tx, wait=wait, digest=done.digest)
 
@@ -420,6 +422,7 @@ def dispute(
             return_id=return_id,
             comment=body.comment if body else None,
             evidence_digest=body.evidence_digest if body else None,
+            documents=svc.documents,
         )
         return _write_public(svc, return_id, done.tx, wait=wait, digest=done.digest)
 

@@ -11,15 +11,34 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, Field, StringConstraints
 
+from ledger_service.documents.cid import Cid
+from ledger_service.errors import InvalidRequestError
+
 ItemId = Annotated[
     str,
     StringConstraints(pattern=r"^0x[0-9a-fA-F]{64}$"),
     Field(description="keccak256 of the item's GS1 URI: 0x + 64 hex digits", examples=["0x" + "ab" * 32]),
 ]
+
+
+def _digest_of_reference(value: str) -> str:
+    """A document reference as the chain's digest: ``0x`` + 64 hex stays (lower case); a CID becomes its digest."""
+    if value.startswith("0x"):
+        return value.lower()
+    try:
+        return Cid.parse(value).hex_digest
+    except InvalidRequestError as exc:
+        raise ValueError(str(exc)) from None
+
+
 Digest = Annotated[
     str,
-    StringConstraints(pattern=r"^0x[0-9a-fA-F]{64}$"),
-    Field(description="a document digest: 0x + 64 hex digits (sha-256)"),
+    StringConstraints(pattern=r"^(0x[0-9a-fA-F]{64}|Qm[1-9A-HJ-NP-Za-km-z]{44}|b[a-z2-7]{58})$"),
+    AfterValidator(_digest_of_reference),
+    Field(
+        description="a document reference: the CID (Qm... or bafy...) or the digest (0x + 64 hex digits) of a "
+        "document stored with POST /v1/documents; the chain records the digest inside the CID"
+    ),
 ]
 Address = Annotated[
     str,

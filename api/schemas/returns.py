@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, Field, StringConstraints, computed_field
 
 from api.schemas.common import Amount, Digest, ItemId, Location, PlainText, ReasonPublic, TxPublic
 from ledger_service.returns.actions import ScanKind
+from ledger_service.returns.labels import label_code as _label_code
 
 ReasonCode = Annotated[PlainText, StringConstraints(max_length=64)]
 
@@ -55,6 +56,11 @@ class ReturnPublic(BaseModel):
 
     id: str = Field(description="the return id (the RMA, 0x...) or, without a return, the request id (rr_...)")
     return_id: str | None = Field(description="the RMA: the on-chain return id")
+    label_code: str | None = Field(
+        default=None,
+        description="the code printed on the return label (RMA- + 52 characters); GET /v1/verify/{code} checks it",
+        examples=["RMA-" + "A" * 52],
+    )
     request_id: str | None
     item_id: str
     consumer: str
@@ -111,6 +117,15 @@ class ReturnDecisionPublic(BaseModel):
         default=None, serialization_alias="return", description="with ?wait=true: the return"
     )
 
+    @computed_field(  # type: ignore[prop-decorator]
+        description="the code to print on the return label when approved (RMA- + 52 characters); "
+        "GET /v1/verify/{code} checks it",
+        examples=["RMA-" + "A" * 52],
+    )
+    @property
+    def label_code(self) -> str | None:
+        return None if self.return_id is None else _label_code(self.return_id)
+
 
 class DecisionCreate(BaseModel):
     """The merchant's note on a manual decision."""
@@ -132,7 +147,9 @@ class InspectionCreate(BaseModel):
     grade: PlainText | None = Field(default=None, max_length=64, examples=["A"])
     notes: PlainText | None = Field(default=None, max_length=5000)
     report_digest: Digest | None = Field(
-        default=None, description="digest of your report; default sha-256 of {passed, grade, notes}"
+        default=None,
+        description="your report (CID or digest of a document uploaded with POST /v1/documents); default: the "
+        "service stores the JSON report {passed, grade, notes} as a document and references that",
     )
     location: Location | None = None
 
@@ -141,7 +158,11 @@ class DisputeCreate(BaseModel):
     """The consumer disputes a failed inspection."""
 
     comment: PlainText | None = Field(default=None, max_length=5000)
-    evidence_digest: Digest | None = None
+    evidence_digest: Digest | None = Field(
+        default=None,
+        description="your evidence (CID or digest of a document uploaded with POST /v1/documents, e.g. a photo); "
+        "default: the comment, stored as a document",
+    )
 
 
 class ResolutionCreate(BaseModel):
@@ -149,7 +170,10 @@ class ResolutionCreate(BaseModel):
 
     consumer_amount: Amount = Field(description="paid to the consumer; the rest of the deposit to the merchant")
     notes: PlainText | None = Field(default=None, max_length=5000)
-    ruling_digest: Digest | None = None
+    ruling_digest: Digest | None = Field(
+        default=None,
+        description="your ruling (CID or digest of an uploaded document); default: the notes, stored as a document",
+    )
 
 
 class ReturnWritePublic(TxPublic):

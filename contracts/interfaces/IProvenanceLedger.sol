@@ -22,7 +22,8 @@ interface IProvenanceLedger is IAccessControl {
     /// @param bizStep CBV business step code (see EpcisCodes).
     /// @param disposition CBV disposition code (see EpcisCodes).
     /// @param location Read point: the SGLN `company.location.extension` in ASCII, right-padded with zeros.
-    /// @param document Digest of an attached document (sha-256 of its IPFS CID's multihash), or zero.
+    /// @param document An attached document, or zero: the sha2-256 digest inside its IPFS CID's multihash
+    /// (CIDv0 = base58btc(0x1220 ++ document), as `ipfs add` gives it).
     /// @param bizTransaction Business transaction this event belongs to (order, return id), or zero.
     struct EventInput {
         bytes32 itemId;

@@ -21,6 +21,7 @@ from enum import StrEnum
 from ledger_service.access import issue_return_token
 from ledger_service.chain.signers import ChainContext
 from ledger_service.codes import BizStep, Disposition
+from ledger_service.documents.store import DocumentStore
 from ledger_service.errors import ConflictError, NotFoundError
 from ledger_service.returns._chain import (
     ZERO32,
@@ -34,8 +35,8 @@ from ledger_service.returns._chain import (
 from ledger_service.returns.documents import (
     PolicyDocument,
     digest_bytes,
-    digest_of,
     inspection_report,
+    keep,
     note_document,
 )
 from ledger_service.returns.eligibility import forget_missing_document
@@ -79,14 +80,22 @@ class DocumentedTx:
 # ---- merchant: policy, sale, reclaim ------------------------------------------------------
 
 
-def publish_policy(*, store: Store, chain: ChainContext, merchant: str, document: PolicyDocument) -> PublishedPolicy:
-    """Stores the document under its digest, then publishes the parameters and digest on-chain.
+def publish_policy(
+    *,
+    store: Store,
+    chain: ChainContext,
+    merchant: str,
+    document: PolicyDocument,
+    documents: DocumentStore | None = None,
+) -> PublishedPolicy:
+    """Stores the document under its digest (in the index, and its canonical JSON in ``documents``, so that
+    its CID resolves), then publishes the parameters and digest on-chain.
 
     The document is stored first: a crash after the transaction still leaves it findable by the
     digest the chain holds (content-addressed, so storing it twice changes nothing).
     """
     document.validate()
-    digest = document.digest
+    digest = keep(documents, document.to_json())
     api_queries.put_policy_terms(
         store, merchant=merchant, digest=digest, document=document.to_json(), created_at=wall_clock()
     )
@@ -218,13 +227,15 @@ def record_inspection(
     notes: str | None = None,
     report_digest: str | None = None,
     location: str | None = None,
+    documents: DocumentStore | None = None,
 ) -> DocumentedTx:
-    """The inspection result; the report's digest is the given one or sha256 of {passed, grade, notes}."""
+    """The inspection result; the report's digest is the given one (e.g. an uploaded document's) or that of
+    the report {passed, grade, notes}, which is then stored in ``documents``."""
     ret = _return_of(store, return_id)
     digest = (
         report_digest.lower()
         if report_digest
-        else digest_of(inspection_report(passed=passed, grade=grade, notes=notes))
+        else keep(documents, inspection_report(passed=passed, grade=grade, notes=notes))
     )
     call = chain.escrow.functions.recordInspection(
         bytes32(ret.return_id, "return id"), passed, digest_bytes(digest), location_bytes(location)
@@ -259,13 +270,15 @@ def dispute_return(
     return_id: str,
     comment: str | None = None,
     evidence_digest: str | None = None,
+    documents: DocumentStore | None = None,
 ) -> DocumentedTx:
-    """The consumer disputes a failed inspection; the evidence digest is the given one or that of the comment."""
+    """The consumer disputes a failed inspection; the evidence digest is the given one or that of the comment
+    (then stored in ``documents``)."""
     ret = _consumers_return(store, consumer=consumer, item_id=item_id, return_id=return_id)
     if evidence_digest:
         digest = evidence_digest.lower()
     elif comment:
-        digest = digest_of(note_document("evidence", return_id=ret.return_id, comment=comment))
+        digest = keep(documents, note_document("evidence", return_id=ret.return_id, comment=comment))
     else:
         digest = "0x" + "00" * 32
     call = chain.escrow.functions.dispute(bytes32(ret.return_id, "return id"), digest_bytes(digest))
@@ -291,14 +304,16 @@ def resolve_dispute(
     consumer_amount: int,
     notes: str | None = None,
     ruling_digest: str | None = None,
+    documents: DocumentStore | None = None,
 ) -> DocumentedTx:
     """The arbiter splits a disputed deposit: ``consumer_amount`` to the consumer, the rest to the merchant."""
     ret = _return_of(store, return_id)
     digest = (
         ruling_digest.lower()
         if ruling_digest
-        else digest_of(
-            note_document("ruling", return_id=ret.return_id, consumer_amount=str(consumer_amount), notes=notes)
+        else keep(
+            documents,
+            note_document("ruling", return_id=ret.return_id, consumer_amount=str(consumer_amount), notes=notes),
         )
     )
     call = chain.escrow.functions.resolveDispute(

@@ -1,21 +1,25 @@
 """Off-chain documents and their on-chain digests.
 
-A document (a policy's full terms, an inspection report, a ruling) is a JSON
-object; its digest is ``sha256`` of its *canonical* JSON: keys sorted, no
-insignificant whitespace, UTF-8, no floats (amounts are decimal strings), sets
-as sorted lists. Two documents with the same content therefore have the same
-digest whatever the order their fields were given in, and anyone holding the
-document can recompute the bytes32 that the chain stores.
+A document the service writes itself (a policy's full terms, an inspection
+report, a ruling) is a JSON object stored as its *canonical* JSON: keys sorted,
+no insignificant whitespace, UTF-8, no floats (amounts are decimal strings),
+sets as sorted lists. Like every document, it is addressed by the IPFS CID of
+those bytes (``ipfs add`` defaults, :mod:`ledger_service.documents.cid`), and
+its on-chain digest is the sha2-256 digest inside that CID. Two documents with
+the same content therefore have the same digest whatever the order their fields
+were given in, and anyone holding the bytes recomputes the CID with ``ipfs add``
+(or ``ipfs_cid``) and the bytes32 the chain stores.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ledger_service.documents.cid import Cid, cid_of_bytes
+from ledger_service.documents.store import DocumentStore
 from ledger_service.eligibility import PolicyTerms
 from ledger_service.errors import InvalidRequestError
 
@@ -44,9 +48,23 @@ def canonical_json(document: Mapping[str, Any]) -> bytes:
     return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
 
 
+def cid_of(document: Mapping[str, Any]) -> Cid:
+    """The IPFS CID of the canonical JSON of ``document``."""
+    return cid_of_bytes(canonical_json(document))
+
+
 def digest_of(document: Mapping[str, Any]) -> str:
-    """``0x`` + sha256 hex of the canonical JSON of ``document``."""
-    return "0x" + hashlib.sha256(canonical_json(document)).hexdigest()
+    """The on-chain digest of ``document``: ``0x`` + the hex sha2-256 digest of its CID."""
+    return cid_of(document).hex_digest
+
+
+def keep(documents: DocumentStore | None, document: Mapping[str, Any]) -> str:
+    """Stores ``document``'s canonical JSON in ``documents`` (when given, so that its CID resolves before the
+    chain references it) and returns its on-chain digest."""
+    data = canonical_json(document)
+    if documents is None:
+        return cid_of_bytes(data).hex_digest
+    return documents.put([data], content_type="application/json").cid.hex_digest
 
 
 def digest_bytes(digest: str) -> bytes:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
+import subprocess
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
+from ledger_service.documents.cid import Cid
 from tests.api.conftest import ApiEnv, bearer
 from tests.api.flows import POLICY, Flow, ok, problem
 from tests.support.chain import MERCHANT2
@@ -33,7 +35,7 @@ def test_publish_versions_and_read_them_publicly(flow: Flow, api_env: ApiEnv) ->
     assert current["version"] == 2 and current["window_days"] == 45
     assert current["terms"]["accepted_reasons"] == ["damaged"] and current["terms"]["title"] == "Winter"
     assert current["published_at"].endswith("Z") and current["tx_hash"] == second["tx_hash"]
-    # the on-chain digest is sha-256 of the canonical JSON of the document the service shows
+    # the on-chain digest is the one of the document the service shows
     escrow = api_env.deployed.escrow.functions
     on_chain = escrow.policyOf(api_env.accounts[MERCHANT2], 2).call()
     assert "0x" + bytes(on_chain[-1]).hex() == current["document_digest"]
@@ -41,7 +43,7 @@ def test_publish_versions_and_read_them_publicly(flow: Flow, api_env: ApiEnv) ->
     assert upper == public
 
 
-def test_the_digest_is_the_canonical_json_of_the_document(flow: Flow) -> None:
+def test_the_digest_is_the_cid_of_the_canonical_json_of_the_document(flow: Flow, tmp_path: Path) -> None:
     body = {**POLICY, "non_returnable_categories": ["b", "a"], "fast_refund_max_value": "1000"}
     published = flow.publish("merchant2", **body)
     document = {
@@ -62,7 +64,14 @@ def test_the_digest_is_the_canonical_json_of_the_document(flow: Flow) -> None:
         "text": POLICY["text"],
     }
     canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-    assert published["document_digest"] == "0x" + hashlib.sha256(canonical).hexdigest()
+    # the digest is the one inside the CID `ipfs add` gives the canonical bytes, and the service serves them
+    path = tmp_path / "policy.json"
+    path.write_bytes(canonical)
+    reference = json.loads(subprocess.run(["/usr/bin/ipfs_cid", str(path)], capture_output=True, check=True).stdout)
+    assert Cid.from_digest(published["document_digest"]).v0 == reference["CIDv0"]
+    served = flow.client.get(f"/v1/documents/{reference['CIDv0']}")
+    assert served.status_code == 200, served.text
+    assert served.content == canonical
 
 
 @pytest.mark.parametrize(

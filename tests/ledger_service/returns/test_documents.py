@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-import hashlib
+import json
+import subprocess
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from ledger_service.documents.cid import Cid
 from ledger_service.errors import InvalidRequestError
 from ledger_service.returns.documents import (
     PolicyDocument,
@@ -29,7 +32,14 @@ BASE = PolicyDocument(
 def test_canonical_json_sorts_keys_and_drops_whitespace() -> None:
     assert canonical_json({"b": 1, "a": [2, "é"]}) == '{"a":[2,"é"],"b":1}'.encode()
     assert digest_of({"b": 1, "a": 2}) == digest_of({"a": 2, "b": 1})
-    assert digest_of({"a": 1}) == "0x" + hashlib.sha256(b'{"a":1}').hexdigest()
+
+
+def test_a_document_digest_is_the_digest_inside_the_cid_ipfs_add_gives(tmp_path: Path) -> None:
+    document = {"schema": "returns-ledger/evidence/1", "comment": "scratched on arrival", "n": 1}
+    path = tmp_path / "doc.json"
+    path.write_bytes(canonical_json(document))
+    reference = json.loads(subprocess.run(["/usr/bin/ipfs_cid", str(path)], capture_output=True, check=True).stdout)
+    assert Cid.from_digest(digest_of(document)).v0 == reference["CIDv0"]
 
 
 def test_a_policy_digest_ignores_the_order_of_its_sets() -> None:
