@@ -2,12 +2,13 @@
 
 from fastapi import APIRouter
 
-from api.routers import documents, items, policies, returns, sales
+from api.routers import audit, documents, items, policies, returns, sales
 
 ROUTERS: tuple[APIRouter, ...] = (
     policies.router,
     sales.router,
     items.router,
+    audit.router,
     returns.router,
     documents.router,
 )

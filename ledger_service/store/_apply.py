@@ -87,6 +87,7 @@ _ITEM_EVENT_COLUMNS = (
     "log_index",
     "tx_hash",
     "tx_index",
+    "block_hash",
 )
 """The item_events columns, in the order of the row tuples :class:`_Batch` builds."""
 _ITEM_UPDATE_COLUMNS = (
@@ -310,6 +311,7 @@ class _Batch:
                 p.log_index,
                 p.tx_hash,
                 p.tx_index,
+                p.block_hash,
             )
         )
 

@@ -145,6 +145,13 @@ item_events = Table(
     Column("event_hash", HASH, nullable=False),
     Column("chain_ok", Boolean, nullable=False, comment="prevHash links and eventHash recomputes"),
     *_position(),
+    Column(
+        "block_hash",
+        HASH,
+        nullable=True,
+        comment="hash of the log's block (auditors check it is still canonical); NULL only for rows "
+        "indexed before revision 0003 whose block header was no longer stored",
+    ),
     PrimaryKeyConstraint("item_id", "seq"),
     Index("ix_item_events_block", "block_number", "log_index"),
     Index("ix_item_events_actor_time", "actor", "timestamp"),
@@ -273,6 +280,7 @@ items = Table(
     Column("chain_ok", Boolean, nullable=False, comment="every event of the item verified"),
     Index("ix_items_merchant", "merchant"),
     Index("ix_items_uri", "uri"),
+    Index("ix_items_gtin", "gtin"),
 )
 
 returns = Table(

@@ -38,7 +38,7 @@ def test_open_creates_exactly_the_schema_tables(store_url: str) -> None:
     finally:
         engine.dispose()
     assert tables == {*metadata.tables, "alembic_version"}
-    assert head == "0002"
+    assert head == "0003"
 
 
 def test_open_twice_keeps_the_data(store_url: str) -> None:

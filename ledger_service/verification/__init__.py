@@ -1,0 +1,33 @@
+"""Verification of an item's indexed history against the chain and the stored documents.
+
+:mod:`~ledger_service.verification.model` holds the verdict types,
+:mod:`~ledger_service.verification.history` reads and checks a history, and
+:mod:`~ledger_service.verification.exports` writes it as JSON, CSV or an EPCIS
+2.0 JSON-LD document.
+"""
+
+from ledger_service.verification.history import (
+    AuditResult,
+    HistoryEvent,
+    ItemHistory,
+    ItemRegistration,
+    VerificationUnavailableError,
+    audit_item,
+    item_history,
+    verify_item,
+)
+from ledger_service.verification.model import Finding, ItemVerdict, Severity
+
+__all__ = [
+    "AuditResult",
+    "Finding",
+    "HistoryEvent",
+    "ItemHistory",
+    "ItemRegistration",
+    "ItemVerdict",
+    "Severity",
+    "VerificationUnavailableError",
+    "audit_item",
+    "item_history",
+    "verify_item",
+]

@@ -1,0 +1,276 @@
+"""An item's history (with its verdict) as JSON, CSV, or an EPCIS 2.0 JSON-LD document.
+
+Pure functions of :class:`~ledger_service.verification.history.ItemHistory` and
+:class:`~ledger_service.verification.model.ItemVerdict`; no I/O.
+
+- :func:`history_json`: every field of every event plus the verdict (the API's
+  ``application/json`` body, see api/schemas/audit.py).
+- :func:`history_csv`: one line per event in seq order, plus one line per
+  event the verdict says is missing from the index; the ``findings`` column
+  lists the kinds of the findings about that event. Cells that a spreadsheet
+  would run as a formula are prefixed with ``'``.
+- :func:`history_epcis`: an ``EPCISDocument`` (EPCIS 2.0, JSON-LD) whose
+  ``eventList`` holds one ``ObjectEvent`` per event: the item's EPC URI as
+  registered (an SGTIN URN or a GS1 Digital Link, as is), ``action`` ADD for
+  commissioning, DELETE for destroying and decommissioning, OBSERVE otherwise;
+  ``bizStep`` / ``disposition`` as CBV 2.0 short names; ``readPoint`` as an SGLN
+  URN; the business transaction (typed ``rma`` / ``po`` when the index knows
+  it); ``eventID`` a name-based UUID of the eventHash. The chain data sits
+  under the ``ledger:`` extension namespace declared in the ``@context``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from ledger_service.codes import BizStep
+from ledger_service.verification.history import HistoryEvent, ItemHistory
+from ledger_service.verification.model import Finding, ItemVerdict, Severity
+
+__all__ = [
+    "CSV_COLUMNS",
+    "EPCIS_CONTEXT",
+    "LEDGER_NS",
+    "event_uuid",
+    "history_csv",
+    "history_epcis",
+    "history_json",
+    "item_epc",
+    "verdict_json",
+]
+
+EPCIS_CONTEXT = "https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"
+LEDGER_NS = "https://returns-ledger.example/epcis/"
+"""The extension namespace (prefix ``ledger:``) of the chain data in EPCIS documents."""
+_ADD = frozenset({BizStep.COMMISSIONING})
+_DELETE = frozenset({BizStep.DESTROYING, BizStep.DECOMMISSIONING})
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+CSV_COLUMNS: tuple[str, ...] = (
+    "seq",
+    "event_time",
+    "biz_step",
+    "disposition",
+    "actor",
+    "actor_roles",
+    "read_point",
+    "document_cid",
+    "biz_transaction",
+    "biz_transaction_type",
+    "prev_hash",
+    "event_hash",
+    "tx_hash",
+    "block_number",
+    "block_hash",
+    "log_index",
+    "findings",
+)
+
+
+def _iso(timestamp: int) -> str:
+    return datetime.fromtimestamp(timestamp, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _finding_json(finding: Finding) -> dict[str, Any]:
+    return {
+        "kind": finding.kind,
+        "severity": finding.severity.value,
+        "message": finding.message,
+        "seq": finding.seq,
+        "cid": finding.cid,
+    }
+
+
+def _event_json(event: HistoryEvent) -> dict[str, Any]:
+    cid = event.document_cid
+    return {
+        "seq": event.seq,
+        "biz_step": event.biz_step_name,
+        "biz_step_code": event.biz_step,
+        "disposition": event.disposition_name,
+        "disposition_code": event.disposition,
+        "actor": event.actor,
+        "actor_roles": list(event.actor_roles),
+        "event_time": _iso(event.timestamp),
+        "timestamp": event.timestamp,
+        "read_point": event.read_point,
+        "location": event.location,
+        "document": event.document if cid is not None else None,
+        "document_cid": None if cid is None else cid.v0,
+        "document_cid_v1": None if cid is None else cid.v1,
+        "biz_transaction": event.biz_transaction if event.has_biz_transaction else None,
+        "biz_transaction_type": event.biz_transaction_type if event.has_biz_transaction else None,
+        "prev_hash": event.prev_hash,
+        "event_hash": event.event_hash,
+        "tx_hash": event.tx_hash,
+        "tx_index": event.tx_index,
+        "block_number": event.block_number,
+        "block_hash": event.block_hash,
+        "log_index": event.log_index,
+    }
+
+
+def verdict_json(verdict: ItemVerdict) -> dict[str, Any]:
+    """The verdict as a JSON object."""
+    errors = sum(1 for f in verdict.findings if f.severity is Severity.ERROR)
+    return {
+        "intact": verdict.intact,
+        "errors": errors,
+        "warnings": len(verdict.findings) - errors,
+        "index_count": verdict.index_count,
+        "index_head": verdict.index_head,
+        "chain_count": verdict.chain_count,
+        "chain_head": verdict.chain_head,
+        "blocks_checked": verdict.blocks_checked,
+        "documents_checked": verdict.documents_checked,
+        "findings": [_finding_json(f) for f in verdict.findings],
+    }
+
+
+def history_json(history: ItemHistory, verdict: ItemVerdict, *, checked_at: int) -> dict[str, Any]:
+    """The history and its verdict as one JSON object (``checked_at``: unix seconds of the check)."""
+    reg = history.registration
+    return {
+        "item_id": history.item_id,
+        "uri": history.uri,
+        "epc": item_epc(history),
+        "merchant": history.merchant,
+        "destroyed": history.destroyed,
+        "registration": None
+        if reg is None
+        else {
+            "uri": reg.uri,
+            "gtin": reg.gtin,
+            "manufacturer": reg.manufacturer,
+            "merchant": reg.merchant,
+            "metadata_digest": reg.metadata_digest,
+            "block_number": reg.block_number,
+            "tx_hash": reg.tx_hash,
+        },
+        "indexed_block": history.indexed_block,
+        "events": [_event_json(e) for e in history.events],
+        "count": len(history.events),
+        "verification": {**verdict_json(verdict), "checked_at": _iso(checked_at)},
+    }
+
+
+def _cell(value: object) -> str:
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+def history_csv(history: ItemHistory, verdict: ItemVerdict) -> str:
+    """The events as CSV (header line first, CRLF line ends as RFC 4180 says)."""
+    kinds: dict[int, list[str]] = {}
+    for finding in verdict.findings:
+        if finding.seq is not None and finding.kind not in kinds.setdefault(finding.seq, []):
+            kinds[finding.seq].append(finding.kind)
+    rows: list[tuple[int, list[object]]] = []
+    seen: set[int] = set()
+    for event in history.events:
+        cid = event.document_cid
+        seen.add(event.seq)
+        rows.append(
+            (
+                event.seq,
+                [
+                    event.seq,
+                    _iso(event.timestamp),
+                    event.biz_step_name or event.biz_step,
+                    event.disposition_name or event.disposition,
+                    event.actor,
+                    " ".join(event.actor_roles),
+                    event.read_point,
+                    None if cid is None else cid.v0,
+                    event.biz_transaction if event.has_biz_transaction else None,
+                    event.biz_transaction_type if event.has_biz_transaction else None,
+                    event.prev_hash,
+                    event.event_hash,
+                    event.tx_hash,
+                    event.block_number,
+                    event.block_hash,
+                    event.log_index,
+                    " ".join(kinds.get(event.seq, [])),
+                ],
+            )
+        )
+    for seq, found in kinds.items():
+        if seq not in seen:  # an event the index lacks: a line that says so
+            rows.append((seq, [seq, *([None] * (len(CSV_COLUMNS) - 2)), " ".join(found)]))
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(CSV_COLUMNS)
+    for _, cells in sorted(rows, key=lambda r: r[0]):
+        writer.writerow([_cell(c) for c in cells])
+    return out.getvalue()
+
+
+def item_epc(history: ItemHistory) -> str:
+    """The item's identifier for EPCIS: its registered GS1 URI as is, or a ledger URI when the index lacks the
+    registration."""
+    uri = history.uri
+    return uri if uri else f"{LEDGER_NS}item/{history.item_id}"
+
+
+def event_uuid(event_hash: str) -> str:
+    """A stable ``urn:uuid:`` for an event: the name-based (v5) UUID of its eventHash in the ledger namespace."""
+    return f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, f'{LEDGER_NS}event/{event_hash.lower()}')}"
+
+
+def _action(event: HistoryEvent) -> str:
+    if event.biz_step in _ADD:
+        return "ADD"
+    if event.biz_step in _DELETE:
+        return "DELETE"
+    return "OBSERVE"
+
+
+def _epcis_event(history: ItemHistory, event: HistoryEvent) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "type": "ObjectEvent",
+        "eventTime": _iso(event.timestamp),
+        "eventTimeZoneOffset": "+00:00",
+        "eventID": event_uuid(event.event_hash),
+        "epcList": [item_epc(history)],
+        "action": _action(event),
+        "bizStep": event.biz_step_name or f"{LEDGER_NS}bizStep/{event.biz_step}",
+        "disposition": event.disposition_name or f"{LEDGER_NS}disposition/{event.disposition}",
+    }
+    read_point = event.read_point
+    if read_point is not None:
+        out["readPoint"] = {"id": f"urn:epc:id:sgln:{read_point}"}
+    if event.has_biz_transaction:
+        transaction: dict[str, str] = {"bizTransaction": f"{LEDGER_NS}bizTransaction/{event.biz_transaction}"}
+        if event.biz_transaction_type is not None:
+            transaction = {"type": event.biz_transaction_type, **transaction}
+        out["bizTransactionList"] = [transaction]
+    out["ledger:seq"] = event.seq
+    out["ledger:actor"] = event.actor
+    out["ledger:eventHash"] = event.event_hash
+    out["ledger:prevHash"] = event.prev_hash
+    out["ledger:txHash"] = event.tx_hash
+    out["ledger:blockNumber"] = event.block_number
+    if event.block_hash is not None:
+        out["ledger:blockHash"] = event.block_hash
+    out["ledger:logIndex"] = event.log_index
+    cid = event.document_cid
+    if cid is not None:
+        out["ledger:document"] = cid.v0
+    return out
+
+
+def history_epcis(history: ItemHistory, verdict: ItemVerdict, *, created_at: int) -> dict[str, Any]:
+    """The history as an EPCIS 2.0 ``EPCISDocument`` (JSON-LD); ``created_at``: unix seconds."""
+    return {
+        "@context": [EPCIS_CONTEXT, {"ledger": LEDGER_NS}],
+        "type": "EPCISDocument",
+        "schemaVersion": "2.0",
+        "creationDate": _iso(created_at),
+        "ledger:itemId": history.item_id,
+        "ledger:intact": verdict.intact,
+        "epcisBody": {"eventList": [_epcis_event(history, e) for e in history.events]},
+    }
