@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from api.routers import audit, documents, items, policies, returns, sales
+from api.routers import audit, documents, items, policies, returns, sales, verify
 
 ROUTERS: tuple[APIRouter, ...] = (
     policies.router,
@@ -11,6 +11,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     audit.router,
     returns.router,
     documents.router,
+    verify.router,
 )
 
 __all__ = ["ROUTERS"]

@@ -50,6 +50,7 @@ CREDENTIALS: dict[tuple[str, str], str | None] = {
     ("POST", "/v1/sales"): "merchant",
     ("POST", "/v1/items/{item_id}/delivery"): "carrier",
     ("GET", "/v1/items/{item_id}/eligibility"): "consumer",
+    ("GET", "/v1/items/{item_id}/history"): "auditor",
     ("POST", "/v1/returns"): "consumer",
     ("GET", "/v1/returns"): "merchant",
     ("GET", "/v1/returns/{return_id}"): "consumer",
@@ -62,6 +63,9 @@ CREDENTIALS: dict[tuple[str, str], str | None] = {
     ("POST", "/v1/returns/{return_id}/cancel"): "consumer",
     ("POST", "/v1/returns/{return_id}/dispute"): "consumer",
     ("POST", "/v1/returns/{return_id}/claim"): "consumer",
+    ("POST", "/v1/documents"): "merchant",
+    ("GET", "/v1/documents/{cid}"): None,
+    ("GET", "/v1/verify/{code}"): None,
 }
 
 
