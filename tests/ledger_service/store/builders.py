@@ -195,6 +195,7 @@ class ChainBuilder:
         )
 
     def sale(self, item_id: str, *, merchant: str = addr(2), consumer: str = addr(6), policy_version: int = 1) -> int:
+        """A sale as ReturnsEscrow.recordSale writes it: SaleRecorded, then the item's retail_selling event."""
         item = self.items.setdefault(item_id, _Item(item_id))
         item.sales += 1
         self._emit(
@@ -210,6 +211,13 @@ class ChainBuilder:
                 h("order", item_id, item.sales),
                 self.time,
             )
+        )
+        self.record(
+            item_id,
+            BizStep.RETAIL_SELLING,
+            Disposition.RETAIL_SOLD,
+            actor=merchant,
+            biz_transaction=h("order", item_id, item.sales),
         )
         return item.sales
 
