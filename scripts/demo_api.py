@@ -5,7 +5,10 @@ development file: the index stores only hashes), then, once, drives the API as
 a merchant, carrier and consumers would: publishes a policy version with its
 full terms, sells two in-stock demo items with return tokens, and requests
 returns that end approved (escrow funded, RMA issued), rejected (not delivered
-yet) and queued for the merchant's review. Prints where to look.
+yet) and queued for the merchant's review; the approved one is scanned (fast
+refund), received and inspected with an uploaded photo as the report, so its
+item's history references a document. Prints where to look, including how to
+verify the item and the return (history, consumer check, independent verifier).
 
 Usage: .venv/bin/python scripts/demo_api.py API_URL
 """
@@ -14,8 +17,10 @@ from __future__ import annotations
 
 import json
 import os
+import struct
 import sys
 import time
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +35,8 @@ from ledger_service.store import Store
 ROOT = Path(__file__).resolve().parents[1]
 KEYS_FILE = ROOT / "var" / "demo-keys.json"
 DONE_FILE = ROOT / "var" / "demo-api.json"
+PHOTO_FILE = ROOT / "var" / "demo-inspection.png"
+BOOTS_URI = "urn:epc:id:sgtin:0614141.107346.1005"
 # anvil's well-known accounts, as in scripts/deploy-config.local.json (local chain only)
 ACTORS = {
     "merchant": ("merchant", "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"),
@@ -83,14 +90,33 @@ def call(client: httpx.Client, method: str, path: str, auth: str, body: Any = No
     return response.json()
 
 
+def demo_photo() -> bytes:
+    """A small PNG (a 32x24 tan swatch: "the boots, unworn") made without an imaging library."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    width, height = 32, 24
+    rows = b"".join(b"\x00" + bytes((196, 160, 110)) * width for _ in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+
+
+def upload(client: httpx.Client, auth: str, name: str, data: bytes, content_type: str) -> Any:
+    response = client.post("/v1/documents", files={"file": (name, data, content_type)}, headers={"Authorization": auth})
+    if response.status_code >= 400:
+        raise SystemExit(f"error: POST /v1/documents -> {response.status_code}: {response.text}")
+    return response.json()
+
+
 def run_flows(client: httpx.Client, keys: dict[str, str]) -> dict[str, Any]:
     merchant, merchant2 = f"Bearer {keys['merchant']}", f"Bearer {keys['merchant2']}"
-    carrier = f"Bearer {keys['carrier']}"
+    carrier, inspector = f"Bearer {keys['carrier']}", f"Bearer {keys['inspector']}"
     results: dict[str, Any] = {}
     for auth in (merchant, merchant2):
         version = call(client, "POST", "/v1/merchants/me/policy", auth, POLICY)
         print(f"  policy version {version.get('version')} published (tx {version['tx_hash'][:12]}...)")
-    boots = "0x" + item_id("urn:epc:id:sgtin:0614141.107346.1005").hex()
+    boots = "0x" + item_id(BOOTS_URI).hex()
     jacket = "0x" + item_id("urn:epc:id:sgtin:0614141.107346.1006").hex()
     sale = call(
         client,
@@ -104,7 +130,29 @@ def run_flows(client: httpx.Client, keys: dict[str, str]) -> dict[str, Any]:
     call(client, "POST", f"/v1/items/{boots}/delivery", carrier, {})
     print("  item 1005 delivered by the carrier: its 30-day window is open")
     approved = call(client, "POST", "/v1/returns", f"ReturnToken {token_boots}", {"reason_code": "wrong_size"})
-    print(f"  consumer 1 asks to return 1005 (wrong size): {approved['outcome']}, RMA {approved.get('return_id')}")
+    print(f"  consumer 1 asks to return 1005 (wrong size): {approved['outcome']}, RMA {approved.get('label_code')}")
+    rma = approved["return_id"]
+    call(client, "POST", f"/v1/returns/{rma}/scans", carrier, {"kind": "in_transit"})
+    print("  the carrier scans the parcel: the fast refund is paid to consumer 1 at once")
+    call(client, "POST", f"/v1/returns/{rma}/scans", carrier, {"kind": "delivered_to_merchant"})
+    photo = demo_photo()
+    PHOTO_FILE.parent.mkdir(parents=True, exist_ok=True)
+    PHOTO_FILE.write_bytes(photo)
+    document = upload(client, inspector, "inspection-1005.png", photo, "image/png")
+    call(
+        client,
+        "POST",
+        f"/v1/returns/{rma}/inspection",
+        inspector,
+        {"passed": True, "grade": "A", "notes": "unworn, tags attached", "report_digest": document["cid"]},
+    )
+    print(f"  the inspector uploads a photo (CID {document['cid']}) and passes the inspection with it as report")
+    results["verify"] = {
+        "item_id": boots,
+        "uri": BOOTS_URI,
+        "label_code": approved.get("label_code"),
+        "document": document["cid"],
+    }
     sale = call(
         client,
         "POST",
@@ -169,6 +217,20 @@ def main() -> int:
     print("Consumer return tokens (Authorization: ReturnToken <token>):")
     for name, token in done.get("return_tokens", {}).items():
         print(f"  {name:<18} {token}")
+    verify = done.get("verify")
+    if verify:
+        manifest = json.loads((ROOT / "deployments" / "31337.json").read_text())
+        ledger = manifest["contracts"]["ProvenanceLedger"]["address"]
+        settings_rpc = str(settings.rpc_url).rstrip("/")
+        print("\nVerify it (demo item 1005 and its return):")
+        print(f"  auditor, history + verdict: curl -H 'Authorization: Bearer {keys['auditor']}' \\")
+        print(f"      {url}/v1/items/{verify['item_id']}/history   (?format=csv or ?format=epcis)")
+        print(f"  consumer, public check:     {url}/v1/verify/{verify['uri']}")
+        print(f"  consumer, return label:     {url}/v1/verify/{verify['label_code']}")
+        print(f"  inspection photo:           {url}/v1/documents/{verify['document']}   (= {PHOTO_FILE.name})")
+        print("  without trusting us (chain only):")
+        print(f"      .venv/bin/ledger-verify --rpc-url {settings_rpc} --ledger {ledger} \\")
+        print(f"          {verify['uri']} --file var/{PHOTO_FILE.name}")
     return 0
 
 

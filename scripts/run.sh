@@ -120,6 +120,16 @@ fi
 step "API demo data and keys"
 "$PY" "$ROOT/scripts/demo_api.py" "$API_URL" || die "API demo failed; see var/api.log"
 
+step "independent check of demo item 1005 (ledger-verify: the chain only, not our index or API)"
+LEDGER_ADDRESS=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["contracts"]["ProvenanceLedger"]["address"])' "$ROOT/deployments/31337.json")
+verify_args=(--rpc-url "$RPC_URL" --ledger "$LEDGER_ADDRESS" urn:epc:id:sgtin:0614141.107346.1005)
+[ -f "$ROOT/var/demo-inspection.png" ] && verify_args+=(--file "$ROOT/var/demo-inspection.png")
+if verdict=$("$ROOT/.venv/bin/ledger-verify" "${verify_args[@]}" 2>&1); then
+  echo "  ${verdict%%$'\n'*}"
+else
+  echo "  warning: ${verdict%%$'\n'*}" >&2
+fi
+
 cat <<MSG
 
 ==> Running
