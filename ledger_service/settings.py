@@ -160,13 +160,13 @@ class Settings(BaseSettings):
     @field_validator("verify_rate_limit")
     @classmethod
     def _rate_limit_parses(cls, value: str) -> str:
-        from limits import parse  # the library the API's limiter uses: the same grammar
+        from limits import parse_many  # the library the API's limiter uses: the same grammar
 
         try:
-            parse(value)
+            parse_many(value)
         except ValueError:
             raise ValueError(
-                f"not a rate limit: {value!r} (expected e.g. '60/minute', '10/second' or '1000 per hour')"
+                f"not a rate limit: {value!r} (expected e.g. '60/minute', '10/second;60/minute' or '1000 per hour')"
             ) from None
         return value
 
