@@ -6,7 +6,8 @@
 - Consumers send ``Authorization: ReturnToken rrt_...``; :func:`verify_return_token`
   gives the :class:`Consumer` (item id, address).
 
-Only hashes are stored; a failure to authenticate is an
+A verified credential is cached in the process for a few seconds (keyed by its hash; see
+:mod:`ledger_service.access._cache` for the revocation delay). Only hashes are stored; a failure to authenticate is an
 :class:`~ledger_service.errors.AuthenticationError` whose message says why.
 """
 
@@ -14,12 +15,18 @@ from ledger_service.access._model import WRITING_ROLES, Actor, Consumer, Role
 from ledger_service.access.keys import (
     ApiKey,
     CreatedKey,
+    cached_api_key,
     create_api_key,
     list_api_keys,
     revoke_api_key,
     verify_api_key,
 )
-from ledger_service.access.tokens import issue_return_token, revoke_return_tokens, verify_return_token
+from ledger_service.access.tokens import (
+    cached_return_token,
+    issue_return_token,
+    revoke_return_tokens,
+    verify_return_token,
+)
 
 __all__ = [
     "WRITING_ROLES",
@@ -28,6 +35,8 @@ __all__ = [
     "Consumer",
     "CreatedKey",
     "Role",
+    "cached_api_key",
+    "cached_return_token",
     "create_api_key",
     "issue_return_token",
     "list_api_keys",

@@ -13,6 +13,7 @@ import time
 
 from eth_utils.address import is_address
 
+from ledger_service.access import _cache
 from ledger_service.access._model import Consumer
 from ledger_service.access._secrets import RETURN_TOKEN_PREFIX, hash_secret, new_secret, well_formed
 from ledger_service.errors import AuthenticationError, InvalidRequestError
@@ -41,21 +42,39 @@ def issue_return_token(*, store: Store, item_id: str, consumer: str, now: int | 
 
 
 def verify_return_token(*, store: Store, presented: str) -> Consumer:
-    """The consumer holding ``presented``; :class:`AuthenticationError` if it is malformed, unknown or revoked."""
-    if not well_formed(presented, RETURN_TOKEN_PREFIX):
-        raise AuthenticationError(
-            f"the return token is malformed: tokens look like {RETURN_TOKEN_PREFIX}<43 characters>", scheme=SCHEME
-        )
-    row = q.return_token_by_hash(store, hash_secret(presented))
+    """The consumer holding ``presented``; :class:`AuthenticationError` if it is malformed, unknown or revoked.
+
+    A valid token is remembered for :data:`~ledger_service.access._cache.VERIFIED_TTL_S` seconds (a
+    revocation in another process takes effect here within that delay; in this one, at once)."""
+    cached = cached_return_token(presented)
+    if cached is not None:
+        return cached
+    secret_hash = hash_secret(presented)
+    row = q.return_token_by_hash(store, secret_hash)
     if row is None:
         raise AuthenticationError("the return token is not valid", scheme=SCHEME)
     if row.revoked_at is not None:
         raise AuthenticationError("the return token was revoked", scheme=SCHEME)
-    return Consumer(item_id=row.item_id, address=row.consumer)
+    consumer = Consumer(item_id=row.item_id, address=row.consumer)
+    _cache.remember(secret_hash, consumer)
+    return consumer
+
+
+def cached_return_token(presented: str) -> Consumer | None:
+    """The consumer of ``presented`` if it was verified less than the cache's TTL ago (no database read),
+    else None; :class:`AuthenticationError` if ``presented`` is malformed."""
+    if not well_formed(presented, RETURN_TOKEN_PREFIX):
+        raise AuthenticationError(
+            f"the return token is malformed: tokens look like {RETURN_TOKEN_PREFIX}<43 characters>", scheme=SCHEME
+        )
+    found = _cache.lookup(hash_secret(presented))
+    return found if isinstance(found, Consumer) else None
 
 
 def revoke_return_tokens(*, store: Store, item_id: str, consumer: str | None = None, now: int | None = None) -> int:
     """Revokes the item's tokens (only ``consumer``'s if given), e.g. when the item is sold again."""
-    return q.revoke_return_tokens(
+    revoked = q.revoke_return_tokens(
         store, item_id=item_id, consumer=consumer, revoked_at=int(time.time()) if now is None else now
     )
+    _cache.forget_consumers(item_id)
+    return revoked
