@@ -7,7 +7,9 @@ Callers:
 - :data:`PrincipalDep` accepts either.
 Missing, malformed, unknown or revoked credentials are a 401 problem with
 ``WWW-Authenticate``; a valid key of the wrong role is a 403 problem. A
-request's credentials are verified once, however many dependencies ask.
+request's credentials are verified once, however many dependencies ask, and a
+verified credential is cached for a few seconds (:mod:`ledger_service.access._cache`:
+a revocation made by another process applies after that delay).
 
 Writes: :data:`IdempotencyDep` makes a POST safe to retry with an
 ``Idempotency-Key`` header; :func:`wait_for_block` makes ``?wait=true``
@@ -16,10 +18,11 @@ answer only once the index reached the write's block.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -31,7 +34,15 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from starlette.responses import Response
 
 from api.problems import PROBLEM_JSON, problem_for, render
-from ledger_service.access import Actor, Consumer, Role, verify_api_key, verify_return_token
+from ledger_service.access import (
+    Actor,
+    Consumer,
+    Role,
+    cached_api_key,
+    cached_return_token,
+    verify_api_key,
+    verify_return_token,
+)
 from ledger_service.access.tokens import SCHEME as RETURN_TOKEN_SCHEME
 from ledger_service.chain.signers import ChainContext
 from ledger_service.documents.store import DocumentStore
@@ -59,24 +70,27 @@ WAIT_POLL_S = 0.02
 
 
 # ---- application state ------------------------------------------------------------------
+#
+# The dependencies below are ``async def`` (they do no I/O, or only on a cache miss, in a worker thread):
+# a sync dependency costs FastAPI a hop to the thread pool per request, which a hot route feels.
 
 
-def get_store(request: Request) -> Store:
+async def get_store(request: Request) -> Store:
     store: Store = request.app.state.store
     return store
 
 
-def get_chain(request: Request) -> ChainContext:
+async def get_chain(request: Request) -> ChainContext:
     chain: ChainContext = request.app.state.chain
     return chain
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_documents(request: Request) -> DocumentStore:
+async def get_documents(request: Request) -> DocumentStore:
     documents: DocumentStore = request.app.state.documents
     return documents
 
@@ -97,11 +111,18 @@ class Services:
     documents: DocumentStore
 
 
-def get_services(store: StoreDep, chain: ChainDep, settings: SettingsDep, documents: DocumentsDep) -> Services:
+async def get_services(store: StoreDep, chain: ChainDep, settings: SettingsDep, documents: DocumentsDep) -> Services:
     return Services(store=store, chain=chain, settings=settings, documents=documents)
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def services_of(request: Request) -> Services:
+    """The request's :class:`Services`, without the four dependencies of :data:`ServicesDep` (for a hot
+    route: FastAPI's work per dependency is a measurable share of a cached read)."""
+    state = request.app.state
+    return Services(store=state.store, chain=state.chain, settings=state.settings, documents=state.documents)
 
 
 # ---- callers ----------------------------------------------------------------------------------
@@ -119,25 +140,52 @@ _return_token_scheme = APIKeyHeader(
 _STATE_KEY = "ledger_principal"
 
 
-def _authenticate(request: Request, store: Store, *, wanted: str) -> Actor | Consumer:
-    """The caller of ``request`` (verified once per request); ``wanted`` names the scheme in messages."""
-    cached = getattr(request.state, _STATE_KEY, None)
-    if isinstance(cached, Actor | Consumer):
-        return cached
+def _credentials(request: Request, *, wanted: str) -> tuple[str, str]:
+    """(``"bearer"`` or ``"token"``, the presented secret) of the request's Authorization header (401
+    problem if it is missing or of another scheme)."""
     header = request.headers.get("Authorization", "").strip()
     scheme, _, credentials = header.partition(" ")
     credentials = credentials.strip()
     if not header:
         raise AuthenticationError(_missing(wanted), scheme=wanted)
     if scheme.lower() == "bearer" and credentials:
+        return "bearer", credentials
+    if scheme.lower() == RETURN_TOKEN_SCHEME.lower() and credentials:
+        return "token", credentials
+    raise AuthenticationError(
+        f"the Authorization header must be `Bearer <API key>` or `{RETURN_TOKEN_SCHEME} <return token>`",
+        scheme=wanted,
+    )
+
+
+def _authenticate(request: Request, store: Store, *, wanted: str) -> Actor | Consumer:
+    """The caller of ``request`` (verified once per request); ``wanted`` names the scheme in messages.
+    Blocking (may read the database): call it from a worker thread."""
+    cached = getattr(request.state, _STATE_KEY, None)
+    if isinstance(cached, Actor | Consumer):
+        return cached
+    kind, credentials = _credentials(request, wanted=wanted)
+    if kind == "bearer":
         principal: Actor | Consumer = verify_api_key(store=store, presented=credentials)
-    elif scheme.lower() == RETURN_TOKEN_SCHEME.lower() and credentials:
-        principal = verify_return_token(store=store, presented=credentials)
     else:
-        raise AuthenticationError(
-            f"the Authorization header must be `Bearer <API key>` or `{RETURN_TOKEN_SCHEME} <return token>`",
-            scheme=wanted,
-        )
+        principal = verify_return_token(store=store, presented=credentials)
+    setattr(request.state, _STATE_KEY, principal)
+    return principal
+
+
+async def _authenticate_async(request: Request, *, wanted: str) -> Actor | Consumer:
+    """:func:`_authenticate` without leaving the event loop when the credential was verified recently
+    (:mod:`ledger_service.access._cache`); otherwise in a worker thread (the application's store)."""
+    cached = getattr(request.state, _STATE_KEY, None)
+    if isinstance(cached, Actor | Consumer):
+        return cached
+    kind, credentials = _credentials(request, wanted=wanted)
+    principal: Actor | Consumer | None = (
+        cached_api_key(credentials) if kind == "bearer" else cached_return_token(credentials)
+    )
+    if principal is None:
+        store: Store = request.app.state.store
+        return await anyio.to_thread.run_sync(functools.partial(_authenticate, request, store, wanted=wanted))
     setattr(request.state, _STATE_KEY, principal)
     return principal
 
@@ -148,25 +196,23 @@ def _missing(wanted: str) -> str:
     return "no credentials: send `Authorization: Bearer <API key>`"
 
 
-def current_actor(
+async def current_actor(
     request: Request,
-    store: StoreDep,
     _documented: Annotated[HTTPAuthorizationCredentials | None, Depends(_api_key_scheme)],
 ) -> Actor:
     """The actor holding the request's API key (401 otherwise)."""
-    principal = _authenticate(request, store, wanted="Bearer")
+    principal = await _authenticate_async(request, wanted="Bearer")
     if not isinstance(principal, Actor):
         raise AuthenticationError("this endpoint needs an API key (`Authorization: Bearer <API key>`)")
     return principal
 
 
-def current_consumer(
+async def current_consumer(
     request: Request,
-    store: StoreDep,
     _documented: Annotated[str | None, Depends(_return_token_scheme)],
 ) -> Consumer:
     """The consumer holding the request's return token (401 otherwise)."""
-    principal = _authenticate(request, store, wanted=RETURN_TOKEN_SCHEME)
+    principal = await _authenticate_async(request, wanted=RETURN_TOKEN_SCHEME)
     if not isinstance(principal, Consumer):
         raise AuthenticationError(
             f"this endpoint needs a return token (`Authorization: {RETURN_TOKEN_SCHEME} <token>`)",
@@ -181,16 +227,38 @@ def current_principal(
     _key: Annotated[HTTPAuthorizationCredentials | None, Depends(_api_key_scheme)],
     _token: Annotated[str | None, Depends(_return_token_scheme)],
 ) -> Actor | Consumer:
-    """An actor or a consumer, whichever the credentials name (401 without valid ones)."""
+    """An actor or a consumer, whichever the credentials name (401 without valid ones). Blocking: for a
+    caller outside FastAPI's dependencies (in a worker thread); :data:`PrincipalDep` uses
+    :func:`current_principal_async`."""
     return _authenticate(request, store, wanted="Bearer")
 
 
+async def current_principal_async(
+    request: Request,
+    _key: Annotated[HTTPAuthorizationCredentials | None, Depends(_api_key_scheme)],
+    _token: Annotated[str | None, Depends(_return_token_scheme)],
+) -> Actor | Consumer:
+    """:func:`current_principal`, as a dependency that stays on the event loop when it can."""
+    return await _authenticate_async(request, wanted="Bearer")
+
+
+async def _principal_of(request: Request) -> Actor | Consumer:
+    return await _authenticate_async(request, wanted="Bearer")
+
+
+PRINCIPAL_SECURITY: dict[str, Any] = {"security": [{"ApiKey": []}, {"ReturnToken": []}]}
+"""The OpenAPI ``security`` of :data:`PrincipalDep`, for a route that uses :data:`HotPrincipalDep` (pass it as
+the route's ``openapi_extra``)."""
+
 ActorDep = Annotated[Actor, Depends(current_actor)]
 ConsumerDep = Annotated[Consumer, Depends(current_consumer)]
-PrincipalDep = Annotated[Actor | Consumer, Depends(current_principal)]
+PrincipalDep = Annotated[Actor | Consumer, Depends(current_principal_async)]
+HotPrincipalDep = Annotated[Actor | Consumer, Depends(_principal_of)]
+""":data:`PrincipalDep` without its two documentation-only sub-dependencies (the security schemes): for a hot
+route, which declares ``openapi_extra=PRINCIPAL_SECURITY`` instead (same checks, same OpenAPI)."""
 
 
-def require_role(*roles: Role) -> Callable[[Actor], Actor]:
+def require_role(*roles: Role) -> Callable[[Actor], Awaitable[Actor]]:
     """A dependency: the actor, if its key has one of ``roles`` (403 problem otherwise).
 
     ``actor: Annotated[Actor, Depends(require_role(Role.MERCHANT, Role.AUDITOR))]``
@@ -198,7 +266,7 @@ def require_role(*roles: Role) -> Callable[[Actor], Actor]:
     allowed = frozenset(roles)
     names = " or ".join(sorted(r.value for r in allowed))
 
-    def dependency(actor: ActorDep) -> Actor:
+    async def dependency(actor: ActorDep) -> Actor:
         if actor.role not in allowed:
             raise PermissionDeniedError(f"this endpoint is for {names} keys; this key is a {actor.role.value} key")
         return actor
@@ -318,9 +386,9 @@ def _request_hash(request: Request, body: bytes) -> str:
     return digest.hexdigest()
 
 
-def _caller(request: Request, store: StoreDep) -> Actor | Consumer:
+async def _caller(request: Request) -> Actor | Consumer:
     """The caller, whichever credentials it sent (not documented in OpenAPI: the route's own auth is)."""
-    return _authenticate(request, store, wanted="Bearer")
+    return await _authenticate_async(request, wanted="Bearer")
 
 
 async def idempotency(

@@ -9,6 +9,7 @@ under ``/v1``; every error is a problem+json (:mod:`api.problems`).
 
 from __future__ import annotations
 
+import gc
 import importlib
 import importlib.util
 import sys
@@ -62,6 +63,7 @@ def create_app(settings: Settings | None = None, *, routers: Sequence[APIRouter]
         app.state.store = store
         app.state.chain = chain
         app.state.documents = open_document_store(resolved)
+        _freeze_startup_objects()
         try:
             yield
         finally:
@@ -81,6 +83,20 @@ def create_app(settings: Settings | None = None, *, routers: Sequence[APIRouter]
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+_frozen = False
+
+
+def _freeze_startup_objects() -> None:
+    """Once per process, after the first startup: everything allocated so far (modules, the app, the routes'
+    models) lives as long as the process; moved out of the collector's sight (``gc.freeze``), a full
+    collection walks only what requests allocate: shorter GC pauses, a smaller latency tail."""
+    global _frozen
+    if not _frozen:
+        _frozen = True
+        gc.collect()
+        gc.freeze()
 
 
 def problems_in_openapi(schema: dict[str, Any]) -> dict[str, Any]:
@@ -116,10 +132,24 @@ app = create_app()
 
 
 def main() -> int:
-    """``ledger-api``: serves the API on LEDGER_API_HOST:LEDGER_API_PORT with uvicorn."""
+    """``ledger-api``: serves the API on LEDGER_API_HOST:LEDGER_API_PORT with uvicorn, in LEDGER_API_WORKERS
+    worker processes (each runs the lifespan: its own store connections and chain client), with uvloop and
+    httptools when installed. Access log lines follow LEDGER_LOG_LEVEL (INFO: one per request; WARNING: none,
+    the cheaper choice for a busy read API)."""
     import uvicorn
 
     settings = get_settings()
-    print(f"ledger-api: serving on http://{settings.api_host}:{settings.api_port} (docs at /docs)", file=sys.stderr)
-    uvicorn.run("api.main:app", host=settings.api_host, port=settings.api_port, log_level=settings.log_level.lower())
+    workers = settings.api_workers
+    print(
+        f"ledger-api: serving on http://{settings.api_host}:{settings.api_port} (docs at /docs), "
+        f"{workers} worker process{'es' if workers > 1 else ''}",
+        file=sys.stderr,
+    )
+    uvicorn.run(
+        "api.main:app",
+        host=settings.api_host,
+        port=settings.api_port,
+        workers=workers,
+        log_level=settings.log_level.lower(),
+    )
     return 0

@@ -13,7 +13,9 @@ Steps, in one run:
    synthetic chain, written through ``Store.apply`` (the indexer's own write path, so the state tables are
    folded by the store itself), plus the API's policy documents and item categories
    (bench/_eligibility_fill.py; an auditor API key via ledger_service.access);
-3. API: ``uvicorn api.main:app`` (one worker process) on that index, with the anvil above as its chain;
+3. API: ``ledger-api`` as in production (api.main:main: uvicorn, uvloop + httptools, no access log) with
+   ``--workers`` worker processes (LEDGER_API_WORKERS; default one per CPU core) on that index, with the
+   anvil above as its chain;
    ``--clients`` concurrent keep-alive clients in another process (bench/_eligibility_load.py) ask for the
    eligibility of uniformly random items (1% unknown ids) with an auditor's API key for ``--duration``
    seconds after a warm-up: requests/s, p50/p99 latency, errors; then one client alone (the latency of a
@@ -210,12 +212,14 @@ class Server:
 
 
 @contextlib.contextmanager
-def api_server(env: dict[str, str], log: Path, *, profile_to: Path | None = None) -> Iterator[Server]:
-    """``uvicorn api.main:app`` (one worker) on a free loopback port; stopped (SIGINT) on exit."""
+def api_server(env: dict[str, str], log: Path, *, workers: int = 1, profile_to: Path | None = None) -> Iterator[Server]:
+    """The API on a free loopback port, as production runs it: ``ledger-api`` (api.main:main: uvicorn with
+    uvloop/httptools, no access log) with ``LEDGER_API_WORKERS=workers``; with ``profile_to``, one profiled
+    process (bench/_eligibility_serve.py). Stopped (SIGINT) on exit."""
     port = free_port()
+    env = {**env, "LEDGER_API_HOST": "127.0.0.1", "LEDGER_API_PORT": str(port), "LEDGER_API_WORKERS": str(workers)}
     if profile_to is None:
-        cmd = [PYTHON, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1", "--port", str(port)]
-        cmd += ["--workers", "1", "--no-access-log", "--log-level", "warning"]
+        cmd = [PYTHON, "-c", "import sys; from api.main import main; sys.exit(main())"]
     else:
         cmd = [PYTHON, str(ROOT / "bench" / "_eligibility_serve.py"), "--port", str(port), "--out", str(profile_to)]
     with log.open("wb") as out:
@@ -457,6 +461,12 @@ def main() -> int:
     parser.add_argument("--items", type=int, default=1_000_000, help="items in the synthetic index")
     parser.add_argument("--events-per-item", type=int, default=5, help="item events per item (at least 5)")
     parser.add_argument("--clients", type=int, default=8, help="concurrent clients (API and direct chain)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="API worker processes (LEDGER_API_WORKERS; default: one per CPU core, as in production)",
+    )
     parser.add_argument("--duration", type=float, default=30.0, help="seconds measured per load, after warm-up")
     parser.add_argument("--warmup", type=float, default=5.0, help="seconds of load before measuring")
     parser.add_argument("--chain-items", type=int, default=300, help="real items on anvil (direct-chain reference)")
@@ -467,6 +477,8 @@ def main() -> int:
     args = parser.parse_args()
     if args.events_per_item < 5:
         parser.error("--events-per-item must be at least 5")
+    if args.workers < 1:
+        parser.error("--workers must be at least 1")
     workdir = Path(tempfile.mkdtemp(prefix="bench-eligibility-"))
     try:
         figures = run(args, workdir)
@@ -547,8 +559,11 @@ def _run(
     # 3. the API over the big index
     env_big = ledger_env(anvil=real.anvil, database=big, manifest=real.manifest)
     load_common = {"clients": args.clients, "duration": args.duration, "warmup": args.warmup, "host": "127.0.0.1"}
-    say(f"3. API: uvicorn api.main:app, {args.clients} clients, {args.warmup:g} s warm-up + {args.duration:g} s")
-    with api_server(env_big, workdir / "api-big.log") as server:
+    say(
+        f"3. API: ledger-api with {args.workers} worker process(es), {args.clients} clients, "
+        f"{args.warmup:g} s warm-up + {args.duration:g} s"
+    )
+    with api_server(env_big, workdir / "api-big.log", workers=args.workers) as server:
         api = run_load(
             {
                 **load_common,
@@ -657,6 +672,7 @@ def _run(
         "fill_logs_per_s": round(stats.logs / stats.seconds),
         "index_mib": round(size_mb),
         "clients": args.clients,
+        "workers": args.workers,
         "duration_s": args.duration,
         "api": api,
         "api_one_client": {k: single[k] for k in ("rps", "p50_ms", "p90_ms", "p99_ms", "errors")},

@@ -156,6 +156,14 @@ class Settings(BaseSettings):
         default="60/minute",
         description="Requests per client address to the public /v1/verify endpoint ('limits' syntax, e.g. 60/minute)",
     )
+    api_workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="Worker processes of ledger-api (uvicorn --workers): 1 in development; in production about "
+        "one per CPU core (each worker has its own caches: a revoked key stops working in every worker within "
+        "the credential cache's TTL, 10 s; per-process rate limits count per worker)",
+    )
 
     @field_validator("verify_rate_limit")
     @classmethod

@@ -21,7 +21,8 @@ from ledger_service.eligibility import Decision, ItemFacts, PolicyTerms, ReturnR
 from ledger_service.returns._chain import wall_clock
 from ledger_service.returns.documents import PolicyDocument, digest_of, terms_of
 from ledger_service.store import api_queries, queries
-from ledger_service.store.queries import EligibilitySnapshot, PolicyRow
+from ledger_service.store.eligibility_queries import RequesterOf, eligibility_read
+from ledger_service.store.queries import EligibilitySnapshot, ItemRow, PolicyRow, SaleRow
 from ledger_service.store.store import Store
 
 ANY_REASON = "unspecified"
@@ -119,6 +120,33 @@ def check_eligibility(
     snap = queries.eligibility_snapshot(
         store, item_id=item_id, requester=requester, now=wall_clock() if now is None else now
     )
+    return _check(store, snap, item_id=item_id, requester=requester, reason_code=reason_code)
+
+
+def check_eligibility_for(
+    *, store: Store, item_id: str, requester: RequesterOf, reason_code: str | None, now: int | None = None
+) -> tuple[EligibilityCheck, str]:
+    """:func:`check_eligibility` for a requester decided from the item and its latest sale (the API's
+    eligibility route: who asks depends on the sale), with one read of the index
+    (:func:`~ledger_service.store.eligibility_queries.eligibility_read`); the check and the requester.
+
+    Same decision as :func:`check_eligibility` for the same requester (the snapshot's
+    ``consumer_returns_90d`` is left 0 when the policy does not read it).
+    """
+    chosen: list[str] = []
+
+    def requester_of(item: ItemRow | None, sale: SaleRow | None) -> str:
+        chosen.append(requester(item, sale))
+        return chosen[0]
+
+    snap = eligibility_read(store, item_id=item_id, now=wall_clock() if now is None else now, requester=requester_of)
+    check = _check(store, snap, item_id=item_id, requester=chosen[0], reason_code=reason_code)
+    return check, chosen[0]
+
+
+def _check(
+    store: Store, snap: EligibilitySnapshot, *, item_id: str, requester: str, reason_code: str | None
+) -> EligibilityCheck:
     category = snap.category
     document = None if snap.policy is None else policy_document(store, snap.policy)
     terms = None if snap.policy is None else terms_of_row(snap.policy, document)
