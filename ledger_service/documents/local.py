@@ -15,12 +15,16 @@ Invariants:
   document are harmless (each renames identical content over the other);
 - nothing is served without being re-hashed: :meth:`read` recomputes the CID of
   the bytes on disk and raises :class:`DocumentIntegrityError` if the file was
-  damaged or swapped.
+  damaged or swapped;
+- a temporary file left by a process killed mid-upload is removed when a store
+  is next opened on the folder, once it is older than :data:`STALE_UPLOAD_S`
+  (an upload in progress elsewhere keeps writing, so its file stays younger).
 """
 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -37,6 +41,9 @@ from ledger_service.documents.cid import Cid, CidBuilder, cid_of_bytes
 from ledger_service.documents.store import DocumentStatus, StoredDocument
 from ledger_service.errors import DocumentIntegrityError, NotFoundError, PayloadTooLargeError
 
+STALE_UPLOAD_S = 3600.0
+"""Age after which a file in ``incoming/`` is a dead upload's leftover."""
+
 
 class LocalDocumentStore:
     """Documents as files under ``root`` (created on first use)."""
@@ -44,6 +51,20 @@ class LocalDocumentStore:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self._blobs = self.root / "blobs"
+        self._sweep_stale_uploads()
+
+    def _sweep_stale_uploads(self) -> None:
+        cutoff = time.time() - STALE_UPLOAD_S
+        try:
+            leftovers = list((self.root / "incoming").iterdir())
+        except OSError:
+            return
+        for path in leftovers:
+            try:
+                if path.is_file() and path.stat().st_mtime < cutoff:
+                    path.unlink()
+            except OSError:
+                continue  # another process removed or renamed it meanwhile
 
     def __repr__(self) -> str:
         return f"LocalDocumentStore({str(self.root)!r})"

@@ -5,13 +5,14 @@ from __future__ import annotations
 import os
 import random
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from ledger_service.documents.cid import CHUNK_SIZE, cid_of_bytes
-from ledger_service.documents.local import LocalDocumentStore
+from ledger_service.documents.local import STALE_UPLOAD_S, LocalDocumentStore
 from ledger_service.documents.store import DocumentStatus
 from ledger_service.errors import DocumentIntegrityError, NotFoundError, PayloadTooLargeError
 from tests.support.kubo import reference_cid
@@ -176,3 +177,16 @@ def test_a_damaged_metadata_file_hides_the_document_until_it_is_uploaded_again(
     assert store.stat(stored.cid) is None
     assert store.put([b"{}"], content_type="application/json") == stored
     assert store.stat(stored.cid) == stored
+
+
+def test_a_dead_uploads_leftover_is_swept_when_a_store_opens(tmp_path: Path) -> None:
+    LocalDocumentStore(tmp_path).put([b"x"], content_type="text/plain")
+    incoming = tmp_path / "incoming"
+    incoming.mkdir(exist_ok=True)
+    stale, fresh = incoming / "stale.part", incoming / "fresh.part"
+    stale.write_bytes(b"half an upload")
+    fresh.write_bytes(b"an upload in progress")
+    old = time.time() - STALE_UPLOAD_S - 60
+    os.utime(stale, (old, old))
+    LocalDocumentStore(tmp_path)
+    assert not stale.exists() and fresh.exists()
