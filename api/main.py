@@ -20,6 +20,7 @@ from typing import Any
 import anyio
 from fastapi import APIRouter, FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi_offline import FastAPIOffline
 
 from api.problems import PROBLEM_JSON, PROBLEM_REF, Problem, install_problem_handlers, problem_response_spec
 from ledger_service.chain.signers import connect_chain
@@ -69,7 +70,9 @@ def create_app(settings: Settings | None = None, *, routers: Sequence[APIRouter]
         finally:
             store.close()
 
-    app = FastAPI(title=TITLE, description=DESCRIPTION, version="1.0.0", lifespan=lifespan)
+    # FastAPI's /docs and /redoc load Swagger UI and ReDoc from a CDN: a blank page without internet. These
+    # serve the same pages with the assets bundled in fastapi-offline (under /static-offline-docs).
+    app = FastAPIOffline(title=TITLE, description=DESCRIPTION, version="1.0.0", lifespan=lifespan)
     install_problem_handlers(app)
     for router in default_routers() if routers is None else routers:
         app.include_router(router, prefix=API_PREFIX)

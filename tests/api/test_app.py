@@ -43,3 +43,14 @@ def test_the_default_app_serves_docs_and_problems(client: TestClient) -> None:
     assert missing.status_code == 404 and missing.headers["content-type"] == "application/problem+json"
     store = client.app.state.store  # type: ignore[attr-defined]
     assert store.checkpoint() is not None or store.pin() is None
+
+
+@pytest.mark.parametrize(("page", "asset"), [("/docs", "swagger-ui-bundle.js"), ("/redoc", "redoc.standalone.js")])
+def test_the_docs_pages_need_no_cdn(client: TestClient, page: str, asset: str) -> None:
+    """On a machine without internet the pages still work: every script and style comes from this server."""
+    html = client.get(page)
+    assert html.status_code == 200
+    assert "cdn." not in html.text and "googleapis" not in html.text
+    assert f"/static-offline-docs/{asset}" in html.text
+    served = client.get(f"/static-offline-docs/{asset}")
+    assert served.status_code == 200 and len(served.content) > 100_000
