@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import StrEnum
 
 from ledger_service.access import issue_return_token
@@ -184,10 +185,11 @@ def record_delivery(
         raise ConflictError(
             f"item {item_id.lower()} has no open sale to deliver (if it was just sold, retry with ?wait=true)"
         )
-    delivered_block = queries.last_delivery_block(store, item_id)
-    if delivered_block is not None and delivered_block >= sale.block_number:
-        # A second delivery would move the start of the return window.
-        raise ConflictError(f"item {item_id.lower()} was already delivered for this sale (block {delivered_block})")
+    item = queries.item(store, item_id)
+    if item is not None and item.delivered_at is not None:
+        # The index keeps the first delivery after the current sale (store/_state.py); another one is refused.
+        when = datetime.fromtimestamp(item.delivered_at, UTC)
+        raise ConflictError(f"item {item_id.lower()} was already delivered for this sale ({when:%Y-%m-%d %H:%M} UTC)")
     event = (
         bytes32(sale.item_id, "item id"),
         int(BizStep.ARRIVING),

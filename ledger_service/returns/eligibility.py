@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from ledger_service.eligibility import Decision, ItemFacts, PolicyTerms, ReturnRequestFacts, SaleFacts, decide
 from ledger_service.returns._chain import wall_clock
 from ledger_service.returns.documents import PolicyDocument, digest_of, terms_of
-from ledger_service.store import api_queries, queries
+from ledger_service.store import api_queries
 from ledger_service.store.eligibility_queries import RequesterOf, eligibility_read
 from ledger_service.store.queries import EligibilitySnapshot, ItemRow, PolicyRow, SaleRow
 from ledger_service.store.store import Store
@@ -117,10 +117,10 @@ def check_eligibility(
     ``reason_code=None`` checks everything but the reason (which reasons the
     policy accepts, and which ones go to manual review).
     """
-    snap = queries.eligibility_snapshot(
-        store, item_id=item_id, requester=requester, now=wall_clock() if now is None else now
+    check, _ = check_eligibility_for(
+        store=store, item_id=item_id, requester=lambda _item, _sale: requester, reason_code=reason_code, now=now
     )
-    return _check(store, snap, item_id=item_id, requester=requester, reason_code=reason_code)
+    return check
 
 
 def check_eligibility_for(
@@ -130,8 +130,7 @@ def check_eligibility_for(
     eligibility route: who asks depends on the sale), with one read of the index
     (:func:`~ledger_service.store.eligibility_queries.eligibility_read`); the check and the requester.
 
-    Same decision as :func:`check_eligibility` for the same requester (the snapshot's
-    ``consumer_returns_90d`` is left 0 when the policy does not read it).
+    The snapshot's ``consumer_returns_90d`` is left 0 when the policy does not read it.
     """
     chosen: list[str] = []
 
@@ -152,9 +151,8 @@ def _check(
     terms = None if snap.policy is None else terms_of_row(snap.policy, document)
     sale = snap.sale if snap.sale is not None and not snap.sale.closed else None
     item = snap.item
-    delivered_at = None
-    if item is not None and sale is not None and item.delivered_at is not None and item.delivered_at >= sale.sold_at:
-        delivered_at = item.delivered_at
+    # the index's delivered_at is the first delivery after the item's latest sale (store/_state.py)
+    delivered_at = item.delivered_at if item is not None and sale is not None else None
     rules_terms = terms
     if reason_code is None and terms is not None:
         rules_terms = replace(terms, accepted_reasons=frozenset(), manual_review_reasons=frozenset())

@@ -32,7 +32,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Select, and_, bindparam, exists, func, or_, select
 
-from ledger_service.codes import BizStep, Disposition, ReturnState
+from ledger_service.codes import Disposition, ReturnState
 from ledger_service.store._db import read_transaction
 from ledger_service.store.api_schema import item_categories, return_requests
 from ledger_service.store.schema import (
@@ -587,19 +587,6 @@ def item(store: Store, item_id: str) -> ItemRow | None:
     return None if found is None else found[0]
 
 
-def last_delivery_block(store: Store, item_id: str) -> int | None:
-    """Block of the item's latest delivery to a consumer (``arriving`` + ``retail_sold``), or None."""
-    ev = item_events.c
-    query = select(func.max(ev.block_number)).where(
-        ev.item_id == _key(item_id),
-        ev.biz_step == int(BizStep.ARRIVING),
-        ev.disposition == int(Disposition.RETAIL_SOLD),
-    )
-    with read_transaction(store.engine) as conn:
-        found = conn.execute(query).scalar_one_or_none()
-    return None if found is None else int(found)
-
-
 def current_sale(store: Store, item_id: str) -> SaleRow | None:
     """The item's latest sale (closed or not), or None if it was never sold."""
     with read_transaction(store.engine) as conn:
@@ -633,7 +620,9 @@ def consumer_recent_returns(store: Store, *, consumer: str, now: int) -> int:
 
 
 def eligibility_snapshot(store: Store, *, item_id: str, requester: str, now: int) -> EligibilitySnapshot:
-    """The facts :func:`ledger_service.eligibility.decide` needs from the index, read in one snapshot.
+    """The facts :func:`ledger_service.eligibility.decide` needs from the index, read in one snapshot, one
+    table at a time: the readable reference that the one-statement read the service uses
+    (:func:`ledger_service.store.eligibility_queries.eligibility_read`) is tested against.
 
     ``now`` is the caller's clock; the snapshot runs the rules at the later of it and the indexed head's
     timestamp (chain time may run ahead of the wall clock, e.g. on a test chain).
