@@ -12,25 +12,11 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from eth_utils.crypto import keccak
-
 from ledger_service.chain.reverts import ContractRevertError
 from ledger_service.chain.signers import ChainContext
-from ledger_service.codes import BizStep, ReturnState
+from ledger_service.codes import ROLE_IDS, BizStep, ReturnState
 
-_ROLE_NAMES = {
-    keccak(text=name): name
-    for name in (
-        "MANUFACTURER_ROLE",
-        "MERCHANT_ROLE",
-        "CARRIER_ROLE",
-        "INSPECTOR_ROLE",
-        "ARBITER_ROLE",
-        "RECORDER_ROLE",
-        "CONSUMER_AGENT_ROLE",
-    )
-}
-_ROLE_NAMES[b"\0" * 32] = "DEFAULT_ADMIN_ROLE"
+_ROLE_NAMES = {role: name for name, role in ROLE_IDS.items()}
 _DEADLINES = (("shipBy", "ship-by"), ("inspectBy", "inspect-by"), ("disputeBy", "dispute"))
 _STATE_DEADLINE = {
     ReturnState.AUTHORIZED: "shipBy",

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from enum import IntEnum
 
+from eth_utils.crypto import keccak
+
 
 class BizStep(IntEnum):
     """CBV business steps as encoded on-chain."""
@@ -89,3 +91,21 @@ def encode_location(sgln: str) -> bytes:
 def decode_location(raw: bytes) -> str:
     """Inverse of :func:`encode_location` (trailing zero bytes dropped)."""
     return raw.rstrip(b"\0").decode("ascii", errors="replace")
+
+
+ROLE_IDS: dict[str, bytes] = {
+    "DEFAULT_ADMIN_ROLE": b"\0" * 32,  # OpenZeppelin AccessControl's admin role
+    **{
+        name: keccak(text=name)
+        for name in (
+            "MANUFACTURER_ROLE",
+            "MERCHANT_ROLE",
+            "CARRIER_ROLE",
+            "INSPECTOR_ROLE",
+            "ARBITER_ROLE",
+            "CONSUMER_AGENT_ROLE",
+            "RECORDER_ROLE",
+        )
+    },
+}
+"""The on-chain role ids by name, as contracts/Roles.sol defines them (``keccak256("<NAME>_ROLE")``)."""

@@ -36,12 +36,12 @@ from typing import Any, Literal
 from urllib.parse import unquote
 
 import requests
-from eth_utils.crypto import keccak
 from web3.exceptions import Web3Exception
 
 from ledger_service.chain.signers import ChainContext
-from ledger_service.codes import ReturnState
+from ledger_service.codes import ROLE_IDS, ReturnState
 from ledger_service.errors import InvalidRequestError, RetryableError
+from ledger_service.hashchain import item_id as item_id_of
 from ledger_service.returns.labels import PREFIX as LABEL_PREFIX
 from ledger_service.returns.labels import label_code, parse_label_code
 from ledger_service.store import queries, verify_queries
@@ -63,7 +63,7 @@ __all__ = [
     "mask_address",
 ]
 
-MANUFACTURER_ROLE = "0x" + keccak(text="MANUFACTURER_ROLE").hex()
+MANUFACTURER_ROLE = "0x" + ROLE_IDS["MANUFACTURER_ROLE"].hex()
 MAX_CODE_LENGTH = 2048
 ZERO_ID = "0x" + "00" * 32
 _HEX_ID = re.compile(r"^0x[0-9a-fA-F]{64}$")
@@ -251,7 +251,7 @@ def _resolve(*, store: Store, chain: ChainContext, text: str) -> _Target:
         if queries.return_by_id(store, key) is not None or _return_record(chain, key) is not None:
             return _Target("return", None, key)
         return _Target("item", key, None)
-    direct = "0x" + keccak(text=text).hex()
+    direct = "0x" + item_id_of(text).hex()
     exact = verify_queries.items_by_ids(store, [direct])
     if exact:
         return _with_clones(store=store, exact=exact[0])
@@ -286,7 +286,7 @@ def _by_key(*, store: Store, key: gs1.ItemKey, text: str) -> list[verify_queries
     scheme_host = re.match(r"^https?://[^/?#]+", text, re.IGNORECASE)
     if scheme_host is not None:
         candidates.append(key.digital_link(scheme_host.group(0)))
-    ids = ["0x" + keccak(text=uri).hex() for uri in candidates]
+    ids = ["0x" + item_id_of(uri).hex() for uri in candidates]
     found = list(verify_queries.items_by_ids(store, ids))
     seen = {m.item_id for m in found}
     found += [
@@ -347,7 +347,7 @@ def _state_summary(facts: verify_queries.ItemFacts) -> str:
 
 
 def _has_role(chain: ChainContext, account: str) -> bool:
-    role = bytes.fromhex(MANUFACTURER_ROLE[2:])
+    role = ROLE_IDS["MANUFACTURER_ROLE"]
     checksummed = chain.w3.to_checksum_address(account)
     return bool(
         _chain_read("the manufacturer's role", lambda: chain.ledger.functions.hasRole(role, checksummed).call())

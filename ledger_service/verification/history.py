@@ -41,12 +41,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from eth_abi.exceptions import EncodingError
-from eth_utils.crypto import keccak
 from web3.types import RPCEndpoint
 
 from ledger_service import hashchain
 from ledger_service.chain.signers import ChainContext
-from ledger_service.codes import BizStep, Disposition, decode_location
+from ledger_service.codes import ROLE_IDS, BizStep, Disposition, decode_location
 from ledger_service.documents.cid import Cid
 from ledger_service.documents.store import DocumentStatus, DocumentStore
 from ledger_service.errors import InvalidRequestError, RetryableError
@@ -76,16 +75,9 @@ MISSING_LISTED = 20
 """Missing events named one by one; a longer gap is one finding naming its range."""
 
 
-def _role_id(name: str) -> str:
-    return "0x" + keccak(text=name).hex()
-
-
 ROLE_NAMES: dict[str, str] = {
-    ZERO_HASH: "admin",
-    **{
-        _role_id(f"{name.upper()}_ROLE"): name
-        for name in ("manufacturer", "merchant", "carrier", "inspector", "arbiter", "consumer_agent", "recorder")
-    },
+    "0x" + role.hex(): "admin" if name == "DEFAULT_ADMIN_ROLE" else name.removesuffix("_ROLE").lower()
+    for name, role in ROLE_IDS.items()
 }
 """Role ids of contracts/Roles.sol (and AccessControl's DEFAULT_ADMIN_ROLE) -> names."""
 
