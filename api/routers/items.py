@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Annotated
 
 import anyio
@@ -112,7 +111,7 @@ async def eligibility(
         check = await anyio.to_thread.run_sync(_check, svc, item_id, principal, reason)
     decision, snap = check.decision, check.snapshot
     sale = snap.sale if snap.sale is not None and not snap.sale.closed else None
-    decimals = None if sale is None else await _decimals(request, svc, sale.token)
+    decimals = None if sale is None else await _decimals(svc, sale.token)
     fee = decision.restocking_fee
     public = EligibilityPublic(
         item_id=item_id.lower(),
@@ -150,26 +149,10 @@ def _check(svc: Services, item_id: str, principal: Actor | Consumer, reason: str
     return check
 
 
-_DECIMALS_STATE = "known_token_decimals"
-NO_DECIMALS_TTL_S = 60.0
-"""How long "this token does not answer decimals()" is believed before the chain is asked again."""
-_DECIMALS_KNOWN_MAX = 10_000
-
-
-async def _decimals(request: Request, svc: Services, token: str) -> int | None:
-    """The token's ``decimals()``: once known (immutable for an ERC-20), from the application's state without
-    leaving the event loop; else read from the chain in a worker thread. None for a token that does not answer
-    (not an ERC-20), believed for :data:`NO_DECIMALS_TTL_S`."""
-    known: dict[str, tuple[int | None, float]] | None = getattr(request.app.state, _DECIMALS_STATE, None)
-    if known is None:
-        known = {}
-        setattr(request.app.state, _DECIMALS_STATE, known)
-    key = token.lower()
-    found = known.get(key)
-    if found is not None and (found[0] is not None or found[1] > time.monotonic()):
-        return found[0]
-    value = await anyio.to_thread.run_sync(token_decimals(svc), token)
-    if len(known) >= _DECIMALS_KNOWN_MAX:
-        known.clear()
-    known[key] = (value, time.monotonic() + NO_DECIMALS_TTL_S)
-    return value
+async def _decimals(svc: Services, token: str) -> int | None:
+    """The token's ``decimals()``: once read, from the chain client's cache without leaving the event loop;
+    else read in a worker thread (None for a token that does not answer: not an ERC-20)."""
+    known = svc.chain.known_decimals(token)
+    if known is not None:
+        return known
+    return await anyio.to_thread.run_sync(token_decimals(svc), token)

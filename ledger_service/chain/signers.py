@@ -14,6 +14,7 @@ senders are keyed by lowercase address; an actor without a configured key gets
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,8 @@ from ledger_service.settings import Settings
 
 LEDGER, ESCROW, TOKEN = "ProvenanceLedger", "ReturnsEscrow", "DevStablecoin"
 RPC_TIMEOUT_S = 30.0
+NO_DECIMALS_RETRY_S = 60.0
+"""How long a token that did not answer ``decimals()`` (not an ERC-20) is not asked again."""
 
 
 class NoSignerError(ConfigurationError):
@@ -64,6 +67,7 @@ class ChainContext:
     """The CONSUMER_AGENT_ROLE account that sends consumers' actions (None: not configured)."""
     erc20_abi: list[dict[str, Any]]
     _decimals: dict[str, int] = field(default_factory=dict, repr=False)
+    _no_decimals: dict[str, float] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -90,14 +94,28 @@ class ChainContext:
         """An ERC-20 token contract at ``address``."""
         return self.w3.eth.contract(address=to_checksum_address(address), abi=self.erc20_abi)
 
+    def known_decimals(self, address: str) -> int | None:
+        """The token's ``decimals()`` if already read (no I/O: safe on an event loop), else None."""
+        with self._lock:
+            return self._decimals.get(address.lower())
+
     def token_decimals(self, address: str) -> int:
-        """The token's ``decimals()`` (read once per token, then cached)."""
+        """The token's ``decimals()`` (read once per token, then cached: an ERC-20's never changes). A token
+        that did not answer is not asked again for :data:`NO_DECIMALS_RETRY_S` (ValueError meanwhile)."""
         key = address.lower()
         with self._lock:
             cached = self._decimals.get(key)
+            failed_until = self._no_decimals.get(key, 0.0)
         if cached is not None:
             return cached
-        value = int(self.erc20(address).functions.decimals().call())
+        if failed_until > time.monotonic():
+            raise ValueError(f"token {address} did not answer decimals() (not asked again for a while)")
+        try:
+            value = int(self.erc20(address).functions.decimals().call())
+        except (Web3Exception, ValueError, OverflowError):
+            with self._lock:
+                self._no_decimals[key] = time.monotonic() + NO_DECIMALS_RETRY_S
+            raise
         with self._lock:
             self._decimals[key] = value
         return value
