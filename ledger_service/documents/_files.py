@@ -12,12 +12,13 @@ import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import BinaryIO
 
-from ledger_service.documents.cid import Cid
+from ledger_service.documents.cid import Cid, CidBuilder
 from ledger_service.documents.store import DocumentStatus
-from ledger_service.errors import DocumentIntegrityError, NotFoundError
+from ledger_service.errors import DocumentIntegrityError, NotFoundError, PayloadTooLargeError
 
 TMP_PREFIX = ".tmp-"
 
@@ -94,3 +95,15 @@ def status_by_reading(read: Callable[[Cid], bytes], cid: Cid) -> DocumentStatus:
     except DocumentIntegrityError:
         return DocumentStatus.CORRUPT
     return DocumentStatus.OK
+
+
+def copy_hashing(chunks: Iterable[bytes], out: BinaryIO, *, max_bytes: int | None) -> CidBuilder:
+    """Writes ``chunks`` to ``out`` while computing their CID; :class:`PayloadTooLargeError` as soon as
+    more than ``max_bytes`` arrive (the caller removes what was written)."""
+    builder = CidBuilder()
+    for chunk in chunks:
+        if max_bytes is not None and builder.size + len(chunk) > max_bytes:
+            raise PayloadTooLargeError(f"the document is larger than the limit of {max_bytes} bytes")
+        builder.update(chunk)
+        out.write(chunk)
+    return builder

@@ -31,6 +31,7 @@ from typing import Any
 import httpx
 
 from ledger_service.documents._files import (
+    copy_hashing,
     read_sidecar,
     shard,
     status_by_reading,
@@ -38,13 +39,12 @@ from ledger_service.documents._files import (
     unlink_quietly,
     write_sidecar,
 )
-from ledger_service.documents.cid import CHUNK_SIZE, Cid, CidBuilder, cid_of_bytes
+from ledger_service.documents.cid import CHUNK_SIZE, Cid, cid_of_bytes
 from ledger_service.documents.store import DocumentStatus, StoredDocument
 from ledger_service.errors import (
     ConfigurationError,
     DocumentIntegrityError,
     NotFoundError,
-    PayloadTooLargeError,
     RetryableError,
 )
 
@@ -86,14 +86,9 @@ class KuboDocumentStore:
     def put(self, chunks: Iterable[bytes], *, content_type: str, max_bytes: int | None = None) -> StoredDocument:
         """Adds the concatenation of ``chunks`` to the node, checks the CID it gives, and pins it."""
         fd, temp = temp_file(self.metadata_root / "incoming")
-        builder = CidBuilder()
         try:
             with os.fdopen(fd, "w+b") as spool:
-                for chunk in chunks:
-                    if max_bytes is not None and builder.size + len(chunk) > max_bytes:
-                        raise PayloadTooLargeError(f"the document is larger than the limit of {max_bytes} bytes")
-                    builder.update(chunk)
-                    spool.write(chunk)
+                builder = copy_hashing(chunks, spool, max_bytes=max_bytes)
                 spool.seek(0)
                 cid = builder.finish()
                 answer = self._post(

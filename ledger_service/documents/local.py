@@ -29,6 +29,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from ledger_service.documents._files import (
+    copy_hashing,
     fsync_dir,
     read_sidecar,
     shard,
@@ -37,9 +38,9 @@ from ledger_service.documents._files import (
     unlink_quietly,
     write_sidecar,
 )
-from ledger_service.documents.cid import Cid, CidBuilder, cid_of_bytes
+from ledger_service.documents.cid import Cid, cid_of_bytes
 from ledger_service.documents.store import DocumentStatus, StoredDocument
-from ledger_service.errors import DocumentIntegrityError, NotFoundError, PayloadTooLargeError
+from ledger_service.errors import DocumentIntegrityError, NotFoundError
 
 STALE_UPLOAD_S = 3600.0
 """Age after which a file in ``incoming/`` is a dead upload's leftover."""
@@ -80,14 +81,9 @@ class LocalDocumentStore:
         """Stores the concatenation of ``chunks`` and returns its CID (see the module docstring)."""
         incoming = self.root / "incoming"
         fd, temp = temp_file(incoming)
-        builder = CidBuilder()
         try:
             with os.fdopen(fd, "wb") as out:
-                for chunk in chunks:
-                    if max_bytes is not None and builder.size + len(chunk) > max_bytes:
-                        raise PayloadTooLargeError(f"the document is larger than the limit of {max_bytes} bytes")
-                    builder.update(chunk)
-                    out.write(chunk)
+                builder = copy_hashing(chunks, out, max_bytes=max_bytes)
                 out.flush()
                 os.fsync(out.fileno())
             cid = builder.finish()
