@@ -1,7 +1,10 @@
 """Decoded contract events: the interface between the decoder and the store.
 
-One frozen dataclass per contract event, carrying every field of the event
-plus its position (:class:`LogPosition`). Hashes, ids and digests are
+One dataclass per contract event, carrying every field of the event plus its
+position (:class:`LogPosition`). They are values: nothing mutates them once
+built. They are not declared frozen because a frozen dataclass's ``__init__``
+sets every field through ``object.__setattr__``, about five times slower, and
+the decoder builds one per log on the indexer's hot path. Hashes, ids and digests are
 ``0x``-prefixed lowercase hex strings (66 chars), addresses are lowercase hex
 (42 chars), amounts and timestamps are ints. The store depends only on these
 types, never on raw logs.
@@ -12,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class LogPosition:
     """Where a log sits in the chain's total order (block number, log index)."""
 
@@ -24,7 +27,7 @@ class LogPosition:
     address: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class BlockHeader:
     """The part of a block header the indexer keeps above finality."""
 
@@ -37,7 +40,7 @@ class BlockHeader:
 # ---- ProvenanceLedger -------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ItemRegistered:
     pos: LogPosition
     item_id: str
@@ -48,7 +51,7 @@ class ItemRegistered:
     metadata_digest: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ItemEventRecorded:
     pos: LogPosition
     item_id: str
@@ -64,7 +67,7 @@ class ItemEventRecorded:
     event_hash: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class MerchantOfRecordChanged:
     pos: LogPosition
     item_id: str
@@ -72,7 +75,7 @@ class MerchantOfRecordChanged:
     new_merchant: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SellerSet:
     pos: LogPosition
     merchant: str
@@ -80,7 +83,7 @@ class SellerSet:
     allowed: bool
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RoleChanged:
     """OpenZeppelin RoleGranted (granted=True) or RoleRevoked (granted=False)."""
 
@@ -94,7 +97,7 @@ class RoleChanged:
 # ---- ReturnsEscrow ----------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class PolicyPublished:
     pos: LogPosition
     merchant: str
@@ -111,7 +114,7 @@ class PolicyPublished:
     published_at: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SaleRecorded:
     pos: LogPosition
     item_id: str
@@ -125,7 +128,7 @@ class SaleRecorded:
     sold_at: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ReturnAuthorized:
     pos: LogPosition
     return_id: str
@@ -141,7 +144,7 @@ class ReturnAuthorized:
     ship_by: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ReturnStateChanged:
     pos: LogPosition
     return_id: str
@@ -153,7 +156,7 @@ class ReturnStateChanged:
     evidence: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class EscrowSettled:
     pos: LogPosition
     return_id: str
