@@ -1,7 +1,8 @@
 """Engines, transactions, migrations and upserts: the only dialect-specific code of the store.
 
 SQLite: WAL journal, ``synchronous=NORMAL`` (a process crash loses nothing, a power
-loss at most the last commits, never consistency), a busy timeout, and transactions begun by us
+loss at most the last commits, never consistency), a busy timeout, reads through a memory map
+(``mmap_size``), and transactions begun by us
 (``BEGIN``, or ``BEGIN IMMEDIATE`` for writes) instead of by the sqlite3
 module, so reads and DDL are transactional too.
 
@@ -41,6 +42,7 @@ log = structlog.get_logger(__name__)
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 SQLITE_WRITER_AUTOCHECKPOINT_PAGES = 16_384
+SQLITE_MMAP_BYTES = 256 * 2**20
 _MIGRATION_LOCK_KEY = 0x6C65_6467_6D69_6772  # "ledgmigr": serializes concurrent Store.open on PostgreSQL
 _BEGIN_OPTION = "ledger_sqlite_begin"
 
@@ -74,6 +76,11 @@ def create_store_engine(url: str) -> Engine:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA cache_size=-65536")  # 64 MiB page cache
+        # Reads of the database file's first 256 MiB through a memory map instead of read() into the page
+        # cache: a page-cache miss then costs no syscall and no copy (the eligibility read's statement ~8%
+        # faster on a 121 MiB index). Writes are unchanged: in WAL mode they go to the WAL with write(), and
+        # checkpoints copy it back with write() too (sqlite3 is not built with SQLITE_MMAP_READWRITE).
+        cursor.execute(f"PRAGMA mmap_size={SQLITE_MMAP_BYTES}")
         # Checkpoints are the Checkpointer thread's job; a committing connection only checkpoints
         # itself when the WAL holds this many pages (64 MiB), if that thread falls behind.
         cursor.execute(f"PRAGMA wal_autocheckpoint={SQLITE_WRITER_AUTOCHECKPOINT_PAGES}")
