@@ -1,10 +1,30 @@
 """Load generator of bench/eligibility.py, run as its own process: ``python bench/_eligibility_load.py SPEC.json``.
 
-Two modes, each ``clients`` concurrent closed-loop clients (asyncio tasks, one
-keep-alive HTTP/1.1 connection each, a minimal client: request line, headers,
-Content-Length body; no per-request object churn, so the client's own CPU
-stays small next to the server's) for ``warmup`` + ``duration`` seconds;
-latencies of the requests *started* after the warm-up count:
+One event loop (uvloop when installed), a minimal HTTP/1.1 client on raw
+asyncio streams (request line, headers, Content-Length body; no per-request
+object churn, so the client's own CPU stays small next to the server's).
+
+Closed loop (the default): ``clients`` concurrent clients (asyncio tasks, one
+keep-alive connection each, the next request sent when the previous answer is
+read) for ``warmup`` + ``duration`` seconds; latencies of the requests
+*started* after the warm-up count. The throughput at saturation; its latency
+is only concurrency / throughput (Little's law).
+
+Open loop (``"loop": "open"``, api mode only): requests *scheduled* at a
+constant ``rate`` per second (the k-th at start + k / rate, whatever the
+answers so far), each taking a free keep-alive connection from a pool
+(``clients`` opened beforehand, more opened when none is free, up to
+``max_connections``; beyond that it waits for one). The scheduler wakes on a
+Linux timerfd armed at each scheduled time (ns resolution; asyncio timers
+have 1 ms); elsewhere on ``asyncio.sleep`` (at least 1 ms, so not spinning).
+Latency is measured from the *scheduled* send time, so a slow answer, a
+busy generator or a wait for a connection counts against it (no coordinated
+omission); also from the actual send, and how late sends were. Requests
+scheduled in the ``duration`` after the ``warmup`` count; those still
+unanswered ``drain`` seconds after the schedule ends count as errors. The
+bodies are not parsed (cheap; the closed loop reports the outcomes).
+
+Modes:
 
 - ``api``: GET /v1/items/{id}/eligibility with the given Authorization, the id
   drawn uniformly from the synthetic index's items (regenerated from their
@@ -27,13 +47,17 @@ ends (bench/_eligibility_serve.py starts profiling its main thread then).
 
 Prints one JSON object: requests, errors, requests/s, latency percentiles,
 HTTP statuses, decision outcomes and reason codes seen, and in chain mode the
-decision of every item (outcome, reason codes) for the agreement check.
+decision of every item (outcome, reason codes) for the agreement check; in
+the open loop the offered and achieved rates, latencies from the scheduled
+and from the actual send, late sends and the connections used.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import json
+import math
 import os
 import random
 import resource
@@ -41,7 +65,8 @@ import signal
 import socket
 import sys
 import time
-from collections import Counter
+from collections import Counter, deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +99,11 @@ class HttpConnection:
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
         self._host_line = f"Host: {host}:{port}\r\n".encode()
+
+    async def connect(self) -> None:
+        """Opens the connection now (else the first request does)."""
+        if self.reader is None:
+            await self._connect()
 
     async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         reader, writer = await asyncio.open_connection(self.host, self.port)
@@ -480,9 +510,244 @@ async def run(spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+# ---- the open loop ------------------------------------------------------------------------------
+
+CLOCK_MONOTONIC = 1
+TFD_TIMER_ABSTIME = 1
+
+
+class _Timespec(ctypes.Structure):
+    _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
+
+
+class _Itimerspec(ctypes.Structure):
+    _fields_ = [("it_interval", _Timespec), ("it_value", _Timespec)]
+
+
+class Alarm:
+    """Calls ``callback`` on the event loop once ``time.perf_counter()`` reaches the time last given to
+    :meth:`at`: a Linux timerfd on CLOCK_MONOTONIC (perf_counter's clock) armed at that absolute time and
+    watched by the loop, so wake-ups within microseconds for one read and one syscall each (the loop's own
+    timers round to milliseconds). :meth:`create` gives None where there is no timerfd."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, fd: int, settime: Any, callback: Callable[[], None]) -> None:
+        self._loop, self._fd, self._settime, self._callback = loop, fd, settime, callback
+        loop.add_reader(fd, self._ready)
+
+    @classmethod
+    def create(cls, loop: asyncio.AbstractEventLoop, callback: Callable[[], None]) -> Alarm | None:
+        if not sys.platform.startswith("linux"):
+            return None
+        if time.get_clock_info("perf_counter").implementation != "clock_gettime(CLOCK_MONOTONIC)":
+            return None
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            create, settime = libc.timerfd_create, libc.timerfd_settime
+        except (OSError, AttributeError):
+            return None
+        settime.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.POINTER(_Itimerspec), ctypes.c_void_p]
+        fd = create(CLOCK_MONOTONIC, os.O_NONBLOCK | os.O_CLOEXEC)
+        if fd < 0:
+            return None
+        return cls(loop, fd, settime, callback)
+
+    def at(self, when: float) -> None:
+        ns = math.ceil(when * 1e9)
+        spec = _Itimerspec(_Timespec(0, 0), _Timespec(ns // 1_000_000_000, ns % 1_000_000_000))
+        if self._settime(self._fd, TFD_TIMER_ABSTIME, ctypes.byref(spec), None) != 0:
+            raise OSError(ctypes.get_errno(), "timerfd_settime failed")
+
+    def _ready(self) -> None:
+        try:
+            os.read(self._fd, 8)  # the expiration count; reading it re-arms the readiness
+        except BlockingIOError:
+            return
+        self._callback()
+
+    def close(self) -> None:
+        self._loop.remove_reader(self._fd)
+        os.close(self._fd)
+
+
+async def run_open(spec: dict[str, Any]) -> dict[str, Any]:
+    """The open loop (see the module docstring): GET .../eligibility scheduled at ``rate`` per second."""
+    if spec["mode"] != "api":
+        raise ValueError("the open loop is for the api mode")
+    rate, duration, warmup = float(spec["rate"]), float(spec["duration"]), float(spec["warmup"])
+    pool, cap = int(spec["clients"]), max(int(spec["clients"]), int(spec.get("max_connections", 128)))
+    drain = float(spec.get("drain", 30.0))
+    host, port = spec["host"], int(spec["port"])
+    n = int(spec["synthetic_items"])
+    ids = [item_id_of(i) for i in range(n)]
+    unknown_share = float(spec.get("unknown_share", 0.0))
+    headers = f"Authorization: {spec['authorization']}\r\nAccept: application/json\r\n".encode()
+    loop = asyncio.get_running_loop()
+    rng = random.Random(2000)
+
+    first_measured = math.ceil(warmup * rate)  # request k is scheduled at t0 + k / rate
+    total = first_measured + math.ceil(duration * rate)
+    pending: deque[tuple[float, bool, str]] = deque()  # (scheduled time, measured, item id), not yet sent
+    idle: deque[asyncio.Future[None]] = deque()  # workers (= connections) waiting for a request
+    workers: list[asyncio.Task[None]] = []
+    from_scheduled: list[float] = []
+    from_sent: list[float] = []
+    late: list[float] = []
+    statuses: Counter[str] = Counter()
+    errors: list[str] = []
+    state = {"next": 0, "closing": False, "queued": 0, "answered_in_window": 0}
+
+    async def worker(conn: HttpConnection) -> None:
+        while True:
+            if pending:
+                scheduled, measured, item = pending.popleft()
+            elif state["closing"]:
+                break
+            else:
+                wake = loop.create_future()
+                idle.append(wake)
+                await wake
+                continue
+            sent = time.perf_counter()
+            ok, label = True, "200"
+            try:
+                status, body = await conn.request("GET", f"/v1/items/{item}/eligibility", headers=headers)
+                label, ok = str(status), status == 200
+                if not ok and len(errors) < 5:
+                    errors.append(f"HTTP {status}: {body[:300].decode(errors='replace')}")
+            except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
+                ok, label = False, type(exc).__name__
+                if len(errors) < 5:
+                    errors.append(f"{type(exc).__name__}: {exc}")
+                conn.close()
+            done = time.perf_counter()
+            if measured:
+                statuses[label] += 1
+                late.append(sent - scheduled)
+                if ok:
+                    from_scheduled.append(done - scheduled)
+                    from_sent.append(done - sent)
+                    if done <= end:
+                        state["answered_in_window"] += 1
+        conn.close()
+
+    def dispatch(k: int, scheduled: float) -> None:
+        item = ids[rng.randrange(n)]
+        if unknown_share and rng.random() < unknown_share:
+            item = "0x" + rng.randbytes(32).hex()
+        measured = k >= first_measured
+        pending.append((scheduled, measured, item))
+        while idle:
+            wake = idle.popleft()
+            if not wake.done():
+                wake.set_result(None)
+                return
+        if len(workers) < cap:
+            workers.append(loop.create_task(worker(HttpConnection(host, port))))
+        elif measured:
+            state["queued"] += 1
+
+    def due() -> float | None:
+        """Dispatches every request whose time has come; the time of the next one (None: schedule over)."""
+        now = time.perf_counter()
+        k = state["next"]
+        while k < total:
+            scheduled = t0 + k / rate
+            if scheduled > now:
+                state["next"] = k
+                return scheduled
+            dispatch(k, scheduled)
+            k += 1
+        state["next"] = k
+        return None
+
+    conns = [HttpConnection(host, port) for _ in range(pool)]
+    await asyncio.gather(*(c.connect() for c in conns))
+    workers.extend(loop.create_task(worker(c)) for c in conns)
+    await asyncio.sleep(0.05)  # the workers wait on the idle list
+    finished: asyncio.Future[None] = loop.create_future()
+
+    def tick() -> None:
+        following = due()
+        if following is None:
+            if not finished.done():
+                finished.set_result(None)
+        elif alarm is not None:
+            alarm.at(following)
+
+    alarm = Alarm.create(loop, tick)
+    cpu0 = resource.getrusage(resource.RUSAGE_SELF)
+    t0 = time.perf_counter() + 0.01
+    measure_from = t0 + first_measured / rate
+    end = t0 + total / rate
+    if alarm is not None:
+        alarm.at(t0)
+        await finished
+        alarm.close()
+    else:
+        while (following := due()) is not None:
+            await asyncio.sleep(max(0.001, following - time.perf_counter()))
+    state["closing"] = True
+    while idle:
+        wake = idle.popleft()
+        if not wake.done():
+            wake.set_result(None)
+    _done, stuck = await asyncio.wait(workers, timeout=drain)
+    for task in stuck:
+        task.cancel()
+    await asyncio.gather(*stuck, return_exceptions=True)
+    cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+
+    scheduled_count = total - first_measured
+    answered = sum(statuses.values())
+    unfinished = scheduled_count - answered
+    if unfinished and len(errors) < 5:
+        errors.append(f"{unfinished} requests unanswered {drain:g} s after the schedule ended")
+    window = end - measure_from
+    ms = sorted(x * 1000 for x in from_scheduled)
+    sent_ms = sorted(x * 1000 for x in from_sent)
+    late_ms = sorted(x * 1000 for x in late)
+    return {
+        "mode": "api",
+        "loop": "open",
+        "event_loop": type(loop).__module__.split(".")[0],
+        "timer": "timerfd" if alarm is not None else "asyncio.sleep",
+        "offered_rps": rate,
+        "seconds": round(window, 3),
+        "scheduled": scheduled_count,
+        "requests": answered,
+        "errors": scheduled_count - len(ms),
+        "unfinished": unfinished,
+        "error_samples": errors,
+        "achieved_rps": round(state["answered_in_window"] / window, 1) if window > 0 else 0.0,
+        "p50_ms": round(_percentile(ms, 0.50), 3),
+        "p90_ms": round(_percentile(ms, 0.90), 3),
+        "p99_ms": round(_percentile(ms, 0.99), 3),
+        "p999_ms": round(_percentile(ms, 0.999), 3),
+        "max_ms": round(ms[-1], 3) if ms else None,
+        "from_send_p50_ms": round(_percentile(sent_ms, 0.50), 3),
+        "from_send_p99_ms": round(_percentile(sent_ms, 0.99), 3),
+        "late_p50_ms": round(_percentile(late_ms, 0.50), 3),
+        "late_p99_ms": round(_percentile(late_ms, 0.99), 3),
+        "late_max_ms": round(late_ms[-1], 3) if late_ms else None,
+        "late_over_1ms": sum(1 for x in late_ms if x > 1.0),
+        "queued_for_connection": state["queued"],
+        "connections": len(workers),
+        "initial_connections": pool,
+        "max_connections": cap,
+        "statuses": dict(statuses),
+        "client_cpu_s": round(cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime, 2),
+    }
+
+
 def main() -> None:
     spec = json.loads(Path(sys.argv[1]).read_text())
-    result = asyncio.run(run(spec))
+    coroutine = run_open(spec) if spec.get("loop") == "open" else run(spec)
+    try:
+        import uvloop
+    except ImportError:
+        result = asyncio.run(coroutine)
+    else:
+        result = uvloop.run(coroutine)
     sys.stdout.write(json.dumps(result) + "\n")
 
 
