@@ -121,7 +121,11 @@ ServicesDep = Annotated[Services, Depends(get_services)]
 def services_of(request: Request) -> Services:
     """The request's :class:`Services`, without the four dependencies of :data:`ServicesDep` (for a hot
     route: FastAPI's work per dependency is a measurable share of a cached read)."""
-    state = request.app.state
+    return services_of_state(request.app.state)
+
+
+def services_of_state(state: Any) -> Services:
+    """The :class:`Services` held by an application's ``state`` (set by its lifespan)."""
     return Services(store=state.store, chain=state.chain, settings=state.settings, documents=state.documents)
 
 
@@ -143,7 +147,13 @@ _STATE_KEY = "ledger_principal"
 def _credentials(request: Request, *, wanted: str) -> tuple[str, str]:
     """(``"bearer"`` or ``"token"``, the presented secret) of the request's Authorization header (401
     problem if it is missing or of another scheme)."""
-    header = request.headers.get("Authorization", "").strip()
+    return parse_authorization(request.headers.get("Authorization", ""), wanted=wanted)
+
+
+def parse_authorization(value: str, *, wanted: str) -> tuple[str, str]:
+    """(``"bearer"`` or ``"token"``, the presented secret) of an Authorization header's value;
+    :class:`AuthenticationError` if it is empty or of another scheme (``wanted`` names the scheme asked for)."""
+    header = value.strip()
     scheme, _, credentials = header.partition(" ")
     credentials = credentials.strip()
     if not header:
@@ -179,15 +189,18 @@ async def _authenticate_async(request: Request, *, wanted: str) -> Actor | Consu
     cached = getattr(request.state, _STATE_KEY, None)
     if isinstance(cached, Actor | Consumer):
         return cached
-    kind, credentials = _credentials(request, wanted=wanted)
-    principal: Actor | Consumer | None = (
-        cached_api_key(credentials) if kind == "bearer" else cached_return_token(credentials)
-    )
+    principal = cached_principal(*_credentials(request, wanted=wanted))
     if principal is None:
         store: Store = request.app.state.store
         return await anyio.to_thread.run_sync(functools.partial(_authenticate, request, store, wanted=wanted))
     setattr(request.state, _STATE_KEY, principal)
     return principal
+
+
+def cached_principal(kind: str, credentials: str) -> Actor | Consumer | None:
+    """The principal of credentials (from :func:`parse_authorization`) verified less than the cache's TTL ago,
+    without I/O; None if they must be checked against the database; :class:`AuthenticationError` if malformed."""
+    return cached_api_key(credentials) if kind == "bearer" else cached_return_token(credentials)
 
 
 def _missing(wanted: str) -> str:

@@ -22,7 +22,9 @@ from fastapi import APIRouter, FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi_offline import FastAPIOffline
 
+from api.fastpath import EligibilityShortcut
 from api.problems import PROBLEM_JSON, PROBLEM_REF, Problem, install_problem_handlers, problem_response_spec
+from api.routers.items import router as items_router
 from ledger_service.chain.signers import connect_chain
 from ledger_service.documents.factory import open_document_store
 from ledger_service.settings import Settings, get_settings
@@ -74,8 +76,12 @@ def create_app(settings: Settings | None = None, *, routers: Sequence[APIRouter]
     # serve the same pages with the assets bundled in fastapi-offline (under /static-offline-docs).
     app = FastAPIOffline(title=TITLE, description=DESCRIPTION, version="1.0.0", lifespan=lifespan)
     install_problem_handlers(app)
-    for router in default_routers() if routers is None else routers:
+    chosen = default_routers() if routers is None else routers
+    for router in chosen:
         app.include_router(router, prefix=API_PREFIX)
+    if any(router is items_router for router in chosen):
+        # innermost of the middlewares: inside Starlette's error handling, in front of the router
+        app.add_middleware(EligibilityShortcut)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -93,11 +93,17 @@ async def eligibility(
 ) -> Response:
     """From the index only. A consumer asks about the item its return token names; the item's merchant, an
     auditor or an admin about any of theirs (for the consumer the item is sold to)."""
+    body = await eligibility_body(services_of(request), item_id, principal, reason)
+    return Response(content=body, media_type="application/json")
+
+
+async def eligibility_body(svc: Services, item_id: str, principal: Actor | Consumer, reason: str | None) -> bytes:
+    """The JSON answer of ``GET /v1/items/{item_id}/eligibility`` for ``principal`` (an error of
+    :mod:`ledger_service.errors` otherwise). Also called by :mod:`api.fastpath` with the same arguments."""
     # A hot path (issue 4): one read transaction of one statement (two when the policy's fast refund counts
     # the consumer's recent returns). On SQLite (~0.1-0.3 ms, no network) it runs on the event loop: a hop
     # to the thread pool would cost more than the read; on PostgreSQL it runs in a worker thread. The answer is
     # serialized here (FastAPI would validate the model again, then serialize it).
-    svc = services_of(request)
     if isinstance(principal, Actor):
         if principal.role not in (Role.MERCHANT, Role.AUDITOR, Role.ADMIN):
             raise PermissionDeniedError(
@@ -129,7 +135,7 @@ async def eligibility(
         checked_at=at(check.now),
         indexed_block=snap.head.block_number if snap.head is not None else None,
     )
-    return Response(content=public.model_dump_json(by_alias=True), media_type="application/json")
+    return public.model_dump_json(by_alias=True).encode()
 
 
 def _check(svc: Services, item_id: str, principal: Actor | Consumer, reason: str | None) -> EligibilityCheck:
