@@ -1,4 +1,5 @@
-"""The FastAPI application: ``create_app(settings)``, and ``app`` for ``uvicorn api.main:app``.
+"""The FastAPI application: ``create_app(settings)``, ``app``, and ``asgi`` (``app`` behind the eligibility
+shortcut, :func:`serving_app`) for ``uvicorn api.main:asgi``.
 
 Importing this module connects to nothing: the store (``Store.open``, which
 migrates the database) and the chain (:func:`connect_chain`, which checks the
@@ -24,7 +25,6 @@ from fastapi_offline import FastAPIOffline
 
 from api.fastpath import EligibilityShortcut
 from api.problems import PROBLEM_JSON, PROBLEM_REF, Problem, install_problem_handlers, problem_response_spec
-from api.routers.items import router as items_router
 from ledger_service.chain.signers import connect_chain
 from ledger_service.documents.factory import open_document_store
 from ledger_service.settings import Settings, get_settings
@@ -76,12 +76,8 @@ def create_app(settings: Settings | None = None, *, routers: Sequence[APIRouter]
     # serve the same pages with the assets bundled in fastapi-offline (under /static-offline-docs).
     app = FastAPIOffline(title=TITLE, description=DESCRIPTION, version="1.0.0", lifespan=lifespan)
     install_problem_handlers(app)
-    chosen = default_routers() if routers is None else routers
-    for router in chosen:
+    for router in default_routers() if routers is None else routers:
         app.include_router(router, prefix=API_PREFIX)
-    if any(router is items_router for router in chosen):
-        # innermost of the middlewares: inside Starlette's error handling, in front of the router
-        app.add_middleware(EligibilityShortcut)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -137,7 +133,14 @@ def problems_in_openapi(schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
+def serving_app(app: FastAPI) -> EligibilityShortcut:
+    """The ASGI application to serve: ``app`` behind the eligibility shortcut (:mod:`api.fastpath`), which
+    answers the plain, cached eligibility reads itself and passes ``app`` everything else."""
+    return EligibilityShortcut(app)
+
+
 app = create_app()
+asgi = serving_app(app)
 
 
 def main() -> int:
@@ -155,7 +158,7 @@ def main() -> int:
         file=sys.stderr,
     )
     uvicorn.run(
-        "api.main:app",
+        "api.main:asgi",
         host=settings.api_host,
         port=settings.api_port,
         workers=workers,

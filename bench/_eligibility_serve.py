@@ -1,4 +1,4 @@
-"""The API (``api.main:app``, one uvicorn worker) under cProfile in every thread, for bench/eligibility.py.
+"""The API (``api.main:asgi``, one uvicorn worker) under cProfile in every thread, for bench/eligibility.py.
 
     python bench/_eligibility_serve.py --port PORT --out PROFILE.json
 
@@ -30,7 +30,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-ROUTE = ("api/routers/items.py", "eligibility")
+ROUTE = ("api/routers/items.py", "eligibility_body")
 IDLE = (
     "<method 'acquire' of '_thread.lock' objects>",
     "<method 'poll' of 'select.epoll' objects>",
@@ -128,7 +128,7 @@ def main() -> None:
     signal.signal(signal.SIGUSR1, lambda _signum, _frame: profiles.start_main())
     threading.setprofile(profiles.thread_hook)
     try:
-        uvicorn.run("api.main:app", host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
+        uvicorn.run("api.main:asgi", host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
     finally:
         threading.setprofile(None)  # type: ignore[arg-type]
         report = profiles.report(dump=args.out.with_suffix(".prof"))

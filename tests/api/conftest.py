@@ -25,7 +25,7 @@ import pytest
 from fastapi import APIRouter
 from fastapi.testclient import TestClient
 
-from api.main import create_app
+from api.main import create_app, serving_app
 from ledger_service.access import Role, create_api_key
 from ledger_service.chain.artifacts import load_deployment
 from ledger_service.indexer.decode import load_abis
@@ -186,8 +186,10 @@ def api_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiEnv]:
 def make_client(
     env: ApiEnv, routers: Sequence[APIRouter] | None = None, **client_options: bool
 ) -> Iterator[TestClient]:
-    """A TestClient of ``create_app(env.settings, routers=routers)`` (default routers when None), started."""
-    with TestClient(create_app(env.settings, routers=routers), **client_options) as client:  # type: ignore[arg-type]
+    """A TestClient of ``create_app(env.settings, routers=routers)`` (default routers when None) as it is served
+    (:func:`api.main.serving_app`), started."""
+    served = serving_app(create_app(env.settings, routers=routers))
+    with TestClient(served, **client_options) as client:  # type: ignore[arg-type]
         yield client
 
 

@@ -143,3 +143,12 @@ def test_two_authorization_headers_go_to_fastapi(flow: Flow, sold: Sold, spy: Sp
     response = flow.client.get(url, headers=twice)
     assert spy.answers == 0
     assert response.status_code in (200, 401, 404)  # whatever FastAPI makes of it, not the shortcut
+
+
+def test_an_application_without_the_route_gets_no_shortcut(api_env: ApiEnv) -> None:
+    from api.fastpath import EligibilityShortcut
+    from api.main import create_app
+    from api.routers import policies
+
+    assert EligibilityShortcut(create_app(api_env.settings)).active
+    assert not EligibilityShortcut(create_app(api_env.settings, routers=[policies.router])).active
