@@ -1,8 +1,9 @@
 """A shortcut for the API's hot read, ``GET /v1/items/{id}/eligibility`` (issue 4), in front of FastAPI.
 
 The ASGI application that is served (:func:`api.main.serving_app`): it wraps
-the FastAPI application and passes it every request but one kind. It answers the request itself only when everything is
-plain: a GET of exactly ``/v1/items/<0x + 64 hex>/eligibility``, no query or
+the FastAPI application and passes it every request but one kind. It answers
+the request itself only when everything is plain: a GET of exactly
+``/v1/items/<0x + 64 hex>/eligibility``, no query or
 only one ``reason`` of at most 64 characters without NUL, one Authorization
 header whose credential this process verified less than the cache's TTL ago
 (:mod:`ledger_service.access._cache`), and an answer of 200. It then calls the
