@@ -34,8 +34,9 @@ Modes:
   ledger.itemOf, escrow.saleOf, eth_getLogs of the item's ItemEventRecorded),
   then (escrow.policyOf of the sale's version, eth_getLogs of the consumer's
   ReturnAuthorized), then policyOf of other versions those returns were bound
-  to; facts as the index defines them (delivery = last arriving + retail_sold
-  at or after the sale, recalled = a recall not followed by a recirculating
+  to; facts as the index defines them (delivery = the first arriving + retail_sold
+  after the item's latest retail_selling event, which the escrow writes with
+  each sale, recalled = a recall not followed by a recirculating
   disposition, history intact = every eventHash recomputes and links and the
   head and count equal itemOf's, open return = saleOf.returnOpen, returns in
   90 days by ReturnAuthorized's shipBy - shipByDays), then the same pure
@@ -356,7 +357,9 @@ class ChainDecider:
                 last_recall = seq
             elif disposition in RECIRCULATING:
                 last_back = seq
-            if step == int(BizStep.ARRIVING) and disposition == int(Disposition.RETAIL_SOLD):
+            if step == int(BizStep.RETAIL_SELLING):  # a new sale: no delivery yet
+                delivered_at = None
+            elif step == int(BizStep.ARRIVING) and disposition == int(Disposition.RETAIL_SOLD) and delivered_at is None:
                 delivered_at = timestamp
         if prev != "0x" + head:
             intact = False
