@@ -30,13 +30,11 @@ from starlette.routing import NoMatchFound
 
 from api.deps import cached_principal, parse_authorization, services_of_state
 from api.routers.items import eligibility_body
+from api.schemas.common import ITEM_ID, REASON_MAX_LENGTH
 
 ASGIScope = dict[str, Any]
 Receive = Any
 Send = Any
-
-_PATH = re.compile(r"/v1/items/(0x[0-9a-fA-F]{64})/eligibility")
-_REASON_MAX = 64  # as the route's Query(max_length=64)
 
 
 def _reason(query_string: bytes) -> tuple[bool, str | None]:
@@ -48,17 +46,22 @@ def _reason(query_string: bytes) -> tuple[bool, str | None]:
     if len(pairs) != 1 or pairs[0][0] != "reason":
         return False, None
     value = pairs[0][1]
-    if not value or len(value) > _REASON_MAX or "\x00" in value:
+    if not value or len(value) > REASON_MAX_LENGTH or "\x00" in value:
         return False, None
     return True, value
 
 
-def _serves_eligibility(app: FastAPI) -> bool:
-    """Whether ``app`` routes ``GET /v1/items/{item_id}/eligibility`` to the eligibility route."""
+_SLOT = "ITEMID"
+
+
+def _eligibility_path(app: FastAPI) -> re.Pattern[str] | None:
+    """The path of ``app``'s eligibility route, with the item id captured; None when ``app`` has no such route
+    (an application built with other routers)."""
     try:
-        return bool(app.url_path_for("eligibility", item_id="0x") == "/v1/items/0x/eligibility")
+        path = app.url_path_for("eligibility", item_id=_SLOT)
     except NoMatchFound:
-        return False
+        return None
+    return re.compile(re.escape(path).replace(_SLOT, f"({ITEM_ID})"))
 
 
 class EligibilityShortcut:
@@ -66,8 +69,12 @@ class EligibilityShortcut:
 
     def __init__(self, app: FastAPI) -> None:
         self.app = app
-        self.active = _serves_eligibility(app)
-        """False when ``app`` does not serve the eligibility route (an application built with other routers)."""
+        self._path = _eligibility_path(app)
+
+    @property
+    def active(self) -> bool:
+        """False when ``app`` does not serve the eligibility route."""
+        return self._path is not None
 
     @property
     def state(self) -> State:
@@ -75,8 +82,8 @@ class EligibilityShortcut:
         return self.app.state
 
     async def __call__(self, scope: ASGIScope, receive: Receive, send: Send) -> None:
-        if self.active and scope["type"] == "http" and scope["method"] == "GET":
-            found = _PATH.fullmatch(scope["path"])
+        if self._path is not None and scope["type"] == "http" and scope["method"] == "GET":
+            found = self._path.fullmatch(scope["path"])
             if found is not None:
                 body = await self._answer(scope, found[1])
                 if body is not None:

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import Query
+from fastapi import Path, Query
 from web3.exceptions import Web3Exception
 
 from api.deps import Services, wait_for_block
-from api.schemas.common import ReasonPublic, at, utc
+from api.schemas.common import ITEM_ID, ReasonPublic, at, utc
 from api.schemas.returns import PayoutPublic, ReturnPublic, TimelineEntryPublic
 from ledger_service.codes import BizStep, Disposition, ReturnState, decode_location
 from ledger_service.returns.labels import label_code
@@ -18,6 +18,7 @@ from ledger_service.store.api_queries import ReturnRequestRow
 from ledger_service.store.queries import ItemEventRow, PayoutRow, ReturnRow, TimelineEntry, TransitionRow
 
 BPS = 10_000
+ItemPath = Annotated[str, Path(pattern=f"^{ITEM_ID}$", description="the item id (0x + 64 hex digits)")]
 WaitQuery = Annotated[
     bool,
     Query(description="answer only once the index has the transaction's block, with the resource's new state"),

@@ -13,12 +13,13 @@ import json
 import time
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Header, Path, Query
+from fastapi import APIRouter, Header, Query
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from api.deps import PrincipalDep, ServicesDep
 from api.problems import problem_responses
+from api.routers._present import ItemPath
 from api.schemas.audit import ItemHistoryPublic
 from ledger_service.access import Actor, Consumer, Role
 from ledger_service.errors import NotFoundError, PermissionDeniedError
@@ -28,7 +29,6 @@ from ledger_service.verification.exports import history_csv, history_epcis, hist
 
 router = APIRouter(prefix="/items", tags=["audit"])
 
-ItemPath = Annotated[str, Path(pattern=r"^0x[0-9a-fA-F]{64}$", description="the item id (0x + 64 hex digits)")]
 Format = Literal["json", "csv", "epcis"]
 CSV_TYPE = "text/csv"
 EPCIS_TYPE = "application/ld+json"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import anyio
-from fastapi import APIRouter, Body, Path, Query, Request
+from fastapi import APIRouter, Body, Query, Request
 from starlette.responses import Response
 
 from api.deps import (
@@ -18,8 +18,8 @@ from api.deps import (
     services_of,
 )
 from api.problems import problem_responses
-from api.routers._present import WaitQuery, token_decimals, wait_if_asked
-from api.schemas.common import NO_NUL, ReasonPublic, at, utc
+from api.routers._present import ItemPath, WaitQuery, token_decimals, wait_if_asked
+from api.schemas.common import NO_NUL, REASON_MAX_LENGTH, ReasonPublic, at, utc
 from api.schemas.items import DeliveryCreate, DeliveryPublic, EligibilityPublic
 from ledger_service.access import Actor, Consumer, Role
 from ledger_service.errors import NotFoundError, PermissionDeniedError
@@ -30,7 +30,6 @@ from ledger_service.store.queries import ItemRow, SaleRow
 
 router = APIRouter(prefix="/items", tags=["items"])
 
-ItemPath = Annotated[str, Path(pattern=r"^0x[0-9a-fA-F]{64}$", description="the item id (0x + 64 hex digits)")]
 NO_ONE = "0x" + "00" * 20
 
 
@@ -85,7 +84,7 @@ async def eligibility(
     reason: Annotated[
         str | None,
         Query(
-            max_length=64,
+            max_length=REASON_MAX_LENGTH,
             pattern=NO_NUL,
             description="check this reason too (without it the reason rules are left out)",
         ),

@@ -35,7 +35,7 @@ from api.routers._present import (
     token_decimals,
     wait_if_asked,
 )
-from api.schemas.common import MAX_UINT96, NO_NUL, utc
+from api.schemas.common import MAX_UINT96, NO_NUL, REASON_MAX_LENGTH, utc
 from api.schemas.returns import (
     DecisionCreate,
     DisputeCreate,
@@ -175,7 +175,9 @@ def list_returns(
         list[ListState] | None,
         Query(description="any of these states; pending_review lists the manual queue (alone)"),
     ] = None,
-    reason: Annotated[str | None, Query(max_length=64, pattern=NO_NUL, description="the request's reason code")] = None,
+    reason: Annotated[
+        str | None, Query(max_length=REASON_MAX_LENGTH, pattern=NO_NUL, description="the request's reason code")
+    ] = None,
     from_: Annotated[
         datetime | None, Query(alias="from", description="authorized (queue: requested) at or after")
     ] = None,

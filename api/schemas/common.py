@@ -58,6 +58,10 @@ Location = Annotated[
 MAX_UINT96 = 2**96 - 1
 NO_NUL = r"^[^\x00]*$"
 """A pattern for free text in query strings (the databases' text columns refuse NUL characters)."""
+REASON_MAX_LENGTH = 64
+"""The longest reason code a query string may carry."""
+ITEM_ID = r"0x[0-9a-fA-F]{64}"
+"""An item id in a path: 0x + 64 hex digits, either case."""
 
 
 def _plain_text(value: str) -> str:
