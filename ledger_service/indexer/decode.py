@@ -39,6 +39,7 @@ from ledger_service.indexer.events import (
     SaleRecorded,
     SellerSet,
 )
+from ledger_service.store._hashing import event_hash_matches_log
 
 
 class MalformedLogError(RetryableError):
@@ -96,6 +97,7 @@ def _item_event_recorded(t: Topics, d: str, p: LogPosition) -> ItemEventRecorded
         int(d[384:448], 16),
         "0x" + d[448:512],
         "0x" + d[512:576],
+        event_hash_matches_log(t[1], t[2], d),
     )
 
 

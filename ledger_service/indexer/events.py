@@ -65,6 +65,9 @@ class ItemEventRecorded:
     timestamp: int
     prev_hash: str
     event_hash: str
+    hash_ok: bool | None = None
+    """Whether ``event_hash`` recomputes from the fields, as the decoder found; None: not checked yet (the
+    store checks it). The seq and prevHash links need the item's history: the store checks those."""
 
 
 @dataclass(slots=True)

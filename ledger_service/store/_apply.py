@@ -269,22 +269,25 @@ class _Batch:
             ok = self._problem(ev, SEQ_PROBLEM.format(expected=state.event_count, found=ev.seq))
         if ev.prev_hash != state.head_hash:
             ok = self._problem(ev, LINK_PROBLEM)
-        try:
-            recomputed = event_hash_hex(
-                prev_hash=ev.prev_hash,
-                item_id=ev.item_id,
-                seq=ev.seq,
-                biz_step=ev.biz_step,
-                disposition=ev.disposition,
-                actor=ev.actor,
-                location=ev.location,
-                document=ev.document,
-                biz_transaction=ev.biz_transaction,
-                timestamp=ev.timestamp,
-            )
-        except (ValueError, OverflowError):
-            recomputed = None
-        if recomputed != ev.event_hash:
+        hash_ok = ev.hash_ok
+        if hash_ok is None:
+            try:
+                recomputed: str | None = event_hash_hex(
+                    prev_hash=ev.prev_hash,
+                    item_id=ev.item_id,
+                    seq=ev.seq,
+                    biz_step=ev.biz_step,
+                    disposition=ev.disposition,
+                    actor=ev.actor,
+                    location=ev.location,
+                    document=ev.document,
+                    biz_transaction=ev.biz_transaction,
+                    timestamp=ev.timestamp,
+                )
+            except (ValueError, OverflowError):
+                recomputed = None
+            hash_ok = recomputed == ev.event_hash
+        if not hash_ok:
             ok = self._problem(ev, HASH_PROBLEM)
         state.record(
             biz_step=ev.biz_step,

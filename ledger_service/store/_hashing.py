@@ -87,3 +87,37 @@ def event_hash_hex(
         )
     )
     return "0x" + _new(words).digest().hex()
+
+
+_ZERO_HEX = "0" * 64
+
+
+def event_hash_matches_log(item_topic: str, actor_topic: str, data: str) -> bool:
+    """Whether an ItemEventRecorded log's eventHash recomputes from its own fields.
+
+    The same check as comparing :func:`event_hash_hex` of the decoded fields with
+    the logged eventHash, done on the log's words: ``data`` (lowercase hex, no
+    ``0x``) holds seq, bizStep, disposition, location, document, bizTransaction,
+    timestamp, prevHash, eventHash as 32-byte words, which are the preimage's
+    words when the integers are canonically encoded. A word with bits above its
+    type's width (which decoding would read as an out-of-range integer) fails,
+    as :func:`event_hash_hex` does; the actor is taken from the topic's low 20
+    bytes, as the decoder does.
+    """
+    if (
+        len(item_topic) != 66
+        or len(actor_topic) != 66
+        or len(data) < 576
+        or data[0:48] != _ZERO_HEX[:48]
+        or data[64:126] != _ZERO_HEX[:62]
+        or data[128:190] != _ZERO_HEX[:62]
+        or data[384:432] != _ZERO_HEX[:48]
+    ):
+        return False
+    try:
+        data_hash = _new(bytes.fromhex(data[192:384])).digest()
+        head = bytes.fromhex(data[448:512] + item_topic[2:] + data[0:192] + _ZERO_HEX[:24] + actor_topic[26:])
+        tail = bytes.fromhex(data[384:448])
+    except ValueError:
+        return False
+    return _new(head + data_hash + tail).digest().hex() == data[512:576]

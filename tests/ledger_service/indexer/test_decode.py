@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,8 +12,10 @@ from eth_utils.crypto import keccak
 
 from ledger_service.errors import ConfigurationError
 from ledger_service.indexer.decode import SPECS, Decoder, MalformedLogError, load_abis, topic0
-from ledger_service.indexer.events import RoleChanged
+from ledger_service.indexer.events import ItemEventRecorded, RoleChanged
 from ledger_service.indexer.rpc import RpcClient
+from ledger_service.store import BlockRef, Store
+from ledger_service.store._apply import HASH_PROBLEM
 from tests.support.activity import Activity
 from tests.support.chain import ARTIFACTS, Anvil, Deployed, deploy_all
 
@@ -84,8 +87,10 @@ def test_decodes_every_event_exactly_as_web3(lifecycle: tuple[Deployed, int, int
     seen = set()
     for event, (name, log, fields) in zip(ours, expected, strict=True):
         seen.add(name)
-        mine = {f.name: getattr(event, f.name) for f in dataclasses.fields(event) if f.name != "pos"}
+        mine = {f.name: getattr(event, f.name) for f in dataclasses.fields(event) if f.name not in ("pos", "hash_ok")}
         assert mine == fields, name
+        if isinstance(event, ItemEventRecorded):
+            assert event.hash_ok is True  # the contract's own events recompute
         if name in ("RoleGranted", "RoleRevoked"):
             assert isinstance(event, RoleChanged)
         assert type(event).__name__ in (name, "RoleChanged")
@@ -97,6 +102,38 @@ def test_decodes_every_event_exactly_as_web3(lifecycle: tuple[Deployed, int, int
         assert pos.log_index == log["logIndex"]
         assert pos.address == log["address"].lower()
     assert seen == {spec.name for spec in SPECS}
+
+
+def test_an_item_event_whose_hash_does_not_recompute_is_flagged_and_stored_as_a_problem(
+    lifecycle: tuple[Deployed, int, int], tmp_path: Path
+) -> None:
+    """The decoder's eventHash check on the log's words reaches the store: a log whose eventHash (or a hashed
+    field) was altered is indexed with a chain problem, never silently accepted."""
+    deployed, start, end = lifecycle
+    decoder = Decoder(
+        abis=load_abis(ARTIFACTS), ledger_address=deployed.ledger.address, escrow_address=deployed.escrow.address
+    )
+    with RpcClient(str(deployed.w3.provider.endpoint_uri)) as rpc:  # type: ignore[attr-defined]
+        raw, _ = rpc.get_logs(addresses=[deployed.ledger.address], from_block=start, to_block=end)
+    events = decoder.decode(raw)
+    item_logs = [i for i, ev in enumerate(events) if isinstance(ev, ItemEventRecorded)]
+    altered_hash, altered_document = item_logs[5], item_logs[9]
+    for index, word in ((altered_hash, 8), (altered_document, 4)):
+        data = raw[index]["data"]
+        at = 2 + 64 * word
+        raw[index] = {**raw[index], "data": data[:at] + ("1" if data[at] != "1" else "2") + data[at + 1 :]}
+    tampered = decoder.decode(raw)
+    flagged = [i for i, ev in enumerate(tampered) if isinstance(ev, ItemEventRecorded) and not ev.hash_ok]
+    assert flagged == [altered_hash, altered_document]
+
+    with Store.open(f"sqlite:///{tmp_path / 'index.db'}") as store:
+        last = tampered[-1].pos
+        store.apply(events=tampered, headers=[], checkpoint=BlockRef(last.block_number, last.block_hash), prune_below=0)
+        reasons = {(row[1], row[3]) for row in store.dump()["chain_problems"]}
+    for index in flagged:
+        ev = tampered[index]
+        assert isinstance(ev, ItemEventRecorded)
+        assert (ev.seq, HASH_PROBLEM) in reasons
 
 
 def _t(param: dict[str, Any]) -> str:

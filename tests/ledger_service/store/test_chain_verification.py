@@ -12,25 +12,25 @@ from hypothesis import strategies as st
 from ledger_service.codes import BizStep, Disposition
 from ledger_service.hashchain import ChainLink, event_hash, verify_chain
 from ledger_service.store import Store
-from ledger_service.store._hashing import event_hash_hex
+from ledger_service.store._hashing import event_hash_hex, event_hash_matches_log, keccak
 from tests.ledger_service.store.builders import ChainBuilder
 
 bytes32 = st.binary(min_size=32, max_size=32)
+uint64 = st.integers(0, 2**64 - 1)
+HASHED_FIELDS = {
+    "prev": bytes32,
+    "item": bytes32,
+    "seq": uint64,
+    "step": st.integers(0, 255),
+    "disp": st.integers(0, 255),
+    "actor": st.binary(min_size=20, max_size=20),
+    "ts": uint64,
+}
+"""The event hash's inputs but the three hashed into dataHash."""
 
 
 @settings(max_examples=200, deadline=None)
-@given(
-    prev=bytes32,
-    item=bytes32,
-    seq=st.integers(0, 2**64 - 1),
-    step=st.integers(0, 255),
-    disp=st.integers(0, 255),
-    actor=st.binary(min_size=20, max_size=20),
-    location=bytes32,
-    document=bytes32,
-    btx=bytes32,
-    ts=st.integers(0, 2**64 - 1),
-)
+@given(**HASHED_FIELDS, location=bytes32, document=bytes32, btx=bytes32)
 def test_fast_event_hash_equals_the_reference(
     prev: bytes,
     item: bytes,
@@ -68,6 +68,76 @@ def test_fast_event_hash_equals_the_reference(
         timestamp=ts,
     )
     assert fast == "0x" + reference.hex()
+
+
+def _log_of(
+    *, prev: bytes, item: bytes, seq: int, step: int, disp: int, actor: bytes, docs: bytes, ts: int, event: bytes
+) -> tuple[str, str, str]:
+    """(itemId topic, actor topic, data hex) of an ItemEventRecorded log, as the contract emits it."""
+    data = b"".join(
+        (seq.to_bytes(32, "big"), step.to_bytes(32, "big"), disp.to_bytes(32, "big"), docs, ts.to_bytes(32, "big"))
+    )
+    return "0x" + item.hex(), "0x" + bytes(12).hex() + actor.hex(), (data + prev + event).hex()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    **HASHED_FIELDS,
+    docs=st.binary(min_size=96, max_size=96),
+    part=st.sampled_from(["data", "item", "actor"]),
+    bit=st.integers(0, 9 * 256 - 1),
+)
+def test_the_decoders_check_on_log_words_agrees_with_the_reference(
+    prev: bytes, item: bytes, seq: int, step: int, disp: int, actor: bytes, docs: bytes, ts: int, part: str, bit: int
+) -> None:
+    reference = event_hash(
+        prev_hash=prev,
+        item_id=item,
+        seq=seq,
+        biz_step=step,
+        disposition=disp,
+        actor=actor,
+        location=docs[:32],
+        document=docs[32:64],
+        biz_transaction=docs[64:],
+        timestamp=ts,
+    )
+    log = dict(
+        zip(
+            ("item", "actor", "data"),
+            _log_of(
+                prev=prev, item=item, seq=seq, step=step, disp=disp, actor=actor, docs=docs, ts=ts, event=reference
+            ),
+            strict=True,
+        )
+    )
+    assert event_hash_matches_log(log["item"], log["actor"], log["data"])
+    # one flipped bit anywhere in what is hashed (the actor: its low 20 bytes, the address) fails the check
+    raw = bytearray.fromhex(log[part].removeprefix("0x"))
+    width = {"data": 9 * 256, "item": 256, "actor": 160}[part]
+    raw[len(raw) - 1 - (bit % width) // 8] ^= 1 << (bit % 8)
+    log[part] = ("" if part == "data" else "0x") + raw.hex()
+    assert not event_hash_matches_log(log["item"], log["actor"], log["data"])
+
+
+@pytest.mark.parametrize("word", [0, 1, 2, 6])
+def test_the_check_on_log_words_fails_an_integer_wider_than_its_type(word: int) -> None:
+    """A word the decoder reads as an out-of-range integer fails, like event_hash_hex's OverflowError, even
+    with an eventHash computed over the wide word."""
+    zero = bytes(32)
+    words = [zero] * 9
+    words[word] = (1 << 255).to_bytes(32, "big") if word != 0 else (1 << 64).to_bytes(32, "big")
+    prefix = zero + zero + b"".join(words[:3]) + zero
+    preimage = prefix + keccak(b"".join(words[3:6])) + words[6]
+    words[8] = keccak(preimage)
+    assert not event_hash_matches_log("0x" + zero.hex(), "0x" + zero.hex(), b"".join(words).hex())
+
+
+def test_the_check_on_log_words_fails_malformed_input() -> None:
+    zero = "00" * 32
+    assert not event_hash_matches_log("0x" + zero[:-2], "0x" + zero, zero * 9)
+    assert not event_hash_matches_log("0x" + zero, "0x" + zero, zero * 8)
+    assert not event_hash_matches_log("0x" + "zz" * 32, "0x" + zero, zero * 9)
 
 
 @pytest.mark.parametrize(
