@@ -36,7 +36,15 @@ from ledger_service.chain.artifacts import Deployment, load_deployment
 from ledger_service.errors import ConfigurationError, FatalError, LedgerError, RetryableError
 from ledger_service.indexer.decode import load_abis
 from ledger_service.indexer.rpc import RetryPolicy, RpcClient
-from ledger_service.indexer.sync import Indexer, NewBlocks, RangeSizer, Reorg, describe_pin, make_indexer
+from ledger_service.indexer.sync import (
+    DEFAULT_MAX_BATCH_EVENTS,
+    Indexer,
+    NewBlocks,
+    RangeSizer,
+    Reorg,
+    describe_pin,
+    make_indexer,
+)
 from ledger_service.settings import Settings
 from ledger_service.store.lock import writer_lock
 from ledger_service.store.store import Store
@@ -96,6 +104,10 @@ def _rpc(settings: Settings, args: argparse.Namespace) -> RpcClient:
     return RpcClient(str(settings.rpc_url), timeout=args.rpc_timeout, retry=RetryPolicy(attempts=args.rpc_attempts))
 
 
+FOLLOW_PROCESS_MIN_BLOCKS = 256
+"""follow uses a fetch process only for a pass at least this long (catching up), not for each new block."""
+
+
 def _indexer(
     settings: Settings, store: Store, rpc: RpcClient, deployment: Deployment, args: argparse.Namespace
 ) -> Indexer:
@@ -106,6 +118,10 @@ def _indexer(
         abis=load_abis(settings.artifacts_dir),
         finality_depth=settings.finality_depth,
         sizer=RangeSizer(target_logs=args.target_logs),
+        max_batch_events=args.max_batch_events,
+        fetch_process_min_blocks=(
+            None if not args.fetch_process else 1 if args.command == "backfill" else FOLLOW_PROCESS_MIN_BLOCKS
+        ),
     )
 
 
@@ -285,6 +301,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--finality-depth", type=int, help="blocks after which a block is final")
     parser.add_argument(
         "--target-logs", type=_positive, default=5000, help="logs per eth_getLogs request to aim for (default 5000)"
+    )
+    parser.add_argument(
+        "--max-batch-events",
+        type=_positive,
+        default=DEFAULT_MAX_BATCH_EVENTS,
+        help="when behind, ranges already fetched are written in one transaction up to this many events "
+        f"(default {DEFAULT_MAX_BATCH_EVENTS})",
+    )
+    parser.add_argument(
+        "--fetch-process",
+        action=argparse.BooleanOptionalAction,
+        default=sys.platform.startswith("linux"),
+        help="fetch and decode in a forked process, on another core (backfill, and follow catching up "
+        f"{FOLLOW_PROCESS_MIN_BLOCKS}+ blocks; default: on Linux)",
     )
     parser.add_argument("--rpc-timeout", type=float, default=30.0, help="seconds to wait for one RPC answer")
     parser.add_argument(

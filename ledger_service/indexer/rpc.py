@@ -137,6 +137,7 @@ class RpcClient:
         max_response_bytes: int = 64 * 1024 * 1024,
     ) -> None:
         self.url = url
+        self.timeout = timeout
         self.retry = retry or RetryPolicy()
         self.max_response_bytes = max_response_bytes
         self._batches = True
@@ -157,6 +158,10 @@ class RpcClient:
 
     def close(self) -> None:
         self._client.close()
+
+    def fresh(self) -> RpcClient:
+        """A client with the same settings and connections of its own (e.g. in a forked process)."""
+        return RpcClient(self.url, timeout=self.timeout, retry=self.retry, max_response_bytes=self.max_response_bytes)
 
     # ---- transport ---------------------------------------------------------------
 

@@ -28,8 +28,15 @@ responses stay small.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import gc
 import itertools
+import os
+import pickle
 import queue
+import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Generator, Iterator, Sequence
@@ -40,6 +47,7 @@ import structlog
 
 from ledger_service.chain.artifacts import Deployment
 from ledger_service.errors import FatalError, RetryableError
+from ledger_service.indexer import wire
 from ledger_service.indexer.decode import Decoder, MalformedLogError
 from ledger_service.indexer.events import BlockHeader, DecodedEvent
 from ledger_service.indexer.rpc import RangeTooLarge, RpcClient, RpcRetryableError, RpcTimeoutError
@@ -207,6 +215,45 @@ class _Failed:
 
 _DONE = object()
 
+DEFAULT_MAX_BATCH_EVENTS = 25_000
+"""Events per write transaction when ranges queue up (bounds the memory a backlog holds)."""
+
+
+def _pickled(exc: BaseException) -> bytes:
+    """The fetch process's failure for the writer: the exception itself, or its text when it cannot travel."""
+    try:
+        data = pickle.dumps(exc)
+        pickle.loads(data)  # noqa: S301 - our own bytes, just made
+    except Exception:  # any exception that does not survive pickling
+        data = pickle.dumps(RpcRetryableError(f"fetch process: {type(exc).__name__}: {exc}"))
+    return data
+
+
+def _unpickled(data: bytes) -> BaseException:
+    error = pickle.loads(data)  # noqa: S301 - from our own fetch process, over a private pipe
+    return error if isinstance(error, BaseException) else RpcRetryableError(f"fetch process: {error!r}")
+
+
+def _die_with_parent(parent: int) -> None:
+    """Makes the kernel kill this (forked) process when its parent dies (Linux); exits if it already has."""
+    if sys.platform.startswith("linux"):
+        pr_set_pdeathsig = 1
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if os.getppid() != parent:
+        os._exit(0)
+
+
+def _joined(parts: Sequence[Fetched]) -> Fetched:
+    """Consecutive, linked ranges as one."""
+    return Fetched(
+        BlockRange(parts[0].range.start, parts[-1].range.end),
+        parts[0].first,
+        parts[-1].last,
+        [header for part in parts for header in part.window],
+        [event for part in parts for event in part.events],
+    )
+
 
 class Prefetcher:
     """Fetches and decodes ranges ``start``..``end`` on a thread, a few ranges ahead of the writer."""
@@ -222,6 +269,8 @@ class Prefetcher:
         window_from: int,
         sizer: RangeSizer,
         depth: int = 2,
+        max_events: int = 0,
+        process: bool = False,
         shrink_attempts: int = 8,
         interrupt: threading.Event | None = None,
     ) -> None:
@@ -234,8 +283,16 @@ class Prefetcher:
         self._sizer = sizer
         self._shrink_attempts = shrink_attempts
         self._interrupt = interrupt
+        self._max_events = max_events
+        self._held: list[Any] = []
+        """At most one item taken from the queue but not handed out yet (a range that did not join, a failure)."""
+        self._ended = False
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=depth)
         self._stop = threading.Event()
+        self._child: tuple[int, int] | None = None
+        """(pid, read end of its pipe) of the fetch process, in process mode."""
+        if process:
+            self._child = self._fork()
         self._thread = threading.Thread(target=self._run, name="ledger-indexer-fetch", daemon=True)
         self._thread.start()
 
@@ -249,14 +306,118 @@ class Prefetcher:
 
     def _run(self) -> None:
         try:
-            n = self._start
-            while n <= self._end and not self._stop.is_set():
-                fetched = self._fetch(n)
-                self._put(fetched)
-                n = fetched.range.end + 1
+            if self._child is not None:
+                self._relay(self._child[1])
+            else:
+                n = self._start
+                while n <= self._end and not self._stop.is_set():
+                    fetched = self._fetch(n)
+                    self._put(fetched)
+                    n = fetched.range.end + 1
             self._put(_DONE)
         except BaseException as exc:  # handed to the writer thread, which re-raises it
             self._put(_Failed(exc))
+
+    # -- process mode: a forked process fetches and decodes, this thread relays ----------------
+
+    def _fork(self) -> tuple[int, int]:
+        """Starts the fetch process: it runs :meth:`_fetch` over the ranges and writes each to a pipe.
+
+        JSON parsing, decoding and the eventHash check then run on another core, outside this process's
+        GIL; this process only reads frames and rebuilds the events (:mod:`wire`). The child is a fork,
+        so it starts at once with everything imported. It never touches what it inherited from the
+        writer (database connections, the parent's HTTP connections): it opens its own RPC client,
+        freezes the inherited objects out of its garbage collector and leaves with ``os._exit``, so no
+        finalizer of an inherited object runs in it. It dies with the writer (PR_SET_PDEATHSIG on
+        Linux; elsewhere at its next write to the closed pipe).
+        """
+        read_fd, write_fd = os.pipe()
+        parent = os.getpid()
+        pid = os.fork()
+        if pid != 0:
+            os.close(write_fd)
+            return pid, read_fd
+        code = 0  # the child, from here to os._exit
+        try:
+            gc.freeze()
+            os.close(read_fd)
+            _die_with_parent(parent)
+            self._serve(write_fd)
+        except BrokenPipeError:
+            pass  # the writer stopped listening
+        except BaseException as exc:
+            try:
+                wire.send(write_fd, ("error", _pickled(exc)))
+            except BaseException:
+                code = 1
+        finally:
+            os._exit(code)
+
+    def _serve(self, fd: int) -> None:
+        """The fetch process's loop: each range as a frame, then "done"."""
+        self._rpc = self._rpc.fresh()
+        self._interrupt = None
+        n = self._start
+        while n <= self._end:
+            fetched = self._fetch(n)
+            wire.send(
+                fd,
+                (
+                    "range",
+                    fetched.range.start,
+                    fetched.range.end,
+                    wire.encode_header(fetched.first),
+                    wire.encode_header(fetched.last),
+                    [wire.encode_header(h) for h in fetched.window],
+                    wire.encode_events(fetched.events),
+                    self._sizer.size,
+                ),
+            )
+            n = fetched.range.end + 1
+        wire.send(fd, ("done",))
+
+    def _relay(self, fd: int) -> None:
+        """Reads the fetch process's frames into the queue until "done"; re-raises its failure."""
+        while True:
+            message = wire.receive(fd, self._stop)
+            if message is None:
+                if self._stop.is_set():
+                    return
+                raise RpcRetryableError(f"the fetch process ended unexpectedly ({self._reap()})")
+            kind = message[0]
+            if kind == "done":
+                return
+            if kind == "error":
+                raise _unpickled(message[1])
+            _, start, end, first, last, window, events, size = message
+            self._sizer.size = size
+            self._put(
+                Fetched(
+                    BlockRange(start, end),
+                    wire.decode_header(first),
+                    wire.decode_header(last),
+                    [wire.decode_header(h) for h in window],
+                    wire.decode_events(events),
+                )
+            )
+
+    def _reap(self, *, kill: bool = False) -> str:
+        """Waits for the fetch process (SIGKILL first with ``kill``); how it ended."""
+        if self._child is None:
+            return "no fetch process"
+        pid, fd = self._child
+        self._child = None
+        if kill:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        os.close(fd)
+        try:
+            _, status = os.waitpid(pid, 0)
+        except ChildProcessError:
+            return "already reaped"
+        if os.WIFSIGNALED(status):
+            return f"killed by signal {os.WTERMSIG(status)}"
+        return f"exit status {os.WEXITSTATUS(status)}"
 
     def _fetch(self, start: int) -> Fetched:
         failures = 0
@@ -299,21 +460,60 @@ class Prefetcher:
             del logs
             return Fetched(BlockRange(start, end), headers[start], headers[end], window, events)
 
-    def __iter__(self) -> Iterator[Fetched]:
-        while True:
-            try:
-                item = self._queue.get(timeout=0.1)
-            except queue.Empty:
-                if not self._thread.is_alive() and self._queue.empty():
-                    return
-                if self._interrupt is not None and self._interrupt.is_set():
-                    return
-                continue
-            if item is _DONE:
-                return
+    def _next(self, *, wait: bool) -> Fetched | None:
+        """The next fetched range; None at the end or, without ``wait``, when none is ready yet."""
+        if self._held:
+            item = self._held.pop()
             if isinstance(item, _Failed):
                 raise item.error
-            yield item
+            return item  # type: ignore[no-any-return]
+        while not self._ended:
+            try:
+                item = self._queue.get(timeout=0.1) if wait else self._queue.get_nowait()
+            except queue.Empty:
+                if not wait:
+                    return None
+                drained = not self._thread.is_alive() and self._queue.empty()
+                interrupted = self._interrupt is not None and self._interrupt.is_set()
+                self._ended = drained or interrupted
+                continue
+            if item is _DONE:
+                self._ended = True
+            elif isinstance(item, _Failed):
+                if not wait:  # what is already joined is applied first; the failure comes next
+                    self._held.append(item)
+                    return None
+                raise item.error
+            else:
+                return item  # type: ignore[no-any-return]
+        return None
+
+    def __iter__(self) -> Iterator[Fetched]:
+        """The fetched ranges in order; ranges already waiting are joined into one, up to ``max_events``.
+
+        Only ranges that follow each other and link (the next range's first block's parent is the last
+        block of the one before) are joined, so the writer's parent-hash check of a joined range is the
+        check of its first part. A writer that keeps up gets each range on its own (no added latency); one
+        that falls behind (a backfill) commits fewer, larger transactions: SQLite and PostgreSQL then
+        write each touched index page once per transaction instead of once per range.
+        """
+        while True:
+            first = self._next(wait=True)
+            if first is None:
+                return
+            parts = [first]
+            events = len(first.events)
+            while events < self._max_events:
+                following = self._next(wait=False)
+                if following is None:
+                    break
+                last = parts[-1]
+                if following.range.start != last.range.end + 1 or following.first.parent_hash != last.last.hash:
+                    self._held.append(following)
+                    break
+                parts.append(following)
+                events += len(following.events)
+            yield first if len(parts) == 1 else _joined(parts)
 
     def close(self) -> None:
         self._stop.set()
@@ -324,6 +524,11 @@ class Prefetcher:
                 break
         # A fetch thread stuck in a slow call is left to finish on its own (daemon; its results are dropped).
         self._thread.join(timeout=2)
+        if self._child is not None and not self._thread.is_alive():
+            self._reap(kill=True)
+        elif self._child is not None:  # the relay thread still reads the pipe: stop the process only
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self._child[0], signal.SIGKILL)
 
 
 # ---- the indexer ----------------------------------------------------------------
@@ -341,7 +546,9 @@ class Indexer:
         pin: ChainPin,
         finality_depth: int,
         sizer: RangeSizer | None = None,
-        prefetch_depth: int = 2,
+        prefetch_depth: int = 4,
+        max_batch_events: int = DEFAULT_MAX_BATCH_EVENTS,
+        fetch_process_min_blocks: int | None = None,
     ) -> None:
         if finality_depth < 1:
             raise ValueError("finality_depth must be at least 1")
@@ -352,6 +559,10 @@ class Indexer:
         self.finality_depth = finality_depth
         self.sizer = sizer or RangeSizer()
         self.prefetch_depth = prefetch_depth
+        self.max_batch_events = max_batch_events
+        """Ranges already fetched are applied together up to this many events (one transaction)."""
+        self.fetch_process_min_blocks = fetch_process_min_blocks
+        """A pass over at least this many blocks fetches and decodes in a forked process (None: never)."""
         self._addresses = [pin.ledger_address, pin.escrow_address]
         self._checked = False
         self.where = "the index"
@@ -429,6 +640,8 @@ class Indexer:
             window_from=max(start, prune_below),
             sizer=self.sizer,
             depth=self.prefetch_depth,
+            max_events=self.max_batch_events,
+            process=self.fetch_process_min_blocks is not None and end - start + 1 >= self.fetch_process_min_blocks,
             interrupt=stop,
         )
         previous = None if checkpoint is None else checkpoint.hash.lower()
@@ -543,8 +756,19 @@ def make_indexer(
     abis: dict[str, list[dict[str, Any]]],
     finality_depth: int,
     sizer: RangeSizer | None = None,
+    max_batch_events: int = DEFAULT_MAX_BATCH_EVENTS,
+    fetch_process_min_blocks: int | None = None,
 ) -> Indexer:
     """An indexer for ``deployment``'s contracts."""
     pin = pin_of(deployment)
     decoder = Decoder(abis=abis, ledger_address=pin.ledger_address, escrow_address=pin.escrow_address)
-    return Indexer(store=store, rpc=rpc, decoder=decoder, pin=pin, finality_depth=finality_depth, sizer=sizer)
+    return Indexer(
+        store=store,
+        rpc=rpc,
+        decoder=decoder,
+        pin=pin,
+        finality_depth=finality_depth,
+        sizer=sizer,
+        max_batch_events=max_batch_events,
+        fetch_process_min_blocks=fetch_process_min_blocks,
+    )

@@ -14,6 +14,7 @@ for it (seeded random, per-kind rates, a total budget so a test always ends):
 
 ``first`` forces faults on the first eligible requests, so a short test sees each kind.
 ``reject_batches`` answers every batch request as a provider without batch support does.
+``only_methods`` limits the random faults to requests of those methods (no batches).
 Independently, ``max_log_blocks`` makes ``eth_getLogs`` refuse wider ranges with
 the messages real providers use (infura, alchemy, geth, reth), as ``RangeTooLarge``.
 Traffic goes only to the upstream URL given (loopback in tests).
@@ -59,6 +60,7 @@ class FaultProxy:
         older_head_run: int = 4,
         first: Sequence[str] = (),
         reject_batches: bool = False,
+        only_methods: Sequence[str] | None = None,
     ) -> None:
         unknown = set(rates or {}) - set(FAULTS)
         if unknown:
@@ -70,6 +72,7 @@ class FaultProxy:
         self.max_log_blocks = max_log_blocks
         self.reject_batches = reject_batches
         self.older_head_run = older_head_run
+        self.only_methods = None if only_methods is None else frozenset(only_methods)
         self.injected: Counter[str] = Counter()
         self._first = list(first)  # faults forced on the first eligible requests, in order
         self.requests = 0
@@ -130,6 +133,10 @@ class FaultProxy:
                 self.injected[fault] += 1
                 return fault
             if sum(self.injected.values()) >= self.budget:
+                return None
+            if self.only_methods is not None and (
+                not isinstance(payload, dict) or payload.get("method") not in self.only_methods
+            ):
                 return None
             for fault in FAULTS:
                 rate = self.rates.get(fault, 0.0)

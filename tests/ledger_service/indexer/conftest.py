@@ -18,7 +18,7 @@ import pytest
 from ledger_service.chain.artifacts import Deployment, load_deployment
 from ledger_service.indexer.decode import load_abis
 from ledger_service.indexer.rpc import RetryPolicy, RpcClient
-from ledger_service.indexer.sync import Indexer, RangeSizer, SyncUpdate, make_indexer
+from ledger_service.indexer.sync import DEFAULT_MAX_BATCH_EVENTS, Indexer, RangeSizer, SyncUpdate, make_indexer
 from ledger_service.store.store import Store
 from tests.support.activity import Activity, write_manifest
 from tests.support.chain import ARTIFACTS, ROOT, Anvil, Deployed, deploy_all
@@ -57,6 +57,8 @@ def make_indexer_for(
     target_logs: int = 5000,
     initial_blocks: int = 64,
     rpc: RpcClient | None = None,
+    max_batch_events: int = DEFAULT_MAX_BATCH_EVENTS,
+    fetch_process_min_blocks: int | None = None,
 ) -> Indexer:
     client = rpc or RpcClient(rpc_url or chain.node.url, retry=RetryPolicy(attempts=8, base_delay=0.02))
     return make_indexer(
@@ -66,6 +68,8 @@ def make_indexer_for(
         abis=ABIS,
         finality_depth=finality,
         sizer=RangeSizer(size=initial_blocks, target_logs=target_logs),
+        max_batch_events=max_batch_events,
+        fetch_process_min_blocks=fetch_process_min_blocks,
     )
 
 

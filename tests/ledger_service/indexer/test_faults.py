@@ -106,7 +106,8 @@ def test_the_indexer_survives_a_flaky_node_and_the_final_index_is_exact(chain: C
         chain.node.url, rates=rates, budget=400, delay=0.4, max_log_blocks=6, seed=3, first=FAULTS
     ) as proxy:
         rpc = RpcClient(proxy.url, timeout=0.2, retry=RetryPolicy(attempts=50, base_delay=0.005, max_delay=0.05))
-        indexer = make_indexer_for(chain, store, rpc=rpc, finality=6)
+        # one range per transaction (max_batch_events=1): the applied ranges show the requests' sizes
+        indexer = make_indexer_for(chain, store, rpc=rpc, finality=6, max_batch_events=1)
 
         def follow() -> None:
             try:

@@ -19,7 +19,8 @@ def test_backfill_in_ranges_then_resume_then_follow_equals_a_fresh_reindex(chain
     chain.activity.bulk(events=3000, items=8)
     store = Store.open(store_url)
     try:
-        indexer = make_indexer_for(chain, store, target_logs=300, initial_blocks=2)
+        # one range per transaction here (max_batch_events=1): the ranges themselves are under test
+        indexer = make_indexer_for(chain, store, target_logs=300, initial_blocks=2, max_batch_events=1)
         middle = chain.head - 5
         updates = run_sync(indexer, target=middle)
         assert store.checkpoint() is not None and store.checkpoint().number == middle  # type: ignore[union-attr]

@@ -1,0 +1,102 @@
+"""How a fetch process hands decoded ranges to the writer: marshal frames over a pipe.
+
+Decoded events and headers travel as plain tuples of ints, strings, bools and None
+(each event as its class's index in :data:`EVENT_TYPES`, its position's fields and its
+own fields, in dataclass order), serialized with :mod:`marshal`: for these types
+several times cheaper than pickle both ways (about 0.4 us to write and 0.6 us to
+read an item event here). A frame is an 8-byte little-endian length and the payload.
+"""
+
+from __future__ import annotations
+
+import marshal
+import os
+import select
+import threading
+from collections.abc import Callable
+from dataclasses import fields
+from operator import attrgetter
+from typing import Any, get_args
+
+from ledger_service.indexer.events import BlockHeader, DecodedEvent, LogPosition
+
+EVENT_TYPES: tuple[type[Any], ...] = get_args(DecodedEvent)
+"""The event classes, by their index on the wire."""
+
+_POSITION = attrgetter(*(f.name for f in fields(LogPosition)))
+_HEADER = attrgetter(*(f.name for f in fields(BlockHeader)))
+_FIELDS: dict[type[Any], tuple[int, Callable[[Any], tuple[Any, ...]]]] = {}
+for _index, _cls in enumerate(EVENT_TYPES):
+    _names = [f.name for f in fields(_cls)]
+    if _names[0] != "pos" or len(_names) < 3:
+        raise TypeError(f"{_cls.__name__}: an event's first field must be its position, followed by two or more")
+    _FIELDS[_cls] = (_index, attrgetter(*_names[1:]))
+
+
+class WireError(Exception):
+    """The other end sent something that is not a frame of this protocol, or went away mid-frame."""
+
+
+def encode_events(events: list[DecodedEvent]) -> list[tuple[Any, ...]]:
+    out = []
+    for ev in events:
+        index, own = _FIELDS[type(ev)]
+        out.append((index, _POSITION(ev.pos), own(ev)))
+    return out
+
+
+def decode_events(rows: list[tuple[Any, ...]]) -> list[DecodedEvent]:
+    types = EVENT_TYPES
+    return [types[index](LogPosition(*pos), *own) for index, pos, own in rows]
+
+
+def encode_header(header: BlockHeader) -> tuple[Any, ...]:
+    return _HEADER(header)
+
+
+def decode_header(row: tuple[Any, ...]) -> BlockHeader:
+    return BlockHeader(*row)
+
+
+def send(fd: int, message: Any) -> None:
+    """Writes one frame (blocks while the pipe is full). Raises BrokenPipeError when the reader is gone."""
+    payload = marshal.dumps(message)
+    view = memoryview(len(payload).to_bytes(8, "little") + payload)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def receive(fd: int, stop: threading.Event, *, wait: bool = True) -> Any:
+    """Reads one frame; None when the writer closed the pipe before a new frame, or (without ``wait``) when
+    no frame has begun yet. Returns None too once ``stop`` is set. Raises WireError on a frame cut short."""
+    if not wait and not select.select([fd], [], [], 0)[0]:
+        return None
+    header = _read_exactly(fd, 8, stop, allow_eof=True)
+    if header is None:
+        return None
+    payload = _read_exactly(fd, int.from_bytes(header, "little"), stop, allow_eof=False)
+    if payload is None:
+        return None
+    try:
+        return marshal.loads(payload)  # noqa: S302 - frames of our own fetch process, over a private pipe
+    except (EOFError, ValueError, TypeError) as exc:
+        raise WireError(f"unreadable frame: {exc}") from None
+
+
+def _read_exactly(fd: int, size: int, stop: threading.Event, *, allow_eof: bool) -> bytes | None:
+    parts: list[bytes] = []
+    left = size
+    while left:
+        if stop.is_set():
+            return None
+        if not select.select([fd], [], [], 0.1)[0]:
+            continue
+        chunk = os.read(fd, min(left, 1 << 20))
+        if not chunk:
+            if allow_eof and left == size:
+                return None
+            raise WireError(f"the pipe closed {size - left} bytes into a {size}-byte read")
+        parts.append(chunk)
+        left -= len(chunk)
+    return b"".join(parts)

@@ -1,0 +1,255 @@
+"""Fetching in a forked process, and joining ranges that queued up into one write transaction."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from ledger_service.indexer.decode import Decoder
+from ledger_service.indexer.events import BlockHeader, LogPosition, SellerSet
+from ledger_service.indexer.rpc import RetryPolicy, RpcClient, RpcRetryableError
+from ledger_service.indexer.sync import (
+    BlockRange,
+    ChainMovedError,
+    Fetched,
+    Prefetcher,
+    RangeSizer,
+    _Failed,
+    pin_of,
+)
+from ledger_service.store.store import Store
+from tests.ledger_service.indexer.conftest import (
+    ABIS,
+    Chain,
+    cli_env,
+    make_indexer_for,
+    reference_dump,
+    run_cli,
+    run_sync,
+    start_cli,
+)
+from tests.support.faultproxy import FaultProxy
+
+# ---- joining ranges (no node: ranges put straight into the prefetcher's queue) -------------------------
+
+
+def _hash(number: int) -> str:
+    return f"0x{number:064x}"
+
+
+def _range(start: int, end: int, *, events: int, parent: str | None = None) -> Fetched:
+    headers = [
+        BlockHeader(n, _hash(n), parent if n == start and parent is not None else _hash(n - 1), n)
+        for n in range(start, end + 1)
+    ]
+    made = [
+        SellerSet(LogPosition(end, _hash(end), _hash(10_000 + i), 0, i, "0x" + "11" * 20), "0xaa", "0xbb", True)
+        for i in range(events)
+    ]
+    return Fetched(BlockRange(start, end), headers[0], headers[-1], headers, list(made))
+
+
+def _prefetcher_holding(items: list[object], *, max_events: int) -> Prefetcher:
+    """A prefetcher with nothing to fetch (start > end) whose queue then holds ``items`` and the end."""
+    fetcher = Prefetcher(
+        rpc=None,  # type: ignore[arg-type]  # never called: there is no range to fetch
+        decoder=None,  # type: ignore[arg-type]
+        addresses=[],
+        start=1,
+        end=0,
+        window_from=1,
+        sizer=RangeSizer(),
+        depth=len(items) + 2,
+        max_events=max_events,
+    )
+    fetcher._thread.join(timeout=5)
+    done = fetcher._queue.get_nowait()  # the end marker it put
+    for item in items:
+        fetcher._queue.put_nowait(item)
+    fetcher._queue.put_nowait(done)
+    return fetcher
+
+
+def test_ranges_that_queued_up_are_applied_as_one_up_to_max_events() -> None:
+    parts = [_range(1, 2, events=2), _range(3, 4, events=2), _range(5, 6, events=2)]
+    joined = list(_prefetcher_holding(list(parts), max_events=100))
+    assert len(joined) == 1
+    one = joined[0]
+    assert one.range == BlockRange(1, 6)
+    assert (one.first, one.last) == (parts[0].first, parts[2].last)
+    assert one.window == [h for p in parts for h in p.window]
+    assert one.events == [e for p in parts for e in p.events]
+
+    # a range is added while the batch has fewer than max_events: 2, then 4 >= 3 stops
+    split = list(_prefetcher_holding(list(parts), max_events=3))
+    assert [f.range for f in split] == [BlockRange(1, 4), BlockRange(5, 6)]
+    assert [len(f.events) for f in split] == [4, 2]
+
+
+def test_a_range_that_does_not_link_is_not_joined() -> None:
+    """The writer compares each batch's first parent with its checkpoint: a range from another fork must
+    reach it as a batch of its own, so that comparison sees it."""
+    forked = _range(3, 4, events=1, parent="0x" + "ee" * 32)
+    got = list(_prefetcher_holding([_range(1, 2, events=1), forked, _range(5, 6, events=1)], max_events=100))
+    assert [f.range for f in got] == [BlockRange(1, 2), BlockRange(3, 6)]
+    assert got[1].first is forked.first
+
+
+def test_ranges_ready_before_a_failure_are_applied_before_it_is_raised() -> None:
+    fetcher = _prefetcher_holding(
+        [_range(1, 2, events=1), _range(3, 4, events=1), _Failed(ChainMovedError("moved"))], max_events=100
+    )
+    batches = iter(fetcher)
+    assert next(batches).range == BlockRange(1, 4)
+    with pytest.raises(ChainMovedError, match="moved"):
+        next(batches)
+
+
+# ---- the fetch process on a real node ---------------------------------------------------------------
+
+
+def _process_prefetcher(chain: Chain, url: str, *, timeout: float = 30.0) -> Prefetcher:
+    pin = pin_of(chain.deployment)
+    return Prefetcher(
+        rpc=RpcClient(url, timeout=timeout, retry=RetryPolicy(attempts=3, base_delay=0.01)),
+        decoder=Decoder(abis=ABIS, ledger_address=pin.ledger_address, escrow_address=pin.escrow_address),
+        addresses=[pin.ledger_address, pin.escrow_address],
+        start=pin.deploy_block,
+        end=chain.head,
+        window_from=chain.head - 5,
+        sizer=RangeSizer(size=4, target_logs=100),
+        process=True,
+    )
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def test_a_backfill_fetched_in_a_process_equals_a_fresh_reindex(chain: Chain, store_url: str) -> None:
+    chain.activity.lifecycle()
+    chain.activity.bulk(events=2000, items=8)
+    chain.activity.lifecycle()
+    store = Store.open(store_url)
+    try:
+        indexer = make_indexer_for(chain, store, target_logs=150, initial_blocks=2, fetch_process_min_blocks=1)
+        run_sync(indexer)
+        indexer.rpc.close()
+        assert store.dump() == reference_dump(chain)  # the reference fetches in a thread
+    finally:
+        store.close()
+
+
+def test_the_process_hands_over_every_range_and_is_reaped(chain: Chain) -> None:
+    chain.activity.lifecycle()
+    chain.activity.bulk(events=600, items=4)
+    fetcher = _process_prefetcher(chain, chain.node.url)
+    assert fetcher._child is not None
+    pid = fetcher._child[0]
+    try:
+        got = list(fetcher)
+    finally:
+        fetcher.close()
+    assert got[0].range.start == chain.deployment.deploy_block and got[-1].range.end == chain.head
+    assert all(b.range.start == a.range.end + 1 for a, b in itertools.pairwise(got))
+    events = [e for f in got for e in f.events]
+    assert len(events) > 600
+    assert [(e.pos.block_number, e.pos.log_index) for e in events] == sorted(
+        (e.pos.block_number, e.pos.log_index) for e in events
+    )
+    assert _gone(pid)
+
+
+def test_a_failure_in_the_fetch_process_reaches_the_writer_as_the_same_error(chain: Chain) -> None:
+    chain.activity.lifecycle()
+    # a node that refuses every eth_getLogs, even of one block, as too large: the fetch process gives up
+    with FaultProxy(chain.node.url, max_log_blocks=0) as proxy:
+        fetcher = _process_prefetcher(chain, proxy.url)
+        try:
+            with pytest.raises(RpcRetryableError, match="alone keeps failing"):
+                list(fetcher)
+        finally:
+            fetcher.close()
+
+
+def test_a_fetch_process_that_dies_is_reported_not_waited_for(chain: Chain) -> None:
+    chain.activity.lifecycle()
+    with FaultProxy(
+        chain.node.url, rates={"timeout": 1.0}, budget=1000, delay=20, only_methods=["eth_getLogs"]
+    ) as proxy:
+        fetcher = _process_prefetcher(chain, proxy.url, timeout=60)
+        assert fetcher._child is not None
+        pid = fetcher._child[0]
+        try:
+            os.kill(pid, signal.SIGKILL)  # stuck in its first request
+            began = time.monotonic()
+            with pytest.raises(RpcRetryableError, match=r"fetch process ended unexpectedly \(killed by signal 9\)"):
+                list(fetcher)
+            assert time.monotonic() - began < 10
+        finally:
+            fetcher.close()
+        assert _gone(pid)
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found += [int(p) for p in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc")
+def test_the_fetch_process_dies_with_a_killed_backfill_and_a_restart_is_not_refused(
+    chain: Chain, sqlite_url: str, procs: list[subprocess.Popen[str]], tmp_path: Path
+) -> None:
+    chain.activity.lifecycle()
+    chain.activity.bulk(events=400, items=4)
+    Store.open(sqlite_url).close()  # migrated here: the CLI forks its fetch process at once
+    with FaultProxy(
+        chain.node.url, rates={"timeout": 1.0}, budget=1000, delay=30, only_methods=["eth_getLogs"]
+    ) as proxy:
+        env = cli_env(chain, sqlite_url, rpc_url=proxy.url)
+        # a slow node: every eth_getLogs waits 30 s, so the fetch process is in its first one for a while
+        proc = start_cli(["--rpc-timeout", "60", "backfill", "--no-progress"], env, log=tmp_path / "cli.log")
+        procs.append(proc)
+        deadline = time.monotonic() + 120
+        children: list[int] = []
+        while not children and time.monotonic() < deadline and proc.poll() is None:
+            children = _children(proc.pid)
+            time.sleep(0.05)
+        assert children, (tmp_path / "cli.log").read_text()
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+        deadline = time.monotonic() + 5
+        while not all(_gone(pid) or _zombie(pid) for pid in children) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert all(_gone(pid) or _zombie(pid) for pid in children)
+    # the writer lock went with them: a new backfill starts at once and completes
+    final = run_cli(["backfill", "--no-progress"], cli_env(chain, sqlite_url))
+    assert final.returncode == 0, final.stderr
+    store = Store.open(sqlite_url)
+    try:
+        assert store.dump() == reference_dump(chain)
+    finally:
+        store.close()
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat[stat.rindex(")") + 2] == "Z"
