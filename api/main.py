@@ -10,6 +10,7 @@ under ``/v1``; every error is a problem+json (:mod:`api.problems`).
 
 from __future__ import annotations
 
+import functools
 import gc
 import importlib
 import importlib.util
@@ -28,7 +29,7 @@ from api.problems import PROBLEM_JSON, PROBLEM_REF, Problem, install_problem_han
 from ledger_service.chain.signers import connect_chain
 from ledger_service.documents.factory import open_document_store
 from ledger_service.settings import Settings, get_settings
-from ledger_service.store.store import Store
+from ledger_service.store.store import SQLITE_MMAP_BYTES, Store
 
 API_PREFIX = "/v1"
 TITLE = "Returns ledger API"
@@ -56,7 +57,9 @@ def create_app(settings: Settings | None = None, *, routers: Sequence[APIRouter]
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         resolved = settings if settings is not None else get_settings()
-        store = await anyio.to_thread.run_sync(Store.open, resolved.database_url)
+        store = await anyio.to_thread.run_sync(
+            functools.partial(Store.open, resolved.database_url, mmap_bytes=SQLITE_MMAP_BYTES)
+        )
         try:
             chain = await anyio.to_thread.run_sync(connect_chain, resolved)
         except BaseException:

@@ -22,6 +22,7 @@ from sqlalchemy import Connection, Engine, Table, delete, func, select
 from ledger_service.indexer.events import BlockHeader, DecodedEvent
 from ledger_service.store._apply import BatchCounts, apply_events
 from ledger_service.store._db import (
+    SQLITE_MMAP_BYTES,
     Checkpointer,
     create_store_engine,
     read_transaction,
@@ -58,6 +59,7 @@ from ledger_service.store.schema import (
 )
 
 __all__ = [
+    "SQLITE_MMAP_BYTES",
     "ApplyStats",
     "BlockRef",
     "ChainPin",
@@ -146,9 +148,11 @@ class Store:
         self._checkpointer: Checkpointer | None = None
 
     @classmethod
-    def open(cls, url: str) -> Store:
-        """Connects to the index at ``url`` and migrates it to the current schema (Alembic head)."""
-        engine = create_store_engine(url)
+    def open(cls, url: str, *, mmap_bytes: int = 0) -> Store:
+        """Connects to the index at ``url`` and migrates it to the current schema (Alembic head).
+
+        ``mmap_bytes``: see :func:`create_store_engine` (readers such as the API map the file)."""
+        engine = create_store_engine(url, mmap_bytes=mmap_bytes)
         try:
             upgrade_to_head(engine)
         except BaseException:

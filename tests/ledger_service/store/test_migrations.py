@@ -12,7 +12,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect, text
 
 from ledger_service.store import ChainPin, Store
-from ledger_service.store._db import MIGRATIONS
+from ledger_service.store._db import MIGRATIONS, SQLITE_MMAP_BYTES
 from ledger_service.store.schema import metadata
 from tests.support.db import libpq_dsn
 
@@ -55,6 +55,15 @@ def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
         assert int(conn.exec_driver_sql("PRAGMA busy_timeout").scalar() or 0) >= 1000
+
+
+def test_sqlite_maps_the_file_only_for_readers_that_ask(tmp_path: Path) -> None:
+    """The indexer maps nothing (mapped pages would count in its resident memory); the API maps the file."""
+    url = f"sqlite:///{tmp_path}/mmap.sqlite3"
+    with Store.open(url) as store, store.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA mmap_size").scalar() == 0
+    with Store.open(url, mmap_bytes=SQLITE_MMAP_BYTES) as store, store.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA mmap_size").scalar() == SQLITE_MMAP_BYTES
 
 
 def test_sqlite_creates_the_database_folder(tmp_path: Path) -> None:
