@@ -83,6 +83,96 @@ def say(message: str) -> None:
     print(message, flush=True)
 
 
+# ---- CPU and memory of other processes, from /proc (Linux) ----------------------------------
+
+TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _stat_fields(pid: int | str) -> tuple[str, list[str]] | None:
+    """(command name, fields after it) of /proc/<pid>/stat; None if the process is gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return text[text.index("(") + 1 : text.rindex(")")], text[text.rindex(")") + 2 :].split()
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) a live process used so far; nan if unreadable."""
+    stat = _stat_fields(pid)
+    return float("nan") if stat is None else (int(stat[1][11]) + int(stat[1][12])) / TICK
+
+
+def postgres_cpu() -> float:
+    """CPU seconds of every PostgreSQL server process on this machine, the exited ones included (the
+    postmaster's reaped children count in its own cutime/cstime); nan without /proc."""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return float("nan")
+    ticks = 0
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        stat = _stat_fields(entry.name)
+        if stat is None or not stat[0].startswith("postgres"):
+            continue
+        ticks += sum(int(x) for x in stat[1][11:15])  # utime stime cutime cstime
+    return ticks / TICK
+
+
+def descendants(pid: int) -> list[int]:
+    """The live descendants of ``pid`` (children of every thread, recursively)."""
+    found: list[int] = []
+    pending = [pid]
+    while pending:
+        parent = pending.pop()
+        for task in Path(f"/proc/{parent}/task").glob("*"):
+            try:
+                kids = [int(k) for k in (task / "children").read_text().split()]
+            except OSError:
+                continue
+            found += kids
+            pending += kids
+    return found
+
+
+def pss_mb(pid: int) -> float:
+    """Proportional set size of a process in MB (shared pages split between their users); 0 if gone."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+class TreeMemory:
+    """Samples the summed PSS of a process's descendants every ``every`` seconds; keeps the peak.
+
+    The kernel's peak RSS (wait4) is the largest single process's: with the indexer's forked fetch
+    process the two processes' memory is what counts, and their RSS would count shared pages twice.
+    """
+
+    def __init__(self, pid: int, every: float = 0.05) -> None:
+        self.pid = pid
+        self.every = every
+        self.peak_mb = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="bench-memory", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak_mb = max(self.peak_mb, sum(pss_mb(p) for p in descendants(self.pid)))
+            self._stop.wait(self.every)
+
+    def stop(self) -> float:
+        self._stop.set()
+        self._thread.join()
+        return self.peak_mb
+
+
 # ---- a bare JSON-RPC client for generation -------------------------------------------
 
 
@@ -262,13 +352,17 @@ class RawPass:
     seconds: float
     requests: int
     bytes: int
+    client_cpu_s: float = float("nan")
+    anvil_cpu_s: float = float("nan")
 
     @property
     def rate(self) -> float:
         return self.logs / self.seconds
 
 
-def raw_fetch(url: str, addresses: list[str], start: int, end: int, target_logs: int) -> RawPass:
+def raw_fetch(
+    url: str, addresses: list[str], start: int, end: int, target_logs: int, *, anvil_pid: int | None = None
+) -> RawPass:
     """eth_getLogs over [start, end] in the indexer's range sizes; each response json.loads-ed, nothing else."""
     sizer = RangeSizer(target_logs=target_logs)
     logs = requests = nbytes = 0
@@ -279,7 +373,8 @@ def raw_fetch(url: str, addresses: list[str], start: int, end: int, target_logs:
     ) as client:
         client.post(url, content=b'{"jsonrpc":"2.0","id":0,"method":"eth_chainId","params":[]}')  # connect
         n = start
-        began = time.perf_counter()
+        anvil0 = process_cpu(anvil_pid) if anvil_pid is not None else float("nan")
+        began, began_cpu = time.perf_counter(), time.thread_time()
         while n <= end:
             last = min(end, n + sizer.size - 1)
             params = [{"address": addresses, "fromBlock": hex(n), "toBlock": hex(last)}]
@@ -294,8 +389,9 @@ def raw_fetch(url: str, addresses: list[str], start: int, end: int, target_logs:
             sizer.observe(blocks=last - n + 1, logs=len(result), nbytes=len(raw))
             logs += len(result)
             n = last + 1
-        seconds = time.perf_counter() - began
-    return RawPass(logs, seconds, requests, nbytes)
+        seconds, cpu = time.perf_counter() - began, time.thread_time() - began_cpu
+        anvil = process_cpu(anvil_pid) - anvil0 if anvil_pid is not None else float("nan")
+    return RawPass(logs, seconds, requests, nbytes, client_cpu_s=cpu, anvil_cpu_s=anvil)
 
 
 # ---- 3. backfill by the CLI --------------------------------------------------------------
@@ -308,6 +404,9 @@ class ChildRun:
     peak_rss_mb: float
     cpu_s: float
     log: str
+    tree_pss_mb: float = 0.0
+    anvil_cpu_s: float = 0.0
+    postgres_cpu_s: float = float("nan")
 
 
 def cli_command() -> list[str]:
@@ -372,6 +471,7 @@ class Child:
         self._log = log_path.open("wb")
         launcher = [sys.executable, "-S", "-c", _LAUNCHER, str(self.usage_path), *command]
         self.process = subprocess.Popen(launcher, stdout=self._log, stderr=subprocess.STDOUT, cwd=ROOT, env=child_env())
+        self.memory = TreeMemory(self.process.pid)
 
     def finish(self, *, terminate: bool = False, timeout: float = 30.0) -> tuple[int, float, float]:
         """(exit code, peak RSS in MB, CPU seconds); SIGTERM first with ``terminate``."""
@@ -384,6 +484,7 @@ class Child:
             code = self.process.wait()
         finally:
             self._log.close()
+            self.memory.stop()
         try:
             rss_kib, cpu = self.usage_path.read_text().split()
         except (OSError, ValueError):
@@ -394,14 +495,27 @@ class Child:
         return "\n".join(self.log_path.read_text(errors="replace").strip().splitlines()[-lines:])
 
 
-def run_backfill(chain: Chain, url: str, args: argparse.Namespace, log_path: Path) -> ChildRun:
+def run_backfill(
+    chain: Chain, url: str, args: argparse.Namespace, log_path: Path, *, postgres: bool = False
+) -> ChildRun:
+    anvil0, pg0 = process_cpu(chain.node.process.pid), postgres_cpu() if postgres else float("nan")
     began = time.perf_counter()
     child = Child([*cli_args(chain, url, args), "backfill", "--no-progress"], log_path)
     code, rss_mb, cpu_s = child.finish()
     wall = time.perf_counter() - began
+    anvil1, pg1 = process_cpu(chain.node.process.pid), postgres_cpu() if postgres else float("nan")
     if code != 0:
         raise SetupError(f"ledger-indexer backfill exited with {code}:\n{child.tail()}")
-    return ChildRun(code, wall, rss_mb, cpu_s, log_path.read_text(errors="replace"))
+    return ChildRun(
+        code,
+        wall,
+        rss_mb,
+        cpu_s,
+        log_path.read_text(errors="replace"),
+        tree_pss_mb=child.memory.peak_mb,
+        anvil_cpu_s=anvil1 - anvil0,
+        postgres_cpu_s=pg1 - pg0,
+    )
 
 
 _SUMMARY = re.compile(r"backfill done: (\d+) blocks, (\d+) events in ([\d.]+) s")
@@ -775,6 +889,70 @@ def report(figures: dict[str, Any]) -> None:
     header = ("", "figure", "vs (a)", "target", "status")
     for row in (header, *rows):
         say("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    cpu_budget(figures)
+
+
+def cpu_budget(figures: dict[str, Any]) -> None:
+    """CPU seconds every process spent on each measurement, against what the target's wall time offers.
+
+    At the target ratio the same events must be indexed in ``events / (ratio * raw rate)`` seconds; the
+    machine offers ``cores`` times that. "cores needed" is the CPU measured (indexer with its fetch
+    process, anvil serving eth_getLogs, the PostgreSQL server) divided by that wall time: above the
+    machine's cores, no scheduling of the same work can meet the target.
+    """
+    raw = figures["raw_events_per_s"]
+    n = figures["events_in_range"]
+    cores = os.cpu_count() or 1
+    say(f"\nCPU (this machine: {cores} cores), seconds:")
+    rows = [("", "wall", "indexer", "anvil", "PostgreSQL", "total", "cores busy", "target wall", "cores needed")]
+    raw_cpu = figures.get("raw_client_cpu_s", float("nan")) + figures.get("raw_anvil_cpu_s", float("nan"))
+    raw_wall = n / raw
+    rows.append(
+        (
+            "(a) raw eth_getLogs",
+            f"{raw_wall:.2f}",
+            f"{figures.get('raw_client_cpu_s', float('nan')):.2f}",
+            f"{figures.get('raw_anvil_cpu_s', float('nan')):.2f}",
+            "",
+            f"{raw_cpu:.2f}",
+            f"{raw_cpu / raw_wall:.2f}",
+            "",
+            "",
+        )
+    )
+    for key, label, ratio in (
+        ("sqlite", "(b) backfill -> SQLite", TARGETS["sqlite_ratio"]),
+        ("postgres", "(c) backfill -> PostgreSQL", TARGETS["postgres_ratio"]),
+    ):
+        run = figures.get(key)
+        if run is None:
+            continue
+        server = run.get("postgres_cpu_s", 0.0)
+        total = run["cpu_s"] + run["anvil_cpu_s"] + server
+        target_wall = n / (ratio * raw)
+        rows.append(
+            (
+                label,
+                f"{run['wall_s']:.2f}",
+                f"{run['cpu_s']:.2f}",
+                f"{run['anvil_cpu_s']:.2f}",
+                f"{server:.2f}" if key == "postgres" else "",
+                f"{total:.2f}",
+                f"{total / run['wall_s']:.2f}",
+                f"{target_wall:.2f}",
+                f"{total / target_wall:.2f}",
+            )
+        )
+        run["cores_needed_at_target"] = round(total / target_wall, 2)
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        say(
+            "  "
+            + "  ".join(
+                cell.rjust(width) if i else cell.ljust(width)
+                for i, (cell, width) in enumerate(zip(row, widths, strict=True))
+            )
+        )
 
 
 # ---- main ---------------------------------------------------------------------------------------
@@ -833,39 +1011,53 @@ def run(args: argparse.Namespace) -> int:
 
         say(f"\n(a) raw eth_getLogs, blocks {chain.deploy_block}..{head}, {args.raw_repeats} passes ...")
         passes = [
-            raw_fetch(chain.node.url, addresses, chain.deploy_block, head, args.target_logs)
+            raw_fetch(
+                chain.node.url, addresses, chain.deploy_block, head, args.target_logs, anvil_pid=chain.node.process.pid
+            )
             for _ in range(args.raw_repeats)
         ]
         for p in passes:
             say(
                 f"  {p.logs:,} logs in {p.seconds:.2f} s = {p.rate:,.0f} logs/s "
-                f"({p.requests} requests, {p.bytes / MB:.0f} MB)"
+                f"({p.requests} requests, {p.bytes / MB:.0f} MB; CPU: anvil {p.anvil_cpu_s:.2f} s, "
+                f"client {p.client_cpu_s:.2f} s)"
             )
         n = passes[0].logs
         raw_rate = statistics.median(p.rate for p in passes)
+        median_pass = sorted(passes, key=lambda p: p.rate)[len(passes) // 2]
         figures.update(
             events_in_range=n,
             raw_events_per_s=round(raw_rate),
+            raw_anvil_cpu_s=round(median_pass.anvil_cpu_s, 2),
+            raw_client_cpu_s=round(median_pass.client_cpu_s, 2),
             raw_passes_events_per_s=[round(p.rate) for p in passes],
             raw_requests=passes[0].requests,
         )
 
         def backfill(key: str, label: str, url: str) -> None:
             say(f"\n{label} ...")
-            child = run_backfill(chain, url, args, workdir / f"backfill-{key}.log")
+            child = run_backfill(chain, url, args, workdir / f"backfill-{key}.log", postgres=key == "postgres")
             summary = cli_summary(child.log)
             entry: dict[str, Any] = {
                 "wall_s": round(child.wall_s, 2),
                 "events_per_s": round(n / child.wall_s),
-                "peak_rss_mb": round(child.peak_rss_mb, 1),
+                # the indexer's memory: its largest process's peak RSS, or its processes' summed PSS if larger
+                "peak_rss_mb": round(max(child.peak_rss_mb, child.tree_pss_mb), 1),
+                "largest_process_rss_mb": round(child.peak_rss_mb, 1),
+                "processes_pss_mb": round(child.tree_pss_mb, 1),
                 "cpu_s": round(child.cpu_s, 2),
+                "anvil_cpu_s": round(child.anvil_cpu_s, 2),
             }
+            if key == "postgres":
+                entry["postgres_cpu_s"] = round(child.postgres_cpu_s, 2)
             if summary is not None:
                 entry.update(cli_events=summary[1], cli_s=summary[2], cli_events_per_s=round(summary[1] / summary[2]))
             figures[key] = entry
+            server = f", PostgreSQL {child.postgres_cpu_s:.1f} s" if key == "postgres" else ""
             say(
-                f"  {child.wall_s:.2f} s wall ({n / child.wall_s:,.0f} ev/s), {child.cpu_s:.1f} s CPU, "
-                f"peak RSS {child.peak_rss_mb:.0f} MB"
+                f"  {child.wall_s:.2f} s wall ({n / child.wall_s:,.0f} ev/s); CPU: indexer {child.cpu_s:.1f} s, "
+                f"anvil {child.anvil_cpu_s:.1f} s{server}; peak RSS {child.peak_rss_mb:.0f} MB (largest process), "
+                f"PSS {child.tree_pss_mb:.0f} MB (all its processes)"
                 + (f"; CLI: {summary[1]:,} events in {summary[2]} s" if summary else "")
             )
 
