@@ -21,9 +21,15 @@ Invariants:
   reports differs from the one indexed (then it is a reorg).
 
 Fetching overlaps decoding and writing: a thread fetches and decodes the next
-ranges into a small bounded queue while the caller's thread writes. Range sizes
-adapt: they shrink on RangeTooLarge, timeouts or large responses and grow while
-responses stay small.
+ranges into a small bounded queue while the caller's thread writes. For long
+passes (``fetch_process_min_blocks``: every backfill, and follow catching up)
+fetching, JSON parsing, decoding and the eventHash check run in a forked
+process instead, which hands each decoded range over a pipe (:mod:`wire`), so
+they use another core instead of competing with the writer for the GIL. Ranges
+that queued up while the writer was busy are applied in one transaction (up to
+``max_batch_events``); a writer that keeps up applies each range on its own.
+Range sizes adapt: they shrink on RangeTooLarge, timeouts or large responses
+and grow while responses stay small.
 """
 
 from __future__ import annotations
