@@ -16,6 +16,7 @@ database stayed unavailable through all retries, 130 when interrupted.
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import signal
 import sys
@@ -357,11 +358,24 @@ def _one_line(message: object) -> str:
     return " ".join(str(message).split())
 
 
+def _tune_gc() -> None:
+    """Fewer, cheaper garbage collections for a process that allocates millions of short-lived objects.
+
+    The decoded events and row tuples of a batch are freed by reference counting; CPython's default
+    (a collection every 700 net allocations, full ones as the heap grows) kept scanning the batch and
+    the item cache anyway, about a tenth of a 1M-event backfill's time. What was imported at start-up
+    is frozen out of collections; a young collection runs every 50,000 allocations.
+    """
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = _settings(args)
         configure_logging(settings)
+        _tune_gc()
         return COMMANDS[args.command](settings, args)
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
