@@ -219,6 +219,13 @@ class _Failed:
     error: BaseException
 
 
+@dataclass(frozen=True, slots=True)
+class _Encoded:
+    """A range as the fetch process sent it (see :meth:`Prefetcher._decoded`)."""
+
+    payload: bytes
+
+
 _DONE = object()
 
 DEFAULT_MAX_BATCH_EVENTS = 25_000
@@ -353,7 +360,7 @@ class Prefetcher:
             pass  # the writer stopped listening
         except BaseException as exc:
             try:
-                wire.send(write_fd, ("error", _pickled(exc)))
+                wire.send(write_fd, wire.ERROR, _pickled(exc))
             except BaseException:
                 code = 1
         finally:
@@ -368,44 +375,53 @@ class Prefetcher:
             fetched = self._fetch(n)
             wire.send(
                 fd,
-                (
-                    "range",
-                    fetched.range.start,
-                    fetched.range.end,
-                    wire.encode_header(fetched.first),
-                    wire.encode_header(fetched.last),
-                    [wire.encode_header(h) for h in fetched.window],
-                    wire.encode_events(fetched.events),
-                    self._sizer.size,
+                wire.RANGE,
+                wire.dumps(
+                    (
+                        fetched.range.start,
+                        fetched.range.end,
+                        wire.encode_header(fetched.first),
+                        wire.encode_header(fetched.last),
+                        [wire.encode_header(h) for h in fetched.window],
+                        wire.encode_events(fetched.events),
+                        self._sizer.size,
+                    )
                 ),
             )
             n = fetched.range.end + 1
-        wire.send(fd, ("done",))
+        wire.send(fd, wire.DONE)
 
     def _relay(self, fd: int) -> None:
-        """Reads the fetch process's frames into the queue until "done"; re-raises its failure."""
+        """Moves the fetch process's frames into the queue until the end; re-raises its failure.
+
+        Range frames are queued as bytes and decoded by the writer's thread when it takes them: decoding
+        here would hold the GIL in bursts while the writer's inserts release and retake it for every row.
+        """
         while True:
-            message = wire.receive(fd, self._stop)
-            if message is None:
+            frame = wire.receive(fd, self._stop)
+            if frame is None:
                 if self._stop.is_set():
                     return
                 raise RpcRetryableError(f"the fetch process ended unexpectedly ({self._reap()})")
-            kind = message[0]
-            if kind == "done":
+            kind, payload = frame
+            if kind == wire.DONE:
                 return
-            if kind == "error":
-                raise _unpickled(message[1])
-            _, start, end, first, last, window, events, size = message
-            self._sizer.size = size
-            self._put(
-                Fetched(
-                    BlockRange(start, end),
-                    wire.decode_header(first),
-                    wire.decode_header(last),
-                    [wire.decode_header(h) for h in window],
-                    wire.decode_events(events),
-                )
-            )
+            if kind == wire.ERROR:
+                raise _unpickled(payload)
+            if kind != wire.RANGE:
+                raise wire.WireError(f"unknown frame kind {kind!r}")
+            self._put(_Encoded(payload))
+
+    def _decoded(self, item: _Encoded) -> Fetched:
+        start, end, first, last, window, events, size = wire.loads(item.payload)
+        self._sizer.size = size
+        return Fetched(
+            BlockRange(start, end),
+            wire.decode_header(first),
+            wire.decode_header(last),
+            [wire.decode_header(h) for h in window],
+            wire.decode_events(events),
+        )
 
     def _reap(self, *, kill: bool = False) -> str:
         """Waits for the fetch process (SIGKILL first with ``kill``); how it ended."""
@@ -472,7 +488,7 @@ class Prefetcher:
             item = self._held.pop()
             if isinstance(item, _Failed):
                 raise item.error
-            return item  # type: ignore[no-any-return]
+            return self._decoded(item) if isinstance(item, _Encoded) else item
         while not self._ended:
             try:
                 item = self._queue.get(timeout=0.1) if wait else self._queue.get_nowait()
@@ -491,7 +507,7 @@ class Prefetcher:
                     return None
                 raise item.error
             else:
-                return item  # type: ignore[no-any-return]
+                return self._decoded(item) if isinstance(item, _Encoded) else item
         return None
 
     def __iter__(self) -> Iterator[Fetched]:

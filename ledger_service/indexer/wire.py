@@ -4,7 +4,7 @@ Decoded events and headers travel as plain tuples of ints, strings, bools and No
 (each event as its class's index in :data:`EVENT_TYPES`, its position's fields and its
 own fields, in dataclass order), serialized with :mod:`marshal`: for these types
 several times cheaper than pickle both ways (about 0.4 us to write and 0.6 us to
-read an item event here). A frame is an 8-byte little-endian length and the payload.
+read an item event here). A frame is an 8-byte little-endian payload length, a kind byte and the payload.
 """
 
 from __future__ import annotations
@@ -58,26 +58,36 @@ def decode_header(row: tuple[Any, ...]) -> BlockHeader:
     return BlockHeader(*row)
 
 
-def send(fd: int, message: Any) -> None:
+RANGE, DONE, ERROR = b"R", b"D", b"E"
+"""Frame kinds: a decoded range (marshal), the end of the ranges, a failure (pickled exception)."""
+
+
+def send(fd: int, kind: bytes, payload: bytes = b"") -> None:
     """Writes one frame (blocks while the pipe is full). Raises BrokenPipeError when the reader is gone."""
-    payload = marshal.dumps(message)
-    view = memoryview(len(payload).to_bytes(8, "little") + payload)
+    view = memoryview(len(payload).to_bytes(8, "little") + kind + payload)
     while view:
         written = os.write(fd, view)
         view = view[written:]
 
 
-def receive(fd: int, stop: threading.Event, *, wait: bool = True) -> Any:
-    """Reads one frame; None when the writer closed the pipe before a new frame, or (without ``wait``) when
-    no frame has begun yet. Returns None too once ``stop`` is set. Raises WireError on a frame cut short."""
-    if not wait and not select.select([fd], [], [], 0)[0]:
-        return None
-    header = _read_exactly(fd, 8, stop, allow_eof=True)
+def receive(fd: int, stop: threading.Event) -> tuple[bytes, bytes] | None:
+    """Reads one frame: (kind, payload); None when the writer closed the pipe before a new frame, or once
+    ``stop`` is set. Raises WireError on a frame cut short. Only os.read and select: the GIL is free while
+    it waits, and it does not parse (the writer's thread does, see :func:`loads`)."""
+    header = _read_exactly(fd, 9, stop, allow_eof=True)
     if header is None:
         return None
-    payload = _read_exactly(fd, int.from_bytes(header, "little"), stop, allow_eof=False)
+    payload = _read_exactly(fd, int.from_bytes(header[:8], "little"), stop, allow_eof=False)
     if payload is None:
         return None
+    return header[8:], payload
+
+
+def dumps(message: Any) -> bytes:
+    return marshal.dumps(message)
+
+
+def loads(payload: bytes) -> Any:
     try:
         return marshal.loads(payload)  # noqa: S302 - frames of our own fetch process, over a private pipe
     except (EOFError, ValueError, TypeError) as exc:
