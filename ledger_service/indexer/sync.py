@@ -305,7 +305,10 @@ class Prefetcher:
         self._child: tuple[int, int] | None = None
         """(pid, read end of its pipe) of the fetch process, in process mode."""
         if process:
-            self._child = self._fork()
+            try:
+                self._child = self._fork()
+            except OSError as exc:  # no process to spare (EAGAIN, ENOMEM): fetch on the thread
+                log.warning("fetch_process_unavailable", error=str(exc))
         self._thread = threading.Thread(target=self._run, name="ledger-indexer-fetch", daemon=True)
         self._thread.start()
 
@@ -337,7 +340,7 @@ class Prefetcher:
         """Starts the fetch process: it runs :meth:`_fetch` over the ranges and writes each to a pipe.
 
         JSON parsing, decoding and the eventHash check then run on another core, outside this process's
-        GIL; this process only reads frames and rebuilds the events (:mod:`wire`). The child is a fork,
+        GIL; this process only reads the frames and rebuilds the events (:mod:`wire`). The child is a fork,
         so it starts at once with everything imported. It never touches what it inherited from the
         writer (database connections, the parent's HTTP connections): it opens its own RPC client,
         freezes the inherited objects out of its garbage collector and leaves with ``os._exit``, so no
@@ -423,15 +426,12 @@ class Prefetcher:
             wire.decode_events(events),
         )
 
-    def _reap(self, *, kill: bool = False) -> str:
-        """Waits for the fetch process (SIGKILL first with ``kill``); how it ended."""
+    def _reap(self) -> str:
+        """Waits for the fetch process and closes its pipe; how it ended."""
         if self._child is None:
             return "no fetch process"
         pid, fd = self._child
         self._child = None
-        if kill:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
         os.close(fd)
         try:
             _, status = os.waitpid(pid, 0)
@@ -544,13 +544,14 @@ class Prefetcher:
                 self._queue.get_nowait()
             except queue.Empty:
                 break
+        child = self._child  # (the relay thread may reap a process that died by itself meanwhile)
+        if child is not None:  # its relay thread then sees the pipe close
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child[0], signal.SIGKILL)
         # A fetch thread stuck in a slow call is left to finish on its own (daemon; its results are dropped).
         self._thread.join(timeout=2)
-        if self._child is not None and not self._thread.is_alive():
-            self._reap(kill=True)
-        elif self._child is not None:  # the relay thread still reads the pipe: stop the process only
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self._child[0], signal.SIGKILL)
+        if self._child is not None and not self._thread.is_alive():  # never close a pipe a thread still reads
+            self._reap()
 
 
 # ---- the indexer ----------------------------------------------------------------

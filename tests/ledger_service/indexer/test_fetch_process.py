@@ -170,6 +170,22 @@ def test_the_process_hands_over_every_range_and_is_reaped(chain: Chain) -> None:
     assert _gone(pid)
 
 
+def test_without_a_process_to_spare_the_fetch_runs_on_the_thread(chain: Chain, monkeypatch: pytest.MonkeyPatch) -> None:
+    chain.activity.lifecycle()
+
+    def no_fork() -> int:
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(os, "fork", no_fork)
+    fetcher = _process_prefetcher(chain, chain.node.url)
+    try:
+        assert fetcher._child is None
+        got = list(fetcher)
+    finally:
+        fetcher.close()
+    assert got[-1].range.end == chain.head and sum(len(f.events) for f in got) > 0
+
+
 def test_a_failure_in_the_fetch_process_reaches_the_writer_as_the_same_error(chain: Chain) -> None:
     chain.activity.lifecycle()
     # a node that refuses every eth_getLogs, even of one block, as too large: the fetch process gives up
