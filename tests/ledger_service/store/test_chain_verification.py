@@ -29,6 +29,32 @@ HASHED_FIELDS = {
 """The event hash's inputs but the three hashed into dataHash."""
 
 
+def _reference(
+    prev: bytes,
+    item: bytes,
+    seq: int,
+    step: int,
+    disp: int,
+    actor: bytes,
+    location: bytes,
+    document: bytes,
+    btx: bytes,
+    ts: int,
+) -> bytes:
+    return event_hash(
+        prev_hash=prev,
+        item_id=item,
+        seq=seq,
+        biz_step=step,
+        disposition=disp,
+        actor=actor,
+        location=location,
+        document=document,
+        biz_transaction=btx,
+        timestamp=ts,
+    )
+
+
 @settings(max_examples=200, deadline=None)
 @given(**HASHED_FIELDS, location=bytes32, document=bytes32, btx=bytes32)
 def test_fast_event_hash_equals_the_reference(
@@ -43,18 +69,7 @@ def test_fast_event_hash_equals_the_reference(
     btx: bytes,
     ts: int,
 ) -> None:
-    reference = event_hash(
-        prev_hash=prev,
-        item_id=item,
-        seq=seq,
-        biz_step=step,
-        disposition=disp,
-        actor=actor,
-        location=location,
-        document=document,
-        biz_transaction=btx,
-        timestamp=ts,
-    )
+    reference = _reference(prev, item, seq, step, disp, actor, location, document, btx, ts)
     fast = event_hash_hex(
         prev_hash="0x" + prev.hex(),
         item_id="0x" + item.hex(),
@@ -90,18 +105,7 @@ def _log_of(
 def test_the_decoders_check_on_log_words_agrees_with_the_reference(
     prev: bytes, item: bytes, seq: int, step: int, disp: int, actor: bytes, docs: bytes, ts: int, part: str, bit: int
 ) -> None:
-    reference = event_hash(
-        prev_hash=prev,
-        item_id=item,
-        seq=seq,
-        biz_step=step,
-        disposition=disp,
-        actor=actor,
-        location=docs[:32],
-        document=docs[32:64],
-        biz_transaction=docs[64:],
-        timestamp=ts,
-    )
+    reference = _reference(prev, item, seq, step, disp, actor, docs[:32], docs[32:64], docs[64:], ts)
     log = dict(
         zip(
             ("item", "actor", "data"),
