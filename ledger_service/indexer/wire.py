@@ -18,6 +18,7 @@ from dataclasses import fields
 from operator import attrgetter
 from typing import Any, get_args
 
+from ledger_service.errors import RetryableError
 from ledger_service.indexer.events import BlockHeader, DecodedEvent, LogPosition
 
 EVENT_TYPES: tuple[type[Any], ...] = get_args(DecodedEvent)
@@ -33,8 +34,10 @@ for _index, _cls in enumerate(EVENT_TYPES):
     _FIELDS[_cls] = (_index, attrgetter(*_names[1:]))
 
 
-class WireError(Exception):
-    """The other end sent something that is not a frame of this protocol, or went away mid-frame."""
+class WireError(RetryableError):
+    """The fetch process sent something that is not a frame of this protocol, or went away mid-frame.
+
+    Retryable: the pass is abandoned and fetched again, like a fetch process that ended between frames."""
 
 
 def encode_events(events: list[DecodedEvent]) -> list[tuple[Any, ...]]:
@@ -106,7 +109,7 @@ def _read_exactly(fd: int, size: int, stop: threading.Event, *, allow_eof: bool)
         if not chunk:
             if allow_eof and left == size:
                 return None
-            raise WireError(f"the pipe closed {size - left} bytes into a {size}-byte read")
+            raise WireError(f"the fetch process's pipe closed {size - left} bytes into a {size}-byte read")
         parts.append(chunk)
         left -= len(chunk)
     return b"".join(parts)

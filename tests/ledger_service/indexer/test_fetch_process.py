@@ -6,11 +6,14 @@ import itertools
 import os
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
+from ledger_service.errors import RetryableError
+from ledger_service.indexer import wire
 from ledger_service.indexer.decode import Decoder
 from ledger_service.indexer.events import BlockHeader, LogPosition, SellerSet
 from ledger_service.indexer.rpc import RetryPolicy, RpcClient, RpcRetryableError
@@ -109,6 +112,25 @@ def test_ranges_ready_before_a_failure_are_applied_before_it_is_raised() -> None
     assert next(batches).range == BlockRange(1, 4)
     with pytest.raises(ChainMovedError, match="moved"):
         next(batches)
+
+
+def test_frames_cross_a_pipe_and_a_frame_cut_short_is_a_retryable_error() -> None:
+    stop = threading.Event()
+    read_fd, write_fd = os.pipe()
+    try:
+        wire.send(write_fd, wire.RANGE, wire.dumps((1, "0xab", [True, None])))
+        wire.send(write_fd, wire.DONE)
+        os.write(write_fd, (100).to_bytes(8, "little") + wire.RANGE + b"only part")  # then the writer dies
+        os.close(write_fd)
+        kind, payload = wire.receive(read_fd, stop) or (b"", b"")
+        assert (kind, wire.loads(payload)) == (wire.RANGE, (1, "0xab", [True, None]))
+        assert wire.receive(read_fd, stop) == (wire.DONE, b"")
+        with pytest.raises(wire.WireError, match="9 bytes into a 100-byte read") as cut:
+            wire.receive(read_fd, stop)
+        assert isinstance(cut.value, RetryableError)
+        assert wire.receive(read_fd, stop) is None  # closed between frames: the end, not an error
+    finally:
+        os.close(read_fd)
 
 
 # ---- the fetch process on a real node ---------------------------------------------------------------
