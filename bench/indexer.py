@@ -465,13 +465,15 @@ sys.exit(code if code >= 0 else 128 - code)
 class Child:
     """A command run through the launcher: exit code, peak RSS and CPU time of the command itself."""
 
-    def __init__(self, command: list[str], log_path: Path) -> None:
+    def __init__(self, command: list[str], log_path: Path, *, sample_memory: bool = False) -> None:
         self.log_path = log_path
         self.usage_path = log_path.with_suffix(".usage")
         self._log = log_path.open("wb")
         launcher = [sys.executable, "-S", "-c", _LAUNCHER, str(self.usage_path), *command]
         self.process = subprocess.Popen(launcher, stdout=self._log, stderr=subprocess.STDOUT, cwd=ROOT, env=child_env())
-        self.memory = TreeMemory(self.process.pid)
+        self.memory = TreeMemory(self.process.pid) if sample_memory else None
+        """The summed PSS of the command's processes, sampled (backfills; the follow-latency runs are left
+        without a /proc walk every 50 ms beside them)."""
 
     def finish(self, *, terminate: bool = False, timeout: float = 30.0) -> tuple[int, float, float]:
         """(exit code, peak RSS in MB, CPU seconds); SIGTERM first with ``terminate``."""
@@ -484,7 +486,8 @@ class Child:
             code = self.process.wait()
         finally:
             self._log.close()
-            self.memory.stop()
+            if self.memory is not None:
+                self.memory.stop()
         try:
             rss_kib, cpu = self.usage_path.read_text().split()
         except (OSError, ValueError):
@@ -500,7 +503,7 @@ def run_backfill(
 ) -> ChildRun:
     anvil0, pg0 = process_cpu(chain.node.process.pid), postgres_cpu() if postgres else float("nan")
     began = time.perf_counter()
-    child = Child([*cli_args(chain, url, args), "backfill", "--no-progress"], log_path)
+    child = Child([*cli_args(chain, url, args), "backfill", "--no-progress"], log_path, sample_memory=True)
     code, rss_mb, cpu_s = child.finish()
     wall = time.perf_counter() - began
     anvil1, pg1 = process_cpu(chain.node.process.pid), postgres_cpu() if postgres else float("nan")
@@ -512,7 +515,7 @@ def run_backfill(
         rss_mb,
         cpu_s,
         log_path.read_text(errors="replace"),
-        tree_pss_mb=child.memory.peak_mb,
+        tree_pss_mb=child.memory.peak_mb if child.memory is not None else float("nan"),
         anvil_cpu_s=anvil1 - anvil0,
         postgres_cpu_s=pg1 - pg0,
     )
@@ -895,10 +898,10 @@ def report(figures: dict[str, Any]) -> None:
 def cpu_budget(figures: dict[str, Any]) -> None:
     """CPU seconds every process spent on each measurement, against what the target's wall time offers.
 
-    At the target ratio the same events must be indexed in ``events / (ratio * raw rate)`` seconds; the
-    machine offers ``cores`` times that. "cores needed" is the CPU measured (indexer with its fetch
-    process, anvil serving eth_getLogs, the PostgreSQL server) divided by that wall time: above the
-    machine's cores, no scheduling of the same work can meet the target.
+    At the target ratio the same events must be indexed in ``events / (ratio * raw rate)`` seconds (the
+    backfill's ``target_wall_s``); the machine offers ``cores`` times that. "cores needed" is the CPU
+    measured (indexer with its fetch process, anvil serving eth_getLogs, the PostgreSQL server) divided by
+    that wall time: above the machine's cores, no scheduling of the same work can meet the target.
     """
     raw = figures["raw_events_per_s"]
     n = figures["events_in_range"]
@@ -920,30 +923,23 @@ def cpu_budget(figures: dict[str, Any]) -> None:
             "",
         )
     )
-    for key, label, ratio in (
-        ("sqlite", "(b) backfill -> SQLite", TARGETS["sqlite_ratio"]),
-        ("postgres", "(c) backfill -> PostgreSQL", TARGETS["postgres_ratio"]),
-    ):
+    for key, label in (("sqlite", "(b) backfill -> SQLite"), ("postgres", "(c) backfill -> PostgreSQL")):
         run = figures.get(key)
         if run is None:
             continue
-        server = run.get("postgres_cpu_s", 0.0)
-        total = run["cpu_s"] + run["anvil_cpu_s"] + server
-        target_wall = n / (ratio * raw)
         rows.append(
             (
                 label,
                 f"{run['wall_s']:.2f}",
                 f"{run['cpu_s']:.2f}",
                 f"{run['anvil_cpu_s']:.2f}",
-                f"{server:.2f}" if key == "postgres" else "",
-                f"{total:.2f}",
-                f"{total / run['wall_s']:.2f}",
-                f"{target_wall:.2f}",
-                f"{total / target_wall:.2f}",
+                f"{run['postgres_cpu_s']:.2f}" if "postgres_cpu_s" in run else "",
+                f"{run['total_cpu_s']:.2f}",
+                f"{run['total_cpu_s'] / run['wall_s']:.2f}",
+                f"{run['target_wall_s']:.2f}",
+                f"{run['cores_needed_at_target']:.2f}",
             )
         )
-        run["cores_needed_at_target"] = round(total / target_wall, 2)
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         say(
@@ -1050,6 +1046,14 @@ def run(args: argparse.Namespace) -> int:
             }
             if key == "postgres":
                 entry["postgres_cpu_s"] = round(child.postgres_cpu_s, 2)
+            # at the target ratio these events get n / (ratio * raw rate) seconds: the cores that CPU would need
+            total_cpu = child.cpu_s + child.anvil_cpu_s + (child.postgres_cpu_s if key == "postgres" else 0.0)
+            target_wall = n / (TARGETS[f"{key}_ratio"] * raw_rate)
+            entry.update(
+                total_cpu_s=round(total_cpu, 2),
+                target_wall_s=round(target_wall, 2),
+                cores_needed_at_target=round(total_cpu / target_wall, 2),
+            )
             if summary is not None:
                 entry.update(cli_events=summary[1], cli_s=summary[2], cli_events_per_s=round(summary[1] / summary[2]))
             figures[key] = entry

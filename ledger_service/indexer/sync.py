@@ -269,7 +269,8 @@ def _joined(parts: Sequence[Fetched]) -> Fetched:
 
 
 class Prefetcher:
-    """Fetches and decodes ranges ``start``..``end`` on a thread, a few ranges ahead of the writer."""
+    """Fetches and decodes ranges ``start``..``end`` a few ranges ahead of the writer: on a thread, or (with
+    ``process``) in a forked process whose frames a thread relays."""
 
     def __init__(
         self,
@@ -484,11 +485,11 @@ class Prefetcher:
 
     def _next(self, *, wait: bool) -> Fetched | None:
         """The next fetched range; None at the end or, without ``wait``, when none is ready yet."""
-        if self._held:
+        if self._held:  # a range __iter__ could not join (decoded already), or a failure
             item = self._held.pop()
             if isinstance(item, _Failed):
                 raise item.error
-            return self._decoded(item) if isinstance(item, _Encoded) else item
+            return item  # type: ignore[no-any-return]
         while not self._ended:
             try:
                 item = self._queue.get(timeout=0.1) if wait else self._queue.get_nowait()

@@ -89,7 +89,8 @@ def event_hash_hex(
     return "0x" + _new(words).digest().hex()
 
 
-_ZERO_HEX = "0" * 64
+_ZEROS_24, _ZEROS_48, _ZEROS_62 = "0" * 24, "0" * 48, "0" * 62
+"""Hex zeros: an address's padding, a uint64's and a uint8's high bytes in a 32-byte word."""
 
 
 def event_hash_matches_log(item_topic: str, actor_topic: str, data: str) -> bool:
@@ -108,15 +109,15 @@ def event_hash_matches_log(item_topic: str, actor_topic: str, data: str) -> bool
         len(item_topic) != 66
         or len(actor_topic) != 66
         or len(data) < 576
-        or data[0:48] != _ZERO_HEX[:48]
-        or data[64:126] != _ZERO_HEX[:62]
-        or data[128:190] != _ZERO_HEX[:62]
-        or data[384:432] != _ZERO_HEX[:48]
+        or data[0:48] != _ZEROS_48
+        or data[64:126] != _ZEROS_62
+        or data[128:190] != _ZEROS_62
+        or data[384:432] != _ZEROS_48
     ):
         return False
     try:
         data_hash = _new(bytes.fromhex(data[192:384])).digest()
-        head = bytes.fromhex(data[448:512] + item_topic[2:] + data[0:192] + _ZERO_HEX[:24] + actor_topic[26:])
+        head = bytes.fromhex(data[448:512] + item_topic[2:] + data[0:192] + _ZEROS_24 + actor_topic[26:])
         tail = bytes.fromhex(data[384:448])
     except ValueError:
         return False
