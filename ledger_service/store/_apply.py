@@ -88,6 +88,7 @@ _ITEM_EVENT_COLUMNS = (
     "tx_hash",
     "tx_index",
     "block_hash",
+    "item_key",
 )
 """The item_events columns, in the order of the row tuples :class:`_Batch` builds."""
 _ITEM_UPDATE_COLUMNS = (
@@ -315,6 +316,7 @@ class _Batch:
                 p.tx_hash,
                 p.tx_index,
                 p.block_hash,
+                state.key,
             )
         )
 

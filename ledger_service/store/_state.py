@@ -47,6 +47,7 @@ from ledger_service.store._db import key_in
 from ledger_service.store.schema import (
     escrow_payouts,
     item_events,
+    item_key,
     item_registrations,
     items,
     merchant_changes,
@@ -130,6 +131,11 @@ class ItemState:
     registered: bool = False
     stored: bool = False
     merchant_changed: bool = False
+    key: int = field(init=False, default=0)
+    """``item_key(item_id)``, computed once per state (the item_events hot path needs it per event)."""
+
+    def __post_init__(self) -> None:
+        self.key = item_key(self.item_id)
 
     def register(self, *, uri: str, gtin: int, manufacturer: str, merchant: str, metadata_digest: str) -> None:
         self.registered = True
@@ -240,7 +246,7 @@ def fold_items(conn: Connection, keys: Sequence[str], *, registrations: bool = T
             ev.chain_ok,
             ev.block_number,
             ev.log_index,
-        ).where(key_in(conn, ev.item_id, part))
+        ).where(key_in(conn, ev.item_key, sorted({item_key(k) for k in part})), key_in(conn, ev.item_id, part))
         logs.extend((r.block_number, r.log_index, 1, r) for r in conn.execute(stmt))
         mc = merchant_changes.c
         stmt = select(mc.item_id, mc.new_merchant, mc.block_number, mc.log_index).where(key_in(conn, mc.item_id, part))

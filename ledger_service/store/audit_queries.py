@@ -20,6 +20,7 @@ from ledger_service.store._state import chunks
 from ledger_service.store.schema import (
     checkpoint,
     item_events,
+    item_key,
     item_registrations,
     items,
     returns,
@@ -142,7 +143,7 @@ def item_audit_rows(store: Store, item_id: str) -> AuditItemRows | None:
                 ev.tx_hash,
                 ev.tx_index,
             )
-            .where(ev.item_id == key)
+            .where(ev.item_key == item_key(key), ev.item_id == key)
             .order_by(ev.seq, ev.block_number, ev.log_index)
         ).all()
         if registration_row is None and state_row is None and not event_rows:

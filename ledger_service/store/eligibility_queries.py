@@ -43,7 +43,7 @@ from ledger_service.store.queries import (
     _policy,
     _return,
 )
-from ledger_service.store.schema import blocks, checkpoint, items, policies, returns, sales
+from ledger_service.store.schema import blocks, checkpoint, item_key, items, policies, returns, sales
 from ledger_service.store.store import Store
 
 __all__ = ["RequesterOf", "eligibility_read", "needs_recent_returns"]
@@ -164,9 +164,9 @@ def eligibility_read(store: Store, *, item_id: str, now: int, requester: Request
     """
     key = item_id.lower()
     dialect = store.engine.dialect
-    row_sql = _compile("row", _ROW, dialect, {"item_id": ""})
+    row_sql = _compile("row", _ROW, dialect, {"item_id": "", "item_key": 0})
     with _driver_errors(), _snapshot(store) as cursor:
-        cursor.execute(row_sql.sql, row_sql.args({"item_id": key}))
+        cursor.execute(row_sql.sql, row_sql.args({"item_id": key, "item_key": item_key(key)}))
         row = cursor.fetchone()
         head = None
         if row[_AT["h_block_number"]] is not None:

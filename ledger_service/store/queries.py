@@ -40,6 +40,7 @@ from ledger_service.store.schema import (
     checkpoint,
     escrow_payouts,
     item_events,
+    item_key,
     items,
     policies,
     return_transitions,
@@ -455,12 +456,16 @@ _HEAD = (
 )
 _LAST_RECALL = (
     select(func.max(_ev.seq))
-    .where(_ev.item_id == items.c.item_id, _ev.disposition == int(Disposition.RECALLED))
+    .where(
+        _ev.item_key == bindparam("item_key"),
+        _ev.item_id == items.c.item_id,
+        _ev.disposition == int(Disposition.RECALLED),
+    )
     .scalar_subquery()
 )
 _LAST_BACK = (
     select(func.max(_ev.seq))
-    .where(_ev.item_id == items.c.item_id, _ev.disposition.in_(_RECIRCULATING))
+    .where(_ev.item_key == bindparam("item_key"), _ev.item_id == items.c.item_id, _ev.disposition.in_(_RECIRCULATING))
     .scalar_subquery()
 )
 _ITEM = (
@@ -528,7 +533,7 @@ def _read_head(conn: Connection) -> IndexHead | None:
 
 def _read_item(conn: Connection, item_id: str) -> tuple[ItemRow, str | None] | None:
     """The item and its category (the API's record), or None."""
-    row = conn.execute(_ITEM, {"item_id": item_id}).first()
+    row = conn.execute(_ITEM, {"item_id": item_id, "item_key": item_key(item_id)}).first()
     if row is None:
         return None
     recall, back = row.last_recall, row.last_back
@@ -627,15 +632,15 @@ def eligibility_snapshot(store: Store, *, item_id: str, requester: str, now: int
     ``now`` is the caller's clock; the snapshot runs the rules at the later of it and the indexed head's
     timestamp (chain time may run ahead of the wall clock, e.g. on a test chain).
     """
-    item_key, requester_key = _key(item_id), _key(requester)
+    wanted, requester_key = _key(item_id), _key(requester)
     with read_transaction(store.engine) as conn:
         head = _read_head(conn)
         if head is not None and head.timestamp is not None:
             now = max(now, head.timestamp)
-        found = _read_item(conn, item_key)
+        found = _read_item(conn, wanted)
         if found is None:
             return EligibilitySnapshot(head, now, None, None, None, None, 0)
-        sale = _read_sale(conn, item_key)
+        sale = _read_sale(conn, wanted)
         policy = None if sale is None else _read_policy(conn, sale.merchant, sale.policy_version)
         return EligibilitySnapshot(
             head=head,
@@ -643,7 +648,7 @@ def eligibility_snapshot(store: Store, *, item_id: str, requester: str, now: int
             item=found[0],
             sale=sale,
             policy=policy,
-            open_return=_read_open_return(conn, item_key),
+            open_return=_read_open_return(conn, wanted),
             consumer_returns_90d=_read_recent_count(conn, requester_key, now),
             category=found[1],
         )
@@ -675,7 +680,9 @@ def return_detail(store: Store, return_id: str) -> ReturnDetail | None:
         events = tuple(
             _event(e)
             for e in conn.execute(
-                select(item_events).where(ev.item_id == row.item_id, ev.biz_transaction == key).order_by(ev.seq)
+                select(item_events)
+                .where(ev.item_key == item_key(row.item_id), ev.item_id == row.item_id, ev.biz_transaction == key)
+                .order_by(ev.seq, ev.block_number, ev.log_index)
             )
         )
         return ReturnDetail(

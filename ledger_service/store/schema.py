@@ -71,6 +71,23 @@ class Amount(TypeDecorator[int]):
         return None if value is None else int(value)
 
 
+def item_key(item_id: str) -> int:
+    """``item_events.item_key`` of an item id: its first 8 bytes as a signed 64-bit integer.
+
+    The item's events are found through the index on (item_key, seq): 16 bytes an
+    entry instead of ~80 with the 66-character id, which keeps the pages a batch of
+    events dirties (one entry per touched item, anywhere in the index) few. Item ids
+    are keccak hashes, so keys spread evenly; two items may share a key, which only
+    costs a look at the other item's rows: every query also filters on ``item_id``.
+    A string that is not an item id gets key 0 (and matches no row by its id).
+    """
+    try:
+        value = int(item_id[2:18], 16)
+    except ValueError:
+        return 0
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
 def _position() -> list[Column[Any]]:
     """Columns locating a log: block, transaction and log index."""
     return [
@@ -152,8 +169,14 @@ item_events = Table(
         comment="hash of the log's block (auditors check it is still canonical); NULL only for rows "
         "indexed before revision 0003 whose block header was no longer stored",
     ),
-    PrimaryKeyConstraint("item_id", "seq"),
-    Index("ix_item_events_block", "block_number", "log_index"),
+    Column(
+        "item_key",
+        BigInteger,
+        nullable=False,
+        comment="item_key(item_id): the index's compact key of the item; queries filter item_id too",
+    ),
+    PrimaryKeyConstraint("block_number", "log_index"),
+    Index("ix_item_events_item", "item_key", "seq"),
     Index("ix_item_events_actor_time", "actor", "timestamp"),
     Index("ix_item_events_biz_transaction", "biz_transaction"),
 )

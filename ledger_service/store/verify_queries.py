@@ -33,7 +33,15 @@ from ledger_service.store.queries import (
     _read_sale,
     _return,
 )
-from ledger_service.store.schema import escrow_payouts, item_events, item_registrations, items, returns, role_changes
+from ledger_service.store.schema import (
+    escrow_payouts,
+    item_events,
+    item_key,
+    item_registrations,
+    items,
+    returns,
+    role_changes,
+)
 from ledger_service.store.store import Store
 
 __all__ = ["ItemFacts", "ItemMatch", "item_facts", "items_by_gtin", "items_by_ids"]
@@ -147,7 +155,12 @@ def item_facts(store: Store, *, item_id: str, role: str) -> ItemFacts | None:
             .order_by(rc.block_number.desc(), rc.log_index.desc())
             .limit(1)
         ).scalar_one_or_none()
-        actor = conn.execute(select(ev.actor).where(ev.item_id == key, ev.seq == 0)).scalar_one_or_none()
+        actor = conn.execute(
+            select(ev.actor)
+            .where(ev.item_key == item_key(key), ev.item_id == key, ev.seq == 0)
+            .order_by(ev.block_number, ev.log_index)
+            .limit(1)
+        ).scalar_one_or_none()
         sale = _read_sale(conn, key)
         last_return: ReturnRow | None = None
         payout: PayoutRow | None = None

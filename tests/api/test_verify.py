@@ -21,7 +21,7 @@ from web3 import Web3
 
 from api.main import create_app
 from ledger_service.returns.labels import label_code
-from ledger_service.store.schema import item_events, item_registrations, items, returns, role_changes
+from ledger_service.store.schema import item_events, item_key, item_registrations, items, returns, role_changes
 from ledger_service.verification.gs1 import check_digit
 from tests.api.conftest import ApiEnv, bearer
 from tests.api.flows import LOCATION, PRICE, Flow, ok, problem
@@ -200,6 +200,8 @@ def test_counterfeit_inserted_into_the_index_is_still_not_genuine(public: TestCl
                 copy = {**row, "item_id": fake_id}
                 if "uri" in copy:
                     copy["uri"] = fake_uri
+                if table is item_events:  # its own key, and a position of its own (the table's key)
+                    copy |= {"item_key": item_key(fake_id), "log_index": copy["log_index"] + 10_000}
                 conn.execute(insert(table).values(**copy))
     try:
         body = verify(public, fake_uri)

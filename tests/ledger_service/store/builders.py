@@ -123,9 +123,10 @@ class ChainBuilder:
     ) -> ItemEventRecorded:
         """Appends a valid event, or with ``tamper`` one that breaks the chain:
         ``"prev"`` (prevHash does not link), ``"hash"`` (eventHash altered),
-        ``"field"`` (a field altered after hashing), ``"skip"`` (a seq is missing)."""
+        ``"field"`` (a field altered after hashing), ``"skip"`` (a seq is missing), ``"repeat"`` (the
+        previous event's seq again, linked to it)."""
         item = self.items.setdefault(item_id, _Item(item_id))
-        seq = item.count + (1 if tamper == "skip" else 0)
+        seq = item.count + {"skip": 1, "repeat": -1}.get(tamper or "", 0)
         prev = h("forged", item_id, seq) if tamper == "prev" else item.head
         location = h("loc", seq)
         document = h("doc", item_id, seq)

@@ -75,7 +75,7 @@ def test_the_migrations_create_exactly_the_api_tables(store_url: str) -> None:
         with engine.connect() as conn:
             context = MigrationContext.configure(conn, opts={"compare_type": True})
             assert list(compare_metadata(context, metadata)) == []
-            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0003"
+            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0004"
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS))
         with engine.begin() as conn:

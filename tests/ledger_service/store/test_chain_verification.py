@@ -225,6 +225,24 @@ def test_a_broken_link_is_stored_flagged_and_reported(store: Store, tamper: str,
     assert item_row[7] == 4  # event_count: every event is counted
 
 
+def test_a_repeated_seq_is_stored_flagged_and_reported(store: Store) -> None:
+    """(item_id, seq) is not a key of the index: an event repeating a seq is kept and reported, not refused."""
+    chain = ChainBuilder()
+    item = chain.register("urn:epc:id:sgtin:0614141.107346.1")
+    chain.record(item, BizStep.PACKING, Disposition.IN_PROGRESS)
+    chain.next_block()
+    repeated = chain.record(item, BizStep.SHIPPING, Disposition.IN_TRANSIT, tamper="repeat")
+    assert repeated.seq == 1
+    stats = store.apply(events=chain.events, headers=chain.headers, checkpoint=chain.ref(), prune_below=0)
+
+    assert stats.problems == 1
+    assert _problems(store) == [(item, 1, 2, "expected event #2, found #1 (missing or reordered)")]
+    rows = sorted((row[1], row[12], row[11]) for row in store.dump()["item_events"])  # (seq, block, chain_ok)
+    assert rows == [(0, 1, True), (1, 1, True), (1, 2, False)]
+    item_row = store.dump()["items"][0]
+    assert (item_row[7], item_row[-1]) == (3, False)  # event_count counts it; items.chain_ok
+
+
 def test_verification_continues_across_batches(store: Store) -> None:
     chain = ChainBuilder()
     item = chain.register("urn:epc:id:sgtin:0614141.107346.1")

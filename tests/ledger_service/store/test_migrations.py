@@ -11,9 +11,11 @@ from alembic.config import Config
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect, text
 
+from ledger_service.codes import BizStep, Disposition
 from ledger_service.store import ChainPin, Store
 from ledger_service.store._db import MIGRATIONS, SQLITE_MMAP_BYTES
-from ledger_service.store.schema import metadata
+from ledger_service.store.schema import item_key, metadata
+from tests.ledger_service.store.builders import ChainBuilder
 from tests.support.db import libpq_dsn
 
 
@@ -38,7 +40,7 @@ def test_open_creates_exactly_the_schema_tables(store_url: str) -> None:
     finally:
         engine.dispose()
     assert tables == {*metadata.tables, "alembic_version"}
-    assert head == "0003"
+    assert head == "0004"
 
 
 def test_open_twice_keeps_the_data(store_url: str) -> None:
@@ -117,3 +119,54 @@ def test_migrations_downgrade_to_nothing_and_back(store_url: str) -> None:
         engine.dispose()
     Store.open(store_url).close()
     assert _differences(store_url) == []
+
+
+def _migrate(url: str, revision: str, *, down: bool) -> None:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            config.attributes["connection"] = conn
+            (command.downgrade if down else command.upgrade)(config, revision)
+    finally:
+        engine.dispose()
+
+
+def test_0004_keys_the_events_of_an_index_built_before_it(store_url: str) -> None:
+    """Down to 0003 (item_events keyed by (item_id, seq), no item_key) and up again: every row comes back,
+    item_key computed by the database (SQLite: a Python function; PostgreSQL: a bit-string cast) equal to
+    schema.item_key, including the keys of ids whose first bit is set (negative keys)."""
+    chain = ChainBuilder()
+    ids = [chain.register(f"urn:epc:id:sgtin:0614141.107346.{n}") for n in range(12)]
+    for step in (BizStep.PACKING, BizStep.SHIPPING):
+        chain.next_block()
+        for item in ids:
+            chain.record(item, step, Disposition.IN_PROGRESS)
+    with Store.open(store_url) as store:
+        store.apply(events=chain.events, headers=chain.headers, checkpoint=chain.ref(), prune_below=0)
+        before = store.dump()
+    keys = {row[0]: row[-1] for row in before["item_events"]}
+    assert keys == {item: item_key(item) for item in ids}
+    assert min(keys.values()) < 0 < max(keys.values())
+
+    _migrate(store_url, "0003", down=True)
+    engine = create_engine(store_url)
+    try:
+        columns = {column["name"] for column in inspect(engine).get_columns("item_events")}
+        assert "item_key" not in columns
+        assert inspect(engine).get_pk_constraint("item_events")["constrained_columns"] == ["item_id", "seq"]
+    finally:
+        engine.dispose()
+
+    with Store.open(store_url) as store:  # upgrades to head
+        assert store.dump() == before
+    assert _differences(store_url) == []
+
+
+def test_item_key_is_the_ids_first_eight_bytes_signed() -> None:
+    assert item_key("0x" + "00" * 7 + "05" + "ff" * 24) == 5
+    assert item_key("0x" + "ff" * 32) == -1
+    assert item_key("0x8000000000000000" + "00" * 24) == -(2**63)
+    assert item_key("0x7fffffffffffffff" + "00" * 24) == 2**63 - 1
+    assert item_key("not an id") == 0

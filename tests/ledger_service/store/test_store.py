@@ -13,7 +13,7 @@ from sqlalchemy import update
 
 from ledger_service.codes import BizStep, Disposition
 from ledger_service.errors import FatalError
-from ledger_service.indexer.events import BlockHeader
+from ledger_service.indexer.events import BlockHeader, ItemRegistered
 from ledger_service.store import BlockRef, ChainPin, Store, StoreError
 from ledger_service.store.schema import chain_pin, checkpoint, metadata
 from tests.ledger_service.store.builders import ChainBuilder, addr
@@ -137,8 +137,10 @@ def test_failing_apply_leaves_nothing(store: Store) -> None:
     chain.record(item, BizStep.SHIPPING, Disposition.IN_TRANSIT)
     chain.role("0x" + "77" * 32, addr(5), True)
     chain.set_seller(addr(2), addr(5), True)
-    duplicate = replace(chain.record(item, BizStep.RECEIVING, Disposition.SELLABLE_ACCESSIBLE), seq=1)
-    chain.events[-1] = duplicate  # (item, seq 1) twice: the primary key of item_events refuses it
+    received = chain.record(item, BizStep.RECEIVING, Disposition.SELLABLE_ACCESSIBLE)
+    registration = next(ev for ev in chain.events if isinstance(ev, ItemRegistered))
+    duplicate = replace(registration, pos=received.pos)
+    chain.events[-1] = duplicate  # the item registered twice: the primary key of item_registrations refuses it
     chain.next_block()
     chain.record(item, BizStep.STOCKING, Disposition.SELLABLE_ACCESSIBLE)
     new = [ev for ev in chain.events if ev.pos.block_number > 1]
@@ -148,7 +150,7 @@ def test_failing_apply_leaves_nothing(store: Store) -> None:
     assert store.checkpoint() == chain.ref(1)
 
     # the index is still usable: the valid stream applies
-    chain.events[chain.events.index(duplicate)] = replace(duplicate, seq=2)
+    chain.events[chain.events.index(duplicate)] = received
     store.apply(events=new[:4], headers=chain.headers[1:2], checkpoint=chain.ref(2), prune_below=0)
     assert store.checkpoint() == chain.ref(2)
 
@@ -253,7 +255,9 @@ def test_a_failed_batch_leaves_no_trace_in_later_ones(make_store_url: Callable[[
         _block(chain, store, 1)
         _block(chain, store, 2)
         block3 = [ev for ev in chain.events if ev.pos.block_number == 3]
-        broken = [*block3, replace(block3[-1], pos=replace(block3[-1].pos, log_index=99))]  # same (item, seq)
+        registration = next(ev for ev in chain.events if isinstance(ev, ItemRegistered))
+        # after the block's events have changed item states: a second registration of an item
+        broken = [*block3, replace(registration, pos=replace(block3[-1].pos, log_index=99))]
         with pytest.raises(StoreError):
             store.apply(events=broken, headers=[chain.header(3)], checkpoint=chain.ref(3), prune_below=0)
         for number in range(3, chain.number + 1):

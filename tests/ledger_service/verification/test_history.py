@@ -209,7 +209,12 @@ def test_every_row_deleted_leaves_the_item_known_to_the_chain(audited: Audited, 
 
 def test_a_row_the_chain_never_had_is_named(audited: Audited, index: Store) -> None:
     row = _row(index, audited.subject, 4)
-    forged = row | {"seq": 5, "prev_hash": row["event_hash"], "event_hash": "0x" + secrets.token_hex(32)}
+    forged = row | {
+        "seq": 5,
+        "prev_hash": row["event_hash"],
+        "event_hash": "0x" + secrets.token_hex(32),
+        "log_index": row["log_index"] + 1000,  # a position of its own: the log's position keys the table
+    }
     columns = ", ".join(forged)
     values = ", ".join(f":{name}" for name in forged)
     _sql(index, f"INSERT INTO item_events ({columns}) VALUES ({values})", **forged)
