@@ -177,8 +177,8 @@ item_events = Table(
     ),
     PrimaryKeyConstraint("block_number", "log_index"),
     Index("ix_item_events_item", "item_key", "seq"),
-    Index("ix_item_events_actor_time", "actor", "timestamp"),
-    Index("ix_item_events_biz_transaction", "biz_transaction"),
+    # No index on actor or on biz_transaction: no query reads events by either alone, and each would cost
+    # every inserted event one more index entry.
 )
 
 merchant_changes = Table(

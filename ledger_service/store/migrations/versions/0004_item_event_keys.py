@@ -1,4 +1,4 @@
-"""item_events keyed by log position, and found by item through a compact integer key.
+"""item_events keyed by log position, found by item through a compact integer key, and no unread indexes.
 
 Before: primary key (item_id, seq), plus an index on (block_number, log_index).
 Every batch of events adds one entry per touched item to the primary-key
@@ -12,6 +12,9 @@ id's first 8 bytes as a signed 64-bit integer (``schema.item_key``). The
 index on (block_number, log_index) is the primary key now. (item_id, seq) is
 no longer unique in the database: the indexer checks every event's seq and
 records one out of order as a chain problem, as it did for a gap.
+
+The indexes on (actor, timestamp) and on biz_transaction go: no query reads
+item_events by either alone, and each cost every inserted event an entry.
 
 Self-contained on purpose (no import of schema.py), like 0001.
 
@@ -110,9 +113,9 @@ def _sqlite_rebuild(*, keyed: bool) -> None:
 def upgrade() -> None:
     if op.get_bind().dialect.name == "sqlite":
         _sqlite_rebuild(keyed=True)  # the old table's indexes went with it
-        op.create_index("ix_item_events_actor_time", "item_events", ["actor", "timestamp"])
-        op.create_index("ix_item_events_biz_transaction", "item_events", ["biz_transaction"])
     else:
+        op.drop_index("ix_item_events_actor_time", table_name="item_events")
+        op.drop_index("ix_item_events_biz_transaction", table_name="item_events")
         op.add_column("item_events", sa.Column("item_key", sa.BigInteger(), nullable=True))
         # the first 16 hex digits as a bit string, read as a two's-complement bigint
         op.execute("UPDATE item_events SET item_key = ('x' || substr(item_id, 3, 16))::bit(64)::bigint")
@@ -131,13 +134,11 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_item_events_item", table_name="item_events")
     if op.get_bind().dialect.name == "sqlite":
-        op.drop_index("ix_item_events_actor_time", table_name="item_events")
-        op.drop_index("ix_item_events_biz_transaction", table_name="item_events")
         _sqlite_rebuild(keyed=False)
-        op.create_index("ix_item_events_actor_time", "item_events", ["actor", "timestamp"])
-        op.create_index("ix_item_events_biz_transaction", "item_events", ["biz_transaction"])
     else:
         op.drop_constraint("pk_item_events", "item_events", type_="primary")
         op.create_primary_key("pk_item_events", "item_events", ["item_id", "seq"])
         op.drop_column("item_events", "item_key")
     op.create_index("ix_item_events_block", "item_events", ["block_number", "log_index"])
+    op.create_index("ix_item_events_actor_time", "item_events", ["actor", "timestamp"])
+    op.create_index("ix_item_events_biz_transaction", "item_events", ["biz_transaction"])
