@@ -27,7 +27,9 @@ fetching, JSON parsing, decoding and the eventHash check run in a forked
 process instead, which hands each decoded range over a pipe (:mod:`wire`), so
 they use another core instead of competing with the writer for the GIL. Ranges
 that queued up while the writer was busy are applied in one transaction (up to
-``max_batch_events``); a writer that keeps up applies each range on its own.
+``max_batch_events``), and in a pass of the fetch process a transaction waits
+until it holds ``min_batch_events``; a writer that keeps up with a follow near
+the head applies each range on its own.
 Range sizes adapt: they shrink on RangeTooLarge, timeouts or large responses
 and grow while responses stay small.
 """
@@ -230,6 +232,8 @@ _DONE = object()
 
 DEFAULT_MAX_BATCH_EVENTS = 25_000
 """Events per write transaction when ranges queue up (bounds the memory a backlog holds)."""
+DEFAULT_MIN_BATCH_EVENTS = 20_000
+"""Events a write transaction waits for in a long pass (the fetch process's): see :class:`Prefetcher`."""
 
 
 def _pickled(exc: BaseException) -> bytes:
@@ -284,6 +288,7 @@ class Prefetcher:
         sizer: RangeSizer,
         depth: int = 2,
         max_events: int = 0,
+        min_events: int = 0,
         process: bool = False,
         shrink_attempts: int = 8,
         interrupt: threading.Event | None = None,
@@ -298,10 +303,13 @@ class Prefetcher:
         self._shrink_attempts = shrink_attempts
         self._interrupt = interrupt
         self._max_events = max_events
+        self._min_events = min(min_events, max_events) if process else 0
         self._held: list[Any] = []
         """At most one item taken from the queue but not handed out yet (a range that did not join, a failure)."""
         self._ended = False
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=depth)
+        # the fetch process's ranges wait encoded (a fraction of their decoded size): room for twice as many,
+        # so that it keeps fetching while the writer applies a batch of ``min_events``
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=depth * 2 if process else depth)
         self._stop = threading.Event()
         self._child: tuple[int, int] | None = None
         """(pid, read end of its pipe) of the fetch process, in process mode."""
@@ -483,8 +491,11 @@ class Prefetcher:
             del logs
             return Fetched(BlockRange(start, end), headers[start], headers[end], window, events)
 
-    def _next(self, *, wait: bool) -> Fetched | None:
-        """The next fetched range; None at the end or, without ``wait``, when none is ready yet."""
+    def _next(self, *, wait: bool, joining: bool = False) -> Fetched | None:
+        """The next fetched range; None at the end or, without ``wait``, when none is ready yet.
+
+        ``joining``: a batch is being joined, so a failure is held (raised by the next call) and None
+        returned, for the ranges already joined to be applied first."""
         if self._held:  # a range __iter__ could not join (decoded already), or a failure
             item = self._held.pop()
             if isinstance(item, _Failed):
@@ -503,7 +514,7 @@ class Prefetcher:
             if item is _DONE:
                 self._ended = True
             elif isinstance(item, _Failed):
-                if not wait:  # what is already joined is applied first; the failure comes next
+                if joining:  # what is already joined is applied first; the failure comes next
                     self._held.append(item)
                     return None
                 raise item.error
@@ -518,7 +529,13 @@ class Prefetcher:
         block of the one before) are joined, so the writer's parent-hash check of a joined range is the
         check of its first part. A writer that keeps up gets each range on its own (no added latency); one
         that falls behind (a backfill) commits fewer, larger transactions: SQLite and PostgreSQL then
-        write each touched index page once per transaction instead of once per range.
+        write each touched index page and state row once per transaction instead of once per range.
+
+        In a pass of the fetch process (a backfill, or a follow far behind), a batch also waits for the
+        next ranges until it holds ``min_events`` (or reaches the pass's last range): the writer would
+        otherwise take the ranges as they trickle in, one or two at a time, and pay those per-transaction
+        writes for each (at 1M events: 142 transactions instead of 46, and ~20% more time on both
+        databases).
         """
         while True:
             first = self._next(wait=True)
@@ -527,7 +544,8 @@ class Prefetcher:
             parts = [first]
             events = len(first.events)
             while events < self._max_events:
-                following = self._next(wait=False)
+                wait = events < self._min_events and parts[-1].range.end < self._end
+                following = self._next(wait=wait, joining=True)
                 if following is None:
                     break
                 last = parts[-1]
@@ -572,6 +590,7 @@ class Indexer:
         sizer: RangeSizer | None = None,
         prefetch_depth: int = 4,
         max_batch_events: int = DEFAULT_MAX_BATCH_EVENTS,
+        min_batch_events: int = DEFAULT_MIN_BATCH_EVENTS,
         fetch_process_min_blocks: int | None = None,
     ) -> None:
         if finality_depth < 1:
@@ -585,6 +604,8 @@ class Indexer:
         self.prefetch_depth = prefetch_depth
         self.max_batch_events = max_batch_events
         """Ranges already fetched are applied together up to this many events (one transaction)."""
+        self.min_batch_events = min_batch_events
+        """In a pass of the fetch process, a transaction waits for ranges until it holds this many events."""
         self.fetch_process_min_blocks = fetch_process_min_blocks
         """A pass over at least this many blocks fetches and decodes in a forked process (None: never)."""
         self._addresses = [pin.ledger_address, pin.escrow_address]
@@ -665,6 +686,7 @@ class Indexer:
             sizer=self.sizer,
             depth=self.prefetch_depth,
             max_events=self.max_batch_events,
+            min_events=self.min_batch_events,
             process=self.fetch_process_min_blocks is not None and end - start + 1 >= self.fetch_process_min_blocks,
             interrupt=stop,
         )

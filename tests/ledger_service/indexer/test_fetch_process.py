@@ -114,6 +114,17 @@ def test_ranges_ready_before_a_failure_are_applied_before_it_is_raised() -> None
         next(batches)
 
 
+def test_a_batch_waiting_for_min_events_still_applies_ready_ranges_before_a_failure() -> None:
+    fetcher = _prefetcher_holding(
+        [_range(1, 2, events=1), _range(3, 4, events=1), _Failed(ChainMovedError("moved"))], max_events=100
+    )
+    fetcher._min_events = 50  # (a process prefetcher's): the batch waits for ranges instead of taking what is ready
+    batches = iter(fetcher)
+    assert next(batches).range == BlockRange(1, 4)
+    with pytest.raises(ChainMovedError, match="moved"):
+        next(batches)
+
+
 def test_frames_cross_a_pipe_and_a_frame_cut_short_is_a_retryable_error() -> None:
     stop = threading.Event()
     read_fd, write_fd = os.pipe()
@@ -136,7 +147,15 @@ def test_frames_cross_a_pipe_and_a_frame_cut_short_is_a_retryable_error() -> Non
 # ---- the fetch process on a real node ---------------------------------------------------------------
 
 
-def _process_prefetcher(chain: Chain, url: str, *, timeout: float = 30.0) -> Prefetcher:
+def _process_prefetcher(
+    chain: Chain,
+    url: str,
+    *,
+    timeout: float = 30.0,
+    max_events: int = 0,
+    min_events: int = 0,
+    sizer: RangeSizer | None = None,
+) -> Prefetcher:
     pin = pin_of(chain.deployment)
     return Prefetcher(
         rpc=RpcClient(url, timeout=timeout, retry=RetryPolicy(attempts=3, base_delay=0.01)),
@@ -145,7 +164,9 @@ def _process_prefetcher(chain: Chain, url: str, *, timeout: float = 30.0) -> Pre
         start=pin.deploy_block,
         end=chain.head,
         window_from=chain.head - 5,
-        sizer=RangeSizer(size=4, target_logs=100),
+        sizer=sizer or RangeSizer(size=4, target_logs=100),
+        max_events=max_events,
+        min_events=min_events,
         process=True,
     )
 
@@ -190,6 +211,25 @@ def test_the_process_hands_over_every_range_and_is_reaped(chain: Chain) -> None:
         (e.pos.block_number, e.pos.log_index) for e in events
     )
     assert _gone(pid)
+
+
+def test_the_processs_batches_wait_for_min_events(chain: Chain) -> None:
+    """Ranges arrive one by one; each batch but the last waits until it holds min_events (the writer
+    would otherwise commit whatever trickled in), and none takes a range once it holds max_events."""
+    chain.activity.lifecycle()
+    chain.activity.bulk(events=1500, items=6, batch=50)  # 50 events a block
+    one_block = RangeSizer(size=1, max_size=1)
+    fetcher = _process_prefetcher(chain, chain.node.url, max_events=600, min_events=400, sizer=one_block)
+    try:
+        got = list(fetcher)
+    finally:
+        fetcher.close()
+    assert got[0].range.start == chain.deployment.deploy_block and got[-1].range.end == chain.head
+    assert all(b.range.start == a.range.end + 1 for a, b in itertools.pairwise(got))
+    sizes = [len(f.events) for f in got]
+    assert sum(sizes) > 1500 and len(sizes) >= 3
+    assert all(size >= 400 for size in sizes[:-1]), sizes
+    assert all(size < 600 + 50 for size in sizes), sizes  # no range once it holds 600
 
 
 def test_without_a_process_to_spare_the_fetch_runs_on_the_thread(chain: Chain, monkeypatch: pytest.MonkeyPatch) -> None:
