@@ -345,11 +345,30 @@ def write_tuples(
     conn.exec_driver_sql(sql, list(rows))
 
 
+_COPY: dict[tuple[str, tuple[str, ...]], tuple[str, list[str]]] = {}
+
+
+def _copy_statement(conn: Connection, table: Table, columns: tuple[str, ...]) -> tuple[str, list[str]]:
+    """The binary COPY statement into ``table``'s ``columns``, and their PostgreSQL type names.
+
+    Binary: the server takes each value as it is stored (no text parsing of every integer and string), and
+    the driver encodes it from the Python value with the column's type (``set_types``).
+    """
+    key = (table.name, columns)
+    found = _COPY.get(key)
+    if found is None:
+        quote = conn.dialect.identifier_preparer.quote
+        sql = f"COPY {quote(table.name)} ({', '.join(quote(name) for name in columns)}) FROM STDIN (FORMAT BINARY)"
+        types = [table.c[name].type.compile(dialect=conn.dialect).split("(")[0].strip().lower() for name in columns]
+        found = _COPY[key] = (sql, types)
+    return found
+
+
 def _copy_tuples(conn: Connection, table: Table, columns: tuple[str, ...], rows: Sequence[tuple[Any, ...]]) -> None:
-    quote = conn.dialect.identifier_preparer.quote
-    sql = f"COPY {quote(table.name)} ({', '.join(quote(name) for name in columns)}) FROM STDIN"
+    sql, types = _copy_statement(conn, table, columns)
     raw: Any = conn.connection.dbapi_connection
     with raw.cursor() as cursor, cursor.copy(sql) as copy:
+        copy.set_types(types)
         write_row = copy.write_row
         for row in rows:
             write_row(row)
@@ -357,13 +376,13 @@ def _copy_tuples(conn: Connection, table: Table, columns: tuple[str, ...], rows:
 
 def _copy_rows(conn: Connection, table: Table, columns: tuple[str, ...], rows: Sequence[dict[str, Any]]) -> None:
     """PostgreSQL: COPY ``rows`` into ``table`` on the connection's current transaction."""
-    quote = conn.dialect.identifier_preparer.quote
-    sql = f"COPY {quote(table.name)} ({', '.join(quote(name) for name in columns)}) FROM STDIN"
+    sql, types = _copy_statement(conn, table, columns)
     values: Callable[[dict[str, Any]], Any] = (
         itemgetter(*columns) if len(columns) > 1 else (lambda row: (row[columns[0]],))
     )
     raw: Any = conn.connection.dbapi_connection
     with raw.cursor() as cursor, cursor.copy(sql) as copy:
+        copy.set_types(types)
         for row in rows:
             copy.write_row(values(row))
 
