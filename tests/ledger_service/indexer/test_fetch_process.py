@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import itertools
 import os
 import signal
@@ -18,6 +19,7 @@ from ledger_service.indexer.decode import Decoder
 from ledger_service.indexer.events import BlockHeader, LogPosition, SellerSet
 from ledger_service.indexer.rpc import RetryPolicy, RpcClient, RpcRetryableError
 from ledger_service.indexer.sync import (
+    PIPE_BYTES,
     BlockRange,
     ChainMovedError,
     Fetched,
@@ -199,6 +201,8 @@ def test_the_process_hands_over_every_range_and_is_reaped(chain: Chain) -> None:
     fetcher = _process_prefetcher(chain, chain.node.url)
     assert fetcher._child is not None
     pid = fetcher._child[0]
+    if hasattr(fcntl, "F_GETPIPE_SZ"):  # Linux: a range's frame crosses in a few reads, not dozens
+        assert fcntl.fcntl(fetcher._child[1], fcntl.F_GETPIPE_SZ) == PIPE_BYTES
     try:
         got = list(fetcher)
     finally:
