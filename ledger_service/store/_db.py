@@ -26,9 +26,7 @@ from typing import Any
 
 import psycopg
 import structlog
-from alembic import command
-from alembic.config import Config
-from sqlalchemy import ColumnElement, Connection, Engine, Table, any_, bindparam, create_engine, event, text
+from sqlalchemy import ColumnElement, Connection, Engine, Table, any_, bindparam, create_engine, event, inspect, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
@@ -184,8 +182,22 @@ def translate_errors() -> Iterator[None]:
         raise
 
 
+HEAD_REVISION = "0004"
+"""The newest migration (a test checks it is Alembic's head): an index already there is not migrated."""
+
+
 def upgrade_to_head(engine: Engine) -> None:
-    """Runs the Alembic migrations up to head, in one transaction (serialized across processes)."""
+    """Runs the Alembic migrations up to head, in one transaction (serialized across processes).
+
+    An index already at :data:`HEAD_REVISION` is left alone without loading Alembic or its scripts: that
+    is every start of the indexer and the API but the first after an upgrade, and it spares ~0.2 s of
+    each start.
+    """
+    if _revision(engine) == HEAD_REVISION:
+        return
+    from alembic import command
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     with write_transaction(engine) as conn:
@@ -194,6 +206,15 @@ def upgrade_to_head(engine: Engine) -> None:
             _ensure_pg_schema(conn)
         config.attributes["connection"] = conn
         command.upgrade(config, "head")
+
+
+def _revision(engine: Engine) -> str | None:
+    """The index's Alembic revision; None for a new one (no ``alembic_version`` table in its schema)."""
+    with read_transaction(engine) as conn:
+        if not inspect(conn).has_table("alembic_version"):
+            return None
+        versions = conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+    return versions[0] if len(versions) == 1 else None
 
 
 def _ensure_pg_schema(conn: Connection) -> None:

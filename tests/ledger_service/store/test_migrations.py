@@ -5,15 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import psycopg
+import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect, text
 
 from ledger_service.codes import BizStep, Disposition
 from ledger_service.store import ChainPin, Store
-from ledger_service.store._db import MIGRATIONS, SQLITE_MMAP_BYTES
+from ledger_service.store._db import HEAD_REVISION, MIGRATIONS, SQLITE_MMAP_BYTES
 from ledger_service.store.schema import item_key, metadata
 from tests.ledger_service.store.builders import ChainBuilder
 from tests.support.db import libpq_dsn
@@ -170,3 +172,23 @@ def test_item_key_is_the_ids_first_eight_bytes_signed() -> None:
     assert item_key("0x8000000000000000" + "00" * 24) == -(2**63)
     assert item_key("0x7fffffffffffffff" + "00" * 24) == 2**63 - 1
     assert item_key("not an id") == 0
+
+
+def test_head_revision_is_alembics_head() -> None:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    assert ScriptDirectory.from_config(config).get_heads() == [HEAD_REVISION]
+
+
+def test_an_index_at_head_opens_without_running_alembic(store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    Store.open(store_url).close()
+
+    def refuse(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("Alembic ran on an index already at head")
+
+    monkeypatch.setattr(command, "upgrade", refuse)
+    with Store.open(store_url) as store:
+        assert store.checkpoint() is None
+    _migrate(store_url, "0003", down=True)
+    with pytest.raises(AssertionError, match="already at head"):  # one revision behind: migrated
+        Store.open(store_url)
