@@ -173,6 +173,17 @@ def _process_prefetcher(
     )
 
 
+def _every_range(fetcher: Prefetcher, chain: Chain) -> list[Fetched]:
+    """What ``fetcher`` hands out, closed after; checks it covers the chain, range after range."""
+    try:
+        got = list(fetcher)
+    finally:
+        fetcher.close()
+    assert got[0].range.start == chain.deployment.deploy_block and got[-1].range.end == chain.head
+    assert all(b.range.start == a.range.end + 1 for a, b in itertools.pairwise(got))
+    return got
+
+
 def _gone(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -203,12 +214,7 @@ def test_the_process_hands_over_every_range_and_is_reaped(chain: Chain) -> None:
     pid = fetcher._child[0]
     if hasattr(fcntl, "F_GETPIPE_SZ"):  # Linux: a range's frame crosses in a few reads, not dozens
         assert fcntl.fcntl(fetcher._child[1], fcntl.F_GETPIPE_SZ) == PIPE_BYTES
-    try:
-        got = list(fetcher)
-    finally:
-        fetcher.close()
-    assert got[0].range.start == chain.deployment.deploy_block and got[-1].range.end == chain.head
-    assert all(b.range.start == a.range.end + 1 for a, b in itertools.pairwise(got))
+    got = _every_range(fetcher, chain)
     events = [e for f in got for e in f.events]
     assert len(events) > 600
     assert [(e.pos.block_number, e.pos.log_index) for e in events] == sorted(
@@ -224,12 +230,7 @@ def test_the_processs_batches_wait_for_min_events(chain: Chain) -> None:
     chain.activity.bulk(events=1500, items=6, batch=50)  # 50 events a block
     one_block = RangeSizer(size=1, max_size=1)
     fetcher = _process_prefetcher(chain, chain.node.url, max_events=600, min_events=400, sizer=one_block)
-    try:
-        got = list(fetcher)
-    finally:
-        fetcher.close()
-    assert got[0].range.start == chain.deployment.deploy_block and got[-1].range.end == chain.head
-    assert all(b.range.start == a.range.end + 1 for a, b in itertools.pairwise(got))
+    got = _every_range(fetcher, chain)
     sizes = [len(f.events) for f in got]
     assert sum(sizes) > 1500 and len(sizes) >= 3
     assert all(size >= 400 for size in sizes[:-1]), sizes

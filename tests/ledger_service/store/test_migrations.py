@@ -107,22 +107,6 @@ def test_postgres_schema_is_created_when_missing(pg_url: str) -> None:
             conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
-def test_migrations_downgrade_to_nothing_and_back(store_url: str) -> None:
-    Store.open(store_url).close()
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    engine = create_engine(store_url)
-    try:
-        with engine.begin() as conn:
-            config.attributes["connection"] = conn
-            command.downgrade(config, "base")
-        assert set(inspect(engine).get_table_names()) == {"alembic_version"}
-    finally:
-        engine.dispose()
-    Store.open(store_url).close()
-    assert _differences(store_url) == []
-
-
 def _migrate(url: str, revision: str, *, down: bool) -> None:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
@@ -133,6 +117,18 @@ def _migrate(url: str, revision: str, *, down: bool) -> None:
             (command.downgrade if down else command.upgrade)(config, revision)
     finally:
         engine.dispose()
+
+
+def test_migrations_downgrade_to_nothing_and_back(store_url: str) -> None:
+    Store.open(store_url).close()
+    _migrate(store_url, "base", down=True)
+    engine = create_engine(store_url)
+    try:
+        assert set(inspect(engine).get_table_names()) == {"alembic_version"}
+    finally:
+        engine.dispose()
+    Store.open(store_url).close()
+    assert _differences(store_url) == []
 
 
 def test_0004_keys_the_events_of_an_index_built_before_it(store_url: str) -> None:
