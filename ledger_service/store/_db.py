@@ -190,7 +190,7 @@ def upgrade_to_head(engine: Engine) -> None:
     """Runs the Alembic migrations up to head, in one transaction (serialized across processes).
 
     An index already at :data:`HEAD_REVISION` is left alone without loading Alembic or its scripts: that
-    is every start of the indexer and the API but the first after an upgrade, and it spares ~0.2 s of
+    is every start of the indexer and the API but the first after an upgrade, and it spares ~0.1 s of
     each start.
     """
     if _revision(engine) == HEAD_REVISION:
