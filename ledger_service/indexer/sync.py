@@ -252,10 +252,9 @@ def _widen(fd: int) -> None:
     each read waited for the GIL while the writer's thread ran Python code (up to the 5 ms switch
     interval): the fetch process then stalled on the full pipe for seconds in a 1M-event backfill.
     """
-    size = getattr(fcntl, "F_SETPIPE_SZ", None) if fcntl is not None else None
-    if size is not None:
+    if fcntl is not None and hasattr(fcntl, "F_SETPIPE_SZ"):
         with contextlib.suppress(OSError):
-            fcntl.fcntl(fd, size, PIPE_BYTES)
+            fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
 
 
 def _pickled(exc: BaseException) -> bytes:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from operator import itemgetter
@@ -385,7 +385,8 @@ def _copy_statement(conn: Connection, table: Table, columns: tuple[str, ...]) ->
     return found
 
 
-def _copy_tuples(conn: Connection, table: Table, columns: tuple[str, ...], rows: Sequence[tuple[Any, ...]]) -> None:
+def _copy_tuples(conn: Connection, table: Table, columns: tuple[str, ...], rows: Iterable[tuple[Any, ...]]) -> None:
+    """PostgreSQL: COPY ``rows`` (tuples of ``columns``) into ``table`` on the connection's current transaction."""
     sql, types = _copy_statement(conn, table, columns)
     raw: Any = conn.connection.dbapi_connection
     with raw.cursor() as cursor, cursor.copy(sql) as copy:
@@ -396,16 +397,11 @@ def _copy_tuples(conn: Connection, table: Table, columns: tuple[str, ...], rows:
 
 
 def _copy_rows(conn: Connection, table: Table, columns: tuple[str, ...], rows: Sequence[dict[str, Any]]) -> None:
-    """PostgreSQL: COPY ``rows`` into ``table`` on the connection's current transaction."""
-    sql, types = _copy_statement(conn, table, columns)
-    values: Callable[[dict[str, Any]], Any] = (
+    """PostgreSQL: COPY ``rows`` (dicts with the keys ``columns``) like :func:`_copy_tuples`."""
+    values: Callable[[dict[str, Any]], tuple[Any, ...]] = (
         itemgetter(*columns) if len(columns) > 1 else (lambda row: (row[columns[0]],))
     )
-    raw: Any = conn.connection.dbapi_connection
-    with raw.cursor() as cursor, cursor.copy(sql) as copy:
-        copy.set_types(types)
-        for row in rows:
-            copy.write_row(values(row))
+    _copy_tuples(conn, table, columns, map(values, rows))
 
 
 def insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
