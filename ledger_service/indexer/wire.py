@@ -40,12 +40,14 @@ class WireError(RetryableError):
     Retryable: the pass is abandoned and fetched again, like a fetch process that ended between frames."""
 
 
+def encode_event(event: DecodedEvent) -> tuple[Any, ...]:
+    """An event's wire form: (its class's index, its position's fields, its own fields)."""
+    index, own = _FIELDS[type(event)]
+    return (index, _POSITION(event.pos), own(event))
+
+
 def encode_events(events: list[DecodedEvent]) -> list[tuple[Any, ...]]:
-    out = []
-    for ev in events:
-        index, own = _FIELDS[type(ev)]
-        out.append((index, _POSITION(ev.pos), own(ev)))
-    return out
+    return [encode_event(event) for event in events]
 
 
 def decode_events(rows: list[tuple[Any, ...]]) -> list[DecodedEvent]:
