@@ -23,9 +23,11 @@ Invariants:
 Fetching overlaps decoding and writing: a thread fetches and decodes the next
 ranges into a small bounded queue while the caller's thread writes. For long
 passes (``fetch_process_min_blocks``: every backfill, and follow catching up)
-fetching, JSON parsing, decoding and the eventHash check run in a forked
-process instead, which hands each decoded range over a pipe (:mod:`wire`), so
-they use another core instead of competing with the writer for the GIL. Ranges
+fetching, JSON parsing, decoding and the eventHash check run in forked
+processes instead (``fetch_processes``; several fetch alternate chunks of the
+pass side by side), which hand each decoded range over a pipe (:mod:`wire`),
+relayed in block order, so they use other cores instead of competing with the
+writer for the GIL. Ranges
 that queued up while the writer was busy are applied in one transaction (up to
 ``max_batch_events``), and in a pass of the fetch process a transaction waits
 until it holds ``min_batch_events``; a writer that keeps up with a follow near
@@ -36,6 +38,7 @@ and grow while responses stay small.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import ctypes
 import gc
@@ -43,13 +46,15 @@ import itertools
 import os
 import pickle
 import queue
+import select
 import signal
+import struct
 import sys
 import threading
 import time
 from collections.abc import Callable, Generator, Iterator, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, cast
 
 import structlog
 
@@ -293,9 +298,61 @@ def _joined(parts: Sequence[Fetched]) -> Fetched:
     )
 
 
+CHUNK_RANGES = 4
+"""With several fetch processes, each is ordered this many ranges (of the current size) at a time."""
+
+_ORDER = struct.Struct("<qqq")
+"""An order to a fetch process: first block, last block, range size to start with."""
+
+
+@dataclass(eq=False)
+class _Chunk:
+    """Blocks ordered from one fetch process, and what it sent of them so far."""
+
+    start: int
+    end: int
+    worker: _Worker
+    frames: collections.deque[bytes] = field(default_factory=collections.deque)
+    done: bool = False
+    error: BaseException | None = None
+
+
+@dataclass(eq=False)
+class _Worker:
+    """A fetch process: its pid, the read end of its frames pipe, the write end of its orders pipe (-1 once
+    closed)."""
+
+    pid: int
+    frames: int
+    orders: int
+    chunks: collections.deque[_Chunk] = field(default_factory=collections.deque)
+    """Its orders not done yet, oldest first."""
+    failed: bool = False
+    reaped: bool = False
+
+
+def _read_order(fd: int) -> tuple[int, int, int] | None:
+    """The next order (blocking); None once the writer closed the pipe (or went away mid-order)."""
+    data = b""
+    while len(data) < _ORDER.size:
+        chunk = os.read(fd, _ORDER.size - len(data))
+        if not chunk:
+            return None
+        data += chunk
+    start, end, size = _ORDER.unpack(data)
+    return start, end, size
+
+
+def _close_orders(worker: _Worker) -> None:
+    """Closes a fetch process's orders pipe (once: its number may belong to another file afterwards)."""
+    if worker.orders >= 0:
+        fd, worker.orders = worker.orders, -1
+        os.close(fd)
+
+
 class Prefetcher:
     """Fetches and decodes ranges ``start``..``end`` a few ranges ahead of the writer: on a thread, or (with
-    ``process``) in a forked process whose frames a thread relays."""
+    ``process``) in ``processes`` forked processes whose frames a thread relays in block order."""
 
     def __init__(
         self,
@@ -311,6 +368,7 @@ class Prefetcher:
         max_events: int = 0,
         min_events: int = 0,
         process: bool = False,
+        processes: int = 1,
         shrink_attempts: int = 8,
         interrupt: threading.Event | None = None,
     ) -> None:
@@ -323,6 +381,7 @@ class Prefetcher:
         self._sizer = sizer
         self._shrink_attempts = shrink_attempts
         self._interrupt = interrupt
+        self._depth = depth
         self._max_events = max_events
         self._min_events = min(min_events, max_events) if process else 0
         self._held: list[Any] = []
@@ -332,13 +391,17 @@ class Prefetcher:
         # so that it keeps fetching while the writer applies a batch of ``min_events``
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=depth * 2 if process else depth)
         self._stop = threading.Event()
-        self._child: tuple[int, int] | None = None
-        """(pid, read end of its pipe) of the fetch process, in process mode."""
+        self._workers: list[_Worker] = []
+        """The fetch processes, in process mode (none: the thread fetches)."""
+        self._size_hint = sizer.size
+        """The range size the fetch processes last reported: the next chunk's is CHUNK_RANGES of it."""
         if process:
-            try:
-                self._child = self._fork()
-            except OSError as exc:  # no process to spare (EAGAIN, ENOMEM): fetch on the thread
-                log.warning("fetch_process_unavailable", error=str(exc))
+            for _ in range(max(1, processes)):
+                try:
+                    self._workers.append(self._fork())
+                except OSError as exc:  # no process to spare (EAGAIN, ENOMEM): fewer, or fetch on the thread
+                    log.warning("fetch_process_unavailable", error=str(exc), running=len(self._workers))
+                    break
         self._thread = threading.Thread(target=self._run, name="ledger-indexer-fetch", daemon=True)
         self._thread.start()
 
@@ -352,8 +415,8 @@ class Prefetcher:
 
     def _run(self) -> None:
         try:
-            if self._child is not None:
-                self._relay(self._child[1])
+            if self._workers:
+                self._relay()
             else:
                 n = self._start
                 while n <= self._end and not self._stop.is_set():
@@ -366,85 +429,156 @@ class Prefetcher:
 
     # -- process mode: a forked process fetches and decodes, this thread relays ----------------
 
-    def _fork(self) -> tuple[int, int]:
-        """Starts the fetch process: it runs :meth:`_fetch` over the ranges and writes each to a pipe.
+    def _fork(self) -> _Worker:
+        """Starts a fetch process: it runs :meth:`_fetch` over the blocks it is ordered to fetch and writes
+        each range to a pipe.
 
-        JSON parsing, decoding and the eventHash check then run on another core, outside this process's
+        JSON parsing, decoding and the eventHash check then run on other cores, outside this process's
         GIL; this process only reads the frames and rebuilds the events (:mod:`wire`). The child is a fork,
         so it starts at once with everything imported. It never touches what it inherited from the
-        writer (database connections, the parent's HTTP connections): it opens its own RPC client,
-        freezes the inherited objects out of its garbage collector and leaves with ``os._exit``, so no
-        finalizer of an inherited object runs in it. It dies with the writer (PR_SET_PDEATHSIG on
-        Linux; elsewhere at its next write to the closed pipe).
+        writer (database connections, the parent's HTTP connections, the pipes of the fetch processes
+        forked before it): it opens its own RPC client, freezes the inherited objects out of its garbage
+        collector and leaves with ``os._exit``, so no finalizer of an inherited object runs in it. It dies
+        with the writer (PR_SET_PDEATHSIG on Linux; elsewhere at its next write to the closed pipe).
         """
-        read_fd, write_fd = os.pipe()
-        _widen(write_fd)
+        frames_read, frames_write = os.pipe()
+        orders_read, orders_write = os.pipe()
+        _widen(frames_write)
         parent = os.getpid()
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError:
+            for fd in (frames_read, frames_write, orders_read, orders_write):
+                os.close(fd)
+            raise
         if pid != 0:
-            os.close(write_fd)
-            return pid, read_fd
+            os.close(frames_write)
+            os.close(orders_read)
+            return _Worker(pid, frames_read, orders_write)
         code = 0  # the child, from here to os._exit
         try:
             gc.freeze()
-            os.close(read_fd)
+            for fd in (frames_read, orders_write, *(f for w in self._workers for f in (w.frames, w.orders))):
+                os.close(fd)
             _die_with_parent(parent)
-            self._serve(write_fd)
+            self._serve(orders_read, frames_write)
         except BrokenPipeError:
             pass  # the writer stopped listening
         except BaseException as exc:
             try:
-                wire.send(write_fd, wire.ERROR, _pickled(exc))
+                wire.send(frames_write, wire.ERROR, _pickled(exc))
             except BaseException:
                 code = 1
         finally:
             os._exit(code)
 
-    def _serve(self, fd: int) -> None:
-        """The fetch process's loop: each range as a frame, then "done"."""
+    def _serve(self, orders: int, fd: int) -> None:
+        """A fetch process's loop: for each order (a span of blocks), its ranges as frames, then "done"
+        with the range size reached; returns when the writer closes the orders pipe."""
         self._rpc = self._rpc.fresh()
         self._interrupt = None
-        n = self._start
-        while n <= self._end:
-            fetched = self._fetch(n)
-            wire.send(
-                fd,
-                wire.RANGE,
-                wire.dumps(
-                    (
-                        fetched.range.start,
-                        fetched.range.end,
-                        wire.encode_header(fetched.first),
-                        wire.encode_header(fetched.last),
-                        [wire.encode_header(h) for h in fetched.window],
-                        wire.encode_events(fetched.events),
-                        self._sizer.size,
-                    )
-                ),
-            )
-            n = fetched.range.end + 1
-        wire.send(fd, wire.DONE)
+        while (order := _read_order(orders)) is not None:
+            start, end, size = order
+            self._sizer.size = size
+            n = start
+            while n <= end:
+                fetched = self._fetch(n, end, rows=True)
+                wire.send(
+                    fd,
+                    wire.RANGE,
+                    wire.dumps(
+                        (
+                            fetched.range.start,
+                            fetched.range.end,
+                            wire.encode_header(fetched.first),
+                            wire.encode_header(fetched.last),
+                            [wire.encode_header(h) for h in fetched.window],
+                            fetched.events,  # (rows: already in wire form)
+                            self._sizer.size,
+                        )
+                    ),
+                )
+                n = fetched.range.end + 1
+            wire.send(fd, wire.DONE, wire.dumps(self._sizer.size))
 
-    def _relay(self, fd: int) -> None:
-        """Moves the fetch process's frames into the queue until the end; re-raises its failure.
+    def _relay(self) -> None:
+        """Orders the pass's blocks from the fetch processes, chunk by chunk, and moves their frames into
+        the queue in block order until the end; re-raises a process's failure where it happened.
+
+        With one process, the pass is one chunk. With several, the pass is cut into chunks of
+        :data:`CHUNK_RANGES` ranges, ordered from the processes in turn, each process holding two
+        orders (the one it fetches and the next, so it never waits for one): the chunks are fetched side by
+        side, and the frames of a chunk that is not the oldest wait here (at most ``depth`` of them; past
+        that, its process waits on its full pipe).
 
         Range frames are queued as bytes and decoded by the writer's thread when it takes them: decoding
         here would hold the GIL in bursts while the writer's inserts release and retake it for every row.
         """
-        while True:
-            frame = wire.receive(fd, self._stop)
-            if frame is None:
+        workers = self._workers
+        by_fd = {w.frames: w for w in workers}
+        chunks: collections.deque[_Chunk] = collections.deque()
+        cursor = self._start
+        waiting = 0  # frames of chunks that are not the oldest
+
+        def order(worker: _Worker) -> None:
+            nonlocal cursor
+            span = self._end - cursor + 1 if len(workers) == 1 else CHUNK_RANGES * max(1, self._size_hint)
+            chunk = _Chunk(cursor, min(self._end, cursor + span - 1), worker)
+            os.write(worker.orders, _ORDER.pack(chunk.start, chunk.end, self._size_hint))
+            worker.chunks.append(chunk)
+            chunks.append(chunk)
+            cursor = chunk.end + 1
+
+        def fill() -> None:
+            for held in (0, 1):
+                for worker in workers:
+                    if cursor <= self._end and not worker.failed and len(worker.chunks) <= held:
+                        order(worker)
+
+        fill()
+        while chunks:
+            head = chunks[0]
+            while head.frames:
+                self._put(_Encoded(head.frames.popleft()))
                 if self._stop.is_set():
                     return
-                raise RpcRetryableError(f"the fetch process ended unexpectedly ({self._reap()})")
-            kind, payload = frame
-            if kind == wire.DONE:
-                return
-            if kind == wire.ERROR:
-                raise _unpickled(payload)
-            if kind != wire.RANGE:
-                raise wire.WireError(f"unknown frame kind {kind!r}")
-            self._put(_Encoded(payload))
+            if head.error is not None:
+                raise head.error
+            if head.done:
+                chunks.popleft()
+                if chunks:
+                    waiting -= len(chunks[0].frames)
+                fill()
+                continue
+            listening = [
+                w.frames for w in workers if w.chunks and not w.failed and (w is head.worker or waiting < self._depth)
+            ]
+            ready, _, _ = select.select(listening, [], [], 0.1)
+            for fd in ready:
+                if self._stop.is_set():
+                    return
+                worker = by_fd[fd]
+                frame = wire.receive(fd, self._stop)
+                if frame is None:
+                    if self._stop.is_set():
+                        return
+                    raise RpcRetryableError(f"the fetch process ended unexpectedly ({self._reap(worker)})")
+                kind, payload = frame
+                chunk = worker.chunks[0]
+                if kind == wire.RANGE:
+                    chunk.frames.append(payload)
+                    waiting += chunk is not head
+                elif kind == wire.DONE:
+                    chunk.done = True
+                    worker.chunks.popleft()
+                    self._size_hint = int(wire.loads(payload))
+                elif kind == wire.ERROR:  # raised when the chunks before it are handed out; the process ends
+                    chunk.error = _unpickled(payload)
+                    worker.failed = True
+                else:
+                    raise wire.WireError(f"unknown frame kind {kind!r}")
+        for worker in workers:  # every block is handed out: the processes may go
+            _close_orders(worker)
 
     def _decoded(self, item: _Encoded) -> Fetched:
         start, end, first, last, window, events, size = wire.loads(item.payload)
@@ -457,30 +591,35 @@ class Prefetcher:
             wire.decode_events(events),
         )
 
-    def _reap(self) -> str:
-        """Waits for the fetch process and closes its pipe; how it ended."""
-        if self._child is None:
-            return "no fetch process"
-        pid, fd = self._child
-        self._child = None
-        os.close(fd)
+    def _reap(self, worker: _Worker) -> str:
+        """Waits for a fetch process and closes its pipes; how it ended."""
+        if worker.reaped:
+            return "already reaped"
+        worker.reaped = True
+        os.close(worker.frames)
+        _close_orders(worker)
         try:
-            _, status = os.waitpid(pid, 0)
+            _, status = os.waitpid(worker.pid, 0)
         except ChildProcessError:
             return "already reaped"
         if os.WIFSIGNALED(status):
             return f"killed by signal {os.WTERMSIG(status)}"
         return f"exit status {os.WEXITSTATUS(status)}"
 
-    def _fetch(self, start: int) -> Fetched:
+    def _fetch(self, start: int, limit: int | None = None, *, rows: bool = False) -> Fetched:
+        """The range from ``start`` of the sizer's size, up to ``limit`` (default: the pass's end).
+
+        ``rows``: the events are left in their wire form (:meth:`Decoder.decode_rows`), for a fetch process
+        to send as they are; the Fetched then holds those tuples in place of events.
+        """
         failures = 0
         while True:
-            end = min(self._end, start + self._sizer.size - 1)
+            end = min(self._end if limit is None else limit, start + self._sizer.size - 1)
             wanted = sorted({start, end, *range(max(start, self._window_from), end + 1)})
             try:
                 headers = self._rpc.headers(wanted)
                 logs, nbytes = self._rpc.get_logs(addresses=self._addresses, from_block=start, to_block=end)
-                events = self._decoder.decode(logs)
+                events = cast(list[Any], self._decoder.decode_rows(logs) if rows else self._decoder.decode(logs))
             except MalformedLogError as exc:  # a garbled answer: ask again, a few times
                 failures += 1
                 if failures >= self._shrink_attempts:
@@ -505,9 +644,14 @@ class Prefetcher:
             for older, newer in itertools.pairwise(window):
                 if newer.parent_hash != older.hash:
                     raise ChainMovedError(f"blocks {older.number} and {newer.number} do not link (the chain moved)")
-            for event in events:
-                header = headers.get(event.pos.block_number)
-                if header is not None and header.hash != event.pos.block_hash:
+            blocks = (
+                ((row[1][0], row[1][1]) for row in events)
+                if rows
+                else ((event.pos.block_number, event.pos.block_hash) for event in events)
+            )
+            for number, block_hash in blocks:
+                header = headers.get(number)
+                if header is not None and header.hash != block_hash:
                     raise ChainMovedError(f"a log of block {header.number} is from another fork (the chain moved)")
             self._sizer.observe(blocks=end - start + 1, logs=len(logs), nbytes=nbytes)
             del logs
@@ -585,14 +729,15 @@ class Prefetcher:
                 self._queue.get_nowait()
             except queue.Empty:
                 break
-        child = self._child  # (the relay thread may reap a process that died by itself meanwhile)
-        if child is not None:  # its relay thread then sees the pipe close
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(child[0], signal.SIGKILL)
+        for worker in self._workers:  # the relay thread then sees the pipes close
+            if not worker.reaped:  # (the relay thread may have reaped one that died by itself)
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(worker.pid, signal.SIGKILL)
         # A fetch thread stuck in a slow call is left to finish on its own (daemon; its results are dropped).
         self._thread.join(timeout=2)
-        if self._child is not None and not self._thread.is_alive():  # never close a pipe a thread still reads
-            self._reap()
+        if not self._thread.is_alive():  # never close a pipe a thread still reads
+            for worker in self._workers:
+                self._reap(worker)
 
 
 # ---- the indexer ----------------------------------------------------------------
@@ -614,6 +759,7 @@ class Indexer:
         max_batch_events: int = DEFAULT_MAX_BATCH_EVENTS,
         min_batch_events: int = DEFAULT_MIN_BATCH_EVENTS,
         fetch_process_min_blocks: int | None = None,
+        fetch_processes: int = 1,
     ) -> None:
         if finality_depth < 1:
             raise ValueError("finality_depth must be at least 1")
@@ -629,7 +775,9 @@ class Indexer:
         self.min_batch_events = min_batch_events
         """In a pass of the fetch process, a transaction waits for ranges until it holds this many events."""
         self.fetch_process_min_blocks = fetch_process_min_blocks
-        """A pass over at least this many blocks fetches and decodes in a forked process (None: never)."""
+        """A pass over at least this many blocks fetches and decodes in forked processes (None: never)."""
+        self.fetch_processes = fetch_processes
+        """How many fetch processes such a pass forks (they fetch alternate chunks of the pass)."""
         self._addresses = [pin.ledger_address, pin.escrow_address]
         self._checked = False
         self.where = "the index"
@@ -710,6 +858,7 @@ class Indexer:
             max_events=self.max_batch_events,
             min_events=self.min_batch_events,
             process=self.fetch_process_min_blocks is not None and end - start + 1 >= self.fetch_process_min_blocks,
+            processes=self.fetch_processes,
             interrupt=stop,
         )
         previous = None if checkpoint is None else checkpoint.hash.lower()
@@ -826,6 +975,7 @@ def make_indexer(
     sizer: RangeSizer | None = None,
     max_batch_events: int = DEFAULT_MAX_BATCH_EVENTS,
     fetch_process_min_blocks: int | None = None,
+    fetch_processes: int = 1,
 ) -> Indexer:
     """An indexer for ``deployment``'s contracts."""
     pin = pin_of(deployment)
@@ -839,4 +989,5 @@ def make_indexer(
         sizer=sizer,
         max_batch_events=max_batch_events,
         fetch_process_min_blocks=fetch_process_min_blocks,
+        fetch_processes=fetch_processes,
     )

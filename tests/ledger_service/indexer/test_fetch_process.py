@@ -10,6 +10,7 @@ import subprocess
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -149,6 +150,20 @@ def test_frames_cross_a_pipe_and_a_frame_cut_short_is_a_retryable_error() -> Non
 # ---- the fetch process on a real node ---------------------------------------------------------------
 
 
+def _prefetcher_args(chain: Chain, url: str, *, timeout: float = 30.0) -> dict[str, Any]:
+    pin = pin_of(chain.deployment)
+    return {
+        "rpc": RpcClient(url, timeout=timeout, retry=RetryPolicy(attempts=3, base_delay=0.01)),
+        "decoder": Decoder(abis=ABIS, ledger_address=pin.ledger_address, escrow_address=pin.escrow_address),
+        "addresses": [pin.ledger_address, pin.escrow_address],
+        "start": pin.deploy_block,
+        "end": chain.head,
+        "window_from": chain.head - 5,
+        "sizer": RangeSizer(size=1, max_size=2, target_logs=100),
+        "process": True,
+    }
+
+
 def _process_prefetcher(
     chain: Chain,
     url: str,
@@ -157,6 +172,7 @@ def _process_prefetcher(
     max_events: int = 0,
     min_events: int = 0,
     sizer: RangeSizer | None = None,
+    processes: int = 1,
 ) -> Prefetcher:
     pin = pin_of(chain.deployment)
     return Prefetcher(
@@ -170,6 +186,7 @@ def _process_prefetcher(
         max_events=max_events,
         min_events=min_events,
         process=True,
+        processes=processes,
     )
 
 
@@ -206,21 +223,22 @@ def test_a_backfill_fetched_in_a_process_equals_a_fresh_reindex(chain: Chain, st
         store.close()
 
 
-def test_the_process_hands_over_every_range_and_is_reaped(chain: Chain) -> None:
+@pytest.mark.parametrize("processes", [1, 3])
+def test_the_processes_hand_over_every_range_in_order_and_are_reaped(chain: Chain, processes: int) -> None:
     chain.activity.lifecycle()
-    chain.activity.bulk(events=600, items=4)
-    fetcher = _process_prefetcher(chain, chain.node.url)
-    assert fetcher._child is not None
-    pid = fetcher._child[0]
+    chain.activity.bulk(events=600, items=4, batch=20)  # 20 events a block: ~30 ranges of 1-2 blocks
+    thread = Prefetcher(**{**_prefetcher_args(chain, chain.node.url), "process": False})
+    expected = [e for f in _every_range(thread, chain) for e in f.events]
+    fetcher = _process_prefetcher(chain, chain.node.url, processes=processes)
+    assert len(fetcher._workers) == processes
+    pids = [w.pid for w in fetcher._workers]
     if hasattr(fcntl, "F_GETPIPE_SZ"):  # Linux: a range's frame crosses in a few reads, not dozens
-        assert fcntl.fcntl(fetcher._child[1], fcntl.F_GETPIPE_SZ) == PIPE_BYTES
+        assert all(fcntl.fcntl(w.frames, fcntl.F_GETPIPE_SZ) == PIPE_BYTES for w in fetcher._workers)
     got = _every_range(fetcher, chain)
     events = [e for f in got for e in f.events]
     assert len(events) > 600
-    assert [(e.pos.block_number, e.pos.log_index) for e in events] == sorted(
-        (e.pos.block_number, e.pos.log_index) for e in events
-    )
-    assert _gone(pid)
+    assert events == expected  # the same events as fetched on a thread, in block order
+    assert all(_gone(pid) for pid in pids)
 
 
 def test_the_processs_batches_wait_for_min_events(chain: Chain) -> None:
@@ -246,18 +264,19 @@ def test_without_a_process_to_spare_the_fetch_runs_on_the_thread(chain: Chain, m
     monkeypatch.setattr(os, "fork", no_fork)
     fetcher = _process_prefetcher(chain, chain.node.url)
     try:
-        assert fetcher._child is None
+        assert fetcher._workers == []
         got = list(fetcher)
     finally:
         fetcher.close()
     assert got[-1].range.end == chain.head and sum(len(f.events) for f in got) > 0
 
 
-def test_a_failure_in_the_fetch_process_reaches_the_writer_as_the_same_error(chain: Chain) -> None:
+@pytest.mark.parametrize("processes", [1, 2])
+def test_a_failure_in_the_fetch_process_reaches_the_writer_as_the_same_error(chain: Chain, processes: int) -> None:
     chain.activity.lifecycle()
     # a node that refuses every eth_getLogs, even of one block, as too large: the fetch process gives up
     with FaultProxy(chain.node.url, max_log_blocks=0) as proxy:
-        fetcher = _process_prefetcher(chain, proxy.url)
+        fetcher = _process_prefetcher(chain, proxy.url, processes=processes)
         try:
             with pytest.raises(RpcRetryableError, match="alone keeps failing"):
                 list(fetcher)
@@ -265,14 +284,15 @@ def test_a_failure_in_the_fetch_process_reaches_the_writer_as_the_same_error(cha
             fetcher.close()
 
 
-def test_a_fetch_process_that_dies_is_reported_not_waited_for(chain: Chain) -> None:
+@pytest.mark.parametrize("processes", [1, 2])
+def test_a_fetch_process_that_dies_is_reported_not_waited_for(chain: Chain, processes: int) -> None:
     chain.activity.lifecycle()
     with FaultProxy(
         chain.node.url, rates={"timeout": 1.0}, budget=1000, delay=20, only_methods=["eth_getLogs"]
     ) as proxy:
-        fetcher = _process_prefetcher(chain, proxy.url, timeout=60)
-        assert fetcher._child is not None
-        pid = fetcher._child[0]
+        fetcher = _process_prefetcher(chain, proxy.url, timeout=60, processes=processes)
+        assert len(fetcher._workers) == processes
+        pid = fetcher._workers[-1].pid  # with two, the one fetching the second chunk: the first is waited for
         try:
             os.kill(pid, signal.SIGKILL)  # stuck in its first request
             began = time.monotonic()
@@ -281,7 +301,7 @@ def test_a_fetch_process_that_dies_is_reported_not_waited_for(chain: Chain) -> N
             assert time.monotonic() - began < 10
         finally:
             fetcher.close()
-        assert _gone(pid)
+        assert all(_gone(w.pid) for w in fetcher._workers)
 
 
 def _children(pid: int) -> list[int]:
@@ -336,3 +356,36 @@ def _zombie(pid: int) -> bool:
     except OSError:
         return True
     return stat[stat.rindex(")") + 2] == "Z"
+
+
+class _FailsFrom(Decoder):
+    """A decoder that fails (in the fetch process: it is forked with it) on logs of block ``bad`` or later."""
+
+    bad = 0
+
+    def decode_rows(self, logs: Any) -> list[tuple[Any, ...]]:
+        if any(int(entry["blockNumber"], 16) >= self.bad for entry in logs):
+            raise ChainMovedError(f"moved at {self.bad}")
+        return super().decode_rows(logs)
+
+
+def test_with_several_processes_the_chunks_before_a_failure_are_handed_out_before_it(chain: Chain) -> None:
+    """The process that fails may be ahead of the others: what comes before its failure, fetched by the
+    others, is still handed out first, in order, and the failure after it."""
+    chain.activity.lifecycle()
+    chain.activity.bulk(events=600, items=4, batch=20)
+    args = _prefetcher_args(chain, chain.node.url)
+    pin = pin_of(chain.deployment)
+    decoder = _FailsFrom(abis=ABIS, ledger_address=pin.ledger_address, escrow_address=pin.escrow_address)
+    decoder.bad = args["start"] + (chain.head - args["start"]) * 2 // 3
+    fetcher = Prefetcher(**{**args, "decoder": decoder, "processes": 2, "max_events": 1})
+    assert len(fetcher._workers) == 2
+    got: list[Fetched] = []
+    try:
+        with pytest.raises(ChainMovedError, match=f"moved at {decoder.bad}"):
+            got.extend(fetcher)  # (keeps what it took before the failure)
+    finally:
+        fetcher.close()
+    assert got and got[0].range.start == args["start"]
+    assert all(b.range.start == a.range.end + 1 for a, b in itertools.pairwise(got))
+    assert decoder.bad - 2 <= got[-1].range.end < decoder.bad  # ranges are 1-2 blocks
