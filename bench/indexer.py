@@ -430,6 +430,8 @@ def cli_args(chain: Chain, url: str, args: argparse.Namespace) -> list[str]:
         str(chain.manifest),
         "--target-logs",
         str(args.target_logs),
+        "--fetch-processes",
+        str(args.fetch_processes),
     ]
 
 
@@ -963,6 +965,9 @@ def main() -> int:
     parser.add_argument("--items", type=int, default=0, help="items (default: events/10, at most 40 batches)")
     parser.add_argument("--batch", type=int, default=256, help="item events per transaction (default 256)")
     parser.add_argument("--target-logs", type=int, default=5000, help="the indexer's --target-logs (default 5000)")
+    parser.add_argument(
+        "--fetch-processes", type=int, default=1, help="the indexer's --fetch-processes (default 1, its default)"
+    )
     parser.add_argument("--raw-repeats", type=int, default=3, help="passes of (a); the median counts (default 3)")
     parser.add_argument("--follow-txs", type=int, default=200, help="transactions in (d) (default 200)")
     parser.add_argument("--spacing", type=float, default=0.05, help="seconds between them (default 0.05)")
@@ -974,8 +979,8 @@ def main() -> int:
     parser.add_argument("--profile", action="store_true", help="also profile an in-process backfill (cProfile)")
     parser.add_argument("--profile-top", type=int, default=25, help="functions per profile listing (default 25)")
     args = parser.parse_args()
-    if args.batch < 1 or args.events < 1:
-        parser.error("--events and --batch must be positive")
+    if args.batch < 1 or args.events < 1 or args.fetch_processes < 1:
+        parser.error("--events, --batch and --fetch-processes must be positive")
     try:
         return run(args)
     except SetupError as exc:
@@ -1004,6 +1009,7 @@ def run(args: argparse.Namespace) -> int:
             "from_block": chain.deploy_block,
             "to_block": head,
             "target_logs": args.target_logs,
+            "fetch_processes": args.fetch_processes,
         }
 
         say(f"\n(a) raw eth_getLogs, blocks {chain.deploy_block}..{head}, {args.raw_repeats} passes ...")

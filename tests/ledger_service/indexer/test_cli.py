@@ -53,23 +53,28 @@ def test_backfill_and_status(chain: Chain, sqlite_url: str) -> None:
     assert down.returncode == 3 and "head: unavailable" in down.stdout
 
 
-def test_backfill_with_and_without_a_fetch_process_gives_the_same_index(chain: Chain, tmp_path: Path) -> None:
+def test_backfill_with_and_without_fetch_processes_gives_the_same_index(chain: Chain, tmp_path: Path) -> None:
     chain.activity.lifecycle()
     chain.activity.bulk(events=800, items=4)
     dumps = []
-    for flags in (["--fetch-process", "--max-batch-events", "300"], ["--no-fetch-process"]):
+    for flags in (
+        ["--fetch-process", "--max-batch-events", "300"],
+        ["--fetch-processes", "3", "--max-batch-events", "300"],
+        ["--no-fetch-process"],
+    ):
         url = f"sqlite:///{tmp_path / (flags[0] + '.sqlite3')}"
         result = run_cli([*flags, "--target-logs", "100", "backfill", "--no-progress"], cli_env(chain, url))
         assert result.returncode == 0, result.stderr
         with Store.open(url) as store:
             dumps.append(store.dump())
-    assert dumps[0] == dumps[1]
+    assert dumps[0] == dumps[1] == dumps[2]
 
 
-def test_a_batch_limit_below_one_is_refused(chain: Chain, sqlite_url: str) -> None:
-    result = run_cli(["--max-batch-events", "0", "backfill"], cli_env(chain, sqlite_url))
+@pytest.mark.parametrize("option", ["--max-batch-events", "--fetch-processes"])
+def test_a_batch_limit_or_process_count_below_one_is_refused(chain: Chain, sqlite_url: str, option: str) -> None:
+    result = run_cli([option, "0", "backfill"], cli_env(chain, sqlite_url))
     assert result.returncode == 2
-    assert "--max-batch-events: must be at least 1, got 0" in result.stderr
+    assert f"{option}: must be at least 1, got 0" in result.stderr
 
 
 def test_wrong_chain_or_deployment_is_refused(chain: Chain, sqlite_url: str, tmp_path: Path) -> None:
