@@ -27,7 +27,8 @@ def test_sigkill_during_backfill_at_random_moments_then_restart_gives_an_exact_i
     try:
         while kills < KILLS:
             start = store.checkpoint()
-            proc = start_cli(args, env)
+            # every other run with two fetch processes: a kill also lands while chunks are fetched side by side
+            proc = start_cli(["--fetch-processes", str(1 + (kills + finished) % 2), *args], env)
             procs.append(proc)
             if rng.random() < 0.2:  # while it starts: imports, lock, migrations check, pin check
                 time.sleep(rng.uniform(0.1, 0.8))
