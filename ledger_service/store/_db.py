@@ -16,6 +16,7 @@ schema is created if it does not exist).
 from __future__ import annotations
 
 import sqlite3
+import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -24,7 +25,6 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import structlog
 from sqlalchemy import ColumnElement, Connection, Engine, Table, any_, bindparam, create_engine, event, inspect, text
 from sqlalchemy.dialects import postgresql, sqlite
@@ -164,6 +164,13 @@ def read_transaction(engine: Engine) -> Iterator[Connection]:
             yield conn
 
 
+def _with_driver_errors(error: type[Exception]) -> tuple[type[Exception], ...]:
+    """SQLAlchemy's ``error`` and psycopg's class of the same name, once psycopg is loaded (a PostgreSQL
+    engine loads it; an SQLite index never pays for importing it, ~40 ms of the CLI's start)."""
+    psycopg = sys.modules.get("psycopg")
+    return (error,) if psycopg is None else (error, getattr(psycopg, error.__name__))
+
+
 @contextmanager
 def translate_errors() -> Iterator[None]:
     """Database errors as the store's: conflicts -> StoreError, lost or busy database -> StoreUnavailableError.
@@ -172,9 +179,9 @@ def translate_errors() -> Iterator[None]:
     """
     try:
         yield
-    except (IntegrityError, psycopg.IntegrityError) as exc:
+    except _with_driver_errors(IntegrityError) as exc:
         raise StoreError(f"the index refused rows that conflict with stored ones: {getattr(exc, 'orig', exc)}") from exc
-    except (OperationalError, psycopg.OperationalError) as exc:
+    except _with_driver_errors(OperationalError) as exc:
         raise StoreUnavailableError(f"database unavailable: {getattr(exc, 'orig', exc)}") from exc
     except DBAPIError as exc:
         if exc.connection_invalidated:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -281,3 +283,17 @@ def test_sqlite_checkpoints_run_beside_the_writer_and_stop_on_close(tmp_path: Pa
     assert len(checkpointers()) == before
     with Store.open(f"sqlite:///{tmp_path / 'index.sqlite3'}") as reopened:
         assert reopened.checkpoint() == chain.ref()
+
+
+def test_an_sqlite_index_does_not_import_the_postgresql_driver() -> None:
+    """psycopg costs ~40 ms of every CLI start; only a PostgreSQL index needs it (the store loads it with the
+    engine, and its errors are still translated then: tests/ledger_service/store on PostgreSQL)."""
+    code = (
+        "import sys, tempfile\n"
+        "from ledger_service.indexer import cli\n"
+        "from ledger_service.store.store import Store\n"
+        "Store.open(f'sqlite:///{tempfile.mkdtemp()}/x.sqlite3').close()\n"
+        "assert 'psycopg' not in sys.modules, 'psycopg was imported'\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
