@@ -15,7 +15,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect, text
 
 from ledger_service.store import Store, api_queries
-from ledger_service.store._db import MIGRATIONS
+from ledger_service.store._db import HEAD_REVISION, MIGRATIONS
 from ledger_service.store.api_queries import ItemBusyError, ReturnRequestRow
 from ledger_service.store.api_schema import API_TABLES
 from ledger_service.store.schema import metadata
@@ -75,7 +75,7 @@ def test_the_migrations_create_exactly_the_api_tables(store_url: str) -> None:
         with engine.connect() as conn:
             context = MigrationContext.configure(conn, opts={"compare_type": True})
             assert list(compare_metadata(context, metadata)) == []
-            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0004"
+            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == HEAD_REVISION
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS))
         with engine.begin() as conn:

@@ -42,7 +42,7 @@ def test_open_creates_exactly_the_schema_tables(store_url: str) -> None:
     finally:
         engine.dispose()
     assert tables == {*metadata.tables, "alembic_version"}
-    assert head == "0004"
+    assert head == HEAD_REVISION
 
 
 def test_open_twice_keeps_the_data(store_url: str) -> None:
@@ -160,6 +160,35 @@ def test_0004_keys_the_events_of_an_index_built_before_it(store_url: str) -> Non
     with Store.open(store_url) as store:  # upgrades to head
         assert store.dump() == before
     assert _differences(store_url) == []
+
+
+def _fillfactors(pg_url: str) -> dict[str, list[str] | None]:
+    with psycopg.connect(libpq_dsn(pg_url)) as conn:
+        rows = conn.execute(
+            "SELECT relname, reloptions FROM pg_class WHERE relkind = 'r' AND relname = ANY(%s) "
+            "AND relnamespace = current_schema()::regnamespace",
+            (["items", "returns", "item_events"],),
+        ).fetchall()
+    return dict(rows)
+
+
+def test_0005_leaves_room_for_hot_updates_of_the_state_tables(pg_url: str) -> None:
+    """items and returns are rewritten row by row as events arrive: their pages keep half free (so updates
+    stay on their page, HOT); log tables only grow and stay full. Down to 0004 and up with data."""
+    chain = ChainBuilder()
+    item = chain.register("urn:epc:id:sgtin:0614141.107346.1")
+    chain.record(item, BizStep.PACKING, Disposition.IN_PROGRESS)
+    with Store.open(pg_url) as store:
+        store.apply(events=chain.events, headers=chain.headers, checkpoint=chain.ref(), prune_below=0)
+        before = store.dump()
+    wanted = {"items": ["fillfactor=50"], "returns": ["fillfactor=50"], "item_events": None}
+    assert _fillfactors(pg_url) == wanted
+    _migrate(pg_url, "0004", down=True)
+    assert _fillfactors(pg_url) == dict.fromkeys(wanted)
+    with Store.open(pg_url) as store:
+        assert store.dump() == before
+    assert _fillfactors(pg_url) == wanted
+    assert _differences(pg_url) == []
 
 
 def test_item_key_is_the_ids_first_eight_bytes_signed() -> None:
