@@ -379,8 +379,8 @@ class Decoder:
         return self._decode(logs, rows=False)
 
     def decode_rows(self, logs: Iterable[Any]) -> list[tuple[Any, ...]]:
-        """Like :meth:`decode`, straight into the events' wire form (what :func:`wire.encode_events` makes of
-        them): a fetch process sends them without building each event object first."""
+        """Like :meth:`decode`, straight into the events' wire form (what :func:`wire.encode_event` makes of
+        each): a fetch process sends them without building each event object first."""
         return self._decode(logs, rows=True)
 
     def _decode(self, logs: Iterable[Any], *, rows: bool) -> list[Any]:

@@ -46,10 +46,6 @@ def encode_event(event: DecodedEvent) -> tuple[Any, ...]:
     return (index, _POSITION(event.pos), own(event))
 
 
-def encode_events(events: list[DecodedEvent]) -> list[tuple[Any, ...]]:
-    return [encode_event(event) for event in events]
-
-
 def decode_events(rows: list[tuple[Any, ...]]) -> list[DecodedEvent]:
     types = EVENT_TYPES
     return [types[index](LogPosition(*pos), *own) for index, pos, own in rows]

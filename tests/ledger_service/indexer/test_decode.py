@@ -119,7 +119,7 @@ def test_rows_for_a_fetch_process_are_the_wire_form_of_the_decoded_events(
         raw, _ = rpc.get_logs(addresses=addresses, from_block=start, to_block=end)
     events = decoder.decode(raw)
     rows = decoder.decode_rows(raw)
-    assert rows == wire.encode_events(events)
+    assert rows == [wire.encode_event(event) for event in events]
     assert wire.decode_events(rows) == events
     assert {type(e).__name__ for e in events} >= {"ItemEventRecorded", "ItemRegistered", "EscrowSettled"}
     assert decoder.decode_rows(list(reversed(raw))) == rows

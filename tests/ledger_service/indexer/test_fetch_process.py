@@ -174,19 +174,14 @@ def _process_prefetcher(
     sizer: RangeSizer | None = None,
     processes: int = 1,
 ) -> Prefetcher:
-    pin = pin_of(chain.deployment)
     return Prefetcher(
-        rpc=RpcClient(url, timeout=timeout, retry=RetryPolicy(attempts=3, base_delay=0.01)),
-        decoder=Decoder(abis=ABIS, ledger_address=pin.ledger_address, escrow_address=pin.escrow_address),
-        addresses=[pin.ledger_address, pin.escrow_address],
-        start=pin.deploy_block,
-        end=chain.head,
-        window_from=chain.head - 5,
-        sizer=sizer or RangeSizer(size=4, target_logs=100),
-        max_events=max_events,
-        min_events=min_events,
-        process=True,
-        processes=processes,
+        **{
+            **_prefetcher_args(chain, url, timeout=timeout),
+            "sizer": sizer or RangeSizer(size=4, target_logs=100),
+            "max_events": max_events,
+            "min_events": min_events,
+            "processes": processes,
+        }
     )
 
 
