@@ -15,17 +15,30 @@ python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' || die "Python >= 
 command -v npm >/dev/null || die "npm not found (Node.js >= 20 with npm is required)"
 node -e 'process.exit(parseInt(process.versions.node) < 20 ? 1 : 0)' || die "Node.js >= 20 is required, found $(node --version)"
 
+# apt_install PACKAGE: installs a Debian package (as root or through sudo), refreshing the package lists
+# once if the first attempt fails.
+apt_install() {
+  local sudo_cmd=()
+  [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+  if ! "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$1" >/dev/null; then
+    "${sudo_cmd[@]}" apt-get update -q >/dev/null || true
+    "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$1" >/dev/null \
+      || die "could not install the Debian package $1 (apt-get install $1)"
+  fi
+}
+
 # Debian's ipfs-cid: /usr/bin/ipfs_cid prints the CID `ipfs add` gives a file; the tests check our CIDs
 # against it, and auditors can use it to check a downloaded document.
 if [ ! -x /usr/bin/ipfs_cid ]; then
   step "Debian package ipfs-cid (reference CIDs for the document tests)"
-  sudo_cmd=()
-  [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
-  if ! "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q ipfs-cid >/dev/null; then
-    "${sudo_cmd[@]}" apt-get update -q >/dev/null || true
-    "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q ipfs-cid >/dev/null \
-      || die "could not install the Debian package ipfs-cid (apt-get install ipfs-cid)"
-  fi
+  apt_install ipfs-cid
+fi
+
+# Debian's nettle-dev: GNU Nettle's keccak permutation for the indexer's compiled decoder
+# (ledger_service/indexer/_speedups.c; without it the indexer falls back to slower Python code).
+if [ ! -f /usr/include/nettle/sha3.h ]; then
+  step "Debian package nettle-dev (keccak for the indexer's compiled decoder)"
+  apt_install nettle-dev
 fi
 
 h=$(hash_of package.json package-lock.json)
@@ -44,12 +57,14 @@ if ! stamp_ok brownie "$h" || [ ! -x "$BROWNIE" ]; then
   stamp_set brownie "$h"
 fi
 
-h=$(hash_of pyproject.toml requirements/service.lock)
+h=$(hash_of pyproject.toml requirements/service.lock ledger_service/indexer/_speedups.c)
 if ! stamp_ok service "$h" || [ ! -x "$PY" ]; then
   step "service: .venv (pinned in requirements/service.lock)"
   python3 -m venv .venv
   .venv/bin/pip install --quiet --disable-pip-version-check -r requirements/service.lock
   .venv/bin/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+  "$PY" -c "import ledger_service.indexer._speedups" 2>/dev/null \
+    || echo "warning: the indexer's compiled decoder was not built; it will decode in Python (slower)" >&2
   stamp_set service "$h"
 fi
 

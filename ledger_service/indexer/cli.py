@@ -35,6 +35,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
 from ledger_service.chain.artifacts import Deployment, load_deployment
 from ledger_service.errors import ConfigurationError, FatalError, LedgerError, RetryableError
+from ledger_service.indexer import decode
 from ledger_service.indexer.decode import load_abis
 from ledger_service.indexer.rpc import RetryPolicy, RpcClient
 from ledger_service.indexer.sync import (
@@ -185,6 +186,13 @@ def _backfill(
     checkpoint = store.checkpoint()
     start = deployment.deploy_block if checkpoint is None else checkpoint.number + 1
     show = args.progress if args.progress is not None else sys.stderr.isatty()
+    log.info("backfill_started", start=start, target=target, compiled_decoder=decode.COMPILED)
+    if not decode.COMPILED:
+        log.warning(
+            "compiled_decoder_missing",
+            hint="the C extension ledger_service/indexer/_speedups was not built (gcc, Python headers and "
+            "Debian's nettle-dev are needed; scripts/bootstrap.sh installs them): decoding runs in Python, slower",
+        )
     bar = tqdm(
         total=max(0, target - start + 1),
         unit="blk",

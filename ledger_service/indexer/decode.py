@@ -16,6 +16,7 @@ are counted as skipped. Output is in the chain's total order (block, log index).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +42,11 @@ from ledger_service.indexer.events import (
 )
 from ledger_service.indexer.wire import EVENT_TYPES, encode_event
 from ledger_service.store._hashing import event_hash_matches_log
+
+try:
+    from ledger_service.indexer import _speedups
+except ImportError:  # pragma: no cover - not built (no C compiler or no GNU Nettle): the Python code runs
+    _speedups = None  # type: ignore[assignment]
 
 
 class MalformedLogError(RetryableError):
@@ -84,8 +90,11 @@ def _item_registered(t: Topics, d: str, p: LogPosition) -> ItemRegistered:
     )
 
 
-def _item_event_fields(t: Topics, d: str) -> tuple[Any, ...]:
-    """ItemEventRecorded's own fields in dataclass order (its wire form; the hot path of a fetch process)."""
+def _item_event_fields_py(t: Topics, d: str) -> tuple[Any, ...]:
+    """ItemEventRecorded's own fields in dataclass order (its wire form; the hot path of a fetch process).
+
+    :data:`_item_event_fields` is this function, compiled where the C extension is built.
+    """
     return (
         t[1].lower(),
         "0x" + t[2][26:].lower(),
@@ -100,6 +109,17 @@ def _item_event_fields(t: Topics, d: str) -> tuple[Any, ...]:
         "0x" + d[512:576],
         event_hash_matches_log(t[1], t[2], d),
     )
+
+
+_item_event_fields: Callable[[Topics, str], tuple[Any, ...]]
+if _speedups is not None:
+    # the C code reads canonical logs (hex of the expected lengths) and hands any other to the Python code
+    _item_event_fields = functools.partial(_speedups.item_event_fields, _item_event_fields_py)
+else:  # pragma: no cover - the bootstrap builds the extension; tests check it is there
+    _item_event_fields = _item_event_fields_py
+
+COMPILED = _speedups is not None
+"""Whether the compiled ItemEventRecorded decoder is in use (logged by the CLI)."""
 
 
 def _item_event_recorded(t: Topics, d: str, p: LogPosition) -> ItemEventRecorded:

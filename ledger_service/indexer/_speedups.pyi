@@ -1,0 +1,9 @@
+"""Type stub of the C extension _speedups.c (the fetch process's hot path)."""
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+def item_event_fields(
+    fallback: Callable[[Sequence[str], str], tuple[Any, ...]], topics: Sequence[str], data: str, /
+) -> tuple[Any, ...]: ...
+def keccak256(data: bytes | bytearray | memoryview, /) -> bytes: ...
