@@ -166,9 +166,22 @@ def cmd_backfill(settings: Settings, args: argparse.Namespace) -> int:
             try:
                 indexer = _indexer(settings, store, rpc, deployment, args)
                 indexer.check(where=f"the index at {safe_url(url)}")
-                return _backfill(indexer, store=store, rpc=rpc, deployment=deployment, args=args, stop=stop)
+                store.defer_item_index()  # an empty SQLite index: built once at the end, not row by row
+                try:
+                    return _backfill(indexer, store=store, rpc=rpc, deployment=deployment, args=args, stop=stop)
+                finally:
+                    _build_deferred_indexes(store)
             finally:
                 store.close()
+
+
+def _build_deferred_indexes(store: Store) -> None:
+    """Builds what :meth:`Store.defer_item_index` dropped, also after a failed or interrupted backfill; a
+    failure to build it is logged, not raised over the backfill's own outcome (the next run builds it)."""
+    try:
+        store.build_deferred_indexes()
+    except (LedgerError, SQLAlchemyError) as exc:
+        log.warning("index_build_failed", error=_one_line(str(exc)), hint=f"the next `{PROG} backfill` builds it")
 
 
 def _backfill(
@@ -245,6 +258,7 @@ def cmd_follow(settings: Settings, args: argparse.Namespace) -> int:
             try:
                 indexer = _indexer(settings, store, rpc, deployment, args)
                 indexer.where = f"the index at {safe_url(url)}"
+                store.build_deferred_indexes()  # a backfill that was killed left it to build
                 log.info("following", rpc=str(settings.rpc_url), database=safe_url(url))
                 for update in indexer.follow(stop=stop, poll_interval=args.poll_interval, heartbeat=lock.check):
                     if isinstance(update, NewBlocks):
@@ -274,6 +288,7 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
         pin = store.pin()
         checkpoint = store.checkpoint()
         counts = store.counts()
+        deferred = store.deferred_indexes()
     finally:
         store.close()
     lines = [f"index: {safe_url(url)}"]
@@ -295,6 +310,11 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
         lines.append(f"head: unavailable ({_one_line(exc)})")
         code = EXIT_UNAVAILABLE
     lines.append("rows: " + ", ".join(f"{table}={n}" for table, n in sorted(counts.items())))
+    if deferred:
+        lines.append(
+            f"missing index: {', '.join(deferred)} (a first backfill builds it at its end; if none is running, the "
+            f"next `{PROG} backfill` or `{PROG} follow` does)"
+        )
     print("\n".join(lines))
     return code
 

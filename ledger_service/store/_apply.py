@@ -139,7 +139,7 @@ def apply_events(
     item_states = load_items(conn, list(item_keys), cache) if item_keys else {}
     return_folds = load_returns(conn, list(return_keys)) if return_keys else {}
     ship_by_days = policy_ship_by_days(conn, wanted_policies) if wanted_policies else {}
-    batch = _Batch(item_states, return_folds, ship_by_days, now)
+    batch = _Batch(item_states, return_folds, ship_by_days, now, int_flags=conn.dialect.name == "sqlite")
     for ev in events:
         batch.add(ev)
     batch.write(conn)
@@ -156,8 +156,13 @@ class _Batch:
         return_folds: dict[str, ReturnFold],
         ship_by_days: dict[tuple[str, int], int],
         now: int,
+        *,
+        int_flags: bool = False,
     ) -> None:
         self.item_states = item_states
+        self.flags: tuple[Any, Any] = (0, 1) if int_flags else (False, True)
+        """item_events.chain_ok as stored: SQLite's driver binds a bool through its adapter lookup (~0.4 us a
+        row), an int directly, and stores both as the same integer; PostgreSQL's binary COPY wants a bool."""
         self.return_folds = return_folds
         self.ship_by_days = ship_by_days
         self.now = now
@@ -310,7 +315,7 @@ class _Batch:
                 ev.timestamp,
                 ev.prev_hash,
                 ev.event_hash,
-                ok,
+                self.flags[ok],
                 p.block_number,
                 p.log_index,
                 p.tx_hash,

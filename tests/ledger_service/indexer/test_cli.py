@@ -53,6 +53,46 @@ def test_backfill_and_status(chain: Chain, sqlite_url: str) -> None:
     assert down.returncode == 3 and "head: unavailable" in down.stdout
 
 
+def test_a_first_backfill_builds_the_per_item_index_at_its_end(
+    chain: Chain, sqlite_url: str, procs: list[subprocess.Popen[str]], tmp_path: Path
+) -> None:
+    chain.activity.lifecycle()
+    chain.activity.bulk(events=300, items=3)
+    env = cli_env(chain, sqlite_url)
+    first = run_cli(["backfill", "--no-progress"], env)
+    assert first.returncode == 0, first.stderr
+    assert "item_index_deferred" in first.stderr and "item_index_built" in first.stderr
+    with Store.open(sqlite_url) as store:
+        assert store.deferred_indexes() == []
+        with store.engine.begin() as conn:  # as a backfill killed after its first batch leaves it
+            conn.exec_driver_sql("DROP INDEX ix_item_events_item")
+        dump = store.dump()
+    status = run_cli(["status"], env)
+    assert "missing index: ix_item_events_item" in status.stdout, status.stdout
+    chain.activity.bulk(events=20, items=2)
+    again = run_cli(["backfill", "--no-progress"], env)
+    assert again.returncode == 0, again.stderr
+    assert "item_index_deferred" not in again.stderr and "item_index_built" in again.stderr
+    assert "missing index" not in run_cli(["status"], env).stdout
+    with Store.open(sqlite_url) as store:
+        assert store.deferred_indexes() == []
+        assert store.dump() == reference_dump(chain)
+        assert store.dump() != dump
+        with store.engine.begin() as conn:
+            conn.exec_driver_sql("DROP INDEX ix_item_events_item")
+        log = tmp_path / "follow.log"
+        follower = start_cli(["follow", "--poll-interval", "0.05"], env, log=log)  # builds it before following
+        procs.append(follower)
+        deadline = time.monotonic() + 30
+        while store.deferred_indexes() and time.monotonic() < deadline:
+            assert follower.poll() is None, log.read_text()
+            time.sleep(0.05)
+        assert store.deferred_indexes() == []
+    follower.send_signal(signal.SIGTERM)
+    assert follower.wait(timeout=15) == 0, log.read_text()
+    assert "item_index_built" in log.read_text()
+
+
 def test_backfill_with_and_without_fetch_processes_gives_the_same_index(chain: Chain, tmp_path: Path) -> None:
     chain.activity.lifecycle()
     chain.activity.bulk(events=800, items=4)

@@ -53,5 +53,6 @@ def test_sigkill_during_backfill_at_random_moments_then_restart_gives_an_exact_i
         assert store.checkpoint().number == chain.head  # type: ignore[union-attr]
         assert len(set(killed_at)) > 3, killed_at  # the kills landed at different places
         assert store.dump() == reference_dump(chain)
+        assert store.deferred_indexes() == []  # the per-item index the killed first runs left out is built
     finally:
         store.close()

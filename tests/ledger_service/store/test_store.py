@@ -237,6 +237,22 @@ def _block(chain: ChainBuilder, store: Store, number: int) -> None:
     store.apply(events=events, headers=[chain.header(number)], checkpoint=chain.ref(number), prune_below=0)
 
 
+def test_the_per_item_index_is_deferred_only_on_an_empty_sqlite_index(store: Store) -> None:
+    sqlite = store.engine.dialect.name == "sqlite"
+    assert store.deferred_indexes() == []
+    assert store.defer_item_index() is sqlite  # PostgreSQL keeps it
+    assert store.deferred_indexes() == (["ix_item_events_item"] if sqlite else [])
+    assert store.defer_item_index() is False  # nothing left to drop
+    chain = _items_stream()
+    store.apply(events=chain.events, headers=chain.headers, checkpoint=chain.ref(), prune_below=0)
+    dump = store.dump()
+    assert store.build_deferred_indexes() is sqlite
+    assert store.deferred_indexes() == []
+    assert store.build_deferred_indexes() is False
+    assert store.dump() == dump
+    assert store.defer_item_index() is False  # not on an index that holds events
+
+
 def test_two_store_objects_writing_in_turn_stay_exact(make_store_url: Callable[[], str]) -> None:
     """Each Store caches the items it wrote; another writer in between must not make it use stale rows."""
     chain = _items_stream()
