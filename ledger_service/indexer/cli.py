@@ -49,7 +49,7 @@ from ledger_service.indexer.sync import (
 )
 from ledger_service.settings import Settings
 from ledger_service.store.lock import writer_lock
-from ledger_service.store.store import Store
+from ledger_service.store.store import SQLITE_INDEXER_CACHE_KIB, Store
 
 PROG = "ledger-indexer"
 EXIT_FATAL, EXIT_UNAVAILABLE, EXIT_INTERRUPTED = 1, 3, 130
@@ -162,7 +162,7 @@ def cmd_backfill(settings: Settings, args: argparse.Namespace) -> int:
         deployment = resolve_deployment(settings, rpc)
         with writer_lock(url), _stop_on_signals() as stop:
             rpc.interrupt = stop
-            store = Store.open(url)
+            store = Store.open(url, cache_kib=SQLITE_INDEXER_CACHE_KIB)
             try:
                 indexer = _indexer(settings, store, rpc, deployment, args)
                 indexer.check(where=f"the index at {safe_url(url)}")
@@ -254,7 +254,7 @@ def cmd_follow(settings: Settings, args: argparse.Namespace) -> int:
         deployment = resolve_deployment(settings, rpc)
         with writer_lock(url) as lock, _stop_on_signals() as stop:
             rpc.interrupt = stop
-            store = Store.open(url)
+            store = Store.open(url, cache_kib=SQLITE_INDEXER_CACHE_KIB)
             try:
                 indexer = _indexer(settings, store, rpc, deployment, args)
                 indexer.where = f"the index at {safe_url(url)}"

@@ -23,6 +23,8 @@ from sqlalchemy import Connection, Engine, Table, delete, func, inspect, select
 from ledger_service.indexer.events import BlockHeader, DecodedEvent
 from ledger_service.store._apply import BatchCounts, apply_events
 from ledger_service.store._db import (
+    SQLITE_CACHE_KIB,
+    SQLITE_INDEXER_CACHE_KIB,
     SQLITE_MMAP_BYTES,
     Checkpointer,
     create_store_engine,
@@ -60,6 +62,7 @@ from ledger_service.store.schema import (
 )
 
 __all__ = [
+    "SQLITE_INDEXER_CACHE_KIB",
     "SQLITE_MMAP_BYTES",
     "ApplyStats",
     "BlockRef",
@@ -151,11 +154,12 @@ class Store:
         self._checkpointer: Checkpointer | None = None
 
     @classmethod
-    def open(cls, url: str, *, mmap_bytes: int = 0) -> Store:
+    def open(cls, url: str, *, mmap_bytes: int = 0, cache_kib: int = SQLITE_CACHE_KIB) -> Store:
         """Connects to the index at ``url`` and migrates it to the current schema (Alembic head).
 
-        ``mmap_bytes``: see :func:`create_store_engine` (readers such as the API map the file)."""
-        engine = create_store_engine(url, mmap_bytes=mmap_bytes)
+        ``mmap_bytes``, ``cache_kib``: see :func:`create_store_engine` (readers such as the API map the file;
+        the indexer keeps a smaller page cache, :data:`SQLITE_INDEXER_CACHE_KIB`)."""
+        engine = create_store_engine(url, mmap_bytes=mmap_bytes, cache_kib=cache_kib)
         try:
             upgrade_to_head(engine)
         except BaseException:
