@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import gc
 import logging
+import os
 import signal
 import sys
 import threading
@@ -26,7 +27,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, NoReturn
 
 import structlog
 from pydantic import ValidationError
@@ -448,5 +449,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FATAL
 
 
+def run() -> NoReturn:
+    """The console script: :func:`main`, then a quick exit.
+
+    Tearing the interpreter down (freeing every module and object: SQLAlchemy, pydantic, the item cache)
+    took 0.12 s of every run, about a twentieth of a 100k-event backfill. By the time :func:`main`
+    returns, the CLI has closed its index, its node connections and its lock and reaped its fetch
+    processes: it flushes its output and leaves with ``os._exit``.
+    """
+    code = main()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        logging.shutdown()
+    except (OSError, ValueError):  # a closed or broken pipe (e.g. `ledger-indexer status | head -1`)
+        pass
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()
