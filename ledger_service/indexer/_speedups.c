@@ -139,30 +139,8 @@ static int hash_matches(const char *item, const char *actor, const char *d) {
     return memcmp(digest, logged, 32) == 0;
 }
 
-static PyObject *item_event_fields(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    (void)self;
-    if (nargs != 3) {
-        PyErr_SetString(PyExc_TypeError, "item_event_fields(fallback, topics, data) takes 3 arguments");
-        return NULL;
-    }
-    PyObject *topics = args[1], *data = args[2];
-    PyObject *t1, *t2;
-    if (PyList_Check(topics) && PyList_GET_SIZE(topics) >= 3) {
-        t1 = PyList_GET_ITEM(topics, 1);
-        t2 = PyList_GET_ITEM(topics, 2);
-    } else if (PyTuple_Check(topics) && PyTuple_GET_SIZE(topics) >= 3) {
-        t1 = PyTuple_GET_ITEM(topics, 1);
-        t2 = PyTuple_GET_ITEM(topics, 2);
-    } else {
-        return PyObject_Vectorcall(args[0], args + 1, 2, NULL);
-    }
-    const char *item = canonical_topic(t1), *actor = canonical_topic(t2);
-    if (item == NULL || actor == NULL || !PyUnicode_Check(data) || !PyUnicode_IS_ASCII(data) ||
-        PyUnicode_GET_LENGTH(data) < 576)
-        return PyObject_Vectorcall(args[0], args + 1, 2, NULL);
-    const char *d = (const char *)PyUnicode_DATA(data);
-    if (!all_hex(d, 576, 1)) return PyObject_Vectorcall(args[0], args + 1, 2, NULL);
-
+/* The wire fields of a canonical log (item and actor topics checked, d: at least 576 lowercase hex digits). */
+static PyObject *fields_tuple(const char *item, const char *actor, const char *d) {
     PyObject *out = PyTuple_New(12);
     if (out == NULL) return NULL;
     PyObject *fields[12] = {
@@ -190,6 +168,216 @@ static PyObject *item_event_fields(PyObject *self, PyObject *const *args, Py_ssi
     return out;
 }
 
+static PyObject *item_event_fields(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)self;
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "item_event_fields(fallback, topics, data) takes 3 arguments");
+        return NULL;
+    }
+    PyObject *topics = args[1], *data = args[2];
+    PyObject *t1, *t2;
+    if (PyList_Check(topics) && PyList_GET_SIZE(topics) >= 3) {
+        t1 = PyList_GET_ITEM(topics, 1);
+        t2 = PyList_GET_ITEM(topics, 2);
+    } else if (PyTuple_Check(topics) && PyTuple_GET_SIZE(topics) >= 3) {
+        t1 = PyTuple_GET_ITEM(topics, 1);
+        t2 = PyTuple_GET_ITEM(topics, 2);
+    } else {
+        return PyObject_Vectorcall(args[0], args + 1, 2, NULL);
+    }
+    const char *item = canonical_topic(t1), *actor = canonical_topic(t2);
+    if (item == NULL || actor == NULL || !PyUnicode_Check(data) || !PyUnicode_IS_ASCII(data) ||
+        PyUnicode_GET_LENGTH(data) < 576)
+        return PyObject_Vectorcall(args[0], args + 1, 2, NULL);
+    const char *d = (const char *)PyUnicode_DATA(data);
+    if (!all_hex(d, 576, 1)) return PyObject_Vectorcall(args[0], args + 1, 2, NULL);
+    return fields_tuple(item, actor, d);
+}
+
+/* ---- the whole decoding loop of a fetch process ------------------------------------------------ */
+
+static PyObject *K_TOPICS, *K_REMOVED, *K_ADDRESS, *K_DATA, *K_BLOCK_HASH, *K_BLOCK_NUMBER, *K_TX_HASH, *K_TX_INDEX,
+    *K_LOG_INDEX;
+
+static int str_eq(PyObject *a, PyObject *b) {
+    if (a == b) return 1;
+    if (!PyUnicode_Check(a) || !PyUnicode_Check(b)) return 0;
+    Py_ssize_t n = PyUnicode_GET_LENGTH(a);
+    return n == PyUnicode_GET_LENGTH(b) && PyUnicode_KIND(a) == PyUnicode_KIND(b) &&
+           memcmp(PyUnicode_DATA(a), PyUnicode_DATA(b), (size_t)n * PyUnicode_KIND(a)) == 0;
+}
+
+/* "0x" and 1 to 15 hex digits, as int(text, 16) reads it; -1 for any other form (no exception set). */
+static long long quantity(PyObject *text) {
+    if (text == NULL || !PyUnicode_Check(text) || !PyUnicode_IS_ASCII(text)) return -1;
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+    const char *s = (const char *)PyUnicode_DATA(text);
+    if (n < 3 || n > 17 || s[0] != '0' || s[1] != 'x') return -1;
+    long long v = 0;
+    for (Py_ssize_t i = 2; i < n; i++) {
+        uint8_t h = HEX[(unsigned char)s[i]];
+        if (h == 0xFF) return -1;
+        v = (v << 4) | h;
+    }
+    return v;
+}
+
+/* key.lower() of an ASCII string; NULL without an exception for any other object. */
+static PyObject *ascii_lower(PyObject *key) {
+    if (!PyUnicode_Check(key) || !PyUnicode_IS_ASCII(key)) return NULL;
+    Py_ssize_t n = PyUnicode_GET_LENGTH(key);
+    const char *s = (const char *)PyUnicode_DATA(key);
+    PyObject *out = PyUnicode_New(n, 127);
+    if (out == NULL) return NULL;
+    char *o = (char *)PyUnicode_DATA(out);
+    for (Py_ssize_t i = 0; i < n; i++) o[i] = (s[i] >= 'A' && s[i] <= 'Z') ? (char)(s[i] + 32) : s[i];
+    return out;
+}
+
+/* One part of the position (block or transaction) as decode.Decoder._one takes it: reused from ``state`` (at
+   ``at``: key, hash, number) when the key is the one before, else parsed. 1: done (*hash, *number new refs),
+   0: not canonical, -1: error. */
+static int position_part(PyObject *raw, PyObject *state, Py_ssize_t at, PyObject *key_name, PyObject *number_name,
+                         PyObject **key, PyObject **hash, PyObject **number) {
+    *key = PyDict_GetItemWithError(raw, key_name);
+    if (*key == NULL) return PyErr_Occurred() ? -1 : 0;
+    if (str_eq(*key, PyList_GET_ITEM(state, at))) {
+        *hash = Py_NewRef(PyList_GET_ITEM(state, at + 1));
+        *number = Py_NewRef(PyList_GET_ITEM(state, at + 2));
+        return 1;
+    }
+    PyObject *text = PyDict_GetItemWithError(raw, number_name);
+    if (text == NULL && PyErr_Occurred()) return -1;
+    long long value = quantity(text);
+    if (value < 0) return 0;
+    *hash = ascii_lower(*key);
+    if (*hash == NULL) return PyErr_Occurred() ? -1 : 0;
+    *number = PyLong_FromLongLong(value);
+    if (*number == NULL) {
+        Py_CLEAR(*hash);
+        return -1;
+    }
+    return 2; /* new: the caller stores key, hash, number in state */
+}
+
+/* The row of a canonical ItemEventRecorded log, or NULL: *canonical 0 (not canonical, no exception) or an
+   exception set. Updates ``state`` as Decoder._one does. */
+static PyObject *fast_row(PyObject *raw, PyObject *topic0, PyObject *address, PyObject *type_index, PyObject *state,
+                          int *canonical) {
+    *canonical = 0;
+    if (!PyDict_CheckExact(raw)) return NULL;
+    PyObject *topics = PyDict_GetItemWithError(raw, K_TOPICS);
+    if (topics == NULL || !PyList_CheckExact(topics) || PyList_GET_SIZE(topics) != 3 ||
+        !str_eq(PyList_GET_ITEM(topics, 0), topic0))
+        return NULL;
+    PyObject *removed = PyDict_GetItemWithError(raw, K_REMOVED);
+    if (removed != NULL && removed != Py_False && removed != Py_None) return NULL;
+    PyObject *addr = PyDict_GetItemWithError(raw, K_ADDRESS);
+    if (addr == NULL || !str_eq(addr, address)) return NULL;
+    PyObject *data = PyDict_GetItemWithError(raw, K_DATA);
+    if (data == NULL || !PyUnicode_Check(data) || !PyUnicode_IS_ASCII(data) || PyUnicode_GET_LENGTH(data) != 578)
+        return NULL;
+    const char *d0 = (const char *)PyUnicode_DATA(data);
+    const char *item = canonical_topic(PyList_GET_ITEM(topics, 1)), *actor = canonical_topic(PyList_GET_ITEM(topics, 2));
+    if (d0[0] != '0' || d0[1] != 'x' || item == NULL || actor == NULL || !all_hex(d0 + 2, 576, 1)) return NULL;
+    PyObject *log_index = PyDict_GetItemWithError(raw, K_LOG_INDEX);
+    long long li = quantity(log_index);
+    if (li < 0 || PyErr_Occurred()) return NULL;
+
+    PyObject *bkey, *bhash = NULL, *bnum = NULL, *tkey, *thash = NULL, *tnum = NULL;
+    int b = position_part(raw, state, 0, K_BLOCK_HASH, K_BLOCK_NUMBER, &bkey, &bhash, &bnum);
+    if (b <= 0) return NULL;
+    int t = position_part(raw, state, 3, K_TX_HASH, K_TX_INDEX, &tkey, &thash, &tnum);
+    if (t <= 0) {
+        Py_DECREF(bhash);
+        Py_DECREF(bnum);
+        return NULL;
+    }
+    PyObject *fields = fields_tuple(item, actor, d0 + 2);
+    PyObject *li_obj = fields == NULL ? NULL : PyLong_FromLongLong(li);
+    PyObject *place = li_obj == NULL ? NULL : PyTuple_Pack(6, bnum, bhash, thash, tnum, li_obj, address);
+    PyObject *row = place == NULL ? NULL : PyTuple_Pack(3, type_index, place, fields);
+    Py_XDECREF(fields);
+    Py_XDECREF(li_obj);
+    Py_XDECREF(place);
+    if (row != NULL) {
+        *canonical = 1;
+        PyObject *parts[2][3] = {{bkey, bhash, bnum}, {tkey, thash, tnum}};
+        int fresh[2] = {b == 2, t == 2};
+        for (int p = 0; p < 2; p++)
+            if (fresh[p])
+                for (int i = 0; i < 3; i++) PyList_SetItem(state, 3 * p + i, Py_NewRef(parts[p][i]));
+    }
+    Py_DECREF(bhash);
+    Py_DECREF(bnum);
+    Py_DECREF(thash);
+    Py_DECREF(tnum);
+    return row;
+}
+
+/* decode_item_rows(topic0, address, type_index, logs, state, one) -> (rows, in_order, skipped): what
+   Decoder._decode(logs, rows=True) makes of ``logs`` with its Python loop, each canonical ItemEventRecorded
+   log of the ledger decoded here and every other log by one(raw, state) (a row, or None: skipped). */
+static PyObject *decode_item_rows(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)self;
+    if (nargs != 6 || !PyList_Check(args[3]) || !PyList_Check(args[4]) || PyList_GET_SIZE(args[4]) != 6) {
+        PyErr_SetString(PyExc_TypeError, "decode_item_rows(topic0, address, type_index, logs: list, state: list of 6, one)");
+        return NULL;
+    }
+    PyObject *topic0 = args[0], *address = args[1], *type_index = args[2], *logs = args[3], *state = args[4];
+    PyObject *one = args[5];
+    PyObject *out = PyList_New(0);
+    if (out == NULL) return NULL;
+    PyObject *last = NULL;
+    int in_order = 1;
+    long long skipped = 0;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(logs); i++) {
+        PyObject *raw = PyList_GET_ITEM(logs, i);
+        Py_INCREF(raw);
+        int canonical;
+        PyObject *row = fast_row(raw, topic0, address, type_index, state, &canonical);
+        if (row == NULL && !PyErr_Occurred()) {
+            PyObject *call[2] = {raw, state};
+            row = PyObject_Vectorcall(one, call, 2, NULL);
+        }
+        Py_DECREF(raw);
+        if (row == NULL) goto fail;
+        if (row == Py_None) {
+            Py_DECREF(row);
+            skipped++;
+            continue;
+        }
+        PyObject *place = PyTuple_Check(row) && PyTuple_GET_SIZE(row) >= 2 ? PyTuple_GET_ITEM(row, 1) : NULL;
+        if (place == NULL || !PyTuple_Check(place) || PyTuple_GET_SIZE(place) < 5) {
+            Py_DECREF(row);
+            PyErr_SetString(PyExc_TypeError, "decode_item_rows: a row without its position");
+            goto fail;
+        }
+        PyObject *here = PyTuple_Pack(2, PyTuple_GET_ITEM(place, 0), PyTuple_GET_ITEM(place, 4));
+        int appended = here == NULL ? -1 : PyList_Append(out, row);
+        Py_DECREF(row);
+        if (appended < 0) {
+            Py_XDECREF(here);
+            goto fail;
+        }
+        if (last != NULL && in_order) {
+            int le = PyObject_RichCompareBool(here, last, Py_LE);
+            if (le < 0) {
+                Py_DECREF(here);
+                goto fail;
+            }
+            if (le) in_order = 0;
+        }
+        Py_XSETREF(last, here);
+    }
+    Py_XDECREF(last);
+    return Py_BuildValue("(NOL)", out, in_order ? Py_True : Py_False, skipped);
+fail:
+    Py_XDECREF(last);
+    Py_DECREF(out);
+    return NULL;
+}
+
 static PyObject *py_keccak256(PyObject *self, PyObject *arg) {
     (void)self;
     Py_buffer view;
@@ -204,6 +392,8 @@ static PyMethodDef methods[] = {
     {"item_event_fields", (PyCFunction)(void (*)(void))item_event_fields, METH_FASTCALL,
      "item_event_fields(fallback, topics, data): ItemEventRecorded's wire fields with the eventHash check;\n"
      "fallback(topics, data) makes them for a log that is not in canonical form."},
+    {"decode_item_rows", (PyCFunction)(void (*)(void))decode_item_rows, METH_FASTCALL,
+     "decode_item_rows(topic0, address, type_index, logs, state, one) -> (rows, in_order, skipped)."},
     {"keccak256", py_keccak256, METH_O, "keccak256 of a bytes-like object."},
     {NULL, NULL, 0, NULL},
 };
@@ -215,5 +405,13 @@ static struct PyModuleDef module = {
 
 PyMODINIT_FUNC PyInit__speedups(void) {
     init_hex();
+    PyObject **keys[] = {&K_TOPICS, &K_REMOVED, &K_ADDRESS, &K_DATA, &K_BLOCK_HASH, &K_BLOCK_NUMBER, &K_TX_HASH,
+                         &K_TX_INDEX, &K_LOG_INDEX};
+    const char *names[] = {"topics", "removed", "address", "data", "blockHash", "blockNumber", "transactionHash",
+                           "transactionIndex", "logIndex"};
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        *keys[i] = PyUnicode_InternFromString(names[i]);
+        if (*keys[i] == NULL) return NULL;
+    }
     return PyModule_Create(&module);
 }

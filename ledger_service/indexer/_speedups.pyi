@@ -7,3 +7,12 @@ def item_event_fields(
     fallback: Callable[[Sequence[str], str], tuple[Any, ...]], topics: Sequence[str], data: str, /
 ) -> tuple[Any, ...]: ...
 def keccak256(data: bytes | bytearray | memoryview, /) -> bytes: ...
+def decode_item_rows(
+    topic0: str,
+    address: str,
+    type_index: int,
+    logs: list[Any],
+    state: list[Any],
+    one: Callable[[Any, list[Any]], Any],
+    /,
+) -> tuple[list[Any], bool, int]: ...

@@ -378,12 +378,23 @@ def load_abis(artifacts_dir: Path) -> dict[str, list[dict[str, Any]]]:
     return {name: load_artifact(name, artifacts_dir).abi for name in (_PL, _RE)}
 
 
+_FastRows = Callable[[list[Any], list[Any], Callable[[Any, list[Any]], Any]], tuple[list[Any], bool, int]]
+"""``_speedups.decode_item_rows`` bound to the ledger's ItemEventRecorded: (logs, state, one) -> (rows, in order,
+skipped)."""
+
+
 class Decoder:
     """Decodes raw logs of the two pinned contracts; counts what it skipped."""
 
     def __init__(self, *, abis: dict[str, list[dict[str, Any]]], ledger_address: str, escrow_address: str) -> None:
         self._table = build_table(abis, ledger_address=ledger_address, escrow_address=escrow_address)
         self.skipped = 0
+        self._fast_rows: _FastRows | None = None
+        if _speedups is not None:
+            for topic, entry in self._table.items():
+                if entry.spec.name == "ItemEventRecorded" and entry.fast is not None:
+                    # the compiled loop: canonical ItemEventRecorded logs in C, every other log through _one
+                    self._fast_rows = functools.partial(_speedups.decode_item_rows, topic, entry.address, entry.fast[0])
 
     @classmethod
     def from_artifacts(cls, artifacts_dir: Path, *, ledger_address: str, escrow_address: str) -> Decoder:
@@ -404,57 +415,76 @@ class Decoder:
         return self._decode(logs, rows=True)
 
     def _decode(self, logs: Iterable[Any], *, rows: bool) -> list[Any]:
-        table = self._table
-        out: list[Any] = []
-        append = out.append
-        # Logs arrive grouped by block and transaction: reuse the parsed position parts.
-        block_key = tx_key = None
-        block_number = tx_index = -1
-        block_hash = tx_hash = ""
-        last = (-1, -1)
-        in_order = True
-        for raw in logs:
-            try:
-                topics = raw["topics"]
-                if not topics:
+        # Logs arrive grouped by block and transaction: the position parts parsed from a log's block hash
+        # and transaction hash are reused while they repeat (see _one)
+        state: list[Any] = [None, "", -1, None, "", -1]
+        if rows and self._fast_rows is not None and isinstance(logs, list):
+            out, in_order, skipped = self._fast_rows(logs, state, self._one_row)
+            self.skipped += skipped
+        else:
+            out = []
+            append = out.append
+            last = (-1, -1)
+            in_order = True
+            one = self._one
+            for raw in logs:
+                decoded = one(raw, state, rows)
+                if decoded is None:
                     self.skipped += 1
                     continue
-                entry = table.get(topics[0]) or table.get(topics[0].lower())
-                if entry is None or raw.get("removed"):
-                    self.skipped += 1
-                    continue
-                address = raw["address"]
-                if address != entry.address and address.lower() != entry.address:
-                    self.skipped += 1
-                    continue
-                data = raw["data"][2:].lower()
-                if len(topics) != entry.topics or len(data) < 64 * entry.spec.min_data_words or len(data) % 64:
-                    raise ValueError(f"{len(topics)} topics and {len(data) // 2} data bytes")
-                key = raw["blockHash"]
-                if key != block_key:
-                    block_key, block_hash, block_number = key, key.lower(), int(raw["blockNumber"], 16)
-                key = raw["transactionHash"]
-                if key != tx_key:
-                    tx_key, tx_hash, tx_index = key, key.lower(), int(raw["transactionIndex"], 16)
-                log_index = int(raw["logIndex"], 16)
-                if not rows:
-                    pos = LogPosition(block_number, block_hash, tx_hash, tx_index, log_index, entry.address)
-                    append(entry.spec.decode(topics, data, pos))
-                elif entry.fast is not None:
-                    place = (block_number, block_hash, tx_hash, tx_index, log_index, entry.address)
-                    append((entry.fast[0], place, entry.fast[1](topics, data)))
-                else:
-                    pos = LogPosition(block_number, block_hash, tx_hash, tx_index, log_index, entry.address)
-                    append(encode_event(entry.spec.decode(topics, data, pos)))
-            except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
-                raise MalformedLogError(f"cannot decode the log {_where(raw)}: {type(exc).__name__}: {exc}") from None
-            here = (block_number, log_index)
-            if here <= last:
-                in_order = False
-            last = here
+                append(decoded)
+                here = (decoded[1][0], decoded[1][4]) if rows else (decoded.pos.block_number, decoded.pos.log_index)
+                if here <= last:
+                    in_order = False
+                last = here
         if not in_order:
             out.sort(key=_row_order if rows else _order)
         return out
+
+    def _one_row(self, raw: Any, state: list[Any]) -> Any:
+        return self._one(raw, state, True)
+
+    def _one(self, raw: Any, state: list[Any], rows: bool) -> Any:
+        """One log decoded (an event, or with ``rows`` its wire form), or None if it is skipped.
+
+        ``state`` is [block key, block hash, block number, transaction key, transaction hash, transaction
+        index] of the log before: a log whose ``blockHash`` (``transactionHash``) is the one before's takes
+        the number and hash parsed then. The compiled loop (``_speedups.decode_item_rows``) decodes canonical
+        ItemEventRecorded logs itself, the same way, and hands every other log to this function.
+        """
+        try:
+            topics = raw["topics"]
+            if not topics:
+                return None
+            entry = self._table.get(topics[0]) or self._table.get(topics[0].lower())
+            if entry is None or raw.get("removed"):
+                return None
+            address = raw["address"]
+            if address != entry.address and address.lower() != entry.address:
+                return None
+            data = raw["data"][2:].lower()
+            if len(topics) != entry.topics or len(data) < 64 * entry.spec.min_data_words or len(data) % 64:
+                raise ValueError(f"{len(topics)} topics and {len(data) // 2} data bytes")
+            key = raw["blockHash"]
+            if key != state[0]:
+                state[0:3] = key, key.lower(), int(raw["blockNumber"], 16)
+            key = raw["transactionHash"]
+            if key != state[3]:
+                state[3:6] = key, key.lower(), int(raw["transactionIndex"], 16)
+            log_index = int(raw["logIndex"], 16)
+            if not rows:
+                pos = LogPosition(state[2], state[1], state[4], state[5], log_index, entry.address)
+                return entry.spec.decode(topics, data, pos)
+            if entry.fast is not None:
+                return (
+                    entry.fast[0],
+                    (state[2], state[1], state[4], state[5], log_index, entry.address),
+                    entry.fast[1](topics, data),
+                )
+            pos = LogPosition(state[2], state[1], state[4], state[5], log_index, entry.address)
+            return encode_event(entry.spec.decode(topics, data, pos))
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+            raise MalformedLogError(f"cannot decode the log {_where(raw)}: {type(exc).__name__}: {exc}") from None
 
 
 def _order(event: DecodedEvent) -> tuple[int, int]:

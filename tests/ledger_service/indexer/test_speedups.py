@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import functools
 from typing import Any
 
@@ -10,8 +11,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sha3 import keccak_256  # type: ignore[import-untyped]
 
-from ledger_service.indexer import decode
-from ledger_service.indexer.decode import _item_event_fields_py
+from ledger_service.indexer import decode, wire
+from ledger_service.indexer.decode import Decoder, MalformedLogError, _item_event_fields_py, load_abis
+from ledger_service.indexer.rpc import RpcClient
+from tests.support.activity import Activity
+from tests.support.chain import ARTIFACTS, Anvil, deploy_all
 
 _speedups = pytest.importorskip("ledger_service.indexer._speedups") if not decode.COMPILED else decode._speedups
 compiled = functools.partial(_speedups.item_event_fields, _item_event_fields_py)
@@ -159,3 +163,104 @@ def test_the_python_path_is_not_called_for_a_canonical_log() -> None:
     assert calls == [(topics[:2], data)]
     with pytest.raises(TypeError, match="3 arguments"):
         _speedups.item_event_fields(fallback, topics)  # type: ignore[call-arg]
+
+
+# ---- the whole decoding loop (decode_item_rows) against Decoder's Python loop --------------------
+
+
+@pytest.fixture(scope="module")
+def node_logs(anvil: Anvil) -> tuple[Decoder, list[dict[str, Any]]]:
+    """Every event type of both contracts, as eth_getLogs returns them, and a decoder of that deployment."""
+    deployed = deploy_all(anvil)
+    activity = Activity(deployed)
+    activity.lifecycle()
+    activity.bulk(events=120, items=3)
+    decoder = Decoder(
+        abis=load_abis(ARTIFACTS), ledger_address=deployed.ledger.address, escrow_address=deployed.escrow.address
+    )
+    with RpcClient(str(deployed.w3.provider.endpoint_uri)) as rpc:  # type: ignore[attr-defined]
+        raw, _ = rpc.get_logs(
+            addresses=[deployed.ledger.address, deployed.escrow.address],
+            from_block=deployed.deploy_block,
+            to_block=deployed.w3.eth.block_number,
+        )
+    return decoder, raw
+
+
+def _both(decoder: Decoder, logs: list[Any]) -> list[tuple[str, Any, int]]:
+    """(outcome, rows or the error, skipped) of the compiled loop and of the Python loop."""
+    results = []
+    fast = decoder._fast_rows
+    for compiled_loop in (True, False):
+        decoder._fast_rows = fast if compiled_loop else None  # type: ignore[assignment]
+        decoder.skipped = 0
+        try:
+            results.append(("ok", decoder.decode_rows(copy.deepcopy(logs)), decoder.skipped))
+        except MalformedLogError as exc:
+            results.append(("raised", str(exc), 0))
+        finally:
+            decoder._fast_rows = fast
+    return results
+
+
+def test_the_compiled_loop_decodes_a_node_answer_as_the_python_loop(
+    node_logs: tuple[Decoder, list[dict[str, Any]]],
+) -> None:
+    decoder, raw = node_logs
+    assert decoder._fast_rows is not None
+    fast, slow = _both(decoder, raw)
+    assert fast == slow
+    names = {wire.EVENT_TYPES[row[0]].__name__ for row in fast[1]}
+    assert {"ItemEventRecorded", "ItemRegistered", "SaleRecorded", "EscrowSettled"} <= names
+    reordered = raw[len(raw) // 2 :] + raw[: len(raw) // 2]
+    fast, slow = _both(decoder, reordered)
+    assert fast == slow and fast[1] == _both(decoder, raw)[0][1]  # sorted back into the chain's order
+
+
+def _edits(log: dict[str, Any], other: dict[str, Any]) -> list[Any]:
+    """Ways a node's answer can differ from the canonical form the compiled loop reads."""
+    item = {k: v for k, v in log.items()}
+    return [
+        {**item, "blockHash": item["blockHash"].upper().replace("0X", "0x")},
+        {**item, "blockHash": other["blockHash"], "blockNumber": hex(int(item["blockNumber"], 16) + 7)},
+        {**item, "blockNumber": "0x_" + item["blockNumber"][2:]},
+        {**item, "blockNumber": item["blockNumber"].upper()},
+        {**item, "transactionIndex": " " + item["transactionIndex"]},
+        {**item, "transactionHash": other["transactionHash"], "transactionIndex": "0x7"},
+        {**item, "logIndex": "0x" + "f" * 20},
+        {**item, "logIndex": 5},
+        {**item, "removed": True},
+        {**item, "removed": 0},
+        {**item, "address": item["address"].upper().replace("0X", "0x")},
+        {**item, "address": "0x" + "12" * 20},
+        {**item, "data": item["data"].upper().replace("0X", "0x")},
+        {**item, "data": item["data"] + "00" * 32},
+        {**item, "data": item["data"][:-64]},
+        {**item, "data": "0X" + item["data"][2:]},
+        {**item, "topics": [item["topics"][0].upper().replace("0X", "0x"), *item["topics"][1:]]},
+        {**item, "topics": item["topics"][:2]},
+        {**item, "topics": tuple(item["topics"])},
+        {**item, "topics": []},
+        {k: v for k, v in item.items() if k != "blockHash"},
+        {k: v for k, v in item.items() if k != "transactionIndex"},
+        {k: v for k, v in item.items() if k != "removed"},
+        "not a log",
+    ]
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.data())
+def test_the_compiled_loop_agrees_with_the_python_loop_on_every_form(
+    node_logs: tuple[Decoder, list[dict[str, Any]]], data: st.DataObject
+) -> None:
+    decoder, raw = node_logs
+    items = [log for log in raw if log["topics"][0] in decoder._fast_rows.args[:1]]  # type: ignore[union-attr]
+    start = data.draw(st.integers(0, len(raw) - 8), label="start")
+    logs = [dict(log) for log in raw[start : start + 8]]
+    for _ in range(data.draw(st.integers(1, 3), label="edits")):
+        at = data.draw(st.integers(0, len(logs) - 1), label="at")
+        base = data.draw(st.sampled_from(items), label="item event")
+        edits = _edits(base, data.draw(st.sampled_from(raw), label="other"))
+        logs.insert(at, data.draw(st.sampled_from(edits), label="edit"))
+    fast, slow = _both(decoder, logs)
+    assert fast == slow
