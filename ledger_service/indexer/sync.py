@@ -643,7 +643,8 @@ class Prefetcher:
         """The range from ``start`` of the sizer's size, up to ``limit`` (default: the pass's end).
 
         ``rows``: the events are left in their wire form (:meth:`Decoder.decode_rows`), for a fetch process
-        to send as they are; the Fetched then holds those tuples in place of events.
+        to send as they are; the Fetched then holds those tuples in place of events. ``rpc``: the client to
+        ask (a fetch thread's own connection); by default this Prefetcher's.
         """
         rpc = self._rpc if rpc is None else rpc
         failures = 0

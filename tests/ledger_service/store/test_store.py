@@ -18,6 +18,7 @@ from ledger_service.errors import FatalError
 from ledger_service.indexer.events import BlockHeader, ItemRegistered
 from ledger_service.store import BlockRef, ChainPin, Store, StoreError
 from ledger_service.store.schema import chain_pin, checkpoint, metadata
+from ledger_service.store.store import SQLITE_INDEXER_CACHE_KIB
 from tests.ledger_service.store.builders import ChainBuilder, addr
 
 PIN = ChainPin(31337, "0x" + "ab" * 32, "0x" + "11" * 20, "0x" + "22" * 20, 5)
@@ -313,3 +314,13 @@ def test_an_sqlite_index_does_not_import_the_postgresql_driver() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stderr
+
+
+def test_an_sqlite_store_opens_with_the_page_cache_it_is_given(tmp_path: Path) -> None:
+    """The indexer opens its index with a smaller page cache than readers (memory target of its processes)."""
+    url = f"sqlite:///{tmp_path / 'cache.sqlite3'}"
+    for kib in (SQLITE_INDEXER_CACHE_KIB, 1234):
+        with Store.open(url, cache_kib=kib) as store, store.engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA cache_size").scalar() == -kib
+    with Store.open(url) as store, store.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA cache_size").scalar() == -65_536
