@@ -26,14 +26,31 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from sqlalchemy import ColumnElement, Connection, Engine, Table, any_, bindparam, create_engine, event, inspect, text
+from sqlalchemy import (
+    Column,
+    ColumnElement,
+    Connection,
+    Engine,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    any_,
+    bindparam,
+    create_engine,
+    event,
+    inspect,
+    text,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.sql.expression import Insert, TextClause
 from sqlalchemy.types import TypeDecorator
 
+from ledger_service.store import api_schema  # noqa: F401 - its tables are part of the schema (metadata)
 from ledger_service.store._errors import StoreError, StoreUnavailableError
+from ledger_service.store.schema import metadata
 
 log = structlog.get_logger(__name__)
 
@@ -208,17 +225,34 @@ def upgrade_to_head(engine: Engine) -> None:
     """
     if _revision(engine) == HEAD_REVISION:
         return
-    from alembic import command
-    from alembic.config import Config
-
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
     with write_transaction(engine) as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY})
             _ensure_pg_schema(conn)
+        if not set(inspect(conn).get_table_names()) & {*metadata.tables, _ALEMBIC_VERSION.name}:
+            # A new index: the schema at head in one go and its revision stamped, as Alembic's recipe for a
+            # new database does (without loading Alembic: ~0.2 s less for a new PostgreSQL index, ~0.08 s for
+            # SQLite). tests/ledger_service/store/test_migrations.py checks that the migrations build the same.
+            metadata.create_all(conn)
+            _ALEMBIC_VERSION.create(conn)
+            conn.execute(_ALEMBIC_VERSION.insert().values(version_num=HEAD_REVISION))
+            return
+        from alembic import command
+        from alembic.config import Config
+
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
         config.attributes["connection"] = conn
         command.upgrade(config, "head")
+
+
+_ALEMBIC_VERSION = Table(
+    "alembic_version",
+    MetaData(),
+    Column("version_num", String(32), nullable=False),
+    PrimaryKeyConstraint("version_num", name="alembic_version_pkc"),
+)
+"""Alembic's version table, as its MigrationContext defines it."""
 
 
 def _revision(engine: Engine) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
@@ -43,6 +44,33 @@ def test_open_creates_exactly_the_schema_tables(store_url: str) -> None:
         engine.dispose()
     assert tables == {*metadata.tables, "alembic_version"}
     assert head == HEAD_REVISION
+
+
+def test_a_new_index_is_created_at_head_without_alembic_and_the_migrations_build_the_same(
+    store_url: str, make_store_url: Callable[[], str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Store.open creates a new index from schema.py and stamps it; the migrations, run from an empty
+    database, must build exactly that schema (or an index created one way would differ from the other)."""
+    with monkeypatch.context() as patched:
+        patched.setattr(command, "upgrade", lambda *_a, **_k: pytest.fail("Alembic ran for a new index"))
+        Store.open(store_url).close()
+    assert _differences(store_url) == []
+    migrated = make_store_url()
+    _migrate(migrated, "head", down=False)
+    assert _differences(migrated) == []
+    for url in (store_url, migrated):
+        engine = create_engine(url)
+        try:
+            with engine.connect() as conn:
+                assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == HEAD_REVISION
+                indexes = {t: sorted(i["name"] for i in inspect(conn).get_indexes(t)) for t in metadata.tables}
+        finally:
+            engine.dispose()
+        if url == store_url:
+            created = indexes
+    assert indexes == created
+    with Store.open(migrated) as store:  # and Store.open takes the migrated one as it is
+        assert store.checkpoint() is None
 
 
 def test_open_twice_keeps_the_data(store_url: str) -> None:
