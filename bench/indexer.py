@@ -963,9 +963,7 @@ def cpu_budget(figures: dict[str, Any]) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=" ".join((__doc__ or "").split("\n\n")[0].split()))
-    parser.add_argument(
-        "--events", type=int, default=1_000_000, help="item events to generate (default 1000000)"
-    )
+    parser.add_argument("--events", type=int, default=1_000_000, help="item events to generate (default 1000000)")
     parser.add_argument("--postgres-url", default=DEFAULT_PG_URL, help=f"PostgreSQL server (default {DEFAULT_PG_URL})")
     parser.add_argument("--no-postgres", action="store_true", help="skip (c) and the PostgreSQL follow")
     parser.add_argument("--items", type=int, default=0, help="items (default: events/10, at most 40 batches)")
