@@ -168,6 +168,14 @@ static PyObject *fields_tuple(const char *item, const char *actor, const char *d
     return out;
 }
 
+/* fields_tuple of topics t1, t2 and data d (at least 576 characters) if they are canonical; else NULL with no
+   exception set (the caller takes the Python path). */
+static PyObject *canonical_fields(PyObject *t1, PyObject *t2, const char *d) {
+    const char *item = canonical_topic(t1), *actor = canonical_topic(t2);
+    if (item == NULL || actor == NULL || !all_hex(d, 576, 1)) return NULL;
+    return fields_tuple(item, actor, d);
+}
+
 static PyObject *item_event_fields(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     (void)self;
     if (nargs != 3) {
@@ -185,13 +193,11 @@ static PyObject *item_event_fields(PyObject *self, PyObject *const *args, Py_ssi
     } else {
         return PyObject_Vectorcall(args[0], args + 1, 2, NULL);
     }
-    const char *item = canonical_topic(t1), *actor = canonical_topic(t2);
-    if (item == NULL || actor == NULL || !PyUnicode_Check(data) || !PyUnicode_IS_ASCII(data) ||
-        PyUnicode_GET_LENGTH(data) < 576)
-        return PyObject_Vectorcall(args[0], args + 1, 2, NULL);
-    const char *d = (const char *)PyUnicode_DATA(data);
-    if (!all_hex(d, 576, 1)) return PyObject_Vectorcall(args[0], args + 1, 2, NULL);
-    return fields_tuple(item, actor, d);
+    PyObject *fields = NULL;
+    if (PyUnicode_Check(data) && PyUnicode_IS_ASCII(data) && PyUnicode_GET_LENGTH(data) >= 576)
+        fields = canonical_fields(t1, t2, (const char *)PyUnicode_DATA(data));
+    if (fields == NULL && !PyErr_Occurred()) return PyObject_Vectorcall(args[0], args + 1, 2, NULL);
+    return fields;
 }
 
 /* ---- the whole decoding loop of a fetch process ------------------------------------------------ */
@@ -260,11 +266,9 @@ static int position_part(PyObject *raw, PyObject *state, Py_ssize_t at, PyObject
     return 2; /* new: the caller stores key, hash, number in state */
 }
 
-/* The row of a canonical ItemEventRecorded log, or NULL: *canonical 0 (not canonical, no exception) or an
-   exception set. Updates ``state`` as Decoder._one does. */
-static PyObject *fast_row(PyObject *raw, PyObject *topic0, PyObject *address, PyObject *type_index, PyObject *state,
-                          int *canonical) {
-    *canonical = 0;
+/* The row of a canonical ItemEventRecorded log, or NULL: with no exception set for a log that is not
+   canonical, else an error. Updates ``state`` as Decoder._one does. */
+static PyObject *fast_row(PyObject *raw, PyObject *topic0, PyObject *address, PyObject *type_index, PyObject *state) {
     if (!PyDict_CheckExact(raw)) return NULL;
     PyObject *topics = PyDict_GetItemWithError(raw, K_TOPICS);
     if (topics == NULL || !PyList_CheckExact(topics) || PyList_GET_SIZE(topics) != 3 ||
@@ -278,8 +282,7 @@ static PyObject *fast_row(PyObject *raw, PyObject *topic0, PyObject *address, Py
     if (data == NULL || !PyUnicode_Check(data) || !PyUnicode_IS_ASCII(data) || PyUnicode_GET_LENGTH(data) != 578)
         return NULL;
     const char *d0 = (const char *)PyUnicode_DATA(data);
-    const char *item = canonical_topic(PyList_GET_ITEM(topics, 1)), *actor = canonical_topic(PyList_GET_ITEM(topics, 2));
-    if (d0[0] != '0' || d0[1] != 'x' || item == NULL || actor == NULL || !all_hex(d0 + 2, 576, 1)) return NULL;
+    if (d0[0] != '0' || d0[1] != 'x') return NULL;
     PyObject *log_index = PyDict_GetItemWithError(raw, K_LOG_INDEX);
     long long li = quantity(log_index);
     if (li < 0 || PyErr_Occurred()) return NULL;
@@ -293,7 +296,7 @@ static PyObject *fast_row(PyObject *raw, PyObject *topic0, PyObject *address, Py
         Py_DECREF(bnum);
         return NULL;
     }
-    PyObject *fields = fields_tuple(item, actor, d0 + 2);
+    PyObject *fields = canonical_fields(PyList_GET_ITEM(topics, 1), PyList_GET_ITEM(topics, 2), d0 + 2);
     PyObject *li_obj = fields == NULL ? NULL : PyLong_FromLongLong(li);
     PyObject *place = li_obj == NULL ? NULL : PyTuple_Pack(6, bnum, bhash, thash, tnum, li_obj, address);
     PyObject *row = place == NULL ? NULL : PyTuple_Pack(3, type_index, place, fields);
@@ -301,7 +304,6 @@ static PyObject *fast_row(PyObject *raw, PyObject *topic0, PyObject *address, Py
     Py_XDECREF(li_obj);
     Py_XDECREF(place);
     if (row != NULL) {
-        *canonical = 1;
         PyObject *parts[2][3] = {{bkey, bhash, bnum}, {tkey, thash, tnum}};
         int fresh[2] = {b == 2, t == 2};
         for (int p = 0; p < 2; p++)
@@ -334,8 +336,7 @@ static PyObject *decode_item_rows(PyObject *self, PyObject *const *args, Py_ssiz
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(logs); i++) {
         PyObject *raw = PyList_GET_ITEM(logs, i);
         Py_INCREF(raw);
-        int canonical;
-        PyObject *row = fast_row(raw, topic0, address, type_index, state, &canonical);
+        PyObject *row = fast_row(raw, topic0, address, type_index, state);
         if (row == NULL && !PyErr_Occurred()) {
             PyObject *call[2] = {raw, state};
             row = PyObject_Vectorcall(one, call, 2, NULL);

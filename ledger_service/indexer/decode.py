@@ -471,18 +471,11 @@ class Decoder:
             key = raw["transactionHash"]
             if key != state[3]:
                 state[3:6] = key, key.lower(), int(raw["transactionIndex"], 16)
-            log_index = int(raw["logIndex"], 16)
-            if not rows:
-                pos = LogPosition(state[2], state[1], state[4], state[5], log_index, entry.address)
-                return entry.spec.decode(topics, data, pos)
-            if entry.fast is not None:
-                return (
-                    entry.fast[0],
-                    (state[2], state[1], state[4], state[5], log_index, entry.address),
-                    entry.fast[1](topics, data),
-                )
-            pos = LogPosition(state[2], state[1], state[4], state[5], log_index, entry.address)
-            return encode_event(entry.spec.decode(topics, data, pos))
+            place = (state[2], state[1], state[4], state[5], int(raw["logIndex"], 16), entry.address)
+            if rows and entry.fast is not None:
+                return (entry.fast[0], place, entry.fast[1](topics, data))
+            event = entry.spec.decode(topics, data, LogPosition(*place))
+            return encode_event(event) if rows else event
         except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
             raise MalformedLogError(f"cannot decode the log {_where(raw)}: {type(exc).__name__}: {exc}") from None
 
