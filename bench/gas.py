@@ -89,7 +89,8 @@ def connect() -> Any:
         if NETWORK in str(exc):
             fail(
                 f"brownie network '{NETWORK}' is not registered: .venv-brownie/bin/brownie networks add Development "
-                f"{NETWORK} cmd=anvil host=http://127.0.0.1 port=8556 gas_limit=30000000 accounts=10 base_fee=0"
+                f"{NETWORK} 'cmd=anvil --max-persisted-states 0' host=http://127.0.0.1 port=8556 gas_limit=30000000 "
+                "accounts=10 base_fee=0 (scripts/bootstrap.sh does this)"
             )
         raise
     return loaded

@@ -69,13 +69,26 @@ if ! stamp_ok service "$h" || [ ! -x "$PY" ]; then
 fi
 
 # Brownie keeps networks in ~/.brownie/network-config.yaml (its config loader rejects
-# them in brownie-config.yaml, see there). Add ours once.
+# them in brownie-config.yaml, see there). Add ours once; give an older one the current command.
 network_config=${BROWNIE_DATA_FOLDER:-$HOME/.brownie}/network-config.yaml
+anvil_cmd="anvil ${ANVIL_NO_DISK_STATES[*]}"
+network_cmds() { # the id and command of each development network brownie knows, one per line
+  [ -f "$network_config" ] || return 0
+  "$ROOT/.venv-brownie/bin/python" -c 'import sys, yaml
+for network in (yaml.safe_load(open(sys.argv[1])) or {}).get("development") or []:
+    print(network.get("id"), network.get("cmd"), sep="\t")' "$network_config"
+}
+known_networks=$(network_cmds)
 add_network() { # id port
-  if [ ! -f "$network_config" ] || ! grep -q "id: $1\$" "$network_config"; then
+  local cmd
+  cmd=$(awk -F '\t' -v id="$1" '$1 == id { print $2 }' <<<"$known_networks")
+  if [ -z "$cmd" ]; then
     step "brownie network $1 (anvil on 127.0.0.1:$2)"
-    "$BROWNIE" networks add Development "$1" cmd=anvil host=http://127.0.0.1 port="$2" \
+    "$BROWNIE" networks add Development "$1" cmd="$anvil_cmd" host=http://127.0.0.1 port="$2" \
       gas_limit=30000000 accounts=10 base_fee=0 >/dev/null
+  elif [ "$cmd" != "$anvil_cmd" ]; then
+    step "brownie network $1: cmd=$anvil_cmd"
+    "$BROWNIE" networks modify "$1" cmd="$anvil_cmd" >/dev/null
   fi
 }
 add_network returns-test 8555

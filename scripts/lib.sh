@@ -11,6 +11,11 @@ export PATH="$ANVIL_BIN_DIR:$PATH"
 # py-solc-x (inside brownie) finds solc 0.8.30 here: our facade over npm's solcjs.
 export SOLCX_BINARY_PATH=$ROOT/scripts/solc
 BROWNIE=$ROOT/.venv-brownie/bin/brownie
+# Every anvil we start gets these flags. By default anvil moves the state of older blocks
+# (past its last ~500) to ~/.foundry/anvil/tmp, up to 3,600 of them, and leaves them there when
+# it is stopped: hundreds of MB per run, which filled the disk. Recent states stay in memory,
+# and the service falls back to the latest state where an old one is gone (as on a pruned node).
+ANVIL_NO_DISK_STATES=(--max-persisted-states 0)
 PY=$ROOT/.venv/bin/python
 STAMPS=$ROOT/.cache/bootstrap
 

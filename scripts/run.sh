@@ -48,7 +48,7 @@ else
     rm -f "$STATE_DIR/state.json" "$STATE_DIR/genesis-timestamp"
   fi
   nohup anvil --port "$RPC_PORT" --host 127.0.0.1 --state "$STATE_DIR/state.json" --state-interval 10 \
-    --gas-limit 30000000 --block-base-fee-per-gas 0 "${genesis_args[@]}" >"$STATE_DIR/anvil.log" 2>&1 &
+    --gas-limit 30000000 --block-base-fee-per-gas 0 "${ANVIL_NO_DISK_STATES[@]}" "${genesis_args[@]}" >"$STATE_DIR/anvil.log" 2>&1 &
   echo $! >"$STATE_DIR/anvil.pid"
   started_anvil=true
   for _ in $(seq 1 100); do rpc_alive && break; sleep 0.1; done

@@ -9,6 +9,22 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
 "$ROOT/scripts/bootstrap.sh" || die "bootstrap failed"
 
+# A full disk makes the stages fail in ways that hide the cause (mypy's "INTERNAL ERROR",
+# brownie erroring on every test): say so before they run.
+for dir in "$ROOT" "${TMPDIR:-/tmp}"; do
+  free_mib=$(df -Pm "$dir" 2>/dev/null | awk 'NR == 2 { print $4 }')
+  if [ -n "$free_mib" ] && [ "$free_mib" -lt 300 ]; then
+    printf 'warning: only %s MiB free on the disk holding %s; the tests write about 300 MiB (SQLite indexes, caches)\n' \
+      "$free_mib" "$dir" >&2
+  fi
+done
+# anvil, unless started with ANVIL_NO_DISK_STATES (as ours are), leaves block states here.
+stale=$HOME/.foundry/anvil/tmp
+if [ -d "$stale" ] && [ -n "$(find "$stale" -type f -print -quit 2>/dev/null)" ]; then
+  printf 'note: %s holds %s of block states left by earlier anvils; it is safe to delete when no anvil runs\n' \
+    "$stale" "$(du -sh "$stale" 2>/dev/null | cut -f1)" >&2
+fi
+
 failed=()
 run_stage() { # name command...
   local name=$1; shift

@@ -26,6 +26,8 @@ from ledger_service.chain.artifacts import load_artifact
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "build" / "contracts"
+# The flags scripts/lib.sh gives every anvil (ANVIL_NO_DISK_STATES): no block states written to disk.
+ANVIL_NO_DISK_STATES = ("--max-persisted-states", "0")
 
 # anvil's default accounts (mnemonic "test test ... junk"), by role in our tests.
 ADMIN, MANUFACTURER, MERCHANT, CARRIER, INSPECTOR, ARBITER, CONSUMER, CONSUMER2, MERCHANT2 = range(9)
@@ -73,7 +75,8 @@ class Anvil:
 
 def start_anvil(*extra: str) -> Anvil:
     port = free_port()
-    args = [anvil_binary(), "--port", str(port), "--silent", "--gas-limit", "30000000", "--base-fee", "0", *extra]
+    args = [anvil_binary(), "--port", str(port), "--silent", "--gas-limit", "30000000", "--base-fee", "0"]
+    args += [*ANVIL_NO_DISK_STATES, *extra]
     process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ))
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 20
