@@ -1,4 +1,5 @@
-/* Compiled hot path of a fetch process: ItemEventRecorded's wire fields and its eventHash check.
+/* Compiled hot path of a fetch process: ItemEventRecorded's wire fields and its eventHash check, and the
+ * reading of an eth_getLogs answer from its bytes (decode_response_rows, below).
  *
  * item_event_fields(fallback, topics, data) returns what decode._item_event_fields_py(topics, data)
  * returns (the decoder's wire tuple of an ItemEventRecorded log, the eventHash check included). It reads
@@ -266,6 +267,26 @@ static int position_part(PyObject *raw, PyObject *state, Py_ssize_t at, PyObject
     return 2; /* new: the caller stores key, hash, number in state */
 }
 
+/* The row (type_index, (block number, block hash, transaction hash, transaction index, log index, address),
+   fields) of a log whose ``fields`` (taken; NULL: not canonical, or an error is set) and position ``parts``
+   ({key, hash, number} of its block and of its transaction) were read; on success the ``fresh`` parts are stored
+   in ``state`` for the logs after it. */
+static PyObject *row_of(PyObject *fields, long long li, PyObject *type_index, PyObject *address, PyObject *state,
+                        PyObject *parts[2][3], const int fresh[2]) {
+    PyObject *li_obj = fields == NULL ? NULL : PyLong_FromLongLong(li);
+    PyObject *place = li_obj == NULL ? NULL
+                                     : PyTuple_Pack(6, parts[0][2], parts[0][1], parts[1][1], parts[1][2], li_obj, address);
+    PyObject *row = place == NULL ? NULL : PyTuple_Pack(3, type_index, place, fields);
+    Py_XDECREF(fields);
+    Py_XDECREF(li_obj);
+    Py_XDECREF(place);
+    if (row != NULL)
+        for (int p = 0; p < 2; p++)
+            if (fresh[p])
+                for (int i = 0; i < 3; i++) PyList_SetItem(state, 3 * p + i, Py_NewRef(parts[p][i]));
+    return row;
+}
+
 /* The row of a canonical ItemEventRecorded log, or NULL: with no exception set for a log that is not
    canonical, else an error. Updates ``state`` as Decoder._one does. */
 static PyObject *fast_row(PyObject *raw, PyObject *topic0, PyObject *address, PyObject *type_index, PyObject *state) {
@@ -296,25 +317,48 @@ static PyObject *fast_row(PyObject *raw, PyObject *topic0, PyObject *address, Py
         Py_DECREF(bnum);
         return NULL;
     }
-    PyObject *fields = canonical_fields(PyList_GET_ITEM(topics, 1), PyList_GET_ITEM(topics, 2), d0 + 2);
-    PyObject *li_obj = fields == NULL ? NULL : PyLong_FromLongLong(li);
-    PyObject *place = li_obj == NULL ? NULL : PyTuple_Pack(6, bnum, bhash, thash, tnum, li_obj, address);
-    PyObject *row = place == NULL ? NULL : PyTuple_Pack(3, type_index, place, fields);
-    Py_XDECREF(fields);
-    Py_XDECREF(li_obj);
-    Py_XDECREF(place);
-    if (row != NULL) {
-        PyObject *parts[2][3] = {{bkey, bhash, bnum}, {tkey, thash, tnum}};
-        int fresh[2] = {b == 2, t == 2};
-        for (int p = 0; p < 2; p++)
-            if (fresh[p])
-                for (int i = 0; i < 3; i++) PyList_SetItem(state, 3 * p + i, Py_NewRef(parts[p][i]));
-    }
+    PyObject *parts[2][3] = {{bkey, bhash, bnum}, {tkey, thash, tnum}};
+    int fresh[2] = {b == 2, t == 2};
+    PyObject *row = row_of(canonical_fields(PyList_GET_ITEM(topics, 1), PyList_GET_ITEM(topics, 2), d0 + 2), li,
+                           type_index, address, state, parts, fresh);
     Py_DECREF(bhash);
     Py_DECREF(bnum);
     Py_DECREF(thash);
     Py_DECREF(tnum);
     return row;
+}
+
+/* Appends ``row`` (a new reference, taken) to ``out`` unless it is None (counted in *skipped), and clears
+   *in_order when its position (block, log index) is not after the one before (*last). 0, or -1 on error. */
+static int collect_row(PyObject *out, PyObject *row, PyObject **last, int *in_order, long long *skipped) {
+    if (row == Py_None) {
+        Py_DECREF(row);
+        (*skipped)++;
+        return 0;
+    }
+    PyObject *place = PyTuple_Check(row) && PyTuple_GET_SIZE(row) >= 2 ? PyTuple_GET_ITEM(row, 1) : NULL;
+    if (place == NULL || !PyTuple_Check(place) || PyTuple_GET_SIZE(place) < 5) {
+        Py_DECREF(row);
+        PyErr_SetString(PyExc_TypeError, "decode_item_rows: a row without its position");
+        return -1;
+    }
+    PyObject *here = PyTuple_Pack(2, PyTuple_GET_ITEM(place, 0), PyTuple_GET_ITEM(place, 4));
+    int appended = here == NULL ? -1 : PyList_Append(out, row);
+    Py_DECREF(row);
+    if (appended < 0) {
+        Py_XDECREF(here);
+        return -1;
+    }
+    if (*last != NULL && *in_order) {
+        int le = PyObject_RichCompareBool(here, *last, Py_LE);
+        if (le < 0) {
+            Py_DECREF(here);
+            return -1;
+        }
+        if (le) *in_order = 0;
+    }
+    Py_XSETREF(*last, here);
+    return 0;
 }
 
 /* decode_item_rows(topic0, address, type_index, logs, state, one) -> (rows, in_order, skipped): what
@@ -342,34 +386,7 @@ static PyObject *decode_item_rows(PyObject *self, PyObject *const *args, Py_ssiz
             row = PyObject_Vectorcall(one, call, 2, NULL);
         }
         Py_DECREF(raw);
-        if (row == NULL) goto fail;
-        if (row == Py_None) {
-            Py_DECREF(row);
-            skipped++;
-            continue;
-        }
-        PyObject *place = PyTuple_Check(row) && PyTuple_GET_SIZE(row) >= 2 ? PyTuple_GET_ITEM(row, 1) : NULL;
-        if (place == NULL || !PyTuple_Check(place) || PyTuple_GET_SIZE(place) < 5) {
-            Py_DECREF(row);
-            PyErr_SetString(PyExc_TypeError, "decode_item_rows: a row without its position");
-            goto fail;
-        }
-        PyObject *here = PyTuple_Pack(2, PyTuple_GET_ITEM(place, 0), PyTuple_GET_ITEM(place, 4));
-        int appended = here == NULL ? -1 : PyList_Append(out, row);
-        Py_DECREF(row);
-        if (appended < 0) {
-            Py_XDECREF(here);
-            goto fail;
-        }
-        if (last != NULL && in_order) {
-            int le = PyObject_RichCompareBool(here, last, Py_LE);
-            if (le < 0) {
-                Py_DECREF(here);
-                goto fail;
-            }
-            if (le) in_order = 0;
-        }
-        Py_XSETREF(last, here);
+        if (row == NULL || collect_row(out, row, &last, &in_order, &skipped) < 0) goto fail;
     }
     Py_XDECREF(last);
     return Py_BuildValue("(NOL)", out, in_order ? Py_True : Py_False, skipped);
@@ -377,6 +394,364 @@ fail:
     Py_XDECREF(last);
     Py_DECREF(out);
     return NULL;
+}
+
+/* ---- an eth_getLogs answer read straight from its bytes ------------------------------------------ */
+
+/* decode_response_rows(topic0, address, type_index, raw, request_id, state, one, loads) does what
+   decode_item_rows does with json.loads(raw)["result"] without building a dict per log, or returns None when
+   the answer is not of the form it reads: {"jsonrpc":"2.0","id":<request_id>,"result":[<objects>]}, with JSON
+   whitespace allowed around the whole and from the array on. It reads a log object itself when every key is a
+   plain string (printable ASCII, no backslash), every value a plain string, an array of plain strings, true,
+   false or null, and no field it reads comes twice; such a log, if it is a canonical ItemEventRecorded log, is
+   decoded here. Every other object goes through loads(its bytes) and one(dict, state), as in decode_item_rows.
+   An object loads rejects makes the answer None (the caller parses it whole and reports it), and so does
+   anything after the array but "}". Nothing is decoded before the whole answer has been checked: a None never
+   follows a call of one. */
+
+typedef struct {
+    const char *p;
+    Py_ssize_t n;
+} text_t;
+
+enum { F_ADDRESS, F_TOPICS, F_DATA, F_BLOCK_HASH, F_BLOCK_NUMBER, F_TX_HASH, F_TX_INDEX, F_LOG_INDEX, F_REMOVED, NFIELDS };
+static const char *const FIELD_NAMES[NFIELDS] = {"address", "topics", "data", "blockHash", "blockNumber",
+                                                 "transactionHash", "transactionIndex", "logIndex", "removed"};
+static const Py_ssize_t FIELD_LENGTHS[NFIELDS] = {7, 6, 4, 9, 11, 15, 16, 8, 7};
+
+typedef struct {
+    const char *start, *end; /* the object's bytes, braces included */
+    text_t field[NFIELDS];
+    text_t topics[3];
+    int ntopics;
+    unsigned seen;
+    int plain; /* read here (1), or for loads (0) */
+} log_text;
+
+static inline const char *skip_ws(const char *p, const char *end) {
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) p++;
+    return p;
+}
+
+/* A string at p (*p == '"') whose content is printable ASCII without a backslash: the position after its closing
+   quote (content in *out), else NULL. */
+static const char *plain_string(const char *p, const char *end, text_t *out) {
+    const char *s = ++p;
+    /* eight bytes at a time while none is a quote, a backslash, below 0x20 or above 0x7E */
+    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+    while (end - p >= 8) {
+        uint64_t x, quote, slash;
+        memcpy(&x, p, 8);
+        quote = x ^ (ones * '"');
+        slash = x ^ (ones * '\\');
+        if ((((x - ones * 0x20) & ~x) | (x + ones) | x | ((quote - ones) & ~quote) | ((slash - ones) & ~slash)) & highs)
+            break;
+        p += 8;
+    }
+    while (p < end) {
+        unsigned char c = (unsigned char)*p;
+        if (c == '"') {
+            out->p = s;
+            out->n = p - s;
+            return p + 1;
+        }
+        if (c == '\\' || c < 0x20 || c >= 0x7F) return NULL;
+        p++;
+    }
+    return NULL;
+}
+
+/* The end of the object or array at p (*p is '{' or '['), strings and escapes skipped; NULL if cut short. It does
+   not validate: what it delimits is either read by read_log or handed to loads. */
+static const char *container_end(const char *p, const char *end) {
+    Py_ssize_t depth = 0;
+    while (p < end) {
+        char c = *p++;
+        if (c == '"') {
+            while (p < end && *p != '"') p += (*p == '\\') ? 2 : 1;
+            if (p >= end) return NULL;
+            p++;
+        } else if (c == '{' || c == '[') {
+            depth++;
+        } else if (c == '}' || c == ']') {
+            if (--depth == 0) return p;
+        }
+    }
+    return NULL;
+}
+
+static int literal(const char *p, const char *end, const char *word, Py_ssize_t n) {
+    return end - p >= n && memcmp(p, word, (size_t)n) == 0;
+}
+
+/* Reads the object at p (*p == '{') into f if it is of the plain form (see above): the position after its closing
+   brace, else NULL. */
+static const char *read_log(log_text *f, const char *p, const char *end) {
+    p = skip_ws(p + 1, end);
+    for (;;) {
+        text_t key, value;
+        if (p >= end || *p != '"' || (p = plain_string(p, end, &key)) == NULL) return NULL;
+        p = skip_ws(p, end);
+        if (p >= end || *p != ':') return NULL;
+        p = skip_ws(p + 1, end);
+        if (p >= end) return NULL;
+        int field = -1;
+        for (int i = 0; i < NFIELDS; i++) {
+            if (key.n == FIELD_LENGTHS[i] && memcmp(key.p, FIELD_NAMES[i], (size_t)key.n) == 0) {
+                field = i;
+                break;
+            }
+        }
+        if (field >= 0) {
+            if (f->seen & (1u << field)) return NULL;
+            f->seen |= 1u << field;
+        }
+        if (*p == '"') {
+            if ((p = plain_string(p, end, &value)) == NULL || field == F_TOPICS || field == F_REMOVED) return NULL;
+            if (field >= 0) f->field[field] = value;
+        } else if (*p == '[') {
+            if (field != F_TOPICS) return NULL;
+            p = skip_ws(p + 1, end);
+            if (p < end && *p == ']') {
+                p++;
+            } else {
+                for (;;) {
+                    if (p >= end || *p != '"' || f->ntopics == 3) return NULL;
+                    if ((p = plain_string(p, end, &f->topics[f->ntopics++])) == NULL) return NULL;
+                    p = skip_ws(p, end);
+                    if (p < end && *p == ',') {
+                        p = skip_ws(p + 1, end);
+                        continue;
+                    }
+                    if (p < end && *p == ']') {
+                        p++;
+                        break;
+                    }
+                    return NULL;
+                }
+            }
+        } else if (literal(p, end, "false", 5) || literal(p, end, "null", 4)) {
+            if (field >= 0 && field != F_REMOVED) return NULL;
+            p += *p == 'f' ? 5 : 4;
+        } else if (literal(p, end, "true", 4)) {
+            if (field >= 0) return NULL;
+            p += 4;
+        } else {
+            return NULL; /* numbers, objects */
+        }
+        p = skip_ws(p, end);
+        if (p < end && *p == ',') {
+            p = skip_ws(p + 1, end);
+            continue;
+        }
+        return p < end && *p == '}' ? p + 1 : NULL;
+    }
+}
+
+static int text_eq(const text_t *t, PyObject *s) {
+    return s != NULL && PyUnicode_Check(s) && PyUnicode_IS_ASCII(s) && PyUnicode_GET_LENGTH(s) == t->n &&
+           memcmp(PyUnicode_DATA(s), t->p, (size_t)t->n) == 0;
+}
+
+/* quantity() of a text: "0x" and 1 to 15 hex digits, else -1. */
+static long long text_quantity(const text_t *t) {
+    if (t->p == NULL || t->n < 3 || t->n > 17 || t->p[0] != '0' || t->p[1] != 'x') return -1;
+    long long v = 0;
+    for (Py_ssize_t i = 2; i < t->n; i++) {
+        uint8_t h = HEX[(unsigned char)t->p[i]];
+        if (h == 0xFF) return -1;
+        v = (v << 4) | h;
+    }
+    return v;
+}
+
+/* position_part of a log read as text. */
+static int text_position_part(const text_t *key_text, const text_t *number_text, PyObject *state, Py_ssize_t at,
+                              PyObject **key, PyObject **hash, PyObject **number) {
+    *key = NULL;
+    if (key_text->p == NULL) return 0;
+    if (text_eq(key_text, PyList_GET_ITEM(state, at))) {
+        *hash = Py_NewRef(PyList_GET_ITEM(state, at + 1));
+        *number = Py_NewRef(PyList_GET_ITEM(state, at + 2));
+        return 1;
+    }
+    long long value = text_quantity(number_text);
+    if (value < 0) return 0;
+    *key = PyUnicode_FromStringAndSize(key_text->p, key_text->n);
+    if (*key == NULL) return -1;
+    *hash = ascii_lower(*key);
+    *number = *hash == NULL ? NULL : PyLong_FromLongLong(value);
+    if (*number == NULL) {
+        Py_CLEAR(*key);
+        Py_CLEAR(*hash);
+        return -1;
+    }
+    return 2;
+}
+
+/* The ASCII text of a topic if it is "0x" and 64 hex digits, else NULL. */
+static const char *text_topic(const text_t *t) {
+    if (t->n != 66 || t->p[0] != '0' || t->p[1] != 'x' || !all_hex(t->p + 2, 64, 0)) return NULL;
+    return t->p;
+}
+
+/* fast_row of a log read as text: the row, or NULL with no exception set if it is not canonical. */
+static PyObject *text_row(const log_text *f, PyObject *topic0, PyObject *address, PyObject *type_index,
+                          PyObject *state) {
+    const text_t *data = &f->field[F_DATA];
+    if (f->ntopics != 3 || !text_eq(&f->topics[0], topic0) || !text_eq(&f->field[F_ADDRESS], address) ||
+        data->n != 578 || data->p[0] != '0' || data->p[1] != 'x')
+        return NULL;
+    const char *item = text_topic(&f->topics[1]), *actor = text_topic(&f->topics[2]), *d = data->p + 2;
+    long long li = text_quantity(&f->field[F_LOG_INDEX]);
+    if (item == NULL || actor == NULL || li < 0 || !all_hex(d, 576, 1)) return NULL;
+    PyObject *bkey, *bhash = NULL, *bnum = NULL, *tkey, *thash = NULL, *tnum = NULL;
+    int b = text_position_part(&f->field[F_BLOCK_HASH], &f->field[F_BLOCK_NUMBER], state, 0, &bkey, &bhash, &bnum);
+    if (b <= 0) return NULL;
+    int t = text_position_part(&f->field[F_TX_HASH], &f->field[F_TX_INDEX], state, 3, &tkey, &thash, &tnum);
+    if (t <= 0) {
+        Py_XDECREF(bkey);
+        Py_DECREF(bhash);
+        Py_DECREF(bnum);
+        return NULL;
+    }
+    PyObject *parts[2][3] = {{bkey, bhash, bnum}, {tkey, thash, tnum}};
+    int fresh[2] = {bkey != NULL, tkey != NULL};
+    PyObject *row = row_of(fields_tuple(item, actor, d), li, type_index, address, state, parts, fresh);
+    Py_XDECREF(bkey);
+    Py_XDECREF(tkey);
+    Py_DECREF(bhash);
+    Py_DECREF(bnum);
+    Py_DECREF(thash);
+    Py_DECREF(tnum);
+    return row;
+}
+
+static PyObject *decode_response_rows(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)self;
+    if (nargs != 8 || !PyBytes_Check(args[3]) || !PyLong_Check(args[4]) || !PyList_Check(args[5]) ||
+        PyList_GET_SIZE(args[5]) != 6) {
+        PyErr_SetString(PyExc_TypeError, "decode_response_rows(topic0, address, type_index, raw: bytes, request_id: "
+                                         "int, state: list of 6, one, loads)");
+        return NULL;
+    }
+    PyObject *topic0 = args[0], *address = args[1], *type_index = args[2], *raw = args[3], *state = args[5];
+    PyObject *one = args[6], *loads = args[7];
+    long long request_id = PyLong_AsLongLong(args[4]);
+    if (request_id == -1 && PyErr_Occurred()) return NULL;
+    const char *p = PyBytes_AS_STRING(raw), *end = p + PyBytes_GET_SIZE(raw);
+
+    /* the envelope, up to the array */
+    static const char head[] = "{\"jsonrpc\":\"2.0\",\"id\":", tail[] = ",\"result\":";
+    char id_text[32];
+    int id_len = snprintf(id_text, sizeof id_text, "%lld", request_id);
+    p = skip_ws(p, end);
+    if (end - p < (Py_ssize_t)(sizeof head - 1 + id_len + sizeof tail - 1) || memcmp(p, head, sizeof head - 1) != 0)
+        Py_RETURN_NONE;
+    p += sizeof head - 1;
+    if (memcmp(p, id_text, (size_t)id_len) != 0) Py_RETURN_NONE;
+    p += id_len;
+    if (memcmp(p, tail, sizeof tail - 1) != 0) Py_RETURN_NONE;
+    p = skip_ws(p + sizeof tail - 1, end);
+    if (p >= end || *p != '[') Py_RETURN_NONE;
+    p = skip_ws(p + 1, end);
+
+    /* pass 1: each object's bytes, read or parsed by loads; the array's and the envelope's end */
+    Py_ssize_t count = 0, capacity = 0;
+    log_text *logs = NULL;
+    PyObject **parsed = NULL; /* loads(object) where the object is not plain */
+    PyObject *out = NULL, *last = NULL, *result = NULL;
+    int well_formed = 0;
+    if (p < end && *p == ']') {
+        p++;
+        well_formed = 1;
+    } else {
+        while (p < end && *p == '{') {
+            if (count == capacity) {
+                Py_ssize_t grown = capacity ? 2 * capacity : 1024;
+                log_text *l = PyMem_Realloc(logs, (size_t)grown * sizeof *logs);
+                if (l == NULL) goto nomem;
+                logs = l;
+                PyObject **q = PyMem_Realloc(parsed, (size_t)grown * sizeof *parsed);
+                if (q == NULL) goto nomem;
+                parsed = q;
+                capacity = grown;
+            }
+            log_text *f = &logs[count];
+            memset(f, 0, sizeof *f);
+            f->start = p;
+            const char *close = read_log(f, p, end);
+            f->plain = close != NULL;
+            if (close == NULL && (close = container_end(p, end)) == NULL) break;
+            f->end = close;
+            parsed[count++] = NULL;
+            p = skip_ws(close, end);
+            if (p < end && *p == ',') {
+                p = skip_ws(p + 1, end);
+                continue;
+            }
+            if (p < end && *p == ']') {
+                p++;
+                well_formed = 1;
+            }
+            break;
+        }
+    }
+    if (well_formed) {
+        p = skip_ws(p, end);
+        well_formed = p < end && *p == '}' && skip_ws(p + 1, end) == end;
+    }
+    for (Py_ssize_t i = 0; well_formed && i < count; i++) {
+        if (logs[i].plain) continue;
+        PyObject *bytes = PyBytes_FromStringAndSize(logs[i].start, logs[i].end - logs[i].start);
+        if (bytes == NULL) goto fail;
+        parsed[i] = PyObject_CallOneArg(loads, bytes);
+        Py_DECREF(bytes);
+        if (parsed[i] == NULL) {
+            if (!PyErr_ExceptionMatches(PyExc_ValueError)) goto fail;
+            PyErr_Clear(); /* not JSON: the caller parses the answer whole and reports it */
+            well_formed = 0;
+        }
+    }
+    if (!well_formed) {
+        result = Py_NewRef(Py_None);
+        goto done;
+    }
+
+    /* pass 2: the rows, in order */
+    out = PyList_New(0);
+    if (out == NULL) goto fail;
+    int in_order = 1;
+    long long skipped = 0;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *row = logs[i].plain ? text_row(&logs[i], topic0, address, type_index, state) : NULL;
+        if (row == NULL && !PyErr_Occurred()) {
+            if (parsed[i] == NULL) {
+                PyObject *bytes = PyBytes_FromStringAndSize(logs[i].start, logs[i].end - logs[i].start);
+                if (bytes == NULL) goto fail;
+                parsed[i] = PyObject_CallOneArg(loads, bytes);
+                Py_DECREF(bytes);
+                if (parsed[i] == NULL) goto fail;
+            }
+            PyObject *call[2] = {parsed[i], state};
+            row = PyObject_Vectorcall(one, call, 2, NULL);
+        }
+        if (row == NULL || collect_row(out, row, &last, &in_order, &skipped) < 0) goto fail;
+    }
+    result = Py_BuildValue("(NOLn)", out, in_order ? Py_True : Py_False, skipped, count);
+    out = NULL;
+    goto done;
+nomem:
+    PyErr_NoMemory();
+fail:
+    result = NULL;
+done:
+    for (Py_ssize_t i = 0; i < count; i++) Py_XDECREF(parsed[i]);
+    PyMem_Free(parsed);
+    PyMem_Free(logs);
+    Py_XDECREF(out);
+    Py_XDECREF(last);
+    return result;
 }
 
 static PyObject *py_keccak256(PyObject *self, PyObject *arg) {
@@ -395,6 +770,9 @@ static PyMethodDef methods[] = {
      "fallback(topics, data) makes them for a log that is not in canonical form."},
     {"decode_item_rows", (PyCFunction)(void (*)(void))decode_item_rows, METH_FASTCALL,
      "decode_item_rows(topic0, address, type_index, logs, state, one) -> (rows, in_order, skipped)."},
+    {"decode_response_rows", (PyCFunction)(void (*)(void))decode_response_rows, METH_FASTCALL,
+     "decode_response_rows(topic0, address, type_index, raw, request_id, state, one, loads)\n"
+     "-> (rows, in_order, skipped, logs), or None if the answer is not of the form it reads."},
     {"keccak256", py_keccak256, METH_O, "keccak256 of a bytes-like object."},
     {NULL, NULL, 0, NULL},
 };

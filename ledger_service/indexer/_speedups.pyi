@@ -16,3 +16,14 @@ def decode_item_rows(
     one: Callable[[Any, list[Any]], Any],
     /,
 ) -> tuple[list[Any], bool, int]: ...
+def decode_response_rows(
+    topic0: str,
+    address: str,
+    type_index: int,
+    raw: bytes,
+    request_id: int,
+    state: list[Any],
+    one: Callable[[Any, list[Any]], Any],
+    loads: Callable[[bytes], Any],
+    /,
+) -> tuple[list[Any], bool, int, int] | None: ...

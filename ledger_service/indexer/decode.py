@@ -17,6 +17,7 @@ are counted as skipped. Output is in the chain's total order (block, log index).
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -383,6 +384,22 @@ _FastRows = Callable[[list[Any], list[Any], Callable[[Any, list[Any]], Any]], tu
 skipped)."""
 
 
+_Scan = Callable[
+    [bytes, int, list[Any], Callable[[Any, list[Any]], Any], Callable[[bytes], Any]],
+    tuple[list[Any], bool, int, int] | None,
+]
+"""``_speedups.decode_response_rows`` bound to the ledger's ItemEventRecorded: (raw answer, request id, state, one,
+loads) -> (rows, in order, skipped, logs), or None."""
+
+
+@dataclass(frozen=True, slots=True)
+class ScannedRows:
+    """What :meth:`Decoder.scan_response` read from an ``eth_getLogs`` answer: the rows, and how many logs it held."""
+
+    rows: list[tuple[Any, ...]]
+    logs: int
+
+
 class Decoder:
     """Decodes raw logs of the two pinned contracts; counts what it skipped."""
 
@@ -390,11 +407,13 @@ class Decoder:
         self._table = build_table(abis, ledger_address=ledger_address, escrow_address=escrow_address)
         self.skipped = 0
         self._fast_rows: _FastRows | None = None
+        self._scan: _Scan | None = None
         if _speedups is not None:
             for topic, entry in self._table.items():
                 if entry.spec.name == "ItemEventRecorded" and entry.fast is not None:
                     # the compiled loop: canonical ItemEventRecorded logs in C, every other log through _one
                     self._fast_rows = functools.partial(_speedups.decode_item_rows, topic, entry.address, entry.fast[0])
+                    self._scan = functools.partial(_speedups.decode_response_rows, topic, entry.address, entry.fast[0])
 
     @classmethod
     def from_artifacts(cls, artifacts_dir: Path, *, ledger_address: str, escrow_address: str) -> Decoder:
@@ -413,6 +432,28 @@ class Decoder:
         """Like :meth:`decode`, straight into the events' wire form (what :func:`wire.encode_event` makes of
         each): a fetch process sends them without building each event object first."""
         return self._decode(logs, rows=True)
+
+    @property
+    def scans(self) -> bool:
+        """Whether :meth:`scan_response` can read answers (the compiled decoder is built)."""
+        return self._scan is not None
+
+    def scan_response(self, raw: bytes, request_id: int) -> ScannedRows | None:
+        """:meth:`decode_rows` of the logs of an ``eth_getLogs`` answer, read from its bytes: the compiled decoder
+        builds no dict for a canonical ItemEventRecorded log (``json.loads`` parses every other log, and
+        :meth:`_one` decodes it). None when it is not built, or when the answer is not exactly
+        ``{"jsonrpc":"2.0","id":<request_id>,"result":[<log objects>]}``: the caller then parses it as usual."""
+        if self._scan is None:
+            return None
+        state: list[Any] = [None, "", -1, None, "", -1]
+        scanned = self._scan(raw, request_id, state, self._one_row, json.loads)
+        if scanned is None:
+            return None
+        rows, in_order, skipped, logs = scanned
+        self.skipped += skipped
+        if not in_order:
+            rows.sort(key=_row_order)
+        return ScannedRows(rows, logs)
 
     def _decode(self, logs: Iterable[Any], *, rows: bool) -> list[Any]:
         # Logs arrive grouped by block and transaction: the position parts parsed from a log's block hash

@@ -24,7 +24,7 @@ import random
 import re
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -168,8 +168,13 @@ class RpcClient:
 
     # ---- transport ---------------------------------------------------------------
 
-    def _post(self, payload: Any, *, what: str) -> tuple[Any, int]:
-        """One HTTP round trip; returns (parsed JSON, response size). Raises classified errors."""
+    def _post(
+        self, payload: Any, *, what: str, scan: Callable[[bytes], object | None] | None = None
+    ) -> tuple[Any, int]:
+        """One HTTP round trip; returns (parsed JSON, response size). Raises classified errors.
+
+        ``scan``: reads a successful answer from its bytes instead (returned as :class:`_Scanned`), or declines
+        (None) and it is parsed as any other."""
         body = json.dumps(payload, separators=(",", ":")).encode()
         try:
             with self._client.stream("POST", self.url, content=body) as response:
@@ -195,6 +200,13 @@ class RpcClient:
             if retry_after and retry_after.isdigit():
                 error.retry_after = float(retry_after)  # type: ignore[attr-defined]
             raise error
+        if scan is not None and status < 400:
+            try:
+                scanned = scan(raw)
+            except Exception as exc:  # the scan's own verdict (e.g. a malformed log): not an RPC failure to retry
+                raise _ScanError(exc) from None
+            if scanned is not None:
+                return _Scanned(scanned), len(raw)
         try:
             parsed = json.loads(raw)
         except (ValueError, UnicodeDecodeError):
@@ -230,12 +242,22 @@ class RpcClient:
 
     # ---- calls -------------------------------------------------------------------
 
-    def call_once(self, method: str, params: Sequence[Any]) -> tuple[Any, int]:
-        """One attempt, no retries: (result, response bytes)."""
+    def call_once(
+        self, method: str, params: Sequence[Any], *, scan: Callable[[bytes, int], object | None] | None = None
+    ) -> tuple[Any, int]:
+        """One attempt, no retries: (result, response bytes).
+
+        ``scan(raw, request_id)`` reads a successful answer from its bytes: what it returns comes back wrapped in
+        :class:`_Scanned` in place of the result. It returns None for an answer it does not read, which is then
+        parsed and checked as usual."""
         request_id = next(self._ids)
         parsed, size = self._post(
-            {"jsonrpc": "2.0", "id": request_id, "method": method, "params": list(params)}, what=method
+            {"jsonrpc": "2.0", "id": request_id, "method": method, "params": list(params)},
+            what=method,
+            scan=None if scan is None else lambda raw: scan(raw, request_id),
         )
+        if isinstance(parsed, _Scanned):
+            return parsed, size
         if not isinstance(parsed, dict):
             raise RpcRetryableError(f"{method}: malformed JSON-RPC response (not an object)")
         if parsed.get("error") is not None:
@@ -329,25 +351,73 @@ class RpcClient:
                     found[number] = header
         return found
 
-    def get_logs_once(self, *, addresses: Sequence[str], from_block: int, to_block: int) -> tuple[list[Any], int]:
-        """``eth_getLogs`` over [from_block, to_block] once: (raw logs, response bytes).
+    def get_logs_once(
+        self,
+        *,
+        addresses: Sequence[str],
+        from_block: int,
+        to_block: int,
+        scan: Callable[[bytes, int], object | None] | None = None,
+    ) -> tuple[Any, int]:
+        """``eth_getLogs`` over [from_block, to_block] once: (raw logs, response bytes); with ``scan``, what it read
+        from the answer where it did (see :meth:`call_once`), else the raw logs.
 
         Raises RangeTooLarge or RpcTimeoutError at once (the caller shrinks the range) and
-        other retryable errors as they come.
+        other retryable errors as they come; what ``scan`` raises, as it is.
         """
+        try:
+            return self._get_logs_attempt(addresses, from_block, to_block, scan)
+        except _ScanError as exc:
+            raise exc.error from None
+
+    def _get_logs_attempt(
+        self,
+        addresses: Sequence[str],
+        from_block: int,
+        to_block: int,
+        scan: Callable[[bytes, int], object | None] | None,
+    ) -> tuple[Any, int]:
         params = [{"address": list(addresses), "fromBlock": _hex(from_block), "toBlock": _hex(to_block)}]
-        result, size = self.call_once("eth_getLogs", params)
+        result, size = self.call_once("eth_getLogs", params, scan=scan)
+        if isinstance(result, _Scanned):
+            return result.value, size
         if not isinstance(result, list):
             raise RpcRetryableError("eth_getLogs: malformed result (not a list)")
         return result, size
 
-    def get_logs(self, *, addresses: Sequence[str], from_block: int, to_block: int) -> tuple[list[Any], int]:
-        """``eth_getLogs`` retried on transient errors, except RangeTooLarge and RpcTimeoutError (shrink instead)."""
-        return self._with_retries(  # type: ignore[no-any-return]
-            lambda: self.get_logs_once(addresses=addresses, from_block=from_block, to_block=to_block),
-            what="eth_getLogs",
-            immediate=(RangeTooLarge, RpcTimeoutError),
-        )
+    def get_logs(
+        self,
+        *,
+        addresses: Sequence[str],
+        from_block: int,
+        to_block: int,
+        scan: Callable[[bytes, int], object | None] | None = None,
+    ) -> tuple[Any, int]:
+        """``eth_getLogs`` retried on transient errors, except RangeTooLarge and RpcTimeoutError (shrink instead).
+        What ``scan`` raises is raised at once, as it is (the caller retries a malformed log its own way)."""
+        try:
+            return self._with_retries(  # type: ignore[no-any-return]
+                lambda: self._get_logs_attempt(addresses, from_block, to_block, scan),
+                what="eth_getLogs",
+                immediate=(RangeTooLarge, RpcTimeoutError),
+            )
+        except _ScanError as exc:
+            raise exc.error from None
+
+
+class _ScanError(Exception):
+    """What a ``scan`` raised, carried past the retries (it is not an RPC failure)."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+@dataclass(frozen=True, slots=True)
+class _Scanned:
+    """What a ``scan`` read from an answer (see :meth:`RpcClient.call_once`)."""
+
+    value: object
 
 
 def _has_rpc_error(parsed: Any) -> bool:

@@ -67,7 +67,7 @@ except ImportError:  # pragma: no cover - not on Windows
 from ledger_service.chain.artifacts import Deployment
 from ledger_service.errors import FatalError, RetryableError
 from ledger_service.indexer import wire
-from ledger_service.indexer.decode import Decoder, MalformedLogError
+from ledger_service.indexer.decode import Decoder, MalformedLogError, ScannedRows
 from ledger_service.indexer.events import BlockHeader, DecodedEvent
 from ledger_service.indexer.rpc import RangeTooLarge, RpcClient, RpcRetryableError, RpcTimeoutError
 from ledger_service.store.store import BlockRef, ChainPin, Store
@@ -653,8 +653,15 @@ class Prefetcher:
             wanted = sorted({start, end, *range(max(start, self._window_from), end + 1)})
             try:
                 headers = rpc.headers(wanted)
-                logs, nbytes = rpc.get_logs(addresses=self._addresses, from_block=start, to_block=end)
-                events = cast(list[Any], self._decoder.decode_rows(logs) if rows else self._decoder.decode(logs))
+                # rows: a canonical answer is read from its bytes, with no dict built per log (Decoder.scan_response)
+                scan = self._decoder.scan_response if rows and self._decoder.scans else None
+                got, nbytes = rpc.get_logs(addresses=self._addresses, from_block=start, to_block=end, scan=scan)
+                if isinstance(got, ScannedRows):
+                    events, logs = cast(list[Any], got.rows), got.logs
+                else:
+                    events = cast(list[Any], self._decoder.decode_rows(got) if rows else self._decoder.decode(got))
+                    logs = len(got)
+                del got
             except MalformedLogError as exc:  # a garbled answer: ask again, a few times
                 failures += 1
                 if failures >= self._shrink_attempts:
@@ -688,8 +695,7 @@ class Prefetcher:
                 header = headers.get(number)
                 if header is not None and header.hash != block_hash:
                     raise ChainMovedError(f"a log of block {header.number} is from another fork (the chain moved)")
-            self._sizer.observe(blocks=end - start + 1, logs=len(logs), nbytes=nbytes)
-            del logs
+            self._sizer.observe(blocks=end - start + 1, logs=logs, nbytes=nbytes)
             return Fetched(BlockRange(start, end), headers[start], headers[end], window, events)
 
     def _next(self, *, wait: bool, joining: bool = False) -> Fetched | None:

@@ -8,6 +8,7 @@ import threading
 import pytest
 
 from ledger_service.errors import FatalError, RetryableError
+from ledger_service.indexer.decode import Decoder, MalformedLogError, ScannedRows
 from ledger_service.indexer.rpc import (
     RangeTooLarge,
     RetryPolicy,
@@ -20,6 +21,7 @@ from ledger_service.indexer.rpc import (
 from ledger_service.indexer.sync import NewBlocks, Reorg, SyncUpdate
 from ledger_service.store.store import Store
 from tests.ledger_service.indexer.conftest import Chain, make_indexer_for, reference_dump, wait_until_indexed
+from tests.support.chain import ARTIFACTS
 from tests.support.faultproxy import FAULTS, TOO_LARGE, FaultProxy
 
 
@@ -84,6 +86,47 @@ def test_the_client_retries_each_fault_kind_and_reports_exhaustion(chain: Chain)
         for _ in range(len(TOO_LARGE) * 3):
             with pytest.raises(RangeTooLarge):
                 rpc.get_logs(addresses=[chain.deployed.ledger.address], from_block=0, to_block=5)
+
+
+def test_answers_read_from_their_bytes_survive_each_fault_kind(chain: Chain) -> None:
+    """A fetch process reads eth_getLogs answers from their bytes (Decoder.scan_response): a truncated, cut or
+    erroneous answer is left to the parser, which reports it, and the retry gets the same rows."""
+    chain.activity.lifecycle()
+    chain.activity.bulk(events=200, items=4, batch=100)
+    ledger, escrow = chain.deployed.ledger.address, chain.deployed.escrow.address
+    decoder = Decoder.from_artifacts(ARTIFACTS, ledger_address=ledger, escrow_address=escrow)
+    head = chain.head
+    with RpcClient(chain.node.url) as rpc:
+        logs, _ = rpc.get_logs(addresses=[ledger, escrow], from_block=0, to_block=head)
+    expected = decoder.decode_rows(logs)
+    policy = RetryPolicy(attempts=40, base_delay=0.001, max_delay=0.01)
+    for fault in ("429", "500", "truncated", "malformed", "rpc_internal"):
+        with (
+            FaultProxy(chain.node.url, rates={fault: 0.5}, budget=10, seed=11) as proxy,
+            RpcClient(proxy.url, retry=policy) as rpc,
+        ):
+            for _ in range(6):
+                got, _ = rpc.get_logs(
+                    addresses=[ledger, escrow], from_block=0, to_block=head, scan=decoder.scan_response
+                )
+                assert isinstance(got, ScannedRows) and got.rows == expected and got.logs == len(logs), fault
+            assert proxy.injected[fault] > 0, fault
+
+
+def test_what_a_scan_raises_is_not_retried_as_an_rpc_failure(chain: Chain) -> None:
+    """A malformed log found while reading an answer reaches the caller as it is, at once: the fetch loop
+    retries it its own way (and a range shrinks), as when json.loads and the Python decoder find it."""
+    calls: list[int] = []
+
+    def scan(raw: bytes, request_id: int) -> None:
+        calls.append(request_id)
+        raise MalformedLogError("cannot decode the log at block 1 log index 0: test")
+
+    with RpcClient(chain.node.url, retry=RetryPolicy(attempts=5, base_delay=0.001)) as rpc:
+        for call in (rpc.get_logs, rpc.get_logs_once):
+            with pytest.raises(MalformedLogError, match="test"):
+                call(addresses=[chain.deployed.ledger.address], from_block=0, to_block=chain.head, scan=scan)
+    assert len(calls) == 2
 
 
 def test_the_indexer_survives_a_flaky_node_and_the_final_index_is_exact(chain: Chain, store_url: str) -> None:

@@ -16,7 +16,7 @@ import pytest
 
 from ledger_service.errors import RetryableError
 from ledger_service.indexer import wire
-from ledger_service.indexer.decode import Decoder
+from ledger_service.indexer.decode import Decoder, ScannedRows
 from ledger_service.indexer.events import BlockHeader, LogPosition, SellerSet
 from ledger_service.indexer.rpc import RetryPolicy, RpcClient, RpcRetryableError
 from ledger_service.indexer.sync import (
@@ -362,6 +362,12 @@ class _FailsFrom(Decoder):
         if any(int(entry["blockNumber"], 16) >= self.bad for entry in logs):
             raise ChainMovedError(f"moved at {self.bad}")
         return super().decode_rows(logs)
+
+    def scan_response(self, raw: bytes, request_id: int) -> ScannedRows | None:
+        scanned = super().scan_response(raw, request_id)
+        if scanned is not None and any(row[1][0] >= self.bad for row in scanned.rows):
+            raise ChainMovedError(f"moved at {self.bad}")
+        return scanned
 
 
 def test_with_several_processes_the_chunks_before_a_failure_are_handed_out_before_it(chain: Chain) -> None:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import copy
 import functools
+import json
 from typing import Any
 
+import httpx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -264,3 +266,225 @@ def test_the_compiled_loop_agrees_with_the_python_loop_on_every_form(
         logs.insert(at, data.draw(st.sampled_from(edits), label="edit"))
     fast, slow = _both(decoder, logs)
     assert fast == slow
+
+
+# ---- an answer read from its bytes (Decoder.scan_response) ------------------------------------------------
+
+
+def _answer(logs: list[Any], request_id: int, **dumps: Any) -> bytes:
+    return json.dumps({"jsonrpc": "2.0", "id": request_id, "result": logs}, **dumps).encode()
+
+
+def _parsed_outcome(decoder: Decoder, raw: bytes, request_id: int) -> tuple[Any, ...]:
+    """What the parsing path makes of an answer: RpcClient.call_once's checks, then the Python loop."""
+    try:
+        parsed = json.loads(raw)
+    except ValueError:
+        return ("not json",)
+    if (
+        not isinstance(parsed, dict)
+        or parsed.get("error") is not None
+        or "result" not in parsed
+        or parsed.get("id") != request_id
+        or not isinstance(parsed["result"], list)
+    ):
+        return ("not an answer",)
+    fast = decoder._fast_rows
+    decoder._fast_rows = None
+    decoder.skipped = 0
+    try:
+        return ("ok", decoder.decode_rows(parsed["result"]), decoder.skipped, len(parsed["result"]))
+    except MalformedLogError as exc:
+        return ("raised", str(exc))
+    finally:
+        decoder._fast_rows = fast
+
+
+def _scanned_outcome(decoder: Decoder, raw: bytes, request_id: int) -> tuple[Any, ...] | None:
+    decoder.skipped = 0
+    try:
+        scanned = decoder.scan_response(raw, request_id)
+    except MalformedLogError as exc:
+        return ("raised", str(exc))
+    return None if scanned is None else ("ok", scanned.rows, decoder.skipped, scanned.logs)
+
+
+def _agree(decoder: Decoder, raw: bytes, request_id: int) -> tuple[Any, ...] | None:
+    """Asserts that a scan either declines the answer or gives what parsing it gives; returns the scan's outcome."""
+    scanned = _scanned_outcome(decoder, raw, request_id)
+    if scanned is not None:
+        assert scanned == _parsed_outcome(decoder, raw, request_id)
+    return scanned
+
+
+def test_a_node_answer_read_from_its_bytes_decodes_as_the_parsed_answer(
+    node_logs: tuple[Decoder, list[dict[str, Any]]], anvil: Anvil
+) -> None:
+    decoder, logs = node_logs
+    addresses = sorted({log["address"] for log in logs})
+    request = {"jsonrpc": "2.0", "id": 41, "method": "eth_getLogs", "params": [{"address": addresses}]}
+    request["params"][0].update(fromBlock=logs[0]["blockNumber"], toBlock=logs[-1]["blockNumber"])
+    raw = httpx.post(anvil.url, json=request).content  # the node's own bytes
+    calls: list[Any] = []
+    one = decoder._one_row
+    decoder._one_row = lambda log, state: calls.append(log) or one(log, state)  # type: ignore[method-assign]
+    try:
+        scanned = _agree(decoder, raw, 41)
+    finally:
+        decoder._one_row = one  # type: ignore[method-assign]
+    assert scanned is not None and scanned[3] == len(logs)
+    item_events = [log for log in logs if log["topics"][0] in decoder._fast_rows.args[:1]]  # type: ignore[union-attr]
+    assert item_events and len(calls) == len(logs) - len(item_events)  # C read every item event itself
+    assert _scanned_outcome(decoder, raw, 42) is None  # another request's answer
+    assert _agree(decoder, _answer([], 3, separators=(",", ":")), 3) == ("ok", [], 0, 0)
+
+
+def _byte_edits(raw: bytes, data: st.DataObject) -> bytes:
+    for _ in range(data.draw(st.sampled_from([0, 0, 0, 1, 2, 3]), label="byte edits")):
+        at = data.draw(st.integers(0, len(raw)), label="at")
+        kind = data.draw(st.sampled_from(["insert", "delete", "truncate"]), label="kind")
+        if kind == "insert":
+            raw = (
+                raw[:at]
+                + data.draw(st.sampled_from(list(b' \n\t,:"\\}]{[x0A\x00\xe9')), label="byte").to_bytes(1, "big")
+                + raw[at:]
+            )
+        elif kind == "delete":
+            raw = raw[:at] + raw[at + 1 :]
+        else:
+            raw = raw[:at]
+    return raw
+
+
+def _text_edits(logs: list[dict[str, Any]], data: st.DataObject) -> bytes:
+    style = data.draw(
+        st.sampled_from(
+            [
+                {"separators": (",", ":")},  # as nodes send it, most often
+                {"separators": (",", ":")},
+                {"separators": (",", ":")},
+                {},
+                {"indent": 1},
+                {"separators": (",", ":"), "sort_keys": True},
+            ]
+        ),
+        label="style",
+    )
+    raw = _answer(logs, 9, **style)
+    text = raw.decode()
+    edit = data.draw(
+        st.sampled_from(
+            [
+                "none",
+                "escape",
+                "duplicate",
+                "extra number",
+                "extra object",
+                "non-ascii",
+                "error",
+                "wrong id",
+                "envelope order",
+                "trailing",
+            ]
+        ),
+        label="text edit",
+    )
+    if edit == "escape":  # the same value, escaped: json.loads reads the same log
+        text = text.replace('"address":"0x', '"address":"\\u0030x', 1).replace(
+            '"address": "0x', '"address": "\\u0030x', 1
+        )
+    elif edit == "duplicate":  # an earlier duplicate: json.loads keeps the last one
+        text = text.replace('{"address"', '{"blockHash":"0x' + "00" * 32 + '","address"', 1)
+    elif edit == "extra number":
+        text = text.replace('"removed"', '"extra":12.5e3,"removed"', 1)
+    elif edit == "extra object":
+        text = text.replace('"removed"', '"extra":{"a":[1,"]}"]},"removed"', 1)
+    elif edit == "non-ascii":
+        text = text.replace('"removed"', '"note":"r\u00e9sum\u00e9","removed"', 1)
+    elif edit == "error":
+        text = text[:-1] + ',"error":{"code":-32005,"message":"too many"}}'
+    elif edit == "wrong id":
+        text = text.replace('"id":9', '"id":10', 1).replace('"id": 9', '"id": 10', 1)
+    elif edit == "envelope order":
+        text = text.replace('{"jsonrpc":"2.0","id":9,', '{"id":9,"jsonrpc":"2.0",', 1)
+    elif edit == "trailing":
+        text = text + data.draw(st.sampled_from([" \n", "x", "{}", "]"]), label="trailing")
+    return text.encode()
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data())
+def test_reading_an_answer_from_its_bytes_agrees_with_parsing_it_on_every_form(
+    node_logs: tuple[Decoder, list[dict[str, Any]]], data: st.DataObject
+) -> None:
+    decoder, raw_logs = node_logs
+    items = [log for log in raw_logs if log["topics"][0] in decoder._fast_rows.args[:1]]  # type: ignore[union-attr]
+    start = data.draw(st.integers(0, len(raw_logs) - 8), label="start")
+    logs: list[Any] = [dict(log) for log in raw_logs[start : start + 8]]
+    for _ in range(data.draw(st.integers(0, 2), label="edits")):
+        at = data.draw(st.integers(0, len(logs)), label="at")
+        base = data.draw(st.sampled_from(items), label="item event")
+        logs.insert(at, data.draw(st.sampled_from(_edits(base, data.draw(st.sampled_from(raw_logs))))))
+    if data.draw(st.booleans(), label="reorder keys"):
+        logs = [dict(reversed(log.items())) if isinstance(log, dict) else log for log in logs]
+    raw = _byte_edits(_text_edits(logs, data), data)
+    _agree(decoder, raw, 9)
+
+
+def test_whitespace_inside_the_result_is_read_and_another_envelope_is_parsed(
+    node_logs: tuple[Decoder, list[dict[str, Any]]],
+) -> None:
+    decoder, logs = node_logs
+    for style in ({}, {"indent": 2}, {"separators": (" , ", " : ")}):
+        spaced = " [ " + " ,\n".join(json.dumps(log, **style) for log in logs) + " ] "
+        raw = ('\n {"jsonrpc":"2.0","id":77,"result":' + spaced + "} \n").encode()
+        assert _agree(decoder, raw, 77) is not None, style
+    assert _scanned_outcome(decoder, _answer(logs, 77, indent=1), 77) is None  # the caller parses it
+
+
+def _compact_item_events(node_logs: tuple[Decoder, list[dict[str, Any]]]) -> tuple[Decoder, list[dict[str, Any]]]:
+    decoder, logs = node_logs
+    topic0 = decoder._fast_rows.args[0]  # type: ignore[union-attr]
+    return decoder, [dict(log) for log in logs if log["topics"][0] == topic0][:4]
+
+
+def _same_block_other_number(logs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The second log claims the first's block hash with another number: the parsed path reuses the number read
+    for that hash, and so must the scan."""
+    second = {**logs[1], "blockHash": logs[0]["blockHash"], "blockNumber": hex(int(logs[0]["blockNumber"], 16) + 5)}
+    return [logs[0], second, *logs[2:]]
+
+
+@pytest.mark.parametrize(
+    ("edit", "read"),
+    [
+        (lambda text, logs: text + " \n", True),
+        (lambda text, logs: text + "x", False),
+        (lambda text, logs: text + "}", False),
+        (lambda text, logs: text[:-2] + ",]}", False),
+        (lambda text, logs: text[:-1] + ',"error":{"code":-32005,"message":"x"}}', False),
+        (lambda text, logs: text.replace('"removed":false', '"removed":true', 1), True),
+        (lambda text, logs: text.replace('"removed":false', '"removed":false,"removed":true', 1), True),
+        (lambda text, logs: text.replace('"removed":false}', '"removed":false x}', 1), False),
+        (lambda text, logs: text.replace('"removed":false}', '"removed":false,}', 1), False),
+        (lambda text, logs: text.replace('"removed":false}]}', '"removed":false]]}', 1), False),
+        (lambda text, logs: text.replace('"topics":["0x', '"topics":["0x0', 1).replace('","0x', '","', 1), True),
+        (lambda text, logs: text.replace(logs[0]["topics"][0][:-4], logs[0]["topics"][0][:-4][::-1], 1), True),
+        (lambda text, logs: text.replace('"data":"0x', '"data":"0x"', 1), False),
+        (lambda text, logs: text.replace('"logIndex":"0x', '"logIndex":"0x\\u0030', 1), True),
+    ],
+)
+def test_answers_the_scan_reads_or_leaves_to_the_parser(
+    node_logs: tuple[Decoder, list[dict[str, Any]]], edit: Any, read: bool
+) -> None:
+    decoder, logs = _compact_item_events(node_logs)
+    text = _answer(logs, 5, separators=(",", ":")).decode()
+    raw = edit(text, logs).encode()
+    assert (_agree(decoder, raw, 5) is not None) is read
+
+
+def test_a_repeated_block_hash_takes_the_number_read_first(node_logs: tuple[Decoder, list[dict[str, Any]]]) -> None:
+    decoder, logs = _compact_item_events(node_logs)
+    raw = _answer(_same_block_other_number(logs), 5, separators=(",", ":"))
+    scanned = _agree(decoder, raw, 5)
+    assert scanned is not None and scanned[1][1][1][0] == int(logs[0]["blockNumber"], 16)
