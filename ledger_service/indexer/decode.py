@@ -433,11 +433,6 @@ class Decoder:
         each): a fetch process sends them without building each event object first."""
         return self._decode(logs, rows=True)
 
-    @property
-    def scans(self) -> bool:
-        """Whether :meth:`scan_response` can read answers (the compiled decoder is built)."""
-        return self._scan is not None
-
     def scan_response(self, raw: bytes, request_id: int) -> ScannedRows | None:
         """:meth:`decode_rows` of the logs of an ``eth_getLogs`` answer, read from its bytes: the compiled decoder
         builds no dict for a canonical ItemEventRecorded log (``json.loads`` parses every other log, and
@@ -445,8 +440,7 @@ class Decoder:
         ``{"jsonrpc":"2.0","id":<request_id>,"result":[<log objects>]}``: the caller then parses it as usual."""
         if self._scan is None:
             return None
-        state: list[Any] = [None, "", -1, None, "", -1]
-        scanned = self._scan(raw, request_id, state, self._one_row, json.loads)
+        scanned = self._scan(raw, request_id, _fresh_state(), self._one_row, json.loads)
         if scanned is None:
             return None
         rows, in_order, skipped, logs = scanned
@@ -458,7 +452,7 @@ class Decoder:
     def _decode(self, logs: Iterable[Any], *, rows: bool) -> list[Any]:
         # Logs arrive grouped by block and transaction: the position parts parsed from a log's block hash
         # and transaction hash are reused while they repeat (see _one)
-        state: list[Any] = [None, "", -1, None, "", -1]
+        state = _fresh_state()
         if rows and self._fast_rows is not None and isinstance(logs, list):
             out, in_order, skipped = self._fast_rows(logs, state, self._one_row)
             self.skipped += skipped
@@ -519,6 +513,11 @@ class Decoder:
             return encode_event(event) if rows else event
         except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
             raise MalformedLogError(f"cannot decode the log {_where(raw)}: {type(exc).__name__}: {exc}") from None
+
+
+def _fresh_state() -> list[Any]:
+    """The position parts of "the log before" (see :meth:`Decoder._one`) at the start of an answer: none."""
+    return [None, "", -1, None, "", -1]
 
 
 def _order(event: DecodedEvent) -> tuple[int, int]:

@@ -125,6 +125,10 @@ def header_from_json(block: dict[str, Any]) -> BlockHeader:
         raise RpcRetryableError(f"malformed block header from the node: {exc!r}") from None
 
 
+Scan = Callable[[bytes, int], object | None]
+"""Reads a successful answer from its bytes and the request's id (see :meth:`RpcClient.call_once`); None: declined."""
+
+
 class RpcClient:
     """A keep-alive JSON-RPC client with retries. Safe to share between threads."""
 
@@ -242,9 +246,7 @@ class RpcClient:
 
     # ---- calls -------------------------------------------------------------------
 
-    def call_once(
-        self, method: str, params: Sequence[Any], *, scan: Callable[[bytes, int], object | None] | None = None
-    ) -> tuple[Any, int]:
+    def call_once(self, method: str, params: Sequence[Any], *, scan: Scan | None = None) -> tuple[Any, int]:
         """One attempt, no retries: (result, response bytes).
 
         ``scan(raw, request_id)`` reads a successful answer from its bytes: what it returns comes back wrapped in
@@ -357,7 +359,7 @@ class RpcClient:
         addresses: Sequence[str],
         from_block: int,
         to_block: int,
-        scan: Callable[[bytes, int], object | None] | None = None,
+        scan: Scan | None = None,
     ) -> tuple[Any, int]:
         """``eth_getLogs`` over [from_block, to_block] once: (raw logs, response bytes); with ``scan``, what it read
         from the answer where it did (see :meth:`call_once`), else the raw logs.
@@ -375,7 +377,7 @@ class RpcClient:
         addresses: Sequence[str],
         from_block: int,
         to_block: int,
-        scan: Callable[[bytes, int], object | None] | None,
+        scan: Scan | None,
     ) -> tuple[Any, int]:
         params = [{"address": list(addresses), "fromBlock": _hex(from_block), "toBlock": _hex(to_block)}]
         result, size = self.call_once("eth_getLogs", params, scan=scan)
@@ -391,7 +393,7 @@ class RpcClient:
         addresses: Sequence[str],
         from_block: int,
         to_block: int,
-        scan: Callable[[bytes, int], object | None] | None = None,
+        scan: Scan | None = None,
     ) -> tuple[Any, int]:
         """``eth_getLogs`` retried on transient errors, except RangeTooLarge and RpcTimeoutError (shrink instead).
         What ``scan`` raises is raised at once, as it is (the caller retries a malformed log its own way)."""

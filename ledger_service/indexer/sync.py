@@ -654,7 +654,7 @@ class Prefetcher:
             try:
                 headers = rpc.headers(wanted)
                 # rows: a canonical answer is read from its bytes, with no dict built per log (Decoder.scan_response)
-                scan = self._decoder.scan_response if rows and self._decoder.scans else None
+                scan = self._decoder.scan_response if rows else None
                 got, nbytes = rpc.get_logs(addresses=self._addresses, from_block=start, to_block=end, scan=scan)
                 if isinstance(got, ScannedRows):
                     events, logs = cast(list[Any], got.rows), got.logs
