@@ -224,7 +224,8 @@ class Fetched:
     first: BlockHeader
     last: BlockHeader
     window: list[BlockHeader]
-    events: list[DecodedEvent]
+    events: Sequence[DecodedEvent]
+    """The range's events; from a fetch process, in their wire form (:class:`wire.EventRows`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,7 +296,7 @@ def _joined(parts: Sequence[Fetched]) -> Fetched:
         parts[0].first,
         parts[-1].last,
         [header for part in parts for header in part.window],
-        [event for part in parts for event in part.events],
+        wire.joined_events([part.events for part in parts]),
     )
 
 
@@ -523,7 +524,7 @@ class Prefetcher:
                                     wire.encode_header(fetched.first),
                                     wire.encode_header(fetched.last),
                                     [wire.encode_header(h) for h in fetched.window],
-                                    fetched.events,  # (rows: already in wire form)
+                                    cast(wire.EventRows, fetched.events).rows,
                                     self._sizer.size,
                                 )
                             ),
@@ -619,7 +620,7 @@ class Prefetcher:
             wire.decode_header(first),
             wire.decode_header(last),
             [wire.decode_header(h) for h in window],
-            wire.decode_events(events),
+            wire.EventRows(events),
         )
 
     def _reap(self, worker: _Worker) -> str:
@@ -643,7 +644,7 @@ class Prefetcher:
         """The range from ``start`` of the sizer's size, up to ``limit`` (default: the pass's end).
 
         ``rows``: the events are left in their wire form (:meth:`Decoder.decode_rows`), for a fetch process
-        to send as they are; the Fetched then holds those tuples in place of events. ``rpc``: the client to
+        to send as they are: the Fetched holds them as :class:`wire.EventRows`. ``rpc``: the client to
         ask (a fetch thread's own connection); by default this Prefetcher's.
         """
         rpc = self._rpc if rpc is None else rpc
@@ -656,10 +657,11 @@ class Prefetcher:
                 # rows: a canonical answer is read from its bytes, with no dict built per log (Decoder.scan_response)
                 scan = self._decoder.scan_response if rows else None
                 got, nbytes = rpc.get_logs(addresses=self._addresses, from_block=start, to_block=end, scan=scan)
+                events: Sequence[DecodedEvent]
                 if isinstance(got, ScannedRows):
-                    events, logs = cast(list[Any], got.rows), got.logs
+                    events, logs = wire.EventRows(got.rows), got.logs
                 else:
-                    events = cast(list[Any], self._decoder.decode_rows(got) if rows else self._decoder.decode(got))
+                    events = wire.EventRows(self._decoder.decode_rows(got)) if rows else self._decoder.decode(got)
                     logs = len(got)
                 del got
             except MalformedLogError as exc:  # a garbled answer: ask again, a few times
@@ -687,8 +689,8 @@ class Prefetcher:
                 if newer.parent_hash != older.hash:
                     raise ChainMovedError(f"blocks {older.number} and {newer.number} do not link (the chain moved)")
             blocks = (
-                ((row[1][0], row[1][1]) for row in events)
-                if rows
+                ((row[1][0], row[1][1]) for row in events.rows)
+                if isinstance(events, wire.EventRows)
                 else ((event.pos.block_number, event.pos.block_hash) for event in events)
             )
             for number, block_hash in blocks:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Connection, Table, delete, tuple_
 
@@ -33,6 +33,7 @@ from ledger_service.indexer.events import (
     SaleRecorded,
     SellerSet,
 )
+from ledger_service.indexer.wire import ITEM_EVENT_RECORDED, EventRows, decode_event
 from ledger_service.store._db import insert_rows, upsert, write_tuples
 from ledger_service.store._errors import StoreError
 from ledger_service.store._hashing import event_hash_hex
@@ -125,11 +126,21 @@ def apply_events(
 
     Returns the counts and the items states written (for ``cache.keep`` once committed).
     """
+    # Events in wire form (a fetch process's) stay tuples where they are ItemEventRecorded: in order, the
+    # other events as objects and those as their wire tuples (see _Batch.add_item_row)
+    ordered: Sequence[DecodedEvent | tuple[Any, ...]]
+    if isinstance(events, EventRows):
+        item_event = ITEM_EVENT_RECORDED
+        ordered = [row if row[0] == item_event else decode_event(row) for row in events.rows]
+    else:
+        ordered = events
     item_keys: dict[str, None] = {}
     return_keys: dict[str, None] = {}
     wanted_policies: set[tuple[str, int]] = set()
-    for ev in events:
-        if isinstance(ev, _ITEM_EVENTS):
+    for ev in ordered:
+        if type(ev) is tuple:
+            item_keys[ev[2][0]] = None
+        elif isinstance(ev, _ITEM_EVENTS):
             item_keys[ev.item_id] = None
         elif isinstance(ev, _RETURN_EVENTS):
             return_keys[ev.return_id] = None
@@ -140,8 +151,12 @@ def apply_events(
     return_folds = load_returns(conn, list(return_keys)) if return_keys else {}
     ship_by_days = policy_ship_by_days(conn, wanted_policies) if wanted_policies else {}
     batch = _Batch(item_states, return_folds, ship_by_days, now, int_flags=conn.dialect.name == "sqlite")
-    for ev in events:
-        batch.add(ev)
+    add, add_row = batch.add, batch.add_item_row
+    for ev in ordered:
+        if type(ev) is tuple:
+            add_row(ev)
+        else:
+            add(cast(DecodedEvent, ev))
     batch.write(conn)
     counts = BatchCounts(len(events), len(item_keys), len(return_keys), len(batch.problems))
     return counts, list(item_states.values())
@@ -266,6 +281,55 @@ class _Batch:
             }
             self.return_folds[ev.return_id].settle()
             self.logs[escrow_payouts].append(row | position)
+
+    def add_item_row(self, row: tuple[Any, ...]) -> None:
+        """An ItemEventRecorded in its wire form (:func:`wire.encode_event`): what :meth:`_item_event` does
+        with the event, read from the tuples. An event that fails a check is built and takes that path."""
+        _, pos, own = row
+        (
+            item_id,
+            actor,
+            seq,
+            biz_step,
+            disposition,
+            location,
+            document,
+            biz_transaction,
+            timestamp,
+            prev_hash,
+            event_hash,
+            hash_ok,
+        ) = own
+        state = self.item_states[item_id]
+        if hash_ok is not True or seq != state.event_count or prev_hash != state.head_hash:
+            self._item_event(cast(ItemEventRecorded, decode_event(row)))
+            return
+        state.record(
+            biz_step=biz_step, disposition=disposition, timestamp=timestamp, event_hash=event_hash, chain_ok=True
+        )
+        block_number, block_hash, tx_hash, tx_index, log_index, _ = pos
+        self.item_events.append(
+            (
+                item_id,
+                seq,
+                biz_step,
+                disposition,
+                actor,
+                location,
+                document,
+                biz_transaction,
+                timestamp,
+                prev_hash,
+                event_hash,
+                self.flags[1],
+                block_number,
+                log_index,
+                tx_hash,
+                tx_index,
+                block_hash,
+                state.key,
+            )
+        )
 
     def _item_event(self, ev: ItemEventRecorded) -> None:
         state = self.item_states[ev.item_id]

@@ -120,7 +120,7 @@ def test_rows_for_a_fetch_process_are_the_wire_form_of_the_decoded_events(
     events = decoder.decode(raw)
     rows = decoder.decode_rows(raw)
     assert rows == [wire.encode_event(event) for event in events]
-    assert wire.decode_events(rows) == events
+    assert list(wire.EventRows(rows)) == events
     assert {type(e).__name__ for e in events} >= {"ItemEventRecorded", "ItemRegistered", "EscrowSettled"}
     assert decoder.decode_rows(list(reversed(raw))) == rows
     with pytest.raises(MalformedLogError, match="block"):

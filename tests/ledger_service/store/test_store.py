@@ -6,20 +6,22 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from sqlalchemy import update
 
-from ledger_service.codes import BizStep, Disposition
+from ledger_service.codes import BizStep, Disposition, ReturnState
 from ledger_service.errors import FatalError
-from ledger_service.indexer.events import BlockHeader, ItemRegistered
+from ledger_service.indexer.events import BlockHeader, DecodedEvent, ItemEventRecorded, ItemRegistered
+from ledger_service.indexer.wire import EventRows, encode_event
 from ledger_service.store import BlockRef, ChainPin, Store, StoreError
+from ledger_service.store._hashing import event_hash_hex
 from ledger_service.store.schema import chain_pin, checkpoint, metadata
 from ledger_service.store.store import SQLITE_INDEXER_CACHE_KIB
-from tests.ledger_service.store.builders import ChainBuilder, addr
+from tests.ledger_service.store.builders import DAY, ChainBuilder, addr, h
 
 PIN = ChainPin(31337, "0x" + "ab" * 32, "0x" + "11" * 20, "0x" + "22" * 20, 5)
 
@@ -95,27 +97,39 @@ def _two_blocks() -> ChainBuilder:
     return chain
 
 
-def test_apply_refuses_events_at_or_below_the_checkpoint(store: Store) -> None:
+def _in_form(form: str, events: Sequence[DecodedEvent]) -> Sequence[DecodedEvent]:
+    """``events`` as objects ("objects") or in a fetch process's wire form ("wire")."""
+    return list(events) if form == "objects" else EventRows([encode_event(ev) for ev in events])
+
+
+FORMS = pytest.mark.parametrize("form", ["objects", "wire"])
+
+
+@FORMS
+def test_apply_refuses_events_at_or_below_the_checkpoint(store: Store, form: str) -> None:
     chain = _two_blocks()
     store.apply(events=chain.events[:2], headers=chain.headers[:1], checkpoint=chain.ref(1), prune_below=0)
     before = store.dump()
     with pytest.raises(StoreError, match="not above the checkpoint"):
-        store.apply(events=chain.events, headers=chain.headers, checkpoint=chain.ref(), prune_below=0)
+        store.apply(events=_in_form(form, chain.events), headers=chain.headers, checkpoint=chain.ref(), prune_below=0)
     assert store.dump() == before
 
 
-def test_apply_refuses_events_above_the_new_checkpoint(store: Store) -> None:
+@FORMS
+def test_apply_refuses_events_above_the_new_checkpoint(store: Store, form: str) -> None:
     chain = _two_blocks()
     with pytest.raises(StoreError, match="above the new checkpoint"):
-        store.apply(events=chain.events, headers=chain.headers, checkpoint=chain.ref(1), prune_below=0)
+        store.apply(events=_in_form(form, chain.events), headers=chain.headers, checkpoint=chain.ref(1), prune_below=0)
     assert store.checkpoint() is None
 
 
-def test_apply_refuses_unsorted_events(store: Store) -> None:
+@FORMS
+def test_apply_refuses_unsorted_events(store: Store, form: str) -> None:
     chain = _two_blocks()
-    shuffled = [chain.events[1], chain.events[0], *chain.events[2:]]
+    shuffled = _in_form(form, [chain.events[1], chain.events[0], *chain.events[2:]])
     with pytest.raises(StoreError, match="out of order"):
         store.apply(events=shuffled, headers=chain.headers, checkpoint=chain.ref(), prune_below=0)
+    assert store.checkpoint() is None
 
 
 def test_apply_refuses_a_checkpoint_that_goes_back(store: Store) -> None:
@@ -216,6 +230,83 @@ def test_dump_does_not_depend_on_batching(make_store_url: Callable[[], str]) -> 
             events = [ev for ev in chain.events if ev.pos.block_number == header.number]
             many.apply(events=events, headers=[header], checkpoint=chain.ref(header.number), prune_below=0)
         assert one.dump() == many.dump()
+
+
+def _every_kind_of_event() -> ChainBuilder:
+    """Every event type, item events interleaved with the others, broken links of every kind, and item
+    events whose eventHash the decoder checked (``hash_ok`` True or False) or left to the store (None)."""
+    chain = ChainBuilder()
+    merchant_role = h("MERCHANT_ROLE")
+    chain.role(merchant_role, addr(2), True)
+    chain.set_seller(addr(2), addr(4), True)
+    chain.policy(addr(2), 1, ship_by_days=10)
+    items = [chain.register(f"urn:epc:id:sgtin:0614141.107346.{n}") for n in range(3)]
+    sale = chain.sale(items[0])
+    for n, tamper in enumerate([None, "prev", None, "hash", "skip", None, "field", "repeat", None, None]):
+        chain.next_block(seconds=DAY)
+        chain.record(items[n % 3], BizStep.SHIPPING, Disposition.IN_TRANSIT, tamper=tamper)
+        chain.record(items[(n + 1) % 3], BizStep.ARRIVING, Disposition.RETAIL_SOLD)
+        if n == 4:
+            rid = chain.authorize(items[0], sale, ship_by_days=10)
+            chain.transition(rid, ReturnState.IN_TRANSIT, ReturnState.AUTHORIZED, deadline=chain.time + 7 * DAY)
+            chain.settle(rid, 95, 5)
+            chain.change_merchant(items[1], addr(2), addr(8))
+            chain.role(merchant_role, addr(2), False)
+    left = {True: 0, False: 0}
+    for ev in chain.events:
+        ev.pos.tx_index = ev.pos.log_index // 2  # not equal to the log index: a swap of the two must show
+        if isinstance(ev, ItemEventRecorded):
+            ok = event_hash_hex(**{name: getattr(ev, name) for name in HASHED}) == ev.event_hash
+            left[ok] += 1
+            ev.hash_ok = None if left[ok] % 3 == 1 else ok  # a third of each kind left to the store's check
+    return chain
+
+
+HASHED = (
+    "prev_hash",
+    "item_id",
+    "seq",
+    "biz_step",
+    "disposition",
+    "actor",
+    "location",
+    "document",
+    "biz_transaction",
+    "timestamp",
+)
+
+
+def test_events_in_wire_form_are_applied_exactly_like_event_objects(make_store_url: Callable[[], str]) -> None:
+    """A fetch process's EventRows take the store's row path for item events whose checks pass; every
+    table must come out as from the event objects, problems and chain_ok flags included."""
+    chain = _every_kind_of_event()
+    assert {type(ev).__name__ for ev in chain.events} >= {
+        "ItemRegistered",
+        "ItemEventRecorded",
+        "MerchantOfRecordChanged",
+        "SellerSet",
+        "RoleChanged",
+        "PolicyPublished",
+        "SaleRecorded",
+        "ReturnAuthorized",
+        "ReturnStateChanged",
+        "EscrowSettled",
+    }
+    assert {getattr(ev, "hash_ok", "") for ev in chain.events} >= {True, False, None}
+    half = chain.number // 2
+    with Store.open(make_store_url()) as objects, Store.open(make_store_url()) as wire:
+        for store, form in ((objects, "objects"), (wire, "wire")):
+            first = [ev for ev in chain.events if ev.pos.block_number <= half]
+            rest = chain.events[len(first) :]
+            for events, headers, ref in (
+                (first, chain.headers[:half], chain.ref(half)),
+                (rest, chain.headers[half:], chain.ref()),
+            ):
+                store.apply(events=_in_form(form, events), headers=headers, checkpoint=ref, prune_below=0)
+        dump = wire.dump()
+        assert dump == objects.dump()
+    assert len(dump["chain_problems"]) >= 5
+    assert {row[11] for row in dump["item_events"]} == {True, False}  # chain_ok
 
 
 # ---- the in-memory items cache never shows ------------------------------------------------------
