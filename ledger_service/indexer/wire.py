@@ -62,9 +62,9 @@ class EventRows(Sequence[DecodedEvent]):
     each event object only when it is read.
 
     :meth:`Store.apply <ledger_service.store.Store.apply>` reads :attr:`rows` themselves: an
-    ItemEventRecorded whose checks pass becomes its item_events row with no object in between (building
-    the two objects of each event and then reading them back cost the writer about 1.5 us an event,
-    a tenth of its time in a backfill).
+    ItemEventRecorded whose checks pass becomes its item_events row with no object in between. Building
+    the two objects of each event and reading them back into a row cost the writer ~1.9 us an event; the
+    row path takes ~0.9 (5,120 events of a node's answer).
     """
 
     __slots__ = ("rows",)

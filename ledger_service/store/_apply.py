@@ -126,8 +126,8 @@ def apply_events(
 
     Returns the counts and the items states written (for ``cache.keep`` once committed).
     """
-    # Events in wire form (a fetch process's) stay tuples where they are ItemEventRecorded: in order, the
-    # other events as objects and those as their wire tuples (see _Batch.add_item_row)
+    # A fetch process's events (EventRows): each ItemEventRecorded stays its wire tuple (_Batch.add_item_row),
+    # every other event is built; the order is kept
     ordered: Sequence[DecodedEvent | tuple[Any, ...]]
     if isinstance(events, EventRows):
         item_event = ITEM_EVENT_RECORDED
