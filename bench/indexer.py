@@ -23,8 +23,8 @@ Steps:
    pinning included); the CLI's own figure (first range to head) is shown next to it. Memory: each
    backfill runs a second time into another fresh index while a thread sums its processes' PSS every
    50 ms; that run is not timed, because the sampling (a /proc walk of the indexer's memory, ~2 s of
-   CPU per 1M events on a 2-core machine) slows the indexer beside it. Peak RSS is the larger of the
-   largest process's (both runs) and the sampled sum;
+   CPU per 1M events on a 2-core machine) competes with the indexer for the cores, as it does not
+   with (a). Peak RSS is the larger of the largest process's (both runs) and the sampled sum;
 4. (d) ``ledger-indexer follow`` on each caught-up index, then ``--follow-txs`` transactions ``--spacing``
    seconds apart, each in its own block (automine); a read-only SQLAlchemy connection polls the index
    every ``--poll-every`` seconds: the delay of a transaction is from its receipt (polled every
@@ -519,7 +519,7 @@ def run_backfill(
 ) -> ChildRun:
     """One ``ledger-indexer backfill`` into ``url``. With ``sample_memory`` its processes' summed PSS is
     sampled all along (a /proc walk every 50 ms, which costs this process ~2 s of CPU per 1M-event backfill
-    and slows the indexer beside it): the timed runs go without."""
+    and competes with the indexer for the cores): the timed runs go without."""
     anvil0, pg0 = process_cpu(chain.node.process.pid), postgres_cpu() if postgres else float("nan")
     began = time.perf_counter()
     child = Child([*cli_args(chain, url, args), "backfill", "--no-progress"], log_path, sample_memory=sample_memory)
