@@ -20,11 +20,12 @@ Steps:
 3. (b) ``ledger-indexer backfill`` into a fresh SQLite file, (c) into a fresh PostgreSQL schema (dropped
    afterwards), each a child process: wall time and peak RSS (``os.wait4``). Rates are the log
    count of (a) divided by the child's wall time (start to exit: interpreter start-up, migrations and
-   pinning included); the CLI's own figure (first range to head) is shown next to it. Memory: each
-   backfill runs a second time into another fresh index while a thread sums its processes' PSS every
-   50 ms; that run is not timed, because the sampling (a /proc walk of the indexer's memory, ~2 s of
-   CPU per 1M events on a 2-core machine) competes with the indexer for the cores, as it does not
-   with (a). Peak RSS is the larger of the largest process's (both runs) and the sampled sum;
+   pinning included); the CLI's own figure (first range to head) is shown next to it. Memory: after
+   (d), each backfill runs a second time into another fresh index while a thread sums its processes'
+   PSS every 50 ms; that run is not timed, because the sampling (a /proc walk of the indexer's memory,
+   ~2 s of CPU per 1M events on a 2-core machine) competes with the indexer for the cores, as it does
+   not with (a) (it also covers (d)'s few blocks). Peak RSS is the larger of the largest process's (both
+   runs) and the sampled sum;
 4. (d) ``ledger-indexer follow`` on each caught-up index, then ``--follow-txs`` transactions ``--spacing``
    seconds apart, each in its own block (automine); a read-only SQLAlchemy connection polls the index
    every ``--poll-every`` seconds: the delay of a transaction is from its receipt (polled every
@@ -1054,26 +1055,14 @@ def run(args: argparse.Namespace) -> int:
             raw_requests=passes[0].requests,
         )
 
-        def backfill(key: str, label: str, url: str, memory_url: str) -> None:
+        def backfill(key: str, label: str, url: str) -> None:
             say(f"\n{label} ...")
-            postgres = key == "postgres"
-            child = run_backfill(chain, url, args, workdir / f"backfill-{key}.log", postgres=postgres)
-            # memory: the same backfill again into a fresh index, its processes' PSS sampled (not timed)
-            sampled = run_backfill(
-                chain, memory_url, args, workdir / f"backfill-{key}-memory.log", postgres=postgres, sample_memory=True
-            )
-            for leftover in workdir.glob("memory.sqlite3*"):  # ~1 GB at 1M events
-                leftover.unlink()
-            largest = max(child.peak_rss_mb, sampled.peak_rss_mb)
+            child = run_backfill(chain, url, args, workdir / f"backfill-{key}.log", postgres=key == "postgres")
             summary = cli_summary(child.log)
             entry: dict[str, Any] = {
                 "wall_s": round(child.wall_s, 2),
                 "events_per_s": round(n / child.wall_s),
-                # the indexer's memory: its largest process's peak RSS, or its processes' summed PSS if larger
-                "peak_rss_mb": round(max(largest, sampled.tree_pss_mb), 1),
-                "largest_process_rss_mb": round(largest, 1),
-                "processes_pss_mb": round(sampled.tree_pss_mb, 1),
-                "memory_run_wall_s": round(sampled.wall_s, 2),
+                "largest_process_rss_mb": round(child.peak_rss_mb, 1),  # with the memory run's, see memory()
                 "cpu_s": round(child.cpu_s, 2),
                 "anvil_cpu_s": round(child.anvil_cpu_s, 2),
             }
@@ -1093,12 +1082,31 @@ def run(args: argparse.Namespace) -> int:
             server = f", PostgreSQL {child.postgres_cpu_s:.1f} s" if key == "postgres" else ""
             say(
                 f"  {child.wall_s:.2f} s wall ({n / child.wall_s:,.0f} ev/s); CPU: indexer {child.cpu_s:.1f} s, "
-                f"anvil {child.anvil_cpu_s:.1f} s{server}"
+                f"anvil {child.anvil_cpu_s:.1f} s{server}; peak RSS {child.peak_rss_mb:.0f} MB (largest process)"
                 + (f"; CLI: {summary[1]:,} events in {summary[2]} s" if summary else "")
             )
+
+        def memory(key: str, label: str, url: str) -> None:
+            """The same backfill again into a fresh index, its processes' PSS sampled (not timed); last, so
+            that neither its sampling nor its ~1 GB of writes run beside a measurement."""
+            say(f"\n{label} ...")
+            sampled = run_backfill(
+                chain, url, args, workdir / f"backfill-{key}-memory.log", postgres=key == "postgres", sample_memory=True
+            )
+            for leftover in workdir.glob("memory.sqlite3*"):
+                leftover.unlink()
+            entry = figures[key]
+            largest = max(entry["largest_process_rss_mb"], sampled.peak_rss_mb)
+            entry.update(
+                # the indexer's memory: its largest process's peak RSS, or its processes' summed PSS if larger
+                peak_rss_mb=round(max(largest, sampled.tree_pss_mb), 1),
+                largest_process_rss_mb=round(largest, 1),
+                processes_pss_mb=round(sampled.tree_pss_mb, 1),
+                memory_run_wall_s=round(sampled.wall_s, 2),
+            )
             say(
-                f"  memory run ({sampled.wall_s:.2f} s wall, PSS sampled): peak RSS {largest:.0f} MB (largest "
-                f"process, both runs), PSS {sampled.tree_pss_mb:.0f} MB (all its processes)"
+                f"  {sampled.wall_s:.2f} s wall; peak RSS {largest:.0f} MB (largest process, both runs), "
+                f"PSS {sampled.tree_pss_mb:.0f} MB (all its processes)"
             )
 
         def follow(key: str, label: str, url: str) -> None:
@@ -1113,17 +1121,21 @@ def run(args: argparse.Namespace) -> int:
             )
 
         sqlite_url = f"sqlite:///{workdir / 'index.sqlite3'}"
-        memory_sqlite_url = f"sqlite:///{workdir / 'memory.sqlite3'}"
-        backfill("sqlite", "(b) ledger-indexer backfill -> SQLite", sqlite_url, memory_sqlite_url)
+        backfill("sqlite", "(b) ledger-indexer backfill -> SQLite", sqlite_url)
         pg_url = None
         if not args.no_postgres:
             pg_url = stack.enter_context(pg_schema(args.postgres_url))
-            with pg_schema(args.postgres_url) as memory_url:
-                backfill("postgres", "(c) ledger-indexer backfill -> PostgreSQL", pg_url, memory_url)
+            backfill("postgres", "(c) ledger-indexer backfill -> PostgreSQL", pg_url)
         # (d) after both backfills: the follow transactions are not part of the backfilled range
         follow("follow_sqlite", "(d) ledger-indexer follow -> SQLite", sqlite_url)
         if pg_url is not None:
             follow("follow_postgres", "(d) ledger-indexer follow -> PostgreSQL", pg_url)
+        memory(
+            "sqlite", "memory of (b): the SQLite backfill again, PSS sampled", f"sqlite:///{workdir / 'memory.sqlite3'}"
+        )
+        if pg_url is not None:
+            with pg_schema(args.postgres_url) as memory_url:
+                memory("postgres", "memory of (c): the PostgreSQL backfill again, PSS sampled", memory_url)
 
         report(figures)
         if args.profile:
