@@ -627,6 +627,15 @@ static PyObject *text_row(const log_text *f, PyObject *topic0, PyObject *address
     return row;
 }
 
+/* loads(the log object's bytes): a new reference, or NULL with the exception set. */
+static PyObject *loads_log(PyObject *loads, const log_text *f) {
+    PyObject *bytes = PyBytes_FromStringAndSize(f->start, f->end - f->start);
+    if (bytes == NULL) return NULL;
+    PyObject *parsed = PyObject_CallOneArg(loads, bytes);
+    Py_DECREF(bytes);
+    return parsed;
+}
+
 static PyObject *decode_response_rows(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     (void)self;
     if (nargs != 8 || !PyBytes_Check(args[3]) || !PyLong_Check(args[4]) || !PyList_Check(args[5]) ||
@@ -703,11 +712,7 @@ static PyObject *decode_response_rows(PyObject *self, PyObject *const *args, Py_
     }
     for (Py_ssize_t i = 0; well_formed && i < count; i++) {
         if (logs[i].plain) continue;
-        PyObject *bytes = PyBytes_FromStringAndSize(logs[i].start, logs[i].end - logs[i].start);
-        if (bytes == NULL) goto fail;
-        parsed[i] = PyObject_CallOneArg(loads, bytes);
-        Py_DECREF(bytes);
-        if (parsed[i] == NULL) {
+        if ((parsed[i] = loads_log(loads, &logs[i])) == NULL) {
             if (!PyErr_ExceptionMatches(PyExc_ValueError)) goto fail;
             PyErr_Clear(); /* not JSON: the caller parses the answer whole and reports it */
             well_formed = 0;
@@ -726,13 +731,7 @@ static PyObject *decode_response_rows(PyObject *self, PyObject *const *args, Py_
     for (Py_ssize_t i = 0; i < count; i++) {
         PyObject *row = logs[i].plain ? text_row(&logs[i], topic0, address, type_index, state) : NULL;
         if (row == NULL && !PyErr_Occurred()) {
-            if (parsed[i] == NULL) {
-                PyObject *bytes = PyBytes_FromStringAndSize(logs[i].start, logs[i].end - logs[i].start);
-                if (bytes == NULL) goto fail;
-                parsed[i] = PyObject_CallOneArg(loads, bytes);
-                Py_DECREF(bytes);
-                if (parsed[i] == NULL) goto fail;
-            }
+            if (parsed[i] == NULL && (parsed[i] = loads_log(loads, &logs[i])) == NULL) goto fail;
             PyObject *call[2] = {parsed[i], state};
             row = PyObject_Vectorcall(one, call, 2, NULL);
         }

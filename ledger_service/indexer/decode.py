@@ -41,7 +41,7 @@ from ledger_service.indexer.events import (
     SaleRecorded,
     SellerSet,
 )
-from ledger_service.indexer.wire import EVENT_TYPES, encode_event
+from ledger_service.indexer.wire import EVENT_TYPES, encode_event, row_order
 from ledger_service.store._hashing import event_hash_matches_log
 
 try:
@@ -446,7 +446,7 @@ class Decoder:
         rows, in_order, skipped, logs = scanned
         self.skipped += skipped
         if not in_order:
-            rows.sort(key=_row_order)
+            rows.sort(key=row_order)
         return ScannedRows(rows, logs)
 
     def _decode(self, logs: Iterable[Any], *, rows: bool) -> list[Any]:
@@ -473,7 +473,7 @@ class Decoder:
                     in_order = False
                 last = here
         if not in_order:
-            out.sort(key=_row_order if rows else _order)
+            out.sort(key=row_order if rows else _order)
         return out
 
     def _one_row(self, raw: Any, state: list[Any]) -> Any:
@@ -522,10 +522,6 @@ def _fresh_state() -> list[Any]:
 
 def _order(event: DecodedEvent) -> tuple[int, int]:
     return (event.pos.block_number, event.pos.log_index)
-
-
-def _row_order(row: tuple[Any, ...]) -> tuple[int, int]:
-    return (row[1][0], row[1][4])
 
 
 def _where(raw: Any) -> str:

@@ -50,6 +50,11 @@ ITEM_EVENT_RECORDED: int = EVENT_TYPES.index(ItemEventRecorded)
 """ItemEventRecorded's index on the wire."""
 
 
+def row_order(row: tuple[Any, ...]) -> tuple[int, int]:
+    """(block number, log index) of a wire tuple: its place in the chain's total order."""
+    return (row[1][0], row[1][4])
+
+
 def decode_event(row: tuple[Any, ...]) -> DecodedEvent:
     """The event of a wire tuple (see :func:`encode_event`)."""
     index, pos, own = row

@@ -21,7 +21,7 @@ import structlog
 from sqlalchemy import Connection, Engine, Table, delete, func, inspect, select
 
 from ledger_service.indexer.events import BlockHeader, DecodedEvent
-from ledger_service.indexer.wire import EventRows
+from ledger_service.indexer.wire import EventRows, row_order
 from ledger_service.store._apply import BatchCounts, apply_events
 from ledger_service.store._db import (
     SQLITE_CACHE_KIB,
@@ -431,7 +431,7 @@ def _check_batch(events: Sequence[DecodedEvent], current: BlockRef | None, targe
         raise StoreError(f"checkpoint {target.number} is below the current one ({current.number}): use rollback_to")
     previous = (floor, 1 << 62)
     keys = (
-        ((pos[0], pos[4]) for _, pos, _ in events.rows)  # (block_number, log_index) of each wire tuple
+        map(row_order, events.rows)
         if isinstance(events, EventRows)
         else ((ev.pos.block_number, ev.pos.log_index) for ev in events)
     )
