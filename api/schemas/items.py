@@ -6,10 +6,10 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-from api.schemas.common import Amount, Location, ReasonPublic, TxPublic
+from api.schemas.common import Amount, Location, ReasonPublic, RequestModel, TxPublic
 
 
-class DeliveryCreate(BaseModel):
+class DeliveryCreate(RequestModel):
     """The carrier handed the sold item to the consumer."""
 
     location: Location | None = None

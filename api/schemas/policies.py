@@ -5,28 +5,34 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, Field, StrictBool, StrictInt, StringConstraints
 
-from api.schemas.common import Address, Amount, PlainText, TxPublic, utc
+from api.schemas.common import AddressPublic, Amount, MultilineText, PlainText, RequestModel, TxPublic, utc
 from ledger_service.returns.documents import PolicyDocument
 from ledger_service.returns.views import PolicyVersion
 
 Label = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 
 
-class PolicyCreate(BaseModel):
+class PolicyCreate(RequestModel):
     """A new version of the caller's return policy. Durations in days; amounts in token units of the sale."""
 
-    window_days: int = Field(ge=1, le=365, description="days from delivery within which a return may be requested")
-    restocking_fee_bps: int = Field(ge=0, le=5000, description="fee kept by the merchant, in basis points")
-    fast_refund: bool = Field(description="refund the consumer at the carrier's first scan when the conditions hold")
+    window_days: StrictInt = Field(
+        ge=1, le=365, description="days from delivery within which a return may be requested"
+    )
+    restocking_fee_bps: StrictInt = Field(ge=0, le=5000, description="fee kept by the merchant, in basis points")
+    fast_refund: StrictBool = Field(
+        description="refund the consumer at the carrier's first scan when the conditions hold"
+    )
     fast_refund_max_value: Amount = Field(default="0", description="largest order value for fast refund (0: any)")
-    fast_refund_max_returns_90d: int = Field(
+    fast_refund_max_returns_90d: StrictInt = Field(
         default=0, ge=0, le=65_535, description="fast refund only below this many returns in 90 days (0: no limit)"
     )
-    ship_by_days: int = Field(ge=1, le=90, description="days after authorization by which the parcel must ship")
-    inspect_by_days: int = Field(ge=1, le=90, description="days after the first scan by which the merchant inspects")
-    dispute_window_days: int = Field(ge=1, le=90, description="days after a failed inspection to dispute it")
+    ship_by_days: StrictInt = Field(ge=1, le=90, description="days after authorization by which the parcel must ship")
+    inspect_by_days: StrictInt = Field(
+        ge=1, le=90, description="days after the first scan by which the merchant inspects"
+    )
+    dispute_window_days: StrictInt = Field(ge=1, le=90, description="days after a failed inspection to dispute it")
     non_returnable_categories: list[Label] = Field(default_factory=list, max_length=100)
     accepted_reasons: list[Label] = Field(
         default_factory=list, max_length=100, description="reason codes accepted (empty: any reason)"
@@ -38,7 +44,7 @@ class PolicyCreate(BaseModel):
         default="0", description="orders above this value are reviewed by hand (0: never for value)"
     )
     title: PlainText = Field(default="", max_length=200)
-    text: PlainText = Field(default="", max_length=20_000, description="the policy's wording for consumers")
+    text: MultilineText = Field(default="", max_length=20_000, description="the policy's wording for consumers")
 
     def to_document(self) -> PolicyDocument:
         return PolicyDocument(
@@ -124,7 +130,7 @@ class PolicyVersionPublic(BaseModel):
 class MerchantPolicyPublic(BaseModel):
     """A merchant's policy: the current version and every version, newest first."""
 
-    merchant: Address
+    merchant: AddressPublic
     current: PolicyVersionPublic | None
     data: list[PolicyVersionPublic]
     count: int

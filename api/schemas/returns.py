@@ -5,21 +5,31 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, Field, StringConstraints, computed_field
+from pydantic import BaseModel, Field, StrictBool, StringConstraints, computed_field
 
-from api.schemas.common import Amount, Digest, ItemId, Location, PlainText, ReasonPublic, TxPublic
+from api.schemas.common import (
+    Amount,
+    Digest,
+    ItemId,
+    Location,
+    MultilineText,
+    PlainText,
+    ReasonPublic,
+    RequestModel,
+    TxPublic,
+)
 from ledger_service.returns.actions import ScanKind
 from ledger_service.returns.labels import label_code as _label_code
 
 ReasonCode = Annotated[PlainText, StringConstraints(max_length=64)]
 
 
-class ReturnCreate(BaseModel):
+class ReturnCreate(RequestModel):
     """A consumer's request to return the item its return token names."""
 
     item_id: ItemId | None = Field(default=None, description="optional: must be the token's item if given")
     reason_code: ReasonCode = Field(description="why, e.g. damaged, wrong_size, changed_mind", examples=["damaged"])
-    comment: PlainText | None = Field(default=None, max_length=2000)
+    comment: MultilineText | None = Field(default=None, max_length=2000)
 
 
 class TimelineEntryPublic(BaseModel):
@@ -127,25 +137,25 @@ class ReturnDecisionPublic(BaseModel):
         return None if self.return_id is None else _label_code(self.return_id)
 
 
-class DecisionCreate(BaseModel):
+class DecisionCreate(RequestModel):
     """The merchant's note on a manual decision."""
 
-    note: PlainText | None = Field(default=None, max_length=2000)
+    note: MultilineText | None = Field(default=None, max_length=2000)
 
 
-class ScanCreate(BaseModel):
+class ScanCreate(RequestModel):
     """A carrier's scan of the returned parcel."""
 
     kind: ScanKind = Field(description="in_transit (first scan: a fast refund pays now) or delivered_to_merchant")
     location: Location | None = None
 
 
-class InspectionCreate(BaseModel):
+class InspectionCreate(RequestModel):
     """The inspection result of a received return."""
 
-    passed: bool
+    passed: StrictBool
     grade: PlainText | None = Field(default=None, max_length=64, examples=["A"])
-    notes: PlainText | None = Field(default=None, max_length=5000)
+    notes: MultilineText | None = Field(default=None, max_length=5000)
     report_digest: Digest | None = Field(
         default=None,
         description="your report (CID or digest of a document uploaded with POST /v1/documents); default: the "
@@ -154,10 +164,10 @@ class InspectionCreate(BaseModel):
     location: Location | None = None
 
 
-class DisputeCreate(BaseModel):
+class DisputeCreate(RequestModel):
     """The consumer disputes a failed inspection."""
 
-    comment: PlainText | None = Field(default=None, max_length=5000)
+    comment: MultilineText | None = Field(default=None, max_length=5000)
     evidence_digest: Digest | None = Field(
         default=None,
         description="your evidence (CID or digest of a document uploaded with POST /v1/documents, e.g. a photo); "
@@ -165,11 +175,11 @@ class DisputeCreate(BaseModel):
     )
 
 
-class ResolutionCreate(BaseModel):
+class ResolutionCreate(RequestModel):
     """The arbiter's split of a disputed deposit."""
 
     consumer_amount: Amount = Field(description="paid to the consumer; the rest of the deposit to the merchant")
-    notes: PlainText | None = Field(default=None, max_length=5000)
+    notes: MultilineText | None = Field(default=None, max_length=5000)
     ruling_digest: Digest | None = Field(
         default=None,
         description="your ruling (CID or digest of an uploaded document); default: the notes, stored as a document",

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import Field, StringConstraints
 
-from api.schemas.common import Address, Amount, ItemId, Location, PlainText, TxPublic
+from api.schemas.common import Address, Amount, ItemId, Location, PlainText, RequestModel, TxPublic
 
 Category = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 
 
-class SaleCreate(BaseModel):
+class SaleCreate(RequestModel):
     """A sale of one registered item to a consumer, bound to the merchant's current policy version."""
 
     item_id: ItemId
