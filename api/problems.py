@@ -36,6 +36,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from api._reverts import explain, show, title_of
+from api.schemas.messages import issue_message
 from ledger_service.chain.reverts import ContractRevertError
 from ledger_service.chain.signers import ChainContext
 from ledger_service.errors import (
@@ -181,7 +182,7 @@ def problem_for(exc: BaseException, *, chain: ChainContext | None = None) -> Pro
         issues = [
             {
                 "loc": [str(p) if not isinstance(p, int) else p for p in e.get("loc", ())],
-                "msg": e["msg"],
+                "msg": issue_message(e),
                 "type": e["type"],
             }
             for e in exc.errors()
