@@ -9,7 +9,7 @@ from fastapi import Path, Query
 from web3.exceptions import Web3Exception
 
 from api.deps import Services, wait_for_block
-from api.schemas.common import ITEM_ID, ReasonPublic, at, utc
+from api.schemas.common import ITEM_ID, TRUE_OR_FALSE, ReasonPublic, at, utc
 from api.schemas.returns import PayoutPublic, ReturnPublic, TimelineEntryPublic
 from ledger_service.codes import BizStep, Disposition, ReturnState, decode_location
 from ledger_service.returns.labels import label_code
@@ -22,6 +22,7 @@ ItemPath = Annotated[str, Path(pattern=f"^{ITEM_ID}$", description="the item id 
 WaitQuery = Annotated[
     bool,
     Query(description="answer only once the index has the transaction's block, with the resource's new state"),
+    TRUE_OR_FALSE,
 ]
 
 _STATE_SENTENCES = {

@@ -10,6 +10,7 @@ from starlette.responses import Response
 from api.deps import IdempotencyDep, MerchantDep, ServicesDep, StoreDep
 from api.problems import problem_responses
 from api.routers._present import WaitQuery, wait_if_asked
+from api.schemas.common import Address
 from api.schemas.policies import MerchantPolicyPublic, PolicyCreate, PolicyPublishedPublic, PolicyVersionPublic
 from ledger_service.errors import NotFoundError
 from ledger_service.returns import publish_policy
@@ -66,7 +67,7 @@ def publish(
     summary="A merchant's return policy: current and past versions (public)",
 )
 def read(
-    address: Annotated[str, Path(pattern=r"^0x[0-9a-fA-F]{40}$", description="the merchant's account")],
+    address: Annotated[Address, Path(description="the merchant's account")],
     store: StoreDep,
 ) -> MerchantPolicyPublic:
     found = merchant_policy(store, address)

@@ -35,7 +35,7 @@ from api.routers._present import (
     token_decimals,
     wait_if_asked,
 )
-from api.schemas.common import MAX_UINT96, NO_NUL, REASON_MAX_LENGTH, utc
+from api.schemas.common import DIGITS_ONLY, MAX_UINT96, NO_NUL, REASON_MAX_LENGTH, utc
 from api.schemas.returns import (
     DecisionCreate,
     DisputeCreate,
@@ -182,8 +182,8 @@ def list_returns(
         datetime | None, Query(alias="from", description="authorized (queue: requested) at or after")
     ] = None,
     to: Annotated[datetime | None, Query(description="authorized (queue: requested) at or before")] = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    limit: Annotated[int, Query(ge=1, le=200), DIGITS_ONLY] = 50,
+    offset: Annotated[int, Query(ge=0, le=1_000_000), DIGITS_ONLY] = 0,
 ) -> ReturnListPublic:
     listing = list_merchant_returns(
         svc.store,
