@@ -146,8 +146,15 @@ _STATE_KEY = "ledger_principal"
 
 def _credentials(request: Request, *, wanted: str) -> tuple[str, str]:
     """(``"bearer"`` or ``"token"``, the presented secret) of the request's Authorization header (401
-    problem if it is missing or of another scheme)."""
-    return parse_authorization(request.headers.get("Authorization", ""), wanted=wanted)
+    problem if it is missing, of another scheme, or sent more than once: which one would count is up to
+    each proxy and framework on the way, so none does)."""
+    values = request.headers.getlist("Authorization")
+    if len(values) > 1:
+        raise AuthenticationError(
+            f"this request has {len(values)} Authorization headers: send one Authorization header, with one credential",
+            scheme=wanted,
+        )
+    return parse_authorization(values[0] if values else "", wanted=wanted)
 
 
 def parse_authorization(value: str, *, wanted: str) -> tuple[str, str]:
