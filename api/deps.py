@@ -22,7 +22,7 @@ import functools
 import hashlib
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -146,12 +146,18 @@ _STATE_KEY = "ledger_principal"
 
 def _credentials(request: Request, *, wanted: str) -> tuple[str, str]:
     """(``"bearer"`` or ``"token"``, the presented secret) of the request's Authorization header (401
-    problem if it is missing, of another scheme, or sent more than once: which one would count is up to
-    each proxy and framework on the way, so none does)."""
-    values = request.headers.getlist("Authorization")
+    problem if it is missing, of another scheme, or sent more than once)."""
+    return parse_authorization_headers(request.headers.getlist("Authorization"), wanted=wanted)
+
+
+def parse_authorization_headers(values: Sequence[str], *, wanted: str) -> tuple[str, str]:
+    """:func:`parse_authorization` of every Authorization header of a request (e.g. read from an ASGI
+    scope); :class:`AuthenticationError` if there is more than one: which would count is up to each proxy
+    and framework on the way, so none does."""
     if len(values) > 1:
         raise AuthenticationError(
-            f"this request has {len(values)} Authorization headers: send one Authorization header, with one credential",
+            f"this request has {len(values)} Authorization headers: send one Authorization header, with one "
+            "credential",
             scheme=wanted,
         )
     return parse_authorization(values[0] if values else "", wanted=wanted)

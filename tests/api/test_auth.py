@@ -127,3 +127,35 @@ def test_security_schemes_are_documented(probe: TestClient) -> None:
     assert set(merchant_op["responses"]) >= {"200", "401", "403", "5XX"}
     assert "application/problem+json" in merchant_op["responses"]["401"]["content"]
     assert spec["paths"]["/v1/probe/consumer"]["get"]["security"] == [{"ReturnToken": []}]
+
+
+@pytest.mark.parametrize(
+    ("path", "scheme"),
+    [("/v1/probe/actor", "Bearer"), ("/v1/probe/anyone", "Bearer"), ("/v1/probe/consumer", "ReturnToken")],
+)
+def test_two_authorization_headers_are_a_401_even_when_both_are_valid(
+    probe: TestClient, keys: dict[str, str], api_env: ApiEnv, path: str, scheme: str
+) -> None:
+    token = issue_return_token(store=api_env.store, item_id=ITEM, consumer=api_env.accounts[CONSUMER])
+    mine = return_token(token) if scheme == "ReturnToken" else bearer(keys["merchant"])
+    assert probe.get(path, headers=mine).status_code == 200
+    for other in (mine, bearer(keys["admin"]), return_token(token)):
+        headers = [("Authorization", mine["Authorization"]), ("authorization", other["Authorization"])]
+        response = probe.get(path, headers=headers)
+        body = assert_problem(response, 401)
+        assert body["detail"] == (
+            "this request has 2 Authorization headers: send one Authorization header, with one credential"
+        )
+        assert response.headers["www-authenticate"] == f'{scheme} realm="returns-ledger"'
+
+
+def test_the_authorization_headers_of_a_request_are_parsed_only_when_there_is_one() -> None:
+    from api.deps import parse_authorization_headers
+    from ledger_service.errors import AuthenticationError
+
+    assert parse_authorization_headers(["Bearer rlk_x"], wanted="Bearer") == ("bearer", "rlk_x")
+    assert parse_authorization_headers(["ReturnToken rrt_y"], wanted="Bearer") == ("token", "rrt_y")
+    with pytest.raises(AuthenticationError, match="no credentials"):
+        parse_authorization_headers([], wanted="Bearer")
+    with pytest.raises(AuthenticationError, match="has 3 Authorization headers"):
+        parse_authorization_headers(["Bearer rlk_x", "Bearer rlk_x", ""], wanted="Bearer")
