@@ -156,8 +156,7 @@ def parse_authorization_headers(values: Sequence[str], *, wanted: str) -> tuple[
     and framework on the way, so none does."""
     if len(values) > 1:
         raise AuthenticationError(
-            f"this request has {len(values)} Authorization headers: send one Authorization header, with one "
-            "credential",
+            f"this request has {len(values)} Authorization headers: send one Authorization header, with one credential",
             scheme=wanted,
         )
     return parse_authorization(values[0] if values else "", wanted=wanted)

@@ -181,6 +181,13 @@ def _refusal(position: int, char: str, *, multiline: bool) -> PydanticCustomErro
             "must be one line: remove the line break or tab {character} (character {position})",
             at,
         )
+    if unicodedata.category(char) in ("Zl", "Zp"):
+        return PydanticCustomError(
+            "text_line_break",
+            "must not contain the separator {character} (character {position}): "
+            + ("write line breaks as LF or CR LF" if multiline else "this field is one line"),
+            at,
+        )
     if unicodedata.category(char) == "Cs":
         return PydanticCustomError(
             "text_surrogate", "must be valid Unicode text: a lone surrogate {character} is at character {position}", at

@@ -99,6 +99,12 @@ def test_one_line_text_refuses_line_breaks(char: str) -> None:
     assert error["type"] in {"text_line_break", "text_control_character"}
 
 
+@pytest.mark.parametrize("char", ["\u2028", "\u2029"])
+def test_multiline_text_wants_line_breaks_as_lf(char: str) -> None:
+    [error] = errors(text=f"line{char}break")
+    assert error["type"] == "text_line_break" and "write line breaks as LF" in str(error["msg"])
+
+
 def test_multiline_text_keeps_line_breaks_and_tabs() -> None:
     assert Payment(to=CHECKSUMMED, text="first\r\nsecond\n\tthird").text == "first\r\nsecond\n\tthird"
 
