@@ -21,7 +21,15 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from eth_utils.address import is_checksum_address, to_checksum_address
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    StringConstraints,
+)
 from pydantic_core import PydanticCustomError
 
 from ledger_service.documents.cid import Cid
@@ -216,12 +224,27 @@ def _lines(value: str) -> str:
     return value
 
 
+def neutralised(value: str) -> str:
+    """``value`` with every character :data:`MultilineText` refuses replaced by U+FFFD (the replacement
+    character), so that text stored before those characters were refused cannot reorder what is shown."""
+    if value.isprintable():  # C speed; false for every refused character (and for line breaks, NBSP, ...)
+        return value
+    return "".join(
+        "\ufffd"
+        if char not in _LINE_BREAKS and char not in _JOINERS and unicodedata.category(char) in _REFUSED_CATEGORIES
+        else char
+        for char in value
+    )
+
+
 PlainText = Annotated[str, AfterValidator(_one_line)]
 """One line of free text that other parties read: no control characters (line breaks and tabs included),
 no invisible formatting characters (bidi overrides and isolates, zero-width spaces, ...), no lone
 surrogates."""
 MultilineText = Annotated[str, AfterValidator(_lines)]
 """:data:`PlainText` that may span lines: line breaks (LF, CR) and tabs are allowed."""
+ShownText = Annotated[str, PlainSerializer(neutralised, return_type=str)]
+"""Free text an answer shows to other parties than its author, as :func:`neutralised`."""
 
 
 def utc(timestamp: int | None) -> datetime | None:
@@ -235,10 +258,10 @@ def at(timestamp: int) -> datetime:
 
 
 class ReasonPublic(BaseModel):
-    """One finding of a review: a stable code and a sentence for people."""
+    """One finding of a review: a stable code and a sentence for people (or the merchant's note)."""
 
-    code: str = Field(examples=["window_closed"])
-    message: str = Field(examples=["The 30-day return window closed on 2026-11-01."])
+    code: ShownText = Field(examples=["window_closed"])
+    message: ShownText = Field(examples=["The 30-day return window closed on 2026-11-01."])
 
 
 class TxPublic(BaseModel):

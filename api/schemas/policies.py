@@ -7,7 +7,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field, StrictBool, StrictInt, StringConstraints
 
-from api.schemas.common import AddressPublic, Amount, MultilineText, PlainText, RequestModel, TxPublic, utc
+from api.schemas.common import AddressPublic, Amount, MultilineText, PlainText, RequestModel, ShownText, TxPublic, utc
 from ledger_service.returns.documents import PolicyDocument
 from ledger_service.returns.views import PolicyVersion
 
@@ -72,8 +72,8 @@ class PolicyTermsPublic(BaseModel):
     accepted_reasons: list[str]
     manual_review_reasons: list[str]
     manual_review_above_value: Amount
-    title: str
-    text: str
+    title: ShownText
+    text: ShownText
 
 
 class PolicyVersionPublic(BaseModel):

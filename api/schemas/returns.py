@@ -16,6 +16,7 @@ from api.schemas.common import (
     PlainText,
     ReasonPublic,
     RequestModel,
+    ShownText,
     TxPublic,
 )
 from ledger_service.returns.actions import ScanKind
@@ -80,8 +81,8 @@ class ReturnPublic(BaseModel):
         "reclaimed, consumer_claimed, cancelled, expired) or, without a return, pending_review, "
         "request_rejected or processing"
     )
-    reason_code: str | None
-    comment: str | None = None
+    reason_code: ShownText | None
+    comment: ShownText | None = None
     outcome: str | None = Field(default=None, description="the review's outcome: approve, reject, manual_review")
     reasons: list[ReasonPublic] = Field(default_factory=list)
     token: str | None = None

@@ -155,3 +155,36 @@ def test_every_request_body_refuses_undeclared_fields() -> None:
     assert len(creates) >= 9
     assert [c.__name__ for c in creates if not issubclass(c, RequestModel)] == []
     assert all(c.model_json_schema()["additionalProperties"] is False for c in creates)
+
+
+@pytest.mark.parametrize(
+    ("stored", "shown"),
+    [
+        ("plain text\nsecond line\twith a tab", "plain text\nsecond line\twith a tab"),
+        ("refund to \u202eexe.txt", "refund to \ufffdexe.txt"),
+        ("a\u200bb\x1bc\u2066d\u2069", "a\ufffdb\ufffdc\ufffdd\ufffd"),
+        ("\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645", "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645"),
+        ("👩\u200d👧, non\u00a0breaking", "👩\u200d👧, non\u00a0breaking"),
+    ],
+)
+def test_text_stored_before_the_refusal_is_shown_neutralised(stored: str, shown: str) -> None:
+    """A request stored before these characters were refused must not reorder what the merchant reads."""
+    from fastapi.encoders import jsonable_encoder
+
+    from api.schemas.common import ReasonPublic, neutralised
+    from api.schemas.policies import PolicyTermsPublic
+    from api.schemas.returns import ReturnPublic
+
+    assert neutralised(stored) == shown
+    request = ReturnPublic(
+        id="rr_1", return_id=None, request_id="rr_1", item_id="0x", consumer="0x", merchant="0x", state="processing",
+        reason_code=stored, comment=stored, reasons=[ReasonPublic(code="declined", message=stored)],
+    )  # fmt: skip
+    answer = jsonable_encoder(request)
+    assert answer["comment"] == answer["reason_code"] == answer["reasons"][0]["message"] == shown
+    assert request.comment == stored  # only what is shown changes, not the model
+    terms = PolicyTermsPublic(
+        non_returnable_categories=[], accepted_reasons=[], manual_review_reasons=[], manual_review_above_value="0",
+        title=stored, text=stored,
+    )  # fmt: skip
+    assert terms.model_dump(mode="json")["text"] == shown and terms.model_dump_json().count("\u202e") == 0
