@@ -15,9 +15,14 @@ class SaleCreate(RequestModel):
     """A sale of one registered item to a consumer, bound to the merchant's current policy version."""
 
     item_id: ItemId
-    consumer: Address = Field(description="the buyer's account: refunds are paid to it")
+    consumer: Address = Field(
+        description="the buyer's account: refunds are paid to it (in mixed case its EIP-55 checksum must match)"
+    )
     price: Amount = Field(description="the price in integer units of the token (the most a return refunds)")
-    token: Address | None = Field(default=None, description="the ERC-20 paid with (default: the deployment's)")
+    token: Address | None = Field(
+        default=None,
+        description="the ERC-20 paid with (default: the deployment's; in mixed case its EIP-55 checksum must match)",
+    )
     order_ref: PlainText | None = Field(
         default=None, max_length=200, description="the merchant's order reference (its sha-256 goes on-chain)"
     )
