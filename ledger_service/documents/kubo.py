@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import structlog
 
 from ledger_service.documents._files import (
     copy_hashing,
@@ -61,6 +62,7 @@ ADD_PARAMS: dict[str, str] = {
 
 _NOT_FOUND = re.compile(r"not found|could not find|no link named", re.IGNORECASE)
 DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=5.0)
+log = structlog.get_logger(__name__)
 
 
 class KuboDocumentStore:
@@ -147,7 +149,8 @@ class KuboDocumentStore:
         except httpx.TimeoutException:
             raise RetryableError(f"the IPFS node at {self._url(command)} did not answer in time") from None
         except httpx.TransportError as exc:
-            raise RetryableError(f"cannot reach the IPFS node at {self._url(command)}: {exc}") from None
+            log.warning("ipfs node unreachable", url=self._url(command), error_type=type(exc).__name__)
+            raise RetryableError(f"cannot reach the IPFS node at {self._url(command)}") from None
         _raise_for_status(response, url=self._url(command))
         return response
 
@@ -169,7 +172,8 @@ class KuboDocumentStore:
         except httpx.TimeoutException:
             raise RetryableError(f"the IPFS node at {url} did not answer in time") from None
         except httpx.TransportError as exc:
-            raise RetryableError(f"cannot reach the IPFS node at {url}: {exc}") from None
+            log.warning("ipfs node unreachable", url=url, error_type=type(exc).__name__)
+            raise RetryableError(f"cannot reach the IPFS node at {url}") from None
 
 
 def _error_message(response: httpx.Response) -> str:
@@ -189,7 +193,8 @@ def _raise_for_status(response: httpx.Response, *, url: str) -> None:
         return
     message = _error_message(response)
     if status >= 500:
-        raise RetryableError(f"the IPFS node at {url} failed ({status}): {message}")
+        log.warning("ipfs node failed", url=url, status=status, message=message[:300])
+        raise RetryableError(f"the IPFS node at {url} failed ({status}); the detail is in the service's log")
     raise ConfigurationError(
         f"the IPFS node at {url} refused the call ({status}): {message}; LEDGER_IPFS_API_URL must be a Kubo "
         "RPC API (port 5001 by default, not the gateway)"

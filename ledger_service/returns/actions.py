@@ -126,18 +126,22 @@ def record_sale(
 ) -> RecordedSale:
     """Records the sale on-chain (bound to the merchant's current policy) and issues the consumer's return token.
 
-    ``token`` defaults to the deployment's stablecoin; ``category`` (for non-returnable categories)
-    is stored for the item once the chain accepted the sale, i.e. once the caller proved it may sell it.
+    ``token`` defaults to the deployment's stablecoin and must pass
+    :meth:`~ledger_service.chain.signers.ChainContext.check_sale_token` (allowed, and an ERC-20);
+    ``category`` (for non-returnable categories) is stored for the item once the chain accepted the sale,
+    i.e. once the caller proved it may sell it.
     """
     if token is None:
         if chain.token is None:
             raise ConflictError("this deployment has no default token: give the sale's ERC-20 token address")
         token = str(chain.token.address)
+    token = checksum(token, "token")
+    chain.check_sale_token(token, merchant=merchant)
     sent = chain.sender_for(merchant).send(
         chain.escrow.functions.recordSale(
             bytes32(item_id, "item id"),
             checksum(consumer, "consumer"),
-            checksum(token, "token"),
+            token,
             price,
             order_digest(order_ref) if order_ref else ZERO32,
             location_bytes(location),
