@@ -138,6 +138,21 @@ class KuboDocumentStore:
         """Whether the node holds ``cid`` and serves its bytes intact."""
         return status_by_reading(self.read, cid)
 
+    def remove(self, cid: Cid) -> None:
+        """Unpins the document (the node's garbage collection frees it) and drops its metadata."""
+        url = self._url("pin/rm")
+        try:
+            response = self._client.post("/api/v0/pin/rm", params={"arg": cid.v0})
+        except httpx.TimeoutException:
+            raise RetryableError(f"the IPFS node at {url} did not answer in time") from None
+        except httpx.TransportError as exc:
+            log.warning("ipfs node unreachable", url=url, error_type=type(exc).__name__)
+            raise RetryableError(f"cannot reach the IPFS node at {url}") from None
+        # Kubo answers 500 "not pinned or pinned indirectly" for a document it does not hold pinned
+        if not (response.status_code == 500 and "not pinned" in _error_message(response)):
+            _raise_for_status(response, url=url)
+        unlink_quietly(self._sidecar_path(cid))
+
     # ---- RPC -----------------------------------------------------------------------------------
 
     def _url(self, command: str) -> str:

@@ -122,3 +122,9 @@ class LocalDocumentStore:
     def check(self, cid: Cid) -> DocumentStatus:
         """Whether ``cid`` is here and intact."""
         return status_by_reading(self.read, cid)
+
+    def remove(self, cid: Cid) -> None:
+        """Deletes the blob, then its metadata (a blob without metadata is not served: :meth:`stat` is None)."""
+        unlink_quietly(self.blob_path(cid))
+        unlink_quietly(self._sidecar_path(cid))
+        fsync_dir(self.blob_path(cid).parent)
