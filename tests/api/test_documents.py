@@ -282,3 +282,24 @@ def test_a_document_stored_with_a_declared_type_is_served_by_its_bytes(
     assert response.headers["content-security-policy"] == "sandbox; default-src 'none'"
     binary = disk.put([b"\x00\x01\x02\x03 not text"], content_type="application/pdf")
     assert client.get(f"/v1/documents/{binary.cid.v0}").headers["content-type"] == "application/octet-stream"
+
+
+QUOTA = 3 * 1024
+
+
+def test_a_callers_daily_quota_is_shared_by_every_worker_and_refusals_give_bytes_back(
+    api_env: ApiEnv, keys: dict[str, str]
+) -> None:
+    """Two apps on one database stand for two API workers: the quota counts across both."""
+    settings = api_env.settings.model_copy(update={"document_quota_bytes": QUOTA})
+    env = dataclasses.replace(api_env, settings=settings)
+    with make_client(env) as first, make_client(env) as second:
+        merchant = bearer(keys["merchant2"])
+        ok(upload(first, pdf(2048, seed=10), merchant), 201)
+        problem(upload(second, b"\x7fELF not a pdf" * 10, merchant), 415)  # refused: counts nothing
+        ok(upload(second, pdf(1024, seed=11), merchant), 201)  # exactly the quota
+        response = upload(first, pdf(100, seed=12), merchant)
+        detail = problem(response, 429)["detail"]
+        assert str(QUOTA) in detail and "UTC" in detail
+        assert 0 < int(response.headers["retry-after"]) <= 86_400
+        ok(upload(second, pdf(2048, seed=13), bearer(keys["arbiter"])), 201)  # another caller's own quota
