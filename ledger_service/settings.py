@@ -193,10 +193,11 @@ class Settings(BaseSettings):
     @field_validator("token_allowlist")
     @classmethod
     def _tokens_are_addresses(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        from eth_utils.address import is_address, to_checksum_address
+        from eth_utils.address import is_address, is_checksum_address, to_checksum_address
 
         for address in value:
-            if not is_address(address):
+            mixed_case = address[2:] not in (address[2:].lower(), address[2:].upper())
+            if not is_address(address) or (mixed_case and not is_checksum_address(address)):
                 raise ValueError(f"{address!r} is not a token address (0x + 40 hex digits, checksummed if mixed case)")
         return tuple(to_checksum_address(address) for address in value)
 

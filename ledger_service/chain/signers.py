@@ -94,8 +94,11 @@ class ChainContext:
         return self.relayer
 
     def check_sale_token(self, token: str, *, merchant: str) -> None:
-        """Raises :class:`~ledger_service.chain.tokens.TokenRefusedError` unless a sale may use ``token``."""
-        self.tokens.check(token, merchant=merchant, escrow=str(self.escrow.address))
+        """Raises :class:`~ledger_service.chain.tokens.TokenRefusedError` unless a sale may use ``token``; keeps
+        the ``decimals()`` it read (the sale's answer shows it without asking the node again)."""
+        decimals = self.tokens.check(token, merchant=merchant, escrow=str(self.escrow.address))
+        with self._lock:
+            self._decimals[token.lower()] = decimals
 
     def erc20(self, address: str) -> Contract:
         """An ERC-20 token contract at ``address``."""

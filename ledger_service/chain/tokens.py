@@ -57,11 +57,12 @@ class TokenChecker:
     def __init__(self, *, w3: Web3, allowed: set[str] | frozenset[str]) -> None:
         self._w3 = w3
         self.allowed = frozenset(a.lower() for a in allowed)
-        self._passed: dict[tuple[str, str], float] = {}
+        self._passed: dict[tuple[str, str], tuple[float, int]] = {}
         self._lock = threading.Lock()
 
-    def check(self, token: str, *, merchant: str, escrow: str) -> None:
-        """Raises :class:`TokenRefusedError` unless ``token`` may escrow ``merchant``'s refunds in ``escrow``."""
+    def check(self, token: str, *, merchant: str, escrow: str) -> int:
+        """The token's ``decimals()``; :class:`TokenRefusedError` unless ``token`` may escrow ``merchant``'s
+        refunds in ``escrow``."""
         address = to_checksum_address(token)
         if address.lower() not in self.allowed:
             allowed = ", ".join(sorted(to_checksum_address(a) for a in self.allowed)) or "none"
@@ -72,13 +73,17 @@ class TokenChecker:
             )
         key = (address.lower(), merchant.lower())
         with self._lock:
-            if self._passed.get(key, 0.0) > time.monotonic():
-                return
-        self._answers_erc20(address, merchant=to_checksum_address(merchant), escrow=to_checksum_address(escrow))
+            until, decimals = self._passed.get(key, (0.0, 0))
+            if until > time.monotonic():
+                return decimals
+        decimals = self._answers_erc20(
+            address, merchant=to_checksum_address(merchant), escrow=to_checksum_address(escrow)
+        )
         with self._lock:
-            self._passed[key] = time.monotonic() + CHECK_TTL_S
+            self._passed[key] = (time.monotonic() + CHECK_TTL_S, decimals)
+        return decimals
 
-    def _answers_erc20(self, token: ChecksumAddress, *, merchant: ChecksumAddress, escrow: ChecksumAddress) -> None:
+    def _answers_erc20(self, token: ChecksumAddress, *, merchant: ChecksumAddress, escrow: ChecksumAddress) -> int:
         try:
             code = self._w3.eth.get_code(token)
         except (requests.ConnectionError, requests.Timeout) as exc:
@@ -91,10 +96,10 @@ class TokenChecker:
             ("balanceOf(address)", encode(["address"], [escrow])),
             ("allowance(address,address)", encode(["address", "address"], [merchant, escrow])),
         )
-        for signature, arguments in calls:
-            answer = self._word(token, signature, arguments)
-            if signature == "decimals()" and answer > MAX_DECIMALS:
-                raise TokenRefusedError(token, f"its decimals() answered {answer}, which is not an ERC-20's uint8")
+        answers = [self._word(token, signature, arguments) for signature, arguments in calls]
+        if answers[0] > MAX_DECIMALS:
+            raise TokenRefusedError(token, f"its decimals() answered {answers[0]}, which is not an ERC-20's uint8")
+        return answers[0]
 
     def _word(self, token: ChecksumAddress, signature: str, arguments: bytes) -> int:
         """The one ABI word ``token`` answers to ``signature``; TokenRefusedError otherwise."""

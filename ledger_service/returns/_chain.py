@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from eth_utils.address import is_address, to_checksum_address
+from eth_utils.address import is_address, is_checksum_address, to_checksum_address
 from web3.contract import Contract
 from web3.contract.contract import ContractFunction
 from web3.logs import DISCARD
@@ -59,9 +59,16 @@ def bytes32(value: str, what: str) -> bytes:
 
 
 def checksum(value: str, what: str) -> str:
-    """An address in checksum form; :class:`InvalidRequestError` naming ``what`` if it is not one."""
+    """An address in checksum form; :class:`InvalidRequestError` naming ``what`` if it is not one, or if it is
+    in mixed case with a wrong EIP-55 checksum (a typo that would send money to an account nobody holds)."""
     if not is_address(value):
         raise InvalidRequestError(f"{what} must be an account address (0x + 40 hex digits), got {value!r}")
+    digits = value[2:]
+    if digits not in (digits.lower(), digits.upper()) and not is_checksum_address(value):
+        raise InvalidRequestError(
+            f"{what} {value} has a wrong EIP-55 checksum: it is probably mistyped; copy the address again "
+            "from its source"
+        )
     return str(to_checksum_address(value))
 
 

@@ -123,3 +123,19 @@ def _requests_of(api_env: ApiEnv, item_id: str) -> list[str]:
     with api_env.store.engine.connect() as conn:
         rows = conn.execute(sa.select(return_requests.c.id).where(return_requests.c.item_id == item_id.lower()))
         return [r.id for r in rows]
+
+
+def test_a_mixed_case_consumer_or_token_with_a_wrong_checksum_is_refused(flow: Flow, api_env: ApiEnv) -> None:
+    consumer = Account.create().address
+    letter = next(i for i, c in enumerate(consumer) if i > 1 and c.isalpha())
+    mistyped = consumer[:letter] + consumer[letter].swapcase() + consumer[letter + 1 :]
+    token = str(api_env.deployed.token.address)
+    t_letter = next(i for i, c in enumerate(token) if i > 1 and c.isalpha())
+    mistyped_token = token[:t_letter] + token[t_letter].swapcase() + token[t_letter + 1 :]
+    merchant = bearer(flow.keys["merchant"])
+    for body in (sale_body(flow.register(), consumer=mistyped), sale_body(flow.register(), token=mistyped_token)):
+        assert "checksum" in problem(flow.client.post("/v1/sales", headers=merchant, json=body), 422)["detail"]
+    sold = ok(
+        flow.client.post("/v1/sales", headers=merchant, json=sale_body(flow.register(), consumer=consumer.lower())), 201
+    )
+    assert sold["consumer"] == consumer.lower()
