@@ -39,6 +39,17 @@ def show(value: Any) -> str:
     return str(value)
 
 
+MAX_REASON_CHARS = 200
+_UNSHOWABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+
+
+def reason_text(message: Any) -> str:
+    """A contract's ``Error(string)`` reason as shown to people: any contract (a token, say) chooses that text,
+    so control and bidirectional-formatting characters are dropped and it is cut at MAX_REASON_CHARS."""
+    text = _UNSHOWABLE.sub("", str(message))
+    return text if len(text) <= MAX_REASON_CHARS else text[:MAX_REASON_CHARS] + "…"
+
+
 def title_of(error: str) -> str:
     """``EscrowDeadlinePassed`` -> ``Escrow deadline passed``."""
     words = re.findall(r"[A-Z]+(?![a-z])|[A-Z]?[a-z0-9]+", error) or [error]
@@ -184,7 +195,7 @@ EXPLANATIONS: dict[str, Explain] = {
     "SafeERC20FailedOperation": lambda p, _: (409, f"the transfer of token {show(p['token'])} failed"),
     "ReentrancyGuardReentrantCall": lambda p, _: (409, "the contract refused a re-entrant call"),
     # ---- Solidity builtins and undecodable data
-    "Error": lambda p, _: (409, f"the contract refused: {p.get('message', '')}"),
+    "Error": lambda p, _: (409, f"the contract refused: {reason_text(p.get('message', ''))}"),
     "Panic": lambda p, _: (500, f"the contract failed an internal check ({p.get('meaning', 'panic')})"),
 }
 

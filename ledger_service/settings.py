@@ -125,6 +125,12 @@ class Settings(BaseSettings):
         default=SecretStr(ANVIL_ACCOUNTS[DEV_RELAYER_ACCOUNT][1]),
         description="Key of the CONSUMER_AGENT_ROLE account that sends consumers' actions; none: no relaying",
     )
+    # ---- sale tokens
+    token_allowlist: tuple[str, ...] = Field(
+        default=(),
+        description="ERC-20 tokens sales may use besides the deployment's stablecoin, by address (env: JSON "
+        "list); each must also answer decimals(), totalSupply(), balanceOf() and allowance() when a sale uses it",
+    )
     api_host: str = Field(default="127.0.0.1", description="Interface the API listens on")
     api_port: int = Field(default=8000, ge=1, le=65_535, description="TCP port of the API")
     wait_timeout_s: float = Field(
@@ -152,6 +158,12 @@ class Settings(BaseSettings):
         ),
         description="Media types POST /v1/documents accepts (env: JSON list)",
     )
+    document_quota_bytes: int = Field(
+        default=200 * 1024 * 1024,
+        ge=1,
+        le=1024**4,
+        description="Bytes of new documents one credential (API key, or return token) may upload per UTC day",
+    )
     verify_rate_limit: str = Field(
         default="60/minute",
         description="Requests per client address to the public /v1/verify endpoint ('limits' syntax, e.g. 60/minute)",
@@ -177,6 +189,17 @@ class Settings(BaseSettings):
                 f"not a rate limit: {value!r} (expected e.g. '60/minute', '10/second;60/minute' or '1000 per hour')"
             ) from None
         return value
+
+    @field_validator("token_allowlist")
+    @classmethod
+    def _tokens_are_addresses(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        from eth_utils.address import is_address, is_checksum_address, to_checksum_address
+
+        for address in value:
+            mixed_case = address[2:] not in (address[2:].lower(), address[2:].upper())
+            if not is_address(address) or (mixed_case and not is_checksum_address(address)):
+                raise ValueError(f"{address!r} is not a token address (0x + 40 hex digits, checksummed if mixed case)")
+        return tuple(to_checksum_address(address) for address in value)
 
     @field_validator("signer_keys")
     @classmethod

@@ -1,19 +1,30 @@
 """Documents: upload a file, get its IPFS CID (the chain records the digest inside it); download by CID.
 
 - ``POST /documents`` (an actor's API key or a consumer's return token): multipart field ``file``. Its
-  part's ``Content-Type`` must be one of ``settings.document_content_types`` (415 lists them) and it
-  may hold at most ``settings.document_max_bytes`` (413). The body is read as it arrives and refused
-  as soon as it is too large (announced by ``Content-Length``, or counted), so an oversized upload is
-  never spooled in full; the store then streams the file to its place, hashing it on the way.
+  part's ``Content-Type`` must be one of ``settings.document_content_types`` (415 lists them) and the
+  content must be of that type (magic numbers for binary types, UTF-8 for text:
+  :mod:`ledger_service.documents.content`; 415 otherwise, 422 for an empty file); it may hold at
+  most ``settings.document_max_bytes`` (413), and each caller (API key, or consumer) may upload
+  ``settings.document_quota_bytes`` a UTC day (429 with ``Retry-After`` past it; counted in the
+  database, so across workers; an upload that is refused gives its bytes back). The body is read as
+  it arrives and refused as soon as it is too large (announced by ``Content-Length``, or counted),
+  so an oversized upload is never spooled in full; the store then streams the file to its place,
+  hashing it on the way.
 - ``GET /documents/{cid}`` (public: a CID is a public address, as on IPFS; CIDv0 or CIDv1 text): the
   bytes, re-hashed against the CID before they are sent; a damaged or swapped stored copy is a 502
   problem and is never served. Content-addressed, so immutable: ``ETag`` is the CIDv0 and caches may
-  keep it forever; ``X-Content-Type-Options: nosniff`` makes browsers use the stored content type.
+  keep it forever. Served as a download, never as a page: the type comes from the bytes (not from
+  any uploader), ``Content-Disposition: attachment``, ``X-Content-Type-Options: nosniff`` and a
+  sandboxing ``Content-Security-Policy``.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import io
+import itertools
 import re
+import time
 from collections.abc import Callable, Coroutine, Iterator
 from typing import Annotated, Any
 
@@ -23,17 +34,21 @@ from fastapi.routing import APIRoute
 from starlette.responses import Response
 from starlette.types import Message, Receive
 
-from api.deps import DocumentsDep, PrincipalDep, SettingsDep, current_principal
+from api.deps import DocumentsDep, PrincipalDep, SettingsDep, StoreDep, current_principal
 from api.problems import problem_responses
 from api.schemas.documents import DocumentPublic
 from ledger_service.documents.cid import CHUNK_SIZE, Cid
+from ledger_service.documents.content import ContentCheck, extension_of, served_type
 from ledger_service.documents.store import StoredDocument
-from ledger_service.errors import NotFoundError, PayloadTooLargeError, UnsupportedMediaTypeError
+from ledger_service.errors import NotFoundError, PayloadTooLargeError, RateLimitedError, UnsupportedMediaTypeError
 from ledger_service.settings import Settings
+from ledger_service.store.quota_queries import DAY_S, day_of, release_upload, reserve_upload
 
 MULTIPART_ENVELOPE = 64 * 1024
 """Bytes a multipart body may hold beyond the file itself (boundaries, part headers, a file name)."""
 IMMUTABLE = "public, max-age=31536000, immutable"
+SANDBOX_CSP = "sandbox; default-src 'none'"
+"""A document opened in a browser anyway runs nothing and loads nothing."""
 _CHARSET = re.compile(r"^[A-Za-z0-9._:-]{1,40}$")
 
 
@@ -85,7 +100,8 @@ router = APIRouter(prefix="/documents", tags=["documents"], route_class=_UploadL
 
 
 def _media_type(header: str | None, accepted: tuple[str, ...]) -> str:
-    """The part's media type if accepted (lower case; a ``charset`` parameter kept, others dropped)."""
+    """The part's media type if accepted (lower case; a ``charset`` parameter kept, others dropped): what
+    was declared, which :class:`ContentCheck` then holds the content to."""
     base, _, parameters = (header or "").partition(";")
     media_type = base.strip().lower()
     if media_type not in {a.lower() for a in accepted}:
@@ -122,7 +138,7 @@ def _public(request: Request, document: StoredDocument) -> DocumentPublic:
     "",
     status_code=201,
     response_model=DocumentPublic,
-    responses=problem_responses(401, 413, 415, 422, 502, 503),
+    responses=problem_responses(401, 413, 415, 422, 429, 502, 503),
     summary="Store a document; get its IPFS CID and on-chain digest",
 )
 def upload(
@@ -131,15 +147,47 @@ def upload(
     principal: PrincipalDep,
     documents: DocumentsDep,
     settings: SettingsDep,
+    store: StoreDep,
 ) -> DocumentPublic:
     """Stores the file and answers its CID exactly as `ipfs add FILE` (default settings) computes it, and the
     digest the chain records when a document is referenced. Storing the same bytes again is harmless and gives
     the same CID. Actors (API key) and consumers (return token, e.g. photos for a return) may upload."""
-    content_type = _media_type(file.content_type, settings.document_content_types)
-    if file.size is not None and file.size > settings.document_max_bytes:
+    check = ContentCheck(_media_type(file.content_type, settings.document_content_types))
+    size = _size_of(file)
+    if size > settings.document_max_bytes:
         raise PayloadTooLargeError(_too_large(settings))
-    stored = documents.put(_chunks(file), content_type=content_type, max_bytes=settings.document_max_bytes)
-    return _public(request, stored)
+    now = int(time.time())
+    day = day_of(now)
+    if not reserve_upload(
+        store, principal=principal.principal, day=day, size=size, limit=settings.document_quota_bytes
+    ):
+        raise RateLimitedError(
+            f"this upload of {size} bytes would pass your quota of {settings.document_quota_bytes} bytes of "
+            "documents a day (UTC); upload it after midnight UTC",
+            retry_after=(day + 1) * DAY_S - now,
+        )
+    try:
+        head = file.file.read(CHUNK_SIZE)
+        served = check.start(head)
+        stored = documents.put(
+            check.stream(itertools.chain([head], _chunks(file))),
+            content_type=served,
+            max_bytes=settings.document_max_bytes,
+        )
+    except BaseException:  # nothing was stored: the caller's quota gets the bytes back
+        release_upload(store, principal=principal.principal, day=day, size=size)
+        raise
+    return _public(request, dataclasses.replace(stored, content_type=served))
+
+
+def _size_of(upload: UploadFile) -> int:
+    """The spooled file's length (the multipart parser counted it; measured if it did not)."""
+    if upload.size is not None:
+        return upload.size
+    position = upload.file.tell()
+    size = upload.file.seek(0, io.SEEK_END)
+    upload.file.seek(position)
+    return size
 
 
 @router.get(
@@ -168,11 +216,14 @@ def get_document(
         "ETag": f'"{parsed.v0}"',
         "Cache-Control": IMMUTABLE,
         "X-Content-Type-Options": "nosniff",
+        "Content-Security-Policy": SANDBOX_CSP,
     }
     if if_none_match is not None and _matches(if_none_match, parsed):
         return Response(status_code=304, headers=headers)
     data = documents.read(parsed)
-    return Response(content=data, headers={**headers, "Content-Type": stored.content_type})
+    served = served_type(data)  # from the bytes, whatever an uploader once declared
+    disposition = f'attachment; filename="{parsed.v0}.{extension_of(served)}"'
+    return Response(content=data, headers={**headers, "Content-Type": served, "Content-Disposition": disposition})
 
 
 def _matches(if_none_match: str, cid: Cid) -> bool:

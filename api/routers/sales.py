@@ -20,14 +20,16 @@ router = APIRouter(prefix="/sales", tags=["sales"])
     "",
     status_code=201,
     response_model=SalePublic,
-    responses=problem_responses(404, 409, 422),
+    responses=problem_responses(404, 409, 422, 503, 504),
     summary="Record a sale (bound to my current policy version)",
 )
 def create(
     body: SaleCreate, merchant: MerchantDep, svc: ServicesDep, idem: IdempotencyDep, wait: WaitQuery = False
 ) -> Response:
     """Send the returned `return_token` to the consumer: it is their credential for returning this item, and
-    it is not shown again (a retry with the same Idempotency-Key replays this response)."""
+    it is not shown again (a retry with the same Idempotency-Key replays this response). `token` (default: the
+    deployment's stablecoin) must be on the deployment's allow-list and answer the ERC-20 calls the escrow
+    makes; otherwise the answer is a 422 naming it. 503: the chain node could not be used (try again)."""
 
     def produce() -> SalePublic:
         price = int(body.price)

@@ -23,7 +23,7 @@ class DocumentPublic(BaseModel):
     )
     size: int = Field(description="the document's length in bytes")
     content_type: str = Field(
-        description="the media type it is served with (the first upload of these bytes decides it)",
+        description="the media type it is served with, decided by its bytes (not by what an upload declared)",
         examples=["application/pdf"],
     )
     url: str = Field(description="where to download it: GET this path of the API (public, like an IPFS gateway)")

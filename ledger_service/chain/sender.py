@@ -21,9 +21,10 @@ from eth_account.signers.local import LocalAccount
 from eth_typing import HexStr
 from web3 import Web3
 from web3.contract.contract import ContractFunction
-from web3.exceptions import ContractCustomError, ContractLogicError, TimeExhausted, Web3RPCError
+from web3.exceptions import ContractCustomError, ContractLogicError, TimeExhausted, Web3Exception, Web3RPCError
 from web3.types import Nonce, TxParams
 
+from ledger_service.chain.calls import failed, unreachable
 from ledger_service.chain.reverts import ContractRevertError, RevertDecoder
 from ledger_service.errors import RetryableError
 
@@ -71,7 +72,9 @@ class TxSender:
 
         Raises ContractRevertError if the call reverts (before or after sending),
         RetryableError if the node is unreachable or the receipt does not come
-        in time (the transaction may still be mined: its hash is in the message).
+        in time (the transaction may still be mined: its hash is in the message),
+        ChainCallError if the node refuses it otherwise. No message carries the
+        library's or the node's own text (it goes to the log).
         """
         tx_hash = self._submit(call)
         try:
@@ -79,7 +82,9 @@ class TxSender:
         except TimeExhausted:
             raise RetryableError(f"transaction {tx_hash} not mined within {self._receipt_timeout:.0f} s") from None
         except (requests.ConnectionError, requests.Timeout) as exc:
-            raise RetryableError(f"lost the node while waiting for {tx_hash}: {exc}") from None
+            raise unreachable(f"waiting for transaction {tx_hash}", exc) from None
+        except Web3Exception as exc:
+            raise failed(f"waiting for transaction {tx_hash}", exc) from None
         if receipt["status"] != 1:
             raise self._explain_failure(call, receipt["blockNumber"])
         return SentTx(
@@ -103,6 +108,11 @@ class TxSender:
                     tx = call.build_transaction(params)
                 except (ContractCustomError, ContractLogicError) as exc:
                     raise self._decoder.decode(_revert_data(exc)) from None
+                except (requests.ConnectionError, requests.Timeout) as exc:
+                    self._nonce = None
+                    raise unreachable("preparing a transaction", exc) from None
+                except (Web3Exception, ValueError) as exc:  # e.g. an RPC error estimating gas
+                    raise failed("preparing a transaction", exc) from None
                 signed = self._account.sign_transaction(cast(dict[str, Any], tx))
                 try:
                     sent = self._w3.eth.send_raw_transaction(signed.raw_transaction)
@@ -110,11 +120,12 @@ class TxSender:
                     if _is_nonce_problem(exc) and attempt < self._max_attempts:
                         self._nonce = None  # resynchronise from the node and try again
                         continue
-                    raise
+                    self._nonce = None
+                    raise failed(f"sending a transaction of account {self.address}", exc) from None
                 except (requests.ConnectionError, requests.Timeout) as exc:
                     self._nonce = None
                     if attempt == self._max_attempts:
-                        raise RetryableError(f"node unreachable: {exc}") from None
+                        raise unreachable("sending a transaction", exc) from None
                     self._sleep(0.2 * 2**attempt)
                     continue
                 self._nonce = nonce + 1
@@ -137,6 +148,8 @@ class TxSender:
             call.call({"from": self._account.address}, block_identifier=block_number - 1)
         except (ContractCustomError, ContractLogicError) as exc:
             return self._decoder.decode(_revert_data(exc))
+        except (requests.RequestException, Web3Exception, ValueError):  # the reason is lost, not the failure
+            pass
         return ContractRevertError("TransactionFailed", {"reason": "reverted on-chain (out of gas or state changed)"})
 
 

@@ -31,6 +31,7 @@ from web3.exceptions import Web3Exception
 from ledger_service.chain.artifacts import Deployment, load_artifact, load_deployment
 from ledger_service.chain.reverts import RevertDecoder
 from ledger_service.chain.sender import TxSender
+from ledger_service.chain.tokens import TokenChecker
 from ledger_service.errors import ConfigurationError, RetryableError
 from ledger_service.settings import Settings
 
@@ -66,6 +67,8 @@ class ChainContext:
     relayer: TxSender | None
     """The CONSUMER_AGENT_ROLE account that sends consumers' actions (None: not configured)."""
     erc20_abi: list[dict[str, Any]]
+    tokens: TokenChecker
+    """The tokens sales may use (the deployment's stablecoin and LEDGER_TOKEN_ALLOWLIST), checked at sale time."""
     _decimals: dict[str, int] = field(default_factory=dict, repr=False)
     _no_decimals: dict[str, float] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -89,6 +92,13 @@ class ChainContext:
                 "account holding CONSUMER_AGENT_ROLE"
             )
         return self.relayer
+
+    def check_sale_token(self, token: str, *, merchant: str) -> None:
+        """Raises :class:`~ledger_service.chain.tokens.TokenRefusedError` unless a sale may use ``token``; keeps
+        the ``decimals()`` it read (the sale's answer shows it without asking the node again)."""
+        decimals = self.tokens.check(token, merchant=merchant, escrow=str(self.escrow.address))
+        with self._lock:
+            self._decimals[token.lower()] = decimals
 
     def erc20(self, address: str) -> Contract:
         """An ERC-20 token contract at ``address``."""
@@ -170,6 +180,9 @@ def connect_chain(settings: Settings, *, w3: Web3 | None = None) -> ChainContext
         senders=senders,
         relayer=relayer,
         erc20_abi=token_abi,
+        tokens=TokenChecker(
+            w3=w3, allowed={*settings.token_allowlist, *([str(token.address)] if token is not None else [])}
+        ),
     )
 
 

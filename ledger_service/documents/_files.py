@@ -2,8 +2,9 @@
 
 A sidecar is a small JSON object ``{"size": n, "content_type": "..."}`` kept next to
 (or, for Kubo, instead of) a document's bytes. It is written atomically and never
-changed once in place: the first upload of some bytes fixes the content type every
-later reader is served, whoever uploads the same bytes again.
+changed once in place: the first upload of some bytes fixes the content type recorded,
+whoever uploads the same bytes again. What the API serves is the type the bytes have
+(:func:`ledger_service.documents.content.served_type`), so the record cannot mislabel them.
 """
 
 from __future__ import annotations

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import structlog
 
 from ledger_service.documents._files import (
     copy_hashing,
@@ -61,6 +62,7 @@ ADD_PARAMS: dict[str, str] = {
 
 _NOT_FOUND = re.compile(r"not found|could not find|no link named", re.IGNORECASE)
 DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=5.0)
+log = structlog.get_logger(__name__)
 
 
 class KuboDocumentStore:
@@ -136,6 +138,21 @@ class KuboDocumentStore:
         """Whether the node holds ``cid`` and serves its bytes intact."""
         return status_by_reading(self.read, cid)
 
+    def remove(self, cid: Cid) -> None:
+        """Unpins the document (the node's garbage collection frees it) and drops its metadata."""
+        url = self._url("pin/rm")
+        try:
+            response = self._client.post("/api/v0/pin/rm", params={"arg": cid.v0})
+        except httpx.TimeoutException:
+            raise RetryableError(f"the IPFS node at {url} did not answer in time") from None
+        except httpx.TransportError as exc:
+            log.warning("ipfs node unreachable", url=url, error_type=type(exc).__name__)
+            raise RetryableError(f"cannot reach the IPFS node at {url}") from None
+        # Kubo answers 500 "not pinned or pinned indirectly" for a document it does not hold pinned
+        if not (response.status_code == 500 and "not pinned" in _error_message(response)):
+            _raise_for_status(response, url=url)
+        unlink_quietly(self._sidecar_path(cid))
+
     # ---- RPC -----------------------------------------------------------------------------------
 
     def _url(self, command: str) -> str:
@@ -147,7 +164,8 @@ class KuboDocumentStore:
         except httpx.TimeoutException:
             raise RetryableError(f"the IPFS node at {self._url(command)} did not answer in time") from None
         except httpx.TransportError as exc:
-            raise RetryableError(f"cannot reach the IPFS node at {self._url(command)}: {exc}") from None
+            log.warning("ipfs node unreachable", url=self._url(command), error_type=type(exc).__name__)
+            raise RetryableError(f"cannot reach the IPFS node at {self._url(command)}") from None
         _raise_for_status(response, url=self._url(command))
         return response
 
@@ -169,7 +187,8 @@ class KuboDocumentStore:
         except httpx.TimeoutException:
             raise RetryableError(f"the IPFS node at {url} did not answer in time") from None
         except httpx.TransportError as exc:
-            raise RetryableError(f"cannot reach the IPFS node at {url}: {exc}") from None
+            log.warning("ipfs node unreachable", url=url, error_type=type(exc).__name__)
+            raise RetryableError(f"cannot reach the IPFS node at {url}") from None
 
 
 def _error_message(response: httpx.Response) -> str:
@@ -189,7 +208,8 @@ def _raise_for_status(response: httpx.Response, *, url: str) -> None:
         return
     message = _error_message(response)
     if status >= 500:
-        raise RetryableError(f"the IPFS node at {url} failed ({status}): {message}")
+        log.warning("ipfs node failed", url=url, status=status, message=message[:300])
+        raise RetryableError(f"the IPFS node at {url} failed ({status}); the detail is in the service's log")
     raise ConfigurationError(
         f"the IPFS node at {url} refused the call ({status}): {message}; LEDGER_IPFS_API_URL must be a Kubo "
         "RPC API (port 5001 by default, not the gateway)"

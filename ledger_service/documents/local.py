@@ -9,8 +9,9 @@ Invariants:
   streams into a temporary file under ``root/incoming`` (the same filesystem),
   computing the CID as it goes, fsyncs it and renames it into place
   (``os.replace``); an upload that fails or is too large leaves nothing behind;
-- the metadata is written the same way, once: the first upload of some bytes
-  fixes the content type they are served with;
+- the metadata is written the same way, once (the first upload of some bytes
+  fixes the content type recorded; the API serves the type the bytes have,
+  :func:`ledger_service.documents.content.served_type`, whatever was recorded);
 - the same bytes always land at the same path, so concurrent uploads of one
   document are harmless (each renames identical content over the other);
 - nothing is served without being re-hashed: :meth:`read` recomputes the CID of
@@ -122,3 +123,9 @@ class LocalDocumentStore:
     def check(self, cid: Cid) -> DocumentStatus:
         """Whether ``cid`` is here and intact."""
         return status_by_reading(self.read, cid)
+
+    def remove(self, cid: Cid) -> None:
+        """Deletes the blob, then its metadata (a blob without metadata is not served: :meth:`stat` is None)."""
+        unlink_quietly(self.blob_path(cid))
+        unlink_quietly(self._sidecar_path(cid))
+        fsync_dir(self.blob_path(cid).parent)

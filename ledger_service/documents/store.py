@@ -61,3 +61,8 @@ class DocumentStore(Protocol):
     def check(self, cid: Cid) -> DocumentStatus:
         """Whether the document is present and intact (reads and hashes it)."""
         ...
+
+    def remove(self, cid: Cid) -> None:
+        """Forgets the document (nothing happens if the store does not hold it). Only for a document stored for
+        an action that then failed, and that nothing else references (see :mod:`ledger_service.returns.documents`)."""
+        ...

@@ -20,15 +20,17 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from eth_utils.address import is_address, to_checksum_address
+from eth_utils.address import is_address, is_checksum_address, to_checksum_address
 from web3.contract import Contract
 from web3.contract.contract import ContractFunction
 from web3.logs import DISCARD
 
+from ledger_service.chain.calls import ChainCallError, call
+from ledger_service.chain.reverts import ContractRevertError
 from ledger_service.chain.sender import SentTx, TxSender
 from ledger_service.chain.signers import ChainContext
 from ledger_service.codes import encode_location
-from ledger_service.errors import InvalidRequestError
+from ledger_service.errors import ConflictError, InvalidRequestError
 from ledger_service.store import queries
 from ledger_service.store.store import Store
 
@@ -57,9 +59,16 @@ def bytes32(value: str, what: str) -> bytes:
 
 
 def checksum(value: str, what: str) -> str:
-    """An address in checksum form; :class:`InvalidRequestError` naming ``what`` if it is not one."""
+    """An address in checksum form; :class:`InvalidRequestError` naming ``what`` if it is not one, or if it is
+    in mixed case with a wrong EIP-55 checksum (a typo that would send money to an account nobody holds)."""
     if not is_address(value):
         raise InvalidRequestError(f"{what} must be an account address (0x + 40 hex digits), got {value!r}")
+    digits = value[2:]
+    if digits not in (digits.lower(), digits.upper()) and not is_checksum_address(value):
+        raise InvalidRequestError(
+            f"{what} {value} has a wrong EIP-55 checksum: it is probably mistyped; copy the address again "
+            "from its source"
+        )
     return str(to_checksum_address(value))
 
 
@@ -103,9 +112,21 @@ _allowance_locks: weakref.WeakKeyDictionary[TxSender, dict[tuple[str, str], thre
 _max_allowance: weakref.WeakKeyDictionary[TxSender, set[tuple[str, str]]] = weakref.WeakKeyDictionary()
 
 
+class TokenUnusableError(ConflictError):
+    """A sale's token does not behave as an ERC-20 when the escrow is funded (HTTP 409)."""
+
+    def __init__(self, token: str, function: str) -> None:
+        super().__init__(
+            f"the refund cannot be escrowed in the sale's token {token}: it does not answer {function} as an "
+            "ERC-20 token does; the merchant must settle this return outside the ledger"
+        )
+        self.token = token
+
+
 def ensure_allowance(*, chain: ChainContext, sender: TxSender, token: str, amount: int) -> None:
     """Makes sure the escrow may take ``amount`` of ``token`` from ``sender``'s account, approving the maximum
-    once when it may not. Remembered per sender (so per chain context) once the allowance is unlimited."""
+    once when it may not. Remembered per sender (so per chain context) once the allowance is unlimited.
+    A token that fails ``allowance()`` or ``approve()`` is a :class:`TokenUnusableError`."""
     spender = str(chain.escrow.address)
     key = (spender.lower(), token.lower())
     with _allowance_guard:
@@ -117,9 +138,21 @@ def ensure_allowance(*, chain: ChainContext, sender: TxSender, token: str, amoun
         if key in known:
             return
         erc20 = chain.erc20(token)
-        current = int(erc20.functions.allowance(sender.address, spender).call())
+        try:
+            current = int(
+                call(
+                    erc20.functions.allowance(sender.address, spender),
+                    decoder=chain.decoder,
+                    what="reading the merchant's token allowance",
+                )
+            )
+        except (ContractRevertError, ChainCallError):
+            raise TokenUnusableError(token, "allowance()") from None
         if current < amount:
-            sender.send(erc20.functions.approve(spender, MAX_UINT256))
+            try:
+                sender.send(erc20.functions.approve(spender, MAX_UINT256))
+            except ContractRevertError:
+                raise TokenUnusableError(token, "approve()") from None
             current = MAX_UINT256
         if current >= MAX_UINT256 // 2:  # OpenZeppelin's ERC-20 never lowers an unlimited allowance
             known.add(key)

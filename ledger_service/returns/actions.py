@@ -15,9 +15,12 @@ evidence, ruling) are hashed as :mod:`ledger_service.returns.documents` says.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Any
 
 from ledger_service.access import issue_return_token
 from ledger_service.chain.signers import ChainContext
@@ -34,10 +37,11 @@ from ledger_service.returns._chain import (
     wall_clock,
 )
 from ledger_service.returns.documents import (
+    ZERO_DIGEST,
     PolicyDocument,
     digest_bytes,
+    held,
     inspection_report,
-    keep,
     note_document,
 )
 from ledger_service.returns.eligibility import forget_missing_document
@@ -93,15 +97,21 @@ def publish_policy(
     its CID resolves), then publishes the parameters and digest on-chain.
 
     The document is stored first: a crash after the transaction still leaves it findable by the
-    digest the chain holds (content-addressed, so storing it twice changes nothing).
+    digest the chain holds (content-addressed, so storing it twice changes nothing). If publishing
+    fails, what this call stored is removed again (:func:`held`; the terms row if this call added it).
     """
     document.validate()
-    digest = keep(documents, document.to_json())
-    api_queries.put_policy_terms(
-        store, merchant=merchant, digest=digest, document=document.to_json(), created_at=wall_clock()
-    )
-    forget_missing_document(merchant=merchant, digest=digest)
-    sent = chain.sender_for(merchant).send(chain.escrow.functions.publishPolicy(document.on_chain()))
+    with held(documents, document.to_json()) as digest:
+        added = api_queries.put_policy_terms(
+            store, merchant=merchant, digest=digest, document=document.to_json(), created_at=wall_clock()
+        )
+        try:
+            forget_missing_document(merchant=merchant, digest=digest)
+            sent = chain.sender_for(merchant).send(chain.escrow.functions.publishPolicy(document.on_chain()))
+        except BaseException:
+            if added:
+                api_queries.delete_policy_terms(store, merchant=merchant, digest=digest)
+            raise
     [published] = event_args(chain.escrow, "PolicyPublished", sent)
     return PublishedPolicy(tx=TxResult.of(sent), version=int(published["version"]), digest=digest)
 
@@ -126,18 +136,22 @@ def record_sale(
 ) -> RecordedSale:
     """Records the sale on-chain (bound to the merchant's current policy) and issues the consumer's return token.
 
-    ``token`` defaults to the deployment's stablecoin; ``category`` (for non-returnable categories)
-    is stored for the item once the chain accepted the sale, i.e. once the caller proved it may sell it.
+    ``token`` defaults to the deployment's stablecoin and must pass
+    :meth:`~ledger_service.chain.signers.ChainContext.check_sale_token` (allowed, and an ERC-20);
+    ``category`` (for non-returnable categories) is stored for the item once the chain accepted the sale,
+    i.e. once the caller proved it may sell it.
     """
     if token is None:
         if chain.token is None:
             raise ConflictError("this deployment has no default token: give the sale's ERC-20 token address")
         token = str(chain.token.address)
+    token = checksum(token, "token")
+    chain.check_sale_token(token, merchant=merchant)
     sent = chain.sender_for(merchant).send(
         chain.escrow.functions.recordSale(
             bytes32(item_id, "item id"),
             checksum(consumer, "consumer"),
-            checksum(token, "token"),
+            token,
             price,
             order_digest(order_ref) if order_ref else ZERO32,
             location_bytes(location),
@@ -154,6 +168,17 @@ def record_sale(
         policy_version=int(sale["policyVersion"]),
         return_token=token_plaintext,
     )
+
+
+@contextmanager
+def _document(documents: DocumentStore | None, written: dict[str, Any] | None, *, given: str | None) -> Iterator[str]:
+    """The digest an action puts on-chain: of the document ``written`` for it (stored while the action runs,
+    kept only if it succeeds: :func:`held`), else the ``given`` one (a caller's upload, or zero)."""
+    if written is None:
+        yield (given or ZERO_DIGEST).lower()
+        return
+    with held(documents, written) as digest:
+        yield digest
 
 
 def _return_of(store: Store, return_id: str) -> ReturnRow:
@@ -232,17 +257,16 @@ def record_inspection(
     documents: DocumentStore | None = None,
 ) -> DocumentedTx:
     """The inspection result; the report's digest is the given one (e.g. an uploaded document's) or that of
-    the report {passed, grade, notes}, which is then stored in ``documents``."""
+    the report {passed, grade, notes}, which is then stored in ``documents`` (and removed if the transaction
+    fails)."""
     ret = _return_of(store, return_id)
-    digest = (
-        report_digest.lower()
-        if report_digest
-        else keep(documents, inspection_report(passed=passed, grade=grade, notes=notes))
-    )
-    call = chain.escrow.functions.recordInspection(
-        bytes32(ret.return_id, "return id"), passed, digest_bytes(digest), location_bytes(location)
-    )
-    return DocumentedTx(tx=TxResult.of(chain.sender_for(inspector).send(call)), digest=digest)
+    report = None if report_digest else inspection_report(passed=passed, grade=grade, notes=notes)
+    with _document(documents, report, given=report_digest) as digest:
+        call = chain.escrow.functions.recordInspection(
+            bytes32(ret.return_id, "return id"), passed, digest_bytes(digest), location_bytes(location)
+        )
+        sent = chain.sender_for(inspector).send(call)
+    return DocumentedTx(tx=TxResult.of(sent), digest=digest)
 
 
 # ---- consumer (through the relayer) ---------------------------------------------------------------
@@ -275,16 +299,15 @@ def dispute_return(
     documents: DocumentStore | None = None,
 ) -> DocumentedTx:
     """The consumer disputes a failed inspection; the evidence digest is the given one or that of the comment
-    (then stored in ``documents``)."""
+    (then stored in ``documents``, and removed if the transaction fails)."""
     ret = _consumers_return(store, consumer=consumer, item_id=item_id, return_id=return_id)
-    if evidence_digest:
-        digest = evidence_digest.lower()
-    elif comment:
-        digest = keep(documents, note_document("evidence", return_id=ret.return_id, comment=comment))
-    else:
-        digest = "0x" + "00" * 32
-    call = chain.escrow.functions.dispute(bytes32(ret.return_id, "return id"), digest_bytes(digest))
-    return DocumentedTx(tx=TxResult.of(chain.relayer_sender().send(call)), digest=digest)
+    evidence = None
+    if not evidence_digest and comment:
+        evidence = note_document("evidence", return_id=ret.return_id, comment=comment)
+    with _document(documents, evidence, given=evidence_digest or ZERO_DIGEST) as digest:
+        call = chain.escrow.functions.dispute(bytes32(ret.return_id, "return id"), digest_bytes(digest))
+        sent = chain.relayer_sender().send(call)
+    return DocumentedTx(tx=TxResult.of(sent), digest=digest)
 
 
 def claim_uninspected(*, store: Store, chain: ChainContext, consumer: str, item_id: str, return_id: str) -> TxResult:
@@ -310,15 +333,12 @@ def resolve_dispute(
 ) -> DocumentedTx:
     """The arbiter splits a disputed deposit: ``consumer_amount`` to the consumer, the rest to the merchant."""
     ret = _return_of(store, return_id)
-    digest = (
-        ruling_digest.lower()
-        if ruling_digest
-        else keep(
-            documents,
-            note_document("ruling", return_id=ret.return_id, consumer_amount=str(consumer_amount), notes=notes),
+    ruling = None
+    if not ruling_digest:
+        ruling = note_document("ruling", return_id=ret.return_id, consumer_amount=str(consumer_amount), notes=notes)
+    with _document(documents, ruling, given=ruling_digest) as digest:
+        call = chain.escrow.functions.resolveDispute(
+            bytes32(ret.return_id, "return id"), consumer_amount, digest_bytes(digest)
         )
-    )
-    call = chain.escrow.functions.resolveDispute(
-        bytes32(ret.return_id, "return id"), consumer_amount, digest_bytes(digest)
-    )
-    return DocumentedTx(tx=TxResult.of(chain.sender_for(arbiter).send(call)), digest=digest)
+        sent = chain.sender_for(arbiter).send(call)
+    return DocumentedTx(tx=TxResult.of(sent), digest=digest)

@@ -9,19 +9,28 @@ its on-chain digest is the sha2-256 digest inside that CID. Two documents with
 the same content therefore have the same digest whatever the order their fields
 were given in, and anyone holding the bytes recomputes the CID with ``ipfs add``
 (or ``ipfs_cid``) and the bytes32 the chain stores.
+
+A document written for an action (:func:`held`) stays stored only if the action
+succeeded: a failed action removes what it added, never what something else holds.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
+
+import structlog
 
 from ledger_service.documents.cid import Cid, cid_of_bytes
 from ledger_service.documents.store import DocumentStore
 from ledger_service.eligibility import PolicyTerms
-from ledger_service.errors import InvalidRequestError
+from ledger_service.errors import InvalidRequestError, LedgerError
+
+log = structlog.get_logger(__name__)
 
 ZERO_DIGEST = "0x" + "00" * 32
 POLICY_SCHEMA = "returns-ledger/policy/1"
@@ -58,13 +67,60 @@ def digest_of(document: Mapping[str, Any]) -> str:
     return cid_of(document).hex_digest
 
 
-def keep(documents: DocumentStore | None, document: Mapping[str, Any]) -> str:
+@dataclass
+class _Holding:
+    """Actions of this process that stored one document and have not finished yet."""
+
+    count: int
+    was_there: bool
+    """The store held the document before the first of them stored it."""
+    referenced: bool = False
+    """One of them succeeded: the chain references the document."""
+
+
+_holdings: dict[Cid, _Holding] = {}
+_holdings_lock = threading.Lock()
+
+
+@contextmanager
+def held(documents: DocumentStore | None, document: Mapping[str, Any]) -> Iterator[str]:
     """Stores ``document``'s canonical JSON in ``documents`` (when given, so that its CID resolves before the
-    chain references it) and returns its on-chain digest."""
+    chain references it) for an action, and yields its on-chain digest.
+
+    If the action fails (the block raises) the document is removed again, so failed actions leave
+    nothing behind, unless something else holds it: it was in the store before (an upload, an earlier
+    action), or another action of this process stored it meanwhile and succeeded or is still running.
+    Stored before the action, not after: a crash right after the transaction still leaves the document
+    the chain references. Other processes' actions on the very same bytes at the very same moment are
+    not seen (a document they need could be removed; its CID is then missing, never wrong).
+    """
     data = canonical_json(document)
+    cid = cid_of_bytes(data)
     if documents is None:
-        return cid_of_bytes(data).hex_digest
-    return documents.put([data], content_type="application/json").cid.hex_digest
+        yield cid.hex_digest
+        return
+    with _holdings_lock:
+        holding = _holdings.get(cid)
+        if holding is None:
+            holding = _holdings[cid] = _Holding(count=0, was_there=documents.stat(cid) is not None)
+        holding.count += 1
+    succeeded = False
+    try:
+        documents.put([data], content_type="application/json")
+        yield cid.hex_digest
+        succeeded = True
+    finally:
+        with _holdings_lock:
+            holding.count -= 1
+            holding.referenced = holding.referenced or succeeded
+            done = holding.count == 0
+            if done:
+                del _holdings[cid]
+            if done and not holding.referenced and not holding.was_there:
+                try:
+                    documents.remove(cid)
+                except (LedgerError, OSError) as exc:  # the action's own error matters more: log this one
+                    log.warning("could not remove a failed action's document", cid=cid.v0, error=str(exc)[:200])
 
 
 def digest_bytes(digest: str) -> bytes:

@@ -27,11 +27,13 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
+from ledger_service.chain.calls import failed
 from ledger_service.chain.reverts import ContractRevertError
 from ledger_service.chain.signers import ChainContext
 from ledger_service.eligibility import Decision, Outcome, Reason
-from ledger_service.errors import ConflictError, NotFoundError
+from ledger_service.errors import ConflictError, LedgerError, NotFoundError, RetryableError
 from ledger_service.returns._chain import (
+    TokenUnusableError,
     TxResult,
     bytes32,
     ensure_allowance,
@@ -192,9 +194,11 @@ def _authorize(
 ) -> TxResult:
     """The merchant authorizes the return and funds the escrow; the request records the return id.
 
-    On failure the error is re-raised and the request rejected (``authorization_failed``, slot
-    released), or with ``requeue`` put back in the merchant's queue; ``EscrowReturnAlreadyOpen``
-    becomes :class:`ReturnAlreadyOpenError` (and always rejects).
+    On failure the request is rejected (``authorization_failed`` with a fixed sentence, never an
+    exception's text: it is shown to the consumer; slot released), or with ``requeue`` put back in
+    the merchant's queue, and the error re-raised: ``EscrowReturnAlreadyOpen`` as
+    :class:`ReturnAlreadyOpenError` (and always rejects), a token that is no ERC-20 as
+    :class:`TokenUnusableError`, any exception of web3 itself as a ``ChainCallError``.
     """
     sender = chain.sender_for(sale.merchant)
     call = chain.escrow.functions.authorizeReturn(bytes32(sale.item_id, "item id"), sale.price, fast_refund)
@@ -214,11 +218,22 @@ def _authorize(
             open_id = hex32(exc.params["returnId"])
             _fail(store, request, decided_by, f"A return for this item is already open ({open_id}).", requeue=False)
             raise ReturnAlreadyOpenError(request.item_id, open_id) from None
-        _fail(store, request, decided_by, f"The merchant's escrow could not be funded ({exc}).", requeue=requeue)
+        _fail(store, request, decided_by, _unfunded(_refusal(exc)), requeue=requeue)
         raise
-    except Exception as exc:
-        _fail(store, request, decided_by, f"The escrow could not be funded: {exc}", requeue=requeue)
+    except TokenUnusableError as exc:
+        _fail(
+            store, request, decided_by, _unfunded(f"its token {exc.token} does not work as an ERC-20"), requeue=requeue
+        )
         raise
+    except RetryableError:
+        _fail(store, request, decided_by, _unfunded("the chain could not be reached; try again later"), requeue=requeue)
+        raise
+    except LedgerError:
+        _fail(store, request, decided_by, _unfunded("the service could not send the transaction"), requeue=requeue)
+        raise
+    except Exception as exc:  # web3's own exceptions: their text is not for people, nor to be stored
+        _fail(store, request, decided_by, _unfunded("the service could not send the transaction"), requeue=requeue)
+        raise failed("funding the escrow", exc) from None
     [authorized] = event_args(chain.escrow, "ReturnAuthorized", sent)
     return_id = hex32(authorized["returnId"])
     api_queries.record_decision(
@@ -232,6 +247,26 @@ def _authorize(
         keep_item=True,  # released lazily once the index shows the return closed
     )
     return TxResult.of(sent)
+
+
+_REFUSALS = {
+    "ERC20InsufficientBalance": "the merchant's account does not hold enough of the sale's token",
+    "ERC20InsufficientAllowance": "the escrow may not take the refund from the merchant's account",
+    "SafeERC20FailedOperation": "the sale's token refused the transfer",
+    "EscrowTokenTransferMismatch": "the sale's token charges a fee on transfers, which the escrow does not support",
+    "EscrowMissingRole": "the merchant's account does not hold the merchant role",
+    "AccessControlUnauthorizedAccount": "the merchant's account does not hold the merchant role",
+}
+"""What a stored reason says for the reverts that can stop an authorization (others: the error's name)."""
+
+
+def _refusal(exc: ContractRevertError) -> str:
+    return _REFUSALS.get(exc.error, f"the contract refused the transaction ({exc.error})")
+
+
+def _unfunded(why: str) -> str:
+    """A stored reason: a fixed sentence, never an exception's text (it is shown to the consumer)."""
+    return f"The merchant's escrow could not be funded: {why}."
 
 
 def _fail(store: Store, request: ReturnRequestRow, decided_by: str, message: str, *, requeue: bool) -> None:

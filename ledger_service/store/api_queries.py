@@ -554,6 +554,15 @@ def put_policy_terms(store: Store, *, merchant: str, digest: str, document: dict
         return _insert_ignore(conn, policy_terms, row)
 
 
+def delete_policy_terms(store: Store, *, merchant: str, digest: str) -> None:
+    """Removes a policy document stored for a publication that then failed."""
+    stmt = delete(policy_terms).where(
+        policy_terms.c.merchant == merchant.lower(), policy_terms.c.digest == digest.lower()
+    )
+    with write_transaction(store.engine) as conn:
+        conn.execute(stmt)
+
+
 def policy_terms_of(store: Store, *, merchant: str, digest: str) -> PolicyTermsRow | None:
     stmt = select(policy_terms).where(
         policy_terms.c.merchant == merchant.lower(), policy_terms.c.digest == digest.lower()

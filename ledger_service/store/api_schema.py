@@ -125,6 +125,16 @@ item_categories = Table(
     Column("set_at", BigInteger, nullable=False),
 )
 
+document_quota = Table(
+    "document_quota",
+    metadata,
+    Column("principal", String(80), nullable=False, comment="key:<api key id> or consumer:<address>"),
+    Column("day", Integer, nullable=False, comment="UTC day number (unix seconds // 86400)"),
+    Column("bytes", BigInteger, nullable=False, comment="bytes of documents uploaded that day"),
+    PrimaryKeyConstraint("principal", "day"),
+    comment="each caller's uploads per day, against LEDGER_DOCUMENT_QUOTA_BYTES (revision 0006)",
+)
+
 API_TABLES: tuple[Table, ...] = (
     api_keys,
     return_tokens,
@@ -132,5 +142,6 @@ API_TABLES: tuple[Table, ...] = (
     return_requests,
     policy_terms,
     item_categories,
+    document_quota,
 )
 """Every table of this module (written by the API only)."""

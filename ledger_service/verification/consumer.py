@@ -38,6 +38,7 @@ from urllib.parse import unquote
 import requests
 from web3.exceptions import Web3Exception
 
+from ledger_service.chain.calls import unreachable
 from ledger_service.chain.signers import ChainContext
 from ledger_service.codes import ROLE_IDS, ReturnState
 from ledger_service.errors import InvalidRequestError, RetryableError
@@ -180,7 +181,7 @@ def _chain_read(what: str, read: Callable[[], Any]) -> Any:
     try:
         return read()
     except _CHAIN_ERRORS as exc:
-        raise RetryableError(f"cannot read {what} from the chain: {exc}") from None
+        raise unreachable(f"reading {what}", exc) from None  # the library's text goes to the log only
 
 
 # ---- the code -----------------------------------------------------------------------------

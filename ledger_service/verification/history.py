@@ -40,6 +40,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import structlog
 from eth_abi.exceptions import EncodingError
 from web3.types import RPCEndpoint
 
@@ -52,6 +53,8 @@ from ledger_service.errors import InvalidRequestError, RetryableError
 from ledger_service.store import audit_queries
 from ledger_service.store.store import Store
 from ledger_service.verification.model import Finding, ItemVerdict, Severity
+
+log = structlog.get_logger(__name__)
 
 __all__ = [
     "ROLE_NAMES",
@@ -285,7 +288,8 @@ class _ChainReader:
                     raise
                 record = call.call(block_identifier="latest")
         except Exception as exc:
-            raise VerificationUnavailableError(f"the node did not answer itemOf: {type(exc).__name__}: {exc}") from exc
+            log.warning("verification read failed", call="itemOf", error_type=type(exc).__name__, error=str(exc)[:200])
+            raise VerificationUnavailableError("the chain node did not answer itemOf") from exc
         head, count = record[0], record[1]
         return "0x" + bytes(head).hex(), int(count)
 
@@ -310,9 +314,13 @@ class _ChainReader:
                     block = response.get("result")
                     out[number] = None if block is None else str(block["hash"]).lower()
         except Exception as exc:
-            raise VerificationUnavailableError(
-                f"the node did not answer eth_getBlockByNumber: {type(exc).__name__}: {exc}"
-            ) from exc
+            log.warning(
+                "verification read failed",
+                call="eth_getBlockByNumber",
+                error_type=type(exc).__name__,
+                error=str(exc)[:200],
+            )
+            raise VerificationUnavailableError("the chain node did not answer eth_getBlockByNumber") from exc
         return out
 
 

@@ -19,6 +19,13 @@ from tests.api.flows import ok, problem
 from tests.support.kubo import reference_cid
 
 SMALL_LIMIT = 1000
+PDF_HEAD = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n"
+JPEG_HEAD = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00"
+
+
+def pdf(size: int, seed: int = 0) -> bytes:
+    """``size`` bytes that start as a PDF does (the rest random)."""
+    return PDF_HEAD + random.Random(seed).randbytes(size - len(PDF_HEAD))
 
 
 def upload(
@@ -45,7 +52,7 @@ def small_client(api_env: ApiEnv) -> Iterator[TestClient]:
 
 
 def test_upload_then_download_round_trip(client: TestClient, keys: dict[str, str]) -> None:
-    data = random.Random(1).randbytes(CHUNK_SIZE + 777)
+    data = pdf(CHUNK_SIZE + 777, seed=1)
     body = ok(upload(client, data, bearer(keys["inspector"])), 201)
     expected = reference_cid(data)
     cid = cid_of_bytes(data)
@@ -66,6 +73,8 @@ def test_upload_then_download_round_trip(client: TestClient, keys: dict[str, str
         assert response.headers["etag"] == f'"{expected.v0}"'
         assert "immutable" in response.headers["cache-control"]
         assert response.headers["x-content-type-options"] == "nosniff"
+        assert response.headers["content-disposition"] == f'attachment; filename="{expected.v0}.pdf"'
+        assert response.headers["content-security-policy"] == "sandbox; default-src 'none'"
 
 
 def test_a_cached_copy_is_answered_with_304(client: TestClient, keys: dict[str, str]) -> None:
@@ -74,13 +83,7 @@ def test_a_cached_copy_is_answered_with_304(client: TestClient, keys: dict[str, 
     assert response.status_code == 304 and response.content == b""
     other = client.get(body["url"], headers={"If-None-Match": '"QmSomethingElse"'})
     assert other.status_code == 200 and other.content == b"cache me"
-    assert other.headers["content-type"] == "text/plain"  # as stored: no charset is made up
-
-
-def test_a_charset_is_kept_other_parameters_are_not(client: TestClient, keys: dict[str, str]) -> None:
-    body = ok(upload(client, "café".encode("latin-1"), bearer(keys["merchant"]), "Text/CSV; charset=ISO-8859-1"), 201)
-    assert body["content_type"] == "text/csv; charset=iso-8859-1"
-    assert client.get(body["url"]).headers["content-type"] == "text/csv; charset=iso-8859-1"
+    assert other.headers["content-type"] == "text/plain; charset=utf-8"
 
 
 def test_uploading_the_same_bytes_twice_gives_the_same_cid(client: TestClient, keys: dict[str, str]) -> None:
@@ -91,7 +94,7 @@ def test_uploading_the_same_bytes_twice_gives_the_same_cid(client: TestClient, k
 
 def test_a_consumer_may_upload_with_a_return_token(client: TestClient, api_env: ApiEnv) -> None:
     token = issue_return_token(store=api_env.store, item_id="0x" + "d0" * 32, consumer=api_env.accounts[7])
-    photo = random.Random(2).randbytes(5000)
+    photo = JPEG_HEAD + random.Random(2).randbytes(5000)
     body = ok(upload(client, photo, return_token(token), "image/jpeg"), 201)
     assert body["cid"] == reference_cid(photo).v0
     assert client.get(body["url"]).content == photo
@@ -131,8 +134,8 @@ def test_a_request_without_a_file_is_422(client: TestClient, keys: dict[str, str
 def test_too_large_is_413_and_nothing_is_stored(
     small_client: TestClient, keys: dict[str, str], disk: LocalDocumentStore
 ) -> None:
-    assert ok(upload(small_client, b"x" * SMALL_LIMIT, bearer(keys["merchant"])), 201)["size"] == SMALL_LIMIT
-    too_large = b"y" * (SMALL_LIMIT + 1)
+    assert ok(upload(small_client, pdf(SMALL_LIMIT), bearer(keys["merchant"])), 201)["size"] == SMALL_LIMIT
+    too_large = pdf(SMALL_LIMIT + 1, seed=1)
     assert f"{SMALL_LIMIT} bytes" in problem(upload(small_client, too_large, bearer(keys["merchant"])), 413)["detail"]
     assert disk.stat(cid_of_bytes(too_large)) is None
 
@@ -206,3 +209,97 @@ def test_the_openapi_documents_the_errors(client: TestClient) -> None:
     assert {"201", "401", "413", "415", "422", "502"} <= set(post["responses"])
     assert "multipart/form-data" in post["requestBody"]["content"]
     assert {"200", "404", "422", "502"} <= set(paths["/v1/documents/{cid}"]["get"]["responses"])
+
+
+ELF = b"\x7fELF\x02\x01\x01\x00" + b"\x00" * 8 + b"\x02\x00\x3e\x00" + b"\x00" * 200
+WINDOWS_EXE = b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff" + b"\x00" * 50 + b"PE\x00\x00" + b"\x00" * 200
+
+
+@pytest.mark.parametrize(
+    ("data", "declared"),
+    [
+        (ELF, "application/pdf"),
+        (WINDOWS_EXE, "application/pdf"),
+        (b"<html><script>alert(1)</script></html>", "application/pdf"),
+        (b"%PDF-1.7 but declared as a picture", "image/png"),
+        (PDF_HEAD + b"a PDF declared as a JPEG", "image/jpeg"),
+        (ELF, "text/plain"),
+        (b"name,price\nshoe,\x00\x01\x02\n", "text/csv"),
+        ("café,1\n".encode("latin-1"), "text/csv"),
+        (b'{"a": "\xff"}', "application/json"),
+    ],
+)
+def test_content_that_is_not_of_the_declared_type_is_415_and_not_stored(
+    client: TestClient, keys: dict[str, str], disk: LocalDocumentStore, data: bytes, declared: str
+) -> None:
+    detail = problem(upload(client, data, bearer(keys["merchant"]), declared), 415)["detail"]
+    assert declared in detail
+    assert disk.stat(cid_of_bytes(data)) is None
+
+
+def test_an_empty_file_is_422(client: TestClient, keys: dict[str, str], disk: LocalDocumentStore) -> None:
+    for declared in ("application/pdf", "text/plain"):
+        assert "empty" in problem(upload(client, b"", bearer(keys["merchant"]), declared), 422)["detail"]
+    assert disk.stat(cid_of_bytes(b"")) is None
+
+
+@pytest.mark.parametrize("charset", ["iso-8859-1", "utf-16", "windows-1252", "utf-7"])
+def test_text_must_be_utf8(client: TestClient, keys: dict[str, str], charset: str) -> None:
+    response = upload(client, b"plain ascii", bearer(keys["merchant"]), f"text/plain; charset={charset}")
+    assert "UTF-8" in problem(response, 415)["detail"]
+
+
+def test_utf8_text_is_accepted_and_served_as_utf8(client: TestClient, keys: dict[str, str]) -> None:
+    data = "naïve,café,ünïcode\n1,2,3\r\n\t".encode()
+    body = ok(upload(client, data, bearer(keys["merchant"]), "text/csv; charset=UTF-8"), 201)
+    assert body["content_type"] == "text/plain; charset=utf-8"
+    response = client.get(body["url"])
+    assert response.content == data and response.headers["content-type"] == "text/plain; charset=utf-8"
+    assert response.headers["content-disposition"] == f'attachment; filename="{body["cid"]}.txt"'
+
+
+def test_the_first_uploader_does_not_decide_the_type_others_get(
+    client: TestClient, keys: dict[str, str], disk: LocalDocumentStore
+) -> None:
+    data = b'{"statement": "the same bytes, declared two ways"}'
+    first = ok(upload(client, data, bearer(keys["carrier"]), "text/plain"), 201)
+    second = ok(upload(client, data, bearer(keys["merchant"]), "application/json"), 201)
+    assert first["content_type"] == second["content_type"] == "application/json; charset=utf-8"
+    assert client.get(first["url"]).headers["content-type"] == "application/json; charset=utf-8"
+
+
+def test_a_document_stored_with_a_declared_type_is_served_by_its_bytes(
+    client: TestClient, disk: LocalDocumentStore
+) -> None:
+    """A document whose metadata says something else (stored before checks, or by hand) is served as its bytes
+    are: an HTML page never becomes a page of this origin."""
+    page = b"<html><body><script>document.cookie</script></body></html>"
+    stored = disk.put([page], content_type="text/html")
+    response = client.get(f"/v1/documents/{stored.cid.v0}")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "text/plain; charset=utf-8"
+    assert response.headers["content-disposition"].startswith("attachment;")
+    assert response.headers["content-security-policy"] == "sandbox; default-src 'none'"
+    binary = disk.put([b"\x00\x01\x02\x03 not text"], content_type="application/pdf")
+    assert client.get(f"/v1/documents/{binary.cid.v0}").headers["content-type"] == "application/octet-stream"
+
+
+QUOTA = 3 * 1024
+
+
+def test_a_callers_daily_quota_is_shared_by_every_worker_and_refusals_give_bytes_back(
+    api_env: ApiEnv, keys: dict[str, str]
+) -> None:
+    """Two apps on one database stand for two API workers: the quota counts across both."""
+    settings = api_env.settings.model_copy(update={"document_quota_bytes": QUOTA})
+    env = dataclasses.replace(api_env, settings=settings)
+    with make_client(env) as first, make_client(env) as second:
+        merchant = bearer(keys["merchant2"])
+        ok(upload(first, pdf(2048, seed=10), merchant), 201)
+        problem(upload(second, b"\x7fELF not a pdf" * 10, merchant), 415)  # refused: counts nothing
+        ok(upload(second, pdf(1024, seed=11), merchant), 201)  # exactly the quota
+        response = upload(first, pdf(100, seed=12), merchant)
+        detail = problem(response, 429)["detail"]
+        assert str(QUOTA) in detail and "UTC" in detail
+        assert 0 < int(response.headers["retry-after"]) <= 86_400
+        ok(upload(second, pdf(2048, seed=13), bearer(keys["arbiter"])), 201)  # another caller's own quota

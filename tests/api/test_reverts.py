@@ -103,3 +103,12 @@ def test_a_consumer_action_without_a_relayer_key_is_a_503_for_the_operator(
         assert "Traceback" not in response.text
     # with the relayer (the module's client) the same cancel goes through
     assert ok(client.post(f"/v1/returns/{rma}/cancel?wait=true", headers=sold.auth))["tx_hash"]
+
+
+def test_a_contracts_own_reason_text_is_shown_without_control_or_bidi_characters_and_cut() -> None:
+    spoofed = "transfer paused\u202e by the issuer\x1b[31m" + "!" * 500
+    status, sentence = explain(ContractRevertError("Error", {"message": spoofed}))
+    assert status == 409
+    assert sentence.startswith("the contract refused: transfer paused by the issuer[31m!")
+    assert "\u202e" not in sentence and "\x1b" not in sentence
+    assert len(sentence) < 260 and sentence.endswith("…")

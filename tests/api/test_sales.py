@@ -72,10 +72,3 @@ def test_the_second_merchant_sells_its_own(flow: Flow, api_env: ApiEnv) -> None:
         api_env.deployed.ledger.functions.merchantOf(bytes.fromhex(sold.item_id[2:])).call()
         == api_env.accounts[MERCHANT2]
     )
-
-
-def test_a_token_that_is_not_an_erc20_does_not_break_the_answer(flow: Flow, api_env: ApiEnv) -> None:
-    item = flow.register()
-    body = sale_body(item, token=api_env.deployed.ledger.address)  # a contract, but no decimals()
-    sale = ok(flow.client.post("/v1/sales", headers=bearer(flow.keys["merchant"]), json=body), 201)
-    assert sale["decimals"] is None

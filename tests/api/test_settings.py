@@ -82,3 +82,14 @@ def test_well_known_keys_are_recognised_in_any_spelling() -> None:
     key = ANVIL_ACCOUNTS[9][1]
     assert is_well_known_key(key) and is_well_known_key(key[2:].upper())
     assert not is_well_known_key(OWN_KEY)
+
+
+def test_the_token_allowlist_takes_addresses_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    token = ANVIL_ACCOUNTS[3][0]
+    monkeypatch.setenv("LEDGER_TOKEN_ALLOWLIST", json.dumps([token.lower()]))
+    assert Settings(_env_file=None).token_allowlist == (token,)  # type: ignore[call-arg]
+    letter = next(i for i, c in enumerate(token) if i > 1 and c.isalpha())
+    miscased = token[:letter] + token[letter].swapcase() + token[letter + 1 :]  # a wrong EIP-55 checksum
+    for wrong in ("0x1234", miscased):
+        with pytest.raises(ValidationError, match="not a token address"):
+            settings(token_allowlist=(wrong,))

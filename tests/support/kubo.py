@@ -6,7 +6,8 @@ scripts/bootstrap.sh), an implementation of ``ipfs add``'s default CID independe
 :class:`FakeKubo` is a real HTTP server on a loopback port answering the three calls of Kubo's RPC
 API that :class:`~ledger_service.documents.kubo.KuboDocumentStore` makes, the way Kubo does: POST
 only (405 otherwise), ``/api/v0/add`` takes a multipart file and answers ``{"Name", "Hash", "Size"}``
-(one JSON line), ``/api/v0/pin/add?arg=`` answers ``{"Pins": [cid]}``, ``/api/v0/cat?arg=`` streams
+(one JSON line), ``/api/v0/pin/add?arg=`` answers ``{"Pins": [cid]}`` (``pin/rm`` too, and drops the
+block as a garbage collection would), ``/api/v0/cat?arg=`` streams
 the bytes, errors are 500 with ``{"Message", "Code", "Type": "error"}``, unknown paths a plain 404.
 Its hashes come from :func:`reference_cid`, never from the service's code. No Kubo binary can be
 installed here (npm's ``kubo`` package downloads it at install time), hence the stand-in.
@@ -112,6 +113,8 @@ class FakeKubo:
                     self._add(params, body)
                 elif split.path == "/api/v0/pin/add":
                     self._pin(params)
+                elif split.path == "/api/v0/pin/rm":
+                    self._unpin(params)
                 elif split.path == "/api/v0/cat":
                     self._cat(params)
                 else:
@@ -133,6 +136,15 @@ class FakeKubo:
                 answered = reference_cid(data + b"\n").v0 if kubo.lie_about_hash else cid
                 line = json.dumps({"Name": name, "Hash": answered, "Size": str(len(data))}) + "\n"
                 self._send(200, line.encode(), "application/json")
+
+            def _unpin(self, params: dict[str, str]) -> None:
+                cid = params.get("arg", "").removeprefix("/ipfs/")
+                if cid not in kubo.pins:
+                    self._error(500, "not pinned or pinned indirectly")
+                    return
+                kubo.pins.discard(cid)
+                kubo.blocks.pop(cid, None)  # as if the node's garbage collection ran at once
+                self._send(200, json.dumps({"Pins": [cid]}).encode(), "application/json")
 
             def _pin(self, params: dict[str, str]) -> None:
                 cid = params.get("arg", "").removeprefix("/ipfs/")

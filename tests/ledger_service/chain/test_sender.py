@@ -9,8 +9,10 @@ from eth_account import Account
 from web3 import Web3
 
 from ledger_service.chain.artifacts import load_artifact
+from ledger_service.chain.calls import ChainCallError
 from ledger_service.chain.reverts import ContractRevertError, RevertDecoder
 from ledger_service.chain.sender import TxSender
+from ledger_service.errors import RetryableError
 from ledger_service.hashchain import ZERO_HASH
 from tests.support.chain import ARTIFACTS, MANUFACTURER, MERCHANT, Anvil, deploy_all
 
@@ -82,3 +84,25 @@ def test_decoder_handles_unknown_and_garbage_data() -> None:
     assert dec.decode("0xzz").error == "reverted without a reason"
     panic = "0x4e487b71" + "00" * 31 + "11"
     assert str(dec.decode(panic)) == "Panic(code=17, meaning=arithmetic overflow or underflow)"
+
+
+def test_a_transaction_the_node_refuses_is_a_chain_call_error_without_the_nodes_text(fresh_anvil: Anvil) -> None:
+    d = deploy_all(fresh_anvil)
+    broke = Account.create()  # no ether: the node refuses its transactions (gas cannot be paid)
+    sender = TxSender(w3=d.w3, account=broke, decoder=decoder())
+    with pytest.raises(RetryableError) as caught:
+        sender.send(d.token.functions.approve(d.accounts[MERCHANT], 1))  # would succeed with gas money
+    text = str(caught.value)
+    assert isinstance(caught.value, ChainCallError), repr(caught.value)
+    assert "service's log" in text
+    for raw in ("insufficient", "funds", "{", "code", "message"):
+        assert raw not in text.lower(), text
+
+
+def test_an_unreachable_node_is_retryable_without_the_librarys_text() -> None:
+    w3 = Web3(Web3.HTTPProvider("http://127.0.0.1:9", request_kwargs={"timeout": 2}))
+    sender = TxSender(w3=w3, account=Account.create(), decoder=decoder(), max_attempts=1)
+    ledger = w3.eth.contract(address="0x" + "11" * 20, abi=load_artifact("ProvenanceLedger", ARTIFACTS).abi)
+    with pytest.raises(RetryableError) as caught:
+        sender.send(ledger.functions.registerItem("urn:x", 1, "0x" + "22" * 20, ZERO_HASH, LOCATION))
+    assert str(caught.value) == "the chain node did not answer while preparing a transaction"

@@ -107,8 +107,9 @@ def test_an_unreachable_node_is_retryable_and_named(tmp_path: Path) -> None:
 def test_a_failing_node_is_retryable(tmp_path: Path) -> None:
     with FakeKubo(fail_status=500) as kubo:
         store = open_store(kubo.url, tmp_path)
-        with pytest.raises(RetryableError, match="stand-in failure"):
+        with pytest.raises(RetryableError, match=r"failed \(500\)") as caught:
             store.put([b"x"], content_type="text/plain")
+        assert "stand-in failure" not in str(caught.value)  # the node's own text goes to the log only
 
 
 def test_a_node_that_does_not_answer_in_time_is_retryable(tmp_path: Path) -> None:
@@ -124,3 +125,13 @@ def test_a_url_that_is_not_kubo_s_rpc_api_is_a_configuration_error(kubo: FakeKub
     store = open_store(kubo.url + "/gateway", tmp_path)  # every path under it is a 404
     with pytest.raises(ConfigurationError, match="LEDGER_IPFS_API_URL"):
         store.put([b"x"], content_type="text/plain")
+
+
+def test_remove_unpins_and_forgets_the_metadata(kubo: FakeKubo, tmp_path: Path) -> None:
+    store = open_store(kubo.url, tmp_path)
+    stored = store.put([b"a failed action's report"], content_type="application/json")
+    store.remove(stored.cid)
+    assert kubo.pins == set() and store.stat(stored.cid) is None
+    store.remove(stored.cid)  # Kubo's "not pinned": nothing to do
+    assert kubo.calls[-1] == ("/api/v0/pin/rm", {"arg": stored.cid.v0})
+    store.close()

@@ -190,3 +190,13 @@ def test_a_dead_uploads_leftover_is_swept_when_a_store_opens(tmp_path: Path) -> 
     os.utime(stale, (old, old))
     LocalDocumentStore(tmp_path)
     assert not stale.exists() and fresh.exists()
+
+
+def test_remove_forgets_a_document_and_is_quiet_when_it_is_missing(store: LocalDocumentStore) -> None:
+    kept = store.put([b"kept"], content_type="text/plain")
+    gone = store.put([b"removed"], content_type="text/plain")
+    store.remove(gone.cid)
+    assert store.stat(gone.cid) is None and store.check(gone.cid) is DocumentStatus.MISSING
+    assert not store.blob_path(gone.cid).exists()
+    store.remove(gone.cid)  # again: nothing to do
+    assert store.read(kept.cid) == b"kept"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -11,12 +12,15 @@ from typing import Any
 import pytest
 
 from ledger_service.documents.cid import Cid
+from ledger_service.documents.local import LocalDocumentStore
 from ledger_service.errors import InvalidRequestError
 from ledger_service.returns.documents import (
     PolicyDocument,
     canonical_json,
     digest_of,
+    held,
     inspection_report,
+    note_document,
 )
 
 BASE = PolicyDocument(
@@ -82,3 +86,75 @@ def test_inspection_report_digest_is_stable() -> None:
     report = inspection_report(passed=False, grade="C", notes=None)
     assert report == {"schema": "returns-ledger/inspection/1", "passed": False, "grade": "C", "notes": ""}
     assert digest_of(report) == digest_of(dict(reversed(list(report.items()))))
+
+
+class ActionFailedError(Exception):
+    pass
+
+
+def nothing() -> None:
+    pass
+
+
+def failing_action(
+    store: LocalDocumentStore, document: dict[str, Any], meanwhile: Callable[[], None] = nothing
+) -> None:
+    """An action that holds ``document``, runs ``meanwhile`` and fails."""
+    with held(store, document):
+        meanwhile()
+        raise ActionFailedError
+
+
+def test_a_document_held_for_a_failed_action_is_removed(tmp_path: Path) -> None:
+    store = LocalDocumentStore(tmp_path)
+    report = inspection_report(passed=False, grade="D", notes="cracked")
+    cid = Cid.from_digest(digest_of(report))
+    seen: list[bool] = []
+    with pytest.raises(ActionFailedError):
+        failing_action(store, report, lambda: seen.append(store.stat(cid) is not None))
+    assert seen == [True]  # the chain may reference it while the action runs
+    assert store.stat(cid) is None
+
+
+def test_a_document_held_for_a_successful_action_stays(tmp_path: Path) -> None:
+    store = LocalDocumentStore(tmp_path)
+    report = inspection_report(passed=True, grade="A", notes="as new")
+    with held(store, report) as digest:
+        pass
+    assert store.read(Cid.from_digest(digest)) == canonical_json(report)
+
+
+def test_a_failed_action_leaves_a_document_something_else_holds(tmp_path: Path) -> None:
+    store = LocalDocumentStore(tmp_path)
+    uploaded = inspection_report(passed=False, grade="C", notes="uploaded before")
+    store.put([canonical_json(uploaded)], content_type="application/json")
+    with pytest.raises(ActionFailedError):
+        failing_action(store, uploaded)
+    assert store.stat(Cid.from_digest(digest_of(uploaded))) is not None
+
+    shared = note_document("evidence", return_id="0x" + "11" * 32, comment="same words")
+
+    def another_succeeds() -> None:
+        with held(store, shared):
+            pass
+
+    with pytest.raises(ActionFailedError):
+        failing_action(store, shared, another_succeeds)
+    assert store.stat(Cid.from_digest(digest_of(shared))) is not None
+
+
+def test_when_every_action_holding_a_document_fails_it_is_removed(tmp_path: Path) -> None:
+    store = LocalDocumentStore(tmp_path)
+    ruling = note_document("ruling", notes="both fail")
+    cid = Cid.from_digest(digest_of(ruling))
+    seen: list[bool] = []
+
+    def another_fails() -> None:
+        with pytest.raises(ActionFailedError):
+            failing_action(store, ruling)
+        seen.append(store.stat(cid) is not None)  # the first action still runs: kept
+
+    with pytest.raises(ActionFailedError):
+        failing_action(store, ruling, another_fails)
+    assert seen == [True]
+    assert store.stat(cid) is None
