@@ -28,6 +28,7 @@ from api.fastpath import EligibilityShortcut
 from api.problems import PROBLEM_JSON, PROBLEM_REF, Problem, install_problem_handlers, problem_response_spec
 from ledger_service.chain.signers import connect_chain
 from ledger_service.documents.factory import open_document_store
+from ledger_service.logs import configure_logging
 from ledger_service.settings import Settings, get_settings
 from ledger_service.store.store import SQLITE_MMAP_BYTES, Store
 
@@ -57,6 +58,7 @@ def create_app(settings: Settings | None = None, *, routers: Sequence[APIRouter]
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         resolved = settings if settings is not None else get_settings()
+        configure_logging(resolved)
         store = await anyio.to_thread.run_sync(
             functools.partial(Store.open, resolved.database_url, mmap_bytes=SQLITE_MMAP_BYTES)
         )

@@ -27,6 +27,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 from ledger_service.access._model import Role
 from ledger_service.access.keys import ApiKey, create_api_key, list_api_keys, revoke_api_key
 from ledger_service.errors import ConfigurationError, LedgerError, RetryableError
+from ledger_service.logs import configure_logging
 from ledger_service.settings import Settings
 from ledger_service.store.store import Store
 
@@ -147,6 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = _settings(args)
+        configure_logging(settings)
         with Store.open(settings.database_url) as store:
             code: int = args.run(store, settings, args)
             return code
