@@ -26,6 +26,7 @@ from fastapi_offline import FastAPIOffline
 
 from api.fastpath import EligibilityShortcut
 from api.problems import PROBLEM_JSON, PROBLEM_REF, Problem, install_problem_handlers, problem_response_spec
+from api.upkeep import upkeep
 from ledger_service.chain.signers import connect_chain
 from ledger_service.documents.factory import open_document_store
 from ledger_service.logs import configure_logging
@@ -73,7 +74,8 @@ def create_app(settings: Settings | None = None, *, routers: Sequence[APIRouter]
         app.state.documents = open_document_store(resolved)
         _freeze_startup_objects()
         try:
-            yield
+            async with upkeep(store=store, settings=resolved):
+                yield
         finally:
             store.close()
 

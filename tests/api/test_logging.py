@@ -55,7 +55,7 @@ async def fail(request: Request, principal: PrincipalDep) -> None:
 def secret_token(api_env: ApiEnv) -> str:
     from ledger_service.access import issue_return_token
 
-    return issue_return_token(store=api_env.store, item_id="0x" + "ab" * 32, consumer=api_env.accounts[5])
+    return issue_return_token(store=api_env.store, item_id="0x" + "ab" * 32, consumer=api_env.accounts[5], sale_seq=1)
 
 
 @pytest.fixture

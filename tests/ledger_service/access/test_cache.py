@@ -78,8 +78,8 @@ def test_invalid_credentials_are_not_cached(store: Store) -> None:
 
 
 def test_return_tokens_are_cached_and_forgotten_on_revocation(store: Store) -> None:
-    token = issue_return_token(store=store, item_id=ITEM, consumer=CONSUMER)
-    other = issue_return_token(store=store, item_id=OTHER_ITEM, consumer=CONSUMER)
+    token = issue_return_token(store=store, item_id=ITEM, consumer=CONSUMER, sale_seq=1)
+    other = issue_return_token(store=store, item_id=OTHER_ITEM, consumer=CONSUMER, sale_seq=1)
     consumer = verify_return_token(store=store, presented=token)
     verify_return_token(store=store, presented=other)
     assert cached_return_token(token) == consumer and cached_api_key("rlk_" + token[4:]) is None
