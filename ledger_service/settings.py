@@ -195,7 +195,7 @@ class Settings(BaseSettings):
         le=64,
         description="Worker processes of ledger-api (uvicorn --workers): 1 in development; in production about "
         "one per CPU core (each worker has its own caches: a revoked key stops working in every worker within "
-        "the credential cache's TTL, 10 s; per-process rate limits count per worker)",
+        "LEDGER_REVOCATION_POLL_S; per-process rate limits count per worker)",
     )
 
     @field_validator("verify_rate_limit")

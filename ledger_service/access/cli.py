@@ -105,7 +105,11 @@ def cmd_revoke(store: Store, settings: Settings, args: argparse.Namespace) -> in
     if before is not None and before.revoked:
         print(f"{PROG}: {_describe(key)} was already revoked at {_when(key.revoked_at)}", file=sys.stderr)
     else:
-        print(f"{PROG}: revoked {_describe(key)}; it is refused from now on", file=sys.stderr)
+        print(
+            f"{PROG}: revoked {_describe(key)}; new API processes refuse it at once, running API workers within "
+            f"{settings.revocation_poll_s:g} s (LEDGER_REVOCATION_POLL_S: how often each worker checks for revocations)",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -123,7 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
     listing = commands.add_parser("list", help="list every key (never the keys themselves)")
     listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
     listing.set_defaults(run=cmd_list)
-    revoke = commands.add_parser("revoke", help="revoke a key at once")
+    revoke = commands.add_parser(
+        "revoke", help="revoke a key (running API workers refuse it within LEDGER_REVOCATION_POLL_S, default 1 s)"
+    )
     revoke.add_argument("id", type=int, help="the key's id (see `keys list`)")
     revoke.set_defaults(run=cmd_revoke)
     return parser
