@@ -9,11 +9,16 @@ log file, stdout and stderr) is then searched for each of those secrets.
 from __future__ import annotations
 
 import logging
+import os
 import stat
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fastapi import APIRouter, Request
 from fastapi.testclient import TestClient
@@ -24,7 +29,9 @@ from ledger_service.access import Consumer
 from ledger_service.logs import TRACEBACKS_PER_WINDOW
 from ledger_service.settings import Settings
 from tests.api.conftest import ApiEnv, bearer, return_token
+from tests.support.chain import free_port
 
+ROOT = Path(__file__).resolve().parents[2]
 SIGNER = next(iter(Settings(_env_file=None).signer_keys.values())).get_secret_value()  # type: ignore[call-arg]
 EMAIL = "jane.doe@example.org"
 ERRORS = 3 * TRACEBACKS_PER_WINDOW
@@ -108,3 +115,57 @@ def test_tracebacks_are_plain_and_rate_limited(logged: tuple[Path, list[str]]) -
 def test_the_log_file_is_private(logged: tuple[Path, list[str]]) -> None:
     log_file, _ = logged
     assert stat.S_IMODE(log_file.stat().st_mode) == 0o600
+
+
+def leaky_asgi() -> object:
+    """The served application with the failing route (``uvicorn --factory`` target of the test below)."""
+    return serving_app(create_app(routers=[*default_routers(), router]))
+
+
+def test_a_served_api_with_two_workers_logs_no_secret(
+    api_env: ApiEnv, tmp_path: Path, keys: dict[str, str], secret_token: str
+) -> None:
+    """As ledger-api serves (uvicorn with its own log setup, two worker processes): uvicorn's "Exception in ASGI
+    application" tracebacks go through the same rules."""
+    log_file, port = tmp_path / "api.log", free_port()
+    env = {
+        **os.environ,
+        "LEDGER_RPC_URL": api_env.anvil.url,
+        "LEDGER_DATABASE_URL": api_env.settings.database_url,
+        "LEDGER_DEPLOYMENT_FILE": str(api_env.manifest),
+        "LEDGER_ARTIFACTS_DIR": str(api_env.settings.artifacts_dir),
+        "LEDGER_DOCUMENTS_DIR": str(api_env.settings.documents_dir),
+        "LEDGER_LOG_FILE": str(log_file),
+    }
+    serve = (
+        "import uvicorn; uvicorn.run('tests.api.test_logging:leaky_asgi', factory=True, host='127.0.0.1', "
+        f"port={port}, workers=2, log_level='info')"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", serve], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, "the server exited"
+            try:
+                if httpx.get(f"{url}/openapi.json", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "the server did not answer within 60 s"
+            time.sleep(0.2)
+        for n in range(8):  # new connections: both workers fail
+            headers = bearer(keys["merchant"]) if n % 2 else return_token(secret_token)
+            body = {"email": EMAIL, "password": "hunter2-" + keys["merchant"], "n": n}
+            assert httpx.post(f"{url}/v1/leaky/fail", headers=headers, json=body).status_code == 500
+    finally:
+        process.terminate()
+        output, _ = process.communicate(timeout=30)
+    written = log_file.read_text()
+    assert "Exception in ASGI application" in written and "could not sign for" in written
+    assert stat.S_IMODE(log_file.stat().st_mode) == 0o600
+    everything = written + output.decode(errors="replace")
+    for secret in [keys["merchant"], secret_token, EMAIL, SIGNER, SIGNER.removeprefix("0x"), "hunter2"]:
+        assert secret not in everything, f"{secret[:8]}... found in the logs"
