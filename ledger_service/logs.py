@@ -58,14 +58,20 @@ def _quoted(value: str) -> str:
     return quote + REDACTED + quote
 
 
-_PATTERNS: tuple[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]], ...] = (
+_PATTERNS: tuple[tuple[tuple[str, ...], re.Pattern[str], str | Callable[[re.Match[str]], str]], ...] = (
+    # (what the lowercased text must contain for the pattern to be worth running, the pattern, its replacement)
     # a credential after its scheme, whatever it looks like (a malformed key is still someone's key)
-    (re.compile(r"\b(Bearer|ReturnToken|Basic)(\s+|%20|\+)[^\s'\"\\,;)\]}<`]+", re.IGNORECASE), r"\1 " + REDACTED),
-    (re.compile(r"rlk_[A-Za-z0-9_-]*"), "rlk_" + REDACTED),
-    (re.compile(r"rrt_[A-Za-z0-9_-]*"), "rrt_" + REDACTED),
-    (re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"), "[REDACTED email]"),
+    (
+        ("bearer", "returntoken", "basic"),
+        re.compile(r"\b(Bearer|ReturnToken|Basic)(\s+|%20|\+)[^\s'\"\\,;)\]}<`]+", re.IGNORECASE),
+        r"\1 " + REDACTED,
+    ),
+    (("rlk_",), re.compile(r"rlk_[A-Za-z0-9_-]*"), "rlk_" + REDACTED),
+    (("rrt_",), re.compile(r"rrt_[A-Za-z0-9_-]*"), "rrt_" + REDACTED),
+    (("@",), re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"), "[REDACTED email]"),
     # a secret-named field's value in key=value text or a repr: 'authorization': 'x', password="x" (quotes kept)
     (
+        ("authorization", "password", "passwd", "secret", "key", "cookie"),
         re.compile(
             r"""((?:authorization|password|passwd|secret|private_?key|api_?key|cookie)['"]?\s*[:=]\s*)"""
             r"""(?!['"]?(?:\[REDACTED|(?:Bearer|ReturnToken|Basic)\s+[<\[]))(?:'[^'\\]*'|"[^"\\]*"|[^\s'"\\,;)\]}]+)""",
@@ -76,6 +82,8 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]], .
 )
 
 _known_secrets: frozenset[str] = frozenset()
+_known_marks: tuple[str, ...] = ()
+"""A lowercase piece of each known secret: a line without any of them holds none (checked before the regex)."""
 _known_pattern: re.Pattern[str] | None = None
 _MARK = "_ledger_logging"
 
@@ -83,7 +91,7 @@ _MARK = "_ledger_logging"
 def remember_secrets(secrets: Iterable[str]) -> None:
     """Adds exact strings (e.g. the configured signing keys) that :func:`redact` removes wherever they appear;
     a hex key matches with or without ``0x`` and in any case."""
-    global _known_secrets, _known_pattern
+    global _known_secrets, _known_marks, _known_pattern
     forms = set(_known_secrets)
     for secret in secrets:
         if len(secret) < 8:  # too short to be a key, and would redact ordinary words
@@ -92,16 +100,22 @@ def remember_secrets(secrets: Iterable[str]) -> None:
         if re.fullmatch(r"(0x)?[0-9a-fA-F]{32,}", secret):
             forms.add(secret.lower().removeprefix("0x"))
     _known_secrets = frozenset(forms)
+    _known_marks = tuple(sorted({form.lower().removeprefix("0x")[:8] for form in forms}))
     alternatives = sorted((re.escape(s) for s in _known_secrets), key=len, reverse=True)
     _known_pattern = re.compile("(?:0x)?(?:" + "|".join(alternatives) + ")", re.IGNORECASE) if alternatives else None
 
 
 def redact(text: str) -> str:
     """``text`` without credentials, signing keys or e-mail addresses (see the module docstring)."""
-    if _known_pattern is not None:
+    # Each pattern runs only where its trigger occurs: most lines (an access log line) hold none, and the
+    # regexes would cost tens of microseconds a line.
+    lowered = text.lower()
+    if _known_pattern is not None and any(mark in lowered for mark in _known_marks):
         text = _known_pattern.sub("[REDACTED key]", text)
-    for pattern, replacement in _PATTERNS:
-        text = pattern.sub(replacement, text)
+        lowered = text.lower()
+    for triggers, pattern, replacement in _PATTERNS:
+        if any(trigger in lowered for trigger in triggers):
+            text = pattern.sub(replacement, text)
     return text
 
 

@@ -107,7 +107,7 @@ def cmd_revoke(store: Store, settings: Settings, args: argparse.Namespace) -> in
     else:
         print(
             f"{PROG}: revoked {_describe(key)}; new API processes refuse it at once, running API workers within "
-            f"{settings.revocation_poll_s:g} s (LEDGER_REVOCATION_POLL_S: how often each worker checks for revocations)",
+            f"{settings.revocation_poll_s:g} s (LEDGER_REVOCATION_POLL_S: how often each worker looks for revocations)",
             file=sys.stderr,
         )
     return 0
