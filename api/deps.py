@@ -8,8 +8,9 @@ Callers:
 Missing, malformed, unknown or revoked credentials are a 401 problem with
 ``WWW-Authenticate``; a valid key of the wrong role is a 403 problem. A
 request's credentials are verified once, however many dependencies ask, and a
-verified credential is cached for a few seconds (:mod:`ledger_service.access._cache`:
-a revocation made by another process applies after that delay).
+verified credential is cached for a few seconds (:mod:`ledger_service.access._cache`;
+a revocation made by another process empties the cache at the worker's next
+revocation check, :mod:`api.upkeep`).
 
 Writes: :data:`IdempotencyDep` makes a POST safe to retry with an
 ``Idempotency-Key`` header (per credential: two return tokens of one consumer, or
