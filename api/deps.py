@@ -8,11 +8,15 @@ Callers:
 Missing, malformed, unknown or revoked credentials are a 401 problem with
 ``WWW-Authenticate``; a valid key of the wrong role is a 403 problem. A
 request's credentials are verified once, however many dependencies ask, and a
-verified credential is cached for a few seconds (:mod:`ledger_service.access._cache`:
-a revocation made by another process applies after that delay).
+verified credential is cached for a few seconds (:mod:`ledger_service.access._cache`;
+a revocation made by another process empties the cache at the worker's next
+revocation check, :mod:`api.upkeep`).
 
 Writes: :data:`IdempotencyDep` makes a POST safe to retry with an
-``Idempotency-Key`` header; :func:`wait_for_block` makes ``?wait=true``
+``Idempotency-Key`` header (per credential: two return tokens of one consumer, or
+two API keys of one account, never share a key's answer); the stored answer is
+sealed under the caller's credential (a sale's answer holds a return token) and
+expires after ``LEDGER_IDEMPOTENCY_TTL_S``. :func:`wait_for_block` makes ``?wait=true``
 answer only once the index reached the write's block.
 """
 
@@ -40,6 +44,8 @@ from ledger_service.access import (
     Role,
     cached_api_key,
     cached_return_token,
+    seal,
+    unseal,
     verify_api_key,
     verify_return_token,
 )
@@ -53,7 +59,7 @@ from ledger_service.errors import (
     InvalidRequestError,
     PermissionDeniedError,
 )
-from ledger_service.settings import Settings
+from ledger_service.settings import IDEMPOTENCY_LEASE_S, Settings
 from ledger_service.store import api_queries
 from ledger_service.store.store import Store
 
@@ -63,8 +69,6 @@ IDEMPOTENCY_HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotency-Replayed"
 IDEMPOTENCY_WAIT_S = 30.0
 """How long a duplicate waits for the first request with its key before it gets a 409."""
-IDEMPOTENCY_LEASE_S = 300
-"""A claim still in progress after this long (its process died) is taken over by a retry."""
 IDEMPOTENCY_POLL_S = 0.05
 WAIT_POLL_S = 0.02
 
@@ -323,7 +327,9 @@ class Idempotency:
     the same request gets that response again (header ``Idempotency-Replayed: true``)
     without running anything; the same key with a different request is a 422; a
     duplicate that arrives while the first still runs waits for it (then replays),
-    or gets a 409 after :data:`IDEMPOTENCY_WAIT_S`. A 5xx or unexpected failure
+    or gets a 409 after :data:`IDEMPOTENCY_WAIT_S`. The stored response is sealed with
+    :func:`~ledger_service.access.seal` under the caller's credential (which is not stored), the key and the
+    request: the database alone cannot show it. A 5xx or unexpected failure
     is not stored: the claim is dropped so a retry runs again; so is the claim of a request that never
     reached ``run`` (e.g. its body failed validation after the key was claimed). Except the 504 of
     :func:`wait_for_block`: the write happened, so that answer is stored and a
@@ -337,11 +343,15 @@ class Idempotency:
         store: Store,
         actor: str,
         key: str | None,
+        credential: str = "",
+        request_hash: str = "",
         replay: api_queries.IdempotencyRow | None = None,
     ) -> None:
         self._request = request
         self._store = store
         self._actor = actor
+        self._credential = credential
+        self._context = f"{actor}\0{key}\0{request_hash}"
         self.key = key
         self.replay = replay
         self.settled = key is None or replay is not None
@@ -350,7 +360,7 @@ class Idempotency:
     def run(self, produce: Callable[[], Any], *, status_code: int = 200) -> Response:
         """``produce()``'s result as JSON with ``status_code``, or the stored response of an earlier run."""
         if self.replay is not None:
-            return _replayed(self.replay)
+            return _replayed(self.replay, credential=self._credential, context=self._context)
         if self.key is None:
             return _json(produce(), status_code)
         try:
@@ -376,7 +386,9 @@ class Idempotency:
                 actor=self._actor,
                 key=str(self.key),
                 status=response.status_code,
-                response_body=bytes(response.body).decode("utf-8"),
+                response_body=seal(
+                    bytes(response.body).decode("utf-8"), credential=self._credential, context=self._context
+                ),
                 now=int(time.time()),
             )
         except Exception:  # the effect happened: answer anyway; a retry waits for the lease, then runs again
@@ -395,12 +407,15 @@ def _json(result: Any, status_code: int) -> Response:
     return Response(content=content, status_code=status_code, media_type="application/json")
 
 
-def _replayed(row: api_queries.IdempotencyRow) -> Response:
+def _replayed(row: api_queries.IdempotencyRow, *, credential: str, context: str) -> Response:
     status = int(row.status or 200)
+    body = unseal(row.response_body or "", credential=credential, context=context)
+    if body is None:
+        raise ConflictError(
+            f"the answer stored for this {IDEMPOTENCY_HEADER} cannot be read back; send a new key for this request"
+        )
     media_type = PROBLEM_JSON if status >= 400 else "application/json"
-    return Response(
-        content=row.response_body or "", status_code=status, media_type=media_type, headers={REPLAYED_HEADER: "true"}
-    )
+    return Response(content=body, status_code=status, media_type=media_type, headers={REPLAYED_HEADER: "true"})
 
 
 def _request_hash(request: Request, body: bytes) -> str:
@@ -438,7 +453,9 @@ async def idempotency(
         yield Idempotency(request=request, store=store, actor=actor, key=None)
         return
     key: str = idempotency_key
+    credential = _credentials(request, wanted="Bearer")[1]  # verified above (``caller``): it parses
     request_hash = _request_hash(request, await request.body())
+    ttl_s = _idempotency_ttl(request)
 
     def claim() -> api_queries.IdempotencyRow | None:
         return api_queries.claim_idempotency_key(
@@ -450,6 +467,7 @@ async def idempotency(
             request_hash=request_hash,
             now=int(time.time()),
             lease_s=IDEMPOTENCY_LEASE_S,
+            ttl_s=ttl_s,
         )
 
     def look() -> api_queries.IdempotencyRow | None:
@@ -459,11 +477,22 @@ async def idempotency(
             return claim()  # released, or its owner died: try to take it
         return row
 
+    def ours(replay: api_queries.IdempotencyRow | None = None) -> Idempotency:
+        return Idempotency(
+            request=request,
+            store=store,
+            actor=actor,
+            key=key,
+            credential=credential,
+            request_hash=request_hash,
+            replay=replay,
+        )
+
     deadline = time.monotonic() + IDEMPOTENCY_WAIT_S
     existing = await anyio.to_thread.run_sync(claim)
     while True:
         if existing is None:
-            idem = Idempotency(request=request, store=store, actor=actor, key=key)
+            idem = ours()
             break
         if existing.request_hash != request_hash:
             raise InvalidRequestError(
@@ -471,7 +500,7 @@ async def idempotency(
                 "with another body or query); send a new key for a new request"
             )
         if existing.status is not None:
-            yield Idempotency(request=request, store=store, actor=actor, key=key, replay=existing)
+            yield ours(replay=existing)
             return
         if time.monotonic() >= deadline:
             raise ConflictError(
@@ -486,6 +515,11 @@ async def idempotency(
         # claimed the key): drop the claim, or a retry would wait for it and get a 409 until the lease ends.
         if not idem.settled:
             await anyio.to_thread.run_sync(idem._release)
+
+
+def _idempotency_ttl(request: Request) -> int:
+    settings: Settings = request.app.state.settings
+    return settings.idempotency_ttl_s
 
 
 IdempotencyDep = Annotated[Idempotency, Depends(idempotency)]

@@ -26,8 +26,10 @@ from fastapi_offline import FastAPIOffline
 
 from api.fastpath import EligibilityShortcut
 from api.problems import PROBLEM_JSON, PROBLEM_REF, Problem, install_problem_handlers, problem_response_spec
+from api.upkeep import upkeep
 from ledger_service.chain.signers import connect_chain
 from ledger_service.documents.factory import open_document_store
+from ledger_service.logs import configure_logging
 from ledger_service.settings import Settings, get_settings
 from ledger_service.store.store import SQLITE_MMAP_BYTES, Store
 
@@ -57,6 +59,7 @@ def create_app(settings: Settings | None = None, *, routers: Sequence[APIRouter]
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         resolved = settings if settings is not None else get_settings()
+        configure_logging(resolved)
         store = await anyio.to_thread.run_sync(
             functools.partial(Store.open, resolved.database_url, mmap_bytes=SQLITE_MMAP_BYTES)
         )
@@ -71,7 +74,8 @@ def create_app(settings: Settings | None = None, *, routers: Sequence[APIRouter]
         app.state.documents = open_document_store(resolved)
         _freeze_startup_objects()
         try:
-            yield
+            async with upkeep(store=store, settings=resolved):
+                yield
         finally:
             store.close()
 

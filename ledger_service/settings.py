@@ -71,6 +71,10 @@ carrier, inspector, arbiter, second merchant."""
 DEV_RELAYER_ACCOUNT = 9
 """Index in :data:`ANVIL_ACCOUNTS` of the CONSUMER_AGENT_ROLE account of scripts/deploy-config.local.json."""
 
+IDEMPOTENCY_LEASE_S = 300
+"""A claimed Idempotency-Key whose request is still unfinished after this long (its process died) is taken over by a
+retry; records live at least this long."""
+
 _WELL_KNOWN_KEYS = frozenset(key[2:].lower() for _, key in ANVIL_ACCOUNTS)
 
 
@@ -116,6 +120,35 @@ class Settings(BaseSettings):
     finality_depth: int = Field(default=12, ge=1, le=10_000, description="Blocks after which a block is final")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_json: bool = Field(default=False, description="Log one JSON object per line instead of text")
+    # ---- secrets: log file, idempotency records, return tokens, revocation (ledger_service/logs.py, access/)
+    log_file: Path | None = Field(
+        default=None, description="File the service logs to (created with mode 0600) instead of stderr"
+    )
+    idempotency_ttl_s: int = Field(
+        default=24 * 3600,
+        ge=IDEMPOTENCY_LEASE_S,
+        le=30 * 24 * 3600,
+        description="How long an Idempotency-Key is remembered (and its answer replayed), in seconds; older records "
+        "are purged",
+    )
+    idempotency_purge_interval_s: float = Field(
+        default=300.0, gt=0, le=24 * 3600, description="How often the API purges expired idempotency records, in s"
+    )
+    return_token_ttl_s: int = Field(
+        default=730 * 24 * 3600,
+        ge=3600,
+        le=10 * 365 * 24 * 3600,
+        description="How long a return token works after its sale, in seconds (default 730 days: longer than the "
+        "longest return window a policy may set, 365 days, plus its ship-by, inspect-by and dispute periods, 90 "
+        "days each, plus the delivery)",
+    )
+    revocation_poll_s: float = Field(
+        default=1.0,
+        gt=0,
+        le=10.0,
+        description="How often each API worker looks for revoked credentials, in seconds: a key revoked by "
+        "`ledger-admin keys revoke` (or by another worker) is refused by every worker within this delay",
+    )
 
     signer_keys: dict[str, SecretStr] = Field(
         default_factory=_dev_signer_keys,
@@ -174,7 +207,7 @@ class Settings(BaseSettings):
         le=64,
         description="Worker processes of ledger-api (uvicorn --workers): 1 in development; in production about "
         "one per CPU core (each worker has its own caches: a revoked key stops working in every worker within "
-        "the credential cache's TTL, 10 s; per-process rate limits count per worker)",
+        "LEDGER_REVOCATION_POLL_S; per-process rate limits count per worker)",
     )
 
     @field_validator("verify_rate_limit")

@@ -66,6 +66,15 @@ POLICY = {
 }
 
 
+def write_private(path: Path, text: str) -> None:
+    """Writes ``path`` readable by its owner only (0600 from its creation on: the file holds keys or tokens)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # a file made before with a wider mode
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(text)
+
+
 def ensure_keys(store: Store) -> dict[str, str]:
     """The demo keys from var/demo-keys.json if they still verify, else new ones."""
     keys: dict[str, str] = {}
@@ -77,9 +86,7 @@ def ensure_keys(store: Store) -> dict[str, str]:
         except LedgerError:
             created = create_api_key(store=store, role=Role(role), name=f"demo {name}", actor_address=address)
             keys[name] = created.plaintext
-    KEYS_FILE.parent.mkdir(parents=True, exist_ok=True)
-    KEYS_FILE.write_text(json.dumps(keys, indent=2) + "\n")
-    os.chmod(KEYS_FILE, 0o600)
+    write_private(KEYS_FILE, json.dumps(keys, indent=2) + "\n")
     return keys
 
 
@@ -208,8 +215,9 @@ def main() -> int:
         if done.get("deployment") != (ROOT / "deployments" / "31337.json").read_text():
             print("recording API demo flows")
             done = {"deployment": (ROOT / "deployments" / "31337.json").read_text(), **run_flows(client, keys)}
-            DONE_FILE.write_text(json.dumps(done, indent=2) + "\n")
+            write_private(DONE_FILE, json.dumps(done, indent=2) + "\n")  # it holds the consumers' tokens
         else:
+            DONE_FILE.chmod(0o600)  # a file written before it was made private
             print("API demo flows already recorded")
     print("\nDemo API keys (local development only; also in var/demo-keys.json):")
     for name, key in keys.items():

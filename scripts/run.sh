@@ -24,7 +24,12 @@ done
 RPC_PORT=${LEDGER_ANVIL_PORT:-8545}
 RPC_URL=http://127.0.0.1:$RPC_PORT
 STATE_DIR=$ROOT/var/anvil
+# var/ holds the demo API keys and return tokens, the index and the logs: its owner's only.
 mkdir -p "$STATE_DIR"
+chmod 700 "$ROOT/var"
+
+# private_log FILE: creates FILE (or keeps it) with mode 0600 before a process's output is sent there.
+private_log() { (umask 077 && : >>"$1") && chmod 600 "$1"; }
 
 rpc_alive() {
   "$PY" - "$RPC_URL" <<'PY' >/dev/null 2>&1
@@ -47,6 +52,7 @@ else
   else
     rm -f "$STATE_DIR/state.json" "$STATE_DIR/genesis-timestamp"
   fi
+  private_log "$STATE_DIR/anvil.log"
   nohup anvil --port "$RPC_PORT" --host 127.0.0.1 --state "$STATE_DIR/state.json" --state-interval 10 \
     --gas-limit 30000000 --block-base-fee-per-gas 0 "${ANVIL_NO_DISK_STATES[@]}" "${genesis_args[@]}" >"$STATE_DIR/anvil.log" 2>&1 &
   echo $! >"$STATE_DIR/anvil.pid"
@@ -102,6 +108,7 @@ else
   step "indexer: backfill into $LEDGER_DATABASE_URL"
   "$INDEXER" backfill || die "indexer backfill failed"
   step "indexer: following new blocks (log: var/indexer.log)"
+  private_log "$ROOT/var/indexer.log"
   nohup "$INDEXER" follow >"$ROOT/var/indexer.log" 2>&1 &
   echo $! >"$ROOT/var/indexer.pid"
 fi
@@ -114,6 +121,7 @@ if [ -f "$ROOT/var/api.pid" ] && kill -0 "$(cat "$ROOT/var/api.pid")" 2>/dev/nul
   step "API: already serving at $API_URL"
 else
   step "API: starting at $API_URL (log: var/api.log)"
+  private_log "$ROOT/var/api.log"
   LEDGER_API_PORT=$API_PORT nohup "$ROOT/.venv/bin/ledger-api" >"$ROOT/var/api.log" 2>&1 &
   echo $! >"$ROOT/var/api.pid"
 fi

@@ -46,6 +46,7 @@ def create(
             order_ref=body.order_ref or "",
             location=body.location,
             category=body.category,
+            token_ttl_s=svc.settings.return_token_ttl_s,
         )
         wait_if_asked(svc, wait=wait, block_number=sale.tx.block_number)
         token = body.token or str(svc.chain.token.address if svc.chain.token is not None else "")

@@ -60,6 +60,10 @@ class Consumer:
     """0x + 64 lowercase hex."""
     address: str
     """The consumer's account, lowercase (as the index stores it)."""
+    token_hash: str
+    """The sha256 hex of the return token presented (what the database stores)."""
+    sale_seq: int | None = None
+    """The item's sale the token is for (None: a token issued before tokens were bound to their sale)."""
 
     @property
     def account(self) -> str:
@@ -68,5 +72,6 @@ class Consumer:
 
     @property
     def principal(self) -> str:
-        """A stable name of the caller: ``consumer:<address>``."""
-        return f"consumer:{self.address}"
+        """A stable name of the credential (e.g. for idempotency keys): ``token:<sha256 of the token>``. Not the
+        consumer's address: one consumer holds a token per purchase, and each is a caller of its own."""
+        return f"token:{self.token_hash}"

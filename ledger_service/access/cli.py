@@ -27,6 +27,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 from ledger_service.access._model import Role
 from ledger_service.access.keys import ApiKey, create_api_key, list_api_keys, revoke_api_key
 from ledger_service.errors import ConfigurationError, LedgerError, RetryableError
+from ledger_service.logs import configure_logging
 from ledger_service.settings import Settings
 from ledger_service.store.store import Store
 
@@ -104,7 +105,11 @@ def cmd_revoke(store: Store, settings: Settings, args: argparse.Namespace) -> in
     if before is not None and before.revoked:
         print(f"{PROG}: {_describe(key)} was already revoked at {_when(key.revoked_at)}", file=sys.stderr)
     else:
-        print(f"{PROG}: revoked {_describe(key)}; it is refused from now on", file=sys.stderr)
+        print(
+            f"{PROG}: revoked {_describe(key)}; new API processes refuse it at once, running API workers within "
+            f"{settings.revocation_poll_s:g} s (LEDGER_REVOCATION_POLL_S: how often each worker looks for revocations)",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -122,7 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
     listing = commands.add_parser("list", help="list every key (never the keys themselves)")
     listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
     listing.set_defaults(run=cmd_list)
-    revoke = commands.add_parser("revoke", help="revoke a key at once")
+    revoke = commands.add_parser(
+        "revoke", help="revoke a key (running API workers refuse it within LEDGER_REVOCATION_POLL_S, default 1 s)"
+    )
     revoke.add_argument("id", type=int, help="the key's id (see `keys list`)")
     revoke.set_defaults(run=cmd_revoke)
     return parser
@@ -147,6 +154,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = _settings(args)
+        configure_logging(settings)
         with Store.open(settings.database_url) as store:
             code: int = args.run(store, settings, args)
             return code

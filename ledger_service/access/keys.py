@@ -104,7 +104,8 @@ def list_api_keys(*, store: Store) -> list[ApiKey]:
 
 
 def revoke_api_key(*, store: Store, key_id: int, now: int | None = None) -> ApiKey:
-    """Revokes the key at once (a revoked key stays revoked; its first revocation time is kept).
+    """Revokes the key (a revoked key stays revoked; its first revocation time is kept): this process refuses
+    it at once, every API worker within its revocation poll (``LEDGER_REVOCATION_POLL_S``).
     Raises :class:`NotFoundError` if there is no such key."""
     row = q.revoke_api_key(store, key_id=key_id, revoked_at=int(time.time()) if now is None else now)
     _cache.forget_actors(key_id)
@@ -116,11 +117,13 @@ def revoke_api_key(*, store: Store, key_id: int, now: int | None = None) -> ApiK
 def verify_api_key(*, store: Store, presented: str) -> Actor:
     """The actor holding ``presented``; :class:`AuthenticationError` if it is malformed, unknown or revoked.
 
-    A valid key is remembered for :data:`~ledger_service.access._cache.VERIFIED_TTL_S` seconds (a
-    revocation in another process takes effect here within that delay; in this one, at once)."""
+    A valid key is remembered for :data:`~ledger_service.access._cache.VERIFIED_TTL_S` seconds at most (a
+    revocation in this process takes effect at once; in another, at this process's next
+    :class:`~ledger_service.access.RevocationWatch` check)."""
     cached = cached_api_key(presented)
     if cached is not None:
         return cached
+    since = _cache.generation()
     secret_hash = hash_secret(presented)
     row = q.api_key_by_hash(store, secret_hash)
     if row is None:
@@ -128,7 +131,7 @@ def verify_api_key(*, store: Store, presented: str) -> Actor:
     if row.revoked_at is not None:
         raise AuthenticationError(f"the API key was revoked on {_utc(row.revoked_at)}")
     actor = Actor(key_id=row.id, name=row.name, role=Role(row.role), address=row.actor_address)
-    _cache.remember(secret_hash, actor)
+    _cache.remember(secret_hash, actor, since=since)
     return actor
 
 

@@ -48,6 +48,7 @@ from ledger_service.indexer.sync import (
     describe_pin,
     make_indexer,
 )
+from ledger_service.logs import configure_logging
 from ledger_service.settings import Settings
 from ledger_service.store.lock import writer_lock
 from ledger_service.store.store import SQLITE_INDEXER_CACHE_KIB, Store
@@ -56,24 +57,6 @@ PROG = "ledger-indexer"
 EXIT_FATAL, EXIT_UNAVAILABLE, EXIT_INTERRUPTED = 1, 3, 130
 
 log = structlog.get_logger("ledger_service.indexer.cli")
-
-
-def configure_logging(settings: Settings) -> None:
-    """structlog to stderr: one JSON object per line with LEDGER_LOG_JSON=true, else key=value text."""
-    renderer: Any = (
-        structlog.processors.JSONRenderer() if settings.log_json else structlog.dev.ConsoleRenderer(colors=False)
-    )
-    structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            renderer,
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, settings.log_level)),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
-        cache_logger_on_first_use=False,
-    )
 
 
 def _missing_sqlite_file(url: str) -> Path | None:

@@ -23,6 +23,7 @@ from enum import StrEnum
 from typing import Any
 
 from ledger_service.access import issue_return_token
+from ledger_service.access.tokens import DEFAULT_TTL_S as DEFAULT_TOKEN_TTL_S
 from ledger_service.chain.signers import ChainContext
 from ledger_service.codes import BizStep, Disposition
 from ledger_service.documents.store import DocumentStore
@@ -133,8 +134,10 @@ def record_sale(
     order_ref: str = "",
     location: str | None = None,
     category: str | None = None,
+    token_ttl_s: int = DEFAULT_TOKEN_TTL_S,
 ) -> RecordedSale:
-    """Records the sale on-chain (bound to the merchant's current policy) and issues the consumer's return token.
+    """Records the sale on-chain (bound to the merchant's current policy) and issues the consumer's return token
+    (for this sale, valid ``token_ttl_s`` seconds; the item's tokens of earlier sales are revoked).
 
     ``token`` defaults to the deployment's stablecoin and must pass
     :meth:`~ledger_service.chain.signers.ChainContext.check_sale_token` (allowed, and an ERC-20);
@@ -160,7 +163,9 @@ def record_sale(
     [sale] = event_args(chain.escrow, "SaleRecorded", sent)
     if category:
         api_queries.set_item_category(store, item_id=item_id, category=category, set_by=merchant, set_at=wall_clock())
-    token_plaintext = issue_return_token(store=store, item_id=item_id.lower(), consumer=consumer)
+    token_plaintext = issue_return_token(
+        store=store, item_id=item_id.lower(), consumer=consumer, sale_seq=int(sale["saleSeq"]), ttl_s=token_ttl_s
+    )
     return RecordedSale(
         tx=TxResult.of(sent),
         item_id=item_id.lower(),

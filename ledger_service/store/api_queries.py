@@ -12,7 +12,11 @@ Concurrency guarantees that callers rely on:
 - :func:`insert_return_request` with ``active_item``: at most one request holds
   an item at a time; the loser gets :class:`ItemBusyError` naming the holder;
 - :func:`record_decision` with ``expected_outcome``: compare-and-set, so two
-  merchants deciding one manual request cannot both succeed.
+  merchants deciding one manual request cannot both succeed;
+- every revocation (:func:`revoke_api_key`, :func:`revoke_return_tokens`, a new
+  token for an item in :func:`insert_return_token`) adds a ``credential_revocations``
+  row in the same transaction: :func:`latest_revocation` changes exactly when a
+  credential was revoked somewhere.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Row, Table, and_, delete, func, select, update
+from sqlalchemy import Connection, Row, Table, and_, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ledger_service.errors import ConflictError
@@ -29,6 +33,7 @@ from ledger_service.store._db import read_transaction, upsert, write_transaction
 from ledger_service.store._errors import StoreError
 from ledger_service.store.api_schema import (
     api_keys,
+    credential_revocations,
     idempotency_keys,
     item_categories,
     policy_terms,
@@ -56,6 +61,7 @@ __all__ = [
     "insert_return_token",
     "item_categories_of",
     "item_category",
+    "latest_revocation",
     "list_api_keys",
     "list_policy_terms",
     "list_return_requests",
@@ -179,13 +185,29 @@ def list_api_keys(store: Store) -> list[ApiKeyRow]:
 def revoke_api_key(store: Store, *, key_id: int, revoked_at: int) -> ApiKeyRow | None:
     """Revokes the key (an already revoked key keeps its first revocation time); None if there is no such key."""
     with write_transaction(store.engine) as conn:
-        conn.execute(
+        revoked = conn.execute(
             update(api_keys)
             .where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
             .values(revoked_at=revoked_at)
-        )
+        ).rowcount
+        if revoked:
+            _note_revocation(conn, kind="api_key", subject=str(key_id), revoked_at=revoked_at)
         row = conn.execute(select(api_keys).where(api_keys.c.id == key_id)).first()
     return None if row is None else _api_key(row)
+
+
+# ---- credential_revocations ---------------------------------------------------------------
+
+
+def _note_revocation(conn: Connection, *, kind: str, subject: str, revoked_at: int) -> None:
+    conn.execute(credential_revocations.insert().values(kind=kind, subject=subject, revoked_at=revoked_at))
+
+
+def latest_revocation(store: Store) -> int:
+    """The id of the latest revocation (0 if none): it changes exactly when a credential was revoked."""
+    with read_transaction(store.engine) as conn:
+        latest = conn.execute(select(func.max(credential_revocations.c.id))).scalar_one()
+    return 0 if latest is None else int(latest)
 
 
 # ---- return_tokens -----------------------------------------------------------------
@@ -198,19 +220,41 @@ class ReturnTokenRow:
     consumer: str
     created_at: int
     revoked_at: int | None
+    sale_seq: int | None
+    """The item's sale the token is for (None: issued before sales were recorded with tokens)."""
+    expires_at: int | None
 
 
-def insert_return_token(store: Store, *, token_hash: str, item_id: str, consumer: str, created_at: int) -> None:
+def insert_return_token(
+    store: Store, *, token_hash: str, item_id: str, consumer: str, sale_seq: int, created_at: int, expires_at: int
+) -> int:
+    """Stores the token of sale ``sale_seq`` and, in the same transaction, revokes the item's tokens of earlier
+    sales (the item was sold again: they name a consumer it no longer belongs to); returns how many."""
+    item = item_id.lower()
     with write_transaction(store.engine) as conn:
+        earlier = conn.execute(
+            update(return_tokens)
+            .where(
+                return_tokens.c.item_id == item,
+                return_tokens.c.revoked_at.is_(None),
+                or_(return_tokens.c.sale_seq.is_(None), return_tokens.c.sale_seq < sale_seq),
+            )
+            .values(revoked_at=created_at)
+        ).rowcount
+        if earlier:
+            _note_revocation(conn, kind="return_token", subject=item, revoked_at=created_at)
         conn.execute(
             return_tokens.insert().values(
                 token_hash=token_hash,
-                item_id=item_id.lower(),
+                item_id=item,
                 consumer=consumer.lower(),
                 created_at=created_at,
                 revoked_at=None,
+                sale_seq=sale_seq,
+                expires_at=expires_at,
             )
         )
+    return int(earlier)
 
 
 def return_token_by_hash(store: Store, token_hash: str) -> ReturnTokenRow | None:
@@ -218,7 +262,9 @@ def return_token_by_hash(store: Store, token_hash: str) -> ReturnTokenRow | None
         row = conn.execute(select(return_tokens).where(return_tokens.c.token_hash == token_hash)).first()
     if row is None:
         return None
-    return ReturnTokenRow(row.token_hash, row.item_id, row.consumer, row.created_at, row.revoked_at)
+    return ReturnTokenRow(
+        row.token_hash, row.item_id, row.consumer, row.created_at, row.revoked_at, row.sale_seq, row.expires_at
+    )
 
 
 def revoke_return_tokens(store: Store, *, item_id: str, revoked_at: int, consumer: str | None = None) -> int:
@@ -227,7 +273,10 @@ def revoke_return_tokens(store: Store, *, item_id: str, revoked_at: int, consume
     if consumer is not None:
         conditions.append(return_tokens.c.consumer == consumer.lower())
     with write_transaction(store.engine) as conn:
-        return int(conn.execute(update(return_tokens).where(*conditions).values(revoked_at=revoked_at)).rowcount)
+        revoked = int(conn.execute(update(return_tokens).where(*conditions).values(revoked_at=revoked_at)).rowcount)
+        if revoked:
+            _note_revocation(conn, kind="return_token", subject=item_id.lower(), revoked_at=revoked_at)
+        return revoked
 
 
 # ---- idempotency_keys -------------------------------------------------------------------
@@ -275,11 +324,13 @@ def claim_idempotency_key(
     request_hash: str,
     now: int,
     lease_s: int,
+    ttl_s: int | None = None,
 ) -> IdempotencyRow | None:
     """Claims (actor, key) for a new request: None if this caller now owns it, else the existing row.
 
     A claim still in progress after ``lease_s`` seconds (its process died) is taken over by a request
-    with the same hash.
+    with the same hash. A record created ``ttl_s`` seconds ago or earlier has expired (whether or not the
+    purge deleted it yet): it is replaced by the new claim, whatever its request was.
     """
     claim = {
         "actor": actor,
@@ -302,6 +353,15 @@ def claim_idempotency_key(
         else:
             raise StoreError(f"idempotency key {key!r} of {actor} keeps changing; try again")
         existing = _idempotency(row)
+        if ttl_s is not None and existing.created_at <= now - ttl_s:
+            replaced = conn.execute(
+                update(idempotency_keys)
+                .where(_idempotency_where(actor, key), idempotency_keys.c.created_at == existing.created_at)
+                .values(claim)
+            ).rowcount
+            if replaced == 1:
+                return None
+            raise StoreError(f"idempotency key {key!r} of {actor} keeps changing; try again")
         stale = existing.status is None and existing.created_at <= now - lease_s
         if stale and existing.request_hash == request_hash:
             taken = conn.execute(
@@ -343,13 +403,10 @@ def get_idempotency_key(store: Store, *, actor: str, key: str) -> IdempotencyRow
 
 
 def purge_idempotency_keys(store: Store, *, created_before: int) -> int:
-    """Deletes completed keys created before ``created_before``; returns how many."""
+    """Deletes the records created before ``created_before`` (completed ones, and claims whose process died:
+    callers pass a time older than the claims' lease); returns how many."""
     with write_transaction(store.engine) as conn:
-        result = conn.execute(
-            delete(idempotency_keys).where(
-                idempotency_keys.c.created_at < created_before, idempotency_keys.c.status.is_not(None)
-            )
-        )
+        result = conn.execute(delete(idempotency_keys).where(idempotency_keys.c.created_at < created_before))
         return int(result.rowcount)
 
 

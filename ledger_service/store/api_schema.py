@@ -2,13 +2,17 @@
 
 The indexer never reads or writes these tables and the API never writes the
 index's: data still flows one way (chain -> indexer -> index), and these rows
-are the API's own facts (credentials, requests, documents). Their migration is
-revision 0002 (store/migrations/versions/0002_api_tables.py).
+are the API's own facts (credentials, requests, documents). Their migrations are
+revisions 0002 (store/migrations/versions/0002_api_tables.py) and 0006 (tokens
+bound to their sale and expiring, revocations, sealed idempotent answers).
 
 Conventions as in schema.py: ids and digests ``0x`` + 64 lowercase hex,
 addresses ``0x`` + 40 lowercase hex. Times here are *wall-clock* unix seconds
 (when the service saw something), not chain time. Secrets are never stored:
-API keys and return tokens only as the sha256 hex of the plaintext.
+API keys and return tokens only as the sha256 hex of the plaintext; an
+idempotent answer (which may carry a new return token) only sealed with a key
+derived from the caller's credential, which is not stored either
+(:func:`ledger_service.access.seal`).
 """
 
 from __future__ import annotations
@@ -52,6 +56,8 @@ return_tokens = Table(
     Column("consumer", ADDRESS, nullable=False),
     Column("created_at", BigInteger, nullable=False),
     Column("revoked_at", BigInteger, nullable=True),
+    Column("sale_seq", BigInteger, nullable=True, comment="the item's sale the token is for; NULL: issued before 0006"),
+    Column("expires_at", BigInteger, nullable=True, comment="when the token stops working (wall clock)"),
     Index("ix_return_tokens_item_id", "item_id"),
     comment="a consumer's credential for one sold item, returned once by POST /v1/sales",
 )
@@ -59,17 +65,32 @@ return_tokens = Table(
 idempotency_keys = Table(
     "idempotency_keys",
     metadata,
-    Column("actor", String(80), nullable=False, comment="key:<api key id> or consumer:<address>"),
+    Column("actor", String(80), nullable=False, comment="key:<api key id> or token:<sha256 of the return token>"),
     Column("idempotency_key", String(255), nullable=False, comment="the client's Idempotency-Key header"),
     Column("method", String(8), nullable=False),
     Column("path", Text, nullable=False),
     Column("request_hash", SHA256_HEX, nullable=False, comment="sha256 of method, path, query and body"),
     Column("status", Integer, nullable=True, comment="HTTP status of the stored response; NULL: in progress"),
-    Column("response_body", Text, nullable=True, comment="the response body as sent"),
+    Column(
+        "response_body",
+        Text,
+        nullable=True,
+        comment="the response body, sealed with a key from the caller's credential",
+    ),
     Column("created_at", BigInteger, nullable=False),
     Column("completed_at", BigInteger, nullable=True),
     PrimaryKeyConstraint("actor", "idempotency_key"),
     Index("ix_idempotency_keys_created_at", "created_at"),
+)
+
+credential_revocations = Table(
+    "credential_revocations",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(16), nullable=False, comment="api_key|return_token"),
+    Column("subject", String(80), nullable=False, comment="the key's id, or the item id whose tokens were revoked"),
+    Column("revoked_at", BigInteger, nullable=False),
+    comment="one row per revocation: API workers watch max(id) to drop cached credentials at once",
 )
 
 return_requests = Table(
@@ -139,6 +160,7 @@ API_TABLES: tuple[Table, ...] = (
     api_keys,
     return_tokens,
     idempotency_keys,
+    credential_revocations,
     return_requests,
     policy_terms,
     item_categories,

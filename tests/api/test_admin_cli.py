@@ -68,6 +68,7 @@ def test_revoke_refuses_the_key_from_then_on(url: str, capsys: pytest.CaptureFix
     key = run(url, "keys", "create", "--role", "carrier", "--name", "parcel co", "--actor", MERCHANT).stdout.strip()
     done = run(url, "keys", "revoke", "1")
     assert done.returncode == 0 and "revoked key 1 (carrier 'parcel co'" in done.stderr
+    assert "running API workers within 1 s (LEDGER_REVOCATION_POLL_S" in done.stderr
     with Store.open(url) as store, pytest.raises(AuthenticationError, match="revoked on"):
         verify_api_key(store=store, presented=key)
     assert main(["--database-url", url, "keys", "revoke", "1"]) == 0

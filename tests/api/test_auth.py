@@ -102,7 +102,7 @@ def test_a_return_token_authenticates_its_consumer_only_where_consumers_are_expe
     probe: TestClient, api_env: ApiEnv, keys: dict[str, str]
 ) -> None:
     consumer = api_env.accounts[CONSUMER]
-    token = issue_return_token(store=api_env.store, item_id=ITEM, consumer=consumer)
+    token = issue_return_token(store=api_env.store, item_id=ITEM, consumer=consumer, sale_seq=1)
     assert token.startswith("rrt_")
     response = probe.get("/v1/probe/consumer", headers=return_token(token))
     assert response.json() == {"item_id": ITEM, "address": consumer.lower()}

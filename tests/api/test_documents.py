@@ -93,7 +93,7 @@ def test_uploading_the_same_bytes_twice_gives_the_same_cid(client: TestClient, k
 
 
 def test_a_consumer_may_upload_with_a_return_token(client: TestClient, api_env: ApiEnv) -> None:
-    token = issue_return_token(store=api_env.store, item_id="0x" + "d0" * 32, consumer=api_env.accounts[7])
+    token = issue_return_token(store=api_env.store, item_id="0x" + "d0" * 32, consumer=api_env.accounts[7], sale_seq=1)
     photo = JPEG_HEAD + random.Random(2).randbytes(5000)
     body = ok(upload(client, photo, return_token(token), "image/jpeg"), 201)
     assert body["cid"] == reference_cid(photo).v0

@@ -73,7 +73,7 @@ def test_eligibility_is_for_the_consumer_and_the_merchant(flow: Flow, api_env: A
     for key in ("merchant", "auditor", "admin"):
         assert ok(flow.client.get(url, headers=bearer(flow.keys[key])))["eligible"] is True
     unknown = "0x" + "77" * 32
-    stranger = issue_return_token(store=api_env.store, item_id=unknown, consumer=sold.consumer)
+    stranger = issue_return_token(store=api_env.store, item_id=unknown, consumer=sold.consumer, sale_seq=1)
     answer = ok(
         flow.client.get(f"/v1/items/{unknown}/eligibility", headers={"Authorization": f"ReturnToken {stranger}"})
     )

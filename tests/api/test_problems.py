@@ -106,7 +106,9 @@ def test_the_relayer_acts_for_a_consumer(probe: TestClient, api_env: ApiEnv, act
     from ledger_service.access import issue_return_token
 
     return_id = authorized_return(activity)
-    token = issue_return_token(store=api_env.store, item_id="0x" + "cd" * 32, consumer=api_env.accounts[CONSUMER])
+    token = issue_return_token(
+        store=api_env.store, item_id="0x" + "cd" * 32, consumer=api_env.accounts[CONSUMER], sale_seq=1
+    )
     response = probe.post(f"/v1/probe/relayer-cancel/0x{return_id.hex()}", headers=return_token(token))
     assert response.status_code == 200, response.text
     assert activity.d.escrow.functions.returnOf(return_id).call()[6] == 2  # Cancelled

@@ -89,7 +89,7 @@ def test_an_auditor_has_no_account(store: Store) -> None:
 
 
 def test_return_tokens_name_their_item_and_consumer(store: Store) -> None:
-    token = issue_return_token(store=store, item_id=ITEM.upper().replace("0X", "0x"), consumer=MERCHANT)
+    token = issue_return_token(store=store, item_id=ITEM.upper().replace("0X", "0x"), consumer=MERCHANT, sale_seq=1)
     consumer = verify_return_token(store=store, presented=token)
     assert (consumer.item_id, consumer.address, consumer.account) == (ITEM, MERCHANT.lower(), MERCHANT)
     assert token not in repr(store.dump())
@@ -100,4 +100,4 @@ def test_return_tokens_name_their_item_and_consumer(store: Store) -> None:
     with pytest.raises(AuthenticationError, match="revoked"):
         verify_return_token(store=store, presented=token)
     with pytest.raises(InvalidRequestError, match="is not an item id"):
-        issue_return_token(store=store, item_id="0x12", consumer=MERCHANT)
+        issue_return_token(store=store, item_id="0x12", consumer=MERCHANT, sale_seq=1)

@@ -1,5 +1,6 @@
 """Verified credentials are cached briefly: a revocation here applies at once, one made elsewhere (another
-process writing the database) within the cache's TTL."""
+process writing the database) at the next RevocationWatch check (without one, within the cache's TTL); a token
+is never cached past its expiry, and a new sale's token ends the earlier sale's."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from ledger_service.errors import AuthenticationError
 from ledger_service.store import Store, api_queries
 
 CONSUMER = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"
+OTHER_CONSUMER = "0x90F79bf6EB2c4f870365E785982E1f101E93b906"
 ITEM, OTHER_ITEM = "0x" + "12" * 32, "0x" + "34" * 32
 
 
@@ -78,8 +80,8 @@ def test_invalid_credentials_are_not_cached(store: Store) -> None:
 
 
 def test_return_tokens_are_cached_and_forgotten_on_revocation(store: Store) -> None:
-    token = issue_return_token(store=store, item_id=ITEM, consumer=CONSUMER)
-    other = issue_return_token(store=store, item_id=OTHER_ITEM, consumer=CONSUMER)
+    token = issue_return_token(store=store, item_id=ITEM, consumer=CONSUMER, sale_seq=1)
+    other = issue_return_token(store=store, item_id=OTHER_ITEM, consumer=CONSUMER, sale_seq=1)
     consumer = verify_return_token(store=store, presented=token)
     verify_return_token(store=store, presented=other)
     assert cached_return_token(token) == consumer and cached_api_key("rlk_" + token[4:]) is None
@@ -95,3 +97,52 @@ def test_the_cache_is_bounded(store: Store, monkeypatch: pytest.MonkeyPatch) -> 
     for key in keys:
         verify_api_key(store=store, presented=key)
     assert [cached_api_key(key) is not None for key in keys] == [False, False, True, True, True]
+
+
+def test_a_revocation_seen_by_the_watch_empties_the_cache(store: Store) -> None:
+    from ledger_service.access import RevocationWatch
+
+    watch = RevocationWatch(store)
+    assert not watch.check()  # nothing revoked since it started
+    created = create_api_key(store=store, role=Role.AUDITOR, name="revoked by the CLI")
+    verify_api_key(store=store, presented=created.plaintext)
+    # another process revokes: the database only
+    api_queries.revoke_api_key(store, key_id=created.key.id, revoked_at=int(time.time()))
+    assert cached_api_key(created.plaintext) is not None
+    assert watch.check() and cached_api_key(created.plaintext) is None
+    assert not watch.check()
+    with pytest.raises(AuthenticationError, match="revoked"):
+        verify_api_key(store=store, presented=created.plaintext)
+
+
+def test_a_credential_read_before_the_cache_was_emptied_is_not_cached(store: Store) -> None:
+    created = create_api_key(store=store, role=Role.AUDITOR, name="raced")
+    actor = verify_api_key(store=store, presented=created.plaintext)
+    _cache.clear()
+    since = _cache.generation()
+    _cache.clear()  # a revocation was seen while the database was being read
+    _cache.remember("f" * 64, actor, since=since)
+    assert _cache.lookup("f" * 64) is None
+    _cache.remember("f" * 64, actor, since=_cache.generation())
+    assert _cache.lookup("f" * 64) == actor
+
+
+def test_a_token_is_not_cached_past_its_expiry(store: Store) -> None:
+    now = int(time.time())
+    token = issue_return_token(store=store, item_id=ITEM, consumer=CONSUMER, sale_seq=1, ttl_s=3600, now=now - 3599)
+    verify_return_token(store=store, presented=token)
+    assert cached_return_token(token) is not None  # for its last second at most
+    expired = issue_return_token(store=store, item_id=OTHER_ITEM, consumer=CONSUMER, sale_seq=1, ttl_s=60, now=now - 60)
+    with pytest.raises(AuthenticationError, match="expired on"):
+        verify_return_token(store=store, presented=expired)
+    assert cached_return_token(expired) is None
+
+
+def test_a_new_sales_token_revokes_the_earlier_sales_tokens(store: Store) -> None:
+    first = issue_return_token(store=store, item_id=ITEM, consumer=CONSUMER, sale_seq=1)
+    verify_return_token(store=store, presented=first)
+    second = issue_return_token(store=store, item_id=ITEM, consumer=OTHER_CONSUMER, sale_seq=2)
+    assert cached_return_token(first) is None
+    with pytest.raises(AuthenticationError, match="sold again"):
+        verify_return_token(store=store, presented=first)
+    assert verify_return_token(store=store, presented=second).sale_seq == 2

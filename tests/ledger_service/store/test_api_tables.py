@@ -183,7 +183,9 @@ def test_keys_tokens_policies_and_categories(store: Store) -> None:
     assert first is not None and later is not None and first.revoked_at == later.revoked_at == 10
     assert api_queries.revoke_api_key(store, key_id=999, revoked_at=20) is None
 
-    api_queries.insert_return_token(store, token_hash="b" * 64, item_id=ITEM, consumer=CONSUMER, created_at=5)
+    api_queries.insert_return_token(
+        store, token_hash="b" * 64, item_id=ITEM, consumer=CONSUMER, sale_seq=1, created_at=5, expires_at=50
+    )
     assert api_queries.revoke_return_tokens(store, item_id=ITEM, consumer=MERCHANT, revoked_at=6) == 0
     assert api_queries.revoke_return_tokens(store, item_id=ITEM, revoked_at=6) == 1
     token = api_queries.return_token_by_hash(store, "b" * 64)
