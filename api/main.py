@@ -28,8 +28,14 @@ from api.fastpath import EligibilityShortcut
 from api.problems import PROBLEM_JSON, PROBLEM_REF, Problem, install_problem_handlers, problem_response_spec
 from ledger_service.chain.signers import connect_chain
 from ledger_service.documents.factory import open_document_store
+from ledger_service.recursion import restore_recursion_limit
 from ledger_service.settings import Settings, get_settings
 from ledger_service.store.store import SQLITE_MMAP_BYTES, Store
+
+# The eth stack raised it at import (py_ecc): at 100,000 a deeply nested JSON body overflows the C stack of
+# the json decoder (a segfault, not a RecursionError). Restored here, after this module's imports, and again
+# at each worker's startup, after the lifespan's.
+restore_recursion_limit()
 
 API_PREFIX = "/v1"
 TITLE = "Returns ledger API"
@@ -69,6 +75,7 @@ def create_app(settings: Settings | None = None, *, routers: Sequence[APIRouter]
         app.state.store = store
         app.state.chain = chain
         app.state.documents = open_document_store(resolved)
+        restore_recursion_limit()
         _freeze_startup_objects()
         try:
             yield
