@@ -25,6 +25,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi_offline import FastAPIOffline
 
 from api.fastpath import EligibilityShortcut
+from api.limits import RequestGate
 from api.problems import PROBLEM_JSON, PROBLEM_REF, Problem, install_problem_handlers, problem_response_spec
 from ledger_service.chain.signers import connect_chain
 from ledger_service.documents.factory import open_document_store
@@ -116,8 +117,8 @@ def _freeze_startup_objects() -> None:
 
 def problems_in_openapi(schema: dict[str, Any]) -> dict[str, Any]:
     """Documents every error response as a problem+json :class:`Problem`: replaces FastAPI's 422 schema,
-    adds 400 to operations with a body (FastAPI's answer to one it cannot parse), 401/403 to operations
-    with security and ``5XX`` to every operation."""
+    adds the request gate's answers (:mod:`api.limits`: 400, 413 and 415 to operations with a body, 431 to
+    every operation), 401/403 to operations with security and ``5XX`` to every operation."""
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     problem_schema = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
     components.update(problem_schema.pop("$defs", {}))
@@ -131,8 +132,12 @@ def problems_in_openapi(schema: dict[str, Any]) -> dict[str, Any]:
             responses: dict[str, Any] = operation["responses"]
             if "requestBody" in operation:
                 responses.setdefault(
-                    "400", problem_response_spec("The body could not be parsed (not JSON, or not UTF-8)")
+                    "400",
+                    problem_response_spec("The body could not be parsed (not JSON, not UTF-8, or nested too deep)"),
                 )
+                responses.setdefault("413", problem_response_spec("The body is larger than this endpoint accepts"))
+                responses.setdefault("415", problem_response_spec("This endpoint does not take that media type"))
+            responses.setdefault("431", problem_response_spec("The request's headers are too large or too many"))
             if operation.get("security"):
                 responses.setdefault("401", problem_response_spec("Missing, invalid or revoked credentials"))
                 responses.setdefault("403", problem_response_spec("The credentials do not allow this"))
@@ -143,10 +148,11 @@ def problems_in_openapi(schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
-def serving_app(app: FastAPI) -> EligibilityShortcut:
-    """The ASGI application to serve: ``app`` behind the eligibility shortcut (:mod:`api.fastpath`), which
-    answers the plain, cached eligibility reads itself and passes ``app`` everything else."""
-    return EligibilityShortcut(app)
+def serving_app(app: FastAPI) -> RequestGate:
+    """The ASGI application to serve: the request gate (:mod:`api.limits`: head and body limits,
+    credentials before the body), then the eligibility shortcut (:mod:`api.fastpath`), which answers the
+    plain, cached eligibility reads itself, then ``app``."""
+    return RequestGate(EligibilityShortcut(app), api=app)
 
 
 app = create_app()
