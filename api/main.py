@@ -161,23 +161,18 @@ asgi = serving_app(app)
 
 def main() -> int:
     """``ledger-api``: serves the API on LEDGER_API_HOST:LEDGER_API_PORT with uvicorn, in LEDGER_API_WORKERS
-    worker processes (each runs the lifespan: its own store connections and chain client), with uvloop and
-    httptools when installed. Access log lines follow LEDGER_LOG_LEVEL (INFO: one per request; WARNING: none,
+    worker processes under a supervisor that replaces a dead one (each runs the lifespan: its own store
+    connections and chain client), with uvloop and httptools; proxy headers only from LEDGER_TRUSTED_PROXIES
+    (:mod:`api.serving`). Access log lines follow LEDGER_LOG_LEVEL (INFO: one per request; WARNING: none,
     the cheaper choice for a busy read API)."""
-    import uvicorn
+    from api.serving import serve
 
     settings = get_settings()
     workers = settings.api_workers
+    proxies = ", ".join(settings.trusted_proxies) or "none"
     print(
         f"ledger-api: serving on http://{settings.api_host}:{settings.api_port} (docs at /docs), "
-        f"{workers} worker process{'es' if workers > 1 else ''}",
+        f"{workers} worker process{'es' if workers > 1 else ''} under a supervisor; trusted proxies: {proxies}",
         file=sys.stderr,
     )
-    uvicorn.run(
-        "api.main:asgi",
-        host=settings.api_host,
-        port=settings.api_port,
-        workers=workers,
-        log_level=settings.log_level.lower(),
-    )
-    return 0
+    return serve(settings)
