@@ -176,43 +176,52 @@ def media_type_problem(content_type: str | None, policy: RoutePolicy) -> Problem
 # ---- the gate ---------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Head:
-    """What the gate reads of a request's headers, in one pass."""
+_BODY_HEADERS = frozenset((b"content-length", b"transfer-encoding"))
 
-    too_large: str | None
+
+def _head_problem(scope: Scope, settings: Settings) -> tuple[ProblemDetails | None, bool]:
+    """(a 431 problem if the request's head is over the limits, whether the request has a body): one pass
+    over the headers, the only work the gate does for a request without a body."""
+    headers: list[tuple[bytes, bytes]] = scope["headers"]
+    size = len(scope.get("raw_path") or scope["path"]) + len(scope.get("query_string", b"")) + 4 * len(headers)
+    has_body = False
+    for name, value in headers:
+        size += len(name) + len(value)
+        if name in _BODY_HEADERS and (value != b"0" or name == b"transfer-encoding"):
+            has_body = True
+    if len(headers) > settings.api_max_headers:
+        detail = f"the request has {len(headers)} headers; at most {settings.api_max_headers} are accepted"
+        return http_problem(431, detail), has_body
+    if size > settings.api_max_header_bytes:
+        detail = (
+            f"the request's headers and target take {size} bytes; at most {settings.api_max_header_bytes} "
+            "are accepted: send shorter headers or fewer of them"
+        )
+        return http_problem(431, detail), has_body
+    return None, has_body
+
+
+@dataclass(frozen=True)
+class _BodyHeaders:
+    """The headers the gate reads of a request with a body."""
+
     content_length: int | None
-    chunked: bool
     content_type: str | None
     authorization: list[str]
 
 
-def _head(scope: Scope, settings: Settings) -> _Head:
-    headers: list[tuple[bytes, bytes]] = scope["headers"]
-    size = len(scope.get("raw_path") or scope["path"]) + len(scope.get("query_string", b""))
+def _body_headers(scope: Scope) -> _BodyHeaders:
     content_length: int | None = None
-    chunked = False
     content_type: str | None = None
     authorization: list[str] = []
-    for name, value in headers:
-        size += len(name) + len(value) + 4  # ": " and CRLF
+    for name, value in scope["headers"]:
         if name == b"content-length":
             content_length = int(value) if value.isdigit() else None
-        elif name == b"transfer-encoding":
-            chunked = True
         elif name == b"content-type":
             content_type = value.decode("latin-1")
         elif name == b"authorization":
             authorization.append(value.decode("latin-1"))
-    too_large = None
-    if len(headers) > settings.api_max_headers:
-        too_large = f"the request has {len(headers)} headers; at most {settings.api_max_headers} are accepted"
-    elif size > settings.api_max_header_bytes:
-        too_large = (
-            f"the request's headers and target take {size} bytes; at most {settings.api_max_header_bytes} "
-            "are accepted: send shorter headers or fewer of them"
-        )
-    return _Head(too_large, content_length, chunked, content_type, authorization)
+    return _BodyHeaders(content_length, content_type, authorization)
 
 
 def _wanted(schemes: frozenset[str]) -> str:
@@ -233,6 +242,7 @@ class RequestGate:
         self.app = app
         self.api = api
         self._routes: list[tuple[re.Pattern[str], frozenset[str], RoutePolicy]] | None = None
+        self._started: Settings | None = None
 
     @property
     def state(self) -> State:
@@ -240,8 +250,13 @@ class RequestGate:
         return self.api.state
 
     def _settings(self) -> Settings:
+        if self._started is not None:
+            return self._started
         settings = getattr(self.api.state, "settings", None)
-        return settings if isinstance(settings, Settings) else get_settings()
+        if isinstance(settings, Settings):  # the lifespan ran: these are the settings for good
+            self._started = settings
+            return settings
+        return get_settings()
 
     def policy(self, scope: Scope) -> RoutePolicy:
         """The policy of the operation ``scope`` reaches (public and bodiless when it reaches none: the
@@ -263,13 +278,14 @@ class RequestGate:
             await self.app(scope, receive, send)
             return
         settings = self._settings()
-        head = _head(scope, settings)
-        if head.too_large is not None:
-            await _refuse(http_problem(431, head.too_large), scope, receive, send)
+        too_large_head, has_body = _head_problem(scope, settings)
+        if too_large_head is not None:
+            await _refuse(too_large_head, scope, receive, send)
             return
-        if not head.chunked and not head.content_length:
+        if not has_body:
             await self.app(scope, receive, send)
             return
+        head = _body_headers(scope)
         policy = self.policy(scope)
         if policy.schemes:
             try:
