@@ -162,7 +162,8 @@ class Settings(BaseSettings):
         default=1,
         ge=1,
         le=64,
-        description="Worker processes of ledger-api (uvicorn --workers): 1 in development; in production about "
+        description="Worker processes of ledger-api, under a supervisor that replaces a dead one: 1 in development; "
+        "in production about "
         "one per CPU core (each worker has its own caches: a revoked key stops working in every worker within "
         "the credential cache's TTL, 10 s; per-process rate limits count per worker)",
     )
