@@ -20,6 +20,10 @@ Mapping (:func:`problem_for`):
 - FastAPI's ``RequestValidationError`` 422 with ``errors``, except a body that is not JSON at all: 400;
   Starlette's ``HTTPException`` its status;
 - anything else 500 with no internals in the body; the traceback goes to the log.
+
+The request gate (:mod:`api.limits`) renders its own refusals with :func:`render` before FastAPI runs:
+431 (request head), 401 (credentials, before the body), 415 (media type), 413 (size), 400 (a JSON body
+not UTF-8 or nested too deep).
 """
 
 from __future__ import annotations
