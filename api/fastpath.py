@@ -1,7 +1,8 @@
 """A shortcut for the API's hot read, ``GET /v1/items/{id}/eligibility`` (issue 4), in front of FastAPI.
 
-The ASGI application that is served (:func:`api.main.serving_app`): it wraps
-the FastAPI application and passes it every request but one kind. It answers
+Served behind the request gate (:mod:`api.limits`, which caps every request's
+head first) by :func:`api.main.serving_app`: it wraps the FastAPI application
+and passes it every request but one kind. It answers
 the request itself only when everything is plain: a GET of exactly
 ``/v1/items/<0x + 64 hex>/eligibility``, no query or
 only one ``reason`` of at most 64 characters without NUL, one Authorization

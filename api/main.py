@@ -25,13 +25,20 @@ from fastapi.openapi.utils import get_openapi
 from fastapi_offline import FastAPIOffline
 
 from api.fastpath import EligibilityShortcut
+from api.limits import RequestGate
 from api.problems import PROBLEM_JSON, PROBLEM_REF, Problem, install_problem_handlers, problem_response_spec
 from api.upkeep import upkeep
 from ledger_service.chain.signers import connect_chain
 from ledger_service.documents.factory import open_document_store
 from ledger_service.logs import configure_logging
+from ledger_service.recursion import restore_recursion_limit
 from ledger_service.settings import Settings, get_settings
 from ledger_service.store.store import SQLITE_MMAP_BYTES, Store
+
+# The eth stack raised it at import (py_ecc): at 100,000 a deeply nested JSON body overflows the C stack of
+# the json decoder (a segfault, not a RecursionError). Restored here, after this module's imports, and again
+# at each worker's startup, after the lifespan's.
+restore_recursion_limit()
 
 API_PREFIX = "/v1"
 TITLE = "Returns ledger API"
@@ -72,6 +79,7 @@ def create_app(settings: Settings | None = None, *, routers: Sequence[APIRouter]
         app.state.store = store
         app.state.chain = chain
         app.state.documents = open_document_store(resolved)
+        restore_recursion_limit()
         _freeze_startup_objects()
         try:
             async with upkeep(store=store, settings=resolved):
@@ -113,8 +121,8 @@ def _freeze_startup_objects() -> None:
 
 def problems_in_openapi(schema: dict[str, Any]) -> dict[str, Any]:
     """Documents every error response as a problem+json :class:`Problem`: replaces FastAPI's 422 schema,
-    adds 400 to operations with a body (FastAPI's answer to one it cannot parse), 401/403 to operations
-    with security and ``5XX`` to every operation."""
+    adds the request gate's answers (:mod:`api.limits`: 400, 413 and 415 to operations with a body, 431 to
+    every operation), 401/403 to operations with security and ``5XX`` to every operation."""
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     problem_schema = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
     components.update(problem_schema.pop("$defs", {}))
@@ -128,8 +136,12 @@ def problems_in_openapi(schema: dict[str, Any]) -> dict[str, Any]:
             responses: dict[str, Any] = operation["responses"]
             if "requestBody" in operation:
                 responses.setdefault(
-                    "400", problem_response_spec("The body could not be parsed (not JSON, or not UTF-8)")
+                    "400",
+                    problem_response_spec("The body could not be parsed (not JSON, not UTF-8, or nested too deep)"),
                 )
+                responses.setdefault("413", problem_response_spec("The body is larger than this endpoint accepts"))
+                responses.setdefault("415", problem_response_spec("This endpoint does not take that media type"))
+            responses.setdefault("431", problem_response_spec("The request's headers are too large or too many"))
             if operation.get("security"):
                 responses.setdefault("401", problem_response_spec("Missing, invalid or revoked credentials"))
                 responses.setdefault("403", problem_response_spec("The credentials do not allow this"))
@@ -140,10 +152,11 @@ def problems_in_openapi(schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
-def serving_app(app: FastAPI) -> EligibilityShortcut:
-    """The ASGI application to serve: ``app`` behind the eligibility shortcut (:mod:`api.fastpath`), which
-    answers the plain, cached eligibility reads itself and passes ``app`` everything else."""
-    return EligibilityShortcut(app)
+def serving_app(app: FastAPI) -> RequestGate:
+    """The ASGI application to serve: the request gate (:mod:`api.limits`: head and body limits,
+    credentials before the body), then the eligibility shortcut (:mod:`api.fastpath`), which answers the
+    plain, cached eligibility reads itself, then ``app``."""
+    return RequestGate(EligibilityShortcut(app), api=app)
 
 
 app = create_app()
@@ -152,23 +165,18 @@ asgi = serving_app(app)
 
 def main() -> int:
     """``ledger-api``: serves the API on LEDGER_API_HOST:LEDGER_API_PORT with uvicorn, in LEDGER_API_WORKERS
-    worker processes (each runs the lifespan: its own store connections and chain client), with uvloop and
-    httptools when installed. Access log lines follow LEDGER_LOG_LEVEL (INFO: one per request; WARNING: none,
+    worker processes under a supervisor that replaces a dead one (each runs the lifespan: its own store
+    connections and chain client), with uvloop and httptools; proxy headers only from LEDGER_TRUSTED_PROXIES
+    (:mod:`api.serving`). Access log lines follow LEDGER_LOG_LEVEL (INFO: one per request; WARNING: none,
     the cheaper choice for a busy read API)."""
-    import uvicorn
+    from api.serving import serve
 
     settings = get_settings()
     workers = settings.api_workers
+    proxies = ", ".join(settings.trusted_proxies) or "none"
     print(
         f"ledger-api: serving on http://{settings.api_host}:{settings.api_port} (docs at /docs), "
-        f"{workers} worker process{'es' if workers > 1 else ''}",
+        f"{workers} worker process{'es' if workers > 1 else ''} under a supervisor; trusted proxies: {proxies}",
         file=sys.stderr,
     )
-    uvicorn.run(
-        "api.main:asgi",
-        host=settings.api_host,
-        port=settings.api_port,
-        workers=workers,
-        log_level=settings.log_level.lower(),
-    )
-    return 0
+    return serve(settings)

@@ -17,8 +17,13 @@ Mapping (:func:`problem_for`):
 - :class:`IndexBehindError` 504; other :class:`RetryableError` 503 with ``Retry-After``;
 - :class:`ConfigurationError` 503, e.g. :class:`NoSignerError` or a missing relayer key (an operator
   must fix a setting; the detail says which);
-- FastAPI's ``RequestValidationError`` 422 with ``errors``; Starlette's ``HTTPException`` its status;
+- FastAPI's ``RequestValidationError`` 422 with ``errors``, except a body that is not JSON at all: 400;
+  Starlette's ``HTTPException`` its status;
 - anything else 500 with no internals in the body; the traceback goes to the log.
+
+The request gate (:mod:`api.limits`) renders its own refusals with :func:`render` before FastAPI runs:
+431 (request head), 401 (credentials, before the body), 415 (media type), 413 (size), 400 (a JSON body
+not UTF-8 or nested too deep).
 """
 
 from __future__ import annotations
@@ -179,6 +184,9 @@ def problem_for(exc: BaseException, *, chain: ChainContext | None = None) -> Pro
     if isinstance(exc, ConfigurationError):  # NoSignerError, no relayer key: the operator must set something
         return http_problem(503, str(exc))
     if isinstance(exc, RequestValidationError):
+        unparseable = next((e for e in exc.errors() if e.get("type") == "json_invalid"), None)
+        if unparseable is not None:  # not JSON at all: the request is malformed, not invalid
+            return http_problem(400, _unparseable(unparseable))
         issues = [
             {
                 "loc": [str(p) if not isinstance(p, int) else p for p in e.get("loc", ())],
@@ -197,6 +205,13 @@ def problem_for(exc: BaseException, *, chain: ChainContext | None = None) -> Pro
             exc.status_code, given or _HTTP_DETAILS.get(exc.status_code), headers=dict(exc.headers or {})
         )
     return http_problem(500, "an unexpected error occurred; it was logged and will be looked into")
+
+
+def _unparseable(error: Any) -> str:
+    reason = error.get("ctx", {}).get("error", "")
+    where = error.get("loc", ())
+    offset = f" at character {where[1]}" if len(where) > 1 and isinstance(where[1], int) else ""
+    return f"the body is not valid JSON ({reason or 'decode error'}{offset}); send one JSON value in UTF-8"
 
 
 def render(problem: ProblemDetails, *, instance: str | None = None) -> Response:

@@ -13,12 +13,14 @@ well-known keys of the accounts in ``scripts/deploy-config.local.json``; with
 
 from __future__ import annotations
 
+import ipaddress
+import json
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import AnyHttpUrl, Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ANVIL_ACCOUNTS: tuple[tuple[str, str], ...] = (
     (
@@ -205,12 +207,63 @@ class Settings(BaseSettings):
         default=1,
         ge=1,
         le=64,
-        description="Worker processes of ledger-api (uvicorn --workers): 1 in development; in production about "
+        description="Worker processes of ledger-api, under a supervisor that replaces a dead one: 1 in development; "
+        "in production about "
         "one per CPU core (each worker has its own caches: a revoked key stops working in every worker within "
         "LEDGER_REVOCATION_POLL_S; per-process rate limits count per worker)",
     )
+    # Request limits, applied before any parsing or handler code (api.limits), and the proxies trusted for
+    # X-Forwarded-For (api.main passes them to uvicorn).
+    api_json_max_bytes: int = Field(
+        default=256 * 1024,
+        ge=1024,
+        le=64 * 1024 * 1024,
+        description="Largest JSON request body accepted, in bytes (413 above; uploads have document_max_bytes)",
+    )
+    api_json_max_depth: int = Field(
+        default=32, ge=2, le=200, description="Deepest nesting of arrays and objects a JSON request body may have"
+    )
+    api_max_header_bytes: int = Field(
+        default=16 * 1024,
+        ge=1024,
+        le=1024 * 1024,
+        description="Largest request head accepted (request line and headers), in bytes (431 above)",
+    )
+    api_max_headers: int = Field(default=100, ge=10, le=1000, description="Most request headers accepted (431 above)")
+    trusted_proxies: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(),
+        description="Addresses or CIDR networks of the reverse proxies whose X-Forwarded-For / X-Forwarded-Proto "
+        "are believed (env: comma-separated or a JSON list); empty: none, the client is the TCP peer",
+    )
+    verify_global_rate_limit: str = Field(
+        default="20/second;600/minute",
+        description="Requests to the public /v1/verify endpoint from all clients together, per worker process "
+        "('limits' syntax), beside the per-address verify_rate_limit",
+    )
 
-    @field_validator("verify_rate_limit")
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _proxies_split(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return tuple(part.strip() for part in text.split(",") if part.strip())
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_are_networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{entry!r} is not an IP address or network (expected e.g. 10.0.0.5 or 10.0.0.0/24)"
+                ) from None
+        return value
+
+    @field_validator("verify_rate_limit", "verify_global_rate_limit")
     @classmethod
     def _rate_limit_parses(cls, value: str) -> str:
         from limits import parse_many  # the library the API's limiter uses: the same grammar

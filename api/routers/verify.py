@@ -1,14 +1,17 @@
-"""The public authenticity check: ``GET /v1/verify/{code}`` (no login, rate-limited per client address).
+"""The public authenticity check: ``GET /v1/verify/{code}`` (no login, rate-limited per client address and
+for all clients together).
 
 ``code`` is an item's GS1 URI, Digital Link or element string, its 0x item id, or a return's label code
 (``RMA-...``); slashes and colons may appear as they are or URL-encoded. The domain work is in
 :mod:`ledger_service.verification.consumer`.
 
-Rate limit: ``settings.verify_rate_limit`` (the ``limits`` syntax, e.g. ``60/minute`` or
-``10/second;60/minute``), a moving window per client address kept in this process's memory (each API
-replica counts on its own). The setting is parsed when the first check arrives (or by
-:func:`rate_limiter` at startup); a bad one is a :class:`ConfigurationError` naming it. Over the limit:
-429 with ``Retry-After``.
+Rate limits (the ``limits`` syntax, e.g. ``60/minute`` or ``10/second;60/minute``), moving windows kept in
+this process's memory (each API worker and replica counts on its own): ``settings.verify_rate_limit`` per
+client address, ``settings.verify_global_rate_limit`` for everyone together (each check makes the node work,
+and addresses are cheap to come by). The client address is the TCP peer's, or the one a trusted proxy
+forwarded (``settings.trusted_proxies``, applied by the server: :func:`api.main.uvicorn_config`). The
+settings are parsed when the first check arrives (or by :func:`rate_limiter` at startup); a bad one is a
+:class:`ConfigurationError` naming it. Over a limit: 429 with ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -70,38 +73,57 @@ _LIMITER_KEY = "verify_rate_limiter"
 _limiter_lock = threading.Lock()
 
 
-class RateLimiter:
-    """Requests per client address over a moving window (``limits``, in memory). Thread-safe."""
+def _parse_limit(spec: str, variable: str) -> list[RateLimitItem]:
+    try:
+        items = parse_many(spec)
+    except ValueError as exc:
+        raise ConfigurationError(
+            f"{variable}={spec!r} is not a rate limit: write e.g. 60/minute or 10/second;60/minute ({exc})"
+        ) from None
+    if not items or any(item.amount < 1 for item in items):
+        raise ConfigurationError(f"{variable}={spec!r} must allow at least 1 request per window")
+    return items
 
-    def __init__(self, spec: str) -> None:
-        try:
-            items = parse_many(spec)
-        except ValueError as exc:
-            raise ConfigurationError(
-                f"LEDGER_VERIFY_RATE_LIMIT={spec!r} is not a rate limit: write e.g. 60/minute or 10/second;60/minute "
-                f"({exc})"
-            ) from None
-        if not items or any(item.amount < 1 for item in items):
-            raise ConfigurationError(f"LEDGER_VERIFY_RATE_LIMIT={spec!r} must allow at least 1 request per window")
+
+class RateLimiter:
+    """Requests per client address, and from all clients together, over moving windows (``limits``, in
+    memory). Thread-safe."""
+
+    def __init__(self, spec: str, *, everyone: str | None = None) -> None:
         self.spec = spec
-        self._items: list[RateLimitItem] = items
+        self._items = _parse_limit(spec, "LEDGER_VERIFY_RATE_LIMIT")
+        self._everyone = [] if everyone is None else _parse_limit(everyone, "LEDGER_VERIFY_GLOBAL_RATE_LIMIT")
         self._limiter = MovingWindowRateLimiter(MemoryStorage())
 
     def hit(self, client: str) -> None:
-        """Counts one request of ``client``; :class:`RateLimitedError` when it is over a limit."""
+        """Counts one request of ``client``; :class:`RateLimitedError` when it is over its own limit or when
+        all clients together are over theirs (a client over its own limit does not count against the
+        others')."""
         for item in self._items:
             if not self._limiter.hit(item, "verify", client):
-                reset = self._limiter.get_window_stats(item, "verify", client).reset_time
-                retry_after = max(1, math.ceil(reset - time.time()))
+                retry_after = self._retry_after(item, "verify", client)
                 raise RateLimitedError(
                     f"too many verification requests from this address (at most {item}); try again in {retry_after} s",
                     retry_after=retry_after,
                 )
+        for item in self._everyone:
+            if not self._limiter.hit(item, "verify-everyone"):
+                retry_after = self._retry_after(item, "verify-everyone")
+                raise RateLimitedError(
+                    f"the verification service is answering as many requests as it can (at most {item} from "
+                    f"everyone together); try again in {retry_after} s",
+                    retry_after=retry_after,
+                )
+
+    def _retry_after(self, item: RateLimitItem, *identifiers: str) -> int:
+        reset = self._limiter.get_window_stats(item, *identifiers).reset_time
+        return max(1, math.ceil(reset - time.time()))
 
 
 def rate_limiter(settings: Settings) -> RateLimiter:
-    """The limiter ``settings.verify_rate_limit`` describes (:class:`ConfigurationError` if it is malformed)."""
-    return RateLimiter(settings.verify_rate_limit)
+    """The limiter ``settings.verify_rate_limit`` and ``settings.verify_global_rate_limit`` describe
+    (:class:`ConfigurationError` if one is malformed)."""
+    return RateLimiter(settings.verify_rate_limit, everyone=settings.verify_global_rate_limit)
 
 
 def _app_limiter(request: Request, settings: Settings) -> RateLimiter:

@@ -49,6 +49,7 @@ from ledger_service.indexer.sync import (
     make_indexer,
 )
 from ledger_service.logs import configure_logging
+from ledger_service.recursion import restore_recursion_limit
 from ledger_service.settings import Settings
 from ledger_service.store.lock import writer_lock
 from ledger_service.store.store import SQLITE_INDEXER_CACHE_KIB, Store
@@ -398,6 +399,7 @@ def _tune_gc() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    restore_recursion_limit()  # the node's answers go through the C json decoder: see ledger_service.recursion
     args = build_parser().parse_args(argv)
     try:
         settings = _settings(args)

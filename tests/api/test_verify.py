@@ -21,6 +21,7 @@ from web3 import Web3
 
 from api.main import create_app
 from ledger_service.returns.labels import label_code
+from ledger_service.settings import Settings
 from ledger_service.store.schema import item_events, item_key, item_registrations, items, returns, role_changes
 from ledger_service.verification.gs1 import check_digit
 from tests.api.conftest import ApiEnv, bearer
@@ -41,7 +42,9 @@ def flow(client: TestClient, api_env: ApiEnv, keys: dict[str, str]) -> Flow:
 @pytest.fixture(scope="module")
 def public(api_env: ApiEnv) -> Iterator[TestClient]:
     """The app with a limit high enough for this module's checks (the limit itself is tested on its own)."""
-    settings = api_env.settings.model_copy(update={"verify_rate_limit": "10000/minute"})
+    settings = api_env.settings.model_copy(
+        update={"verify_rate_limit": "10000/minute", "verify_global_rate_limit": "10000/minute"}
+    )
     with TestClient(create_app(settings)) as client:
         yield client
 
@@ -441,6 +444,33 @@ def test_rate_limit_per_client_address(api_env: ApiEnv) -> None:
         other = TestClient(app, client=("203.0.113.9", 50000))  # the same app (started above), another address
         assert other.get(f"/v1/verify/{code}").status_code == 200
         assert client.get(f"/v1/verify/{code}").status_code == 429
+
+
+def test_global_rate_limit_beside_the_per_address_one(api_env: ApiEnv) -> None:
+    settings = api_env.settings.model_copy(
+        update={"verify_rate_limit": "2/minute", "verify_global_rate_limit": "3/minute"}
+    )
+    code = "0x" + secrets.token_hex(32)
+    app = create_app(settings)
+    with TestClient(app) as client:
+        assert client.get(f"/v1/verify/{code}").status_code == 200
+        assert client.get(f"/v1/verify/{code}").status_code == 200
+        assert "from this address" in problem(client.get(f"/v1/verify/{code}"), 429)["detail"]  # not counted below
+        first = TestClient(app, client=("203.0.113.9", 50000))
+        assert first.get(f"/v1/verify/{code}").status_code == 200  # the third for everyone
+        limited = TestClient(app, client=("203.0.113.10", 50000)).get(f"/v1/verify/{code}")
+        body = problem(limited, 429)
+        assert "at most 3 per 1 minute from everyone together" in body["detail"]
+        assert 1 <= int(limited.headers["Retry-After"]) <= 60
+
+
+def test_malformed_global_rate_limit_setting_is_refused(api_env: ApiEnv) -> None:
+    with pytest.raises(ValueError, match="not a rate limit"):
+        Settings(_env_file=None, verify_global_rate_limit="lots")  # type: ignore[call-arg]
+    settings = api_env.settings.model_copy(update={"verify_global_rate_limit": "0/minute"})
+    with TestClient(create_app(settings)) as client:
+        body = problem(client.get("/v1/verify/" + "0x" + "00" * 32), 503)
+    assert "LEDGER_VERIFY_GLOBAL_RATE_LIMIT='0/minute' must allow at least 1 request" in body["detail"]
 
 
 def test_malformed_rate_limit_setting_is_a_clear_configuration_problem(api_env: ApiEnv) -> None:

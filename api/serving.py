@@ -1,0 +1,112 @@
+"""How ``ledger-api`` serves: uvicorn's settings, its HTTP parser with a capped request head, and the supervisor.
+
+- Workers: always under uvicorn's process manager (:class:`uvicorn.supervisors.Multiprocess`), one worker
+  or many. The manager holds the listening socket and checks its workers every half second; a worker
+  that died (a crash, the OOM killer, a SIGKILL) is replaced, and connections that arrive meanwhile wait
+  in the socket's backlog for a live worker. Only requests in flight in the dead worker fail. A worker
+  that fails during startup stops the whole service instead (it would fail the same way again).
+- Proxies: ``X-Forwarded-For`` / ``X-Forwarded-Proto`` are believed only from ``settings.trusted_proxies``
+  (uvicorn's own default trusts 127.0.0.1, so any local client could pick its own address and escape
+  the per-address limits); with none configured, proxy headers are ignored and the client is the peer.
+- The request head: httptools buffers a request's headers whatever their size; :class:`CappedHttpToolsProtocol`
+  answers 431 and closes the connection once the head passes ``settings.api_max_header_bytes`` (give or
+  take one read from the socket), before the application sees the request. The application's own gate
+  (:mod:`api.limits`) checks the same limit and the number of headers exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import uvicorn
+from uvicorn.config import STARTUP_FAILURE
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn.supervisors import Multiprocess
+
+from api.problems import PROBLEM_JSON, http_problem
+from ledger_service.settings import Settings
+
+APP = "api.main:asgi"
+PROTOCOL = "api.serving:CappedHttpToolsProtocol"
+
+
+def uvicorn_config(settings: Settings) -> uvicorn.Config:
+    """The server's configuration for ``settings`` (see the module docstring)."""
+    trusted = list(settings.trusted_proxies)
+    return uvicorn.Config(
+        APP,
+        host=settings.api_host,
+        port=settings.api_port,
+        workers=settings.api_workers,
+        log_level=settings.log_level.lower(),
+        http=PROTOCOL,
+        # the head cap of CappedHttpToolsProtocol (and of h11, if a deployment selects it)
+        h11_max_incomplete_event_size=settings.api_max_header_bytes,
+        proxy_headers=bool(trusted),
+        forwarded_allow_ips=trusted if trusted else "",
+    )
+
+
+def serve(settings: Settings) -> int:
+    """Serves until SIGINT or SIGTERM, under the supervisor; 0, or uvicorn's startup-failure code (3) when a
+    worker could not start."""
+    config = uvicorn_config(settings)
+    supervisor = Multiprocess(config, sockets=[config.bind_socket()])
+    supervisor.run()
+    if any(process.exitcode == STARTUP_FAILURE for process in supervisor.processes):
+        print("ledger-api: a worker failed to start (its error is above); stopped", file=sys.stderr)
+        return STARTUP_FAILURE
+    return 0
+
+
+class CappedHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol, refusing a request head larger than the configured cap with a 431
+    problem (``config.h11_max_incomplete_event_size``, which :func:`uvicorn_config` sets to
+    ``settings.api_max_header_bytes``). Counts the bytes received while a head is incomplete, so a head
+    is cut off at most one socket read past the cap."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._head_limit: int = self.config.h11_max_incomplete_event_size or Settings.model_fields[
+            "api_max_header_bytes"
+        ].get_default(call_default_factory=True)
+        self._in_head = True
+        self._head_bytes = 0
+
+    def data_received(self, data: bytes) -> None:
+        if self._in_head:
+            self._head_bytes += len(data)
+        super().data_received(data)
+        if self._in_head and self._head_bytes > self._head_limit and not self.transport.is_closing():
+            self._refuse_head()
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._in_head = True
+        self._head_bytes = 0
+
+    def _refuse_head(self) -> None:
+        problem = http_problem(
+            431,
+            f"the request's headers take more than {self._head_limit} bytes; send shorter headers or fewer of them",
+        )
+        body = json.dumps(problem.body(), separators=(",", ":")).encode()
+        content = [STATUS_LINE[431]]
+        for name, value in self.server_state.default_headers:
+            content.extend([name, b": ", value, b"\r\n"])
+        content.extend(
+            [
+                b"content-type: " + PROBLEM_JSON.encode() + b"\r\n",
+                b"content-length: " + str(len(body)).encode() + b"\r\n",
+                b"connection: close\r\n\r\n",
+                body,
+            ]
+        )
+        self.transport.write(b"".join(content))
+        self.transport.close()
