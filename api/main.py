@@ -109,8 +109,8 @@ def _freeze_startup_objects() -> None:
 
 def problems_in_openapi(schema: dict[str, Any]) -> dict[str, Any]:
     """Documents every error response as a problem+json :class:`Problem`: replaces FastAPI's 422 schema,
-    adds 400 to operations with a body (FastAPI's answer to one it cannot parse), 401/403 to operations
-    with security and ``5XX`` to every operation."""
+    adds 400 to operations with a body (FastAPI's answer to one it cannot parse), 401 to operations with
+    security, 403 to those an API key opens and ``5XX`` to every operation."""
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     problem_schema = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
     components.update(problem_schema.pop("$defs", {}))
@@ -128,7 +128,9 @@ def problems_in_openapi(schema: dict[str, Any]) -> dict[str, Any]:
                 )
             if operation.get("security"):
                 responses.setdefault("401", problem_response_spec("Missing, invalid or revoked credentials"))
-                responses.setdefault("403", problem_response_spec("The credentials do not allow this"))
+                # a 403 is an API key of another role: an operation open only to return tokens never answers it
+                if any("ApiKey" in requirement for requirement in operation["security"]):
+                    responses.setdefault("403", problem_response_spec("The credentials do not allow this"))
             responses.setdefault("5XX", problem_response_spec("The service could not answer"))
             for status, response in responses.items():
                 if status[0] in "45":
