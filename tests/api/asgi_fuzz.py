@@ -13,7 +13,8 @@ failure with its own minimal example, and its message names the status, the rout
 
 A fault that kills the process (a segfault in a C extension) cannot be caught in it: before each call the
 request is written to ``trace`` (a file), so the stage that ran the fuzzer can print the request that was
-in flight when the process died.
+in flight when the process died. Requests are served with the recursion limit of a served process
+(:func:`serving_recursion_limit`), not the one Hypothesis sets while an example runs.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from __future__ import annotations
 import json
 import math
 import re
+import subprocess
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -146,12 +149,33 @@ async def _serve(app: Any, request: RawRequest) -> Answer:
     return answer
 
 
-def call(client: TestClient, request: RawRequest, *, trace: Path) -> Answer:
-    """``request`` served by ``client``'s application, on its event loop."""
+def serving_recursion_limit() -> int:
+    """The recursion limit of a process that serves the API: what it is once ``api.main`` is imported, as
+    uvicorn imports it, measured in a fresh interpreter (this one's is not: pytest and Hypothesis set their
+    own)."""
+    out = subprocess.run(
+        [sys.executable, "-c", "import sys, api.main; print(sys.getrecursionlimit())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return int(out.stdout.strip().splitlines()[-1])
+
+
+def call(client: TestClient, request: RawRequest, *, trace: Path, recursion_limit: int | None = None) -> Answer:
+    """``request`` served by ``client``'s application, on its event loop; with ``recursion_limit`` (see
+    :func:`serving_recursion_limit`) set while it is served. Hypothesis lowers the limit around each example
+    (to its caller's depth + 2,000), which would hide what a served process does with a deep structure."""
     trace.write_text(repr(request) + "\n", encoding="utf-8")
     portal = client.portal
     assert portal is not None, "the TestClient must be started (used as a context manager)"
-    answer: Answer = portal.call(_serve, client.app, request)
+    previous = sys.getrecursionlimit()
+    if recursion_limit is not None:
+        sys.setrecursionlimit(recursion_limit)
+    try:
+        answer: Answer = portal.call(_serve, client.app, request)
+    finally:
+        sys.setrecursionlimit(previous)
     return answer
 
 

@@ -3,15 +3,17 @@ process or leaks a credential; every error is a problem+json with a sentence, wi
 document lists for the route.
 
 Hypothesis generates, for each operation of ``/openapi.json`` (one test each, so a failure names its
-route), requests a client could put on the wire: bodies of random bytes, JSON of random shape and depth
-(nesting up to 120,000 levels), the operation's own valid body (drawn from its schema) with one field
-given a wrong type, a huge number, NUL, unpaired surrogates or bidi controls, a field dropped or an unknown
-field added, text that is not UTF-8; headers with the right, another role's, a garbled, a duplicated or a
-huge credential, each media type, ``Content-Length`` lies, huge and numerous headers; the seeded ids or
-random ones in the path, random query values. Another test does the same over methods and paths that no
-operation serves. Each request goes to the application as it is served (:func:`api.main.serving_app`,
-the eligibility shortcut in front) in this process, on the event loop of a started ``TestClient``, against
-the real anvil and SQLite index of the module (:mod:`tests.api.asgi_fuzz`).
+route), requests a client could put on the wire, after the one every JSON operation gets first (100,000
+nested arrays, no credentials): bodies of random bytes, JSON of random shape and depth (up to 120,000),
+the operation's own valid body (drawn from its schema) with one field given a wrong type, a huge number,
+NUL, unpaired surrogates or bidi controls, a field dropped or an unknown field added, text that is not
+UTF-8; headers with the right, another role's, a garbled, a duplicated or a huge credential, each media
+type, ``Content-Length`` lies, huge and numerous headers; the seeded ids or random ones in the path,
+random query values. Another test does the same over methods and paths that no operation serves. Each
+request goes to the application as it is served (:func:`api.main.serving_app`, the eligibility shortcut
+in front) in this process, on the event loop of a started ``TestClient``, against the real anvil and
+SQLite index of the module (:mod:`tests.api.asgi_fuzz`), with the recursion limit a served process has
+(Hypothesis lowers it while an example runs, which would hide a crash in a C parser).
 
 Bounded: ``FUZZ_EXAMPLES`` requests per operation, derandomized when ``CI=true`` (the same requests on
 every run: a failure in CI is reproduced by running the test again) with no example database; locally
@@ -26,6 +28,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -34,18 +38,18 @@ import pytest
 import schemathesis
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from schemathesis.generation import GenerationMode
 
-from tests.api.asgi_fuzz import RawRequest, call, check, documented_statuses, route_of
+from tests.api.asgi_fuzz import RawRequest, call, check, documented_statuses, route_of, serving_recursion_limit
 from tests.api.conftest import ApiEnv
 from tests.api.seeded import CREDENTIALS, Seeded, seed
 
 pytestmark = pytest.mark.fuzz
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
-FUZZ_EXAMPLES = 100 if IN_CI else 30
+FUZZ_EXAMPLES = 300 if IN_CI else 40
 MAX_DEPTH = 120_000
 """Deepest JSON nesting generated: beyond any limit a JSON route may set, and beyond what a C parser can
 recurse into on a thread's stack when nothing stops it."""
@@ -160,7 +164,7 @@ def _dump(value: Any, *, ascii_only: bool) -> bytes:
 
 @st.composite
 def nested_json(draw: st.DrawFn) -> bytes:
-    depth = draw(st.integers(min_value=1, max_value=MAX_DEPTH))
+    depth = draw(st.integers(min_value=1, max_value=200) | st.sampled_from([1_000, 20_000, 100_000, MAX_DEPTH]))
     opener, closer = draw(st.sampled_from([(b"[", b"]"), (b'{"a":', b"}")]))
     closed = draw(st.booleans())
     return opener * depth + b"1" + (closer * depth if closed else b"")
@@ -377,59 +381,80 @@ def stray_requests(draw: st.DrawFn, spec: dict[str, Any], seeded: Seeded) -> Raw
 # ---- tests ---------------------------------------------------------------------------------------------
 
 
-def _run(
-    client: TestClient,
-    api_env: ApiEnv,
-    spec: dict[str, Any],
-    seeded: Seeded,
-    trace: Path,
-    strategy: st.SearchStrategy[RawRequest],
-    *,
-    hands_out_tokens: bool = False,
-) -> None:
-    documented = documented_statuses(spec)
-    app = _fastapi(client)
+@dataclass(frozen=True)
+class Target:
+    """The served application and what a run checks its answers against."""
 
-    @FUZZ_SETTINGS
-    @given(request=strategy)
-    def fuzz(request: RawRequest) -> None:
-        answer = call(client, request, trace=trace)
-        check(
-            request,
-            answer,
-            route=route_of(app, request, documented),
-            secrets=seeded.secrets,
-            may_hand_out_tokens=hands_out_tokens,
-        )
+    client: TestClient
+    env: ApiEnv
+    spec: dict[str, Any]
+    seeded: Seeded
+    trace: Path
+    recursion_limit: int
 
-    fuzz()
-    # the process is alive (a segfault would have ended it); the index kept up with what the requests wrote
-    assert client.get("/openapi.json").status_code == 200
-    assert api_env.indexer.error is None, api_env.indexer.error
+    def fuzz(
+        self,
+        strategy: st.SearchStrategy[RawRequest],
+        *,
+        hands_out_tokens: bool = False,
+        examples: Sequence[RawRequest] = (),
+    ) -> None:
+        """Sends the requests of ``strategy`` (``examples`` first), checking each answer."""
+        documented = documented_statuses(self.spec)
+        app = _fastapi(self.client)
+
+        def one(request: RawRequest) -> None:
+            answer = call(self.client, request, trace=self.trace, recursion_limit=self.recursion_limit)
+            check(
+                request,
+                answer,
+                route=route_of(app, request, documented),
+                secrets=self.seeded.secrets,
+                may_hand_out_tokens=hands_out_tokens,
+            )
+
+        test = given(request=strategy)(one)
+        for request in examples:
+            test = example(request=request)(test)
+        FUZZ_SETTINGS(test)()
+        # the process is alive (a segfault would have ended it); the index kept up with what was written
+        assert self.client.get("/openapi.json").status_code == 200
+        assert self.env.indexer.error is None, self.env.indexer.error
+
+
+@pytest.fixture(scope="module")
+def target(client: TestClient, api_env: ApiEnv, spec: dict[str, Any], seeded: Seeded, trace: Path) -> Target:
+    return Target(
+        client=client,
+        env=api_env,
+        spec=spec,
+        seeded=seeded,
+        trace=trace,
+        recursion_limit=serving_recursion_limit(),
+    )
 
 
 OPERATIONS = list(CREDENTIALS)
 
 
 @pytest.mark.parametrize(("method", "path"), OPERATIONS, ids=[f"{m} {p}" for m, p in OPERATIONS])
-def test_no_request_breaks_an_operation(
-    method: str,
-    path: str,
-    client: TestClient,
-    api_env: ApiEnv,
-    spec: dict[str, Any],
-    schema: Any,
-    seeded: Seeded,
-    trace: Path,
-) -> None:
-    strategy = requests_for(method, path, spec, schema, seeded)
-    _run(client, api_env, spec, seeded, trace, strategy, hands_out_tokens=(method, path) == ("POST", "/v1/sales"))
+def test_no_request_breaks_an_operation(method: str, path: str, target: Target, schema: Any) -> None:
+    spec, seeded = target.spec, target.seeded
+    examples = []
+    if "application/json" in spec["paths"][path][method.lower()].get("requestBody", {}).get("content", {}):
+        # always tried first: 100,000 nested arrays, without credentials (about 200 KB)
+        nested = b"[" * 100_000 + b"]" * 100_000
+        headers = ((b"content-type", b"application/json"), (b"content-length", str(len(nested)).encode()))
+        examples.append(RawRequest(method=method, path=_encode_path(path, seeded.ids), headers=headers, body=nested))
+    target.fuzz(
+        requests_for(method, path, spec, schema, seeded),
+        hands_out_tokens=(method, path) == ("POST", "/v1/sales"),
+        examples=examples,
+    )
 
 
-def test_no_stray_request_breaks_the_api(
-    client: TestClient, api_env: ApiEnv, spec: dict[str, Any], seeded: Seeded, trace: Path
-) -> None:
-    _run(client, api_env, spec, seeded, trace, stray_requests(spec, seeded))
+def test_no_stray_request_breaks_the_api(target: Target) -> None:
+    target.fuzz(stray_requests(target.spec, target.seeded))
 
 
 def test_every_operation_is_fuzzed(spec: dict[str, Any]) -> None:
