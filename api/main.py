@@ -24,6 +24,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi_offline import FastAPIOffline
 
+from api._links import links_in_openapi
 from api.fastpath import EligibilityShortcut
 from api.problems import PROBLEM_JSON, PROBLEM_REF, Problem, install_problem_handlers, problem_response_spec
 from ledger_service.chain.signers import connect_chain
@@ -84,8 +85,10 @@ def create_app(settings: Settings | None = None, *, routers: Sequence[APIRouter]
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = problems_in_openapi(
-                get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+            app.openapi_schema = links_in_openapi(
+                problems_in_openapi(
+                    get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+                )
             )
         return app.openapi_schema
 
