@@ -8,8 +8,9 @@ Nothing is mocked: the application reads the real store and the real chain.
 
 :func:`check` raises a different :class:`FuzzError` subclass for each kind of failure (5xx, an exception
 out of the application, no answer, an error that is not a problem, a status the OpenAPI document does not
-list for the route, a secret in an answer), each from its own line: Hypothesis reports every distinct
-failure with its own minimal example, and its message names the status, the route and the request.
+list for the route, a secret in an answer, a 2xx for two Authorization headers or an unknown field), each
+from its own line: Hypothesis reports every distinct failure with its own minimal example, and its message
+names the status, the route and the request.
 
 A fault that kills the process (a segfault in a C extension) cannot be caught in it: before each call the
 request is written to ``trace`` (a file), so the stage that ran the fuzzer can print the request that was
@@ -73,13 +74,15 @@ class RawRequest:
     body: bytes = b""
     chunks: int = 1
     """the body arrives in this many ``http.request`` messages"""
+    must_refuse: str | None = None
+    """why the API must answer a 4xx whatever else is wrong or right (e.g. an unknown field)"""
 
     def __repr__(self) -> str:
         headers = ", ".join(f"{name.decode('latin-1')}: {_abridged(value, 40)}" for name, value in self.headers)
         query = f"?{self.query.decode('latin-1')}" if self.query else ""
-        return f"{self.method} {self.path}{query} [{headers}] body={_abridged(self.body)}" + (
-            f" in {self.chunks} chunks" if self.chunks > 1 else ""
-        )
+        chunks = f" in {self.chunks} chunks" if self.chunks > 1 else ""
+        refuse = f" (must be refused: {self.must_refuse})" if self.must_refuse else ""
+        return f"{self.method} {self.path}{query} [{headers}] body={_abridged(self.body)}{chunks}{refuse}"
 
 
 @dataclass
@@ -207,6 +210,10 @@ class SecretInAnswerError(FuzzError):
     pass
 
 
+class AcceptedError(FuzzError):
+    """A request the API must refuse was carried out (or answered as if it were fine)."""
+
+
 @dataclass(frozen=True)
 class Route:
     """Where the application routes a request: a documented operation (``documented`` lists its statuses),
@@ -303,6 +310,11 @@ def check(
             or not problem["detail"].strip()
         ):
             raise NotAProblemError(f"{where}: {status} {media or 'without a content type'}: {body[:600]}")
+    authorizations = [v for k, v in request.headers if k.lower() == b"authorization"]
+    if len(authorizations) > 1 and status < 400:
+        raise AcceptedError(f"{where}: {status} with {len(authorizations)} Authorization headers (which one counts?)")
+    if request.must_refuse is not None and status < 400:
+        raise AcceptedError(f"{where}: {status} for a request with {request.must_refuse}")
     if not route.allows(status):
         documented = sorted(route.documented) if route.documented is not None else route.kind
         raise UndocumentedStatusError(f"{where}: answered {status}, documented {documented}: {body[:400]}")
