@@ -24,6 +24,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi_offline import FastAPIOffline
 
+from api._links import links_in_openapi
 from api.fastpath import EligibilityShortcut
 from api.limits import RequestGate
 from api.problems import PROBLEM_JSON, PROBLEM_REF, Problem, install_problem_handlers, problem_response_spec
@@ -96,8 +97,10 @@ def create_app(settings: Settings | None = None, *, routers: Sequence[APIRouter]
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = problems_in_openapi(
-                get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+            app.openapi_schema = links_in_openapi(
+                problems_in_openapi(
+                    get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+                )
             )
         return app.openapi_schema
 
@@ -122,7 +125,8 @@ def _freeze_startup_objects() -> None:
 def problems_in_openapi(schema: dict[str, Any]) -> dict[str, Any]:
     """Documents every error response as a problem+json :class:`Problem`: replaces FastAPI's 422 schema,
     adds the request gate's answers (:mod:`api.limits`: 400, 413 and 415 to operations with a body, 431 to
-    every operation), 401/403 to operations with security and ``5XX`` to every operation."""
+    every operation), 401 to operations with security, 403 to those an API key opens and ``5XX`` to every
+    operation."""
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     problem_schema = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
     components.update(problem_schema.pop("$defs", {}))
@@ -144,7 +148,9 @@ def problems_in_openapi(schema: dict[str, Any]) -> dict[str, Any]:
             responses.setdefault("431", problem_response_spec("The request's headers are too large or too many"))
             if operation.get("security"):
                 responses.setdefault("401", problem_response_spec("Missing, invalid or revoked credentials"))
-                responses.setdefault("403", problem_response_spec("The credentials do not allow this"))
+                # a 403 is an API key of another role: an operation open only to return tokens never answers it
+                if any("ApiKey" in requirement for requirement in operation["security"]):
+                    responses.setdefault("403", problem_response_spec("The credentials do not allow this"))
             responses.setdefault("5XX", problem_response_spec("The service could not answer"))
             for status, response in responses.items():
                 if status[0] in "45":

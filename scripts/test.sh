@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what is missing (scripts/bootstrap.sh), then runs
-# ruff, mypy --strict, the contract tests (brownie, on its own anvil) and the service
-# tests (pytest: real anvil, SQLite and the PostgreSQL at 127.0.0.1:5432).
+# ruff, mypy --strict, the contract tests (brownie, on its own anvil), the service
+# tests (pytest: real anvil, SQLite and the PostgreSQL at 127.0.0.1:5432) and the API's
+# fuzzer (tests marked fuzz; bounded, derandomized when CI=true).
 # Every stage runs even if an earlier one failed; the exit code is non-zero if any failed.
 # Extra arguments are passed to the service's pytest (e.g. -k reorg).
 set -uo pipefail
@@ -35,12 +36,27 @@ run_stage() { # name command...
   if [ "$rc" -ne 0 ] && [ "$rc" -ne 5 ]; then failed+=("$name (exit $rc)"); fi
 }
 
+# The fuzzer (tests marked fuzz) runs apart from the service tests: a request that kills the process (a
+# segfault in a C extension) ends this stage only, and the request in flight is printed from FUZZ_TRACE.
+run_fuzz() {
+  local trace rc
+  trace=$(mktemp)
+  FUZZ_TRACE=$trace .venv/bin/pytest -m fuzz -p no:cacheprovider tests/api
+  rc=$?
+  if [ "$rc" -gt 128 ]; then
+    printf 'the API died by signal %d while answering this request:\n%s\n' "$((rc - 128))" "$(cat "$trace")" >&2
+  fi
+  rm -f "$trace"
+  return "$rc"
+}
+
 run_stage "ruff" .venv/bin/ruff check .
 run_stage "ruff format" .venv/bin/ruff format --check .
 run_stage "mypy --strict" .venv/bin/mypy
 run_stage "contract tests (brownie on anvil :8555)" \
   "$BROWNIE" test tests/contracts --network returns-test -W ignore::FutureWarning -p no:cacheprovider
-run_stage "service tests (pytest)" .venv/bin/pytest "$@"
+run_stage "service tests (pytest)" .venv/bin/pytest -m "not fuzz" "$@"
+run_stage "fuzz (hypothesis: raw requests to the API, in-process)" run_fuzz
 
 echo
 if [ ${#failed[@]} -ne 0 ]; then

@@ -37,7 +37,7 @@ NO_ONE = "0x" + "00" * 20
     "/{item_id}/delivery",
     status_code=201,
     response_model=DeliveryPublic,
-    responses=problem_responses(404, 409, 422),
+    responses=problem_responses(409, 422),
     summary="Record the delivery of a sold item to its consumer (carrier)",
 )
 def deliver(
