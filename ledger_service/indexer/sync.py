@@ -969,11 +969,13 @@ class Indexer:
                     # nothing undone: the node answered inconsistently (a lagging replica); fetch again
                     return "reorged" if self.store.checkpoint() != checkpoint_now else "moved"
                 new_checkpoint = BlockRef(number=fetched.last.number, hash=fetched.last.hash)
+                keep_from = new_checkpoint.number - self.finality_depth
                 self.store.apply(
                     events=fetched.events,
-                    headers=fetched.window,
+                    # a joined batch holds each range's window: only the last ones outlive the prune
+                    headers=[header for header in fetched.window if header.number >= keep_from],
                     checkpoint=new_checkpoint,
-                    prune_below=new_checkpoint.number - self.finality_depth,
+                    prune_below=keep_from,
                 )
                 previous = fetched.last.hash
                 yield NewBlocks(range=fetched.range, events=len(fetched.events), head=head.number)
@@ -1074,7 +1076,7 @@ class Indexer:
                 "headers_missing",
                 below=run[0].number if run else checkpoint.number,
                 checkpoint=checkpoint.number,
-                why="the node's chain does not match the index there; the next pass checks for a reorg",
+                why="the node does not have them, or is on another branch there; the next pass checks for a reorg",
             )
 
     # -- follow -------------------------------------------------------------------
