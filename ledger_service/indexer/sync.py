@@ -1014,8 +1014,8 @@ class Indexer:
                 break
         if ancestor is None and any(n not in node for n in numbers if n <= head.number):
             raise RpcRetryableError("the node is missing blocks it reported; looking for the common ancestor later")
-        # Deeper than finality: none of the blocks kept (those within finality of the head when they were
-        # indexed) is still on the chain, or more than finality_depth indexed blocks were replaced.
+        # Deeper than finality: none of the blocks kept (the finality depth below the checkpoint) is still on
+        # the chain, or more than finality_depth indexed blocks were replaced.
         if ancestor is None or checkpoint.number - ancestor.number > self.finality_depth:
             at = numbers[-1] if ancestor is None else ancestor.number + 1
             raise FatalError(
