@@ -2,7 +2,8 @@
 
     ledger-indexer backfill   index up to the chain's head and exit (progress bar: blocks/s, events/s)
     ledger-indexer follow     keep up with new blocks until SIGINT/SIGTERM
-    ledger-indexer status     chain, checkpoint, head, lag and row counts
+    ledger-indexer status     chain, checkpoint, head, lag and row counts; says when the checkpoint is not
+                              on the node's chain and when the node is on another chain (no lag then)
 
 Configuration comes from :class:`ledger_service.settings.Settings` (``LEDGER_RPC_URL``,
 ``LEDGER_DATABASE_URL``, ``LEDGER_DEPLOYMENT_FILE`` or ``LEDGER_DEPLOYMENTS_DIR``,
@@ -38,6 +39,7 @@ from ledger_service.chain.artifacts import Deployment, load_deployment
 from ledger_service.errors import ConfigurationError, FatalError, LedgerError, RetryableError
 from ledger_service.indexer import decode
 from ledger_service.indexer.decode import load_abis
+from ledger_service.indexer.events import BlockHeader
 from ledger_service.indexer.rpc import RetryPolicy, RpcClient
 from ledger_service.indexer.sync import (
     DEFAULT_MAX_BATCH_EVENTS,
@@ -47,12 +49,13 @@ from ledger_service.indexer.sync import (
     Reorg,
     describe_pin,
     make_indexer,
+    node_chain,
 )
 from ledger_service.logs import configure_logging
 from ledger_service.recursion import restore_recursion_limit
 from ledger_service.settings import Settings
 from ledger_service.store.lock import writer_lock
-from ledger_service.store.store import SQLITE_INDEXER_CACHE_KIB, Store
+from ledger_service.store.store import SQLITE_INDEXER_CACHE_KIB, BlockRef, ChainPin, Store
 
 PROG = "ledger-indexer"
 EXIT_FATAL, EXIT_UNAVAILABLE, EXIT_INTERRUPTED = 1, 3, 130
@@ -274,6 +277,7 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
         checkpoint = store.checkpoint()
         counts = store.counts()
         deferred = store.deferred_indexes()
+        kept = {} if checkpoint is None else store.stored_blocks(from_block=0, to_block=checkpoint.number)
     finally:
         store.close()
     lines = [f"index: {safe_url(url)}"]
@@ -285,12 +289,13 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
         quick = RetryPolicy(attempts=min(args.rpc_attempts, 2), base_delay=0.1, max_delay=0.5)
         with RpcClient(str(settings.rpc_url), timeout=min(args.rpc_timeout, 5.0), retry=quick) as rpc:
             head = rpc.latest()
-            chain_id = rpc.chain_id()
-        lines.append(f"head: block {head.number} ({head.hash}) on chain {chain_id} at {settings.rpc_url}")
-        if pin is not None and chain_id != pin.chain_id:
-            lines.append(f"lag: n/a (the node serves chain {chain_id}, the index chain {pin.chain_id})")
-        elif checkpoint is not None:
-            lines.append(f"lag: {max(0, head.number - checkpoint.number)} blocks")
+            chain_id, genesis = node_chain(rpc)
+            lines.append(f"head: block {head.number} ({head.hash}) on chain {chain_id} at {settings.rpc_url}")
+            if pin is not None and (chain_id, genesis) != (pin.chain_id, pin.genesis_hash.lower()):
+                lines += _another_chain(pin, chain_id=chain_id, genesis=genesis)
+                code = EXIT_FATAL
+            elif checkpoint is not None:
+                lines += _lag(rpc, checkpoint=checkpoint, head=head, kept=kept)
     except LedgerError as exc:
         lines.append(f"head: unavailable ({_one_line(exc)})")
         code = EXIT_UNAVAILABLE
@@ -302,6 +307,42 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
         )
     print("\n".join(lines))
     return code
+
+
+def _another_chain(pin: ChainPin, *, chain_id: int, genesis: str) -> list[str]:
+    return [
+        f"node: on another chain: genesis {genesis} (chain {chain_id}), but the index is of genesis "
+        f"{pin.genesis_hash} (chain {pin.chain_id}); point LEDGER_RPC_URL at a node of the indexed chain",
+        "lag: n/a (the node is on another chain)",
+    ]
+
+
+def _lag(rpc: RpcClient, *, checkpoint: BlockRef, head: BlockHeader, kept: dict[int, BlockHeader]) -> list[str]:
+    """How far the index is behind the node, once the checkpoint is known to be on the node's chain."""
+    if head.number < checkpoint.number:
+        behind = checkpoint.number - head.number
+        stored = kept.get(head.number)
+        if stored is None:
+            return [
+                f"lag: 0 blocks (the node is {behind} blocks behind the checkpoint; whether on the indexed chain is "
+                "unknown: its head is below the headers the index keeps)"
+            ]
+        if stored.hash.lower() == head.hash:
+            return [f"lag: 0 blocks (the node is {behind} blocks behind the checkpoint, on the indexed chain)"]
+        other = head
+    else:
+        found = head if head.number == checkpoint.number else rpc.header(checkpoint.number)
+        if found is None:  # the chain shrank since the head was read
+            return ["lag: unknown (the node no longer has the checkpoint's block; run status again)"]
+        if found.hash == checkpoint.hash.lower():
+            return [f"lag: {head.number - checkpoint.number} blocks"]
+        other = found
+    return [
+        f"reorg: the checkpoint is not on the node's chain: the node's block {other.number} is {other.hash}, the "
+        f"index's is {kept[other.number].hash if other.number in kept else checkpoint.hash}; the indexer rolls back "
+        "to the common ancestor on its next pass",
+        "lag: n/a (the checkpoint is on another branch than the node's head)",
+    ]
 
 
 # ---- entry point ---------------------------------------------------------------------

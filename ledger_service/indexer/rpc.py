@@ -4,6 +4,9 @@ Every failure is classified by what the caller should do:
 
 - :class:`RangeTooLarge` (retryable): the node refused an ``eth_getLogs`` range as
   too large, or the response exceeded ``max_response_bytes``; ask for a smaller range.
+- :class:`BlockOutOfRange` (retryable): ``eth_getLogs`` named a block beyond the
+  node's head or one it does not know, which a reorg to a shorter chain between
+  the head read and the request causes on every node; read the head again.
 - :class:`RpcTimeoutError` (retryable): no answer in time; for ``eth_getLogs`` the caller
   shrinks the range, for other calls the client retries.
 - :class:`RetryableError`: connection errors, HTTP 429/5xx, truncated or malformed
@@ -49,6 +52,11 @@ class RangeTooLarge(RpcRetryableError):  # noqa: N818 (the name the indexer's ca
     """The node refused a log query as too large (results, response size or block span)."""
 
 
+class BlockOutOfRange(RpcRetryableError):  # noqa: N818 (named like RangeTooLarge)
+    """``eth_getLogs`` asked for blocks the node does not have (any more): the chain shrank since its head was
+    read, a reorg racing the request. Not retried as it is: the caller reads the head again."""
+
+
 class RpcFatalError(FatalError):
     """An RPC failure that retrying cannot fix (bad URL, auth, unsupported method, bad params)."""
 
@@ -62,6 +70,15 @@ _RANGE_TOO_LARGE = re.compile(
     r"returned more than|response size|response is too big|result set too large|too many (results|logs|blocks)"
     r"|max(imum)? (block )?range|block range|range (is )?too (large|wide)|exceeds? (the )?(max|limit)"
     r"|max results|limit exceeded|is limited to|query timeout|too large",
+    re.IGNORECASE,
+)
+# Messages by which nodes refuse eth_getLogs for blocks above their head or unknown to them: anvil
+# "BlockOutOfRangeError: block height is 252 but requested was 253", geth "block range extends beyond current
+# head block", "header not found", geth/reth "unknown block", erigon/besu "block not found", nethermind
+# "Block 253 could not be found". Checked before _RANGE_TOO_LARGE, which "block range" would match.
+_BEYOND_HEAD = re.compile(
+    r"BlockOutOfRange|block height is \d+ but requested|beyond (the )?(current )?head|(block|header) not found"
+    r"|unknown block|block \S+ could not be found",
     re.IGNORECASE,
 )
 # Server-side messages that mean "try again later".
@@ -93,6 +110,8 @@ def classify_error(error: Any, *, method: str) -> Exception:
     message = str(error.get("message", ""))
     data = error.get("data")
     text = f"{method}: JSON-RPC error {code}: {message}" + (f" ({data})" if data else "")
+    if method == "eth_getLogs" and _BEYOND_HEAD.search(message):
+        return BlockOutOfRange(text)
     if method == "eth_getLogs" and (code == -32005 or _RANGE_TOO_LARGE.search(message)):
         return RangeTooLarge(text)
     if code in (-32600, -32601):  # invalid request, method not found
@@ -364,8 +383,8 @@ class RpcClient:
         """``eth_getLogs`` over [from_block, to_block] once: (raw logs, response bytes); with ``scan``, what it read
         from the answer where it did (see :meth:`call_once`), else the raw logs.
 
-        Raises RangeTooLarge or RpcTimeoutError at once (the caller shrinks the range) and
-        other retryable errors as they come; what ``scan`` raises, as it is.
+        Raises RangeTooLarge or RpcTimeoutError at once (the caller shrinks the range), BlockOutOfRange at
+        once (the caller reads the head again), and other retryable errors as they come; what ``scan`` raises, as it is.
         """
         try:
             return self._get_logs_attempt(addresses, from_block, to_block, scan)
@@ -395,13 +414,14 @@ class RpcClient:
         to_block: int,
         scan: Scan | None = None,
     ) -> tuple[Any, int]:
-        """``eth_getLogs`` retried on transient errors, except RangeTooLarge and RpcTimeoutError (shrink instead).
-        What ``scan`` raises is raised at once, as it is (the caller retries a malformed log its own way)."""
+        """``eth_getLogs`` retried on transient errors, except RangeTooLarge and RpcTimeoutError (shrink instead)
+        and BlockOutOfRange (read the head again). What ``scan`` raises is raised at once, as it is (the caller
+        retries a malformed log its own way)."""
         try:
             return self._with_retries(  # type: ignore[no-any-return]
                 lambda: self._get_logs_attempt(addresses, from_block, to_block, scan),
                 what="eth_getLogs",
-                immediate=(RangeTooLarge, RpcTimeoutError),
+                immediate=(RangeTooLarge, RpcTimeoutError, BlockOutOfRange),
             )
         except _ScanError as exc:
             raise exc.error from None

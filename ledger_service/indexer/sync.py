@@ -7,18 +7,30 @@ Invariants:
 - a range's rows, block headers and checkpoint are written in one transaction
   (:meth:`Store.apply`), so a crash at any moment leaves the index at a range
   boundary and a restart resumes from the checkpoint with no gap and no duplicate;
-- every indexed block within ``finality_depth`` of the head has its header
-  stored and each links to its parent, so before a range is applied the first new
-  block's parentHash is compared with the checkpoint's hash; a mismatch walks
-  back through the stored blocks to the common ancestor, rolls back to it and
-  re-indexes. No common ancestor within finality stops with a FatalError and
-  leaves the index as it was;
+- every indexed block within ``finality_depth`` below the checkpoint has its
+  header stored and each links to its parent, whatever the chain did: each range
+  is fetched with the headers of its last ``finality_depth`` blocks, headers are
+  pruned against the new checkpoint (not the node's head, which may be higher than
+  the chain will stay), a rollback stores the headers below the common ancestor
+  that the index lacks (fetched from the node and checked to be its ancestry), and
+  a run that starts on an index missing some (written by an older version) fetches
+  them the same way;
+- before a range is applied the first new block's parentHash is compared with the
+  checkpoint's hash; a mismatch walks back through the stored blocks to the common
+  ancestor, rolls back to it and re-indexes. No common ancestor within finality
+  stops with a FatalError and leaves the index as it was;
 - headers are fetched before logs, and every log in a block whose header was
   fetched must carry that header's hash: logs can never be from an older chain
   than the headers stored with them, so any race with a reorg is caught later
   by the parent-hash check;
 - a node whose head is below the checkpoint is waited for unless the block it
-  reports differs from the one indexed (then it is a reorg).
+  reports differs from the one indexed (then it is a reorg);
+- a chain that shrinks between the head read and ``eth_getLogs`` (the node answers
+  "block out of range" or "block not found") makes the pass read the head again;
+- a node that serves another chain than the pinned one (another genesis or chain
+  id: replaced, reset, misrouted) stops the indexer with a FatalError saying so,
+  also when it is found mid-way: when the node seems behind the checkpoint and
+  before any walk back for a reorg.
 
 Fetching overlaps decoding and writing: a thread fetches and decodes the next
 ranges into a small bounded queue while the caller's thread writes. For long
@@ -69,7 +81,7 @@ from ledger_service.errors import FatalError, RetryableError
 from ledger_service.indexer import wire
 from ledger_service.indexer.decode import Decoder, MalformedLogError, ScannedRows
 from ledger_service.indexer.events import BlockHeader, DecodedEvent
-from ledger_service.indexer.rpc import RangeTooLarge, RpcClient, RpcRetryableError, RpcTimeoutError
+from ledger_service.indexer.rpc import BlockOutOfRange, RangeTooLarge, RpcClient, RpcRetryableError, RpcTimeoutError
 from ledger_service.store.store import BlockRef, ChainPin, Store
 
 log = structlog.get_logger("ledger_service.indexer")
@@ -144,11 +156,16 @@ def _normalized(pin: ChainPin) -> tuple[int, str, str, str, int]:
     )
 
 
-def check_node(rpc: RpcClient, pin: ChainPin) -> None:
-    """Refuses a node that does not serve the pinned chain."""
+def node_chain(rpc: RpcClient) -> tuple[int, str]:
+    """The chain id and genesis hash the node serves ("(none)" for a node without block 0)."""
     chain_id = rpc.chain_id()
     genesis = rpc.header(0)
-    genesis_hash = genesis.hash if genesis else "(none)"
+    return chain_id, genesis.hash if genesis else "(none)"
+
+
+def check_node(rpc: RpcClient, pin: ChainPin) -> None:
+    """Refuses a node that does not serve the pinned chain."""
+    chain_id, genesis_hash = node_chain(rpc)
     if chain_id != pin.chain_id or genesis_hash != pin.genesis_hash.lower():
         raise FatalError(
             f"wrong chain: the node at {rpc.url} serves chain {chain_id} (genesis {genesis_hash}), but the "
@@ -372,6 +389,7 @@ class Prefetcher:
         end: int,
         window_from: int,
         sizer: RangeSizer,
+        keep: int | None = None,
         depth: int = 2,
         max_events: int = 0,
         min_events: int = 0,
@@ -386,6 +404,8 @@ class Prefetcher:
         self._start = start
         self._end = end
         self._window_from = window_from
+        self._keep = keep
+        """Each range also comes with the headers of its last ``keep`` blocks (None: only from ``window_from``)."""
         self._sizer = sizer
         self._shrink_attempts = shrink_attempts
         self._interrupt = interrupt
@@ -651,7 +671,8 @@ class Prefetcher:
         failures = 0
         while True:
             end = min(self._end if limit is None else limit, start + self._sizer.size - 1)
-            wanted = sorted({start, end, *range(max(start, self._window_from), end + 1)})
+            low = max(start, self._window_from if self._keep is None else min(self._window_from, end - self._keep))
+            wanted = sorted({start, end, *range(low, end + 1)})
             try:
                 headers = rpc.headers(wanted)
                 # rows: a canonical answer is read from its bytes, with no dict built per log (Decoder.scan_response)
@@ -664,6 +685,8 @@ class Prefetcher:
                     events = wire.EventRows(self._decoder.decode_rows(got)) if rows else self._decoder.decode(got)
                     logs = len(got)
                 del got
+            except BlockOutOfRange as exc:  # the chain shrank since the head was read: read it again
+                raise ChainMovedError(f"the node no longer has blocks {start}..{end} ({exc})") from None
             except MalformedLogError as exc:  # a garbled answer: ask again, a few times
                 failures += 1
                 if failures >= self._shrink_attempts:
@@ -684,7 +707,7 @@ class Prefetcher:
             missing = [b for b in wanted if b not in headers]
             if missing:
                 raise ChainMovedError(f"the node no longer has block {missing[0]}")
-            window = [headers[b] for b in wanted if b >= self._window_from]
+            window = [headers[b] for b in wanted if b >= low]
             for older, newer in itertools.pairwise(window):
                 if newer.parent_hash != older.hash:
                     raise ChainMovedError(f"blocks {older.number} and {newer.number} do not link (the chain moved)")
@@ -832,6 +855,7 @@ class Indexer:
             self.where = where
         check_node(self.rpc, self.pin)
         check_store(self.store, self.pin, where=self.where)
+        self._restore_headers()
         self._checked = True
 
     # -- one pass ---------------------------------------------------------------
@@ -851,7 +875,11 @@ class Indexer:
             if checkpoint is not None and head.number <= checkpoint.number:
                 if not self._head_diverged(head, checkpoint):
                     return  # caught up, or the node is briefly behind us: wait
-                yield from self._reorg()
+                try:
+                    yield from self._reorg()
+                except ChainMovedError as exc:
+                    log.warning("chain_moved", reason=str(exc))
+                    return  # nothing was undone: look again later
                 if self.store.checkpoint() == checkpoint:
                     return  # the node answered inconsistently and nothing was undone: look again later
                 continue
@@ -875,8 +903,24 @@ class Indexer:
         stored = self.store.stored_blocks(from_block=head.number, to_block=head.number).get(head.number)
         if stored is not None and stored.hash.lower() != head.hash:
             return True
+        if stored is None:  # nothing to compare with: a node reset to (or replaced by) another chain looks behind
+            self._check_same_chain()
         log.info("node_behind", head=head.number, checkpoint=checkpoint.number)
         return False
+
+    def _check_same_chain(self) -> None:
+        """Stops on a node that now serves another chain than the pinned one (replaced, reset, misrouted)."""
+        chain_id, genesis_hash = node_chain(self.rpc)
+        if chain_id == self.pin.chain_id and genesis_hash == self.pin.genesis_hash.lower():
+            return
+        checkpoint = self.store.checkpoint()
+        at = "empty" if checkpoint is None else f"at checkpoint {checkpoint.number}"
+        raise FatalError(
+            f"the node at {self.rpc.url} is now on another chain: it serves chain {chain_id} (genesis "
+            f"{genesis_hash}), but {self.where} follows chain {self.pin.chain_id} (genesis {self.pin.genesis_hash}); "
+            f"was the node replaced or reset? The index is left as it was ({at}). Point LEDGER_RPC_URL at a node "
+            "of the indexed chain, or index the new chain into an empty database."
+        )
 
     def _run_ranges(
         self,
@@ -887,7 +931,11 @@ class Indexer:
         checkpoint: BlockRef | None,
         stop: threading.Event | None,
     ) -> Generator[SyncUpdate, None, str]:
-        """Fetches and applies [start, end]; returns "done", "reorged" (rolled back) or "moved" (fetch again)."""
+        """Fetches and applies [start, end]; returns "done", "reorged" (rolled back) or "moved" (fetch again).
+
+        Each applied batch keeps the headers of the ``finality_depth`` blocks below its last one (fetched with
+        its ranges, or stored before) and prunes older ones: against the checkpoint, not the head, so that
+        a chain that later shrinks below this head still finds them."""
         prune_below = head.number - self.finality_depth
         fetcher = Prefetcher(
             rpc=self.rpc,
@@ -897,6 +945,7 @@ class Indexer:
             end=end,
             window_from=max(start, prune_below),
             sizer=self.sizer,
+            keep=self.finality_depth,
             depth=self.prefetch_depth,
             max_events=self.max_batch_events,
             min_events=self.min_batch_events,
@@ -920,8 +969,13 @@ class Indexer:
                     # nothing undone: the node answered inconsistently (a lagging replica); fetch again
                     return "reorged" if self.store.checkpoint() != checkpoint_now else "moved"
                 new_checkpoint = BlockRef(number=fetched.last.number, hash=fetched.last.hash)
+                keep_from = new_checkpoint.number - self.finality_depth
                 self.store.apply(
-                    events=fetched.events, headers=fetched.window, checkpoint=new_checkpoint, prune_below=prune_below
+                    events=fetched.events,
+                    # a joined batch holds each range's window: only the last ones outlive the prune
+                    headers=[header for header in fetched.window if header.number >= keep_from],
+                    checkpoint=new_checkpoint,
+                    prune_below=keep_from,
                 )
                 previous = fetched.last.hash
                 yield NewBlocks(range=fetched.range, events=len(fetched.events), head=head.number)
@@ -937,10 +991,12 @@ class Indexer:
     # -- reorgs -------------------------------------------------------------------
 
     def _reorg(self) -> Iterator[SyncUpdate]:
-        """Walks back to the common ancestor of the index and the node, rolls back to it."""
+        """Walks back to the common ancestor of the index and the node, rolls back to it (and stores the headers
+        of the ``finality_depth`` blocks below it that the index lacks)."""
         checkpoint = self.store.checkpoint()
         if checkpoint is None:
             return
+        self._check_same_chain()  # another genesis is not a reorg, however deep it looks
         lowest = max(self.pin.deploy_block, checkpoint.number - self.finality_depth - 64)
         candidates = {
             number: header.hash.lower()
@@ -958,8 +1014,8 @@ class Indexer:
                 break
         if ancestor is None and any(n not in node for n in numbers if n <= head.number):
             raise RpcRetryableError("the node is missing blocks it reported; looking for the common ancestor later")
-        # Deeper than finality: none of the blocks kept (those within finality of the head when they were
-        # indexed) is still on the chain, or more than finality_depth indexed blocks were replaced.
+        # Deeper than finality: none of the blocks kept (the finality depth below the checkpoint) is still on
+        # the chain, or more than finality_depth indexed blocks were replaced.
         if ancestor is None or checkpoint.number - ancestor.number > self.finality_depth:
             at = numbers[-1] if ancestor is None else ancestor.number + 1
             raise FatalError(
@@ -972,9 +1028,56 @@ class Indexer:
         if depth == 0:
             log.info("reorg_reverted", checkpoint=checkpoint.number)  # the node went back to the indexed chain
             return
-        self.store.rollback_to(ancestor)
+        below = self._ancestry(ancestor, known={n: h for n, h in node.items() if n <= ancestor.number})
+        if below[0].number > max(self.pin.deploy_block, ancestor.number - self.finality_depth):
+            raise ChainMovedError(f"the node's blocks below block {ancestor.number} do not link (the chain moved)")
+        self.store.rollback_to(ancestor, headers=below)
         log.warning("reorg", common_ancestor=ancestor.number, depth=depth, checkpoint=checkpoint.number)
         yield Reorg(common_ancestor=ancestor, depth=depth)
+
+    def _ancestry(self, ref: BlockRef, *, known: dict[int, BlockHeader]) -> list[BlockHeader]:
+        """The headers of ``ref`` and of the ``finality_depth`` blocks below it (not below the deploy block), each
+        the parent of the next, lowest first: from ``known``, the rest from the node. The run stops short where
+        a header is missing or does not link (the node is on another branch there, or moved meanwhile)."""
+        low = max(self.pin.deploy_block, ref.number - self.finality_depth)
+        missing = [n for n in range(low, ref.number + 1) if n not in known]
+        headers = {**known, **(self.rpc.headers(missing) if missing else {})}
+        run: list[BlockHeader] = []
+        expected = ref.hash.lower()
+        for number in range(ref.number, low - 1, -1):
+            header = headers.get(number)
+            if header is None or header.hash.lower() != expected:
+                break
+            run.append(header)
+            expected = header.parent_hash.lower()
+        run.reverse()
+        return run
+
+    def _restore_headers(self) -> None:
+        """Stores the headers within ``finality_depth`` below the checkpoint that the index lacks (an index
+        written by a version that pruned them against a higher head than the chain kept), from the node, checked
+        to be the checkpoint's ancestry; those the node cannot vouch for are left to the reorg check."""
+        checkpoint = self.store.checkpoint()
+        if checkpoint is None:
+            return
+        low = max(self.pin.deploy_block, checkpoint.number - self.finality_depth)
+        stored = self.store.stored_blocks(from_block=low, to_block=checkpoint.number)
+        if len(stored) == checkpoint.number - low + 1:
+            return
+        run = self._ancestry(checkpoint, known=stored)
+        restored = [header for header in run if header.number not in stored]
+        if restored:
+            self.store.restore_headers(restored, checkpoint=checkpoint)
+            log.info(
+                "headers_restored", first=restored[0].number, last=restored[-1].number, checkpoint=checkpoint.number
+            )
+        if not run or run[0].number > low:
+            log.warning(
+                "headers_missing",
+                below=run[0].number if run else checkpoint.number,
+                checkpoint=checkpoint.number,
+                why="the node does not have them, or is on another branch there; the next pass checks for a reorg",
+            )
 
     # -- follow -------------------------------------------------------------------
 

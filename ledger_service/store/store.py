@@ -306,30 +306,39 @@ class Store:
                 cache.clear()  # someone else wrote the index since this Store did
             _check_batch(events, current, checkpoint)
             counts, written = apply_events(conn, events, now=int(time.time()), cache=cache)
-            upsert(
-                conn,
-                blocks,
-                [
-                    {"number": h.number, "hash": h.hash, "parent_hash": h.parent_hash, "timestamp": h.timestamp}
-                    for h in {h.number: h for h in headers}.values()  # the last of each number wins
-                ],
-            )
+            _store_headers(conn, headers)
             conn.execute(delete(blocks).where(blocks.c.number < prune_below))
             _write_checkpoint(conn, checkpoint)
         return counts, written
 
-    def rollback_to(self, ref: BlockRef) -> RollbackStats:
+    def rollback_to(self, ref: BlockRef, *, headers: Sequence[BlockHeader] = ()) -> RollbackStats:
         """Undoes everything above block ``ref.number`` (log rows, headers, chain problems), rebuilds the
-        state rows those rows had touched from what remains, and sets the checkpoint to ``ref``; one
+        state rows those rows had touched from what remains, stores ``headers`` (of blocks at or below
+        ``ref``: those the index needs below its new checkpoint) and sets the checkpoint to ``ref``; one
         transaction."""
         above = ref.number
+        if any(h.number > above for h in headers):
+            raise StoreError(f"cannot store headers above block {above} while rolling back to it")
         with self._write_lock:
             self._item_cache.clear()
-            stats = self._rollback(ref, above)
+            stats = self._rollback(ref, above, headers)
             self._committed()
             return stats
 
-    def _rollback(self, ref: BlockRef, above: int) -> RollbackStats:
+    def restore_headers(self, headers: Sequence[BlockHeader], *, checkpoint: BlockRef) -> int:
+        """Stores ``headers`` of indexed blocks (at or below ``checkpoint``) that the index lacks; nothing if the
+        checkpoint is no longer ``checkpoint`` (another writer moved it). Returns the headers written."""
+        if any(h.number > checkpoint.number for h in headers):
+            raise StoreError(f"cannot store headers above the checkpoint {checkpoint.number}")
+        with self._write_lock:
+            with write_transaction(self._engine) as conn:
+                if _read_checkpoint(conn) != checkpoint:
+                    return 0
+                _store_headers(conn, headers)
+            self._committed()
+            return len(headers)
+
+    def _rollback(self, ref: BlockRef, above: int, headers: Sequence[BlockHeader]) -> RollbackStats:
         with write_transaction(self._engine) as conn:
             current = _read_checkpoint(conn)
             if current is not None and above > current.number:
@@ -342,6 +351,7 @@ class Store:
             for table in (*LOG_TABLES, returns):
                 deleted += conn.execute(delete(table).where(table.c.block_number > above)).rowcount
             blocks_deleted = conn.execute(delete(blocks).where(blocks.c.number > above)).rowcount
+            _store_headers(conn, headers)
             conn.execute(delete(chain_problems).where(chain_problems.c.block_number > above))
             rebuild_items(conn, item_keys)
             rebuild_returns(conn, return_keys)
@@ -382,6 +392,18 @@ _DEFERRED_INDEX = next(index for index in item_events.indexes if index.name == _
 
 def _has_index(conn: Connection, name: str) -> bool:
     return name in {index["name"] for index in inspect(conn).get_indexes(item_events.name)}
+
+
+def _store_headers(conn: Connection, headers: Sequence[BlockHeader]) -> None:
+    if headers:
+        upsert(
+            conn,
+            blocks,
+            [
+                {"number": h.number, "hash": h.hash, "parent_hash": h.parent_hash, "timestamp": h.timestamp}
+                for h in {h.number: h for h in headers}.values()  # the last of each number wins
+            ],
+        )
 
 
 def _sort_key(row: tuple[Any, ...]) -> tuple[tuple[bool, Any], ...]:

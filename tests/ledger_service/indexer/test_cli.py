@@ -11,8 +11,9 @@ import pytest
 
 from ledger_service.store.store import Store
 from tests.ledger_service.indexer.conftest import Chain, cli_env, reference_dump, run_cli, start_cli
-from tests.support.activity import write_manifest
-from tests.support.chain import deploy_all, free_port
+from tests.support.activity import mine, write_manifest
+from tests.support.chain import deploy_all, free_port, start_anvil
+from tests.support.faultproxy import FaultProxy
 
 
 def one_line_error(stderr: str) -> str:
@@ -210,3 +211,74 @@ def test_follow_waits_out_a_dead_node_and_still_stops_at_once_on_sigterm(
     follower.send_signal(signal.SIGTERM)
     assert follower.wait(timeout=10) == 0, log.read_text()
     assert "stopped" in log.read_text()
+
+
+def test_status_says_when_the_checkpoint_is_off_the_nodes_chain_or_the_node_on_another_genesis(
+    chain: Chain, sqlite_url: str
+) -> None:
+    items = chain.activity.register(1)
+    chain.activity.lifecycle()  # many blocks: the ones rolled back below do not hold the item's registration
+    env = cli_env(chain, sqlite_url)
+    assert run_cli(["backfill"], env).returncode == 0
+    checkpoint = chain.head
+
+    chain.node.rpc("anvil_rollback", [2])  # the node is behind, on the indexed chain
+    behind = run_cli(["status"], env)
+    assert behind.returncode == 0, behind.stderr
+    assert "lag: 0 blocks (the node is 2 blocks behind the checkpoint, on the indexed chain)" in behind.stdout
+
+    chain.activity.send(chain.activity.record_batch_call(items, 3), 3)
+    mine(chain.node, 1)
+    assert chain.head == checkpoint  # as high as the checkpoint, other blocks
+    status = run_cli(["status"], env)
+    assert status.returncode == 0, status.stderr
+    out = status.stdout
+    assert f"the checkpoint is not on the node's chain: the node's block {checkpoint} is " in out, out
+    assert "lag: n/a" in out and "lag: 0 blocks" not in out
+    mine(chain.node, 3)  # higher, still another branch
+    out = run_cli(["status"], env).stdout
+    assert "not on the node's chain" in out and "lag: n/a" in out and "lag: 3 blocks" not in out, out
+
+    other = start_anvil("--timestamp", "1000000000")  # another genesis, whenever the two started
+    try:
+        mine(other, checkpoint + 7)
+        foreign = run_cli(["status"], {**env, "LEDGER_RPC_URL": other.url})
+        assert foreign.returncode == 1, foreign.stdout
+        out = foreign.stdout
+        assert "node: on another chain: genesis 0x" in out and "lag: n/a" in out, out
+        assert "lag: 7 blocks" not in out and "not on the node's chain" not in out
+    finally:
+        other.stop()
+
+
+@pytest.mark.parametrize("shape", ["shorter", "longer"])
+def test_a_follower_whose_node_is_swapped_for_another_chain_stops_with_a_clear_error(
+    chain: Chain, sqlite_url: str, procs: list[subprocess.Popen[str]], tmp_path: Path, shape: str
+) -> None:
+    """A node replaced by one on another genesis (reset, misrouted): not "node behind" forever, not "reorg
+    deeper than finality", but one line that names the other chain, and the index left as it was."""
+    chain.activity.lifecycle()
+    other = start_anvil("--timestamp", "1000000000")  # another genesis, whenever the two started
+    try:
+        mine(other, 3 if shape == "shorter" else chain.head + 20)
+        with FaultProxy(chain.node.url) as proxy:
+            log = tmp_path / "follow.log"
+            follower = start_cli(["follow", "--poll-interval", "0.05"], cli_env(chain, sqlite_url, proxy.url), log=log)
+            procs.append(follower)
+            with Store.open(sqlite_url) as store:
+                deadline = time.monotonic() + 30
+                while (checkpoint := store.checkpoint()) is None or checkpoint.number < chain.head:
+                    assert follower.poll() is None and time.monotonic() < deadline, log.read_text()
+                    time.sleep(0.05)
+                before = store.dump()
+                proxy.upstream = other.url
+                try:
+                    code = follower.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    raise AssertionError(f"the follower kept running: {log.read_text()[-2000:]}") from None
+                assert code == 1, log.read_text()
+                line = one_line_error(log.read_text())
+                assert "another chain" in line and "deeper than finality" not in line, line
+                assert store.dump() == before
+    finally:
+        other.stop()

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import ssl
 import threading
+import time
+from typing import Any
 
 import pytest
 
 from ledger_service.errors import FatalError, RetryableError
 from ledger_service.indexer.decode import Decoder, MalformedLogError, ScannedRows
 from ledger_service.indexer.rpc import (
+    BlockOutOfRange,
     RangeTooLarge,
     RetryPolicy,
     RpcClient,
@@ -21,8 +25,9 @@ from ledger_service.indexer.rpc import (
 from ledger_service.indexer.sync import NewBlocks, Reorg, SyncUpdate
 from ledger_service.store.store import Store
 from tests.ledger_service.indexer.conftest import Chain, make_indexer_for, reference_dump, wait_until_indexed
+from tests.support.activity import mine
 from tests.support.chain import ARTIFACTS
-from tests.support.faultproxy import FAULTS, TOO_LARGE, FaultProxy
+from tests.support.faultproxy import FAULTS, TOO_LARGE, FaultProxy, _request
 
 
 @pytest.mark.parametrize(
@@ -189,3 +194,91 @@ def test_certificates_are_verified_for_https_nodes_only() -> None:
     for url, mode in (("http://127.0.0.1:8545", ssl.CERT_NONE), ("https://rpc.example.org", ssl.CERT_REQUIRED)):
         with RpcClient(url) as rpc:
             assert rpc._client._transport._pool._ssl_context.verify_mode == mode, url  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        {"code": -32602, "message": "BlockOutOfRangeError: block height is 252 but requested was 253"},  # anvil
+        {"code": -32000, "message": "block range extends beyond current head block"},  # geth
+        {"code": -32000, "message": "header not found"},  # geth, older
+        {"code": -32000, "message": "unknown block"},  # geth, reth
+        {"code": -32001, "message": "block not found"},  # erigon, besu
+        {"code": -32001, "message": "Block 253 could not be found"},  # nethermind
+    ],
+)
+def test_a_block_beyond_the_head_in_eth_get_logs_is_a_race_with_a_reorg(error: dict[str, object]) -> None:
+    """The chain shrank between the head read and eth_getLogs: re-read the head (not fatal, not retried as is)."""
+    classified = classify_error(error, method="eth_getLogs")
+    assert type(classified) is BlockOutOfRange
+    assert isinstance(classified, RetryableError) and not isinstance(classified, RangeTooLarge)
+
+
+class ShrinkingNode(FaultProxy):
+    """Once armed, rolls the chain back to block ``to`` just before it forwards the next eth_getLogs: the
+    indexer read the head and the headers of a longer chain, and then asks for logs of blocks that are gone."""
+
+    def __init__(self, upstream: str) -> None:
+        super().__init__(upstream)
+        self.to: int | None = None
+        self.shrunk = 0
+        self.log_errors: list[object] = []
+
+    def _forward(self, payload: Any) -> bytes:
+        if isinstance(payload, dict) and payload.get("method") == "eth_getLogs" and self.to is not None:
+            head = int(self._client.post(self.upstream, json=_request("eth_blockNumber", [])).json()["result"], 16)
+            self._client.post(self.upstream, json=_request("anvil_rollback", [head - self.to]))
+            self.to = None
+            self.shrunk += 1
+            answer = super()._forward(payload)
+            self.log_errors.append(json.loads(answer).get("error"))
+            return answer
+        return super()._forward(payload)
+
+
+def test_a_chain_that_shrinks_between_the_head_read_and_eth_get_logs_does_not_stop_the_follower(
+    chain: Chain, store_url: str
+) -> None:
+    chain.activity.lifecycle()
+    items = chain.activity.register(2)
+    store = Store.open(store_url)
+    updates: list[SyncUpdate] = []
+    errors: list[BaseException] = []
+    stop = threading.Event()
+    with ShrinkingNode(chain.node.url) as proxy:
+        indexer = make_indexer_for(chain, store, rpc_url=proxy.url, finality=6)
+
+        def follow() -> None:
+            try:
+                updates.extend(indexer.follow(stop=stop, poll_interval=0.02))
+            except BaseException as exc:
+                errors.append(exc)
+
+        thread = threading.Thread(target=follow)
+        thread.start()
+        try:
+            wait_until_indexed(chain, store, errors)
+            for below in (0, 2):  # back to the checkpoint (the node is then level), or below it (a reorg)
+                checkpoint = store.checkpoint()
+                assert checkpoint is not None
+                proxy.to = checkpoint.number - below
+                mine(chain.node, 2)  # no transaction of ours to lose in the rollback
+                deadline = time.monotonic() + 30
+                while proxy.to is not None and time.monotonic() < deadline:
+                    time.sleep(0.02)
+                assert proxy.to is None, "the follower never asked for the logs"
+                chain.activity.send(chain.activity.record_batch_call(items, 5 + below), 3)
+                mine(chain.node, 1)
+                wait_until_indexed(chain, store, errors)
+                assert store.dump() == reference_dump(chain, finality=6)
+        finally:
+            stop.set()
+            thread.join(timeout=60)
+            indexer.rpc.close()
+    try:
+        assert not errors, errors
+        assert proxy.shrunk == 2
+        assert all(e is not None and "BlockOutOfRange" in str(e) for e in proxy.log_errors), proxy.log_errors
+        assert [u.depth for u in updates if isinstance(u, Reorg)] == [2]
+    finally:
+        store.close()
