@@ -123,6 +123,7 @@ def test_the_gate_speaks_as_the_dependencies_do(client: TestClient, keys: dict[s
     twice = Exchange(client, "POST", "/v1/sales", {"Content-Length": "2"}, [b"{}"])
     twice.scope["headers"] += [(b"authorization", bearer(keys["merchant"])["Authorization"].encode())] * 2
     assert twice.run().status == 401 and twice.read == 0
+    assert "2 Authorization headers" in twice.problem()["detail"]
 
 
 def test_valid_credentials_reach_the_route(client: TestClient, keys: dict[str, str]) -> None:
