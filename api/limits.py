@@ -323,7 +323,11 @@ class RequestGate:
         the dependencies' sentences otherwise) and leaves the principal in the request's state."""
         wanted = _wanted(schemes)
         if len(authorization) > 1:
-            raise AuthenticationError("send one Authorization header, not several", scheme=wanted)
+            raise AuthenticationError(
+                f"this request has {len(authorization)} Authorization headers: send one Authorization header, "
+                "with one credential",
+                scheme=wanted,
+            )
         kind, credentials = parse_authorization(authorization[0] if authorization else "", wanted=wanted)
         if kind == "bearer" and ACTOR_SECURITY not in schemes:
             raise AuthenticationError(

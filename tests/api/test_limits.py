@@ -123,6 +123,7 @@ def test_the_gate_speaks_as_the_dependencies_do(client: TestClient, keys: dict[s
     twice = Exchange(client, "POST", "/v1/sales", {"Content-Length": "2"}, [b"{}"])
     twice.scope["headers"] += [(b"authorization", bearer(keys["merchant"])["Authorization"].encode())] * 2
     assert twice.run().status == 401 and twice.read == 0
+    assert "2 Authorization headers" in twice.problem()["detail"]
 
 
 def test_valid_credentials_reach_the_route(client: TestClient, keys: dict[str, str]) -> None:
@@ -308,3 +309,13 @@ def test_settings_bound_the_limits(api_env: ApiEnv) -> None:
     assert api_env.settings.api_json_max_bytes < api_env.settings.document_max_bytes
     with pytest.raises(ValueError, match="api_json_max_depth"):
         Settings(_env_file=None, api_json_max_depth=1)  # type: ignore[call-arg]
+
+
+def test_the_gate_finds_every_operations_policy(client: TestClient) -> None:
+    gate = gate_of(client)
+    for method, path, operation in operations(client):
+        scope = {"type": "http", "method": method, "path": path, "root_path": ""}
+        policy = gate.policy(scope)
+        assert policy.schemes == {name for req in operation.get("security", []) for name in req}, (method, path)
+        assert policy.media_types == set(operation.get("requestBody", {}).get("content", {})), (method, path)
+    assert not gate.policy({"type": "http", "method": "PUT", "path": "/v1/sales", "root_path": ""}).schemes

@@ -269,3 +269,18 @@ def test_an_endless_head_is_cut_off_with_a_431(api_env: ApiEnv) -> None:
         assert "8192 bytes" in json.loads(body)["detail"]
         assert served.alive()
         assert httpx.get(f"{served.url}/openapi.json", headers={"X-Padding": "p" * 4000}).status_code == 200
+
+
+def test_the_server_is_configured_from_the_settings() -> None:
+    from api.serving import CappedHttpToolsProtocol, uvicorn_config
+
+    plain = uvicorn_config(Settings(_env_file=None))  # type: ignore[call-arg]
+    assert plain.proxy_headers is False and plain.forwarded_allow_ips == ""
+    assert plain.h11_max_incomplete_event_size == Settings(_env_file=None).api_max_header_bytes  # type: ignore[call-arg]
+    behind = uvicorn_config(
+        Settings(_env_file=None, trusted_proxies=("10.0.0.0/8",), api_workers=3, api_max_header_bytes=4096)  # type: ignore[call-arg]
+    )
+    assert behind.proxy_headers is True and behind.forwarded_allow_ips == ["10.0.0.0/8"]
+    assert behind.workers == 3 and behind.h11_max_incomplete_event_size == 4096
+    behind.load()
+    assert behind.http_protocol_class is CappedHttpToolsProtocol
