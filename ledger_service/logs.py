@@ -206,12 +206,35 @@ def _redact_rendered(_: WrappedLogger, __: str, rendered: Any) -> str:
 # ---- setup --------------------------------------------------------------------------------------
 
 
-def _open_private(path: Path) -> IO[str]:
-    """``path`` opened for appending, created 0600 (and set to 0600 if it existed with a wider mode)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-    os.fchmod(fd, 0o600)
-    return os.fdopen(fd, "a", encoding="utf-8", buffering=1)
+class PrivateFileHandler(logging.Handler):
+    """Appends each record to a file created 0600 (an existing one is set to 0600), in one ``write`` call: the
+    workers of one API share the file, and a record written whole with ``O_APPEND`` is never interleaved with
+    another process's (a buffered stream would split a long traceback into several writes)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._fd: int | None = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        os.fchmod(self._fd, 0o600)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = (self.format(record) + "\n").encode("utf-8", errors="replace")
+            if self._fd is not None:
+                os.write(self._fd, line)
+        except Exception:
+            self.handleError(record)
+
+    def close(self) -> None:
+        self.acquire()
+        try:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+        finally:
+            self.release()
+        super().close()
 
 
 def formatter(*, json_lines: bool) -> structlog.stdlib.ProcessorFormatter:
@@ -250,7 +273,7 @@ def configure_logging(settings: Settings, *, stream: IO[str] | None = None) -> N
     if stream is not None:
         handler: logging.Handler = logging.StreamHandler(stream)
     elif settings.log_file is not None:
-        handler = logging.StreamHandler(_open_private(settings.log_file))
+        handler = PrivateFileHandler(settings.log_file)
     else:
         handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(formatter(json_lines=settings.log_json))
@@ -259,7 +282,7 @@ def configure_logging(settings: Settings, *, stream: IO[str] | None = None) -> N
     root = logging.getLogger()
     for old in [h for h in root.handlers if getattr(h, _MARK, False)]:
         root.removeHandler(old)
-        if old.stream not in (sys.stderr, sys.stdout, stream):  # type: ignore[attr-defined]
+        if isinstance(old, PrivateFileHandler):
             old.close()
     root.addHandler(handler)
     root.setLevel(level)

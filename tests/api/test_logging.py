@@ -89,6 +89,8 @@ def logged(
     for handler in root.handlers:
         handler.flush()
     yield log_file, secrets
+    for added in [h for h in root.handlers if h not in handlers]:
+        added.close()
     root.handlers[:] = handlers
 
 

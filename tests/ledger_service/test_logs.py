@@ -27,6 +27,8 @@ def _restore_logging() -> Iterator[None]:
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
     yield
+    for added in [h for h in root.handlers if h not in handlers]:
+        added.close()
     root.handlers[:] = handlers
     root.setLevel(level)
     structlog.reset_defaults()

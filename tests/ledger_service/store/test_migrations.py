@@ -245,3 +245,49 @@ def test_an_index_at_head_opens_without_running_alembic(store_url: str, monkeypa
     _migrate(store_url, "0003", down=True)
     with pytest.raises(AssertionError, match="already at head"):  # one revision behind: migrated
         Store.open(store_url)
+
+
+def test_0006_keeps_tokens_working_and_drops_plaintext_answers(store_url: str) -> None:
+    """Down to 0005 (tokens without sale or expiry, idempotent answers stored as sent), rows written as the
+    API then wrote them, and up again: the token still verifies and now expires 730 days after its creation;
+    the stored answers (which held return tokens in plaintext) are gone."""
+    from ledger_service.access import verify_return_token
+    from ledger_service.access._secrets import hash_secret
+
+    Store.open(store_url).close()
+    _migrate(store_url, "0005", down=True)
+    token, created = "rrt_" + "T" * 43, 1_800_000_000
+    engine = create_engine(store_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO return_tokens (token_hash, item_id, consumer, created_at) "
+                    "VALUES (:hash, :item, :consumer, :created)"
+                ),
+                {
+                    "hash": hash_secret(token),
+                    "item": "0x" + "ab" * 32,
+                    "consumer": "0x" + "cd" * 20,
+                    "created": created,
+                },
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO idempotency_keys (actor, idempotency_key, method, path, request_hash, status, "
+                    "response_body, created_at) VALUES ('key:1', 'k', 'POST', '/v1/sales', :hash, 201, :body, 1)"
+                ),
+                {"hash": "h" * 64, "body": f'{{"return_token":"{token}"}}'},
+            )
+    finally:
+        engine.dispose()
+    with Store.open(store_url) as store:  # upgrades to head
+        consumer = verify_return_token(store=store, presented=token, now=created + 1)
+        assert consumer.sale_seq is None and consumer.item_id == "0x" + "ab" * 32
+        from ledger_service.store import api_queries
+
+        row = api_queries.return_token_by_hash(store, hash_secret(token))
+        assert row is not None and row.expires_at == created + 730 * 24 * 3600
+        assert api_queries.get_idempotency_key(store, actor="key:1", key="k") is None
+        assert api_queries.latest_revocation(store) == 0
+    assert _differences(store_url) == []
