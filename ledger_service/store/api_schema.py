@@ -149,11 +149,11 @@ item_categories = Table(
 document_quota = Table(
     "document_quota",
     metadata,
-    Column("principal", String(80), nullable=False, comment="key:<api key id> or consumer:<address>"),
+    Column("principal", String(80), nullable=False, comment="key:<api key id> or token:<sha256 of the return token>"),
     Column("day", Integer, nullable=False, comment="UTC day number (unix seconds // 86400)"),
     Column("bytes", BigInteger, nullable=False, comment="bytes of documents uploaded that day"),
     PrimaryKeyConstraint("principal", "day"),
-    comment="each caller's uploads per day, against LEDGER_DOCUMENT_QUOTA_BYTES (revision 0006)",
+    comment="each caller's uploads per day, against LEDGER_DOCUMENT_QUOTA_BYTES (revision 0007)",
 )
 
 API_TABLES: tuple[Table, ...] = (

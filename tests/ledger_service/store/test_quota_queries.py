@@ -1,4 +1,4 @@
-"""The daily upload quota (revision 0006): never exceeded under concurrent reservations, on SQLite and PostgreSQL."""
+"""The daily upload quota (revision 0007): never exceeded under concurrent reservations, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 

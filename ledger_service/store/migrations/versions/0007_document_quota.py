@@ -4,8 +4,8 @@ One row per caller and UTC day: the bytes it uploaded that day. Kept in the
 database, not in a worker's memory, so that every API worker counts against one
 total. Self-contained on purpose (no import of api_schema.py), like 0002.
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-12-06
 """
 
@@ -16,8 +16,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0006"
-down_revision: str | Sequence[str] | None = "0005"
+revision: str = "0007"
+down_revision: str | Sequence[str] | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -25,11 +25,13 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     op.create_table(
         "document_quota",
-        sa.Column("principal", sa.String(80), nullable=False, comment="key:<api key id> or consumer:<address>"),
+        sa.Column(
+            "principal", sa.String(80), nullable=False, comment="key:<api key id> or token:<sha256 of the return token>"
+        ),
         sa.Column("day", sa.Integer(), nullable=False, comment="UTC day number (unix seconds // 86400)"),
         sa.Column("bytes", sa.BigInteger(), nullable=False, comment="bytes of documents uploaded that day"),
         sa.PrimaryKeyConstraint("principal", "day", name="pk_document_quota"),
-        comment="each caller's uploads per day, against LEDGER_DOCUMENT_QUOTA_BYTES (revision 0006)",
+        comment="each caller's uploads per day, against LEDGER_DOCUMENT_QUOTA_BYTES (revision 0007)",
     )
 
 
