@@ -134,18 +134,16 @@ def test_security_schemes_are_documented(probe: TestClient) -> None:
     [("/v1/probe/actor", "Bearer"), ("/v1/probe/anyone", "Bearer"), ("/v1/probe/consumer", "ReturnToken")],
 )
 def test_two_authorization_headers_are_a_401_even_when_both_are_valid(
-    probe: TestClient, keys: dict[str, str], api_env: ApiEnv, path: str, scheme: str
+    probe: TestClient, keys: dict[str, str], path: str, scheme: str
 ) -> None:
-    token = issue_return_token(store=api_env.store, item_id=ITEM, consumer=api_env.accounts[CONSUMER])
-    mine = return_token(token) if scheme == "ReturnToken" else bearer(keys["merchant"])
-    assert probe.get(path, headers=mine).status_code == 200
-    for other in (mine, bearer(keys["admin"]), return_token(token)):
-        headers = [("Authorization", mine["Authorization"]), ("authorization", other["Authorization"])]
-        response = probe.get(path, headers=headers)
+    """Refused before either is verified: which one would count differs between proxies and frameworks."""
+    merchant = bearer(keys["merchant"])["Authorization"]
+    if scheme == "Bearer":
+        assert probe.get(path, headers={"Authorization": merchant}).status_code == 200
+    for other in (merchant, bearer(keys["admin"])["Authorization"], "ReturnToken rrt_" + "B" * 43):
+        response = probe.get(path, headers=[("Authorization", merchant), ("authorization", other)])
         body = assert_problem(response, 401)
-        assert body["detail"] == (
-            "this request has 2 Authorization headers: send one Authorization header, with one credential"
-        )
+        assert "send one Authorization header" in str(body["detail"])
         assert response.headers["www-authenticate"] == f'{scheme} realm="returns-ledger"'
 
 

@@ -294,7 +294,7 @@ def test_two_authorization_headers_are_refused(
         headers = [("Authorization", mine["Authorization"]), ("Authorization", other["Authorization"])]
         response = flow.client.request(method, url, headers=headers, json=body if method == "POST" else None)
         detail = problem(response, 401)["detail"]
-        assert detail.startswith("this request has 2 Authorization headers: send one Authorization header")
+        assert "send one Authorization header" in detail
         assert response.headers["www-authenticate"].endswith('realm="returns-ledger"')
     single = flow.client.request(method, url, headers=mine, json=body if method == "POST" else None)
     assert single.status_code in (200, 201), single.text
