@@ -40,7 +40,7 @@ from starlette.datastructures import State
 from starlette.exceptions import HTTPException
 from starlette.routing import compile_path
 
-from api.deps import _STATE_KEY, cached_principal, parse_authorization
+from api.deps import _STATE_KEY, cached_principal, parse_authorization_headers
 from api.problems import ProblemDetails, http_problem, problem_for, render
 from api.routers.documents import MULTIPART_ENVELOPE
 from ledger_service.access import Actor, Consumer, verify_api_key, verify_return_token
@@ -322,13 +322,7 @@ class RequestGate:
         """Verifies the request's credentials for an operation accepting ``schemes`` (AuthenticationError with
         the dependencies' sentences otherwise) and leaves the principal in the request's state."""
         wanted = _wanted(schemes)
-        if len(authorization) > 1:
-            raise AuthenticationError(
-                f"this request has {len(authorization)} Authorization headers: send one Authorization header, "
-                "with one credential",
-                scheme=wanted,
-            )
-        kind, credentials = parse_authorization(authorization[0] if authorization else "", wanted=wanted)
+        kind, credentials = parse_authorization_headers(authorization, wanted=wanted)
         if kind == "bearer" and ACTOR_SECURITY not in schemes:
             raise AuthenticationError(
                 f"this endpoint needs a return token (`Authorization: {RETURN_TOKEN_SCHEME} <token>`)",
