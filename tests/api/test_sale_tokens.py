@@ -88,7 +88,9 @@ def sold_on_chain(flow: Flow, *, token: str) -> Sold:
     )
     flow.w3.eth.wait_for_transaction_receipt(call.transact({"from": env.accounts[MERCHANT]}))
     env.wait_indexed()
-    sold = Sold(item, consumer.lower(), issue_return_token(store=env.store, item_id=item, consumer=consumer))
+    sold = Sold(
+        item, consumer.lower(), issue_return_token(store=env.store, item_id=item, consumer=consumer, sale_seq=1)
+    )
     flow.deliver(sold)
     return sold
 
