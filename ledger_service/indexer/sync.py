@@ -869,6 +869,7 @@ class Indexer:
         :mod:`completeness`); None: none."""
         self.reconcile = reconcile
         """Each batch's items are compared with the contract's itemOf before the batch is written."""
+        self._gaps_checked = False
         self._checked = False
         self.where = "the index"
         """How messages name the store (e.g. its URL without password)."""
@@ -891,6 +892,8 @@ class Indexer:
         """
         if not self._checked:
             self.check()
+        if not self._gaps_checked:
+            self._refetch_gaps()
         moved = 0
         while stop is None or not stop.is_set():
             head = self.rpc.latest()
@@ -1021,6 +1024,13 @@ class Indexer:
                     ]
             if not problems:
                 repaired = [replace(p, repaired=True) for p in faults if not p.repaired and p.kind != "bloom"]
+                if repaired:
+                    log.warning(
+                        "node_fault_repaired",
+                        blocks=f"{attempt.range.start}..{attempt.range.end}",
+                        faults=len(repaired),
+                        source=completeness.describe_source(self.checks),
+                    )
                 kept = [p for p in faults if p.repaired or p.kind == "bloom"]
                 self.store.record_node_faults(kept + repaired)
                 return attempt
@@ -1033,6 +1043,31 @@ class Indexer:
             f"stayed incomplete, so nothing of these blocks was indexed (the index stays at its checkpoint, "
             "without a hole). Point LEDGER_RPC_URL / LEDGER_RPC_URLS at a node that answers completely and run again."
         )
+
+    def _refetch_gaps(self) -> None:
+        """Rolls an index that holds seq gaps (an item event missing before a stored one: written before the
+        indexer refused breaks) back to before the first, so that the blocks are fetched again and checked like
+        any other; a node that still leaves the events out then stops the indexer instead."""
+        self._gaps_checked = True
+        gaps = self.store.gaps()
+        checkpoint = self.store.checkpoint()
+        if not gaps or checkpoint is None:
+            return
+        item_id, block = gaps[0]
+        block = max(block, self.pin.deploy_block - 1)
+        stored = self.store.stored_blocks(from_block=block, to_block=block).get(block)
+        header = stored if stored is not None else self.rpc.header(block)
+        if header is None:
+            raise RpcRetryableError(f"the node has no block {block}; the index's gaps are fetched again later")
+        log.warning(
+            "refetching_gaps",
+            gaps=len(gaps),
+            first_item=item_id,
+            rollback_to=block,
+            checkpoint=checkpoint.number,
+            why="the index holds item events stored after a missing one; their blocks are fetched again",
+        )
+        self.store.rollback_to(BlockRef(number=block, hash=header.hash.lower()))
 
     def _problems(self, fetched: Fetched) -> list[NodeFault]:
         """The items of a fetched batch whose count, head or merchant differ from the contract's (``reconcile``)."""

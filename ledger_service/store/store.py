@@ -16,6 +16,7 @@ Invariants kept by every write method (each runs in one transaction):
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Sequence
@@ -57,6 +58,7 @@ from ledger_service.store.schema import (
     checkpoint,
     escrow_payouts,
     item_events,
+    item_key,
     item_registrations,
     merchant_changes,
     metadata,
@@ -422,6 +424,37 @@ class Store:
         with self._write_lock, write_transaction(self._engine) as conn:
             conn.execute(insert(node_faults), rows)
 
+    def gaps(self) -> list[tuple[str, int]]:
+        """Stored seq gaps (an item event missing before a stored one, as an index written before the indexer
+        refused breaks could hold): (item, the block after which its events must be fetched again), lowest
+        block first. Each gap's missing events lie after the item's last event before the gap (in its block
+        or later), so everything above the block before that one is to be fetched again."""
+        gaps: list[tuple[str, int]] = []
+        ev = item_events.c
+        with read_transaction(self._engine) as conn:
+            rows = conn.execute(
+                select(chain_problems.c.item_id, chain_problems.c.reason).where(
+                    chain_problems.c.reason.like("expected event #%")
+                )
+            ).all()
+            for item_id, reason in rows:
+                found = _SEQ_GAP.match(reason)
+                if found is None or int(found[2]) <= int(found[1]):
+                    continue  # a repeat or reordering, not a gap
+                before = int(found[1]) - 1
+                if before >= 0:
+                    stmt = select(func.min(ev.block_number)).where(
+                        ev.item_key == item_key(item_id), ev.item_id == item_id, ev.seq == before
+                    )
+                else:
+                    stmt = select(func.min(item_registrations.c.block_number)).where(
+                        item_registrations.c.item_id == item_id
+                    )
+                block = conn.execute(stmt).scalar_one_or_none()
+                if block is not None:
+                    gaps.append((item_id, int(block) - 1))
+        return sorted(gaps, key=lambda gap: gap[1])
+
     def node_faults(self) -> list[NodeFault]:
         """The recorded node faults, oldest first."""
         nf = node_faults.c
@@ -463,6 +496,8 @@ class Store:
                 out[table.name] = sorted(rows, key=_sort_key)
         return out
 
+
+_SEQ_GAP = re.compile(r"expected event #(\d+), found #(\d+)")
 
 _DEFERRED_NAME = "ix_item_events_item"
 _DEFERRED_INDEX = next(index for index in item_events.indexes if index.name == _DEFERRED_NAME)

@@ -282,3 +282,31 @@ def test_with_the_proof_a_node_that_always_leaves_a_log_out_stops_the_indexer(ch
         assert ("proof", False) in _faults(store)
     finally:
         store.close()
+
+
+def test_an_index_with_a_stored_gap_is_repaired_by_the_next_run_against_an_honest_node(
+    chain: Chain, store_url: str
+) -> None:
+    """An index written as before (a left-out event stored as a seq gap, the later ones kept): the next run
+    against an honest node fetches those blocks again, and the index equals a clean one (before, nothing was
+    repaired)."""
+    items = chain.activity.register(2)
+    for _ in range(3):
+        chain.activity.send(chain.activity.record_batch_call(items, 40), 3)
+    store = Store.open(store_url)
+    try:
+
+        def apply_as_before(**kwargs: Any) -> Any:  # the indexer before it refused breaks
+            return Store.apply(store, **{**kwargs, "refuse_breaks": False})
+
+        with FaultProxy(chain.node.url, omit=_drop_first_item_event, omit_answers=1) as liar:
+            lying = make_indexer_for(chain, store, rpc_url=liar.url, reconcile=False, bloom_check=False)
+            lying.store.apply = apply_as_before  # type: ignore[method-assign]
+            run_sync(lying)
+        assert len(store.dump()["chain_problems"]) == 1  # the hole, stored
+        del store.apply  # type: ignore[method-assign]
+        run_sync(make_indexer_for(chain, store))
+        assert store.dump() == reference_dump(chain)
+        assert store.dump()["chain_problems"] == []
+    finally:
+        store.close()
