@@ -10,8 +10,9 @@ such a history with holes; three checks, cheapest first:
   while the answer has no log of that event in that block, the range is
   re-fetched (from the second RPC URL when one is configured). The bits of our
   addresses and topics are computed once; per block only bits are tested. It
-  sees a block whose every log of one event kind was left out; not a log left out
-  next to another of the same kind in its block.
+  sees a block whose every log of one event kind was left out, while its bloom
+  is sparse enough for a hit to mean something (:meth:`BloomCheck.unexplained`);
+  not a log left out next to another of the same kind in its block.
 - **reconcile** (:func:`expected_items`, :func:`reconcile`): after each batch the
   contract's ``itemOf`` (count, head, merchant) of every item the batch touched,
   read at the batch's last block in one batched JSON-RPC request, must equal
@@ -124,6 +125,12 @@ def bloom_bits(element: bytes) -> tuple[tuple[int, int], ...]:
     return tuple(bits)
 
 
+SPARSE = 1 / 8
+"""Bloom density up to which a kind of event missing next to other events of ours is looked for."""
+DENSE = 1 / 4
+"""Bloom density up to which a block whose answer has no log of ours is looked at."""
+
+
 def _maybe(bloom: bytes, bits: tuple[tuple[int, int], ...]) -> bool:
     return all(bloom[index] & mask for index, mask in bits)
 
@@ -143,9 +150,18 @@ class BloomCheck:
 
     def unexplained(self, bloom_hex: str, found: set[str]) -> list[str]:
         """Our events the bloom may hold (with one of our addresses) of which ``found`` has none: empty for a
-        complete answer, and for most blocks after one byte test per address."""
+        complete answer, and for most blocks after one byte test per address.
+
+        A bloom says "maybe" by chance with the probability (set bits / 2048) ** 3: in a block with many logs,
+        that is often. So a kind of event is looked for next to other events of ours only while the bloom is at
+        most :data:`SPARSE` full (a chance hit then under 0.2% per kind), and a block whose answer has no log of
+        ours at all only while it is at most :data:`DENSE` full (under 1.6%): past that, a hit says nothing and
+        only the reconciliation and the receipts proof can tell."""
         bloom = bytes.fromhex(bloom_hex[2:])
         if not any(_maybe(bloom, bits) for bits in self._addresses):
+            return []
+        density = int.from_bytes(bloom, "big").bit_count() / 2048
+        if density > (SPARSE if found else DENSE):
             return []
         return [name for name, bits in self._topics if name not in found and _maybe(bloom, bits)]
 

@@ -18,7 +18,13 @@ Invariants:
   than the headers stored with them, so any race with a reorg is caught later
   by the parent-hash check;
 - a node whose head is below the checkpoint is waited for unless the block it
-  reports differs from the one indexed (then it is a reorg).
+  reports differs from the one indexed (then it is a reorg);
+- a batch is written only when the completeness checks (:mod:`completeness`: the
+  blocks' logsBloom, the contract's itemOf, unbroken hash chains, optionally the
+  receipts proof) find nothing missing, after at most one re-fetch (from the
+  second RPC URL when there is one); otherwise the indexer stops with
+  IncompleteLogsError and nothing of the batch is written: the index never holds
+  a history with holes.
 
 Fetching overlaps decoding and writing: a thread fetches and decodes the next
 ranges into a small bounded queue while the caller's thread writes. For long
@@ -78,6 +84,10 @@ log = structlog.get_logger("ledger_service.indexer")
 
 class ChainMovedError(RetryableError):
     """The chain changed while a range was being fetched; fetch it again."""
+
+
+class _Disagreed(Exception):  # noqa: N818 (private: a batch's transaction is rolled back, never raised further)
+    """The contract's itemOf disagrees with a batch being written: its transaction must not commit."""
 
 
 # ---- what sync yields ---------------------------------------------------------
@@ -870,6 +880,7 @@ class Indexer:
         self.reconcile = reconcile
         """Each batch's items are compared with the contract's itemOf before the batch is written."""
         self._gaps_checked = False
+        self._reconcile_pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._checked = False
         self.where = "the index"
         """How messages name the store (e.g. its URL without password)."""
@@ -1000,28 +1011,38 @@ class Indexer:
             if again:
                 attempt = self._refetch(fetched, window_from=window_from)
                 faults.extend(attempt.faults)
-            problems = self._problems(attempt)
-            if not problems:
-                try:
-                    self.store.apply(
-                        events=attempt.events,
-                        headers=attempt.window,
-                        checkpoint=BlockRef(number=attempt.last.number, hash=attempt.last.hash),
-                        prune_below=prune_below,
-                        refuse_breaks=True,
+            problems = []
+            # the contract is asked while the batch is written (the node's time overlaps the database's); the
+            # transaction commits only once the answers agree
+            reconciled = self._reconciler().submit(self._problems, attempt)
+
+            def agreed(reconciled: concurrent.futures.Future[list[NodeFault]] = reconciled) -> None:
+                if reconciled.result():
+                    raise _Disagreed
+
+            try:
+                self.store.apply(
+                    events=attempt.events,
+                    headers=attempt.window,
+                    checkpoint=BlockRef(number=attempt.last.number, hash=attempt.last.hash),
+                    prune_below=prune_below,
+                    refuse_breaks=True,
+                    before_commit=agreed,
+                )
+            except _Disagreed:
+                problems = reconciled.result()
+            except ChainBreakError as exc:
+                problems = [
+                    completeness.fault(
+                        "chain_break",
+                        start=attempt.range.start,
+                        end=attempt.range.end,
+                        item_id=b.item_id,
+                        detail=f"event #{b.seq} in block {b.block_number}: {b.reason}",
+                        repaired=False,
                     )
-                except ChainBreakError as exc:
-                    problems = [
-                        completeness.fault(
-                            "chain_break",
-                            start=attempt.range.start,
-                            end=attempt.range.end,
-                            item_id=b.item_id,
-                            detail=f"event #{b.seq} in block {b.block_number}: {b.reason}",
-                            repaired=False,
-                        )
-                        for b in exc.breaks
-                    ]
+                    for b in exc.breaks
+                ]
             if not problems:
                 repaired = [replace(p, repaired=True) for p in faults if not p.repaired and p.kind != "bloom"]
                 if repaired:
@@ -1068,6 +1089,11 @@ class Indexer:
             why="the index holds item events stored after a missing one; their blocks are fetched again",
         )
         self.store.rollback_to(BlockRef(number=block, hash=header.hash.lower()))
+
+    def _reconciler(self) -> concurrent.futures.ThreadPoolExecutor:
+        if self._reconcile_pool is None:
+            self._reconcile_pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="ledger-reconcile")
+        return self._reconcile_pool
 
     def _problems(self, fetched: Fetched) -> list[NodeFault]:
         """The items of a fetched batch whose count, head or merchant differ from the contract's (``reconcile``)."""

@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -324,16 +324,18 @@ class Store:
         checkpoint: BlockRef,
         prune_below: int,
         refuse_breaks: bool = False,
+        before_commit: Callable[[], None] | None = None,
     ) -> ApplyStats:
         """Indexes ``events`` (sorted by block, log index; all above the current checkpoint and at most at
         ``checkpoint``), stores ``headers``, drops headers below ``prune_below`` and moves the checkpoint,
         in one transaction. Raises :class:`StoreError` (nothing written) on input that breaks these rules
         or conflicts with stored rows; with ``refuse_breaks``, :class:`ChainBreakError` (nothing written)
-        when an item's hash chain breaks instead of recording the break."""
+        when an item's hash chain breaks instead of recording the break. ``before_commit`` runs once
+        everything is written, before the commit: what it raises rolls the transaction back and is raised."""
         cache = self._item_cache
         with self._write_lock:
             try:
-                counts, written = self._apply(events, headers, checkpoint, prune_below, refuse_breaks)
+                counts, written = self._apply(events, headers, checkpoint, prune_below, refuse_breaks, before_commit)
             except BaseException:
                 cache.clear()  # its states may hold this failed batch's changes
                 raise
@@ -348,6 +350,7 @@ class Store:
         checkpoint: BlockRef,
         prune_below: int,
         refuse_breaks: bool = False,
+        before_commit: Callable[[], None] | None = None,
     ) -> tuple[BatchCounts, list[ItemState]]:
         cache = self._item_cache
         with write_transaction(self._engine) as conn:
@@ -368,6 +371,8 @@ class Store:
             )
             conn.execute(delete(blocks).where(blocks.c.number < prune_below))
             _write_checkpoint(conn, checkpoint)
+            if before_commit is not None:
+                before_commit()
         return counts, written
 
     def rollback_to(self, ref: BlockRef) -> RollbackStats:

@@ -85,6 +85,24 @@ def test_bloom_bits_match_the_headers_of_anvil(chain: Chain) -> None:
     assert len(bloom_bits(b"\x00" * 20)) == 3
 
 
+def test_a_dense_bloom_is_not_taken_for_a_missing_log() -> None:
+    """A bloom that says "maybe" to most things (a block with many logs) triggers no re-fetch: past SPARSE, a
+    kind missing next to our other logs is not looked for; past DENSE, not even a block with none of ours."""
+    address = "0x" + "11" * 20
+    probe = BloomCheck(addresses=[address], topics={ROLE_REVOKED: "RoleRevoked", ITEM_EVENT: "ItemEventRecorded"})
+    sparse = bytearray(256)
+    for element in (bytes.fromhex(address[2:]), bytes.fromhex(ROLE_REVOKED[2:])):
+        for index, mask in bloom_bits(element):
+            sparse[index] |= mask
+    assert probe.unexplained("0x" + sparse.hex(), set()) == ["RoleRevoked"]
+    assert probe.unexplained("0x" + sparse.hex(), {"ItemEventRecorded"}) == ["RoleRevoked"]
+    fifth = bytes(b | 0b10001 if i % 2 else b | 0b1 for i, b in enumerate(sparse))  # ~19% of the bits set
+    assert probe.unexplained("0x" + fifth.hex(), set()) == ["RoleRevoked"]
+    assert probe.unexplained("0x" + fifth.hex(), {"ItemEventRecorded"}) == []
+    full = "0x" + "ff" * 256
+    assert probe.unexplained(full, set()) == [] and probe.addresses_maybe(full)
+
+
 @pytest.mark.parametrize("process", [False, True], ids=["thread", "fetch-process"])
 def test_a_left_out_role_revocation_is_seen_by_the_bloom_and_fetched_from_the_second_url(
     chain: Chain, store_url: str, process: bool
