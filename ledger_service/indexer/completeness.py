@@ -45,7 +45,7 @@ import structlog
 from eth_hash.auto import keccak
 from trie.hexary import HexaryTrie
 
-from ledger_service.errors import FatalError
+from ledger_service.errors import FatalError, RetryableError
 from ledger_service.indexer import wire
 from ledger_service.indexer.events import (
     DecodedEvent,
@@ -54,7 +54,7 @@ from ledger_service.indexer.events import (
     MerchantOfRecordChanged,
     RoleChanged,
 )
-from ledger_service.indexer.rpc import RpcClient, RpcFatalError
+from ledger_service.indexer.rpc import RpcClient, RpcFatalError, RpcRetryableError
 from ledger_service.store.store import NodeFault
 
 log = structlog.get_logger("ledger_service.indexer.completeness")
@@ -66,6 +66,10 @@ ZERO_HASH = "0x" + "00" * 32
 
 RECONCILE_CHUNK = 500
 """itemOf calls per JSON-RPC batch request (a batch touching more items sends several)."""
+
+
+class BlockGoneError(RetryableError):
+    """The block a batch was reconciled at left the node's chain (a reorg): fetch the batch again."""
 
 
 class IncompleteLogsError(FatalError):
@@ -310,7 +314,15 @@ def reconcile(
             ("eth_call", [{"to": ledger, "data": "0x" + ITEM_OF_SELECTOR + key[2:]}, at]) for key in part
         ]
         try:
-            results.extend(rpc.batch(calls))
+            try:
+                results.extend(rpc.batch_once(calls))
+            except RpcRetryableError:
+                header = rpc.header(block_number)
+                if header is None or header.hash != block_hash.lower():  # reorged away since it was fetched
+                    raise BlockGoneError(
+                        f"block {block_number} ({block_hash}) is no longer on the node's chain"
+                    ) from None
+                results.extend(rpc.batch(calls))  # a blip: retried as any call
         except RpcFatalError as exc:  # a pruned node (no state at that block), a node without EIP-1898
             log.warning("reconcile_unavailable", block=block_number, error=str(exc))
             return None

@@ -989,6 +989,9 @@ class Indexer:
         except ChainMovedError as exc:
             log.warning("chain_moved", reason=str(exc))
             return "moved"
+        except completeness.BlockGoneError as exc:
+            log.warning("chain_moved", reason=str(exc))
+            return "moved"
         except IncompleteLogsError as exc:
             self.store.record_node_faults(exc.faults)
             raise

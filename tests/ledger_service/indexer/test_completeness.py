@@ -13,10 +13,13 @@ from typing import Any
 import pytest
 
 from ledger_service.indexer.completeness import (
+    BlockGoneError,
     BloomCheck,
+    Expected,
     IncompleteLogsError,
     bloom_bits,
     receipts_root,
+    reconcile,
 )
 from ledger_service.indexer.decode import topic0
 from ledger_service.indexer.rpc import RetryPolicy, RpcClient
@@ -328,3 +331,28 @@ def test_an_index_with_a_stored_gap_is_repaired_by_the_next_run_against_an_hones
         assert store.dump()["chain_problems"] == []
     finally:
         store.close()
+
+
+def test_reconciling_at_a_block_reorged_away_asks_for_the_range_again(chain: Chain) -> None:
+    """A reorg between the fetch and the itemOf batch is the chain moving (fetch again), not a lying node."""
+    items = chain.activity.register(1)
+    block = chain.deployed.w3.eth.get_block("latest")
+    expected = {"0x" + bytes(items[0]).hex(): Expected(count=1, head=None)}
+    with _client(chain.node.url) as rpc:
+        here = reconcile(
+            rpc,
+            ledger=chain.deployment.address_of("ProvenanceLedger"),
+            block_hash="0x" + bytes(block["hash"]).hex(),
+            block_number=block["number"],
+            expected=expected,
+        )
+        assert here is not None and len(here) == 1 and "the contract counts 1 events" in here[0].detail
+        chain.node.rpc("anvil_reorg", [1, []])
+        with pytest.raises(BlockGoneError):
+            reconcile(
+                rpc,
+                ledger=chain.deployment.address_of("ProvenanceLedger"),
+                block_hash="0x" + bytes(block["hash"]).hex(),
+                block_number=block["number"],
+                expected=expected,
+            )
