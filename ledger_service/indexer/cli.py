@@ -6,7 +6,8 @@
 
 Configuration comes from :class:`ledger_service.settings.Settings` (``LEDGER_RPC_URL``,
 ``LEDGER_DATABASE_URL``, ``LEDGER_DEPLOYMENT_FILE`` or ``LEDGER_DEPLOYMENTS_DIR``,
-``LEDGER_FINALITY_DEPTH``, ``LEDGER_LOG_JSON`` ...); the options override it.
+``LEDGER_FINALITY_DEPTH``, ``LEDGER_LOG_JSON``, the completeness checks' ``LEDGER_RPC_URLS``,
+``LEDGER_BLOOM_CHECK``, ``LEDGER_RECONCILE``, ``LEDGER_RECEIPTS_PROOF`` ...); the options override it.
 ``backfill`` and ``follow`` hold the single-writer lock of the database. Every
 failure ends with one line on stderr and a non-zero exit code: 1 for errors that
 need a person (wrong chain, deep reorg, bad configuration), 3 when the node or the
