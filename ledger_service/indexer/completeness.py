@@ -36,6 +36,8 @@ unresolved and logged, and indexing goes on.
 
 from __future__ import annotations
 
+import re
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -300,6 +302,40 @@ class Mismatch:
     detail: str
 
 
+_NO_STATE = re.compile(
+    r"out of range|missing trie node|state.{0,20}(not available|unavailable|pruned)|historical state|pruned"
+    r"|header not found|unknown block|not found",
+    re.IGNORECASE,
+)
+"""How nodes say they have no state for a block (anvil's BlockOutOfRangeError, geth's "missing trie node", ...)."""
+
+RECONCILE_ATTEMPTS = 3
+
+
+def _item_records(
+    rpc: RpcClient, calls: Sequence[tuple[str, Sequence[Any]]], *, block_hash: str, block_number: int
+) -> list[Any] | None:
+    """The answers of one itemOf batch; None when the node has no state for the block. A failure is looked at
+    before it is retried: a block that left the chain raises BlockGoneError (fetch the range again), a node that
+    says it has no state for it answers None at once, a blip is retried a few times and then also answers None
+    (the batch goes unreconciled, with a warning, rather than the indexer waiting on one call)."""
+    for attempt in range(1, RECONCILE_ATTEMPTS + 1):
+        try:
+            return rpc.batch_once(calls)
+        except RpcFatalError as exc:  # a node without EIP-1898, or one that refuses old states as bad params
+            log.debug("reconcile_no_answer", block=block_number, error=str(exc))
+            return None
+        except RpcRetryableError as exc:
+            header = rpc.header(block_number)
+            if header is None or header.hash != block_hash.lower():  # reorged away since it was fetched
+                raise BlockGoneError(f"block {block_number} ({block_hash}) is no longer on the node's chain") from None
+            if _NO_STATE.search(str(exc)) or attempt == RECONCILE_ATTEMPTS:
+                log.debug("reconcile_no_answer", block=block_number, error=str(exc))
+                return None
+            time.sleep(rpc.retry.delay(attempt))
+    return None
+
+
 def reconcile(
     rpc: RpcClient, *, ledger: str, block_hash: str, block_number: int, expected: Mapping[str, Expected]
 ) -> list[Mismatch] | None:
@@ -313,19 +349,10 @@ def reconcile(
         calls: list[tuple[str, Sequence[Any]]] = [
             ("eth_call", [{"to": ledger, "data": "0x" + ITEM_OF_SELECTOR + key[2:]}, at]) for key in part
         ]
-        try:
-            try:
-                results.extend(rpc.batch_once(calls))
-            except RpcRetryableError:
-                header = rpc.header(block_number)
-                if header is None or header.hash != block_hash.lower():  # reorged away since it was fetched
-                    raise BlockGoneError(
-                        f"block {block_number} ({block_hash}) is no longer on the node's chain"
-                    ) from None
-                results.extend(rpc.batch(calls))  # a blip: retried as any call
-        except RpcFatalError as exc:  # a pruned node (no state at that block), a node without EIP-1898
-            log.warning("reconcile_unavailable", block=block_number, error=str(exc))
+        answered = _item_records(rpc, calls, block_hash=block_hash, block_number=block_number)
+        if answered is None:
             return None
+        results.extend(answered)
     mismatches = []
     for key, result in zip(keys, results, strict=True):
         want = expected[key]

@@ -881,6 +881,8 @@ class Indexer:
         """Each batch's items are compared with the contract's itemOf before the batch is written."""
         self._gaps_checked = False
         self._reconcile_pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._unreconciled = 0
+        """Batches the node could not reconcile (no state at their block)."""
         self._checked = False
         self.where = "the index"
         """How messages name the store (e.g. its URL without password)."""
@@ -1112,6 +1114,17 @@ class Indexer:
             block_number=fetched.last.number,
             expected=expected,
         )
+        if mismatches is None:
+            self._unreconciled += 1
+            # once per run, then counted: a pruned node has no state for most of a backfill's blocks
+            emit = log.warning if self._unreconciled == 1 else log.debug
+            emit(
+                "reconcile_unavailable",
+                blocks=f"{fetched.range.start}..{fetched.range.end}",
+                batches=self._unreconciled,
+                why="the node has no state at the batch's last block (a pruned node) or did not answer itemOf; "
+                "the batch is written with the bloom and hash-chain checks only",
+            )
         return [
             completeness.fault(
                 "reconcile",
