@@ -892,6 +892,8 @@ class Indexer:
         if where is not None:
             self.where = where
         check_node(self.rpc, self.pin)
+        if self.checks is not None and self.checks.fallback is not None:  # its answers replace the first node's
+            check_node(self.checks.fallback, self.pin)
         check_store(self.store, self.pin, where=self.where)
         self._checked = True
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from ledger_service.errors import FatalError
 from ledger_service.indexer.completeness import (
     BlockGoneError,
     BloomCheck,
@@ -32,6 +33,7 @@ from tests.ledger_service.indexer.conftest import (
     run_cli,
     run_sync,
 )
+from tests.support.chain import start_anvil
 from tests.support.faultproxy import FaultProxy, drop_last_matching, topic0_is
 
 ROLE_REVOKED = topic0("RoleRevoked(bytes32,address,address)")
@@ -356,3 +358,18 @@ def test_reconciling_at_a_block_reorged_away_asks_for_the_range_again(chain: Cha
                 block_number=block["number"],
                 expected=expected,
             )
+
+
+def test_a_second_url_on_another_chain_is_refused_before_anything_is_indexed(chain: Chain, store_url: str) -> None:
+    """Its answers would replace the first node's: it must serve the pinned chain too."""
+    chain.activity.lifecycle()
+    other = start_anvil("--chain-id", "31338")
+    store = Store.open(store_url)
+    try:
+        indexer = make_indexer_for(chain, store, fallback_rpc=_client(other.url))
+        with pytest.raises(FatalError, match=rf"wrong chain: the node at {other.url} serves chain 31338 \(genesis"):
+            run_sync(indexer)
+        assert store.checkpoint() is None
+    finally:
+        store.close()
+        other.stop()
