@@ -30,7 +30,10 @@ Steps:
    seconds apart, each in its own block (automine); a read-only SQLAlchemy connection polls the index
    every ``--poll-every`` seconds: the delay of a transaction is from its receipt (polled every
    millisecond after the send: the block is mined) to its block's item_events rows being visible;
-5. with ``--profile``: an in-process backfill into a fresh SQLite file (and PostgreSQL unless
+5. (e) with ``--checks-repeats N`` (default 1): SQLite backfills without the completeness checks, with the
+   bloom check, with bloom + itemOf reconciliation (the default, as in (b) and (c)) and with the receipts
+   proof too, interleaved N rounds; the median wall time of each and its ratio to the one without;
+6. with ``--profile``: an in-process backfill into a fresh SQLite file (and PostgreSQL unless
    ``--no-postgres``) under cProfile, the writer and the fetch thread profiled separately; prints the
    top functions by own time.
 
@@ -444,9 +447,10 @@ def cli_args(chain: Chain, url: str, args: argparse.Namespace) -> list[str]:
     ]
 
 
-def child_env() -> dict[str, str]:
+def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
     env["LEDGER_ARTIFACTS_DIR"] = str(ARTIFACTS)
+    env.update(extra or {})
     return env
 
 
@@ -476,12 +480,16 @@ sys.exit(code if code >= 0 else 128 - code)
 class Child:
     """A command run through the launcher: exit code, peak RSS and CPU time of the command itself."""
 
-    def __init__(self, command: list[str], log_path: Path, *, sample_memory: bool = False) -> None:
+    def __init__(
+        self, command: list[str], log_path: Path, *, sample_memory: bool = False, env: dict[str, str] | None = None
+    ) -> None:
         self.log_path = log_path
         self.usage_path = log_path.with_suffix(".usage")
         self._log = log_path.open("wb")
         launcher = [sys.executable, "-S", "-c", _LAUNCHER, str(self.usage_path), *command]
-        self.process = subprocess.Popen(launcher, stdout=self._log, stderr=subprocess.STDOUT, cwd=ROOT, env=child_env())
+        self.process = subprocess.Popen(
+            launcher, stdout=self._log, stderr=subprocess.STDOUT, cwd=ROOT, env=child_env(env)
+        )
         self.memory = TreeMemory(self.process.pid) if sample_memory else None
         """The summed PSS of the command's processes, sampled (backfills; the follow-latency runs are left
         without a /proc walk every 50 ms beside them)."""
@@ -517,13 +525,16 @@ def run_backfill(
     *,
     postgres: bool = False,
     sample_memory: bool = False,
+    env: dict[str, str] | None = None,
 ) -> ChildRun:
     """One ``ledger-indexer backfill`` into ``url``. With ``sample_memory`` its processes' summed PSS is
     sampled all along (a /proc walk every 50 ms, which costs this process ~2 s of CPU per 1M-event backfill
     and competes with the indexer for the cores): the timed runs go without."""
     anvil0, pg0 = process_cpu(chain.node.process.pid), postgres_cpu() if postgres else float("nan")
     began = time.perf_counter()
-    child = Child([*cli_args(chain, url, args), "backfill", "--no-progress"], log_path, sample_memory=sample_memory)
+    child = Child(
+        [*cli_args(chain, url, args), "backfill", "--no-progress"], log_path, sample_memory=sample_memory, env=env
+    )
     code, rss_mb, cpu_s = child.finish()
     wall = time.perf_counter() - began
     anvil1, pg1 = process_cpu(chain.node.process.pid), postgres_cpu() if postgres else float("nan")
@@ -855,6 +866,41 @@ def stage_costs(chain: Chain, url: str, args: argparse.Namespace) -> str:
 # ---- report ---------------------------------------------------------------------------------------
 
 
+CHECK_VARIANTS: dict[str, dict[str, str]] = {
+    "none": {"LEDGER_BLOOM_CHECK": "false", "LEDGER_RECONCILE": "false"},
+    "bloom": {"LEDGER_RECONCILE": "false"},
+    "bloom_reconcile": {},
+    "bloom_reconcile_proof": {"LEDGER_RECEIPTS_PROOF": "true"},
+}
+"""(e): the completeness checks of ledger_service/indexer/completeness.py, off and on (the default is
+bloom_reconcile: (b) and (c) run with it)."""
+
+
+def compare_checks(chain: Chain, args: argparse.Namespace, workdir: Path, events: int) -> dict[str, Any]:
+    """(e) SQLite backfills with each set of completeness checks, the variants interleaved ``--checks-repeats``
+    times so that the machine's load drifts across all of them alike: median wall time per variant and its
+    ratio to the run without checks."""
+    walls: dict[str, list[float]] = {name: [] for name in CHECK_VARIANTS}
+    for repeat in range(args.checks_repeats):
+        for name, env in CHECK_VARIANTS.items():
+            url = f"sqlite:///{workdir / f'checks-{name}-{repeat}.sqlite3'}"
+            child = run_backfill(chain, url, args, workdir / f"backfill-checks-{name}.log", env=env)
+            walls[name].append(child.wall_s)
+            for leftover in workdir.glob(f"checks-{name}-{repeat}.sqlite3*"):
+                leftover.unlink()
+            say(f"  {name}: {child.wall_s:.2f} s wall ({events / child.wall_s:,.0f} ev/s)")
+    base = statistics.median(walls["none"])
+    out: dict[str, Any] = {}
+    for name, values in walls.items():
+        median = statistics.median(values)
+        out[name] = {
+            "wall_s": [round(v, 2) for v in values],
+            "median_wall_s": round(median, 2),
+            "ratio_to_none": round(median / base, 3),
+        }
+    return out
+
+
 def verdict(ok: bool) -> str:
     return "PASS" if ok else "MISS"
 
@@ -996,6 +1042,13 @@ def main() -> int:
     parser.add_argument("--logs", type=Path, help="copy the indexer's logs into this folder at the end")
     parser.add_argument("--profile", action="store_true", help="also profile an in-process backfill (cProfile)")
     parser.add_argument("--profile-top", type=int, default=25, help="functions per profile listing (default 25)")
+    parser.add_argument(
+        "--checks-repeats",
+        type=int,
+        default=1,
+        help="(e) rounds of SQLite backfills with each set of completeness checks (none, bloom, bloom + reconcile, "
+        "+ receipts proof), interleaved; 0 skips (default 1)",
+    )
     args = parser.parse_args()
     if args.batch < 1 or args.events < 1 or args.fetch_processes < 1:
         parser.error("--events, --batch and --fetch-processes must be positive")
@@ -1122,6 +1175,11 @@ def run(args: argparse.Namespace) -> int:
 
         sqlite_url = f"sqlite:///{workdir / 'index.sqlite3'}"
         backfill("sqlite", "(b) ledger-indexer backfill -> SQLite", sqlite_url)
+        if args.checks_repeats > 0:
+            say(f"\n(e) completeness checks: SQLite backfills with each set, {args.checks_repeats} rounds ...")
+            figures["checks"] = compare_checks(chain, args, workdir, n)
+            for name, entry in figures["checks"].items():
+                say(f"  {name}: median {entry['median_wall_s']:.2f} s, {entry['ratio_to_none']:.3f}x the run without")
         pg_url = None
         if not args.no_postgres:
             pg_url = stack.enter_context(pg_schema(args.postgres_url))

@@ -105,23 +105,26 @@ def verify_chain(links: Iterable[ChainLink]) -> tuple[bytes, int, list[ChainProb
     and every problem found, each pinned to the event at fault: a gap or
     reordering in seq, a prevHash that does not link to the previous event's
     hash, an eventHash that does not match the event's own fields. Each event
-    is recomputed on its own prevHash, so one altered event is reported once,
-    not as a cascade. An auditor compares the head and count with the
+    is recomputed on its own prevHash and its seq checked against the event
+    before it, so one altered or missing event is reported once, not as a
+    cascade. An auditor compares the head and count with the
     contract's stored ones.
     """
     expected_prev = ZERO_HASH
+    expected_seq = 0
     head = ZERO_HASH
     count = 0
     problems: list[ChainProblem] = []
     for link in links:
-        if link.seq != count:
-            reason = f"expected event #{count}, found #{link.seq} (missing or reordered)"
+        if link.seq != expected_seq:
+            reason = f"expected event #{expected_seq}, found #{link.seq} (missing or reordered)"
             problems.append(ChainProblem(link.seq, reason))
-        if link.prev_hash != expected_prev:
+        elif link.prev_hash != expected_prev:  # a seq break cannot link either: one problem per break
             problems.append(ChainProblem(link.seq, "prevHash does not link to the previous event's hash"))
         head = recompute(link, link.prev_hash)
         if head != link.event_hash:
             problems.append(ChainProblem(link.seq, "eventHash does not match the event's fields (altered)"))
         expected_prev = link.event_hash
+        expected_seq = link.seq + 1  # the events after a break are checked against it, not flagged with it
         count += 1
     return head, count, problems

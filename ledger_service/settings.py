@@ -120,6 +120,27 @@ class Settings(BaseSettings):
     deployment_file: Path | None = Field(default=None, description="Manifest to use instead of <chainId>.json")
     artifacts_dir: Path = Field(default=Path("build/contracts"), description="Compiled contract artifacts")
     finality_depth: int = Field(default=12, ge=1, le=10_000, description="Blocks after which a block is final")
+    # completeness of the node's eth_getLogs answers (ledger_service/indexer/completeness.py)
+    rpc_urls: Annotated[list[AnyHttpUrl], NoDecode] = Field(
+        default_factory=list,
+        description="JSON-RPC URLs of the chain, comma-separated or a JSON list: the first is LEDGER_RPC_URL "
+        "unless that is set too; the next one is asked again when an answer of the first looks incomplete",
+    )
+    bloom_check: bool = Field(
+        default=True,
+        description="Check each fetched block's logsBloom for logs of our contracts that the answer lacks "
+        "(fetches every block's header)",
+    )
+    reconcile: bool = Field(
+        default=True,
+        description="Compare each batch's items with the contract's itemOf at the batch's last block "
+        "(one batched JSON-RPC request per batch)",
+    )
+    receipts_proof: bool = Field(
+        default=False,
+        description="Prove each block that may hold our logs with its receipts (eth_getBlockReceipts) against "
+        "its receiptsRoot: nothing left out goes unseen there, at the cost of every receipt of those blocks",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_json: bool = Field(default=False, description="Log one JSON object per line instead of text")
     # ---- secrets: log file, idempotency records, return tokens, revocation (ledger_service/logs.py, access/)
@@ -241,14 +262,14 @@ class Settings(BaseSettings):
         "('limits' syntax), beside the per-address verify_rate_limit",
     )
 
-    @field_validator("trusted_proxies", mode="before")
+    @field_validator("trusted_proxies", "rpc_urls", mode="before")
     @classmethod
-    def _proxies_split(cls, value: object) -> object:
+    def _list_from_text(cls, value: object) -> object:
         if isinstance(value, str):
             text = value.strip()
             if text.startswith("["):
                 return json.loads(text)
-            return tuple(part.strip() for part in text.split(",") if part.strip())
+            return [part.strip() for part in text.split(",") if part.strip()]
         return value
 
     @field_validator("trusted_proxies")
@@ -262,6 +283,18 @@ class Settings(BaseSettings):
                     f"{entry!r} is not an IP address or network (expected e.g. 10.0.0.5 or 10.0.0.0/24)"
                 ) from None
         return value
+
+    @model_validator(mode="after")
+    def _first_url_is_the_node(self) -> Settings:
+        if self.rpc_urls and "rpc_url" not in self.model_fields_set:
+            self.rpc_url = self.rpc_urls[0]
+        return self
+
+    @property
+    def fallback_rpc_url(self) -> str | None:
+        """The URL asked again when an answer of ``rpc_url`` looks incomplete: the first other one of rpc_urls."""
+        primary = str(self.rpc_url)
+        return next((str(url) for url in self.rpc_urls if str(url) != primary), None)
 
     @field_validator("verify_rate_limit", "verify_global_rate_limit")
     @classmethod

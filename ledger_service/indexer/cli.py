@@ -7,7 +7,8 @@
 
 Configuration comes from :class:`ledger_service.settings.Settings` (``LEDGER_RPC_URL``,
 ``LEDGER_DATABASE_URL``, ``LEDGER_DEPLOYMENT_FILE`` or ``LEDGER_DEPLOYMENTS_DIR``,
-``LEDGER_FINALITY_DEPTH``, ``LEDGER_LOG_JSON`` ...); the options override it.
+``LEDGER_FINALITY_DEPTH``, ``LEDGER_LOG_JSON``, the completeness checks' ``LEDGER_RPC_URLS``,
+``LEDGER_BLOOM_CHECK``, ``LEDGER_RECONCILE``, ``LEDGER_RECEIPTS_PROOF`` ...); the options override it.
 ``backfill`` and ``follow`` hold the single-writer lock of the database. Every
 failure ends with one line on stderr and a non-zero exit code: 1 for errors that
 need a person (wrong chain, deep reorg, bad configuration), 3 when the node or the
@@ -94,6 +95,14 @@ def _rpc(settings: Settings, args: argparse.Namespace) -> RpcClient:
     return RpcClient(str(settings.rpc_url), timeout=args.rpc_timeout, retry=RetryPolicy(attempts=args.rpc_attempts))
 
 
+def _fallback_rpc(settings: Settings, args: argparse.Namespace) -> RpcClient | None:
+    """The node asked again when an answer looks incomplete (LEDGER_RPC_URLS' next URL), if there is one."""
+    url = settings.fallback_rpc_url
+    return (
+        None if url is None else RpcClient(url, timeout=args.rpc_timeout, retry=RetryPolicy(attempts=args.rpc_attempts))
+    )
+
+
 DEFAULT_FETCH_PROCESSES = 1
 """Fetch processes of a long pass (see :class:`ledger_service.indexer.sync.Prefetcher`). One: on 2 cores a
 second made a 1M-event SQLite backfill ~7% faster (16.8-17.0 s against 18.2-18.4 s) but added ~110 MB (each
@@ -119,6 +128,10 @@ def _indexer(
             None if not args.fetch_process else 1 if args.command == "backfill" else FOLLOW_PROCESS_MIN_BLOCKS
         ),
         fetch_processes=args.fetch_processes,
+        bloom_check=settings.bloom_check,
+        reconcile=settings.reconcile,
+        receipts_proof=settings.receipts_proof,
+        fallback_rpc=_fallback_rpc(settings, args),
     )
 
 
@@ -278,6 +291,7 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
         counts = store.counts()
         deferred = store.deferred_indexes()
         kept = {} if checkpoint is None else store.stored_blocks(from_block=0, to_block=checkpoint.number)
+        faults = store.node_fault_counts()
     finally:
         store.close()
     lines = [f"index: {safe_url(url)}"]
@@ -300,6 +314,7 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
         lines.append(f"head: unavailable ({_one_line(exc)})")
         code = EXIT_UNAVAILABLE
     lines.append("rows: " + ", ".join(f"{table}={n}" for table, n in sorted(counts.items())))
+    lines.append(_node_faults_line(*faults))
     if deferred:
         lines.append(
             f"missing index: {', '.join(deferred)} (a first backfill builds it at its end; if none is running, the "
@@ -343,6 +358,14 @@ def _lag(rpc: RpcClient, *, checkpoint: BlockRef, head: BlockHeader, kept: dict[
         "to the common ancestor on its next pass",
         "lag: n/a (the checkpoint is on another branch than the node's head)",
     ]
+
+
+def _node_faults_line(total: int, repaired: int) -> str:
+    if total == 0:
+        return "node faults: 0 (no incomplete answer seen)"
+    return (
+        f"node faults: {total} ({repaired} repaired): answers of the node that lacked logs; see the node_faults table"
+    )
 
 
 # ---- entry point ---------------------------------------------------------------------

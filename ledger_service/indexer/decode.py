@@ -424,6 +424,11 @@ class Decoder:
         """The topic0 values this decoder knows."""
         return list(self._table)
 
+    @property
+    def topic_names(self) -> dict[str, str]:
+        """topic0 -> the event's ABI name, of the events this decoder knows."""
+        return {topic: entry.spec.name for topic, entry in self._table.items()}
+
     def decode(self, logs: Iterable[Any]) -> list[DecodedEvent]:
         """Decodes ``logs`` (``eth_getLogs`` result items) into events sorted by (block, log index)."""
         return self._decode(logs, rows=False)

@@ -352,7 +352,13 @@ class RpcClient:
 
     def headers(self, numbers: Sequence[int], *, chunk: int = 200) -> dict[int, BlockHeader]:
         """Headers of ``numbers`` by batch requests; blocks the node does not have are absent."""
-        found: dict[int, BlockHeader] = {}
+        return {number: header_from_json(block) for number, block in self.blocks(numbers, chunk=chunk).items()}
+
+    def blocks(self, numbers: Sequence[int], *, chunk: int = 200) -> dict[int, dict[str, Any]]:
+        """The raw ``eth_getBlockByNumber`` answers (without transactions) of ``numbers`` by batch requests, each
+        checked to be the block asked for (its number, hash and parentHash readable); blocks the node does not
+        have are absent."""
+        found: dict[int, dict[str, Any]] = {}
         for start in range(0, len(numbers), chunk):
             part = numbers[start : start + chunk]
             calls: list[tuple[str, Sequence[Any]]] = [("eth_getBlockByNumber", [_hex(n), False]) for n in part]
@@ -369,7 +375,7 @@ class RpcClient:
                     header = header_from_json(result)
                     if header.number != number:
                         raise RpcRetryableError(f"asked for block {number}, the node answered block {header.number}")
-                    found[number] = header
+                    found[number] = result
         return found
 
     def get_logs_once(

@@ -30,7 +30,13 @@ Invariants:
 - a node that serves another chain than the pinned one (another genesis or chain
   id: replaced, reset, misrouted) stops the indexer with a FatalError saying so,
   also when it is found mid-way: when the node seems behind the checkpoint and
-  before any walk back for a reorg.
+  before any walk back for a reorg;
+- a batch is written only when the completeness checks (:mod:`completeness`: the
+  blocks' logsBloom, the contract's itemOf, unbroken hash chains, optionally the
+  receipts proof) find nothing missing, after at most one re-fetch (from the
+  second RPC URL when there is one); otherwise the indexer stops with
+  IncompleteLogsError and nothing of the batch is written: the index never holds
+  a history with holes.
 
 Fetching overlaps decoding and writing: a thread fetches and decodes the next
 ranges into a small bounded queue while the caller's thread writes. For long
@@ -66,7 +72,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Generator, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, cast
 
 import structlog
@@ -78,17 +84,29 @@ except ImportError:  # pragma: no cover - not on Windows
 
 from ledger_service.chain.artifacts import Deployment
 from ledger_service.errors import FatalError, RetryableError
-from ledger_service.indexer import wire
+from ledger_service.indexer import completeness, wire
+from ledger_service.indexer.completeness import Checks, IncompleteLogsError
 from ledger_service.indexer.decode import Decoder, MalformedLogError, ScannedRows
 from ledger_service.indexer.events import BlockHeader, DecodedEvent
-from ledger_service.indexer.rpc import BlockOutOfRange, RangeTooLarge, RpcClient, RpcRetryableError, RpcTimeoutError
-from ledger_service.store.store import BlockRef, ChainPin, Store
+from ledger_service.indexer.rpc import (
+    BlockOutOfRange,
+    RangeTooLarge,
+    RpcClient,
+    RpcRetryableError,
+    RpcTimeoutError,
+    header_from_json,
+)
+from ledger_service.store.store import BlockRef, ChainBreakError, ChainPin, NodeFault, Store
 
 log = structlog.get_logger("ledger_service.indexer")
 
 
 class ChainMovedError(RetryableError):
     """The chain changed while a range was being fetched; fetch it again."""
+
+
+class _Disagreed(Exception):  # noqa: N818 (private: a batch's transaction is rolled back, never raised further)
+    """The contract's itemOf disagrees with a batch being written: its transaction must not commit."""
 
 
 # ---- what sync yields ---------------------------------------------------------
@@ -243,6 +261,8 @@ class Fetched:
     window: list[BlockHeader]
     events: Sequence[DecodedEvent]
     """The range's events; from a fetch process, in their wire form (:class:`wire.EventRows`)."""
+    faults: tuple[NodeFault, ...] = ()
+    """What the completeness checks found while fetching it (see :mod:`completeness`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,6 +326,24 @@ def _die_with_parent(parent: int) -> None:
         os._exit(0)
 
 
+def _check_forks(events: Sequence[DecodedEvent], headers: dict[int, BlockHeader]) -> None:
+    """Raises ChainMovedError when a log carries another hash than its block's fetched header."""
+    blocks = (
+        ((row[1][0], row[1][1]) for row in events.rows)
+        if isinstance(events, wire.EventRows)
+        else ((event.pos.block_number, event.pos.block_hash) for event in events)
+    )
+    for number, block_hash in blocks:
+        header = headers.get(number)
+        if header is not None and header.hash != block_hash:
+            raise ChainMovedError(f"a log of block {header.number} is from another fork (the chain moved)")
+
+
+def _fault_tuple(fault: NodeFault) -> tuple[Any, ...]:
+    """A fault's wire form (marshal takes plain tuples)."""
+    return (fault.kind, fault.from_block, fault.to_block, fault.item_id, fault.detail, fault.repaired)
+
+
 def _joined(parts: Sequence[Fetched]) -> Fetched:
     """Consecutive, linked ranges as one."""
     return Fetched(
@@ -314,6 +352,7 @@ def _joined(parts: Sequence[Fetched]) -> Fetched:
         parts[-1].last,
         [header for part in parts for header in part.window],
         wire.joined_events([part.events for part in parts]),
+        tuple(f for part in parts for f in part.faults),
     )
 
 
@@ -397,8 +436,10 @@ class Prefetcher:
         processes: int = 1,
         shrink_attempts: int = 8,
         interrupt: threading.Event | None = None,
+        checks: Checks | None = None,
     ) -> None:
         self._rpc = rpc
+        self._checks = checks
         self._decoder = decoder
         self._addresses = list(addresses)
         self._start = start
@@ -504,6 +545,8 @@ class Prefetcher:
         """A fetch process's loop: for each order (a span of blocks), its ranges as frames, then "done"
         with the range size reached; returns when the writer closes the orders pipe."""
         self._rpc = self._rpc.fresh()
+        if self._checks is not None:
+            self._checks = self._checks.fresh()
         self._interrupt = None
         clients = threading.local()
 
@@ -546,6 +589,7 @@ class Prefetcher:
                                     [wire.encode_header(h) for h in fetched.window],
                                     cast(wire.EventRows, fetched.events).rows,
                                     self._sizer.size,
+                                    [_fault_tuple(f) for f in fetched.faults],
                                 )
                             ),
                         )
@@ -633,7 +677,7 @@ class Prefetcher:
             _close_orders(worker)
 
     def _decoded(self, item: _Encoded) -> Fetched:
-        start, end, first, last, window, events, size = wire.loads(item.payload)
+        start, end, first, last, window, events, size, faults = wire.loads(item.payload)
         self._sizer.size = size
         return Fetched(
             BlockRange(start, end),
@@ -641,6 +685,7 @@ class Prefetcher:
             wire.decode_header(last),
             [wire.decode_header(h) for h in window],
             wire.EventRows(events),
+            tuple(NodeFault(*f) for f in faults),
         )
 
     def _reap(self, worker: _Worker) -> str:
@@ -668,23 +713,19 @@ class Prefetcher:
         ask (a fetch thread's own connection); by default this Prefetcher's.
         """
         rpc = self._rpc if rpc is None else rpc
+        checks = self._checks
         failures = 0
         while True:
             end = min(self._end if limit is None else limit, start + self._sizer.size - 1)
             low = max(start, self._window_from if self._keep is None else min(self._window_from, end - self._keep))
-            wanted = sorted({start, end, *range(low, end + 1)})
+            if checks is not None and checks.headers_needed:  # every block's logsBloom / receiptsRoot
+                wanted = list(range(start, end + 1))
+            else:
+                wanted = sorted({start, end, *range(low, end + 1)})
             try:
-                headers = rpc.headers(wanted)
-                # rows: a canonical answer is read from its bytes, with no dict built per log (Decoder.scan_response)
-                scan = self._decoder.scan_response if rows else None
-                got, nbytes = rpc.get_logs(addresses=self._addresses, from_block=start, to_block=end, scan=scan)
-                events: Sequence[DecodedEvent]
-                if isinstance(got, ScannedRows):
-                    events, logs = wire.EventRows(got.rows), got.logs
-                else:
-                    events = wire.EventRows(self._decoder.decode_rows(got)) if rows else self._decoder.decode(got)
-                    logs = len(got)
-                del got
+                blocks = rpc.blocks(wanted)
+                headers = {number: header_from_json(block) for number, block in blocks.items()}
+                events, logs, nbytes = self._logs(rpc, start, end, rows=rows)
             except BlockOutOfRange as exc:  # the chain shrank since the head was read: read it again
                 raise ChainMovedError(f"the node no longer has blocks {start}..{end} ({exc})") from None
             except MalformedLogError as exc:  # a garbled answer: ask again, a few times
@@ -711,17 +752,33 @@ class Prefetcher:
             for older, newer in itertools.pairwise(window):
                 if newer.parent_hash != older.hash:
                     raise ChainMovedError(f"blocks {older.number} and {newer.number} do not link (the chain moved)")
-            blocks = (
-                ((row[1][0], row[1][1]) for row in events.rows)
-                if isinstance(events, wire.EventRows)
-                else ((event.pos.block_number, event.pos.block_hash) for event in events)
-            )
-            for number, block_hash in blocks:
-                header = headers.get(number)
-                if header is not None and header.hash != block_hash:
-                    raise ChainMovedError(f"a log of block {header.number} is from another fork (the chain moved)")
+            _check_forks(events, headers)
             self._sizer.observe(blocks=end - start + 1, logs=logs, nbytes=nbytes)
-            return Fetched(BlockRange(start, end), headers[start], headers[end], window, events)
+            faults: list[NodeFault] = []
+            if checks is not None:
+
+                def refetch(
+                    source: RpcClient, first: int = start, last: int = end, known: dict[int, BlockHeader] = headers
+                ) -> Sequence[DecodedEvent]:
+                    again = self._logs(source, first, last, rows=rows)[0]
+                    _check_forks(again, known)  # a second node on another fork: the chain moved
+                    return again
+
+                events, faults = completeness.check_range(
+                    checks, rpc=rpc, start=start, end=end, blocks=blocks, events=events, refetch=refetch
+                )
+            return Fetched(BlockRange(start, end), headers[start], headers[end], window, events, tuple(faults))
+
+    def _logs(self, rpc: RpcClient, start: int, end: int, *, rows: bool) -> tuple[Sequence[DecodedEvent], int, int]:
+        """The decoded logs of blocks ``start``..``end``: (events, logs in the answer, answer bytes).
+
+        ``rows``: a canonical answer is read from its bytes, with no dict built per log (Decoder.scan_response)."""
+        scan = self._decoder.scan_response if rows else None
+        got, nbytes = rpc.get_logs(addresses=self._addresses, from_block=start, to_block=end, scan=scan)
+        if isinstance(got, ScannedRows):
+            return wire.EventRows(got.rows), got.logs, nbytes
+        events = wire.EventRows(self._decoder.decode_rows(got)) if rows else self._decoder.decode(got)
+        return events, len(got), nbytes
 
     def _next(self, *, wait: bool, joining: bool = False) -> Fetched | None:
         """The next fetched range; None at the end or, without ``wait``, when none is ready yet.
@@ -826,6 +883,8 @@ class Indexer:
         min_batch_events: int = DEFAULT_MIN_BATCH_EVENTS,
         fetch_process_min_blocks: int | None = None,
         fetch_processes: int = 1,
+        checks: Checks | None = None,
+        reconcile: bool = False,
     ) -> None:
         if finality_depth < 1:
             raise ValueError("finality_depth must be at least 1")
@@ -845,6 +904,15 @@ class Indexer:
         self.fetch_processes = fetch_processes
         """How many fetch processes such a pass forks (they fetch alternate chunks of the pass)."""
         self._addresses = [pin.ledger_address, pin.escrow_address]
+        self.checks = checks
+        """The bloom check and receipts proof of each fetched range, and the node asked again (see
+        :mod:`completeness`); None: none."""
+        self.reconcile = reconcile
+        """Each batch's items are compared with the contract's itemOf before the batch is written."""
+        self._gaps_checked = False
+        self._reconcile_pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._unreconciled = 0
+        """Batches the node could not reconcile (no state at their block)."""
         self._checked = False
         self.where = "the index"
         """How messages name the store (e.g. its URL without password)."""
@@ -854,6 +922,8 @@ class Indexer:
         if where is not None:
             self.where = where
         check_node(self.rpc, self.pin)
+        if self.checks is not None and self.checks.fallback is not None:  # its answers replace the first node's
+            check_node(self.checks.fallback, self.pin)
         check_store(self.store, self.pin, where=self.where)
         self._restore_headers()
         self._checked = True
@@ -868,6 +938,8 @@ class Indexer:
         """
         if not self._checked:
             self.check()
+        if not self._gaps_checked:
+            self._refetch_gaps()
         moved = 0
         while stop is None or not stop.is_set():
             head = self.rpc.latest()
@@ -952,6 +1024,7 @@ class Indexer:
             process=self.fetch_process_min_blocks is not None and end - start + 1 >= self.fetch_process_min_blocks,
             processes=self.fetch_processes,
             interrupt=stop,
+            checks=self.checks,
         )
         previous = None if checkpoint is None else checkpoint.hash.lower()
         try:
@@ -968,15 +1041,7 @@ class Indexer:
                     yield from self._reorg()
                     # nothing undone: the node answered inconsistently (a lagging replica); fetch again
                     return "reorged" if self.store.checkpoint() != checkpoint_now else "moved"
-                new_checkpoint = BlockRef(number=fetched.last.number, hash=fetched.last.hash)
-                keep_from = new_checkpoint.number - self.finality_depth
-                self.store.apply(
-                    events=fetched.events,
-                    # a joined batch holds each range's window: only the last ones outlive the prune
-                    headers=[header for header in fetched.window if header.number >= keep_from],
-                    checkpoint=new_checkpoint,
-                    prune_below=keep_from,
-                )
+                fetched = self._apply_complete(fetched, window_from=max(start, prune_below))
                 previous = fetched.last.hash
                 yield NewBlocks(range=fetched.range, events=len(fetched.events), head=head.number)
                 if stop is not None and stop.is_set():
@@ -984,9 +1049,179 @@ class Indexer:
         except ChainMovedError as exc:
             log.warning("chain_moved", reason=str(exc))
             return "moved"
+        except completeness.BlockGoneError as exc:
+            log.warning("chain_moved", reason=str(exc))
+            return "moved"
+        except IncompleteLogsError as exc:
+            self.store.record_node_faults(exc.faults)
+            raise
         finally:
             fetcher.close()
         return "done"
+
+    # -- completeness ---------------------------------------------------------------
+
+    def _apply_complete(self, fetched: Fetched, *, window_from: int) -> Fetched:
+        """Writes a fetched batch once it is complete: its items agree with the contract's itemOf (when
+        ``reconcile``) and no item's hash chain breaks. Otherwise the batch's blocks are fetched again (from the
+        second RPC URL when one is configured) and that answer is checked the same way; a problem that stays
+        stops the indexer (IncompleteLogsError, naming the blocks and the item) with nothing of them written.
+        Every problem is logged and recorded in node_faults. Returns what was written."""
+        faults = list(fetched.faults)
+        attempt = fetched
+        problems: list[NodeFault] = []
+        for again in (False, True):
+            if again:
+                attempt = self._refetch(fetched, window_from=window_from)
+                faults.extend(attempt.faults)
+            problems = []
+            # the contract is asked while the batch is written (the node's time overlaps the database's); the
+            # transaction commits only once the answers agree
+            reconciled = self._reconciler().submit(self._problems, attempt)
+
+            def agreed(reconciled: concurrent.futures.Future[list[NodeFault]] = reconciled) -> None:
+                if reconciled.result():
+                    raise _Disagreed
+
+            keep_from = attempt.last.number - self.finality_depth
+            try:
+                self.store.apply(
+                    events=attempt.events,
+                    # a joined batch holds each range's window: only the last ones outlive the prune
+                    headers=[header for header in attempt.window if header.number >= keep_from],
+                    checkpoint=BlockRef(number=attempt.last.number, hash=attempt.last.hash),
+                    prune_below=keep_from,
+                    refuse_breaks=True,
+                    before_commit=agreed,
+                )
+            except _Disagreed:
+                problems = reconciled.result()
+            except ChainBreakError as exc:
+                problems = [
+                    completeness.fault(
+                        "chain_break",
+                        start=attempt.range.start,
+                        end=attempt.range.end,
+                        item_id=b.item_id,
+                        detail=f"event #{b.seq} in block {b.block_number}: {b.reason}",
+                        repaired=False,
+                    )
+                    for b in exc.breaks
+                ]
+            if not problems:
+                repaired = [replace(p, repaired=True) for p in faults if not p.repaired and p.kind != "bloom"]
+                if repaired:
+                    log.warning(
+                        "node_fault_repaired",
+                        blocks=f"{attempt.range.start}..{attempt.range.end}",
+                        faults=len(repaired),
+                        source=completeness.describe_source(self.checks),
+                    )
+                kept = [p for p in faults if p.repaired or p.kind == "bloom"]
+                self.store.record_node_faults(kept + repaired)
+                return attempt
+            faults.extend(problems)
+        self.store.record_node_faults(faults)
+        first = problems[0]
+        raise IncompleteLogsError(
+            f"incomplete logs: blocks {fetched.range.start}..{fetched.range.end}, item {first.item_id}: "
+            f"{first.detail}; the answers were asked for twice ({completeness.describe_source(self.checks)}) and "
+            f"stayed incomplete, so nothing of these blocks was indexed (the index stays at its checkpoint, "
+            "without a hole). Point LEDGER_RPC_URL / LEDGER_RPC_URLS at a node that answers completely and run again."
+        )
+
+    def _refetch_gaps(self) -> None:
+        """Rolls an index that holds seq gaps (an item event missing before a stored one: written before the
+        indexer refused breaks) back to before the first, so that the blocks are fetched again and checked like
+        any other; a node that still leaves the events out then stops the indexer instead."""
+        self._gaps_checked = True
+        gaps = self.store.gaps()
+        checkpoint = self.store.checkpoint()
+        if not gaps or checkpoint is None:
+            return
+        item_id, block = gaps[0]
+        block = max(block, self.pin.deploy_block - 1)
+        stored = self.store.stored_blocks(from_block=block, to_block=block).get(block)
+        header = stored if stored is not None else self.rpc.header(block)
+        if header is None:
+            raise RpcRetryableError(f"the node has no block {block}; the index's gaps are fetched again later")
+        log.warning(
+            "refetching_gaps",
+            gaps=len(gaps),
+            first_item=item_id,
+            rollback_to=block,
+            checkpoint=checkpoint.number,
+            why="the index holds item events stored after a missing one; their blocks are fetched again",
+        )
+        self.store.rollback_to(BlockRef(number=block, hash=header.hash.lower()))
+
+    def _reconciler(self) -> concurrent.futures.ThreadPoolExecutor:
+        if self._reconcile_pool is None:
+            self._reconcile_pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="ledger-reconcile")
+        return self._reconcile_pool
+
+    def _problems(self, fetched: Fetched) -> list[NodeFault]:
+        """The items of a fetched batch whose count, head or merchant differ from the contract's (``reconcile``)."""
+        if not self.reconcile:
+            return []
+        expected = completeness.expected_items(fetched.events)
+        if not expected:
+            return []
+        mismatches = completeness.reconcile(
+            self.rpc,
+            ledger=self.pin.ledger_address,
+            block_hash=fetched.last.hash,
+            block_number=fetched.last.number,
+            expected=expected,
+        )
+        if mismatches is None:
+            self._unreconciled += 1
+            # once per run, then counted: a pruned node has no state for most of a backfill's blocks
+            emit = log.warning if self._unreconciled == 1 else log.debug
+            emit(
+                "reconcile_unavailable",
+                blocks=f"{fetched.range.start}..{fetched.range.end}",
+                batches=self._unreconciled,
+                why="the node has no state at the batch's last block (a pruned node) or did not answer itemOf; "
+                "the batch is written with the bloom and hash-chain checks only",
+            )
+        return [
+            completeness.fault(
+                "reconcile",
+                start=fetched.range.start,
+                end=fetched.range.end,
+                item_id=m.item_id,
+                detail=m.detail,
+                repaired=False,
+            )
+            for m in mismatches or ()
+        ]
+
+    def _refetch(self, fetched: Fetched, *, window_from: int) -> Fetched:
+        """The blocks of ``fetched`` fetched again, from the second RPC URL when one is configured; ChainMovedError
+        when they are no longer the same blocks."""
+        source = self.rpc if self.checks is None else self.checks.source(self.rpc)
+        fetcher = Prefetcher(
+            rpc=source,
+            decoder=self.decoder,
+            addresses=self._addresses,
+            start=fetched.range.start,
+            end=fetched.range.end,
+            window_from=window_from,
+            keep=self.finality_depth,
+            sizer=RangeSizer(size=len(fetched.range), target_logs=self.sizer.target_logs),
+            depth=1,
+            max_events=1 << 62,
+            checks=self.checks,
+        )
+        try:
+            parts = list(fetcher)
+        finally:
+            fetcher.close()
+        again = parts[0] if len(parts) == 1 else _joined(parts)
+        if (again.first.hash, again.last.hash) != (fetched.first.hash, fetched.last.hash):
+            raise ChainMovedError(f"blocks {fetched.range.start}..{fetched.range.end} changed while re-fetched")
+        return again
 
     # -- reorgs -------------------------------------------------------------------
 
@@ -1122,10 +1357,22 @@ def make_indexer(
     max_batch_events: int = DEFAULT_MAX_BATCH_EVENTS,
     fetch_process_min_blocks: int | None = None,
     fetch_processes: int = 1,
+    bloom_check: bool = True,
+    reconcile: bool = True,
+    receipts_proof: bool = False,
+    fallback_rpc: RpcClient | None = None,
 ) -> Indexer:
-    """An indexer for ``deployment``'s contracts."""
+    """An indexer for ``deployment``'s contracts, with the completeness checks asked for (see :mod:`completeness`;
+    ``fallback_rpc``: the node asked again when an answer looks incomplete)."""
     pin = pin_of(deployment)
     decoder = Decoder(abis=abis, ledger_address=pin.ledger_address, escrow_address=pin.escrow_address)
+    addresses = [pin.ledger_address, pin.escrow_address]
+    checks = Checks(
+        completeness.BloomCheck(addresses=addresses, topics=decoder.topic_names),
+        bloom=bloom_check,
+        proof=completeness.ReceiptsProof(addresses=addresses) if receipts_proof else None,
+        fallback=fallback_rpc,
+    )
     return Indexer(
         store=store,
         rpc=rpc,
@@ -1136,4 +1383,6 @@ def make_indexer(
         max_batch_events=max_batch_events,
         fetch_process_min_blocks=fetch_process_min_blocks,
         fetch_processes=fetch_processes,
+        checks=checks,
+        reconcile=reconcile,
     )

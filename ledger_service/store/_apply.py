@@ -8,8 +8,13 @@ ItemEventRecorded onto its item's state (the stored row, or an empty state for
 a new item) exactly like :func:`ledger_service.hashchain.verify_chain`: the
 seq must be the number of events seen, prevHash the previous event's
 eventHash, and eventHash must recompute. A failing event is stored with
-``chain_ok`` false, its item's ``chain_ok`` turns false, and one
-``chain_problems`` row per failed check names the item, seq, block and reason.
+``chain_ok`` false, its item's ``chain_ok`` turns false, and a
+``chain_problems`` row names the item, seq, block and reason: one per break, not
+one per later event. An event whose seq is not the next one (events missing
+before it, or reordered) is one break: its prevHash cannot link either, so no
+second row is written for it, and the seq expected next follows it
+(``ItemState.next_seq``), so the events after it are not flagged; the count
+still counts the events stored (an auditor compares it with the contract's).
 """
 
 from __future__ import annotations
@@ -117,6 +122,18 @@ class BatchCounts:
     items_touched: int
     returns_touched: int
     problems: int
+    breaks: tuple[ChainBreak, ...] = ()
+    """The problems themselves, in log order."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChainBreak:
+    """One hash-chain problem of a batch: the item, the event's seq and block, and why."""
+
+    item_id: str
+    seq: int
+    block_number: int
+    reason: str
 
 
 def apply_events(
@@ -158,7 +175,8 @@ def apply_events(
         else:
             add(cast(DecodedEvent, ev))
     batch.write(conn)
-    counts = BatchCounts(len(events), len(item_keys), len(return_keys), len(batch.problems))
+    breaks = tuple(ChainBreak(p["item_id"], p["seq"], p["block_number"], p["reason"]) for p in batch.problems)
+    counts = BatchCounts(len(events), len(item_keys), len(return_keys), len(batch.problems), breaks)
     return counts, list(item_states.values())
 
 
@@ -301,7 +319,12 @@ class _Batch:
             hash_ok,
         ) = own
         state = self.item_states[item_id]
-        if hash_ok is not True or seq != state.event_count or prev_hash != state.head_hash:
+        if (
+            hash_ok is not True
+            or seq != state.event_count
+            or prev_hash != state.head_hash
+            or state.next_seq is not None  # after a break, the slow path knows the seq expected
+        ):
             self._item_event(cast(ItemEventRecorded, decode_event(row)))
             return
         state.record(
@@ -335,9 +358,10 @@ class _Batch:
         state = self.item_states[ev.item_id]
         p = ev.pos
         ok = True
-        if ev.seq != state.event_count:
-            ok = self._problem(ev, SEQ_PROBLEM.format(expected=state.event_count, found=ev.seq))
-        if ev.prev_hash != state.head_hash:
+        expected = state.event_count if state.next_seq is None else state.next_seq
+        if ev.seq != expected:
+            ok = self._problem(ev, SEQ_PROBLEM.format(expected=expected, found=ev.seq))
+        elif ev.prev_hash != state.head_hash:  # (a seq break cannot link either: one problem, not two)
             ok = self._problem(ev, LINK_PROBLEM)
         hash_ok = ev.hash_ok
         if hash_ok is None:
@@ -366,6 +390,7 @@ class _Batch:
             event_hash=ev.event_hash,
             chain_ok=ok,
         )
+        state.follow_seq(ev.seq)
         self.item_events.append(
             (
                 ev.item_id,

@@ -131,6 +131,9 @@ class ItemState:
     registered: bool = False
     stored: bool = False
     merchant_changed: bool = False
+    next_seq: int | None = None
+    """The seq the next event must have when it is not ``event_count``: after a break (a seq gap or a repeat),
+    the event after the one that broke the chain (see :meth:`follow_seq`)."""
     key: int = field(init=False, default=0)
     """``item_key(item_id)``, computed once per state (the item_events hot path needs it per event)."""
 
@@ -165,6 +168,11 @@ class ItemState:
             self.destroyed = True
         if not chain_ok:
             self.chain_ok = False
+
+    def follow_seq(self, seq: int) -> None:
+        """The event just recorded had ``seq``: the next one must have ``seq + 1`` (after a break, that is not
+        the count of events; one break is reported once, not once per later event)."""
+        self.next_seq = None if seq + 1 == self.event_count else seq + 1
 
     def changes(self) -> dict[str, Any]:
         """``item_id`` and the mutable columns: the update of a stored row (``merchant`` only if it changed:
@@ -239,6 +247,7 @@ def fold_items(conn: Connection, keys: Sequence[str], *, registrations: bool = T
         ev = item_events.c
         stmt = select(
             ev.item_id,
+            ev.seq,
             ev.biz_step,
             ev.disposition,
             ev.timestamp,
@@ -271,6 +280,7 @@ def fold_items(conn: Connection, keys: Sequence[str], *, registrations: bool = T
                 event_hash=r.event_hash,
                 chain_ok=r.chain_ok,
             )
+            state.follow_seq(r.seq)
         else:
             state.change_merchant(r.new_merchant)
     return states
@@ -335,10 +345,29 @@ def load_items(conn: Connection, keys: Sequence[str], cache: ItemCache | None = 
     for part in chunks(conn, wanted):
         for row in conn.execute(select(*columns).where(key_in(conn, items.c.item_id, part))):
             states[row[0]] = ItemState.from_stored(row)
+    broken = [key for key in wanted if key in states and not states[key].chain_ok]
+    if broken:  # items whose chain broke before: the seq expected next follows their last event
+        _load_next_seqs(conn, {key: states[key] for key in broken})
     missing = [key for key in wanted if key not in states]
     if missing:
         states.update(fold_items(conn, missing, registrations=False))
     return states
+
+
+def _load_next_seqs(conn: Connection, states: dict[str, ItemState]) -> None:
+    """Sets :attr:`ItemState.next_seq` of stored ``states`` from each one's last stored event."""
+    ev = item_events.c
+    keys = sorted(states)
+    last: dict[str, tuple[int, int, int]] = {}
+    for part in chunks(conn, keys):
+        stmt = select(ev.item_id, ev.block_number, ev.log_index, ev.seq).where(
+            key_in(conn, ev.item_key, sorted({item_key(k) for k in part})), key_in(conn, ev.item_id, part)
+        )
+        for item_id, block_number, log_index, seq in conn.execute(stmt):
+            if item_id not in last or (block_number, log_index) > last[item_id][:2]:
+                last[item_id] = (block_number, log_index, seq)
+    for item_id, (_, _, seq) in last.items():
+        states[item_id].follow_seq(seq)
 
 
 def rebuild_items(conn: Connection, keys: Sequence[str]) -> None:

@@ -372,3 +372,18 @@ chain_problems = Table(
     Index("ix_chain_problems_block", "block_number"),
     comment="hash-chain inconsistencies found while indexing; never silently accepted",
 )
+
+node_faults = Table(
+    "node_faults",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(32), nullable=False, comment="the check: bloom, reconcile, chain_break or proof"),
+    Column("from_block", BigInteger, nullable=False),
+    Column("to_block", BigInteger, nullable=False),
+    Column("item_id", HASH, nullable=True, comment="the item the check named, if any"),
+    Column("detail", Text, nullable=False),
+    Column("repaired", Boolean, nullable=False, comment="a re-fetched answer was complete and was indexed instead"),
+    Column("detected_at", BigInteger, nullable=False, comment="wall-clock unix seconds"),
+    Index("ix_node_faults_block", "from_block"),
+    comment="incomplete node answers the indexer caught; a record of the node's behaviour, kept through reorgs",
+)

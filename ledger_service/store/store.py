@@ -5,24 +5,31 @@ Invariants kept by every write method (each runs in one transaction):
 - the state tables (items, returns, roles, sellers) equal the fold of the
   log tables (see :mod:`ledger_service.store._state`), also after a rollback;
 - every ItemEventRecorded is stored, verified or not: a failed check is in
-  ``item_events.chain_ok``, ``items.chain_ok`` and ``chain_problems``.
+  ``item_events.chain_ok``, ``items.chain_ok`` and ``chain_problems`` (once per
+  break); unless the caller asked to refuse breaks (``refuse_breaks``: the
+  indexer, which re-fetches the range instead of storing a history with holes),
+  then nothing of the batch is written and :class:`ChainBreakError` names them;
+- ``node_faults`` records what the indexer's completeness checks found; no
+  rollback deletes its rows and :meth:`Store.dump` leaves them out (they describe
+  the node that answered, not the chain).
 """
 
 from __future__ import annotations
 
+import re
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
 import structlog
-from sqlalchemy import Connection, Engine, Table, delete, func, inspect, select
+from sqlalchemy import Connection, Engine, Table, delete, func, insert, inspect, select
 
 from ledger_service.indexer.events import BlockHeader, DecodedEvent
 from ledger_service.indexer.wire import EventRows, row_order
-from ledger_service.store._apply import BatchCounts, apply_events
+from ledger_service.store._apply import BatchCounts, ChainBreak, apply_events
 from ledger_service.store._db import (
     SQLITE_CACHE_KIB,
     SQLITE_INDEXER_CACHE_KIB,
@@ -51,9 +58,11 @@ from ledger_service.store.schema import (
     checkpoint,
     escrow_payouts,
     item_events,
+    item_key,
     item_registrations,
     merchant_changes,
     metadata,
+    node_faults,
     policies,
     return_transitions,
     returns,
@@ -67,7 +76,10 @@ __all__ = [
     "SQLITE_MMAP_BYTES",
     "ApplyStats",
     "BlockRef",
+    "ChainBreak",
+    "ChainBreakError",
     "ChainPin",
+    "NodeFault",
     "RollbackStats",
     "Store",
     "StoreError",
@@ -83,6 +95,9 @@ WALL_CLOCK_COLUMNS: dict[str, frozenset[str]] = {
     "chain_problems": frozenset({"id", "detected_at"}),
 }
 """Columns that differ between two indexes of the same chain: left out of :meth:`Store.dump`."""
+
+NODE_TABLES = frozenset({node_faults.name})
+"""Tables about the node that answered, not the chain: left out of :meth:`Store.dump`."""
 
 LOG_TABLES: tuple[Table, ...] = (
     item_registrations,
@@ -126,6 +141,34 @@ class ApplyStats:
     items_touched: int
     returns_touched: int
     problems: int
+    breaks: tuple[ChainBreak, ...] = ()
+    """The hash-chain problems recorded, in log order (one per break)."""
+
+
+class ChainBreakError(StoreError):
+    """A batch applied with ``refuse_breaks`` broke an item's hash chain; nothing of it was written."""
+
+    def __init__(self, breaks: Sequence[ChainBreak]) -> None:
+        first = breaks[0]
+        super().__init__(
+            f"item {first.item_id}: event #{first.seq} in block {first.block_number}: {first.reason}"
+            + (f" (and {len(breaks) - 1} more)" if len(breaks) > 1 else "")
+        )
+        self.breaks = tuple(breaks)
+
+
+@dataclass(frozen=True)
+class NodeFault:
+    """An incomplete node answer the indexer caught (a ``node_faults`` row)."""
+
+    kind: str
+    """The check that found it: ``bloom``, ``reconcile``, ``chain_break`` or ``proof``."""
+    from_block: int
+    to_block: int
+    item_id: str | None
+    detail: str
+    repaired: bool
+    """A re-fetched answer was complete and was indexed instead."""
 
 
 @dataclass(frozen=True)
@@ -280,24 +323,34 @@ class Store:
         headers: Sequence[BlockHeader],
         checkpoint: BlockRef,
         prune_below: int,
+        refuse_breaks: bool = False,
+        before_commit: Callable[[], None] | None = None,
     ) -> ApplyStats:
         """Indexes ``events`` (sorted by block, log index; all above the current checkpoint and at most at
         ``checkpoint``), stores ``headers``, drops headers below ``prune_below`` and moves the checkpoint,
         in one transaction. Raises :class:`StoreError` (nothing written) on input that breaks these rules
-        or conflicts with stored rows."""
+        or conflicts with stored rows; with ``refuse_breaks``, :class:`ChainBreakError` (nothing written)
+        when an item's hash chain breaks instead of recording the break. ``before_commit`` runs once
+        everything is written, before the commit: what it raises rolls the transaction back and is raised."""
         cache = self._item_cache
         with self._write_lock:
             try:
-                counts, written = self._apply(events, headers, checkpoint, prune_below)
+                counts, written = self._apply(events, headers, checkpoint, prune_below, refuse_breaks, before_commit)
             except BaseException:
                 cache.clear()  # its states may hold this failed batch's changes
                 raise
             cache.keep(written, valid_at=(checkpoint.number, checkpoint.hash))
             self._committed()
-        return ApplyStats(counts.events, counts.items_touched, counts.returns_touched, counts.problems)
+        return ApplyStats(counts.events, counts.items_touched, counts.returns_touched, counts.problems, counts.breaks)
 
     def _apply(
-        self, events: Sequence[DecodedEvent], headers: Sequence[BlockHeader], checkpoint: BlockRef, prune_below: int
+        self,
+        events: Sequence[DecodedEvent],
+        headers: Sequence[BlockHeader],
+        checkpoint: BlockRef,
+        prune_below: int,
+        refuse_breaks: bool = False,
+        before_commit: Callable[[], None] | None = None,
     ) -> tuple[BatchCounts, list[ItemState]]:
         cache = self._item_cache
         with write_transaction(self._engine) as conn:
@@ -306,9 +359,13 @@ class Store:
                 cache.clear()  # someone else wrote the index since this Store did
             _check_batch(events, current, checkpoint)
             counts, written = apply_events(conn, events, now=int(time.time()), cache=cache)
+            if refuse_breaks and counts.breaks:
+                raise ChainBreakError(counts.breaks)  # the transaction rolls back: nothing of the batch is kept
             _store_headers(conn, headers)
             conn.execute(delete(blocks).where(blocks.c.number < prune_below))
             _write_checkpoint(conn, checkpoint)
+            if before_commit is not None:
+                before_commit()
         return counts, written
 
     def rollback_to(self, ref: BlockRef, *, headers: Sequence[BlockHeader] = ()) -> RollbackStats:
@@ -360,6 +417,73 @@ class Store:
             _write_checkpoint(conn, ref)
         return RollbackStats(deleted, len(item_keys), len(return_keys), blocks_deleted)
 
+    # ---- node faults -------------------------------------------------------------
+
+    def record_node_faults(self, faults: Sequence[NodeFault]) -> None:
+        """Adds ``node_faults`` rows (their own transaction: they stay whatever happens to the batch)."""
+        if not faults:
+            return
+        now = int(time.time())
+        rows = [
+            {
+                "kind": f.kind,
+                "from_block": f.from_block,
+                "to_block": f.to_block,
+                "item_id": f.item_id,
+                "detail": f.detail,
+                "repaired": f.repaired,
+                "detected_at": now,
+            }
+            for f in faults
+        ]
+        with self._write_lock, write_transaction(self._engine) as conn:
+            conn.execute(insert(node_faults), rows)
+
+    def gaps(self) -> list[tuple[str, int]]:
+        """Stored seq gaps (an item event missing before a stored one, as an index written before the indexer
+        refused breaks could hold): (item, the block after which its events must be fetched again), lowest
+        block first. Each gap's missing events lie after the item's last event before the gap (in its block
+        or later), so everything above the block before that one is to be fetched again."""
+        gaps: list[tuple[str, int]] = []
+        ev = item_events.c
+        with read_transaction(self._engine) as conn:
+            rows = conn.execute(
+                select(chain_problems.c.item_id, chain_problems.c.reason).where(
+                    chain_problems.c.reason.like("expected event #%")
+                )
+            ).all()
+            for item_id, reason in rows:
+                found = _SEQ_GAP.match(reason)
+                if found is None or int(found[2]) <= int(found[1]):
+                    continue  # a repeat or reordering, not a gap
+                before = int(found[1]) - 1
+                if before >= 0:
+                    stmt = select(func.min(ev.block_number)).where(
+                        ev.item_key == item_key(item_id), ev.item_id == item_id, ev.seq == before
+                    )
+                else:
+                    stmt = select(func.min(item_registrations.c.block_number)).where(
+                        item_registrations.c.item_id == item_id
+                    )
+                block = conn.execute(stmt).scalar_one_or_none()
+                if block is not None:
+                    gaps.append((item_id, int(block) - 1))
+        return sorted(gaps, key=lambda gap: gap[1])
+
+    def node_faults(self) -> list[NodeFault]:
+        """The recorded node faults, oldest first."""
+        nf = node_faults.c
+        stmt = select(nf.kind, nf.from_block, nf.to_block, nf.item_id, nf.detail, nf.repaired).order_by(nf.id)
+        with read_transaction(self._engine) as conn:
+            return [NodeFault(r[0], r[1], r[2], r[3], r[4], bool(r[5])) for r in conn.execute(stmt)]
+
+    def node_fault_counts(self) -> tuple[int, int]:
+        """(node faults recorded, of which repaired by a re-fetch)."""
+        stmt = select(func.count(), func.count().filter(node_faults.c.repaired.is_(True)))
+        with read_transaction(self._engine) as conn:
+            total, repaired = conn.execute(stmt.select_from(node_faults)).one()
+        return int(total), int(repaired or 0)
+
     # ---- inspection --------------------------------------------------------------
 
     def counts(self) -> dict[str, int]:
@@ -379,12 +503,16 @@ class Store:
         out: dict[str, list[tuple[Any, ...]]] = {}
         with read_transaction(self._engine) as conn:
             for table in sorted(metadata.tables.values(), key=lambda t: t.name):
+                if table.name in NODE_TABLES:
+                    continue
                 skip = WALL_CLOCK_COLUMNS.get(table.name, frozenset())
                 columns = [column for column in table.c if column.name not in skip]
                 rows = [tuple(row) for row in conn.execute(select(*columns))]
                 out[table.name] = sorted(rows, key=_sort_key)
         return out
 
+
+_SEQ_GAP = re.compile(r"expected event #(\d+), found #(\d+)")
 
 _DEFERRED_NAME = "ix_item_events_item"
 _DEFERRED_INDEX = next(index for index in item_events.indexes if index.name == _DEFERRED_NAME)

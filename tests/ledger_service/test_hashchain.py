@@ -105,5 +105,6 @@ def test_replayed_events_reproduce_the_stored_head_and_tampering_is_named(deploy
     _, _, missing = verify_chain([links[0], links[2]])
     assert {p.seq for p in missing} == {2}
     assert "missing or reordered" in missing[0].reason
+    assert len(missing) == 1  # one break, one problem (its prevHash cannot link either)
     _, _, reordered = verify_chain([links[0], links[2], links[1]])
     assert {p.seq for p in reordered} == {2, 1}

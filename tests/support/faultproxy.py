@@ -16,7 +16,10 @@ for it (seeded random, per-kind rates, a total budget so a test always ends):
 ``reject_batches`` answers every batch request as a provider without batch support does.
 ``only_methods`` limits the random faults to requests of those methods (no batches).
 Independently, ``max_log_blocks`` makes ``eth_getLogs`` refuse wider ranges with
-the messages real providers use (infura, alchemy, geth, reth), as ``RangeTooLarge``.
+the messages real providers use (infura, alchemy, geth, reth), as ``RangeTooLarge``,
+and ``omit`` makes it lie by omission: each ``eth_getLogs`` answer's logs go
+through it (e.g. :func:`drop_last`), for the first ``omit_answers`` answers it
+changes (None: all), like a load-balanced node whose backends are behind.
 Traffic goes only to the upstream URL given (loopback in tests).
 """
 
@@ -29,7 +32,7 @@ import socket
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -61,6 +64,8 @@ class FaultProxy:
         first: Sequence[str] = (),
         reject_batches: bool = False,
         only_methods: Sequence[str] | None = None,
+        omit: Callable[[list[dict[str, Any]]], list[dict[str, Any]]] | None = None,
+        omit_answers: int | None = None,
     ) -> None:
         unknown = set(rates or {}) - set(FAULTS)
         if unknown:
@@ -73,6 +78,12 @@ class FaultProxy:
         self.reject_batches = reject_batches
         self.older_head_run = older_head_run
         self.only_methods = None if only_methods is None else frozenset(only_methods)
+        self.omit = omit
+        self.omit_answers = omit_answers
+        self.omitted: list[dict[str, Any]] = []
+        """The logs left out of answers so far."""
+        self.altered = 0
+        """eth_getLogs answers changed so far."""
         self.injected: Counter[str] = Counter()
         self._first = list(first)  # faults forced on the first eligible requests, in order
         self.requests = 0
@@ -202,6 +213,7 @@ class FaultProxy:
                 return
             payload = {**payload, "params": [older, *payload["params"][1:]]}
         answer = self._forward(payload)
+        answer = self._omitting(payload, answer)
         if fault == "truncated":
             handler.send_response(200)
             handler.send_header("content-type", "application/json")
@@ -217,6 +229,25 @@ class FaultProxy:
             self._send(handler, 200, answer[: max(1, len(answer) * 2 // 3)])
             return
         self._send(handler, 200, answer)
+
+    def _omitting(self, payload: Any, answer: bytes) -> bytes:
+        """The answer, with ``omit`` applied to its logs when it is an eth_getLogs answer it may still change."""
+        if self.omit is None or not isinstance(payload, dict) or payload.get("method") != "eth_getLogs":
+            return answer
+        parsed = json.loads(answer)
+        logs = parsed.get("result")
+        if not isinstance(logs, list):
+            return answer
+        with self._lock:
+            if self.omit_answers is not None and self.altered >= self.omit_answers:
+                return answer
+            kept = self.omit(logs)
+            if len(kept) == len(logs):
+                return answer
+            self.altered += 1
+            kept_ids = {id(log) for log in kept}
+            self.omitted.extend(log for log in logs if id(log) not in kept_ids)
+        return json.dumps({**parsed, "result": kept}).encode()
 
     def _too_large(self, payload: Any) -> bytes | None:
         if self.max_log_blocks is None or not isinstance(payload, dict) or payload.get("method") != "eth_getLogs":
@@ -247,3 +278,28 @@ def _is_head_query(payload: Any) -> bool:
     method = payload.get("method")
     params = payload.get("params") or []
     return method == "eth_blockNumber" or (method == "eth_getBlockByNumber" and params[:1] == ["latest"])
+
+
+Logs = list[dict[str, Any]]
+
+
+def drop_last(logs: Logs) -> Logs:
+    """Leaves the answer's last log out."""
+    return logs[:-1]
+
+
+def drop_last_matching(match: Callable[[dict[str, Any]], bool]) -> Callable[[Logs], Logs]:
+    """Leaves out the last log of the answer that ``match`` selects."""
+
+    def omit(logs: Logs) -> Logs:
+        for index in range(len(logs) - 1, -1, -1):
+            if match(logs[index]):
+                return logs[:index] + logs[index + 1 :]
+        return logs
+
+    return omit
+
+
+def topic0_is(topic: str) -> Callable[[dict[str, Any]], bool]:
+    """Selects logs whose first topic is ``topic``."""
+    return lambda log: bool(log.get("topics")) and str(log["topics"][0]).lower() == topic.lower()

@@ -59,7 +59,9 @@ def make_indexer_for(
     rpc: RpcClient | None = None,
     max_batch_events: int = DEFAULT_MAX_BATCH_EVENTS,
     fetch_process_min_blocks: int | None = None,
+    **checks: Any,
 ) -> Indexer:
+    """``checks``: make_indexer's completeness options (bloom_check, reconcile, receipts_proof, fallback_rpc)."""
     client = rpc or RpcClient(rpc_url or chain.node.url, retry=RetryPolicy(attempts=8, base_delay=0.02))
     return make_indexer(
         store=store,
@@ -70,6 +72,7 @@ def make_indexer_for(
         sizer=RangeSizer(size=initial_blocks, target_logs=target_logs),
         max_batch_events=max_batch_events,
         fetch_process_min_blocks=fetch_process_min_blocks,
+        **checks,
     )
 
 
