@@ -363,6 +363,10 @@ def requests_for(
         body=body,
         chunks=draw(st.integers(min_value=1, max_value=3)),
         must_refuse=refusal,
+        client=draw(
+            st.sampled_from(["127.0.0.1", "::1"])
+            | st.integers(1, 2**24 - 2).map(lambda n: f"10.{n >> 16}.{n >> 8 & 255}.{n & 255}")
+        ),
     )
 
 
