@@ -111,19 +111,19 @@ LINKS: dict[tuple[str, str, str], dict[str, Any]] = {
 
 def links_in_openapi(schema: dict[str, Any]) -> dict[str, Any]:
     """``schema`` with :data:`LINKS` added to the answers they belong to. An application built with other
-    routers (tests) gets the links whose source and target it serves (``tests/api/test_links.py`` checks that
-    the default application has every one)."""
-    paths = schema.get("paths", {})
+    routers (tests' probe apps) lacks some operations: a link is added only where its answer and its target
+    both exist (tests/api/test_links.py checks that the served application has every one)."""
+    paths: dict[str, Any] = schema.get("paths", {})
     for (method, path, status), links in LINKS.items():
         response = paths.get(path, {}).get(method.lower(), {}).get("responses", {}).get(status)
         if response is None:
             continue
-        served = {name: link for name, link in links.items() if _served(paths, link["operationRef"])}
-        if served:
-            response["links"] = served
+        present = {name: link for name, link in links.items() if _target_exists(paths, link["operationRef"])}
+        if present:
+            response["links"] = present
     return schema
 
 
-def _served(paths: dict[str, Any], ref: str) -> bool:
+def _target_exists(paths: dict[str, Any], ref: str) -> bool:
     path, _, method = ref.removeprefix("#/paths/").rpartition("/")
     return method in paths.get(path.replace("~1", "/").replace("~0", "~"), {})
