@@ -149,7 +149,11 @@ def schema(spec: dict[str, Any]) -> Any:
 
 
 def _fastapi(client: TestClient) -> FastAPI:
-    app: FastAPI = client.app.app  # type: ignore[attr-defined]  # the FastAPI app behind the shortcut
+    """The FastAPI application inside what is served (the eligibility shortcut and any layer in front of it,
+    each holding the next as ``app``)."""
+    app: Any = client.app
+    while not isinstance(app, FastAPI):
+        app = app.app
     return app
 
 
