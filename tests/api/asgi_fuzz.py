@@ -76,13 +76,16 @@ class RawRequest:
     """the body arrives in this many ``http.request`` messages"""
     must_refuse: str | None = None
     """why the API must answer a 4xx whatever else is wrong or right (e.g. an unknown field)"""
+    client: str = "127.0.0.1"
+    """the peer's address (per-client limits count by it)"""
 
     def __repr__(self) -> str:
         headers = ", ".join(f"{name.decode('latin-1')}: {_abridged(value, 40)}" for name, value in self.headers)
         query = f"?{self.query.decode('latin-1')}" if self.query else ""
         chunks = f" in {self.chunks} chunks" if self.chunks > 1 else ""
         refuse = f" (must be refused: {self.must_refuse})" if self.must_refuse else ""
-        return f"{self.method} {self.path}{query} [{headers}] body={_abridged(self.body)}{chunks}{refuse}"
+        peer = f" from {self.client}" if self.client != "127.0.0.1" else ""
+        return f"{self.method} {self.path}{query}{peer} [{headers}] body={_abridged(self.body)}{chunks}{refuse}"
 
 
 @dataclass
@@ -105,7 +108,7 @@ def scope_of(request: RawRequest) -> dict[str, Any]:
         "asgi": {"version": "3.0", "spec_version": "2.4"},
         "http_version": "1.1",
         "server": ("127.0.0.1", 8000),
-        "client": ("127.0.0.1", 40000),
+        "client": (request.client, 40000),
         "scheme": "http",
         "method": request.method,
         "root_path": "",
@@ -287,14 +290,20 @@ def check(
     where = f"{request.method} {request.path}"
     if route.operation is not None:
         where += f" ({route.operation[0]} {route.operation[1]})"
+    # the request in every message: Hypothesis' own report of a composite's value can come out blank
+    sent = f"\n  request: {request!r}"
     body = answer.body.decode("utf-8", "replace")
     if answer.raised is not None:
-        raise ApplicationRaisedError(f"{where}: the application raised {answer.raised!r} (status {answer.status})")
+        raise ApplicationRaisedError(
+            f"{where}: the application raised {answer.raised!r} (status {answer.status}){sent}"
+        )
     if answer.timed_out or answer.status is None:
-        raise NoAnswerError(f"{where}: no complete answer within {ANSWER_TIMEOUT_S:.0f} s (status {answer.status})")
+        raise NoAnswerError(
+            f"{where}: no complete answer within {ANSWER_TIMEOUT_S:.0f} s (status {answer.status}){sent}"
+        )
     status = answer.status
     if status >= 500:
-        raise ServerError(f"{where}: {status} {body[:600]}")
+        raise ServerError(f"{where}: {status} {body[:600]}{sent}")
     if status >= 400:
         media = (answer.header(b"content-type") or "").split(";")[0].strip()
         try:
@@ -309,17 +318,19 @@ def check(
             or not isinstance(problem.get("detail"), str)
             or not problem["detail"].strip()
         ):
-            raise NotAProblemError(f"{where}: {status} {media or 'without a content type'}: {body[:600]}")
+            raise NotAProblemError(f"{where}: {status} {media or 'without a content type'}: {body[:600]}{sent}")
     authorizations = [v for k, v in request.headers if k.lower() == b"authorization"]
     if len(authorizations) > 1 and status < 400:
-        raise AcceptedError(f"{where}: {status} with {len(authorizations)} Authorization headers (which one counts?)")
+        raise AcceptedError(
+            f"{where}: {status} with {len(authorizations)} Authorization headers (which one counts?){sent}"
+        )
     if request.must_refuse is not None and status < 400:
-        raise AcceptedError(f"{where}: {status} for a request with {request.must_refuse}")
+        raise AcceptedError(f"{where}: {status} for a request with {request.must_refuse}{sent}")
     if not route.allows(status):
         documented = sorted(route.documented) if route.documented is not None else route.kind
-        raise UndocumentedStatusError(f"{where}: answered {status}, documented {documented}: {body[:400]}")
+        raise UndocumentedStatusError(f"{where}: answered {status}, documented {documented}: {body[:400]}{sent}")
     if not (may_hand_out_tokens and 200 <= status < 300):
         headers = " ".join(v.decode("latin-1") for _, v in answer.headers)
         leaked = [s[:8] + "..." for s in secrets if s in body or s in headers]
         if leaked:
-            raise SecretInAnswerError(f"{where}: {status} answer contains credentials {leaked}")
+            raise SecretInAnswerError(f"{where}: {status} answer contains credentials {leaked}{sent}")

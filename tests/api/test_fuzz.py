@@ -149,7 +149,11 @@ def schema(spec: dict[str, Any]) -> Any:
 
 
 def _fastapi(client: TestClient) -> FastAPI:
-    app: FastAPI = client.app.app  # type: ignore[attr-defined]  # the FastAPI app behind the shortcut
+    """The FastAPI application inside what is served (the eligibility shortcut and any layer in front of it,
+    each holding the next as ``app``)."""
+    app: Any = client.app
+    while not isinstance(app, FastAPI):
+        app = app.app
     return app
 
 
@@ -363,6 +367,10 @@ def requests_for(
         body=body,
         chunks=draw(st.integers(min_value=1, max_value=3)),
         must_refuse=refusal,
+        client=draw(
+            st.sampled_from(["127.0.0.1", "::1"])
+            | st.integers(1, 2**24 - 2).map(lambda n: f"10.{n >> 16}.{n >> 8 & 255}.{n & 255}")
+        ),
     )
 
 
