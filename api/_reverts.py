@@ -14,7 +14,7 @@ from typing import Any
 
 from ledger_service.chain.reverts import ContractRevertError
 from ledger_service.chain.signers import ChainContext
-from ledger_service.codes import ROLE_IDS, BizStep, ReturnState
+from ledger_service.core.codes import ROLE_IDS, BizStep, ReturnState
 
 _ROLE_NAMES = {role: name for name, role in ROLE_IDS.items()}
 _DEADLINES = (("shipBy", "ship-by"), ("inspectBy", "inspect-by"), ("disputeBy", "dispute"))

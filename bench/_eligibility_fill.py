@@ -40,8 +40,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ledger_service.codes import BizStep, Disposition, ReturnState
-from ledger_service.indexer.events import (
+from ledger_service.core.codes import BizStep, Disposition, ReturnState
+from ledger_service.core.events import (
     BlockHeader,
     DecodedEvent,
     EscrowSettled,
@@ -54,9 +54,10 @@ from ledger_service.indexer.events import (
     RoleChanged,
     SaleRecorded,
 )
+from ledger_service.core.hashchain import event_hash_hex
+from ledger_service.core.keccak import keccak
 from ledger_service.returns.documents import PolicyDocument
 from ledger_service.store import BlockRef, ChainPin, Store, api_queries
-from ledger_service.store._hashing import event_hash_hex, keccak
 
 DAY = 86_400
 SPAN_DAYS = 150

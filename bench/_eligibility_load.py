@@ -78,9 +78,10 @@ sys.path.insert(0, str(ROOT / "bench"))
 from _eligibility_fill import item_id_of  # noqa: E402
 
 from ledger_service.chain.artifacts import load_artifact  # noqa: E402
-from ledger_service.codes import BizStep, Disposition  # noqa: E402
+from ledger_service.core.codes import BizStep, Disposition  # noqa: E402
+from ledger_service.core.hashchain import event_hash_hex  # noqa: E402
+from ledger_service.core.keccak import keccak  # noqa: E402
 from ledger_service.eligibility import ItemFacts, PolicyTerms, ReturnRequestFacts, SaleFacts, decide  # noqa: E402
-from ledger_service.store._hashing import event_hash_hex, keccak  # noqa: E402
 
 DAY = 86_400
 ANY_REASON = "unspecified"

@@ -736,7 +736,7 @@ HOTSPOTS = (
     ("  apply_events (rows + state + hash check)", "store/_apply.py", "apply_events"),
     ("    load_items (state of touched items)", "store/_state.py", "load_items"),
     ("    _Batch.add (building rows)", "store/_apply.py", "add"),
-    ("      event_hash_hex (keccak re-check)", "store/_hashing.py", "event_hash_hex"),
+    ("      event_hash_hex (keccak re-check)", "core/hashchain.py", "event_hash_hex"),
     ("    _Batch.write (inserts/upserts)", "store/_apply.py", "write"),
     ("  upsert (all tables)", "store/_db.py", "upsert"),
     ("  sqlite3 executemany", "~", "<method 'executemany' of 'sqlite3.Cursor' objects>"),

@@ -30,9 +30,9 @@ sys.path.insert(0, str(ROOT))
 import psycopg  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
-from ledger_service.indexer.events import BlockHeader, DecodedEvent, ItemEventRecorded, ItemRegistered, LogPosition  # noqa: E402
+from ledger_service.core.events import BlockHeader, DecodedEvent, ItemEventRecorded, ItemRegistered, LogPosition  # noqa: E402
+from ledger_service.core.hashchain import event_hash_hex  # noqa: E402
 from ledger_service.store import BlockRef, Store  # noqa: E402
-from ledger_service.store._hashing import event_hash_hex  # noqa: E402
 
 PG_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 EVENTS_PER_ITEM = 10

@@ -27,8 +27,8 @@ from typing import Any
 import httpx
 
 from ledger_service.access import Role, create_api_key, verify_api_key
+from ledger_service.core.hashchain import item_id
 from ledger_service.errors import LedgerError
-from ledger_service.hashchain import item_id
 from ledger_service.settings import get_settings
 from ledger_service.store import Store
 

@@ -11,7 +11,7 @@ from web3.exceptions import Web3Exception
 from api.deps import Services, wait_for_block
 from api.schemas.common import ITEM_ID, TRUE_OR_FALSE, ReasonPublic, at, utc
 from api.schemas.returns import PayoutPublic, ReturnPublic, TimelineEntryPublic
-from ledger_service.codes import BizStep, Disposition, ReturnState, decode_location
+from ledger_service.core.codes import BizStep, Disposition, ReturnState, decode_location
 from ledger_service.returns.labels import label_code
 from ledger_service.returns.views import ReturnStatus, state_name
 from ledger_service.store.api_queries import ReturnRequestRow

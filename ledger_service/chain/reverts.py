@@ -13,8 +13,8 @@ from typing import Any
 
 from eth_abi.abi import decode
 from eth_abi.exceptions import DecodingError
-from eth_utils.crypto import keccak
 
+from ledger_service.core.keccak import keccak_text
 from ledger_service.errors import FatalError
 
 _PANICS = {
@@ -41,7 +41,7 @@ class ErrorSpec:
 
     @property
     def selector(self) -> bytes:
-        return keccak(text=self.signature)[:4]
+        return keccak_text(self.signature)[:4]
 
 
 class ContractRevertError(FatalError):
@@ -97,10 +97,10 @@ class RevertDecoder:
             return ContractRevertError("reverted without a reason")
         selector, body = raw[:4], raw[4:]
         try:
-            if selector == keccak(text="Error(string)")[:4]:
+            if selector == keccak_text("Error(string)")[:4]:
                 (message,) = decode(["string"], body)
                 return ContractRevertError("Error", {"message": message})
-            if selector == keccak(text="Panic(uint256)")[:4]:
+            if selector == keccak_text("Panic(uint256)")[:4]:
                 (code,) = decode(["uint256"], body)
                 return ContractRevertError("Panic", {"code": code, "meaning": _PANICS.get(code, "unknown panic")})
             spec = self._specs.get(selector)

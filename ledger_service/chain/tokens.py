@@ -26,12 +26,12 @@ import requests
 from eth_abi.abi import encode
 from eth_typing import ChecksumAddress, HexStr
 from eth_utils.address import to_checksum_address
-from eth_utils.crypto import keccak
 from web3 import Web3
 from web3.exceptions import Web3Exception
 from web3.types import TxParams
 
 from ledger_service.chain.calls import unreachable
+from ledger_service.core.keccak import keccak_text
 from ledger_service.errors import InvalidRequestError
 
 CHECK_TTL_S = 600.0
@@ -48,7 +48,7 @@ class TokenRefusedError(InvalidRequestError):
 
 
 def _selector(signature: str) -> bytes:
-    return keccak(text=signature)[:4]
+    return keccak_text(signature)[:4]
 
 
 class TokenChecker:

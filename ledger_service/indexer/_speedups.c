@@ -121,7 +121,7 @@ static const char *canonical_topic(PyObject *topic) {
     return s;
 }
 
-/* event_hash_matches_log for canonical input (store/_hashing.py). */
+/* event_hash_matches_log for canonical input (core/hashchain.py). */
 static int hash_matches(const char *item, const char *actor, const char *d) {
     if (!all_zero_digits(d, 48) || !all_zero_digits(d + 64, 62) || !all_zero_digits(d + 128, 62) ||
         !all_zero_digits(d + 384, 48))

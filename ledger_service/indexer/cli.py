@@ -37,10 +37,10 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
 from ledger_service.chain.artifacts import Deployment, load_deployment
+from ledger_service.core.events import BlockHeader
 from ledger_service.errors import ConfigurationError, FatalError, LedgerError, RetryableError
 from ledger_service.indexer import decode
 from ledger_service.indexer.decode import load_abis
-from ledger_service.indexer.events import BlockHeader
 from ledger_service.indexer.rpc import RetryPolicy, RpcClient
 from ledger_service.indexer.sync import (
     DEFAULT_MAX_BATCH_EVENTS,

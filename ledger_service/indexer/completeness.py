@@ -44,18 +44,18 @@ from typing import Any
 
 import rlp  # type: ignore[import-untyped]
 import structlog
-from eth_hash.auto import keccak
 from trie.hexary import HexaryTrie
 
-from ledger_service.errors import FatalError, RetryableError
-from ledger_service.indexer import wire
-from ledger_service.indexer.events import (
+from ledger_service.core.events import (
     DecodedEvent,
     ItemEventRecorded,
     ItemRegistered,
     MerchantOfRecordChanged,
     RoleChanged,
 )
+from ledger_service.core.keccak import keccak
+from ledger_service.core.rows import EVENT_TYPES, ITEM_EVENT_RECORDED, EventRows, decode_event
+from ledger_service.errors import FatalError, RetryableError
 from ledger_service.indexer.rpc import RpcClient, RpcFatalError, RpcRetryableError
 from ledger_service.store.store import NodeFault
 
@@ -89,24 +89,24 @@ class IncompleteLogsError(FatalError):
 # ---- what an event is, for the checks ----------------------------------------------------
 
 
-_ITEM_EVENT = wire.ITEM_EVENT_RECORDED
-_ROLE_CHANGED = wire.EVENT_TYPES.index(RoleChanged)
+_ITEM_EVENT = ITEM_EVENT_RECORDED
+_ROLE_CHANGED = EVENT_TYPES.index(RoleChanged)
 
 
 def event_name(event: DecodedEvent | tuple[Any, ...]) -> str:
-    """The ABI name of an event (RoleChanged is RoleGranted or RoleRevoked), from the object or its wire form."""
+    """The ABI name of an event (RoleChanged is RoleGranted or RoleRevoked), from the object or its row form."""
     if type(event) is tuple:
         index = event[0]
         if index == _ROLE_CHANGED:
             return "RoleGranted" if event[2][3] else "RoleRevoked"
-        return str(wire.EVENT_TYPES[index].__name__)
+        return str(EVENT_TYPES[index].__name__)
     if isinstance(event, RoleChanged):
         return "RoleGranted" if event.granted else "RoleRevoked"
     return type(event).__name__
 
 
 def _items_of(events: Sequence[DecodedEvent]) -> Iterable[DecodedEvent | tuple[Any, ...]]:
-    return events.rows if isinstance(events, wire.EventRows) else events
+    return events.rows if isinstance(events, EventRows) else events
 
 
 def names_by_block(events: Sequence[DecodedEvent]) -> dict[int, set[str]]:
@@ -274,7 +274,7 @@ def expected_items(events: Sequence[DecodedEvent]) -> dict[str, Expected]:
     for event in _items_of(events):
         if type(event) is tuple:
             if event[0] != _ITEM_EVENT:
-                event = wire.decode_event(event)
+                event = decode_event(event)
             else:
                 own = event[2]
                 expected = out.setdefault(own[0], Expected())

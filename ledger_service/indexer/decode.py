@@ -1,4 +1,4 @@
-"""Decodes raw ``eth_getLogs`` results into :mod:`ledger_service.indexer.events`.
+"""Decodes raw ``eth_getLogs`` results into :mod:`ledger_service.core.events`.
 
 No web3 objects per log: each log's topic0 selects a decoder that slices the
 ``data`` hex into 32-byte words (every field is static except ItemRegistered's
@@ -23,11 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from eth_utils.crypto import keccak
-
 from ledger_service.chain.artifacts import load_artifact
-from ledger_service.errors import ConfigurationError, RetryableError
-from ledger_service.indexer.events import (
+from ledger_service.core.events import (
     DecodedEvent,
     EscrowSettled,
     ItemEventRecorded,
@@ -41,8 +38,10 @@ from ledger_service.indexer.events import (
     SaleRecorded,
     SellerSet,
 )
-from ledger_service.indexer.wire import EVENT_TYPES, encode_event, row_order
-from ledger_service.store._hashing import event_hash_matches_log
+from ledger_service.core.hashchain import event_hash_matches_log
+from ledger_service.core.keccak import keccak_text
+from ledger_service.core.rows import EVENT_TYPES, encode_event, row_order
+from ledger_service.errors import ConfigurationError, RetryableError
 
 try:
     from ledger_service.indexer import _speedups
@@ -92,7 +91,7 @@ def _item_registered(t: Topics, d: str, p: LogPosition) -> ItemRegistered:
 
 
 def _item_event_fields_py(t: Topics, d: str) -> tuple[Any, ...]:
-    """ItemEventRecorded's own fields in dataclass order (its wire form; the hot path of a fetch process).
+    """ItemEventRecorded's own fields in dataclass order (its row form; the hot path of a fetch process).
 
     :data:`_item_event_fields` is this function, compiled where the C extension is built.
     """
@@ -329,7 +328,7 @@ def abi_signature(event: dict[str, Any]) -> str:
 
 def topic0(signature: str) -> str:
     """keccak256 of an event signature as 0x-hex: the log's first topic."""
-    return "0x" + keccak(text=signature).hex()
+    return "0x" + keccak_text(signature).hex()
 
 
 @dataclass(frozen=True, slots=True)
@@ -339,7 +338,7 @@ class _Entry:
     topics: int
     fast: tuple[int, Callable[[Topics, str], tuple[Any, ...]]] | None
     """Where there is such a fast path (ItemEventRecorded): the event class's index on the wire
-    (:data:`wire.EVENT_TYPES`) and the function building its own fields as a tuple."""
+    (:data:`~ledger_service.core.rows.EVENT_TYPES`) and the function building its own fields as a tuple."""
 
 
 def build_table(
@@ -434,8 +433,9 @@ class Decoder:
         return self._decode(logs, rows=False)
 
     def decode_rows(self, logs: Iterable[Any]) -> list[tuple[Any, ...]]:
-        """Like :meth:`decode`, straight into the events' wire form (what :func:`wire.encode_event` makes of
-        each): a fetch process sends them without building each event object first."""
+        """Like :meth:`decode`, straight into the events' row form (what
+        :func:`~ledger_service.core.rows.encode_event` makes of each): a fetch process sends them without
+        building each event object first."""
         return self._decode(logs, rows=True)
 
     def scan_response(self, raw: bytes, request_id: int) -> ScannedRows | None:
@@ -485,7 +485,7 @@ class Decoder:
         return self._one(raw, state, True)
 
     def _one(self, raw: Any, state: list[Any], rows: bool) -> Any:
-        """One log decoded (an event, or with ``rows`` its wire form), or None if it is skipped.
+        """One log decoded (an event, or with ``rows`` its row form), or None if it is skipped.
 
         ``state`` is [block key, block hash, block number, transaction key, transaction hash, transaction
         index] of the log before: a log whose ``blockHash`` (``transactionHash``) is the one before's takes

@@ -34,8 +34,8 @@ from typing import Any
 import httpx
 import structlog
 
+from ledger_service.core.events import BlockHeader
 from ledger_service.errors import FatalError, RetryableError
-from ledger_service.indexer.events import BlockHeader
 
 log = structlog.get_logger("ledger_service.indexer.rpc")
 

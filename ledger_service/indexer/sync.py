@@ -83,11 +83,12 @@ except ImportError:  # pragma: no cover - not on Windows
     fcntl = None  # type: ignore[assignment]
 
 from ledger_service.chain.artifacts import Deployment
+from ledger_service.core.events import BlockHeader, DecodedEvent
+from ledger_service.core.rows import EventRows, joined_events
 from ledger_service.errors import FatalError, RetryableError
 from ledger_service.indexer import completeness, wire
 from ledger_service.indexer.completeness import Checks, IncompleteLogsError
 from ledger_service.indexer.decode import Decoder, MalformedLogError, ScannedRows
-from ledger_service.indexer.events import BlockHeader, DecodedEvent
 from ledger_service.indexer.rpc import (
     BlockOutOfRange,
     RangeTooLarge,
@@ -260,7 +261,7 @@ class Fetched:
     last: BlockHeader
     window: list[BlockHeader]
     events: Sequence[DecodedEvent]
-    """The range's events; from a fetch process, in their wire form (:class:`wire.EventRows`)."""
+    """The range's events; from a fetch process, in their row form (:class:`~ledger_service.core.rows.EventRows`)."""
     faults: tuple[NodeFault, ...] = ()
     """What the completeness checks found while fetching it (see :mod:`completeness`)."""
 
@@ -330,7 +331,7 @@ def _check_forks(events: Sequence[DecodedEvent], headers: dict[int, BlockHeader]
     """Raises ChainMovedError when a log carries another hash than its block's fetched header."""
     blocks = (
         ((row[1][0], row[1][1]) for row in events.rows)
-        if isinstance(events, wire.EventRows)
+        if isinstance(events, EventRows)
         else ((event.pos.block_number, event.pos.block_hash) for event in events)
     )
     for number, block_hash in blocks:
@@ -351,7 +352,7 @@ def _joined(parts: Sequence[Fetched]) -> Fetched:
         parts[0].first,
         parts[-1].last,
         [header for part in parts for header in part.window],
-        wire.joined_events([part.events for part in parts]),
+        joined_events([part.events for part in parts]),
         tuple(f for part in parts for f in part.faults),
     )
 
@@ -587,7 +588,7 @@ class Prefetcher:
                                     wire.encode_header(fetched.first),
                                     wire.encode_header(fetched.last),
                                     [wire.encode_header(h) for h in fetched.window],
-                                    cast(wire.EventRows, fetched.events).rows,
+                                    cast(EventRows, fetched.events).rows,
                                     self._sizer.size,
                                     [_fault_tuple(f) for f in fetched.faults],
                                 )
@@ -684,7 +685,7 @@ class Prefetcher:
             wire.decode_header(first),
             wire.decode_header(last),
             [wire.decode_header(h) for h in window],
-            wire.EventRows(events),
+            EventRows(events),
             tuple(NodeFault(*f) for f in faults),
         )
 
@@ -708,9 +709,9 @@ class Prefetcher:
     ) -> Fetched:
         """The range from ``start`` of the sizer's size, up to ``limit`` (default: the pass's end).
 
-        ``rows``: the events are left in their wire form (:meth:`Decoder.decode_rows`), for a fetch process
-        to send as they are: the Fetched holds them as :class:`wire.EventRows`. ``rpc``: the client to
-        ask (a fetch thread's own connection); by default this Prefetcher's.
+        ``rows``: the events are left in their row form (:meth:`Decoder.decode_rows`), for a fetch process
+        to send as they are: the Fetched holds them as :class:`~ledger_service.core.rows.EventRows`. ``rpc``:
+        the client to ask (a fetch thread's own connection); by default this Prefetcher's.
         """
         rpc = self._rpc if rpc is None else rpc
         checks = self._checks
@@ -776,8 +777,8 @@ class Prefetcher:
         scan = self._decoder.scan_response if rows else None
         got, nbytes = rpc.get_logs(addresses=self._addresses, from_block=start, to_block=end, scan=scan)
         if isinstance(got, ScannedRows):
-            return wire.EventRows(got.rows), got.logs, nbytes
-        events = wire.EventRows(self._decoder.decode_rows(got)) if rows else self._decoder.decode(got)
+            return EventRows(got.rows), got.logs, nbytes
+        events = EventRows(self._decoder.decode_rows(got)) if rows else self._decoder.decode(got)
         return events, len(got), nbytes
 
     def _next(self, *, wait: bool, joining: bool = False) -> Fetched | None:

@@ -29,7 +29,7 @@ from ledger_service.chain.calls import ChainCallError, call
 from ledger_service.chain.reverts import ContractRevertError
 from ledger_service.chain.sender import SentTx, TxSender
 from ledger_service.chain.signers import ChainContext
-from ledger_service.codes import encode_location
+from ledger_service.core.codes import encode_location
 from ledger_service.errors import ConflictError, InvalidRequestError
 from ledger_service.store import queries
 from ledger_service.store.store import Store

@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
-from ledger_service.codes import ReturnState
+from ledger_service.core.codes import ReturnState
 from ledger_service.errors import InvalidRequestError, NotFoundError
 from ledger_service.returns.documents import PolicyDocument
 from ledger_service.returns.eligibility import policy_document

@@ -5,7 +5,7 @@ its size: one SELECT (chunked IN) per state table for the touched keys, one
 executemany INSERT per log table, one executemany upsert per state table.
 No per-event SELECT, no ORM objects. Hash-chain verification folds each
 ItemEventRecorded onto its item's state (the stored row, or an empty state for
-a new item) exactly like :func:`ledger_service.hashchain.verify_chain`: the
+a new item) exactly like :func:`ledger_service.core.hashchain.verify_chain`: the
 seq must be the number of events seen, prevHash the previous event's
 eventHash, and eventHash must recompute. A failing event is stored with
 ``chain_ok`` false, its item's ``chain_ok`` turns false, and a
@@ -25,7 +25,7 @@ from typing import Any, cast
 
 from sqlalchemy import Connection, Table, delete, tuple_
 
-from ledger_service.indexer.events import (
+from ledger_service.core.events import (
     DecodedEvent,
     EscrowSettled,
     ItemEventRecorded,
@@ -38,10 +38,10 @@ from ledger_service.indexer.events import (
     SaleRecorded,
     SellerSet,
 )
-from ledger_service.indexer.wire import ITEM_EVENT_RECORDED, EventRows, decode_event
+from ledger_service.core.hashchain import event_hash_hex
+from ledger_service.core.rows import ITEM_EVENT_RECORDED, EventRows, decode_event
 from ledger_service.store._db import insert_rows, upsert, write_tuples
 from ledger_service.store._errors import StoreError
-from ledger_service.store._hashing import event_hash_hex
 from ledger_service.store._state import (
     DAY,
     ItemCache,
@@ -143,7 +143,7 @@ def apply_events(
 
     Returns the counts and the items states written (for ``cache.keep`` once committed).
     """
-    # A fetch process's events (EventRows): each ItemEventRecorded stays its wire tuple (_Batch.add_item_row),
+    # A fetch process's events (EventRows): each ItemEventRecorded stays its row (_Batch.add_item_row),
     # every other event is built; the order is kept
     ordered: Sequence[DecodedEvent | tuple[Any, ...]]
     if isinstance(events, EventRows):
@@ -301,8 +301,9 @@ class _Batch:
             self.logs[escrow_payouts].append(row | position)
 
     def add_item_row(self, row: tuple[Any, ...]) -> None:
-        """An ItemEventRecorded in its wire form (:func:`wire.encode_event`): what :meth:`_item_event` does
-        with the event, read from the tuples. An event that fails a check is built and takes that path."""
+        """An ItemEventRecorded in its row form (:func:`~ledger_service.core.rows.encode_event`): what
+        :meth:`_item_event` does with the event, read from the tuples. An event that fails a check is built
+        and takes that path."""
         _, pos, own = row
         (
             item_id,

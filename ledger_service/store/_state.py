@@ -42,7 +42,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Table, delete, select, tuple_
 
-from ledger_service.codes import BizStep, Disposition, ReturnState
+from ledger_service.core.codes import BizStep, Disposition, ReturnState
 from ledger_service.store._db import key_in
 from ledger_service.store.schema import (
     escrow_payouts,

@@ -21,7 +21,7 @@ from typing import Any
 import psycopg
 from sqlalchemy import Dialect, Select, and_, bindparam, func, literal, or_, select
 
-from ledger_service.codes import ReturnState
+from ledger_service.core.codes import ReturnState
 from ledger_service.store._db import read_transaction
 from ledger_service.store._errors import StoreUnavailableError
 from ledger_service.store.api_schema import item_categories

@@ -32,7 +32,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Select, and_, bindparam, exists, func, or_, select
 
-from ledger_service.codes import Disposition, ReturnState
+from ledger_service.core.codes import Disposition, ReturnState
 from ledger_service.store._db import read_transaction
 from ledger_service.store.api_schema import item_categories, return_requests
 from ledger_service.store.schema import (

@@ -27,8 +27,8 @@ from typing import Any
 import structlog
 from sqlalchemy import Connection, Engine, Table, delete, func, insert, inspect, select
 
-from ledger_service.indexer.events import BlockHeader, DecodedEvent
-from ledger_service.indexer.wire import EventRows, row_order
+from ledger_service.core.events import BlockHeader, DecodedEvent
+from ledger_service.core.rows import EventRows, row_order
 from ledger_service.store._apply import BatchCounts, ChainBreak, apply_events
 from ledger_service.store._db import (
     SQLITE_CACHE_KIB,

@@ -40,9 +40,9 @@ from web3.exceptions import Web3Exception
 
 from ledger_service.chain.calls import unreachable
 from ledger_service.chain.signers import ChainContext
-from ledger_service.codes import ROLE_IDS, ReturnState
+from ledger_service.core.codes import ROLE_IDS, ReturnState
+from ledger_service.core.hashchain import item_id as item_id_of
 from ledger_service.errors import InvalidRequestError, RetryableError
-from ledger_service.hashchain import item_id as item_id_of
 from ledger_service.returns.labels import PREFIX as LABEL_PREFIX
 from ledger_service.returns.labels import label_code, parse_label_code
 from ledger_service.store import queries, verify_queries

@@ -27,7 +27,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from ledger_service.codes import BizStep
+from ledger_service.core.codes import BizStep
 from ledger_service.verification.history import HistoryEvent, ItemHistory
 from ledger_service.verification.model import Finding, ItemVerdict, Severity
 

@@ -44,9 +44,9 @@ import structlog
 from eth_abi.exceptions import EncodingError
 from web3.types import RPCEndpoint
 
-from ledger_service import hashchain
 from ledger_service.chain.signers import ChainContext
-from ledger_service.codes import ROLE_IDS, BizStep, Disposition, decode_location
+from ledger_service.core import hashchain
+from ledger_service.core.codes import ROLE_IDS, BizStep, Disposition, decode_location
 from ledger_service.documents.cid import Cid
 from ledger_service.documents.store import DocumentStatus, DocumentStore
 from ledger_service.errors import InvalidRequestError, RetryableError

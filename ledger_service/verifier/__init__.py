@@ -9,12 +9,13 @@ contract's stored record (``itemOf``), all as of one block, and it holds when:
   event #0, recorded by the manufacturer in the same transaction;
 - events #0 .. #count-1 are each present exactly once, in that order on the chain;
 - every event's fields hash to the eventHash it emitted, and every prevHash is
-  the previous event's eventHash (hash chain: ``ledger_service/hashchain.py``);
+  the previous event's eventHash (hash chain: ``ledger_service/core/hashchain.py``);
 - the last event's hash and the number of events equal the contract's head and
   count (so no event can be missing, added or altered without detection);
 - every local file given is referenced as a document by some event.
 
 Modules: ``_rpc`` (the JSON-RPC transport), ``check`` (fetching and checking),
 ``cli`` (arguments and the report). The verifier imports only the pure modules
-``hashchain``, ``codes`` and ``documents.cid`` of the service; a test keeps it so.
+``core`` (code table, hash chain, keccak) and ``documents.cid`` of the service; a test and the
+layers contract in pyproject.toml keep it so.
 """

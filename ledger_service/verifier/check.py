@@ -19,11 +19,11 @@ from typing import Any
 from eth_abi.abi import decode
 from eth_abi.exceptions import DecodingError
 from eth_utils.address import to_checksum_address
-from eth_utils.crypto import keccak
 
-from ledger_service.codes import BizStep
+from ledger_service.core.codes import BizStep
+from ledger_service.core.hashchain import ZERO_HASH, ChainLink, item_id, recompute
+from ledger_service.core.keccak import keccak
 from ledger_service.documents.cid import Cid, cid_of_file
-from ledger_service.hashchain import ZERO_HASH, ChainLink, item_id, recompute
 from ledger_service.verifier._rpc import NodeError, Rpc, RpcRefusedError, RpcTimeoutError
 
 ITEM_REGISTERED = keccak(b"ItemRegistered(bytes32,address,address,string,uint64,bytes32)")

@@ -23,8 +23,8 @@ from api.deps import (
     wait_for_block,
 )
 from ledger_service.access import Actor, Consumer, Role
+from ledger_service.core.hashchain import ZERO_HASH
 from ledger_service.errors import ConflictError, RetryableError
-from ledger_service.hashchain import ZERO_HASH
 
 router = APIRouter(prefix="/probe", tags=["probe"])
 LOCATION = b"0614141.00777.0".ljust(32, b"\0")

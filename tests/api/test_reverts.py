@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from api._reverts import explain, utc_text
 from ledger_service.chain.artifacts import load_artifact
 from ledger_service.chain.reverts import ContractRevertError
-from ledger_service.codes import ReturnState
+from ledger_service.core.codes import ReturnState
 from tests.api.conftest import ApiEnv, make_client
 from tests.api.flows import Flow, ok, problem
 from tests.support.chain import ARTIFACTS

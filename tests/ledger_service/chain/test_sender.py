@@ -12,8 +12,8 @@ from ledger_service.chain.artifacts import load_artifact
 from ledger_service.chain.calls import ChainCallError
 from ledger_service.chain.reverts import ContractRevertError, RevertDecoder
 from ledger_service.chain.sender import TxSender
+from ledger_service.core.hashchain import ZERO_HASH
 from ledger_service.errors import RetryableError
-from ledger_service.hashchain import ZERO_HASH
 from tests.support.chain import ARTIFACTS, MANUFACTURER, MERCHANT, Anvil, deploy_all
 
 # anvil's well-known development keys (mnemonic "test test ... junk"); local chain only.

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from eth_utils.crypto import keccak
 
+from ledger_service.core.events import ItemEventRecorded, RoleChanged
+from ledger_service.core.rows import EventRows, encode_event
 from ledger_service.errors import ConfigurationError
-from ledger_service.indexer import wire
 from ledger_service.indexer.decode import SPECS, Decoder, MalformedLogError, load_abis, topic0
-from ledger_service.indexer.events import ItemEventRecorded, RoleChanged
 from ledger_service.indexer.rpc import RpcClient
 from ledger_service.store import BlockRef, Store
 from ledger_service.store._apply import HASH_PROBLEM
@@ -119,8 +119,8 @@ def test_rows_for_a_fetch_process_are_the_wire_form_of_the_decoded_events(
         raw, _ = rpc.get_logs(addresses=addresses, from_block=start, to_block=end)
     events = decoder.decode(raw)
     rows = decoder.decode_rows(raw)
-    assert rows == [wire.encode_event(event) for event in events]
-    assert list(wire.EventRows(rows)) == events
+    assert rows == [encode_event(event) for event in events]
+    assert list(EventRows(rows)) == events
     assert {type(e).__name__ for e in events} >= {"ItemEventRecorded", "ItemRegistered", "EscrowSettled"}
     assert decoder.decode_rows(list(reversed(raw))) == rows
     with pytest.raises(MalformedLogError, match="block"):

@@ -14,10 +14,11 @@ from typing import Any, cast
 
 import pytest
 
+from ledger_service.core.events import BlockHeader, LogPosition, SellerSet
+from ledger_service.core.rows import EventRows, encode_event
 from ledger_service.errors import RetryableError
 from ledger_service.indexer import wire
 from ledger_service.indexer.decode import Decoder, ScannedRows
-from ledger_service.indexer.events import BlockHeader, LogPosition, SellerSet
 from ledger_service.indexer.rpc import RetryPolicy, RpcClient, RpcRetryableError
 from ledger_service.indexer.sync import (
     PIPE_BYTES,
@@ -99,7 +100,7 @@ def test_ranges_that_queued_up_are_applied_as_one_up_to_max_events() -> None:
 
 
 def _in_wire_form(fetched: Fetched) -> Fetched:
-    events = wire.EventRows([wire.encode_event(ev) for ev in fetched.events])
+    events = EventRows([encode_event(ev) for ev in fetched.events])
     return Fetched(fetched.range, fetched.first, fetched.last, fetched.window, events)
 
 
@@ -109,23 +110,23 @@ def test_ranges_from_a_fetch_process_stay_in_wire_form_when_joined() -> None:
     objects = [_range(1, 2, events=2), _range(3, 4, events=3)]
     parts = [_in_wire_form(p) for p in objects]
     (one,) = _prefetcher_holding(list(parts), max_events=100)
-    assert isinstance(one.events, wire.EventRows)
-    assert one.events.rows == [row for p in parts for row in cast(wire.EventRows, p.events).rows]
+    assert isinstance(one.events, EventRows)
+    assert one.events.rows == [row for p in parts for row in cast(EventRows, p.events).rows]
     assert one.events == [e for p in objects for e in p.events]
     # mixed with event objects (not made by the indexer, but a Sequence all the same): a plain list
     (mixed,) = _prefetcher_holding([parts[0], objects[1]], max_events=100)
-    assert not isinstance(mixed.events, wire.EventRows)
+    assert not isinstance(mixed.events, EventRows)
     assert mixed.events == [e for p in objects for e in p.events]
 
 
 def test_event_rows_read_as_the_events_they_encode() -> None:
     events = _range(1, 1, events=4).events
-    rows = wire.EventRows([wire.encode_event(ev) for ev in events])
+    rows = EventRows([encode_event(ev) for ev in events])
     assert len(rows) == 4
     assert list(rows) == events and rows == events and rows != events[:3]
     assert rows[1] == events[1] and rows[-1] == events[-1]
-    assert isinstance(rows[1:3], wire.EventRows) and list(rows[1:3]) == events[1:3]
-    assert rows == wire.EventRows(list(rows.rows))
+    assert isinstance(rows[1:3], EventRows) and list(rows[1:3]) == events[1:3]
+    assert rows == EventRows(list(rows.rows))
     assert rows != "abcd" and rows != 4
     with pytest.raises(IndexError):
         rows[4]

@@ -13,7 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sha3 import keccak_256  # type: ignore[import-untyped]
 
-from ledger_service.indexer import decode, wire
+from ledger_service.core.rows import EVENT_TYPES
+from ledger_service.indexer import decode
 from ledger_service.indexer.decode import Decoder, MalformedLogError, _item_event_fields_py, load_abis
 from ledger_service.indexer.rpc import RpcClient
 from tests.support.activity import Activity
@@ -212,7 +213,7 @@ def test_the_compiled_loop_decodes_a_node_answer_as_the_python_loop(
     assert decoder._fast_rows is not None
     fast, slow = _both(decoder, raw)
     assert fast == slow
-    names = {wire.EVENT_TYPES[row[0]].__name__ for row in fast[1]}
+    names = {EVENT_TYPES[row[0]].__name__ for row in fast[1]}
     assert {"ItemEventRecorded", "ItemRegistered", "SaleRecorded", "EscrowSettled"} <= names
     reordered = raw[len(raw) // 2 :] + raw[: len(raw) // 2]
     fast, slow = _both(decoder, reordered)

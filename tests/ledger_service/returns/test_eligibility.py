@@ -7,9 +7,9 @@ from __future__ import annotations
 import uuid
 from dataclasses import replace
 
-from ledger_service.codes import BizStep, Disposition, ReturnState
+from ledger_service.core.codes import BizStep, Disposition, ReturnState
+from ledger_service.core.events import PolicyPublished
 from ledger_service.eligibility import Outcome
-from ledger_service.indexer.events import PolicyPublished
 from ledger_service.returns import chain_now, check_eligibility
 from ledger_service.returns.documents import PolicyDocument
 from ledger_service.returns.eligibility import forget_missing_document

@@ -2,7 +2,7 @@
 
 :class:`ChainBuilder` hands out block numbers, timestamps and log positions in
 the chain's total order, keeps each item's hash chain valid (computed with the
-reference :func:`ledger_service.hashchain.event_hash`), and can tamper with
+reference :func:`ledger_service.core.hashchain.event_hash`), and can tamper with
 an event on request. Hashes are ``0x`` lowercase hex as the decoder produces.
 """
 
@@ -13,9 +13,8 @@ from dataclasses import dataclass, field, replace
 
 from eth_utils.crypto import keccak
 
-from ledger_service.codes import BizStep, Disposition, ReturnState
-from ledger_service.hashchain import event_hash
-from ledger_service.indexer.events import (
+from ledger_service.core.codes import BizStep, Disposition, ReturnState
+from ledger_service.core.events import (
     BlockHeader,
     DecodedEvent,
     EscrowSettled,
@@ -30,6 +29,7 @@ from ledger_service.indexer.events import (
     SaleRecorded,
     SellerSet,
 )
+from ledger_service.core.hashchain import event_hash
 from ledger_service.store import BlockRef
 
 ZERO = "0x" + "00" * 32

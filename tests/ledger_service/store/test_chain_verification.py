@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger_service.codes import BizStep, Disposition
-from ledger_service.hashchain import ChainLink, event_hash, verify_chain
+from ledger_service.core.codes import BizStep, Disposition
+from ledger_service.core.hashchain import ChainLink, event_hash, event_hash_hex, event_hash_matches_log, verify_chain
+from ledger_service.core.keccak import keccak
 from ledger_service.store import Store
-from ledger_service.store._hashing import event_hash_hex, event_hash_matches_log, keccak
 from ledger_service.store.store import ChainBreakError
 from tests.ledger_service.store.builders import ChainBuilder, headers_upto, upto
 

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from ledger_service.codes import BizStep, Disposition, ReturnState
+from ledger_service.core.codes import BizStep, Disposition, ReturnState
 from ledger_service.errors import NotFoundError
 from ledger_service.store import Store, api_queries
 from ledger_service.store import queries as q

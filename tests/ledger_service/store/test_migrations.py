@@ -14,7 +14,7 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect, text
 
-from ledger_service.codes import BizStep, Disposition
+from ledger_service.core.codes import BizStep, Disposition
 from ledger_service.store import ChainPin, Store
 from ledger_service.store._db import HEAD_REVISION, MIGRATIONS, SQLITE_MMAP_BYTES
 from ledger_service.store.schema import item_key, metadata

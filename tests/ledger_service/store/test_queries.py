@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ledger_service.codes import BizStep, Disposition, ReturnState
+from ledger_service.core.codes import BizStep, Disposition, ReturnState
 from ledger_service.store import Store, api_queries
 from ledger_service.store import queries as q
 from tests.ledger_service.store.builders import DAY, ChainBuilder, addr

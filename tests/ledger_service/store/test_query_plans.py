@@ -13,8 +13,8 @@ from typing import Any
 
 from sqlalchemy import event
 
-from ledger_service.codes import BizStep, Disposition, ReturnState
-from ledger_service.indexer.events import ItemEventRecorded
+from ledger_service.core.codes import BizStep, Disposition, ReturnState
+from ledger_service.core.events import ItemEventRecorded
 from ledger_service.store import Store, eligibility_queries
 from ledger_service.store import queries as q
 from ledger_service.store._db import read_transaction

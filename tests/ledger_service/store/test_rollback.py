@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ledger_service.codes import BizStep, Disposition, ReturnState
+from ledger_service.core.codes import BizStep, Disposition, ReturnState
 from ledger_service.store import BlockRef, Store, StoreError
 from ledger_service.store.schema import metadata
 from tests.ledger_service.store.builders import DAY, ChainBuilder, addr, h, headers_upto, upto

@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import update
 
-from ledger_service.codes import BizStep, Disposition, ReturnState
+from ledger_service.core.codes import BizStep, Disposition, ReturnState
+from ledger_service.core.events import BlockHeader, DecodedEvent, ItemEventRecorded, ItemRegistered
+from ledger_service.core.hashchain import event_hash_hex
+from ledger_service.core.rows import EVENT_TYPES, EventRows, encode_event
 from ledger_service.errors import FatalError
-from ledger_service.indexer.events import BlockHeader, DecodedEvent, ItemEventRecorded, ItemRegistered
-from ledger_service.indexer.wire import EVENT_TYPES, EventRows, encode_event
 from ledger_service.store import BlockRef, ChainPin, Store, StoreError
-from ledger_service.store._hashing import event_hash_hex
 from ledger_service.store.schema import chain_pin, checkpoint, metadata
 from ledger_service.store.store import SQLITE_INDEXER_CACHE_KIB
 from tests.ledger_service.store.builders import DAY, ChainBuilder, addr, h

@@ -21,7 +21,7 @@ from web3 import Web3
 
 from ledger_service.chain.artifacts import load_deployment
 from ledger_service.chain.signers import ChainContext, connect_chain
-from ledger_service.codes import BizStep, Disposition
+from ledger_service.core.codes import BizStep, Disposition
 from ledger_service.documents.local import LocalDocumentStore
 from ledger_service.indexer.decode import load_abis
 from ledger_service.indexer.rpc import RetryPolicy, RpcClient

@@ -12,7 +12,7 @@ import jsonschema_rs
 import pytest
 from sqlalchemy import text
 
-from ledger_service.codes import BizStep, Disposition, encode_location
+from ledger_service.core.codes import BizStep, Disposition, encode_location
 from ledger_service.documents.cid import Cid
 from ledger_service.store.store import Store
 from ledger_service.verification import ItemHistory, ItemVerdict, audit_item

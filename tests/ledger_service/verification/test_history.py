@@ -14,7 +14,7 @@ from sqlalchemy import text
 from web3 import Web3
 
 from ledger_service.chain.signers import ChainContext
-from ledger_service.codes import BizStep, Disposition
+from ledger_service.core.codes import BizStep, Disposition
 from ledger_service.documents.cid import Cid
 from ledger_service.documents.local import LocalDocumentStore
 from ledger_service.errors import InvalidRequestError
@@ -264,7 +264,7 @@ def test_an_altered_stored_hash_is_named_once_not_as_a_cascade(audited: Audited,
 
 def test_a_forged_but_self_consistent_row_breaks_the_link(audited: Audited, index: Store) -> None:
     """Row 2 rewritten with a new prevHash and a matching eventHash: its own hash checks, its links do not."""
-    from ledger_service.hashchain import event_hash
+    from ledger_service.core.hashchain import event_hash
 
     row = _row(index, audited.subject, 2)
     fake_prev = secrets.token_bytes(32)

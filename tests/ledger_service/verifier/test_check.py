@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from web3 import Web3
 
-from ledger_service.hashchain import event_hash
+from ledger_service.core.hashchain import event_hash
 from ledger_service.verifier._rpc import Rpc
 from ledger_service.verifier.check import Report, parse_item, verify
 from tests.ledger_service.verifier.conftest import (

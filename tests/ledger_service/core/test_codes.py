@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ledger_service.codes import BizStep, Disposition, ReturnState
+from ledger_service.core.codes import BizStep, Disposition, ReturnState
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 BIZ_STEPS = {m.name for m in BizStep}
 
 

@@ -1,4 +1,4 @@
-"""ledger_service.hashchain reproduces the contract's hash chain exactly."""
+"""ledger_service.core.hashchain reproduces the contract's hash chain exactly."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from dataclasses import replace
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger_service.codes import BizStep, Disposition, encode_location
-from ledger_service.hashchain import ZERO_HASH, ChainLink, event_hash, item_id, verify_chain
+from ledger_service.core.codes import BizStep, Disposition, encode_location
+from ledger_service.core.hashchain import ZERO_HASH, ChainLink, event_hash, item_id, verify_chain
 from tests.support.chain import MANUFACTURER, MERCHANT, Deployed
 
 bytes32 = st.binary(min_size=32, max_size=32)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from enum import IntEnum
 
-from eth_utils.crypto import keccak
+from ledger_service.core.keccak import keccak_text
 
 
 class BizStep(IntEnum):
@@ -96,7 +96,7 @@ def decode_location(raw: bytes) -> str:
 ROLE_IDS: dict[str, bytes] = {
     "DEFAULT_ADMIN_ROLE": b"\0" * 32,  # OpenZeppelin AccessControl's admin role
     **{
-        name: keccak(text=name)
+        name: keccak_text(name)
         for name in (
             "MANUFACTURER_ROLE",
             "MERCHANT_ROLE",
