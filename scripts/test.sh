@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what is missing (scripts/bootstrap.sh), then runs
-# ruff, mypy --strict, the contract tests (brownie, on its own anvil), the service
-# tests (pytest: real anvil, SQLite and the PostgreSQL at 127.0.0.1:5432) and the API's
-# fuzzer (tests marked fuzz; bounded, derandomized when CI=true).
+# ruff, mypy --strict, the import layers (import-linter: [tool.importlinter] in pyproject.toml),
+# the contract tests (brownie, on its own anvil), the service tests (pytest: real anvil,
+# SQLite and the PostgreSQL at 127.0.0.1:5432) and the API's fuzzer (tests marked fuzz;
+# bounded, derandomized when CI=true).
 # Every stage runs even if an earlier one failed; the exit code is non-zero if any failed.
 # Extra arguments are passed to the service's pytest (e.g. -k reorg).
 set -uo pipefail
@@ -53,6 +54,7 @@ run_fuzz() {
 run_stage "ruff" .venv/bin/ruff check .
 run_stage "ruff format" .venv/bin/ruff format --check .
 run_stage "mypy --strict" .venv/bin/mypy
+run_stage "import layers (import-linter)" .venv/bin/lint-imports
 run_stage "contract tests (brownie on anvil :8555)" \
   "$BROWNIE" test tests/contracts --network returns-test -W ignore::FutureWarning -p no:cacheprovider
 run_stage "service tests (pytest)" .venv/bin/pytest -m "not fuzz" "$@"
