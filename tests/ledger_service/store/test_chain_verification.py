@@ -6,11 +6,13 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
+from eth_abi.abi import encode as abi_encode
+from eth_utils.crypto import keccak as eth_keccak
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ledger_service.core.codes import BizStep, Disposition
-from ledger_service.core.hashchain import ChainLink, event_hash, event_hash_hex, event_hash_matches_log, verify_chain
+from ledger_service.core.hashchain import ChainLink, event_hash_hex, event_hash_matches_log, verify_chain
 from ledger_service.core.keccak import keccak
 from ledger_service.store import Store
 from ledger_service.store.store import ChainBreakError
@@ -42,18 +44,10 @@ def _reference(
     btx: bytes,
     ts: int,
 ) -> bytes:
-    return event_hash(
-        prev_hash=prev,
-        item_id=item,
-        seq=seq,
-        biz_step=step,
-        disposition=disp,
-        actor=actor,
-        location=location,
-        document=document,
-        biz_transaction=btx,
-        timestamp=ts,
-    )
+    """The eventHash as eth_abi encodes it, hashed by eth_utils' keccak: independent of the core's code."""
+    data = eth_keccak(abi_encode(["bytes32", "bytes32", "bytes32"], [location, document, btx]))
+    types = ["bytes32", "bytes32", "uint64", "uint8", "uint8", "address", "bytes32", "uint64"]
+    return eth_keccak(abi_encode(types, [prev, item, seq, step, disp, actor, data, ts]))
 
 
 @settings(max_examples=200, deadline=None)
