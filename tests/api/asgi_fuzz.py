@@ -232,10 +232,15 @@ class Route:
             assert self.documented is not None
             return status in self.documented
         if self.kind == "method":
-            return status == 405
-        if self.kind == "none":
-            return status in (404, 307)  # 307: Starlette's redirect to the path without its trailing slash
+            return status in (405, *BEFORE_ROUTING)
+        if self.kind == "none":  # 307: Starlette's redirect to the path without its trailing slash
+            return status in (404, 307, *BEFORE_ROUTING)
         return True
+
+
+BEFORE_ROUTING = (413, 431)
+"""What a request gate in front of the routes may answer a request for any path, served or not: a body
+announced too large, headers too large. For a documented operation they must be documented too."""
 
 
 def documented_statuses(spec: dict[str, Any]) -> dict[tuple[str, str], frozenset[int]]:
