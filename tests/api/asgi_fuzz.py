@@ -64,6 +64,17 @@ def _abridged(data: bytes, keep: int = 160) -> str:
     return text if len(text) <= 3 * keep else f"{text[:keep]} ... {text[-keep:]} ({len(data)} bytes)"
 
 
+_CREDENTIAL = re.compile(rb"\b(rlk|rrt)_[A-Za-z0-9_-]{8,}")
+
+
+def _shown(name: bytes, value: bytes) -> str:
+    """A header's value for a report; the run's API keys and return tokens cut to their first characters (a
+    report may end up in a public CI log; the keys are the run's own, but a log is no place for one)."""
+    if name.lower() == b"authorization":
+        value = _CREDENTIAL.sub(lambda m: m[0][:8] + b"...", value)
+    return _abridged(value, 40)
+
+
 @dataclass(frozen=True)
 class RawRequest:
     method: str
@@ -80,7 +91,7 @@ class RawRequest:
     """the peer's address (per-client limits count by it)"""
 
     def __repr__(self) -> str:
-        headers = ", ".join(f"{name.decode('latin-1')}: {_abridged(value, 40)}" for name, value in self.headers)
+        headers = ", ".join(f"{name.decode('latin-1')}: {_shown(name, value)}" for name, value in self.headers)
         query = f"?{self.query.decode('latin-1')}" if self.query else ""
         chunks = f" in {self.chunks} chunks" if self.chunks > 1 else ""
         refuse = f" (must be refused: {self.must_refuse})" if self.must_refuse else ""
