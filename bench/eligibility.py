@@ -54,7 +54,6 @@ import json
 import os
 import random
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -71,6 +70,18 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import httpx  # noqa: E402
 from _eligibility_fill import Actors, fill  # noqa: E402
+from common import (  # noqa: E402
+    SetupError,
+    console_script,
+    json_line,
+    percentile,
+    say,
+    start_chain,
+    stop,
+    table,
+    tail,
+    verdict,
+)
 from web3 import Web3  # noqa: E402
 from web3.logs import DISCARD  # noqa: E402
 
@@ -86,7 +97,6 @@ from tests.support.chain import (  # noqa: E402
     Deployed,
     deploy_all,
     free_port,
-    start_anvil,
 )
 
 TARGETS = {"p99_ms": 5.0, "rps": 2000.0, "ratio": 10.0, "refund_p95_s": 2.0}
@@ -96,14 +106,6 @@ SHIPPING, ARRIVING, HOLDING, DESTROYING = 3, 7, 14, 12
 IN_TRANSIT, RETAIL_SOLD, RECALLED, DESTROYED = 3, 6, 11, 12
 BATCH = 200
 PYTHON = sys.executable
-
-
-class SetupError(Exception):
-    """The benchmark could not run (not a slow result)."""
-
-
-def say(message: str) -> None:
-    print(message, flush=True)
 
 
 # ---- 1. the real chain ------------------------------------------------------------------------------
@@ -122,12 +124,7 @@ class RealChain:
 
 def build_chain(workdir: Path, *, chain_items: int, refunds: int) -> RealChain:
     """anvil + contracts + the merchant's policy + real items with varied histories."""
-    if not (ARTIFACTS / "ReturnsEscrow.json").exists():
-        raise SetupError("contracts are not compiled (build/contracts): run scripts/bootstrap.sh")
-    try:
-        anvil = start_anvil()
-    except RuntimeError as exc:
-        raise SetupError(f"cannot start anvil: {exc}") from None
+    anvil = start_chain()
     try:
         return _populate(anvil, workdir, chain_items=chain_items, refunds=refunds)
     except BaseException:
@@ -255,32 +252,13 @@ def api_server(env: dict[str, str], log: Path, *, workers: int = 1, profile_to: 
 
 @contextlib.contextmanager
 def indexer_follow(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    cmd = [str(Path(PYTHON).parent / "ledger-indexer"), "follow"]
-    if not Path(cmd[0]).exists():
-        cmd = [PYTHON, "-m", "ledger_service.indexer.cli", "follow"]
+    cmd = [*console_script("ledger-indexer"), "follow"]
     with log.open("wb") as out:
         process = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
         yield process
     finally:
         stop(process)
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def tail(path: Path, lines: int = 25) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
 
 
 GENERATOR_NICE = -10
@@ -423,19 +401,13 @@ def fast_refunds(api: Server, *, carrier: str, auditor: str, returns: list[str])
         "failures": failures[:5],
         "failed": len(failures),
         "p50_s": round(statistics.median(latencies), 3) if latencies else None,
-        "p95_s": round(latencies[min(len(latencies) - 1, round(0.95 * (len(latencies) - 1)))], 3)
-        if latencies
-        else None,
+        "p95_s": round(percentile(latencies, 0.95), 3) if latencies else None,
         "max_s": round(latencies[-1], 3) if latencies else None,
         "scan_post_p50_s": round(statistics.median(post_times), 3) if post_times else None,
     }
 
 
 # ---- report -------------------------------------------------------------------------------------------------
-
-
-def verdict(ok: bool | None) -> str:
-    return "n/a" if ok is None else ("PASS" if ok else "MISS")
 
 
 def print_table(figures: dict[str, Any]) -> None:
@@ -506,11 +478,9 @@ def print_table(figures: dict[str, Any]) -> None:
             verdict(figures["pass"]["refund_p95"]),
         ),
     ]
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
     say("")
-    say(f"{'figure':<{widths[0]}}  {'value':>{widths[1]}}  {'target':<{widths[2]}}  result")
-    for row in rows:
-        say(f"{row[0]:<{widths[0]}}  {row[1]:>{widths[1]}}  {row[2]:<{widths[2]}}  {row[3]}")
+    for line in table([("figure", "value", "target", "result"), *rows], align="lrll"):
+        say(line)
 
 
 def print_profile(report: dict[str, Any]) -> None:
@@ -579,7 +549,7 @@ def main() -> int:
         shutil.rmtree(workdir, ignore_errors=True)
     else:
         say(f"work directory kept: {workdir}")
-    print(json.dumps(figures, separators=(",", ":")))
+    json_line(figures)
     return 0
 
 
