@@ -1,4 +1,4 @@
-"""Benchmark of GET /v1/items/{id}/eligibility (issue 4): the API over a large index, the same decision read
+"""Benchmark of GET /v1/items/{id}/eligibility: the API over a large index, the same decision read
 from the chain directly, and the latency of a fast refund from the carrier's scan to the visible payout.
 
 Run from the repository root:
@@ -17,18 +17,19 @@ Steps, in one run:
 3. API: ``ledger-api`` as in production (api.main:main: uvicorn, uvloop + httptools, no access log) with
    ``--workers`` worker processes (LEDGER_API_WORKERS; default one per CPU core) on that index, with the
    anvil above as its chain;
-   a load generator in another process (bench/_eligibility_load.py) asks for the eligibility of uniformly
-   random items (1% unknown ids) with an auditor's API key, each phase for ``--duration`` seconds after a
-   warm-up:
-   a. saturation (closed loop): ``--clients`` concurrent keep-alive clients, each sending its next request
-      when the previous answer is read: the maximum throughput (requests/s); its p50/p99 are only
-      clients / throughput (Little's law), not the latency at a given load;
+   a load generator in another process asks for the eligibility of uniformly random items (1% unknown ids)
+   with an auditor's API key, each phase for ``--duration`` seconds after a warm-up (whole seconds on wrk):
+   a. saturation (closed loop, wrk with bench/eligibility.lua): ``--clients`` concurrent keep-alive
+      connections, each sending its next request when the previous answer is read: the maximum throughput
+      (requests/s); its p50/p99 are only clients / throughput (Little's law), not the latency at a given load;
    b. target load (open loop): requests scheduled at a constant ``--rate`` per second (default 2,000, the
       target throughput) over a pool of keep-alive connections (``--clients`` opened beforehand, more when
       none is free, up to ``--max-connections``), latency measured from each request's *scheduled* send
-      time (no coordinated omission): p50/p99/max, achieved rate, errors, sends late by more than 1 ms;
-   c. one client alone (the latency of a request without queueing);
-4. direct chain (the reference): the same clients make the same decision from the chain alone
+      time (no coordinated omission): p50/p99/max, achieved rate, errors, sends late by more than 1 ms
+      (bench/_eligibility_load.py: no maintained generator in Debian does this, see there);
+   c. one client alone (wrk, one connection: the latency of a request without queueing);
+4. direct chain (the reference, bench/_eligibility_load.py): the same number of clients make the same
+   decision from the chain alone
    (eth_call itemOf / saleOf / policyOf, eth_getLogs of the item's events and the consumer's
    authorizations, then the same pure rules) over the real items, for the same duration;
 5. live: ``ledger-indexer follow`` on a second index of the anvil and a second API on it. First an
@@ -39,7 +40,7 @@ Steps, in one run:
    against an API process profiled in every thread (bench/_eligibility_serve.py), and a print of the
    functions that take the most time per request.
 
-Prints a table with the targets of issue 4 (PASS/MISS), each figure with the load it was measured at
+Prints a table with the targets (TARGETS: PASS/MISS), each figure with the load it was measured at
 (throughput at saturation; p99 at the offered ``--rate``; the direct-chain ratio of the two saturation
 throughputs) and, last, one JSON line with every figure. A
 measurement: exits 0 whatever the figures; 2 with a message when setup (anvil, contracts, index, API,
@@ -51,9 +52,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import random
+import resource
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -69,7 +73,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import httpx  # noqa: E402
-from _eligibility_fill import Actors, fill  # noqa: E402
+from _eligibility_fill import Actors, fill, item_id_of  # noqa: E402
 from common import (  # noqa: E402
     SetupError,
     console_script,
@@ -295,31 +299,127 @@ def generator_nice(asked: int) -> int:
 def run_load(
     spec: dict[str, Any], workdir: Path, name: str, *, signal_after_warmup: subprocess.Popen[bytes] | None = None
 ) -> dict[str, Any]:
-    """Runs the load generator process on ``spec``; its JSON result. ``signal_after_warmup`` gets SIGUSR1 once
-    the warm-up is over (the profiling server starts profiling its main thread then)."""
+    """Runs one load on ``spec``; its figures. The API's closed loop runs on wrk (:func:`run_wrk`); the open
+    loop and the direct-chain decisions on bench/_eligibility_load.py (no maintained tool does either, see
+    there). ``signal_after_warmup`` gets SIGUSR1 once the warm-up is over (the profiling server starts
+    profiling its main thread then)."""
+    if spec["mode"] == "api" and spec.get("loop") != "open":
+        return run_wrk(spec, workdir, name, signal_after_warmup=signal_after_warmup)
     if signal_after_warmup is not None:
-        spec = {**spec, "signal_pid": signal_after_warmup.pid}
+        raise ValueError("only the API's closed loop signals the end of its warm-up")
     spec_file = workdir / f"{name}.json"
     spec_file.write_text(json.dumps(spec))
-    out, err = workdir / f"{name}.out", workdir / f"{name}.err"
+    result: dict[str, Any] = json.loads(
+        _generator(
+            [PYTHON, str(ROOT / "bench" / "_eligibility_load.py"), str(spec_file)],
+            workdir / name,
+            timeout=float(spec["warmup"]) + float(spec["duration"]) + 600,
+            what=f"the load generator ({name})",
+        )
+    )
+    return result
+
+
+def _generator(command: list[str], stem: Path, *, timeout: float, what: str, env: dict[str, str] | None = None) -> str:
+    """Runs a load generator at the generator's priority, its output in ``stem``.out/.err; its last line."""
+    out, err = stem.with_suffix(".out"), stem.with_suffix(".err")
     with out.open("wb") as stdout, err.open("wb") as stderr:
         process = subprocess.Popen(
-            [PYTHON, str(ROOT / "bench" / "_eligibility_load.py"), str(spec_file)],
+            command,
             cwd=ROOT,
+            env=env,
             stdout=stdout,
             stderr=stderr,
             preexec_fn=_generator_priority,  # only os.setpriority, before exec
         )
         try:
-            process.wait(timeout=float(spec["warmup"]) + float(spec["duration"]) + 600)
+            process.wait(timeout=timeout)
         except BaseException:
             process.kill()
             process.wait()
             raise
-    if process.returncode != 0:
-        raise SetupError(f"the load generator failed ({name}):\n{tail(err, 40)}")
-    result: dict[str, Any] = json.loads(out.read_text().strip().splitlines()[-1])
-    return result
+    lines = out.read_text(errors="replace").strip().splitlines()
+    if process.returncode != 0 or not lines:
+        raise SetupError(f"{what} failed (exit code {process.returncode}):\n{tail(err, 40)}\n{tail(out, 10)}")
+    return lines[-1]
+
+
+WRK_PATHS = 200_000
+"""Request paths drawn for each wrk run, more than a saturated run sends here: wrk walks them in order
+(each thread from its own offset), so every request is an independent uniform draw as long as the list
+does not wrap around."""
+
+
+def request_paths(path: Path, *, items: int, unknown_share: float, seed: int) -> None:
+    """Writes :data:`WRK_PATHS` eligibility paths of uniformly random synthetic items (``unknown_share`` of
+    them unknown ids) to ``path``, one a line."""
+    rng = random.Random(seed)
+    lines = []
+    for _ in range(WRK_PATHS):
+        if unknown_share and rng.random() < unknown_share:
+            item = "0x" + rng.randbytes(32).hex()
+        else:
+            item = item_id_of(rng.randrange(items))
+        lines.append(f"/v1/items/{item}/eligibility\n")
+    path.write_text("".join(lines))
+
+
+def run_wrk(
+    spec: dict[str, Any], workdir: Path, name: str, *, signal_after_warmup: subprocess.Popen[bytes] | None = None
+) -> dict[str, Any]:
+    """The API's closed loop on wrk (bench/eligibility.lua): ``clients`` keep-alive connections on one wrk
+    thread (one process, as small beside the API as a generator can be), a warm-up run of ``warmup``
+    seconds, then the measured run of ``duration`` seconds, each on its own draw of items (so the warm-up
+    does not warm the measured run's rows). wrk counts whole seconds: both are rounded up. Latency is
+    wrk's, from each request's send to its answer (every answer, the errors' too)."""
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        raise SetupError("wrk is not installed: run scripts/bootstrap.sh (Debian package wrk)")
+    clients = int(spec["clients"])
+    warmup, duration = math.ceil(float(spec["warmup"])), max(1, math.ceil(float(spec["duration"])))
+    env = {**os.environ, "BENCH_AUTHORIZATION": spec["authorization"]}
+    url = f"http://{spec['host']}:{spec['port']}"
+
+    def wrk_run(seconds: int, label: str, seed: int) -> dict[str, Any]:
+        paths = workdir / f"{label}.paths"
+        request_paths(paths, items=int(spec["synthetic_items"]), unknown_share=float(spec["unknown_share"]), seed=seed)
+        command = [wrk, "-t1", f"-c{clients}", f"-d{seconds}s", "--timeout", "30s"]
+        command += ["-s", str(ROOT / "bench" / "eligibility.lua"), url, "--", str(paths), "1"]
+        result: dict[str, Any] = json.loads(
+            _generator(command, workdir / label, timeout=seconds + 120, what=f"wrk ({label})", env=env)
+        )
+        return result
+
+    if warmup:
+        wrk_run(warmup, f"{name}-warmup", seed=1)
+    if signal_after_warmup is not None:
+        signal_after_warmup.send_signal(signal.SIGUSR1)
+    cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    raw = wrk_run(duration, name, seed=2)
+    cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    seconds = raw["duration_us"] / 1e6
+    statuses = {str(k): int(v) for k, v in (raw["statuses"] or {}).items()}
+    socket_errors = {f"socket {k}": int(v) for k, v in raw["errors"].items() if k != "status" and v}
+    ok = statuses.get("200", 0)
+    samples = raw["error_samples"] if isinstance(raw["error_samples"], list) else []
+    return {
+        "mode": "api",
+        "generator": "wrk",
+        "clients": clients,
+        "seconds": round(seconds, 3),
+        "requests": int(raw["requests"]),
+        "errors": int(raw["requests"]) - ok + sum(socket_errors.values()),
+        "error_samples": samples + [f"{k}: {v}" for k, v in socket_errors.items()][: 5 - len(samples)],
+        "rps": round(ok / seconds, 1) if seconds > 0 else 0.0,
+        "p50_ms": round(raw["p50_us"] / 1000, 3),
+        "p90_ms": round(raw["p90_us"] / 1000, 3),
+        "p99_ms": round(raw["p99_us"] / 1000, 3),
+        "max_ms": round(raw["max_us"] / 1000, 3),
+        "statuses": {**statuses, **socket_errors},
+        "outcomes": dict(raw["outcomes"] or {}),
+        "reason_codes": dict(sorted((raw["reason_codes"] or {}).items(), key=lambda kv: -kv[1])),
+        "client_cpu_s": round(cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime, 2),
+    }
 
 
 # ---- 5. live index: agreement and fast refunds ----------------------------------------------------------
