@@ -4,7 +4,7 @@ PostgreSQL, and follow-mode latency, all in one run over the same chain.
 Run from the repository root:
     .venv/bin/python bench/indexer.py [--events 1000000] [--postgres-url URL] [--profile]
 
-The default, 1M events (~6 min here, 3 of them generating the chain), is the scale issue 3's memory target is
+The default, 1M events (~6 min here, 3 of them generating the chain), is the scale the memory target is
 set at, and where the throughput ratios measure the indexer's steady pace rather than the CLI's ~0.5 s
 start-up (at 100k events that start-up is a quarter of a backfill).
 
@@ -34,7 +34,7 @@ Steps:
    ``--no-postgres``) under cProfile, the writer and the fetch thread profiled separately; prints the
    top functions by own time.
 
-Prints a table (events/s, ratio to (a), peak RSS, follow p50/p95, PASS/MISS per target of issue 3)
+Prints a table (events/s, ratio to (a), peak RSS, follow p50/p95, PASS/MISS per target in TARGETS)
 and, last, one JSON line with every figure. A measurement: exits 0 whatever the figures, 2 when
 setup (anvil, contracts, PostgreSQL, the indexer itself) fails.
 """
