@@ -1,11 +1,11 @@
 """The loads of bench/eligibility.py that no maintained tool makes, run as their own process:
-``python bench/_eligibility_load.py SPEC.json``. (The API's closed loop runs on wrk: bench/eligibility.lua.)
+``python bench/_eligibility_load.py SPEC.json``. (The API's saturation runs on wrk: bench/eligibility.lua.)
 
 One event loop (uvloop when installed), a minimal HTTP/1.1 client on raw
 asyncio streams (request line, headers, Content-Length body; no per-request
 object churn, so the client's own CPU stays small next to the server's).
 
-Why not a maintained generator for these two:
+Why not a maintained generator for these three:
 
 - open loop at a fixed rate, latency from each *scheduled* send (no
   coordinated omission): wrk2 does exactly this but is not packaged by Debian
@@ -14,6 +14,7 @@ Why not a maintained generator for these two:
   and time from the actual send, so a stall hides the requests it delayed;
   locust and molotov run each user the same way, and a Python tool cannot
   offer the 2,000 req/s target on these two cores beside the API anyway;
+- the latency of one client alone (see the closed loop below);
 - the direct-chain decision: per decision two or three JSON-RPC batches whose
   contents depend on the previous answers, then the pure rules: a program, not
   a request template.
@@ -34,27 +35,36 @@ scheduled in the ``duration`` after the ``warmup`` count; those still
 unanswered ``drain`` seconds after the schedule ends count as errors. The
 bodies are not parsed (cheap; the closed loop reports the outcomes).
 
-Closed loop, chain mode: ``clients`` concurrent clients (asyncio tasks, one
-keep-alive connection each, the next decision started when the previous one
-is made) for ``warmup`` + ``duration`` seconds; latencies of the decisions
-*started* after the warm-up count. Each decision is the one GET
-.../eligibility makes, from the chain alone (no index): per decision two or
-three JSON-RPC batches to the node: (latest block, ledger.itemOf,
-escrow.saleOf, eth_getLogs of the item's ItemEventRecorded), then
-(escrow.policyOf of the sale's version, eth_getLogs of the consumer's
-ReturnAuthorized), then policyOf of other versions those returns were bound
-to; facts as the index defines them (delivery = the first arriving +
-retail_sold after the item's latest retail_selling event, which the escrow
-writes with each sale, recalled = a recall not followed by a recirculating
-disposition, history intact = every eventHash recomputes and links and the
-head and count equal itemOf's, open return = saleOf.returnOpen, returns in 90
-days by ReturnAuthorized's shipBy - shipByDays), then the same pure
-:func:`ledger_service.eligibility.decide` with the on-chain policy terms (the
-chain has no policy document or category).
+Closed loop: ``clients`` concurrent clients (asyncio tasks, one keep-alive
+connection each, the next request sent when the previous answer is read) for
+``warmup`` + ``duration`` seconds; latencies of the requests *started* after
+the warm-up count. Modes:
+
+- ``api``: the items drawn as in the open loop, the answers parsed (outcome,
+  reason codes). bench/eligibility.py uses it for the latency of one client
+  alone: with one connection wrk's latency tail was an order of magnitude
+  heavier than this client's on the same server, and a client cannot report
+  less than the server's round trip, so this is the faithful figure (at
+  saturation, where throughput is the figure, wrk is used: it spends about
+  half this client's CPU per request, CPU the API shares);
+- ``chain``: the decision GET .../eligibility makes, from the chain alone
+  (no index): per decision two or three JSON-RPC batches to the node:
+  (latest block, ledger.itemOf, escrow.saleOf, eth_getLogs of the item's
+  ItemEventRecorded), then (escrow.policyOf of the sale's version,
+  eth_getLogs of the consumer's ReturnAuthorized), then policyOf of other
+  versions those returns were bound to; facts as the index defines them
+  (delivery = the first arriving + retail_sold after the item's latest
+  retail_selling event, which the escrow writes with each sale, recalled = a
+  recall not followed by a recirculating disposition, history intact = every
+  eventHash recomputes and links and the head and count equal itemOf's, open
+  return = saleOf.returnOpen, returns in 90 days by ReturnAuthorized's
+  shipBy - shipByDays), then the same pure
+  :func:`ledger_service.eligibility.decide` with the on-chain policy terms
+  (the chain has no policy document or category).
 
 Prints one JSON object: requests, errors, requests/s, latency percentiles,
-statuses, and in chain mode the decision outcomes and reason codes seen and
-the decision of every item (outcome, reason codes) for the agreement check;
+statuses, in the closed loop the decision outcomes and reason codes seen, in
+chain mode the decision of every item (outcome, reason codes) for the agreement check;
 in the open loop the offered and achieved rates, latencies from the scheduled
 and from the actual send, late sends and the connections used.
 """
@@ -414,10 +424,16 @@ def _terms(version: int, raw: str) -> PolicyTerms:
 # ---- the load loop ------------------------------------------------------------------------------
 
 
+class StatusError(Exception):
+    """The API answered with another status than 200."""
+
+    def __init__(self, status: int, body: bytes) -> None:
+        super().__init__(f"HTTP {status}: {body[:300].decode(errors='replace')}")
+        self.status = status
+
+
 async def run(spec: dict[str, Any]) -> dict[str, Any]:
-    """The closed loop of the direct-chain decisions (see the module docstring)."""
-    if spec["mode"] != "chain":
-        raise ValueError("the closed loop here is for the chain mode (the API's runs on wrk)")
+    """The closed loop (see the module docstring): the API with one client, or the direct-chain decisions."""
     clients, duration, warmup = int(spec["clients"]), float(spec["duration"]), float(spec["warmup"])
     host, port = spec["host"], int(spec["port"])
     latencies: list[float] = []
@@ -427,12 +443,30 @@ async def run(spec: dict[str, Any]) -> dict[str, Any]:
     errors: list[str] = []
     decisions: dict[str, Any] = {}
 
-    ids = list(spec["item_ids"])
-    decider = ChainDecider(spec)
-    first = HttpConnection(host, port)
-    for item in ids:  # every item once: the decisions for the agreement check (and a warm-up)
-        decisions[item] = await decider.decide(first, item)
-    first.close()
+    if spec["mode"] == "api":
+        n, unknown_share = int(spec["synthetic_items"]), float(spec.get("unknown_share", 0.0))
+        headers = f"Authorization: {spec['authorization']}\r\nAccept: application/json\r\n".encode()
+
+        async def decide_one(conn: HttpConnection, rng: random.Random) -> tuple[str, list[str]]:
+            item = item_id_of(rng.randrange(n))
+            if unknown_share and rng.random() < unknown_share:
+                item = "0x" + rng.randbytes(32).hex()
+            status, body = await conn.request("GET", f"/v1/items/{item}/eligibility", headers=headers)
+            if status != 200:
+                raise StatusError(status, body)
+            answer = json.loads(body)
+            return answer["outcome"], [r["code"] for r in answer["reasons"]]
+
+    else:
+        ids = list(spec["item_ids"])
+        decider = ChainDecider(spec)
+        first = HttpConnection(host, port)
+        for item in ids:  # every item once: the decisions for the agreement check (and a warm-up)
+            decisions[item] = await decider.decide(first, item)
+        first.close()
+
+        async def decide_one(conn: HttpConnection, rng: random.Random) -> tuple[str, list[str]]:
+            return await decider.decide(conn, ids[rng.randrange(len(ids))])
 
     start = time.perf_counter()
     measure_from = start + warmup
@@ -445,13 +479,16 @@ async def run(spec: dict[str, Any]) -> dict[str, Any]:
             t0 = time.perf_counter()
             if t0 >= end:
                 break
-            item = ids[rng.randrange(len(ids))]
             ok, label = True, "200"
             try:
-                outcome, reason_codes = await decider.decide(conn, item)
+                outcome, reason_codes = await decide_one(conn, rng)
                 if t0 >= measure_from:
                     outcomes[outcome] += 1
                     codes.update(reason_codes)
+            except StatusError as exc:
+                ok, label = False, str(exc.status)
+                if len(errors) < 5:
+                    errors.append(str(exc))
             except (OSError, asyncio.IncompleteReadError, RuntimeError, ValueError, KeyError) as exc:
                 ok, label = False, type(exc).__name__
                 if len(errors) < 5:
@@ -470,7 +507,7 @@ async def run(spec: dict[str, Any]) -> dict[str, Any]:
     elapsed = time.perf_counter() - measure_from
     completed = sum(statuses.values())
     return {
-        "mode": "chain",
+        "mode": spec["mode"],
         "clients": clients,
         "seconds": round(elapsed, 3),
         "requests": completed,

@@ -1,4 +1,4 @@
--- The closed-loop load of bench/eligibility.py, run by wrk (Debian's wrk package):
+-- The saturation load of bench/eligibility.py (closed loop), run by wrk (Debian's wrk package):
 --
 --   BENCH_AUTHORIZATION="Bearer KEY" wrk -t1 -c8 -d30s --timeout 30s -s bench/eligibility.lua URL -- PATHS
 --

@@ -22,16 +22,16 @@ Steps, in one run:
    a. saturation (closed loop, wrk with bench/eligibility.lua): ``--clients`` concurrent keep-alive
       connections, each sending its next request when the previous answer is read: the maximum throughput
       (requests/s); its p50/p99 are only clients / throughput (Little's law), not the latency at a given load;
-   b. target load (open loop): requests scheduled at a constant ``--rate`` per second (default 2,000, the
-      target throughput) over a pool of keep-alive connections (``--clients`` opened beforehand, more when
-      none is free, up to ``--max-connections``), latency measured from each request's *scheduled* send
-      time (no coordinated omission): p50/p99/max, achieved rate, errors, sends late by more than 1 ms
-      (bench/_eligibility_load.py: no maintained generator in Debian does this, see there);
-   c. one client alone (wrk, one connection: the latency of a request without queueing);
+   b. target load (open loop, bench/_eligibility_load.py: no generator packaged by Debian does this, see
+      there): requests scheduled at a constant ``--rate`` per second (default 2,000, the target throughput)
+      over a pool of keep-alive connections (``--clients`` opened beforehand, more when none is free, up to
+      ``--max-connections``), latency measured from each request's *scheduled* send time (no coordinated
+      omission): p50/p99/max, achieved rate, errors, sends late by more than 1 ms;
+   c. one client alone (the latency of a request without queueing; bench/_eligibility_load.py: with one
+      connection wrk adds a latency tail of its own here, see there);
 4. direct chain (the reference, bench/_eligibility_load.py): the same number of clients make the same
-   decision from the chain alone
-   (eth_call itemOf / saleOf / policyOf, eth_getLogs of the item's events and the consumer's
-   authorizations, then the same pure rules) over the real items, for the same duration;
+   decision from the chain alone (eth_call itemOf / saleOf / policyOf, eth_getLogs of the item's events
+   and the consumer's authorizations, then the same pure rules) over the real items, for the same duration;
 5. live: ``ledger-indexer follow`` on a second index of the anvil and a second API on it. First an
    agreement check: the API's decision for every real item equals the direct-chain one. Then, for each
    fast-refund return, the time from the carrier's ``POST /v1/returns/{id}/scans {"kind": "in_transit"}``
@@ -299,14 +299,14 @@ def generator_nice(asked: int) -> int:
 def run_load(
     spec: dict[str, Any], workdir: Path, name: str, *, signal_after_warmup: subprocess.Popen[bytes] | None = None
 ) -> dict[str, Any]:
-    """Runs one load on ``spec``; its figures. The API's closed loop runs on wrk (:func:`run_wrk`); the open
-    loop and the direct-chain decisions on bench/_eligibility_load.py (no maintained tool does either, see
-    there). ``signal_after_warmup`` gets SIGUSR1 once the warm-up is over (the profiling server starts
-    profiling its main thread then)."""
-    if spec["mode"] == "api" and spec.get("loop") != "open":
+    """Runs one load on ``spec``; its figures. With ``"generator": "wrk"`` (the API at saturation) on wrk
+    (:func:`run_wrk`); else on bench/_eligibility_load.py (the open loop, one client alone, the direct-chain
+    decisions: see there why). ``signal_after_warmup`` gets SIGUSR1 once wrk's warm-up is over (the
+    profiling server starts profiling its main thread then)."""
+    if spec.get("generator") == "wrk":
         return run_wrk(spec, workdir, name, signal_after_warmup=signal_after_warmup)
     if signal_after_warmup is not None:
-        raise ValueError("only the API's closed loop signals the end of its warm-up")
+        raise ValueError("only the wrk load signals the end of its warm-up")
     spec_file = workdir / f"{name}.json"
     spec_file.write_text(json.dumps(spec))
     result: dict[str, Any] = json.loads(
@@ -735,7 +735,7 @@ def _run(
         "unknown_share": 0.01,
     }
     with api_server(env_big, workdir / "api-big.log", workers=args.workers) as server:
-        api = run_load({**api_load, "port": server.port}, workdir, "load-api")
+        api = run_load({**api_load, "port": server.port, "generator": "wrk"}, workdir, "load-api")
         say(
             f"   a. saturation, {args.clients} closed-loop clients: {api['rps']:,.0f} req/s, "
             f"p50 {api['p50_ms']:.2f} ms, p99 {api['p99_ms']:.2f} ms, errors {api['errors']}; "
@@ -885,6 +885,7 @@ def _run(
                     **api_load,
                     "duration": min(args.duration, 15.0),
                     "port": server.port,
+                    "generator": "wrk",
                 },
                 workdir,
                 "load-profile",

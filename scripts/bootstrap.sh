@@ -41,7 +41,7 @@ if [ ! -f /usr/include/nettle/sha3.h ]; then
   apt_install nettle-dev
 fi
 
-# Debian's wrk: the closed-loop HTTP load of bench/eligibility.py (bench/eligibility.lua).
+# Debian's wrk: the saturation load of bench/eligibility.py (bench/eligibility.lua).
 if ! command -v wrk >/dev/null; then
   step "Debian package wrk (HTTP load generator for bench/eligibility.py)"
   apt_install wrk
