@@ -29,7 +29,8 @@ from fastapi import FastAPI
 from starlette.datastructures import State
 from starlette.routing import NoMatchFound
 
-from api.deps import cached_principal, parse_authorization, services_of_state
+from api.auth import cached_principal, parse_authorization
+from api.deps import services_of_state
 from api.routers.items import eligibility_body
 from api.schemas.common import ITEM_ID, REASON_MAX_LENGTH
 
