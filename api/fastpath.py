@@ -15,9 +15,9 @@ Invariants:
 - **Nothing is skipped by accident.** :data:`SKIPPABLE` is the one list of what FastAPI runs for this route
   (each middleware of the application's stack, each parameter and dependency of the route, the endpoint)
   with why the shortcut may skip it; :func:`unknown_work` names whatever FastAPI would run that the list
-  does not. If there is any (a middleware or a dependency added later, a dependency override, FastAPI's
-  OpenTelemetry switched on), the shortcut stays off and says so once in the log: every request goes to
-  FastAPI. :data:`IN_FRONT` lists the layers served in front of the shortcut (they run for every request);
+  does not. If there is any (a middleware or a dependency added later, FastAPI's OpenTelemetry switched
+  on), the shortcut stays off and says so once in the log: every request goes to FastAPI; so does every
+  request while a dependency override is set. :data:`IN_FRONT` lists the layers served in front of the shortcut (they run for every request);
   the tests check both lists against the application and :data:`api.main.asgi`.
 - **Off by a setting.** ``LEDGER_API_ELIGIBILITY_SHORTCUT=false`` sends every request to FastAPI.
 - **Errors are answered once, by the application's handler.** A refusal of the route (a
@@ -220,16 +220,20 @@ class EligibilityShortcut:
         self._on: bool | None = None
         """Decided at the first request after the lifespan ran (settings known, middleware stack built)."""
 
-    @property
-    def active(self) -> bool:
-        """False when ``app`` does not serve the eligibility route, the setting turns the shortcut off, or
-        FastAPI would run something for the route that the shortcut does not know (:func:`unknown_work`)."""
+    def blockers(self) -> list[str]:
+        """Why the shortcut may not answer (empty: it may): ``app`` has no eligibility route, the setting turns
+        the shortcut off, or FastAPI would run something for the route that the shortcut does not know."""
         if self._path is None:
-            return False
+            return ["the application has no eligibility route"]
         settings = getattr(self.app.state, "settings", None)
         if isinstance(settings, Settings) and not settings.api_eligibility_shortcut:
-            return False
-        return not unknown_work(self.app)
+            return ["LEDGER_API_ELIGIBILITY_SHORTCUT is false"]
+        return unknown_work(self.app)
+
+    @property
+    def active(self) -> bool:
+        """Whether the shortcut may answer (see :meth:`blockers`)."""
+        return not self.blockers()
 
     @property
     def state(self) -> State:
@@ -238,29 +242,24 @@ class EligibilityShortcut:
 
     def _decide(self) -> bool | None:
         """Whether the shortcut answers from now on; None while the lifespan has not run (no settings)."""
-        if self._path is None:
-            return False
-        settings = getattr(self.app.state, "settings", None)
-        if not isinstance(settings, Settings):
+        if self._path is not None and not isinstance(getattr(self.app.state, "settings", None), Settings):
             return None
-        if not settings.api_eligibility_shortcut:
-            return False
-        unknown = unknown_work(self.app)
-        if unknown:
+        blockers = self.blockers()
+        if self._path is not None and blockers:
             log.warning(
-                "the eligibility shortcut is off: FastAPI runs what it does not know for that route; list it "
-                "in api.fastpath.SKIPPABLE with why it may be skipped, or keep the shortcut off",
-                unknown=unknown,
+                "the eligibility shortcut is off: FastAPI answers every eligibility read (to let the shortcut "
+                "skip something FastAPI runs, list it in api.fastpath.SKIPPABLE with why it may be skipped)",
+                because=blockers,
             )
-            return False
-        return True
+        return not blockers
 
     async def __call__(self, scope: ASGIScope, receive: Receive, send: Send) -> None:
         if self._path is not None and scope["type"] == "http" and scope["method"] == "GET":
             found = self._path.fullmatch(scope["path"])
             if found is not None:
-                on = self._on if self._on is not None else self._decide()
-                self._on = on
+                on = self._on
+                if on is None:
+                    on = self._on = self._decide()
                 # an override can be set at any time (tests do): the shortcut never skips one
                 if on and not self.app.dependency_overrides and await self._answer(scope, receive, send, found[1]):
                     return
