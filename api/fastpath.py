@@ -17,8 +17,9 @@ Invariants:
   with why the shortcut may skip it; :func:`unknown_work` names whatever FastAPI would run that the list
   does not. If there is any (a middleware or a dependency added later, FastAPI's OpenTelemetry switched
   on), the shortcut stays off and says so once in the log: every request goes to FastAPI; so does every
-  request while a dependency override is set. :data:`IN_FRONT` lists the layers served in front of the shortcut (they run for every request);
-  the tests check both lists against the application and :data:`api.main.asgi`.
+  request while a dependency override is set. :data:`IN_FRONT` lists the layers served in front of the
+  shortcut (they run for every request); the tests check both lists against the application and
+  :data:`api.main.asgi`.
 - **Off by a setting.** ``LEDGER_API_ELIGIBILITY_SHORTCUT=false`` sends every request to FastAPI.
 - **Errors are answered once, by the application's handler.** A refusal of the route (a
   :class:`~ledger_service.errors.LedgerError`: 401, 403, 404, 503...) is answered by the exception handler

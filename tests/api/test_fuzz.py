@@ -149,7 +149,7 @@ def schema(spec: dict[str, Any]) -> Any:
 
 
 def _fastapi(client: TestClient) -> FastAPI:
-    app: FastAPI = client.app.app  # type: ignore[attr-defined]  # the FastAPI app behind the shortcut
+    app: FastAPI = client.app.api  # type: ignore[attr-defined]  # the FastAPI app behind the request gate
     return app
 
 
