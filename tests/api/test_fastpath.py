@@ -205,7 +205,7 @@ def _cached_twice(client: TestClient, sold: Sold) -> tuple[Response, Response]:
 
 
 def test_a_middleware_the_shortcut_does_not_know_turns_it_off(
-    api_env: ApiEnv, flow: Flow, sold: Sold, spy: Spy
+    api_env: ApiEnv, flow: Flow, sold: Sold, spy: Spy, log_file: Path
 ) -> None:
     seen = Counted()
 
@@ -218,13 +218,17 @@ def test_a_middleware_the_shortcut_does_not_know_turns_it_off(
                 seen.seen += 1
             await self.app(scope, receive, send)
 
-    app = create_app(api_env.settings)
+    app = create_app(api_env.settings.model_copy(update={"log_file": log_file}))
     app.add_middleware(Auditing)
     with TestClient(serving_app(app)) as client:  # type: ignore[arg-type]
         first, second = _cached_twice(client, sold)
         assert first.status_code == second.status_code == 200
         assert seen.seen == 3 and spy.answers == 0
         assert any("Auditing" in work for work in api.fastpath.unknown_work(app))
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    written = log_file.read_text()
+    assert written.count("the eligibility shortcut is off") == 1 and "Auditing" in written
 
 
 def test_a_dependency_the_shortcut_does_not_know_turns_it_off(
