@@ -95,7 +95,7 @@ def services_of_state(state: Any) -> Services:
 
 # ---- callers ----------------------------------------------------------------------------------
 
-# Security schemes: they only document the credentials in OpenAPI (/docs "Authorize"); checking is below.
+# Security schemes: they only document the credentials in OpenAPI (/docs "Authorize"); api.auth checks them.
 _api_key_scheme = HTTPBearer(
     scheme_name="ApiKey", description="An actor's API key: `Authorization: Bearer rlk_...`", auto_error=False
 )
