@@ -251,6 +251,11 @@ class Settings(BaseSettings):
         description="Largest request head accepted (request line and headers), in bytes (431 above)",
     )
     api_max_headers: int = Field(default=100, ge=10, le=1000, description="Most request headers accepted (431 above)")
+    api_eligibility_shortcut: bool = Field(
+        default=True,
+        description="Answer plain, cached-credential GET /v1/items/{id}/eligibility reads before FastAPI's routing "
+        "(api/fastpath.py; same answers, less CPU); false: FastAPI answers every request",
+    )
     trusted_proxies: Annotated[tuple[str, ...], NoDecode] = Field(
         default=(),
         description="Addresses or CIDR networks of the reverse proxies whose X-Forwarded-For / X-Forwarded-Proto "
