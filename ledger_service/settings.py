@@ -136,6 +136,14 @@ class Settings(BaseSettings):
         description="Compare each batch's items with the contract's itemOf at the batch's last block "
         "(one batched JSON-RPC request per batch)",
     )
+    reconcile_window: int = Field(
+        default=128,
+        ge=0,
+        le=1_000_000,
+        description="Reconcile only batches ending at most this many blocks below the head: a full node keeps the "
+        "state of about the last 128 blocks; older batches (most of a backfill) rely on the bloom and hash-chain "
+        "checks (and the receipts proof when on); raise it against an archive node",
+    )
     receipts_proof: bool = Field(
         default=False,
         description="Prove each block that may hold our logs with its receipts (eth_getBlockReceipts) against "
