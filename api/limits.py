@@ -40,7 +40,7 @@ from starlette.datastructures import State
 from starlette.exceptions import HTTPException
 from starlette.routing import compile_path
 
-from api.deps import _STATE_KEY, cached_principal, parse_authorization_headers
+from api.auth import PRINCIPAL_STATE_KEY, cached_principal, parse_authorization_headers
 from api.problems import ProblemDetails, http_problem, problem_for, render
 from api.routers.documents import MULTIPART_ENVELOPE
 from ledger_service.access import Actor, Consumer, verify_api_key, verify_return_token
@@ -334,7 +334,7 @@ class RequestGate:
         if principal is None:
             store: Store = self.api.state.store
             principal = await anyio.to_thread.run_sync(functools.partial(_verify, store, kind, credentials))
-        scope.setdefault("state", {})[_STATE_KEY] = principal
+        scope.setdefault("state", {})[PRINCIPAL_STATE_KEY] = principal
 
 
 def json_body_problem(body: bytes, *, max_depth: int) -> ProblemDetails | None:

@@ -124,8 +124,8 @@ def _freeze_startup_objects() -> None:
 
 def problems_in_openapi(schema: dict[str, Any]) -> dict[str, Any]:
     """Documents every error response as a problem+json :class:`Problem`: replaces FastAPI's 422 schema,
-    adds the request gate's answers (:mod:`api.limits`: 400, 413 and 415 to operations with a body, 431 to
-    every operation), 401 to operations with security, 403 to those an API key opens and ``5XX`` to every
+    adds the request gate's answers (:mod:`api.limits`: 400 and 415 to operations with a body, 413 and 431
+    to every operation), 401 to operations with security, 403 to those an API key opens and ``5XX`` to every
     operation."""
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     problem_schema = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
@@ -143,8 +143,9 @@ def problems_in_openapi(schema: dict[str, Any]) -> dict[str, Any]:
                     "400",
                     problem_response_spec("The body could not be parsed (not JSON, not UTF-8, or nested too deep)"),
                 )
-                responses.setdefault("413", problem_response_spec("The body is larger than this endpoint accepts"))
                 responses.setdefault("415", problem_response_spec("This endpoint does not take that media type"))
+            # the gate measures a body before it knows the operation ignores it: any operation may answer 413
+            responses.setdefault("413", problem_response_spec("The body is larger than this endpoint accepts"))
             responses.setdefault("431", problem_response_spec("The request's headers are too large or too many"))
             if operation.get("security"):
                 responses.setdefault("401", problem_response_spec("Missing, invalid or revoked credentials"))

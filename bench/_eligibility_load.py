@@ -1,55 +1,71 @@
-"""Load generator of bench/eligibility.py, run as its own process: ``python bench/_eligibility_load.py SPEC.json``.
+"""The loads of bench/eligibility.py that no maintained tool makes, run as their own process:
+``python bench/_eligibility_load.py SPEC.json``. (The API's saturation runs on wrk: bench/eligibility.lua.)
 
 One event loop (uvloop when installed), a minimal HTTP/1.1 client on raw
 asyncio streams (request line, headers, Content-Length body; no per-request
 object churn, so the client's own CPU stays small next to the server's).
 
-Closed loop (the default): ``clients`` concurrent clients (asyncio tasks, one
-keep-alive connection each, the next request sent when the previous answer is
-read) for ``warmup`` + ``duration`` seconds; latencies of the requests
-*started* after the warm-up count. The throughput at saturation; its latency
-is only concurrency / throughput (Little's law).
+Why not a maintained generator for these three:
 
-Open loop (``"loop": "open"``, api mode only): requests *scheduled* at a
-constant ``rate`` per second (the k-th at start + k / rate, whatever the
-answers so far), each taking a free keep-alive connection from a pool
-(``clients`` opened beforehand, more opened when none is free, up to
-``max_connections``; beyond that it waits for one). The scheduler wakes on a
-Linux timerfd armed at each scheduled time (ns resolution; asyncio timers
-have 1 ms); elsewhere on ``asyncio.sleep`` (at least 1 ms, so not spinning).
-Latency is measured from the *scheduled* send time, so a slow answer, a
-busy generator or a wait for a connection counts against it (no coordinated
-omission); also from the actual send, and how late sends were. Requests
+- open loop at a fixed rate, latency from each *scheduled* send (no
+  coordinated omission): wrk2 does exactly this but is not packaged by Debian
+  (bookworm has wrk, hey, bombardier, jmeter, tsung, locust, molotov); wrk's
+  ``delay()`` and hey's ``-q`` pace each connection from its previous answer
+  and time from the actual send, so a stall hides the requests it delayed;
+  locust and molotov run each user the same way, and a Python tool cannot
+  offer the 2,000 req/s target on these two cores beside the API anyway;
+- the latency of one client alone (see the closed loop below);
+- the direct-chain decision: per decision two or three JSON-RPC batches whose
+  contents depend on the previous answers, then the pure rules: a program, not
+  a request template.
+
+Open loop (``"loop": "open"``, api mode): GET /v1/items/{id}/eligibility with
+the given Authorization, the id drawn uniformly from the synthetic index's
+items (regenerated from their index, see _eligibility_fill.item_id_of), a
+share of them unknown ids, *scheduled* at a constant ``rate`` per second (the
+k-th at start + k / rate, whatever the answers so far), each taking a free
+keep-alive connection from a pool (``clients`` opened beforehand, more opened
+when none is free, up to ``max_connections``; beyond that it waits for one).
+The scheduler wakes on a Linux timerfd armed at each scheduled time (ns
+resolution; asyncio timers have 1 ms); elsewhere on ``asyncio.sleep`` (at
+least 1 ms, so not spinning). Latency is measured from the *scheduled* send
+time, so a slow answer, a busy generator or a wait for a connection counts
+against it; also from the actual send, and how late sends were. Requests
 scheduled in the ``duration`` after the ``warmup`` count; those still
 unanswered ``drain`` seconds after the schedule ends count as errors. The
 bodies are not parsed (cheap; the closed loop reports the outcomes).
 
-Modes:
+Closed loop: ``clients`` concurrent clients (asyncio tasks, one keep-alive
+connection each, the next request sent when the previous answer is read) for
+``warmup`` + ``duration`` seconds; latencies of the requests *started* after
+the warm-up count. Modes:
 
-- ``api``: GET /v1/items/{id}/eligibility with the given Authorization, the id
-  drawn uniformly from the synthetic index's items (regenerated from their
-  index, see _eligibility_fill.item_id_of), a share of them unknown ids;
-- ``chain``: the same decision made from the chain alone (no index): per
-  decision two or three JSON-RPC batches to the node: (latest block,
-  ledger.itemOf, escrow.saleOf, eth_getLogs of the item's ItemEventRecorded),
-  then (escrow.policyOf of the sale's version, eth_getLogs of the consumer's
-  ReturnAuthorized), then policyOf of other versions those returns were bound
-  to; facts as the index defines them (delivery = the first arriving + retail_sold
-  after the item's latest retail_selling event, which the escrow writes with
-  each sale, recalled = a recall not followed by a recirculating
-  disposition, history intact = every eventHash recomputes and links and the
-  head and count equal itemOf's, open return = saleOf.returnOpen, returns in
-  90 days by ReturnAuthorized's shipBy - shipByDays), then the same pure
+- ``api``: the items drawn as in the open loop, the answers parsed (outcome,
+  reason codes). bench/eligibility.py uses it for the latency of one client
+  alone: with one connection wrk's latency tail was an order of magnitude
+  heavier than this client's on the same server, and a client cannot report
+  less than the server's round trip, so this is the faithful figure (at
+  saturation, where throughput is the figure, wrk is used: it spends about
+  half this client's CPU per request, CPU the API shares);
+- ``chain``: the decision GET .../eligibility makes, from the chain alone
+  (no index): per decision two or three JSON-RPC batches to the node:
+  (latest block, ledger.itemOf, escrow.saleOf, eth_getLogs of the item's
+  ItemEventRecorded), then (escrow.policyOf of the sale's version,
+  eth_getLogs of the consumer's ReturnAuthorized), then policyOf of other
+  versions those returns were bound to; facts as the index defines them
+  (delivery = the first arriving + retail_sold after the item's latest
+  retail_selling event, which the escrow writes with each sale, recalled = a
+  recall not followed by a recirculating disposition, history intact = every
+  eventHash recomputes and links and the head and count equal itemOf's, open
+  return = saleOf.returnOpen, returns in 90 days by ReturnAuthorized's
+  shipBy - shipByDays), then the same pure
   :func:`ledger_service.eligibility.decide` with the on-chain policy terms
   (the chain has no policy document or category).
 
-With ``signal_pid`` in the spec, that process gets SIGUSR1 when the warm-up
-ends (bench/_eligibility_serve.py starts profiling its main thread then).
-
 Prints one JSON object: requests, errors, requests/s, latency percentiles,
-HTTP statuses, decision outcomes and reason codes seen, and in chain mode the
-decision of every item (outcome, reason codes) for the agreement check; in
-the open loop the offered and achieved rates, latencies from the scheduled
+statuses, in the closed loop the decision outcomes and reason codes seen, in
+chain mode the decision of every item (outcome, reason codes) for the agreement check;
+in the open loop the offered and achieved rates, latencies from the scheduled
 and from the actual send, late sends and the connections used.
 """
 
@@ -62,7 +78,6 @@ import math
 import os
 import random
 import resource
-import signal
 import socket
 import sys
 import time
@@ -76,6 +91,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from _eligibility_fill import item_id_of  # noqa: E402
+from common import percentile  # noqa: E402
 
 from ledger_service.chain.artifacts import load_artifact  # noqa: E402
 from ledger_service.core.codes import BizStep, Disposition  # noqa: E402
@@ -405,15 +421,16 @@ def _terms(version: int, raw: str) -> PolicyTerms:
 # ---- the load loop ------------------------------------------------------------------------------
 
 
-def _percentile(sorted_values: list[float], q: float) -> float:
-    if not sorted_values:
-        return float("nan")
-    index = min(len(sorted_values) - 1, max(0, round(q * (len(sorted_values) - 1))))
-    return sorted_values[index]
+class StatusError(Exception):
+    """The API answered with another status than 200."""
+
+    def __init__(self, status: int, body: bytes) -> None:
+        super().__init__(f"HTTP {status}: {body[:300].decode(errors='replace')}")
+        self.status = status
 
 
 async def run(spec: dict[str, Any]) -> dict[str, Any]:
-    mode = spec["mode"]
+    """The closed loop (see the module docstring): the API with one client, or the direct-chain decisions."""
     clients, duration, warmup = int(spec["clients"]), float(spec["duration"]), float(spec["warmup"])
     host, port = spec["host"], int(spec["port"])
     latencies: list[float] = []
@@ -423,11 +440,20 @@ async def run(spec: dict[str, Any]) -> dict[str, Any]:
     errors: list[str] = []
     decisions: dict[str, Any] = {}
 
-    if mode == "api":
-        n = int(spec["synthetic_items"])
-        ids = [item_id_of(i) for i in range(n)]
-        unknown_share = float(spec.get("unknown_share", 0.0))
+    if spec["mode"] == "api":
+        n, unknown_share = int(spec["synthetic_items"]), float(spec.get("unknown_share", 0.0))
         headers = f"Authorization: {spec['authorization']}\r\nAccept: application/json\r\n".encode()
+
+        async def decide_one(conn: HttpConnection, rng: random.Random) -> tuple[str, list[str]]:
+            item = item_id_of(rng.randrange(n))
+            if unknown_share and rng.random() < unknown_share:
+                item = "0x" + rng.randbytes(32).hex()
+            status, body = await conn.request("GET", f"/v1/items/{item}/eligibility", headers=headers)
+            if status != 200:
+                raise StatusError(status, body)
+            answer = json.loads(body)
+            return answer["outcome"], [r["code"] for r in answer["reasons"]]
+
     else:
         ids = list(spec["item_ids"])
         decider = ChainDecider(spec)
@@ -435,6 +461,9 @@ async def run(spec: dict[str, Any]) -> dict[str, Any]:
         for item in ids:  # every item once: the decisions for the agreement check (and a warm-up)
             decisions[item] = await decider.decide(first, item)
         first.close()
+
+        async def decide_one(conn: HttpConnection, rng: random.Random) -> tuple[str, list[str]]:
+            return await decider.decide(conn, ids[rng.randrange(len(ids))])
 
     start = time.perf_counter()
     measure_from = start + warmup
@@ -447,29 +476,16 @@ async def run(spec: dict[str, Any]) -> dict[str, Any]:
             t0 = time.perf_counter()
             if t0 >= end:
                 break
-            if mode == "api":
-                item = ids[rng.randrange(len(ids))]
-                if unknown_share and rng.random() < unknown_share:
-                    item = "0x" + rng.randbytes(32).hex()
-            else:
-                item = ids[rng.randrange(len(ids))]
             ok, label = True, "200"
             try:
-                if mode == "api":
-                    status, body = await conn.request("GET", f"/v1/items/{item}/eligibility", headers=headers)
-                    label = str(status)
-                    ok = status == 200
-                    if ok and t0 >= measure_from:
-                        answer = json.loads(body)
-                        outcomes[answer["outcome"]] += 1
-                        codes.update(r["code"] for r in answer["reasons"])
-                    elif not ok and len(errors) < 5:
-                        errors.append(f"HTTP {status}: {body[:300].decode(errors='replace')}")
-                else:
-                    outcome, reason_codes = await decider.decide(conn, item)
-                    if t0 >= measure_from:
-                        outcomes[outcome] += 1
-                        codes.update(reason_codes)
+                outcome, reason_codes = await decide_one(conn, rng)
+                if t0 >= measure_from:
+                    outcomes[outcome] += 1
+                    codes.update(reason_codes)
+            except StatusError as exc:
+                ok, label = False, str(exc.status)
+                if len(errors) < 5:
+                    errors.append(str(exc))
             except (OSError, asyncio.IncompleteReadError, RuntimeError, ValueError, KeyError) as exc:
                 ok, label = False, type(exc).__name__
                 if len(errors) < 5:
@@ -482,30 +498,23 @@ async def run(spec: dict[str, Any]) -> dict[str, Any]:
                     latencies.append((t1 - t0) * 1000)
         conn.close()
 
-    async def tell_profiler(pid: int) -> None:
-        await asyncio.sleep(max(0.0, measure_from - time.perf_counter()))
-        os.kill(pid, signal.SIGUSR1)
-
     cpu0 = resource.getrusage(resource.RUSAGE_SELF)
-    extra = [tell_profiler(int(spec["signal_pid"]))] if spec.get("signal_pid") else []
-    await asyncio.gather(*(client(i) for i in range(clients)), *extra)
+    await asyncio.gather(*(client(i) for i in range(clients)))
     cpu1 = resource.getrusage(resource.RUSAGE_SELF)
     elapsed = time.perf_counter() - measure_from
-    latencies.sort()
     completed = sum(statuses.values())
-    failed = completed - len(latencies)
     return {
-        "mode": mode,
+        "mode": spec["mode"],
         "clients": clients,
         "seconds": round(elapsed, 3),
         "requests": completed,
-        "errors": failed,
+        "errors": completed - len(latencies),
         "error_samples": errors,
         "rps": round(len(latencies) / elapsed, 1) if elapsed > 0 else 0.0,
-        "p50_ms": round(_percentile(latencies, 0.50), 3),
-        "p90_ms": round(_percentile(latencies, 0.90), 3),
-        "p99_ms": round(_percentile(latencies, 0.99), 3),
-        "max_ms": round(latencies[-1], 3) if latencies else None,
+        "p50_ms": round(percentile(latencies, 0.50), 3),
+        "p90_ms": round(percentile(latencies, 0.90), 3),
+        "p99_ms": round(percentile(latencies, 0.99), 3),
+        "max_ms": round(max(latencies), 3) if latencies else None,
         "statuses": dict(statuses),
         "outcomes": dict(outcomes),
         "reason_codes": dict(codes.most_common()),
@@ -723,15 +732,15 @@ async def run_open(spec: dict[str, Any]) -> dict[str, Any]:
         "unfinished": unfinished,
         "error_samples": errors,
         "achieved_rps": round(state["answered_in_window"] / window, 1) if window > 0 else 0.0,
-        "p50_ms": round(_percentile(ms, 0.50), 3),
-        "p90_ms": round(_percentile(ms, 0.90), 3),
-        "p99_ms": round(_percentile(ms, 0.99), 3),
-        "p999_ms": round(_percentile(ms, 0.999), 3),
+        "p50_ms": round(percentile(ms, 0.50), 3),
+        "p90_ms": round(percentile(ms, 0.90), 3),
+        "p99_ms": round(percentile(ms, 0.99), 3),
+        "p999_ms": round(percentile(ms, 0.999), 3),
         "max_ms": round(ms[-1], 3) if ms else None,
-        "from_send_p50_ms": round(_percentile(sent_ms, 0.50), 3),
-        "from_send_p99_ms": round(_percentile(sent_ms, 0.99), 3),
-        "late_p50_ms": round(_percentile(late_ms, 0.50), 3),
-        "late_p99_ms": round(_percentile(late_ms, 0.99), 3),
+        "from_send_p50_ms": round(percentile(sent_ms, 0.50), 3),
+        "from_send_p99_ms": round(percentile(sent_ms, 0.99), 3),
+        "late_p50_ms": round(percentile(late_ms, 0.50), 3),
+        "late_p99_ms": round(percentile(late_ms, 0.99), 3),
         "late_max_ms": round(late_ms[-1], 3) if late_ms else None,
         "late_over_1ms": sum(1 for x in late_ms if x > 1.0),
         "queued_for_connection": state["queued"],

@@ -1,4 +1,4 @@
-"""Benchmark of GET /v1/items/{id}/eligibility (issue 4): the API over a large index, the same decision read
+"""Benchmark of GET /v1/items/{id}/eligibility: the API over a large index, the same decision read
 from the chain directly, and the latency of a fast refund from the carrier's scan to the visible payout.
 
 Run from the repository root:
@@ -17,20 +17,21 @@ Steps, in one run:
 3. API: ``ledger-api`` as in production (api.main:main: uvicorn, uvloop + httptools, no access log) with
    ``--workers`` worker processes (LEDGER_API_WORKERS; default one per CPU core) on that index, with the
    anvil above as its chain;
-   a load generator in another process (bench/_eligibility_load.py) asks for the eligibility of uniformly
-   random items (1% unknown ids) with an auditor's API key, each phase for ``--duration`` seconds after a
-   warm-up:
-   a. saturation (closed loop): ``--clients`` concurrent keep-alive clients, each sending its next request
-      when the previous answer is read: the maximum throughput (requests/s); its p50/p99 are only
-      clients / throughput (Little's law), not the latency at a given load;
-   b. target load (open loop): requests scheduled at a constant ``--rate`` per second (default 2,000, the
-      target throughput) over a pool of keep-alive connections (``--clients`` opened beforehand, more when
-      none is free, up to ``--max-connections``), latency measured from each request's *scheduled* send
-      time (no coordinated omission): p50/p99/max, achieved rate, errors, sends late by more than 1 ms;
-   c. one client alone (the latency of a request without queueing);
-4. direct chain (the reference): the same clients make the same decision from the chain alone
-   (eth_call itemOf / saleOf / policyOf, eth_getLogs of the item's events and the consumer's
-   authorizations, then the same pure rules) over the real items, for the same duration;
+   a load generator in another process asks for the eligibility of uniformly random items (1% unknown ids)
+   with an auditor's API key, each phase for ``--duration`` seconds after a warm-up (whole seconds on wrk):
+   a. saturation (closed loop, wrk with bench/eligibility.lua): ``--clients`` concurrent keep-alive
+      connections, each sending its next request when the previous answer is read: the maximum throughput
+      (requests/s); its p50/p99 are only clients / throughput (Little's law), not the latency at a given load;
+   b. target load (open loop, bench/_eligibility_load.py: no generator packaged by Debian does this, see
+      there): requests scheduled at a constant ``--rate`` per second (default 2,000, the target throughput)
+      over a pool of keep-alive connections (``--clients`` opened beforehand, more when none is free, up to
+      ``--max-connections``), latency measured from each request's *scheduled* send time (no coordinated
+      omission): p50/p99/max, achieved rate, errors, sends late by more than 1 ms;
+   c. one client alone (the latency of a request without queueing; bench/_eligibility_load.py: with one
+      connection wrk adds a latency tail of its own here, see there);
+4. direct chain (the reference, bench/_eligibility_load.py): the same number of clients make the same
+   decision from the chain alone (eth_call itemOf / saleOf / policyOf, eth_getLogs of the item's events
+   and the consumer's authorizations, then the same pure rules) over the real items, for the same duration;
 5. live: ``ledger-indexer follow`` on a second index of the anvil and a second API on it. First an
    agreement check: the API's decision for every real item equals the direct-chain one. Then, for each
    fast-refund return, the time from the carrier's ``POST /v1/returns/{id}/scans {"kind": "in_transit"}``
@@ -39,7 +40,7 @@ Steps, in one run:
    against an API process profiled in every thread (bench/_eligibility_serve.py), and a print of the
    functions that take the most time per request.
 
-Prints a table with the targets of issue 4 (PASS/MISS), each figure with the load it was measured at
+Prints a table with the targets (TARGETS: PASS/MISS), each figure with the load it was measured at
 (throughput at saturation; p99 at the offered ``--rate``; the direct-chain ratio of the two saturation
 throughputs) and, last, one JSON line with every figure. A
 measurement: exits 0 whatever the figures; 2 with a message when setup (anvil, contracts, index, API,
@@ -51,8 +52,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import random
+import resource
 import shutil
 import signal
 import statistics
@@ -70,7 +73,19 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import httpx  # noqa: E402
-from _eligibility_fill import Actors, fill  # noqa: E402
+from _eligibility_fill import Actors, fill, item_id_of  # noqa: E402
+from common import (  # noqa: E402
+    SetupError,
+    console_script,
+    json_line,
+    percentile,
+    say,
+    start_chain,
+    stop,
+    table,
+    tail,
+    verdict,
+)
 from web3 import Web3  # noqa: E402
 from web3.logs import DISCARD  # noqa: E402
 
@@ -86,7 +101,6 @@ from tests.support.chain import (  # noqa: E402
     Deployed,
     deploy_all,
     free_port,
-    start_anvil,
 )
 
 TARGETS = {"p99_ms": 5.0, "rps": 2000.0, "ratio": 10.0, "refund_p95_s": 2.0}
@@ -96,14 +110,6 @@ SHIPPING, ARRIVING, HOLDING, DESTROYING = 3, 7, 14, 12
 IN_TRANSIT, RETAIL_SOLD, RECALLED, DESTROYED = 3, 6, 11, 12
 BATCH = 200
 PYTHON = sys.executable
-
-
-class SetupError(Exception):
-    """The benchmark could not run (not a slow result)."""
-
-
-def say(message: str) -> None:
-    print(message, flush=True)
 
 
 # ---- 1. the real chain ------------------------------------------------------------------------------
@@ -122,12 +128,7 @@ class RealChain:
 
 def build_chain(workdir: Path, *, chain_items: int, refunds: int) -> RealChain:
     """anvil + contracts + the merchant's policy + real items with varied histories."""
-    if not (ARTIFACTS / "ReturnsEscrow.json").exists():
-        raise SetupError("contracts are not compiled (build/contracts): run scripts/bootstrap.sh")
-    try:
-        anvil = start_anvil()
-    except RuntimeError as exc:
-        raise SetupError(f"cannot start anvil: {exc}") from None
+    anvil = start_chain()
     try:
         return _populate(anvil, workdir, chain_items=chain_items, refunds=refunds)
     except BaseException:
@@ -255,32 +256,13 @@ def api_server(env: dict[str, str], log: Path, *, workers: int = 1, profile_to: 
 
 @contextlib.contextmanager
 def indexer_follow(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    cmd = [str(Path(PYTHON).parent / "ledger-indexer"), "follow"]
-    if not Path(cmd[0]).exists():
-        cmd = [PYTHON, "-m", "ledger_service.indexer.cli", "follow"]
+    cmd = [*console_script("ledger-indexer"), "follow"]
     with log.open("wb") as out:
         process = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
         yield process
     finally:
         stop(process)
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def tail(path: Path, lines: int = 25) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
 
 
 GENERATOR_NICE = -10
@@ -317,31 +299,127 @@ def generator_nice(asked: int) -> int:
 def run_load(
     spec: dict[str, Any], workdir: Path, name: str, *, signal_after_warmup: subprocess.Popen[bytes] | None = None
 ) -> dict[str, Any]:
-    """Runs the load generator process on ``spec``; its JSON result. ``signal_after_warmup`` gets SIGUSR1 once
-    the warm-up is over (the profiling server starts profiling its main thread then)."""
+    """Runs one load on ``spec``; its figures. With ``"generator": "wrk"`` (the API at saturation) on wrk
+    (:func:`run_wrk`); else on bench/_eligibility_load.py (the open loop, one client alone, the direct-chain
+    decisions: see there why). ``signal_after_warmup`` gets SIGUSR1 once wrk's warm-up is over (the
+    profiling server starts profiling its main thread then)."""
+    if spec.get("generator") == "wrk":
+        return run_wrk(spec, workdir, name, signal_after_warmup=signal_after_warmup)
     if signal_after_warmup is not None:
-        spec = {**spec, "signal_pid": signal_after_warmup.pid}
+        raise ValueError("only the wrk load signals the end of its warm-up")
     spec_file = workdir / f"{name}.json"
     spec_file.write_text(json.dumps(spec))
-    out, err = workdir / f"{name}.out", workdir / f"{name}.err"
+    result: dict[str, Any] = json.loads(
+        _generator(
+            [PYTHON, str(ROOT / "bench" / "_eligibility_load.py"), str(spec_file)],
+            workdir / name,
+            timeout=float(spec["warmup"]) + float(spec["duration"]) + 600,
+            what=f"the load generator ({name})",
+        )
+    )
+    return result
+
+
+def _generator(command: list[str], stem: Path, *, timeout: float, what: str, env: dict[str, str] | None = None) -> str:
+    """Runs a load generator at the generator's priority, its output in ``stem``.out/.err; its last line."""
+    out, err = stem.with_suffix(".out"), stem.with_suffix(".err")
     with out.open("wb") as stdout, err.open("wb") as stderr:
         process = subprocess.Popen(
-            [PYTHON, str(ROOT / "bench" / "_eligibility_load.py"), str(spec_file)],
+            command,
             cwd=ROOT,
+            env=env,
             stdout=stdout,
             stderr=stderr,
             preexec_fn=_generator_priority,  # only os.setpriority, before exec
         )
         try:
-            process.wait(timeout=float(spec["warmup"]) + float(spec["duration"]) + 600)
+            process.wait(timeout=timeout)
         except BaseException:
             process.kill()
             process.wait()
             raise
-    if process.returncode != 0:
-        raise SetupError(f"the load generator failed ({name}):\n{tail(err, 40)}")
-    result: dict[str, Any] = json.loads(out.read_text().strip().splitlines()[-1])
-    return result
+    lines = out.read_text(errors="replace").strip().splitlines()
+    if process.returncode != 0 or not lines:
+        raise SetupError(f"{what} failed (exit code {process.returncode}):\n{tail(err, 40)}\n{tail(out, 10)}")
+    return lines[-1]
+
+
+WRK_PATHS = 200_000
+"""Request paths drawn for each wrk run, more than a saturated run sends here: wrk walks them in order
+(each thread from its own offset), so every request is an independent uniform draw as long as the list
+does not wrap around."""
+
+
+def request_paths(path: Path, *, items: int, unknown_share: float, seed: int) -> None:
+    """Writes :data:`WRK_PATHS` eligibility paths of uniformly random synthetic items (``unknown_share`` of
+    them unknown ids) to ``path``, one a line."""
+    rng = random.Random(seed)
+    lines = []
+    for _ in range(WRK_PATHS):
+        if unknown_share and rng.random() < unknown_share:
+            item = "0x" + rng.randbytes(32).hex()
+        else:
+            item = item_id_of(rng.randrange(items))
+        lines.append(f"/v1/items/{item}/eligibility\n")
+    path.write_text("".join(lines))
+
+
+def run_wrk(
+    spec: dict[str, Any], workdir: Path, name: str, *, signal_after_warmup: subprocess.Popen[bytes] | None = None
+) -> dict[str, Any]:
+    """The API's closed loop on wrk (bench/eligibility.lua): ``clients`` keep-alive connections on one wrk
+    thread (one process, as small beside the API as a generator can be), a warm-up run of ``warmup``
+    seconds, then the measured run of ``duration`` seconds, each on its own draw of items (so the warm-up
+    does not warm the measured run's rows). wrk counts whole seconds: both are rounded up. Latency is
+    wrk's, from each request's send to its answer (every answer, the errors' too)."""
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        raise SetupError("wrk is not installed: run scripts/bootstrap.sh (Debian package wrk)")
+    clients = int(spec["clients"])
+    warmup, duration = math.ceil(float(spec["warmup"])), max(1, math.ceil(float(spec["duration"])))
+    env = {**os.environ, "BENCH_AUTHORIZATION": spec["authorization"]}
+    url = f"http://{spec['host']}:{spec['port']}"
+
+    def wrk_run(seconds: int, label: str, seed: int) -> dict[str, Any]:
+        paths = workdir / f"{label}.paths"
+        request_paths(paths, items=int(spec["synthetic_items"]), unknown_share=float(spec["unknown_share"]), seed=seed)
+        command = [wrk, "-t1", f"-c{clients}", f"-d{seconds}s", "--timeout", "30s"]
+        command += ["-s", str(ROOT / "bench" / "eligibility.lua"), url, "--", str(paths), "1"]
+        result: dict[str, Any] = json.loads(
+            _generator(command, workdir / label, timeout=seconds + 120, what=f"wrk ({label})", env=env)
+        )
+        return result
+
+    if warmup:
+        wrk_run(warmup, f"{name}-warmup", seed=1)
+    if signal_after_warmup is not None:
+        signal_after_warmup.send_signal(signal.SIGUSR1)
+    cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    raw = wrk_run(duration, name, seed=2)
+    cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    seconds = raw["duration_us"] / 1e6
+    statuses = {str(k): int(v) for k, v in (raw["statuses"] or {}).items()}
+    socket_errors = {f"socket {k}": int(v) for k, v in raw["errors"].items() if k != "status" and v}
+    ok = statuses.get("200", 0)
+    samples = raw["error_samples"] if isinstance(raw["error_samples"], list) else []
+    return {
+        "mode": "api",
+        "generator": "wrk",
+        "clients": clients,
+        "seconds": round(seconds, 3),
+        "requests": int(raw["requests"]),
+        "errors": int(raw["requests"]) - ok + sum(socket_errors.values()),
+        "error_samples": samples + [f"{k}: {v}" for k, v in socket_errors.items()][: 5 - len(samples)],
+        "rps": round(ok / seconds, 1) if seconds > 0 else 0.0,
+        "p50_ms": round(raw["p50_us"] / 1000, 3),
+        "p90_ms": round(raw["p90_us"] / 1000, 3),
+        "p99_ms": round(raw["p99_us"] / 1000, 3),
+        "max_ms": round(raw["max_us"] / 1000, 3),
+        "statuses": {**statuses, **socket_errors},
+        "outcomes": dict(raw["outcomes"] or {}),
+        "reason_codes": dict(sorted((raw["reason_codes"] or {}).items(), key=lambda kv: -kv[1])),
+        "client_cpu_s": round(cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime, 2),
+    }
 
 
 # ---- 5. live index: agreement and fast refunds ----------------------------------------------------------
@@ -423,19 +501,13 @@ def fast_refunds(api: Server, *, carrier: str, auditor: str, returns: list[str])
         "failures": failures[:5],
         "failed": len(failures),
         "p50_s": round(statistics.median(latencies), 3) if latencies else None,
-        "p95_s": round(latencies[min(len(latencies) - 1, round(0.95 * (len(latencies) - 1)))], 3)
-        if latencies
-        else None,
+        "p95_s": round(percentile(latencies, 0.95), 3) if latencies else None,
         "max_s": round(latencies[-1], 3) if latencies else None,
         "scan_post_p50_s": round(statistics.median(post_times), 3) if post_times else None,
     }
 
 
 # ---- report -------------------------------------------------------------------------------------------------
-
-
-def verdict(ok: bool | None) -> str:
-    return "n/a" if ok is None else ("PASS" if ok else "MISS")
 
 
 def print_table(figures: dict[str, Any]) -> None:
@@ -506,11 +578,9 @@ def print_table(figures: dict[str, Any]) -> None:
             verdict(figures["pass"]["refund_p95"]),
         ),
     ]
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
     say("")
-    say(f"{'figure':<{widths[0]}}  {'value':>{widths[1]}}  {'target':<{widths[2]}}  result")
-    for row in rows:
-        say(f"{row[0]:<{widths[0]}}  {row[1]:>{widths[1]}}  {row[2]:<{widths[2]}}  {row[3]}")
+    for line in table([("figure", "value", "target", "result"), *rows], align="lrll"):
+        say(line)
 
 
 def print_profile(report: dict[str, Any]) -> None:
@@ -579,7 +649,7 @@ def main() -> int:
         shutil.rmtree(workdir, ignore_errors=True)
     else:
         say(f"work directory kept: {workdir}")
-    print(json.dumps(figures, separators=(",", ":")))
+    json_line(figures)
     return 0
 
 
@@ -665,7 +735,7 @@ def _run(
         "unknown_share": 0.01,
     }
     with api_server(env_big, workdir / "api-big.log", workers=args.workers) as server:
-        api = run_load({**api_load, "port": server.port}, workdir, "load-api")
+        api = run_load({**api_load, "port": server.port, "generator": "wrk"}, workdir, "load-api")
         say(
             f"   a. saturation, {args.clients} closed-loop clients: {api['rps']:,.0f} req/s, "
             f"p50 {api['p50_ms']:.2f} ms, p99 {api['p99_ms']:.2f} ms, errors {api['errors']}; "
@@ -815,6 +885,7 @@ def _run(
                     **api_load,
                     "duration": min(args.duration, 15.0),
                     "port": server.port,
+                    "generator": "wrk",
                 },
                 workdir,
                 "load-profile",

@@ -28,6 +28,8 @@ import warnings
 from pathlib import Path
 from typing import Any, NoReturn
 
+from common import json_line, table
+
 warnings.filterwarnings("ignore", category=FutureWarning)  # brownie 1.22's own deprecation noise
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -218,21 +220,20 @@ def measure(p: Any) -> list[tuple[str, str, int, int | None]]:
 
 
 def report(rows: list[tuple[str, str, int, int | None]]) -> None:
-    width = max(len(label) for _, label, _, _ in rows)
-    print(f"\n{'operation':<{width}}  {'gas':>9}  {'target':>9}  result")
-    print("-" * (width + 30))
+    lines: list[tuple[str, str, str, str]] = [("operation", "gas", "target", "result")]
     over = []
     for key, label, gas, target in rows:
         if target is None:
-            verdict, shown = "", "-"
-        else:
-            verdict, shown = ("ok" if gas <= target else "OVER"), f"<= {target // 1000}k"
-            if gas > target:
-                over.append(key)
-        print(f"{label:<{width}}  {gas:>9,}  {shown:>9}  {verdict}")
-    print("-" * (width + 30))
+            lines.append((label, f"{gas:,}", "-", ""))
+            continue
+        lines.append((label, f"{gas:,}", f"<= {target // 1000}k", "ok" if gas <= target else "OVER"))
+        if gas > target:
+            over.append(key)
+    header, *body = table(lines, align="lrrl")
+    rule = "-" * max(len(line) for line in (header, *body))
+    print("", header, rule, *body, rule, sep="\n")
     print(f"{len(over)} over target" + (f": {', '.join(over)}" if over else ""))
-    print(json.dumps({"gas": {key: gas for key, _, gas, _ in rows}, "over_target": over}, separators=(",", ":")))
+    json_line({"gas": {key: gas for key, _, gas, _ in rows}, "over_target": over})
 
 
 def main() -> None:

@@ -4,7 +4,7 @@ PostgreSQL, and follow-mode latency, all in one run over the same chain.
 Run from the repository root:
     .venv/bin/python bench/indexer.py [--events 1000000] [--postgres-url URL] [--profile]
 
-The default, 1M events (~6 min here, 3 of them generating the chain), is the scale issue 3's memory target is
+The default, 1M events (~6 min here, 3 of them generating the chain), is the scale the memory target is
 set at, and where the throughput ratios measure the indexer's steady pace rather than the CLI's ~0.5 s
 start-up (at 100k events that start-up is a quarter of a backfill).
 
@@ -37,7 +37,7 @@ Steps:
    ``--no-postgres``) under cProfile, the writer and the fetch thread profiled separately; prints the
    top functions by own time.
 
-Prints a table (events/s, ratio to (a), peak RSS, follow p50/p95, PASS/MISS per target of issue 3)
+Prints a table (events/s, ratio to (a), peak RSS, follow p50/p95, PASS/MISS per target in TARGETS)
 and, last, one JSON line with every figure. A measurement: exits 0 whatever the figures, 2 when
 setup (anvil, contracts, PostgreSQL, the indexer itself) fails.
 """
@@ -61,7 +61,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,7 +70,22 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
-import psycopg  # noqa: E402
+from common import (  # noqa: E402
+    DEFAULT_PG_URL,
+    SetupError,
+    TreeMemory,
+    check_postgres,
+    console_script,
+    json_line,
+    percentile,
+    pg_schema,
+    postgres_cpu,
+    process_cpu,
+    say,
+    start_chain,
+    table,
+    verdict,
+)
 from sqlalchemy import Engine, create_engine, select  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 from web3 import Web3  # noqa: E402
@@ -78,111 +93,12 @@ from web3 import Web3  # noqa: E402
 from ledger_service.indexer.sync import RangeSizer  # noqa: E402
 from ledger_service.store.schema import item_events, item_key  # noqa: E402
 from tests.support.activity import LOCATION, Activity, write_manifest  # noqa: E402
-from tests.support.chain import ARTIFACTS, CARRIER, MANUFACTURER, MERCHANT, Anvil, deploy_all, start_anvil  # noqa: E402
+from tests.support.chain import ARTIFACTS, CARRIER, MANUFACTURER, MERCHANT, Anvil, deploy_all  # noqa: E402
 
-DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 TARGETS = {"sqlite_ratio": 0.60, "postgres_ratio": 0.40, "rss_mb": 300.0, "rss_at_events": 1_000_000, "p95_ms": 500.0}
 BLOCK_GAS = 30_000_000
 TX_GAS = 25_000_000
 MB = 1024 * 1024
-
-
-class SetupError(Exception):
-    """The benchmark could not run (not a slow result)."""
-
-
-def say(message: str) -> None:
-    print(message, flush=True)
-
-
-# ---- CPU and memory of other processes, from /proc (Linux) ----------------------------------
-
-TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-
-
-def _stat_fields(pid: int | str) -> tuple[str, list[str]] | None:
-    """(command name, fields after it) of /proc/<pid>/stat; None if the process is gone."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return text[text.index("(") + 1 : text.rindex(")")], text[text.rindex(")") + 2 :].split()
-
-
-def process_cpu(pid: int) -> float:
-    """CPU seconds (user + system) a live process used so far; nan if unreadable."""
-    stat = _stat_fields(pid)
-    return float("nan") if stat is None else (int(stat[1][11]) + int(stat[1][12])) / TICK
-
-
-def postgres_cpu() -> float:
-    """CPU seconds of every PostgreSQL server process on this machine, the exited ones included (the
-    postmaster's reaped children count in its own cutime/cstime); nan without /proc."""
-    proc = Path("/proc")
-    if not proc.is_dir():
-        return float("nan")
-    ticks = 0
-    for entry in proc.iterdir():
-        if not entry.name.isdigit():
-            continue
-        stat = _stat_fields(entry.name)
-        if stat is None or not stat[0].startswith("postgres"):
-            continue
-        ticks += sum(int(x) for x in stat[1][11:15])  # utime stime cutime cstime
-    return ticks / TICK
-
-
-def descendants(pid: int) -> list[int]:
-    """The live descendants of ``pid`` (children of every thread, recursively)."""
-    found: list[int] = []
-    pending = [pid]
-    while pending:
-        parent = pending.pop()
-        for task in Path(f"/proc/{parent}/task").glob("*"):
-            try:
-                kids = [int(k) for k in (task / "children").read_text().split()]
-            except OSError:
-                continue
-            found += kids
-            pending += kids
-    return found
-
-
-def pss_mb(pid: int) -> float:
-    """Proportional set size of a process in MB (shared pages split between their users); 0 if gone."""
-    try:
-        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-            if line.startswith("Pss:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
-
-
-class TreeMemory:
-    """Samples the summed PSS of a process's descendants every ``every`` seconds; keeps the peak.
-
-    The kernel's peak RSS (wait4) is the largest single process's: with the indexer's forked fetch
-    process the two processes' memory is what counts, and their RSS would count shared pages twice.
-    """
-
-    def __init__(self, pid: int, every: float = 0.05) -> None:
-        self.pid = pid
-        self.every = every
-        self.peak_mb = 0.0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="bench-memory", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.peak_mb = max(self.peak_mb, sum(pss_mb(p) for p in descendants(self.pid)))
-            self._stop.wait(self.every)
-
-    def stop(self) -> float:
-        self._stop.set()
-        self._thread.join()
-        return self.peak_mb
 
 
 # ---- a bare JSON-RPC client for generation -------------------------------------------
@@ -319,12 +235,7 @@ def generate(rpc: Rpc, act: Activity, *, events: int, items: int, batch: int) ->
 
 
 def build_chain(args: argparse.Namespace, workdir: Path, stack: contextlib.ExitStack) -> Chain:
-    if not (ARTIFACTS / "ProvenanceLedger.json").exists():
-        raise SetupError(f"contracts are not compiled ({ARTIFACTS} is missing): run scripts/bootstrap.sh")
-    try:
-        node = start_anvil()
-    except RuntimeError as exc:
-        raise SetupError(str(exc)) from None
+    node = start_chain()
     stack.callback(node.stop)
     say(f"anvil at {node.url}")
     deployed = deploy_all(node)
@@ -421,19 +332,9 @@ class ChildRun:
     postgres_cpu_s: float = float("nan")
 
 
-def cli_command() -> list[str]:
-    script = Path(sys.executable).parent / "ledger-indexer"
-    if script.exists():
-        return [str(script)]
-    found = shutil.which("ledger-indexer")
-    if found:
-        return [found]
-    raise SetupError("the ledger-indexer console script is not installed (pip install -e . in the venv)")
-
-
 def cli_args(chain: Chain, url: str, args: argparse.Namespace) -> list[str]:
     return [
-        *cli_command(),
+        *console_script("ledger-indexer"),
         "--rpc-url",
         chain.node.url,
         "--database-url",
@@ -564,37 +465,6 @@ def cli_summary(text: str) -> tuple[int, int, float] | None:
 # ---- PostgreSQL ----------------------------------------------------------------------------
 
 
-def libpq_dsn(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-def check_postgres(base: str) -> None:
-    try:
-        with psycopg.connect(libpq_dsn(base), connect_timeout=5) as conn:
-            conn.execute("SELECT 1")
-    except psycopg.Error as exc:
-        safe = make_url(base).render_as_string(hide_password=True)
-        raise SetupError(f"PostgreSQL at {safe} is unreachable: {exc} (or pass --no-postgres)") from None
-
-
-@contextlib.contextmanager
-def pg_schema(base: str) -> Iterator[str]:
-    """A URL whose tables live in a fresh schema, dropped afterwards."""
-    schema = f"bench_{uuid.uuid4().hex[:12]}"
-    try:
-        with psycopg.connect(libpq_dsn(base), autocommit=True, connect_timeout=5) as conn:
-            conn.execute(f'CREATE SCHEMA "{schema}"')
-    except psycopg.Error as exc:
-        safe = make_url(base).render_as_string(hide_password=True)
-        raise SetupError(f"PostgreSQL at {safe} is unusable: {exc} (or pass --no-postgres)") from None
-    separator = "&" if "?" in base else "?"
-    try:
-        yield f"{base}{separator}options=-csearch_path%3D{schema}"
-    finally:
-        with psycopg.connect(libpq_dsn(base), autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-
-
 # ---- 4. (d) follow latency -------------------------------------------------------------------
 
 
@@ -617,14 +487,6 @@ def reader_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         return create_engine(f"sqlite:///file:{parsed.database}?mode=ro&uri=true")
     return create_engine(url, isolation_level="AUTOCOMMIT")
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
-    return ordered[index]
 
 
 class Visibility:
@@ -901,10 +763,6 @@ def compare_checks(chain: Chain, args: argparse.Namespace, workdir: Path, events
     return out
 
 
-def verdict(ok: bool) -> str:
-    return "PASS" if ok else "MISS"
-
-
 def report(figures: dict[str, Any]) -> None:
     raw = figures["raw_events_per_s"]
     n = figures["events_in_range"]
@@ -953,12 +811,10 @@ def report(figures: dict[str, Any]) -> None:
                 verdict(ok),
             )
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(5)]
     say("")
     say(f"events in range: {n:,} logs in blocks {figures['from_block']}..{figures['to_block']}")
-    header = ("", "figure", "vs (a)", "target", "status")
-    for row in (header, *rows):
-        say("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    for line in table([("", "figure", "vs (a)", "target", "status"), *rows], align="lllll"):
+        say(line)
     cpu_budget(figures)
 
 
@@ -1007,15 +863,8 @@ def cpu_budget(figures: dict[str, Any]) -> None:
                 f"{run['cores_needed_at_target']:.2f}",
             )
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        say(
-            "  "
-            + "  ".join(
-                cell.rjust(width) if i else cell.ljust(width)
-                for i, (cell, width) in enumerate(zip(row, widths, strict=True))
-            )
-        )
+    for line in table(rows, align="l" + "r" * (len(rows[0]) - 1), indent="  "):
+        say(line)
 
 
 # ---- main ---------------------------------------------------------------------------------------
@@ -1206,7 +1055,7 @@ def run(args: argparse.Namespace) -> int:
                 say(f"\n===== profile: backfill -> {name} =====")
                 say(stage_costs(chain, make_url_(), args))
                 say(profile_backfill(chain, make_url_(), args, args.profile_top))
-        say(json.dumps({"bench": "indexer", **figures}, separators=(",", ":")))
+        json_line({"bench": "indexer", **figures})
     return 0
 
 

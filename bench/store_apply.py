@@ -10,8 +10,9 @@ case: one items upsert per event), then times every apply() of the whole
 stream into a fresh SQLite file and a fresh PostgreSQL schema
 (``TEST_POSTGRES_URL`` or the local test server). Prints events/s per
 database (and the CPU seconds this process spent, a figure less sensitive to
-other load on the machine). A measurement, not a test: it asserts nothing
-about speed.
+other load on the machine), then one JSON line with the figures. A
+measurement, not a test: it asserts nothing about speed; exits 2 with a
+message when PostgreSQL is unusable (or pass ``--no-postgres``).
 """
 
 from __future__ import annotations
@@ -21,20 +22,18 @@ import os
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import psycopg  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
+from common import DEFAULT_PG_URL, SetupError, json_line, pg_schema  # noqa: E402
 
 from ledger_service.core.events import BlockHeader, DecodedEvent, ItemEventRecorded, ItemRegistered, LogPosition  # noqa: E402
 from ledger_service.core.hashchain import event_hash_hex  # noqa: E402
 from ledger_service.store import BlockRef, Store  # noqa: E402
 
-PG_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+PG_URL = os.environ.get("TEST_POSTGRES_URL", DEFAULT_PG_URL)
 EVENTS_PER_ITEM = 10
 EVENTS_PER_BLOCK = 100
 
@@ -67,7 +66,7 @@ def generate(n_events: int) -> tuple[list[list[DecodedEvent]], list[BlockHeader]
                 continue
             ts = t0 + 12 * number
             location, document = _hex(seq + 1), _hex(i + 5)
-            event_hash = event_hash_hex(
+            link = event_hash_hex(
                 prev_hash=heads[i],
                 item_id=item_ids[i],
                 seq=seq,
@@ -80,11 +79,9 @@ def generate(n_events: int) -> tuple[list[list[DecodedEvent]], list[BlockHeader]
                 timestamp=ts,
             )
             out.append(
-                ItemEventRecorded(
-                    pos, item_ids[i], actor, seq, 3, 3, location, document, zero, ts, heads[i], event_hash
-                )
+                ItemEventRecorded(pos, item_ids[i], actor, seq, 3, 3, location, document, zero, ts, heads[i], link)
             )
-            heads[i] = event_hash
+            heads[i] = link
         blocks.append(out)
     return blocks, headers
 
@@ -117,7 +114,7 @@ def run(url: str, blocks: list[list[DecodedEvent]], headers: list[BlockHeader], 
         store.close()
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--batch", type=int, default=5_000, help="events per apply()")
@@ -126,20 +123,23 @@ def main() -> None:
     started = time.perf_counter()
     blocks, headers = generate(args.events)
     print(f"generated {args.events} ItemEventRecorded in {time.perf_counter() - started:.1f} s; batch {args.batch}")
+    figures: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         elapsed, cpu, n = run(f"sqlite:///{tmp}/bench.sqlite3", blocks, headers, args.batch)
         print(f"sqlite:     {n / elapsed:>9,.0f} ItemEventRecorded/s  ({n} in {elapsed:.2f} s, {cpu:.2f} s CPU)")
-    if args.no_postgres:
-        return
-    schema = f"bench_{uuid.uuid4().hex[:12]}"
-    dsn = make_url(PG_URL).set(drivername="postgresql").render_as_string(hide_password=False)
-    try:
-        elapsed, cpu, n = run(f"{PG_URL}?options=-csearch_path%3D{schema}", blocks, headers, args.batch)
+        figures.update(sqlite_events_per_s=round(n / elapsed), sqlite_cpu_s=round(cpu, 2))
+    if not args.no_postgres:
+        try:
+            with pg_schema(PG_URL) as url:
+                elapsed, cpu, n = run(url, blocks, headers, args.batch)
+        except SetupError as exc:
+            print(f"bench/store_apply.py: setup failed: {exc}", file=sys.stderr)
+            return 2
         print(f"postgresql: {n / elapsed:>9,.0f} ItemEventRecorded/s  ({n} in {elapsed:.2f} s, {cpu:.2f} s client CPU)")
-    finally:
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        figures.update(postgres_events_per_s=round(n / elapsed), postgres_client_cpu_s=round(cpu, 2))
+    json_line({"bench": "store_apply", "events": args.events, "batch": args.batch, **figures})
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

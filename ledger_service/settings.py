@@ -136,6 +136,14 @@ class Settings(BaseSettings):
         description="Compare each batch's items with the contract's itemOf at the batch's last block "
         "(one batched JSON-RPC request per batch)",
     )
+    reconcile_window: int = Field(
+        default=128,
+        ge=0,
+        le=1_000_000,
+        description="Reconcile only batches ending at most this many blocks below the head: a full node keeps the "
+        "state of about the last 128 blocks; older batches (most of a backfill) rely on the bloom and hash-chain "
+        "checks (and the receipts proof when on); raise it against an archive node",
+    )
     receipts_proof: bool = Field(
         default=False,
         description="Prove each block that may hold our logs with its receipts (eth_getBlockReceipts) against "
@@ -251,6 +259,11 @@ class Settings(BaseSettings):
         description="Largest request head accepted (request line and headers), in bytes (431 above)",
     )
     api_max_headers: int = Field(default=100, ge=10, le=1000, description="Most request headers accepted (431 above)")
+    api_eligibility_shortcut: bool = Field(
+        default=True,
+        description="Answer plain, cached-credential GET /v1/items/{id}/eligibility reads before FastAPI's routing "
+        "(api/fastpath.py; same answers, less CPU); false: FastAPI answers every request",
+    )
     trusted_proxies: Annotated[tuple[str, ...], NoDecode] = Field(
         default=(),
         description="Addresses or CIDR networks of the reverse proxies whose X-Forwarded-For / X-Forwarded-Proto "

@@ -41,6 +41,12 @@ if [ ! -f /usr/include/nettle/sha3.h ]; then
   apt_install nettle-dev
 fi
 
+# Debian's wrk: the saturation load of bench/eligibility.py (bench/eligibility.lua).
+if ! command -v wrk >/dev/null; then
+  step "Debian package wrk (HTTP load generator for bench/eligibility.py)"
+  apt_install wrk
+fi
+
 h=$(hash_of package.json package-lock.json)
 if ! stamp_ok npm "$h" || [ ! -x "$ANVIL_BIN_DIR/anvil" ]; then
   step "npm ci (solc, anvil, OpenZeppelin Contracts)"

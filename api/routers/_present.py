@@ -8,7 +8,8 @@ from typing import Annotated, Any
 from fastapi import Path, Query
 from web3.exceptions import Web3Exception
 
-from api.deps import Services, wait_for_block
+from api.deps import Services
+from api.freshness import wait_for_block
 from api.schemas.common import ITEM_ID, TRUE_OR_FALSE, ReasonPublic, at, utc
 from api.schemas.returns import PayoutPublic, ReturnPublic, TimelineEntryPublic
 from ledger_service.core.codes import BizStep, Disposition, ReturnState, decode_location

@@ -99,8 +99,8 @@ async def eligibility(
 async def eligibility_body(svc: Services, item_id: str, principal: Actor | Consumer, reason: str | None) -> bytes:
     """The JSON answer of ``GET /v1/items/{item_id}/eligibility`` for ``principal`` (an error of
     :mod:`ledger_service.errors` otherwise). Also called by :mod:`api.fastpath` with the same arguments."""
-    # A hot path (issue 4): one read transaction of one statement (two when the policy's fast refund counts
-    # the consumer's recent returns). On SQLite (~0.1-0.3 ms, no network) it runs on the event loop: a hop
+    # The API's hot read: one read transaction of one statement (two when the policy's fast refund counts
+    # the consumer's recent returns). On SQLite (a local file, no network) it runs on the event loop: a hop
     # to the thread pool would cost more than the read; on PostgreSQL it runs in a worker thread. The answer is
     # serialized here (FastAPI would validate the model again, then serialize it).
     if isinstance(principal, Actor):

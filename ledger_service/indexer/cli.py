@@ -130,6 +130,7 @@ def _indexer(
         fetch_processes=args.fetch_processes,
         bloom_check=settings.bloom_check,
         reconcile=settings.reconcile,
+        reconcile_window=settings.reconcile_window,
         receipts_proof=settings.receipts_proof,
         fallback_rpc=_fallback_rpc(settings, args),
     )

@@ -886,6 +886,7 @@ class Indexer:
         fetch_processes: int = 1,
         checks: Checks | None = None,
         reconcile: bool = False,
+        reconcile_window: int | None = None,
     ) -> None:
         if finality_depth < 1:
             raise ValueError("finality_depth must be at least 1")
@@ -910,6 +911,13 @@ class Indexer:
         :mod:`completeness`); None: none."""
         self.reconcile = reconcile
         """Each batch's items are compared with the contract's itemOf before the batch is written."""
+        self.reconcile_window = reconcile_window
+        """Only batches ending at most this many blocks below the pass's head are reconciled (None: every one):
+        a full node keeps the state of recent blocks only, and asking for older ones costs the node work that
+        a pruned node refuses anyway."""
+        self._pass_head = 0
+        self._too_old = 0
+        """Batches left unreconciled because they ended below the reconcile window."""
         self._gaps_checked = False
         self._reconcile_pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._unreconciled = 0
@@ -1010,6 +1018,7 @@ class Indexer:
         its ranges, or stored before) and prunes older ones: against the checkpoint, not the head, so that
         a chain that later shrinks below this head still finds them."""
         prune_below = head.number - self.finality_depth
+        self._pass_head = head.number
         fetcher = Prefetcher(
             rpc=self.rpc,
             decoder=self.decoder,
@@ -1164,6 +1173,18 @@ class Indexer:
     def _problems(self, fetched: Fetched) -> list[NodeFault]:
         """The items of a fetched batch whose count, head or merchant differ from the contract's (``reconcile``)."""
         if not self.reconcile:
+            return []
+        if self.reconcile_window is not None and fetched.last.number < self._pass_head - self.reconcile_window:
+            self._too_old += 1
+            if self._too_old == 1:  # once per run: a backfill's batches are mostly far below the head
+                log.info(
+                    "reconcile_skipped",
+                    blocks=f"{fetched.range.start}..{fetched.range.end}",
+                    head=self._pass_head,
+                    window=self.reconcile_window,
+                    why="batches ending more than the reconcile window below the head are written with the bloom "
+                    "and hash-chain checks only (and the receipts proof when it is on)",
+                )
             return []
         expected = completeness.expected_items(fetched.events)
         if not expected:
@@ -1360,6 +1381,7 @@ def make_indexer(
     fetch_processes: int = 1,
     bloom_check: bool = True,
     reconcile: bool = True,
+    reconcile_window: int | None = None,
     receipts_proof: bool = False,
     fallback_rpc: RpcClient | None = None,
 ) -> Indexer:
@@ -1386,4 +1408,5 @@ def make_indexer(
         fetch_processes=fetch_processes,
         checks=checks,
         reconcile=reconcile,
+        reconcile_window=reconcile_window,
     )

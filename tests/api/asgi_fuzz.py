@@ -64,6 +64,17 @@ def _abridged(data: bytes, keep: int = 160) -> str:
     return text if len(text) <= 3 * keep else f"{text[:keep]} ... {text[-keep:]} ({len(data)} bytes)"
 
 
+_CREDENTIAL = re.compile(rb"\b(rlk|rrt)_[A-Za-z0-9_-]{8,}")
+
+
+def _shown(name: bytes, value: bytes) -> str:
+    """A header's value for a report; the run's API keys and return tokens cut to their first characters (a
+    report may end up in a public CI log; the keys are the run's own, but a log is no place for one)."""
+    if name.lower() == b"authorization":
+        value = _CREDENTIAL.sub(lambda m: m[0][:8] + b"...", value)
+    return _abridged(value, 40)
+
+
 @dataclass(frozen=True)
 class RawRequest:
     method: str
@@ -80,7 +91,7 @@ class RawRequest:
     """the peer's address (per-client limits count by it)"""
 
     def __repr__(self) -> str:
-        headers = ", ".join(f"{name.decode('latin-1')}: {_abridged(value, 40)}" for name, value in self.headers)
+        headers = ", ".join(f"{name.decode('latin-1')}: {_shown(name, value)}" for name, value in self.headers)
         query = f"?{self.query.decode('latin-1')}" if self.query else ""
         chunks = f" in {self.chunks} chunks" if self.chunks > 1 else ""
         refuse = f" (must be refused: {self.must_refuse})" if self.must_refuse else ""
@@ -232,10 +243,15 @@ class Route:
             assert self.documented is not None
             return status in self.documented
         if self.kind == "method":
-            return status == 405
-        if self.kind == "none":
-            return status in (404, 307)  # 307: Starlette's redirect to the path without its trailing slash
+            return status in (405, *BEFORE_ROUTING)
+        if self.kind == "none":  # 307: Starlette's redirect to the path without its trailing slash
+            return status in (404, 307, *BEFORE_ROUTING)
         return True
+
+
+BEFORE_ROUTING = (413, 431)
+"""What a request gate in front of the routes may answer a request for any path, served or not: a body
+announced too large, headers too large. For a documented operation they must be documented too."""
 
 
 def documented_statuses(spec: dict[str, Any]) -> dict[tuple[str, str], frozenset[int]]:

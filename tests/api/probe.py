@@ -20,8 +20,8 @@ from api.deps import (
     PrincipalDep,
     StoreDep,
     require_role,
-    wait_for_block,
 )
+from api.freshness import wait_for_block
 from ledger_service.access import Actor, Consumer, Role
 from ledger_service.core.hashchain import ZERO_HASH
 from ledger_service.errors import ConflictError, RetryableError

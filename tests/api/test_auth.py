@@ -148,7 +148,7 @@ def test_two_authorization_headers_are_a_401_even_when_both_are_valid(
 
 
 def test_the_authorization_headers_of_a_request_are_parsed_only_when_there_is_one() -> None:
-    from api.deps import parse_authorization_headers
+    from api.auth import parse_authorization_headers
     from ledger_service.errors import AuthenticationError
 
     assert parse_authorization_headers(["Bearer rlk_x"], wanted="Bearer") == ("bearer", "rlk_x")

@@ -192,6 +192,8 @@ def _request(case: Case, seeded: Seeded) -> RawRequest:
         accept = b"application/xml"
     elif case.status == 413 and media == b"application/json":  # valid JSON, only too large
         body += b" " * JSON_TOO_LARGE
+    elif case.status == 413 and media is None:  # an operation without a body, sent one over the JSON limit
+        body, media = b" " * JSON_TOO_LARGE, b"application/json"
     elif case.status == 413:
         body, media = _multipart(b"%PDF-1.7\n" + b"0" * SIZE_LIMIT, "application/pdf")
     elif case.status == 415 and media == b"application/json":

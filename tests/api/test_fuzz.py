@@ -49,7 +49,7 @@ from tests.api.seeded import CREDENTIALS, Seeded, seed
 pytestmark = pytest.mark.fuzz
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
-FUZZ_EXAMPLES = 200 if IN_CI else 40
+FUZZ_EXAMPLES = 120 if IN_CI else 40
 MAX_DEPTH = 120_000
 """Deepest JSON nesting generated: beyond any limit a JSON route may set, and beyond what a C parser can
 recurse into on a thread's stack when nothing stops it."""

@@ -124,9 +124,9 @@ def _as_if_still_running(api_env: ApiEnv, key: str, *, since: int) -> None:
 def test_a_duplicate_of_a_request_still_running_waits_then_gets_a_409(
     probe: TestClient, keys: dict[str, str], api_env: ApiEnv, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import api.deps
+    import api.idempotency
 
-    monkeypatch.setattr(api.deps, "IDEMPOTENCY_WAIT_S", 0.3)
+    monkeypatch.setattr(api.idempotency, "IDEMPOTENCY_WAIT_S", 0.3)
     key = str(uuid.uuid4())
     headers = bearer(keys["merchant"]) | {"Idempotency-Key": key}
     assert probe.post("/v1/probe/counter", headers=headers, json={"n": 9}).status_code == 201
@@ -142,12 +142,12 @@ def test_a_duplicate_of_a_request_still_running_waits_then_gets_a_409(
 def test_a_claim_whose_process_died_is_taken_over_after_the_lease(
     probe: TestClient, keys: dict[str, str], api_env: ApiEnv
 ) -> None:
-    import api.deps
+    from ledger_service.settings import IDEMPOTENCY_LEASE_S
 
     key = str(uuid.uuid4())
     headers = bearer(keys["merchant"]) | {"Idempotency-Key": key}
     assert probe.post("/v1/probe/counter", headers=headers, json={"n": 4}).status_code == 201
-    _as_if_still_running(api_env, key, since=int(time.time()) - api.deps.IDEMPOTENCY_LEASE_S - 1)
+    _as_if_still_running(api_env, key, since=int(time.time()) - IDEMPOTENCY_LEASE_S - 1)
     before = COUNTER.runs
     response = probe.post("/v1/probe/counter", headers=headers, json={"n": 4})
     assert response.status_code == 201 and "idempotency-replayed" not in response.headers

@@ -177,6 +177,42 @@ def test_an_items_last_event_left_out_once_is_seen_by_reconciliation_and_fetched
         store.close()
 
 
+@pytest.mark.parametrize(("window", "reconciled"), [(1000, True), (8, False)])
+def test_only_batches_within_the_reconcile_window_below_the_head_are_reconciled(
+    chain: Chain, store_url: str, window: int, reconciled: bool
+) -> None:
+    """A full node keeps recent state only: a batch ending more than ``reconcile_window`` blocks below the head is
+    written with the bloom and hash-chain checks alone (the limit the README states); one within it is
+    reconciled as at the head."""
+    items = chain.activity.register(3)
+    chain.activity.send(chain.activity.record_batch_call(items, 30), 3)
+    chain.node.rpc("anvil_mine", ["0x40"])  # the events end 64 blocks below the head
+    store = Store.open(store_url)
+    try:
+        with FaultProxy(chain.node.url, omit=drop_last_matching(topic0_is(ITEM_EVENT)), omit_answers=1) as liar:
+            # small ranges, one per batch: the batch holding the events ends far below the head
+            indexer = make_indexer_for(
+                chain,
+                store,
+                rpc_url=liar.url,
+                initial_blocks=2,
+                target_logs=10,
+                max_batch_events=1,
+                reconcile_window=window,
+            )
+            run_sync(indexer)
+        assert len(liar.omitted) == 1
+        faults = [(f.kind, f.repaired) for f in store.node_faults()]
+        if reconciled:
+            assert faults == [("reconcile", True)]
+            assert store.dump() == reference_dump(chain)
+        else:
+            assert faults == []
+            assert store.dump() != reference_dump(chain)  # the omission went unseen: what the window gives up
+    finally:
+        store.close()
+
+
 def test_an_event_left_out_before_later_ones_is_one_break_fetched_again(chain: Chain, store_url: str) -> None:
     """Before, every later event of the item was flagged (hundreds of rows for one drop) and stayed so; now the
     break is found before anything is written, reported once, and the range fetched again fills the gap."""
