@@ -4,7 +4,7 @@ See :mod:`ledger_service.documents.store` for the interface and its invariant (n
 served that does not hash to the CID asked for); the stores are :mod:`.local` (embedded,
 the default) and :mod:`.kubo`, chosen by :func:`ledger_service.documents.factory.open_document_store`.
 This package's own namespace holds only the pure parts, so that the independent verifier
-(:mod:`ledger_service.verifier`) can compute CIDs without loading the service.
+(:mod:`ledger_service.independent_verifier`) can compute CIDs without loading the service.
 """
 
 from ledger_service.documents.cid import Cid, CidBuilder, cid_of_bytes, cid_of_chunks, cid_of_file, cid_of_stream
