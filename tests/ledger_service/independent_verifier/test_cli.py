@@ -195,9 +195,11 @@ def test_the_verifier_imports_nothing_of_the_service_but_its_pure_modules(histor
     loaded = json.loads(result.stdout.splitlines()[-1])
     assert loaded["code"] == 0
     modules: list[str] = loaded["modules"]
-    assert {"ledger_service.independent_verifier.cli", "ledger_service.core.hashchain", "ledger_service.documents.cid"} <= set(
-        modules
-    )
+    assert {
+        "ledger_service.independent_verifier.cli",
+        "ledger_service.core.hashchain",
+        "ledger_service.documents.cid",
+    } <= set(modules)
     assert [m for m in modules if m.split(".")[0] in FORBIDDEN or m.startswith(FORBIDDEN)] == []
     ours = [m for m in modules if m.startswith("ledger_service.")]
     assert [m for m in ours if not m.startswith(ALLOWED) and m not in ALLOWED_EXACTLY] == []
