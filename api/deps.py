@@ -31,7 +31,7 @@ from ledger_service.chain.signers import ChainContext
 from ledger_service.documents.store import DocumentStore
 from ledger_service.errors import AuthenticationError, PermissionDeniedError
 from ledger_service.settings import Settings
-from ledger_service.store.store import Store
+from ledger_service.store.handle import Store
 
 # ---- application state ------------------------------------------------------------------
 #

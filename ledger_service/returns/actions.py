@@ -47,8 +47,8 @@ from ledger_service.returns.documents import (
 )
 from ledger_service.returns.eligibility import forget_missing_document
 from ledger_service.store import api_queries, queries
+from ledger_service.store.handle import Store
 from ledger_service.store.queries import ReturnRow
-from ledger_service.store.store import Store
 
 
 class ScanKind(StrEnum):

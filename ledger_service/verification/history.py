@@ -51,7 +51,7 @@ from ledger_service.documents.cid import Cid
 from ledger_service.documents.store import DocumentStatus, DocumentStore
 from ledger_service.errors import InvalidRequestError, RetryableError
 from ledger_service.store import audit_queries
-from ledger_service.store.store import Store
+from ledger_service.store.handle import Store
 from ledger_service.verification.model import Finding, ItemVerdict, Severity
 
 log = structlog.get_logger(__name__)
