@@ -26,7 +26,7 @@ from ledger_service.access import issue_return_token
 from ledger_service.access.tokens import DEFAULT_TTL_S as DEFAULT_TOKEN_TTL_S
 from ledger_service.chain.signers import ChainContext
 from ledger_service.core.codes import BizStep, Disposition
-from ledger_service.documents.store import DocumentStore
+from ledger_service.documents.interface import DocumentStore
 from ledger_service.errors import ConflictError, NotFoundError
 from ledger_service.returns._chain import (
     ZERO32,

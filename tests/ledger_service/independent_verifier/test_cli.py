@@ -177,7 +177,7 @@ FORBIDDEN = (
 )
 ALLOWED = ("ledger_service.independent_verifier", "ledger_service.core", "ledger_service.errors")
 # the pure CID code only: not the document stores, their factory or the service's settings
-ALLOWED_EXACTLY = {"ledger_service.documents", "ledger_service.documents.cid", "ledger_service.documents.store"}
+ALLOWED_EXACTLY = {"ledger_service.documents", "ledger_service.documents.cid", "ledger_service.documents.interface"}
 
 
 def test_the_verifier_imports_nothing_of_the_service_but_its_pure_modules(history: History) -> None:
