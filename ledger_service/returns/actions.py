@@ -37,6 +37,7 @@ from ledger_service.returns._chain import (
     location_bytes,
     wall_clock,
 )
+from ledger_service.returns.decision import forget_missing_document
 from ledger_service.returns.documents import (
     ZERO_DIGEST,
     PolicyDocument,
@@ -45,7 +46,6 @@ from ledger_service.returns.documents import (
     inspection_report,
     note_document,
 )
-from ledger_service.returns.eligibility import forget_missing_document
 from ledger_service.store import api_queries, queries
 from ledger_service.store.handle import Store
 from ledger_service.store.queries import ReturnRow

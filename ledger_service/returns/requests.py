@@ -43,7 +43,7 @@ from ledger_service.returns._chain import (
     item_lock,
     wall_clock,
 )
-from ledger_service.returns.eligibility import EligibilityCheck, check_eligibility, fast_refund_applies
+from ledger_service.returns.decision import EligibilityCheck, check_eligibility, fast_refund_applies
 from ledger_service.store import api_queries, queries
 from ledger_service.store.api_queries import ReturnRequestRow
 from ledger_service.store.handle import Store

@@ -20,8 +20,8 @@ from enum import StrEnum
 
 from ledger_service.core.codes import ReturnState
 from ledger_service.errors import InvalidRequestError, NotFoundError
+from ledger_service.returns.decision import policy_document
 from ledger_service.returns.documents import PolicyDocument
-from ledger_service.returns.eligibility import policy_document
 from ledger_service.store import api_queries, queries
 from ledger_service.store.api_queries import ReturnRequestRow
 from ledger_service.store.handle import Store
