@@ -30,7 +30,7 @@ from ledger_service.access import (
 )
 from ledger_service.access.tokens import SCHEME as RETURN_TOKEN_SCHEME
 from ledger_service.errors import AuthenticationError
-from ledger_service.store.store import Store
+from ledger_service.store.handle import Store
 
 PRINCIPAL_STATE_KEY = "ledger_principal"
 """Where a request's verified principal is kept in its state (``request.state`` / ``scope["state"]``)."""

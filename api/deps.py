@@ -28,10 +28,10 @@ from api.idempotency import Idempotency, idempotency
 from ledger_service.access import Actor, Consumer, Role
 from ledger_service.access.tokens import SCHEME as RETURN_TOKEN_SCHEME
 from ledger_service.chain.signers import ChainContext
-from ledger_service.documents.store import DocumentStore
+from ledger_service.documents.interface import DocumentStore
 from ledger_service.errors import AuthenticationError, PermissionDeniedError
 from ledger_service.settings import Settings
-from ledger_service.store.store import Store
+from ledger_service.store.handle import Store
 
 # ---- application state ------------------------------------------------------------------
 #

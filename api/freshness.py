@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 
 from ledger_service.errors import IndexBehindError
-from ledger_service.store.store import Store
+from ledger_service.store.handle import Store
 
 WAIT_POLL_S = 0.02
 """How often the checkpoint is read while waiting."""

@@ -33,7 +33,7 @@ from ledger_service.chain.signers import ChainContext
 from ledger_service.errors import ConflictError, IndexBehindError, InvalidRequestError
 from ledger_service.settings import IDEMPOTENCY_LEASE_S, Settings
 from ledger_service.store import api_queries
-from ledger_service.store.store import Store
+from ledger_service.store.handle import Store
 
 log = structlog.get_logger("api")
 

@@ -47,7 +47,7 @@ from ledger_service.access import Actor, Consumer, verify_api_key, verify_return
 from ledger_service.access.tokens import SCHEME as RETURN_TOKEN_SCHEME
 from ledger_service.errors import AuthenticationError, LedgerError
 from ledger_service.settings import Settings, get_settings
-from ledger_service.store.store import Store
+from ledger_service.store.handle import Store
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

@@ -34,7 +34,7 @@ from ledger_service.documents.factory import open_document_store
 from ledger_service.logs import configure_logging
 from ledger_service.recursion import restore_recursion_limit
 from ledger_service.settings import Settings, get_settings
-from ledger_service.store.store import SQLITE_MMAP_BYTES, Store
+from ledger_service.store.handle import SQLITE_MMAP_BYTES, Store
 
 # The eth stack raised it at import (py_ecc): at 100,000 a deeply nested JSON body overflows the C stack of
 # the json decoder (a segfault, not a RecursionError). Restored here, after this module's imports, and again

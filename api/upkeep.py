@@ -23,7 +23,7 @@ import structlog
 from ledger_service.access import RevocationWatch
 from ledger_service.settings import Settings
 from ledger_service.store import api_queries
-from ledger_service.store.store import Store
+from ledger_service.store.handle import Store
 
 log = structlog.get_logger("api.upkeep")
 

@@ -594,7 +594,7 @@ def measure_follow(chain: Chain, url: str, args: argparse.Namespace, log_path: P
 # (label, file suffix, function) of the calls worth a line in the profile summary
 HOTSPOTS = (
     ("Prefetcher.__iter__ (writer waits for the fetcher)", "indexer/sync.py", "__iter__"),
-    ("Store.apply", "store/store.py", "apply"),
+    ("Store.apply", "store/handle.py", "apply"),
     ("  apply_events (rows + state + hash check)", "store/_apply.py", "apply_events"),
     ("    load_items (state of touched items)", "store/_state.py", "load_items"),
     ("    _Batch.add (building rows)", "store/_apply.py", "add"),

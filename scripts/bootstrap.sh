@@ -41,9 +41,9 @@ if [ ! -f /usr/include/nettle/sha3.h ]; then
   apt_install nettle-dev
 fi
 
-# Debian's wrk: the saturation load of bench/eligibility.py (bench/eligibility.lua).
+# Debian's wrk: the saturation load of bench/api_eligibility.py (bench/api_eligibility.lua).
 if ! command -v wrk >/dev/null; then
-  step "Debian package wrk (HTTP load generator for bench/eligibility.py)"
+  step "Debian package wrk (HTTP load generator for bench/api_eligibility.py)"
   apt_install wrk
 fi
 

@@ -39,7 +39,7 @@ from api.problems import problem_responses
 from api.schemas.documents import DocumentPublic
 from ledger_service.documents.cid import CHUNK_SIZE, Cid
 from ledger_service.documents.content import ContentCheck, extension_of, served_type
-from ledger_service.documents.store import StoredDocument
+from ledger_service.documents.interface import StoredDocument
 from ledger_service.errors import NotFoundError, PayloadTooLargeError, RateLimitedError, UnsupportedMediaTypeError
 from ledger_service.settings import Settings
 from ledger_service.store.quota_queries import DAY_S, day_of, release_upload, reserve_upload

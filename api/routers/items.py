@@ -24,7 +24,7 @@ from api.schemas.items import DeliveryCreate, DeliveryPublic, EligibilityPublic
 from ledger_service.access import Actor, Consumer, Role
 from ledger_service.errors import NotFoundError, PermissionDeniedError
 from ledger_service.returns import record_delivery
-from ledger_service.returns.eligibility import EligibilityCheck, check_eligibility_for
+from ledger_service.returns.decision import EligibilityCheck, check_eligibility_for
 from ledger_service.store import queries
 from ledger_service.store.queries import ItemRow, SaleRow
 

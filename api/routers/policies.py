@@ -15,7 +15,7 @@ from api.schemas.policies import MerchantPolicyPublic, PolicyCreate, PolicyPubli
 from ledger_service.errors import NotFoundError
 from ledger_service.returns import publish_policy
 from ledger_service.returns.views import policy_history
-from ledger_service.store.store import Store
+from ledger_service.store.handle import Store
 
 router = APIRouter(prefix="/merchants", tags=["policies"])
 

@@ -29,7 +29,7 @@ from ledger_service.access.keys import ApiKey, create_api_key, list_api_keys, re
 from ledger_service.errors import ConfigurationError, LedgerError, RetryableError
 from ledger_service.logs import configure_logging
 from ledger_service.settings import Settings
-from ledger_service.store.store import Store
+from ledger_service.store.handle import Store
 
 PROG = "ledger-admin"
 EXIT_ERROR, EXIT_UNAVAILABLE = 1, 3

@@ -18,7 +18,7 @@ from ledger_service.access._model import Actor, Role
 from ledger_service.access._secrets import API_KEY_PREFIX, hash_secret, new_secret, well_formed
 from ledger_service.errors import AuthenticationError, InvalidRequestError, NotFoundError
 from ledger_service.store import api_queries as q
-from ledger_service.store.store import Store
+from ledger_service.store.handle import Store
 
 MAX_NAME_LENGTH = 200
 _PREFIX_SHOWN = len(API_KEY_PREFIX) + 6

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from ledger_service.access import _cache
 from ledger_service.store import api_queries as q
-from ledger_service.store.store import Store
+from ledger_service.store.handle import Store
 
 
 class RevocationWatch:

@@ -26,7 +26,7 @@ from ledger_service.access._secrets import RETURN_TOKEN_PREFIX, hash_secret, new
 from ledger_service.errors import AuthenticationError, InvalidRequestError
 from ledger_service.store import api_queries as q
 from ledger_service.store import queries
-from ledger_service.store.store import Store
+from ledger_service.store.handle import Store
 
 SCHEME = "ReturnToken"
 DEFAULT_TTL_S = 730 * 24 * 3600

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from ledger_service.documents.cid import Cid, CidBuilder
-from ledger_service.documents.store import DocumentStatus
+from ledger_service.documents.interface import DocumentStatus
 from ledger_service.errors import DocumentIntegrityError, NotFoundError, PayloadTooLargeError
 
 TMP_PREFIX = ".tmp-"

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from ledger_service.documents.interface import DocumentStore
 from ledger_service.documents.kubo import KuboDocumentStore
 from ledger_service.documents.local import LocalDocumentStore
-from ledger_service.documents.store import DocumentStore
 from ledger_service.settings import Settings
 
 

@@ -41,7 +41,7 @@ from ledger_service.documents._files import (
     write_sidecar,
 )
 from ledger_service.documents.cid import CHUNK_SIZE, Cid, cid_of_bytes
-from ledger_service.documents.store import DocumentStatus, StoredDocument
+from ledger_service.documents.interface import DocumentStatus, StoredDocument
 from ledger_service.errors import (
     ConfigurationError,
     DocumentIntegrityError,

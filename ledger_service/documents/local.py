@@ -40,7 +40,7 @@ from ledger_service.documents._files import (
     write_sidecar,
 )
 from ledger_service.documents.cid import Cid, cid_of_bytes
-from ledger_service.documents.store import DocumentStatus, StoredDocument
+from ledger_service.documents.interface import DocumentStatus, StoredDocument
 from ledger_service.errors import DocumentIntegrityError, NotFoundError
 
 STALE_UPLOAD_S = 3600.0

@@ -55,8 +55,8 @@ from ledger_service.indexer.sync import (
 from ledger_service.logs import configure_logging
 from ledger_service.recursion import restore_recursion_limit
 from ledger_service.settings import Settings
+from ledger_service.store.handle import SQLITE_INDEXER_CACHE_KIB, BlockRef, ChainPin, Store
 from ledger_service.store.lock import writer_lock
-from ledger_service.store.store import SQLITE_INDEXER_CACHE_KIB, BlockRef, ChainPin, Store
 
 PROG = "ledger-indexer"
 EXIT_FATAL, EXIT_UNAVAILABLE, EXIT_INTERRUPTED = 1, 3, 130

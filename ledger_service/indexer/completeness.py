@@ -57,7 +57,7 @@ from ledger_service.core.keccak import keccak
 from ledger_service.core.rows import EVENT_TYPES, ITEM_EVENT_RECORDED, EventRows, decode_event
 from ledger_service.errors import FatalError, RetryableError
 from ledger_service.indexer.rpc import RpcClient, RpcFatalError, RpcRetryableError
-from ledger_service.store.store import NodeFault
+from ledger_service.store.handle import NodeFault
 
 log = structlog.get_logger("ledger_service.indexer.completeness")
 

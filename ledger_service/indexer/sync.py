@@ -97,7 +97,7 @@ from ledger_service.indexer.rpc import (
     RpcTimeoutError,
     header_from_json,
 )
-from ledger_service.store.store import BlockRef, ChainBreakError, ChainPin, NodeFault, Store
+from ledger_service.store.handle import BlockRef, ChainBreakError, ChainPin, NodeFault, Store
 
 log = structlog.get_logger("ledger_service.indexer")
 

@@ -7,8 +7,8 @@ the relayer) and return the transaction; reads come from the index
 call these functions, which take keyword-only arguments and raise
 :mod:`ledger_service.errors` classes the API maps to statuses.
 
-Modules: :mod:`.documents` (policy documents and digests), :mod:`.eligibility`
-(facts for the rules), :mod:`.requests` (review, escrow authorization, the
+Modules: :mod:`.documents` (policy documents and digests), :mod:`.decision`
+(the rules' facts gathered and decided for an item), :mod:`.requests` (review, escrow authorization, the
 manual queue, one return per item under concurrency), :mod:`.actions` (every
 other step), :mod:`.views` (what is shown, and to whom).
 """
@@ -30,8 +30,8 @@ from ledger_service.returns.actions import (
     resolve_dispute,
     scan_return,
 )
+from ledger_service.returns.decision import EligibilityCheck, check_eligibility
 from ledger_service.returns.documents import PolicyDocument
-from ledger_service.returns.eligibility import EligibilityCheck, check_eligibility
 from ledger_service.returns.requests import (
     RequestResult,
     ReturnAlreadyOpenError,

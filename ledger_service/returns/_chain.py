@@ -32,7 +32,7 @@ from ledger_service.chain.signers import ChainContext
 from ledger_service.core.codes import encode_location
 from ledger_service.errors import ConflictError, InvalidRequestError
 from ledger_service.store import queries
-from ledger_service.store.store import Store
+from ledger_service.store.handle import Store
 
 MAX_UINT256 = 2**256 - 1
 ZERO32 = b"\0" * 32

@@ -26,7 +26,7 @@ from ledger_service.access import issue_return_token
 from ledger_service.access.tokens import DEFAULT_TTL_S as DEFAULT_TOKEN_TTL_S
 from ledger_service.chain.signers import ChainContext
 from ledger_service.core.codes import BizStep, Disposition
-from ledger_service.documents.store import DocumentStore
+from ledger_service.documents.interface import DocumentStore
 from ledger_service.errors import ConflictError, NotFoundError
 from ledger_service.returns._chain import (
     ZERO32,
@@ -37,6 +37,7 @@ from ledger_service.returns._chain import (
     location_bytes,
     wall_clock,
 )
+from ledger_service.returns.decision import forget_missing_document
 from ledger_service.returns.documents import (
     ZERO_DIGEST,
     PolicyDocument,
@@ -45,10 +46,9 @@ from ledger_service.returns.documents import (
     inspection_report,
     note_document,
 )
-from ledger_service.returns.eligibility import forget_missing_document
 from ledger_service.store import api_queries, queries
+from ledger_service.store.handle import Store
 from ledger_service.store.queries import ReturnRow
-from ledger_service.store.store import Store
 
 
 class ScanKind(StrEnum):

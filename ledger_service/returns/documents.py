@@ -26,7 +26,7 @@ from typing import Any
 import structlog
 
 from ledger_service.documents.cid import Cid, cid_of_bytes
-from ledger_service.documents.store import DocumentStore
+from ledger_service.documents.interface import DocumentStore
 from ledger_service.eligibility import PolicyTerms
 from ledger_service.errors import InvalidRequestError, LedgerError
 

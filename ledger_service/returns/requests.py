@@ -43,11 +43,11 @@ from ledger_service.returns._chain import (
     item_lock,
     wall_clock,
 )
-from ledger_service.returns.eligibility import EligibilityCheck, check_eligibility, fast_refund_applies
+from ledger_service.returns.decision import EligibilityCheck, check_eligibility, fast_refund_applies
 from ledger_service.store import api_queries, queries
 from ledger_service.store.api_queries import ReturnRequestRow
+from ledger_service.store.handle import Store
 from ledger_service.store.queries import SaleRow
-from ledger_service.store.store import Store
 
 AUTO = "auto"
 STALE_CLAIM_S = 120

@@ -20,12 +20,12 @@ from enum import StrEnum
 
 from ledger_service.core.codes import ReturnState
 from ledger_service.errors import InvalidRequestError, NotFoundError
+from ledger_service.returns.decision import policy_document
 from ledger_service.returns.documents import PolicyDocument
-from ledger_service.returns.eligibility import policy_document
 from ledger_service.store import api_queries, queries
 from ledger_service.store.api_queries import ReturnRequestRow
+from ledger_service.store.handle import Store
 from ledger_service.store.queries import PolicyRow, ReturnDetail, ReturnRow
-from ledger_service.store.store import Store
 
 RETURN_ID = re.compile(r"^0x[0-9a-fA-F]{64}$")
 

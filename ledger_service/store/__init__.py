@@ -7,8 +7,7 @@ the indexer; :func:`writer_lock` makes sure only one indexer writes.
 """
 
 from ledger_service.store import api_schema as api_schema  # registers the API's tables on schema.metadata
-from ledger_service.store.lock import WriterLock, writer_lock
-from ledger_service.store.store import (
+from ledger_service.store.handle import (
     ApplyStats,
     BlockRef,
     ChainPin,
@@ -17,6 +16,7 @@ from ledger_service.store.store import (
     StoreError,
     StoreUnavailableError,
 )
+from ledger_service.store.lock import WriterLock, writer_lock
 
 __all__ = [
     "ApplyStats",

@@ -40,7 +40,7 @@ from ledger_service.store.api_schema import (
     return_requests,
     return_tokens,
 )
-from ledger_service.store.store import Store
+from ledger_service.store.handle import Store
 
 __all__ = [
     "ApiKeyRow",

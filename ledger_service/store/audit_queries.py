@@ -17,6 +17,7 @@ from sqlalchemy import select
 
 from ledger_service.store._db import read_transaction
 from ledger_service.store._state import chunks
+from ledger_service.store.handle import Store
 from ledger_service.store.schema import (
     checkpoint,
     item_events,
@@ -27,7 +28,6 @@ from ledger_service.store.schema import (
     role_changes,
     sales,
 )
-from ledger_service.store.store import Store
 
 __all__ = [
     "AuditEventRow",

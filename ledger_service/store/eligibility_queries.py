@@ -25,6 +25,7 @@ from ledger_service.core.codes import ReturnState
 from ledger_service.store._db import read_transaction
 from ledger_service.store._errors import StoreUnavailableError
 from ledger_service.store.api_schema import item_categories
+from ledger_service.store.handle import Store
 from ledger_service.store.queries import (
     _LAST_BACK,
     _LAST_RECALL,
@@ -44,7 +45,6 @@ from ledger_service.store.queries import (
     _return,
 )
 from ledger_service.store.schema import blocks, checkpoint, item_key, items, policies, returns, sales
-from ledger_service.store.store import Store
 
 __all__ = ["RequesterOf", "eligibility_read", "needs_recent_returns"]
 

@@ -35,6 +35,7 @@ from sqlalchemy import Connection, Select, and_, bindparam, exists, func, or_, s
 from ledger_service.core.codes import Disposition, ReturnState
 from ledger_service.store._db import read_transaction
 from ledger_service.store.api_schema import item_categories, return_requests
+from ledger_service.store.handle import Store
 from ledger_service.store.schema import (
     blocks,
     checkpoint,
@@ -47,7 +48,6 @@ from ledger_service.store.schema import (
     returns,
     sales,
 )
-from ledger_service.store.store import Store
 
 __all__ = [
     "CLOSING_STATES",

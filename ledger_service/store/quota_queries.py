@@ -14,7 +14,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from ledger_service.store._db import read_transaction, write_transaction
 from ledger_service.store.api_schema import document_quota
-from ledger_service.store.store import Store
+from ledger_service.store.handle import Store
 
 DAY_S = 86_400
 

@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import Select, and_, or_, select
 
 from ledger_service.store._db import read_transaction
+from ledger_service.store.handle import Store
 from ledger_service.store.queries import (
     ItemRow,
     PayoutRow,
@@ -42,7 +43,6 @@ from ledger_service.store.schema import (
     returns,
     role_changes,
 )
-from ledger_service.store.store import Store
 
 __all__ = ["ItemFacts", "ItemMatch", "item_facts", "items_by_gtin", "items_by_ids"]
 

@@ -4,6 +4,10 @@
 :mod:`~ledger_service.verification.history` reads and checks a history, and
 :mod:`~ledger_service.verification.exports` writes it as JSON, CSV or an EPCIS
 2.0 JSON-LD document.
+
+This is the service's own check, over its index (the API's audit and consumer
+routes); the auditor's check of the chain alone, without the service, is
+:mod:`ledger_service.independent_verifier` (``ledger-verify``).
 """
 
 from ledger_service.verification.history import (

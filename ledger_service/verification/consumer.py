@@ -46,8 +46,8 @@ from ledger_service.errors import InvalidRequestError, RetryableError
 from ledger_service.returns.labels import PREFIX as LABEL_PREFIX
 from ledger_service.returns.labels import label_code, parse_label_code
 from ledger_service.store import queries, verify_queries
+from ledger_service.store.handle import Store
 from ledger_service.store.queries import ReturnRow
-from ledger_service.store.store import Store
 from ledger_service.verification import gs1
 from ledger_service.verification.history import verify_item
 from ledger_service.verification.model import Finding, Severity

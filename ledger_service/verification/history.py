@@ -48,10 +48,10 @@ from ledger_service.chain.signers import ChainContext
 from ledger_service.core import hashchain
 from ledger_service.core.codes import ROLE_IDS, BizStep, Disposition, decode_location
 from ledger_service.documents.cid import Cid
-from ledger_service.documents.store import DocumentStatus, DocumentStore
+from ledger_service.documents.interface import DocumentStatus, DocumentStore
 from ledger_service.errors import InvalidRequestError, RetryableError
 from ledger_service.store import audit_queries
-from ledger_service.store.store import Store
+from ledger_service.store.handle import Store
 from ledger_service.verification.model import Finding, ItemVerdict, Severity
 
 log = structlog.get_logger(__name__)

@@ -32,7 +32,7 @@ from ledger_service.indexer.decode import load_abis
 from ledger_service.indexer.rpc import RetryPolicy, RpcClient
 from ledger_service.indexer.sync import make_indexer
 from ledger_service.settings import ANVIL_ACCOUNTS, DEV_RELAYER_ACCOUNT, Settings
-from ledger_service.store.store import Store
+from ledger_service.store.handle import Store
 from tests.support.activity import write_manifest
 from tests.support.chain import (
     ADMIN,

@@ -13,7 +13,7 @@ import pytest
 from ledger_service.access import verify_api_key
 from ledger_service.access.cli import main
 from ledger_service.errors import AuthenticationError
-from ledger_service.store.store import Store
+from ledger_service.store.handle import Store
 
 MERCHANT = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"
 UNSIGNED = "0x976EA74026E726554dB657fA54763abd0C3a0aa9"  # anvil account 6: no signing key by default

@@ -12,7 +12,7 @@ import pytest
 
 from ledger_service.access import create_api_key
 from ledger_service.settings import Settings
-from ledger_service.store.store import Store
+from ledger_service.store.handle import Store
 from tests.api.conftest import KEY_ACCOUNTS, ApiEnv, IndexerThread, _grant_relayer, bearer, make_client
 from tests.api.flows import PRICE, Flow, ok
 from tests.support.activity import write_manifest

@@ -11,8 +11,8 @@ import httpx
 import pytest
 
 from ledger_service.documents.cid import CHUNK_SIZE, cid_of_bytes
+from ledger_service.documents.interface import DocumentStatus
 from ledger_service.documents.kubo import KuboDocumentStore
-from ledger_service.documents.store import DocumentStatus
 from ledger_service.errors import (
     ConfigurationError,
     DocumentIntegrityError,

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from ledger_service.documents.cid import CHUNK_SIZE, cid_of_bytes
+from ledger_service.documents.interface import DocumentStatus
 from ledger_service.documents.local import STALE_UPLOAD_S, LocalDocumentStore
-from ledger_service.documents.store import DocumentStatus
 from ledger_service.errors import DocumentIntegrityError, NotFoundError, PayloadTooLargeError
 from tests.support.kubo import reference_cid
 

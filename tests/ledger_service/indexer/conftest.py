@@ -19,7 +19,7 @@ from ledger_service.chain.artifacts import Deployment, load_deployment
 from ledger_service.indexer.decode import load_abis
 from ledger_service.indexer.rpc import RetryPolicy, RpcClient
 from ledger_service.indexer.sync import DEFAULT_MAX_BATCH_EVENTS, Indexer, RangeSizer, SyncUpdate, make_indexer
-from ledger_service.store.store import Store
+from ledger_service.store.handle import Store
 from tests.support.activity import Activity, write_manifest
 from tests.support.chain import ARTIFACTS, ROOT, Anvil, Deployed, deploy_all
 

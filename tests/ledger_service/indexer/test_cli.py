@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ledger_service.store.store import Store
+from ledger_service.store.handle import Store
 from tests.ledger_service.indexer.conftest import Chain, cli_env, reference_dump, run_cli, start_cli
 from tests.support.activity import mine, write_manifest
 from tests.support.chain import deploy_all, free_port, start_anvil

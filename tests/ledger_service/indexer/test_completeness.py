@@ -24,7 +24,7 @@ from ledger_service.indexer.completeness import (
 )
 from ledger_service.indexer.decode import topic0
 from ledger_service.indexer.rpc import RetryPolicy, RpcClient
-from ledger_service.store.store import Store
+from ledger_service.store.handle import Store
 from tests.ledger_service.indexer.conftest import (
     Chain,
     cli_env,

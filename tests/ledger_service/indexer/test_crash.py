@@ -7,7 +7,7 @@ import signal
 import subprocess
 import time
 
-from ledger_service.store.store import Store
+from ledger_service.store.handle import Store
 from tests.ledger_service.indexer.conftest import Chain, cli_env, reference_dump, run_cli, start_cli
 
 KILLS = 10

@@ -23,7 +23,7 @@ from ledger_service.indexer.rpc import (
     classify_error,
 )
 from ledger_service.indexer.sync import NewBlocks, Reorg, SyncUpdate
-from ledger_service.store.store import Store
+from ledger_service.store.handle import Store
 from tests.ledger_service.indexer.conftest import Chain, make_indexer_for, reference_dump, wait_until_indexed
 from tests.support.activity import mine
 from tests.support.chain import ARTIFACTS

@@ -30,7 +30,7 @@ from ledger_service.indexer.sync import (
     _Failed,
     pin_of,
 )
-from ledger_service.store.store import Store
+from ledger_service.store.handle import Store
 from tests.ledger_service.indexer.conftest import (
     ABIS,
     Chain,

@@ -18,7 +18,7 @@ import pytest
 
 from ledger_service.errors import FatalError
 from ledger_service.indexer.sync import Reorg, SyncUpdate
-from ledger_service.store.store import Store
+from ledger_service.store.handle import Store
 from tests.ledger_service.indexer.conftest import (
     Chain,
     cli_env,

@@ -9,7 +9,7 @@ import pytest
 
 from ledger_service.errors import FatalError
 from ledger_service.indexer.sync import BlockRange, NewBlocks, RangeSizer, Reorg, pin_of
-from ledger_service.store.store import ChainPin, Store
+from ledger_service.store.handle import ChainPin, Store
 from tests.ledger_service.indexer.conftest import Chain, make_indexer_for, reference_dump, run_sync
 from tests.support.activity import mine
 

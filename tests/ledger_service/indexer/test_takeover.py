@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ledger_service.store.store import Store
+from ledger_service.store.handle import Store
 from tests.ledger_service.indexer.conftest import Chain, cli_env, reference_dump, start_cli
 
 

@@ -10,7 +10,7 @@ import pytest
 from ledger_service.core.codes import BizStep, Disposition
 from ledger_service.core.hashchain import ChainLink, verify_chain
 from ledger_service.store import Store
-from ledger_service.store.store import ChainBreakError
+from ledger_service.store.handle import ChainBreakError
 from tests.ledger_service.store.builders import ChainBuilder, headers_upto, upto
 
 

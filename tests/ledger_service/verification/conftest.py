@@ -27,7 +27,7 @@ from ledger_service.indexer.decode import load_abis
 from ledger_service.indexer.rpc import RetryPolicy, RpcClient
 from ledger_service.indexer.sync import make_indexer
 from ledger_service.settings import Settings
-from ledger_service.store.store import Store
+from ledger_service.store.handle import Store
 from tests.support.activity import HUB, LOCATION, ZERO32, Activity, write_manifest
 from tests.support.chain import ARTIFACTS, CARRIER, INSPECTOR, MANUFACTURER, Anvil, Deployed, deploy_all, start_anvil
 

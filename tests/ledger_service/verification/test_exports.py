@@ -14,7 +14,7 @@ from sqlalchemy import text
 
 from ledger_service.core.codes import BizStep, Disposition, encode_location
 from ledger_service.documents.cid import Cid
-from ledger_service.store.store import Store
+from ledger_service.store.handle import Store
 from ledger_service.verification import ItemHistory, ItemVerdict, audit_item
 from ledger_service.verification.exports import (
     CSV_COLUMNS,

@@ -18,7 +18,7 @@ from ledger_service.core.codes import BizStep, Disposition
 from ledger_service.documents.cid import Cid
 from ledger_service.documents.local import LocalDocumentStore
 from ledger_service.errors import InvalidRequestError
-from ledger_service.store.store import Store
+from ledger_service.store.handle import Store
 from ledger_service.verification import (
     Finding,
     ItemVerdict,

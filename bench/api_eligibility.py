@@ -2,7 +2,7 @@
 from the chain directly, and the latency of a fast refund from the carrier's scan to the visible payout.
 
 Run from the repository root:
-    .venv/bin/python bench/eligibility.py [--items 1000000] [--events-per-item 5] [--clients 8] [--duration 30]
+    .venv/bin/python bench/api_eligibility.py [--items 1000000] [--events-per-item 5] [--clients 8] [--duration 30]
         [--rate 2000] [--max-connections 128]
 
 Steps, in one run:
@@ -13,23 +13,23 @@ Steps, in one run:
 2. fill: a fresh SQLite index with ``--items`` items and ``--items`` x ``--events-per-item`` item events of a
    synthetic chain, written through ``Store.apply`` (the indexer's own write path, so the state tables are
    folded by the store itself), plus the API's policy documents and item categories
-   (bench/_eligibility_fill.py; an auditor API key via ledger_service.access);
+   (bench/_api_eligibility_fill.py; an auditor API key via ledger_service.access);
 3. API: ``ledger-api`` as in production (api.main:main: uvicorn, uvloop + httptools, no access log) with
    ``--workers`` worker processes (LEDGER_API_WORKERS; default one per CPU core) on that index, with the
    anvil above as its chain;
    a load generator in another process asks for the eligibility of uniformly random items (1% unknown ids)
    with an auditor's API key, each phase for ``--duration`` seconds after a warm-up (whole seconds on wrk):
-   a. saturation (closed loop, wrk with bench/eligibility.lua): ``--clients`` concurrent keep-alive
+   a. saturation (closed loop, wrk with bench/api_eligibility.lua): ``--clients`` concurrent keep-alive
       connections, each sending its next request when the previous answer is read: the maximum throughput
       (requests/s); its p50/p99 are only clients / throughput (Little's law), not the latency at a given load;
-   b. target load (open loop, bench/_eligibility_load.py: no generator packaged by Debian does this, see
+   b. target load (open loop, bench/_api_eligibility_load.py: no generator packaged by Debian does this, see
       there): requests scheduled at a constant ``--rate`` per second (default 2,000, the target throughput)
       over a pool of keep-alive connections (``--clients`` opened beforehand, more when none is free, up to
       ``--max-connections``), latency measured from each request's *scheduled* send time (no coordinated
       omission): p50/p99/max, achieved rate, errors, sends late by more than 1 ms;
-   c. one client alone (the latency of a request without queueing; bench/_eligibility_load.py: with one
+   c. one client alone (the latency of a request without queueing; bench/_api_eligibility_load.py: with one
       connection wrk adds a latency tail of its own here, see there);
-4. direct chain (the reference, bench/_eligibility_load.py): the same number of clients make the same
+4. direct chain (the reference, bench/_api_eligibility_load.py): the same number of clients make the same
    decision from the chain alone (eth_call itemOf / saleOf / policyOf, eth_getLogs of the item's events
    and the consumer's authorizations, then the same pure rules) over the real items, for the same duration;
 5. live: ``ledger-indexer follow`` on a second index of the anvil and a second API on it. First an
@@ -37,7 +37,7 @@ Steps, in one run:
    fast-refund return, the time from the carrier's ``POST /v1/returns/{id}/scans {"kind": "in_transit"}``
    (no ``?wait``) until ``GET /v1/returns/{id}`` shows the deposit settled with a payout: p50/p95;
 6. when the API misses its latency or throughput target (or with ``--profile``): a second, shorter load
-   against an API process profiled in every thread (bench/_eligibility_serve.py), and a print of the
+   against an API process profiled in every thread (bench/_api_eligibility_serve.py), and a print of the
    functions that take the most time per request.
 
 Prints a table with the targets (TARGETS: PASS/MISS), each figure with the load it was measured at
@@ -73,7 +73,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import httpx  # noqa: E402
-from _eligibility_fill import Actors, fill, item_id_of  # noqa: E402
+from _api_eligibility_fill import Actors, fill, item_id_of  # noqa: E402
 from common import (  # noqa: E402
     SetupError,
     console_script,
@@ -226,13 +226,13 @@ class Server:
 def api_server(env: dict[str, str], log: Path, *, workers: int = 1, profile_to: Path | None = None) -> Iterator[Server]:
     """The API on a free loopback port, as production runs it: ``ledger-api`` (api.main:main: uvicorn with
     uvloop/httptools, no access log) with ``LEDGER_API_WORKERS=workers``; with ``profile_to``, one profiled
-    process (bench/_eligibility_serve.py). Stopped (SIGINT) on exit."""
+    process (bench/_api_eligibility_serve.py). Stopped (SIGINT) on exit."""
     port = free_port()
     env = {**env, "LEDGER_API_HOST": "127.0.0.1", "LEDGER_API_PORT": str(port), "LEDGER_API_WORKERS": str(workers)}
     if profile_to is None:
         cmd = [PYTHON, "-c", "import sys; from api.main import main; sys.exit(main())"]
     else:
-        cmd = [PYTHON, str(ROOT / "bench" / "_eligibility_serve.py"), "--port", str(port), "--out", str(profile_to)]
+        cmd = [PYTHON, str(ROOT / "bench" / "_api_eligibility_serve.py"), "--port", str(port), "--out", str(profile_to)]
     with log.open("wb") as out:
         process = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     server = Server(process, port, log)
@@ -300,7 +300,7 @@ def run_load(
     spec: dict[str, Any], workdir: Path, name: str, *, signal_after_warmup: subprocess.Popen[bytes] | None = None
 ) -> dict[str, Any]:
     """Runs one load on ``spec``; its figures. With ``"generator": "wrk"`` (the API at saturation) on wrk
-    (:func:`run_wrk`); else on bench/_eligibility_load.py (the open loop, one client alone, the direct-chain
+    (:func:`run_wrk`); else on bench/_api_eligibility_load.py (the open loop, one client alone, the direct-chain
     decisions: see there why). ``signal_after_warmup`` gets SIGUSR1 once wrk's warm-up is over (the
     profiling server starts profiling its main thread then)."""
     if spec.get("generator") == "wrk":
@@ -311,7 +311,7 @@ def run_load(
     spec_file.write_text(json.dumps(spec))
     result: dict[str, Any] = json.loads(
         _generator(
-            [PYTHON, str(ROOT / "bench" / "_eligibility_load.py"), str(spec_file)],
+            [PYTHON, str(ROOT / "bench" / "_api_eligibility_load.py"), str(spec_file)],
             workdir / name,
             timeout=float(spec["warmup"]) + float(spec["duration"]) + 600,
             what=f"the load generator ({name})",
@@ -367,7 +367,7 @@ def request_paths(path: Path, *, items: int, unknown_share: float, seed: int) ->
 def run_wrk(
     spec: dict[str, Any], workdir: Path, name: str, *, signal_after_warmup: subprocess.Popen[bytes] | None = None
 ) -> dict[str, Any]:
-    """The API's closed loop on wrk (bench/eligibility.lua): ``clients`` keep-alive connections on one wrk
+    """The API's closed loop on wrk (bench/api_eligibility.lua): ``clients`` keep-alive connections on one wrk
     thread (one process, as small beside the API as a generator can be), a warm-up run of ``warmup``
     seconds, then the measured run of ``duration`` seconds, each on its own draw of items (so the warm-up
     does not warm the measured run's rows). wrk counts whole seconds: both are rounded up. Latency is
@@ -384,7 +384,7 @@ def run_wrk(
         paths = workdir / f"{label}.paths"
         request_paths(paths, items=int(spec["synthetic_items"]), unknown_share=float(spec["unknown_share"]), seed=seed)
         command = [wrk, "-t1", f"-c{clients}", f"-d{seconds}s", "--timeout", "30s"]
-        command += ["-s", str(ROOT / "bench" / "eligibility.lua"), url, "--", str(paths), "1"]
+        command += ["-s", str(ROOT / "bench" / "api_eligibility.lua"), url, "--", str(paths), "1"]
         result: dict[str, Any] = json.loads(
             _generator(command, workdir / label, timeout=seconds + 120, what=f"wrk ({label})", env=env)
         )
@@ -642,7 +642,7 @@ def main() -> int:
     try:
         figures = run(args, workdir)
     except SetupError as exc:
-        print(f"bench/eligibility.py: setup failed: {exc}", file=sys.stderr)
+        print(f"bench/api_eligibility.py: setup failed: {exc}", file=sys.stderr)
         print(f"(work directory kept: {workdir})", file=sys.stderr)
         return 2
     if not args.keep:
@@ -655,7 +655,7 @@ def main() -> int:
 
 def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     started = time.perf_counter()
-    say(f"bench/eligibility.py: work directory {workdir}")
+    say(f"bench/api_eligibility.py: work directory {workdir}")
     say(f"1. chain: anvil, contracts, {args.chain_items} real items + {args.refunds} fast-refund returns")
     t0 = time.perf_counter()
     try:

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from ledger_service.verifier.cli import main
-from tests.ledger_service.verifier.conftest import (
+from ledger_service.independent_verifier.cli import main
+from tests.ledger_service.independent_verifier.conftest import (
     EVENT_COUNT,
     INSPECTION_SEQ,
     History,
@@ -175,16 +175,16 @@ FORBIDDEN = (
     *("ledger_service.chain", "ledger_service.verification", "api", "sqlalchemy", "alembic", "psycopg"),
     *("web3", "fastapi", "starlette"),
 )
-ALLOWED = ("ledger_service.verifier", "ledger_service.core", "ledger_service.errors")
+ALLOWED = ("ledger_service.independent_verifier", "ledger_service.core", "ledger_service.errors")
 # the pure CID code only: not the document stores, their factory or the service's settings
-ALLOWED_EXACTLY = {"ledger_service.documents", "ledger_service.documents.cid", "ledger_service.documents.store"}
+ALLOWED_EXACTLY = {"ledger_service.documents", "ledger_service.documents.cid", "ledger_service.documents.interface"}
 
 
 def test_the_verifier_imports_nothing_of_the_service_but_its_pure_modules(history: History) -> None:
     """Run in a fresh interpreter against the real node (every code path taken), then list what was imported."""
     program = (
         "import json, sys\n"
-        "from ledger_service.verifier.cli import main\n"
+        "from ledger_service.independent_verifier.cli import main\n"
         f"code = main({history.args('--file', str(history.inspection))!r})\n"
         "print(json.dumps({'code': code, 'modules': sorted(sys.modules)}))\n"
     )
@@ -195,9 +195,11 @@ def test_the_verifier_imports_nothing_of_the_service_but_its_pure_modules(histor
     loaded = json.loads(result.stdout.splitlines()[-1])
     assert loaded["code"] == 0
     modules: list[str] = loaded["modules"]
-    assert {"ledger_service.verifier.cli", "ledger_service.core.hashchain", "ledger_service.documents.cid"} <= set(
-        modules
-    )
+    assert {
+        "ledger_service.independent_verifier.cli",
+        "ledger_service.core.hashchain",
+        "ledger_service.documents.cid",
+    } <= set(modules)
     assert [m for m in modules if m.split(".")[0] in FORBIDDEN or m.startswith(FORBIDDEN)] == []
     ours = [m for m in modules if m.startswith("ledger_service.")]
     assert [m for m in ours if not m.startswith(ALLOWED) and m not in ALLOWED_EXACTLY] == []

@@ -11,8 +11,8 @@ from ledger_service.core.codes import BizStep, Disposition, ReturnState
 from ledger_service.core.events import PolicyPublished
 from ledger_service.eligibility import Outcome
 from ledger_service.returns import chain_now, check_eligibility
+from ledger_service.returns.decision import forget_missing_document
 from ledger_service.returns.documents import PolicyDocument
-from ledger_service.returns.eligibility import forget_missing_document
 from ledger_service.store import Store, api_queries
 from tests.ledger_service.store.builders import DAY, ESCROW, ChainBuilder, addr
 

@@ -1,5 +1,5 @@
-"""The loads of bench/eligibility.py that no maintained tool makes, run as their own process:
-``python bench/_eligibility_load.py SPEC.json``. (The API's saturation runs on wrk: bench/eligibility.lua.)
+"""The loads of bench/api_eligibility.py that no maintained tool makes, run as their own process:
+``python bench/_api_eligibility_load.py SPEC.json``. (The API's saturation runs on wrk: bench/api_eligibility.lua.)
 
 One event loop (uvloop when installed), a minimal HTTP/1.1 client on raw
 asyncio streams (request line, headers, Content-Length body; no per-request
@@ -21,7 +21,7 @@ Why not a maintained generator for these three:
 
 Open loop (``"loop": "open"``, api mode): GET /v1/items/{id}/eligibility with
 the given Authorization, the id drawn uniformly from the synthetic index's
-items (regenerated from their index, see _eligibility_fill.item_id_of), a
+items (regenerated from their index, see _api_eligibility_fill.item_id_of), a
 share of them unknown ids, *scheduled* at a constant ``rate`` per second (the
 k-th at start + k / rate, whatever the answers so far), each taking a free
 keep-alive connection from a pool (``clients`` opened beforehand, more opened
@@ -41,7 +41,7 @@ connection each, the next request sent when the previous answer is read) for
 the warm-up count. Modes:
 
 - ``api``: the items drawn as in the open loop, the answers parsed (outcome,
-  reason codes). bench/eligibility.py uses it for the latency of one client
+  reason codes). bench/api_eligibility.py uses it for the latency of one client
   alone: with one connection wrk's latency tail was an order of magnitude
   heavier than this client's on the same server, and a client cannot report
   less than the server's round trip, so this is the faithful figure (at
@@ -90,7 +90,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from _eligibility_fill import item_id_of  # noqa: E402
+from _api_eligibility_fill import item_id_of  # noqa: E402
 from common import percentile  # noqa: E402
 
 from ledger_service.chain.artifacts import load_artifact  # noqa: E402

@@ -20,8 +20,8 @@ from ledger_service.core.hashchain import event_hash_hex
 from ledger_service.core.rows import EVENT_TYPES, EventRows, encode_event
 from ledger_service.errors import FatalError
 from ledger_service.store import BlockRef, ChainPin, Store, StoreError
+from ledger_service.store.handle import SQLITE_INDEXER_CACHE_KIB
 from ledger_service.store.schema import chain_pin, checkpoint, metadata
-from ledger_service.store.store import SQLITE_INDEXER_CACHE_KIB
 from tests.ledger_service.store.builders import DAY, ChainBuilder, addr, h
 
 PIN = ChainPin(31337, "0x" + "ab" * 32, "0x" + "11" * 20, "0x" + "22" * 20, 5)
@@ -379,7 +379,7 @@ def test_an_sqlite_index_does_not_import_the_postgresql_driver() -> None:
     code = (
         "import sys, tempfile\n"
         "from ledger_service.indexer import cli\n"
-        "from ledger_service.store.store import Store\n"
+        "from ledger_service.store.handle import Store\n"
         "Store.open(f'sqlite:///{tempfile.mkdtemp()}/x.sqlite3').close()\n"
         "assert 'psycopg' not in sys.modules, 'psycopg was imported'\n"
     )

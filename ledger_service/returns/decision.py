@@ -22,8 +22,8 @@ from ledger_service.returns._chain import wall_clock
 from ledger_service.returns.documents import PolicyDocument, digest_of, terms_of
 from ledger_service.store import api_queries
 from ledger_service.store.eligibility_queries import RequesterOf, eligibility_read
+from ledger_service.store.handle import Store
 from ledger_service.store.queries import EligibilitySnapshot, ItemRow, PolicyRow, SaleRow
-from ledger_service.store.store import Store
 
 ANY_REASON = "unspecified"
 """The reason checked when the caller gives none (reason rules are then left out)."""

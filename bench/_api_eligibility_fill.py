@@ -1,4 +1,4 @@
-"""Synthetic index for bench/eligibility.py: N items with K item events each, written through Store.apply.
+"""Synthetic index for bench/api_eligibility.py: N items with K item events each, written through Store.apply.
 
 The events form a chain that was never mined but is internally consistent, so
 the index holds exactly what ``ledger-indexer`` would write for it: every item

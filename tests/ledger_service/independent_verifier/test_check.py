@@ -10,9 +10,9 @@ import pytest
 from web3 import Web3
 
 from ledger_service.core.hashchain import event_hash
-from ledger_service.verifier._rpc import Rpc
-from ledger_service.verifier.check import Report, parse_item, verify
-from tests.ledger_service.verifier.conftest import (
+from ledger_service.independent_verifier._rpc import Rpc
+from ledger_service.independent_verifier.check import Report, parse_item, verify
+from tests.ledger_service.independent_verifier.conftest import (
     EVENT_COUNT,
     INSPECTION_SEQ,
     History,

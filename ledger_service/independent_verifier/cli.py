@@ -23,8 +23,8 @@ from eth_utils.address import is_checksum_address, is_hex_address, to_checksum_a
 
 from ledger_service.core.codes import BizStep, Disposition, decode_location
 from ledger_service.documents.cid import Cid
-from ledger_service.verifier._rpc import NodeError, Rpc
-from ledger_service.verifier.check import Event, Report, cid_of_path, parse_item, verify
+from ledger_service.independent_verifier._rpc import NodeError, Rpc
+from ledger_service.independent_verifier.check import Event, Report, cid_of_path, parse_item, verify
 
 _ZERO = b"\0" * 32
 

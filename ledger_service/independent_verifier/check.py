@@ -5,7 +5,7 @@ so events recorded meanwhile cannot make a genuine history look wrong. What the
 node returns is evidence, not truth: a log that cannot be decoded, belongs to
 another item or contract, or contradicts the others becomes a :class:`Problem`
 naming the event (by seq) it is about; only a node that cannot be used at all
-raises :class:`~ledger_service.verifier._rpc.NodeError`.
+raises :class:`~ledger_service.independent_verifier._rpc.NodeError`.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from ledger_service.core.codes import BizStep
 from ledger_service.core.hashchain import ZERO_HASH, ChainLink, item_id, recompute
 from ledger_service.core.keccak import keccak
 from ledger_service.documents.cid import Cid, cid_of_file
-from ledger_service.verifier._rpc import NodeError, Rpc, RpcRefusedError, RpcTimeoutError
+from ledger_service.independent_verifier._rpc import NodeError, Rpc, RpcRefusedError, RpcTimeoutError
 
 ITEM_REGISTERED = keccak(b"ItemRegistered(bytes32,address,address,string,uint64,bytes32)")
 ITEM_EVENT_RECORDED = keccak(

@@ -1,8 +1,8 @@
--- The saturation load of bench/eligibility.py (closed loop), run by wrk (Debian's wrk package):
+-- The saturation load of bench/api_eligibility.py (closed loop), run by wrk (Debian's wrk package):
 --
---   BENCH_AUTHORIZATION="Bearer KEY" wrk -t1 -c8 -d30s --timeout 30s -s bench/eligibility.lua URL -- PATHS
+--   BENCH_AUTHORIZATION="Bearer KEY" wrk -t1 -c8 -d30s --timeout 30s -s bench/api_eligibility.lua URL -- PATHS
 --
--- Each request is GET of the next line of PATHS (request paths drawn by bench/eligibility.py: uniformly
+-- Each request is GET of the next line of PATHS (request paths drawn by bench/api_eligibility.py: uniformly
 -- random items of the synthetic index, a share of unknown ids; each wrk thread starts at its own offset),
 -- with the Authorization header from the environment (not the command line, which other users can read).
 -- Every answer's status is counted; a 200's outcome and reason codes are read from its body (the API's

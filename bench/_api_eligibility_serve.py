@@ -1,6 +1,6 @@
-"""The API (``api.main:asgi``, one uvicorn worker) under cProfile in every thread, for bench/eligibility.py.
+"""The API (``api.main:asgi``, one uvicorn worker) under cProfile in every thread, for bench/api_eligibility.py.
 
-    python bench/_eligibility_serve.py --port PORT --out PROFILE.json
+    python bench/_api_eligibility_serve.py --port PORT --out PROFILE.json
 
 Every thread the server starts (the thread-pool workers that run the sync
 routes and dependencies) gets its own ``cProfile.Profile`` from its first
