@@ -78,13 +78,30 @@ def authenticate(request: Request, store: Store, *, wanted: str) -> Actor | Cons
     cached = getattr(request.state, PRINCIPAL_STATE_KEY, None)
     if isinstance(cached, Actor | Consumer):
         return cached
-    kind, credentials = credentials_of(request, wanted=wanted)
-    if kind == "bearer":
-        principal: Actor | Consumer = verify_api_key(store=store, presented=credentials)
-    else:
-        principal = verify_return_token(store=store, presented=credentials)
+    principal = verify_principal(store, *credentials_of(request, wanted=wanted))
     setattr(request.state, PRINCIPAL_STATE_KEY, principal)
     return principal
+
+
+def verify_principal(store: Store, kind: str, credentials: str) -> Actor | Consumer:
+    """The principal of credentials (from :func:`parse_authorization`), checked against the database (and
+    cached); blocking."""
+    if kind == "bearer":
+        return verify_api_key(store=store, presented=credentials)
+    return verify_return_token(store=store, presented=credentials)
+
+
+def needs_api_key() -> AuthenticationError:
+    """The 401 for a return token sent to an endpoint that takes API keys only."""
+    return AuthenticationError("this endpoint needs an API key (`Authorization: Bearer <API key>`)")
+
+
+def needs_return_token() -> AuthenticationError:
+    """The 401 for an API key sent to an endpoint that takes return tokens only."""
+    return AuthenticationError(
+        f"this endpoint needs a return token (`Authorization: {RETURN_TOKEN_SCHEME} <token>`)",
+        scheme=RETURN_TOKEN_SCHEME,
+    )
 
 
 async def authenticate_async(request: Request, *, wanted: str) -> Actor | Consumer:

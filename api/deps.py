@@ -23,13 +23,13 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
-from api.auth import authenticate, authenticate_async
+from api.auth import authenticate, authenticate_async, needs_api_key, needs_return_token
 from api.idempotency import Idempotency, idempotency
 from ledger_service.access import Actor, Consumer, Role
 from ledger_service.access.tokens import SCHEME as RETURN_TOKEN_SCHEME
 from ledger_service.chain.signers import ChainContext
 from ledger_service.documents.interface import DocumentStore
-from ledger_service.errors import AuthenticationError, PermissionDeniedError
+from ledger_service.errors import PermissionDeniedError
 from ledger_service.settings import Settings
 from ledger_service.store.handle import Store
 
@@ -114,7 +114,7 @@ async def current_actor(
     """The actor holding the request's API key (401 otherwise)."""
     principal = await authenticate_async(request, wanted="Bearer")
     if not isinstance(principal, Actor):
-        raise AuthenticationError("this endpoint needs an API key (`Authorization: Bearer <API key>`)")
+        raise needs_api_key()
     return principal
 
 
@@ -125,10 +125,7 @@ async def current_consumer(
     """The consumer holding the request's return token (401 otherwise)."""
     principal = await authenticate_async(request, wanted=RETURN_TOKEN_SCHEME)
     if not isinstance(principal, Consumer):
-        raise AuthenticationError(
-            f"this endpoint needs a return token (`Authorization: {RETURN_TOKEN_SCHEME} <token>`)",
-            scheme=RETURN_TOKEN_SCHEME,
-        )
+        raise needs_return_token()
     return principal
 
 

@@ -40,12 +40,18 @@ from starlette.datastructures import State
 from starlette.exceptions import HTTPException
 from starlette.routing import compile_path
 
-from api.auth import PRINCIPAL_STATE_KEY, cached_principal, parse_authorization_headers
+from api.auth import (
+    PRINCIPAL_STATE_KEY,
+    cached_principal,
+    needs_api_key,
+    needs_return_token,
+    parse_authorization_headers,
+    verify_principal,
+)
 from api.problems import ProblemDetails, http_problem, problem_for, render
 from api.routers.documents import MULTIPART_ENVELOPE
-from ledger_service.access import Actor, Consumer, verify_api_key, verify_return_token
 from ledger_service.access.tokens import SCHEME as RETURN_TOKEN_SCHEME
-from ledger_service.errors import AuthenticationError, LedgerError
+from ledger_service.errors import LedgerError
 from ledger_service.settings import Settings, get_settings
 from ledger_service.store.handle import Store
 
@@ -228,12 +234,6 @@ def _wanted(schemes: frozenset[str]) -> str:
     return "Bearer" if ACTOR_SECURITY in schemes else RETURN_TOKEN_SCHEME
 
 
-def _verify(store: Store, kind: str, credentials: str) -> Actor | Consumer:
-    if kind == "bearer":
-        return verify_api_key(store=store, presented=credentials)
-    return verify_return_token(store=store, presented=credentials)
-
-
 class RequestGate:
     """See the module docstring. ``app`` is what the gate passes requests to (the eligibility shortcut);
     ``api`` the FastAPI application behind it (its OpenAPI document, its state: settings, store)."""
@@ -324,16 +324,13 @@ class RequestGate:
         wanted = _wanted(schemes)
         kind, credentials = parse_authorization_headers(authorization, wanted=wanted)
         if kind == "bearer" and ACTOR_SECURITY not in schemes:
-            raise AuthenticationError(
-                f"this endpoint needs a return token (`Authorization: {RETURN_TOKEN_SCHEME} <token>`)",
-                scheme=RETURN_TOKEN_SCHEME,
-            )
+            raise needs_return_token()
         if kind == "token" and CONSUMER_SECURITY not in schemes:
-            raise AuthenticationError("this endpoint needs an API key (`Authorization: Bearer <API key>`)")
+            raise needs_api_key()
         principal = cached_principal(kind, credentials)
         if principal is None:
             store: Store = self.api.state.store
-            principal = await anyio.to_thread.run_sync(functools.partial(_verify, store, kind, credentials))
+            principal = await anyio.to_thread.run_sync(functools.partial(verify_principal, store, kind, credentials))
         scope.setdefault("state", {})[PRINCIPAL_STATE_KEY] = principal
 
 
