@@ -8,8 +8,6 @@ import json
 import os
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -27,7 +25,6 @@ from ledger_service.settings import Settings
 from tests.api.conftest import ApiEnv, bearer
 from tests.api.flows import Flow, ok, problem
 from tests.api.served import serve
-from tests.support.chain import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -44,48 +41,8 @@ def test_workers_are_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(scope="module")
 def served(api_env: ApiEnv) -> Iterator[str]:
     """``ledger-api`` (api.main:main) with two workers on the test chain and database; its base URL."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "LEDGER_RPC_URL": api_env.anvil.url,
-        "LEDGER_DATABASE_URL": api_env.settings.database_url,
-        "LEDGER_DEPLOYMENT_FILE": str(api_env.manifest),
-        "LEDGER_ARTIFACTS_DIR": str(api_env.settings.artifacts_dir),
-        "LEDGER_DOCUMENTS_DIR": str(api_env.settings.documents_dir),
-        "LEDGER_API_HOST": "127.0.0.1",
-        "LEDGER_API_PORT": str(port),
-        "LEDGER_API_WORKERS": "2",
-        "LEDGER_LOG_LEVEL": "WARNING",
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from api.main import main; sys.exit(main())"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"ledger-api exited: {process.stderr.read().decode() if process.stderr else ''}")
-            try:
-                if httpx.get(f"{url}/openapi.json", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("ledger-api did not answer within 60 s")
-            time.sleep(0.2)
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    with serve(api_env, API_WORKERS="2") as running:
+        yield running.url
 
 
 def _without_clock(body: dict[str, Any]) -> dict[str, Any]:
