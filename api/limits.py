@@ -37,7 +37,6 @@ import anyio
 from fastapi import FastAPI
 from fastapi.routing import iter_route_contexts
 from starlette.datastructures import State
-from starlette.exceptions import HTTPException
 from starlette.routing import compile_path
 
 from api.auth import (
@@ -49,7 +48,7 @@ from api.auth import (
     verify_principal,
 )
 from api.problems import ProblemDetails, http_problem, problem_for, render
-from api.routers.documents import MULTIPART_ENVELOPE
+from api.routers.documents import MULTIPART_ENVELOPE, counting_receive
 from ledger_service.access.tokens import SCHEME as RETURN_TOKEN_SCHEME
 from ledger_service.errors import LedgerError
 from ledger_service.settings import Settings, get_settings
@@ -299,12 +298,13 @@ class RequestGate:
                 await _refuse(unsupported, scope, receive, send)
                 return
         limit = settings.document_max_bytes + MULTIPART_ENVELOPE if policy.upload else settings.api_json_max_bytes
-        too_large = http_problem(413, f"the request body is larger than the limit of {limit} bytes for {_what(policy)}")
+        too_large_detail = f"the request body is larger than the limit of {limit} bytes for {_what(policy)}"
+        too_large = http_problem(413, too_large_detail)
         if head.content_length is not None and head.content_length > limit:
             await _refuse(too_large, scope, receive, send)
             return
         if not policy.json:
-            await self.app(scope, _counting(receive, limit, too_large), send)
+            await self.app(scope, counting_receive(receive, limit, too_large_detail), send)
             return
         body = await _read(receive, limit)
         if body is None:  # the client left
@@ -388,20 +388,3 @@ def _replay(body: bytes, receive: Receive) -> Receive:
         return await receive()
 
     return replayed
-
-
-def _counting(receive: Receive, limit: int, problem: ProblemDetails) -> Receive:
-    """``receive`` that fails with a 413 once more than ``limit`` body bytes arrived (an HTTPException:
-    FastAPI and Starlette pass it through their body parsing to the problem handler as is)."""
-    total = 0
-
-    async def counted() -> Message:
-        nonlocal total
-        message = await receive()
-        if message["type"] == "http.request":
-            total += len(message.get("body", b""))
-            if total > limit:
-                raise HTTPException(status_code=413, detail=problem.detail)
-        return message
-
-    return counted

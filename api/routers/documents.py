@@ -75,13 +75,14 @@ class _UploadLimitRoute(APIRoute):
             announced = request.headers.get("content-length", "")
             if announced.isdigit() and int(announced) > limit:
                 raise PayloadTooLargeError(_too_large(settings))
-            return await handler(Request(request.scope, _counting(request.receive, limit, _too_large(settings))))
+            return await handler(Request(request.scope, counting_receive(request.receive, limit, _too_large(settings))))
 
         return limited
 
 
-def _counting(receive: Receive, limit: int, message: str) -> Receive:
-    """``receive`` that fails with a 413 once more than ``limit`` body bytes arrived."""
+def counting_receive(receive: Receive, limit: int, message: str) -> Receive:
+    """``receive`` that fails with a 413 (``message``) once more than ``limit`` body bytes arrived; also the
+    request gate's count of a streamed body (:mod:`api.limits`)."""
     total = 0
 
     async def counted() -> Message:
