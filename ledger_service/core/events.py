@@ -182,3 +182,44 @@ DecodedEvent = (
     | ReturnStateChanged
     | EscrowSettled
 )
+
+
+# ---- where each event comes from: the one table the decoder is built from ----------------------
+
+
+@dataclass(frozen=True, slots=True)
+class EventSource:
+    """One contract event and the dataclass it decodes into.
+
+    Each ABI parameter (a struct's components flattened) fills the dataclass field of its snake_case name
+    (``itemId`` -> ``item_id``, ``fastRefundMaxReturns90d`` -> ``fast_refund_max_returns_90d``); the row
+    form keeps the dataclass's order, not the ABI's. ``constants`` are fields that say which event it was
+    (RoleGranted and RoleRevoked share RoleChanged), ``derived`` fields the decoder computes from the
+    others (ItemEventRecorded's eventHash check). Every other field must be an ABI parameter and every
+    ABI parameter a field: the decoder refuses to start otherwise.
+    """
+
+    contract: str
+    event: str
+    cls: type[DecodedEvent]
+    constants: tuple[tuple[str, object], ...] = ()
+    derived: tuple[str, ...] = ()
+
+
+LEDGER, ESCROW = "ProvenanceLedger", "ReturnsEscrow"
+
+EVENT_SOURCES: tuple[EventSource, ...] = (
+    EventSource(LEDGER, "ItemRegistered", ItemRegistered),
+    EventSource(LEDGER, "ItemEventRecorded", ItemEventRecorded, derived=("hash_ok",)),
+    EventSource(LEDGER, "MerchantOfRecordChanged", MerchantOfRecordChanged),
+    EventSource(LEDGER, "SellerSet", SellerSet),
+    EventSource(LEDGER, "RoleGranted", RoleChanged, constants=(("granted", True),)),
+    EventSource(LEDGER, "RoleRevoked", RoleChanged, constants=(("granted", False),)),
+    EventSource(ESCROW, "PolicyPublished", PolicyPublished),
+    EventSource(ESCROW, "SaleRecorded", SaleRecorded),
+    EventSource(ESCROW, "ReturnAuthorized", ReturnAuthorized),
+    EventSource(ESCROW, "ReturnStateChanged", ReturnStateChanged),
+    EventSource(ESCROW, "EscrowSettled", EscrowSettled),
+)
+"""The contract events the indexer decodes, each with its dataclass: adding an event or a field is a change in
+the contract, this module and the code that uses it."""

@@ -12,7 +12,7 @@ Every hashed type is static, so ``abi.encode`` is the concatenation of 32-byte
 words (bytes32 as is, uintN and address left-padded with zeros): built here by
 hand, without eth_abi, because the writer recomputes every event's hash.
 :func:`event_hash_hex` is the computation; :func:`event_hash` is the same on
-bytes (the verifier's and the API's form), and :func:`event_hash_matches_log`
+bytes (the verifier's and the API's form), and :func:`event_hash_matches_words`
 the same check on a log's own words (the indexer's per-event check; the
 compiled accelerator mirrors it, and tests compare the three with eth_abi's
 encoding and the contract). Pure functions, no I/O.
@@ -128,36 +128,69 @@ def event_hash(
 _ZEROS_24, _ZEROS_48, _ZEROS_62 = "0" * 24, "0" * 48, "0" * 62
 """Hex zeros: an address's padding, a uint64's and a uint8's high bytes in a 32-byte word."""
 
+EVENT_HASH_WORDS: tuple[str, ...] = (
+    "prev_hash",
+    "item_id",
+    "seq",
+    "biz_step",
+    "disposition",
+    "actor",
+    "location",
+    "document",
+    "biz_transaction",
+    "timestamp",
+    "event_hash",
+)
+"""The ItemEventRecorded fields :func:`event_hash_matches_words` reads, in its argument order."""
 
-def event_hash_matches_log(item_topic: str, actor_topic: str, data: str) -> bool:
-    """Whether an ItemEventRecorded log's eventHash recomputes from its own fields.
 
-    The same check as comparing :func:`event_hash_hex` of the decoded fields with
-    the logged eventHash, done on the log's words: ``data`` (lowercase hex, no
-    ``0x``) holds seq, bizStep, disposition, location, document, bizTransaction,
-    timestamp, prevHash, eventHash as 32-byte words, which are the preimage's
-    words when the integers are canonically encoded. A word with bits above its
-    type's width (which decoding would read as an out-of-range integer) fails,
-    as :func:`event_hash_hex` does; the actor is taken from the topic's low 20
-    bytes, as the decoder does.
+def event_hash_matches_words(
+    prev_hash: str,
+    item_id: str,
+    seq: str,
+    biz_step: str,
+    disposition: str,
+    actor: str,
+    location: str,
+    document: str,
+    biz_transaction: str,
+    timestamp: str,
+    event_hash: str,
+) -> bool:
+    """Whether an ItemEventRecorded log's eventHash recomputes from its own fields, read as the log's words.
+
+    The same check as comparing :func:`event_hash_hex` of the decoded fields with the logged eventHash, done
+    on the 32-byte words (64 hex digits, no ``0x``; ``event_hash`` lowercase) as the log carries them, in
+    topics or data: they are the preimage's words when the integers are canonically encoded. A word with
+    bits above its type's width (which decoding would read as an out-of-range integer) fails, as
+    :func:`event_hash_hex` does; the actor is the word's low 20 bytes, as the decoder reads an address.
     """
-    if (
-        len(item_topic) != 66
-        or len(actor_topic) != 66
-        or len(data) < 576
-        or data[0:48] != _ZEROS_48
-        or data[64:126] != _ZEROS_62
-        or data[128:190] != _ZEROS_62
-        or data[384:432] != _ZEROS_48
+    if not (
+        len(prev_hash)
+        == len(item_id)
+        == len(seq)
+        == len(biz_step)
+        == len(disposition)
+        == len(actor)
+        == len(location)
+        == len(document)
+        == len(biz_transaction)
+        == len(timestamp)
+        == len(event_hash)
+        == 64
     ):
         return False
+    if seq[:48] != _ZEROS_48 or timestamp[:48] != _ZEROS_48:
+        return False
+    if biz_step[:62] != _ZEROS_62 or disposition[:62] != _ZEROS_62:
+        return False
     try:
-        inner = keccak_256(bytes.fromhex(data[192:384])).digest()
-        head = bytes.fromhex(data[448:512] + item_topic[2:] + data[0:192] + _ZEROS_24 + actor_topic[26:])
-        tail = bytes.fromhex(data[384:448])
+        inner = keccak_256(bytes.fromhex(location + document + biz_transaction)).digest()
+        head = bytes.fromhex(prev_hash + item_id + seq + biz_step + disposition + _ZEROS_24 + actor[24:])
+        tail = bytes.fromhex(timestamp)
     except ValueError:
         return False
-    return keccak_256(head + inner + tail).digest().hex() == data[512:576]
+    return keccak_256(head + inner + tail).digest().hex() == event_hash
 
 
 @dataclass(frozen=True, slots=True)

@@ -791,5 +791,20 @@ PyMODINIT_FUNC PyInit__speedups(void) {
         *keys[i] = PyUnicode_InternFromString(names[i]);
         if (*keys[i] == NULL) return NULL;
     }
-    return PyModule_Create(&module);
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL) return NULL;
+    /* What fields_tuple and hash_matches read, in the terms of ledger_service/indexer/layout.py's descriptor():
+       the decoder uses this code only where the ABI's ItemEventRecorded is laid out exactly so. */
+    PyObject *layout = Py_BuildValue(
+        "(ii((si)(si)(si)(si)(si)(si)(si)(si)(si)(si)(si)(s((si)(si)(si)(si)(si)(si)(si)(si)(si)(si)(si)))))", 3, 9,
+        "topic_bytes32", 1, "topic_address", 2, "uint", 0, "uint", 1, "uint", 2, "bytes32", 3, "bytes32", 4,
+        "bytes32", 5, "uint", 6, "bytes32", 7, "bytes32", 8, "hash_ok", "word", 7, "topic", 1, "word", 0, "word", 1,
+        "word", 2, "topic", 2, "word", 3, "word", 4, "word", 5, "word", 6, "word", 8);
+    if (layout == NULL || PyModule_AddObject(m, "ITEM_EVENT_LAYOUT", layout) < 0 ||
+        PyModule_AddStringConstant(m, "ITEM_EVENT_NAME", "ItemEventRecorded") < 0) {
+        Py_XDECREF(layout);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
 }

@@ -3,6 +3,10 @@
 from collections.abc import Callable, Sequence
 from typing import Any
 
+ITEM_EVENT_NAME: str
+ITEM_EVENT_LAYOUT: tuple[Any, ...]
+"""(topics, data words, per field descriptor) of the event this code reads: see layout.descriptor()."""
+
 def item_event_fields(
     fallback: Callable[[Sequence[str], str], tuple[Any, ...]], topics: Sequence[str], data: str, /
 ) -> tuple[Any, ...]: ...

@@ -1,11 +1,14 @@
 """Decodes raw ``eth_getLogs`` results into :mod:`ledger_service.core.events`.
 
-No web3 objects per log: each log's topic0 selects a decoder that slices the
-``data`` hex into 32-byte words (every field is static except ItemRegistered's
-``uri``). The topic0 -> decoder table is built from the compiled ABIs in
-``build/contracts``; building it fails with a clear error if an event the
-indexer knows is missing from the ABI or changed its parameters, so a contract
-change can never be silently misread.
+No web3 objects per log: each log's topic0 selects a reader that slices the
+``data`` hex into 32-byte words. The readers are made from the compiled ABIs in
+``build/contracts`` and the dataclasses of :mod:`ledger_service.core.events`
+(:mod:`ledger_service.indexer.layout`); building the table fails with a clear
+error if an event the indexer knows is missing from the ABI or its parameters
+and its dataclass's fields disagree, so a contract change can never be
+silently misread. The compiled accelerator (``_speedups``) reads the one hot
+event, ItemEventRecorded, where the layout it declares is the ABI's; else the
+Python reader runs.
 
 Invariants: only logs of the pinned contract addresses are decoded (a ledger
 event is accepted only from the ledger, an escrow event only from the escrow);
@@ -18,30 +21,34 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import structlog
+
 from ledger_service.chain.artifacts import load_artifact
 from ledger_service.core.events import (
+    ESCROW,
+    EVENT_SOURCES,
+    LEDGER,
     DecodedEvent,
-    EscrowSettled,
     ItemEventRecorded,
-    ItemRegistered,
     LogPosition,
-    MerchantOfRecordChanged,
-    PolicyPublished,
-    ReturnAuthorized,
-    ReturnStateChanged,
-    RoleChanged,
-    SaleRecorded,
-    SellerSet,
 )
-from ledger_service.core.hashchain import event_hash_matches_log
+from ledger_service.core.hashchain import EVENT_HASH_WORDS, event_hash_matches_words
 from ledger_service.core.keccak import keccak_text
-from ledger_service.core.rows import EVENT_TYPES, encode_event, row_order
+from ledger_service.core.rows import EVENT_TYPES, row_order
 from ledger_service.errors import ConfigurationError, RetryableError
+from ledger_service.indexer.layout import (
+    Derivation,
+    EventLayout,
+    FieldsFn,
+    descriptor,
+    event_layout,
+    fields_function,
+)
 
 try:
     from ledger_service.indexer import _speedups
@@ -49,281 +56,21 @@ except ImportError:  # pragma: no cover - not built (no C compiler or no GNU Net
     _speedups = None  # type: ignore[assignment]
 
 
+log = structlog.get_logger("ledger_service.indexer.decode")
+
+COMPILED = _speedups is not None
+"""Whether the compiled accelerator is built (each :class:`Decoder` says whether it uses it: ``compiled``)."""
+
+
 class MalformedLogError(RetryableError):
     """A log with a known topic0 whose topics or data do not fit the ABI (a flaky or broken node)."""
 
 
-Topics = Sequence[str]
-# A decoder gets the topics, the data hex without "0x" (lowercase) and the position.
-DecodeFn = Callable[[Topics, str, LogPosition], DecodedEvent]
-
-
-def _b32(word: str) -> str:
-    return "0x" + word
-
-
-def _addr(word: str) -> str:
-    return "0x" + word[24:]
-
-
-def _topic_addr(topic: str) -> str:
-    return "0x" + topic[26:].lower()
-
-
-# ---- ProvenanceLedger --------------------------------------------------------
-
-
-def _item_registered(t: Topics, d: str, p: LogPosition) -> ItemRegistered:
-    offset = int(d[0:64], 16) * 2
-    length = int(d[offset : offset + 64], 16) * 2
-    raw = d[offset + 64 : offset + 64 + length]
-    if len(raw) != length:
-        raise ValueError("string runs past the data")
-    return ItemRegistered(
-        pos=p,
-        item_id=t[1].lower(),
-        manufacturer=_topic_addr(t[2]),
-        merchant=_topic_addr(t[3]),
-        uri=bytes.fromhex(raw).decode("utf-8", errors="replace"),
-        gtin=int(d[64:128], 16),
-        metadata_digest="0x" + d[128:192],
-    )
-
-
-def _item_event_fields_py(t: Topics, d: str) -> tuple[Any, ...]:
-    """ItemEventRecorded's own fields in dataclass order (its row form; the hot path of a fetch process).
-
-    :data:`_item_event_fields` is this function, compiled where the C extension is built.
-    """
-    return (
-        t[1].lower(),
-        "0x" + t[2][26:].lower(),
-        int(d[0:64], 16),
-        int(d[64:128], 16),
-        int(d[128:192], 16),
-        "0x" + d[192:256],
-        "0x" + d[256:320],
-        "0x" + d[320:384],
-        int(d[384:448], 16),
-        "0x" + d[448:512],
-        "0x" + d[512:576],
-        event_hash_matches_log(t[1], t[2], d),
-    )
-
-
-_item_event_fields: Callable[[Topics, str], tuple[Any, ...]]
-if _speedups is not None:
-    # the C code reads canonical logs (hex of the expected lengths) and hands any other to the Python code
-    _item_event_fields = functools.partial(_speedups.item_event_fields, _item_event_fields_py)
-else:  # pragma: no cover - the bootstrap builds the extension; tests check it is there
-    _item_event_fields = _item_event_fields_py
-
-COMPILED = _speedups is not None
-"""Whether the compiled ItemEventRecorded decoder is in use (logged by the CLI)."""
-
-
-def _item_event_recorded(t: Topics, d: str, p: LogPosition) -> ItemEventRecorded:
-    return ItemEventRecorded(p, *_item_event_fields(t, d))
-
-
-def _merchant_changed(t: Topics, d: str, p: LogPosition) -> MerchantOfRecordChanged:
-    return MerchantOfRecordChanged(
-        pos=p, item_id=t[1].lower(), previous_merchant=_topic_addr(t[2]), new_merchant=_topic_addr(t[3])
-    )
-
-
-def _seller_set(t: Topics, d: str, p: LogPosition) -> SellerSet:
-    return SellerSet(pos=p, merchant=_topic_addr(t[1]), seller=_topic_addr(t[2]), allowed=int(d[0:64], 16) != 0)
-
-
-def _role_granted(t: Topics, d: str, p: LogPosition) -> RoleChanged:
-    return RoleChanged(pos=p, role=t[1].lower(), account=_topic_addr(t[2]), sender=_topic_addr(t[3]), granted=True)
-
-
-def _role_revoked(t: Topics, d: str, p: LogPosition) -> RoleChanged:
-    return RoleChanged(pos=p, role=t[1].lower(), account=_topic_addr(t[2]), sender=_topic_addr(t[3]), granted=False)
-
-
-# ---- ReturnsEscrow -----------------------------------------------------------
-
-
-def _policy_published(t: Topics, d: str, p: LogPosition) -> PolicyPublished:
-    return PolicyPublished(
-        pos=p,
-        merchant=_topic_addr(t[1]),
-        version=int(t[2], 16),
-        window_days=int(d[0:64], 16),
-        restocking_fee_bps=int(d[64:128], 16),
-        fast_refund=int(d[128:192], 16) != 0,
-        fast_refund_max_value=int(d[192:256], 16),
-        fast_refund_max_returns_90d=int(d[256:320], 16),
-        ship_by_days=int(d[320:384], 16),
-        inspect_by_days=int(d[384:448], 16),
-        dispute_window_days=int(d[448:512], 16),
-        document_digest="0x" + d[512:576],
-        published_at=int(d[576:640], 16),
-    )
-
-
-def _sale_recorded(t: Topics, d: str, p: LogPosition) -> SaleRecorded:
-    return SaleRecorded(
-        pos=p,
-        item_id=t[1].lower(),
-        merchant=_topic_addr(t[2]),
-        consumer=_topic_addr(t[3]),
-        sale_seq=int(d[0:64], 16),
-        token=_addr(d[64:128]),
-        price=int(d[128:192], 16),
-        policy_version=int(d[192:256], 16),
-        order_ref="0x" + d[256:320],
-        sold_at=int(d[320:384], 16),
-    )
-
-
-def _return_authorized(t: Topics, d: str, p: LogPosition) -> ReturnAuthorized:
-    return ReturnAuthorized(
-        pos=p,
-        return_id=t[1].lower(),
-        item_id=t[2].lower(),
-        consumer=_topic_addr(t[3]),
-        merchant=_addr(d[0:64]),
-        token=_addr(d[64:128]),
-        amount=int(d[128:192], 16),
-        fee_bps=int(d[192:256], 16),
-        fast_refund=int(d[256:320], 16) != 0,
-        policy_version=int(d[320:384], 16),
-        sale_seq=int(d[384:448], 16),
-        ship_by=int(d[448:512], 16),
-    )
-
-
-def _return_state_changed(t: Topics, d: str, p: LogPosition) -> ReturnStateChanged:
-    return ReturnStateChanged(
-        pos=p,
-        return_id=t[1].lower(),
-        state=int(t[2], 16),
-        actor=_topic_addr(t[3]),
-        previous=int(d[0:64], 16),
-        at=int(d[64:128], 16),
-        deadline=int(d[128:192], 16),
-        evidence="0x" + d[192:256],
-    )
-
-
-def _escrow_settled(t: Topics, d: str, p: LogPosition) -> EscrowSettled:
-    return EscrowSettled(
-        pos=p,
-        return_id=t[1].lower(),
-        consumer=_topic_addr(t[2]),
-        merchant=_topic_addr(t[3]),
-        token=_addr(d[0:64]),
-        consumer_amount=int(d[64:128], 16),
-        merchant_amount=int(d[128:192], 16),
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class EventSpec:
-    """What the decoder expects of one ABI event: its contract, signature and layout."""
-
-    contract: str
-    name: str
-    signature: str
-    indexed: tuple[bool, ...]
-    min_data_words: int
-    decode: DecodeFn
-
-
-_PL, _RE = "ProvenanceLedger", "ReturnsEscrow"
-_POLICY = "(uint16,uint16,bool,uint96,uint16,uint16,uint16,uint16,bytes32)"
-T, F = True, False
-SPECS: tuple[EventSpec, ...] = (
-    EventSpec(
-        _PL,
-        "ItemRegistered",
-        "ItemRegistered(bytes32,address,address,string,uint64,bytes32)",
-        (T, T, T, F, F, F),
-        4,
-        _item_registered,
-    ),
-    EventSpec(
-        _PL,
-        "ItemEventRecorded",
-        "ItemEventRecorded(bytes32,address,uint64,uint8,uint8,bytes32,bytes32,bytes32,uint64,bytes32,bytes32)",
-        (T, T, F, F, F, F, F, F, F, F, F),
-        9,
-        _item_event_recorded,
-    ),
-    EventSpec(
-        _PL,
-        "MerchantOfRecordChanged",
-        "MerchantOfRecordChanged(bytes32,address,address)",
-        (T, T, T),
-        0,
-        _merchant_changed,
-    ),
-    EventSpec(_PL, "SellerSet", "SellerSet(address,address,bool)", (T, T, F), 1, _seller_set),
-    EventSpec(_PL, "RoleGranted", "RoleGranted(bytes32,address,address)", (T, T, T), 0, _role_granted),
-    EventSpec(_PL, "RoleRevoked", "RoleRevoked(bytes32,address,address)", (T, T, T), 0, _role_revoked),
-    EventSpec(
-        _RE,
-        "PolicyPublished",
-        f"PolicyPublished(address,uint32,{_POLICY},uint64)",
-        (T, T, F, F),
-        10,
-        _policy_published,
-    ),
-    EventSpec(
-        _RE,
-        "SaleRecorded",
-        "SaleRecorded(bytes32,address,address,uint32,address,uint96,uint32,bytes32,uint64)",
-        (T, T, T, F, F, F, F, F, F),
-        6,
-        _sale_recorded,
-    ),
-    EventSpec(
-        _RE,
-        "ReturnAuthorized",
-        "ReturnAuthorized(bytes32,bytes32,address,address,address,uint96,uint16,bool,uint32,uint32,uint64)",
-        (T, T, T, F, F, F, F, F, F, F, F),
-        8,
-        _return_authorized,
-    ),
-    EventSpec(
-        _RE,
-        "ReturnStateChanged",
-        "ReturnStateChanged(bytes32,uint8,address,uint8,uint64,uint64,bytes32)",
-        (T, T, T, F, F, F, F),
-        4,
-        _return_state_changed,
-    ),
-    EventSpec(
-        _RE,
-        "EscrowSettled",
-        "EscrowSettled(bytes32,address,address,address,uint256,uint256)",
-        (T, T, T, F, F, F),
-        3,
-        _escrow_settled,
-    ),
-)
-
-
-_FAST: dict[str, tuple[int, Callable[[Topics, str], tuple[Any, ...]]]] = {
-    "ItemEventRecorded": (EVENT_TYPES.index(ItemEventRecorded), _item_event_fields)
+DERIVATIONS: dict[type[Any], dict[str, Derivation]] = {
+    ItemEventRecorded: {"hash_ok": (event_hash_matches_words, EVENT_HASH_WORDS)},
 }
-
-
-def _abi_type(param: dict[str, Any]) -> str:
-    kind = str(param["type"])
-    if kind.startswith("tuple"):
-        inner = ",".join(_abi_type(c) for c in param.get("components", []))
-        return f"({inner}){kind[len('tuple') :]}"
-    return kind
-
-
-def abi_signature(event: dict[str, Any]) -> str:
-    """The canonical signature of an ABI event entry, e.g. ``SellerSet(address,address,bool)``."""
-    return f"{event['name']}({','.join(_abi_type(p) for p in event.get('inputs', []))})"
+"""How the decoder computes each derived field (:attr:`EventSource.derived`): the function and the fields whose
+log words it takes."""
 
 
 def topic0(signature: str) -> str:
@@ -333,49 +80,52 @@ def topic0(signature: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class _Entry:
-    spec: EventSpec
+    layout: EventLayout
     address: str
-    topics: int
-    fast: tuple[int, Callable[[Topics, str], tuple[Any, ...]]] | None
-    """Where there is such a fast path (ItemEventRecorded): the event class's index on the wire
-    (:data:`~ledger_service.core.rows.EVENT_TYPES`) and the function building its own fields as a tuple."""
+    index: int
+    """The event class's index in a row (:data:`~ledger_service.core.rows.EVENT_TYPES`)."""
+    fields: FieldsFn
+    """The event's own fields read from (topics, data): the compiled reader where it applies, else the Python one."""
+    python_fields: FieldsFn
 
 
 def build_table(
     abis: dict[str, list[dict[str, Any]]], *, ledger_address: str, escrow_address: str
 ) -> dict[str, _Entry]:
-    """topic0 -> decoder for the known events, checked against the ABIs of both contracts."""
-    addresses = {_PL: ledger_address.lower(), _RE: escrow_address.lower()}
+    """topic0 -> decoder for the events of :data:`~ledger_service.core.events.EVENT_SOURCES`, each laid out from
+    the ABI of its contract and checked against its dataclass (a ConfigurationError names any disagreement)."""
+    addresses = {LEDGER: ledger_address.lower(), ESCROW: escrow_address.lower()}
     table: dict[str, _Entry] = {}
-    for spec in SPECS:
-        abi = abis.get(spec.contract)
+    for source in EVENT_SOURCES:
+        abi = abis.get(source.contract)
         if abi is None:
-            raise ConfigurationError(f"no ABI for {spec.contract}")
-        matches = [e for e in abi if e.get("type") == "event" and e.get("name") == spec.name]
-        if not matches:
-            raise ConfigurationError(
-                f"the {spec.contract} ABI has no event {spec.name}: recompile or update the indexer"
-            )
-        event = matches[0]
-        signature = abi_signature(event)
-        indexed = tuple(bool(p.get("indexed")) for p in event.get("inputs", []))
-        if signature != spec.signature or indexed != spec.indexed:
-            raise ConfigurationError(
-                f"{spec.contract}.{spec.name} in the ABI is {signature} (indexed {indexed}); the indexer decodes "
-                f"{spec.signature} (indexed {spec.indexed}): update ledger_service/indexer/decode.py"
-            )
-        table[topic0(signature)] = _Entry(
-            spec=spec,
-            address=addresses[spec.contract],
-            topics=1 + sum(indexed),
-            fast=_FAST.get(spec.name),
+            raise ConfigurationError(f"no ABI for {source.contract}")
+        layout = event_layout(source, abi)
+        derivations = DERIVATIONS.get(source.cls, {})
+        python_fields = fields_function(layout, derivations)
+        table[topic0(layout.signature)] = _Entry(
+            layout=layout,
+            address=addresses[source.contract],
+            index=EVENT_TYPES.index(source.cls),
+            fields=_compiled_fields(layout, derivations, python_fields) or python_fields,
+            python_fields=python_fields,
         )
     return table
 
 
+def _compiled_fields(layout: EventLayout, derivations: dict[str, Derivation], python: FieldsFn) -> FieldsFn | None:
+    """The accelerator's reader of ``layout``'s fields, if it is built and reads exactly this layout."""
+    if _speedups is None or layout.name != _speedups.ITEM_EVENT_NAME:
+        return None
+    if (layout.topics, layout.data_words, descriptor(layout, derivations)) != _speedups.ITEM_EVENT_LAYOUT:
+        return None
+    # the C code reads canonical logs (hex of the expected lengths) and hands any other to the Python code
+    return functools.partial(_speedups.item_event_fields, python)
+
+
 def load_abis(artifacts_dir: Path) -> dict[str, list[dict[str, Any]]]:
     """The ABIs of ProvenanceLedger and ReturnsEscrow from the compiled artifacts."""
-    return {name: load_artifact(name, artifacts_dir).abi for name in (_PL, _RE)}
+    return {name: load_artifact(name, artifacts_dir).abi for name in (LEDGER, ESCROW)}
 
 
 _FastRows = Callable[[list[Any], list[Any], Callable[[Any, list[Any]], Any]], tuple[list[Any], bool, int]]
@@ -407,12 +157,34 @@ class Decoder:
         self.skipped = 0
         self._fast_rows: _FastRows | None = None
         self._scan: _Scan | None = None
-        if _speedups is not None:
-            for topic, entry in self._table.items():
-                if entry.spec.name == "ItemEventRecorded" and entry.fast is not None:
-                    # the compiled loop: canonical ItemEventRecorded logs in C, every other log through _one
-                    self._fast_rows = functools.partial(_speedups.decode_item_rows, topic, entry.address, entry.fast[0])
-                    self._scan = functools.partial(_speedups.decode_response_rows, topic, entry.address, entry.fast[0])
+        self.compiled = False
+        """Whether the compiled accelerator reads ItemEventRecorded (built, and the layout it reads is the ABI's)."""
+        for topic, entry in self._table.items():
+            if _speedups is not None and entry.fields is not entry.python_fields:
+                # the compiled loop: canonical ItemEventRecorded logs in C, every other log through _one
+                self._fast_rows = functools.partial(_speedups.decode_item_rows, topic, entry.address, entry.index)
+                self._scan = functools.partial(_speedups.decode_response_rows, topic, entry.address, entry.index)
+                self.compiled = True
+        if _speedups is not None and not self.compiled:
+            log.warning(
+                "compiled_decoder_not_used",
+                hint=f"the ABI's {_speedups.ITEM_EVENT_NAME} is not the layout ledger_service/indexer/_speedups.c "
+                "reads: decoding runs in Python, slower (update the C code to the new layout to speed it up again)",
+            )
+
+    def python_fields(self, event: str) -> FieldsFn:
+        """The Python reader of ``event``'s own fields (the reference the compiled reader is tested against)."""
+        for entry in self._table.values():
+            if entry.layout.name == event:
+                return entry.python_fields
+        raise KeyError(event)
+
+    def fields(self, event: str) -> FieldsFn:
+        """The reader of ``event``'s own fields the decoder uses: the compiled one where it applies."""
+        for entry in self._table.values():
+            if entry.layout.name == event:
+                return entry.fields
+        raise KeyError(event)
 
     @classmethod
     def from_artifacts(cls, artifacts_dir: Path, *, ledger_address: str, escrow_address: str) -> Decoder:
@@ -426,7 +198,7 @@ class Decoder:
     @property
     def topic_names(self) -> dict[str, str]:
         """topic0 -> the event's ABI name, of the events this decoder knows."""
-        return {topic: entry.spec.name for topic, entry in self._table.items()}
+        return {topic: entry.layout.name for topic, entry in self._table.items()}
 
     def decode(self, logs: Iterable[Any]) -> list[DecodedEvent]:
         """Decodes ``logs`` (``eth_getLogs`` result items) into events sorted by (block, log index)."""
@@ -503,7 +275,8 @@ class Decoder:
             if address != entry.address and address.lower() != entry.address:
                 return None
             data = raw["data"][2:].lower()
-            if len(topics) != entry.topics or len(data) < 64 * entry.spec.min_data_words or len(data) % 64:
+            layout = entry.layout
+            if len(topics) != layout.topics or len(data) < 64 * layout.min_data_words or len(data) % 64:
                 raise ValueError(f"{len(topics)} topics and {len(data) // 2} data bytes")
             key = raw["blockHash"]
             if key != state[0]:
@@ -512,10 +285,10 @@ class Decoder:
             if key != state[3]:
                 state[3:6] = key, key.lower(), int(raw["transactionIndex"], 16)
             place = (state[2], state[1], state[4], state[5], int(raw["logIndex"], 16), entry.address)
-            if rows and entry.fast is not None:
-                return (entry.fast[0], place, entry.fast[1](topics, data))
-            event = entry.spec.decode(topics, data, LogPosition(*place))
-            return encode_event(event) if rows else event
+            if rows:
+                return (entry.index, place, entry.fields(topics, data))
+            event: DecodedEvent = EVENT_TYPES[entry.index](LogPosition(*place), *entry.fields(topics, data))
+            return event
         except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
             raise MalformedLogError(f"cannot decode the log {_where(raw)}: {type(exc).__name__}: {exc}") from None
 

@@ -9,7 +9,7 @@ from eth_utils.crypto import keccak as eth_keccak
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger_service.core.hashchain import event_hash_hex, event_hash_matches_log
+from ledger_service.core.hashchain import event_hash_hex, event_hash_matches_words
 from ledger_service.core.keccak import keccak
 
 bytes32 = st.binary(min_size=32, max_size=32)
@@ -24,6 +24,13 @@ HASHED_FIELDS = {
     "ts": uint64,
 }
 """The event hash's inputs but the three hashed into dataHash."""
+
+
+def event_hash_matches_log(item_topic: str, actor_topic: str, data: str) -> bool:
+    """The check on an ItemEventRecorded log as the contract lays it out: topics itemId and actor, data words
+    seq, bizStep, disposition, location, document, bizTransaction, timestamp, prevHash, eventHash."""
+    d = [data[i : i + 64] for i in range(0, 576, 64)]
+    return event_hash_matches_words(d[7], item_topic[2:], d[0], d[1], d[2], actor_topic[2:], *d[3:7], d[8])
 
 
 def _reference(
