@@ -116,6 +116,10 @@ def _annotation_types(annotation: Any) -> set[type]:
     return {annotation} if isinstance(annotation, type) else set()
 
 
+def _shown(annotation: Any) -> str:
+    return annotation.__name__ if isinstance(annotation, type) else str(annotation)
+
+
 def event_layout(source: EventSource, abi: list[dict[str, Any]]) -> EventLayout:
     """The layout of ``source``'s event in ``abi`` (one contract's ABI), checked against its dataclass."""
     where = f"{source.contract}.{source.event}"
@@ -184,7 +188,7 @@ def event_layout(source: EventSource, abi: list[dict[str, Any]]) -> EventLayout:
         if expected not in _annotation_types(hints[name]):
             raise ConfigurationError(
                 f"{where}: the parameter for {cls.__name__}.{name} is {abi_types[name]}, which decodes to "
-                f"{expected.__name__}, but the field is declared {hints[name]}"
+                f"{expected.__name__}, but the field is declared {_shown(hints[name])}"
             )
         layouts.append(layout)
     if found:
