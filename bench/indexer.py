@@ -3,6 +3,7 @@ PostgreSQL, and follow-mode latency, all in one run over the same chain.
 
 Run from the repository root:
     .venv/bin/python bench/indexer.py [--events 1000000] [--postgres-url URL] [--profile]
+    .venv/bin/python bench/indexer.py --baseline ../before [--repeats 3]
 
 The default, 1M events (~6 min here, 3 of them generating the chain), is the scale the memory target is
 set at, and where the throughput ratios measure the indexer's steady pace rather than the CLI's ~0.5 s
@@ -33,9 +34,13 @@ Steps:
 5. (e) with ``--checks-repeats N`` (default 1): SQLite backfills without the completeness checks, with the
    bloom check, with bloom + itemOf reconciliation (the default, as in (b) and (c)) and with the receipts
    proof too, interleaved N rounds; the median wall time of each and its ratio to the one without;
-6. with ``--profile``: an in-process backfill into a fresh SQLite file (and PostgreSQL unless
-   ``--no-postgres``) under cProfile, the writer and the fetch thread profiled separately; prints the
-   top functions by own time.
+6. with ``--profile``: ``ledger-indexer backfill --profile DIR`` into a fresh SQLite file (and PostgreSQL
+   unless ``--no-postgres``): the top functions by own time of its writer thread and of its fetch thread.
+
+With ``--baseline DIR`` (another checkout with its own ``.venv``, e.g. the main branch before a change), the
+run stops after (a): the chain is backfilled by that checkout's ``ledger-indexer`` and by ours, interleaved
+``--repeats`` rounds (the order alternating), into fresh SQLite files and PostgreSQL schemas; it prints each
+one's median wall time, its ratio to (a) and the after/before ratio.
 
 Prints a table (events/s, ratio to (a), peak RSS, follow p50/p95, PASS/MISS per target in TARGETS)
 and, last, one JSON line with every figure. A measurement: exits 0 whatever the figures, 2 when
@@ -46,7 +51,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import cProfile
 import io
 import json
 import os
@@ -332,9 +336,11 @@ class ChildRun:
     postgres_cpu_s: float = float("nan")
 
 
-def cli_args(chain: Chain, url: str, args: argparse.Namespace) -> list[str]:
+def cli_args(chain: Chain, url: str, args: argparse.Namespace, *, checkout: Path | None = None) -> list[str]:
+    """``ledger-indexer`` and its options for ``chain`` and ``url``: ours, or the one of ``checkout`` (its .venv)."""
+    command = console_script("ledger-indexer") if checkout is None else [str(checkout / ".venv/bin/ledger-indexer")]
     return [
-        *console_script("ledger-indexer"),
+        *command,
         "--rpc-url",
         chain.node.url,
         "--database-url",
@@ -348,9 +354,9 @@ def cli_args(chain: Chain, url: str, args: argparse.Namespace) -> list[str]:
     ]
 
 
-def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+def child_env(extra: dict[str, str] | None = None, *, checkout: Path | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
-    env["LEDGER_ARTIFACTS_DIR"] = str(ARTIFACTS)
+    env["LEDGER_ARTIFACTS_DIR"] = str(ARTIFACTS if checkout is None else checkout / "build" / "contracts")
     env.update(extra or {})
     return env
 
@@ -382,14 +388,24 @@ class Child:
     """A command run through the launcher: exit code, peak RSS and CPU time of the command itself."""
 
     def __init__(
-        self, command: list[str], log_path: Path, *, sample_memory: bool = False, env: dict[str, str] | None = None
+        self,
+        command: list[str],
+        log_path: Path,
+        *,
+        sample_memory: bool = False,
+        env: dict[str, str] | None = None,
+        checkout: Path | None = None,
     ) -> None:
         self.log_path = log_path
         self.usage_path = log_path.with_suffix(".usage")
         self._log = log_path.open("wb")
         launcher = [sys.executable, "-S", "-c", _LAUNCHER, str(self.usage_path), *command]
         self.process = subprocess.Popen(
-            launcher, stdout=self._log, stderr=subprocess.STDOUT, cwd=ROOT, env=child_env(env)
+            launcher,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            cwd=checkout or ROOT,
+            env=child_env(env, checkout=checkout),
         )
         self.memory = TreeMemory(self.process.pid) if sample_memory else None
         """The summed PSS of the command's processes, sampled (backfills; the follow-latency runs are left
@@ -427,6 +443,8 @@ def run_backfill(
     postgres: bool = False,
     sample_memory: bool = False,
     env: dict[str, str] | None = None,
+    checkout: Path | None = None,
+    extra: tuple[str, ...] = (),
 ) -> ChildRun:
     """One ``ledger-indexer backfill`` into ``url``. With ``sample_memory`` its processes' summed PSS is
     sampled all along (a /proc walk every 50 ms, which costs this process ~2 s of CPU per 1M-event backfill
@@ -434,7 +452,11 @@ def run_backfill(
     anvil0, pg0 = process_cpu(chain.node.process.pid), postgres_cpu() if postgres else float("nan")
     began = time.perf_counter()
     child = Child(
-        [*cli_args(chain, url, args), "backfill", "--no-progress"], log_path, sample_memory=sample_memory, env=env
+        [*cli_args(chain, url, args, checkout=checkout), "backfill", "--no-progress", *extra],
+        log_path,
+        sample_memory=sample_memory,
+        env=env,
+        checkout=checkout,
     )
     code, rss_mb, cpu_s = child.finish()
     wall = time.perf_counter() - began
@@ -629,49 +651,20 @@ def time_split(stats: pstats.Stats, total: float) -> str:
     return "".join(lines)
 
 
-def profile_backfill(chain: Chain, url: str, args: argparse.Namespace, top: int) -> str:
-    """cProfile of ``ledger-indexer backfill`` run in this process; the writer and fetch threads apart."""
-    from ledger_service.indexer import cli, sync
-
-    fetch_profiles: list[cProfile.Profile] = []
-    original_run = sync.Prefetcher._run
-
-    def profiled_run(self: Any) -> None:
-        profile = cProfile.Profile()
-        fetch_profiles.append(profile)
-        profile.enable()
-        try:
-            original_run(self)
-        finally:
-            profile.disable()
-
-    argv = [*cli_args(chain, url, args)[1:], "backfill", "--no-progress"]
-    writer = cProfile.Profile()
-    sync.Prefetcher._run = profiled_run  # type: ignore[method-assign]
-    previous_env = {k: os.environ.pop(k) for k in list(os.environ) if k.startswith("LEDGER_")}
-    os.environ["LEDGER_ARTIFACTS_DIR"] = str(ARTIFACTS)
-    os.environ["LEDGER_LOG_LEVEL"] = "WARNING"
-    began, began_cpu = time.perf_counter(), time.process_time()
-    try:
-        writer.enable()
-        code = cli.main(argv)
-        writer.disable()
-    finally:
-        sync.Prefetcher._run = original_run  # type: ignore[method-assign]
-        for key in [k for k in os.environ if k.startswith("LEDGER_")]:
-            del os.environ[key]
-        os.environ.update(previous_env)
-    wall, cpu = time.perf_counter() - began, time.process_time() - began_cpu
-    if code != 0:
-        raise SetupError(f"in-process backfill for the profile exited with {code}")
+def profile_backfill(chain: Chain, url: str, args: argparse.Namespace, top: int, workdir: Path) -> str:
+    """``ledger-indexer backfill --profile``: cProfile of its writer thread and of its fetch thread apart."""
+    folder = workdir / f"profile-{uuid.uuid4().hex[:8]}"
+    child = run_backfill(chain, url, args, folder.with_suffix(".log"), extra=("--profile", str(folder)))
     out = io.StringIO()
-    out.write(f"in-process backfill under cProfile: {wall:.1f} s wall, {cpu:.1f} s CPU (both threads)\n")
-    for name, profiles in (("writer thread (main)", [writer]), ("fetch thread (Prefetcher)", fetch_profiles)):
-        if not profiles:
+    out.write(f"backfill under cProfile: {child.wall_s:.1f} s wall, {child.cpu_s:.1f} s CPU (all threads)\n")
+    groups = [("writer thread (main)", sorted(folder.glob("main.pstats")))]
+    groups.append(("fetch thread(s)", sorted(folder.glob("thread-*-ledger-indexer-fetch*.pstats"))))
+    for name, files in groups:
+        if not files:
             continue
-        stats = pstats.Stats(profiles[0], stream=out)
-        for extra in profiles[1:]:
-            stats.add(extra)
+        stats = pstats.Stats(str(files[0]), stream=out)
+        for extra in files[1:]:
+            stats.add(str(extra))
         total = max(row[3] for row in stats.stats.values())  # type: ignore[attr-defined]
         out.write(f"\n--- {name}: {total:.2f} s in the thread; where it goes (cumulative time, share) ---\n")
         out.write(time_split(stats, total))
@@ -736,6 +729,50 @@ CHECK_VARIANTS: dict[str, dict[str, str]] = {
 }
 """(e): the completeness checks of ledger_service/indexer/completeness.py, off and on (the default is
 bloom_reconcile: (b) and (c) run with it)."""
+
+
+def _remove_sqlite(path: Path) -> None:
+    for leftover in path.parent.glob(path.name + "*"):
+        leftover.unlink()
+
+
+def compare_baseline(
+    chain: Chain, args: argparse.Namespace, workdir: Path, events: int, raw_rate: float
+) -> dict[str, Any]:
+    """Backfills of the same chain by ``args.baseline``'s ledger-indexer and by ours, interleaved (the order
+    alternating each round) ``args.repeats`` rounds, into fresh SQLite files and PostgreSQL schemas: each
+    one's median wall time, its ratio to the raw ceiling of this run, and the after/before ratio."""
+    checkouts: dict[str, Path | None] = {"before": args.baseline.resolve(), "after": None}
+    databases = ["sqlite"] + ([] if args.no_postgres else ["postgres"])
+    walls: dict[tuple[str, str], list[float]] = {(db, who): [] for db in databases for who in checkouts}
+    for round_ in range(args.repeats):
+        for db in databases:
+            order = list(checkouts) if round_ % 2 == 0 else list(reversed(checkouts))
+            for who in order:
+                log_path = workdir / f"compare-{db}-{who}-{round_}.log"
+                with contextlib.ExitStack() as scope:
+                    if db == "sqlite":
+                        path = workdir / f"compare-{who}-{round_}.sqlite3"
+                        scope.callback(_remove_sqlite, path)
+                        url = f"sqlite:///{path}"
+                    else:
+                        url = scope.enter_context(pg_schema(args.postgres_url))
+                    child = run_backfill(chain, url, args, log_path, postgres=db == "postgres", checkout=checkouts[who])
+                walls[db, who].append(child.wall_s)
+                say(f"  round {round_ + 1} {db:<8} {who:<6} {child.wall_s:7.2f} s ({events / child.wall_s:,.0f} ev/s)")
+    out: dict[str, Any] = {"baseline": str(args.baseline), "repeats": args.repeats}
+    for db in databases:
+        before, after = (statistics.median(walls[db, who]) for who in ("before", "after"))
+        out[db] = {
+            "before_walls_s": [round(w, 2) for w in walls[db, "before"]],
+            "after_walls_s": [round(w, 2) for w in walls[db, "after"]],
+            "before_median_s": round(before, 2),
+            "after_median_s": round(after, 2),
+            "before_ratio": round(events / before / raw_rate, 3),
+            "after_ratio": round(events / after / raw_rate, 3),
+            "after_over_before": round(before / after, 3),
+        }
+    return out
 
 
 def compare_checks(chain: Chain, args: argparse.Namespace, workdir: Path, events: int) -> dict[str, Any]:
@@ -889,7 +926,16 @@ def main() -> int:
         "--follow-poll-interval", type=float, default=0.2, help="the follower's --poll-interval (default: its 0.2)"
     )
     parser.add_argument("--logs", type=Path, help="copy the indexer's logs into this folder at the end")
-    parser.add_argument("--profile", action="store_true", help="also profile an in-process backfill (cProfile)")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="DIR",
+        help="another checkout with its own .venv (e.g. the main branch before a change): after (a), backfill the "
+        "chain with its ledger-indexer and with ours, interleaved --repeats rounds, and print both medians, their "
+        "ratios to (a) and after/before; then stop (no (b)-(e))",
+    )
+    parser.add_argument("--repeats", type=int, default=3, help="rounds of the --baseline comparison (default 3)")
+    parser.add_argument("--profile", action="store_true", help="also profile a backfill (ledger-indexer --profile)")
     parser.add_argument("--profile-top", type=int, default=25, help="functions per profile listing (default 25)")
     parser.add_argument(
         "--checks-repeats",
@@ -899,8 +945,10 @@ def main() -> int:
         "+ receipts proof), interleaved; 0 skips (default 1)",
     )
     args = parser.parse_args()
-    if args.batch < 1 or args.events < 1 or args.fetch_processes < 1:
-        parser.error("--events, --batch and --fetch-processes must be positive")
+    if args.batch < 1 or args.events < 1 or args.fetch_processes < 1 or args.repeats < 1:
+        parser.error("--events, --batch, --fetch-processes and --repeats must be positive")
+    if args.baseline is not None and not (args.baseline / ".venv/bin/ledger-indexer").exists():
+        parser.error(f"--baseline {args.baseline}: no .venv/bin/ledger-indexer there (bootstrap that checkout first)")
     try:
         return run(args)
     except SetupError as exc:
@@ -956,6 +1004,29 @@ def run(args: argparse.Namespace) -> int:
             raw_passes_events_per_s=[round(p.rate) for p in passes],
             raw_requests=passes[0].requests,
         )
+
+        if args.baseline is not None:
+            say(f"\nbefore ({args.baseline}) and after (this checkout), {args.repeats} interleaved rounds ...")
+            figures["compare"] = compare = compare_baseline(chain, args, workdir, n, raw_rate)
+            rows = []
+            for db in ("sqlite", "postgres"):
+                if db in compare:
+                    c = compare[db]
+                    rows.append(
+                        [
+                            db,
+                            f"{c['before_median_s']:.2f} s",
+                            f"{c['after_median_s']:.2f} s",
+                            f"{c['before_ratio']:.3f}",
+                            f"{c['after_ratio']:.3f}",
+                            f"{c['after_over_before']:.3f}",
+                        ]
+                    )
+            say(f"\nraw ceiling (a): {raw_rate:,.0f} logs/s over {n:,} logs")
+            header = ["index", "before median", "after median", "before/raw", "after/raw", "after/before"]
+            say("\n".join(table([header, *rows], align="lrrrrr", indent="  ")))
+            json_line({"bench": "indexer-compare", **figures})
+            return 0
 
         def backfill(key: str, label: str, url: str) -> None:
             say(f"\n{label} ...")
@@ -1054,7 +1125,7 @@ def run(args: argparse.Namespace) -> int:
             for name, make_url_ in profile_urls:
                 say(f"\n===== profile: backfill -> {name} =====")
                 say(stage_costs(chain, make_url_(), args))
-                say(profile_backfill(chain, make_url_(), args, args.profile_top))
+                say(profile_backfill(chain, make_url_(), args, args.profile_top, workdir))
         json_line({"bench": "indexer", **figures})
     return 0
 

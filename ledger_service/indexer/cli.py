@@ -18,6 +18,7 @@ database stayed unavailable through all retries, 130 when interrupted.
 from __future__ import annotations
 
 import argparse
+import cProfile
 import gc
 import logging
 import os
@@ -159,6 +160,47 @@ def _stop_on_signals() -> Iterator[threading.Event]:
 
 
 def cmd_backfill(settings: Settings, args: argparse.Namespace) -> int:
+    if args.profile is None:
+        return _cmd_backfill(settings, args)
+    with _profiled(args.profile):
+        return _cmd_backfill(settings, args)
+
+
+@contextmanager
+def _profiled(folder: Path) -> Iterator[None]:
+    """cProfile of this thread (``folder/main.pstats``) and of every thread started meanwhile
+    (``folder/thread-<n>-<name>.pstats``).
+
+    ``threading.setprofile`` runs its function first thing in each new thread: there it starts that thread's own
+    profiler, which replaces the function for the rest of the thread.
+    """
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigurationError(f"cannot create the profile folder {folder}: {exc.strerror}") from None
+    profiles: list[tuple[str, cProfile.Profile]] = []
+
+    def start(*_: object) -> None:
+        profile = cProfile.Profile()
+        profiles.append((threading.current_thread().name, profile))
+        profile.enable()
+
+    main = cProfile.Profile()
+    threading.setprofile(start)
+    main.enable()
+    try:
+        yield
+    finally:
+        main.disable()
+        threading.setprofile(None)
+        main.create_stats()
+        main.dump_stats(folder / "main.pstats")
+        for number, (name, profile) in enumerate(profiles, 1):
+            profile.create_stats()
+            profile.dump_stats(folder / f"thread-{number}-{name}.pstats")
+
+
+def _cmd_backfill(settings: Settings, args: argparse.Namespace) -> int:
     url = settings.database_url
     with _rpc(settings, args) as rpc:
         deployment = resolve_deployment(settings, rpc)
@@ -418,6 +460,14 @@ def build_parser() -> argparse.ArgumentParser:
     backfill.add_argument("--to-block", type=int, help="stop at this block instead of the head")
     backfill.add_argument(
         "--progress", action=argparse.BooleanOptionalAction, default=None, help="progress bar (default: on a tty)"
+    )
+    backfill.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="profile the backfill (cProfile): main.pstats (the writer) and thread-<n>-<name>.pstats per other "
+        "thread written into DIR "
+        "(read them with python -m pstats); fetch processes are not profiled",
     )
     follow = commands.add_parser("follow", help="keep up with new blocks until SIGINT/SIGTERM")
     follow.add_argument("--poll-interval", type=float, default=0.2, help="seconds between polls when idle")
