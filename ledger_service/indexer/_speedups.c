@@ -1,13 +1,19 @@
-/* Compiled hot path of a fetch process: ItemEventRecorded's wire fields and its eventHash check, and the
+/* Compiled hot path of a fetch process: one event's fields (with its eventHash check) read from a log, and the
  * reading of an eth_getLogs answer from its bytes (decode_response_rows, below).
  *
- * item_event_fields(fallback, topics, data) returns what decode._item_event_fields_py(topics, data)
- * returns (the decoder's wire tuple of an ItemEventRecorded log, the eventHash check included). It reads
- * the canonical form itself: topics a list or tuple whose items 1 and 2 are "0x" and 64 hex digits, data
- * (the caller strips "0x" and lowercases it) at least 9 words of lowercase hex. Any other form goes to
- * fallback(topics, data), the Python code, which reads it (or raises on it) as before: the two paths
- * agree by construction on everything this one declines, and tests/ledger_service/indexer/
- * test_speedups.py checks that they agree on everything it accepts.
+ * Nothing here knows an event's shape: layout(topics, data_words, fields) compiles the descriptor that
+ * ledger_service/indexer/layout.py's descriptor() makes from the contract ABI (per field: its kind and its
+ * topic or data word; the eventHash check: the words of core/hashchain.py's EVENT_HASH_WORDS), and every
+ * function below takes that layout. A descriptor with a kind this code does not read (a string, a
+ * constant, another derived field) is refused with ValueError: the decoder then runs its Python reader.
+ *
+ * event_fields(layout, fallback, topics, data) returns what the Python reader made from the same layout
+ * returns for (topics, data). It reads the canonical form itself: topics a list or tuple of at least the
+ * layout's count whose items after topic0 are "0x" and 64 hex digits, data (the caller strips "0x" and
+ * lowercases it) at least the layout's words of lowercase hex. Any other form goes to fallback(topics,
+ * data), the Python reader, which reads it (or raises on it) as before: the two paths agree by
+ * construction on everything this one declines, and tests/ledger_service/indexer/test_speedups.py checks
+ * that they agree on everything it accepts.
  *
  * keccak256 is the Keccak-f[1600] permutation of GNU Nettle (sha3_permute, part of its public API)
  * with Ethereum's original Keccak padding (0x01 ... 0x80; SHA3-256 pads with 0x06) at a rate of 136
@@ -121,83 +127,197 @@ static const char *canonical_topic(PyObject *topic) {
     return s;
 }
 
-/* event_hash_matches_log for canonical input (core/hashchain.py). */
-static int hash_matches(const char *item, const char *actor, const char *d) {
-    if (!all_zero_digits(d, 48) || !all_zero_digits(d + 64, 62) || !all_zero_digits(d + 128, 62) ||
-        !all_zero_digits(d + 384, 48))
+/* ---- layouts ------------------------------------------------------------------------------------ */
+
+#define MAX_TOPICS 4 /* topic0 and up to three indexed parameters: the EVM's LOG4 */
+#define MAX_FIELDS 64
+#define HASH_WORDS 11 /* core/hashchain.py's EVENT_HASH_WORDS */
+
+enum { KIND_TOPIC_BYTES32, KIND_TOPIC_ADDRESS, KIND_TOPIC_UINT, KIND_TOPIC_BOOL, KIND_BYTES32, KIND_ADDRESS, KIND_UINT, KIND_BOOL, KIND_HASH_OK };
+static const char *const KIND_NAMES[] = {"topic_bytes32", "topic_address", "topic_uint", "topic_bool", "bytes32",
+                                         "address", "uint", "bool", "derived:event_hash_matches_words"};
+#define NKINDS ((int)(sizeof KIND_NAMES / sizeof KIND_NAMES[0]))
+
+typedef struct {
+    int topic; /* 1: topics[index], 0: data word index */
+    int index;
+} source_t;
+
+typedef struct {
+    int topics; /* topic0 included */
+    int data_words;
+    int nfields;
+    int kinds[MAX_FIELDS];
+    int srcs[MAX_FIELDS];
+    source_t hash[HASH_WORDS]; /* the eventHash check's words, if a field is KIND_HASH_OK */
+} layout_t;
+
+static const char LAYOUT_CAPSULE[] = "ledger_service.indexer._speedups.layout";
+
+static void free_layout(PyObject *capsule) { PyMem_Free(PyCapsule_GetPointer(capsule, LAYOUT_CAPSULE)); }
+
+static const layout_t *get_layout(PyObject *capsule) {
+    return (const layout_t *)PyCapsule_GetPointer(capsule, LAYOUT_CAPSULE); /* sets TypeError/ValueError */
+}
+
+static int bad_layout(const char *why) {
+    PyErr_Format(PyExc_ValueError, "layout: %s", why);
+    return -1;
+}
+
+/* A source ("topic", i) or ("word", i) within the layout's topics and words: 0, or -1 with ValueError. */
+static int read_source(PyObject *item, const layout_t *l, source_t *out) {
+    const char *where;
+    int index;
+    if (!PyTuple_Check(item) || !PyArg_ParseTuple(item, "si", &where, &index)) {
+        PyErr_Clear();
+        return bad_layout("a source is not (\"topic\" or \"word\", index)");
+    }
+    out->topic = strcmp(where, "topic") == 0;
+    out->index = index;
+    if (out->topic ? (index < 1 || index >= l->topics) : (strcmp(where, "word") != 0 || index < 0 || index >= l->data_words))
+        return bad_layout("a source outside the log");
+    return 0;
+}
+
+/* layout(topics, data_words, fields) -> an opaque layout for the functions below (see the top of this file). */
+static PyObject *py_layout(PyObject *self, PyObject *args) {
+    (void)self;
+    int topics, data_words;
+    PyObject *fields;
+    if (!PyArg_ParseTuple(args, "iiO!", &topics, &data_words, &PyTuple_Type, &fields)) return NULL;
+    layout_t *l = PyMem_Calloc(1, sizeof *l);
+    if (l == NULL) return PyErr_NoMemory();
+    l->topics = topics;
+    l->data_words = data_words;
+    l->nfields = (int)PyTuple_GET_SIZE(fields);
+    if (topics < 1 || topics > MAX_TOPICS || data_words < 0 || data_words > 4096 || l->nfields > MAX_FIELDS) {
+        bad_layout("topics, data words or fields out of range");
+        goto fail;
+    }
+    for (int i = 0; i < l->nfields; i++) {
+        PyObject *item = PyTuple_GET_ITEM(fields, i);
+        if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 2 || !PyUnicode_Check(PyTuple_GET_ITEM(item, 0))) {
+            bad_layout("a field is not (kind, source)");
+            goto fail;
+        }
+        const char *kind = PyUnicode_AsUTF8(PyTuple_GET_ITEM(item, 0));
+        if (kind == NULL) goto fail;
+        int k = -1;
+        for (int j = 0; j < NKINDS; j++)
+            if (strcmp(kind, KIND_NAMES[j]) == 0) k = j;
+        if (k < 0) {
+            PyErr_Format(PyExc_ValueError, "layout: fields of kind %s are not read by the compiled code", kind);
+            goto fail;
+        }
+        l->kinds[i] = k;
+        PyObject *src = PyTuple_GET_ITEM(item, 1);
+        if (k == KIND_HASH_OK) {
+            if (!PyTuple_Check(src) || PyTuple_GET_SIZE(src) != HASH_WORDS) {
+                bad_layout("the eventHash check takes 11 words");
+                goto fail;
+            }
+            for (int j = 0; j < HASH_WORDS; j++)
+                if (read_source(PyTuple_GET_ITEM(src, j), l, &l->hash[j]) < 0) goto fail;
+            continue;
+        }
+        long index = PyLong_Check(src) ? PyLong_AsLong(src) : -1;
+        if (index == -1 && PyErr_Occurred()) goto fail;
+        int topic = k <= KIND_TOPIC_BOOL;
+        if (topic ? (index < 1 || index >= topics) : (index < 0 || index >= data_words)) {
+            bad_layout("a field outside the log");
+            goto fail;
+        }
+        l->srcs[i] = (int)index;
+    }
+    PyObject *capsule = PyCapsule_New(l, LAYOUT_CAPSULE, free_layout);
+    if (capsule == NULL) goto fail;
+    return capsule;
+fail:
+    PyMem_Free(l);
+    return NULL;
+}
+
+/* ---- one log's fields ---------------------------------------------------------------------------- */
+
+/* event_hash_matches_words (core/hashchain.py) on canonical input: tp[i] the 64 hex digits of topic i, d the data. */
+static int hash_matches(const layout_t *l, const char *const *tp, const char *d) {
+    const char *w[HASH_WORDS];
+    for (int i = 0; i < HASH_WORDS; i++) w[i] = l->hash[i].topic ? tp[l->hash[i].index] : d + 64 * l->hash[i].index;
+    /* prev_hash, item_id, seq, biz_step, disposition, actor, location, document, biz_transaction, timestamp,
+       event_hash: the integers canonical (no bits above uint64 or uint8), the logged hash lowercase as Python
+       compares its text */
+    if (!all_zero_digits(w[2], 48) || !all_zero_digits(w[3], 62) || !all_zero_digits(w[4], 62) ||
+        !all_zero_digits(w[9], 48) || !all_hex(w[10], 64, 1))
         return 0;
     uint8_t data_words[96], preimage[256], digest[32], logged[32];
-    unhex(d + 192, 96, data_words); /* location, document, bizTransaction */
-    unhex(d + 448, 32, preimage);   /* prevHash */
-    unhex(item + 2, 32, preimage + 32);
-    unhex(d, 96, preimage + 64);    /* seq, bizStep, disposition */
-    memset(preimage + 160, 0, 12);  /* the actor's word */
-    unhex(actor + 26, 20, preimage + 172);
+    for (int i = 0; i < 3; i++) unhex(w[6 + i], 32, data_words + 32 * i); /* location, document, bizTransaction */
+    for (int i = 0; i < 5; i++) unhex(w[i], 32, preimage + 32 * i);       /* prevHash .. disposition */
+    memset(preimage + 160, 0, 12);                                        /* the actor's word */
+    unhex(w[5] + 24, 20, preimage + 172);
     keccak256(data_words, sizeof data_words, preimage + 192); /* dataHash */
-    unhex(d + 384, 32, preimage + 224);                         /* timestamp */
+    unhex(w[9], 32, preimage + 224);                          /* timestamp */
     keccak256(preimage, sizeof preimage, digest);
-    unhex(d + 512, 32, logged);
+    unhex(w[10], 32, logged);
     return memcmp(digest, logged, 32) == 0;
 }
 
-/* The wire fields of a canonical log (item and actor topics checked, d: at least 576 lowercase hex digits). */
-static PyObject *fields_tuple(const char *item, const char *actor, const char *d) {
-    PyObject *out = PyTuple_New(12);
+/* The fields of a canonical log (tp: each topic's 64 checked hex digits, d: the layout's words of lowercase hex). */
+static PyObject *fields_tuple(const layout_t *l, const char *const *tp, const char *d) {
+    PyObject *out = PyTuple_New(l->nfields);
     if (out == NULL) return NULL;
-    PyObject *fields[12] = {
-        prefixed_lower(item + 2, 64),
-        prefixed_lower(actor + 26, 40),
-        word_int(d),
-        word_int(d + 64),
-        word_int(d + 128),
-        prefixed_lower(d + 192, 64),
-        prefixed_lower(d + 256, 64),
-        prefixed_lower(d + 320, 64),
-        word_int(d + 384),
-        prefixed_lower(d + 448, 64),
-        prefixed_lower(d + 512, 64),
-        PyBool_FromLong(hash_matches(item, actor, d)),
-    };
-    for (int i = 0; i < 12; i++) {
-        if (fields[i] == NULL) {
-            for (int j = 0; j < 12; j++) Py_XDECREF(fields[j]);
+    for (int i = 0; i < l->nfields; i++) {
+        int k = l->kinds[i];
+        const char *w = k <= KIND_TOPIC_BOOL ? tp[l->srcs[i]] : d + 64 * l->srcs[i];
+        PyObject *v;
+        switch (k) {
+        case KIND_TOPIC_BYTES32:
+        case KIND_BYTES32: v = prefixed_lower(w, 64); break;
+        case KIND_TOPIC_ADDRESS:
+        case KIND_ADDRESS: v = prefixed_lower(w + 24, 40); break;
+        case KIND_TOPIC_UINT:
+        case KIND_UINT: v = word_int(w); break;
+        case KIND_TOPIC_BOOL:
+        case KIND_BOOL: v = PyBool_FromLong(!all_zero_digits(w, 64)); break;
+        default: v = PyBool_FromLong(hash_matches(l, tp, d)); break;
+        }
+        if (v == NULL) {
             Py_DECREF(out);
             return NULL;
         }
+        PyTuple_SET_ITEM(out, i, v);
     }
-    for (int i = 0; i < 12; i++) PyTuple_SET_ITEM(out, i, fields[i]);
     return out;
 }
 
-/* fields_tuple of topics t1, t2 and data d (at least 576 characters) if they are canonical; else NULL with no
-   exception set (the caller takes the Python path). */
-static PyObject *canonical_fields(PyObject *t1, PyObject *t2, const char *d) {
-    const char *item = canonical_topic(t1), *actor = canonical_topic(t2);
-    if (item == NULL || actor == NULL || !all_hex(d, 576, 1)) return NULL;
-    return fields_tuple(item, actor, d);
+/* fields_tuple of a log whose topics (a list or tuple of at least the layout's count) and data (d: at least the
+   layout's words) are canonical; else NULL with no exception set (the caller takes the Python path). */
+static PyObject *canonical_fields(const layout_t *l, PyObject *topics, const char *d) {
+    const char *tp[MAX_TOPICS] = {NULL};
+    PyObject **items = PySequence_Fast_ITEMS(topics);
+    for (int i = 1; i < l->topics; i++) {
+        const char *t = canonical_topic(items[i]);
+        if (t == NULL) return NULL;
+        tp[i] = t + 2;
+    }
+    if (!all_hex(d, 64 * (Py_ssize_t)l->data_words, 1)) return NULL;
+    return fields_tuple(l, tp, d);
 }
 
-static PyObject *item_event_fields(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+static PyObject *event_fields(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     (void)self;
-    if (nargs != 3) {
-        PyErr_SetString(PyExc_TypeError, "item_event_fields(fallback, topics, data) takes 3 arguments");
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "event_fields(layout, fallback, topics, data) takes 4 arguments");
         return NULL;
     }
-    PyObject *topics = args[1], *data = args[2];
-    PyObject *t1, *t2;
-    if (PyList_Check(topics) && PyList_GET_SIZE(topics) >= 3) {
-        t1 = PyList_GET_ITEM(topics, 1);
-        t2 = PyList_GET_ITEM(topics, 2);
-    } else if (PyTuple_Check(topics) && PyTuple_GET_SIZE(topics) >= 3) {
-        t1 = PyTuple_GET_ITEM(topics, 1);
-        t2 = PyTuple_GET_ITEM(topics, 2);
-    } else {
-        return PyObject_Vectorcall(args[0], args + 1, 2, NULL);
-    }
+    const layout_t *l = get_layout(args[0]);
+    if (l == NULL) return NULL;
+    PyObject *topics = args[2], *data = args[3];
     PyObject *fields = NULL;
-    if (PyUnicode_Check(data) && PyUnicode_IS_ASCII(data) && PyUnicode_GET_LENGTH(data) >= 576)
-        fields = canonical_fields(t1, t2, (const char *)PyUnicode_DATA(data));
-    if (fields == NULL && !PyErr_Occurred()) return PyObject_Vectorcall(args[0], args + 1, 2, NULL);
+    if ((PyList_Check(topics) || PyTuple_Check(topics)) && PySequence_Fast_GET_SIZE(topics) >= l->topics &&
+        PyUnicode_Check(data) && PyUnicode_IS_ASCII(data) && PyUnicode_GET_LENGTH(data) >= 64 * l->data_words)
+        fields = canonical_fields(l, topics, (const char *)PyUnicode_DATA(data));
+    if (fields == NULL && !PyErr_Occurred()) return PyObject_Vectorcall(args[1], args + 2, 2, NULL);
     return fields;
 }
 
@@ -287,12 +407,13 @@ static PyObject *row_of(PyObject *fields, long long li, PyObject *type_index, Py
     return row;
 }
 
-/* The row of a canonical ItemEventRecorded log, or NULL: with no exception set for a log that is not
+/* The row of a canonical log of the layout's event, or NULL: with no exception set for a log that is not
    canonical, else an error. Updates ``state`` as Decoder._one does. */
-static PyObject *fast_row(PyObject *raw, PyObject *topic0, PyObject *address, PyObject *type_index, PyObject *state) {
+static PyObject *fast_row(const layout_t *l, PyObject *raw, PyObject *topic0, PyObject *address, PyObject *type_index,
+                          PyObject *state) {
     if (!PyDict_CheckExact(raw)) return NULL;
     PyObject *topics = PyDict_GetItemWithError(raw, K_TOPICS);
-    if (topics == NULL || !PyList_CheckExact(topics) || PyList_GET_SIZE(topics) != 3 ||
+    if (topics == NULL || !PyList_CheckExact(topics) || PyList_GET_SIZE(topics) != l->topics ||
         !str_eq(PyList_GET_ITEM(topics, 0), topic0))
         return NULL;
     PyObject *removed = PyDict_GetItemWithError(raw, K_REMOVED);
@@ -300,7 +421,8 @@ static PyObject *fast_row(PyObject *raw, PyObject *topic0, PyObject *address, Py
     PyObject *addr = PyDict_GetItemWithError(raw, K_ADDRESS);
     if (addr == NULL || !str_eq(addr, address)) return NULL;
     PyObject *data = PyDict_GetItemWithError(raw, K_DATA);
-    if (data == NULL || !PyUnicode_Check(data) || !PyUnicode_IS_ASCII(data) || PyUnicode_GET_LENGTH(data) != 578)
+    if (data == NULL || !PyUnicode_Check(data) || !PyUnicode_IS_ASCII(data) ||
+        PyUnicode_GET_LENGTH(data) != 2 + 64 * (Py_ssize_t)l->data_words)
         return NULL;
     const char *d0 = (const char *)PyUnicode_DATA(data);
     if (d0[0] != '0' || d0[1] != 'x') return NULL;
@@ -319,8 +441,7 @@ static PyObject *fast_row(PyObject *raw, PyObject *topic0, PyObject *address, Py
     }
     PyObject *parts[2][3] = {{bkey, bhash, bnum}, {tkey, thash, tnum}};
     int fresh[2] = {b == 2, t == 2};
-    PyObject *row = row_of(canonical_fields(PyList_GET_ITEM(topics, 1), PyList_GET_ITEM(topics, 2), d0 + 2), li,
-                           type_index, address, state, parts, fresh);
+    PyObject *row = row_of(canonical_fields(l, topics, d0 + 2), li, type_index, address, state, parts, fresh);
     Py_DECREF(bhash);
     Py_DECREF(bnum);
     Py_DECREF(thash);
@@ -361,17 +482,20 @@ static int collect_row(PyObject *out, PyObject *row, PyObject **last, int *in_or
     return 0;
 }
 
-/* decode_item_rows(topic0, address, type_index, logs, state, one) -> (rows, in_order, skipped): what
-   Decoder._decode(logs, rows=True) makes of ``logs`` with its Python loop, each canonical ItemEventRecorded
-   log of the ledger decoded here and every other log by one(raw, state) (a row, or None: skipped). */
+/* decode_item_rows(layout, topic0, address, type_index, logs, state, one) -> (rows, in_order, skipped): what
+   Decoder._decode(logs, rows=True) makes of ``logs`` with its Python loop, each canonical log of the layout's
+   event (topic0, from address) decoded here and every other log by one(raw, state) (a row, or None: skipped). */
 static PyObject *decode_item_rows(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     (void)self;
-    if (nargs != 6 || !PyList_Check(args[3]) || !PyList_Check(args[4]) || PyList_GET_SIZE(args[4]) != 6) {
-        PyErr_SetString(PyExc_TypeError, "decode_item_rows(topic0, address, type_index, logs: list, state: list of 6, one)");
+    if (nargs != 7 || !PyList_Check(args[4]) || !PyList_Check(args[5]) || PyList_GET_SIZE(args[5]) != 6) {
+        PyErr_SetString(PyExc_TypeError,
+                        "decode_item_rows(layout, topic0, address, type_index, logs: list, state: list of 6, one)");
         return NULL;
     }
-    PyObject *topic0 = args[0], *address = args[1], *type_index = args[2], *logs = args[3], *state = args[4];
-    PyObject *one = args[5];
+    const layout_t *l = get_layout(args[0]);
+    if (l == NULL) return NULL;
+    PyObject *topic0 = args[1], *address = args[2], *type_index = args[3], *logs = args[4], *state = args[5];
+    PyObject *one = args[6];
     PyObject *out = PyList_New(0);
     if (out == NULL) return NULL;
     PyObject *last = NULL;
@@ -380,7 +504,7 @@ static PyObject *decode_item_rows(PyObject *self, PyObject *const *args, Py_ssiz
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(logs); i++) {
         PyObject *raw = PyList_GET_ITEM(logs, i);
         Py_INCREF(raw);
-        PyObject *row = fast_row(raw, topic0, address, type_index, state);
+        PyObject *row = fast_row(l, raw, topic0, address, type_index, state);
         if (row == NULL && !PyErr_Occurred()) {
             PyObject *call[2] = {raw, state};
             row = PyObject_Vectorcall(one, call, 2, NULL);
@@ -398,7 +522,7 @@ fail:
 
 /* ---- an eth_getLogs answer read straight from its bytes ------------------------------------------ */
 
-/* decode_response_rows(topic0, address, type_index, raw, request_id, state, one, loads) does what
+/* decode_response_rows(layout, topic0, address, type_index, raw, request_id, state, one, loads) does what
    decode_item_rows does with json.loads(raw)["result"] without building a dict per log, or returns None when
    the answer is not of the form it reads: {"jsonrpc":"2.0","id":<request_id>,"result":[<objects>]}, with JSON
    whitespace allowed around the whole and from the array on. It reads a log object itself when every key is a
@@ -422,7 +546,7 @@ static const Py_ssize_t FIELD_LENGTHS[NFIELDS] = {7, 6, 4, 9, 11, 15, 16, 8, 7};
 typedef struct {
     const char *start, *end; /* the object's bytes, braces included */
     text_t field[NFIELDS];
-    text_t topics[3];
+    text_t topics[MAX_TOPICS];
     int ntopics;
     unsigned seen;
     int plain; /* read here (1), or for loads (0) */
@@ -516,7 +640,7 @@ static const char *read_log(log_text *f, const char *p, const char *end) {
                 p++;
             } else {
                 for (;;) {
-                    if (p >= end || *p != '"' || f->ntopics == 3) return NULL;
+                    if (p >= end || *p != '"' || f->ntopics == MAX_TOPICS) return NULL;
                     if ((p = plain_string(p, end, &f->topics[f->ntopics++])) == NULL) return NULL;
                     p = skip_ws(p, end);
                     if (p < end && *p == ',') {
@@ -596,15 +720,20 @@ static const char *text_topic(const text_t *t) {
 }
 
 /* fast_row of a log read as text: the row, or NULL with no exception set if it is not canonical. */
-static PyObject *text_row(const log_text *f, PyObject *topic0, PyObject *address, PyObject *type_index,
-                          PyObject *state) {
+static PyObject *text_row(const layout_t *l, const log_text *f, PyObject *topic0, PyObject *address,
+                          PyObject *type_index, PyObject *state) {
     const text_t *data = &f->field[F_DATA];
-    if (f->ntopics != 3 || !text_eq(&f->topics[0], topic0) || !text_eq(&f->field[F_ADDRESS], address) ||
-        data->n != 578 || data->p[0] != '0' || data->p[1] != 'x')
+    if (f->ntopics != l->topics || !text_eq(&f->topics[0], topic0) || !text_eq(&f->field[F_ADDRESS], address) ||
+        data->n != 2 + 64 * (Py_ssize_t)l->data_words || data->p[0] != '0' || data->p[1] != 'x')
         return NULL;
-    const char *item = text_topic(&f->topics[1]), *actor = text_topic(&f->topics[2]), *d = data->p + 2;
+    const char *tp[MAX_TOPICS] = {NULL}, *d = data->p + 2;
+    for (int i = 1; i < l->topics; i++) {
+        const char *t = text_topic(&f->topics[i]);
+        if (t == NULL) return NULL;
+        tp[i] = t + 2;
+    }
     long long li = text_quantity(&f->field[F_LOG_INDEX]);
-    if (item == NULL || actor == NULL || li < 0 || !all_hex(d, 576, 1)) return NULL;
+    if (li < 0 || !all_hex(d, 64 * (Py_ssize_t)l->data_words, 1)) return NULL;
     PyObject *bkey, *bhash = NULL, *bnum = NULL, *tkey, *thash = NULL, *tnum = NULL;
     int b = text_position_part(&f->field[F_BLOCK_HASH], &f->field[F_BLOCK_NUMBER], state, 0, &bkey, &bhash, &bnum);
     if (b <= 0) return NULL;
@@ -617,7 +746,7 @@ static PyObject *text_row(const log_text *f, PyObject *topic0, PyObject *address
     }
     PyObject *parts[2][3] = {{bkey, bhash, bnum}, {tkey, thash, tnum}};
     int fresh[2] = {bkey != NULL, tkey != NULL};
-    PyObject *row = row_of(fields_tuple(item, actor, d), li, type_index, address, state, parts, fresh);
+    PyObject *row = row_of(fields_tuple(l, tp, d), li, type_index, address, state, parts, fresh);
     Py_XDECREF(bkey);
     Py_XDECREF(tkey);
     Py_DECREF(bhash);
@@ -638,15 +767,17 @@ static PyObject *loads_log(PyObject *loads, const log_text *f) {
 
 static PyObject *decode_response_rows(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     (void)self;
-    if (nargs != 8 || !PyBytes_Check(args[3]) || !PyLong_Check(args[4]) || !PyList_Check(args[5]) ||
-        PyList_GET_SIZE(args[5]) != 6) {
-        PyErr_SetString(PyExc_TypeError, "decode_response_rows(topic0, address, type_index, raw: bytes, request_id: "
-                                         "int, state: list of 6, one, loads)");
+    if (nargs != 9 || !PyBytes_Check(args[4]) || !PyLong_Check(args[5]) || !PyList_Check(args[6]) ||
+        PyList_GET_SIZE(args[6]) != 6) {
+        PyErr_SetString(PyExc_TypeError, "decode_response_rows(layout, topic0, address, type_index, raw: bytes, "
+                                         "request_id: int, state: list of 6, one, loads)");
         return NULL;
     }
-    PyObject *topic0 = args[0], *address = args[1], *type_index = args[2], *raw = args[3], *state = args[5];
-    PyObject *one = args[6], *loads = args[7];
-    long long request_id = PyLong_AsLongLong(args[4]);
+    const layout_t *l = get_layout(args[0]);
+    if (l == NULL) return NULL;
+    PyObject *topic0 = args[1], *address = args[2], *type_index = args[3], *raw = args[4], *state = args[6];
+    PyObject *one = args[7], *loads = args[8];
+    long long request_id = PyLong_AsLongLong(args[5]);
     if (request_id == -1 && PyErr_Occurred()) return NULL;
     const char *p = PyBytes_AS_STRING(raw), *end = p + PyBytes_GET_SIZE(raw);
 
@@ -729,7 +860,7 @@ static PyObject *decode_response_rows(PyObject *self, PyObject *const *args, Py_
     int in_order = 1;
     long long skipped = 0;
     for (Py_ssize_t i = 0; i < count; i++) {
-        PyObject *row = logs[i].plain ? text_row(&logs[i], topic0, address, type_index, state) : NULL;
+        PyObject *row = logs[i].plain ? text_row(l, &logs[i], topic0, address, type_index, state) : NULL;
         if (row == NULL && !PyErr_Occurred()) {
             if (parsed[i] == NULL && (parsed[i] = loads_log(loads, &logs[i])) == NULL) goto fail;
             PyObject *call[2] = {parsed[i], state};
@@ -764,13 +895,15 @@ static PyObject *py_keccak256(PyObject *self, PyObject *arg) {
 }
 
 static PyMethodDef methods[] = {
-    {"item_event_fields", (PyCFunction)(void (*)(void))item_event_fields, METH_FASTCALL,
-     "item_event_fields(fallback, topics, data): ItemEventRecorded's wire fields with the eventHash check;\n"
+    {"layout", py_layout, METH_VARARGS,
+     "layout(topics, data_words, fields): the compiled form of an event's layout (indexer/layout.py descriptor())."},
+    {"event_fields", (PyCFunction)(void (*)(void))event_fields, METH_FASTCALL,
+     "event_fields(layout, fallback, topics, data): the event's fields in dataclass order;\n"
      "fallback(topics, data) makes them for a log that is not in canonical form."},
     {"decode_item_rows", (PyCFunction)(void (*)(void))decode_item_rows, METH_FASTCALL,
-     "decode_item_rows(topic0, address, type_index, logs, state, one) -> (rows, in_order, skipped)."},
+     "decode_item_rows(layout, topic0, address, type_index, logs, state, one) -> (rows, in_order, skipped)."},
     {"decode_response_rows", (PyCFunction)(void (*)(void))decode_response_rows, METH_FASTCALL,
-     "decode_response_rows(topic0, address, type_index, raw, request_id, state, one, loads)\n"
+     "decode_response_rows(layout, topic0, address, type_index, raw, request_id, state, one, loads)\n"
      "-> (rows, in_order, skipped, logs), or None if the answer is not of the form it reads."},
     {"keccak256", py_keccak256, METH_O, "keccak256 of a bytes-like object."},
     {NULL, NULL, 0, NULL},
@@ -791,20 +924,5 @@ PyMODINIT_FUNC PyInit__speedups(void) {
         *keys[i] = PyUnicode_InternFromString(names[i]);
         if (*keys[i] == NULL) return NULL;
     }
-    PyObject *m = PyModule_Create(&module);
-    if (m == NULL) return NULL;
-    /* What fields_tuple and hash_matches read, in the terms of ledger_service/indexer/layout.py's descriptor():
-       the decoder uses this code only where the ABI's ItemEventRecorded is laid out exactly so. */
-    PyObject *layout = Py_BuildValue(
-        "(ii((si)(si)(si)(si)(si)(si)(si)(si)(si)(si)(si)(s((si)(si)(si)(si)(si)(si)(si)(si)(si)(si)(si)))))", 3, 9,
-        "topic_bytes32", 1, "topic_address", 2, "uint", 0, "uint", 1, "uint", 2, "bytes32", 3, "bytes32", 4,
-        "bytes32", 5, "uint", 6, "bytes32", 7, "bytes32", 8, "hash_ok", "word", 7, "topic", 1, "word", 0, "word", 1,
-        "word", 2, "topic", 2, "word", 3, "word", 4, "word", 5, "word", 6, "word", 8);
-    if (layout == NULL || PyModule_AddObject(m, "ITEM_EVENT_LAYOUT", layout) < 0 ||
-        PyModule_AddStringConstant(m, "ITEM_EVENT_NAME", "ItemEventRecorded") < 0) {
-        Py_XDECREF(layout);
-        Py_DECREF(m);
-        return NULL;
-    }
-    return m;
+    return PyModule_Create(&module);
 }

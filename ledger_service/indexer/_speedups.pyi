@@ -3,15 +3,13 @@
 from collections.abc import Callable, Sequence
 from typing import Any
 
-ITEM_EVENT_NAME: str
-ITEM_EVENT_LAYOUT: tuple[Any, ...]
-"""(topics, data words, per field descriptor) of the event this code reads: see layout.descriptor()."""
-
-def item_event_fields(
-    fallback: Callable[[Sequence[str], str], tuple[Any, ...]], topics: Sequence[str], data: str, /
+def layout(topics: int, data_words: int, fields: tuple[tuple[Any, ...], ...], /) -> object: ...
+def event_fields(
+    layout: object, fallback: Callable[[Sequence[str], str], tuple[Any, ...]], topics: Sequence[str], data: str, /
 ) -> tuple[Any, ...]: ...
 def keccak256(data: bytes | bytearray | memoryview, /) -> bytes: ...
 def decode_item_rows(
+    layout: object,
     topic0: str,
     address: str,
     type_index: int,
@@ -21,6 +19,7 @@ def decode_item_rows(
     /,
 ) -> tuple[list[Any], bool, int]: ...
 def decode_response_rows(
+    layout: object,
     topic0: str,
     address: str,
     type_index: int,

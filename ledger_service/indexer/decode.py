@@ -6,9 +6,9 @@ No web3 objects per log: each log's topic0 selects a reader that slices the
 (:mod:`ledger_service.indexer.layout`); building the table fails with a clear
 error if an event the indexer knows is missing from the ABI or its parameters
 and its dataclass's fields disagree, so a contract change can never be
-silently misread. The compiled accelerator (``_speedups``) reads the one hot
-event, ItemEventRecorded, where the layout it declares is the ABI's; else the
-Python reader runs.
+silently misread. The compiled accelerator (``_speedups``) reads the hot event
+(:data:`HOT_EVENT`) from the same layout, compiled; where it is not built, or
+the layout holds a kind of field it does not read, the Python reader runs.
 
 Invariants: only logs of the pinned contract addresses are decoded (a ledger
 event is accepted only from the ledger, an escrow event only from the escrow);
@@ -87,6 +87,8 @@ class _Entry:
     fields: FieldsFn
     """The event's own fields read from (topics, data): the compiled reader where it applies, else the Python one."""
     python_fields: FieldsFn
+    compiled: object | None
+    """The layout compiled for the accelerator (``_speedups.layout``), where it reads this event."""
 
 
 def build_table(
@@ -103,24 +105,40 @@ def build_table(
         layout = event_layout(source, abi)
         derivations = DERIVATIONS.get(source.cls, {})
         python_fields = fields_function(layout, derivations)
+        compiled = _compiled_layout(layout, derivations)
         table[topic0(layout.signature)] = _Entry(
             layout=layout,
             address=addresses[source.contract],
             index=EVENT_TYPES.index(source.cls),
-            fields=_compiled_fields(layout, derivations, python_fields) or python_fields,
+            # the C code reads canonical logs (hex of the expected lengths) and hands any other to the Python code
+            fields=python_fields
+            if compiled is None
+            else functools.partial(_speedups.event_fields, compiled, python_fields),
             python_fields=python_fields,
+            compiled=compiled,
         )
     return table
 
 
-def _compiled_fields(layout: EventLayout, derivations: dict[str, Derivation], python: FieldsFn) -> FieldsFn | None:
-    """The accelerator's reader of ``layout``'s fields, if it is built and reads exactly this layout."""
-    if _speedups is None or layout.name != _speedups.ITEM_EVENT_NAME:
+HOT_EVENT = "ItemEventRecorded"
+"""The event the compiled loop reads itself (nearly every log of a busy ledger); it hands every other log to the
+Python code."""
+
+
+def _compiled_layout(layout: EventLayout, derivations: dict[str, Derivation]) -> object | None:
+    """``layout`` compiled for the accelerator, if it is built and reads every kind of field of it."""
+    if _speedups is None or layout.name != HOT_EVENT:
         return None
-    if (layout.topics, layout.data_words, descriptor(layout, derivations)) != _speedups.ITEM_EVENT_LAYOUT:
+    try:
+        return _speedups.layout(layout.topics, layout.data_words, descriptor(layout, derivations))
+    except ValueError as exc:
+        log.warning(
+            "compiled_decoder_not_used",
+            event=layout.name,
+            reason=str(exc),
+            hint="decoding runs in Python, slower: teach ledger_service/indexer/_speedups.c the new kind of field",
+        )
         return None
-    # the C code reads canonical logs (hex of the expected lengths) and hands any other to the Python code
-    return functools.partial(_speedups.item_event_fields, python)
 
 
 def load_abis(artifacts_dir: Path) -> dict[str, list[dict[str, Any]]]:
@@ -129,16 +147,16 @@ def load_abis(artifacts_dir: Path) -> dict[str, list[dict[str, Any]]]:
 
 
 _FastRows = Callable[[list[Any], list[Any], Callable[[Any, list[Any]], Any]], tuple[list[Any], bool, int]]
-"""``_speedups.decode_item_rows`` bound to the ledger's ItemEventRecorded: (logs, state, one) -> (rows, in order,
-skipped)."""
+"""``_speedups.decode_item_rows`` bound to the hot event's layout, topic0 and address: (logs, state, one) ->
+(rows, in order, skipped)."""
 
 
 _Scan = Callable[
     [bytes, int, list[Any], Callable[[Any, list[Any]], Any], Callable[[bytes], Any]],
     tuple[list[Any], bool, int, int] | None,
 ]
-"""``_speedups.decode_response_rows`` bound to the ledger's ItemEventRecorded: (raw answer, request id, state, one,
-loads) -> (rows, in order, skipped, logs), or None."""
+"""``_speedups.decode_response_rows`` bound to the hot event's layout, topic0 and address: (raw answer, request
+id, state, one, loads) -> (rows, in order, skipped, logs), or None."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,19 +176,14 @@ class Decoder:
         self._fast_rows: _FastRows | None = None
         self._scan: _Scan | None = None
         self.compiled = False
-        """Whether the compiled accelerator reads ItemEventRecorded (built, and the layout it reads is the ABI's)."""
+        """Whether the compiled accelerator reads the hot event (it is built and reads every kind of its fields)."""
         for topic, entry in self._table.items():
-            if _speedups is not None and entry.fields is not entry.python_fields:
-                # the compiled loop: canonical ItemEventRecorded logs in C, every other log through _one
-                self._fast_rows = functools.partial(_speedups.decode_item_rows, topic, entry.address, entry.index)
-                self._scan = functools.partial(_speedups.decode_response_rows, topic, entry.address, entry.index)
+            if _speedups is not None and entry.compiled is not None:
+                # the compiled loop: canonical logs of the hot event in C, every other log through _one
+                bound = (entry.compiled, topic, entry.address, entry.index)
+                self._fast_rows = functools.partial(_speedups.decode_item_rows, *bound)
+                self._scan = functools.partial(_speedups.decode_response_rows, *bound)
                 self.compiled = True
-        if _speedups is not None and not self.compiled:
-            log.warning(
-                "compiled_decoder_not_used",
-                hint=f"the ABI's {_speedups.ITEM_EVENT_NAME} is not the layout ledger_service/indexer/_speedups.c "
-                "reads: decoding runs in Python, slower (update the C code to the new layout to speed it up again)",
-            )
 
     def python_fields(self, event: str) -> FieldsFn:
         """The Python reader of ``event``'s own fields (the reference the compiled reader is tested against)."""

@@ -286,14 +286,15 @@ def fields_function(layout: EventLayout, derivations: dict[str, Derivation]) -> 
 
 
 def descriptor(layout: EventLayout, derivations: dict[str, Derivation]) -> tuple[tuple[Any, ...], ...]:
-    """The layout in the compiled accelerator's terms: per field (kind, topic or word index, and for a derived
-    field the word sources of its inputs). Compared with what the accelerator declares it reads."""
+    """The layout's fields in the compiled accelerator's terms (``_speedups.layout``): per field its kind
+    (``topic_<kind>`` when indexed) and its topic or data word index; a derived field as
+    ``derived:<function name>`` and the word sources of its inputs; a constant as ``constant`` and its value."""
     out: list[tuple[Any, ...]] = []
     for field_layout in layout.fields:
         if field_layout.kind == "derived":
-            _, inputs = derivations[field_layout.name]
+            function, inputs = derivations[field_layout.name]
             sources = tuple(layout.field(name).word_source() for name in inputs)
-            out.append((field_layout.name, sources))
+            out.append((f"derived:{function.__name__}", sources))
         elif field_layout.kind == "constant":
             out.append(("constant", field_layout.value))
         elif field_layout.topic is not None:

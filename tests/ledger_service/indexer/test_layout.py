@@ -12,8 +12,8 @@ from eth_abi.abi import encode as abi_encode
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger_service.core.events import LEDGER, EventSource, ItemEventRecorded, LogPosition
-from ledger_service.core.hashchain import EVENT_HASH_WORDS, event_hash_hex, event_hash_matches_words
+from ledger_service.core.events import LEDGER, EventSource, ItemEventRecorded, ItemRegistered, LogPosition, RoleChanged
+from ledger_service.core.hashchain import event_hash_hex
 from ledger_service.errors import ConfigurationError
 from ledger_service.indexer import decode
 from ledger_service.indexer.decode import DERIVATIONS, Decoder, load_abis, topic0
@@ -62,17 +62,25 @@ def test_snake_case_names_of_the_abi() -> None:
     assert snake_case("seq") == "seq"
 
 
-def test_the_accelerator_reads_exactly_the_abi_layout_of_item_events() -> None:
-    """The layout the C code declares is the one made from the ABI: the decoder uses it (see test_speedups)."""
-    layout = event_layout(
-        EventSource(LEDGER, "ItemEventRecorded", ItemEventRecorded, derived=("hash_ok",)),
-        [_item_event_abi(load_abis(ARTIFACTS))],
-    )
-    if not decode.COMPILED:
-        pytest.skip("the accelerator is not built")
-    assert (layout.topics, layout.data_words, descriptor(layout, DERIVATIONS[ItemEventRecorded])) == (
-        decode._speedups.ITEM_EVENT_LAYOUT
-    )
+def test_the_accelerator_reads_the_abi_layout_of_item_events() -> None:
+    decoder = Decoder(abis=load_abis(ARTIFACTS), ledger_address="0x" + "11" * 20, escrow_address="0x" + "22" * 20)
+    assert decoder.compiled is decode.COMPILED
+
+
+@pytest.mark.skipif(not decode.COMPILED, reason="the accelerator is not built")
+@pytest.mark.parametrize(
+    ("source", "refused"),
+    [
+        (EventSource(LEDGER, "ItemRegistered", ItemRegistered), "string"),
+        (EventSource(LEDGER, "RoleGranted", RoleChanged, constants=(("granted", True),)), "constant"),
+    ],
+)
+def test_the_accelerator_refuses_a_kind_of_field_it_does_not_read(source: EventSource, refused: str) -> None:
+    """The decoder then keeps the Python reader for that event."""
+    abi = load_abis(ARTIFACTS)[LEDGER]
+    layout = event_layout(source, abi)
+    with pytest.raises(ValueError, match=f"fields of kind {refused} are not read"):
+        decode._speedups.layout(layout.topics, layout.data_words, descriptor(layout, {}))
 
 
 b32 = st.binary(min_size=32, max_size=32)
@@ -134,16 +142,15 @@ def test_a_new_field_decodes_through_the_generic_reader(
     )
     assert (event.prev_hash, event.event_hash) == (hexes["prev_hash"], event_hash)
     assert event.hash_ok is True
-    # a layout the accelerator does not read is never handed to it
+    # the compiled reader takes the same layout and reads the same fields
     if decode.COMPILED:
-        assert (layout.topics, layout.data_words, descriptor(layout, DERIVATIONS[ItemEventRecorded])) != (
-            decode._speedups.ITEM_EVENT_LAYOUT
+        compiled = decode._speedups.layout(
+            layout.topics, layout.data_words, descriptor(layout, DERIVATIONS[ItemEventRecorded])
         )
-
-
-def test_the_hash_check_reads_the_words_it_names() -> None:
-    assert EVENT_HASH_WORDS[-1] == "event_hash"
-    assert not event_hash_matches_words(*(["00" * 32] * 10), "")
+        fallback_calls: list[Any] = []
+        fast = decode._speedups.event_fields(compiled, lambda *a: fallback_calls.append(a), topics, data)
+        assert fast == read(topics, data)
+        assert fallback_calls == []
 
 
 def _changed(abis: dict[str, list[dict[str, Any]]], name: str, change: Any) -> dict[str, list[dict[str, Any]]]:

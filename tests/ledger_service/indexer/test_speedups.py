@@ -24,7 +24,9 @@ _speedups = pytest.importorskip("ledger_service.indexer._speedups") if not decod
 _reference = Decoder(abis=load_abis(ARTIFACTS), ledger_address="0x" + "11" * 20, escrow_address="0x" + "22" * 20)
 _item_event_fields_py = _reference.python_fields("ItemEventRecorded")
 """The Python reader of ItemEventRecorded, made from the ABI: the reference of the compiled one."""
-compiled = functools.partial(_speedups.item_event_fields, _item_event_fields_py)
+LAYOUT = _reference.fields("ItemEventRecorded").args[0]  # type: ignore[attr-defined]
+"""ItemEventRecorded's layout from the ABI, compiled (``_speedups.layout``)."""
+compiled = functools.partial(_speedups.event_fields, LAYOUT, _item_event_fields_py)
 
 
 def test_the_indexer_runs_the_compiled_decoder() -> None:
@@ -33,7 +35,7 @@ def test_the_indexer_runs_the_compiled_decoder() -> None:
     ItemEventRecorded: the layout the C code reads is the one the ABI gives."""
     assert decode.COMPILED
     assert _reference.compiled
-    assert _reference.fields("ItemEventRecorded").func is _speedups.item_event_fields  # type: ignore[attr-defined]
+    assert _reference.fields("ItemEventRecorded").func is _speedups.event_fields  # type: ignore[attr-defined]
 
 
 @settings(max_examples=300, deadline=None)
@@ -165,12 +167,12 @@ def test_the_python_path_is_not_called_for_a_canonical_log() -> None:
         calls.append((t, d))
         return ()
 
-    assert _speedups.item_event_fields(fallback, topics, data)[11] is True
+    assert _speedups.event_fields(LAYOUT, fallback, topics, data)[11] is True
     assert calls == []
-    assert _speedups.item_event_fields(fallback, topics[:2], data) == ()
+    assert _speedups.event_fields(LAYOUT, fallback, topics[:2], data) == ()
     assert calls == [(topics[:2], data)]
-    with pytest.raises(TypeError, match="3 arguments"):
-        _speedups.item_event_fields(fallback, topics)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="4 arguments"):
+        _speedups.event_fields(LAYOUT, fallback, topics)  # type: ignore[call-arg]
 
 
 # ---- the whole decoding loop (decode_item_rows) against Decoder's Python loop --------------------
@@ -262,7 +264,7 @@ def test_the_compiled_loop_agrees_with_the_python_loop_on_every_form(
     node_logs: tuple[Decoder, list[dict[str, Any]]], data: st.DataObject
 ) -> None:
     decoder, raw = node_logs
-    items = [log for log in raw if log["topics"][0] in decoder._fast_rows.args[:1]]  # type: ignore[union-attr]
+    items = [log for log in raw if log["topics"][0] in decoder._fast_rows.args[1:2]]  # type: ignore[union-attr]
     start = data.draw(st.integers(0, len(raw) - 8), label="start")
     logs = [dict(log) for log in raw[start : start + 8]]
     for _ in range(data.draw(st.integers(1, 3), label="edits")):
@@ -339,7 +341,7 @@ def test_a_node_answer_read_from_its_bytes_decodes_as_the_parsed_answer(
     finally:
         decoder._one_row = one  # type: ignore[method-assign]
     assert scanned is not None and scanned[3] == len(logs)
-    item_events = [log for log in logs if log["topics"][0] in decoder._fast_rows.args[:1]]  # type: ignore[union-attr]
+    item_events = [log for log in logs if log["topics"][0] in decoder._fast_rows.args[1:2]]  # type: ignore[union-attr]
     assert item_events and len(calls) == len(logs) - len(item_events)  # C read every item event itself
     assert _scanned_outcome(decoder, raw, 42) is None  # another request's answer
     assert _agree(decoder, _answer([], 3, separators=(",", ":")), 3) == ("ok", [], 0, 0)
@@ -424,7 +426,7 @@ def test_reading_an_answer_from_its_bytes_agrees_with_parsing_it_on_every_form(
     node_logs: tuple[Decoder, list[dict[str, Any]]], data: st.DataObject
 ) -> None:
     decoder, raw_logs = node_logs
-    items = [log for log in raw_logs if log["topics"][0] in decoder._fast_rows.args[:1]]  # type: ignore[union-attr]
+    items = [log for log in raw_logs if log["topics"][0] in decoder._fast_rows.args[1:2]]  # type: ignore[union-attr]
     start = data.draw(st.integers(0, len(raw_logs) - 8), label="start")
     logs: list[Any] = [dict(log) for log in raw_logs[start : start + 8]]
     for _ in range(data.draw(st.integers(0, 2), label="edits")):
@@ -450,7 +452,7 @@ def test_whitespace_inside_the_result_is_read_and_another_envelope_is_parsed(
 
 def _compact_item_events(node_logs: tuple[Decoder, list[dict[str, Any]]]) -> tuple[Decoder, list[dict[str, Any]]]:
     decoder, logs = node_logs
-    topic0 = decoder._fast_rows.args[0]  # type: ignore[union-attr]
+    topic0 = decoder._fast_rows.args[1]  # type: ignore[union-attr]
     return decoder, [dict(log) for log in logs if log["topics"][0] == topic0][:4]
 
 
