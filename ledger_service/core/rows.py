@@ -28,6 +28,16 @@ for _index, _cls in enumerate(EVENT_TYPES):
     _FIELDS[_cls] = (_index, attrgetter(*_names[1:]))
 
 
+def own_position(cls: type[Any], name: str) -> int:
+    """Where field ``name`` of event class ``cls`` sits among a row's own fields (the dataclass's order, after
+    ``pos``): code reading rows takes positions from here, not from a copy of the layout."""
+    names = [f.name for f in fields(cls)][1:]
+    try:
+        return names.index(name)
+    except ValueError:
+        raise TypeError(f"{cls.__name__} has no field {name}") from None
+
+
 def encode_event(event: DecodedEvent) -> tuple[Any, ...]:
     """An event's row form: (its class's index, its position's fields, its own fields)."""
     index, own = _FIELDS[type(event)]

@@ -54,7 +54,7 @@ from ledger_service.core.events import (
     RoleChanged,
 )
 from ledger_service.core.keccak import keccak
-from ledger_service.core.rows import EVENT_TYPES, ITEM_EVENT_RECORDED, EventRows, decode_event
+from ledger_service.core.rows import EVENT_TYPES, ITEM_EVENT_RECORDED, EventRows, decode_event, own_position
 from ledger_service.errors import FatalError, RetryableError
 from ledger_service.indexer.rpc import RpcClient, RpcFatalError, RpcRetryableError
 from ledger_service.store.handle import NodeFault
@@ -90,6 +90,7 @@ class IncompleteLogsError(FatalError):
 
 
 _ITEM_EVENT = ITEM_EVENT_RECORDED
+_ITEM_ID, _SEQ, _EVENT_HASH = (own_position(ItemEventRecorded, n) for n in ("item_id", "seq", "event_hash"))
 _ROLE_CHANGED = EVENT_TYPES.index(RoleChanged)
 
 
@@ -277,8 +278,8 @@ def expected_items(events: Sequence[DecodedEvent]) -> dict[str, Expected]:
                 event = decode_event(event)
             else:
                 own = event[2]
-                expected = out.setdefault(own[0], Expected())
-                expected.count, expected.head, expected.block = own[2] + 1, own[10], event[1][0]
+                expected = out.setdefault(own[_ITEM_ID], Expected())
+                expected.count, expected.head, expected.block = own[_SEQ] + 1, own[_EVENT_HASH], event[1][0]
                 continue
         if isinstance(event, ItemEventRecorded):
             expected = out.setdefault(event.item_id, Expected())
