@@ -168,6 +168,14 @@ def _progress(done: int, total: int, started: float, what: str) -> None:
     say(f"  {what}: {done:,}/{total:,} ({done / elapsed:,.0f}/s, {elapsed:.0f} s)")
 
 
+def calldata_of(call: Any) -> str:
+    """The transaction data of a bound contract call (web3's ContractFunction), through the contract's public
+    ``encode_abi``."""
+    contract = call.w3.eth.contract(address=call.address, abi=call.contract_abi)
+    data: str = contract.encode_abi(call.abi_element_identifier, args=call.args)
+    return data
+
+
 def register_items(rpc: Rpc, act: Activity, count: int) -> list[bytes]:
     """Registers ``count`` items, many per block (automine off while sending)."""
     d = act.d
@@ -175,9 +183,7 @@ def register_items(rpc: Rpc, act: Activity, count: int) -> list[bytes]:
     stamp = uuid.uuid4().hex[:8]
     uris = [f"urn:epc:id:sgtin:0614141.107346.{n}-{stamp}" for n in range(count)]
     calldata = [
-        d.ledger.functions.registerItem(
-            uri, 10614141007346, merchant, b"\x22" * 32, LOCATION
-        )._encode_transaction_data()
+        calldata_of(d.ledger.functions.registerItem(uri, 10614141007346, merchant, b"\x22" * 32, LOCATION))
         for uri in uris
     ]
     probe = {"from": manufacturer, "to": d.ledger.address, "data": calldata[0]}
@@ -223,7 +229,7 @@ def generate(rpc: Rpc, act: Activity, *, events: int, items: int, batch: int) ->
         k = txs % slices
         if k not in calldata:
             part = ids[k * batch : (k + 1) * batch]
-            calldata[k] = act.record_batch_call(part, len(part))._encode_transaction_data()
+            calldata[k] = calldata_of(act.record_batch_call(part, len(part)))
         tx_hash = rpc.call(
             "eth_sendTransaction", [{"from": carrier, "to": ledger, "data": calldata[k], "gas": hex(TX_GAS)}]
         )
@@ -257,7 +263,7 @@ def build_chain(args: argparse.Namespace, workdir: Path, stack: contextlib.ExitS
         deploy_block=deployed.deploy_block,
         carrier=act.acc[CARRIER],
         follow_item="0x" + follow_item[0].hex(),
-        follow_calldata=act.record_batch_call(follow_item, 1)._encode_transaction_data(),
+        follow_calldata=calldata_of(act.record_batch_call(follow_item, 1)),
     )
     # default: about 10 events per item, in whole batches, at most 40 batches of distinct items
     per_ten = -(-args.events // 10 // args.batch) * args.batch
