@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pstats
 import signal
 import subprocess
 import time
@@ -109,6 +110,32 @@ def test_backfill_with_and_without_fetch_processes_gives_the_same_index(chain: C
         with Store.open(url) as store:
             dumps.append(store.dump())
     assert dumps[0] == dumps[1] == dumps[2]
+
+
+def test_backfill_profile_writes_one_profile_per_thread(chain: Chain, sqlite_url: str, tmp_path: Path) -> None:
+    """--profile: the writer's (main) and the fetch thread's cProfile files, readable by pstats; the index is the
+    one a backfill without it makes."""
+    chain.activity.lifecycle()
+    chain.activity.bulk(events=300, items=4)
+    folder = tmp_path / "profile"
+    result = run_cli(["backfill", "--no-progress", "--profile", str(folder)], cli_env(chain, sqlite_url))
+    assert result.returncode == 0, result.stderr
+    files = sorted(p.name for p in folder.iterdir())
+    assert "main.pstats" in files
+    assert any(name.startswith("thread-") and "ledger-indexer-fetch" in name for name in files), files
+    writer = pstats.Stats(str(folder / "main.pstats"))
+    assert any(name == "_cmd_backfill" for _, _, name in writer.stats)  # type: ignore[attr-defined]
+    with Store.open(sqlite_url) as store:
+        assert store.dump() == reference_dump(chain)
+
+
+def test_a_profile_folder_that_cannot_be_made_is_refused(chain: Chain, sqlite_url: str, tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    result = run_cli(["backfill", "--profile", str(blocker / "profile")], cli_env(chain, sqlite_url))
+    assert result.returncode != 0
+    assert "cannot create the profile folder" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 @pytest.mark.parametrize("option", ["--max-batch-events", "--fetch-processes"])
