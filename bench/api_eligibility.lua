@@ -17,9 +17,9 @@
 -- T0 + g / RATE, sent by thread g mod THREADS, whatever the answers so far, as wrk2 does. A connection sends
 -- its request at its scheduled time, or at once when the previous answer came later than that; latency is
 -- measured from the scheduled time (no coordinated omission: a stall counts against every request it
--- delayed), also from the actual send, and how late each send was. wrk's delay() waits in whole
--- milliseconds, so it wakes the thread up to a millisecond early and request() sleeps the rest
--- (nanosleep: the thread has only this connection to serve). Requests scheduled in
+-- delayed), also from the actual send, and how late each send was. request() waits for the scheduled time
+-- in nanosleep: the thread has only this connection to serve (wrk's delay() counts whole milliseconds, and
+-- its event loop spins through the last one, a core's worth of CPU at these rates). Requests scheduled in
 -- [T0 + WARMUP, T0 + WARMUP + DURATION) count; the schedule goes on until wrk stops, so the load stays the
 -- same while the last counted answers arrive.
 --
@@ -80,25 +80,23 @@ function init(args)
     window_start = t0 + tonumber(args[5])
     window_end = window_start + tonumber(args[6])
     from_scheduled, from_sent, late, answered_in_window = {}, {}, {}, 0
-  else
-    delay = nil -- closed loop: wrk sends the next request as soon as the answer is read
+    checking = thread_number == 1
   end
 end
 
 local scheduled, sent
 
-function delay()
-  scheduled = t0 + slot / rate
-  slot = slot + stride
-  local wait_ms = (scheduled - now()) * 1000
-  return wait_ms > 1 and math.floor(wait_ms) - 1 or 0
-end
-
 function request()
   next_path = next_path % #paths + 1
-  if rate and scheduled then
-    sleep(scheduled - now())
-    sent = now()
+  if rate then
+    if checking then
+      checking = false -- wrk's check of the request format, before the threads start: not a send
+    else
+      scheduled = t0 + slot / rate
+      slot = slot + stride
+      sleep(scheduled - now())
+      sent = now()
+    end
   end
   return wrk.format("GET", paths[next_path])
 end
