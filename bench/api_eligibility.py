@@ -65,7 +65,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -487,7 +487,9 @@ def chain_load(spec: dict[str, Any], workdir: Path) -> dict[str, Any]:
     return result
 
 
-def api_loads(load: ApiLoad, args: argparse.Namespace, name: str) -> tuple[dict[str, Any], ...]:
+def api_loads(
+    load: ApiLoad, args: argparse.Namespace, name: str
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     """The three loads on one served API, printed as they finish: (saturation, open loop, one client)."""
     api = load.closed(name, clients=args.clients, warmup=args.warmup, duration=args.duration)
     say(
@@ -521,7 +523,7 @@ def api_loads(load: ApiLoad, args: argparse.Namespace, name: str) -> tuple[dict[
     return api, paced, single
 
 
-COMPARED = (
+COMPARED: tuple[tuple[str, str, Callable[[dict[str, Any], dict[str, Any], dict[str, Any]], float]], ...] = (
     ("saturation throughput", "req/s", lambda api, paced, one: api["rps"]),
     ("saturation p99", "ms", lambda api, paced, one: api["p99_ms"]),
     ("p99 at the offered rate", "ms", lambda api, paced, one: paced["p99_ms"]),
