@@ -117,7 +117,7 @@ def _signature(abi: list[dict[str, Any]], name: str, kind: str) -> str:
 
 def _abi_type(param: dict[str, Any]) -> str:
     if param["type"].startswith("tuple"):
-        return "(" + ",".join(_abi_type(c) for c in param["components"]) + ")" + param["type"][5:]
+        return "(" + ",".join(_abi_type(c) for c in param["components"]) + ")" + str(param["type"])[5:]
     return str(param["type"])
 
 
