@@ -3,7 +3,8 @@ from the chain directly, and the latency of a fast refund from the carrier's sca
 
 Run from the repository root:
     .venv/bin/python bench/api_eligibility.py [--items 1000000] [--events-per-item 5] [--clients 8] [--duration 30]
-        [--rate 2000] [--max-connections 128]
+        [--rate 2000] [--connections 32]
+        [--baseline DIR]
 
 Steps, in one run:
 1. chain: starts its own anvil, deploys the contracts (tests/support/chain.py), publishes the merchant's
@@ -16,27 +17,28 @@ Steps, in one run:
    (bench/_api_eligibility_fill.py; an auditor API key via ledger_service.access);
 3. API: ``ledger-api`` as in production (api.main:main: uvicorn, uvloop + httptools, no access log) with
    ``--workers`` worker processes (LEDGER_API_WORKERS; default one per CPU core) on that index, with the
-   anvil above as its chain;
-   a load generator in another process asks for the eligibility of uniformly random items (1% unknown ids)
-   with an auditor's API key, each phase for ``--duration`` seconds after a warm-up (whole seconds on wrk):
-   a. saturation (closed loop, wrk with bench/api_eligibility.lua): ``--clients`` concurrent keep-alive
-      connections, each sending its next request when the previous answer is read: the maximum throughput
-      (requests/s); its p50/p99 are only clients / throughput (Little's law), not the latency at a given load;
-   b. target load (open loop, bench/_api_eligibility_load.py: no generator packaged by Debian does this, see
-      there): requests scheduled at a constant ``--rate`` per second (default 2,000, the target throughput)
-      over a pool of keep-alive connections (``--clients`` opened beforehand, more when none is free, up to
-      ``--max-connections``), latency measured from each request's *scheduled* send time (no coordinated
-      omission): p50/p99/max, achieved rate, errors, sends late by more than 1 ms;
-   c. one client alone (the latency of a request without queueing; bench/_api_eligibility_load.py: with one
-      connection wrk adds a latency tail of its own here, see there);
-4. direct chain (the reference, bench/_api_eligibility_load.py): the same number of clients make the same
+   anvil above as its chain; wrk (Debian's package, with bench/api_eligibility.lua) asks for the eligibility
+   of uniformly random items (1% unknown ids) with an auditor's API key, each load for ``--duration`` seconds
+   after a warm-up (whole seconds):
+   a. saturation (closed loop): ``--clients`` concurrent keep-alive connections, each sending its next
+      request when the previous answer is read: the maximum throughput (requests/s); its p50/p99 are only
+      clients / throughput (Little's law), not the latency at a given load;
+   b. target load (open loop, as wrk2 does it): requests scheduled at a constant ``--rate`` per second
+      (default 2,000, the target throughput) over ``--connections`` keep-alive connections, latency measured
+      from each request's *scheduled* send time (no coordinated omission): p50/p99/max, achieved rate,
+      errors, sends late by more than 1 ms;
+   c. one client alone (closed loop, one connection): the latency of a request without queueing;
+4. direct chain (the reference, bench/_api_eligibility_chain.py): the same number of clients make the same
    decision from the chain alone (eth_call itemOf / saleOf / policyOf, eth_getLogs of the item's events
    and the consumer's authorizations, then the same pure rules) over the real items, for the same duration;
 5. live: ``ledger-indexer follow`` on a second index of the anvil and a second API on it. First an
    agreement check: the API's decision for every real item equals the direct-chain one. Then, for each
    fast-refund return, the time from the carrier's ``POST /v1/returns/{id}/scans {"kind": "in_transit"}``
    (no ``?wait``) until ``GET /v1/returns/{id}`` shows the deposit settled with a payout: p50/p95;
-6. when the API misses its latency or throughput target (or with ``--profile``): a second, shorter load
+6. with ``--baseline DIR`` (another checkout with its own .venv, e.g. main before a change): the loads of
+   step 3 on the same index served by that checkout's ledger-api and by ours, alternately
+   (``--baseline-rounds`` each), the median of each figure per side and the after/before ratio;
+7. when the API misses its latency or throughput target (or with ``--profile``): a second, shorter load
    against an API process profiled in every thread (bench/_api_eligibility_serve.py), and a print of the
    functions that take the most time per request.
 
@@ -63,7 +65,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -223,18 +225,21 @@ class Server:
 
 
 @contextlib.contextmanager
-def api_server(env: dict[str, str], log: Path, *, workers: int = 1, profile_to: Path | None = None) -> Iterator[Server]:
-    """The API on a free loopback port, as production runs it: ``ledger-api`` (api.main:main: uvicorn with
-    uvloop/httptools, no access log) with ``LEDGER_API_WORKERS=workers``; with ``profile_to``, one profiled
-    process (bench/_api_eligibility_serve.py). Stopped (SIGINT) on exit."""
+def api_server(
+    env: dict[str, str], log: Path, *, workers: int = 1, profile_to: Path | None = None, checkout: Path = ROOT
+) -> Iterator[Server]:
+    """The API on a free loopback port, as production runs it: the ``ledger-api`` of ``checkout`` (its own
+    ``.venv``; api.main:main: uvicorn with uvloop/httptools, no access log) with ``LEDGER_API_WORKERS=workers``;
+    with ``profile_to``, one profiled process of ours (bench/_api_eligibility_serve.py). Stopped (SIGINT) on
+    exit."""
     port = free_port()
     env = {**env, "LEDGER_API_HOST": "127.0.0.1", "LEDGER_API_PORT": str(port), "LEDGER_API_WORKERS": str(workers)}
     if profile_to is None:
-        cmd = [PYTHON, "-c", "import sys; from api.main import main; sys.exit(main())"]
+        cmd = [str(checkout / ".venv" / "bin" / "ledger-api")]
     else:
         cmd = [PYTHON, str(ROOT / "bench" / "_api_eligibility_serve.py"), "--port", str(port), "--out", str(profile_to)]
     with log.open("wb") as out:
-        process = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(cmd, cwd=checkout, env=env, stdout=out, stderr=subprocess.STDOUT)
     server = Server(process, port, log)
     try:
         deadline = time.monotonic() + 90
@@ -296,30 +301,6 @@ def generator_nice(asked: int) -> int:
     return _generator_nice["applied"]
 
 
-def run_load(
-    spec: dict[str, Any], workdir: Path, name: str, *, signal_after_warmup: subprocess.Popen[bytes] | None = None
-) -> dict[str, Any]:
-    """Runs one load on ``spec``; its figures. With ``"generator": "wrk"`` (the API at saturation) on wrk
-    (:func:`run_wrk`); else on bench/_api_eligibility_load.py (the open loop, one client alone, the direct-chain
-    decisions: see there why). ``signal_after_warmup`` gets SIGUSR1 once wrk's warm-up is over (the
-    profiling server starts profiling its main thread then)."""
-    if spec.get("generator") == "wrk":
-        return run_wrk(spec, workdir, name, signal_after_warmup=signal_after_warmup)
-    if signal_after_warmup is not None:
-        raise ValueError("only the wrk load signals the end of its warm-up")
-    spec_file = workdir / f"{name}.json"
-    spec_file.write_text(json.dumps(spec))
-    result: dict[str, Any] = json.loads(
-        _generator(
-            [PYTHON, str(ROOT / "bench" / "_api_eligibility_load.py"), str(spec_file)],
-            workdir / name,
-            timeout=float(spec["warmup"]) + float(spec["duration"]) + 600,
-            what=f"the load generator ({name})",
-        )
-    )
-    return result
-
-
 def _generator(command: list[str], stem: Path, *, timeout: float, what: str, env: dict[str, str] | None = None) -> str:
     """Runs a load generator at the generator's priority, its output in ``stem``.out/.err; its last line."""
     out, err = stem.with_suffix(".out"), stem.with_suffix(".err")
@@ -345,81 +326,239 @@ def _generator(command: list[str], stem: Path, *, timeout: float, what: str, env
 
 
 WRK_PATHS = 200_000
-"""Request paths drawn for each wrk run, more than a saturated run sends here: wrk walks them in order
-(each thread from its own offset), so every request is an independent uniform draw as long as the list
-does not wrap around."""
+"""Request paths drawn for each wrk run, more than a run sends here: wrk walks them in order (each thread
+from its own offset), so every request is an independent uniform draw as long as the list does not wrap."""
+UNKNOWN_SHARE = 0.01
+"""Share of the requests that ask for an item the index does not hold."""
 
 
-def request_paths(path: Path, *, items: int, unknown_share: float, seed: int) -> None:
-    """Writes :data:`WRK_PATHS` eligibility paths of uniformly random synthetic items (``unknown_share`` of
-    them unknown ids) to ``path``, one a line."""
-    rng = random.Random(seed)
-    lines = []
-    for _ in range(WRK_PATHS):
-        if unknown_share and rng.random() < unknown_share:
-            item = "0x" + rng.randbytes(32).hex()
-        else:
-            item = item_id_of(rng.randrange(items))
-        lines.append(f"/v1/items/{item}/eligibility\n")
-    path.write_text("".join(lines))
+@dataclass
+class ApiLoad:
+    """The loads on one served API (bench/api_eligibility.lua on wrk): GET /v1/items/{id}/eligibility of
+    uniformly random synthetic items (:data:`UNKNOWN_SHARE` unknown ids) with an auditor's key."""
 
+    server: Server
+    authorization: str
+    items: int
+    workdir: Path
 
-def run_wrk(
-    spec: dict[str, Any], workdir: Path, name: str, *, signal_after_warmup: subprocess.Popen[bytes] | None = None
-) -> dict[str, Any]:
-    """The API's closed loop on wrk (bench/api_eligibility.lua): ``clients`` keep-alive connections on one wrk
-    thread (one process, as small beside the API as a generator can be), a warm-up run of ``warmup``
-    seconds, then the measured run of ``duration`` seconds, each on its own draw of items (so the warm-up
-    does not warm the measured run's rows). wrk counts whole seconds: both are rounded up. Latency is
-    wrk's, from each request's send to its answer (every answer, the errors' too)."""
-    wrk = shutil.which("wrk")
-    if wrk is None:
-        raise SetupError("wrk is not installed: run scripts/bootstrap.sh (Debian package wrk)")
-    clients = int(spec["clients"])
-    warmup, duration = math.ceil(float(spec["warmup"])), max(1, math.ceil(float(spec["duration"])))
-    env = {**os.environ, "BENCH_AUTHORIZATION": spec["authorization"]}
-    url = f"http://{spec['host']}:{spec['port']}"
+    def _paths(self, label: str, seed: int) -> Path:
+        rng = random.Random(seed)
+        lines = []
+        for _ in range(WRK_PATHS):
+            if rng.random() < UNKNOWN_SHARE:
+                item = "0x" + rng.randbytes(32).hex()
+            else:
+                item = item_id_of(rng.randrange(self.items))
+            lines.append(f"/v1/items/{item}/eligibility\n")
+        path = self.workdir / f"{label}.paths"
+        path.write_text("".join(lines))
+        return path
 
-    def wrk_run(seconds: int, label: str, seed: int) -> dict[str, Any]:
-        paths = workdir / f"{label}.paths"
-        request_paths(paths, items=int(spec["synthetic_items"]), unknown_share=float(spec["unknown_share"]), seed=seed)
-        command = [wrk, "-t1", f"-c{clients}", f"-d{seconds}s", "--timeout", "30s"]
-        command += ["-s", str(ROOT / "bench" / "api_eligibility.lua"), url, "--", str(paths), "1"]
-        result: dict[str, Any] = json.loads(
-            _generator(command, workdir / label, timeout=seconds + 120, what=f"wrk ({label})", env=env)
+    def _wrk(
+        self, label: str, *, seed: int, threads: int, connections: int, seconds: int, script_args: list[str]
+    ) -> dict[str, Any]:
+        wrk = shutil.which("wrk")
+        if wrk is None:
+            raise SetupError("wrk is not installed: run scripts/bootstrap.sh (Debian package wrk)")
+        paths = self._paths(label, seed)
+        command = [wrk, f"-t{threads}", f"-c{connections}", f"-d{seconds}s"]
+        command += ["--timeout", "30s", "-s", str(ROOT / "bench" / "api_eligibility.lua"), self.server.url]
+        command += ["--", str(paths), str(threads), *script_args]
+        env = {**os.environ, "BENCH_AUTHORIZATION": self.authorization}
+        cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        raw: dict[str, Any] = json.loads(
+            _generator(command, self.workdir / label, timeout=seconds + 120, what=f"wrk ({label})", env=env)
         )
-        return result
+        cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        raw["client_cpu_s"] = round(cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime, 2)
+        return raw
 
-    if warmup:
-        wrk_run(warmup, f"{name}-warmup", seed=1)
-    if signal_after_warmup is not None:
-        signal_after_warmup.send_signal(signal.SIGUSR1)
-    cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    raw = wrk_run(duration, name, seed=2)
-    cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    seconds = raw["duration_us"] / 1e6
-    statuses = {str(k): int(v) for k, v in (raw["statuses"] or {}).items()}
-    socket_errors = {f"socket {k}": int(v) for k, v in raw["errors"].items() if k != "status" and v}
-    ok = statuses.get("200", 0)
-    samples = raw["error_samples"] if isinstance(raw["error_samples"], list) else []
-    return {
-        "mode": "api",
-        "generator": "wrk",
-        "clients": clients,
-        "seconds": round(seconds, 3),
-        "requests": int(raw["requests"]),
-        "errors": int(raw["requests"]) - ok + sum(socket_errors.values()),
-        "error_samples": samples + [f"{k}: {v}" for k, v in socket_errors.items()][: 5 - len(samples)],
-        "rps": round(ok / seconds, 1) if seconds > 0 else 0.0,
-        "p50_ms": round(raw["p50_us"] / 1000, 3),
-        "p90_ms": round(raw["p90_us"] / 1000, 3),
-        "p99_ms": round(raw["p99_us"] / 1000, 3),
-        "max_ms": round(raw["max_us"] / 1000, 3),
-        "statuses": {**statuses, **socket_errors},
-        "outcomes": dict(raw["outcomes"] or {}),
-        "reason_codes": dict(sorted((raw["reason_codes"] or {}).items(), key=lambda kv: -kv[1])),
-        "client_cpu_s": round(cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime, 2),
-    }
+    def closed(
+        self, name: str, *, clients: int, warmup: float, duration: float, signal_after_warmup: Server | None = None
+    ) -> dict[str, Any]:
+        """``clients`` keep-alive connections on one wrk thread (one process, as small beside the API as a
+        generator can be), each sending its next request when the previous answer is read: a warm-up run,
+        then the measured run, each on its own draw of items (so the warm-up does not warm the measured
+        run's rows); wrk counts whole seconds, both are rounded up. Latency is wrk's, from each request's
+        send to its answer. ``signal_after_warmup`` gets SIGUSR1 between the two (the profiling server
+        starts profiling its main thread then)."""
+        if math.ceil(warmup):
+            self._wrk(
+                f"{name}-warmup", seed=1, threads=1, connections=clients, seconds=math.ceil(warmup), script_args=[]
+            )
+        if signal_after_warmup is not None:
+            signal_after_warmup.process.send_signal(signal.SIGUSR1)
+        seconds = max(1, math.ceil(duration))
+        raw = self._wrk(name, seed=2, threads=1, connections=clients, seconds=seconds, script_args=[])
+        seconds = raw["duration_us"] / 1e6
+        statuses = {str(k): int(v) for k, v in _mapping(raw["statuses"]).items()}
+        socket_errors = {f"socket {k}": int(v) for k, v in raw["errors"].items() if k != "status" and v}
+        ok = statuses.get("200", 0)
+        samples = raw["error_samples"] if isinstance(raw["error_samples"], list) else []
+        return {
+            "generator": "wrk",
+            "clients": clients,
+            "seconds": round(seconds, 3),
+            "requests": int(raw["requests"]),
+            "errors": int(raw["requests"]) - ok + sum(socket_errors.values()),
+            "error_samples": samples + [f"{k}: {v}" for k, v in socket_errors.items()][: 5 - len(samples)],
+            "rps": round(ok / seconds, 1) if seconds > 0 else 0.0,
+            "p50_ms": round(raw["p50_us"] / 1000, 3),
+            "p90_ms": round(raw["p90_us"] / 1000, 3),
+            "p99_ms": round(raw["p99_us"] / 1000, 3),
+            "max_ms": round(raw["max_us"] / 1000, 3),
+            "statuses": {**statuses, **socket_errors},
+            "outcomes": _mapping(raw["outcomes"]),
+            "reason_codes": dict(sorted(_mapping(raw["reason_codes"]).items(), key=lambda kv: -kv[1])),
+            "client_cpu_s": raw["client_cpu_s"],
+        }
+
+    def open(self, name: str, *, rate: float, connections: int, warmup: float, duration: float) -> dict[str, Any]:
+        """Requests scheduled at ``rate`` per second over ``connections`` keep-alive connections (one per wrk
+        thread), latency from each request's scheduled send time (see bench/api_eligibility.lua); the requests
+        scheduled in the ``duration`` after the ``warmup`` count, those unanswered when wrk stops, 2 s after
+        that window, are errors."""
+        t0 = time.monotonic() + 0.5 + connections * 0.002  # wrk's threads connect first
+        seconds = math.ceil(t0 - time.monotonic() + warmup + duration + 2)
+        args = [f"{rate!r}", f"{t0!r}", f"{warmup!r}", f"{duration!r}"]
+        raw = self._wrk(name, seed=3, threads=connections, connections=connections, seconds=seconds, script_args=args)
+        scheduled = math.ceil((warmup + duration) * rate) - math.ceil(warmup * rate)
+        ms = [us / 1000 for us in _sequence(raw["from_scheduled_us"])]
+        sent_ms = [us / 1000 for us in _sequence(raw["from_sent_us"])]
+        late_ms = [us / 1000 for us in _sequence(raw["late_us"])]
+        statuses = {str(k): int(v) for k, v in _mapping(raw["statuses"]).items()}
+        answered = sum(statuses.values())
+        samples = raw["error_samples"] if isinstance(raw["error_samples"], list) else []
+        if scheduled > answered:
+            samples.append(f"{scheduled - answered} requests unanswered when wrk stopped, 2 s after the window")
+        if raw["threads_unfinished"]:
+            # a connection still waiting for its last counted answer: its answered requests count as errors too
+            samples.append(f"{raw['threads_unfinished']} of {connections} connections had not finished the window")
+        return {
+            "generator": "wrk",
+            "loop": "open",
+            "offered_rps": rate,
+            "seconds": duration,
+            "scheduled": scheduled,
+            "requests": answered,
+            "errors": scheduled - len(ms),
+            "error_samples": samples[:5],
+            "achieved_rps": round(int(raw["answered_in_window"]) / duration, 1),
+            "p50_ms": round(percentile(ms, 0.50), 3),
+            "p90_ms": round(percentile(ms, 0.90), 3),
+            "p99_ms": round(percentile(ms, 0.99), 3),
+            "p999_ms": round(percentile(ms, 0.999), 3),
+            "max_ms": round(max(ms), 3) if ms else None,
+            "from_send_p50_ms": round(percentile(sent_ms, 0.50), 3),
+            "from_send_p99_ms": round(percentile(sent_ms, 0.99), 3),
+            "late_p50_ms": round(percentile(late_ms, 0.50), 3),
+            "late_p99_ms": round(percentile(late_ms, 0.99), 3),
+            "late_max_ms": round(max(late_ms), 3) if late_ms else None,
+            "late_over_1ms": sum(1 for x in late_ms if x > 1.0),
+            "connections": connections,
+            "statuses": statuses,
+            "client_cpu_s": raw["client_cpu_s"],
+        }
+
+
+def _mapping(value: Any) -> dict[str, int]:
+    """A count table from the Lua script's JSON (an empty Lua table is encoded as ``{}``)."""
+    return dict(value) if isinstance(value, dict) else {}
+
+
+def _sequence(value: Any) -> list[int]:
+    """A list from the Lua script's JSON (an empty Lua table is encoded as ``{}``)."""
+    return list(value) if isinstance(value, list) else []
+
+
+def chain_load(spec: dict[str, Any], workdir: Path) -> dict[str, Any]:
+    """The direct-chain decisions (bench/_api_eligibility_chain.py) in their own process."""
+    spec_file = workdir / "load-chain.json"
+    spec_file.write_text(json.dumps(spec))
+    result: dict[str, Any] = json.loads(
+        _generator(
+            [PYTHON, str(ROOT / "bench" / "_api_eligibility_chain.py"), str(spec_file)],
+            workdir / "load-chain",
+            timeout=float(spec["warmup"]) + float(spec["duration"]) + 600,
+            what="the direct-chain clients",
+        )
+    )
+    return result
+
+
+def api_loads(
+    load: ApiLoad, args: argparse.Namespace, name: str
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """The three loads on one served API, printed as they finish: (saturation, open loop, one client)."""
+    api = load.closed(name, clients=args.clients, warmup=args.warmup, duration=args.duration)
+    say(
+        f"   a. saturation, {args.clients} closed-loop clients: {api['rps']:,.0f} req/s, "
+        f"p50 {api['p50_ms']:.2f} ms, p99 {api['p99_ms']:.2f} ms, errors {api['errors']}; "
+        f"outcomes {api['outcomes']}; load generator CPU {api['client_cpu_s']} s"
+    )
+    for sample in api["error_samples"]:
+        say(f"   error: {sample}")
+    paced = load.open(
+        f"{name}-open", rate=args.rate, connections=args.connections, warmup=args.warmup, duration=args.duration
+    )
+    say(
+        f"   b. offered {paced['offered_rps']:,.0f} req/s (open loop, latency from the scheduled send): "
+        f"achieved {paced['achieved_rps']:,.0f} req/s, p50 {paced['p50_ms']:.2f} ms, p99 {paced['p99_ms']:.2f} ms, "
+        f"max {paced['max_ms']} ms, errors {paced['errors']} of {paced['scheduled']:,}"
+    )
+    say(
+        f"      from the actual send: p50 {paced['from_send_p50_ms']:.2f} ms, "
+        f"p99 {paced['from_send_p99_ms']:.2f} ms; sends late by > 1 ms: {paced['late_over_1ms']:,} "
+        f"(late p99 {paced['late_p99_ms']:.2f} ms, max {paced['late_max_ms']} ms); "
+        f"{paced['connections']} connections; load generator CPU {paced['client_cpu_s']} s"
+    )
+    for sample in paced["error_samples"]:
+        say(f"   error: {sample}")
+    single = load.closed(f"{name}-1", clients=1, warmup=1.0, duration=min(args.duration, 10.0))
+    say(
+        f"   c. one client alone: {single['rps']:,.0f} req/s, p50 {single['p50_ms']:.2f} ms, "
+        f"p99 {single['p99_ms']:.2f} ms"
+    )
+    return api, paced, single
+
+
+COMPARED: tuple[tuple[str, str, Callable[[dict[str, Any], dict[str, Any], dict[str, Any]], float]], ...] = (
+    ("saturation throughput", "req/s", lambda api, paced, one: api["rps"]),
+    ("saturation p99", "ms", lambda api, paced, one: api["p99_ms"]),
+    ("p99 at the offered rate", "ms", lambda api, paced, one: paced["p99_ms"]),
+    ("one client p50", "ms", lambda api, paced, one: one["p50_ms"]),
+)
+"""The figures of the before/after comparison: (name, unit, figure from the three loads' results)."""
+
+
+def compare_with_baseline(
+    args: argparse.Namespace, env: dict[str, str], *, authorization: str, workdir: Path, baseline: Path
+) -> dict[str, Any]:
+    """The three loads on the same index served by ``baseline``'s ledger-api (another checkout, with its own
+    .venv) and by ours, alternately, ``--baseline-rounds`` times each (before, after, before, after...): the
+    median of each figure per side and the after/before ratio."""
+    say(f"6. before/after: {baseline}'s ledger-api and ours on the same index, alternately, {args.baseline_rounds}x")
+    runs: dict[str, list[tuple[float, ...]]] = {"before": [], "after": []}
+    for number in range(args.baseline_rounds):
+        for side, checkout in (("before", baseline), ("after", ROOT)):
+            say(f"   round {number + 1}, {side}:")
+            log = workdir / f"api-{side}-{number}.log"
+            with api_server(env, log, workers=args.workers, checkout=checkout) as server:
+                results = api_loads(ApiLoad(server, authorization, args.items, workdir), args, f"{side}-{number}")
+            runs[side].append(tuple(float(figure(*results)) for _name, _unit, figure in COMPARED))
+    rows = [("figure", "before", "after", "after/before")]
+    summary: dict[str, Any] = {"checkout": str(baseline), "rounds": args.baseline_rounds, "runs": runs}
+    for index, (name, unit, _figure) in enumerate(COMPARED):
+        before = statistics.median(run[index] for run in runs["before"])
+        after = statistics.median(run[index] for run in runs["after"])
+        ratio = after / before if before else float("nan")
+        summary[name] = {"before": before, "after": after, "ratio": round(ratio, 3)}
+        rows.append((name, f"{before:,.2f} {unit}", f"{after:,.2f} {unit}", f"{ratio:.2f}x"))
+    say("   medians per side:")
+    for line in table(rows, align="lrrr", indent="   "):
+        say(line)
+    return summary
 
 
 # ---- 5. live index: agreement and fast refunds ----------------------------------------------------------
@@ -545,8 +684,8 @@ def print_table(figures: dict[str, Any]) -> None:
             verdict(paced["errors"] == 0),
         ),
         (
-            f"sends late > 1 ms; connections used / cap ({offered})",
-            f"{paced['late_over_1ms']:,}; {paced['connections']} / {paced['max_connections']}",
+            f"sends late > 1 ms; connections ({offered})",
+            f"{paced['late_over_1ms']:,}; {paced['connections']}",
             "",
             "",
         ),
@@ -611,10 +750,10 @@ def main() -> int:
         help="requests/s offered in the open-loop phase (latency at this load; default: the target throughput)",
     )
     parser.add_argument(
-        "--max-connections",
+        "--connections",
         type=int,
-        default=128,
-        help="open-loop phase: most keep-alive connections the load generator opens (at least --clients)",
+        default=32,
+        help="open-loop phase: keep-alive connections, one per wrk thread, each sending every connections/rate s",
     )
     parser.add_argument("--duration", type=float, default=30.0, help="seconds measured per load, after warm-up")
     parser.add_argument("--warmup", type=float, default=5.0, help="seconds of load before measuring")
@@ -629,6 +768,14 @@ def main() -> int:
         default=GENERATOR_NICE,
         help=f"nice value of the load generator (default {GENERATOR_NICE}: see GENERATOR_NICE; 0 = as the API)",
     )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="DIR",
+        help="another checkout with its own .venv (e.g. main before a change): its ledger-api and ours serve the "
+        "same index alternately, each figure printed for both with the after/before ratio",
+    )
+    parser.add_argument("--baseline-rounds", type=int, default=2, help="loads per side with --baseline")
     args = parser.parse_args()
     if args.events_per_item < 5:
         parser.error("--events-per-item must be at least 5")
@@ -636,8 +783,14 @@ def main() -> int:
         parser.error("--workers must be at least 1")
     if args.rate <= 0:
         parser.error("--rate must be positive")
-    if args.max_connections < args.clients:
-        parser.error("--max-connections must be at least --clients")
+    if args.connections < 1:
+        parser.error("--connections must be at least 1")
+    if args.baseline is not None:
+        args.baseline = args.baseline.resolve()
+        if not (args.baseline / ".venv" / "bin" / "ledger-api").is_file():
+            parser.error(f"--baseline {args.baseline}: no .venv/bin/ledger-api there (bootstrap that checkout first)")
+        if args.baseline_rounds < 1:
+            parser.error("--baseline-rounds must be at least 1")
     workdir = Path(tempfile.mkdtemp(prefix="bench-eligibility-"))
     try:
         figures = run(args, workdir)
@@ -717,7 +870,6 @@ def _run(
 
     # 3. the API over the big index
     env_big = ledger_env(anvil=real.anvil, database=big, manifest=real.manifest)
-    load_common = {"clients": args.clients, "duration": args.duration, "warmup": args.warmup, "host": "127.0.0.1"}
     say(
         f"3. API: ledger-api with {args.workers} worker process(es); {args.warmup:g} s warm-up + {args.duration:g} s "
         f"at saturation ({args.clients} closed-loop clients), then at an offered {args.rate:,.0f} req/s (open loop)"
@@ -727,70 +879,18 @@ def _run(
         f"   load generator at nice {applied}"
         + ("" if applied == args.generator_nice else f" (asked for {args.generator_nice}: not permitted here)")
     )
-    api_load = {
-        **load_common,
-        "mode": "api",
-        "authorization": f"Bearer {auditor}",
-        "synthetic_items": args.items,
-        "unknown_share": 0.01,
-    }
+    authorization = f"Bearer {auditor}"
     with api_server(env_big, workdir / "api-big.log", workers=args.workers) as server:
-        api = run_load({**api_load, "port": server.port, "generator": "wrk"}, workdir, "load-api")
-        say(
-            f"   a. saturation, {args.clients} closed-loop clients: {api['rps']:,.0f} req/s, "
-            f"p50 {api['p50_ms']:.2f} ms, p99 {api['p99_ms']:.2f} ms, errors {api['errors']}; "
-            f"outcomes {api['outcomes']}; load generator CPU {api['client_cpu_s']} s"
-        )
-        for sample in api["error_samples"]:
-            say(f"   error: {sample}")
-        paced = run_load(
-            {
-                **api_load,
-                "port": server.port,
-                "loop": "open",
-                "rate": args.rate,
-                "max_connections": args.max_connections,
-            },
-            workdir,
-            "load-api-open",
-        )
-        say(
-            f"   b. offered {paced['offered_rps']:,.0f} req/s (open loop, latency from the scheduled send): "
-            f"achieved {paced['achieved_rps']:,.0f} req/s, p50 {paced['p50_ms']:.2f} ms, p99 {paced['p99_ms']:.2f} ms, "
-            f"max {paced['max_ms']} ms, errors {paced['errors']} of {paced['scheduled']:,}"
-        )
-        say(
-            f"      from the actual send: p50 {paced['from_send_p50_ms']:.2f} ms, "
-            f"p99 {paced['from_send_p99_ms']:.2f} ms; sends late by > 1 ms: {paced['late_over_1ms']:,} "
-            f"(late p99 {paced['late_p99_ms']:.2f} ms, max {paced['late_max_ms']} ms); "
-            f"connections {paced['connections']} of at most {paced['max_connections']} "
-            f"({paced['queued_for_connection']} requests waited for one); "
-            f"{paced['event_loop']} + {paced['timer']}; load generator CPU {paced['client_cpu_s']} s"
-        )
-        for sample in paced["error_samples"]:
-            say(f"   error: {sample}")
-        single = run_load(
-            {
-                **api_load,
-                "port": server.port,
-                "clients": 1,
-                "duration": min(args.duration, 10.0),
-                "warmup": 1.0,
-            },
-            workdir,
-            "load-api-1",
-        )
-    say(
-        f"   c. one client alone: {single['rps']:,.0f} req/s, p50 {single['p50_ms']:.2f} ms, "
-        f"p99 {single['p99_ms']:.2f} ms"
-    )
+        api, paced, single = api_loads(ApiLoad(server, authorization, args.items, workdir), args, "load-api")
 
     # 4. the direct-chain reference
     say(f"4. direct chain: {len(real.items)} real items on anvil, {args.clients} clients")
-    chain = run_load(
+    chain = chain_load(
         {
-            **load_common,
-            "mode": "chain",
+            "clients": args.clients,
+            "duration": args.duration,
+            "warmup": args.warmup,
+            "host": "127.0.0.1",
             "port": real.anvil.port,
             "item_ids": real.items,
             "ledger": d.ledger.address,
@@ -800,7 +900,6 @@ def _run(
             "artifacts_dir": str(ARTIFACTS),
         },
         workdir,
-        "load-chain",
     )
     say(
         f"   {chain['rps']:,.1f} decisions/s, p50 {chain['p50_ms']:.1f} ms, p99 {chain['p99_ms']:.1f} ms, "
@@ -860,7 +959,7 @@ def _run(
         "workers": args.workers,
         "duration_s": args.duration,
         "rate": args.rate,
-        "max_connections": args.max_connections,
+        "connections": args.connections,
         "api": api,
         "api_open_loop": paced,
         "api_one_client": {k: single[k] for k in ("rps", "p50_ms", "p90_ms", "p99_ms", "errors")},
@@ -875,21 +974,23 @@ def _run(
         "generator_nice": _generator_nice["applied"],
     }
 
-    # 6. profile
+    # 6. before/after: the same index served by another checkout's ledger-api and by ours, alternately
+    if args.baseline is not None:
+        figures["baseline"] = compare_with_baseline(
+            args, env_big, authorization=authorization, workdir=workdir, baseline=args.baseline
+        )
+
+    # 7. profile
     if not args.no_profile and (args.profile or passes["p99"] is False or not passes["rps"]):
-        say("6. profile: the API under the same load, cProfile in every thread")
+        say("7. profile: the API under the same load, cProfile in every thread")
         out = workdir / "profile.json"
         with api_server(env_big, workdir / "api-profile.log", profile_to=out) as server:
-            run_load(
-                {
-                    **api_load,
-                    "duration": min(args.duration, 15.0),
-                    "port": server.port,
-                    "generator": "wrk",
-                },
-                workdir,
+            ApiLoad(server, authorization, args.items, workdir).closed(
                 "load-profile",
-                signal_after_warmup=server.process,
+                clients=args.clients,
+                warmup=args.warmup,
+                duration=min(args.duration, 15.0),
+                signal_after_warmup=server,
             )
         if out.exists():
             report = json.loads(out.read_text())
