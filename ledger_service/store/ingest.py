@@ -1,4 +1,10 @@
-"""Applies one batch of decoded events inside the caller's transaction.
+"""Ingest: what the indexer's writer calls (through :meth:`Store.apply <ledger_service.store.handle.Store.apply>`).
+Applies one batch of decoded events inside the caller's transaction.
+
+The events come as objects (:mod:`ledger_service.core.events`) or in the core's row form
+(:class:`~ledger_service.core.rows.EventRows`: ``(type index, position fields, own fields)``, fields in
+dataclass order); the positions of the fields read from a row are computed once, at import, from those
+dataclasses, so a field added to an event moves no index here.
 
 Hot path of the indexer: per batch a fixed number of statements, whatever
 its size: one SELECT (chunked IN) per state table for the touched keys, one
@@ -20,7 +26,8 @@ still counts the events stored (an auditor compares it with the contract's).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from operator import attrgetter, itemgetter
 from typing import Any, cast
 
 from sqlalchemy import Connection, Table, delete, tuple_
@@ -30,6 +37,7 @@ from ledger_service.core.events import (
     EscrowSettled,
     ItemEventRecorded,
     ItemRegistered,
+    LogPosition,
     MerchantOfRecordChanged,
     PolicyPublished,
     ReturnAuthorized,
@@ -42,7 +50,7 @@ from ledger_service.core.hashchain import event_hash_hex
 from ledger_service.core.rows import ITEM_EVENT_RECORDED, EventRows, decode_event
 from ledger_service.store._db import insert_rows, upsert, write_tuples
 from ledger_service.store._errors import StoreError
-from ledger_service.store._state import (
+from ledger_service.store._folds import (
     DAY,
     ItemCache,
     ItemState,
@@ -55,7 +63,7 @@ from ledger_service.store._state import (
     role_row,
     seller_row,
 )
-from ledger_service.store.schema import (
+from ledger_service.store.tables import (
     chain_problems,
     escrow_payouts,
     item_events,
@@ -76,7 +84,7 @@ SEQ_PROBLEM = "expected event #{expected}, found #{found} (missing or reordered)
 LINK_PROBLEM = "prevHash does not link to the previous event's hash"
 HASH_PROBLEM = "eventHash does not match the event's fields (altered)"
 
-_ITEM_EVENT_COLUMNS = (
+_EVENT_OWN_COLUMNS = (
     "item_id",
     "seq",
     "biz_step",
@@ -88,15 +96,28 @@ _ITEM_EVENT_COLUMNS = (
     "timestamp",
     "prev_hash",
     "event_hash",
-    "chain_ok",
-    "block_number",
-    "log_index",
-    "tx_hash",
-    "tx_index",
-    "block_hash",
-    "item_key",
 )
+"""The item_events columns that are ItemEventRecorded fields of the same name."""
+_EVENT_POSITION_COLUMNS = ("block_number", "log_index", "tx_hash", "tx_index", "block_hash")
+"""The item_events columns that are LogPosition fields of the same name."""
+_ITEM_EVENT_COLUMNS = (*_EVENT_OWN_COLUMNS, "chain_ok", *_EVENT_POSITION_COLUMNS, "item_key")
 """The item_events columns, in the order of the row tuples :class:`_Batch` builds."""
+
+
+def _own_fields(cls: type[Any]) -> dict[str, int]:
+    """Field name -> index among an event's own fields in its row form (every field after ``pos``)."""
+    return {f.name: i for i, f in enumerate(fields(cls)[1:])}
+
+
+_OWN = _own_fields(ItemEventRecorded)
+_POSITION = {f.name: i for i, f in enumerate(fields(LogPosition))}
+_ROW_ITEM_ID = _OWN["item_id"]
+_row_values = itemgetter(*(_OWN[name] for name in (*_EVENT_OWN_COLUMNS, "hash_ok")))
+"""An ItemEventRecorded row's own fields -> the :data:`_EVENT_OWN_COLUMNS` values, then ``hash_ok``."""
+_row_position = itemgetter(*(_POSITION[name] for name in _EVENT_POSITION_COLUMNS))
+_event_values = attrgetter(*_EVENT_OWN_COLUMNS)
+_event_position = attrgetter(*_EVENT_POSITION_COLUMNS)
+
 _ITEM_UPDATE_COLUMNS = (
     "item_id",
     "registered_at",
@@ -154,9 +175,10 @@ def apply_events(
     item_keys: dict[str, None] = {}
     return_keys: dict[str, None] = {}
     wanted_policies: set[tuple[str, int]] = set()
+    row_item_id = _ROW_ITEM_ID
     for ev in ordered:
         if type(ev) is tuple:
-            item_keys[ev[2][0]] = None
+            item_keys[ev[2][row_item_id]] = None
         elif isinstance(ev, _ITEM_EVENTS):
             item_keys[ev.item_id] = None
         elif isinstance(ev, _RETURN_EVENTS):
@@ -305,20 +327,8 @@ class _Batch:
         :meth:`_item_event` does with the event, read from the tuples. An event that fails a check is built
         and takes that path."""
         _, pos, own = row
-        (
-            item_id,
-            actor,
-            seq,
-            biz_step,
-            disposition,
-            location,
-            document,
-            biz_transaction,
-            timestamp,
-            prev_hash,
-            event_hash,
-            hash_ok,
-        ) = own
+        values = _row_values(own)  # in _EVENT_OWN_COLUMNS order, then hash_ok
+        item_id, seq, biz_step, disposition, _, _, _, _, timestamp, prev_hash, event_hash, hash_ok = values
         state = self.item_states[item_id]
         if (
             hash_ok is not True
@@ -331,33 +341,10 @@ class _Batch:
         state.record(
             biz_step=biz_step, disposition=disposition, timestamp=timestamp, event_hash=event_hash, chain_ok=True
         )
-        block_number, block_hash, tx_hash, tx_index, log_index, _ = pos
-        self.item_events.append(
-            (
-                item_id,
-                seq,
-                biz_step,
-                disposition,
-                actor,
-                location,
-                document,
-                biz_transaction,
-                timestamp,
-                prev_hash,
-                event_hash,
-                self.flags[1],
-                block_number,
-                log_index,
-                tx_hash,
-                tx_index,
-                block_hash,
-                state.key,
-            )
-        )
+        self.item_events.append((*values[:-1], self.flags[1], *_row_position(pos), state.key))
 
     def _item_event(self, ev: ItemEventRecorded) -> None:
         state = self.item_states[ev.item_id]
-        p = ev.pos
         ok = True
         expected = state.event_count if state.next_seq is None else state.next_seq
         if ev.seq != expected:
@@ -392,28 +379,7 @@ class _Batch:
             chain_ok=ok,
         )
         state.follow_seq(ev.seq)
-        self.item_events.append(
-            (
-                ev.item_id,
-                ev.seq,
-                ev.biz_step,
-                ev.disposition,
-                ev.actor,
-                ev.location,
-                ev.document,
-                ev.biz_transaction,
-                ev.timestamp,
-                ev.prev_hash,
-                ev.event_hash,
-                self.flags[ok],
-                p.block_number,
-                p.log_index,
-                p.tx_hash,
-                p.tx_index,
-                p.block_hash,
-                state.key,
-            )
-        )
+        self.item_events.append((*_event_values(ev), self.flags[ok], *_event_position(ev.pos), state.key))
 
     def _problem(self, ev: ItemEventRecorded, reason: str) -> bool:
         self.problems.append(
