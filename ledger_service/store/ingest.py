@@ -104,32 +104,7 @@ _ITEM_EVENT_COLUMNS = (*_EVENT_OWN_COLUMNS, "chain_ok", *_EVENT_POSITION_COLUMNS
 """The item_events columns, in the order of the row tuples :class:`_Batch` builds."""
 
 
-def _row_reader(names: Sequence[str]) -> Callable[[tuple[Any, ...], tuple[Any, ...]], tuple[Any, ...]]:
-    """A function (own fields, position fields) of an ItemEventRecorded row -> the fields ``names``, in that order.
-
-    Generated from the two dataclasses' field order, as :mod:`dataclasses` generates ``__init__``: it unpacks
-    both tuples into the fields' names and returns one tuple. It runs once per indexed event, where picking the
-    fields with ``operator.itemgetter`` calls and slices instead made the writer measurably slower.
-    """
-    own = [f.name for f in fields(ItemEventRecorded)[1:]]  # a row's own fields: every field after ``pos``
-    position = [f.name for f in fields(LogPosition)]
-    unknown = set(names) - set(own) - set(position)
-    if set(own) & set(position) or unknown or not all(name.isidentifier() for name in (*own, *position)):
-        raise TypeError(f"cannot read {sorted(unknown)} from ItemEventRecorded's row form")  # pragma: no cover
-    source = (
-        f"def read(own, pos):\n    {', '.join(own)}, = own\n    {', '.join(position)}, = pos\n"
-        f"    return ({', '.join(names)},)\n"
-    )
-    namespace: dict[str, Any] = {}
-    exec(source, namespace)  # noqa: S102 - the source is made of dataclass field names only
-    read: Callable[[tuple[Any, ...], tuple[Any, ...]], tuple[Any, ...]] = namespace["read"]
-    return read
-
-
 _ROW_ITEM_ID = [f.name for f in fields(ItemEventRecorded)[1:]].index("item_id")
-_read_row = _row_reader((*_EVENT_OWN_COLUMNS, *_EVENT_POSITION_COLUMNS, "hash_ok"))
-"""An ItemEventRecorded row's (own fields, position fields) -> its item_events values but ``chain_ok`` and
-``item_key``, then ``hash_ok``."""
 _event_values = attrgetter(*_EVENT_OWN_COLUMNS)
 _event_position = attrgetter(*_EVENT_POSITION_COLUMNS)
 
@@ -179,7 +154,7 @@ def apply_events(
 
     Returns the counts and the items states written (for ``cache.keep`` once committed).
     """
-    # A fetch process's events (EventRows): each ItemEventRecorded stays its row (_Batch.add_item_row),
+    # A fetch process's events (EventRows): each ItemEventRecorded stays its row (_add_item_row),
     # every other event is built; the order is kept
     ordered: Sequence[DecodedEvent | tuple[Any, ...]]
     if isinstance(events, EventRows):
@@ -205,10 +180,10 @@ def apply_events(
     return_folds = load_returns(conn, list(return_keys)) if return_keys else {}
     ship_by_days = policy_ship_by_days(conn, wanted_policies) if wanted_policies else {}
     batch = _Batch(item_states, return_folds, ship_by_days, now, int_flags=conn.dialect.name == "sqlite")
-    add, add_row = batch.add, batch.add_item_row
+    add, add_row = batch.add, _add_item_row
     for ev in ordered:
         if type(ev) is tuple:
-            add_row(ev)
+            add_row(batch, ev)
         else:
             add(cast(DecodedEvent, ev))
     batch.write(conn)
@@ -337,65 +312,6 @@ class _Batch:
             self.return_folds[ev.return_id].settle()
             self.logs[escrow_payouts].append(row | position)
 
-    def add_item_row(self, row: tuple[Any, ...]) -> None:
-        """An ItemEventRecorded in its row form (:func:`~ledger_service.core.rows.encode_event`): what
-        :meth:`_item_event` does with the event, read from the tuples. An event that fails a check is built
-        and takes that path."""
-        _, pos, own = row
-        (
-            item_id,
-            seq,
-            biz_step,
-            disposition,
-            actor,
-            location,
-            document,
-            biz_transaction,
-            timestamp,
-            prev_hash,
-            event_hash,
-            block_number,
-            log_index,
-            tx_hash,
-            tx_index,
-            block_hash,
-            hash_ok,
-        ) = _read_row(own, pos)
-        state = self.item_states[item_id]
-        if (
-            hash_ok is not True
-            or seq != state.event_count
-            or prev_hash != state.head_hash
-            or state.next_seq is not None  # after a break, the slow path knows the seq expected
-        ):
-            self._item_event(cast(ItemEventRecorded, decode_event(row)))
-            return
-        state.record(
-            biz_step=biz_step, disposition=disposition, timestamp=timestamp, event_hash=event_hash, chain_ok=True
-        )
-        self.item_events.append(
-            (
-                item_id,
-                seq,
-                biz_step,
-                disposition,
-                actor,
-                location,
-                document,
-                biz_transaction,
-                timestamp,
-                prev_hash,
-                event_hash,
-                self.flags[1],
-                block_number,
-                log_index,
-                tx_hash,
-                tx_index,
-                block_hash,
-                state.key,
-            )
-        )
-
     def _item_event(self, ev: ItemEventRecorded) -> None:
         state = self.item_states[ev.item_id]
         ok = True
@@ -519,3 +435,53 @@ class _Batch:
             for part in chunks(conn, absent, pairs=True):
                 conn.execute(delete(state).where(tuple_(state.c[names[0]], state.c[names[1]]).in_(part)))
         insert_rows(conn, chain_problems, self.problems)
+
+
+_ADD_ITEM_ROW = """
+def add_item_row(batch, row):
+    _, ({position},), ({own},) = row
+    state = batch.item_states[item_id]
+    if (
+        hash_ok is not True
+        or seq != state.event_count
+        or prev_hash != state.head_hash
+        or state.next_seq is not None
+    ):
+        batch._item_event(decode_event(row))
+        return
+    state.record(biz_step=biz_step, disposition=disposition, timestamp=timestamp, event_hash=event_hash, chain_ok=True)
+    batch.item_events.append(({values},))
+"""
+"""The source of :func:`_add_item_row`, with the row form's field names and the item_events values filled in."""
+
+
+def _compile_add_item_row() -> Callable[[_Batch, tuple[Any, ...]], None]:
+    """``add_item_row(batch, row)``: an ItemEventRecorded in its row form
+    (:func:`~ledger_service.core.rows.encode_event`) added to ``batch`` as :meth:`_Batch._item_event` adds the
+    event, read from the tuples; an event that fails a check is built and takes that path (after a break, that
+    path knows the seq expected).
+
+    Generated from the dataclasses' field order, as :mod:`dataclasses` generates ``__init__``: the row is unpacked
+    into the fields' names in one statement. It runs once per indexed event, where any call or slice to pick the
+    fields by index made the writer measurably slower than this unpacking.
+    """
+    own = [f.name for f in fields(ItemEventRecorded)[1:]]  # a row's own fields: every field after ``pos``
+    position = [f.name for f in fields(LogPosition)]
+    read = {"item_id", "hash_ok", "seq", "prev_hash", "biz_step", "disposition", "timestamp", "event_hash"}
+    taken = {*_EVENT_OWN_COLUMNS, *_EVENT_POSITION_COLUMNS, *read}
+    names = [*own, *position]
+    if len(set(names)) != len(names) or not taken <= set(names) or not all(n.isidentifier() for n in names):
+        raise TypeError("ItemEventRecorded's row form lacks a field the writer reads")  # pragma: no cover
+    values = {name: name for name in names} | {"chain_ok": "batch.flags[1]", "item_key": "state.key"}
+    source = _ADD_ITEM_ROW.format(
+        position=", ".join(position),
+        own=", ".join(own),
+        values=", ".join(values[column] for column in _ITEM_EVENT_COLUMNS),
+    )
+    namespace: dict[str, Any] = {"decode_event": decode_event}
+    exec(source, namespace)  # noqa: S102 - the source is this module's template and dataclass field names
+    add: Callable[[_Batch, tuple[Any, ...]], None] = namespace["add_item_row"]
+    return add
+
+
+_add_item_row = _compile_add_item_row()
