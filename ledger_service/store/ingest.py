@@ -27,7 +27,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
-from operator import attrgetter
 from typing import Any, cast
 
 from sqlalchemy import Connection, Table, delete, tuple_
@@ -102,11 +101,8 @@ _EVENT_POSITION_COLUMNS = ("block_number", "log_index", "tx_hash", "tx_index", "
 """The item_events columns that are LogPosition fields of the same name."""
 _ITEM_EVENT_COLUMNS = (*_EVENT_OWN_COLUMNS, "chain_ok", *_EVENT_POSITION_COLUMNS, "item_key")
 """The item_events columns, in the order of the row tuples :class:`_Batch` builds."""
-
-
 _ROW_ITEM_ID = [f.name for f in fields(ItemEventRecorded)[1:]].index("item_id")
-_event_values = attrgetter(*_EVENT_OWN_COLUMNS)
-_event_position = attrgetter(*_EVENT_POSITION_COLUMNS)
+"""Where ``item_id`` is among an ItemEventRecorded row's own fields (every field after ``pos``)."""
 
 _ITEM_UPDATE_COLUMNS = (
     "item_id",
@@ -348,7 +344,29 @@ class _Batch:
             chain_ok=ok,
         )
         state.follow_seq(ev.seq)
-        self.item_events.append((*_event_values(ev), self.flags[ok], *_event_position(ev.pos), state.key))
+        p = ev.pos
+        self.item_events.append(
+            (
+                ev.item_id,
+                ev.seq,
+                ev.biz_step,
+                ev.disposition,
+                ev.actor,
+                ev.location,
+                ev.document,
+                ev.biz_transaction,
+                ev.timestamp,
+                ev.prev_hash,
+                ev.event_hash,
+                self.flags[ok],
+                p.block_number,
+                p.log_index,
+                p.tx_hash,
+                p.tx_index,
+                p.block_hash,
+                state.key,
+            )
+        )
 
     def _problem(self, ev: ItemEventRecorded, reason: str) -> bool:
         self.problems.append(
