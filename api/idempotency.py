@@ -32,7 +32,7 @@ from ledger_service.access import Actor, Consumer, seal, unseal
 from ledger_service.chain.signers import ChainContext
 from ledger_service.errors import ConflictError, IndexBehindError, InvalidRequestError
 from ledger_service.settings import IDEMPOTENCY_LEASE_S, Settings
-from ledger_service.store import api_queries
+from ledger_service.store import idempotency as records
 from ledger_service.store.handle import Store
 
 log = structlog.get_logger("api")
@@ -76,7 +76,7 @@ class Idempotency:
         key: str | None,
         credential: str = "",
         request_hash: str = "",
-        replay: api_queries.IdempotencyRow | None = None,
+        replay: records.IdempotencyRow | None = None,
     ) -> None:
         self._request = request
         self._store = store
@@ -112,7 +112,7 @@ class Idempotency:
     def _complete(self, response: Response) -> None:
         self.settled = True
         try:
-            api_queries.complete_idempotency_key(
+            records.complete_idempotency_key(
                 self._store,
                 actor=self._actor,
                 key=str(self.key),
@@ -128,7 +128,7 @@ class Idempotency:
     def _release(self) -> None:
         self.settled = True
         try:
-            api_queries.release_idempotency_key(self._store, actor=self._actor, key=str(self.key))
+            records.release_idempotency_key(self._store, actor=self._actor, key=str(self.key))
         except Exception:
             log.error("could not release an idempotency key", key=self.key, exc_info=True)
 
@@ -138,7 +138,7 @@ def _json(result: Any, status_code: int) -> Response:
     return Response(content=content, status_code=status_code, media_type="application/json")
 
 
-def _replayed(row: api_queries.IdempotencyRow, *, credential: str, context: str) -> Response:
+def _replayed(row: records.IdempotencyRow, *, credential: str, context: str) -> Response:
     status = int(row.status or 200)
     body = unseal(row.response_body or "", credential=credential, context=context)
     if body is None:
@@ -188,8 +188,8 @@ async def idempotency(
     request_hash = _request_hash(request, await request.body())
     ttl_s = _idempotency_ttl(request)
 
-    def claim() -> api_queries.IdempotencyRow | None:
-        return api_queries.claim_idempotency_key(
+    def claim() -> records.IdempotencyRow | None:
+        return records.claim_idempotency_key(
             store,
             actor=actor,
             key=key,
@@ -201,14 +201,14 @@ async def idempotency(
             ttl_s=ttl_s,
         )
 
-    def look() -> api_queries.IdempotencyRow | None:
+    def look() -> records.IdempotencyRow | None:
         """The key's row, read only (waiting duplicates must not queue for SQLite's write lock)."""
-        row = api_queries.get_idempotency_key(store, actor=actor, key=key)
+        row = records.get_idempotency_key(store, actor=actor, key=key)
         if row is None or (row.status is None and row.created_at <= time.time() - IDEMPOTENCY_LEASE_S):
             return claim()  # released, or its owner died: try to take it
         return row
 
-    def ours(replay: api_queries.IdempotencyRow | None = None) -> Idempotency:
+    def ours(replay: records.IdempotencyRow | None = None) -> Idempotency:
         return Idempotency(
             request=request,
             store=store,

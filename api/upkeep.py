@@ -22,8 +22,8 @@ import structlog
 
 from ledger_service.access import RevocationWatch
 from ledger_service.settings import Settings
-from ledger_service.store import api_queries
 from ledger_service.store.handle import Store
+from ledger_service.store.idempotency import purge_idempotency_keys
 
 log = structlog.get_logger("api.upkeep")
 
@@ -31,7 +31,7 @@ log = structlog.get_logger("api.upkeep")
 def purge_expired_idempotency(store: Store, *, ttl_s: int, now: int | None = None) -> int:
     """Deletes the idempotency records created ``ttl_s`` seconds ago or earlier; returns how many."""
     clock = int(time.time()) if now is None else now
-    return api_queries.purge_idempotency_keys(store, created_before=clock - ttl_s + 1)
+    return purge_idempotency_keys(store, created_before=clock - ttl_s + 1)
 
 
 async def _every(interval_s: float, what: str, work: Callable[[], Awaitable[object]]) -> None:

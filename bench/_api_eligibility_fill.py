@@ -57,7 +57,9 @@ from ledger_service.core.events import (
 from ledger_service.core.hashchain import event_hash_hex
 from ledger_service.core.keccak import keccak
 from ledger_service.returns.documents import PolicyDocument
-from ledger_service.store import BlockRef, ChainPin, Store, api_queries
+from ledger_service.store import BlockRef, ChainPin, Store
+from ledger_service.store.items import set_item_category
+from ledger_service.store.policies import put_policy_terms
 
 DAY = 86_400
 SPAN_DAYS = 150
@@ -216,9 +218,7 @@ def fill(
     documents = {m: policy_documents(i) for i, m in enumerate(actors.merchants)}
     for merchant, versions in documents.items():
         for doc in versions:
-            api_queries.put_policy_terms(
-                store, merchant=merchant, digest=doc.digest, document=doc.to_json(), created_at=now
-            )
+            put_policy_terms(store, merchant=merchant, digest=doc.digest, document=doc.to_json(), created_at=now)
     chain = _Chain(
         start=now - SPAN_DAYS * DAY,
         end=now - 60,
@@ -299,7 +299,7 @@ def fill(
                 )
     flush(final=True)
     for iid in categorized:
-        api_queries.set_item_category(store, item_id=iid, category=CATEGORY, set_by=actors.merchants[0], set_at=now)
+        set_item_category(store, item_id=iid, category=CATEGORY, set_by=actors.merchants[0], set_at=now)
     stats.categorized = len(categorized)
     stats.seconds = time.perf_counter() - started
     return stats

@@ -95,7 +95,7 @@ from sqlalchemy.engine import make_url  # noqa: E402
 from web3 import Web3  # noqa: E402
 
 from ledger_service.indexer.sync import RangeSizer  # noqa: E402
-from ledger_service.store.schema import item_events, item_key  # noqa: E402
+from ledger_service.store.tables import item_events, item_key  # noqa: E402
 from tests.support.activity import LOCATION, Activity, write_manifest  # noqa: E402
 from tests.support.chain import ARTIFACTS, CARRIER, MANUFACTURER, MERCHANT, Anvil, deploy_all  # noqa: E402
 
@@ -623,11 +623,11 @@ def measure_follow(chain: Chain, url: str, args: argparse.Namespace, log_path: P
 HOTSPOTS = (
     ("Prefetcher.__iter__ (writer waits for the fetcher)", "indexer/sync.py", "__iter__"),
     ("Store.apply", "store/handle.py", "apply"),
-    ("  apply_events (rows + state + hash check)", "store/_apply.py", "apply_events"),
-    ("    load_items (state of touched items)", "store/_state.py", "load_items"),
-    ("    _Batch.add (building rows)", "store/_apply.py", "add"),
+    ("  apply_events (rows + state + hash check)", "store/ingest.py", "apply_events"),
+    ("    load_items (state of touched items)", "store/_folds.py", "load_items"),
+    ("    _Batch.add (building rows)", "store/ingest.py", "add"),
     ("      event_hash_hex (keccak re-check)", "core/hashchain.py", "event_hash_hex"),
-    ("    _Batch.write (inserts/upserts)", "store/_apply.py", "write"),
+    ("    _Batch.write (inserts/upserts)", "store/ingest.py", "write"),
     ("  upsert (all tables)", "store/_db.py", "upsert"),
     ("  sqlite3 executemany", "~", "<method 'executemany' of 'sqlite3.Cursor' objects>"),
     ("  sqlite3 execute", "~", "<method 'execute' of 'sqlite3.Cursor' objects>"),

@@ -15,8 +15,14 @@ from api.schemas.returns import PayoutPublic, ReturnPublic, TimelineEntryPublic
 from ledger_service.core.codes import BizStep, Disposition, ReturnState, decode_location
 from ledger_service.returns.labels import label_code
 from ledger_service.returns.views import ReturnStatus, state_name
-from ledger_service.store.api_queries import ReturnRequestRow
-from ledger_service.store.queries import ItemEventRow, PayoutRow, ReturnRow, TimelineEntry, TransitionRow
+from ledger_service.store.returns import (
+    ItemEventRow,
+    PayoutRow,
+    ReturnRequestRow,
+    ReturnRow,
+    TimelineEntry,
+    TransitionRow,
+)
 
 BPS = 10_000
 ItemPath = Annotated[str, Path(pattern=f"^{ITEM_ID}$", description="the item id (0x + 64 hex digits)")]

@@ -23,7 +23,7 @@ from api.routers._present import ItemPath
 from api.schemas.audit import ItemHistoryPublic
 from ledger_service.access import Actor, Consumer, Role
 from ledger_service.errors import NotFoundError, PermissionDeniedError
-from ledger_service.store import queries
+from ledger_service.store import items, sales
 from ledger_service.verification import audit_item
 from ledger_service.verification.exports import history_csv, history_epcis, history_json
 
@@ -84,11 +84,11 @@ def _check_access(principal: Actor | Consumer, svc: ServicesDep, item_id: str) -
                 f"{principal.role.value} key"
             )
         if principal.role is Role.MERCHANT:
-            item = queries.item(svc.store, key)
+            item = items.item(svc.store, key)
             if item is None or item.merchant != principal.address:
                 raise NotFoundError(f"no item {key} of this merchant")
         return
-    sale = queries.current_sale(svc.store, key)
+    sale = sales.current_sale(svc.store, key)
     if principal.item_id != key or sale is None or sale.consumer != principal.address:
         raise NotFoundError(f"no item {key} for this return token")
 

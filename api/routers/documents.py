@@ -42,7 +42,7 @@ from ledger_service.documents.content import ContentCheck, extension_of, served_
 from ledger_service.documents.interface import StoredDocument
 from ledger_service.errors import NotFoundError, PayloadTooLargeError, RateLimitedError, UnsupportedMediaTypeError
 from ledger_service.settings import Settings
-from ledger_service.store.quota_queries import DAY_S, day_of, release_upload, reserve_upload
+from ledger_service.store.document_quota import DAY_S, day_of, release_upload, reserve_upload
 
 MULTIPART_ENVELOPE = 64 * 1024
 """Bytes a multipart body may hold beyond the file itself (boundaries, part headers, a file name)."""

@@ -25,8 +25,9 @@ from ledger_service.access import Actor, Consumer, Role
 from ledger_service.errors import NotFoundError, PermissionDeniedError
 from ledger_service.returns import record_delivery
 from ledger_service.returns.decision import EligibilityCheck, check_eligibility_for
-from ledger_service.store import queries
-from ledger_service.store.queries import ItemRow, SaleRow
+from ledger_service.store import items
+from ledger_service.store.items import ItemRow
+from ledger_service.store.sales import SaleRow
 
 router = APIRouter(prefix="/items", tags=["items"])
 
@@ -61,7 +62,7 @@ def deliver(
         )
         delivered_at = None
         if wait_if_asked(svc, wait=wait, block_number=tx.block_number):
-            found = queries.item(svc.store, item_id)
+            found = items.item(svc.store, item_id)
             delivered_at = utc(found.delivered_at) if found else None
         return DeliveryPublic(
             tx_hash=tx.tx_hash, block_number=tx.block_number, item_id=item_id.lower(), delivered_at=delivered_at

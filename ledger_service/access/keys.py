@@ -17,7 +17,7 @@ from ledger_service.access import _cache
 from ledger_service.access._model import Actor, Role
 from ledger_service.access._secrets import API_KEY_PREFIX, hash_secret, new_secret, well_formed
 from ledger_service.errors import AuthenticationError, InvalidRequestError, NotFoundError
-from ledger_service.store import api_queries as q
+from ledger_service.store import credentials as q
 from ledger_service.store.handle import Store
 
 MAX_NAME_LENGTH = 200

@@ -1,7 +1,7 @@
 """How a revocation made in one process reaches the credential cache of every other.
 
 Every revocation adds a ``credential_revocations`` row in the transaction that revokes
-(:mod:`ledger_service.store.api_queries`). A :class:`RevocationWatch` remembers the
+(:mod:`ledger_service.store.credentials`). A :class:`RevocationWatch` remembers the
 latest row's id; :meth:`RevocationWatch.check` reads it again (one indexed ``max``, no
 matter how many credentials exist) and empties this process's cache when it changed. The
 API runs the check every ``LEDGER_REVOCATION_POLL_S`` seconds in the background, so the
@@ -12,7 +12,7 @@ worker within that delay.
 from __future__ import annotations
 
 from ledger_service.access import _cache
-from ledger_service.store import api_queries as q
+from ledger_service.store import credentials as q
 from ledger_service.store.handle import Store
 
 

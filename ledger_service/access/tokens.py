@@ -24,8 +24,8 @@ from ledger_service.access import _cache
 from ledger_service.access._model import Consumer
 from ledger_service.access._secrets import RETURN_TOKEN_PREFIX, hash_secret, new_secret, well_formed
 from ledger_service.errors import AuthenticationError, InvalidRequestError
-from ledger_service.store import api_queries as q
-from ledger_service.store import queries
+from ledger_service.store import credentials as q
+from ledger_service.store import sales
 from ledger_service.store.handle import Store
 
 SCHEME = "ReturnToken"
@@ -98,7 +98,7 @@ def verify_return_token(*, store: Store, presented: str, now: int | None = None)
         )
     if row.sale_seq is not None:
         # The index may not have seen this token's sale yet (it was just recorded): only a later sale ends it.
-        sale = queries.current_sale(store, row.item_id)
+        sale = sales.current_sale(store, row.item_id)
         if sale is not None and sale.sale_seq > row.sale_seq:
             raise AuthenticationError(
                 "the return token is for an earlier sale of this item, which was sold again since", scheme=SCHEME

@@ -3,7 +3,7 @@
 A row is a plain tuple of ints, strings, bools and None: the event class's index in
 :data:`EVENT_TYPES`, its position's fields and its own fields, in dataclass order. A fetch process
 decodes logs straight into rows and marshals them across its pipe (``indexer/wire.py``); the writer
-(``store/_apply.py``) turns an ItemEventRecorded row into its table row with no object in between.
+(``store/ingest.py``) turns an ItemEventRecorded row into its table row with no object in between.
 :class:`EventRows` is a sequence of such rows that reads as a sequence of events. Pure, no I/O.
 """
 

@@ -1,9 +1,9 @@
 """The returns workflow: policies, sales and deliveries, return requests and every step of a return.
 
 Writes go to the chain (each signed by the acting account, consumers' steps by
-the relayer) and return the transaction; reads come from the index
-(:mod:`ledger_service.store.queries`) and the API's own records
-(:mod:`ledger_service.store.api_queries`). No HTTP here: the API's routers
+the relayer) and return the transaction; reads come from the index and the API's
+own records (:mod:`ledger_service.store`'s items, sales, policies and returns
+modules). No HTTP here: the API's routers
 call these functions, which take keyword-only arguments and raise
 :mod:`ledger_service.errors` classes the API maps to statuses.
 

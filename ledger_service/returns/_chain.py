@@ -31,7 +31,7 @@ from ledger_service.chain.sender import SentTx, TxSender
 from ledger_service.chain.signers import ChainContext
 from ledger_service.core.codes import encode_location
 from ledger_service.errors import ConflictError, InvalidRequestError
-from ledger_service.store import queries
+from ledger_service.store.checkpoint import index_head
 from ledger_service.store.handle import Store
 
 MAX_UINT256 = 2**256 - 1
@@ -188,7 +188,7 @@ def wall_clock() -> int:
 def chain_now(store: Store, *, wall: int | None = None) -> int:
     """The time rules run at: the later of the wall clock and the indexed head's timestamp."""
     now = wall_clock() if wall is None else wall
-    head = queries.index_head(store)
+    head = index_head(store)
     if head is not None and head.timestamp is not None:
         now = max(now, head.timestamp)
     return now

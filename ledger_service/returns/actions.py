@@ -46,9 +46,10 @@ from ledger_service.returns.documents import (
     inspection_report,
     note_document,
 )
-from ledger_service.store import api_queries, queries
+from ledger_service.store import items, policies, sales
+from ledger_service.store import returns as returns_store
 from ledger_service.store.handle import Store
-from ledger_service.store.queries import ReturnRow
+from ledger_service.store.returns import ReturnRow
 
 
 class ScanKind(StrEnum):
@@ -103,7 +104,7 @@ def publish_policy(
     """
     document.validate()
     with held(documents, document.to_json()) as digest:
-        added = api_queries.put_policy_terms(
+        added = policies.put_policy_terms(
             store, merchant=merchant, digest=digest, document=document.to_json(), created_at=wall_clock()
         )
         try:
@@ -111,7 +112,7 @@ def publish_policy(
             sent = chain.sender_for(merchant).send(chain.escrow.functions.publishPolicy(document.on_chain()))
         except BaseException:
             if added:
-                api_queries.delete_policy_terms(store, merchant=merchant, digest=digest)
+                policies.delete_policy_terms(store, merchant=merchant, digest=digest)
             raise
     [published] = event_args(chain.escrow, "PolicyPublished", sent)
     return PublishedPolicy(tx=TxResult.of(sent), version=int(published["version"]), digest=digest)
@@ -162,7 +163,7 @@ def record_sale(
     )
     [sale] = event_args(chain.escrow, "SaleRecorded", sent)
     if category:
-        api_queries.set_item_category(store, item_id=item_id, category=category, set_by=merchant, set_at=wall_clock())
+        items.set_item_category(store, item_id=item_id, category=category, set_by=merchant, set_at=wall_clock())
     token_plaintext = issue_return_token(
         store=store, item_id=item_id.lower(), consumer=consumer, sale_seq=int(sale["saleSeq"]), ttl_s=token_ttl_s
     )
@@ -187,7 +188,7 @@ def _document(documents: DocumentStore | None, written: dict[str, Any] | None, *
 
 
 def _return_of(store: Store, return_id: str) -> ReturnRow:
-    found = queries.return_by_id(store, return_id)
+    found = returns_store.return_by_id(store, return_id)
     if found is None:
         raise NotFoundError(f"no return {return_id.lower()} (if it was just authorized, retry with ?wait=true)")
     return found
@@ -210,14 +211,14 @@ def record_delivery(
 ) -> TxResult:
     """The carrier delivered the sold item to the consumer (``arriving`` + ``retail_sold``, the order as
     business transaction): the return window starts now."""
-    sale = queries.current_sale(store, item_id)
+    sale = sales.current_sale(store, item_id)
     if sale is None or sale.closed:
         raise ConflictError(
             f"item {item_id.lower()} has no open sale to deliver (if it was just sold, retry with ?wait=true)"
         )
-    item = queries.item(store, item_id)
+    item = items.item(store, item_id)
     if item is not None and item.delivered_at is not None:
-        # The index keeps the first delivery after the current sale (store/_state.py); another one is refused.
+        # The index keeps the first delivery after the current sale (store/_folds.py); another one is refused.
         when = datetime.fromtimestamp(item.delivered_at, UTC)
         raise ConflictError(f"item {item_id.lower()} was already delivered for this sale ({when:%Y-%m-%d %H:%M} UTC)")
     event = (
@@ -279,7 +280,7 @@ def record_inspection(
 
 def _consumers_return(store: Store, *, consumer: str, item_id: str, return_id: str) -> ReturnRow:
     """The return, if it is this consumer's return of this item (else 404: another party's is not shown)."""
-    ret = queries.return_by_id(store, return_id)
+    ret = returns_store.return_by_id(store, return_id)
     if ret is None or ret.consumer != consumer.lower() or ret.item_id != item_id.lower():
         raise NotFoundError(f"no return {return_id.lower()} of yours (if it was just authorized, retry shortly)")
     return ret

@@ -20,10 +20,10 @@ from dataclasses import dataclass, replace
 from ledger_service.eligibility import Decision, ItemFacts, PolicyTerms, ReturnRequestFacts, SaleFacts, decide
 from ledger_service.returns._chain import wall_clock
 from ledger_service.returns.documents import PolicyDocument, digest_of, terms_of
-from ledger_service.store import api_queries
-from ledger_service.store.eligibility_queries import RequesterOf, eligibility_read
 from ledger_service.store.handle import Store
-from ledger_service.store.queries import EligibilitySnapshot, ItemRow, PolicyRow, SaleRow
+from ledger_service.store.items import ItemRow
+from ledger_service.store.policies import PolicyRow, policy_terms_of
+from ledger_service.store.sales import EligibilitySnapshot, RequesterOf, SaleRow, eligibility_read
 
 ANY_REASON = "unspecified"
 """The reason checked when the caller gives none (reason rules are then left out)."""
@@ -83,7 +83,7 @@ def forget_missing_document(*, merchant: str, digest: str) -> None:
 
 
 def _load_document(store: Store, policy: PolicyRow) -> PolicyDocument | None:
-    row = api_queries.policy_terms_of(store, merchant=policy.merchant, digest=policy.document_digest)
+    row = policy_terms_of(store, merchant=policy.merchant, digest=policy.document_digest)
     if row is None:
         return None
     try:
@@ -128,7 +128,7 @@ def check_eligibility_for(
 ) -> tuple[EligibilityCheck, str]:
     """:func:`check_eligibility` for a requester decided from the item and its latest sale (the API's
     eligibility route: who asks depends on the sale), with one read of the index
-    (:func:`~ledger_service.store.eligibility_queries.eligibility_read`); the check and the requester.
+    (:func:`~ledger_service.store.sales.eligibility_read`); the check and the requester.
 
     The snapshot's ``consumer_returns_90d`` is left 0 when the policy does not read it.
     """
@@ -151,7 +151,7 @@ def _check(
     terms = None if snap.policy is None else terms_of_row(snap.policy, document)
     sale = snap.sale if snap.sale is not None and not snap.sale.closed else None
     item = snap.item
-    # the index's delivered_at is the first delivery after the item's latest sale (store/_state.py)
+    # the index's delivered_at is the first delivery after the item's latest sale (store/_folds.py)
     delivered_at = item.delivered_at if item is not None and sale is not None else None
     rules_terms = terms
     if reason_code is None and terms is not None:

@@ -44,10 +44,10 @@ from ledger_service.returns._chain import (
     wall_clock,
 )
 from ledger_service.returns.decision import EligibilityCheck, check_eligibility, fast_refund_applies
-from ledger_service.store import api_queries, queries
-from ledger_service.store.api_queries import ReturnRequestRow
+from ledger_service.store import returns as returns_store
 from ledger_service.store.handle import Store
-from ledger_service.store.queries import SaleRow
+from ledger_service.store.returns import ReturnRequestRow
+from ledger_service.store.sales import SaleRow
 
 AUTO = "auto"
 STALE_CLAIM_S = 120
@@ -135,14 +135,14 @@ def request_return(
             decided_by=None if decision.outcome is Outcome.MANUAL_REVIEW else AUTO,
             active_item=None if decision.outcome is Outcome.REJECT else item_key,
         )
-        api_queries.insert_return_request(store, row)  # ItemBusyError: another replica holds the item
+        returns_store.insert_return_request(store, row)  # ItemBusyError: another replica holds the item
         if decision.outcome is not Outcome.APPROVE:
             return RequestResult(row, decision, None)
         assert sale is not None
         tx = _authorize(
             store=store, chain=chain, request=row, sale=sale, fast_refund=decision.fast_refund, decided_by=AUTO
         )
-        stored = api_queries.return_request_by_id(store, row.id)
+        stored = returns_store.return_request_by_id(store, row.id)
         assert stored is not None
         return RequestResult(stored, decision, tx)
 
@@ -152,18 +152,18 @@ def _refuse_if_busy(store: Store, check: EligibilityCheck) -> None:
     snap = check.snapshot
     assert snap.item is not None
     item_key = snap.item.item_id
-    active = api_queries.active_request_for_item(store, item_key)
+    active = returns_store.active_request_for_item(store, item_key)
     if active is not None:
         if active.outcome == Outcome.MANUAL_REVIEW.value:
             raise ReviewPendingError(item_key, active.id, queued=True)
         if active.return_id is not None:
-            indexed = queries.return_by_id(store, active.return_id)
+            indexed = returns_store.return_by_id(store, active.return_id)
             if indexed is None or indexed.is_open:
                 raise ReturnAlreadyOpenError(item_key, active.return_id)
-            api_queries.release_item(store, request_id=active.id)  # its return closed: the slot is free
+            returns_store.release_item(store, request_id=active.id)  # its return closed: the slot is free
         elif active.outcome == Outcome.APPROVE.value:
             if snap.open_return is not None:  # authorized, but the request never learnt its return id
-                api_queries.record_decision(
+                returns_store.record_decision(
                     store,
                     request_id=active.id,
                     outcome=active.outcome,
@@ -175,9 +175,9 @@ def _refuse_if_busy(store: Store, check: EligibilityCheck) -> None:
                 raise ReturnAlreadyOpenError(item_key, snap.open_return.return_id)
             if active.created_at > wall_clock() - STALE_CLAIM_S:
                 raise ReviewPendingError(item_key, active.id, queued=False)
-            api_queries.release_item(store, request_id=active.id)
+            returns_store.release_item(store, request_id=active.id)
         else:
-            api_queries.release_item(store, request_id=active.id)
+            returns_store.release_item(store, request_id=active.id)
     if snap.open_return is not None:
         raise ReturnAlreadyOpenError(item_key, snap.open_return.return_id)
 
@@ -236,7 +236,7 @@ def _authorize(
         raise failed("funding the escrow", exc) from None
     [authorized] = event_args(chain.escrow, "ReturnAuthorized", sent)
     return_id = hex32(authorized["returnId"])
-    api_queries.record_decision(
+    returns_store.record_decision(
         store,
         request_id=request.id,
         outcome=Outcome.APPROVE.value,
@@ -271,7 +271,7 @@ def _unfunded(why: str) -> str:
 
 def _fail(store: Store, request: ReturnRequestRow, decided_by: str, message: str, *, requeue: bool) -> None:
     if requeue:
-        api_queries.record_decision(
+        returns_store.record_decision(
             store,
             request_id=request.id,
             outcome=Outcome.MANUAL_REVIEW.value,
@@ -280,7 +280,7 @@ def _fail(store: Store, request: ReturnRequestRow, decided_by: str, message: str
             keep_item=True,
         )
         return
-    api_queries.record_decision(
+    returns_store.record_decision(
         store,
         request_id=request.id,
         outcome=Outcome.REJECT.value,
@@ -294,7 +294,7 @@ def _fail(store: Store, request: ReturnRequestRow, decided_by: str, message: str
 
 
 def _queued(store: Store, *, merchant: str, request_id: str) -> ReturnRequestRow:
-    row = api_queries.return_request_by_id(store, request_id)
+    row = returns_store.return_request_by_id(store, request_id)
     if row is None or row.merchant != merchant.lower():
         raise NotFoundError(f"no return request {request_id} for this merchant")
     if row.outcome != Outcome.MANUAL_REVIEW.value:
@@ -323,7 +323,7 @@ def approve_request(
             raise ConflictError(f"the item of request {request_id} is no longer sold to its consumer")
         if check.snapshot.open_return is not None:
             raise ReturnAlreadyOpenError(row.item_id, check.snapshot.open_return.return_id)
-        claimed = api_queries.record_decision(
+        claimed = returns_store.record_decision(
             store,
             request_id=row.id,
             outcome=Outcome.APPROVE.value,
@@ -346,7 +346,7 @@ def approve_request(
             decided_by=merchant.lower(),
             requeue=True,  # a failed approval leaves the request in the queue
         )
-        stored = api_queries.return_request_by_id(store, row.id)
+        stored = returns_store.return_request_by_id(store, row.id)
         assert stored is not None
         return RequestResult(stored, None, tx)
 
@@ -355,7 +355,7 @@ def reject_request(*, store: Store, merchant: str, request_id: str, note: str | 
     """The merchant rejects a queued request (nothing on-chain); the item is free for another request."""
     row = _queued(store, merchant=merchant, request_id=request_id)
     message = note.strip() if note and note.strip() else "The merchant reviewed the request and declined it."
-    done = api_queries.record_decision(
+    done = returns_store.record_decision(
         store,
         request_id=row.id,
         outcome=Outcome.REJECT.value,
@@ -366,6 +366,6 @@ def reject_request(*, store: Store, merchant: str, request_id: str, note: str | 
     )
     if not done:
         raise ConflictError(f"return request {request_id} was decided meanwhile")
-    stored = api_queries.return_request_by_id(store, row.id)
+    stored = returns_store.return_request_by_id(store, row.id)
     assert stored is not None
     return RequestResult(stored, None, None)

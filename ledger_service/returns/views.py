@@ -22,10 +22,11 @@ from ledger_service.core.codes import ReturnState
 from ledger_service.errors import InvalidRequestError, NotFoundError
 from ledger_service.returns.decision import policy_document
 from ledger_service.returns.documents import PolicyDocument
-from ledger_service.store import api_queries, queries
-from ledger_service.store.api_queries import ReturnRequestRow
+from ledger_service.store import policies
+from ledger_service.store import returns as returns_store
 from ledger_service.store.handle import Store
-from ledger_service.store.queries import PolicyRow, ReturnDetail, ReturnRow
+from ledger_service.store.policies import PolicyRow
+from ledger_service.store.returns import ReturnDetail, ReturnRequestRow, ReturnRow
 
 RETURN_ID = re.compile(r"^0x[0-9a-fA-F]{64}$")
 
@@ -84,11 +85,11 @@ class ReturnListing:
 
 def policy_history(store: Store, merchant: str) -> tuple[PolicyVersion, ...]:
     """Every version of the merchant's policy, newest (current) first."""
-    return tuple(PolicyVersion(row, policy_document(store, row)) for row in queries.policy_versions(store, merchant))
+    return tuple(PolicyVersion(row, policy_document(store, row)) for row in policies.policy_versions(store, merchant))
 
 
 def _request_of_return(store: Store, ret: ReturnRow) -> ReturnRequestRow | None:
-    rows, _ = api_queries.list_return_requests(store, item_id=ret.item_id, limit=1000)
+    rows, _ = returns_store.list_return_requests(store, item_id=ret.item_id, limit=1000)
     return next((row for row in rows if row.return_id == ret.return_id), None)
 
 
@@ -103,7 +104,7 @@ def return_status(
     """A return by return id, or a request by request id (a request that led to a return shows the return)."""
     wanted = return_or_request_id
     if RETURN_ID.match(wanted):
-        detail = queries.return_detail(store, wanted)
+        detail = returns_store.return_detail(store, wanted)
         if detail is None or not _visible(
             detail.ret.consumer,
             detail.ret.item_id,
@@ -114,12 +115,12 @@ def return_status(
         ):
             raise NotFoundError(f"no return {wanted.lower()} (if it was just authorized, retry shortly)")
         return ReturnStatus(detail, _request_of_return(store, detail.ret))
-    request = api_queries.return_request_by_id(store, wanted)
+    request = returns_store.return_request_by_id(store, wanted)
     if request is None or not _visible(
         request.consumer, request.item_id, request.merchant, consumer=consumer, item_id=item_id, merchant=merchant
     ):
         raise NotFoundError(f"no return or return request {wanted}")
-    detail = queries.return_detail(store, request.return_id) if request.return_id else None
+    detail = returns_store.return_detail(store, request.return_id) if request.return_id else None
     return ReturnStatus(detail, request)
 
 
@@ -150,7 +151,7 @@ def list_merchant_returns(
     if ListState.PENDING_REVIEW in states:
         if len(states) > 1:
             raise InvalidRequestError("state=pending_review lists the manual queue; it cannot be combined with others")
-        rows, count = api_queries.list_return_requests(
+        rows, count = returns_store.list_return_requests(
             store,
             merchant=merchant,
             outcomes=["manual_review"],
@@ -162,7 +163,7 @@ def list_merchant_returns(
         )
         return ReturnListing((), {}, tuple(rows), count)
     on_chain = [s.on_chain for s in states if s.on_chain is not None]
-    page = queries.list_returns(
+    page = returns_store.list_returns(
         store,
         merchant=merchant,
         states=on_chain,

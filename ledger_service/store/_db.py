@@ -49,7 +49,7 @@ from sqlalchemy.sql.expression import Insert, TextClause
 from sqlalchemy.types import TypeDecorator
 
 from ledger_service.store._errors import StoreError, StoreUnavailableError
-from ledger_service.store.schema import metadata  # with the API's tables: the package's __init__ registers them
+from ledger_service.store.tables import metadata
 
 log = structlog.get_logger(__name__)
 
@@ -220,7 +220,7 @@ def upgrade_to_head(engine: Engine) -> None:
 
     An index already at :data:`HEAD_REVISION` is left alone without loading Alembic or its scripts: that
     is every start of the indexer and the API but the first after an upgrade, and it spares ~0.1 s of
-    each start. A new index (none of its tables yet) is created from schema.py and stamped at head, also
+    each start. A new index (none of its tables yet) is created from tables.py and stamped at head, also
     without Alembic; any other runs the Alembic migrations up to head.
     """
     if _revision(engine) == HEAD_REVISION:
@@ -464,6 +464,13 @@ def update_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) 
 def upsert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
     """INSERT ... ON CONFLICT (primary key) DO UPDATE ``rows`` (dicts with the same keys, distinct keys)."""
     _write_rows(conn, "upsert", table, rows)
+
+
+def insert_ignore(conn: Connection, table: Table, row: dict[str, Any]) -> bool:
+    """INSERT ... ON CONFLICT DO NOTHING of one row; whether it was inserted."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(table).values(**row).on_conflict_do_nothing()
+    return conn.execute(stmt.execution_options(preserve_rowcount=True)).rowcount == 1
 
 
 def key_in(conn: Connection, column: ColumnElement[Any], keys: Sequence[Any]) -> ColumnElement[bool]:

@@ -3,7 +3,7 @@
 Invariants kept by every write method (each runs in one transaction):
 - every event up to the checkpoint's block is indexed and none above it;
 - the state tables (items, returns, roles, sellers) equal the fold of the
-  log tables (see :mod:`ledger_service.store._state`), also after a rollback;
+  log tables (see :mod:`ledger_service.store._folds`), also after a rollback;
 - every ItemEventRecorded is stored, verified or not: a failed check is in
   ``item_events.chain_ok``, ``items.chain_ok`` and ``chain_problems`` (once per
   break); unless the caller asked to refuse breaks (``refuse_breaks``: the
@@ -29,7 +29,6 @@ from sqlalchemy import Connection, Engine, Table, delete, func, insert, inspect,
 
 from ledger_service.core.events import BlockHeader, DecodedEvent
 from ledger_service.core.rows import EventRows, row_order
-from ledger_service.store._apply import BatchCounts, ChainBreak, apply_events
 from ledger_service.store._db import (
     SQLITE_CACHE_KIB,
     SQLITE_INDEXER_CACHE_KIB,
@@ -39,11 +38,10 @@ from ledger_service.store._db import (
     read_transaction,
     sqlite_path,
     upgrade_to_head,
-    upsert,
     write_transaction,
 )
 from ledger_service.store._errors import StoreError, StoreUnavailableError
-from ledger_service.store._state import (
+from ledger_service.store._folds import (
     ItemCache,
     ItemState,
     rebuild_items,
@@ -51,11 +49,20 @@ from ledger_service.store._state import (
     rebuild_roles,
     rebuild_sellers,
 )
-from ledger_service.store.schema import (
+from ledger_service.store.checkpoint import (
+    BlockRef,
+    ChainPin,
+    insert_pin,
+    read_checkpoint,
+    read_headers,
+    read_pin,
+    store_headers,
+    write_checkpoint,
+)
+from ledger_service.store.ingest import BatchCounts, ChainBreak, apply_events
+from ledger_service.store.tables import (
     blocks,
-    chain_pin,
     chain_problems,
-    checkpoint,
     escrow_payouts,
     item_events,
     item_key,
@@ -112,25 +119,6 @@ LOG_TABLES: tuple[Table, ...] = (
 )
 
 log = structlog.get_logger(__name__)
-
-
-@dataclass(frozen=True)
-class ChainPin:
-    """The chain and deployment an index was built from."""
-
-    chain_id: int
-    genesis_hash: str
-    ledger_address: str
-    escrow_address: str
-    deploy_block: int
-
-
-@dataclass(frozen=True)
-class BlockRef:
-    """A block by number and hash."""
-
-    number: int
-    hash: str
 
 
 @dataclass(frozen=True)
@@ -284,14 +272,14 @@ class Store:
     def pin(self) -> ChainPin | None:
         """The pinned chain, or None for a new index."""
         with read_transaction(self._engine) as conn:
-            return _read_pin(conn)
+            return read_pin(conn)
 
     def set_pin(self, pin: ChainPin) -> None:
         """Pins a new index to ``pin``; raises :class:`StoreError` if it is pinned to anything else."""
         with write_transaction(self._engine) as conn:
-            current = _read_pin(conn)
+            current = read_pin(conn)
             if current is None:
-                conn.execute(chain_pin.insert(), {"id": 1, **_pin_row(pin), "created_at": int(time.time())})
+                insert_pin(conn, pin)
             elif current != pin:
                 diffs = ", ".join(
                     f"{name} {getattr(current, name)!r} (wanted {getattr(pin, name)!r})"
@@ -303,16 +291,12 @@ class Store:
     def checkpoint(self) -> BlockRef | None:
         """The last block whose events are all indexed, or None before the first apply."""
         with read_transaction(self._engine) as conn:
-            return _read_checkpoint(conn)
+            return read_checkpoint(conn)
 
     def stored_blocks(self, *, from_block: int, to_block: int) -> dict[int, BlockHeader]:
         """Stored headers with ``from_block <= number <= to_block``."""
-        stmt = select(blocks).where(blocks.c.number >= from_block, blocks.c.number <= to_block)
         with read_transaction(self._engine) as conn:
-            return {
-                r.number: BlockHeader(number=r.number, hash=r.hash, parent_hash=r.parent_hash, timestamp=r.timestamp)
-                for r in conn.execute(stmt)
-            }
+            return read_headers(conn, from_block=from_block, to_block=to_block)
 
     # ---- writes ----------------------------------------------------------------
 
@@ -354,16 +338,16 @@ class Store:
     ) -> tuple[BatchCounts, list[ItemState]]:
         cache = self._item_cache
         with write_transaction(self._engine) as conn:
-            current = _read_checkpoint(conn)
+            current = read_checkpoint(conn)
             if cache.valid_at != (None if current is None else (current.number, current.hash)):
                 cache.clear()  # someone else wrote the index since this Store did
             _check_batch(events, current, checkpoint)
             counts, written = apply_events(conn, events, now=int(time.time()), cache=cache)
             if refuse_breaks and counts.breaks:
                 raise ChainBreakError(counts.breaks)  # the transaction rolls back: nothing of the batch is kept
-            _store_headers(conn, headers)
+            store_headers(conn, headers)
             conn.execute(delete(blocks).where(blocks.c.number < prune_below))
-            _write_checkpoint(conn, checkpoint)
+            write_checkpoint(conn, checkpoint)
             if before_commit is not None:
                 before_commit()
         return counts, written
@@ -389,15 +373,15 @@ class Store:
             raise StoreError(f"cannot store headers above the checkpoint {checkpoint.number}")
         with self._write_lock:
             with write_transaction(self._engine) as conn:
-                if _read_checkpoint(conn) != checkpoint:
+                if read_checkpoint(conn) != checkpoint:
                     return 0
-                _store_headers(conn, headers)
+                store_headers(conn, headers)
             self._committed()
             return len(headers)
 
     def _rollback(self, ref: BlockRef, above: int, headers: Sequence[BlockHeader]) -> RollbackStats:
         with write_transaction(self._engine) as conn:
-            current = _read_checkpoint(conn)
+            current = read_checkpoint(conn)
             if current is not None and above > current.number:
                 raise StoreError(f"cannot roll back to block {above}: the checkpoint is at {current.number}")
             item_keys = _keys_above(conn, above, (item_registrations, item_events, merchant_changes), "item_id")
@@ -408,13 +392,13 @@ class Store:
             for table in (*LOG_TABLES, returns):
                 deleted += conn.execute(delete(table).where(table.c.block_number > above)).rowcount
             blocks_deleted = conn.execute(delete(blocks).where(blocks.c.number > above)).rowcount
-            _store_headers(conn, headers)
+            store_headers(conn, headers)
             conn.execute(delete(chain_problems).where(chain_problems.c.block_number > above))
             rebuild_items(conn, item_keys)
             rebuild_returns(conn, return_keys)
             rebuild_roles(conn, role_keys)
             rebuild_sellers(conn, seller_keys)
-            _write_checkpoint(conn, ref)
+            write_checkpoint(conn, ref)
         return RollbackStats(deleted, len(item_keys), len(return_keys), blocks_deleted)
 
     # ---- node faults -------------------------------------------------------------
@@ -522,56 +506,8 @@ def _has_index(conn: Connection, name: str) -> bool:
     return name in {index["name"] for index in inspect(conn).get_indexes(item_events.name)}
 
 
-def _store_headers(conn: Connection, headers: Sequence[BlockHeader]) -> None:
-    if headers:
-        upsert(
-            conn,
-            blocks,
-            [
-                {"number": h.number, "hash": h.hash, "parent_hash": h.parent_hash, "timestamp": h.timestamp}
-                for h in {h.number: h for h in headers}.values()  # the last of each number wins
-            ],
-        )
-
-
 def _sort_key(row: tuple[Any, ...]) -> tuple[tuple[bool, Any], ...]:
     return tuple((value is None, value) for value in row)
-
-
-def _pin_row(pin: ChainPin) -> dict[str, Any]:
-    return {
-        "chain_id": pin.chain_id,
-        "genesis_hash": pin.genesis_hash,
-        "ledger_address": pin.ledger_address,
-        "escrow_address": pin.escrow_address,
-        "deploy_block": pin.deploy_block,
-    }
-
-
-def _read_pin(conn: Connection) -> ChainPin | None:
-    row = conn.execute(select(chain_pin).where(chain_pin.c.id == 1)).first()
-    if row is None:
-        return None
-    return ChainPin(
-        chain_id=row.chain_id,
-        genesis_hash=row.genesis_hash,
-        ledger_address=row.ledger_address,
-        escrow_address=row.escrow_address,
-        deploy_block=row.deploy_block,
-    )
-
-
-def _read_checkpoint(conn: Connection) -> BlockRef | None:
-    row = conn.execute(select(checkpoint.c.block_number, checkpoint.c.block_hash).where(checkpoint.c.id == 1)).first()
-    return None if row is None else BlockRef(number=row.block_number, hash=row.block_hash)
-
-
-def _write_checkpoint(conn: Connection, ref: BlockRef) -> None:
-    upsert(
-        conn,
-        checkpoint,
-        [{"id": 1, "block_number": ref.number, "block_hash": ref.hash, "updated_at": int(time.time())}],
-    )
 
 
 def _check_batch(events: Sequence[DecodedEvent], current: BlockRef | None, target: BlockRef) -> None:

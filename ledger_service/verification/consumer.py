@@ -45,9 +45,11 @@ from ledger_service.core.hashchain import item_id as item_id_of
 from ledger_service.errors import InvalidRequestError, RetryableError
 from ledger_service.returns.labels import PREFIX as LABEL_PREFIX
 from ledger_service.returns.labels import label_code, parse_label_code
-from ledger_service.store import queries, verify_queries
+from ledger_service.store import items, sales
+from ledger_service.store import returns as returns_store
+from ledger_service.store.checkpoint import index_head
 from ledger_service.store.handle import Store
-from ledger_service.store.queries import ReturnRow
+from ledger_service.store.returns import PayoutRow, ReturnRow
 from ledger_service.verification import gs1
 from ledger_service.verification.history import verify_item
 from ledger_service.verification.model import Finding, Severity
@@ -244,16 +246,16 @@ def _resolve(*, store: Store, chain: ChainContext, text: str) -> _Target:
         return _Target("return", None, return_id)
     if _HEX_ID.match(text):
         key = text.lower()
-        exact = verify_queries.items_by_ids(store, [key])
+        exact = items.items_by_ids(store, [key])
         if exact:
             return _with_clones(store=store, exact=exact[0])
         if _item_known_on_chain(chain, key):
             raise _index_behind("item")
-        if queries.return_by_id(store, key) is not None or _return_record(chain, key) is not None:
+        if returns_store.return_by_id(store, key) is not None or _return_record(chain, key) is not None:
             return _Target("return", None, key)
         return _Target("item", key, None)
     direct = "0x" + item_id_of(text).hex()
-    exact = verify_queries.items_by_ids(store, [direct])
+    exact = items.items_by_ids(store, [direct])
     if exact:
         return _with_clones(store=store, exact=exact[0])
     try:
@@ -273,14 +275,14 @@ def _resolve(*, store: Store, chain: ChainContext, text: str) -> _Target:
     return _Target("item", found[0].item_id, None, tuple(m.item_id for m in found[1:]))
 
 
-def _with_clones(*, store: Store, exact: verify_queries.ItemMatch) -> _Target:
+def _with_clones(*, store: Store, exact: items.ItemMatch) -> _Target:
     """The item registered under exactly the code, and the other items registered with its GTIN + serial."""
     key = gs1.key_of_uri(exact.uri)
     others = () if key is None else _by_key(store=store, key=key, text=exact.uri)
     return _Target("item", exact.item_id, None, tuple(m.item_id for m in others if m.item_id != exact.item_id))
 
 
-def _by_key(*, store: Store, key: gs1.ItemKey, text: str) -> list[verify_queries.ItemMatch]:
+def _by_key(*, store: Store, key: gs1.ItemKey, text: str) -> list[items.ItemMatch]:
     """Items registered under a name of ``key``: its EPC URIs and Digital Links, then any URI of its GTIN that
     names its serial; earliest registration first."""
     candidates = [*key.sgtin_uris(), key.digital_link()]
@@ -288,11 +290,11 @@ def _by_key(*, store: Store, key: gs1.ItemKey, text: str) -> list[verify_queries
     if scheme_host is not None:
         candidates.append(key.digital_link(scheme_host.group(0)))
     ids = ["0x" + item_id_of(uri).hex() for uri in candidates]
-    found = list(verify_queries.items_by_ids(store, ids))
+    found = list(items.items_by_ids(store, ids))
     seen = {m.item_id for m in found}
     found += [
         m
-        for m in verify_queries.items_by_gtin(store, gtin=key.gtin_int, serial_forms=key.serial_forms())
+        for m in items.items_by_gtin(store, gtin=key.gtin_int, serial_forms=key.serial_forms())
         if m.item_id not in seen and gs1.key_of_uri(m.uri) == key
     ]
     found.sort(key=lambda m: (m.block_number, m.log_index))
@@ -316,7 +318,7 @@ _RETURN_PHRASES = {
 }
 
 
-def _refund_phrase(ret: ReturnRow, payout: queries.PayoutRow | None) -> str | None:
+def _refund_phrase(ret: ReturnRow, payout: PayoutRow | None) -> str | None:
     if ret.state is ReturnState.CANCELLED:
         return None
     if payout is not None:
@@ -326,7 +328,7 @@ def _refund_phrase(ret: ReturnRow, payout: queries.PayoutRow | None) -> str | No
     return "refund held in escrow"
 
 
-def _state_summary(facts: verify_queries.ItemFacts) -> str:
+def _state_summary(facts: sales.ItemFacts) -> str:
     item, sale, ret = facts.item, facts.sale, facts.last_return
     parts: list[str] = []
     if sale is None:
@@ -356,7 +358,7 @@ def _has_role(chain: ChainContext, account: str) -> bool:
 
 
 def _check_item(*, store: Store, chain: ChainContext, item_id: str) -> ItemCheck | None:
-    facts = verify_queries.item_facts(store, item_id=item_id, role=MANUFACTURER_ROLE)
+    facts = sales.item_facts(store, item_id=item_id, role=MANUFACTURER_ROLE)
     if facts is None:
         return None
     verdict = verify_item(store=store, chain=chain, documents=None, item_id=item_id, check_blocks=False)
@@ -516,7 +518,7 @@ def _index_findings(record: dict[str, Any], row: ReturnRow) -> list[Finding]:
 def _check_return(*, store: Store, chain: ChainContext, return_id: str) -> ReturnCheck:
     rma = label_code(return_id)
     record = _return_record(chain, return_id)
-    detail = queries.return_detail(store, return_id)
+    detail = returns_store.return_detail(store, return_id)
     if record is None:
         findings: tuple[Finding, ...] = ()
         if detail is not None:
@@ -607,7 +609,7 @@ def check_code(
     """
     text = _clean(code)
     target = _resolve(store=store, chain=chain, text=text)
-    head = queries.index_head(store)
+    head = index_head(store)
     checked_at = int(time.time()) if now is None else now
     indexed = None if head is None else head.block_number
     if target.kind == "return":

@@ -50,8 +50,8 @@ from ledger_service.core.codes import ROLE_IDS, BizStep, Disposition, decode_loc
 from ledger_service.documents.cid import Cid
 from ledger_service.documents.interface import DocumentStatus, DocumentStore
 from ledger_service.errors import InvalidRequestError, RetryableError
-from ledger_service.store import audit_queries
 from ledger_service.store.handle import Store
+from ledger_service.store.items import AuditItemRows, item_audit_rows
 from ledger_service.verification.model import Finding, ItemVerdict, Severity
 
 log = structlog.get_logger(__name__)
@@ -193,11 +193,11 @@ class ItemHistory:
 
 def item_history(*, store: Store, item_id: str) -> ItemHistory | None:
     """The item's indexed history, or None when the index knows nothing of it."""
-    rows = audit_queries.item_audit_rows(store, item_id)
+    rows = item_audit_rows(store, item_id)
     return None if rows is None else _history(rows)
 
 
-def _history(rows: audit_queries.AuditItemRows) -> ItemHistory:
+def _history(rows: AuditItemRows) -> ItemHistory:
     changes = sorted(rows.role_changes, key=lambda c: (c.block_number, c.log_index))
     events: list[HistoryEvent] = []
     # Roles at each event: fold the role changes in chain order up to the event's position.

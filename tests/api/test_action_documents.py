@@ -12,7 +12,7 @@ from ledger_service.access import Role, create_api_key
 from ledger_service.documents.cid import Cid
 from ledger_service.documents.local import LocalDocumentStore
 from ledger_service.returns.documents import PolicyDocument, digest_of, inspection_report, note_document
-from ledger_service.store import api_queries
+from ledger_service.store.policies import policy_terms_of
 from tests.api.conftest import ApiEnv, bearer
 from tests.api.flows import POLICY, Flow, ok, problem
 from tests.support.chain import CARRIER
@@ -68,4 +68,4 @@ def test_a_refused_publication_leaves_no_policy_document(flow: Flow, api_env: Ap
     assert problem(response, 403)["error"] == "EscrowMissingRole"
     document = PolicyDocument.from_json({**body, "fast_refund_max_value": 0, "manual_review_above_value": 0})
     assert not stored(disk, document.to_json())
-    assert api_queries.policy_terms_of(api_env.store, merchant=carrier, digest=document.digest) is None
+    assert policy_terms_of(api_env.store, merchant=carrier, digest=document.digest) is None

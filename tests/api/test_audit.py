@@ -22,7 +22,7 @@ from sqlalchemy import delete, insert, select, text
 from ledger_service.documents.cid import Cid
 from ledger_service.documents.local import LocalDocumentStore
 from ledger_service.store.handle import Store
-from ledger_service.store.schema import item_events
+from ledger_service.store.tables import item_events
 from tests.api.conftest import ApiEnv, bearer, return_token
 from tests.api.flows import Flow, Sold, ok, problem
 

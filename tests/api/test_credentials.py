@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from ledger_service.access import Role, _cache, create_api_key, issue_return_token
 from ledger_service.access._secrets import hash_secret
-from ledger_service.store import api_queries
+from ledger_service.store import credentials
 from tests.api.conftest import ApiEnv, bearer, make_client, return_token
 from tests.api.flows import LOCATION, PRICE, Flow, Sold, ok, problem
 from tests.support.chain import MERCHANT
@@ -71,7 +71,7 @@ def test_a_sales_token_expires_after_the_configured_lifetime(api_env: ApiEnv, ke
         flow.publish()
         before = int(time.time())
         sold = flow.sell()
-        row = api_queries.return_token_by_hash(api_env.store, hash_secret(sold.token))
+        row = credentials.return_token_by_hash(api_env.store, hash_secret(sold.token))
         assert row is not None and row.expires_at is not None
         assert before + 7200 <= row.expires_at <= int(time.time()) + 7200
         expired = issue_return_token(
@@ -112,7 +112,7 @@ def test_a_key_revoked_by_another_process_is_refused_without_waiting_for_the_cac
     headers = bearer(created.plaintext)
     assert watching.get(url, headers=headers).status_code != 401  # verified, cached
     # what `ledger-admin keys revoke` does in its own process: the database only, not this process's cache
-    api_queries.revoke_api_key(api_env.store, key_id=created.key.id, revoked_at=int(time.time()))
+    credentials.revoke_api_key(api_env.store, key_id=created.key.id, revoked_at=int(time.time()))
     assert "revoked on" in _refused_soon(watching, url, headers)
 
 
@@ -123,5 +123,5 @@ def test_tokens_revoked_by_another_process_are_refused_without_waiting_for_the_c
     token = issue_return_token(store=api_env.store, item_id=item, consumer=api_env.accounts[7], sale_seq=1)
     url = f"/v1/items/{item}/eligibility"
     assert watching.get(url, headers=return_token(token)).status_code == 200
-    api_queries.revoke_return_tokens(api_env.store, item_id=item, revoked_at=int(time.time()))
+    credentials.revoke_return_tokens(api_env.store, item_id=item, revoked_at=int(time.time()))
     assert "revoked" in _refused_soon(watching, url, return_token(token))

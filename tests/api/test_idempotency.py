@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from fastapi.testclient import TestClient
 
-from ledger_service.store import api_queries
+from ledger_service.store import idempotency
 from tests.api.conftest import ApiEnv, bearer, make_client
 from tests.api.probe import COUNTER, router
 
@@ -101,7 +101,7 @@ def test_a_failure_of_the_service_is_not_stored(
     headers = bearer(keys["merchant"]) | {"Idempotency-Key": key}
     before = COUNTER.runs
     assert probe.post("/v1/probe/counter", headers=headers, json={"n": 1, "outcome": outcome}).status_code == status
-    assert api_queries.get_idempotency_key(api_env.store, actor=_principal(api_env, keys), key=key) is None
+    assert idempotency.get_idempotency_key(api_env.store, actor=_principal(api_env, keys), key=key) is None
     assert probe.post("/v1/probe/counter", headers=headers, json={"n": 1, "outcome": outcome}).status_code == status
     assert COUNTER.runs == before + 2  # the retry ran again
 
@@ -111,7 +111,7 @@ def _as_if_still_running(api_env: ApiEnv, key: str, *, since: int) -> None:
     from sqlalchemy import update
 
     from ledger_service.store._db import write_transaction
-    from ledger_service.store.api_schema import idempotency_keys
+    from ledger_service.store.tables import idempotency_keys
 
     with write_transaction(api_env.store.engine) as conn:
         conn.execute(

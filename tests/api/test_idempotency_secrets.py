@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from ledger_service.access import issue_return_token
-from ledger_service.store import api_queries
+from ledger_service.store import idempotency
 from tests.api.conftest import ApiEnv, bearer, make_client, return_token
 from tests.api.flows import Flow, ok
 from tests.api.probe import COUNTER, router
@@ -53,7 +53,7 @@ def test_another_credential_cannot_read_a_stored_answer(flow: Flow, api_env: Api
     from ledger_service.access import unseal, verify_api_key
 
     actor = verify_api_key(store=api_env.store, presented=flow.keys["merchant"]).principal
-    row = api_queries.get_idempotency_key(api_env.store, actor=actor, key=key)
+    row = idempotency.get_idempotency_key(api_env.store, actor=actor, key=key)
     assert row is not None and row.response_body is not None and "rrt_" not in row.response_body
     context = f"{actor}\0{key}\0{row.request_hash}"
     assert unseal(row.response_body, credential=flow.keys["merchant2"], context=context) is None
@@ -97,7 +97,7 @@ def test_an_expired_record_is_not_replayed(probe: TestClient, keys: dict[str, st
     assert response.status_code == 201 and "idempotency-replayed" not in response.headers
     assert COUNTER.runs == before + 1
     actor = verify_api_key(store=api_env.store, presented=keys["merchant"]).principal
-    row = api_queries.get_idempotency_key(api_env.store, actor=actor, key=key)
+    row = idempotency.get_idempotency_key(api_env.store, actor=actor, key=key)
     assert row is not None and row.created_at >= int(time.time()) - 60
 
 
@@ -105,7 +105,7 @@ def _age(api_env: ApiEnv, key: str, *, by: int) -> None:
     from sqlalchemy import update
 
     from ledger_service.store._db import write_transaction
-    from ledger_service.store.api_schema import idempotency_keys
+    from ledger_service.store.tables import idempotency_keys
 
     with write_transaction(api_env.store.engine) as conn:
         conn.execute(
@@ -128,7 +128,7 @@ def test_the_running_api_purges_expired_records(api_env: ApiEnv, keys: dict[str,
 
         actor = verify_api_key(store=api_env.store, presented=keys["auditor"]).principal
         deadline = time.monotonic() + 30
-        while api_queries.get_idempotency_key(api_env.store, actor=actor, key=old) is not None:
+        while idempotency.get_idempotency_key(api_env.store, actor=actor, key=old) is not None:
             assert time.monotonic() < deadline, "the expired record was not purged"
             time.sleep(0.05)
-        assert api_queries.get_idempotency_key(api_env.store, actor=actor, key=fresh) is not None
+        assert idempotency.get_idempotency_key(api_env.store, actor=actor, key=fresh) is not None

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from fastapi.testclient import TestClient
 
-from ledger_service.store import queries
+from ledger_service.store import returns
 from tests.api.conftest import ApiEnv, make_client
 from tests.api.flows import PRICE, Flow, Sold
 
@@ -58,7 +58,7 @@ def test_without_an_idempotency_key_one_approval_and_49_conflicts_naming_it(flow
     assert authorizations(flow, sold.item_id, start) == [rma]
     assert flow.escrow_balance() == escrow_before + PRICE
     flow.env.wait_indexed()
-    assert queries.list_returns(flow.env.store, item_id=sold.item_id).count == 1
+    assert returns.list_returns(flow.env.store, item_id=sold.item_id).count == 1
 
 
 def test_with_one_idempotency_key_all_50_get_the_same_answer(flow: Flow) -> None:

@@ -18,7 +18,7 @@ from eth_account import Account
 from fastapi.testclient import TestClient
 
 from ledger_service.access import issue_return_token
-from ledger_service.store.api_schema import return_requests
+from ledger_service.store.tables import return_requests
 from tests.api.conftest import ApiEnv, bearer, make_client
 from tests.api.flows import PRICE, Flow, Sold, ok, problem
 from tests.support.chain import MERCHANT

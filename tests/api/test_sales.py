@@ -6,10 +6,10 @@ import pytest
 from eth_account import Account
 from fastapi.testclient import TestClient
 
-from ledger_service.store import api_queries
 from tests.api.conftest import ApiEnv, bearer
 from tests.api.flows import PRICE, Flow, ok, problem
 from tests.support.chain import MERCHANT2
+from tests.support.store_reads import item_category
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +31,7 @@ def test_a_sale_binds_the_current_policy_and_returns_a_token(flow: Flow, api_env
     assert sale["price"] == str(PRICE) and sale["decimals"] == 6
     assert sale["token"] == api_env.deployed.token.address.lower()
     assert sale["return_token"].startswith("rrt_")
-    category = api_queries.item_category(api_env.store, item)
+    category = item_category(api_env.store, item)
     assert category is not None and category.category == "shoes"
     record = api_env.deployed.escrow.functions.saleOf(bytes.fromhex(item[2:])).call()
     assert record[0].lower() == str(body["consumer"]).lower()

@@ -12,7 +12,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection, create_engine, pool
 
-from ledger_service.store.schema import metadata
+from ledger_service.store.tables import metadata
 
 config = context.config
 

@@ -23,7 +23,7 @@ from ledger_service.access import (
     verify_return_token,
 )
 from ledger_service.errors import AuthenticationError
-from ledger_service.store import Store, api_queries
+from ledger_service.store import Store, credentials
 
 CONSUMER = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"
 OTHER_CONSUMER = "0x90F79bf6EB2c4f870365E785982E1f101E93b906"
@@ -64,7 +64,7 @@ def test_a_revocation_by_another_process_applies_within_the_ttl(store: Store, mo
     monkeypatch.setattr(_cache, "VERIFIED_TTL_S", 0.2)
     created = create_api_key(store=store, role=Role.AUDITOR, name="reader")
     verify_api_key(store=store, presented=created.plaintext)
-    api_queries.revoke_api_key(store, key_id=created.key.id, revoked_at=1)  # as ledger-admin would, elsewhere
+    credentials.revoke_api_key(store, key_id=created.key.id, revoked_at=1)  # as ledger-admin would, elsewhere
     verify_api_key(store=store, presented=created.plaintext)  # still believed: the revocation delay
     time.sleep(0.25)
     with pytest.raises(AuthenticationError, match="revoked"):
@@ -107,7 +107,7 @@ def test_a_revocation_seen_by_the_watch_empties_the_cache(store: Store) -> None:
     created = create_api_key(store=store, role=Role.AUDITOR, name="revoked by the CLI")
     verify_api_key(store=store, presented=created.plaintext)
     # another process revokes: the database only
-    api_queries.revoke_api_key(store, key_id=created.key.id, revoked_at=int(time.time()))
+    credentials.revoke_api_key(store, key_id=created.key.id, revoked_at=int(time.time()))
     assert cached_api_key(created.plaintext) is not None
     assert watch.check() and cached_api_key(created.plaintext) is None
     assert not watch.check()

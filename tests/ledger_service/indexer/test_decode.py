@@ -16,7 +16,7 @@ from ledger_service.errors import ConfigurationError
 from ledger_service.indexer.decode import Decoder, MalformedLogError, load_abis, topic0
 from ledger_service.indexer.rpc import RpcClient
 from ledger_service.store import BlockRef, Store
-from ledger_service.store._apply import HASH_PROBLEM
+from ledger_service.store.ingest import HASH_PROBLEM
 from tests.support.activity import Activity
 from tests.support.chain import ARTIFACTS, Anvil, Deployed, deploy_all
 

@@ -13,8 +13,8 @@ from ledger_service.eligibility import Outcome
 from ledger_service.returns import chain_now, check_eligibility
 from ledger_service.returns.decision import forget_missing_document
 from ledger_service.returns.documents import PolicyDocument
-from ledger_service.store import Store, api_queries
-from tests.ledger_service.store.builders import DAY, ESCROW, ChainBuilder, addr
+from ledger_service.store import Store, items, policies
+from tests.ledger_service.store.builders import DAY, ESCROW, ChainBuilder, addr, apply_new, sold_and_delivered
 
 MERCHANT, CONSUMER = addr(2), addr(6)
 DOCUMENT = PolicyDocument(
@@ -30,14 +30,7 @@ DOCUMENT = PolicyDocument(
 
 
 def _apply(store: Store, chain: ChainBuilder) -> None:
-    current = store.checkpoint()
-    since = -1 if current is None else current.number
-    store.apply(
-        events=[ev for ev in chain.events if ev.pos.block_number > since],
-        headers=[x for x in chain.headers if x.number > since],
-        checkpoint=chain.ref(),
-        prune_below=0,
-    )
+    apply_new(store, chain)
     chain.next_block()
 
 
@@ -48,12 +41,7 @@ def _publish(chain: ChainBuilder, document: PolicyDocument, version: int = 1) ->
 
 
 def _sold_and_delivered(chain: ChainBuilder, uri: str) -> str:
-    item = chain.register(uri, merchant=MERCHANT)
-    chain.next_block()
-    chain.sale(item, merchant=MERCHANT, consumer=CONSUMER)
-    chain.next_block(seconds=DAY)
-    chain.record(item, BizStep.ARRIVING, Disposition.RETAIL_SOLD)
-    return item
+    return sold_and_delivered(chain, uri, merchant=MERCHANT, consumer=CONSUMER, selling_step=False)
 
 
 def _check(store: Store, chain: ChainBuilder, item: str, reason: str | None = "damaged") -> list[str]:
@@ -73,13 +61,13 @@ def test_the_documents_terms_apply_only_with_the_published_digest(store: Store) 
     item = _sold_and_delivered(chain, "urn:x:doc")
     _apply(store, chain)
     assert _check(store, chain, item, "bored") == []  # no document stored yet: any reason
-    api_queries.put_policy_terms(
+    policies.put_policy_terms(
         store, merchant=MERCHANT, digest=document.digest, document=document.to_json(), created_at=1
     )
     forget_missing_document(merchant=MERCHANT, digest=document.digest)  # the miss above is cached
     assert _check(store, chain, item, "bored") == ["reason_not_accepted"]
     assert _check(store, chain, item, None) == []  # without a reason the reason rules are left out
-    api_queries.set_item_category(store, item_id=item, category="food", set_by=MERCHANT, set_at=1)
+    items.set_item_category(store, item_id=item, category="food", set_by=MERCHANT, set_at=1)
     assert _check(store, chain, item) == ["category_not_returnable"]
 
 
@@ -90,7 +78,7 @@ def test_an_edited_document_is_ignored(store: Store) -> None:
     item = _sold_and_delivered(chain, "urn:x:edited")
     _apply(store, chain)
     edited = {**document.to_json(), "accepted_reasons": ["nothing"]}
-    api_queries.put_policy_terms(store, merchant=MERCHANT, digest=document.digest, document=edited, created_at=1)
+    policies.put_policy_terms(store, merchant=MERCHANT, digest=document.digest, document=edited, created_at=1)
     check = check_eligibility(store=store, item_id=item, requester=CONSUMER, reason_code="damaged", now=chain.time)
     assert check.document is None and check.decision.outcome is Outcome.APPROVE
 

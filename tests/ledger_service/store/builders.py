@@ -30,7 +30,7 @@ from ledger_service.core.events import (
     SellerSet,
 )
 from ledger_service.core.hashchain import event_hash
-from ledger_service.store import BlockRef
+from ledger_service.store import BlockRef, Store
 
 ZERO = "0x" + "00" * 32
 LEDGER = "0x" + "11" * 20
@@ -275,3 +275,28 @@ def upto(events: Sequence[DecodedEvent], number: int) -> list[DecodedEvent]:
 
 def headers_upto(headers: Sequence[BlockHeader], number: int) -> list[BlockHeader]:
     return [x for x in headers if x.number <= number]
+
+
+def apply_new(store: Store, chain: ChainBuilder) -> None:
+    """Applies whatever the chain has above the store's checkpoint."""
+    current = store.checkpoint()
+    since = -1 if current is None else current.number
+    store.apply(
+        events=[ev for ev in chain.events if ev.pos.block_number > since],
+        headers=[x for x in chain.headers if x.number > since],
+        checkpoint=chain.ref(),
+        prune_below=0,
+    )
+
+
+def sold_and_delivered(chain: ChainBuilder, uri: str, *, merchant: str, consumer: str, selling_step: bool) -> str:
+    """Registers an item of ``merchant``, sells it to ``consumer`` in the next block (with the retail_selling
+    event the escrow writes with each sale when ``selling_step``) and delivers it a day later."""
+    item = chain.register(uri, merchant=merchant)
+    chain.next_block()
+    chain.sale(item, merchant=merchant, consumer=consumer)
+    if selling_step:
+        chain.record(item, BizStep.RETAIL_SELLING, Disposition.RETAIL_SOLD)
+    chain.next_block(seconds=DAY)
+    chain.record(item, BizStep.ARRIVING, Disposition.RETAIL_SOLD)
+    return item

@@ -21,7 +21,7 @@ from ledger_service.core.rows import EVENT_TYPES, EventRows, encode_event
 from ledger_service.errors import FatalError
 from ledger_service.store import BlockRef, ChainPin, Store, StoreError
 from ledger_service.store.handle import SQLITE_INDEXER_CACHE_KIB
-from ledger_service.store.schema import chain_pin, checkpoint, metadata
+from ledger_service.store.tables import chain_pin, checkpoint, metadata
 from tests.ledger_service.store.builders import DAY, ChainBuilder, addr, h
 
 PIN = ChainPin(31337, "0x" + "ab" * 32, "0x" + "11" * 20, "0x" + "22" * 20, 5)

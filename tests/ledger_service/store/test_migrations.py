@@ -1,4 +1,4 @@
-"""Store.open migrates any database to exactly the tables of schema.py."""
+"""Store.open migrates any database to exactly the tables of tables.py."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from sqlalchemy import create_engine, inspect, text
 from ledger_service.core.codes import BizStep, Disposition
 from ledger_service.store import ChainPin, Store
 from ledger_service.store._db import HEAD_REVISION, MIGRATIONS, SQLITE_MMAP_BYTES
-from ledger_service.store.schema import item_key, metadata
+from ledger_service.store.tables import API_TABLES, item_key, metadata
 from tests.ledger_service.store.builders import ChainBuilder
 from tests.support.db import libpq_dsn
 
@@ -46,10 +46,31 @@ def test_open_creates_exactly_the_schema_tables(store_url: str) -> None:
     assert head == HEAD_REVISION
 
 
+def test_the_migrations_create_exactly_the_api_tables(store_url: str) -> None:
+    Store.open(store_url).close()
+    engine = create_engine(store_url)
+    try:
+        with engine.connect() as conn:
+            context = MigrationContext.configure(conn, opts={"compare_type": True})
+            assert list(compare_metadata(context, metadata)) == []
+            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == HEAD_REVISION
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        with engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.downgrade(config, "0001")
+        left = set(inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+    # 0001 made every indexer table but node_faults (0006)
+    assert left == {*metadata.tables, "alembic_version"} - {t.name for t in API_TABLES} - {"node_faults"}
+    Store.open(store_url).close()  # and up again
+
+
 def test_a_new_index_is_created_at_head_without_alembic_and_the_migrations_build_the_same(
     store_url: str, make_store_url: Callable[[], str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Store.open creates a new index from schema.py and stamps it; the migrations, run from an empty
+    """Store.open creates a new index from tables.py and stamps it; the migrations, run from an empty
     database, must build exactly that schema (or an index created one way would differ from the other)."""
     with monkeypatch.context() as patched:
         patched.setattr(command, "upgrade", lambda *_a, **_k: pytest.fail("Alembic ran for a new index"))
@@ -162,7 +183,7 @@ def test_migrations_downgrade_to_nothing_and_back(store_url: str) -> None:
 def test_0004_keys_the_events_of_an_index_built_before_it(store_url: str) -> None:
     """Down to 0003 (item_events keyed by (item_id, seq), no item_key) and up again: every row comes back,
     item_key computed by the database (SQLite: a Python function; PostgreSQL: a bit-string cast) equal to
-    schema.item_key, including the keys of ids whose first bit is set (negative keys)."""
+    tables.item_key, including the keys of ids whose first bit is set (negative keys)."""
     chain = ChainBuilder()
     ids = [chain.register(f"urn:epc:id:sgtin:0614141.107346.{n}") for n in range(12)]
     for step in (BizStep.PACKING, BizStep.SHIPPING):
@@ -284,10 +305,10 @@ def test_0006_keeps_tokens_working_and_drops_plaintext_answers(store_url: str) -
     with Store.open(store_url) as store:  # upgrades to head
         consumer = verify_return_token(store=store, presented=token, now=created + 1)
         assert consumer.sale_seq is None and consumer.item_id == "0x" + "ab" * 32
-        from ledger_service.store import api_queries
+        from ledger_service.store import credentials, idempotency
 
-        row = api_queries.return_token_by_hash(store, hash_secret(token))
+        row = credentials.return_token_by_hash(store, hash_secret(token))
         assert row is not None and row.expires_at == created + 730 * 24 * 3600
-        assert api_queries.get_idempotency_key(store, actor="key:1", key="k") is None
-        assert api_queries.latest_revocation(store) == 0
+        assert idempotency.get_idempotency_key(store, actor="key:1", key="k") is None
+        assert credentials.latest_revocation(store) == 0
     assert _differences(store_url) == []

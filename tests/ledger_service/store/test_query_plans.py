@@ -15,13 +15,12 @@ from sqlalchemy import event
 
 from ledger_service.core.codes import BizStep, Disposition, ReturnState
 from ledger_service.core.events import ItemEventRecorded
-from ledger_service.store import Store, eligibility_queries
-from ledger_service.store import queries as q
+from ledger_service.store import Store, items, returns, sales
 from ledger_service.store._db import read_transaction
-from ledger_service.store._state import fold_items
-from ledger_service.store.audit_queries import item_audit_rows
-from ledger_service.store.schema import item_key
-from ledger_service.store.verify_queries import item_facts
+from ledger_service.store._folds import fold_items
+from ledger_service.store.items import item_audit_rows
+from ledger_service.store.sales import item_facts
+from ledger_service.store.tables import item_key
 from tests.ledger_service.store.builders import DAY, ChainBuilder, addr
 
 
@@ -70,8 +69,8 @@ def test_item_queries_use_the_item_key_index(tmp_path: Path) -> None:
         store.apply(events=chain.events, headers=chain.headers, checkpoint=chain.ref(), prune_below=0)
         store.engine.dispose()  # a fresh connection: ANALYZE-free plans, as on a new index
         calls: list[Callable[[], object]] = [
-            lambda: q.return_detail(store, rid),
-            lambda: q.item(store, item),
+            lambda: returns.return_detail(store, rid),
+            lambda: items.item(store, item),
             lambda: item_audit_rows(store, item),
             lambda: item_facts(store, item_id=item, role="0x" + "00" * 32),
         ]
@@ -83,9 +82,7 @@ def test_item_queries_use_the_item_key_index(tmp_path: Path) -> None:
                 assert fold_items(conn, [item, others[0]])[item].event_count == recorded
         assert len(statements) >= len(calls) + 1
         # the eligibility read runs its compiled statement on the driver's cursor (no engine event)
-        row = eligibility_queries._compile(
-            "row", eligibility_queries._ROW, store.engine.dialect, {"item_id": "", "item_key": 0}
-        )
+        row = sales._compile("row", sales._ROW, store.engine.dialect, {"item_id": "", "item_key": 0})
         statements.append((row.sql, row.args({"item_id": item, "item_key": item_key(item)})))
         for plan in _plans(store, statements):
             assert "ix_item_events_item" in plan, plan

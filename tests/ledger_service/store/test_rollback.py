@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from ledger_service.core.codes import BizStep, Disposition, ReturnState
 from ledger_service.store import BlockRef, Store, StoreError
-from ledger_service.store.schema import metadata
+from ledger_service.store.tables import metadata
 from tests.ledger_service.store.builders import DAY, ChainBuilder, addr, h, headers_upto, upto
 
 

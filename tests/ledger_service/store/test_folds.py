@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from ledger_service.core.codes import BizStep, Disposition, ReturnState
 from ledger_service.store import Store
-from ledger_service.store.schema import escrow_payouts, items, returns, roles, sellers
+from ledger_service.store.tables import escrow_payouts, items, returns, roles, sellers
 from tests.ledger_service.store.builders import DAY, ChainBuilder, addr, h
 
 

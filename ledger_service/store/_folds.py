@@ -44,7 +44,7 @@ from sqlalchemy import Connection, Table, delete, select, tuple_
 
 from ledger_service.core.codes import BizStep, Disposition, ReturnState
 from ledger_service.store._db import key_in
-from ledger_service.store.schema import (
+from ledger_service.store.tables import (
     escrow_payouts,
     item_events,
     item_key,

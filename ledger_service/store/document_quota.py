@@ -1,4 +1,4 @@
-"""Every SQL statement on the upload quota table (:data:`ledger_service.store.api_schema.document_quota`).
+"""Each caller's daily upload quota (``document_quota``, written by the API only).
 
 Invariant: a caller's bytes of one UTC day never exceed the limit it was checked against, however
 many API workers or threads upload at once: :func:`reserve_upload` adds to the day's row with a
@@ -9,12 +9,13 @@ deleted when it next reserves, so the table holds about one row per recent uploa
 
 from __future__ import annotations
 
-from sqlalchemy import delete, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import delete, update
 
-from ledger_service.store._db import read_transaction, write_transaction
-from ledger_service.store.api_schema import document_quota
+from ledger_service.store._db import insert_ignore, write_transaction
 from ledger_service.store.handle import Store
+from ledger_service.store.tables import document_quota
+
+__all__ = ["DAY_S", "day_of", "release_upload", "reserve_upload"]
 
 DAY_S = 86_400
 
@@ -29,8 +30,7 @@ def reserve_upload(store: Store, *, principal: str, day: int, size: int, limit: 
     table = document_quota
     with write_transaction(store.engine) as conn:
         conn.execute(delete(table).where(table.c.principal == principal, table.c.day < day))
-        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-        conn.execute(dialect.insert(table).values(principal=principal, day=day, bytes=0).on_conflict_do_nothing())
+        insert_ignore(conn, table, {"principal": principal, "day": day, "bytes": 0})
         added = conn.execute(
             update(table)
             .where(table.c.principal == principal, table.c.day == day, table.c.bytes + size <= limit)
@@ -49,12 +49,3 @@ def release_upload(store: Store, *, principal: str, day: int, size: int) -> None
             .where(table.c.principal == principal, table.c.day == day, table.c.bytes >= size)
             .values(bytes=table.c.bytes - size)
         )
-
-
-def uploaded_bytes(store: Store, *, principal: str, day: int) -> int:
-    """The bytes ``principal`` has reserved on ``day``."""
-    table = document_quota
-    stmt = select(table.c.bytes).where(table.c.principal == principal, table.c.day == day)
-    with read_transaction(store.engine) as conn:
-        value = conn.execute(stmt).scalar()
-    return int(value or 0)

@@ -7,8 +7,9 @@ from collections.abc import Iterator
 import pytest
 
 from ledger_service.store import Store
-from ledger_service.store.quota_queries import day_of, release_upload, reserve_upload, uploaded_bytes
-from tests.ledger_service.store.test_api_tables import together
+from ledger_service.store.document_quota import day_of, release_upload, reserve_upload
+from tests.support.store_reads import uploaded_bytes
+from tests.support.threads import together
 
 DAY = day_of(1_800_000_000)
 

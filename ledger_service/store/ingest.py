@@ -1,4 +1,10 @@
-"""Applies one batch of decoded events inside the caller's transaction.
+"""Ingest: what the indexer's writer calls (through :meth:`Store.apply <ledger_service.store.handle.Store.apply>`).
+Applies one batch of decoded events inside the caller's transaction.
+
+The events come as objects (:mod:`ledger_service.core.events`) or in the core's row form
+(:class:`~ledger_service.core.rows.EventRows`: ``(type index, position fields, own fields)``, fields in
+dataclass order); the positions of the fields read from a row are computed once, at import, from those
+dataclasses, so a field added to an event moves no index here.
 
 Hot path of the indexer: per batch a fixed number of statements, whatever
 its size: one SELECT (chunked IN) per state table for the touched keys, one
@@ -19,8 +25,8 @@ still counts the events stored (an auditor compares it with the contract's).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields
 from typing import Any, cast
 
 from sqlalchemy import Connection, Table, delete, tuple_
@@ -30,6 +36,7 @@ from ledger_service.core.events import (
     EscrowSettled,
     ItemEventRecorded,
     ItemRegistered,
+    LogPosition,
     MerchantOfRecordChanged,
     PolicyPublished,
     ReturnAuthorized,
@@ -42,7 +49,7 @@ from ledger_service.core.hashchain import event_hash_hex
 from ledger_service.core.rows import ITEM_EVENT_RECORDED, EventRows, decode_event
 from ledger_service.store._db import insert_rows, upsert, write_tuples
 from ledger_service.store._errors import StoreError
-from ledger_service.store._state import (
+from ledger_service.store._folds import (
     DAY,
     ItemCache,
     ItemState,
@@ -55,7 +62,7 @@ from ledger_service.store._state import (
     role_row,
     seller_row,
 )
-from ledger_service.store.schema import (
+from ledger_service.store.tables import (
     chain_problems,
     escrow_payouts,
     item_events,
@@ -76,7 +83,7 @@ SEQ_PROBLEM = "expected event #{expected}, found #{found} (missing or reordered)
 LINK_PROBLEM = "prevHash does not link to the previous event's hash"
 HASH_PROBLEM = "eventHash does not match the event's fields (altered)"
 
-_ITEM_EVENT_COLUMNS = (
+_EVENT_OWN_COLUMNS = (
     "item_id",
     "seq",
     "biz_step",
@@ -88,15 +95,15 @@ _ITEM_EVENT_COLUMNS = (
     "timestamp",
     "prev_hash",
     "event_hash",
-    "chain_ok",
-    "block_number",
-    "log_index",
-    "tx_hash",
-    "tx_index",
-    "block_hash",
-    "item_key",
 )
+"""The item_events columns that are ItemEventRecorded fields of the same name."""
+_EVENT_POSITION_COLUMNS = ("block_number", "log_index", "tx_hash", "tx_index", "block_hash")
+"""The item_events columns that are LogPosition fields of the same name."""
+_ITEM_EVENT_COLUMNS = (*_EVENT_OWN_COLUMNS, "chain_ok", *_EVENT_POSITION_COLUMNS, "item_key")
 """The item_events columns, in the order of the row tuples :class:`_Batch` builds."""
+_ROW_ITEM_ID = [f.name for f in fields(ItemEventRecorded)[1:]].index("item_id")
+"""Where ``item_id`` is among an ItemEventRecorded row's own fields (every field after ``pos``)."""
+
 _ITEM_UPDATE_COLUMNS = (
     "item_id",
     "registered_at",
@@ -143,7 +150,7 @@ def apply_events(
 
     Returns the counts and the items states written (for ``cache.keep`` once committed).
     """
-    # A fetch process's events (EventRows): each ItemEventRecorded stays its row (_Batch.add_item_row),
+    # A fetch process's events (EventRows): each ItemEventRecorded stays its row (_add_item_row),
     # every other event is built; the order is kept
     ordered: Sequence[DecodedEvent | tuple[Any, ...]]
     if isinstance(events, EventRows):
@@ -154,9 +161,10 @@ def apply_events(
     item_keys: dict[str, None] = {}
     return_keys: dict[str, None] = {}
     wanted_policies: set[tuple[str, int]] = set()
+    row_item_id = _ROW_ITEM_ID
     for ev in ordered:
         if type(ev) is tuple:
-            item_keys[ev[2][0]] = None
+            item_keys[ev[2][row_item_id]] = None
         elif isinstance(ev, _ITEM_EVENTS):
             item_keys[ev.item_id] = None
         elif isinstance(ev, _RETURN_EVENTS):
@@ -168,10 +176,10 @@ def apply_events(
     return_folds = load_returns(conn, list(return_keys)) if return_keys else {}
     ship_by_days = policy_ship_by_days(conn, wanted_policies) if wanted_policies else {}
     batch = _Batch(item_states, return_folds, ship_by_days, now, int_flags=conn.dialect.name == "sqlite")
-    add, add_row = batch.add, batch.add_item_row
+    add, add_row = batch.add, _add_item_row
     for ev in ordered:
         if type(ev) is tuple:
-            add_row(ev)
+            add_row(batch, ev)
         else:
             add(cast(DecodedEvent, ev))
     batch.write(conn)
@@ -300,64 +308,8 @@ class _Batch:
             self.return_folds[ev.return_id].settle()
             self.logs[escrow_payouts].append(row | position)
 
-    def add_item_row(self, row: tuple[Any, ...]) -> None:
-        """An ItemEventRecorded in its row form (:func:`~ledger_service.core.rows.encode_event`): what
-        :meth:`_item_event` does with the event, read from the tuples. An event that fails a check is built
-        and takes that path."""
-        _, pos, own = row
-        (
-            item_id,
-            actor,
-            seq,
-            biz_step,
-            disposition,
-            location,
-            document,
-            biz_transaction,
-            timestamp,
-            prev_hash,
-            event_hash,
-            hash_ok,
-        ) = own
-        state = self.item_states[item_id]
-        if (
-            hash_ok is not True
-            or seq != state.event_count
-            or prev_hash != state.head_hash
-            or state.next_seq is not None  # after a break, the slow path knows the seq expected
-        ):
-            self._item_event(cast(ItemEventRecorded, decode_event(row)))
-            return
-        state.record(
-            biz_step=biz_step, disposition=disposition, timestamp=timestamp, event_hash=event_hash, chain_ok=True
-        )
-        block_number, block_hash, tx_hash, tx_index, log_index, _ = pos
-        self.item_events.append(
-            (
-                item_id,
-                seq,
-                biz_step,
-                disposition,
-                actor,
-                location,
-                document,
-                biz_transaction,
-                timestamp,
-                prev_hash,
-                event_hash,
-                self.flags[1],
-                block_number,
-                log_index,
-                tx_hash,
-                tx_index,
-                block_hash,
-                state.key,
-            )
-        )
-
     def _item_event(self, ev: ItemEventRecorded) -> None:
         state = self.item_states[ev.item_id]
-        p = ev.pos
         ok = True
         expected = state.event_count if state.next_seq is None else state.next_seq
         if ev.seq != expected:
@@ -392,6 +344,7 @@ class _Batch:
             chain_ok=ok,
         )
         state.follow_seq(ev.seq)
+        p = ev.pos
         self.item_events.append(
             (
                 ev.item_id,
@@ -500,3 +453,53 @@ class _Batch:
             for part in chunks(conn, absent, pairs=True):
                 conn.execute(delete(state).where(tuple_(state.c[names[0]], state.c[names[1]]).in_(part)))
         insert_rows(conn, chain_problems, self.problems)
+
+
+_ADD_ITEM_ROW = """
+def add_item_row(batch, row):
+    _, ({position},), ({own},) = row
+    state = batch.item_states[item_id]
+    if (
+        hash_ok is not True
+        or seq != state.event_count
+        or prev_hash != state.head_hash
+        or state.next_seq is not None
+    ):
+        batch._item_event(decode_event(row))
+        return
+    state.record(biz_step=biz_step, disposition=disposition, timestamp=timestamp, event_hash=event_hash, chain_ok=True)
+    batch.item_events.append(({values},))
+"""
+"""The source of :func:`_add_item_row`, with the row form's field names and the item_events values filled in."""
+
+
+def _compile_add_item_row() -> Callable[[_Batch, tuple[Any, ...]], None]:
+    """``add_item_row(batch, row)``: an ItemEventRecorded in its row form
+    (:func:`~ledger_service.core.rows.encode_event`) added to ``batch`` as :meth:`_Batch._item_event` adds the
+    event, read from the tuples; an event that fails a check is built and takes that path (after a break, that
+    path knows the seq expected).
+
+    Generated from the dataclasses' field order, as :mod:`dataclasses` generates ``__init__``: the row is unpacked
+    into the fields' names in one statement. It runs once per indexed event, where any call or slice to pick the
+    fields by index made the writer measurably slower than this unpacking.
+    """
+    own = [f.name for f in fields(ItemEventRecorded)[1:]]  # a row's own fields: every field after ``pos``
+    position = [f.name for f in fields(LogPosition)]
+    read = {"item_id", "hash_ok", "seq", "prev_hash", "biz_step", "disposition", "timestamp", "event_hash"}
+    taken = {*_EVENT_OWN_COLUMNS, *_EVENT_POSITION_COLUMNS, *read}
+    names = [*own, *position]
+    if len(set(names)) != len(names) or not taken <= set(names) or not all(n.isidentifier() for n in names):
+        raise TypeError("ItemEventRecorded's row form lacks a field the writer reads")  # pragma: no cover
+    values = {name: name for name in names} | {"chain_ok": "batch.flags[1]", "item_key": "state.key"}
+    source = _ADD_ITEM_ROW.format(
+        position=", ".join(position),
+        own=", ".join(own),
+        values=", ".join(values[column] for column in _ITEM_EVENT_COLUMNS),
+    )
+    namespace: dict[str, Any] = {"decode_event": decode_event}
+    exec(source, namespace)  # noqa: S102 - the source is this module's template and dataclass field names
+    add: Callable[[_Batch, tuple[Any, ...]], None] = namespace["add_item_row"]
+    return add
+
+
+_add_item_row = _compile_add_item_row()

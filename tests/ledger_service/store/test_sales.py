@@ -1,4 +1,5 @@
-"""The eligibility route's one-statement read equals the multi-statement snapshot, on SQLite and PostgreSQL."""
+"""Sale reads, and the eligibility route's one-statement read equal to the multi-statement reference
+(tests/support/store_reads.py), on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -8,34 +9,89 @@ import pytest
 
 from ledger_service.core.codes import BizStep, Disposition, ReturnState
 from ledger_service.errors import NotFoundError
-from ledger_service.store import Store, api_queries
-from ledger_service.store import queries as q
-from ledger_service.store.eligibility_queries import eligibility_read, needs_recent_returns
-from ledger_service.store.queries import ItemRow, SaleRow
-from tests.ledger_service.store.builders import DAY, ChainBuilder, addr
+from ledger_service.store import Store
+from ledger_service.store import sales as q
+from ledger_service.store.items import ItemRow, set_item_category
+from ledger_service.store.sales import SaleRow, eligibility_read, needs_recent_returns
+from tests.ledger_service.store.builders import DAY, ChainBuilder, addr, apply_new, sold_and_delivered
+from tests.support.store_reads import eligibility_snapshot, open_return, policy_version
 
 MERCHANT, OTHER_MERCHANT, CONSUMER, OTHER_CONSUMER = addr(2), addr(9), addr(6), addr(7)
 UNKNOWN = "0x" + "01" * 32
 
 
-def _apply(store: Store, chain: ChainBuilder) -> None:
-    current = store.checkpoint()
-    since = -1 if current is None else current.number
-    store.apply(
-        events=[ev for ev in chain.events if ev.pos.block_number > since],
-        headers=[x for x in chain.headers if x.number > since],
-        checkpoint=chain.ref(),
-        prune_below=0,
+def test_current_sale_is_the_latest_and_knows_when_it_ended(store: Store) -> None:
+    chain = ChainBuilder()
+    chain.policy(MERCHANT, 1)
+    item = sold_and_delivered(chain, "urn:x:s", consumer=CONSUMER, merchant=MERCHANT, selling_step=True)
+    apply_new(store, chain)
+    sale = q.current_sale(store, item)
+    assert sale is not None
+    assert (sale.sale_seq, sale.consumer, sale.returns, sale.closed) == (1, CONSUMER, 0, False)
+    assert q.current_sale(store, "0x" + "00" * 32) is None
+
+    # a return authorized and accepted ends the sale; the item is sold again
+    chain.next_block()
+    rid = chain.authorize(item, 1)
+    chain.next_block()
+    chain.transition(rid, ReturnState.IN_TRANSIT, ReturnState.AUTHORIZED, deadline=chain.time + 7 * DAY)
+    chain.transition(rid, ReturnState.RECEIVED, ReturnState.IN_TRANSIT)
+    apply_new(store, chain)
+    assert q.current_sale(store, item).closed is False  # type: ignore[union-attr]
+    chain.next_block()
+    chain.transition(rid, ReturnState.ACCEPTED, ReturnState.RECEIVED)
+    chain.settle(rid, 90, 10)
+    apply_new(store, chain)
+    sale = q.current_sale(store, item)
+    assert sale is not None and (sale.returns, sale.closed) == (1, True)
+    chain.next_block()
+    chain.sale(item, merchant=MERCHANT, consumer=OTHER_CONSUMER)
+    apply_new(store, chain)
+    sale = q.current_sale(store, item)
+    assert sale is not None and (sale.sale_seq, sale.consumer, sale.returns, sale.closed) == (
+        2,
+        OTHER_CONSUMER,
+        0,
+        False,
     )
 
 
-def _sold_and_delivered(chain: ChainBuilder, uri: str, *, consumer: str = CONSUMER) -> str:
-    item = chain.register(uri, merchant=MERCHANT)
+def test_a_failed_inspection_ends_the_sale_only_once_paid(store: Store) -> None:
+    chain = ChainBuilder()
+    chain.policy(MERCHANT, 1)
+    item = sold_and_delivered(chain, "urn:x:f", consumer=CONSUMER, merchant=MERCHANT, selling_step=True)
     chain.next_block()
-    chain.sale(item, merchant=MERCHANT, consumer=consumer)
-    chain.next_block(seconds=DAY)
-    chain.record(item, BizStep.ARRIVING, Disposition.RETAIL_SOLD)
-    return item
+    rid = chain.authorize(item, 1)
+    chain.transition(rid, ReturnState.IN_TRANSIT, ReturnState.AUTHORIZED, deadline=chain.time + DAY)
+    chain.transition(rid, ReturnState.RECEIVED, ReturnState.IN_TRANSIT)
+    chain.transition(rid, ReturnState.REJECTED, ReturnState.RECEIVED, deadline=chain.time + DAY)
+    apply_new(store, chain)
+    assert open_return(store, item).return_id == rid  # type: ignore[union-attr]  # may still be disputed
+    assert not q.current_sale(store, item).closed  # type: ignore[union-attr]
+    chain.next_block(seconds=2 * DAY)
+    chain.transition(rid, ReturnState.RECLAIMED, ReturnState.REJECTED)
+    chain.settle(rid, 0, 100)
+    apply_new(store, chain)
+    assert open_return(store, item) is None
+    assert q.current_sale(store, item).closed  # type: ignore[union-attr]
+
+
+def test_eligibility_snapshot_reads_everything_at_once(store: Store) -> None:
+    chain = ChainBuilder()
+    chain.policy(MERCHANT, 1)
+    item = sold_and_delivered(chain, "urn:x:e", consumer=CONSUMER, merchant=MERCHANT, selling_step=True)
+    chain.next_block()
+    apply_new(store, chain)
+    snap = eligibility_snapshot(store, item_id=item, requester=CONSUMER, now=chain.time)
+    assert snap.item is not None and snap.sale is not None and snap.policy is not None
+    assert (snap.policy.merchant, snap.policy.version) == (MERCHANT, 1)
+    assert snap.open_return is None and snap.consumer_returns_90d == 0
+    assert snap.head is not None and snap.head.block_number == chain.number
+    assert snap.now == chain.time  # the head's time when the caller's clock is behind it
+    assert eligibility_snapshot(store, item_id=item, requester=CONSUMER, now=chain.time + 5).now == chain.time + 5
+
+    unknown = eligibility_snapshot(store, item_id="0x" + "01" * 32, requester=CONSUMER, now=chain.time)
+    assert (unknown.item, unknown.sale, unknown.policy) == (None, None, None)
 
 
 def _fixed(requester: str):  # type: ignore[no-untyped-def]
@@ -50,41 +106,41 @@ def _histories(chain: ChainBuilder) -> list[str]:
     chain.policy(MERCHANT, 1)
     unsold = chain.register("urn:x:unsold", merchant=MERCHANT)
     chain.next_block()
-    delivered = _sold_and_delivered(chain, "urn:x:delivered")
+    delivered = sold_and_delivered(chain, "urn:x:delivered", consumer=CONSUMER, merchant=MERCHANT, selling_step=False)
     undelivered = chain.register("urn:x:undelivered", merchant=MERCHANT)
     chain.next_block()
     chain.sale(undelivered, merchant=MERCHANT, consumer=OTHER_CONSUMER)
-    recalled = _sold_and_delivered(chain, "urn:x:recalled")
+    recalled = sold_and_delivered(chain, "urn:x:recalled", consumer=CONSUMER, merchant=MERCHANT, selling_step=False)
     chain.next_block()
     chain.record(recalled, BizStep.HOLDING, Disposition.RECALLED)
-    back = _sold_and_delivered(chain, "urn:x:back")
+    back = sold_and_delivered(chain, "urn:x:back", consumer=CONSUMER, merchant=MERCHANT, selling_step=False)
     chain.next_block()
     chain.record(back, BizStep.HOLDING, Disposition.RECALLED)
     chain.next_block()
     chain.record(back, BizStep.REPAIRING, Disposition.CONFORMANT)
-    destroyed = _sold_and_delivered(chain, "urn:x:destroyed")
+    destroyed = sold_and_delivered(chain, "urn:x:destroyed", consumer=CONSUMER, merchant=MERCHANT, selling_step=False)
     chain.next_block()
     chain.record(destroyed, BizStep.DESTROYING, Disposition.DESTROYED)
     broken = chain.register("urn:x:broken", merchant=MERCHANT)
     chain.next_block()
     chain.record(broken, BizStep.SHIPPING, Disposition.IN_TRANSIT, tamper="hash")
-    open_return = _sold_and_delivered(chain, "urn:x:open")
+    open_return = sold_and_delivered(chain, "urn:x:open", consumer=CONSUMER, merchant=MERCHANT, selling_step=False)
     chain.next_block()
     chain.authorize(open_return, 1)
-    rejected = _sold_and_delivered(chain, "urn:x:rejected")
+    rejected = sold_and_delivered(chain, "urn:x:rejected", consumer=CONSUMER, merchant=MERCHANT, selling_step=False)
     chain.next_block()
     rid = chain.authorize(rejected, 1)
     chain.transition(rid, ReturnState.IN_TRANSIT, ReturnState.AUTHORIZED, deadline=chain.time + DAY)
     chain.transition(rid, ReturnState.RECEIVED, ReturnState.IN_TRANSIT)
     chain.transition(rid, ReturnState.REJECTED, ReturnState.RECEIVED, deadline=chain.time + DAY)
-    resold = _sold_and_delivered(chain, "urn:x:resold")
+    resold = sold_and_delivered(chain, "urn:x:resold", consumer=CONSUMER, merchant=MERCHANT, selling_step=False)
     chain.next_block()
     rid = chain.authorize(resold, 1)
     chain.transition(rid, ReturnState.IN_TRANSIT, ReturnState.AUTHORIZED, deadline=chain.time + DAY)
     chain.transition(rid, ReturnState.RECEIVED, ReturnState.IN_TRANSIT)
     chain.transition(rid, ReturnState.ACCEPTED, ReturnState.RECEIVED)
     chain.settle(rid, 90, 10)
-    closed = _sold_and_delivered(chain, "urn:x:closed")
+    closed = sold_and_delivered(chain, "urn:x:closed", consumer=CONSUMER, merchant=MERCHANT, selling_step=False)
     chain.next_block()
     rid = chain.authorize(closed, 1)
     chain.transition(rid, ReturnState.CANCELLED, ReturnState.AUTHORIZED)
@@ -115,12 +171,12 @@ def _histories(chain: ChainBuilder) -> list[str]:
 def test_one_read_equals_the_snapshot_for_every_state(store: Store) -> None:
     chain = ChainBuilder()
     items = _histories(chain)
-    _apply(store, chain)
-    api_queries.set_item_category(store, item_id=items[1], category="shoes", set_by=MERCHANT, set_at=chain.time)
+    apply_new(store, chain)
+    set_item_category(store, item_id=items[1], category="shoes", set_by=MERCHANT, set_at=chain.time)
     for item in items:
         for requester in (CONSUMER, OTHER_CONSUMER):
             for now in (chain.time, chain.time - 10 * DAY, chain.time + 100 * DAY):
-                expected = q.eligibility_snapshot(store, item_id=item, requester=requester, now=now)
+                expected = eligibility_snapshot(store, item_id=item, requester=requester, now=now)
                 got = eligibility_read(
                     store, item_id=item.upper().replace("0X", "0x"), now=now, requester=_fixed(requester)
                 )
@@ -138,10 +194,10 @@ def test_one_read_equals_the_snapshot_for_every_state(store: Store) -> None:
 def test_the_requester_is_chosen_from_what_was_read(store: Store) -> None:
     chain = ChainBuilder()
     chain.policy(MERCHANT, 1)
-    item = _sold_and_delivered(chain, "urn:x:who")
+    item = sold_and_delivered(chain, "urn:x:who", consumer=CONSUMER, merchant=MERCHANT, selling_step=False)
     chain.next_block()
     chain.authorize(item, 1)
-    _apply(store, chain)
+    apply_new(store, chain)
     seen: list[tuple[ItemRow | None, SaleRow | None]] = []
 
     def the_buyer(found: ItemRow | None, sale: SaleRow | None) -> str:
@@ -161,16 +217,16 @@ def test_the_requester_is_chosen_from_what_was_read(store: Store) -> None:
 
 def test_an_empty_index_reads_nothing(store: Store) -> None:
     snap = eligibility_read(store, item_id=UNKNOWN, now=5, requester=_fixed(CONSUMER))
-    assert snap == q.eligibility_snapshot(store, item_id=UNKNOWN, requester=CONSUMER, now=5)
+    assert snap == eligibility_snapshot(store, item_id=UNKNOWN, requester=CONSUMER, now=5)
     assert (snap.head, snap.item, snap.now) == (None, None, 5)
 
 
 def test_recent_returns_are_read_only_when_the_fast_refund_counts_them(store: Store) -> None:
     chain = ChainBuilder()
     chain.policy(MERCHANT, 1)
-    item = _sold_and_delivered(chain, "urn:x:count")
-    _apply(store, chain)
-    policy = q.policy_version(store, merchant=MERCHANT, version=1)
+    item = sold_and_delivered(chain, "urn:x:count", consumer=CONSUMER, merchant=MERCHANT, selling_step=False)
+    apply_new(store, chain)
+    policy = policy_version(store, merchant=MERCHANT, version=1)
     assert policy is not None and needs_recent_returns(policy)
     assert not needs_recent_returns(replace(policy, fast_refund=False))
     assert not needs_recent_returns(replace(policy, fast_refund_max_returns_90d=0))

@@ -1,16 +1,31 @@
-"""Tables of the index (SQLAlchemy Core). Alembic migrations in store/migrations mirror this file.
+"""Every table of the index (SQLAlchemy Core), grouped by the process that writes it.
+
+Alembic migrations in store/migrations mirror this file. Two writers, and data flows one way:
+
+- the indexer writes the chain-derived tables (chain -> indexer -> index) and nothing else;
+- the API writes its own records (credentials, requests, idempotent answers, policy terms, categories,
+  upload quota) and never a chain-derived table. Both read everything.
 
 Conventions: hashes, ids and digests are ``0x`` + 64 lowercase hex chars;
 addresses ``0x`` + 40 lowercase hex chars; token amounts are unbounded
-integers (:class:`Amount`); times are unix seconds of chain time.
+integers (:class:`Amount`); times are unix seconds: chain time in the
+chain-derived tables, wall-clock time (when the service saw something) in the
+API's and in the columns marked so. Secrets are never stored: API keys and
+return tokens only as the sha256 hex of the plaintext; an idempotent answer
+(which may carry a new return token) only sealed with a key derived from the
+caller's credential, which is not stored either
+(:func:`ledger_service.access.seal`).
 
-Two kinds of tables:
+The indexer's tables are of three kinds:
+- *bookkeeping*: the chain the index is pinned to, its checkpoint, the headers
+  above finality, and what the completeness checks found about the node;
 - *log tables* hold one row per contract event, keyed by their position
   (block_number, log_index); a reorg deletes the rows above the common
   ancestor;
 - *state tables* (items, returns, roles, sellers) are a pure function of the
   log tables: the indexer updates them as it applies events, and after a
-  reorg rebuilds the rows touched by the deleted events from what remains.
+  reorg rebuilds the rows touched by the deleted events from what remains
+  (:mod:`ledger_service.store._folds`).
 """
 
 from __future__ import annotations
@@ -18,6 +33,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Boolean,
     Column,
@@ -31,11 +47,13 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 HASH = String(66)
 ADDRESS = String(42)
+SHA256_HEX = String(64)
 
 metadata = MetaData(
     naming_convention={
@@ -98,7 +116,12 @@ def _position() -> list[Column[Any]]:
     ]
 
 
-# ---- indexer bookkeeping -----------------------------------------------------
+# ==== written by the indexer: chain-derived ===================================
+#
+# Only ledger-indexer (through Store, store/handle.py and store/ingest.py) writes these tables; the API reads
+# them. Each is a function of the chain (and of the node that answered, for node_faults).
+
+# ---- bookkeeping -------------------------------------------------------------
 
 chain_pin = Table(
     "chain_pin",
@@ -129,6 +152,21 @@ blocks = Table(
     Column("parent_hash", HASH, nullable=False),
     Column("timestamp", BigInteger, nullable=False),
     comment="indexed blocks above finality (pruned below head - finality_depth)",
+)
+
+node_faults = Table(
+    "node_faults",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(32), nullable=False, comment="the check: bloom, reconcile, chain_break or proof"),
+    Column("from_block", BigInteger, nullable=False),
+    Column("to_block", BigInteger, nullable=False),
+    Column("item_id", HASH, nullable=True, comment="the item the check named, if any"),
+    Column("detail", Text, nullable=False),
+    Column("repaired", Boolean, nullable=False, comment="a re-fetched answer was complete and was indexed instead"),
+    Column("detected_at", BigInteger, nullable=False, comment="wall-clock unix seconds"),
+    Index("ix_node_faults_block", "from_block"),
+    comment="incomplete node answers the indexer caught; a record of the node's behaviour, kept through reorgs",
 )
 
 # ---- log tables --------------------------------------------------------------
@@ -373,17 +411,144 @@ chain_problems = Table(
     comment="hash-chain inconsistencies found while indexing; never silently accepted",
 )
 
-node_faults = Table(
-    "node_faults",
+
+# ==== written by the API: its own records =====================================
+#
+# Only the API's processes (and ledger-admin, for keys) write these tables; the indexer never touches them, so a
+# reorg or a re-index leaves them as they are. Times are wall-clock unix seconds. Their migrations are revisions
+# 0002 (0002_api_tables.py), 0006 (tokens bound to their sale and expiring, revocations, sealed idempotent
+# answers) and 0007 (document quota).
+
+api_keys = Table(
+    "api_keys",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("kind", String(32), nullable=False, comment="the check: bloom, reconcile, chain_break or proof"),
-    Column("from_block", BigInteger, nullable=False),
-    Column("to_block", BigInteger, nullable=False),
-    Column("item_id", HASH, nullable=True, comment="the item the check named, if any"),
-    Column("detail", Text, nullable=False),
-    Column("repaired", Boolean, nullable=False, comment="a re-fetched answer was complete and was indexed instead"),
-    Column("detected_at", BigInteger, nullable=False, comment="wall-clock unix seconds"),
-    Index("ix_node_faults_block", "from_block"),
-    comment="incomplete node answers the indexer caught; a record of the node's behaviour, kept through reorgs",
+    Column("name", String(200), nullable=False, comment="who holds the key, for people"),
+    Column("role", String(16), nullable=False, comment="merchant|carrier|inspector|arbiter|auditor|admin"),
+    Column("actor_address", ADDRESS, nullable=True, comment="on-chain account of a writing role; else NULL"),
+    Column("key_hash", SHA256_HEX, nullable=False, comment="sha256 hex of the plaintext key"),
+    Column("key_prefix", String(16), nullable=False, comment="first characters of the key, to recognise it"),
+    Column("created_at", BigInteger, nullable=False),
+    Column("revoked_at", BigInteger, nullable=True),
+    UniqueConstraint("key_hash"),
 )
+
+return_tokens = Table(
+    "return_tokens",
+    metadata,
+    Column("token_hash", SHA256_HEX, primary_key=True, comment="sha256 hex of the plaintext token"),
+    Column("item_id", HASH, nullable=False),
+    Column("consumer", ADDRESS, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("revoked_at", BigInteger, nullable=True),
+    Column("sale_seq", BigInteger, nullable=True, comment="the item's sale the token is for; NULL: issued before 0006"),
+    Column("expires_at", BigInteger, nullable=True, comment="when the token stops working (wall clock)"),
+    Index("ix_return_tokens_item_id", "item_id"),
+    comment="a consumer's credential for one sold item, returned once by POST /v1/sales",
+)
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("actor", String(80), nullable=False, comment="key:<api key id> or token:<sha256 of the return token>"),
+    Column("idempotency_key", String(255), nullable=False, comment="the client's Idempotency-Key header"),
+    Column("method", String(8), nullable=False),
+    Column("path", Text, nullable=False),
+    Column("request_hash", SHA256_HEX, nullable=False, comment="sha256 of method, path, query and body"),
+    Column("status", Integer, nullable=True, comment="HTTP status of the stored response; NULL: in progress"),
+    Column(
+        "response_body",
+        Text,
+        nullable=True,
+        comment="the response body, sealed with a key from the caller's credential",
+    ),
+    Column("created_at", BigInteger, nullable=False),
+    Column("completed_at", BigInteger, nullable=True),
+    PrimaryKeyConstraint("actor", "idempotency_key"),
+    Index("ix_idempotency_keys_created_at", "created_at"),
+)
+
+credential_revocations = Table(
+    "credential_revocations",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(16), nullable=False, comment="api_key|return_token"),
+    Column("subject", String(80), nullable=False, comment="the key's id, or the item id whose tokens were revoked"),
+    Column("revoked_at", BigInteger, nullable=False),
+    comment="one row per revocation: API workers watch max(id) to drop cached credentials at once",
+)
+
+return_requests = Table(
+    "return_requests",
+    metadata,
+    Column("id", String(40), primary_key=True, comment="rr_ + 32 hex"),
+    Column("item_id", HASH, nullable=False),
+    Column("consumer", ADDRESS, nullable=False),
+    Column("merchant", ADDRESS, nullable=False, comment="the item's merchant when the request came in"),
+    Column("reason_code", String(64), nullable=False),
+    Column("comment", Text, nullable=True),
+    Column("outcome", String(16), nullable=False, comment="approve|reject|manual_review"),
+    Column("reasons", JSON, nullable=False, comment="the review's reasons (list of objects)"),
+    Column("return_id", HASH, nullable=True, comment="the on-chain return once authorized"),
+    Column("tx_hash", HASH, nullable=True, comment="the authorizing transaction"),
+    Column("created_at", BigInteger, nullable=False),
+    Column("decided_at", BigInteger, nullable=True),
+    Column("decided_by", String(64), nullable=True, comment="auto, or the deciding merchant's address"),
+    Column(
+        "active_item",
+        HASH,
+        nullable=True,
+        comment="item_id while this request blocks another request for the item; NULL once it does not",
+    ),
+    UniqueConstraint("active_item"),
+    Index("ix_return_requests_merchant_created", "merchant", "created_at"),
+    Index("ix_return_requests_consumer_created", "consumer", "created_at"),
+    Index("ix_return_requests_item_id", "item_id"),
+    Index("ix_return_requests_return_id", "return_id"),
+)
+
+policy_terms = Table(
+    "policy_terms",
+    metadata,
+    Column("merchant", ADDRESS, nullable=False),
+    Column("digest", HASH, nullable=False, comment="the documentDigest published on-chain"),
+    Column(
+        "document",
+        JSON,
+        nullable=False,
+        comment="categories, accepted reasons, manual review settings, fast-refund conditions, wording",
+    ),
+    Column("created_at", BigInteger, nullable=False),
+    PrimaryKeyConstraint("merchant", "digest"),
+)
+
+item_categories = Table(
+    "item_categories",
+    metadata,
+    Column("item_id", HASH, primary_key=True),
+    Column("category", String(100), nullable=False),
+    Column("set_by", ADDRESS, nullable=False, comment="the merchant that set it"),
+    Column("set_at", BigInteger, nullable=False),
+)
+
+document_quota = Table(
+    "document_quota",
+    metadata,
+    Column("principal", String(80), nullable=False, comment="key:<api key id> or token:<sha256 of the return token>"),
+    Column("day", Integer, nullable=False, comment="UTC day number (unix seconds // 86400)"),
+    Column("bytes", BigInteger, nullable=False, comment="bytes of documents uploaded that day"),
+    PrimaryKeyConstraint("principal", "day"),
+    comment="each caller's uploads per day, against LEDGER_DOCUMENT_QUOTA_BYTES (revision 0007)",
+)
+
+API_TABLES: tuple[Table, ...] = (
+    api_keys,
+    return_tokens,
+    idempotency_keys,
+    credential_revocations,
+    return_requests,
+    policy_terms,
+    item_categories,
+    document_quota,
+)
+"""The tables the API writes (the indexer never reads or writes them)."""
