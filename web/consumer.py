@@ -12,6 +12,7 @@ the same domain functions as ``POST /v1/returns`` and the consumer's steps.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import re
 import time
@@ -23,8 +24,9 @@ from starlette.datastructures import FormData
 from starlette.responses import Response
 
 from api.deps import Services, services_of
+from api.freshness import wait_for_block
 from ledger_service.access import Consumer, verify_return_token
-from ledger_service.errors import InvalidRequestError, LedgerError, PermissionDeniedError
+from ledger_service.errors import IndexBehindError, InvalidRequestError, LedgerError, PermissionDeniedError
 from ledger_service.returns import cancel_return, claim_uninspected, dispute_return, request_return
 from ledger_service.returns.decision import EligibilityCheck, check_eligibility
 from ledger_service.returns.labels import label_code
@@ -279,6 +281,8 @@ def _create_return(request: Request, form: FormData) -> Response:
                 reason_code=reason,
                 comment=comment,
             )
+            if result.tx is not None:
+                _wait_indexed(svc, result.tx.block_number)
             return f"/returns/{result.request.return_id or result.request.id}"
 
         location = once(
@@ -364,6 +368,13 @@ def _timeline_entry(entry: queries.TimelineEntry) -> dict[str, Any]:
     return {**base, "text": None, "step": biz_step(d.biz_step), "disposition": disposition(d.disposition)}
 
 
+def _wait_indexed(svc: Services, block_number: int) -> None:
+    """Waits until the index has a write's block, so the page shown next shows it. An index that stays behind
+    is not a failure of the write (which happened): that page then says to retry shortly."""
+    with contextlib.suppress(IndexBehindError):
+        wait_for_block(svc.store, block_number, timeout=svc.settings.wait_timeout_s)
+
+
 def _return_page(request: Request, rid: str, *, status: int = 200, error: Sentence | None = None) -> Response:
     session = _session_or_page(request)
     if isinstance(session, Response):
@@ -414,7 +425,7 @@ def _return_action(request: Request, rid: str, action: str, form: FormData) -> R
 
         def produce() -> str:
             if action == "dispute":
-                dispute_return(
+                tx = dispute_return(
                     store=svc.store,
                     chain=svc.chain,
                     consumer=consumer.address,
@@ -423,11 +434,12 @@ def _return_action(request: Request, rid: str, action: str, form: FormData) -> R
                     comment=comment,
                     evidence_digest=None,
                     documents=svc.documents,
-                )
+                ).tx
             else:
-                _ACTIONS[action](
+                tx = _ACTIONS[action](
                     store=svc.store, chain=svc.chain, consumer=consumer.address, item_id=consumer.item_id, return_id=rid
                 )
+            _wait_indexed(svc, tx.block_number)
             return f"/returns/{rid}"
 
         path = f"/returns/{rid}/{action}"

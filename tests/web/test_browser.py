@@ -1,0 +1,103 @@
+"""The pages in a real chromium against a served ``ledger-api`` (real anvil and index): a consumer's whole
+return on a phone in Chinese and on a desktop in English, with JavaScript on (htmx refreshes the status),
+axe-core on every page, screenshots, and the first contentful paint printed (measured, never asserted)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import pytest
+from playwright.sync_api import Browser, expect
+
+from tests.api.conftest import ApiEnv
+from tests.api.flows import Flow
+from tests.api.served import Served, serve
+from tests.web.browser import DESKTOP, PHONE, check_page, chromium, first_contentful_paint_ms
+
+pytestmark = pytest.mark.browser
+STATUS_WAIT_MS = 20_000  # the status part polls every 5 s
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    yield from chromium()
+
+
+@pytest.fixture(scope="module")
+def served(api_env: ApiEnv) -> Iterator[Served]:
+    with serve(api_env) as running:
+        yield running
+
+
+@pytest.mark.parametrize(
+    ("lang", "locale", "viewport", "texts"),
+    [
+        ("zh", "zh-CN", PHONE, {"eligible": "此商品现在可以退货。", "approved": "已批准", "paid": "支付，交易"}),
+        (
+            "en",
+            "en-GB",
+            DESKTOP,
+            {"eligible": "You can return this item now.", "approved": "Approved", "paid": "Refund of"},
+        ),
+    ],
+)
+def test_a_consumers_whole_return(
+    browser: Browser,
+    served: Served,
+    flow: Flow,
+    lang: str,
+    locale: str,
+    viewport: dict[str, int],
+    texts: dict[str, str],
+) -> None:
+    device = "phone" if viewport is PHONE else "desktop"
+    sold = flow.sold_and_delivered()
+    context = browser.new_context(locale=locale, viewport=viewport, bypass_csp=True)  # axe is injected inline
+    page = context.new_page()
+    try:
+        page.goto(f"{served.url}/verify")
+        check_page(page, f"verify-form-{lang}-{device}")
+
+        page.goto(f"{served.url}/?token={sold.token}")
+        assert "token=" not in page.url  # the token left the address bar
+        fcp = first_contentful_paint_ms(page)
+        shown = "not recorded" if fcp is None else f"{fcp:.0f} ms"
+        print(f"first contentful paint, purchase page, {device} {viewport['width']} px, {lang}: {shown}")
+        expect(page.get_by_text(texts["eligible"])).to_be_visible()
+        check_page(page, f"purchase-{lang}-{device}")
+
+        page.locator("input[name=reason_code][value=damaged]").check()
+        page.locator("#comment").fill("屏幕碎了" if lang == "zh" else "The screen is cracked")
+        page.locator("form[action='/returns'] button[type=submit]").click()
+        page.wait_for_url(re.compile(r"/returns/0x[0-9a-f]{64}$"))
+        expect(page.locator("#state-title")).to_contain_text(texts["approved"])
+        check_page(page, f"return-approved-{lang}-{device}")
+
+        rma = page.url.rsplit("/", 1)[1]
+        flow.scan(rma, "in_transit")  # the carrier's first scan: the fast refund is paid
+        refund = page.locator("#refund-paid")
+        expect(refund).to_contain_text(texts["paid"], timeout=STATUS_WAIT_MS)  # htmx polls the status part
+        expect(page.locator("form[action$='/cancel']")).to_have_count(0)  # shipped: no longer cancellable
+        check_page(page, f"return-refunded-{lang}-{device}")
+
+        page.locator("#status a[href^='/verify/RMA-']").click()
+        page.wait_for_url(re.compile(r"/verify/RMA-"))
+        expect(page.locator("#verdict")).to_be_visible()
+        check_page(page, f"verify-return-{lang}-{device}")
+    finally:
+        context.close()
+
+
+def test_a_bad_token_page(browser: Browser, served: Served) -> None:
+    context = browser.new_context(locale="zh-CN", viewport=PHONE, bypass_csp=True)
+    page = context.new_page()
+    try:
+        page.goto(f"{served.url}/")
+        page.locator("#token").fill("rrt_wrong")
+        page.locator("form[action='/open'] button[type=submit]").click()
+        expect(page.locator("#error")).to_contain_text("退货码")
+        expect(page.locator("#token")).to_have_value("rrt_wrong")
+        check_page(page, "open-bad-token-zh-phone")
+    finally:
+        context.close()
