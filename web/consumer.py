@@ -20,13 +20,21 @@ from typing import Any
 
 import anyio
 from fastapi import APIRouter, Request
-from starlette.datastructures import FormData
+from starlette.datastructures import FormData, UploadFile
 from starlette.responses import Response
 
 from api.deps import Services, services_of
 from api.freshness import wait_for_block
+from api.limits import FORM, MULTIPART
+from api.routers.documents import store_upload
 from ledger_service.access import Consumer, verify_return_token
-from ledger_service.errors import IndexBehindError, InvalidRequestError, LedgerError, PermissionDeniedError
+from ledger_service.errors import (
+    IndexBehindError,
+    InvalidRequestError,
+    LedgerError,
+    PermissionDeniedError,
+    UnsupportedMediaTypeError,
+)
 from ledger_service.returns import cancel_return, claim_uninspected, dispute_return, request_return
 from ledger_service.returns.decision import EligibilityCheck, check_eligibility
 from ledger_service.returns.labels import label_code
@@ -42,6 +50,8 @@ router = APIRouter(include_in_schema=False)
 
 TOKEN_COOKIE = "rl_token"  # noqa: S105 (the cookie's name, not a secret)
 COMMENT_MAX_LENGTH = 2000
+MAX_PHOTOS = 3
+PHOTO_TYPES = ("image/jpeg", "image/png", "image/webp")
 REASONS = ("damaged", "defective", "wrong_item", "wrong_size", "not_as_described", "changed_mind", "other")
 """The reasons offered when the policy does not list its own."""
 REASON_NAMES = {
@@ -249,11 +259,33 @@ def _text(form: FormData, name: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
-@router.post("/returns")
+@router.post("/returns", openapi_extra={"requestBody": {"content": {MULTIPART: {}, FORM: {}}}})
 async def create_return(request: Request) -> Response:
     """Requests a return of the session's purchase: the decision at once, on the return's page."""
     form = await request.form()
     return await _run(_create_return, request, form)
+
+
+def _photos(form: FormData) -> list[UploadFile]:
+    """The photos chosen (a browser sends one empty part when none is); :class:`InvalidRequestError` past
+    :data:`MAX_PHOTOS`, :class:`UnsupportedMediaTypeError` for a file that is not a JPEG, PNG or WebP image."""
+    photos = [p for p in form.getlist("photos") if isinstance(p, UploadFile) and (p.filename or p.size)]
+    if len(photos) > MAX_PHOTOS:
+        raise InvalidRequestError(f"at most {MAX_PHOTOS} photos can be sent with a return request")
+    for photo in photos:
+        declared = (photo.content_type or "").split(";")[0].strip().lower()
+        if declared not in PHOTO_TYPES:
+            name = photo.filename or "?"
+            raise UnsupportedMediaTypeError(f"photos must be JPEG, PNG or WebP images; {name} is not one")
+    return photos
+
+
+def _with_photos(comment: str | None, cids: list[str]) -> str | None:
+    """The comment with the stored photos' addresses, one a line (the merchant opens them by CID)."""
+    if not cids:
+        return comment
+    lines = "\n".join(f"photo: /v1/documents/{cid}" for cid in cids)
+    return f"{comment}\n\n{lines}" if comment else lines
 
 
 def _create_return(request: Request, form: FormData) -> Response:
@@ -271,15 +303,26 @@ def _create_return(request: Request, form: FormData) -> Response:
             raise InvalidRequestError("Please give a reason for the return.")
         if comment is not None and len(comment) > COMMENT_MAX_LENGTH:
             raise InvalidRequestError(f"the comment is longer than {COMMENT_MAX_LENGTH} characters; shorten it")
+        photos = _photos(form)
 
         def produce() -> str:
+            stored = [
+                store_upload(
+                    file=photo,
+                    principal=consumer.principal,
+                    documents=svc.documents,
+                    settings=svc.settings,
+                    store=svc.store,
+                ).cid.v0
+                for photo in photos
+            ]
             result = request_return(
                 store=svc.store,
                 chain=svc.chain,
                 consumer=consumer.address,
                 item_id=consumer.item_id,
                 reason_code=reason,
-                comment=comment,
+                comment=_with_photos(comment, stored),
             )
             if result.tx is not None:
                 _wait_indexed(svc, result.tx.block_number)
@@ -291,7 +334,10 @@ def _create_return(request: Request, form: FormData) -> Response:
             credential=token,
             key=key,
             path="/returns",
-            request_hash=form_hash("/returns", [(k, v) for k, v in typed.items()]),
+            request_hash=form_hash(
+                "/returns",
+                [*typed.items(), *((f"photo{i}", f"{p.filename}:{p.size}") for i, p in enumerate(photos))],
+            ),
             ttl_s=svc.settings.idempotency_ttl_s,
             produce=produce,
         )

@@ -131,3 +131,35 @@ def test_static_files_are_ours_and_small(client: TestClient) -> None:
     assert len(css.content) + len(js.content) < 100 * 1024
     assert client.get("/static/app.css", headers={"If-None-Match": css.headers["etag"]}).status_code == 304
     assert client.get("/static/..%2Fconsumer.py").status_code == 404
+
+
+PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d4944415478da63f8ffff3f0005fe02fea7d6a4ee0000000049454e44ae426082"
+)
+
+
+def test_photos_go_with_the_request_as_documents(client: TestClient, flow: Flow) -> None:
+    sold = flow.sold_and_delivered()
+    _session(client, sold)
+    form = hidden_fields(client.get("/").text, "/returns") | {"reason_code": "damaged", "comment": "see photo"}
+    answer = client.post(
+        "/returns", data=form, files=[("photos", ("crack.png", PNG, "image/png"))], follow_redirects=False
+    )
+    assert answer.status_code == 303, answer.text
+    flow.env.wait_indexed()
+    request = flow.status(answer.headers["location"].rsplit("/", 1)[1], sold.auth)
+    cid = re.search(r"photo: /v1/documents/(Qm[1-9A-HJ-NP-Za-km-z]{44})", request["comment"])
+    assert cid is not None and request["comment"].startswith("see photo")
+    assert client.get(f"/v1/documents/{cid.group(1)}").content == PNG
+
+
+def test_a_photo_of_the_wrong_type_is_a_page_that_keeps_the_form(client: TestClient, flow: Flow) -> None:
+    sold = flow.sold_and_delivered()
+    _session(client, sold)
+    form = hidden_fields(client.get("/").text, "/returns") | {"reason_code": "damaged", "comment": "mine"}
+    pdf = client.post("/returns", data=form, files=[("photos", ("a.pdf", b"%PDF-1.4", "application/pdf"))], headers=ZH)
+    assert pdf.status_code == 415
+    assert "照片必须是 JPEG、PNG 或 WebP 图片；a.pdf 不是" in text(pdf.text) and ">mine</textarea>" in pdf.text
+    fake = client.post("/returns", data=form, files=[("photos", ("b.png", b"not a png", "image/png"))], headers=EN)
+    assert fake.status_code == 415 and "but its content is not one" in text(fake.text)
+    assert "You can return this item now." in text(fake.text)  # nothing was requested
