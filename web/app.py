@@ -15,7 +15,7 @@ from typing import Annotated
 from fastapi import APIRouter, FastAPI, Query, Request
 from starlette.responses import Response
 
-from web import consumer, verify
+from web import consumer, merchant, verify
 from web.i18n import LANG_COOKIE, LANGUAGES
 from web.render import page, redirect
 
@@ -78,3 +78,4 @@ def mount_pages(app: FastAPI) -> None:
     app.include_router(router)
     app.include_router(verify.router)
     app.include_router(consumer.router)
+    app.include_router(merchant.router)

@@ -32,7 +32,6 @@ from ledger_service.errors import (
     IndexBehindError,
     InvalidRequestError,
     LedgerError,
-    PermissionDeniedError,
     UnsupportedMediaTypeError,
 )
 from ledger_service.returns import cancel_return, claim_uninspected, dispute_return, request_return
@@ -41,7 +40,7 @@ from ledger_service.returns.labels import label_code
 from ledger_service.returns.views import ReturnStatus, return_status, state_name
 from ledger_service.store import api_queries, queries
 from ledger_service.verification.consumer import format_amount
-from web.forms import csrf_ok, csrf_token, form_hash, once
+from web.forms import csrf_token, form_hash, once, require_csrf
 from web.i18n import Sentence
 from web.render import error_sentence, new_form_key, page, redirect, secure, translator
 from web.words import PAYOUT_SENTENCE, STATE_SENTENCES, biz_step, disposition, return_state
@@ -246,11 +245,7 @@ async def _run(function: Any, *args: Any) -> Response:
 
 def _checked_form(request: Request, form: FormData, token: str) -> str:
     """The form's key, once its CSRF token is checked (:class:`PermissionDeniedError` otherwise)."""
-    if not csrf_ok(token, _text(form, "csrf")):
-        raise PermissionDeniedError(
-            "this form did not come from this site's page (its security code does not match); reload the page "
-            "and send it again"
-        )
+    require_csrf(token, form.get("csrf"))
     return _text(form, "form_key") or ""
 
 

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 
 from ledger_service.access import seal, unseal
-from ledger_service.errors import ConflictError, InvalidRequestError
+from ledger_service.errors import ConflictError, InvalidRequestError, PermissionDeniedError
 from ledger_service.settings import IDEMPOTENCY_LEASE_S
 from ledger_service.store import api_queries
 from ledger_service.store.handle import Store
@@ -33,8 +33,13 @@ def csrf_token(secret: str) -> str:
     return hmac.new(secret.encode(), b"csrf", hashlib.sha256).hexdigest()[:32]
 
 
-def csrf_ok(secret: str, presented: str | None) -> bool:
-    return presented is not None and hmac.compare_digest(csrf_token(secret), presented)
+def require_csrf(secret: str, presented: object) -> None:
+    """:class:`PermissionDeniedError` unless ``presented`` is the CSRF field of the session ``secret``."""
+    if not isinstance(presented, str) or not hmac.compare_digest(csrf_token(secret), presented):
+        raise PermissionDeniedError(
+            "this form did not come from this site's page (its security code does not match); reload the page "
+            "and send it again"
+        )
 
 
 def form_hash(path: str, fields: list[tuple[str, str]]) -> str:

@@ -101,3 +101,26 @@ def test_a_bad_token_page(browser: Browser, served: Served) -> None:
         check_page(page, "open-bad-token-zh-phone")
     finally:
         context.close()
+
+
+def test_a_merchant_approves_a_queued_request(
+    browser: Browser, served: Served, flow: Flow, keys: dict[str, str]
+) -> None:
+    flow.publish(manual_review_reasons=["damaged"])
+    sold = flow.sold_and_delivered()
+    assert flow.request(sold).json()["outcome"] == "manual_review"
+    flow.publish()  # the module's other tests expect the default policy for their new sales
+    context = browser.new_context(locale="en-GB", viewport=DESKTOP, bypass_csp=True)
+    page = context.new_page()
+    try:
+        page.goto(f"{served.url}/merchant")
+        check_page(page, "merchant-signin-en-desktop")
+        page.locator("#api_key").fill(keys["merchant"])
+        page.locator("form[action='/merchant/signin'] button[type=submit]").click()
+        card = page.locator("section.card", has_text=sold.item_id)
+        expect(card).to_be_visible()
+        check_page(page, "merchant-queue-en-desktop")
+        card.locator("form[action$='/approve'] button").click()
+        expect(page.locator("section.card", has_text=sold.item_id)).to_have_count(0)
+    finally:
+        context.close()

@@ -1,0 +1,175 @@
+"""The merchant console (``/merchant``): sign in with the merchant's API key, then the manual-review queue
+with approve and reject (with a reason).
+
+The session is the API key in a cookie that only this console's paths receive (``Path=/merchant``), HttpOnly,
+``SameSite=Strict`` and ``Secure`` when the page came over https; every form carries a CSRF token derived from
+the key and a form key (:mod:`web.forms`). A key of another role, a wrong or revoked key: the sign-in page with
+the reason, in the page's language. Decisions go through the same domain functions as
+``POST /v1/returns/{id}/approve`` and ``/reject``.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+
+import anyio
+from fastapi import APIRouter, Request
+from starlette.datastructures import FormData
+from starlette.responses import Response
+
+from api.deps import services_of
+from ledger_service.access import Actor, Role, verify_api_key
+from ledger_service.errors import InvalidRequestError, LedgerError, PermissionDeniedError
+from ledger_service.returns import approve_request, reject_request
+from ledger_service.returns.views import ListState, list_merchant_returns
+from web.forms import csrf_token, form_hash, once, require_csrf
+from web.i18n import Sentence
+from web.render import error_sentence, new_form_key, page, redirect, secure, translator
+
+router = APIRouter(prefix="/merchant", include_in_schema=False)
+
+KEY_COOKIE = "rl_merchant"
+COOKIE_PATH = "/merchant"
+NOTE_MAX_LENGTH = 500
+QUEUE_LIMIT = 50
+_REQUEST_ID = re.compile(r"^rr_[0-9a-f]{32}$")
+
+
+def _merchant(store_request: Request, key: str) -> Actor:
+    actor = verify_api_key(store=services_of(store_request).store, presented=key)
+    if actor.role is not Role.MERCHANT:
+        role = actor.role.value
+        raise PermissionDeniedError(f"this console is for merchant keys; this key is a {role} key")
+    return actor
+
+
+def _sign_in_page(request: Request, *, status: int = 200, error: Sentence | None = None) -> Response:
+    response = page(request, "merchant/signin.html", status=status, error=error)
+    if error is not None:
+        response.delete_cookie(KEY_COOKIE, path=COOKIE_PATH)
+    return response
+
+
+def _session(request: Request) -> tuple[Actor, str] | Response:
+    key = request.cookies.get(KEY_COOKIE)
+    if not key:
+        return _sign_in_page(request)
+    try:
+        return _merchant(request, key), key
+    except LedgerError as exc:
+        status, sentence = error_sentence(request, exc)
+        return _sign_in_page(request, status=status, error=sentence)
+
+
+def _queue_page(request: Request, *, status: int = 200, error: Sentence | None = None) -> Response:
+    session = _session(request)
+    if isinstance(session, Response):
+        return session
+    actor, key = session
+    t = translator(request)
+    listing = list_merchant_returns(
+        services_of(request).store,
+        merchant=actor.account,
+        states=(ListState.PENDING_REVIEW,),
+        limit=QUEUE_LIMIT,
+    )
+    queue = [
+        {
+            "id": row.id,
+            "item_id": row.item_id,
+            "reason": row.reason_code,
+            "comment": row.comment,
+            "at": row.created_at,
+            "why": [t.sentence(str(r.get("message", ""))) for r in row.reasons],
+        }
+        for row in listing.requests
+    ]
+    return page(
+        request,
+        "merchant/queue.html",
+        status=status,
+        error=error,
+        actor=actor,
+        queue=queue,
+        count=listing.count,
+        csrf=csrf_token(key),
+        form_key=new_form_key(),
+    )
+
+
+@router.get("")
+def console(request: Request) -> Response:
+    """The review queue of the signed-in merchant; the sign-in form without a session."""
+    return _queue_page(request)
+
+
+@router.post("/signin")
+async def sign_in(request: Request) -> Response:
+    form = await request.form()
+    key = str(form.get("api_key") or "").strip()
+    if not key:
+        return _sign_in_page(request, status=422, error=translator(request).sentence("Type your API key."))
+    try:
+        await anyio.to_thread.run_sync(_merchant, request, key)
+    except LedgerError as exc:
+        status, sentence = error_sentence(request, exc)
+        return _sign_in_page(request, status=status, error=sentence)
+    response = redirect(COOKIE_PATH)
+    response.set_cookie(KEY_COOKIE, key, httponly=True, samesite="strict", secure=secure(request), path=COOKIE_PATH)
+    return response
+
+
+@router.post("/signout")
+def sign_out() -> Response:
+    response = redirect(COOKIE_PATH)
+    response.delete_cookie(KEY_COOKIE, path=COOKIE_PATH)
+    return response
+
+
+@router.post("/requests/{request_id}/{decision}")
+async def decide(request: Request, request_id: str, decision: str) -> Response:
+    """Approves (the escrow is funded on-chain) or rejects (with a note) a queued request."""
+    form = await request.form()
+    return await anyio.to_thread.run_sync(functools.partial(_decide, request, request_id, decision, form))
+
+
+def _decide(request: Request, request_id: str, decision: str, form: FormData) -> Response:
+    if decision not in ("approve", "reject") or not _REQUEST_ID.match(request_id):
+        return page(request, "not_found.html", status=404)
+    session = _session(request)
+    if isinstance(session, Response):
+        return session
+    actor, key = session
+    svc = services_of(request)
+    note_value = form.get("note")
+    note = note_value.strip() if isinstance(note_value, str) and note_value.strip() else None
+    presented = form.get("csrf")
+    form_key = form.get("form_key")
+    try:
+        require_csrf(key, presented)
+        if note is not None and len(note) > NOTE_MAX_LENGTH:
+            raise InvalidRequestError(f"the note is longer than {NOTE_MAX_LENGTH} characters; shorten it")
+
+        def produce() -> str:
+            if decision == "approve":
+                approve_request(store=svc.store, chain=svc.chain, merchant=actor.account, request_id=request_id)
+            else:
+                reject_request(store=svc.store, merchant=actor.account, request_id=request_id, note=note)
+            return COOKIE_PATH
+
+        path = f"/merchant/requests/{request_id}/{decision}"
+        location = once(
+            store=svc.store,
+            principal=actor.principal,
+            credential=key,
+            key=form_key if isinstance(form_key, str) else "",
+            path=path,
+            request_hash=form_hash(path, [("note", note or "")]),
+            ttl_s=svc.settings.idempotency_ttl_s,
+            produce=produce,
+        )
+    except LedgerError as exc:
+        status, sentence = error_sentence(request, exc)
+        return _queue_page(request, status=status, error=sentence)
+    return redirect(location)
