@@ -15,7 +15,7 @@ from typing import Annotated
 from fastapi import APIRouter, FastAPI, Query, Request
 from starlette.responses import Response
 
-from web import consumer, merchant, verify
+from web import audit, consumer, merchant, verify
 from web.i18n import LANG_COOKIE, LANGUAGES
 from web.render import page, redirect
 
@@ -79,3 +79,4 @@ def mount_pages(app: FastAPI) -> None:
     app.include_router(verify.router)
     app.include_router(consumer.router)
     app.include_router(merchant.router)
+    app.include_router(audit.router)

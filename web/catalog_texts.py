@@ -1,7 +1,8 @@
 """Every English text the pages show, found in their sources: what ``i18n/zh.po`` must translate.
 
 Templates: the literal argument of each ``_("...")`` call. Python: the values of :mod:`web.words`'s tables and
-:data:`web.consumer.REASON_NAMES`, and the literal sentences the page modules pass to ``.sentence(...)``.
+:data:`web.consumer.REASON_NAMES`, the consoles' refusals of other roles' keys, and the literal sentences the
+page modules pass to ``.sentence(...)``.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from web import consumer, words
+from web import audit, consumer, merchant, words
 
 WEB_DIR = Path(__file__).parent
 _TEMPLATE_CALL = re.compile(r"""\b_\(\s*(?:"([^"]*)"|'([^']*)')""")
@@ -31,5 +32,6 @@ def page_texts() -> set[str]:
     for table in (words.BIZ_STEPS, words.DISPOSITIONS, words.RETURN_STATES, words.STATE_SENTENCES):
         found.update(table.values())
     found.update(consumer.REASON_NAMES.values())
+    found.update((audit.CONSOLE.refusal, merchant.CONSOLE.refusal))
     found.update((words.UNKNOWN_STEP, words.UNKNOWN_DISPOSITION, words.PAYOUT_SENTENCE))
     return found

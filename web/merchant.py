@@ -19,13 +19,14 @@ from starlette.datastructures import FormData
 from starlette.responses import Response
 
 from api.deps import services_of
-from ledger_service.access import Actor, Role, verify_api_key
-from ledger_service.errors import InvalidRequestError, LedgerError, PermissionDeniedError
+from ledger_service.access import Role
+from ledger_service.errors import InvalidRequestError, LedgerError
 from ledger_service.returns import approve_request, reject_request
 from ledger_service.returns.views import ListState, list_merchant_returns
+from web.console import KeyConsole
 from web.forms import csrf_token, form_hash, once, require_csrf
 from web.i18n import Sentence
-from web.render import error_sentence, new_form_key, page, redirect, secure, translator
+from web.render import error_sentence, new_form_key, page, redirect, translator
 
 router = APIRouter(prefix="/merchant", include_in_schema=False)
 
@@ -36,34 +37,18 @@ QUEUE_LIMIT = 50
 _REQUEST_ID = re.compile(r"^rr_[0-9a-f]{32}$")
 
 
-def _merchant(store_request: Request, key: str) -> Actor:
-    actor = verify_api_key(store=services_of(store_request).store, presented=key)
-    if actor.role is not Role.MERCHANT:
-        role = actor.role.value
-        raise PermissionDeniedError(f"this console is for merchant keys; this key is a {role} key")
-    return actor
-
-
-def _sign_in_page(request: Request, *, status: int = 200, error: Sentence | None = None) -> Response:
-    response = page(request, "merchant/signin.html", status=status, error=error)
-    if error is not None:
-        response.delete_cookie(KEY_COOKIE, path=COOKIE_PATH)
-    return response
-
-
-def _session(request: Request) -> tuple[Actor, str] | Response:
-    key = request.cookies.get(KEY_COOKIE)
-    if not key:
-        return _sign_in_page(request)
-    try:
-        return _merchant(request, key), key
-    except LedgerError as exc:
-        status, sentence = error_sentence(request, exc)
-        return _sign_in_page(request, status=status, error=sentence)
+CONSOLE = KeyConsole(
+    roles=(Role.MERCHANT,),
+    cookie=KEY_COOKIE,
+    path=COOKIE_PATH,
+    signin_template="merchant/signin.html",
+    refusal="this console is for merchant keys; this key is a {role} key",
+)
+CONSOLE.add_routes(router)
 
 
 def _queue_page(request: Request, *, status: int = 200, error: Sentence | None = None) -> Response:
-    session = _session(request)
+    session = CONSOLE.session(request)
     if isinstance(session, Response):
         return session
     actor, key = session
@@ -104,29 +89,6 @@ def console(request: Request) -> Response:
     return _queue_page(request)
 
 
-@router.post("/signin")
-async def sign_in(request: Request) -> Response:
-    form = await request.form()
-    key = str(form.get("api_key") or "").strip()
-    if not key:
-        return _sign_in_page(request, status=422, error=translator(request).sentence("Type your API key."))
-    try:
-        await anyio.to_thread.run_sync(_merchant, request, key)
-    except LedgerError as exc:
-        status, sentence = error_sentence(request, exc)
-        return _sign_in_page(request, status=status, error=sentence)
-    response = redirect(COOKIE_PATH)
-    response.set_cookie(KEY_COOKIE, key, httponly=True, samesite="strict", secure=secure(request), path=COOKIE_PATH)
-    return response
-
-
-@router.post("/signout")
-def sign_out() -> Response:
-    response = redirect(COOKIE_PATH)
-    response.delete_cookie(KEY_COOKIE, path=COOKIE_PATH)
-    return response
-
-
 @router.post("/requests/{request_id}/{decision}")
 async def decide(request: Request, request_id: str, decision: str) -> Response:
     """Approves (the escrow is funded on-chain) or rejects (with a note) a queued request."""
@@ -137,7 +99,7 @@ async def decide(request: Request, request_id: str, decision: str) -> Response:
 def _decide(request: Request, request_id: str, decision: str, form: FormData) -> Response:
     if decision not in ("approve", "reject") or not _REQUEST_ID.match(request_id):
         return page(request, "not_found.html", status=404)
-    session = _session(request)
+    session = CONSOLE.session(request)
     if isinstance(session, Response):
         return session
     actor, key = session

@@ -1,6 +1,7 @@
 """The pages in a real chromium against a served ``ledger-api`` (real anvil and index): a consumer's whole
-return on a phone in Chinese and on a desktop in English, with JavaScript on (htmx refreshes the status),
-axe-core on every page, screenshots, and the first contentful paint printed (measured, never asserted)."""
+return on a phone in Chinese and on a desktop in English, with JavaScript on (htmx refreshes the status); a
+merchant approving a queued request; an auditor finding a tampered index row highlighted; axe-core
+on every page, screenshots, and the first contentful paint printed (measured, never asserted)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ from collections.abc import Iterator
 
 import pytest
 from playwright.sync_api import Browser, expect
+from sqlalchemy import text
 
 from tests.api.conftest import ApiEnv
 from tests.api.flows import Flow
 from tests.api.served import Served, serve
+from tests.api.test_audit import tampered
 from tests.web.browser import DESKTOP, PHONE, check_page, chromium, first_contentful_paint_ms
 
 pytestmark = pytest.mark.browser
@@ -122,5 +125,49 @@ def test_a_merchant_approves_a_queued_request(
         check_page(page, "merchant-queue-en-desktop")
         card.locator("form[action$='/approve'] button").click()
         expect(page.locator("section.card", has_text=sold.item_id)).to_have_count(0)
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize(("locale", "viewport"), [("zh-CN", PHONE), ("en-GB", DESKTOP)])
+def test_an_auditor_finds_a_tampered_index_row_highlighted(
+    browser: Browser,
+    served: Served,
+    flow: Flow,
+    keys: dict[str, str],
+    api_env: ApiEnv,
+    locale: str,
+    viewport: dict[str, int],
+) -> None:
+    device = "phone" if viewport is PHONE else "desktop"
+    lang = locale[:2]
+    sold = flow.sold_and_delivered()
+    context = browser.new_context(locale=locale, viewport=viewport, bypass_csp=True)
+    page = context.new_page()
+    try:
+        page.goto(f"{served.url}/audit")
+        check_page(page, f"audit-signin-{lang}-{device}")
+        page.locator("#api_key").fill(keys["auditor"])
+        page.locator("form[action='/audit/signin'] button[type=submit]").click()
+        page.locator("#q").fill(sold.item_id)
+        check_page(page, f"audit-search-{lang}-{device}")
+        page.locator("form[role=search] button[type=submit]").click()
+        page.wait_for_url(re.compile(r"/audit/items/0x[0-9a-f]{64}$"))
+        expect(page.locator("ol.timeline li.bad")).to_have_count(0)
+        check_page(page, f"audit-item-{lang}-{device}")
+
+        with tampered(api_env.store, sold.item_id):
+            with api_env.store.engine.begin() as conn:  # the index's row, changed behind the indexer's back
+                conn.execute(
+                    text("UPDATE item_events SET disposition = 8 WHERE item_id = :i AND seq = 1"), {"i": sold.item_id}
+                )
+            page.reload()
+            expect(page.locator("#verdict")).to_contain_text("未通过核验" if lang == "zh" else "does not verify")
+            page.locator("a[href='#event-1']").first.click()
+            flagged = page.locator("ol.timeline li.bad")
+            expect(flagged).to_have_count(1)
+            expect(flagged).to_have_attribute("id", "event-1")
+            expect(flagged.locator(".notice")).to_be_visible()
+            check_page(page, f"audit-tampered-{lang}-{device}")
     finally:
         context.close()

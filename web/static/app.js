@@ -20,3 +20,14 @@ window.addEventListener("pageshow", function () {
     for (var j = 0; j < buttons.length; j++) buttons[j].removeAttribute("aria-disabled");
   }
 });
+// Copy buttons (the auditor's command line): shown only where the clipboard can be written.
+if (navigator.clipboard) {
+  var copies = document.querySelectorAll("button[data-copy]");
+  for (var k = 0; k < copies.length; k++) {
+    copies[k].hidden = false;
+    copies[k].addEventListener("click", function (event) {
+      var source = document.getElementById(event.currentTarget.dataset.copy);
+      if (source) navigator.clipboard.writeText(source.value || source.textContent);
+    });
+  }
+}
