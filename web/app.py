@@ -15,7 +15,7 @@ from typing import Annotated
 from fastapi import APIRouter, FastAPI, Query, Request
 from starlette.responses import Response
 
-from web import audit, consumer, merchant, verify
+from web import audit, consumer, merchant, merchant_business, merchant_returns, verify
 from web.i18n import LANG_COOKIE, LANGUAGES
 from web.render import page, redirect
 
@@ -25,6 +25,9 @@ STATIC_FILES: dict[str, tuple[Path, str]] = {
     "app.css": (STATIC_DIR / "app.css", "text/css; charset=utf-8"),
     "app.js": (STATIC_DIR / "app.js", "text/javascript; charset=utf-8"),
     "htmx.min.js": (NODE_MODULES / "htmx.org" / "dist" / "htmx.min.js", "text/javascript; charset=utf-8"),
+    # only the merchant dashboard loads these two
+    "dashboard.js": (STATIC_DIR / "dashboard.js", "text/javascript; charset=utf-8"),
+    "echarts.min.js": (NODE_MODULES / "echarts" / "dist" / "echarts.min.js", "text/javascript; charset=utf-8"),
 }
 """Every file ``/static/`` serves: name -> (path, media type). Nothing else is reachable there."""
 LANG_COOKIE_MAX_AGE_S = 365 * 86_400
@@ -79,4 +82,6 @@ def mount_pages(app: FastAPI) -> None:
     app.include_router(verify.router)
     app.include_router(consumer.router)
     app.include_router(merchant.router)
+    app.include_router(merchant_returns.router)
+    app.include_router(merchant_business.router)
     app.include_router(audit.router)

@@ -122,7 +122,7 @@ def _open(request: Request, token: str) -> Response:
 # ---- the purchase page ----------------------------------------------------------------------------------
 
 
-def _money(svc: Services, token: str | None, amount: int | None) -> str | None:
+def money(svc: Services, token: str | None, amount: int | None) -> str | None:
     if token is None or amount is None:
         return None
     try:
@@ -156,9 +156,9 @@ def _purchase_context(request: Request, consumer: Consumer, token: str) -> dict[
         "outcome": decision.outcome.value,
         "reasons": [t.sentence(r.message) for r in decision.reasons],
         "deadline": decision.deadline,
-        "refund": _money(svc, sale.token if sale else None, decision.refund_amount),
-        "fee": _money(svc, sale.token if sale else None, fee),
-        "refund_after_fee": _money(svc, sale.token if sale else None, max(decision.refund_amount - fee, 0)),
+        "refund": money(svc, sale.token if sale else None, decision.refund_amount),
+        "fee": money(svc, sale.token if sale else None, fee),
+        "refund_after_fee": money(svc, sale.token if sale else None, max(decision.refund_amount - fee, 0)),
         "fast_refund": decision.fast_refund,
         "reason_choices": [(code, REASON_NAMES.get(code)) for code in reasons],
         "requests": [
@@ -320,7 +320,7 @@ def _create_return(request: Request, form: FormData) -> Response:
                 comment=_with_photos(comment, stored),
             )
             if result.tx is not None:
-                _wait_indexed(svc, result.tx.block_number)
+                wait_indexed(svc, result.tx.block_number)
             return f"/returns/{result.request.return_id or result.request.id}"
 
         location = once(
@@ -373,18 +373,18 @@ def _return_context(request: Request, consumer: Consumer, token: str, status: Re
             state=state,
             ret=ret,
             label=label_code(ret.return_id),
-            amount=_money(svc, ret.token, ret.amount),
-            refund_after_fee=_money(svc, ret.token, ret.amount - ret.amount * ret.fee_bps // 10_000),
+            amount=money(svc, ret.token, ret.amount),
+            refund_after_fee=money(svc, ret.token, ret.amount - ret.amount * ret.fee_bps // 10_000),
         )
         if detail.payout is not None:
             p = detail.payout
             context["payout"] = {
-                "consumer": _money(svc, p.token, p.consumer_amount),
+                "consumer": money(svc, p.token, p.consumer_amount),
                 "at": p.paid_at,
                 "tx_hash": p.tx_hash,
                 "block": p.block_number,
             }
-        context["timeline"] = [_timeline_entry(e) for e in detail.timeline]
+        context["timeline"] = [timeline_entry(e) for e in detail.timeline]
         if state == "authorized" and now <= ret.ship_by:
             context["actions"].append("cancel")
         if state == "rejected" and ret.dispute_by is not None and now <= ret.dispute_by:
@@ -396,7 +396,7 @@ def _return_context(request: Request, consumer: Consumer, token: str, status: Re
     return context
 
 
-def _timeline_entry(entry: queries.TimelineEntry) -> dict[str, Any]:
+def timeline_entry(entry: queries.TimelineEntry) -> dict[str, Any]:
     d = entry.detail
     base: dict[str, Any] = {"at": entry.at, "tx_hash": entry.tx_hash, "block": entry.block_number}
     if isinstance(d, queries.ReturnRow):
@@ -409,7 +409,7 @@ def _timeline_entry(entry: queries.TimelineEntry) -> dict[str, Any]:
     return {**base, "text": None, "step": biz_step(d.biz_step), "disposition": disposition(d.disposition)}
 
 
-def _wait_indexed(svc: Services, block_number: int) -> None:
+def wait_indexed(svc: Services, block_number: int) -> None:
     """Waits until the index has a write's block, so the page shown next shows it. An index that stays behind
     is not a failure of the write (which happened): that page then says to retry shortly."""
     with contextlib.suppress(IndexBehindError):
@@ -480,7 +480,7 @@ def _return_action(request: Request, rid: str, action: str, form: FormData) -> R
                 tx = _ACTIONS[action](
                     store=svc.store, chain=svc.chain, consumer=consumer.address, item_id=consumer.item_id, return_id=rid
                 )
-            _wait_indexed(svc, tx.block_number)
+            wait_indexed(svc, tx.block_number)
             return f"/returns/{rid}"
 
         path = f"/returns/{rid}/{action}"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Callable
 
 import anyio
 from fastapi import APIRouter, Request
@@ -19,7 +20,7 @@ from starlette.datastructures import FormData
 from starlette.responses import Response
 
 from api.deps import services_of
-from ledger_service.access import Role
+from ledger_service.access import Actor, Role
 from ledger_service.errors import InvalidRequestError, LedgerError
 from ledger_service.returns import approve_request, reject_request
 from ledger_service.returns.views import ListState, list_merchant_returns
@@ -96,6 +97,34 @@ async def decide(request: Request, request_id: str, decision: str) -> Response:
     return await anyio.to_thread.run_sync(functools.partial(_decide, request, request_id, decision, form))
 
 
+def submit(
+    request: Request,
+    *,
+    actor: Actor,
+    key: str,
+    form: FormData,
+    path: str,
+    fields: list[tuple[str, str]],
+    produce: Callable[[], str],
+) -> str:
+    """A console form's action: its CSRF field checked, then ``produce()`` (the address of the page to show
+    next) run once for the form's key, a repeat of the same form answered with the first run's address.
+    Raises the domain's errors (the caller shows them on its page). Blocking."""
+    svc = services_of(request)
+    require_csrf(key, form.get("csrf"))
+    form_key = form.get("form_key")
+    return once(
+        store=svc.store,
+        principal=actor.principal,
+        credential=key,
+        key=form_key if isinstance(form_key, str) else "",
+        path=path,
+        request_hash=form_hash(path, fields),
+        ttl_s=svc.settings.idempotency_ttl_s,
+        produce=produce,
+    )
+
+
 def _decide(request: Request, request_id: str, decision: str, form: FormData) -> Response:
     if decision not in ("approve", "reject") or not _REQUEST_ID.match(request_id):
         return page(request, "not_found.html", status=404)
@@ -106,29 +135,24 @@ def _decide(request: Request, request_id: str, decision: str, form: FormData) ->
     svc = services_of(request)
     note_value = form.get("note")
     note = note_value.strip() if isinstance(note_value, str) and note_value.strip() else None
-    presented = form.get("csrf")
-    form_key = form.get("form_key")
-    try:
-        require_csrf(key, presented)
+
+    def produce() -> str:
         if note is not None and len(note) > NOTE_MAX_LENGTH:
             raise InvalidRequestError(f"the note is longer than {NOTE_MAX_LENGTH} characters; shorten it")
+        if decision == "approve":
+            approve_request(store=svc.store, chain=svc.chain, merchant=actor.account, request_id=request_id)
+        else:
+            reject_request(store=svc.store, merchant=actor.account, request_id=request_id, note=note)
+        return COOKIE_PATH
 
-        def produce() -> str:
-            if decision == "approve":
-                approve_request(store=svc.store, chain=svc.chain, merchant=actor.account, request_id=request_id)
-            else:
-                reject_request(store=svc.store, merchant=actor.account, request_id=request_id, note=note)
-            return COOKIE_PATH
-
-        path = f"/merchant/requests/{request_id}/{decision}"
-        location = once(
-            store=svc.store,
-            principal=actor.principal,
-            credential=key,
-            key=form_key if isinstance(form_key, str) else "",
-            path=path,
-            request_hash=form_hash(path, [("note", note or "")]),
-            ttl_s=svc.settings.idempotency_ttl_s,
+    try:
+        location = submit(
+            request,
+            actor=actor,
+            key=key,
+            form=form,
+            path=f"/merchant/requests/{request_id}/{decision}",
+            fields=[("note", note or "")],
             produce=produce,
         )
     except LedgerError as exc:

@@ -69,6 +69,21 @@ STATE_SENTENCES: dict[str, str] = {
     "consumer_claimed": "The merchant did not inspect in time; the deposit was claimed for you.",
 }
 
+MERCHANT_STATES: dict[str, str] = {
+    "authorized": "Approved, waiting for the parcel",
+    "cancelled": "Cancelled by the consumer",
+    "expired": "Not shipped: deposit taken back",
+    "in_transit": "On its way back",
+    "received": "Received: inspect it",
+    "accepted": "Inspection passed",
+    "rejected": "Inspection failed",
+    "disputed": "Disputed: an arbiter decides",
+    "resolved": "Dispute resolved",
+    "reclaimed": "Deposit taken back",
+    "consumer_claimed": "Not inspected in time: paid to the consumer",
+    "pending_review": "Waiting for your review",
+}
+"""Return states as the merchant reads them (:data:`RETURN_STATES` speaks to the consumer)."""
 
 PAYOUT_SENTENCE = "The escrow paid out the deposit."
 UNKNOWN_STEP = "Recorded step"
@@ -92,3 +107,7 @@ def disposition(code: int) -> str:
 def return_state(state: ReturnState | str) -> str:
     name = state if isinstance(state, str) else state.name.lower()
     return RETURN_STATES.get(name, name)
+
+
+def merchant_state(name: str) -> str:
+    return MERCHANT_STATES.get(name, name)

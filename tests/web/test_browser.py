@@ -9,7 +9,7 @@ import re
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, expect
+from playwright.sync_api import Browser, Page, expect
 from sqlalchemy import text
 
 from tests.api.conftest import ApiEnv
@@ -147,8 +147,7 @@ def test_an_auditor_finds_a_tampered_index_row_highlighted(
     try:
         page.goto(f"{served.url}/audit")
         check_page(page, f"audit-signin-{lang}-{device}")
-        page.locator("#api_key").fill(keys["auditor"])
-        page.locator("form[action='/audit/signin'] button[type=submit]").click()
+        _sign_in(page, served, "/audit", keys["auditor"], opened=True)
         page.locator("#q").fill(sold.item_id)
         check_page(page, f"audit-search-{lang}-{device}")
         page.locator("form[role=search] button[type=submit]").click()
@@ -171,3 +170,63 @@ def test_an_auditor_finds_a_tampered_index_row_highlighted(
             check_page(page, f"audit-tampered-{lang}-{device}")
     finally:
         context.close()
+
+
+def test_the_merchant_console_pages_on_a_phone_and_a_desktop(
+    browser: Browser, served: Served, flow: Flow, keys: dict[str, str]
+) -> None:
+    sold = flow.sold_and_delivered()
+    rma = flow.approved(sold)
+    flow.env.wait_indexed()
+    # under the pages' own Content-Security-Policy (not bypassed): the charts draw, nothing inline is needed
+    strict = browser.new_context(locale="en-GB", viewport=DESKTOP)
+    page = strict.new_page()
+    blocked: list[str] = []
+    page.on(
+        "console", lambda message: blocked.append(message.text) if "Content Security Policy" in message.text else None
+    )
+    try:
+        _sign_in(page, served, "/merchant", keys["merchant"])
+        page.goto(f"{served.url}/merchant/dashboard")
+        expect(page.locator("#chart-days svg")).to_be_visible()
+        expect(page.locator("#chart-states svg")).to_be_visible()
+        assert blocked == []
+    finally:
+        strict.close()
+    for locale, viewport in (("zh-CN", PHONE), ("en-GB", DESKTOP)):
+        device = "phone" if viewport is PHONE else "desktop"
+        lang = locale[:2]
+        context = browser.new_context(locale=locale, viewport=viewport, bypass_csp=True)
+        page = context.new_page()
+        try:
+            _sign_in(page, served, "/merchant", keys["merchant"])
+            page.goto(f"{served.url}/merchant/dashboard")
+            expect(page.locator("#chart-days svg")).to_be_visible()
+            check_page(page, f"merchant-dashboard-{lang}-{device}")
+            page.goto(f"{served.url}/merchant/returns")
+            page.locator("#state").select_option("authorized")
+            page.locator("form.filters button[type=submit]").click()
+            page.locator(f"a[href='/merchant/returns/{rma}']").click()
+            expect(page.locator("#escrow-title")).to_be_visible()
+            check_page(page, f"merchant-return-{lang}-{device}")
+            page.goto(f"{served.url}/merchant/returns?state=authorized")
+            check_page(page, f"merchant-returns-{lang}-{device}")
+            page.goto(f"{served.url}/merchant/sales")
+            expect(page.locator(f"a[href='/verify/{sold.item_id}']")).to_be_visible()
+            check_page(page, f"merchant-sales-{lang}-{device}")
+            page.goto(f"{served.url}/merchant/policy")
+            page.locator("#window_days").fill("0")
+            page.locator("form[action='/merchant/policy'] button[type=submit]").click()
+            expect(page.locator("#error")).to_be_visible()
+            expect(page.locator("#window_days")).to_have_value("0")
+            check_page(page, f"merchant-policy-{lang}-{device}")
+        finally:
+            context.close()
+
+
+def _sign_in(page: Page, served: Served, console: str, key: str, *, opened: bool = False) -> None:
+    """Signs in to a console (``/merchant``, ``/audit``) with ``key``; ``opened``: its page is already shown."""
+    if not opened:
+        page.goto(f"{served.url}{console}")
+    page.locator("#api_key").fill(key)
+    page.locator(f"form[action='{console}/signin'] button[type=submit]").click()
