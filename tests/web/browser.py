@@ -67,10 +67,12 @@ def accessibility_violations(page: Page) -> list[dict[str, Any]]:
 
 
 def check_page(page: Page, name: str) -> None:
-    """Asserts that the page has no serious or critical axe violation, and saves its screenshot as
-    ``reports/screenshots/<name>.png``."""
+    """Asserts that the page has no serious or critical axe violation and nothing wider than the window (no
+    sideways scrolling at 360 px), and saves its screenshot as ``reports/screenshots/<name>.png``."""
     violations = accessibility_violations(page)
     assert not violations, f"{name}: {json.dumps(violations, ensure_ascii=False, indent=1)}"
+    overflow = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0, f"{name}: the page is {overflow} px wider than the window"
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 

@@ -16,7 +16,7 @@ from tests.api.conftest import ApiEnv
 from tests.api.flows import Flow
 from tests.api.served import Served, serve
 from tests.api.test_audit import tampered
-from tests.web.browser import DESKTOP, PHONE, check_page, chromium, first_contentful_paint_ms
+from tests.web.browser import DESKTOP, PHONE, SCREENSHOTS, check_page, chromium, first_contentful_paint_ms
 
 pytestmark = pytest.mark.browser
 STATUS_WAIT_MS = 20_000  # the status part polls every 5 s
@@ -168,6 +168,7 @@ def test_an_auditor_finds_a_tampered_index_row_highlighted(
             expect(flagged).to_have_attribute("id", "event-1")
             expect(flagged.locator(".notice")).to_be_visible()
             check_page(page, f"audit-tampered-{lang}-{device}")
+            flagged.screenshot(path=str(SCREENSHOTS / f"audit-tampered-row-{lang}-{device}.png"))
     finally:
         context.close()
 
@@ -203,6 +204,7 @@ def test_the_merchant_console_pages_on_a_phone_and_a_desktop(
             page.goto(f"{served.url}/merchant/dashboard")
             expect(page.locator("#chart-days svg")).to_be_visible()
             check_page(page, f"merchant-dashboard-{lang}-{device}")
+            page.locator("main").screenshot(path=str(SCREENSHOTS / f"merchant-dashboard-main-{lang}-{device}.png"))
             page.goto(f"{served.url}/merchant/returns")
             page.locator("#state").select_option("authorized")
             page.locator("form.filters button[type=submit]").click()

@@ -31,7 +31,7 @@
       tooltip: { trigger: "axis" },
       grid: { left: 16, right: 24, top: 16, bottom: 24, containLabel: true },
       xAxis: { type: "value", minInterval: 1, axisLabel: { color: ink } },
-      yAxis: { type: "category", data: data.states, axisLabel: { color: ink } },
+      yAxis: { type: "category", inverse: true, data: data.states, axisLabel: { color: ink } },
       series: [{ name: data.labels.count, type: "bar", data: data.stateCounts }],
     });
   }
