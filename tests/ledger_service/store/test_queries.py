@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 from ledger_service.core.codes import BizStep, Disposition, ReturnState
 from ledger_service.store import Store, api_queries
 from ledger_service.store import queries as q
@@ -302,3 +304,62 @@ def test_eligibility_snapshot_reads_everything_at_once(store: Store) -> None:
 
     unknown = q.eligibility_snapshot(store, item_id="0x" + "01" * 32, requester=CONSUMER, now=chain.time)
     assert (unknown.item, unknown.sale, unknown.policy) == (None, None, None)
+
+
+def test_list_sales_newest_first_with_their_returns(store: Store) -> None:
+    chain = ChainBuilder()
+    chain.policy(MERCHANT, 1)
+    first = _sold_and_delivered(chain, "urn:x:sale1")
+    chain.next_block()
+    chain.policy(MERCHANT, 2)
+    chain.next_block(seconds=DAY)
+    second = chain.register("urn:x:sale2", merchant=MERCHANT)
+    chain.sale(second, merchant=MERCHANT, policy_version=2)
+    chain.next_block()
+    rid = chain.authorize(first, 1)
+    other = chain.register("urn:x:sale3", merchant=OTHER_MERCHANT)
+    chain.sale(other, merchant=OTHER_MERCHANT)
+    chain.next_block()
+    _apply(store, chain)
+
+    page = q.list_sales(store, merchant=MERCHANT)
+    assert page.count == 2
+    assert [(s.item_id, s.policy_version, s.returns, s.closed) for s in page.rows] == [
+        (second, 2, 0, False),
+        (first, 1, 1, False),
+    ]
+    assert [s.item_id for s in q.list_sales(store, merchant=MERCHANT, limit=1, offset=1).rows] == [first]
+    chain.next_block()
+    chain.transition(rid, ReturnState.IN_TRANSIT, ReturnState.AUTHORIZED, deadline=chain.time + DAY)
+    chain.transition(rid, ReturnState.RECEIVED, ReturnState.IN_TRANSIT)
+    chain.transition(rid, ReturnState.ACCEPTED, ReturnState.RECEIVED)
+    chain.settle(rid, 90, 10)
+    chain.next_block()
+    _apply(store, chain)
+    assert q.list_sales(store, merchant=MERCHANT).rows[1].closed is True
+    assert q.list_sales(store, merchant=OTHER_MERCHANT).count == 1
+
+
+def test_merchant_counts_group_by_state_day_and_policy(store: Store) -> None:
+    chain = ChainBuilder()
+    chain.policy(MERCHANT, 1)
+    items = [_sold_and_delivered(chain, f"urn:x:c{n}") for n in range(3)]  # each sale a day after the last
+    chain.next_block()
+    rids = [chain.authorize(item, 1) for item in items[:2]]
+    chain.next_block()
+    chain.transition(rids[0], ReturnState.CANCELLED, ReturnState.AUTHORIZED)
+    other = chain.register("urn:x:c-other", merchant=OTHER_MERCHANT)
+    chain.sale(other, merchant=OTHER_MERCHANT)
+    chain.next_block()
+    _apply(store, chain)
+
+    counts = q.merchant_counts(store, merchant=MERCHANT, since=0)
+    assert counts.sales == 3 and counts.sales_by_policy == {1: 3}
+    assert counts.returns_by_state == {ReturnState.CANCELLED: 1, ReturnState.AUTHORIZED: 1}
+    assert counts.settled_returns == 0
+    sold_days = Counter(sale.sold_at // DAY for sale in q.list_sales(store, merchant=MERCHANT).rows)
+    assert counts.sales_by_day == sold_days and len(sold_days) >= 2  # the sales fall on different days
+    returned_days = Counter(r.authorized_at // DAY for r in q.list_returns(store, merchant=MERCHANT).rows)
+    assert counts.returns_by_day == returned_days and sum(returned_days.values()) == 2
+    later = q.merchant_counts(store, merchant=MERCHANT, since=chain.time + 1)
+    assert (later.sales, sum(later.sales_by_day.values()), sum(later.returns_by_day.values())) == (3, 0, 0)
