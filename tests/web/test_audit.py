@@ -16,6 +16,7 @@ from sqlalchemy import text as sql
 from tests.api.flows import Flow, Sold
 from tests.api.test_audit import tampered
 from tests.web.pages import text
+from web.audit import verify_command
 
 ZH = {"Accept-Language": "zh-CN"}
 PREFIX = "urn:epc:id:sgtin:0614141.107346."
@@ -132,3 +133,21 @@ def test_keys_of_other_roles_and_no_session(client: TestClient, keys: dict[str, 
     no_session = client.get(f"/audit/items/{sold.item_id}/history.csv")
     assert no_session.status_code == 200 and 'action="/audit/signin"' in no_session.text
     assert '<li id="event-' not in no_session.text and "text/html" in no_session.headers["content-type"]
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("http://127.0.0.1:8545/", "http://127.0.0.1:8545"),
+        ("https://node.example:8545", "https://node.example:8545"),
+        ("https://mainnet.infura.io/v3/0123456789abcdef", "$LEDGER_RPC_URL"),  # a key in the path
+        ("https://user:secret@node.example/", "$LEDGER_RPC_URL"),
+        ("https://node.example/?apikey=secret", "$LEDGER_RPC_URL"),
+    ],
+)
+def test_the_command_never_shows_a_node_url_with_credentials(url: str, shown: str) -> None:
+    command = verify_command(rpc_url=url, ledger="0x" + "ab" * 20, item="urn:epc:id:sgtin:1.2.a b", from_block=7)
+    node = f'"{shown}"' if shown.startswith("$") else shown  # the placeholder in double quotes: the shell fills it
+    assert command.startswith(f"ledger-verify --rpc-url {node} --ledger 0x{'ab' * 20} ")
+    assert "secret" not in command and "0123456789abcdef" not in command
+    assert command.endswith(" --from-block 7 'urn:epc:id:sgtin:1.2.a b'")  # quoted for the shell
