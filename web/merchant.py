@@ -48,7 +48,10 @@ CONSOLE = KeyConsole(
 CONSOLE.add_routes(router)
 
 
-def _queue_page(request: Request, *, status: int = 200, error: Sentence | None = None) -> Response:
+def _queue_page(
+    request: Request, *, status: int = 200, error: Sentence | None = None, notes: dict[str, str] | None = None
+) -> Response:
+    """The queue; ``notes``: what was typed as the reason of a rejection that failed, by request id (kept)."""
     session = CONSOLE.session(request)
     if isinstance(session, Response):
         return session
@@ -81,6 +84,7 @@ def _queue_page(request: Request, *, status: int = 200, error: Sentence | None =
         count=listing.count,
         csrf=csrf_token(key),
         form_key=new_form_key(),
+        notes=notes or {},
     )
 
 
@@ -157,5 +161,5 @@ def _decide(request: Request, request_id: str, decision: str, form: FormData) ->
         )
     except LedgerError as exc:
         status, sentence = error_sentence(request, exc)
-        return _queue_page(request, status=status, error=sentence)
+        return _queue_page(request, status=status, error=sentence, notes={request_id: note or ""})
     return redirect(location)

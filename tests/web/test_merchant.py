@@ -92,3 +92,16 @@ def _actions(page: str) -> list[str]:
 def _item_of(page: str, action: str) -> str:
     section = page[page.rindex("<section", 0, page.index(action)) : page.index(action)]
     return next(part for part in section.split('"') if part.startswith("/verify/0x"))[len("/verify/") :]
+
+
+def test_a_refused_rejection_keeps_its_note(
+    client: TestClient, flow: Flow, keys: dict[str, str], queued: list[Sold]
+) -> None:
+    purchase = flow.sold_and_delivered()
+    assert ok(flow.request(purchase), 201)["outcome"] == "manual_review"  # the module's policy reviews "damaged"
+    _sign_in(client, keys["merchant"])
+    queue = client.get("/merchant").text
+    action = next(a for a in _actions(queue) if a.endswith("/reject") and _item_of(queue, a) == purchase.item_id)
+    form = hidden_fields(queue, action) | {"note": "scratched", "csrf": "0" * 32}
+    refused = client.post(action, data=form, headers=ZH)
+    assert refused.status_code == 403 and 'value="scratched"' in refused.text
