@@ -21,7 +21,9 @@ shortcut (:mod:`api.fastpath`) and of FastAPI. For every HTTP request, in this o
 
 Which routes need credentials and what body each takes come from the application's OpenAPI document (one
 source of truth with /docs and the dependencies that add ``security``): a new route is covered without
-touching this module. Every refusal is a problem+json (:mod:`api.problems`). A verified principal is left
+touching this module. A route outside the document (a web page, :mod:`web`) is public; a page form that
+uploads files declares ``multipart/form-data`` in its ``openapi_extra`` and gets the upload limit. Every
+refusal is a problem+json (:mod:`api.problems`). A verified principal is left
 in the request's state, where the dependencies find it and do not verify it again.
 """
 
@@ -111,21 +113,32 @@ def policies_of(app: FastAPI) -> dict[tuple[str, str], RoutePolicy]:
     return found
 
 
+def _undocumented_policy(route: object) -> RoutePolicy:
+    """The policy of a route outside the OpenAPI document (a web page): public, taking the body media types
+    its ``openapi_extra`` declares, as an operation's ``requestBody`` would (none: no body expected)."""
+    extra = getattr(route, "openapi_extra", None) or {}
+    content = extra.get("requestBody", {}).get("content", {})
+    return RoutePolicy(schemes=frozenset(), media_types=frozenset(content))
+
+
 def routes_of(app: FastAPI) -> list[tuple[re.Pattern[str], frozenset[str], RoutePolicy]]:
     """Every route of ``app`` in the order the application tries them: (path pattern with the route's own
-    convertors, methods, policy from the OpenAPI document; public for a route it does not list)."""
+    convertors, methods, policy from the OpenAPI document; for a route it does not list, public, with the
+    body its ``openapi_extra`` declares)."""
     policies = policies_of(app)
     found = []
     for context in iter_route_contexts(app.router.routes):
-        methods = getattr(context.original_route, "methods", None)
+        route = context.original_route
+        methods = getattr(route, "methods", None)
         if context.path is None or not methods:
             continue
         pattern, path_format, _ = compile_path(context.path)
+        undocumented = _undocumented_policy(route)
         found.append(
             (
                 pattern,
                 frozenset(methods),
-                RoutePolicy.merge(policies.get((method, path_format), _PUBLIC) for method in methods),
+                RoutePolicy.merge(policies.get((method, path_format), undocumented) for method in methods),
             )
         )
     return found

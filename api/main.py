@@ -5,7 +5,8 @@ Importing this module connects to nothing: the store (``Store.open``, which
 migrates the database) and the chain (:func:`connect_chain`, which checks the
 node, the manifest and the contracts) are opened by the lifespan, at startup,
 and closed at shutdown. Every router of ``api.routers.ROUTERS`` is mounted
-under ``/v1``; every error is a problem+json (:mod:`api.problems`).
+under ``/v1``; every error is a problem+json (:mod:`api.problems`). The web pages (:mod:`web`) are mounted
+beside them, outside ``/v1`` and outside the OpenAPI document.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from ledger_service.logs import configure_logging
 from ledger_service.recursion import restore_recursion_limit
 from ledger_service.settings import Settings, get_settings
 from ledger_service.store.handle import SQLITE_MMAP_BYTES, Store
+from web.app import mount_pages
 
 # The eth stack raised it at import (py_ecc): at 100,000 a deeply nested JSON body overflows the C stack of
 # the json decoder (a segfault, not a RecursionError). Restored here, after this module's imports, and again
@@ -94,6 +96,8 @@ def create_app(settings: Settings | None = None, *, routers: Sequence[APIRouter]
     install_problem_handlers(app)
     for router in default_routers() if routers is None else routers:
         app.include_router(router, prefix=API_PREFIX)
+    # the web pages (outside /v1 and outside the OpenAPI document), served by the same process
+    mount_pages(app)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -198,6 +198,28 @@ def _populate(anvil: Anvil, workdir: Path, *, chain_items: int, refunds: int) ->
 # ---- processes ----------------------------------------------------------------------------------------
 
 
+def chain_pin(deployed: Deployed) -> ChainPin:
+    """What an index of ``deployed`` is pinned to (a synthetic index too: the API checks it against the node)."""
+    w3 = deployed.w3
+    return ChainPin(
+        chain_id=w3.eth.chain_id,
+        genesis_hash="0x" + bytes(w3.eth.get_block(0)["hash"]).hex(),
+        ledger_address=deployed.ledger.address.lower(),
+        escrow_address=deployed.escrow.address.lower(),
+        deploy_block=deployed.deploy_block,
+    )
+
+
+def fill_actors(deployed: Deployed) -> Actors:
+    """The synthetic chain's accounts: the deployment's manufacturer, carrier, merchant and stablecoin."""
+    return Actors.make(
+        manufacturer=deployed.accounts[MANUFACTURER],
+        carrier=deployed.accounts[CARRIER],
+        token=deployed.token.address,
+        merchant=deployed.accounts[MERCHANT],
+    )
+
+
 def ledger_env(*, anvil: Anvil, database: Path, manifest: Path) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
@@ -830,13 +852,7 @@ def _run(
     w3 = d.w3
     head = w3.eth.block_number
     say(f"   {len(real.items)} items {real.profiles}, head block {head}, {chain_seconds:.1f} s")
-    pin = ChainPin(
-        chain_id=w3.eth.chain_id,
-        genesis_hash="0x" + bytes(w3.eth.get_block(0)["hash"]).hex(),
-        ledger_address=d.ledger.address.lower(),
-        escrow_address=d.escrow.address.lower(),
-        deploy_block=d.deploy_block,
-    )
+    pin = chain_pin(d)
 
     # 2. the big index
     big = workdir / "big.sqlite3"
@@ -846,14 +862,8 @@ def _run(
     except Exception as exc:
         raise SetupError(f"cannot create the index {big}: {exc}") from exc
     try:
-        actors = Actors.make(
-            manufacturer=d.accounts[MANUFACTURER],
-            carrier=d.accounts[CARRIER],
-            token=d.token.address,
-            merchant=d.accounts[MERCHANT],
-        )
         stats = fill(
-            store, items=args.items, events_per_item=args.events_per_item, actors=actors, pin=pin, progress=say
+            store, items=args.items, events_per_item=args.events_per_item, actors=fill_actors(d), pin=pin, progress=say
         )
         auditor = create_api_key(store=store, role=Role.AUDITOR, name="bench auditor").plaintext
     finally:

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs everything the project needs, idempotently (a second run takes seconds):
-# Debian's ipfs-cid, npm packages (solc, anvil, OpenZeppelin), the contract toolchain venv (.venv-brownie),
+# Debian's ipfs-cid and chromium, npm packages (solc, anvil, OpenZeppelin, htmx, axe-core), the contract toolchain venv (.venv-brownie),
 # the service venv (.venv), brownie's networks, and compiles the contracts.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -47,9 +47,21 @@ if ! command -v wrk >/dev/null; then
   apt_install wrk
 fi
 
+# Debian's chromium: the web pages' browser tests (tests/web/) drive it through Playwright, which may not
+# download a browser of its own here.
+if [ ! -x /usr/bin/chromium ]; then
+  step "Debian package chromium (the web pages' browser tests)"
+  apt_install chromium
+fi
+# a Chinese font for it: without one the zh pages' screenshots show empty boxes
+if [ ! -d /usr/share/fonts/truetype/wqy ]; then
+  step "Debian package fonts-wqy-microhei (Chinese text in the browser tests' screenshots)"
+  apt_install fonts-wqy-microhei
+fi
+
 h=$(hash_of package.json package-lock.json)
 if ! stamp_ok npm "$h" || [ ! -x "$ANVIL_BIN_DIR/anvil" ]; then
-  step "npm ci (solc, anvil, OpenZeppelin Contracts)"
+  step "npm ci (solc, anvil, OpenZeppelin Contracts, htmx, axe-core)"
   npm ci --no-audit --no-fund --loglevel=error
   stamp_set npm "$h"
 fi

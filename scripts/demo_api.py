@@ -225,6 +225,10 @@ def main() -> int:
     print("Consumer return tokens (Authorization: ReturnToken <token>):")
     for name, token in done.get("return_tokens", {}).items():
         print(f"  {name:<18} {token}")
+    print(f"\nReturns portal (web pages, zh/en): {url}/   verify page: {url}/verify")
+    print("Ready-made consumer links (as in the order e-mail; they open the purchase in the portal):")
+    for name, token in done.get("return_tokens", {}).items():
+        print(f"  {name:<18} {url}/?token={token}")
     verify = done.get("verify")
     if verify:
         manifest = json.loads((ROOT / "deployments" / "31337.json").read_text())
@@ -233,7 +237,7 @@ def main() -> int:
         print("\nVerify it (demo item 1005 and its return):")
         print(f"  auditor, history + verdict: curl -H 'Authorization: Bearer {keys['auditor']}' \\")
         print(f"      {url}/v1/items/{verify['item_id']}/history   (?format=csv or ?format=epcis)")
-        print(f"  consumer, public check:     {url}/v1/verify/{verify['uri']}")
+        print(f"  consumer, public check:     {url}/v1/verify/{verify['uri']}   (page: {url}/verify/{verify['uri']})")
         print(f"  consumer, return label:     {url}/v1/verify/{verify['label_code']}")
         print(f"  inspection photo:           {url}/v1/documents/{verify['document']}   (= {PHOTO_FILE.name})")
         print("  without trusting us (chain only):")

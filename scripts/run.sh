@@ -145,6 +145,7 @@ cat <<MSG
   deployment manifest:    deployments/31337.json
   index (SQLite):         var/ledger.sqlite3   (ledger-indexer status; log: var/indexer.log)
   REST API:               $API_URL/docs   (OpenAPI: $API_URL/openapi.json; log: var/api.log)
+  returns portal (web):   $API_URL/   (verify page: $API_URL/verify; consumer links above)
   contract artifacts:     build/contracts/
   dev accounts:           anvil's well-known test accounts (scripts/deploy-config.local.json); local chain only
 MSG

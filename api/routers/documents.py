@@ -31,6 +31,7 @@ from typing import Annotated, Any
 import anyio
 from fastapi import APIRouter, File, Header, HTTPException, Path, Request, UploadFile
 from fastapi.routing import APIRoute
+from starlette.datastructures import UploadFile as StarletteUploadFile
 from starlette.responses import Response
 from starlette.types import Message, Receive
 
@@ -39,10 +40,11 @@ from api.problems import problem_responses
 from api.schemas.documents import DocumentPublic
 from ledger_service.documents.cid import CHUNK_SIZE, Cid
 from ledger_service.documents.content import ContentCheck, extension_of, served_type
-from ledger_service.documents.interface import StoredDocument
+from ledger_service.documents.interface import DocumentStore, StoredDocument
 from ledger_service.errors import NotFoundError, PayloadTooLargeError, RateLimitedError, UnsupportedMediaTypeError
 from ledger_service.settings import Settings
 from ledger_service.store.document_quota import DAY_S, day_of, release_upload, reserve_upload
+from ledger_service.store.handle import Store
 
 MULTIPART_ENVELOPE = 64 * 1024
 """Bytes a multipart body may hold beyond the file itself (boundaries, part headers, a file name)."""
@@ -119,7 +121,7 @@ def _media_type(header: str | None, accepted: tuple[str, ...]) -> str:
     return media_type
 
 
-def _chunks(upload: UploadFile) -> Iterator[bytes]:
+def _chunks(upload: StarletteUploadFile) -> Iterator[bytes]:
     while chunk := upload.file.read(CHUNK_SIZE):
         yield chunk
 
@@ -153,15 +155,22 @@ def upload(
     """Stores the file and answers its CID exactly as `ipfs add FILE` (default settings) computes it, and the
     digest the chain records when a document is referenced. Storing the same bytes again is harmless and gives
     the same CID. Actors (API key) and consumers (return token, e.g. photos for a return) may upload."""
+    stored = store_upload(file=file, principal=principal.principal, documents=documents, settings=settings, store=store)
+    return _public(request, stored)
+
+
+def store_upload(
+    *, file: StarletteUploadFile, principal: str, documents: DocumentStore, settings: Settings, store: Store
+) -> StoredDocument:
+    """Stores an uploaded file as a document of ``principal`` (checked as ``POST /v1/documents`` checks it: its
+    declared type, its content, its size and the caller's daily quota); also the pages' photo uploads."""
     check = ContentCheck(_media_type(file.content_type, settings.document_content_types))
     size = _size_of(file)
     if size > settings.document_max_bytes:
         raise PayloadTooLargeError(_too_large(settings))
     now = int(time.time())
     day = day_of(now)
-    if not reserve_upload(
-        store, principal=principal.principal, day=day, size=size, limit=settings.document_quota_bytes
-    ):
+    if not reserve_upload(store, principal=principal, day=day, size=size, limit=settings.document_quota_bytes):
         raise RateLimitedError(
             f"this upload of {size} bytes would pass your quota of {settings.document_quota_bytes} bytes of "
             "documents a day (UTC); upload it after midnight UTC",
@@ -176,12 +185,12 @@ def upload(
             max_bytes=settings.document_max_bytes,
         )
     except BaseException:  # nothing was stored: the caller's quota gets the bytes back
-        release_upload(store, principal=principal.principal, day=day, size=size)
+        release_upload(store, principal=principal, day=day, size=size)
         raise
-    return _public(request, dataclasses.replace(stored, content_type=served))
+    return dataclasses.replace(stored, content_type=served)
 
 
-def _size_of(upload: UploadFile) -> int:
+def _size_of(upload: StarletteUploadFile) -> int:
     """The spooled file's length (the multipart parser counted it; measured if it did not)."""
     if upload.size is not None:
         return upload.size

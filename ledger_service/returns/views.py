@@ -24,9 +24,11 @@ from ledger_service.returns.decision import policy_document
 from ledger_service.returns.documents import PolicyDocument
 from ledger_service.store import policies
 from ledger_service.store import returns as returns_store
+from ledger_service.store import sales as sales_store
 from ledger_service.store.handle import Store
 from ledger_service.store.policies import PolicyRow
-from ledger_service.store.returns import ReturnDetail, ReturnRequestRow, ReturnRow
+from ledger_service.store.returns import DAY, ReturnDetail, ReturnRequestRow, ReturnRow
+from ledger_service.store.sales import SalePage
 
 RETURN_ID = re.compile(r"^0x[0-9a-fA-F]{64}$")
 
@@ -174,3 +176,65 @@ def list_merchant_returns(
         offset=offset,
     )
     return ReturnListing(page.rows, dict(page.reason_codes), (), page.count)
+
+
+# ---- the merchant's console ---------------------------------------------------------------------
+
+
+def merchant_actions(ret: ReturnRow, *, now: int) -> tuple[str, ...]:
+    """What the contract lets the merchant do with the return at ``now`` (chain time): ``reclaim`` (take the
+    deposit back) once an authorized return was not shipped by its ship-by, or once a failed inspection was not
+    disputed by its dispute-by (IReturnsEscrow's "after D" rule: strictly later than the deadline)."""
+    if ret.state is ReturnState.AUTHORIZED and now > ret.ship_by:
+        return ("reclaim",)
+    if ret.state is ReturnState.REJECTED and ret.dispute_by is not None and now > ret.dispute_by:
+        return ("reclaim",)
+    return ()
+
+
+def merchant_sales(store: Store, *, merchant: str, limit: int = 50, offset: int = 0) -> SalePage:
+    """The merchant's sales, newest first, each with its policy version, returns so far and whether it closed."""
+    return sales_store.list_sales(store, merchant=merchant, limit=limit, offset=offset)
+
+
+@dataclass(frozen=True, slots=True)
+class Dashboard:
+    """A merchant's counts from the index: totals, returns by state, and sales and returns per day."""
+
+    sales: int
+    returns_by_state: dict[ReturnState, int]
+    pending_review: int
+    settled_returns: int
+    days: tuple[int, ...]
+    """The first second (UTC) of each day of the period, oldest first."""
+    sales_per_day: tuple[int, ...]
+    returns_per_day: tuple[int, ...]
+    sales_by_policy: dict[int, int]
+
+    @property
+    def returns(self) -> int:
+        return sum(self.returns_by_state.values())
+
+    @property
+    def return_rate(self) -> float | None:
+        """Returns authorized per sale (None before the first sale)."""
+        return None if self.sales == 0 else self.returns / self.sales
+
+
+def merchant_dashboard(store: Store, *, merchant: str, now: int, days: int = 30) -> Dashboard:
+    """The merchant's :class:`Dashboard` over the ``days`` UTC days up to ``now`` (chain time)."""
+    today = now // DAY
+    first = today - days + 1
+    counts = sales_store.merchant_counts(store, merchant=merchant, since=first * DAY)
+    queued = list_merchant_returns(store, merchant=merchant, states=(ListState.PENDING_REVIEW,), limit=1)
+    period = range(first, today + 1)
+    return Dashboard(
+        sales=counts.sales,
+        returns_by_state=dict(counts.returns_by_state),
+        pending_review=queued.count,
+        settled_returns=counts.settled_returns,
+        days=tuple(day * DAY for day in period),
+        sales_per_day=tuple(counts.sales_by_day.get(day, 0) for day in period),
+        returns_per_day=tuple(counts.returns_by_day.get(day, 0) for day in period),
+        sales_by_policy=dict(counts.sales_by_policy),
+    )

@@ -25,7 +25,7 @@ Each read is one read transaction (a consistent snapshot). Ids and addresses are
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +33,7 @@ from typing import Any
 import psycopg
 from sqlalchemy import Connection, Dialect, Select, and_, bindparam, exists, func, literal, or_, select
 
+from ledger_service.core.codes import ReturnState
 from ledger_service.store._db import read_transaction
 from ledger_service.store._errors import StoreUnavailableError
 from ledger_service.store.checkpoint import IndexHead
@@ -58,11 +59,15 @@ from ledger_service.store.tables import (
 __all__ = [
     "EligibilitySnapshot",
     "ItemFacts",
+    "MerchantCounts",
     "RequesterOf",
+    "SalePage",
     "SaleRow",
     "current_sale",
     "eligibility_read",
     "item_facts",
+    "list_sales",
+    "merchant_counts",
     "needs_recent_returns",
 ]
 
@@ -109,8 +114,11 @@ _SALE = (
 def read_sale(conn: Connection, item_id: str) -> SaleRow | None:
     """The item's latest sale (``item_id`` lowercase), inside the caller's transaction."""
     row = conn.execute(_SALE, {"item_id": item_id}).first()
-    if row is None:
-        return None
+    return None if row is None else _sale(row)
+
+
+def _sale(row: Any) -> SaleRow:
+    """A row of ``sales`` with ``return_count`` and ``closed`` (:data:`SALE_RETURNS`, :data:`SALE_CLOSED`)."""
     return SaleRow(
         item_id=row.item_id,
         sale_seq=row.sale_seq,
@@ -445,4 +453,88 @@ def item_facts(store: Store, *, item_id: str, role: str) -> ItemFacts | None:
         sale=sale,
         last_return=last_return,
         payout=payout,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SalePage:
+    """One page of a merchant's sales, newest first, and the number of its sales overall."""
+
+    rows: tuple[SaleRow, ...]
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class MerchantCounts:
+    """What the index counts of one merchant's business (its dashboard)."""
+
+    sales: int
+    returns_by_state: Mapping[ReturnState, int]
+    settled_returns: int
+    """Returns whose deposit was paid out."""
+    sales_by_day: Mapping[int, int]
+    """Sales per UTC day (unix seconds // 86400) from ``since`` on."""
+    returns_by_day: Mapping[int, int]
+    """Returns authorized per UTC day from ``since`` on."""
+    sales_by_policy: Mapping[int, int]
+    """Sales bound to each policy version."""
+
+
+def list_sales(store: Store, *, merchant: str, limit: int = 50, offset: int = 0) -> SalePage:
+    """The merchant's sales, newest first (each with its returns so far and whether one closed it)."""
+    where = _s.merchant == merchant.lower()
+    page = (
+        select(sales, SALE_RETURNS.label("return_count"), SALE_CLOSED)
+        .where(where)
+        .order_by(_s.sold_at.desc(), _s.block_number.desc(), _s.item_id)
+        .limit(limit)
+        .offset(offset)
+    )
+    with read_transaction(store.engine) as conn:
+        count = conn.execute(select(func.count()).select_from(sales).where(where)).scalar_one()
+        rows = tuple(_sale(row) for row in conn.execute(page))
+    return SalePage(rows, int(count))
+
+
+def merchant_counts(store: Store, *, merchant: str, since: int) -> MerchantCounts:
+    """The merchant's sales and returns counted (by state, by policy version, per day from ``since``), from one
+    snapshot of the index: grouped counts, never rows."""
+    key = merchant.lower()
+    sale_day = (_s.sold_at // DAY).label("day")
+    return_day = (_r.authorized_at // DAY).label("day")
+    with read_transaction(store.engine) as conn:
+        by_policy = {
+            int(v): int(n)
+            for v, n in conn.execute(
+                select(_s.policy_version, func.count()).where(_s.merchant == key).group_by(_s.policy_version)
+            )
+        }
+        by_state = {
+            ReturnState(int(state)): int(n)
+            for state, n in conn.execute(select(_r.state, func.count()).where(_r.merchant == key).group_by(_r.state))
+        }
+        settled = conn.execute(
+            select(func.count()).select_from(returns).where(_r.merchant == key, _r.settled.is_(True))
+        ).scalar_one()
+        sales_by_day = {
+            int(d): int(n)
+            for d, n in conn.execute(
+                select(sale_day, func.count()).where(_s.merchant == key, _s.sold_at >= since).group_by(sale_day)
+            )
+        }
+        returns_by_day = {
+            int(d): int(n)
+            for d, n in conn.execute(
+                select(return_day, func.count())
+                .where(_r.merchant == key, _r.authorized_at >= since)
+                .group_by(return_day)
+            )
+        }
+    return MerchantCounts(
+        sales=sum(by_policy.values()),
+        returns_by_state=by_state,
+        settled_returns=int(settled),
+        sales_by_day=sales_by_day,
+        returns_by_day=returns_by_day,
+        sales_by_policy=by_policy,
     )

@@ -62,6 +62,7 @@ __all__ = [
     "ItemCheck",
     "ReturnCheck",
     "check_code",
+    "find_item_id",
     "format_amount",
     "mask_address",
 ]
@@ -598,6 +599,20 @@ def _return_sentences(ret: ReturnCheck, decimals: Decimals) -> list[str]:
 
 
 # ---- the check ----------------------------------------------------------------------------
+
+
+def find_item_id(*, store: Store, chain: ChainContext, code: str) -> str | None:
+    """The item a code names, resolved as :func:`check_code` resolves it (an item's GS1 URI, Digital Link, element
+    string or id; a return label code or return id names its item); None when nothing registered matches.
+
+    :class:`InvalidRequestError` for a malformed code; a retryable error while the index is behind the chain.
+    """
+    target = _resolve(store=store, chain=chain, text=_clean(code))
+    if target.kind == "item":
+        return target.item_id
+    assert target.return_id is not None
+    found = returns_store.return_by_id(store, target.return_id)
+    return None if found is None else found.item_id
 
 
 def check_code(

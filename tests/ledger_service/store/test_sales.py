@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import replace
 
 import pytest
@@ -12,6 +13,7 @@ from ledger_service.errors import NotFoundError
 from ledger_service.store import Store
 from ledger_service.store import sales as q
 from ledger_service.store.items import ItemRow, set_item_category
+from ledger_service.store.returns import list_returns
 from ledger_service.store.sales import SaleRow, eligibility_read, needs_recent_returns
 from tests.ledger_service.store.builders import DAY, ChainBuilder, addr, apply_new, sold_and_delivered
 from tests.support.store_reads import eligibility_snapshot, open_return, policy_version
@@ -232,3 +234,65 @@ def test_recent_returns_are_read_only_when_the_fast_refund_counts_them(store: St
     assert not needs_recent_returns(replace(policy, fast_refund_max_returns_90d=0))
     assert not needs_recent_returns(None)
     assert eligibility_read(store, item_id=item, now=chain.time, requester=_fixed(CONSUMER)).policy == policy
+
+
+def test_list_sales_newest_first_with_their_returns(store: Store) -> None:
+    chain = ChainBuilder()
+    chain.policy(MERCHANT, 1)
+    first = sold_and_delivered(chain, "urn:x:sale1", merchant=MERCHANT, consumer=CONSUMER, selling_step=True)
+    chain.next_block()
+    chain.policy(MERCHANT, 2)
+    chain.next_block(seconds=DAY)
+    second = chain.register("urn:x:sale2", merchant=MERCHANT)
+    chain.sale(second, merchant=MERCHANT, policy_version=2)
+    chain.next_block()
+    rid = chain.authorize(first, 1)
+    other = chain.register("urn:x:sale3", merchant=OTHER_MERCHANT)
+    chain.sale(other, merchant=OTHER_MERCHANT)
+    chain.next_block()
+    apply_new(store, chain)
+
+    page = q.list_sales(store, merchant=MERCHANT)
+    assert page.count == 2
+    assert [(s.item_id, s.policy_version, s.returns, s.closed) for s in page.rows] == [
+        (second, 2, 0, False),
+        (first, 1, 1, False),
+    ]
+    assert [s.item_id for s in q.list_sales(store, merchant=MERCHANT, limit=1, offset=1).rows] == [first]
+    chain.next_block()
+    chain.transition(rid, ReturnState.IN_TRANSIT, ReturnState.AUTHORIZED, deadline=chain.time + DAY)
+    chain.transition(rid, ReturnState.RECEIVED, ReturnState.IN_TRANSIT)
+    chain.transition(rid, ReturnState.ACCEPTED, ReturnState.RECEIVED)
+    chain.settle(rid, 90, 10)
+    chain.next_block()
+    apply_new(store, chain)
+    assert q.list_sales(store, merchant=MERCHANT).rows[1].closed is True
+    assert q.list_sales(store, merchant=OTHER_MERCHANT).count == 1
+
+
+def test_merchant_counts_group_by_state_day_and_policy(store: Store) -> None:
+    chain = ChainBuilder()
+    chain.policy(MERCHANT, 1)
+    items = [
+        sold_and_delivered(chain, f"urn:x:c{n}", merchant=MERCHANT, consumer=CONSUMER, selling_step=True)
+        for n in range(3)
+    ]  # each sale a day after the last
+    chain.next_block()
+    rids = [chain.authorize(item, 1) for item in items[:2]]
+    chain.next_block()
+    chain.transition(rids[0], ReturnState.CANCELLED, ReturnState.AUTHORIZED)
+    other = chain.register("urn:x:c-other", merchant=OTHER_MERCHANT)
+    chain.sale(other, merchant=OTHER_MERCHANT)
+    chain.next_block()
+    apply_new(store, chain)
+
+    counts = q.merchant_counts(store, merchant=MERCHANT, since=0)
+    assert counts.sales == 3 and counts.sales_by_policy == {1: 3}
+    assert counts.returns_by_state == {ReturnState.CANCELLED: 1, ReturnState.AUTHORIZED: 1}
+    assert counts.settled_returns == 0
+    sold_days = Counter(sale.sold_at // DAY for sale in q.list_sales(store, merchant=MERCHANT).rows)
+    assert counts.sales_by_day == sold_days and len(sold_days) >= 2  # the sales fall on different days
+    returned_days = Counter(r.authorized_at // DAY for r in list_returns(store, merchant=MERCHANT).rows)
+    assert counts.returns_by_day == returned_days and sum(returned_days.values()) == 2
+    later = q.merchant_counts(store, merchant=MERCHANT, since=chain.time + 1)
+    assert (later.sales, sum(later.sales_by_day.values()), sum(later.returns_by_day.values())) == (3, 0, 0)

@@ -1,0 +1,165 @@
+"""The consumer portal without JavaScript (plain links and form posts), in English and Chinese, against a
+real anvil, index and application: open a purchase, see why it can be returned, request a return, follow it
+to the refund; bad tokens, forged forms and double submissions."""
+
+from __future__ import annotations
+
+import re
+
+from fastapi.testclient import TestClient
+
+from tests.api.flows import Flow, Sold
+from tests.web.pages import hidden_fields, text
+
+ZH = {"Accept-Language": "zh-CN,zh;q=0.9,en;q=0.5"}
+EN = {"Accept-Language": "en-GB,en;q=0.9"}
+
+
+def _session(client: TestClient, sold: Sold) -> None:
+    client.cookies.clear()
+    opened = client.get("/", params={"token": sold.token}, follow_redirects=False)
+    assert opened.status_code == 303 and opened.headers["location"] == "/"
+    cookie = opened.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=lax" in cookie and sold.token in cookie
+
+
+def _request(client: TestClient, headers: dict[str, str], **fields: str) -> tuple[str, dict[str, str]]:
+    page = client.get("/", headers=headers).text
+    form = hidden_fields(page, "/returns") | fields
+    answer = client.post("/returns", data=form, headers=headers, follow_redirects=False)
+    assert answer.status_code == 303, answer.text
+    return answer.headers["location"], form
+
+
+def test_a_whole_return_in_chinese(client: TestClient, flow: Flow) -> None:
+    sold = flow.sold_and_delivered()
+    _session(client, sold)
+    purchase = client.get("/", headers=ZH)
+    assert purchase.status_code == 200 and purchase.headers["content-language"] == "zh"
+    shown = text(purchase.text)
+    assert "此商品现在可以退货。" in shown
+    assert "45.000000" in shown  # the refund preview: 50 less the 10% restocking fee
+    location, _ = _request(client, ZH, reason_code="damaged", comment="屏幕碎了")
+    assert re.fullmatch(r"/returns/0x[0-9a-f]{64}", location)
+    rma = location.rsplit("/", 1)[1]
+    flow.env.wait_indexed()
+    shown = text(client.get(location, headers=ZH).text)
+    assert "已批准：请寄回商品" in shown and "RMA-" in shown and "取消退货" in shown
+
+    flow.scan(rma, "in_transit")  # fast refund: paid at the first carrier scan
+    page = client.get(location, headers=ZH).text
+    shown = text(page)
+    assert "正在寄回途中" in shown and "退款 45.000000 已于" in shown
+    label = re.search(r"RMA-[A-Z0-9]+", shown)
+    assert label is not None and f'href="/verify/{label.group(0)}"' in page
+
+    verified = text(client.get(f"/verify/{label.group(0)}", headers=ZH).text)
+    assert "真品" in verified and "已支付" in verified
+
+
+def test_the_language_switch_sticks(client: TestClient, flow: Flow) -> None:
+    switched = client.get("/lang", params={"to": "zh", "next": "/verify"}, headers=EN, follow_redirects=False)
+    assert switched.status_code == 303 and switched.headers["location"] == "/verify"
+    assert "查验商品或退货" in client.get("/verify", headers=EN).text
+    client.get("/lang", params={"to": "en", "next": "https://elsewhere.example/"}, follow_redirects=False)
+    assert client.get("/lang", params={"to": "en", "next": "//evil"}, follow_redirects=False).headers["location"] == "/"
+    assert "Verify an item or a return" in client.get("/verify", headers=ZH).text
+
+
+def test_a_second_submission_of_the_same_form_shows_the_first_result(client: TestClient, flow: Flow) -> None:
+    sold = flow.sold_and_delivered()
+    _session(client, sold)
+    location, form = _request(client, EN, reason_code="wrong_size")
+    again = client.post("/returns", data=form, headers=EN, follow_redirects=False)
+    assert again.status_code == 303 and again.headers["location"] == location
+    other = client.post("/returns", data=form | {"reason_code": "damaged"}, headers=EN, follow_redirects=False)
+    assert other.status_code == 422
+    assert "this form was already sent with other values" in text(other.text)
+
+
+def test_a_forged_form_is_refused_and_keeps_what_was_typed(client: TestClient, flow: Flow) -> None:
+    sold = flow.sold_and_delivered()
+    _session(client, sold)
+    form = hidden_fields(client.get("/").text, "/returns") | {"csrf": "0" * 32}
+    answer = client.post("/returns", data=form | {"reason_code": "damaged", "comment": "typed by me"}, headers=ZH)
+    assert answer.status_code == 403
+    shown = text(answer.text)
+    assert "此表单不是来自本站页面" in shown and "typed by me" in shown
+    assert 'value="damaged" checked' in answer.text
+    assert "可以退货" in shown  # nothing was requested
+
+
+def test_an_ineligible_purchase_says_why_in_words(client: TestClient, flow: Flow) -> None:
+    sold = flow.sell()  # not delivered yet
+    _session(client, sold)
+    shown = text(client.get("/", headers=ZH).text)
+    assert "此商品现在不能退货。" in shown and "此商品尚未送达；送达后才能退货。" in shown
+    assert "提交退货申请" not in shown
+    shown = text(client.get("/", headers=EN).text)
+    assert "The item has not been delivered yet; returns open at delivery." in shown
+
+
+def test_bad_tokens_are_a_page_in_the_users_language(client: TestClient) -> None:
+    client.cookies.clear()
+    malformed = client.post("/open", data={"token": "not-a-token"}, headers=ZH)
+    assert malformed.status_code == 401
+    assert "退货码格式不正确" in text(malformed.text) and 'value="not-a-token"' in malformed.text
+    unknown = client.get("/", params={"token": "rrt_" + "A" * 43}, headers=EN)
+    assert unknown.status_code == 401 and "the return token is not valid" in text(unknown.text)
+    client.cookies.set("rl_token", "rrt_" + "B" * 43)
+    stale = client.get("/", headers=ZH)
+    assert stale.status_code == 401 and "退货码无效" in text(stale.text)
+    assert "rl_token" in stale.headers["set-cookie"]  # the dead session is dropped
+    client.cookies.clear()
+    empty = client.post("/open", data={"token": " "}, headers=EN)
+    assert empty.status_code == 422 and "Type the return code from your order e-mail." in text(empty.text)
+
+
+def test_pages_are_not_in_the_api_document(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    assert all(path.startswith("/v1/") for path in paths)
+    unknown = client.get("/v1/nothing-here")
+    assert unknown.headers["content-type"] == "application/problem+json"
+
+
+def test_static_files_are_ours_and_small(client: TestClient) -> None:
+    css = client.get("/static/app.css")
+    js = client.get("/static/app.js")
+    htmx = client.get("/static/htmx.min.js")
+    assert css.status_code == js.status_code == htmx.status_code == 200
+    assert "htmx" in htmx.text[:200].lower() or "htmx" in htmx.text
+    assert len(css.content) + len(js.content) < 100 * 1024
+    assert client.get("/static/app.css", headers={"If-None-Match": css.headers["etag"]}).status_code == 304
+    assert client.get("/static/..%2Fconsumer.py").status_code == 404
+
+
+PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d4944415478da63f8ffff3f0005fe02fea7d6a4ee0000000049454e44ae426082"
+)
+
+
+def test_photos_go_with_the_request_as_documents(client: TestClient, flow: Flow) -> None:
+    sold = flow.sold_and_delivered()
+    _session(client, sold)
+    form = hidden_fields(client.get("/").text, "/returns") | {"reason_code": "damaged", "comment": "see photo"}
+    answer = client.post(
+        "/returns", data=form, files=[("photos", ("crack.png", PNG, "image/png"))], follow_redirects=False
+    )
+    assert answer.status_code == 303, answer.text
+    flow.env.wait_indexed()
+    request = flow.status(answer.headers["location"].rsplit("/", 1)[1], sold.auth)
+    cid = re.search(r"photo: /v1/documents/(Qm[1-9A-HJ-NP-Za-km-z]{44})", request["comment"])
+    assert cid is not None and request["comment"].startswith("see photo")
+    assert client.get(f"/v1/documents/{cid.group(1)}").content == PNG
+
+
+def test_a_photo_of_the_wrong_type_is_a_page_that_keeps_the_form(client: TestClient, flow: Flow) -> None:
+    sold = flow.sold_and_delivered()
+    _session(client, sold)
+    form = hidden_fields(client.get("/").text, "/returns") | {"reason_code": "damaged", "comment": "mine"}
+    pdf = client.post("/returns", data=form, files=[("photos", ("a.pdf", b"%PDF-1.4", "application/pdf"))], headers=ZH)
+    assert pdf.status_code == 415
+    assert "照片必须是 JPEG、PNG 或 WebP 图片；a.pdf 不是" in text(pdf.text) and ">mine</textarea>" in pdf.text
+    fake = client.post("/returns", data=form, files=[("photos", ("b.png", b"not a png", "image/png"))], headers=EN)
+    assert fake.status_code == 415 and "but its content is not one" in text(fake.text)
+    assert "You can return this item now." in text(fake.text)  # nothing was requested
