@@ -249,6 +249,16 @@ class Settings(BaseSettings):
         le=64 * 1024 * 1024,
         description="Largest JSON request body accepted, in bytes (413 above; uploads have document_max_bytes)",
     )
+    epcis_capture_max_bytes: int = Field(
+        default=16 * 1024 * 1024,
+        ge=1024,
+        le=256 * 1024 * 1024,
+        description="Largest EPCIS document POST /v1/epcis/capture accepts, in bytes (413 above): a 1,000-event "
+        "document with sensor data fits; split larger loads into several documents",
+    )
+    epcis_capture_max_events: int = Field(
+        default=10_000, ge=1, le=1_000_000, description="Most events one captured EPCIS document may hold (422 above)"
+    )
     api_json_max_depth: int = Field(
         default=32, ge=2, le=200, description="Deepest nesting of arrays and objects a JSON request body may have"
     )

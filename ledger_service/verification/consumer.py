@@ -42,13 +42,13 @@ from ledger_service.chain.calls import unreachable
 from ledger_service.chain.signers import ChainContext
 from ledger_service.core.codes import ROLE_IDS, ReturnState
 from ledger_service.core.hashchain import item_id as item_id_of
+from ledger_service.epcis import gs1
 from ledger_service.errors import InvalidRequestError, RetryableError
 from ledger_service.returns.labels import PREFIX as LABEL_PREFIX
 from ledger_service.returns.labels import label_code, parse_label_code
 from ledger_service.store import queries, verify_queries
 from ledger_service.store.handle import Store
 from ledger_service.store.queries import ReturnRow
-from ledger_service.verification import gs1
 from ledger_service.verification.history import verify_item
 from ledger_service.verification.model import Finding, Severity
 
