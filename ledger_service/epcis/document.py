@@ -234,6 +234,24 @@ def _read_event(index: int, body: dict[str, Any], hash_id: str | None, errors: l
     )
 
 
+def _worded(error: EventError, document: Any) -> EventError:
+    """A schema error about a bizStep or disposition in the words of our rule (which codes we record)."""
+    field = error.pointer.rsplit("/", 1)[-1]
+    if error.index is None or field not in ("bizStep", "disposition"):
+        return error
+    try:
+        value = event_list(document)[error.index].get(field)
+    except (KeyError, IndexError, TypeError, AttributeError):
+        return error
+    recorded = _RECORDED_STEPS if field == "bizStep" else _RECORDED_DISPOSITIONS
+    return EventError(
+        error.index,
+        error.pointer,
+        f"{field} {value!r} is neither a CBV 2.0 term nor a URI of your own (EPCIS 2.0 schema); the ledger "
+        f"records: {recorded}",
+    )
+
+
 def parse_json(raw: bytes) -> Any:
     """The document's JSON; :class:`DocumentRefusedError` (one error at the root) when it is not JSON."""
     try:
@@ -242,7 +260,7 @@ def parse_json(raw: bytes) -> Any:
         problem = f"the document is not UTF-8 text (invalid byte at offset {exc.start}); send JSON in UTF-8"
     except json.JSONDecodeError as exc:
         problem = f"the document is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
-    raise DocumentRefusedError([EventError(index=None, pointer="", message=problem)])
+    raise DocumentRefusedError([EventError(index=None, pointer="", message=problem)], malformed=True)
 
 
 def event_list(document: dict[str, Any]) -> list[dict[str, Any]]:
@@ -256,7 +274,7 @@ def read_document(raw: bytes | Any) -> list[EpcisEvent]:
     """Every event of a capture document, checked as the module docstring says; :class:`DocumentRefusedError`
     with every problem otherwise. ``raw``: the bytes as received, or already parsed JSON."""
     document = parse_json(bytes(raw)) if isinstance(raw, bytes | bytearray) else raw
-    errors = schema_errors(document)
+    errors = [_worded(e, document) for e in schema_errors(document)]
     if any(e.index is None for e in errors):
         raise DocumentRefusedError(errors)
     invalid = {e.index for e in errors}

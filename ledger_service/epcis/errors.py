@@ -49,8 +49,10 @@ def index_of(pointer: str) -> int | None:
 class DocumentRefusedError(InvalidRequestError):
     """A document that cannot be captured, with every problem found (HTTP 422)."""
 
-    def __init__(self, errors: Sequence[EventError], *, summary: str | None = None) -> None:
+    def __init__(self, errors: Sequence[EventError], *, summary: str | None = None, malformed: bool = False) -> None:
         self.errors = tuple(errors)
+        self.malformed = malformed
+        """The document is not JSON at all (HTTP 400, not 422)."""
         events = sorted({e.index for e in self.errors if e.index is not None})
         if summary is None:
             if events:

@@ -41,8 +41,13 @@ KNOWN_CONTEXTS = tuple(_CONTEXT_FILES)
 _lock = threading.Lock()
 _contexts: dict[str, Any] = {}
 
-# The library logs every event it hashes at INFO and a whole document at DEBUG through the root logger.
-logging.getLogger("epcis_event_hash_generator").setLevel(logging.WARNING)
+
+def _quiet(record: logging.LogRecord) -> bool:
+    """Drops the library's INFO and DEBUG lines: it logs every event it hashes, through the root logger."""
+    return record.levelno >= logging.WARNING or "epcis_event_hash_generator" not in record.pathname
+
+
+logging.getLogger().addFilter(_quiet)
 
 
 class UnknownContextError(ValueError):

@@ -41,7 +41,7 @@ api_keys = Table(
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("name", String(200), nullable=False, comment="who holds the key, for people"),
-    Column("role", String(16), nullable=False, comment="merchant|carrier|inspector|arbiter|auditor|admin"),
+    Column("role", String(16), nullable=False, comment="manufacturer|merchant|carrier|inspector|arbiter|auditor|admin"),
     Column("actor_address", ADDRESS, nullable=True, comment="on-chain account of a writing role; else NULL"),
     Column("key_hash", SHA256_HEX, nullable=False, comment="sha256 hex of the plaintext key"),
     Column("key_prefix", String(16), nullable=False, comment="first characters of the key, to recognise it"),
