@@ -16,14 +16,16 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, func, select, update
+from sqlalchemy import Connection, and_, delete, func, or_, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ledger_service.core.codes import ROLE_IDS
+from ledger_service.core.keccak import keccak_text
+from ledger_service.epcis.serialize import ChainRecord
 from ledger_service.store._db import read_transaction, write_transaction
 from ledger_service.store.api_schema import epcis_biz_transactions, epcis_event_epcs, epcis_events
 from ledger_service.store.handle import Store
-from ledger_service.store.schema import items, roles, sellers
+from ledger_service.store.schema import item_events, item_key, items, returns, roles, sales, sellers
 
 CLAIMED, RECORDED = "claimed", "recorded"
 _CHUNK = 500
@@ -256,3 +258,368 @@ def known_hash_ids(store: Store, hash_ids: Sequence[str]) -> set[str]:
                 conn.execute(select(epcis_events.c.hash_id).where(epcis_events.c.hash_id.in_(chunk))).scalars()
             )
     return found
+
+
+# ---- the query interface ----------------------------------------------------------------------------------
+
+_ZERO = "0x" + "00" * 32
+CAPTURED, CHAIN = 0, 1
+"""The two sources of an answer: captured events, and events only the chain holds (no capture document)."""
+_PARENT_ROLE = 1
+_MATCH_EPC_ROLES = (0, 2)
+"""MATCH_epc looks at epcList and childEPCs; MATCH_anyEPC at every list and parentID."""
+
+
+@dataclass(frozen=True, slots=True)
+class EventQuery:
+    """A SimpleEventQuery's conditions (all given ones must hold), plus the reader's restriction."""
+
+    event_types: tuple[str, ...] = ()
+    biz_steps: tuple[str, ...] = ()
+    """As stored: CBV short names, or URIs."""
+    biz_step_codes: tuple[int, ...] = ()
+    """The same steps' on-chain codes (for events without a capture document)."""
+    dispositions: tuple[str, ...] = ()
+    disposition_codes: tuple[int, ...] = ()
+    epcs: tuple[str, ...] = ()
+    epc_prefixes: tuple[str, ...] = ()
+    any_epcs: tuple[str, ...] = ()
+    any_epc_prefixes: tuple[str, ...] = ()
+    ge_event_time: int | None = None
+    """Unix milliseconds, inclusive."""
+    lt_event_time: int | None = None
+    ge_record_time: int | None = None
+    read_points: tuple[str, ...] = ()
+    read_point_locations: tuple[str, ...] = ()
+    """The read points that are SGLN URNs, as the contract's bytes32 location (0x hex)."""
+    biz_transactions: tuple[tuple[str, str], ...] = ()
+    """(type, value); type empty: any type."""
+    biz_transaction_digests: tuple[str, ...] = ()
+    """The business transactions as the chain holds them (0x hex), for events without a capture document."""
+    capture_id: str | None = None
+    merchant: str | None = None
+    """Only events on items whose merchant of record this is."""
+    item_id: str | None = None
+    """Only events on this item."""
+
+    @property
+    def chain_side(self) -> bool:
+        """Whether events without a capture document can match at all."""
+        if self.capture_id is not None or (self.event_types and "ObjectEvent" not in self.event_types):
+            return False
+        if self.biz_steps and not self.biz_step_codes:
+            return False
+        if self.dispositions and not self.disposition_codes:
+            return False
+        if self.read_points and not self.read_point_locations:
+            return False
+        return not (self.biz_transactions and not self.biz_transaction_digests)
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class PageKey:
+    """An event's place in the answer order: event time, source, then insertion (or chain) order."""
+
+    time_ms: int
+    source: int
+    key: int
+
+
+@dataclass(frozen=True, slots=True)
+class ChainRow:
+    """One indexed ItemEventRecorded (its ``document_cid`` left for the caller: CIDs are the documents
+    package's), and the EPC it was written on."""
+
+    epc: str
+    record: ChainRecord
+
+
+@dataclass(frozen=True, slots=True)
+class FoundEvent:
+    key: PageKey
+    hash_id: str | None
+    """A captured event's hash ID (None: a chain event)."""
+    document: str | None
+    """A captured event's document digest."""
+    record_time_ms: int | None
+    rows: tuple[ChainRow, ...]
+
+
+def _position(block_number: int, log_index: int) -> int:
+    return block_number * (1 << 20) + log_index
+
+
+def _prefix_condition(column: Any, prefix: str, dialect: str) -> Any:
+    if dialect == "postgresql":
+        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        return column.like(escaped + "%", escape="\\")
+    # SQLite's LIKE ignores case and no index serves it: a range on the text does, and means "starts with".
+    return and_(column >= prefix, column < prefix + "\U0010ffff")
+
+
+def _epc_keys(query: EventQuery, dialect: str) -> list[Any]:
+    """Conditions on epcis_events.event_key for the EPC filters (each an IN over the EPC index)."""
+    p = epcis_event_epcs.c
+    conditions: list[Any] = []
+    for exact, prefixes, lists in (
+        (query.epcs, query.epc_prefixes, _MATCH_EPC_ROLES),
+        (query.any_epcs, query.any_epc_prefixes, None),
+    ):
+        if not exact and not prefixes:
+            continue
+        matches = [p.item_id.in_(sorted({_item_of(e) for e in exact}))] if exact else []
+        matches += [_prefix_condition(p.epc, prefix, dialect) for prefix in prefixes]
+        chosen = select(p.event_key).where(or_(*matches))
+        if lists is not None:
+            chosen = chosen.where(p.role.in_(lists))
+        conditions.append(epcis_events.c.event_key.in_(chosen))
+    return conditions
+
+
+def _item_of(epc: str) -> str:
+    return "0x" + keccak_text(epc).hex()
+
+
+def _captured(conn: Connection, query: EventQuery, after: PageKey | None, limit: int) -> list[tuple[PageKey, Any]]:
+    e = epcis_events.c
+    p = epcis_event_epcs.c
+    dialect = conn.dialect.name
+    conditions: list[Any] = [e.state == RECORDED, *_epc_keys(query, dialect)]
+    if query.event_types:
+        conditions.append(e.event_type.in_(query.event_types))
+    if query.biz_steps:
+        conditions.append(e.biz_step.in_(query.biz_steps))
+    if query.dispositions:
+        conditions.append(e.disposition.in_(query.dispositions))
+    if query.ge_event_time is not None:
+        conditions.append(e.event_time >= query.ge_event_time)
+    if query.lt_event_time is not None:
+        conditions.append(e.event_time < query.lt_event_time)
+    if query.ge_record_time is not None:
+        conditions.append(e.record_time >= query.ge_record_time)
+    if query.read_points:
+        conditions.append(e.read_point.in_(query.read_points))
+    if query.capture_id is not None:
+        conditions.append(e.capture_id == query.capture_id)
+    b = epcis_biz_transactions.c
+    for kind, value in query.biz_transactions:
+        chosen = select(b.event_key).where(b.value == value)
+        if kind:
+            chosen = chosen.where(b.type.in_(_transaction_types(kind)))
+        conditions.append(e.event_key.in_(chosen))
+    if query.item_id is not None:
+        conditions.append(e.event_key.in_(select(p.event_key).where(p.item_id == query.item_id)))
+    if query.merchant is not None:
+        mine = select(p.event_key).join(items, items.c.item_id == p.item_id).where(items.c.merchant == query.merchant)
+        conditions.append(e.event_key.in_(mine))
+    if after is not None:
+        later = e.event_time > after.time_ms
+        if after.source == CAPTURED:
+            later = or_(later, and_(e.event_time == after.time_ms, e.event_key > after.key))
+        conditions.append(later)
+    stmt = select(epcis_events).where(*conditions).order_by(e.event_time, e.event_key).limit(limit)
+    return [(PageKey(int(r.event_time), CAPTURED, int(r.event_key)), r) for r in conn.execute(stmt)]
+
+
+def _transaction_types(kind: str) -> list[str]:
+    """A bizTransaction type as sent in its forms (short name, CBV URN, GS1 web URI)."""
+    return [kind, f"urn:epcglobal:cbv:btt:{kind}", f"https://ref.gs1.org/cbv/BTT-{kind}"]
+
+
+def _first_block_at(conn: Connection, timestamp: int) -> int | None:
+    """The first block holding an item event at or after ``timestamp`` (block times only grow): a binary search
+    over the events' primary key, a few dozen indexed reads; None when there is none."""
+    ie = item_events.c
+    head = conn.execute(select(func.max(ie.block_number))).scalar_one_or_none()
+    if head is None:
+        return None
+    lo, hi = 0, int(head) + 1
+    while lo < hi:
+        mid = (lo + hi) // 2
+        row = conn.execute(
+            select(ie.block_number, ie.timestamp).where(ie.block_number >= mid).order_by(ie.block_number).limit(1)
+        ).first()
+        if row is None or int(row.timestamp) >= timestamp:
+            hi = mid
+        else:
+            lo = int(row.block_number) + 1
+    return lo if lo <= int(head) else None
+
+
+def _chain_only(
+    conn: Connection, query: EventQuery, after: PageKey | None, limit: int, until_ms: int | None
+) -> list[tuple[PageKey, Any]]:
+    """Item events without a capture document, in chain order (= time order: block times only grow)."""
+    ie = item_events.c
+    it = items.c
+    p = epcis_event_epcs.c
+    dialect = conn.dialect.name
+    captured = select(p.event_key).where(p.item_id == ie.item_id, p.seq == ie.seq, p.role != _PARENT_ROLE)
+    conditions: list[Any] = [~captured.exists()]
+    if query.biz_step_codes:
+        conditions.append(ie.biz_step.in_(query.biz_step_codes))
+    if query.disposition_codes:
+        conditions.append(ie.disposition.in_(query.disposition_codes))
+    if query.read_point_locations:
+        conditions.append(ie.location.in_(query.read_point_locations))
+    if query.biz_transaction_digests:
+        conditions.append(ie.biz_transaction.in_(query.biz_transaction_digests))
+    lower_s = max((-(-t // 1000) for t in (query.ge_event_time, query.ge_record_time) if t is not None), default=None)
+    if after is not None:
+        lower_s = max(lower_s or 0, -(-after.time_ms // 1000))
+    if lower_s is not None:
+        first = _first_block_at(conn, lower_s)
+        if first is None:
+            return []
+        conditions += [ie.block_number >= first, ie.timestamp >= lower_s]
+    if query.lt_event_time is not None:
+        conditions.append(ie.timestamp < -(-query.lt_event_time // 1000))
+    if until_ms is not None:  # the captured side's page ends there: nothing later can be on this page
+        conditions.append(ie.timestamp <= until_ms // 1000)
+    if after is not None and after.time_ms % 1000 == 0:
+        # Events at the cursor's very second: those after it in chain order (captured ones sort first).
+        at_cursor = ie.timestamp == after.time_ms // 1000
+        if after.source == CHAIN:
+            block, index = divmod(after.key, 1 << 20)
+            at_cursor = and_(
+                at_cursor, or_(ie.block_number > block, and_(ie.block_number == block, ie.log_index > index))
+            )
+        conditions.append(or_(ie.timestamp > after.time_ms // 1000, at_cursor))
+    epc_matches: list[Any] = []
+    for exact, prefixes in ((query.epcs, query.epc_prefixes), (query.any_epcs, query.any_epc_prefixes)):
+        if exact or prefixes:
+            epc_matches.append(
+                or_(
+                    *([ie.item_id.in_(sorted({_item_of(e) for e in exact}))] if exact else []),
+                    *(_prefix_condition(it.uri, prefix, dialect) for prefix in prefixes),
+                )
+            )
+    conditions += epc_matches
+    if query.item_id is not None:
+        conditions += [ie.item_key == item_key(query.item_id), ie.item_id == query.item_id]
+    if query.merchant is not None:
+        conditions.append(it.merchant == query.merchant)
+    stmt = (
+        select(item_events, it.uri)
+        .select_from(item_events.join(items, it.item_id == ie.item_id))
+        .where(*conditions)
+        .order_by(ie.block_number, ie.log_index)
+        .limit(limit)
+    )
+    return [
+        (PageKey(int(r.timestamp) * 1000, CHAIN, _position(int(r.block_number), int(r.log_index))), r)
+        for r in conn.execute(stmt)
+    ]
+
+
+def _chain_row(row: Any, epc: str, types: Mapping[str, str]) -> ChainRow:
+    return ChainRow(
+        epc,
+        ChainRecord(
+            item_id=row.item_id,
+            seq=int(row.seq),
+            biz_step=int(row.biz_step),
+            disposition=int(row.disposition),
+            actor=row.actor,
+            location=row.location,
+            document=row.document,
+            document_cid=None,
+            biz_transaction=row.biz_transaction,
+            biz_transaction_type=types.get(row.biz_transaction),
+            timestamp=int(row.timestamp),
+            prev_hash=row.prev_hash,
+            event_hash=row.event_hash,
+            tx_hash=row.tx_hash,
+            block_number=int(row.block_number),
+            block_hash=row.block_hash,
+            log_index=int(row.log_index),
+        ),
+    )
+
+
+def _types(conn: Connection, item_ids: Iterable[str]) -> dict[str, str]:
+    """The business transactions of these items that the index can name: sale orders ``po``, returns ``rma``."""
+    ids = sorted(set(item_ids))
+    types: dict[str, str] = {}
+    for start in range(0, len(ids), _CHUNK):
+        chunk = ids[start : start + _CHUNK]
+        types.update(
+            {r: "po" for r in conn.execute(select(sales.c.order_ref).where(sales.c.item_id.in_(chunk))).scalars()}
+        )
+        types.update(
+            {r: "rma" for r in conn.execute(select(returns.c.return_id).where(returns.c.item_id.in_(chunk))).scalars()}
+        )
+    return types
+
+
+def _proofs(conn: Connection, event_keys: Sequence[int]) -> dict[int, list[ChainRow]]:
+    """The indexed ItemEventRecorded rows of captured events, by event key, in chain order."""
+    p = epcis_event_epcs.c
+    ie = item_events.c
+    if not event_keys:
+        return {}
+    written = conn.execute(
+        select(p.event_key, p.item_id, p.epc, p.seq).where(
+            p.event_key.in_(event_keys), p.role != _PARENT_ROLE, p.seq.is_not(None)
+        )
+    ).all()
+    wanted = {(r.item_id, int(r.seq)): (int(r.event_key), r.epc) for r in written}
+    found: dict[int, list[ChainRow]] = {}
+    pairs = sorted({(item_key(item_id), seq) for item_id, seq in wanted})
+    rows: list[tuple[Any, tuple[int, str]]] = []
+    for start in range(0, len(pairs), _CHUNK):
+        chunk = pairs[start : start + _CHUNK]
+        for row in conn.execute(select(item_events).where(tuple_(ie.item_key, ie.seq).in_(chunk))):
+            owner = wanted.get((row.item_id, int(row.seq)))
+            if owner is not None:
+                rows.append((row, owner))
+    types = _types(conn, [row.item_id for row, _ in rows if row.biz_transaction != _ZERO])
+    for row, (event_key, epc) in rows:
+        found.setdefault(event_key, []).append(_chain_row(row, epc, types))
+    for chain_rows in found.values():
+        chain_rows.sort(key=lambda r: (r.record.block_number, r.record.log_index))
+    return found
+
+
+def query_events(
+    store: Store, query: EventQuery, *, after: PageKey | None, limit: int
+) -> tuple[list[FoundEvent], PageKey | None]:
+    """One page of the events matching ``query`` after ``after``, in (event time, source, key) order, and where
+    the next page starts (None: none follows). A page is read in one snapshot: an event inserted meanwhile is
+    on a later page or, when it sorts before the cursor, on none; no event appears twice and none that existed
+    is skipped.
+
+    A captured event appears once the indexer has its transactions (its proof is in the answer); one whose
+    proof is not indexed yet is left out of the page (it sorts where it will appear)."""
+    with read_transaction(store.engine) as conn:
+        captured = _captured(conn, query, after, limit + 1)
+        until = captured[-1][0].time_ms if len(captured) > limit else None
+        chain = _chain_only(conn, query, after, limit + 1, until) if query.chain_side else []
+        merged = sorted(captured + chain, key=lambda entry: entry[0])
+        page, more = merged[:limit], len(merged) > limit
+        proofs = _proofs(conn, [k.key for k, _ in page if k.source == CAPTURED])
+        types = _types(conn, [r.item_id for k, r in page if k.source == CHAIN and r.biz_transaction != _ZERO])
+    found: list[FoundEvent] = []
+    for key, row in page:
+        if key.source == CAPTURED:
+            rows = proofs.get(key.key)
+            if not rows:
+                continue
+            found.append(FoundEvent(key, row.hash_id, row.document, row.record_time, tuple(rows)))
+        else:
+            only = (_chain_row(row, row.uri, types),)
+            found.append(FoundEvent(key, None, None, int(row.timestamp) * 1000, only))
+    return found, (page[-1][0] if more else None)
+
+
+def event_by_hash_id(store: Store, hash_id: str) -> FoundEvent | None:
+    """A recorded captured event by its hash ID, with its proofs."""
+    with read_transaction(store.engine) as conn:
+        row = conn.execute(
+            select(epcis_events).where(epcis_events.c.hash_id == hash_id, epcis_events.c.state == RECORDED)
+        ).first()
+        if row is None:
+            return None
+        rows = _proofs(conn, [int(row.event_key)]).get(int(row.event_key), [])
+    key = PageKey(int(row.event_time), CAPTURED, int(row.event_key))
+    return FoundEvent(key, row.hash_id, row.document, row.record_time, tuple(rows))
