@@ -56,6 +56,14 @@ _executor = ThreadPoolExecutor(max_workers=CAPTURE_WORKERS, thread_name_prefix="
 CapturePath = Annotated[
     str, Path(pattern=r"^cap_[0-9a-f]{32}$", description="the capture job's id (cap_ + 32 hex digits)")
 ]
+EventPath = Annotated[
+    str,
+    Path(
+        pattern=r"^ni:///[a-z0-9-]+;[0-9a-f]+(\?ver=CBV2\.0)?$",
+        max_length=200,
+        description="the event's CBV 2.0 hash ID (ni:///sha-256;...?ver=CBV2.0), URL-encoded",
+    ),
+]
 _DOCUMENT_SCHEMA = {
     "type": "object",
     "description": "an EPCIS 2.0 EPCISDocument (JSON-LD), as GS1's EPCIS 2.0 JSON Schema defines it",
@@ -293,7 +301,7 @@ def _restricted(query: EventQuery, principal: Actor | Consumer, svc: Services) -
     if isinstance(principal, Consumer):
         sale = queries.current_sale(svc.store, principal.item_id)
         if sale is None or sale.consumer != principal.address:
-            raise NotFoundError("no item for this return token")
+            raise PermissionDeniedError("this return token's item is no longer sold to its consumer")
         return replace(query, item_id=principal.item_id)
     if principal.role in (Role.AUDITOR, Role.ADMIN):
         return query
@@ -348,7 +356,7 @@ _QUERY_DOCUMENT: dict[int | str, dict[str, Any]] = {
 
 @router.get(
     "/events",
-    responses={**_QUERY_DOCUMENT, **problem_responses(404, 422)},
+    responses={**_QUERY_DOCUMENT, **problem_responses(422)},
     summary="Query EPCIS events (the REST binding's SimpleEventQuery parameters), with their ledger proofs",
     openapi_extra=PRINCIPAL_SECURITY,
     response_class=Response,
@@ -421,7 +429,7 @@ def events(
     openapi_extra=PRINCIPAL_SECURITY,
     response_class=Response,
 )
-def one_event(event_id: str, principal: HotPrincipalDep, svc: ServicesDep) -> Response:
+def one_event(event_id: EventPath, principal: HotPrincipalDep, svc: ServicesDep) -> Response:
     """`event_id` is the event's hash ID (`ni:///sha-256;...?ver=CBV2.0`, URL-encoded), as `ledger:hashID`
     gives it. Events written without a capture have no hash ID: query them (MATCH_epc). Read rules as the
     query's."""
