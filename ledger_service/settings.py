@@ -195,6 +195,9 @@ class Settings(BaseSettings):
         description="ERC-20 tokens sales may use besides the deployment's stablecoin, by address (env: JSON "
         "list); each must also answer decimals(), totalSupply(), balanceOf() and allowance() when a sale uses it",
     )
+    api_key: SecretStr | None = Field(
+        default=None, description="The API key ledger-capture sends (an actor's key: its account signs the events)"
+    )
     api_host: str = Field(default="127.0.0.1", description="Interface the API listens on")
     api_port: int = Field(default=8000, ge=1, le=65_535, description="TCP port of the API")
     wait_timeout_s: float = Field(
