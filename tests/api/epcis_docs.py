@@ -19,6 +19,10 @@ def new_epc() -> str:
     return f"urn:epc:id:sgtin:0614141.107346.{next(_serials)}"
 
 
+def new_sscc() -> str:
+    return f"urn:epc:id:sscc:0614141.{next(_serials) % 10_000_000_000:010d}"
+
+
 def when(minutes: int = 0) -> str:
     """An eventTime: a fixed day plus ``minutes`` (events of one item in order need increasing times)."""
     base = datetime(2026, 3, 1, 8, 0, tzinfo=UTC) + timedelta(minutes=minutes)

@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from ledger_service.epcis.document import item_id_of
 from ledger_service.epcis.schema import schema_errors
 from tests.api.conftest import ApiEnv, bearer
-from tests.api.epcis_docs import aggregation, commissioning, document, event, new_epc
+from tests.api.epcis_docs import aggregation, commissioning, document, event, new_epc, new_sscc
 from tests.api.flows import Flow
 from tests.api.test_epcis_capture import capture
 from tests.support.chain import MERCHANT
@@ -39,7 +39,7 @@ def query(client: TestClient, key: str, **params: str) -> tuple[list[dict[str, A
 @pytest.fixture(scope="module")
 def story(client: TestClient, api_env: ApiEnv, keys: dict[str, str]) -> dict[str, Any]:
     """An item commissioned, shipped and packed by capture, then sold, delivered and returned through the API."""
-    epc, sibling = new_epc(), new_epc()
+    epc, sibling, case = new_epc(), new_epc(), new_sscc()
     merchant = api_env.accounts[MERCHANT]
     assert (
         capture(client, keys["manufacturer"], document(commissioning([epc, sibling], merchant=merchant)))["state"]
@@ -54,7 +54,7 @@ def story(client: TestClient, api_env: ApiEnv, keys: dict[str, str]) -> dict[str
                 minutes=10,
                 bizTransactionList=[{"type": "po", "bizTransaction": "urn:epcglobal:cbv:bt:0614141073467:PO-7"}],
             ),
-            aggregation("urn:epc:id:sscc:0614141.1234567890", [epc, sibling], minutes=20),
+            aggregation(case, [epc, sibling], minutes=20),
         ),
     )
     assert shipped["state"] == "succeeded", shipped
@@ -64,7 +64,7 @@ def story(client: TestClient, api_env: ApiEnv, keys: dict[str, str]) -> dict[str
     flow.deliver(sold)
     flow.approved(sold)
     api_env.wait_indexed()
-    return {"epc": epc, "sibling": sibling}
+    return {"epc": epc, "sibling": sibling, "case": case}
 
 
 def test_an_items_events_come_in_time_order_with_their_proofs_and_the_escrows_events(
@@ -79,7 +79,7 @@ def test_an_items_events_come_in_time_order_with_their_proofs_and_the_escrows_ev
     assert all("ledger:hashID" not in e for e in chain)
     assert captured[1]["bizTransactionList"][0]["bizTransaction"] == "urn:epcglobal:cbv:bt:0614141073467:PO-7"
     packed = captured[2]
-    assert packed["type"] == "AggregationEvent" and packed["parentID"] == "urn:epc:id:sscc:0614141.1234567890"
+    assert packed["type"] == "AggregationEvent" and packed["parentID"] == story["case"]
     assert {p["ledger:itemId"] for p in packed["ledger:proofs"]} == {
         item_id_of(story["epc"]),
         item_id_of(story["sibling"]),
@@ -93,7 +93,7 @@ def test_an_items_events_come_in_time_order_with_their_proofs_and_the_escrows_ev
 
 def test_filters_narrow_the_answer(client: TestClient, keys: dict[str, str], story: dict[str, Any]) -> None:
     epc = story["epc"]
-    packed, _ = query(client, keys["auditor"], MATCH_anyEPC="urn:epc:id:sscc:0614141.1234567890")
+    packed, _ = query(client, keys["auditor"], MATCH_anyEPC=story["case"])
     assert [e["type"] for e in packed] == ["AggregationEvent"]
     shipping, _ = query(client, keys["auditor"], MATCH_epc=epc, EQ_bizStep="urn:epcglobal:cbv:bizstep:shipping")
     assert [e["bizStep"] for e in shipping] == ["shipping"]
@@ -106,7 +106,7 @@ def test_filters_narrow_the_answer(client: TestClient, keys: dict[str, str], sto
     pattern, _ = query(
         client, keys["auditor"], MATCH_epc="urn:epc:idpat:sgtin:0614141.107346.*", eventType="AggregationEvent"
     )
-    assert any(e.get("parentID") == "urn:epc:id:sscc:0614141.1234567890" for e in pattern)
+    assert any(e.get("parentID") == story["case"] for e in pattern)
 
 
 def test_read_rules_follow_the_item_history(client: TestClient, keys: dict[str, str], story: dict[str, Any]) -> None:
