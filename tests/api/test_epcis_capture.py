@@ -8,15 +8,17 @@ import threading
 import time
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from ledger_service.capture import jobs
 from ledger_service.epcis.document import item_id_of
 from ledger_service.store.api_schema import epcis_events
 from ledger_service.store.schema import item_events, items
 from tests.api.conftest import ApiEnv, bearer
 from tests.api.epcis_docs import aggregation, body, commissioning, document, event, new_epc, when
-from tests.support.chain import MERCHANT
+from tests.support.chain import MERCHANT, MERCHANT2
 
 LD = {"Content-Type": "application/ld+json"}
 
@@ -228,3 +230,43 @@ def test_a_document_over_the_limit_is_a_413_before_it_is_read(
 
 def test_keys_without_an_account_cannot_capture(client: TestClient, keys: dict[str, str]) -> None:
     problem_of(submit(client, keys["auditor"], document(event([new_epc()]))), 403)
+
+
+def test_a_race_after_sending_began_is_reported_per_event_and_healed_by_sending_again(
+    client: TestClient, api_env: ApiEnv, keys: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another writer moves an item to another merchant between the dry run and the sending: the event on the
+    other item is on-chain, the moved item's is not and is named; once the item is back, the same document
+    captures exactly the missing event."""
+    first, moved = new_epc(), new_epc()
+    merchant, other = api_env.accounts[MERCHANT], api_env.accounts[MERCHANT2]
+    capture(client, keys["manufacturer"], document(commissioning([first, moved], merchant=merchant)))
+    ledger = api_env.deployed.ledger.functions
+    w3 = api_env.deployed.w3
+
+    def transfer(to: str, by: str) -> None:
+        w3.eth.wait_for_transaction_receipt(
+            ledger.transferMerchantOfRecord(item_id_of(moved), to).transact({"from": by})
+        )
+
+    real_send = jobs.send
+
+    def racing_send(*args: Any, **kwargs: Any) -> Any:
+        transfer(other, merchant)  # the race: after every check and the dry run, before the first transaction
+        monkeypatch.setattr(jobs, "send", real_send)
+        return real_send(*args, **kwargs)
+
+    monkeypatch.setattr(jobs, "send", racing_send)
+    monkeypatch.setattr(jobs, "read_max_batch", lambda chain: 1)  # one transaction per event
+    doc = document(event([first], minutes=10), event([moved], minutes=10))
+    raced = capture(client, keys["merchant"], doc)
+    assert (raced["state"], raced["captured"]) == ("failed", 1), raced
+    [error] = raced["errors"]
+    assert error["index"] == 1 and error["pointer"] == "/epcisBody/eventList/1"
+    assert "send the same document again" in error["message"]
+    transfer(merchant, other)
+    api_env.wait_indexed()
+    healed = capture(client, keys["merchant"], doc)
+    assert (healed["state"], healed["captured"], healed["duplicates"]) == ("succeeded", 1, 1), healed
+    api_env.wait_indexed()
+    assert (count_events(api_env, first), count_events(api_env, moved)) == (2, 2)
