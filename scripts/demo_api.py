@@ -39,6 +39,7 @@ PHOTO_FILE = ROOT / "var" / "demo-inspection.png"
 BOOTS_URI = "urn:epc:id:sgtin:0614141.107346.1005"
 # anvil's well-known accounts, as in scripts/deploy-config.local.json (local chain only)
 ACTORS = {
+    "manufacturer": ("manufacturer", "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"),
     "merchant": ("merchant", "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"),
     "merchant2": ("merchant", "0x23618e81E3f5cdF7f54C3d65f7FBc0aBf5B21E8f"),
     "carrier": ("carrier", "0x90F79bf6EB2c4f870365E785982E1f101E93b906"),
@@ -88,6 +89,19 @@ def ensure_keys(store: Store) -> dict[str, str]:
             keys[name] = created.plaintext
     write_private(KEYS_FILE, json.dumps(keys, indent=2) + "\n")
     return keys
+
+
+def wait_for_api(client: httpx.Client, timeout: float = 30.0) -> bool:
+    """Whether the API answered within ``timeout`` seconds (it may still be starting)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            client.get("/openapi.json").raise_for_status()
+            return True
+        except httpx.HTTPError:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.3)
 
 
 def call(client: httpx.Client, method: str, path: str, auth: str, body: Any = None) -> Any:
@@ -201,16 +215,9 @@ def main() -> int:
     with Store.open(settings.database_url) as store:
         keys = ensure_keys(store)
     with httpx.Client(base_url=url, timeout=60) as client:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                client.get("/openapi.json").raise_for_status()
-                break
-            except httpx.HTTPError:
-                if time.monotonic() > deadline:
-                    print(f"error: the API at {url} did not answer within 30 s (see var/api.log)", file=sys.stderr)
-                    return 1
-                time.sleep(0.3)
+        if not wait_for_api(client):
+            print(f"error: the API at {url} did not answer within 30 s (see var/api.log)", file=sys.stderr)
+            return 1
         done: dict[str, Any] = json.loads(DONE_FILE.read_text()) if DONE_FILE.exists() else {}
         if done.get("deployment") != (ROOT / "deployments" / "31337.json").read_text():
             print("recording API demo flows")
