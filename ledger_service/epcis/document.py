@@ -244,12 +244,17 @@ def _worded(error: EventError, document: Any) -> EventError:
     except (KeyError, IndexError, TypeError, AttributeError):
         return error
     recorded = _RECORDED_STEPS if field == "bizStep" else _RECORDED_DISPOSITIONS
-    return EventError(
-        error.index,
-        error.pointer,
-        f"{field} {value!r} is neither a CBV 2.0 term nor a URI of your own (EPCIS 2.0 schema); the ledger "
-        f"records: {recorded}",
-    )
+    if isinstance(value, str) and value.startswith("urn:epcglobal:cbv:"):
+        message = (
+            f"{field} {value!r}: EPCIS 2.0 JSON writes CBV terms by their bare name ({value.rsplit(':', 1)[-1]!r}), "
+            f"not as URNs (EPCIS 2.0 schema); the ledger records: {recorded}"
+        )
+    else:
+        message = (
+            f"{field} {value!r} is neither a CBV 2.0 term nor a URI of your own (EPCIS 2.0 schema); the ledger "
+            f"records: {recorded}"
+        )
+    return EventError(error.index, error.pointer, message)
 
 
 def parse_json(raw: bytes) -> Any:

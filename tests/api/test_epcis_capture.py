@@ -151,7 +151,7 @@ def test_an_unknown_bizstep_or_disposition_is_refused_by_name(client: TestClient
     )
     problem = problem_of(submit(client, keys["merchant"], doc), 422)
     messages = " ".join(e["msg"] for e in problem["errors"])
-    assert "bizStep 'urn:epcglobal:cbv:bizstep:flying' is neither a CBV 2.0 term" in messages
+    assert "bizStep 'urn:epcglobal:cbv:bizstep:flying': EPCIS 2.0 JSON writes CBV terms by their bare name" in messages
     assert "lost_in_space" in messages
 
 
