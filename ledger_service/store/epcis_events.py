@@ -485,16 +485,19 @@ def _chain_only(
                 at_cursor, or_(ie.block_number > block, and_(ie.block_number == block, ie.log_index > index))
             )
         conditions.append(or_(ie.timestamp > after.time_ms // 1000, at_cursor))
-    epc_matches: list[Any] = []
     for exact, prefixes in ((query.epcs, query.epc_prefixes), (query.any_epcs, query.any_epc_prefixes)):
-        if exact or prefixes:
-            epc_matches.append(
+        ids = sorted({_item_of(e) for e in exact})
+        if ids and not prefixes:  # through the per-item index (item_key, seq), not a scan of every event
+            conditions += [ie.item_key.in_(sorted({item_key(i) for i in ids})), ie.item_id.in_(ids)]
+        elif exact or prefixes:
+            # A pattern is matched on items.uri while the events are read in chain order: a scan, bounded by
+            # the time conditions when there are some.
+            conditions.append(
                 or_(
-                    *([ie.item_id.in_(sorted({_item_of(e) for e in exact}))] if exact else []),
+                    *([ie.item_id.in_(ids)] if ids else []),
                     *(_prefix_condition(it.uri, prefix, dialect) for prefix in prefixes),
                 )
             )
-    conditions += epc_matches
     if query.item_id is not None:
         conditions += [ie.item_key == item_key(query.item_id), ie.item_id == query.item_id]
     if query.merchant is not None:
