@@ -102,7 +102,7 @@ def block_gas(w3: Web3, first: int, last: int) -> int:
     return sum(int(w3.eth.get_block(n)["gasUsed"]) for n in range(first, last + 1))
 
 
-def capture_all(api: str, key: str, docs: list[dict[str, Any]], events: int) -> dict[str, Any]:
+def capture_all(api: str, key: str, reader: str, docs: list[dict[str, Any]], events: int) -> dict[str, Any]:
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/ld+json"}
     bodies = [json.dumps(d).encode() for d in docs]
     with httpx.Client(base_url=api, headers=headers, timeout=600) as client:
@@ -122,7 +122,11 @@ def capture_all(api: str, key: str, docs: list[dict[str, Any]], events: int) -> 
             if (i + 1) % max(1, len(bodies) // 10) == 0:
                 rate = sum(len(d["epcisBody"]["eventList"]) for d in docs[: i + 1]) / (time.perf_counter() - started)
                 say(f"   {i + 1}/{len(bodies)} documents captured, {rate:,.0f} events/s so far")
-        answer = client.get("/v1/epcis/events", params={"captureID": last_job["captureID"], "perPage": "1000"})
+        answer = client.get(
+            "/v1/epcis/events",
+            params={"captureID": last_job["captureID"], "perPage": "1000"},
+            headers={"Authorization": f"Bearer {reader}"},
+        )
         answered = len(answer.json()["epcisBody"]["queryResults"]["resultsBody"]["eventList"])
         seconds = time.perf_counter() - started
     expected = len(docs[-1]["epcisBody"]["eventList"])
@@ -208,7 +212,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         with indexer_follow(env, workdir / "indexer.log"), api_server(env, workdir / "api.log") as server:
             say("1. capture through the API, end to end")
             first = w3.eth.block_number + 1
-            captured = capture_all(server.url, manufacturer, docs, args.events)
+            captured = capture_all(server.url, manufacturer, auditor, docs, args.events)
             last = w3.eth.block_number
             gas = block_gas(w3, first, last) / args.events
             say(f"   {captured['events_per_s']:,.0f} events/s ({captured['seconds']:.1f} s), {gas:,.0f} gas/event")

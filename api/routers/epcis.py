@@ -142,7 +142,9 @@ async def capture(request: Request, actor: ActorDep, svc: ServicesDep) -> Respon
     capture_id = await anyio.to_thread.run_sync(
         lambda: open_job(svc.store, key_id=actor.key_id, actor=account, raw=raw)
     )
-    _executor.submit(run_job, _context(svc), capture_id=capture_id, actor=account, document=document, events=events)
+    _executor.submit(
+        run_job, _context(svc), capture_id=capture_id, actor=account, document=document, events=events, raw=raw
+    )
     row = capture_jobs.job(svc.store, capture_id)
     assert row is not None
     location = f"/v1/epcis/capture/{capture_id}"

@@ -1,7 +1,8 @@
 """The query side of EPCIS: pages of events, each as EPCIS 2.0 JSON-LD with its ledger proof.
 
-A captured event is answered as the partner sent it, read from its document in the document store (the
-digest the chain holds), with the proofs of the ItemEventRecorded rows the indexer stored for it; an event
+A captured event is answered as the partner sent it, read from the captured document in the document store
+(the digest the chain holds; the event at its position there), with the proofs of the ItemEventRecorded rows
+the indexer stored for it; an event
 the chain holds without a capture document (written by the escrow, or outside capture) is answered from
 ``item_events`` alone. Both go through :mod:`ledger_service.epcis.serialize`, as the history export does.
 A captured event whose document is missing or damaged in the store is answered from its chain rows, marked
@@ -46,15 +47,27 @@ def _read_document(documents: DocumentStore, digest: str) -> dict[str, Any] | No
     return found if isinstance(found, dict) else None
 
 
-def render(documents: DocumentStore, found: FoundEvent, namespaces: list[dict[str, str]]) -> list[dict[str, Any]]:
+def render(
+    documents: DocumentStore,
+    found: FoundEvent,
+    namespaces: list[dict[str, str]],
+    cache: dict[str, dict[str, Any] | None] | None = None,
+) -> list[dict[str, Any]]:
     """The JSON-LD of one found event (several chain events when a captured one's document is unavailable);
-    its document's own prefixes are added to ``namespaces``."""
+    its document's own prefixes are added to ``namespaces``. ``cache``: documents already read, by digest (the
+    events of one capture share theirs)."""
     records = [chain_record(r) for r in found.rows]
     if found.hash_id is None:
         return [chain_event(found.rows[0].epc, records[0])]
-    document = _read_document(documents, found.document or ZERO_HASH)
+    digest = found.document or ZERO_HASH
+    cache = {} if cache is None else cache
+    if digest not in cache:
+        cache[digest] = _read_document(documents, digest)
+        if cache[digest] is not None:
+            namespaces.extend(namespaces_of(cache[digest] or {}))
+    document = cache[digest]
     try:
-        body = document["epcisBody"]["eventList"][0] if document is not None else None
+        body = document["epcisBody"]["eventList"][found.event_index or 0] if document is not None else None
     except (KeyError, IndexError, TypeError):
         body = None
     if document is None or not isinstance(body, dict):
@@ -62,8 +75,9 @@ def render(documents: DocumentStore, found: FoundEvent, namespaces: list[dict[st
             {**chain_event(row.epc, record), "ledger:hashID": found.hash_id, "ledger:documentUnavailable": True}
             for row, record in zip(found.rows, records, strict=True)
         ]
-    namespaces.extend(namespaces_of(document))
-    return [captured_event(body, hash_id=found.hash_id, record_time_ms=found.record_time_ms, records=records)]
+    event = captured_event(body, hash_id=found.hash_id, record_time_ms=found.record_time_ms, records=records)
+    event["ledger:eventIndex"] = found.event_index
+    return [event]
 
 
 def find_events(
@@ -72,7 +86,8 @@ def find_events(
     """One page of the events matching ``query`` (see :func:`ledger_service.store.epcis_events.query_events`)."""
     found, next_key = epcis_events.query_events(store, query, after=after, limit=per_page)
     namespaces: list[dict[str, str]] = []
-    events = [event for entry in found for event in render(documents, entry, namespaces)]
+    cache: dict[str, dict[str, Any] | None] = {}
+    events = [event for entry in found for event in render(documents, entry, namespaces, cache)]
     return EventPage(events=events, namespaces=namespaces, next_key=next_key)
 
 

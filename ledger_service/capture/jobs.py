@@ -9,9 +9,10 @@
 3. wait until the index has the chain's head, read its facts (the account's roles, the items), and
    plan (:func:`ledger_service.capture.plan.plan_capture`);
 4. claim every planned event by its hash ID (an event a concurrent capture claimed first is a duplicate
-   too, and the rest is planned again without it), and store each event's document;
+   too, and the rest is planned again without it), and store the document as received in the document
+   store: its digest is every event's on-chain ``document`` (one write per capture, not one per event);
 5. dry-run every transaction in one simulation (:mod:`.ledger_tx`); any refusal: release the claims,
-   remove the documents this job added, nothing was sent;
+   remove the document if this job added it, nothing was sent;
 6. send; each mined transaction's events are marked recorded with their seqs; if a transaction fails (a
    race with another writer of the item), the events not on-chain are released and named in the job's
    errors, so re-submitting the same document captures exactly those;
@@ -107,14 +108,22 @@ def run_job(
     actor: str,
     document: bytes | Any,
     events: Sequence[EpcisEvent] | None = None,
+    raw: bytes | None = None,
 ) -> None:
     """Runs the job to its end (see the module docstring); ``document``: the bytes, or parsed JSON;
-    ``events``: what :func:`~ledger_service.epcis.document.read_document` made of it, if the caller read it."""
+    ``events``: what :func:`~ledger_service.epcis.document.read_document` made of it, if the caller read it;
+    ``raw``: the bytes as received, when ``document`` is parsed (they are what the document store keeps)."""
     outcome = _Outcome()
     try:
         with _lock_for(actor):
             errors = _capture(
-                ctx, capture_id=capture_id, actor=actor.lower(), document=document, events=events, outcome=outcome
+                ctx,
+                capture_id=capture_id,
+                actor=actor.lower(),
+                document=document,
+                raw=raw,
+                events=events,
+                outcome=outcome,
             )
     except DocumentRefusedError as exc:
         errors = [e.to_json() for e in exc.errors]
@@ -142,17 +151,12 @@ def run_job(
     )
 
 
-def event_document(source: dict[str, Any], event: EpcisEvent) -> bytes:
-    """The event's own document: an EPCISDocument holding only this event, with the source document's
-    ``@context`` (its namespaces) and ``creationDate``, as canonical JSON. Its CID's digest is the event's
-    on-chain ``document``."""
-    document = {
-        "@context": source.get("@context"),
-        "type": "EPCISDocument",
-        "schemaVersion": source.get("schemaVersion", "2.0"),
-        "creationDate": source.get("creationDate"),
-        "epcisBody": {"eventList": [event.body]},
-    }
+def document_bytes(document: bytes | Any) -> bytes:
+    """What the document store keeps of a capture: the bytes as received, or (given parsed JSON) its canonical
+    JSON. Every event of the capture has this document's digest as its on-chain ``document``; the event is
+    found in it by its position in ``epcisBody.eventList`` (``ledger:eventIndex`` in answers)."""
+    if isinstance(document, bytes | bytearray):
+        return bytes(document)
     return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
@@ -173,6 +177,7 @@ def _capture(
     capture_id: str,
     actor: str,
     document: bytes | Any,
+    raw: bytes | None,
     events: Sequence[EpcisEvent] | None,
     outcome: _Outcome,
 ) -> list[dict[str, Any]]:
@@ -205,12 +210,12 @@ def _capture(
         return []
     head = int(ctx.chain.w3.eth.block_number)
     _wait_for_index(ctx.store, head, ctx.index_wait_s)
-    docs = {e.hash_id: event_document(source, e) for e in fresh}
-    cids = {h: cid_of_bytes(data) for h, data in docs.items()}
-    digests = {h: cid.digest for h, cid in cids.items()}
+    stored = document_bytes(raw if raw is not None else document)
+    cid = cid_of_bytes(stored)
+    digests = dict.fromkeys((e.hash_id for e in fresh), cid.digest)
     plan = _plan(ctx, actor, fresh, digests)
     claimed = epcis_events.claim_events(
-        ctx.store, capture_id=capture_id, actor=actor, claims=[_claim(e, cids[e.hash_id]) for e in plan.events]
+        ctx.store, capture_id=capture_id, actor=actor, claims=[_claim(e, cid) for e in plan.events]
     )
     if len(claimed) < len(plan.events):  # a concurrent capture holds some: plan the rest again
         outcome.duplicates += len(plan.events) - len(claimed)
@@ -221,13 +226,11 @@ def _capture(
             raise
     if not claimed:
         return []
-    added: list[Cid] = []
+    added = False
     try:
-        for event in plan.events:
-            cid = cids[event.hash_id]
-            if ctx.documents.stat(cid) is None:
-                ctx.documents.put([docs[event.hash_id]], content_type="application/ld+json")
-                added.append(cid)
+        if ctx.documents.stat(cid) is None:
+            ctx.documents.put([stored], content_type="application/ld+json")
+            added = True
         txs, refusals, gas_limit = build_transactions(
             ctx.chain,
             actor=_checksum(actor),
@@ -239,7 +242,7 @@ def _capture(
             raise DocumentRefusedError(_refusal_errors(ctx, refusals))
     except BaseException:
         epcis_events.release_claims(ctx.store, claimed.values())
-        for cid in added:
+        if added:
             ctx.documents.remove(cid)
         raise
     return _send(

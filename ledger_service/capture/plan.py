@@ -130,7 +130,7 @@ def plan_capture(
     items: Mapping[str, ItemFacts],
     merchant_role: Callable[[str], bool],
 ) -> Plan:
-    """See the module docstring. ``documents``: hash ID -> the digest of the event's document (the on-chain
+    """See the module docstring. ``documents``: hash ID -> the digest of the event's captured document (the on-chain
     ``document``); ``merchant_role``: whether an account holds the merchant role (index); ``actor`` lower
     case. :class:`DocumentRefusedError` with every problem otherwise."""
     errors: list[EventError] = []

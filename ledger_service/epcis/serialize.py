@@ -15,7 +15,8 @@ Two kinds of event come out:
 
 The proof of an ItemEventRecorded: ``ledger:itemId``, ``ledger:seq``, ``ledger:actor``, ``ledger:eventHash``,
 ``ledger:prevHash``, ``ledger:txHash``, ``ledger:blockNumber``, ``ledger:blockHash``, ``ledger:logIndex`` and
-``ledger:document`` (the CID of its document). An event on one item carries them as members; an event on
+``ledger:document`` (the CID of its document: for a captured event, the captured document, where
+``ledger:eventIndex`` is its position). An event on one item carries them as members; an event on
 several items (an aggregation's children) carries ``ledger:proofs``, one object per item.
 """
 

@@ -161,7 +161,7 @@ document_quota = Table(
 # ---- EPCIS capture (revision 0009) -------------------------------------------------------------------------
 #
 # What the chain cannot hold of a captured EPCIS event (eventTime and its offset, readPoint and bizLocation as
-# sent, bizTransactionList, sensor data, extensions, the CBV hash ID) is in the event's document, stored in the
+# sent, bizTransactionList, sensor data, extensions, the CBV hash ID) is in the captured document, stored in the
 # document store; its digest is the ``document`` of the ItemEventRecorded the capture writes. These tables are
 # the searchable part of those documents plus the capture jobs: all of it can be rebuilt from the chain's
 # events and the document store (see ledger_service/capture/__init__.py).
@@ -203,7 +203,7 @@ epcis_events = Table(
     Column("biz_step", String(200), nullable=True, comment="CBV short name, or the URI as sent"),
     Column("disposition", String(200), nullable=True, comment="CBV short name, or the URI as sent"),
     Column("read_point", Text, nullable=True, comment="readPoint.id as sent"),
-    Column("document", HASH, nullable=False, comment="digest of the event's document (the on-chain document)"),
+    Column("document", HASH, nullable=False, comment="digest of the captured document (the on-chain document)"),
     Column("actor", ADDRESS, nullable=False, comment="the account that recorded it"),
     Column("state", String(12), nullable=False, comment="claimed (being sent) | recorded (on-chain)"),
     Column("tx_hash", HASH, nullable=True, comment="the (last) transaction that wrote it"),

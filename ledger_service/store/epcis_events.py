@@ -6,7 +6,7 @@ Invariants:
   not claimed again (that is how one document captured twice at the same time records each event once);
 - a ``claimed`` row is either turned ``recorded`` (:func:`mark_recorded`, with its transaction and the
   item seqs the chain gave it) or deleted (:func:`release_claims`) by the capture that claimed it;
-- the rows are the searchable part of each event's document (the document store holds the event as sent,
+- the rows are the searchable part of the captured documents (the document store holds each as received,
   its digest is the on-chain ``document``), so they can be rebuilt from the chain and the document store.
 """
 
@@ -340,7 +340,9 @@ class FoundEvent:
     hash_id: str | None
     """A captured event's hash ID (None: a chain event)."""
     document: str | None
-    """A captured event's document digest."""
+    """A captured event's document digest (the captured document's, shared by its events)."""
+    event_index: int | None
+    """A captured event's position in that document's eventList."""
     record_time_ms: int | None
     rows: tuple[ChainRow, ...]
 
@@ -608,10 +610,10 @@ def query_events(
             rows = proofs.get(key.key)
             if not rows:
                 continue
-            found.append(FoundEvent(key, row.hash_id, row.document, row.record_time, tuple(rows)))
+            found.append(FoundEvent(key, row.hash_id, row.document, row.event_index, row.record_time, tuple(rows)))
         else:
             only = (_chain_row(row, row.uri, types),)
-            found.append(FoundEvent(key, None, None, int(row.timestamp) * 1000, only))
+            found.append(FoundEvent(key, None, None, None, int(row.timestamp) * 1000, only))
     return found, (page[-1][0] if more else None)
 
 
@@ -625,4 +627,4 @@ def event_by_hash_id(store: Store, hash_id: str) -> FoundEvent | None:
             return None
         rows = _proofs(conn, [int(row.event_key)]).get(int(row.event_key), [])
     key = PageKey(int(row.event_time), CAPTURED, int(row.event_key))
-    return FoundEvent(key, row.hash_id, row.document, row.record_time, tuple(rows))
+    return FoundEvent(key, row.hash_id, row.document, row.event_index, row.record_time, tuple(rows))
