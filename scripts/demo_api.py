@@ -29,7 +29,7 @@ import httpx
 from ledger_service.access import Role, create_api_key, verify_api_key
 from ledger_service.core.hashchain import item_id
 from ledger_service.errors import LedgerError
-from ledger_service.settings import get_settings
+from ledger_service.settings import Settings, get_settings
 from ledger_service.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -206,14 +206,23 @@ def run_flows(client: httpx.Client, keys: dict[str, str]) -> dict[str, Any]:
     return results
 
 
-def main() -> int:
+def setup(usage: str) -> tuple[str, Settings, dict[str, str]] | None:
+    """(the API's URL from the command line, the settings, the demo keys); None after printing ``usage`` when
+    the command line is not one URL."""
     if len(sys.argv) != 2:
-        print(__doc__.strip().splitlines()[-1], file=sys.stderr)
-        return 2
-    url = sys.argv[1].rstrip("/")
+        print(usage, file=sys.stderr)
+        return None
     settings = get_settings()
     with Store.open(settings.database_url) as store:
         keys = ensure_keys(store)
+    return sys.argv[1].rstrip("/"), settings, keys
+
+
+def main() -> int:
+    found = setup(__doc__.strip().splitlines()[-1])
+    if found is None:
+        return 2
+    url, settings, keys = found
     with httpx.Client(base_url=url, timeout=60) as client:
         if not wait_for_api(client):
             print(f"error: the API at {url} did not answer within 30 s (see var/api.log)", file=sys.stderr)

@@ -22,10 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-from demo_api import ensure_keys, wait_for_api
-
-from ledger_service.settings import get_settings
-from ledger_service.store import Store
+from demo_api import setup, wait_for_api
 
 CONTEXT = "https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"
 COMPANY_PREFIX, ITEM_REF = "0614141", "107346"
@@ -133,13 +130,10 @@ def capture(client: httpx.Client, key: str, doc: dict[str, Any]) -> dict[str, An
 
 
 def main() -> int:
-    if len(sys.argv) != 2:
-        print(__doc__.strip().splitlines()[-1], file=sys.stderr)
+    found = setup(__doc__.strip().splitlines()[-1])
+    if found is None:
         return 2
-    url = sys.argv[1].rstrip("/")
-    settings = get_settings()
-    with Store.open(settings.database_url) as store:
-        keys = ensure_keys(store)
+    url, settings, keys = found
     start = genesis_time(str(settings.rpc_url)) - 2 * 24 * 60 * MINUTE
     with httpx.Client(base_url=url, timeout=60) as client:
         if not wait_for_api(client):
