@@ -265,6 +265,8 @@ def parse_json(raw: bytes) -> Any:
         problem = f"the document is not UTF-8 text (invalid byte at offset {exc.start}); send JSON in UTF-8"
     except json.JSONDecodeError as exc:
         problem = f"the document is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
+    except RecursionError:  # the API's request gate refuses such bodies first; another caller may not
+        problem = "the document nests arrays and objects too deeply to be read; no EPCIS document needs that"
     raise DocumentRefusedError([EventError(index=None, pointer="", message=problem)], malformed=True)
 
 
@@ -294,6 +296,9 @@ def read_document(raw: bytes | Any) -> list[EpcisEvent]:
         ids = hash_ids(document, len(bodies))
     except UnknownContextError as exc:
         raise DocumentRefusedError([EventError(None, "/@context", str(exc))]) from None
+    except RecursionError:
+        message = "the document nests too deeply for the CBV event hash algorithm; no EPCIS document needs that"
+        raise DocumentRefusedError([EventError(None, "", message)]) from None
     events: list[EpcisEvent] = []
     for index, body in enumerate(bodies):
         if index in invalid:  # our rules read only what the schema accepted

@@ -125,3 +125,9 @@ def test_a_query_document_is_not_captured() -> None:
     doc["type"] = "EPCISQueryDocument"
     doc["epcisBody"] = {"queryResults": {"queryName": "SimpleEventQuery", "resultsBody": {"eventList": [event()]}}}
     assert refusals(doc)[0][0] is None
+
+
+def test_a_document_nested_past_the_parser_is_refused_not_crashed() -> None:
+    with pytest.raises(DocumentRefusedError) as refused:
+        read_document(b"[" * 100_000 + b"1" + b"]" * 100_000)
+    assert refused.value.malformed and "nests arrays and objects too deeply" in refused.value.errors[0].message
