@@ -11,6 +11,7 @@ import pytest
 from ledger_service.core.codes import BizStep, Disposition
 from ledger_service.epcis.document import read_document
 from ledger_service.epcis.errors import DocumentRefusedError
+from ledger_service.recursion import restore_recursion_limit
 
 CONTEXT = "https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"
 EPC = "urn:epc:id:sgtin:0614141.107346.2017"
@@ -128,6 +129,7 @@ def test_a_query_document_is_not_captured() -> None:
 
 
 def test_a_document_nested_past_the_parser_is_refused_not_crashed() -> None:
+    restore_recursion_limit()  # as the API does at startup: py_ecc's 100,000 lets the C decoder overflow the stack
     with pytest.raises(DocumentRefusedError) as refused:
-        read_document(b"[" * 100_000 + b"1" + b"]" * 100_000)
+        read_document(b"[" * 5_000 + b"1" + b"]" * 5_000)
     assert refused.value.malformed and "nests arrays and objects too deeply" in refused.value.errors[0].message
