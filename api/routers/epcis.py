@@ -418,7 +418,7 @@ def events(
     event, a merchant the events of its items, a consumer those of its item."""
     query = _restricted(_read_query(request), principal, svc)
     after = _decode_token(next_page_token, query) if next_page_token else None
-    page = find_events(store=svc.store, documents=svc.documents, query=query, after=after, per_page=per_page)
+    page = find_events(store=svc.store, query=query, after=after, per_page=per_page)
     headers = {}
     if page.next_key is not None:
         params = [(k, v) for k, v in request.query_params.multi_items() if k != "nextPageToken"]
@@ -440,7 +440,7 @@ def one_event(event_id: EventPath, principal: HotPrincipalDep, svc: ServicesDep)
     gives it. Events written without a capture have no hash ID: query them (MATCH_epc). Read rules as the
     query's."""
     query = _restricted(EventQuery(), principal, svc)
-    found = find_event(store=svc.store, documents=svc.documents, hash_id=event_id)
+    found = find_event(store=svc.store, hash_id=event_id)
     if found is None or not _may_read(query, found[0], svc):
         raise NotFoundError(f"no captured event {event_id[:120]!r} that this credential may read")
     events_found, namespaces = found

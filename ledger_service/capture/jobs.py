@@ -46,6 +46,7 @@ from ledger_service.documents.cid import Cid, cid_of_bytes
 from ledger_service.documents.interface import DocumentStore
 from ledger_service.epcis.document import EpcisEvent, item_id_of, parse_json, read_document
 from ledger_service.epcis.errors import DocumentRefusedError, EventError, event_pointer
+from ledger_service.epcis.serialize import namespaces_of
 from ledger_service.errors import LedgerError
 from ledger_service.store import capture_jobs, epcis_events
 from ledger_service.store.epcis_events import EventClaim, Recorded
@@ -215,7 +216,10 @@ def _capture(
     digests = dict.fromkeys((e.hash_id for e in fresh), cid.digest)
     plan = _plan(ctx, actor, fresh, digests)
     claimed = epcis_events.claim_events(
-        ctx.store, capture_id=capture_id, actor=actor, claims=[_claim(e, cid) for e in plan.events]
+        ctx.store,
+        capture_id=capture_id,
+        actor=actor,
+        claims=[_claim(e, cid, json.dumps(namespaces_of(source))) for e in plan.events],
     )
     if len(claimed) < len(plan.events):  # a concurrent capture holds some: plan the rest again
         outcome.duplicates += len(plan.events) - len(claimed)
@@ -280,7 +284,7 @@ def _plan(ctx: CaptureContext, actor: str, events: Sequence[EpcisEvent], digests
     )
 
 
-def _claim(event: EpcisEvent, cid: Cid) -> EventClaim:
+def _claim(event: EpcisEvent, cid: Cid, namespaces: str) -> EventClaim:
     return EventClaim(
         hash_id=event.hash_id,
         event_id=event.event_id,
@@ -293,6 +297,8 @@ def _claim(event: EpcisEvent, cid: Cid) -> EventClaim:
         disposition=event.disposition_text,
         read_point=event.read_point,
         document=cid.hex_digest,
+        body=json.dumps(event.body, ensure_ascii=False, separators=(",", ":")),
+        namespaces=namespaces,
         epcs=tuple((item_id_of(epc), role, epc) for role, epc in event.epcs),
         biz_transactions=event.biz_transactions,
     )

@@ -204,6 +204,14 @@ epcis_events = Table(
     Column("disposition", String(200), nullable=True, comment="CBV short name, or the URI as sent"),
     Column("read_point", Text, nullable=True, comment="readPoint.id as sent"),
     Column("document", HASH, nullable=False, comment="digest of the captured document (the on-chain document)"),
+    Column(
+        "body",
+        Text,
+        nullable=False,
+        comment="the event's JSON as sent: the query's copy (the captured document, whose digest the chain holds, "
+        "is the record)",
+    ),
+    Column("namespaces", Text, nullable=False, comment="the captured document's inline @context prefixes (JSON)"),
     Column("actor", ADDRESS, nullable=False, comment="the account that recorded it"),
     Column("state", String(12), nullable=False, comment="claimed (being sent) | recorded (on-chain)"),
     Column("tx_hash", HASH, nullable=True, comment="the (last) transaction that wrote it"),

@@ -46,6 +46,10 @@ class EventClaim:
     disposition: str
     read_point: str | None
     document: str
+    body: str
+    """The event's JSON as sent."""
+    namespaces: str
+    """The captured document's inline @context prefixes, JSON."""
     epcs: tuple[tuple[str, int, str], ...]
     """(item id, role, EPC)."""
     biz_transactions: tuple[tuple[str, str], ...]
@@ -177,6 +181,8 @@ def claim_events(store: Store, *, capture_id: str, actor: str, claims: Sequence[
                     "disposition": claim.disposition,
                     "read_point": claim.read_point,
                     "document": claim.document,
+                    "body": claim.body,
+                    "namespaces": claim.namespaces,
                     "actor": actor.lower(),
                     "state": CLAIMED,
                     "tx_hash": None,
@@ -343,6 +349,9 @@ class FoundEvent:
     """A captured event's document digest (the captured document's, shared by its events)."""
     event_index: int | None
     """A captured event's position in that document's eventList."""
+    body: str | None
+    """A captured event's JSON as sent, and its document's inline prefixes (JSON)."""
+    namespaces: str | None
     record_time_ms: int | None
     rows: tuple[ChainRow, ...]
 
@@ -586,6 +595,13 @@ def _proofs(conn: Connection, event_keys: Sequence[int]) -> dict[int, list[Chain
     return found
 
 
+def _found(key: PageKey, row: Any, rows: Sequence[ChainRow]) -> FoundEvent:
+    """A captured event from its epcis_events row and its proofs."""
+    return FoundEvent(
+        key, row.hash_id, row.document, row.event_index, row.body, row.namespaces, row.record_time, tuple(rows)
+    )
+
+
 def query_events(
     store: Store, query: EventQuery, *, after: PageKey | None, limit: int
 ) -> tuple[list[FoundEvent], PageKey | None]:
@@ -610,10 +626,21 @@ def query_events(
             rows = proofs.get(key.key)
             if not rows:
                 continue
-            found.append(FoundEvent(key, row.hash_id, row.document, row.event_index, row.record_time, tuple(rows)))
+            found.append(
+                FoundEvent(
+                    key,
+                    row.hash_id,
+                    row.document,
+                    row.event_index,
+                    row.body,
+                    row.namespaces,
+                    row.record_time,
+                    tuple(rows),
+                )
+            )
         else:
             only = (_chain_row(row, row.uri, types),)
-            found.append(FoundEvent(key, None, None, None, int(row.timestamp) * 1000, only))
+            found.append(FoundEvent(key, None, None, None, None, None, int(row.timestamp) * 1000, only))
     return found, (page[-1][0] if more else None)
 
 
@@ -627,4 +654,4 @@ def event_by_hash_id(store: Store, hash_id: str) -> FoundEvent | None:
             return None
         rows = _proofs(conn, [int(row.event_key)]).get(int(row.event_key), [])
     key = PageKey(int(row.event_time), CAPTURED, int(row.event_key))
-    return FoundEvent(key, row.hash_id, row.document, row.event_index, row.record_time, tuple(rows))
+    return _found(key, row, rows)

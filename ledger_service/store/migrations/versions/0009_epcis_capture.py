@@ -87,6 +87,16 @@ def upgrade() -> None:
         sa.Column("disposition", sa.String(200), nullable=True, comment="CBV short name, or the URI as sent"),
         sa.Column("read_point", sa.Text(), nullable=True, comment="readPoint.id as sent"),
         sa.Column("document", HASH, nullable=False, comment="digest of the captured document (the on-chain document)"),
+        sa.Column(
+            "body",
+            sa.Text(),
+            nullable=False,
+            comment="the event's JSON as sent: the query's copy (the captured document, whose digest the chain "
+            "holds, is the record)",
+        ),
+        sa.Column(
+            "namespaces", sa.Text(), nullable=False, comment="the captured document's inline @context prefixes (JSON)"
+        ),
         sa.Column("actor", ADDRESS, nullable=False, comment="the account that recorded it"),
         sa.Column("state", sa.String(12), nullable=False, comment="claimed (being sent) | recorded (on-chain)"),
         sa.Column("tx_hash", HASH, nullable=True, comment="the (last) transaction that wrote it"),
