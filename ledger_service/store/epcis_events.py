@@ -483,10 +483,24 @@ def _chain_only(
         if first is None:
             return []
         conditions += [ie.block_number >= first, ie.timestamp >= lower_s]
-    if query.lt_event_time is not None:
-        conditions.append(ie.timestamp < -(-query.lt_event_time // 1000))
-    if until_ms is not None:  # the captured side's page ends there: nothing later can be on this page
-        conditions.append(ie.timestamp <= until_ms // 1000)
+    upper_s = min(
+        (
+            s
+            for s in (
+                -(-query.lt_event_time // 1000) if query.lt_event_time is not None else None,
+                until_ms // 1000 + 1 if until_ms is not None else None,
+            )
+            if s is not None
+        ),
+        default=None,
+    )
+    if upper_s is not None:
+        # Before LT_eventTime, and not after the captured side's last event of this page (nothing later can be on
+        # it): a block bound too, so that the events after it are not scanned (block times only grow).
+        conditions.append(ie.timestamp < upper_s)
+        beyond = _first_block_at(conn, upper_s)
+        if beyond is not None:
+            conditions.append(ie.block_number < beyond)
     if after is not None and after.time_ms % 1000 == 0:
         # Events at the cursor's very second: those after it in chain order (captured ones sort first).
         at_cursor = ie.timestamp == after.time_ms // 1000
