@@ -1,12 +1,15 @@
 """``ledger-capture``: bulk loads of EPCIS 2.0 documents through the API's capture interface.
 
     LEDGER_API_KEY=rlk_... ledger-capture supply-chain-1.jsonld supply-chain-2.jsonld [--api-url URL]
+    ledger-capture --rebuild-index     # the index's EPCIS rows again, from the chain's events and the documents
 
 Each file goes through ``POST /v1/epcis/capture`` (the same code path as any partner's system: validation,
 hash IDs, the dry run, the job), one after another, with a progress bar of its events as the job records
 them. A refused document prints every refused event (index, JSON pointer, sentence); the next file is still
-sent. Exit status: 0 every document captured (or already captured), 1 one or more refused or failed, 2 a
-command-line mistake or no API key, 3 the API unreachable.
+sent. ``--rebuild-index`` works on LEDGER_DATABASE_URL and the document store directly
+(:mod:`ledger_service.capture.rebuild`), after the indexer has the chain. Exit status: 0 every document
+captured (or already captured), 1 one or more refused or failed, 2 a command-line mistake or no API key, 3
+the API (or, for a rebuild, the database) unreachable.
 """
 
 from __future__ import annotations
@@ -35,7 +38,12 @@ class UnavailableError(Exception):
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description="Capture EPCIS 2.0 documents through the ledger's API.")
-    parser.add_argument("files", nargs="+", type=Path, help="EPCIS documents (JSON-LD)")
+    parser.add_argument("files", nargs="*", type=Path, help="EPCIS documents (JSON-LD)")
+    parser.add_argument(
+        "--rebuild-index",
+        action="store_true",
+        help="restore the index's EPCIS rows from the chain's item events and the document store, then exit",
+    )
     parser.add_argument(
         "--api-url", help="the API's address (default: http://LEDGER_API_HOST:LEDGER_API_PORT)", default=None
     )
@@ -119,13 +127,37 @@ def capture_file(client: httpx.Client, path: Path, *, timeout: float, progress: 
     return True
 
 
+def _rebuild(settings: Settings) -> int:
+    from ledger_service.capture.rebuild import rebuild
+    from ledger_service.documents.factory import open_document_store
+    from ledger_service.errors import RetryableError
+    from ledger_service.store.handle import Store
+
+    try:
+        with Store.open(settings.database_url) as store:
+            report = rebuild(store=store, documents=open_document_store(settings))
+    except RetryableError as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    print(
+        f"restored {report.events} EPCIS events from {report.documents} captured documents; "
+        f"{report.missing} documents missing from the store, {report.not_epcis} other documents left alone"
+    )
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if bool(args.files) == args.rebuild_index:
+        parser.error("give EPCIS files to capture, or --rebuild-index alone")
     try:
         settings = Settings()
     except ValidationError as exc:
         print(f"{PROG}: configuration error: {exc.errors()[0]['msg']}", file=sys.stderr)
         return EXIT_USAGE
+    if args.rebuild_index:
+        return _rebuild(settings)
     if settings.api_key is None:
         print(f"{PROG}: set LEDGER_API_KEY to the API key of the account that records the events", file=sys.stderr)
         return EXIT_USAGE

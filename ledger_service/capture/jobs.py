@@ -219,7 +219,7 @@ def _capture(
         ctx.store,
         capture_id=capture_id,
         actor=actor,
-        claims=[_claim(e, cid, json.dumps(namespaces_of(source))) for e in plan.events],
+        claims=[claim_of(e, cid, json.dumps(namespaces_of(source))) for e in plan.events],
     )
     if len(claimed) < len(plan.events):  # a concurrent capture holds some: plan the rest again
         outcome.duplicates += len(plan.events) - len(claimed)
@@ -284,7 +284,8 @@ def _plan(ctx: CaptureContext, actor: str, events: Sequence[EpcisEvent], digests
     )
 
 
-def _claim(event: EpcisEvent, cid: Cid, namespaces: str) -> EventClaim:
+def claim_of(event: EpcisEvent, cid: Cid, namespaces: str) -> EventClaim:
+    """The index row of a captured event (its document's ``cid``, the document's prefixes as JSON)."""
     return EventClaim(
         hash_id=event.hash_id,
         event_id=event.event_id,

@@ -669,3 +669,40 @@ def event_by_hash_id(store: Store, hash_id: str) -> FoundEvent | None:
         rows = _proofs(conn, [int(row.event_key)]).get(int(row.event_key), [])
     key = PageKey(int(row.event_time), CAPTURED, int(row.event_key))
     return _found(key, row, rows)
+
+
+# ---- rebuilding the EPCIS rows from the chain's events and the document store ---------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentedRow:
+    """An indexed ItemEventRecorded that names a document and that no EPCIS row accounts for."""
+
+    item_id: str
+    seq: int
+    actor: str
+    tx_hash: str
+    block_number: int
+    timestamp: int
+
+
+def unaccounted_documents(store: Store) -> dict[str, list[DocumentedRow]]:
+    """Document digest -> the indexed item events naming it that no ``epcis_event_epcs`` row claims, in chain
+    order (one pass over ``item_events``: a rebuild is rare, and no index serves ``document``)."""
+    ie = item_events.c
+    p = epcis_event_epcs.c
+    claimed = select(p.event_key).where(p.item_id == ie.item_id, p.seq == ie.seq, p.role != _PARENT_ROLE)
+    stmt = (
+        select(ie.document, ie.item_id, ie.seq, ie.actor, ie.tx_hash, ie.block_number, ie.timestamp)
+        .where(ie.document != _ZERO, ~claimed.exists())
+        .order_by(ie.block_number, ie.log_index)
+    )
+    found: dict[str, list[DocumentedRow]] = {}
+    with read_transaction(store.engine) as conn:
+        for row in conn.execute(stmt):
+            found.setdefault(row.document, []).append(
+                DocumentedRow(
+                    row.item_id, int(row.seq), row.actor, row.tx_hash, int(row.block_number), int(row.timestamp)
+                )
+            )
+    return found
