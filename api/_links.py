@@ -1,5 +1,6 @@
 """OpenAPI links: how an answer feeds the next call in the API's chains, sale -> delivery -> return request ->
-approval -> scans -> inspection -> dispute -> resolution, and upload -> download.
+approval -> scans -> inspection -> dispute -> resolution, upload -> download, and EPCIS capture -> its job ->
+the events it recorded.
 
 They tell a client which id of an answer the next operation takes (and that a sale's ``return_token`` is
 the consumer's credential for the item), and they drive schemathesis's stateful tests
@@ -37,6 +38,7 @@ def _link(
 _ITEM = "$response.body#/item_id"
 _RETURN = "$response.body#/return_id"
 _REQUEST = "$response.body#/request_id"
+_CAPTURE = "$response.body#/captureID"
 
 _RETURN_STEPS = {
     "ReadReturn": ("GET", "/v1/returns/{return_id}", "the return's status and timeline"),
@@ -104,6 +106,16 @@ LINKS: dict[tuple[str, str, str], dict[str, Any]] = {
     },
     ("POST", "/v1/documents", "201"): {
         "ReadDocument": _link("GET", "/v1/documents/{cid}", "download it", path_cid="$response.body#/cid"),
+    },
+    ("POST", "/v1/epcis/capture", "202"): {
+        "ReadCaptureJob": _link(
+            "GET", "/v1/epcis/capture/{capture_id}", "the capture's state", path_capture_id=_CAPTURE
+        ),
+    },
+    ("GET", "/v1/epcis/capture/{capture_id}", "200"): {
+        "CapturedEvents": _link(
+            "GET", "/v1/epcis/events", "the events this capture recorded", query_captureID=_CAPTURE
+        ),
     },
 }
 """(method, path, status) -> the links of that answer, by name."""

@@ -15,7 +15,8 @@ shortcut (:mod:`api.fastpath`) and of FastAPI. For every HTTP request, in this o
 5. its size: ``Content-Length`` above the route's limit is a 413 at once; the bytes are also counted as
    they arrive (a chunked body), never buffered past the limit. The limit is
    ``settings.api_json_max_bytes``, except for a multipart upload route: the document limit
-   (``settings.document_max_bytes``) plus the multipart envelope;
+   (``settings.document_max_bytes``) plus the multipart envelope, and for an operation that names its own
+   limit's setting in :data:`BODY_LIMIT_EXTENSION` (the EPCIS capture: ``settings.epcis_capture_max_bytes``);
 6. a JSON body is read (bounded by 5.) and must be UTF-8 and nested at most ``settings.api_json_max_depth``
    deep (400), checked on its bytes before any JSON parser sees it; FastAPI then gets the same bytes.
 
@@ -67,6 +68,9 @@ CONSUMER_SECURITY = "ReturnToken"
 JSON = "application/json"
 MULTIPART = "multipart/form-data"
 FORM = "application/x-www-form-urlencoded"
+BODY_LIMIT_EXTENSION = "x-body-limit-setting"
+"""An operation's OpenAPI extension naming the :class:`Settings` field that holds its own body limit (an EPCIS
+document is larger than any other JSON body)."""
 
 
 @dataclass(frozen=True)
@@ -77,16 +81,22 @@ class RoutePolicy:
     """The OpenAPI security schemes it accepts (empty: public)."""
     media_types: frozenset[str]
     """Its request body's media types (empty: it takes no body)."""
+    limit_setting: str | None = None
+    """The setting holding its body limit, when it is not the JSON or upload limit (the operation's
+    :data:`BODY_LIMIT_EXTENSION`)."""
 
     @staticmethod
     def merge(policies: Iterable[RoutePolicy]) -> RoutePolicy:
-        """One policy for a route serving several methods: the union of their schemes and media types."""
+        """One policy for a route serving several methods: the union of their schemes and media types (and the
+        larger of their limits: the first named one)."""
         schemes: frozenset[str] = frozenset()
         media_types: frozenset[str] = frozenset()
+        limit_setting: str | None = None
         for policy in policies:
             schemes |= policy.schemes
             media_types |= policy.media_types
-        return RoutePolicy(schemes=schemes, media_types=media_types)
+            limit_setting = limit_setting or policy.limit_setting
+        return RoutePolicy(schemes=schemes, media_types=media_types, limit_setting=limit_setting)
 
     @property
     def json(self) -> bool:
@@ -109,7 +119,9 @@ def policies_of(app: FastAPI) -> dict[tuple[str, str], RoutePolicy]:
                 continue
             schemes = frozenset(name for requirement in operation.get("security", []) for name in requirement)
             content = operation.get("requestBody", {}).get("content", {})
-            found[(method.upper(), path)] = RoutePolicy(schemes=schemes, media_types=frozenset(content))
+            found[(method.upper(), path)] = RoutePolicy(
+                schemes=schemes, media_types=frozenset(content), limit_setting=operation.get(BODY_LIMIT_EXTENSION)
+            )
     return found
 
 
@@ -310,7 +322,12 @@ class RequestGate:
             if unsupported is not None:
                 await _refuse(unsupported, scope, receive, send)
                 return
-        limit = settings.document_max_bytes + MULTIPART_ENVELOPE if policy.upload else settings.api_json_max_bytes
+        if policy.limit_setting is not None:
+            limit = int(getattr(settings, policy.limit_setting))
+        elif policy.upload:
+            limit = settings.document_max_bytes + MULTIPART_ENVELOPE
+        else:
+            limit = settings.api_json_max_bytes
         too_large_detail = f"the request body is larger than the limit of {limit} bytes for {_what(policy)}"
         too_large = http_problem(413, too_large_detail)
         if head.content_length is not None and head.content_length > limit:
@@ -361,6 +378,8 @@ def json_body_problem(body: bytes, *, max_depth: int) -> ProblemDetails | None:
 
 
 def _what(policy: RoutePolicy) -> str:
+    if policy.limit_setting is not None:
+        return f"this endpoint (LEDGER_{policy.limit_setting.upper()}): split the content into several requests"
     return "an upload (the document limit plus the multipart envelope)" if policy.upload else "a JSON body"
 
 

@@ -44,6 +44,7 @@ from api._reverts import explain, show, title_of
 from api.schemas.messages import issue_message
 from ledger_service.chain.reverts import ContractRevertError
 from ledger_service.chain.signers import ChainContext
+from ledger_service.epcis.errors import DocumentRefusedError
 from ledger_service.errors import (
     AuthenticationError,
     ConfigurationError,
@@ -154,8 +155,25 @@ def _revert_problem(exc: ContractRevertError, chain: ChainContext | None) -> Pro
     )
 
 
+def _token(token: str) -> str | int:
+    """A JSON pointer's reference token as a ``loc`` entry (array indexes as numbers)."""
+    text = token.replace("~1", "/").replace("~0", "~")
+    return int(text) if text.isdigit() else text
+
+
 def problem_for(exc: BaseException, *, chain: ChainContext | None = None) -> ProblemDetails:
     """The problem an exception becomes (see the module docstring); ``chain`` lets a revert name its deadline."""
+    if isinstance(exc, DocumentRefusedError):
+        issues = [
+            {"loc": ["body", *(_token(t) for t in e.pointer.split("/")[1:])], "msg": e.message, "type": "epcis"}
+            for e in exc.errors
+        ]
+        return ProblemDetails(
+            status=400 if exc.malformed else 422,
+            title=_phrase(400 if exc.malformed else 422),
+            detail=str(exc),
+            extensions={"errors": issues},
+        )
     if isinstance(exc, RequestError):
         status = next((code for cls, code in _REQUEST_STATUS if isinstance(exc, cls)), 400)
         headers = {}

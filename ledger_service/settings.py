@@ -195,6 +195,9 @@ class Settings(BaseSettings):
         description="ERC-20 tokens sales may use besides the deployment's stablecoin, by address (env: JSON "
         "list); each must also answer decimals(), totalSupply(), balanceOf() and allowance() when a sale uses it",
     )
+    api_key: SecretStr | None = Field(
+        default=None, description="The API key ledger-capture sends (an actor's key: its account signs the events)"
+    )
     api_host: str = Field(default="127.0.0.1", description="Interface the API listens on")
     api_port: int = Field(default=8000, ge=1, le=65_535, description="TCP port of the API")
     wait_timeout_s: float = Field(
@@ -248,6 +251,16 @@ class Settings(BaseSettings):
         ge=1024,
         le=64 * 1024 * 1024,
         description="Largest JSON request body accepted, in bytes (413 above; uploads have document_max_bytes)",
+    )
+    epcis_capture_max_bytes: int = Field(
+        default=16 * 1024 * 1024,
+        ge=1024,
+        le=256 * 1024 * 1024,
+        description="Largest EPCIS document POST /v1/epcis/capture accepts, in bytes (413 above): a 1,000-event "
+        "document with sensor data fits; split larger loads into several documents",
+    )
+    epcis_capture_max_events: int = Field(
+        default=10_000, ge=1, le=1_000_000, description="Most events one captured EPCIS document may hold (422 above)"
     )
     api_json_max_depth: int = Field(
         default=32, ge=2, le=200, description="Deepest nesting of arrays and objects a JSON request body may have"

@@ -29,7 +29,7 @@ import httpx
 from ledger_service.access import Role, create_api_key, verify_api_key
 from ledger_service.core.hashchain import item_id
 from ledger_service.errors import LedgerError
-from ledger_service.settings import get_settings
+from ledger_service.settings import Settings, get_settings
 from ledger_service.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,6 +39,7 @@ PHOTO_FILE = ROOT / "var" / "demo-inspection.png"
 BOOTS_URI = "urn:epc:id:sgtin:0614141.107346.1005"
 # anvil's well-known accounts, as in scripts/deploy-config.local.json (local chain only)
 ACTORS = {
+    "manufacturer": ("manufacturer", "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"),
     "merchant": ("merchant", "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"),
     "merchant2": ("merchant", "0x23618e81E3f5cdF7f54C3d65f7FBc0aBf5B21E8f"),
     "carrier": ("carrier", "0x90F79bf6EB2c4f870365E785982E1f101E93b906"),
@@ -88,6 +89,19 @@ def ensure_keys(store: Store) -> dict[str, str]:
             keys[name] = created.plaintext
     write_private(KEYS_FILE, json.dumps(keys, indent=2) + "\n")
     return keys
+
+
+def wait_for_api(client: httpx.Client, timeout: float = 30.0) -> bool:
+    """Whether the API answered within ``timeout`` seconds (it may still be starting)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            client.get("/openapi.json").raise_for_status()
+            return True
+        except httpx.HTTPError:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.3)
 
 
 def call(client: httpx.Client, method: str, path: str, auth: str, body: Any = None) -> Any:
@@ -192,25 +206,27 @@ def run_flows(client: httpx.Client, keys: dict[str, str]) -> dict[str, Any]:
     return results
 
 
-def main() -> int:
+def setup(usage: str) -> tuple[str, Settings, dict[str, str]] | None:
+    """(the API's URL from the command line, the settings, the demo keys); None after printing ``usage`` when
+    the command line is not one URL."""
     if len(sys.argv) != 2:
-        print(__doc__.strip().splitlines()[-1], file=sys.stderr)
-        return 2
-    url = sys.argv[1].rstrip("/")
+        print(usage, file=sys.stderr)
+        return None
     settings = get_settings()
     with Store.open(settings.database_url) as store:
         keys = ensure_keys(store)
+    return sys.argv[1].rstrip("/"), settings, keys
+
+
+def main() -> int:
+    found = setup(__doc__.strip().splitlines()[-1])
+    if found is None:
+        return 2
+    url, settings, keys = found
     with httpx.Client(base_url=url, timeout=60) as client:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                client.get("/openapi.json").raise_for_status()
-                break
-            except httpx.HTTPError:
-                if time.monotonic() > deadline:
-                    print(f"error: the API at {url} did not answer within 30 s (see var/api.log)", file=sys.stderr)
-                    return 1
-                time.sleep(0.3)
+        if not wait_for_api(client):
+            print(f"error: the API at {url} did not answer within 30 s (see var/api.log)", file=sys.stderr)
+            return 1
         done: dict[str, Any] = json.loads(DONE_FILE.read_text()) if DONE_FILE.exists() else {}
         if done.get("deployment") != (ROOT / "deployments" / "31337.json").read_text():
             print("recording API demo flows")

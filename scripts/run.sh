@@ -87,8 +87,6 @@ $detach || trap stop_started EXIT
 step "contracts: deploy (once per chain; deployments/<chainId>.json)"
 "$BROWNIE" run scripts/deploy.py --network returns-local --silent 2>&1 | grep -v -E "FutureWarning|chain._network_connected|^\s*$|Brownie v|Attached to local|MainProject is the active" || die "deploy failed"
 
-step "demo data (once)"
-"$BROWNIE" run scripts/demo.py --network returns-local --silent 2>&1 | grep -v -E "FutureWarning|chain._network_connected|^\s*$|Brownie v|Attached to local|MainProject is the active" || die "demo failed"
 
 export LEDGER_RPC_URL=$RPC_URL
 export LEDGER_DATABASE_URL=${LEDGER_DATABASE_URL:-sqlite:///$ROOT/var/ledger.sqlite3}
@@ -125,6 +123,12 @@ else
   LEDGER_API_PORT=$API_PORT nohup "$ROOT/.venv/bin/ledger-api" >"$ROOT/var/api.log" 2>&1 &
   echo $! >"$ROOT/var/api.pid"
 fi
+step "demo supply chain through the EPCIS capture interface (once)"
+"$PY" "$ROOT/scripts/demo_capture.py" "$API_URL" || die "EPCIS capture demo failed; see var/api.log"
+
+step "demo data (once)"
+"$BROWNIE" run scripts/demo.py --network returns-local --silent 2>&1 | grep -v -E "FutureWarning|chain._network_connected|^\s*$|Brownie v|Attached to local|MainProject is the active" || die "demo failed"
+
 step "API demo data and keys"
 "$PY" "$ROOT/scripts/demo_api.py" "$API_URL" || die "API demo failed; see var/api.log"
 

@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from api.routers import audit, documents, items, policies, returns, sales, verify
+from api.routers import audit, documents, epcis, items, policies, returns, sales, verify
 
 ROUTERS: tuple[APIRouter, ...] = (
     policies.router,
@@ -12,6 +12,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     returns.router,
     documents.router,
     verify.router,
+    epcis.router,
 )
 
 __all__ = ["ROUTERS"]

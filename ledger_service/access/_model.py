@@ -13,6 +13,7 @@ from ledger_service.errors import FatalError
 class Role(StrEnum):
     """What an API key may do. Writing roles act on-chain as the key's account."""
 
+    MANUFACTURER = "manufacturer"
     MERCHANT = "merchant"
     CARRIER = "carrier"
     INSPECTOR = "inspector"
@@ -26,7 +27,7 @@ class Role(StrEnum):
         return self in WRITING_ROLES
 
 
-WRITING_ROLES = frozenset({Role.MERCHANT, Role.CARRIER, Role.INSPECTOR, Role.ARBITER})
+WRITING_ROLES = frozenset({Role.MANUFACTURER, Role.MERCHANT, Role.CARRIER, Role.INSPECTOR, Role.ARBITER})
 
 
 @dataclass(frozen=True, slots=True)

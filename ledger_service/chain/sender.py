@@ -12,21 +12,22 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
 import requests
 from eth_account.signers.local import LocalAccount
 from eth_typing import HexStr
+from eth_utils.address import to_checksum_address
 from web3 import Web3
 from web3.contract.contract import ContractFunction
 from web3.exceptions import ContractCustomError, ContractLogicError, TimeExhausted, Web3Exception, Web3RPCError
-from web3.types import Nonce, TxParams
+from web3.types import Nonce, TxParams, Wei
 
 from ledger_service.chain.calls import failed, unreachable
 from ledger_service.chain.reverts import ContractRevertError, RevertDecoder
-from ledger_service.errors import RetryableError
+from ledger_service.errors import LedgerError, RetryableError
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +39,18 @@ class SentTx:
     block_hash: str
     gas_used: int
     logs: tuple[dict[str, Any], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RawCall:
+    """A contract call already ABI-encoded (``data``: selector and arguments), for callers that encode many
+    large calls faster than web3's generic encoder does."""
+
+    to: str
+    data: bytes
+
+
+Call = ContractFunction | RawCall
 
 
 class TxSender:
@@ -76,7 +89,48 @@ class TxSender:
         ChainCallError if the node refuses it otherwise. No message carries the
         library's or the node's own text (it goes to the log).
         """
-        tx_hash = self._submit(call)
+        return self._receipt(call, self._submit(call))
+
+    def send_all(self, calls: Sequence[tuple[Call, int]]) -> list[SentTx | LedgerError]:
+        """Sends ``calls`` (each with its gas limit) in order without waiting for one to be mined before the
+        next is submitted, then waits for every receipt; the fees are read once for all of them.
+
+        One entry per call submitted, in order: its mined :class:`SentTx`, or the error of that transaction
+        (as :meth:`send` raises it). A call refused before it was submitted ends the submissions, so the
+        answer is then shorter than ``calls`` and its last entry is that refusal. The nonces stay in order
+        for the account's other senders: every submission takes the lock, as :meth:`send` does.
+        """
+        fees = self._fees()
+        hashes: list[str] = []
+        refused: LedgerError | None = None
+        for call, gas in calls:
+            try:
+                hashes.append(self._submit(call, {"gas": gas, **fees}))
+            except LedgerError as exc:
+                refused = exc
+                break
+        results: list[SentTx | LedgerError] = []
+        for (call, _), tx_hash in zip(calls, hashes, strict=False):
+            try:
+                results.append(self._receipt(call, tx_hash))
+            except LedgerError as exc:
+                results.append(exc)
+        if refused is not None:
+            results.append(refused)
+        return results
+
+    def _fees(self) -> TxParams:
+        """EIP-1559 fees as web3 would pick them for one transaction (twice the base fee plus the tip)."""
+        try:
+            tip = int(self._w3.eth.max_priority_fee)
+            base = int(self._w3.eth.get_block("latest").get("baseFeePerGas", 0) or 0)
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise unreachable("reading the network's fees", exc) from None
+        except (Web3Exception, ValueError) as exc:
+            raise failed("reading the network's fees", exc) from None
+        return {"maxFeePerGas": Wei(2 * base + tip), "maxPriorityFeePerGas": Wei(tip)}
+
+    def _receipt(self, call: Call, tx_hash: str) -> SentTx:
         try:
             receipt = self._w3.eth.wait_for_transaction_receipt(HexStr(tx_hash), timeout=self._receipt_timeout)
         except TimeExhausted:
@@ -95,7 +149,7 @@ class TxSender:
             logs=tuple(dict(log) for log in receipt["logs"]),
         )
 
-    def _submit(self, call: ContractFunction) -> str:
+    def _submit(self, call: Call, overrides: TxParams | None = None) -> str:
         for attempt in range(1, self._max_attempts + 1):
             with self._lock:
                 try:
@@ -104,8 +158,17 @@ class TxSender:
                         "from": self._account.address,
                         "nonce": Nonce(nonce),
                         "chainId": self._get_chain_id(),
+                        **(overrides or {}),
                     }
-                    tx = call.build_transaction(params)
+                    if isinstance(call, RawCall):
+                        tx: TxParams = {
+                            **params,
+                            "to": to_checksum_address(call.to),
+                            "data": call.data,
+                            "value": Wei(0),
+                        }
+                    else:
+                        tx = call.build_transaction(params)
                 except (ContractCustomError, ContractLogicError) as exc:
                     raise self._decoder.decode(_revert_data(exc)) from None
                 except (requests.ConnectionError, requests.Timeout) as exc:
@@ -142,10 +205,18 @@ class TxSender:
             self._chain_id = int(self._w3.eth.chain_id)
         return self._chain_id
 
-    def _explain_failure(self, call: ContractFunction, block_number: int) -> ContractRevertError:
+    def _explain_failure(self, call: Call, block_number: int) -> ContractRevertError:
         """Replays a failed transaction as a call at its block to recover the revert reason."""
         try:
-            call.call({"from": self._account.address}, block_identifier=block_number - 1)
+            if isinstance(call, RawCall):
+                request: TxParams = {
+                    "from": self._account.address,
+                    "to": to_checksum_address(call.to),
+                    "data": call.data,
+                }
+                self._w3.eth.call(request, block_identifier=block_number - 1)
+            else:
+                call.call({"from": self._account.address}, block_identifier=block_number - 1)
         except (ContractCustomError, ContractLogicError) as exc:
             return self._decoder.decode(_revert_data(exc))
         except (requests.RequestException, Web3Exception, ValueError):  # the reason is lost, not the failure

@@ -417,14 +417,14 @@ chain_problems = Table(
 # Only the API's processes (and ledger-admin, for keys) write these tables; the indexer never touches them, so a
 # reorg or a re-index leaves them as they are. Times are wall-clock unix seconds. Their migrations are revisions
 # 0002 (0002_api_tables.py), 0006 (tokens bound to their sale and expiring, revocations, sealed idempotent
-# answers) and 0007 (document quota).
+# answers), 0007 (document quota) and 0009 (EPCIS capture jobs and the captured events' searchable fields).
 
 api_keys = Table(
     "api_keys",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("name", String(200), nullable=False, comment="who holds the key, for people"),
-    Column("role", String(16), nullable=False, comment="merchant|carrier|inspector|arbiter|auditor|admin"),
+    Column("role", String(16), nullable=False, comment="manufacturer|merchant|carrier|inspector|arbiter|auditor|admin"),
     Column("actor_address", ADDRESS, nullable=True, comment="on-chain account of a writing role; else NULL"),
     Column("key_hash", SHA256_HEX, nullable=False, comment="sha256 hex of the plaintext key"),
     Column("key_prefix", String(16), nullable=False, comment="first characters of the key, to recognise it"),
@@ -541,6 +541,100 @@ document_quota = Table(
     comment="each caller's uploads per day, against LEDGER_DOCUMENT_QUOTA_BYTES (revision 0007)",
 )
 
+# ---- EPCIS capture (revision 0009) -------------------------------------------------------------------------
+#
+# What the chain cannot hold of a captured EPCIS event (eventTime and its offset, readPoint and bizLocation as
+# sent, bizTransactionList, sensor data, extensions, the CBV hash ID) is in the captured document, stored in the
+# document store; its digest is the ``document`` of the ItemEventRecorded the capture writes. These tables are
+# the searchable part of those documents plus the capture jobs: all of it can be rebuilt from the chain's
+# events and the document store (see ledger_service/capture/__init__.py).
+
+EVENT_KEY = BigInteger().with_variant(Integer(), "sqlite")
+"""An autoincrement key (SQLite gives autoincrement only to INTEGER PRIMARY KEY)."""
+
+capture_jobs = Table(
+    "capture_jobs",
+    metadata,
+    Column("capture_id", String(40), primary_key=True, comment="cap_ + 32 hex"),
+    Column("key_id", Integer, nullable=False, comment="the API key that sent the document"),
+    Column("actor", ADDRESS, nullable=False, comment="the on-chain account that signs the job's transactions"),
+    Column("state", String(16), nullable=False, comment="running|succeeded|failed"),
+    Column("document_digest", SHA256_HEX, nullable=False, comment="sha256 hex of the document's bytes"),
+    Column("event_count", Integer, nullable=False, comment="events in the document's eventList"),
+    Column("captured", Integer, nullable=False, comment="events this job recorded on-chain"),
+    Column("duplicates", Integer, nullable=False, comment="events whose hash ID was captured before"),
+    Column("errors", JSON, nullable=False, comment="refused or unsent events: list of {index, pointer, message}"),
+    Column("created_at", BigInteger, nullable=False),
+    Column("finished_at", BigInteger, nullable=True),
+    Index("ix_capture_jobs_key_id_created_at", "key_id", "created_at"),
+    comment="one row per POST /v1/epcis/capture: the job's state, counts and refusals",
+)
+
+epcis_events = Table(
+    "epcis_events",
+    metadata,
+    Column("event_key", EVENT_KEY, primary_key=True, autoincrement=True, comment="insertion order; page cursor"),
+    Column("hash_id", String(100), nullable=False, comment="CBV 2.0 event hash ID: ni:///sha-256;<hex>?ver=CBV2.0"),
+    Column("event_id", Text, nullable=True, comment="the eventID the partner sent, if any"),
+    Column("capture_id", String(40), nullable=False),
+    Column("event_index", Integer, nullable=False, comment="position in the captured document's eventList"),
+    Column("event_type", String(32), nullable=False),
+    Column("action", String(8), nullable=True, comment="ADD|OBSERVE|DELETE; NULL for a TransformationEvent"),
+    Column("event_time", BigInteger, nullable=False, comment="eventTime in unix milliseconds"),
+    Column("time_zone_offset", String(6), nullable=False, comment="eventTimeZoneOffset as sent"),
+    Column("record_time", BigInteger, nullable=True, comment="unix milliseconds when on-chain; NULL while claimed"),
+    Column("biz_step", String(200), nullable=True, comment="CBV short name, or the URI as sent"),
+    Column("disposition", String(200), nullable=True, comment="CBV short name, or the URI as sent"),
+    Column("read_point", Text, nullable=True, comment="readPoint.id as sent"),
+    Column("document", HASH, nullable=False, comment="digest of the captured document (the on-chain document)"),
+    Column(
+        "body",
+        Text,
+        nullable=False,
+        comment="the event's JSON as sent: the query's copy (the captured document, whose digest the chain holds, "
+        "is the record)",
+    ),
+    Column("namespaces", Text, nullable=False, comment="the captured document's inline @context prefixes (JSON)"),
+    Column("actor", ADDRESS, nullable=False, comment="the account that recorded it"),
+    Column("state", String(12), nullable=False, comment="claimed (being sent) | recorded (on-chain)"),
+    Column("tx_hash", HASH, nullable=True, comment="the (last) transaction that wrote it"),
+    Column("block_number", BigInteger, nullable=True),
+    UniqueConstraint("hash_id"),
+    # GE_eventTime / LT_eventTime pages: a range scan in (event_time, event_key), the paging order.
+    Index("ix_epcis_events_event_time", "event_time", "event_key"),
+    Index("ix_epcis_events_record_time", "record_time", "event_key"),
+    Index("ix_epcis_events_capture_id", "capture_id", "event_index"),
+    comment="captured EPCIS events (one per event, however many items it touched); claimed by hash ID",
+)
+
+EPC_ROLES = ("epc", "parent", "child", "input", "output")
+"""``epcis_event_epcs.role``: the index of the list an EPC came from (epcList/parentID/childEPCs/...)."""
+
+epcis_event_epcs = Table(
+    "epcis_event_epcs",
+    metadata,
+    Column("event_key", BigInteger, nullable=False),
+    Column("item_id", HASH, nullable=False, comment="keccak256 of the EPC as sent: the item it names on-chain"),
+    Column("role", SmallInteger, nullable=False, comment="0 epcList, 1 parentID, 2 childEPCs, 3 input, 4 output"),
+    Column("epc", Text, nullable=False, comment="as sent"),
+    Column("seq", BigInteger, nullable=True, comment="the item's on-chain seq written for it; NULL: none (yet)"),
+    PrimaryKeyConstraint("event_key", "item_id", "role"),
+    # MATCH_epc on one item: an equality on item_id, in paging order.
+    Index("ix_epcis_event_epcs_item_id", "item_id", "event_key"),
+    # MATCH_epc with a pattern (urn:epc:idpat:...:*): a prefix range on the EPC text.
+    Index("ix_epcis_event_epcs_epc", "epc", postgresql_ops={"epc": "text_pattern_ops"}),
+)
+
+epcis_biz_transactions = Table(
+    "epcis_biz_transactions",
+    metadata,
+    Column("event_key", BigInteger, nullable=False),
+    Column("type", String(200), nullable=False, comment="CBV short name (po, rma, ...) or URI; empty when untyped"),
+    Column("value", Text, nullable=False),
+    PrimaryKeyConstraint("event_key", "type", "value"),
+    Index("ix_epcis_biz_transactions_value", "value"),
+)
+
 API_TABLES: tuple[Table, ...] = (
     api_keys,
     return_tokens,
@@ -550,5 +644,9 @@ API_TABLES: tuple[Table, ...] = (
     policy_terms,
     item_categories,
     document_quota,
+    capture_jobs,
+    epcis_events,
+    epcis_event_epcs,
+    epcis_biz_transactions,
 )
 """The tables the API writes (the indexer never reads or writes them)."""

@@ -1,7 +1,7 @@
 """The consumer's authenticity check: is this item (or this return label) genuine, and what happened to it?
 
 A *code* is what a consumer scans or types: an item's GS1 name (EPC URI, Digital Link, element string;
-:mod:`ledger_service.verification.gs1`), an item id (``0x`` + 64 hex), or a return's label code
+:mod:`ledger_service.epcis.gs1`), an item id (``0x`` + 64 hex), or a return's label code
 (``RMA-...``, :mod:`ledger_service.returns.labels`). :func:`check_code` resolves it and answers.
 
 Resolving an item, in order: the item registered under exactly the text given (``keccak256(code)``);
@@ -42,6 +42,7 @@ from ledger_service.chain.calls import unreachable
 from ledger_service.chain.signers import ChainContext
 from ledger_service.core.codes import ROLE_IDS, ReturnState
 from ledger_service.core.hashchain import item_id as item_id_of
+from ledger_service.epcis import gs1
 from ledger_service.errors import InvalidRequestError, RetryableError
 from ledger_service.returns.labels import PREFIX as LABEL_PREFIX
 from ledger_service.returns.labels import label_code, parse_label_code
@@ -50,7 +51,6 @@ from ledger_service.store import returns as returns_store
 from ledger_service.store.checkpoint import index_head
 from ledger_service.store.handle import Store
 from ledger_service.store.returns import PayoutRow, ReturnRow
-from ledger_service.verification import gs1
 from ledger_service.verification.history import verify_item
 from ledger_service.verification.model import Finding, Severity
 

@@ -10,24 +10,27 @@ Pure functions of :class:`~ledger_service.verification.history.ItemHistory` and
   lists the kinds of the findings about that event. Cells that a spreadsheet
   would run as a formula are prefixed with ``'``.
 - :func:`history_epcis`: an ``EPCISDocument`` (EPCIS 2.0, JSON-LD) whose
-  ``eventList`` holds one ``ObjectEvent`` per event: the item's EPC URI as
-  registered (an SGTIN URN or a GS1 Digital Link, as is), ``action`` ADD for
-  commissioning, DELETE for destroying and decommissioning, OBSERVE otherwise;
-  ``bizStep`` / ``disposition`` as CBV 2.0 short names; ``readPoint`` as an SGLN
-  URN; the business transaction (typed ``rma`` / ``po`` when the index knows
-  it); ``eventID`` a name-based UUID of the eventHash. The chain data sits
-  under the ``ledger:`` extension namespace declared in the ``@context``.
+  ``eventList`` holds one ``ObjectEvent`` per event, with the item's EPC URI as
+  registered (an SGTIN URN or a GS1 Digital Link, as is) and the chain data
+  under the ``ledger:`` namespace, written by the serializer the EPCIS query
+  interface answers with (:func:`ledger_service.epcis.serialize.chain_event`).
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import uuid
-from datetime import UTC, datetime
 from typing import Any
 
-from ledger_service.core.codes import BizStep
+from ledger_service.epcis.serialize import (
+    EPCIS_CONTEXT,
+    LEDGER_NS,
+    ChainRecord,
+    chain_event,
+    epcis_document,
+    event_uuid,
+    iso_seconds,
+)
 from ledger_service.verification.history import HistoryEvent, ItemHistory
 from ledger_service.verification.model import Finding, ItemVerdict, Severity
 
@@ -43,11 +46,6 @@ __all__ = [
     "verdict_json",
 ]
 
-EPCIS_CONTEXT = "https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"
-LEDGER_NS = "https://returns-ledger.example/epcis/"
-"""The extension namespace (prefix ``ledger:``) of the chain data in EPCIS documents."""
-_ADD = frozenset({BizStep.COMMISSIONING})
-_DELETE = frozenset({BizStep.DESTROYING, BizStep.DECOMMISSIONING})
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 CSV_COLUMNS: tuple[str, ...] = (
@@ -71,10 +69,6 @@ CSV_COLUMNS: tuple[str, ...] = (
 )
 
 
-def _iso(timestamp: int) -> str:
-    return datetime.fromtimestamp(timestamp, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _finding_json(finding: Finding) -> dict[str, Any]:
     return {
         "kind": finding.kind,
@@ -95,7 +89,7 @@ def _event_json(event: HistoryEvent) -> dict[str, Any]:
         "disposition_code": event.disposition,
         "actor": event.actor,
         "actor_roles": list(event.actor_roles),
-        "event_time": _iso(event.timestamp),
+        "event_time": iso_seconds(event.timestamp),
         "timestamp": event.timestamp,
         "read_point": event.read_point,
         "location": event.location,
@@ -154,7 +148,7 @@ def history_json(history: ItemHistory, verdict: ItemVerdict, *, checked_at: int)
         "indexed_block": history.indexed_block,
         "events": [_event_json(e) for e in history.events],
         "count": len(history.events),
-        "verification": {**verdict_json(verdict), "checked_at": _iso(checked_at)},
+        "verification": {**verdict_json(verdict), "checked_at": iso_seconds(checked_at)},
     }
 
 
@@ -179,7 +173,7 @@ def history_csv(history: ItemHistory, verdict: ItemVerdict) -> str:
                 event.seq,
                 [
                     event.seq,
-                    _iso(event.timestamp),
+                    iso_seconds(event.timestamp),
                     event.biz_step_name or event.biz_step,
                     event.disposition_name or event.disposition,
                     event.actor,
@@ -216,61 +210,36 @@ def item_epc(history: ItemHistory) -> str:
     return uri if uri else f"{LEDGER_NS}item/{history.item_id}"
 
 
-def event_uuid(event_hash: str) -> str:
-    """A stable ``urn:uuid:`` for an event: the name-based (v5) UUID of its eventHash in the ledger namespace."""
-    return f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, f'{LEDGER_NS}event/{event_hash.lower()}')}"
-
-
-def _action(event: HistoryEvent) -> str:
-    if event.biz_step in _ADD:
-        return "ADD"
-    if event.biz_step in _DELETE:
-        return "DELETE"
-    return "OBSERVE"
-
-
-def _epcis_event(history: ItemHistory, event: HistoryEvent) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "type": "ObjectEvent",
-        "eventTime": _iso(event.timestamp),
-        "eventTimeZoneOffset": "+00:00",
-        "eventID": event_uuid(event.event_hash),
-        "epcList": [item_epc(history)],
-        "action": _action(event),
-        "bizStep": event.biz_step_name or f"{LEDGER_NS}bizStep/{event.biz_step}",
-        "disposition": event.disposition_name or f"{LEDGER_NS}disposition/{event.disposition}",
-    }
-    read_point = event.read_point
-    if read_point is not None:
-        out["readPoint"] = {"id": f"urn:epc:id:sgln:{read_point}"}
-    if event.has_biz_transaction:
-        transaction: dict[str, str] = {"bizTransaction": f"{LEDGER_NS}bizTransaction/{event.biz_transaction}"}
-        if event.biz_transaction_type is not None:
-            transaction = {"type": event.biz_transaction_type, **transaction}
-        out["bizTransactionList"] = [transaction]
-    out["ledger:seq"] = event.seq
-    out["ledger:actor"] = event.actor
-    out["ledger:eventHash"] = event.event_hash
-    out["ledger:prevHash"] = event.prev_hash
-    out["ledger:txHash"] = event.tx_hash
-    out["ledger:blockNumber"] = event.block_number
-    if event.block_hash is not None:
-        out["ledger:blockHash"] = event.block_hash
-    out["ledger:logIndex"] = event.log_index
+def chain_record(item_id: str, event: HistoryEvent) -> ChainRecord:
+    """The serializer's view of a history event (its proof)."""
     cid = event.document_cid
-    if cid is not None:
-        out["ledger:document"] = cid.v0
-    return out
+    return ChainRecord(
+        item_id=item_id,
+        seq=event.seq,
+        biz_step=event.biz_step,
+        disposition=event.disposition,
+        actor=event.actor,
+        location=event.location,
+        document=event.document,
+        document_cid=None if cid is None else cid.v0,
+        biz_transaction=event.biz_transaction,
+        biz_transaction_type=event.biz_transaction_type,
+        timestamp=event.timestamp,
+        prev_hash=event.prev_hash,
+        event_hash=event.event_hash,
+        tx_hash=event.tx_hash,
+        block_number=event.block_number,
+        block_hash=event.block_hash,
+        log_index=event.log_index,
+    )
 
 
 def history_epcis(history: ItemHistory, verdict: ItemVerdict, *, created_at: int) -> dict[str, Any]:
-    """The history as an EPCIS 2.0 ``EPCISDocument`` (JSON-LD); ``created_at``: unix seconds."""
-    return {
-        "@context": [EPCIS_CONTEXT, {"ledger": LEDGER_NS}],
-        "type": "EPCISDocument",
-        "schemaVersion": "2.0",
-        "creationDate": _iso(created_at),
-        "ledger:itemId": history.item_id,
-        "ledger:intact": verdict.intact,
-        "epcisBody": {"eventList": [_epcis_event(history, e) for e in history.events]},
-    }
+    """The history as an EPCIS 2.0 ``EPCISDocument`` (JSON-LD); ``created_at``: unix seconds. Serialized by
+    :mod:`ledger_service.epcis.serialize`, as the EPCIS query interface's answers are."""
+    epc = item_epc(history)
+    return epcis_document(
+        [chain_event(epc, chain_record(history.item_id, e)) for e in history.events],
+        created_at=created_at,
+        members={"ledger:itemId": history.item_id, "ledger:intact": verdict.intact},
+    )

@@ -7,7 +7,7 @@ thread, the application, and one API key per role.
   background thread, and the :class:`Settings` that point at all of it.
 - ``client`` (module): a ``TestClient`` of ``create_app(api_env.settings)`` with the default routers
   (its lifespan ran: store and chain are open).
-- ``keys`` (module): plaintext API keys by name: merchant, merchant2, carrier, inspector, arbiter (the
+- ``keys`` (module): plaintext API keys by name: manufacturer, merchant, merchant2, carrier, inspector, arbiter (the
   on-chain accounts of tests/support/chain.py), auditor, admin. Send them with :func:`bearer`.
 
 :func:`make_client` builds a client with other routers (e.g. test-only routes).
@@ -40,6 +40,7 @@ from tests.support.chain import (
     ARTIFACTS,
     CARRIER,
     INSPECTOR,
+    MANUFACTURER,
     MERCHANT,
     MERCHANT2,
     Anvil,
@@ -50,6 +51,7 @@ from tests.support.chain import (
 
 RELAYER = DEV_RELAYER_ACCOUNT
 KEY_ACCOUNTS: dict[str, tuple[Role, int | None]] = {
+    "manufacturer": (Role.MANUFACTURER, MANUFACTURER),
     "merchant": (Role.MERCHANT, MERCHANT),
     "merchant2": (Role.MERCHANT, MERCHANT2),
     "carrier": (Role.CARRIER, CARRIER),

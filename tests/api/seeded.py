@@ -38,6 +38,10 @@ CREDENTIALS: dict[tuple[str, str], str | None] = {
     ("POST", "/v1/documents"): "merchant",
     ("GET", "/v1/documents/{cid}"): None,
     ("GET", "/v1/verify/{code}"): None,
+    ("POST", "/v1/epcis/capture"): "manufacturer",
+    ("GET", "/v1/epcis/capture/{capture_id}"): "manufacturer",
+    ("GET", "/v1/epcis/events"): "auditor",
+    ("GET", "/v1/epcis/events/{event_id}"): "auditor",
 }
 """Which credentials each operation is called with: a key name of the ``keys`` fixture, "consumer" (the
 return token of the seeded sale) or None (a public operation). Operations that accept both get the

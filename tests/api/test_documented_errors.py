@@ -21,6 +21,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from fastapi.testclient import TestClient
@@ -29,6 +30,7 @@ from api.main import create_app
 from ledger_service.documents.cid import cid_of_bytes
 from tests.api.asgi_fuzz import RawRequest, Route, call, check, documented_statuses
 from tests.api.conftest import ApiEnv
+from tests.api.epcis_docs import document, event, new_epc
 from tests.api.flows import POLICY
 from tests.api.seeded import CREDENTIALS, Seeded, seed
 
@@ -45,10 +47,12 @@ NOT_PROVOKED: dict[int, str] = {
 NEVER_ANSWERED: dict[tuple[str, str, int], str] = {
     ("POST", "/v1/documents", 403): "any valid API key or return token may upload",
     ("GET", "/v1/returns/{return_id}", 403): "every role may read returns; another party's return is a 404",
+    ("GET", "/v1/epcis/capture/{capture_id}", 403): "any API key may ask; another account's capture is a 404",
 }
 """(method, path, status) the document lists but no request can produce, with why."""
 
 WRONG_ROLE = {
+    "manufacturer": "auditor",
     "merchant": "carrier",
     "carrier": "merchant",
     "inspector": "carrier",
@@ -65,6 +69,8 @@ UNKNOWN_IDS = {
     "address": "0x" + "e4" * 20,
     "cid": str(cid_of_bytes(b"a document nobody stored")),
     "code": "urn:epc:id:sgtin:0614141.107346.nobody",
+    "capture_id": "cap_" + "e5" * 16,
+    "event_id": quote("ni:///sha-256;" + "e6" * 32 + "?ver=CBV2.0", safe=""),
 }
 MALFORMED_IDS = {
     "item_id": "0x12",
@@ -73,6 +79,8 @@ MALFORMED_IDS = {
     "address": "0x1234",
     "cid": "not-a-cid",
     "code": "x" * 2049,
+    "capture_id": "cap_x",
+    "event_id": "not-a-hash-id",
 }
 
 VALID_BODIES: dict[tuple[str, str], dict[str, Any]] = {
@@ -85,6 +93,7 @@ VALID_BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/v1/returns/{return_id}/inspection"): {"passed": True},
     ("POST", "/v1/returns/{return_id}/resolution"): {"consumer_amount": "1"},
     ("POST", "/v1/returns/{return_id}/dispute"): {"comment": "it was not damaged by me"},
+    ("POST", "/v1/epcis/capture"): document(event([new_epc()])),
 }
 """Bodies that pass validation (so the status comes from the check under test, not from the body)."""
 INVALID_BODIES: dict[tuple[str, str], dict[str, Any]] = {
@@ -97,10 +106,12 @@ INVALID_BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/v1/returns/{return_id}/inspection"): {"grade": "A"},
     ("POST", "/v1/returns/{return_id}/resolution"): {"consumer_amount": "-1"},
     ("POST", "/v1/returns/{return_id}/dispute"): {"comment": ["not", "text"]},
+    ("POST", "/v1/epcis/capture"): document({**event([new_epc()]), "action": "TELEPORT"}),
 }
 """Bodies with one invalid or missing field (a 422 where the route has no path parameter to get wrong)."""
 SIZE_LIMIT = 4096
-"""The document size limit of this module's application (small, so a 413 needs no large body)."""
+"""The document and EPCIS capture size limits of this module's application (small, so a 413 needs no large
+body)."""
 JSON_TOO_LARGE = 8 * 1024 * 1024
 """Whitespace added to a valid JSON body to make it larger than a JSON route accepts."""
 HEADERS_TOO_LARGE = 1024 * 1024
@@ -129,7 +140,9 @@ CASES = [
 @pytest.fixture(scope="module")
 def limited(api_env: ApiEnv) -> ApiEnv:
     """The module's environment with a small document limit (the size the 413 case exceeds)."""
-    api_env.settings = api_env.settings.model_copy(update={"document_max_bytes": SIZE_LIMIT})
+    api_env.settings = api_env.settings.model_copy(
+        update={"document_max_bytes": SIZE_LIMIT, "epcis_capture_max_bytes": SIZE_LIMIT}
+    )
     return api_env
 
 

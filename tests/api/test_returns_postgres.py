@@ -41,6 +41,7 @@ def pg_env(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequ
             deployment_file=manifest,
             artifacts_dir=ARTIFACTS,
             wait_timeout_s=20.0,
+            documents_dir=tmp / "documents",
         )
         store = Store.open(settings.database_url)
         indexer = IndexerThread(settings)

@@ -20,10 +20,10 @@ from sqlalchemy import delete, insert, select, update
 from web3 import Web3
 
 from api.main import create_app
+from ledger_service.epcis.gs1 import check_digit
 from ledger_service.returns.labels import label_code
 from ledger_service.settings import Settings
 from ledger_service.store.tables import item_events, item_key, item_registrations, items, returns, role_changes
-from ledger_service.verification.gs1 import check_digit
 from tests.api.conftest import ApiEnv, bearer
 from tests.api.flows import LOCATION, PRICE, Flow, ok, problem
 from tests.support.chain import ADMIN, MANUFACTURER, MERCHANT

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ledger_service.verification.gs1 import (
+from ledger_service.epcis.gs1 import (
     Gs1Error,
     ItemKey,
     check_digit,

@@ -1,0 +1,106 @@
+"""The CBV 2.0 event hash ID of EPCIS events, computed by GS1's reference implementation.
+
+PyPI's ``epcis-event-hash-generator`` (GS1 Germany's exemplary implementation of the algorithm of CBV 2.0
+section 8.9) is used as it is: JSON-LD expansion of the document, the canonical pre-hash string of each
+event, then ``ni:///sha-256;<hex>?ver=CBV2.0``. Two wrappings it needs in a service:
+
+- the library keeps module-global state (the namespaces of the last document, the join string), so calls
+  are serialized by one lock;
+- its JSON-LD document loader falls back to fetching unknown ``@context`` URLs from the web. Ours serves
+  the EPCIS 2.0 contexts the library ships and refuses any other URL (:class:`UnknownContextError`): a
+  capture never waits on, or leaks a request to, a host named in a partner's document.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.resources
+import json
+import logging
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from epcis_event_hash_generator import hash_generator, json_to_py  # type: ignore[import-untyped]
+from pyld import jsonld  # type: ignore[import-untyped]
+
+__all__ = ["UnknownContextError", "hash_ids"]
+
+_CONTEXT_FILES = {
+    "https://gs1.github.io/EPCIS/epcis-context.jsonld": (
+        "14b10c9d3e92d35f577bfc610fe5ec15aa2941124987919389d7cd9998516861.jsonld"
+    ),
+    "https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld": (
+        "e532647e8eb371379b8b0e8602d8981c8566bc60f7351f22c76a5bc865962008.jsonld"
+    ),
+    "https://ref.gs1.org/standards/epcis/epcis-context.jsonld": (
+        "e532647e8eb371379b8b0e8602d8981c8566bc60f7351f22c76a5bc865962008.jsonld"
+    ),
+}
+KNOWN_CONTEXTS = tuple(_CONTEXT_FILES)
+_lock = threading.Lock()
+_contexts: dict[str, Any] = {}
+
+
+def _quiet(record: logging.LogRecord) -> bool:
+    """Drops the library's INFO and DEBUG lines: it logs every event it hashes, through the root logger."""
+    return record.levelno >= logging.WARNING or "epcis_event_hash_generator" not in record.pathname
+
+
+logging.getLogger().addFilter(_quiet)
+
+
+class UnknownContextError(ValueError):
+    """A document's ``@context`` names a URL that is not an EPCIS 2.0 context (we fetch nothing)."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(
+            f"the @context {url!r} is not one this service knows; use the EPCIS 2.0 context "
+            f"({KNOWN_CONTEXTS[1]}) and declare your own namespaces inline as prefix: URI pairs"
+        )
+        self.url = url
+
+
+def _context(url: str) -> Any:
+    if url not in _contexts:
+        name = _CONTEXT_FILES[url]
+        text = importlib.resources.files("epcis_event_hash_generator").joinpath(name).read_text(encoding="utf-8")
+        _contexts[url] = json.loads(text)
+    return _contexts[url]
+
+
+def _loader(url: str, options: Any = None) -> dict[str, Any]:
+    if url not in _CONTEXT_FILES:
+        raise jsonld.JsonLdError(
+            "unknown context", "jsonld.LoadDocumentError", code="loading remote context failed", cause=url
+        )
+    return {"contentType": "application/ld+json", "contextUrl": None, "documentUrl": url, "document": _context(url)}
+
+
+def _unknown_context(document: dict[str, Any]) -> str | None:
+    contexts = document.get("@context")
+    for entry in contexts if isinstance(contexts, list) else [contexts]:
+        if isinstance(entry, str) and entry not in _CONTEXT_FILES:
+            return entry
+    return None
+
+
+def hash_ids(document: dict[str, Any], count: int) -> Sequence[str | None]:
+    """The hash ID of each of the ``count`` events of ``document`` (already schema-valid), in order; None for an
+    event the reference implementation could not read. :class:`UnknownContextError` for a remote context."""
+    unknown = _unknown_context(document)
+    if unknown is not None:
+        raise UnknownContextError(unknown)
+    with _lock:
+        previous = jsonld.get_document_loader()
+        jsonld.set_document_loader(_loader)
+        try:
+            json_to_py._namespaces.clear()  # the library keeps the last document's namespaces otherwise
+            events = json_to_py.event_list_from_epcis_document_json(copy.deepcopy(document))
+            found: list[str | None] = []
+            for event in events[2][:count]:
+                prehash = hash_generator.derive_prehashes_from_events(("EventList", "", [event]))
+                found.append(hash_generator.calculate_hashes_from_pre_hashes(prehash)[0] if prehash else None)
+        finally:
+            jsonld.set_document_loader(previous)
+    return found + [None] * (count - len(found))

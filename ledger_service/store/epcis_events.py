@@ -1,0 +1,708 @@
+"""Queries of the captured EPCIS events (``epcis_events``, ``epcis_event_epcs``, ``epcis_biz_transactions``).
+
+Invariants:
+- an event hash ID is in ``epcis_events`` at most once (unique): :func:`claim_events` inserts a capture's
+  events before anything is sent, and an event another capture already holds, recorded or being sent, is
+  not claimed again (that is how one document captured twice at the same time records each event once);
+- a ``claimed`` row is either turned ``recorded`` (:func:`mark_recorded`, with its transaction and the
+  item seqs the chain gave it) or deleted (:func:`release_claims`) by the capture that claimed it;
+- the rows are the searchable part of the captured documents (the document store holds each as received,
+  its digest is the on-chain ``document``), so they can be rebuilt from the chain and the document store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, and_, delete, func, or_, select, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from ledger_service.core.codes import ROLE_IDS
+from ledger_service.core.keccak import keccak_text
+from ledger_service.epcis.serialize import ChainRecord
+from ledger_service.store._db import read_transaction, write_transaction
+from ledger_service.store.tables import epcis_biz_transactions, epcis_event_epcs, epcis_events
+from ledger_service.store.handle import Store
+from ledger_service.store.tables import item_events, item_key, items, returns, roles, sales, sellers
+
+CLAIMED, RECORDED = "claimed", "recorded"
+_CHUNK = 500
+
+
+@dataclass(frozen=True, slots=True)
+class EventClaim:
+    """A captured event's row, before it is sent."""
+
+    hash_id: str
+    event_id: str | None
+    event_index: int
+    event_type: str
+    action: str | None
+    event_time: int
+    time_zone_offset: str
+    biz_step: str
+    disposition: str
+    read_point: str | None
+    document: str
+    body: str
+    """The event's JSON as sent."""
+    namespaces: str
+    """The captured document's inline @context prefixes, JSON."""
+    epcs: tuple[tuple[str, int, str], ...]
+    """(item id, role, EPC)."""
+    biz_transactions: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """Where a claimed event went on-chain."""
+
+    event_key: int
+    tx_hash: str
+    block_number: int
+    seqs: Mapping[str, int]
+    """item id -> the seq its ItemEventRecorded got."""
+
+
+@dataclass(frozen=True, slots=True)
+class ItemFacts:
+    """What the capture's rules need of an item the index knows."""
+
+    item_id: str
+    merchant: str
+    destroyed: bool
+    event_count: int
+    last_event_ms: int
+    """The time of its last event, in unix ms: the eventTime of a captured one, the block time otherwise."""
+
+
+@dataclass(frozen=True, slots=True)
+class ActorFacts:
+    roles: frozenset[str]
+    """Role names (``MANUFACTURER_ROLE``...) the account holds."""
+    sells_for: frozenset[str]
+    """Merchants that made the account their seller."""
+
+
+_ROLE_NAMES = {"0x" + value.hex(): name for name, value in ROLE_IDS.items()}
+
+
+def actor_facts(store: Store, account: str) -> ActorFacts:
+    account = account.lower()
+    with read_transaction(store.engine) as conn:
+        held = conn.execute(select(roles.c.role).where(roles.c.account == account)).scalars().all()
+        merchants = conn.execute(select(sellers.c.merchant).where(sellers.c.seller == account)).scalars().all()
+    return ActorFacts(
+        roles=frozenset(_ROLE_NAMES.get(r, r) for r in held), sells_for=frozenset(m.lower() for m in merchants)
+    )
+
+
+def item_facts(store: Store, item_ids: Iterable[str]) -> dict[str, ItemFacts]:
+    """The indexed items among ``item_ids``, each with the time of its last event."""
+    wanted = sorted({i.lower() for i in item_ids})
+    found: dict[str, ItemFacts] = {}
+    e = epcis_events.c
+    p = epcis_event_epcs.c
+    with read_transaction(store.engine) as conn:
+        for start in range(0, len(wanted), _CHUNK):
+            chunk = wanted[start : start + _CHUNK]
+            rows = conn.execute(
+                select(
+                    items.c.item_id,
+                    items.c.merchant,
+                    items.c.destroyed,
+                    items.c.event_count,
+                    items.c.last_event_at,
+                ).where(items.c.item_id.in_(chunk))
+            ).all()
+            captured = dict(
+                conn.execute(
+                    select(p.item_id, func.max(e.event_time))
+                    .select_from(epcis_event_epcs.join(epcis_events, e.event_key == p.event_key))
+                    .where(p.item_id.in_(chunk), e.state == RECORDED)
+                    .group_by(p.item_id)
+                ).all()
+            )
+            last_seq = dict(
+                conn.execute(select(p.item_id, func.max(p.seq)).where(p.item_id.in_(chunk)).group_by(p.item_id)).all()
+            )
+            for row in rows:
+                last_captured = captured.get(row.item_id)
+                seq = last_seq.get(row.item_id)
+                # An event after the last captured one (the escrow's, a script's) counts with its block time.
+                uncaptured_after = seq is None or int(seq) < int(row.event_count) - 1
+                times = [int(last_captured)] if last_captured is not None else []
+                if uncaptured_after:
+                    times.append(int(row.last_event_at) * 1000)
+                found[row.item_id] = ItemFacts(
+                    item_id=row.item_id,
+                    merchant=row.merchant,
+                    destroyed=bool(row.destroyed),
+                    event_count=int(row.event_count),
+                    last_event_ms=max(times) if times else 0,
+                )
+    return found
+
+
+def _insert_ignore(conn: Connection, row: dict[str, Any]) -> int | None:
+    """Inserts an epcis_events row unless its hash ID is there; its event_key, or None."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    stmt = (
+        dialect.insert(epcis_events)
+        .values(**row)
+        .on_conflict_do_nothing(index_elements=["hash_id"])
+        .returning(epcis_events.c.event_key)
+    )
+    key = conn.execute(stmt).scalar_one_or_none()
+    return None if key is None else int(key)
+
+
+def claim_events(store: Store, *, capture_id: str, actor: str, claims: Sequence[EventClaim]) -> dict[str, int]:
+    """Claims each event by its hash ID, in one transaction; hash ID -> event_key of those this call claimed
+    (the others are held by an earlier or a concurrent capture)."""
+    claimed: dict[str, int] = {}
+    with write_transaction(store.engine) as conn:
+        for claim in claims:
+            key = _insert_ignore(
+                conn,
+                {
+                    "hash_id": claim.hash_id,
+                    "event_id": claim.event_id,
+                    "capture_id": capture_id,
+                    "event_index": claim.event_index,
+                    "event_type": claim.event_type,
+                    "action": claim.action,
+                    "event_time": claim.event_time,
+                    "time_zone_offset": claim.time_zone_offset,
+                    "record_time": None,
+                    "biz_step": claim.biz_step,
+                    "disposition": claim.disposition,
+                    "read_point": claim.read_point,
+                    "document": claim.document,
+                    "body": claim.body,
+                    "namespaces": claim.namespaces,
+                    "actor": actor.lower(),
+                    "state": CLAIMED,
+                    "tx_hash": None,
+                    "block_number": None,
+                },
+            )
+            if key is None:
+                continue
+            claimed[claim.hash_id] = key
+            epcs = {(item_id, role): epc for item_id, role, epc in claim.epcs}
+            conn.execute(
+                epcis_event_epcs.insert(),
+                [
+                    {"event_key": key, "item_id": item_id, "role": role, "epc": epc, "seq": None}
+                    for (item_id, role), epc in epcs.items()
+                ],
+            )
+            transactions = set(claim.biz_transactions)
+            if transactions:
+                conn.execute(
+                    epcis_biz_transactions.insert(),
+                    [{"event_key": key, "type": kind, "value": value} for kind, value in sorted(transactions)],
+                )
+    return claimed
+
+
+def release_claims(store: Store, event_keys: Iterable[int]) -> None:
+    """Deletes claimed (never recorded) events, so that a later capture of them is not taken for a duplicate."""
+    keys = sorted(set(event_keys))
+    with write_transaction(store.engine) as conn:
+        for start in range(0, len(keys), _CHUNK):
+            chunk = keys[start : start + _CHUNK]
+            held = select(epcis_events.c.event_key).where(
+                epcis_events.c.event_key.in_(chunk), epcis_events.c.state == CLAIMED
+            )
+            mine = conn.execute(held).scalars().all()
+            if not mine:
+                continue
+            conn.execute(delete(epcis_event_epcs).where(epcis_event_epcs.c.event_key.in_(mine)))
+            conn.execute(delete(epcis_biz_transactions).where(epcis_biz_transactions.c.event_key.in_(mine)))
+            conn.execute(delete(epcis_events).where(epcis_events.c.event_key.in_(mine)))
+
+
+def mark_recorded(store: Store, recorded: Sequence[Recorded], *, record_time_ms: int) -> None:
+    """Marks events on-chain, with their transaction and the seq each item got, in one transaction."""
+    with write_transaction(store.engine) as conn:
+        for entry in recorded:
+            conn.execute(
+                update(epcis_events)
+                .where(epcis_events.c.event_key == entry.event_key)
+                .values(
+                    state=RECORDED,
+                    tx_hash=entry.tx_hash,
+                    block_number=entry.block_number,
+                    record_time=record_time_ms,
+                )
+            )
+            for item_id, seq in entry.seqs.items():
+                conn.execute(
+                    update(epcis_event_epcs)
+                    .where(
+                        and_(
+                            epcis_event_epcs.c.event_key == entry.event_key,
+                            epcis_event_epcs.c.item_id == item_id,
+                            epcis_event_epcs.c.role != 1,
+                        )
+                    )
+                    .values(seq=seq)
+                )
+
+
+def known_hash_ids(store: Store, hash_ids: Sequence[str]) -> set[str]:
+    """The hash IDs among ``hash_ids`` already captured (recorded, or claimed by a capture under way)."""
+    found: set[str] = set()
+    with read_transaction(store.engine) as conn:
+        for start in range(0, len(hash_ids), _CHUNK):
+            chunk = hash_ids[start : start + _CHUNK]
+            found.update(
+                conn.execute(select(epcis_events.c.hash_id).where(epcis_events.c.hash_id.in_(chunk))).scalars()
+            )
+    return found
+
+
+# ---- the query interface ----------------------------------------------------------------------------------
+
+_ZERO = "0x" + "00" * 32
+CAPTURED, CHAIN = 0, 1
+"""The two sources of an answer: captured events, and events only the chain holds (no capture document)."""
+_PARENT_ROLE = 1
+_MATCH_EPC_ROLES = (0, 2)
+"""MATCH_epc looks at epcList and childEPCs; MATCH_anyEPC at every list and parentID."""
+
+
+@dataclass(frozen=True, slots=True)
+class EventQuery:
+    """A SimpleEventQuery's conditions (all given ones must hold), plus the reader's restriction."""
+
+    event_types: tuple[str, ...] = ()
+    biz_steps: tuple[str, ...] = ()
+    """As stored: CBV short names, or URIs."""
+    biz_step_codes: tuple[int, ...] = ()
+    """The same steps' on-chain codes (for events without a capture document)."""
+    dispositions: tuple[str, ...] = ()
+    disposition_codes: tuple[int, ...] = ()
+    epcs: tuple[str, ...] = ()
+    epc_prefixes: tuple[str, ...] = ()
+    any_epcs: tuple[str, ...] = ()
+    any_epc_prefixes: tuple[str, ...] = ()
+    ge_event_time: int | None = None
+    """Unix milliseconds, inclusive."""
+    lt_event_time: int | None = None
+    ge_record_time: int | None = None
+    read_points: tuple[str, ...] = ()
+    read_point_locations: tuple[str, ...] = ()
+    """The read points that are SGLN URNs, as the contract's bytes32 location (0x hex)."""
+    biz_transactions: tuple[tuple[str, str], ...] = ()
+    """(type, value); type empty: any type."""
+    biz_transaction_digests: tuple[str, ...] = ()
+    """The business transactions as the chain holds them (0x hex), for events without a capture document."""
+    capture_id: str | None = None
+    merchant: str | None = None
+    """Only events on items whose merchant of record this is."""
+    item_id: str | None = None
+    """Only events on this item."""
+
+    @property
+    def chain_side(self) -> bool:
+        """Whether events without a capture document can match at all."""
+        if self.capture_id is not None or (self.event_types and "ObjectEvent" not in self.event_types):
+            return False
+        if self.biz_steps and not self.biz_step_codes:
+            return False
+        if self.dispositions and not self.disposition_codes:
+            return False
+        if self.read_points and not self.read_point_locations:
+            return False
+        return not (self.biz_transactions and not self.biz_transaction_digests)
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class PageKey:
+    """An event's place in the answer order: event time, source, then insertion (or chain) order."""
+
+    time_ms: int
+    source: int
+    key: int
+
+
+@dataclass(frozen=True, slots=True)
+class ChainRow:
+    """One indexed ItemEventRecorded (its ``document_cid`` left for the caller: CIDs are the documents
+    package's), and the EPC it was written on."""
+
+    epc: str
+    record: ChainRecord
+
+
+@dataclass(frozen=True, slots=True)
+class FoundEvent:
+    key: PageKey
+    hash_id: str | None
+    """A captured event's hash ID (None: a chain event)."""
+    document: str | None
+    """A captured event's document digest (the captured document's, shared by its events)."""
+    event_index: int | None
+    """A captured event's position in that document's eventList."""
+    body: str | None
+    """A captured event's JSON as sent, and its document's inline prefixes (JSON)."""
+    namespaces: str | None
+    record_time_ms: int | None
+    rows: tuple[ChainRow, ...]
+
+
+def _position(block_number: int, log_index: int) -> int:
+    return block_number * (1 << 20) + log_index
+
+
+def _prefix_condition(column: Any, prefix: str, dialect: str) -> Any:
+    if dialect == "postgresql":
+        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        return column.like(escaped + "%", escape="\\")
+    # SQLite's LIKE ignores case and no index serves it: a range on the text does, and means "starts with".
+    return and_(column >= prefix, column < prefix + "\U0010ffff")
+
+
+def _epc_keys(query: EventQuery, dialect: str) -> list[Any]:
+    """Conditions on epcis_events.event_key for the EPC filters (each an IN over the EPC index)."""
+    p = epcis_event_epcs.c
+    conditions: list[Any] = []
+    for exact, prefixes, lists in (
+        (query.epcs, query.epc_prefixes, _MATCH_EPC_ROLES),
+        (query.any_epcs, query.any_epc_prefixes, None),
+    ):
+        if not exact and not prefixes:
+            continue
+        matches = [p.item_id.in_(sorted({_item_of(e) for e in exact}))] if exact else []
+        matches += [_prefix_condition(p.epc, prefix, dialect) for prefix in prefixes]
+        chosen = select(p.event_key).where(or_(*matches))
+        if lists is not None:
+            chosen = chosen.where(p.role.in_(lists))
+        conditions.append(epcis_events.c.event_key.in_(chosen))
+    return conditions
+
+
+def _item_of(epc: str) -> str:
+    return "0x" + keccak_text(epc).hex()
+
+
+def _captured(conn: Connection, query: EventQuery, after: PageKey | None, limit: int) -> list[tuple[PageKey, Any]]:
+    e = epcis_events.c
+    p = epcis_event_epcs.c
+    dialect = conn.dialect.name
+    conditions: list[Any] = [e.state == RECORDED, *_epc_keys(query, dialect)]
+    if query.event_types:
+        conditions.append(e.event_type.in_(query.event_types))
+    if query.biz_steps:
+        conditions.append(e.biz_step.in_(query.biz_steps))
+    if query.dispositions:
+        conditions.append(e.disposition.in_(query.dispositions))
+    if query.ge_event_time is not None:
+        conditions.append(e.event_time >= query.ge_event_time)
+    if query.lt_event_time is not None:
+        conditions.append(e.event_time < query.lt_event_time)
+    if query.ge_record_time is not None:
+        conditions.append(e.record_time >= query.ge_record_time)
+    if query.read_points:
+        conditions.append(e.read_point.in_(query.read_points))
+    if query.capture_id is not None:
+        conditions.append(e.capture_id == query.capture_id)
+    b = epcis_biz_transactions.c
+    for kind, value in query.biz_transactions:
+        chosen = select(b.event_key).where(b.value == value)
+        if kind:
+            chosen = chosen.where(b.type.in_(_transaction_types(kind)))
+        conditions.append(e.event_key.in_(chosen))
+    if query.item_id is not None:
+        conditions.append(e.event_key.in_(select(p.event_key).where(p.item_id == query.item_id)))
+    if query.merchant is not None:
+        mine = select(p.event_key).join(items, items.c.item_id == p.item_id).where(items.c.merchant == query.merchant)
+        conditions.append(e.event_key.in_(mine))
+    if after is not None:
+        later = e.event_time > after.time_ms
+        if after.source == CAPTURED:
+            later = or_(later, and_(e.event_time == after.time_ms, e.event_key > after.key))
+        conditions.append(later)
+    stmt = select(epcis_events).where(*conditions).order_by(e.event_time, e.event_key).limit(limit)
+    return [(PageKey(int(r.event_time), CAPTURED, int(r.event_key)), r) for r in conn.execute(stmt)]
+
+
+def _transaction_types(kind: str) -> list[str]:
+    """A bizTransaction type as sent in its forms (short name, CBV URN, GS1 web URI)."""
+    return [kind, f"urn:epcglobal:cbv:btt:{kind}", f"https://ref.gs1.org/cbv/BTT-{kind}"]
+
+
+def _first_block_at(conn: Connection, timestamp: int) -> int | None:
+    """The first block holding an item event at or after ``timestamp`` (block times only grow): a binary search
+    over the events' primary key, a few dozen indexed reads; None when there is none."""
+    ie = item_events.c
+    head = conn.execute(select(func.max(ie.block_number))).scalar_one_or_none()
+    if head is None:
+        return None
+    lo, hi = 0, int(head) + 1
+    while lo < hi:
+        mid = (lo + hi) // 2
+        row = conn.execute(
+            select(ie.block_number, ie.timestamp).where(ie.block_number >= mid).order_by(ie.block_number).limit(1)
+        ).first()
+        if row is None or int(row.timestamp) >= timestamp:
+            hi = mid
+        else:
+            lo = int(row.block_number) + 1
+    return lo if lo <= int(head) else None
+
+
+def _chain_only(
+    conn: Connection, query: EventQuery, after: PageKey | None, limit: int, until_ms: int | None
+) -> list[tuple[PageKey, Any]]:
+    """Item events without a capture document, in chain order (= time order: block times only grow)."""
+    ie = item_events.c
+    it = items.c
+    p = epcis_event_epcs.c
+    dialect = conn.dialect.name
+    captured = select(p.event_key).where(p.item_id == ie.item_id, p.seq == ie.seq, p.role != _PARENT_ROLE)
+    conditions: list[Any] = [~captured.exists()]
+    if query.biz_step_codes:
+        conditions.append(ie.biz_step.in_(query.biz_step_codes))
+    if query.disposition_codes:
+        conditions.append(ie.disposition.in_(query.disposition_codes))
+    if query.read_point_locations:
+        conditions.append(ie.location.in_(query.read_point_locations))
+    if query.biz_transaction_digests:
+        conditions.append(ie.biz_transaction.in_(query.biz_transaction_digests))
+    lower_s = max((-(-t // 1000) for t in (query.ge_event_time, query.ge_record_time) if t is not None), default=None)
+    if after is not None:
+        lower_s = max(lower_s or 0, -(-after.time_ms // 1000))
+    if lower_s is not None:
+        first = _first_block_at(conn, lower_s)
+        if first is None:
+            return []
+        conditions += [ie.block_number >= first, ie.timestamp >= lower_s]
+    upper_s = min(
+        (
+            s
+            for s in (
+                -(-query.lt_event_time // 1000) if query.lt_event_time is not None else None,
+                until_ms // 1000 + 1 if until_ms is not None else None,
+            )
+            if s is not None
+        ),
+        default=None,
+    )
+    if upper_s is not None:
+        # Before LT_eventTime, and not after the captured side's last event of this page (nothing later can be on
+        # it): a block bound too, so that the events after it are not scanned (block times only grow).
+        conditions.append(ie.timestamp < upper_s)
+        beyond = _first_block_at(conn, upper_s)
+        if beyond is not None:
+            conditions.append(ie.block_number < beyond)
+    if after is not None and after.time_ms % 1000 == 0:
+        # Events at the cursor's very second: those after it in chain order (captured ones sort first).
+        at_cursor = ie.timestamp == after.time_ms // 1000
+        if after.source == CHAIN:
+            block, index = divmod(after.key, 1 << 20)
+            at_cursor = and_(
+                at_cursor, or_(ie.block_number > block, and_(ie.block_number == block, ie.log_index > index))
+            )
+        conditions.append(or_(ie.timestamp > after.time_ms // 1000, at_cursor))
+    for exact, prefixes in ((query.epcs, query.epc_prefixes), (query.any_epcs, query.any_epc_prefixes)):
+        ids = sorted({_item_of(e) for e in exact})
+        if ids and not prefixes:  # through the per-item index (item_key, seq), not a scan of every event
+            conditions += [ie.item_key.in_(sorted({item_key(i) for i in ids})), ie.item_id.in_(ids)]
+        elif exact or prefixes:
+            # A pattern is matched on items.uri while the events are read in chain order: a scan, bounded by
+            # the time conditions when there are some.
+            conditions.append(
+                or_(
+                    *([ie.item_id.in_(ids)] if ids else []),
+                    *(_prefix_condition(it.uri, prefix, dialect) for prefix in prefixes),
+                )
+            )
+    if query.item_id is not None:
+        conditions += [ie.item_key == item_key(query.item_id), ie.item_id == query.item_id]
+    if query.merchant is not None:
+        conditions.append(it.merchant == query.merchant)
+    stmt = (
+        select(item_events, it.uri)
+        .select_from(item_events.join(items, it.item_id == ie.item_id))
+        .where(*conditions)
+        .order_by(ie.block_number, ie.log_index)
+        .limit(limit)
+    )
+    return [
+        (PageKey(int(r.timestamp) * 1000, CHAIN, _position(int(r.block_number), int(r.log_index))), r)
+        for r in conn.execute(stmt)
+    ]
+
+
+def _chain_row(row: Any, epc: str, types: Mapping[str, str]) -> ChainRow:
+    return ChainRow(
+        epc,
+        ChainRecord(
+            item_id=row.item_id,
+            seq=int(row.seq),
+            biz_step=int(row.biz_step),
+            disposition=int(row.disposition),
+            actor=row.actor,
+            location=row.location,
+            document=row.document,
+            document_cid=None,
+            biz_transaction=row.biz_transaction,
+            biz_transaction_type=types.get(row.biz_transaction),
+            timestamp=int(row.timestamp),
+            prev_hash=row.prev_hash,
+            event_hash=row.event_hash,
+            tx_hash=row.tx_hash,
+            block_number=int(row.block_number),
+            block_hash=row.block_hash,
+            log_index=int(row.log_index),
+        ),
+    )
+
+
+def _types(conn: Connection, item_ids: Iterable[str]) -> dict[str, str]:
+    """The business transactions of these items that the index can name: sale orders ``po``, returns ``rma``."""
+    ids = sorted(set(item_ids))
+    types: dict[str, str] = {}
+    for start in range(0, len(ids), _CHUNK):
+        chunk = ids[start : start + _CHUNK]
+        types.update(
+            {r: "po" for r in conn.execute(select(sales.c.order_ref).where(sales.c.item_id.in_(chunk))).scalars()}
+        )
+        types.update(
+            {r: "rma" for r in conn.execute(select(returns.c.return_id).where(returns.c.item_id.in_(chunk))).scalars()}
+        )
+    return types
+
+
+def _proofs(conn: Connection, event_keys: Sequence[int]) -> dict[int, list[ChainRow]]:
+    """The indexed ItemEventRecorded rows of captured events, by event key, in chain order."""
+    p = epcis_event_epcs.c
+    ie = item_events.c
+    if not event_keys:
+        return {}
+    written = conn.execute(
+        select(p.event_key, p.item_id, p.epc, p.seq).where(
+            p.event_key.in_(event_keys), p.role != _PARENT_ROLE, p.seq.is_not(None)
+        )
+    ).all()
+    wanted = {(r.item_id, int(r.seq)): (int(r.event_key), r.epc) for r in written}
+    found: dict[int, list[ChainRow]] = {}
+    pairs = sorted({(item_key(item_id), seq) for item_id, seq in wanted})
+    rows: list[tuple[Any, tuple[int, str]]] = []
+    for start in range(0, len(pairs), _CHUNK):
+        chunk = pairs[start : start + _CHUNK]
+        for row in conn.execute(select(item_events).where(tuple_(ie.item_key, ie.seq).in_(chunk))):
+            owner = wanted.get((row.item_id, int(row.seq)))
+            if owner is not None:
+                rows.append((row, owner))
+    types = _types(conn, [row.item_id for row, _ in rows if row.biz_transaction != _ZERO])
+    for row, (event_key, epc) in rows:
+        found.setdefault(event_key, []).append(_chain_row(row, epc, types))
+    for chain_rows in found.values():
+        chain_rows.sort(key=lambda r: (r.record.block_number, r.record.log_index))
+    return found
+
+
+def _found(key: PageKey, row: Any, rows: Sequence[ChainRow]) -> FoundEvent:
+    """A captured event from its epcis_events row and its proofs."""
+    return FoundEvent(
+        key, row.hash_id, row.document, row.event_index, row.body, row.namespaces, row.record_time, tuple(rows)
+    )
+
+
+def query_events(
+    store: Store, query: EventQuery, *, after: PageKey | None, limit: int
+) -> tuple[list[FoundEvent], PageKey | None]:
+    """One page of the events matching ``query`` after ``after``, in (event time, source, key) order, and where
+    the next page starts (None: none follows). A page is read in one snapshot: an event inserted meanwhile is
+    on a later page or, when it sorts before the cursor, on none; no event appears twice and none that existed
+    is skipped.
+
+    A captured event appears once the indexer has its transactions (its proof is in the answer); one whose
+    proof is not indexed yet is left out of the page (it sorts where it will appear)."""
+    with read_transaction(store.engine) as conn:
+        captured = _captured(conn, query, after, limit + 1)
+        until = captured[-1][0].time_ms if len(captured) > limit else None
+        chain = _chain_only(conn, query, after, limit + 1, until) if query.chain_side else []
+        merged = sorted(captured + chain, key=lambda entry: entry[0])
+        page, more = merged[:limit], len(merged) > limit
+        proofs = _proofs(conn, [k.key for k, _ in page if k.source == CAPTURED])
+        types = _types(conn, [r.item_id for k, r in page if k.source == CHAIN and r.biz_transaction != _ZERO])
+    found: list[FoundEvent] = []
+    for key, row in page:
+        if key.source == CAPTURED:
+            rows = proofs.get(key.key)
+            if not rows:
+                continue
+            found.append(
+                FoundEvent(
+                    key,
+                    row.hash_id,
+                    row.document,
+                    row.event_index,
+                    row.body,
+                    row.namespaces,
+                    row.record_time,
+                    tuple(rows),
+                )
+            )
+        else:
+            only = (_chain_row(row, row.uri, types),)
+            found.append(FoundEvent(key, None, None, None, None, None, int(row.timestamp) * 1000, only))
+    return found, (page[-1][0] if more else None)
+
+
+def event_by_hash_id(store: Store, hash_id: str) -> FoundEvent | None:
+    """A recorded captured event by its hash ID, with its proofs."""
+    with read_transaction(store.engine) as conn:
+        row = conn.execute(
+            select(epcis_events).where(epcis_events.c.hash_id == hash_id, epcis_events.c.state == RECORDED)
+        ).first()
+        if row is None:
+            return None
+        rows = _proofs(conn, [int(row.event_key)]).get(int(row.event_key), [])
+    key = PageKey(int(row.event_time), CAPTURED, int(row.event_key))
+    return _found(key, row, rows)
+
+
+# ---- rebuilding the EPCIS rows from the chain's events and the document store ---------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentedRow:
+    """An indexed ItemEventRecorded that names a document and that no EPCIS row accounts for."""
+
+    item_id: str
+    seq: int
+    actor: str
+    tx_hash: str
+    block_number: int
+    timestamp: int
+
+
+def unaccounted_documents(store: Store) -> dict[str, list[DocumentedRow]]:
+    """Document digest -> the indexed item events naming it that no ``epcis_event_epcs`` row claims, in chain
+    order (one pass over ``item_events``: a rebuild is rare, and no index serves ``document``)."""
+    ie = item_events.c
+    p = epcis_event_epcs.c
+    claimed = select(p.event_key).where(p.item_id == ie.item_id, p.seq == ie.seq, p.role != _PARENT_ROLE)
+    stmt = (
+        select(ie.document, ie.item_id, ie.seq, ie.actor, ie.tx_hash, ie.block_number, ie.timestamp)
+        .where(ie.document != _ZERO, ~claimed.exists())
+        .order_by(ie.block_number, ie.log_index)
+    )
+    found: dict[str, list[DocumentedRow]] = {}
+    with read_transaction(store.engine) as conn:
+        for row in conn.execute(stmt):
+            found.setdefault(row.document, []).append(
+                DocumentedRow(
+                    row.item_id, int(row.seq), row.actor, row.tx_hash, int(row.block_number), int(row.timestamp)
+                )
+            )
+    return found
