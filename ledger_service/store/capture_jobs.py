@@ -13,8 +13,8 @@ from typing import Any
 from sqlalchemy import insert, select, update
 
 from ledger_service.store._db import read_transaction, write_transaction
-from ledger_service.store.tables import capture_jobs
 from ledger_service.store.handle import Store
+from ledger_service.store.tables import capture_jobs
 
 RUNNING, SUCCEEDED, FAILED = "running", "succeeded", "failed"
 

@@ -23,9 +23,19 @@ from ledger_service.core.codes import ROLE_IDS
 from ledger_service.core.keccak import keccak_text
 from ledger_service.epcis.serialize import ChainRecord
 from ledger_service.store._db import read_transaction, write_transaction
-from ledger_service.store.tables import epcis_biz_transactions, epcis_event_epcs, epcis_events
 from ledger_service.store.handle import Store
-from ledger_service.store.tables import item_events, item_key, items, returns, roles, sales, sellers
+from ledger_service.store.tables import (
+    epcis_biz_transactions,
+    epcis_event_epcs,
+    epcis_events,
+    item_events,
+    item_key,
+    items,
+    returns,
+    roles,
+    sales,
+    sellers,
+)
 
 CLAIMED, RECORDED = "claimed", "recorded"
 _CHUNK = 500

@@ -14,8 +14,7 @@ from sqlalchemy import func, select
 
 from ledger_service.capture import jobs
 from ledger_service.epcis.document import item_id_of
-from ledger_service.store.tables import epcis_events
-from ledger_service.store.tables import item_events, items
+from ledger_service.store.tables import epcis_events, item_events, items
 from tests.api.conftest import ApiEnv, bearer
 from tests.api.epcis_docs import aggregation, body, commissioning, document, event, new_epc, when
 from tests.support.chain import MERCHANT, MERCHANT2
