@@ -14,10 +14,9 @@ follow`` and ``ledger-api`` (one worker), all on this machine:
 3. queries through the API (auditor key): ``MATCH_epc`` on one item, and a ``GE_eventTime`` page of 100
    events, ``--queries`` of each; p50 / p99.
 
-Targets (issue 18): capture >= 2,000 events/s and >= 50% of the reference's rate; MATCH_epc p99 <= 20 ms and
+Targets: capture >= 2,000 events/s and >= 50% of the reference's rate; MATCH_epc p99 <= 20 ms and
 a GE_eventTime page of 100 p99 <= 50 ms at 1M indexed events (measured here at the index this run built:
-say so when it is smaller). Run it alone (``flock /work/wt/_bench.lock ...``): figures of runs sharing the 2
-cores are not comparable.
+say so when it is smaller). Run it alone: figures of runs sharing the 2 cores are not comparable.
 
     .venv/bin/python bench/capture.py [--events 100000 --items 10000 --per-document 1000 --queries 300]
 """

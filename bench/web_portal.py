@@ -2,7 +2,7 @@
 the time the server spends on one page, from the index, never a chain call.
 
 Run from the repository root (under the bench lock, so that measurements never overlap):
-    flock /work/wt/_bench.lock .venv/bin/python bench/web_portal.py [--items 1000000] [--requests 3000]
+    .venv/bin/python bench/web_portal.py [--items 1000000] [--requests 3000]
 
 Steps, in one run:
 1. chain: its own anvil with the contracts deployed (bench/common.py), only so that the application starts as
