@@ -45,7 +45,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 from api.main import create_app, serving_app  # noqa: E402
 from ledger_service.access import issue_return_token  # noqa: E402
 from ledger_service.settings import Settings  # noqa: E402
-from ledger_service.store import Store, queries  # noqa: E402
+from ledger_service.store import Store, sales  # noqa: E402
 from tests.support.activity import write_manifest  # noqa: E402
 from tests.support.chain import ARTIFACTS, deploy_all  # noqa: E402
 from web.consumer import TOKEN_COOKIE  # noqa: E402
@@ -91,7 +91,7 @@ def sold_tokens(store: Store, *, items: int, wanted: int, seed: int) -> list[str
     while len(tokens) < wanted and tried < wanted * 20:
         tried += 1
         item = item_id_of(rng.randrange(items))
-        sale = queries.current_sale(store, item)
+        sale = sales.current_sale(store, item)
         if sale is None or sale.closed:
             continue
         tokens.append(issue_return_token(store=store, item_id=item, consumer=sale.consumer, sale_seq=sale.sale_seq))

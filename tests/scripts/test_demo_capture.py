@@ -16,7 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from ledger_service.epcis.document import item_id_of
-from ledger_service.store import queries
+from ledger_service.store import items
 from tests.api.conftest import ApiEnv, api_env, bearer, client, keys  # noqa: F401  (the API's fixtures)
 
 SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
@@ -60,7 +60,7 @@ def test_the_demo_supply_chain_is_captured_once(
         assert job["state"] == "succeeded" and job["duplicates"] == 0, (name, job)
     api_env.wait_indexed()
     for serial in demo_capture.SERIALS:
-        item = queries.item(api_env.store, item_id_of(demo_capture.uri(serial)))
+        item = items.item(api_env.store, item_id_of(demo_capture.uri(serial)))
         assert item is not None and item.event_count == 5  # what scripts/demo.py checks before selling
         assert item.last_disposition == 4  # sellable_accessible
     for name, doc in demo_capture.documents(start):
