@@ -8,9 +8,9 @@ for the merchant's approve / reject of a queued request. GET /v1/returns/{id} ta
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Body, Depends, Path, Query
+from fastapi import APIRouter, Body, Depends, Header, Path, Query
 from starlette.responses import Response
 
 from api.deps import (
@@ -23,6 +23,7 @@ from api.deps import (
     PrincipalDep,
     Services,
     ServicesDep,
+    SettingsDep,
     require_role,
 )
 from api.problems import problem_responses
@@ -49,7 +50,8 @@ from api.schemas.returns import (
     ScanCreate,
 )
 from ledger_service.access import Actor, Role
-from ledger_service.errors import InvalidRequestError, NotFoundError
+from ledger_service.core.codes import ReturnState
+from ledger_service.errors import ConflictError, InvalidRequestError, NotFoundError
 from ledger_service.returns import (
     RequestResult,
     TxResult,
@@ -64,6 +66,8 @@ from ledger_service.returns import (
     resolve_dispute,
     scan_return,
 )
+from ledger_service.returns.label_sheet import LabelData, label_pdf, mask_address, pdf_to_png, qr_pdf
+from ledger_service.returns.labels import label_code
 from ledger_service.returns.views import ListState, list_merchant_returns, return_status
 
 router = APIRouter(prefix="/returns", tags=["returns"])
@@ -217,6 +221,86 @@ def read(return_id: AnyIdPath, principal: PrincipalDep, svc: ServicesDep) -> Ret
     else:
         status = return_status(svc.store, return_id, consumer=principal.address, item_id=principal.item_id)
     return status_public(status, decimals=token_decimals(svc), timeline=True)
+
+
+_LABEL_TYPES = {"pdf": "application/pdf", "png": "image/png", "qr": "image/png"}
+
+
+def _label_language(lang: str | None, accept_language: str | None) -> Literal["zh", "en"]:
+    if lang is not None:
+        return "zh" if lang == "zh" else "en"
+    # the first of zh / en the header names with a non-zero weight, in its order
+    for item in (accept_language or "").split(",")[:20]:
+        tag, _, params = item.strip().partition(";")
+        if params.replace(" ", "") in ("q=0", "q=0.0", "q=0.00", "q=0.000"):
+            continue  # "not this language"
+        primary = tag.strip().lower().split("-")[0]
+        if primary in ("zh", "en"):
+            return "zh" if primary == "zh" else "en"
+    return "en"
+
+
+@router.get(
+    "/{return_id}/label",
+    responses={
+        200: {
+            "description": "the label (PDF or PNG), or with format=qr the QR code of the verify page alone",
+            "content": {"application/pdf": {}, "image/png": {}},
+        },
+        **problem_responses(404, 409, 422),
+    },
+    response_class=Response,
+    summary="A printable return label (4x6 in or A6), or its QR code alone",
+)
+def label(
+    return_id: ReturnIdPath,
+    principal: PrincipalDep,
+    svc: ServicesDep,
+    settings: SettingsDep,
+    size: Annotated[Literal["4x6", "a6"], Query(description="page size: 4x6 in (default) or A6")] = "4x6",
+    format: Annotated[
+        Literal["pdf", "png", "qr"], Query(description="pdf (default), png, or qr: the verify page's QR code alone")
+    ] = "pdf",
+    lang: Annotated[Literal["zh", "en"] | None, Query(description="label language (else Accept-Language)")] = None,
+    accept_language: Annotated[str | None, Header(max_length=1000)] = None,
+) -> Response:
+    """The consumer of the return (return token), its merchant and admins; only once the return is authorized."""
+    if isinstance(principal, Actor):
+        if principal.role not in (Role.MERCHANT, Role.ADMIN):
+            raise NotFoundError(f"no return {return_id.lower()} visible to this key")
+        merchant = principal.account if principal.role is Role.MERCHANT else None
+        status = return_status(svc.store, return_id, merchant=merchant)
+    else:
+        status = return_status(svc.store, return_id, consumer=principal.address, item_id=principal.item_id)
+    if status.detail is None:
+        raise NotFoundError(f"no return {return_id.lower()}")
+    ret = status.detail.ret
+    if ret.state is not ReturnState.AUTHORIZED:
+        raise ConflictError(
+            f"return {ret.return_id} is {ret.state.name.lower().replace('_', ' ')}: a label is only issued for an "
+            "approved return that has not shipped yet"
+        )
+    code = label_code(ret.return_id)
+    verify_url = f"{settings.public_base_url}/verify/{code}"
+    if format == "qr":
+        body = pdf_to_png(qr_pdf(verify_url))
+        filename = f"{code}-qr.png"
+    else:
+        data = LabelData(
+            code=code,
+            sender=mask_address(ret.consumer),
+            merchant=ret.merchant,
+            tracking=None,  # returns carry no carrier tracking number yet
+            verify_url=verify_url,
+        )
+        pdf = label_pdf(data, size=size, lang=_label_language(lang, accept_language))
+        body = pdf if format == "pdf" else pdf_to_png(pdf)
+        filename = f"{code}-{size}.{format}"
+    return Response(
+        content=body,
+        media_type=_LABEL_TYPES[format],
+        headers={"Content-Disposition": f'attachment; filename="{filename}"', "X-Content-Type-Options": "nosniff"},
+    )
 
 
 # ---- merchant ---------------------------------------------------------------------------------------------
