@@ -51,7 +51,7 @@ from api.schemas.returns import (
 )
 from ledger_service.access import Actor, Role
 from ledger_service.core.codes import ReturnState
-from ledger_service.errors import ConflictError, InvalidRequestError, NotFoundError
+from ledger_service.errors import ConflictError, InvalidRequestError, NotFoundError, PermissionDeniedError
 from ledger_service.returns import (
     RequestResult,
     TxResult,
@@ -267,7 +267,10 @@ def label(
     """The consumer of the return (return token), its merchant and admins; only once the return is authorized."""
     if isinstance(principal, Actor):
         if principal.role not in (Role.MERCHANT, Role.ADMIN):
-            raise NotFoundError(f"no return {return_id.lower()} visible to this key")
+            raise PermissionDeniedError(
+                "a return's label is for its consumer (return token), its merchant and admins; "
+                f"a {principal.role.value} key cannot fetch it"
+            )
         merchant = principal.account if principal.role is Role.MERCHANT else None
         status = return_status(svc.store, return_id, merchant=merchant)
     else:

@@ -77,6 +77,8 @@ def test_who_may_fetch(client: TestClient, approved: tuple[Flow, Sold, str], key
     flow, _, rma = approved
     assert client.get(f"/v1/returns/{rma}/label", headers=bearer(keys["admin"])).status_code == 200
     problem(client.get(f"/v1/returns/{rma}/label", headers=bearer(keys["merchant2"])), 404)
+    for role in ("carrier", "auditor"):
+        problem(client.get(f"/v1/returns/{rma}/label", headers=bearer(keys[role])), 403)
     stranger = flow.sold_and_delivered()
     problem(client.get(f"/v1/returns/{rma}/label", headers=stranger.auth), 404)
     problem(client.get(f"/v1/returns/0x{'9d' * 32}/label", headers=bearer(keys["admin"])), 404)
