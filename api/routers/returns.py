@@ -50,8 +50,7 @@ from api.schemas.returns import (
     ScanCreate,
 )
 from ledger_service.access import Actor, Role
-from ledger_service.core.codes import ReturnState
-from ledger_service.errors import ConflictError, InvalidRequestError, NotFoundError, PermissionDeniedError
+from ledger_service.errors import InvalidRequestError, NotFoundError, PermissionDeniedError
 from ledger_service.returns import (
     RequestResult,
     TxResult,
@@ -66,8 +65,7 @@ from ledger_service.returns import (
     resolve_dispute,
     scan_return,
 )
-from ledger_service.returns.label_sheet import LabelData, label_pdf, mask_address, pdf_to_png, qr_pdf
-from ledger_service.returns.labels import label_code
+from ledger_service.returns.label_sheet import RenderedLabel, return_label
 from ledger_service.returns.views import ListState, list_merchant_returns, return_status
 
 router = APIRouter(prefix="/returns", tags=["returns"])
@@ -223,7 +221,16 @@ def read(return_id: AnyIdPath, principal: PrincipalDep, svc: ServicesDep) -> Ret
     return status_public(status, decimals=token_decimals(svc), timeline=True)
 
 
-_LABEL_TYPES = {"pdf": "application/pdf", "png": "image/png", "qr": "image/png"}
+def label_response(label: RenderedLabel) -> Response:
+    """A rendered label as a download (also the consumer portal's)."""
+    return Response(
+        content=label.content,
+        media_type=label.media_type,
+        headers={
+            "Content-Disposition": f'attachment; filename="{label.filename}"',
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
 
 
 def _label_language(lang: str | None, accept_language: str | None) -> Literal["zh", "en"]:
@@ -277,33 +284,14 @@ def label(
         status = return_status(svc.store, return_id, consumer=principal.address, item_id=principal.item_id)
     if status.detail is None:
         raise NotFoundError(f"no return {return_id.lower()}")
-    ret = status.detail.ret
-    if ret.state is not ReturnState.AUTHORIZED:
-        raise ConflictError(
-            f"return {ret.return_id} is {ret.state.name.lower().replace('_', ' ')}: a label is only issued for an "
-            "approved return that has not shipped yet"
-        )
-    code = label_code(ret.return_id)
-    verify_url = f"{settings.public_base_url}/verify/{code}"
-    if format == "qr":
-        body = pdf_to_png(qr_pdf(verify_url))
-        filename = f"{code}-qr.png"
-    else:
-        data = LabelData(
-            code=code,
-            sender=mask_address(ret.consumer),
-            merchant=ret.merchant,
-            tracking=None,  # returns carry no carrier tracking number yet
-            verify_url=verify_url,
-        )
-        pdf = label_pdf(data, size=size, lang=_label_language(lang, accept_language))
-        body = pdf if format == "pdf" else pdf_to_png(pdf)
-        filename = f"{code}-{size}.{format}"
-    return Response(
-        content=body,
-        media_type=_LABEL_TYPES[format],
-        headers={"Content-Disposition": f'attachment; filename="{filename}"', "X-Content-Type-Options": "nosniff"},
+    rendered = return_label(
+        status.detail.ret,
+        public_url=settings.public_base_url,
+        size=size,
+        format=format,
+        lang=_label_language(lang, accept_language),
     )
+    return label_response(rendered)
 
 
 # ---- merchant ---------------------------------------------------------------------------------------------

@@ -25,10 +25,15 @@ from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen.canvas import Canvas
 
-from ledger_service.errors import ConfigurationError
+from ledger_service.core.codes import ReturnState
+from ledger_service.errors import ConfigurationError, ConflictError
+from ledger_service.returns.labels import label_code
+from ledger_service.store.returns import ReturnRow
 
 Size = Literal["4x6", "a6"]
 Lang = Literal["zh", "en"]
+Format = Literal["pdf", "png", "qr"]
+MEDIA_TYPES: dict[Format, str] = {"pdf": "application/pdf", "png": "image/png", "qr": "image/png"}
 
 PAGE_SIZES: dict[Size, tuple[float, float]] = {"4x6": (4 * inch, 6 * inch), "a6": A6}
 PNG_DPI = 600
@@ -206,3 +211,38 @@ def pdf_to_png(pdf: bytes, *, dpi: int = PNG_DPI) -> bytes:
     out = io.BytesIO()
     image.convert("L").save(out, format="PNG", optimize=True)
     return out.getvalue()
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedLabel:
+    """A label file ready to send."""
+
+    content: bytes
+    media_type: str
+    filename: str
+
+
+def return_label(ret: ReturnRow, *, public_url: str, size: Size, format: Format, lang: Lang) -> RenderedLabel:
+    """The label of an authorized return (``format`` qr: the verify page's QR code alone).
+
+    Raises ConflictError once the return has shipped or ended: a label then would send a parcel nobody
+    expects."""
+    if ret.state is not ReturnState.AUTHORIZED:
+        raise ConflictError(
+            f"return {ret.return_id} is {ret.state.name.lower().replace('_', ' ')}: a label is only issued for an "
+            "approved return that has not shipped yet"
+        )
+    code = label_code(ret.return_id)
+    verify_url = f"{public_url.rstrip('/')}/verify/{code}"
+    if format == "qr":
+        return RenderedLabel(pdf_to_png(qr_pdf(verify_url)), MEDIA_TYPES[format], f"{code}-qr.png")
+    data = LabelData(
+        code=code,
+        sender=mask_address(ret.consumer),
+        merchant=ret.merchant,
+        tracking=None,  # returns carry no carrier tracking number yet
+        verify_url=verify_url,
+    )
+    pdf = label_pdf(data, size=size, lang=lang)
+    content = pdf if format == "pdf" else pdf_to_png(pdf)
+    return RenderedLabel(content, MEDIA_TYPES[format], f"{code}-{size}.{format}")
