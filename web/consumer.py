@@ -453,6 +453,7 @@ def return_label_file(request: Request, rid: str, format: str = "pdf", size: str
             raise InvalidRequestError(f"return request {rid} has no return yet: a label comes with approval")
         lang: Lang = "zh" if translator(request).lang == "zh" else "en"
         rendered = return_label(
+            svc.store,
             found.detail.ret,
             public_url=svc.settings.public_base_url,
             size="a6" if size == "a6" else "4x6",

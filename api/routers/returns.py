@@ -285,6 +285,7 @@ def label(
     if status.detail is None:
         raise NotFoundError(f"no return {return_id.lower()}")
     rendered = return_label(
+        svc.store,
         status.detail.ret,
         public_url=settings.public_base_url,
         size=size,

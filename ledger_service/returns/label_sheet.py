@@ -28,6 +28,8 @@ from reportlab.pdfgen.canvas import Canvas
 from ledger_service.core.codes import ReturnState
 from ledger_service.errors import ConfigurationError, ConflictError
 from ledger_service.returns.labels import label_code
+from ledger_service.returns.views import policy_history
+from ledger_service.store import Store
 from ledger_service.store.returns import ReturnRow
 
 Size = Literal["4x6", "a6"]
@@ -62,6 +64,9 @@ class LabelData:
     sender: str
     """The consumer, already masked."""
     merchant: str
+    """The merchant's account address."""
+    return_address: str
+    """The return address from the merchant's current policy ("" when it publishes none)."""
     tracking: str | None
     """The carrier's tracking number; None: the label code is encoded in its place."""
     verify_url: str
@@ -72,6 +77,7 @@ _TEXTS: dict[Lang, dict[str, str]] = {
         "title": "RETURN",
         "from": "From (masked)",
         "to": "Return to merchant",
+        "no_address": "The merchant has published no return address: ask the merchant before shipping.",
         "code": "Return code",
         "tracking": "Tracking number",
         "no_tracking": "No carrier tracking number yet: the barcode carries the return code.",
@@ -82,6 +88,7 @@ _TEXTS: dict[Lang, dict[str, str]] = {
         "title": "退货",
         "from": "寄件人（已隐去）",  # noqa: RUF001 (Chinese punctuation)
         "to": "退回商家",
+        "no_address": "商家尚未公布退货地址：寄出前请先联系商家。",  # noqa: RUF001
         "code": "退货码",
         "tracking": "运单号",
         "no_tracking": "尚无承运商运单号：条码内容为退货码。",  # noqa: RUF001
@@ -152,7 +159,9 @@ def label_pdf(data: LabelData, *, size: Size = "4x6", lang: Lang = "en") -> byte
     text(t["masked"], 6.5)
     y -= 4
     text(f"{t['to']}:", 9)
-    text(data.merchant, 11)
+    for line in data.return_address.splitlines() if data.return_address else [t["no_address"]]:
+        text(line, 11 if data.return_address else 8)
+    text(data.merchant, 6.5)
     y -= 6
     pdf.line(margin, y, width - margin, y)
     text(f"{t['code']}:", 8)
@@ -222,7 +231,9 @@ class RenderedLabel:
     filename: str
 
 
-def return_label(ret: ReturnRow, *, public_url: str, size: Size, format: Format, lang: Lang) -> RenderedLabel:
+def return_label(
+    store: Store, ret: ReturnRow, *, public_url: str, size: Size, format: Format, lang: Lang
+) -> RenderedLabel:
     """The label of an authorized return (``format`` qr: the verify page's QR code alone).
 
     Raises ConflictError once the return has shipped or ended: a label then would send a parcel nobody
@@ -240,9 +251,18 @@ def return_label(ret: ReturnRow, *, public_url: str, size: Size, format: Format,
         code=code,
         sender=mask_address(ret.consumer),
         merchant=ret.merchant,
+        return_address=_return_address(store, ret.merchant),
         tracking=None,  # returns carry no carrier tracking number yet
         verify_url=verify_url,
     )
     pdf = label_pdf(data, size=size, lang=lang)
     content = pdf if format == "pdf" else pdf_to_png(pdf)
     return RenderedLabel(content, MEDIA_TYPES[format], f"{code}-{size}.{format}")
+
+
+def _return_address(store: Store, merchant: str) -> str:
+    """The return address of the merchant's current policy: where the parcel goes now, even if the return
+    was authorized under an older version."""
+    history = policy_history(store, merchant)
+    document = history[0].document if history else None
+    return document.return_address if document is not None else ""

@@ -13,13 +13,16 @@ from PIL import Image
 
 from ledger_service.returns.labels import label_code
 from tests.api.conftest import ApiEnv, bearer
-from tests.api.flows import Flow, Sold, problem
+from tests.api.flows import POLICY, Flow, Sold, problem
+from tests.support.chain import MERCHANT
+
+ADDRESS = "退货仓 Returns dept.\n上海市浦东新区示例路 1 号\n1 Example Road, Shanghai 200120"
 
 
 @pytest.fixture(scope="module")
 def approved(client: TestClient, api_env: ApiEnv, keys: dict[str, str]) -> tuple[Flow, Sold, str]:
     flow = Flow(client, api_env, keys)
-    flow.publish()
+    flow.publish(return_address=ADDRESS)
     sold = flow.sold_and_delivered()
     return flow, sold, flow.approved(sold)
 
@@ -50,8 +53,9 @@ def test_label_barcodes_decode_to_the_return(
     image = page.render(scale=600 / 72).to_pil()
     document.close()
     assert _codes(image) == {"Code128": code, "QRCode": url}
-    assert ("退货" in text) is (lang == "zh")
+    assert ("退货码" in text) is (lang == "zh")
     assert sold.consumer[:6] in text and sold.consumer not in text.lower()  # masked sender
+    assert all(line in text for line in ADDRESS.splitlines())
 
     png = client.get(f"/v1/returns/{rma}/label?size={size}&lang={lang}&format=png", headers=sold.auth)
     assert png.status_code == 200 and png.headers["content-type"] == "image/png"
@@ -62,7 +66,7 @@ def test_accept_language_picks_chinese(client: TestClient, approved: tuple[Flow,
     _, sold, rma = approved
     pdf = client.get(f"/v1/returns/{rma}/label", headers=sold.auth | {"Accept-Language": "zh-CN,en;q=0.5"})
     document = pypdfium2.PdfDocument(pdf.content)
-    assert "退货" in document[0].get_textpage().get_text_range()
+    assert "退货码" in document[0].get_textpage().get_text_range()
     document.close()
 
 
@@ -92,3 +96,23 @@ def test_not_approved_any_more_is_409(client: TestClient, approved: tuple[Flow, 
     flow.scan(rma, "in_transit")
     body = problem(client.get(f"/v1/returns/{rma}/label", headers=sold.auth), 409)
     assert "approved return" in body["detail"]
+
+
+def test_the_return_address_is_in_the_published_terms(client: TestClient, approved: tuple[Flow, Sold, str]) -> None:
+    flow, _, _ = approved
+    merchant = flow.env.accounts[MERCHANT]
+    terms = client.get(f"/v1/merchants/{merchant}/policy").json()["current"]["terms"]
+    assert terms["return_address"] == ADDRESS
+
+
+@pytest.mark.parametrize(
+    ("address", "words"),
+    [("\n".join(f"line {i}" for i in range(7)), "at most 6 lines"), ("x" * 301, "at most 300 characters")],
+)
+def test_a_return_address_that_does_not_fit_a_label_is_refused(
+    client: TestClient, approved: tuple[Flow, Sold, str], address: str, words: str
+) -> None:
+    flow, _, _ = approved
+    body = {**POLICY, "return_address": address}
+    answer = client.post("/v1/merchants/me/policy", headers=bearer(flow.keys["merchant"]), json=body)
+    assert words in problem(answer, 422)["detail"]
