@@ -214,11 +214,12 @@ def pdf_to_png(pdf: bytes, *, dpi: int = PNG_DPI) -> bytes:
     """The first page of ``pdf`` as a PNG (rendered by PDFium)."""
     document = pypdfium2.PdfDocument(pdf)
     try:
-        image = document[0].render(scale=dpi / 72).to_pil()
+        image = document[0].render(scale=dpi / 72, grayscale=True).to_pil()
     finally:
         document.close()
     out = io.BytesIO()
-    image.convert("L").save(out, format="PNG", optimize=True)
+    # no optimize pass: it made the PNG 7% smaller and took five times as long as the rendering
+    image.convert("L").save(out, format="PNG")
     return out.getvalue()
 
 
