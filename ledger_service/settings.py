@@ -200,6 +200,10 @@ class Settings(BaseSettings):
     )
     api_host: str = Field(default="127.0.0.1", description="Interface the API listens on")
     api_port: int = Field(default=8000, ge=1, le=65_535, description="TCP port of the API")
+    public_url: AnyHttpUrl | None = Field(
+        default=None,
+        description="Address people reach the service at, printed in label QR codes (unset: http://api_host:api_port)",
+    )
     wait_timeout_s: float = Field(
         default=10.0, gt=0, le=300, description="Longest a ?wait=true write waits for the indexer, in seconds"
     )
@@ -287,6 +291,13 @@ class Settings(BaseSettings):
         description="Requests to the public /v1/verify endpoint from all clients together, per worker process "
         "('limits' syntax), beside the per-address verify_rate_limit",
     )
+
+    @property
+    def public_base_url(self) -> str:
+        """The service's public address without a trailing slash."""
+        if self.public_url is not None:
+            return str(self.public_url).rstrip("/")
+        return f"http://{self.api_host}:{self.api_port}"
 
     @field_validator("trusted_proxies", "rpc_urls", mode="before")
     @classmethod

@@ -27,6 +27,7 @@ from api.deps import Services, services_of
 from api.freshness import wait_for_block
 from api.limits import FORM, MULTIPART
 from api.routers.documents import store_upload
+from api.routers.returns import label_response
 from ledger_service.access import Consumer, verify_return_token
 from ledger_service.errors import (
     IndexBehindError,
@@ -36,6 +37,7 @@ from ledger_service.errors import (
 )
 from ledger_service.returns import cancel_return, claim_uninspected, dispute_return, request_return
 from ledger_service.returns.decision import EligibilityCheck, check_eligibility
+from ledger_service.returns.label_sheet import Lang, return_label
 from ledger_service.returns.labels import label_code
 from ledger_service.returns.views import ReturnStatus, return_status, state_name
 from ledger_service.store import returns as returns_store
@@ -63,6 +65,7 @@ REASON_NAMES = {
     "other": "Another reason",
 }
 _RETURN_OR_REQUEST = re.compile(r"^(0x[0-9a-f]{64}|rr_[0-9a-f]{32})$")
+_RETURN_ID = re.compile(r"^0x[0-9a-f]{64}$")
 FINAL_STATES = frozenset(
     {"cancelled", "expired", "accepted", "resolved", "reclaimed", "consumer_claimed", "request_rejected"}
 )
@@ -432,6 +435,35 @@ def _return_page(request: Request, rid: str, *, status: int = 200, error: Senten
     context = _return_context(request, consumer, token, found)
     template = "consumer/_status.html" if request.headers.get("hx-request") == "true" else "consumer/return.html"
     return page(request, template, status=status, error=error, **context)
+
+
+@router.get("/returns/{rid}/label")
+def return_label_file(request: Request, rid: str, format: str = "pdf", size: str = "4x6") -> Response:
+    """The signed-in consumer's label (PDF in the page's language) or its QR code alone (PNG)."""
+    session = _session_or_page(request)
+    if isinstance(session, Response):
+        return session
+    consumer, token = session
+    svc = services_of(request)
+    try:
+        if not _RETURN_ID.match(rid) or format not in ("pdf", "qr") or size not in ("4x6", "a6"):
+            raise InvalidRequestError(f"no label {rid} as {format} in size {size}: labels are pdf or qr, 4x6 or a6")
+        found = return_status(svc.store, rid, consumer=consumer.address, item_id=consumer.item_id)
+        if found.detail is None:
+            raise InvalidRequestError(f"return request {rid} has no return yet: a label comes with approval")
+        lang: Lang = "zh" if translator(request).lang == "zh" else "en"
+        rendered = return_label(
+            svc.store,
+            found.detail.ret,
+            public_url=svc.settings.public_base_url,
+            size="a6" if size == "a6" else "4x6",
+            format="qr" if format == "qr" else "pdf",
+            lang=lang,
+        )
+    except LedgerError as exc:
+        code, sentence = error_sentence(request, exc)
+        return _purchase_page(request, consumer, token, status=code, error=sentence)
+    return label_response(rendered)
 
 
 @router.get("/returns/{rid}")

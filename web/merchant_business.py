@@ -54,7 +54,7 @@ INTEGER_FIELDS = (
 )
 AMOUNT_FIELDS = ("fast_refund_max_value", "manual_review_above_value")
 LIST_FIELDS = ("non_returnable_categories", "accepted_reasons", "manual_review_reasons")
-TEXT_FIELDS = ("title", "text")
+TEXT_FIELDS = ("title", "text", "return_address")
 POLICY_RULES: dict[str, str] = {
     "window_days": "The return window is a whole number of days from 1 to 365.",
     "restocking_fee_bps": "The restocking fee is a whole number of basis points from 0 to 5000 (0 to 50%).",
@@ -72,6 +72,7 @@ POLICY_RULES: dict[str, str] = {
     "characters each, 100 in all), separated by commas.",
     "title": "The title is one line of at most 200 characters.",
     "text": "The wording is at most 20000 characters.",
+    "return_address": "The return address is at most 6 lines and 300 characters.",
 }
 """The rule of each field of the policy form, shown when what was typed breaks it (catalog texts)."""
 _LABELS = re.compile(r"[\s,]+")
@@ -187,6 +188,7 @@ def _typed_from_current(request: Request, actor: Actor) -> dict[str, str]:
         for name in LIST_FIELDS:
             typed[name] = ", ".join(sorted(getattr(document, name)))
         typed["title"], typed["text"] = document.title, document.text
+        typed["return_address"] = document.return_address
     return typed
 
 

@@ -8,9 +8,9 @@ for the merchant's approve / reject of a queued request. GET /v1/returns/{id} ta
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Body, Depends, Path, Query
+from fastapi import APIRouter, Body, Depends, Header, Path, Query
 from starlette.responses import Response
 
 from api.deps import (
@@ -23,6 +23,7 @@ from api.deps import (
     PrincipalDep,
     Services,
     ServicesDep,
+    SettingsDep,
     require_role,
 )
 from api.problems import problem_responses
@@ -49,7 +50,7 @@ from api.schemas.returns import (
     ScanCreate,
 )
 from ledger_service.access import Actor, Role
-from ledger_service.errors import InvalidRequestError, NotFoundError
+from ledger_service.errors import InvalidRequestError, NotFoundError, PermissionDeniedError
 from ledger_service.returns import (
     RequestResult,
     TxResult,
@@ -64,6 +65,7 @@ from ledger_service.returns import (
     resolve_dispute,
     scan_return,
 )
+from ledger_service.returns.label_sheet import RenderedLabel, return_label
 from ledger_service.returns.views import ListState, list_merchant_returns, return_status
 
 router = APIRouter(prefix="/returns", tags=["returns"])
@@ -217,6 +219,80 @@ def read(return_id: AnyIdPath, principal: PrincipalDep, svc: ServicesDep) -> Ret
     else:
         status = return_status(svc.store, return_id, consumer=principal.address, item_id=principal.item_id)
     return status_public(status, decimals=token_decimals(svc), timeline=True)
+
+
+def label_response(label: RenderedLabel) -> Response:
+    """A rendered label as a download (also the consumer portal's)."""
+    return Response(
+        content=label.content,
+        media_type=label.media_type,
+        headers={
+            "Content-Disposition": f'attachment; filename="{label.filename}"',
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
+
+
+def _label_language(lang: str | None, accept_language: str | None) -> Literal["zh", "en"]:
+    if lang is not None:
+        return "zh" if lang == "zh" else "en"
+    # the first of zh / en the header names with a non-zero weight, in its order
+    for item in (accept_language or "").split(",")[:20]:
+        tag, _, params = item.strip().partition(";")
+        if params.replace(" ", "") in ("q=0", "q=0.0", "q=0.00", "q=0.000"):
+            continue  # "not this language"
+        primary = tag.strip().lower().split("-")[0]
+        if primary in ("zh", "en"):
+            return "zh" if primary == "zh" else "en"
+    return "en"
+
+
+@router.get(
+    "/{return_id}/label",
+    responses={
+        200: {
+            "description": "the label (PDF or PNG), or with format=qr the QR code of the verify page alone",
+            "content": {"application/pdf": {}, "image/png": {}},
+        },
+        **problem_responses(404, 409, 422),
+    },
+    response_class=Response,
+    summary="A printable return label (4x6 in or A6), or its QR code alone",
+)
+def label(
+    return_id: ReturnIdPath,
+    principal: PrincipalDep,
+    svc: ServicesDep,
+    settings: SettingsDep,
+    size: Annotated[Literal["4x6", "a6"], Query(description="page size: 4x6 in (default) or A6")] = "4x6",
+    format: Annotated[
+        Literal["pdf", "png", "qr"], Query(description="pdf (default), png, or qr: the verify page's QR code alone")
+    ] = "pdf",
+    lang: Annotated[Literal["zh", "en"] | None, Query(description="label language (else Accept-Language)")] = None,
+    accept_language: Annotated[str | None, Header(max_length=1000)] = None,
+) -> Response:
+    """The consumer of the return (return token), its merchant and admins; only once the return is authorized."""
+    if isinstance(principal, Actor):
+        if principal.role not in (Role.MERCHANT, Role.ADMIN):
+            raise PermissionDeniedError(
+                "a return's label is for its consumer (return token), its merchant and admins; "
+                f"a {principal.role.value} key cannot fetch it"
+            )
+        merchant = principal.account if principal.role is Role.MERCHANT else None
+        status = return_status(svc.store, return_id, merchant=merchant)
+    else:
+        status = return_status(svc.store, return_id, consumer=principal.address, item_id=principal.item_id)
+    if status.detail is None:
+        raise NotFoundError(f"no return {return_id.lower()}")
+    rendered = return_label(
+        svc.store,
+        status.detail.ret,
+        public_url=settings.public_base_url,
+        size=size,
+        format=format,
+        lang=_label_language(lang, accept_language),
+    )
+    return label_response(rendered)
 
 
 # ---- merchant ---------------------------------------------------------------------------------------------

@@ -45,6 +45,11 @@ class PolicyCreate(RequestModel):
     )
     title: PlainText = Field(default="", max_length=200)
     text: MultilineText = Field(default="", max_length=20_000, description="the policy's wording for consumers")
+    return_address: MultilineText = Field(
+        default="",
+        max_length=300,
+        description="where returned parcels go, printed on return labels: at most 6 lines (empty: none)",
+    )
 
     def to_document(self) -> PolicyDocument:
         return PolicyDocument(
@@ -62,6 +67,7 @@ class PolicyCreate(RequestModel):
             manual_review_above_value=int(self.manual_review_above_value),
             title=self.title,
             text=self.text,
+            return_address=self.return_address.strip(),
         )
 
 
@@ -74,6 +80,7 @@ class PolicyTermsPublic(BaseModel):
     manual_review_above_value: Amount
     title: ShownText
     text: ShownText
+    return_address: ShownText
 
 
 class PolicyVersionPublic(BaseModel):
@@ -108,6 +115,7 @@ class PolicyVersionPublic(BaseModel):
                 manual_review_above_value=str(document.manual_review_above_value),
                 title=document.title,
                 text=document.text,
+                return_address=document.return_address,
             )
         return cls(
             version=row.version,

@@ -131,6 +131,10 @@ def digest_bytes(digest: str) -> bytes:
     return raw
 
 
+RETURN_ADDRESS_MAX_LINES = 6
+RETURN_ADDRESS_MAX_CHARS = 300
+
+
 @dataclass(frozen=True, slots=True)
 class PolicyDocument:
     """A merchant's full return policy: the on-chain parameters and the terms only the document holds."""
@@ -149,6 +153,8 @@ class PolicyDocument:
     manual_review_above_value: int = 0
     title: str = ""
     text: str = ""
+    return_address: str = ""
+    """Where returned parcels go, as printed on return labels (lines separated by newlines; empty: none)."""
 
     def problems(self) -> list[str]:
         """What the contract would refuse, in words (empty: publishable)."""
@@ -166,7 +172,15 @@ class PolicyDocument:
             found.append(f"fast_refund_max_returns_90d must be between 0 and {MAX_UINT16}")
         if self.manual_review_above_value < 0:
             found.append("manual_review_above_value must not be negative")
-        texts = [self.title, self.text, *self.non_returnable_categories, *self.accepted_reasons]
+        lines = self.return_address.splitlines()
+        if len(self.return_address) > RETURN_ADDRESS_MAX_CHARS or len(lines) > RETURN_ADDRESS_MAX_LINES:
+            found.append(
+                f"return_address must fit a label: at most {RETURN_ADDRESS_MAX_LINES} lines and "
+                f"{RETURN_ADDRESS_MAX_CHARS} characters"
+            )
+        if self.return_address and not any(line.strip() for line in lines):
+            found.append("return_address must not be only blank lines (leave it empty to publish none)")
+        texts = [self.title, self.text, self.return_address, *self.non_returnable_categories, *self.accepted_reasons]
         if any(not _storable(t) for t in [*texts, *self.manual_review_reasons]):
             found.append("texts must be valid Unicode without NUL characters")
         if self.manual_review_reasons - self.accepted_reasons and self.accepted_reasons:
@@ -198,6 +212,8 @@ class PolicyDocument:
             "manual_review_above_value": str(self.manual_review_above_value),
             "title": self.title,
             "text": self.text,
+            # only when set: documents published before the field existed keep their digest
+            **({"return_address": self.return_address} if self.return_address else {}),
         }
 
     @classmethod
@@ -218,6 +234,7 @@ class PolicyDocument:
             manual_review_above_value=int(raw.get("manual_review_above_value", 0)),
             title=str(raw.get("title", "")),
             text=str(raw.get("text", "")),
+            return_address=str(raw.get("return_address", "")),
         )
 
     @property

@@ -26,6 +26,7 @@ CREDENTIALS: dict[tuple[str, str], str | None] = {
     ("POST", "/v1/returns"): "consumer",
     ("GET", "/v1/returns"): "merchant",
     ("GET", "/v1/returns/{return_id}"): "consumer",
+    ("GET", "/v1/returns/{return_id}/label"): "consumer",
     ("POST", "/v1/returns/{request_id}/approve"): "merchant",
     ("POST", "/v1/returns/{request_id}/reject"): "merchant",
     ("POST", "/v1/returns/{return_id}/reclaim"): "merchant",

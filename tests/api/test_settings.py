@@ -93,3 +93,12 @@ def test_the_token_allowlist_takes_addresses_from_the_environment(monkeypatch: p
     for wrong in ("0x1234", miscased):
         with pytest.raises(ValidationError, match="not a token address"):
             settings(token_allowlist=(wrong,))
+
+
+def test_the_public_url_defaults_to_the_apis_own_address(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert settings(api_host="127.0.0.1", api_port=8123).public_base_url == "http://127.0.0.1:8123"
+    monkeypatch.setenv("LEDGER_PUBLIC_URL", "https://returns.example.com/ledger/")
+    assert settings().public_base_url == "https://returns.example.com/ledger"
+    monkeypatch.setenv("LEDGER_PUBLIC_URL", "returns.example.com")
+    with pytest.raises(ValidationError, match="public_url"):
+        settings()

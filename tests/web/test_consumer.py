@@ -4,10 +4,15 @@ to the refund; bad tokens, forged forms and double submissions."""
 
 from __future__ import annotations
 
+import io
 import re
 
+import pypdfium2
+import zxingcpp
 from fastapi.testclient import TestClient
+from PIL import Image
 
+from ledger_service.returns.labels import label_code
 from tests.api.flows import Flow, Sold
 from tests.web.pages import hidden_fields, text
 
@@ -45,6 +50,15 @@ def test_a_whole_return_in_chinese(client: TestClient, flow: Flow) -> None:
     flow.env.wait_indexed()
     shown = text(client.get(location, headers=ZH).text)
     assert "已批准：请寄回商品" in shown and "RMA-" in shown and "取消退货" in shown
+    assert "下载退货标签" in shown
+    pdf = client.get(f"{location}/label", headers=ZH)
+    assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
+    document = pypdfium2.PdfDocument(pdf.content)
+    assert "退货" in document[0].get_textpage().get_text_range()
+    document.close()
+    qr = client.get(f"{location}/label?format=qr", headers=ZH)
+    decoded = [r.text for r in zxingcpp.read_barcodes(Image.open(io.BytesIO(qr.content)))]
+    assert decoded == [f"http://127.0.0.1:8000/verify/{label_code(rma)}"]
 
     flow.scan(rma, "in_transit")  # fast refund: paid at the first carrier scan
     page = client.get(location, headers=ZH).text
@@ -55,6 +69,16 @@ def test_a_whole_return_in_chinese(client: TestClient, flow: Flow) -> None:
 
     verified = text(client.get(f"/verify/{label.group(0)}", headers=ZH).text)
     assert "真品" in verified and "已支付" in verified
+    assert "退货等待寄出期间可下载打印标签。" in shown  # shipped: no label any more
+    assert client.get(f"{location}/label", headers=ZH).status_code == 409
+
+
+def test_another_consumers_label_is_refused(client: TestClient, flow: Flow) -> None:
+    owner = flow.sold_and_delivered()
+    rma = flow.approved(owner)
+    _session(client, flow.sold_and_delivered())
+    assert client.get(f"/returns/{rma}/label", headers=EN).status_code == 404
+    assert client.get(f"/returns/{rma}/label?format=svg", headers=EN).status_code == 422
 
 
 def test_the_language_switch_sticks(client: TestClient, flow: Flow) -> None:

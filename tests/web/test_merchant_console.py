@@ -120,6 +120,7 @@ def test_the_policy_editor_keeps_a_wrong_form_and_publishes_a_right_one(
         "manual_review_above_value": "0",
         "manual_review_reasons": "damaged, wrong_size",
         "text": "Keep the tags on.",
+        "return_address": "Returns dept.\n1 Example Road",
     }
     wrong = client.post("/merchant/policy", data=form, headers=ZH)
     assert wrong.status_code == 422
@@ -137,6 +138,7 @@ def test_the_policy_editor_keeps_a_wrong_form_and_publishes_a_right_one(
     shown = text(versions.text)
     assert f"Version {current + 1} in force for new sales" in shown and "damaged, wrong_size" in shown
     assert f"Version {current} Published" in shown and "3 sales are bound to it." in shown
+    assert ">Returns dept.\n1 Example Road</textarea>" in versions.text  # the editor starts from what is in force
 
     sold = flow.sold_and_delivered()  # bound to the new version
     sales = client.get("/merchant/sales", headers=EN)

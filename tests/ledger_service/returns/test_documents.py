@@ -158,3 +158,24 @@ def test_when_every_action_holding_a_document_fails_it_is_removed(tmp_path: Path
         failing_action(store, ruling, another_fails)
     assert seen == [True]
     assert store.stat(cid) is None
+
+
+def test_a_return_address_is_kept_and_an_empty_one_leaves_the_document_as_before() -> None:
+    assert "return_address" not in BASE.to_json()  # documents published before the field keep their digest
+    with_address = replace(BASE, return_address="Returns dept.\n1 Example Road")
+    assert with_address.digest != BASE.digest
+    assert PolicyDocument.from_json(with_address.to_json()) == with_address
+
+
+@pytest.mark.parametrize(
+    ("address", "words"),
+    [
+        ("\n".join(["a line"] * 7), "at most 6 lines"),
+        ("x" * 301, "300 characters"),
+        ("\n \n", "only blank lines"),
+        ("dock\x00 5", "without NUL"),
+    ],
+)
+def test_a_return_address_must_fit_a_label(address: str, words: str) -> None:
+    with pytest.raises(InvalidRequestError, match=words):
+        replace(BASE, return_address=address).validate()
