@@ -185,6 +185,8 @@ def test_text_stored_before_the_refusal_is_shown_neutralised(stored: str, shown:
     assert request.comment == stored  # only what is shown changes, not the model
     terms = PolicyTermsPublic(
         non_returnable_categories=[], accepted_reasons=[], manual_review_reasons=[], manual_review_above_value="0",
-        title=stored, text=stored,
+        title=stored, text=stored, return_address=stored,
     )  # fmt: skip
-    assert terms.model_dump(mode="json")["text"] == shown and terms.model_dump_json().count("\u202e") == 0
+    shown_terms = terms.model_dump(mode="json")
+    assert shown_terms["text"] == shown_terms["return_address"] == shown
+    assert terms.model_dump_json().count("\u202e") == 0
