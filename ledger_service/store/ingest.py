@@ -51,6 +51,7 @@ from ledger_service.store._db import insert_rows, upsert, write_tuples
 from ledger_service.store._errors import StoreError
 from ledger_service.store._folds import (
     DAY,
+    ITEM_MUTABLE_COLUMNS,
     ItemCache,
     ItemState,
     PairFolds,
@@ -104,18 +105,7 @@ _ITEM_EVENT_COLUMNS = (*_EVENT_OWN_COLUMNS, "chain_ok", *_EVENT_POSITION_COLUMNS
 _ROW_ITEM_ID = [f.name for f in fields(ItemEventRecorded)[1:]].index("item_id")
 """Where ``item_id`` is among an ItemEventRecorded row's own fields (every field after ``pos``)."""
 
-_ITEM_UPDATE_COLUMNS = (
-    "item_id",
-    "registered_at",
-    "event_count",
-    "head_hash",
-    "last_biz_step",
-    "last_disposition",
-    "last_event_at",
-    "delivered_at",
-    "destroyed",
-    "chain_ok",
-)
+_ITEM_UPDATE_COLUMNS = ("item_id", *(name for name in ITEM_MUTABLE_COLUMNS if name != "merchant"))
 """The items update of a stored item whose merchant did not change (leaving it out spares its index)."""
 _ITEM_UPDATE_MERCHANT_COLUMNS = (*_ITEM_UPDATE_COLUMNS, "merchant")
 
