@@ -70,6 +70,7 @@ from ledger_service.store.tables import (
     merchant_changes,
     metadata,
     node_faults,
+    notifications,
     policies,
     return_transitions,
     returns,
@@ -100,6 +101,7 @@ WALL_CLOCK_COLUMNS: dict[str, frozenset[str]] = {
     "chain_pin": frozenset({"created_at"}),
     "checkpoint": frozenset({"updated_at"}),
     "chain_problems": frozenset({"id", "detected_at"}),
+    "notifications": frozenset({"seq", "created_at", "dispatched_at"}),
 }
 """Columns that differ between two indexes of the same chain: left out of :meth:`Store.dump`."""
 
@@ -394,6 +396,9 @@ class Store:
             blocks_deleted = conn.execute(delete(blocks).where(blocks.c.number > above)).rowcount
             store_headers(conn, headers)
             conn.execute(delete(chain_problems).where(chain_problems.c.block_number > above))
+            # the outbox follows the log rows: the events a new branch applies again insert their rows again
+            # with the same ids, and the worker's deliveries (unique per id) are not made twice
+            conn.execute(delete(notifications).where(notifications.c.block_number > above))
             rebuild_items(conn, item_keys)
             rebuild_returns(conn, return_keys)
             rebuild_roles(conn, role_keys)

@@ -25,11 +25,12 @@ still counts the events stored (an auditor compares it with the contract's).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, delete, tuple_
+from sqlalchemy import Connection, Table, delete, select, tuple_
 
 from ledger_service.core.events import (
     DecodedEvent,
@@ -46,8 +47,15 @@ from ledger_service.core.events import (
     SellerSet,
 )
 from ledger_service.core.hashchain import event_hash_hex
+from ledger_service.core.notifications import (
+    AUTHORIZED_TYPES,
+    RETURN_REFUND_PAID,
+    STATE_NAMES,
+    notification_id,
+    transition_types,
+)
 from ledger_service.core.rows import ITEM_EVENT_RECORDED, EventRows, decode_event
-from ledger_service.store._db import insert_rows, upsert, write_tuples
+from ledger_service.store._db import insert_rows, key_in, upsert, write_tuples
 from ledger_service.store._errors import StoreError
 from ledger_service.store._folds import (
     DAY,
@@ -70,6 +78,7 @@ from ledger_service.store.tables import (
     item_registrations,
     items,
     merchant_changes,
+    notifications,
     policies,
     return_transitions,
     returns,
@@ -213,6 +222,8 @@ class _Batch:
         self.item_events: list[tuple[Any, ...]] = []
         """item_events rows as tuples of :data:`_ITEM_EVENT_COLUMNS` (the hot path)."""
         self.problems: list[dict[str, Any]] = []
+        self.notices: list[dict[str, Any]] = []
+        """The outbox rows of the batch's return events (written with them: see :meth:`_notify`)."""
         self.roles = PairFolds()
         self.sellers = PairFolds()
 
@@ -283,9 +294,19 @@ class _Batch:
                 "deadline": ev.deadline,
                 "evidence": ev.evidence,
             }
-            self.return_folds[ev.return_id].transition(state=ev.state, at=ev.at, deadline=ev.deadline)
+            fold = self.return_folds[ev.return_id]
+            fold.transition(state=ev.state, at=ev.at, deadline=ev.deadline)
             self.logs[return_transitions].append(row | position)
+            data: dict[str, Any] = {
+                "state": STATE_NAMES.get(ev.state, str(ev.state)),
+                "previous": STATE_NAMES.get(ev.previous, ""),
+            }
+            if ev.deadline:
+                data["deadline"] = ev.deadline
+            for kind in transition_types(ev.state):
+                self._notify(kind, fold.authorization, ev.pos, ev.at, data)
         else:
+            paid_at = self._paid_at(ev)
             row = {
                 "return_id": ev.return_id,
                 "consumer": ev.consumer,
@@ -293,10 +314,14 @@ class _Batch:
                 "token": ev.token,
                 "consumer_amount": ev.consumer_amount,
                 "merchant_amount": ev.merchant_amount,
-                "paid_at": self._paid_at(ev),
+                "paid_at": paid_at,
             }
-            self.return_folds[ev.return_id].settle()
+            fold = self.return_folds[ev.return_id]
+            fold.settle()
             self.logs[escrow_payouts].append(row | position)
+            if ev.consumer_amount > 0:
+                amounts = {"token": ev.token, "amount": str(ev.consumer_amount), "fee": str(ev.merchant_amount)}
+                self._notify(RETURN_REFUND_PAID, fold.authorization, ev.pos, paid_at, amounts)
 
     def _item_event(self, ev: ItemEventRecorded) -> None:
         state = self.item_states[ev.item_id]
@@ -393,6 +418,7 @@ class _Batch:
         if fold.authorization is not None:
             raise StoreError(f"return {ev.return_id} authorized twice (block {ev.pos.block_number})")
         days = self.ship_by_days.get((ev.merchant, ev.policy_version))
+        authorized_at = ev.ship_by if days is None else ev.ship_by - days * DAY
         fold.authorize(
             {
                 "return_id": ev.return_id,
@@ -406,9 +432,46 @@ class _Batch:
                 "fast_refund": ev.fast_refund,
                 "policy_version": ev.policy_version,
                 "ship_by": ev.ship_by,
-                "authorized_at": ev.ship_by if days is None else ev.ship_by - days * DAY,
+                "authorized_at": authorized_at,
                 "block_number": ev.pos.block_number,
                 "tx_hash": ev.pos.tx_hash,
+            }
+        )
+        data = {"state": "authorized", "amount": str(ev.amount), "token": ev.token, "ship_by": ev.ship_by}
+        for kind in AUTHORIZED_TYPES:
+            self._notify(kind, fold.authorization, ev.pos, authorized_at, data)
+
+    def _notify(
+        self,
+        kind: str,
+        authorization: dict[str, Any] | None,
+        pos: LogPosition,
+        at: int,
+        data: dict[str, Any],
+    ) -> None:
+        """Adds the outbox row of a return's ``kind`` notification (none for a return the index never saw
+        authorized: the contract emits the authorization first, so only a partial index lacks it)."""
+        if authorization is None:
+            return
+        return_id = authorization["return_id"]
+        self.notices.append(
+            {
+                "id": notification_id(kind, return_id),
+                "type": kind,
+                "return_id": return_id,
+                "item_id": authorization["item_id"],
+                "sale_seq": authorization["sale_seq"],
+                "merchant": authorization["merchant"],
+                "consumer": authorization["consumer"],
+                "occurred_at": at,
+                "data": json.dumps(
+                    {"return_id": return_id, "item_id": authorization["item_id"], **data, "tx_hash": pos.tx_hash},
+                    separators=(",", ":"),
+                    sort_keys=True,
+                ),
+                "block_number": pos.block_number,
+                "log_index": pos.log_index,
+                "created_at": self.now,
             }
         )
 
@@ -443,6 +506,22 @@ class _Batch:
             for part in chunks(conn, absent, pairs=True):
                 conn.execute(delete(state).where(tuple_(state.c[names[0]], state.c[names[1]]).in_(part)))
         insert_rows(conn, chain_problems, self.problems)
+        if self.notices:
+            insert_rows(conn, notifications, _new_notices(conn, self.notices))
+
+
+def _new_notices(conn: Connection, notices: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``notices`` but those whose id is already in the outbox or earlier in the list: the first event that
+    tells something keeps its row (the contracts reach a state once; an index of another emitter keeps the
+    first). A rollback deletes a suffix of the log, so the rows kept are those a fresh index keeps."""
+    by_id: dict[str, dict[str, Any]] = {}
+    for notice in notices:
+        by_id.setdefault(notice["id"], notice)
+    ids = list(by_id)
+    for part in chunks(conn, ids):
+        for (stored,) in conn.execute(select(notifications.c.id).where(key_in(conn, notifications.c.id, part))):
+            del by_id[stored]
+    return list(by_id.values())
 
 
 _ADD_ITEM_ROW = """

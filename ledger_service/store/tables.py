@@ -48,6 +48,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
@@ -412,6 +413,49 @@ chain_problems = Table(
 )
 
 
+# ---- the outbox (revision 0010) ------------------------------------------------------------------------------
+#
+# One row per notification (ledger_service/core/notifications.py), inserted in the same transaction as the change
+# that caused it: by the indexer for the chain's events (block_number set; a reorg deletes the rows above the
+# common ancestor with the log rows and the re-applied events insert them again, with the same id), by the
+# notification worker's window scan (block_number NULL, insert-or-ignore by id). The worker only sets
+# ``dispatched_at`` once it has turned a row into deliveries (unique per target and id: a row inserted again
+# after a reorg is dispatched again and adds none).
+
+EVENT_KEY = BigInteger().with_variant(Integer(), "sqlite")
+"""An autoincrement key (SQLite gives autoincrement only to INTEGER PRIMARY KEY)."""
+
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("seq", EVENT_KEY, primary_key=True, autoincrement=True, comment="insertion order; never reused"),
+    Column("id", String(36), nullable=False, comment="msg_ + 32 hex: stable over reorgs, retries and re-scans"),
+    Column("type", String(40), nullable=False),
+    Column("return_id", HASH, nullable=True),
+    Column("item_id", HASH, nullable=False),
+    Column("sale_seq", Integer, nullable=False),
+    Column("merchant", ADDRESS, nullable=False),
+    Column("consumer", ADDRESS, nullable=False),
+    Column("occurred_at", BigInteger, nullable=False, comment="chain time of the change (the scan's wall clock)"),
+    Column("data", Text, nullable=False, comment="the payload's data object (JSON)"),
+    Column("block_number", BigInteger, nullable=True, comment="the event's block; NULL: not chain-derived"),
+    Column("log_index", Integer, nullable=True),
+    Column("created_at", BigInteger, nullable=False, comment="wall-clock unix seconds"),
+    Column("dispatched_at", BigInteger, nullable=True, comment="wall clock: turned into deliveries (the worker)"),
+    UniqueConstraint("id"),
+    Index("ix_notifications_return_id", "return_id", "seq"),
+    Index("ix_notifications_block", "block_number"),
+    Index(
+        "ix_notifications_pending",
+        "seq",
+        postgresql_where=text("dispatched_at IS NULL"),
+        sqlite_where=text("dispatched_at IS NULL"),
+    ),
+    sqlite_autoincrement=True,
+    comment="the transactional outbox: one row per notification, written with the change that caused it",
+)
+
+
 # ==== written by the API: its own records =====================================
 #
 # Only the API's processes (and ledger-admin, for keys) write these tables; the indexer never touches them, so a
@@ -549,9 +593,6 @@ document_quota = Table(
 # the searchable part of those documents plus the capture jobs: all of it can be rebuilt from the chain's
 # events and the document store (see ledger_service/capture/__init__.py).
 
-EVENT_KEY = BigInteger().with_variant(Integer(), "sqlite")
-"""An autoincrement key (SQLite gives autoincrement only to INTEGER PRIMARY KEY)."""
-
 capture_jobs = Table(
     "capture_jobs",
     metadata,
@@ -650,3 +691,70 @@ API_TABLES: tuple[Table, ...] = (
     epcis_biz_transactions,
 )
 """The tables the API writes (the indexer never reads or writes them)."""
+
+
+# ==== written by the API and the notification worker: webhooks, contacts, deliveries (revision 0010) ========
+#
+# The API writes the subscriptions and the consumers' contact addresses; ledger-notify writes the deliveries
+# (one per notification and target, unique: a notification dispatched twice, e.g. inserted again after a
+# reorg, adds no second delivery) and their attempts. Off-chain only; a reorg leaves them as they are.
+
+webhook_endpoints = Table(
+    "webhook_endpoints",
+    metadata,
+    Column("id", String(40), primary_key=True, comment="wh_ + 32 hex"),
+    Column("merchant", ADDRESS, nullable=False, comment="whose returns it hears about"),
+    Column("url", Text, nullable=False),
+    Column("event_types", Text, nullable=False, comment="JSON list of notification types"),
+    Column(
+        "secret",
+        Text,
+        nullable=False,
+        comment="whsec_ + base64: the signing key itself (HMAC needs it); shown once, never logged",
+    ),
+    Column("created_at", BigInteger, nullable=False),
+    Column("deleted_at", BigInteger, nullable=True, comment="DELETE: no new deliveries, history kept"),
+    Index("ix_webhook_endpoints_merchant", "merchant"),
+    comment="merchants' webhook subscriptions (POST /v1/webhooks)",
+)
+
+consumer_contacts = Table(
+    "consumer_contacts",
+    metadata,
+    Column("item_id", HASH, nullable=False),
+    Column("sale_seq", Integer, nullable=False),
+    Column("email", String(254), nullable=False, comment="never on-chain, never logged"),
+    Column("lang", String(5), nullable=False, comment="zh|en: the e-mails' language"),
+    Column("set_at", BigInteger, nullable=False),
+    PrimaryKeyConstraint("item_id", "sale_seq"),
+    comment="a sale's consumer e-mail for notifications, given with the sale or by the consumer",
+)
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("id", EVENT_KEY, primary_key=True, autoincrement=True),
+    Column("target", String(40), nullable=False, comment="a webhook endpoint's id, or email"),
+    Column("notification_id", String(36), nullable=False, comment="the outbox row's id: the webhook-id"),
+    Column("event_type", String(40), nullable=False),
+    Column("return_id", HASH, nullable=True),
+    Column("item_id", HASH, nullable=False),
+    Column("sale_seq", Integer, nullable=False),
+    Column("body", Text, nullable=False, comment="the payload, the same bytes on every attempt"),
+    Column("state", String(12), nullable=False, comment="pending|delivered|dead"),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", BigInteger, nullable=False, comment="due time; a claim leases it ahead"),
+    Column("retry_until", BigInteger, nullable=False, comment="dead-lettered after a failure past this time"),
+    Column("last_status", Integer, nullable=True, comment="the receiver's last HTTP status"),
+    Column("last_error", Text, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("finished_at", BigInteger, nullable=True, comment="delivered or dead-lettered"),
+    UniqueConstraint("target", "notification_id"),
+    Index("ix_deliveries_due", "state", "next_attempt_at"),
+    Index("ix_deliveries_target", "target", "id"),
+    sqlite_autoincrement=True,
+    comment="one per notification and target: its attempts, retried with backoff, then dead-lettered",
+)
+
+NOTIFY_TABLES: tuple[Table, ...] = (notifications, webhook_endpoints, consumer_contacts, deliveries)
+"""The tables of revision 0010 (the outbox, written with the index, and the worker's and API's own)."""
