@@ -292,6 +292,28 @@ class Settings(BaseSettings):
         "('limits' syntax), beside the per-address verify_rate_limit",
     )
 
+    # notifications out (ledger-notify, ledger_service/notify/)
+    notify_retry_for_s: int = Field(
+        default=86_400, ge=1, description="How long a failing delivery is retried before it is dead-lettered"
+    )
+    notify_backoff_base_s: float = Field(
+        default=5.0, gt=0, description="First retry delay; each further one doubles, up to notify_backoff_cap_s"
+    )
+    notify_backoff_cap_s: float = Field(default=3600.0, gt=0, description="Longest delay between two retries")
+    notify_poll_s: float = Field(default=0.2, gt=0, le=60, description="How often ledger-notify looks for work")
+    notify_concurrency: int = Field(default=64, ge=1, le=4096, description="Deliveries in flight per worker")
+    notify_per_target: int = Field(
+        default=8, ge=1, le=1024, description="Deliveries in flight per webhook endpoint (a slow one cannot take all)"
+    )
+    notify_timeout_s: float = Field(default=10.0, gt=0, le=120, description="Longest wait for a receiver's answer")
+    notify_window_notice_days: int = Field(
+        default=3, ge=1, le=60, description="Days before a return window closes that the consumer is told"
+    )
+    notify_window_scan_s: float = Field(default=300.0, gt=0, description="Seconds between two return-window scans")
+    smtp_host: str | None = Field(default=None, description="SMTP server of the consumers' e-mails (unset: none sent)")
+    smtp_port: int = Field(default=25, ge=1, le=65_535, description="Its port")
+    smtp_from: str = Field(default="returns@localhost", description="The e-mails' From address")
+
     @property
     def public_base_url(self) -> str:
         """The service's public address without a trailing slash."""

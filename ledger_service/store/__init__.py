@@ -24,7 +24,7 @@ from ledger_service.store.handle import (
     StoreError,
     StoreUnavailableError,
 )
-from ledger_service.store.lock import WriterLock, writer_lock
+from ledger_service.store.lock import WriterLock, notify_lock, writer_lock
 
 __all__ = [
     "ApplyStats",
@@ -35,5 +35,6 @@ __all__ = [
     "StoreError",
     "StoreUnavailableError",
     "WriterLock",
+    "notify_lock",
     "writer_lock",
 ]

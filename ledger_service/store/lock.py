@@ -67,13 +67,25 @@ def writer_lock(url: str, *, poll_interval: float = 0.5) -> Iterator[WriterLock]
 
 
 @contextmanager
-def _sqlite_lock(url: str) -> Iterator[WriterLock]:
+def notify_lock(url: str) -> Iterator[WriterLock]:
+    """One notification worker per SQLite index (an exclusive ``flock`` on ``<database file>.notify.lock``,
+    dropped by the kernel when the holder dies); on PostgreSQL none: workers share the outbox through
+    ``FOR UPDATE SKIP LOCKED`` (store/notifications.py)."""
+    if make_url(url).get_backend_name() == "sqlite":
+        with _sqlite_lock(url, suffix=".notify.lock", who="notification worker") as held:
+            yield held
+    else:
+        yield WriterLock(make_url(url).render_as_string(hide_password=True))
+
+
+@contextmanager
+def _sqlite_lock(url: str, *, suffix: str = ".lock", who: str = "indexer") -> Iterator[WriterLock]:
     path = sqlite_path(url)
     if path is None:  # in-memory: private to this process anyway
         yield WriterLock("in-memory SQLite")
         return
     database = os.path.abspath(path)
-    lock_file = database + ".lock"
+    lock_file = database + suffix
     os.makedirs(os.path.dirname(lock_file), exist_ok=True)
     fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o644)
     try:
@@ -81,8 +93,10 @@ def _sqlite_lock(url: str) -> Iterator[WriterLock]:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
-            who = f" (pid {holder})" if holder else ""
-            raise FatalError(f"another indexer is writing {database}{who}; refusing to start a second one") from None
+            holder_text = f" (pid {holder})" if holder else ""
+            raise FatalError(
+                f"another {who} is writing {database}{holder_text}; refusing to start a second one"
+            ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode("ascii"), 0)
         yield WriterLock(database)

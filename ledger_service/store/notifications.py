@@ -14,7 +14,7 @@ Invariants:
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -344,13 +344,16 @@ def _delivery(row: Any) -> Delivery:
     return Delivery(**{name: getattr(row, name) for name in Delivery.__dataclass_fields__})
 
 
-def claim_due(store: Store, *, now: int, limit: int, per_target: int, lease_s: int) -> list[Delivery]:
-    """Leases up to ``limit`` due pending deliveries, at most ``per_target`` per target (a slow or failing
-    receiver cannot fill a round), oldest due first: their ``next_attempt_at`` moves ``lease_s`` ahead, so
-    another worker skips them, and a worker that dies leaves them due again then."""
+def claim_due(
+    store: Store, *, now: int, limit: int, per_target: int, lease_s: int, busy: Mapping[str, int] | None = None
+) -> list[Delivery]:
+    """Leases up to ``limit`` due pending deliveries, at most ``per_target`` per target counting the ``busy``
+    ones the caller still has in flight (a slow or failing receiver cannot fill the slots), oldest due first:
+    their ``next_attempt_at`` moves ``lease_s`` ahead, so another worker skips them, and a worker that dies
+    leaves them due again then."""
     d = deliveries.c
     taken: list[Delivery] = []
-    per: dict[str, int] = {}
+    per: dict[str, int] = dict(busy or {})
     with write_transaction(store.engine) as conn:
         stmt = (
             select(deliveries)
