@@ -71,6 +71,7 @@ UNKNOWN_IDS = {
     "code": "urn:epc:id:sgtin:0614141.107346.nobody",
     "capture_id": "cap_" + "e5" * 16,
     "event_id": quote("ni:///sha-256;" + "e6" * 32 + "?ver=CBV2.0", safe=""),
+    "webhook_id": "wh_" + "e7" * 16,
 }
 MALFORMED_IDS = {
     "item_id": "0x12",
@@ -81,6 +82,7 @@ MALFORMED_IDS = {
     "code": "x" * 2049,
     "capture_id": "cap_x",
     "event_id": "not-a-hash-id",
+    "webhook_id": "wh_x",
 }
 
 VALID_BODIES: dict[tuple[str, str], dict[str, Any]] = {
@@ -94,6 +96,8 @@ VALID_BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/v1/returns/{return_id}/resolution"): {"consumer_amount": "1"},
     ("POST", "/v1/returns/{return_id}/dispute"): {"comment": "it was not damaged by me"},
     ("POST", "/v1/epcis/capture"): document(event([new_epc()])),
+    ("POST", "/v1/webhooks"): {"url": "https://merchant.example/hooks"},
+    ("POST", "/v1/webhooks/{webhook_id}/replay"): {},
 }
 """Bodies that pass validation (so the status comes from the check under test, not from the body)."""
 INVALID_BODIES: dict[tuple[str, str], dict[str, Any]] = {
@@ -107,6 +111,7 @@ INVALID_BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/v1/returns/{return_id}/resolution"): {"consumer_amount": "-1"},
     ("POST", "/v1/returns/{return_id}/dispute"): {"comment": ["not", "text"]},
     ("POST", "/v1/epcis/capture"): document({**event([new_epc()]), "action": "TELEPORT"}),
+    ("POST", "/v1/webhooks"): {"url": "ftp://merchant.example/hooks"},
 }
 """Bodies with one invalid or missing field (a 422 where the route has no path parameter to get wrong)."""
 SIZE_LIMIT = 4096
