@@ -26,6 +26,7 @@ from typing import Any
 import httpx
 import structlog
 
+from ledger_service.core.notifications import EVENT_TYPES, RETURN_REQUESTED
 from ledger_service.notify.email import Mailer, compose
 from ledger_service.notify.webhooks import render, sign
 from ledger_service.settings import Settings
@@ -45,21 +46,7 @@ from ledger_service.store.notifications import (
 
 log = structlog.get_logger(__name__)
 
-EMAIL_TYPES = frozenset(
-    {
-        "return.approved",
-        "return.rejected",
-        "return.label_ready",
-        "return.in_transit",
-        "return.refund_paid",
-        "return.delivered",
-        "return.inspected",
-        "return.disputed",
-        "return.resolved",
-        "return.closed",
-        "sale.return_window_closing",
-    }
-)
+EMAIL_TYPES = frozenset(EVENT_TYPES) - {RETURN_REQUESTED}
 """What the consumer is told by e-mail (every type but the request's receipt, which they see at once)."""
 
 ERROR_TEXT = 300

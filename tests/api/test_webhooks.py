@@ -5,12 +5,14 @@ refused with a sentence; deliveries and dead letters are visible and replayable;
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, get_args
 
 from fastapi.testclient import TestClient
 from standardwebhooks.webhooks import Webhook
 
+from api.schemas.webhooks import EventType
 from ledger_service.core.notifications import (
+    EVENT_TYPES,
     RETURN_APPROVED,
     RETURN_IN_TRANSIT,
     RETURN_LABEL_READY,
@@ -117,3 +119,7 @@ def test_another_merchant_cannot_see_or_delete_my_webhook(client: TestClient, ke
     problem(client.delete(path, headers=bearer(keys["merchant2"])), 404)
     assert client.delete(path, headers=bearer(keys["merchant"])).status_code == 204
     problem(client.get(path, headers=bearer(keys["merchant"])), 404)
+
+
+def test_the_api_offers_exactly_the_core_s_event_types() -> None:
+    assert list(get_args(EventType)) == list(EVENT_TYPES)
