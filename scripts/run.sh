@@ -76,6 +76,10 @@ stop_started() {
     kill -TERM "$(cat "$ROOT/var/indexer.pid")" 2>/dev/null || true
     rm -f "$ROOT/var/indexer.pid"
   fi
+  if [ -f "$ROOT/var/notify.pid" ]; then
+    kill -TERM "$(cat "$ROOT/var/notify.pid")" 2>/dev/null || true
+    rm -f "$ROOT/var/notify.pid"
+  fi
   if $started_anvil && [ -f "$STATE_DIR/anvil.pid" ]; then
     echo; echo "stopping anvil (chain state saved to var/anvil/state.json)"
     kill -INT "$(cat "$STATE_DIR/anvil.pid")" 2>/dev/null || true
@@ -94,9 +98,10 @@ INDEXER=$ROOT/.venv/bin/ledger-indexer
 # The local index is a cache of the chain: after a new deployment it is rebuilt.
 if ! cmp -s "$ROOT/deployments/31337.json" "$ROOT/var/index-manifest.json" 2>/dev/null; then
   if [ -f "$ROOT/var/indexer.pid" ]; then kill -TERM "$(cat "$ROOT/var/indexer.pid")" 2>/dev/null || true; rm -f "$ROOT/var/indexer.pid"; sleep 0.5; fi
+  if [ -f "$ROOT/var/notify.pid" ]; then kill -TERM "$(cat "$ROOT/var/notify.pid")" 2>/dev/null || true; rm -f "$ROOT/var/notify.pid"; fi
   if [ -e "$ROOT/var/ledger.sqlite3" ]; then
     step "deployment changed: rebuilding the local index"
-    rm -f "$ROOT"/var/ledger.sqlite3 "$ROOT"/var/ledger.sqlite3-* "$ROOT"/var/ledger.sqlite3.lock
+    rm -f "$ROOT"/var/ledger.sqlite3 "$ROOT"/var/ledger.sqlite3-* "$ROOT"/var/ledger.sqlite3.lock "$ROOT"/var/ledger.sqlite3.notify.lock
   fi
   cp "$ROOT/deployments/31337.json" "$ROOT/var/index-manifest.json"
 fi
@@ -109,6 +114,14 @@ else
   private_log "$ROOT/var/indexer.log"
   nohup "$INDEXER" follow >"$ROOT/var/indexer.log" 2>&1 &
   echo $! >"$ROOT/var/indexer.pid"
+fi
+if [ -f "$ROOT/var/notify.pid" ] && kill -0 "$(cat "$ROOT/var/notify.pid")" 2>/dev/null; then
+  step "notifications: already delivering (pid $(cat "$ROOT/var/notify.pid"))"
+else
+  step "notifications: ledger-notify delivering webhooks and e-mail (log: var/notify.log)"
+  private_log "$ROOT/var/notify.log"
+  nohup "$ROOT/.venv/bin/ledger-notify" >"$ROOT/var/notify.log" 2>&1 &
+  echo $! >"$ROOT/var/notify.pid"
 fi
 step "index status"
 "$INDEXER" status || true
@@ -148,6 +161,7 @@ cat <<MSG
   chain (JSON-RPC):       $RPC_URL   (chain id 31337; log: var/anvil/anvil.log)
   deployment manifest:    deployments/31337.json
   index (SQLite):         var/ledger.sqlite3   (ledger-indexer status; log: var/indexer.log)
+  notifications:          ledger-notify (log: var/notify.log); webhooks: POST $API_URL/v1/webhooks
   REST API:               $API_URL/docs   (OpenAPI: $API_URL/openapi.json; log: var/api.log)
   returns portal (web):   $API_URL/   (verify page: $API_URL/verify; consumer links above)
   contract artifacts:     build/contracts/

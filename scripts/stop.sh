@@ -12,6 +12,11 @@ if [ -f "$ROOT/var/indexer.pid" ] && kill -0 "$(cat "$ROOT/var/indexer.pid")" 2>
   echo "stopped the indexer"
 fi
 rm -f "$ROOT/var/indexer.pid"
+if [ -f "$ROOT/var/notify.pid" ] && kill -0 "$(cat "$ROOT/var/notify.pid")" 2>/dev/null; then
+  kill -TERM "$(cat "$ROOT/var/notify.pid")"
+  echo "stopped the notification worker"
+fi
+rm -f "$ROOT/var/notify.pid"
 pidfile=$ROOT/var/anvil/anvil.pid
 if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
   kill -INT "$(cat "$pidfile")"
