@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from api.routers import audit, documents, epcis, items, policies, returns, sales, verify, webhooks
+from api.routers import audit, documents, epcis, items, notifications, policies, returns, sales, verify, webhooks
 
 ROUTERS: tuple[APIRouter, ...] = (
     policies.router,
@@ -14,6 +14,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     verify.router,
     epcis.router,
     webhooks.router,
+    notifications.router,
 )
 
 __all__ = ["ROUTERS"]

@@ -11,6 +11,7 @@ from api.routers._present import WaitQuery, token_decimals, wait_if_asked
 from api.schemas.common import MAX_UINT96
 from api.schemas.sales import SaleCreate, SalePublic
 from ledger_service.errors import InvalidRequestError
+from ledger_service.notify.contacts import set_sale_email
 from ledger_service.returns import record_sale
 
 router = APIRouter(prefix="/sales", tags=["sales"])
@@ -48,6 +49,14 @@ def create(
             category=body.category,
             token_ttl_s=svc.settings.return_token_ttl_s,
         )
+        if body.consumer_email is not None:
+            set_sale_email(
+                svc.store,
+                item_id=sale.item_id,
+                sale_seq=sale.sale_seq,
+                email=body.consumer_email,
+                lang=body.consumer_lang,
+            )
         wait_if_asked(svc, wait=wait, block_number=sale.tx.block_number)
         token = body.token or str(svc.chain.token.address if svc.chain.token is not None else "")
         return SalePublic(

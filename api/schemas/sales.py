@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import Field, StringConstraints
+from pydantic import EmailStr, Field, StringConstraints
 
 from api.schemas.common import Address, Amount, ItemId, Location, PlainText, RequestModel, TxPublic
 
@@ -28,6 +28,12 @@ class SaleCreate(RequestModel):
     )
     location: Location | None = None
     category: Category | None = Field(default=None, description="the item's category (for non-returnable ones)")
+    consumer_email: EmailStr | None = Field(
+        default=None,
+        max_length=254,
+        description="where the consumer is told about their returns (kept off-chain, never shown again)",
+    )
+    consumer_lang: Literal["zh", "en"] = Field(default="en", description="the language of those e-mails")
 
 
 class SalePublic(TxPublic):

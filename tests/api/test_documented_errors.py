@@ -48,6 +48,7 @@ NEVER_ANSWERED: dict[tuple[str, str, int], str] = {
     ("POST", "/v1/documents", 403): "any valid API key or return token may upload",
     ("GET", "/v1/returns/{return_id}", 403): "every role may read returns; another party's return is a 404",
     ("GET", "/v1/epcis/capture/{capture_id}", 403): "any API key may ask; another account's capture is a 404",
+    ("GET", "/v1/returns/{return_id}/events", 403): "every role may follow a return; another party's is a 404",
 }
 """(method, path, status) the document lists but no request can produce, with why."""
 
@@ -98,6 +99,7 @@ VALID_BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/v1/epcis/capture"): document(event([new_epc()])),
     ("POST", "/v1/webhooks"): {"url": "https://merchant.example/hooks"},
     ("POST", "/v1/webhooks/{webhook_id}/replay"): {},
+    ("PUT", "/v1/items/{item_id}/contact"): {"email": "buyer@example.com"},
 }
 """Bodies that pass validation (so the status comes from the check under test, not from the body)."""
 INVALID_BODIES: dict[tuple[str, str], dict[str, Any]] = {

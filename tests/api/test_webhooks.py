@@ -4,7 +4,7 @@ refused with a sentence; deliveries and dead letters are visible and replayable;
 
 from __future__ import annotations
 
-import asyncio
+import time
 from typing import Any, get_args
 
 from fastapi.testclient import TestClient
@@ -22,20 +22,14 @@ from ledger_service.core.notifications import (
 from ledger_service.notify.worker import Worker
 from tests.api.conftest import ApiEnv, bearer
 from tests.api.flows import Flow, ok, problem
-from tests.ledger_service.notify.receivers import receiver
+from tests.ledger_service.notify.receivers import receiver, run_worker
 
 
 def _deliver(env: ApiEnv, **settings: Any) -> None:
     """Runs ledger-notify's worker on the test index until nothing is due."""
     worker = Worker(env.store, env.settings.model_copy(update={"notify_backoff_base_s": 1.0, **settings}))
 
-    async def go() -> None:
-        for _ in range(10):
-            await worker.turn(wait=0.05)
-        await worker.drain()
-        await worker.client.aclose()
-
-    asyncio.run(go())
+    run_worker(worker)
 
 
 def _register(client: TestClient, key: str, **body: Any) -> dict[str, Any]:
@@ -78,7 +72,9 @@ def test_a_down_receiver_s_dead_letters_are_listed_and_replayed(
         created = _register(client, keys["merchant"], url=hook.url, event_types=[RETURN_APPROVED])
         sold = flow.sold_and_delivered()
         rid = flow.approved(sold)
-        _deliver(api_env, notify_retry_for_s=1)  # the retry window ends at once: dead after the first failure
+        _deliver(api_env, notify_retry_for_s=1)  # a one-second retry window: failed, due again at its end
+        time.sleep(2.1)
+        _deliver(api_env, notify_retry_for_s=1)  # failed again past the window: dead-lettered
         path = f"/v1/webhooks/{created['id']}"
         dead = ok(client.get(f"{path}/deliveries?state=dead", headers=bearer(keys["merchant"])))["data"]
         (letter,) = [d for d in dead if d["return_id"] == rid]

@@ -1,13 +1,22 @@
-"""Real HTTP receivers for webhook tests: a threaded server on 127.0.0.1 that records every request."""
+"""Real receivers for notification tests: a threaded HTTP server on 127.0.0.1 that records every request, and
+an SMTP server in-process (aiosmtpd) that keeps every message."""
 
 from __future__ import annotations
 
+import asyncio
+import email
+import socket
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from email.message import EmailMessage
+from email.policy import default
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from aiosmtpd.controller import Controller
 
 
 @dataclass
@@ -59,3 +68,36 @@ def receiver(*, status: int = 204, delay: float = 0.0) -> Iterator[Receiver]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@contextmanager
+def smtp_sink() -> Iterator[tuple[int, list[EmailMessage]]]:
+    """A real SMTP server on a free port of 127.0.0.1, and the messages it received."""
+    received: list[EmailMessage] = []
+
+    class Handler:
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+            received.append(email.message_from_bytes(envelope.content, _class=EmailMessage, policy=default))
+            return "250 OK"
+
+    with socket.socket() as probe:  # aiosmtpd's Controller needs a port number before it starts
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    controller = Controller(Handler(), hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield port, received
+    finally:
+        controller.stop()
+
+
+def run_worker(worker: Any, turns: int = 10) -> None:
+    """Runs a :class:`~ledger_service.notify.worker.Worker` for ``turns`` rounds, then waits for its sends."""
+
+    async def go() -> None:
+        for _ in range(turns):
+            await worker.turn(wait=0.05)
+        await worker.drain()
+        await worker.client.aclose()
+
+    asyncio.run(go())

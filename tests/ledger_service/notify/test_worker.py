@@ -5,16 +5,13 @@ starve the others, e-mail in the consumer's language, and two workers sharing a 
 from __future__ import annotations
 
 import asyncio
-import email
 import json
-import socket
 from collections.abc import Iterator
 from email.header import decode_header, make_header
-from email.message import Message
+from email.message import EmailMessage
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from standardwebhooks.webhooks import Webhook
 
 from ledger_service.core.codes import BizStep, Disposition, ReturnState
@@ -24,7 +21,7 @@ from ledger_service.notify.worker import Worker, next_attempt
 from ledger_service.settings import Settings
 from ledger_service.store import Store
 from ledger_service.store.notifications import DEAD, DELIVERED, deliveries_of, outbox, set_contact
-from tests.ledger_service.notify.receivers import receiver
+from tests.ledger_service.notify.receivers import receiver, run_worker, smtp_sink
 from tests.ledger_service.store.builders import DAY, ChainBuilder, addr
 from tests.support.threads import together
 
@@ -64,13 +61,7 @@ class Clock:
 
 
 def _drive(worker: Worker, turns: int = 50) -> None:
-    async def go() -> None:
-        for _ in range(turns):
-            await worker.turn(wait=0.05)
-        await worker.drain()
-        await worker.client.aclose()
-
-    asyncio.run(go())
+    run_worker(worker, turns)
 
 
 def _register(store: Store, url: str, types: tuple[str, ...] = EVENT_TYPES) -> webhooks.WebhookEndpoint:
@@ -155,27 +146,12 @@ def test_a_slow_receiver_does_not_starve_a_healthy_one(store: Store) -> None:
 
 
 @pytest.fixture
-def smtp() -> Iterator[tuple[int, list[Message]]]:
-    """A real SMTP server in-process (aiosmtpd) on a free port, and the messages it received."""
-    received: list[Message] = []
-
-    class Handler:
-        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-            received.append(email.message_from_bytes(envelope.content))
-            return "250 OK"
-
-    with socket.socket() as probe:  # aiosmtpd's Controller needs a port number before it starts
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    controller = Controller(Handler(), hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield port, received
-    finally:
-        controller.stop()
+def smtp() -> Iterator[tuple[int, list[EmailMessage]]]:
+    with smtp_sink() as sink:
+        yield sink
 
 
-def test_the_consumer_gets_e_mails_in_their_language(store: Store, smtp: tuple[int, list[Message]]) -> None:
+def test_the_consumer_gets_e_mails_in_their_language(store: Store, smtp: tuple[int, list[EmailMessage]]) -> None:
     port, received = smtp
     item, rids = _returns(store, 1)
     set_contact(store, item_id=item, sale_seq=1, email="buyer@example.com", lang="zh", now=0)
