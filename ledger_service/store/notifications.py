@@ -142,6 +142,40 @@ def _json(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), sort_keys=True)
 
 
+def add_request_notice(
+    conn: Connection,
+    *,
+    kind: str,
+    request_id: str,
+    item_id: str,
+    consumer: str,
+    merchant: str,
+    data: dict[str, Any],
+    now: int,
+) -> bool:
+    """Adds, in the caller's transaction, the outbox row of a return request's ``kind`` notification
+    (``return.requested`` or ``return.rejected``: off-chain, the API's own records); the sale is the item's
+    current one. Whether it was new (none for an item never sold)."""
+    sale_seq = conn.execute(select(func.max(sales.c.sale_seq)).where(sales.c.item_id == item_id)).scalar()
+    if sale_seq is None:
+        return False
+    row = {
+        "id": notification_id(kind, request_id),
+        "type": kind,
+        "return_id": None,
+        "item_id": item_id,
+        "sale_seq": int(sale_seq),
+        "merchant": merchant,
+        "consumer": consumer,
+        "occurred_at": now,
+        "data": _json({"request_id": request_id, **data}),
+        "block_number": None,
+        "log_index": None,
+        "created_at": now,
+    }
+    return insert_ignore(conn, notifications, row)
+
+
 # ---- webhook endpoints -------------------------------------------------------------------------------------
 
 

@@ -29,14 +29,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, Select, and_, bindparam, func, or_, select, update
+from sqlalchemy import ColumnElement, Connection, Row, Select, and_, bindparam, func, or_, select, update
 from sqlalchemy.sql.expression import ColumnCollection
 
 from ledger_service.core.codes import ReturnState
+from ledger_service.core.notifications import RETURN_REJECTED, RETURN_REQUESTED
 from ledger_service.errors import ConflictError
 from ledger_service.store._db import read_transaction, write_transaction
 from ledger_service.store._errors import StoreError
 from ledger_service.store.handle import Store
+from ledger_service.store.notifications import add_request_notice
 from ledger_service.store.tables import (
     escrow_payouts,
     item_events,
@@ -518,6 +520,8 @@ def insert_return_request(store: Store, row: ReturnRequestRow) -> None:
     try:
         with write_transaction(store.engine) as conn:
             conn.execute(return_requests.insert().values(**values))
+            for kind in (RETURN_REQUESTED, RETURN_REJECTED) if row.outcome == "reject" else (RETURN_REQUESTED,):
+                _notice(conn, kind, values, now=row.created_at)
     except StoreError:
         if row.active_item is not None:
             holder = active_request_for_item(store, row.active_item)
@@ -616,7 +620,26 @@ def record_decision(
     if expected_outcome is not None:
         conditions.append(return_requests.c.outcome == expected_outcome)
     with write_transaction(store.engine) as conn:
-        return conn.execute(update(return_requests).where(*conditions).values(**values)).rowcount == 1
+        updated = conn.execute(update(return_requests).where(*conditions).values(**values)).rowcount == 1
+        if updated and outcome == "reject":
+            found = conn.execute(select(return_requests).where(return_requests.c.id == request_id)).first()
+            if found is not None:
+                _notice(conn, RETURN_REJECTED, dict(found._mapping), now=decided_at)
+        return updated
+
+
+def _notice(conn: Connection, kind: str, request: dict[str, Any], *, now: int) -> None:
+    """The outbox row of a request's notification, in the transaction that stores the request's change."""
+    add_request_notice(
+        conn,
+        kind=kind,
+        request_id=request["id"],
+        item_id=request["item_id"],
+        consumer=request["consumer"],
+        merchant=request["merchant"],
+        data={"reason_code": request["reason_code"], "outcome": request["outcome"]},
+        now=now,
+    )
 
 
 def release_item(store: Store, *, request_id: str) -> None:

@@ -178,3 +178,36 @@ def test_claims_lease_deliveries_cap_each_target_and_retry_then_dead_letter(stor
     record_outcomes(store, [Outcome(again.id, True, 204, None, None)], now=71)
     assert deliveries_of(store, first.target, state=DELIVERED)[0].id == first.id
     assert all(d.state != PENDING or d.id != first.id for d in deliveries_of(store, first.target))
+
+
+def test_a_request_and_its_rejection_write_their_notifications_with_the_request(store: Store) -> None:
+    from ledger_service.core.notifications import RETURN_REJECTED, RETURN_REQUESTED
+    from ledger_service.store.returns import ReturnRequestRow, insert_return_request, record_decision
+
+    chain, item, _ = _chain()
+    _apply(store, chain, 0, chain.number)
+    before = len(outbox(store))
+    row = ReturnRequestRow(
+        id="rr_" + "ab" * 16,
+        item_id=item,
+        consumer=addr(6),
+        merchant=MERCHANT,
+        reason_code="damaged",
+        comment=None,
+        outcome="manual_review",
+        reasons=[],
+        return_id=None,
+        tx_hash=None,
+        created_at=1_000,
+        decided_at=None,
+        decided_by=None,
+        active_item=item,
+    )
+    insert_return_request(store, row)
+    assert record_decision(store, request_id=row.id, outcome="reject", decided_at=2_000, decided_by=MERCHANT)
+    added = outbox(store)[before:]
+    assert [(n.type, n.id, n.return_id, n.sale_seq) for n in added] == [
+        (RETURN_REQUESTED, notification_id(RETURN_REQUESTED, row.id), None, 1),
+        (RETURN_REJECTED, notification_id(RETURN_REJECTED, row.id), None, 1),
+    ]
+    assert added[1].data == {"request_id": row.id, "reason_code": "damaged", "outcome": "reject"}
