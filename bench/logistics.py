@@ -1,0 +1,235 @@
+"""Webhook deliveries per second from the outbox to local receivers, 10% of them failing.
+
+Run from the repository root:
+    .venv/bin/python bench/logistics.py [--returns 500] [--endpoints 10] [--failing 1] [--postgres]
+
+Steps:
+1. a fresh index (an SQLite file, or a PostgreSQL schema with ``--postgres``) gets ``--returns`` authorized
+   returns through ``Store.apply`` (two notifications each: approved, label ready), and ``--endpoints``
+   webhook endpoints of their merchant, each subscribed to everything; ``--failing`` of them answer 500
+   (10% with the defaults), the others 204. The receivers are one uvicorn process (httptools) on 127.0.0.1;
+2. (ref) the ceiling, measured in the same run: the same number of POSTs of a same-sized body to the healthy
+   receivers with the worker's concurrency, over one keep-alive httpx client, nothing else (no database, no
+   signature);
+3. the worker (``ledger_service.notify.worker.Worker``, in this process, default settings but the receivers'
+   short backoff) from the first dispatch until every healthy delivery is delivered: deliveries/s =
+   healthy deliveries / that wall time. Failing deliveries keep being retried meanwhile (their attempts are
+   counted); they must not hold the healthy ones up.
+
+Prints the figures against the target (1,000 deliveries/s) and the ratio to (ref), then one JSON line.
+A measurement: exits 0 whatever the figures, 2 when the setup fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from common import DEFAULT_PG_URL, SetupError, json_line, pg_schema, say, stop, verdict  # noqa: E402
+
+from ledger_service.core.events import BlockHeader, LogPosition, ReturnAuthorized  # noqa: E402
+from ledger_service.notify import webhooks  # noqa: E402
+from ledger_service.notify.worker import Worker  # noqa: E402
+from ledger_service.settings import Settings  # noqa: E402
+from ledger_service.store import BlockRef, Store  # noqa: E402
+from ledger_service.store.notifications import DELIVERED, deliveries_of  # noqa: E402
+
+TARGET_PER_S = 1000
+MERCHANT = "0x" + "22" * 20
+CONSUMER = "0x" + "66" * 20
+TOKEN = "0x" + "33" * 20
+
+RECEIVER = r"""
+import sys, uvicorn
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    while (await receive()).get("more_body"):
+        pass
+    status = 500 if scope["path"].startswith("/fail") else 204
+    await send({"type": "http.response.start", "status": status, "headers": [(b"content-length", b"0")]})
+    await send({"type": "http.response.body", "body": b""})
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="error", http="httptools", loop="uvloop")
+"""
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _seed(store: Store, returns: int) -> None:
+    events = []
+    for n in range(returns):
+        pos = LogPosition(
+            block_number=1,
+            block_hash="0x" + "bb" * 32,
+            tx_hash="0x" + f"{n:064x}",
+            tx_index=n,
+            log_index=n,
+            address="0x" + "44" * 20,
+        )
+        rid = "0x" + secrets.token_hex(32)
+        item = "0x" + secrets.token_hex(32)
+        events.append(
+            ReturnAuthorized(pos, rid, item, CONSUMER, MERCHANT, TOKEN, 10**6, 500, True, 1, 1, 2_000_000_000)
+        )
+    store.apply(
+        events=events,
+        headers=[BlockHeader(1, "0x" + "bb" * 32, "0x" + "aa" * 32, 1_700_000_000)],
+        checkpoint=BlockRef(1, "0x" + "bb" * 32),
+        prune_below=0,
+    )
+
+
+async def _reference(urls: list[str], count: int, body: bytes, concurrency: int) -> float:
+    import httpx
+
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(limits=limits) as client:
+        queue = list(range(count))
+        began = time.perf_counter()
+
+        async def one() -> None:
+            while queue:
+                n = queue.pop()
+                await client.post(urls[n % len(urls)], content=body, headers={"content-type": "application/json"})
+
+        await asyncio.gather(*(one() for _ in range(concurrency)))
+        return time.perf_counter() - began
+
+
+async def _deliver(worker: Worker, healthy: list[str], expected: int) -> tuple[float, int]:
+    began = time.perf_counter()
+    delivered = 0
+    turns = 0
+    while delivered < expected:
+        await worker.turn(wait=0.005)
+        turns += 1
+        delivered = sum(worker.stats.by_target[target] for target in healthy)
+        if turns % 200 == 0 and time.perf_counter() - began > 600:
+            raise SetupError(f"only {delivered} of {expected} delivered after 10 minutes")
+    wall = time.perf_counter() - began
+    for task in worker._tasks:  # the failing receivers' retries still in flight
+        task.cancel()
+    await worker.client.aclose()
+    return wall, turns
+
+
+def run(args: argparse.Namespace) -> int:
+    port = _free_port()
+    receiver = subprocess.Popen([sys.executable, "-c", RECEIVER, str(port)], stderr=subprocess.PIPE)
+    try:
+        import httpx
+
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                httpx.post(f"http://127.0.0.1:{port}/ok/0", content=b"{}")
+                break
+            except httpx.HTTPError:
+                if time.monotonic() > deadline or receiver.poll() is not None:
+                    raise SetupError("the receivers did not start") from None
+                time.sleep(0.1)
+        with tempfile.TemporaryDirectory() as tmp:
+            if args.postgres:
+                with pg_schema(args.postgres_url) as url:
+                    return _measure(args, url, port)
+            return _measure(args, f"sqlite:///{tmp}/bench.sqlite3", port)
+    finally:
+        stop(receiver)
+
+
+def _measure(args: argparse.Namespace, url: str, port: int) -> int:
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        database_url=url,
+        notify_backoff_base_s=1.0,
+        notify_concurrency=args.concurrency,
+        notify_window_scan_s=3600.0,
+    )
+    with Store.open(url) as store:
+        _seed(store, args.returns)
+        healthy: list[str] = []
+        for n in range(args.endpoints):
+            path = "fail" if n < args.failing else "ok"
+            endpoint = webhooks.register(
+                store,
+                merchant=MERCHANT,
+                url=f"http://127.0.0.1:{port}/{path}/{n}",
+                event_types=["return.approved", "return.label_ready"],
+                secret=None,
+                service_urls=["http://127.0.0.1:1"],
+            )
+            if path == "ok":
+                healthy.append(endpoint.id)
+        expected = 2 * args.returns * len(healthy)
+        body = b"x" * 420  # about a notification's payload
+        urls = [f"http://127.0.0.1:{port}/ok/{n}" for n in range(len(healthy))]
+        say(f"(ref) {expected:,} plain POSTs to the healthy receivers, concurrency {args.concurrency} ...")
+        ref_s = asyncio.run(_reference(urls, expected, body, args.concurrency))
+        ref_rate = expected / ref_s
+        say(f"  {ref_rate:,.0f}/s ({ref_s:.2f} s)")
+        say(f"worker: {expected:,} healthy deliveries, {args.failing} of {args.endpoints} endpoints failing ...")
+        worker = Worker(store, settings)
+        wall, turns = asyncio.run(_deliver(worker, healthy, expected))
+        rate = expected / wall
+        stored = sum(1 for target in healthy for d in deliveries_of(store, target, limit=10**6) if d.state == DELIVERED)
+        failed_attempts = worker.stats.failed + worker.stats.dead
+    ok = rate >= TARGET_PER_S
+    say(f"  {rate:,.0f} deliveries/s ({wall:.2f} s, {turns} turns); failed attempts meanwhile {failed_attempts}")
+    say("")
+    say(f"deliveries/s {rate:,.0f}  target >= {TARGET_PER_S:,}  {verdict(ok)}  ratio to (ref) {rate / ref_rate:.2f}")
+    say(f"database: {'postgresql' if args.postgres else 'sqlite'}; delivered rows in the index {stored:,}")
+    json_line(
+        {
+            "bench": "logistics",
+            "database": "postgresql" if args.postgres else "sqlite",
+            "returns": args.returns,
+            "endpoints": args.endpoints,
+            "failing": args.failing,
+            "healthy_deliveries": expected,
+            "deliveries_per_s": round(rate),
+            "target_per_s": TARGET_PER_S,
+            "pass": ok,
+            "reference_per_s": round(ref_rate),
+            "ratio_to_reference": round(rate / ref_rate, 3),
+            "failed_attempts": failed_attempts,
+            "stored_delivered": stored,
+        }
+    )
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=" ".join((__doc__ or "").split("\n\n")[0].split()))
+    parser.add_argument("--returns", type=int, default=500, help="authorized returns (2 notifications each)")
+    parser.add_argument("--endpoints", type=int, default=10, help="webhook endpoints (default 10)")
+    parser.add_argument("--failing", type=int, default=1, help="of which answer 500 (default 1: 10%%)")
+    parser.add_argument("--concurrency", type=int, default=64, help="LEDGER_NOTIFY_CONCURRENCY (default 64)")
+    parser.add_argument("--postgres", action="store_true", help="the index in PostgreSQL instead of SQLite")
+    parser.add_argument("--postgres-url", default=DEFAULT_PG_URL)
+    args = parser.parse_args()
+    if not 0 <= args.failing < args.endpoints:
+        parser.error("--failing must be below --endpoints")
+    try:
+        return run(args)
+    except SetupError as exc:
+        print(f"logistics: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
