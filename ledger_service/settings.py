@@ -306,6 +306,12 @@ class Settings(BaseSettings):
         default=8, ge=1, le=1024, description="Deliveries in flight per webhook endpoint (a slow one cannot take all)"
     )
     notify_timeout_s: float = Field(default=10.0, gt=0, le=120, description="Longest wait for a receiver's answer")
+    notify_lease_s: int = Field(
+        default=60,
+        ge=1,
+        description="How long a claimed delivery is another worker's; a worker killed mid-send leaves it due again "
+        "then (keep it above notify_timeout_s)",
+    )
     notify_window_notice_days: int = Field(
         default=3, ge=1, le=60, description="Days before a return window closes that the consumer is told"
     )
@@ -313,6 +319,15 @@ class Settings(BaseSettings):
     smtp_host: str | None = Field(default=None, description="SMTP server of the consumers' e-mails (unset: none sent)")
     smtp_port: int = Field(default=25, ge=1, le=65_535, description="Its port")
     smtp_from: str = Field(default="returns@localhost", description="The e-mails' From address")
+
+    @model_validator(mode="after")
+    def _lease_outlasts_a_request(self) -> Settings:
+        if self.notify_lease_s <= self.notify_timeout_s:
+            raise ValueError(
+                f"LEDGER_NOTIFY_LEASE_S ({self.notify_lease_s}) must be longer than LEDGER_NOTIFY_TIMEOUT_S "
+                f"({self.notify_timeout_s}): a delivery still being sent would be claimed again"
+            )
+        return self
 
     @property
     def public_base_url(self) -> str:

@@ -95,7 +95,7 @@ class Worker:
         )
         self.mailer = Mailer(settings) if settings.smtp_host else None
         self.email_types = EMAIL_TYPES if self.mailer is not None else frozenset()
-        self.lease_s = int(settings.notify_timeout_s * 3) + 30
+        self.lease_s = settings.notify_lease_s
         self.stats = Stats()
         self._tasks: dict[asyncio.Task[Outcome], Delivery] = {}
         self._endpoints: dict[str, WebhookEndpoint | None] = {}
