@@ -29,6 +29,9 @@ POLL_S = 0.25
 """How often a stream looks for new rows (a change reaches the outbox when the indexer applies its block)."""
 HEARTBEAT_S = 15.0
 """A comment line this often keeps proxies from closing an idle stream."""
+MAX_STREAM_S = 300.0
+"""A followed stream ends after this long; EventSource clients reconnect with Last-Event-ID (nothing is lost),
+and a stream nobody reads cannot hold a worker forever."""
 
 
 class ContactUpdate(RequestModel):
@@ -76,10 +79,13 @@ async def events(
     store: StoreDep,
     request: Request,
     last_event_id: Annotated[str | None, Header(description="the id of the last event received")] = None,
+    accept: Annotated[str | None, Header(description="text/event-stream: follow the return live")] = None,
 ) -> Response:
     """Each event is one notification (`event:` its type, `data:` the same JSON a webhook gets, `id:` its
-    position, to resume after with `Last-Event-ID`): first the ones after that id (all, without it), then
-    each new one as the index sees it. Consumers see their own returns, merchants theirs."""
+    position, to resume after with `Last-Event-ID`): first the ones after that id (all, without it), then,
+    when the request accepts `text/event-stream` (as EventSource does), each new one as the index sees it, for
+    up to 5 minutes (EventSource reconnects and resumes); otherwise the stream ends after the ones so far.
+    Consumers see their own returns, merchants theirs."""
     after = 0
     if last_event_id is not None:
         if not last_event_id.isdigit() or len(last_event_id) > 18:
@@ -91,11 +97,13 @@ async def events(
     else:
         await asyncio.to_thread(return_status, store, return_id, consumer=principal.address, item_id=principal.item_id)
     rid = return_id.lower()
+    follow = "text/event-stream" in (accept or "")
 
     async def stream() -> AsyncIterator[bytes]:
         nonlocal after
         yield b"retry: 2000\n\n"
         quiet = 0.0
+        ends = asyncio.get_running_loop().time() + MAX_STREAM_S
         while not await request.is_disconnected():
             rows = await asyncio.to_thread(notifications_of_return, store, rid, after=after)
             for row in rows:
@@ -104,6 +112,8 @@ async def events(
             if rows:
                 quiet = 0.0
                 continue
+            if not follow or asyncio.get_running_loop().time() >= ends:
+                return
             await asyncio.sleep(POLL_S)
             quiet += POLL_S
             if quiet >= HEARTBEAT_S:

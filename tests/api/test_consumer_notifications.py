@@ -11,7 +11,12 @@ from typing import Any
 import httpx
 from fastapi.testclient import TestClient
 
-from ledger_service.core.notifications import RETURN_APPROVED, RETURN_IN_TRANSIT, RETURN_LABEL_READY
+from ledger_service.core.notifications import (
+    RETURN_APPROVED,
+    RETURN_IN_TRANSIT,
+    RETURN_LABEL_READY,
+    RETURN_REFUND_PAID,
+)
 from ledger_service.notify.worker import Worker
 from tests.api.conftest import ApiEnv, bearer, return_token
 from tests.api.flows import Flow, ok, problem
@@ -73,7 +78,8 @@ def _read_events(url: str, headers: dict[str, str], want: int) -> list[tuple[str
     """(id, event type) of the first ``want`` events of a stream, read with a real streaming HTTP client."""
     events: list[tuple[str, str]] = []
     current: dict[str, str] = {}
-    with httpx.Client(timeout=30) as http, http.stream("GET", url, headers=headers) as answer:
+    live = headers | {"Accept": "text/event-stream"}
+    with httpx.Client(timeout=30) as http, http.stream("GET", url, headers=live) as answer:
         assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/event-stream")
         for line in answer.iter_lines():
             if not line:
@@ -109,3 +115,8 @@ def test_a_return_s_events_stream_and_resume_with_last_event_id(
             assert other.status_code == 404 and other.headers["content-type"] == "application/problem+json"
             bad = http.get(url, headers=return_token(sold.token) | {"Last-Event-ID": "x1"})
             assert bad.status_code == 422
+            # without Accept: text/event-stream the answer is the events so far, and it ends
+            so_far = http.get(url, headers=return_token(sold.token) | {"Last-Event-ID": first[0][0]})
+            kinds = [line.removeprefix("event: ") for line in so_far.text.splitlines() if line.startswith("event: ")]
+            assert so_far.status_code == 200
+            assert kinds == [RETURN_LABEL_READY, RETURN_IN_TRANSIT, RETURN_REFUND_PAID]
