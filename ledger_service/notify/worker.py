@@ -188,7 +188,13 @@ class Worker:
             else:
                 status, error = await self._post(delivery)
         except Exception as exc:  # a receiver's failure of any kind is a failed attempt, never a dead worker
-            error = f"{type(exc).__name__}: {exc}"[:ERROR_TEXT]
+            # an SMTP error's text may name the recipient: keep only its kind (and code) for e-mail
+            code = getattr(exc, "smtp_code", None)
+            error = (
+                f"{type(exc).__name__}" + (f" {code}" if code else "")
+                if delivery.target == EMAIL_TARGET
+                else f"{type(exc).__name__}: {exc}"[:ERROR_TEXT]
+            )
         if error is None:
             return Outcome(delivery.id, True, status, None, None)
         s = self.settings

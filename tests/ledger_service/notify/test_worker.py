@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from collections.abc import Iterator
 from email.header import decode_header, make_header
 from email.message import EmailMessage
 from typing import Any
 
 import pytest
+from aiosmtpd.controller import Controller
 from standardwebhooks.webhooks import Webhook
 
 from ledger_service.core.codes import BizStep, Disposition, ReturnState
@@ -191,3 +193,25 @@ def test_payload_is_the_specification_shape(store: Store) -> None:
     (first, *_) = outbox(store)
     body = json.loads(webhooks.render(first))
     assert set(body) == {"type", "timestamp", "data"} and body["timestamp"].endswith("Z")
+
+
+def test_a_refused_e_mail_is_retried_and_its_error_does_not_name_the_address(store: Store) -> None:
+    item, _ = _returns(store, 1)
+    set_contact(store, item_id=item, sale_seq=1, email="gone@example.com", lang="en", now=0)
+
+    class Refusing:
+        async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
+            return "550 5.1.1 mailbox unavailable"
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    controller = Controller(Refusing(), hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        _drive(Worker(store, _settings(smtp_host="127.0.0.1", smtp_port=port)), turns=3)
+    finally:
+        controller.stop()
+    failed = deliveries_of(store, "email")
+    assert len(failed) == 3 and all(d.state == "pending" and d.attempts >= 1 for d in failed)
+    assert all(d.last_error and "gone@" not in d.last_error and "SMTP" in d.last_error for d in failed)
