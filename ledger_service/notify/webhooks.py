@@ -14,7 +14,6 @@ import json
 import secrets
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
@@ -196,11 +195,6 @@ def render(notification: Notification) -> str:
     return json.dumps(
         {"type": notification.type, "timestamp": stamp, "data": data}, separators=(",", ":"), sort_keys=True
     )
-
-
-@dataclass(frozen=True, slots=True)
-class Signed:
-    headers: dict[str, str]
 
 
 def sign(*, secret: str, msg_id: str, body: str, now: int) -> dict[str, str]:
