@@ -8,12 +8,12 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Path, Request
-from pydantic import BaseModel, EmailStr, Field
+from pydantic import BaseModel, Field
 from starlette.responses import Response, StreamingResponse
 
 from api.deps import ConsumerDep, PrincipalDep, StoreDep
 from api.problems import problem_responses
-from api.schemas.common import RequestModel
+from api.schemas.common import Email, RequestModel
 from ledger_service.access import Actor, Role
 from ledger_service.errors import InvalidRequestError, NotFoundError
 from ledger_service.notify.contacts import set_current_email
@@ -35,7 +35,7 @@ and a stream nobody reads cannot hold a worker forever."""
 
 
 class ContactUpdate(RequestModel):
-    email: EmailStr = Field(max_length=254, description="where to be told about this purchase's returns")
+    email: Email = Field(description="where to be told about this purchase's returns")
     lang: Literal["zh", "en"] = Field(default="en", description="the e-mails' language")
 
 

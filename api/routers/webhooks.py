@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Body, Path, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from starlette.responses import Response
 
 from api.deps import MerchantDep, SettingsDep, StoreDep
@@ -120,12 +120,12 @@ def replay(
     merchant: MerchantDep,
     store: StoreDep,
     settings: SettingsDep,
-    body: Annotated[ReplayCreate | None, Body()] = None,
+    body: ReplayCreate,
 ) -> ReplayPublic:
     """They are due at once, with a new 24-hour retry window, the same `webhook-id` and the same body. 404:
     no such endpoint of yours, or a `delivery_id` that is not one of its deliveries."""
     _mine(store, webhook_id, merchant.account)
-    delivery_id = body.delivery_id if body is not None else None
+    delivery_id = body.delivery_id
     count = webhooks.replay_deliveries(
         store, webhook_id, retry_for_s=settings.notify_retry_for_s, delivery_id=delivery_id
     )

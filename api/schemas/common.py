@@ -269,3 +269,21 @@ class TxPublic(BaseModel):
 
     tx_hash: str = Field(description="0x + 64 hex digits")
     block_number: int = Field(description="the block it was mined in; ?wait=true answers once the index has it")
+
+
+def _checked_email(value: str) -> str:
+    """An e-mail address as email-validator normalises it (syntax only: no DNS lookup while answering)."""
+    from email_validator import EmailNotValidError, validate_email
+
+    try:
+        return str(validate_email(value, check_deliverability=False).normalized)
+    except EmailNotValidError as exc:
+        raise ValueError(f"not an e-mail address: {exc}") from None
+
+
+Email = Annotated[
+    str,
+    StringConstraints(max_length=254, pattern=r"^[^\s@]+@[^\s@]+$"),
+    AfterValidator(_checked_email),
+    Field(description="an e-mail address (kept off-chain, never shown again)", examples=["buyer@example.com"]),
+]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import EmailStr, Field, StringConstraints
+from pydantic import Field, StringConstraints
 
-from api.schemas.common import Address, Amount, ItemId, Location, PlainText, RequestModel, TxPublic
+from api.schemas.common import Address, Amount, Email, ItemId, Location, PlainText, RequestModel, TxPublic
 
 Category = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 
@@ -28,9 +28,8 @@ class SaleCreate(RequestModel):
     )
     location: Location | None = None
     category: Category | None = Field(default=None, description="the item's category (for non-returnable ones)")
-    consumer_email: EmailStr | None = Field(
+    consumer_email: Email | None = Field(
         default=None,
-        max_length=254,
         description="where the consumer is told about their returns (kept off-chain, never shown again)",
     )
     consumer_lang: Literal["zh", "en"] = Field(default="en", description="the language of those e-mails")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal, get_args
 
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, Field, StrictInt, StringConstraints
 
 from api.schemas.common import RequestModel, utc
 from ledger_service.store.notifications import Delivery, WebhookEndpoint
@@ -110,7 +110,7 @@ class DeliveryListPublic(BaseModel):
 
 
 class ReplayCreate(RequestModel):
-    delivery_id: int | None = Field(
+    delivery_id: StrictInt | None = Field(
         default=None, ge=1, description="one delivery to send again; default: every dead-lettered one"
     )
 

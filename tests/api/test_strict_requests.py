@@ -29,6 +29,7 @@ PATH_VALUES = {
     "return_id": "0x" + "cd" * 32,
     "request_id": "rr_" + "0" * 32,
     "address": "0x" + "12" * 20,
+    "webhook_id": "wh_" + "0" * 32,
 }
 """Well-formed values of the path parameters (the handlers never run: the bodies are refused first)."""
 WRONG_TYPES: dict[str, list[Any]] = {
