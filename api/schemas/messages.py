@@ -19,6 +19,8 @@ def shown(value: Any) -> str:
     """``value`` as it was written in JSON (``true``, ``"5"``, ``5.5``, ``null``), at most ~40 characters."""
     try:
         text = json.dumps(value, ensure_ascii=False)
+        if any("\ud800" <= char <= "\udfff" for char in text):  # a lone surrogate cannot be sent as UTF-8
+            text = json.dumps(value)
     except (TypeError, ValueError):
         text = repr(value)
     return text if len(text) <= SHOWN_INPUT_CHARS else text[: SHOWN_INPUT_CHARS - 1] + "…"
