@@ -119,3 +119,9 @@ def test_another_merchant_cannot_see_or_delete_my_webhook(client: TestClient, ke
 
 def test_the_api_offers_exactly_the_core_s_event_types() -> None:
     assert list(get_args(EventType)) == list(EVENT_TYPES)
+
+
+def test_a_lone_surrogate_in_a_refused_body_is_shown_escaped(client: TestClient, keys: dict[str, str]) -> None:
+    headers = bearer(keys["merchant"]) | {"content-type": "application/json"}
+    body = problem(client.post("/v1/webhooks", headers=headers, content=b'["\\ud800"]'), 422)
+    assert "\\ud800" in body["detail"]
