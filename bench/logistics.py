@@ -122,8 +122,7 @@ async def _deliver(worker: Worker, healthy: list[str], expected: int) -> tuple[f
         if turns % 200 == 0 and time.perf_counter() - began > 600:
             raise SetupError(f"only {delivered} of {expected} delivered after 10 minutes")
     wall = time.perf_counter() - began
-    for task in worker._tasks:  # the failing receivers' retries still in flight
-        task.cancel()
+    worker.abandon()  # the failing receivers' retries still in flight
     await worker.client.aclose()
     return wall, turns
 

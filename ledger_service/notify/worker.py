@@ -157,6 +157,16 @@ class Worker:
                 await asyncio.wait_for(stop.wait(), wait) if stop is not None else await asyncio.sleep(wait)
         return started
 
+    def in_flight(self) -> list[Delivery]:
+        """The deliveries being sent now."""
+        return list(self._tasks.values())
+
+    def abandon(self) -> None:
+        """Cancels the sends in flight without recording them: their leases make them due again later."""
+        for task in self._tasks:
+            task.cancel()
+        self._tasks.clear()
+
     async def drain(self) -> None:
         """Waits for every send in flight and records it."""
         if self._tasks:

@@ -136,9 +136,8 @@ def test_a_slow_receiver_does_not_starve_a_healthy_one(store: Store) -> None:
             while len(fast.requests) < 36 and turns < 500:
                 await worker.turn(wait=0.01)
                 turns += 1
-            in_flight = sum(1 for d in worker._tasks.values() if d.target != fast_endpoint.id)
-            for task in worker._tasks:
-                task.cancel()
+            in_flight = sum(1 for d in worker.in_flight() if d.target != fast_endpoint.id)
+            worker.abandon()
             await worker.client.aclose()
             return in_flight
 
