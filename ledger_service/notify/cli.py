@@ -9,6 +9,7 @@ import argparse
 import asyncio
 import signal
 import sys
+import threading
 from collections.abc import Sequence
 
 import structlog
@@ -37,6 +38,14 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+_stopping = threading.Event()
+"""Set by SIGTERM/SIGINT from the first line of :func:`main`: a stop asked during start-up is kept."""
+
+
+def _ask_stop(signum: int, frame: object) -> None:
+    _stopping.set()
+
+
 async def _serve(worker: Worker, *, once: bool) -> None:
     if once:
         while await worker.turn():
@@ -48,11 +57,15 @@ async def _serve(worker: Worker, *, once: bool) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    if _stopping.is_set():
+        stop.set()
     stats = await worker.run(stop)
     log.info("ledger-notify stopped", delivered=stats.delivered, failed=stats.failed, dead=stats.dead)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _ask_stop)
     args = _parser().parse_args(argv)
     try:
         settings = Settings()
