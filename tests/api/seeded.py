@@ -43,6 +43,7 @@ CREDENTIALS: dict[tuple[str, str], str | None] = {
     ("GET", "/v1/epcis/capture/{capture_id}"): "manufacturer",
     ("GET", "/v1/epcis/events"): "auditor",
     ("GET", "/v1/epcis/events/{event_id}"): "auditor",
+    ("POST", "/v1/assistant/messages"): "consumer",
 }
 """Which credentials each operation is called with: a key name of the ``keys`` fixture, "consumer" (the
 return token of the seeded sale) or None (a public operation). Operations that accept both get the
