@@ -32,7 +32,7 @@ from ledger_service.assistant.language import Language
 from ledger_service.assistant.model import AssistantModel
 from ledger_service.assistant.replies import OTHER_LANGUAGE, Lang, reason_name, say, state_name
 from ledger_service.assistant.understanding import REASONED, Clarify, Understanding, understand
-from ledger_service.core.codes import BizStep
+from ledger_service.core.codes import BizStep, ReturnState, decode_location
 from ledger_service.errors import InvalidRequestError, NotFoundError
 from ledger_service.returns.documents import PolicyDocument
 from ledger_service.returns.labels import label_code
@@ -46,6 +46,10 @@ MAX_MESSAGE_CHARS = 2000
 """Longest message understood (a request that long is a letter, not a chat message)."""
 COMMENT_MAX_CHARS = 2000
 """The return request's free-text limit (``ReturnCreate.comment``): a draft's comment is cut to it."""
+_SCANNED = frozenset({ReturnState.IN_TRANSIT, ReturnState.RECEIVED})
+_CARRIER_STEPS = frozenset(
+    {BizStep.SHIPPING, BizStep.DEPARTING, BizStep.TRANSPORTING, BizStep.ARRIVING, BizStep.RECEIVING}
+)
 _REQUEST_STATES = {"manual_review": "pending_review", "reject": "request_rejected", "approve": "processing"}
 
 Decimals = Callable[[str], int | None]
@@ -197,8 +201,16 @@ def _facts(status: ReturnStatus, request_id: str, outcome: str) -> ReturnFacts:
         state = _REQUEST_STATES.get(outcome, outcome)
         return ReturnFacts(request_id, None, state, None, None, None, False, None, None, None, None, None, None, None)
     ret, payout = detail.ret, detail.payout
-    scans = [e for e in detail.item_events if e.biz_step in (BizStep.SHIPPING, BizStep.RECEIVING, BizStep.ARRIVING)]
-    last = max(scans, key=lambda e: (e.block_number, e.log_index), default=None)
+    # a carrier's scan is the escrow's transition to in_transit or received, and the item event it recorded
+    moves: list[tuple[int, int, int, str | None]] = [
+        (t.at, t.block_number, t.log_index, None) for t in detail.transitions if t.state in _SCANNED
+    ]
+    moves += [
+        (e.timestamp, e.block_number, e.log_index, _place(e.location))
+        for e in detail.item_events
+        if e.biz_step in _CARRIER_STEPS
+    ]
+    last = max(moves, key=lambda move: (move[1], move[2]), default=None)
     paid = payout is not None and payout.consumer_amount > 0
     return ReturnFacts(
         id=ret.return_id,
@@ -213,9 +225,16 @@ def _facts(status: ReturnStatus, request_id: str, outcome: str) -> ReturnFacts:
         payout_tx=payout.tx_hash if payout is not None else None,
         ship_by=ret.ship_by,
         inspect_by=ret.inspect_by,
-        last_scan_at=last.timestamp if last is not None else None,
-        last_scan_location=(last.location or None) if last is not None else None,
+        last_scan_at=last[0] if last is not None else None,
+        last_scan_location=last[3] if last is not None else None,
     )
+
+
+def _place(location: str) -> str | None:
+    """An item event's read point (hex of the contract's bytes32) as text; None when it names none."""
+    if not location or int(location, 16) == 0:
+        return None
+    return decode_location(bytes.fromhex(location.removeprefix("0x"))) or None
 
 
 # ---- replies --------------------------------------------------------------------------------------------------
