@@ -18,6 +18,7 @@ from api.routers._present import token_decimals
 from api.routers.verify import RateLimiter, app_limiter, client_address
 from api.schemas.assistant import (
     AssistantAnswerPublic,
+    AssistantEligibilityPublic,
     AssistantMessageCreate,
     AssistantReturnPublic,
     PolicyCitationPublic,
@@ -102,6 +103,11 @@ def _public(result: Answer) -> AssistantAnswerPublic:
         if policy is None
         else PolicyCitationPublic.model_validate(
             {**asdict(policy), "fast_refund_max_value": str(policy.fast_refund_max_value)}
+        ),
+        eligibility=None
+        if result.eligibility is None
+        else AssistantEligibilityPublic.model_validate(
+            {**asdict(result.eligibility), "reasons": list(result.eligibility.reasons)}
         ),
         return_=None if ret is None else _return_public(ret),
     )

@@ -53,6 +53,14 @@ class PolicyCitationPublic(BaseModel):
     block_number: int
 
 
+class AssistantEligibilityPublic(BaseModel):
+    """What the shop's rules would answer if the draft were submitted now (as GET /v1/items/{id}/eligibility)."""
+
+    outcome: str = Field(description="approve, manual_review or reject")
+    reasons: list[str] = Field(description="the rules' reason codes, e.g. window_closed, not_delivered")
+    fast_refund: bool
+
+
 class AssistantReturnPublic(BaseModel):
     """The consumer's latest return (or request without one) that a status or tracking answer reads."""
 
@@ -90,6 +98,9 @@ class AssistantAnswerPublic(BaseModel):
     )
     reply: str = Field(description="the answer, in the message's language")
     draft: ReturnDraftPublic | None = Field(description="for a return or an exchange: POST it to /v1/returns")
+    eligibility: AssistantEligibilityPublic | None = Field(
+        default=None, description="with a return token and a draft: what submitting it now would be answered"
+    )
     policy: PolicyCitationPublic | None = Field(description="for a policy question: the version quoted")
     return_: AssistantReturnPublic | None = Field(
         serialization_alias="return", description="for a refund status or tracking question: what was read"

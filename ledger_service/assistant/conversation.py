@@ -6,8 +6,9 @@ version, its returns), or anyone, naming a merchant's account, for a question ab
 published policy. What is answered from where:
 
 - return, exchange (and a complaint with a reason): a draft return request (reason code and the message as
-  its free text), the body ``POST /v1/returns`` takes, for the portal to submit in one tap; the draft is
-  given to anonymous callers too, with the sentence saying where to submit it;
+  its free text), the body ``POST /v1/returns`` takes, for the portal to submit in one tap, and, for a
+  consumer, what the shop's rules would answer if it were submitted now (:func:`would_decide`); the draft
+  is given to anonymous callers too, with the sentence saying where to submit it;
 - policy question: the terms of the policy version the consumer's sale is bound to, or the merchant's
   current version, quoted with the version, its transaction and document digest (the citation);
 - refund status, tracking: the consumer's latest return or request for the token's item, its state,
@@ -30,10 +31,11 @@ from ledger_service.access import Consumer
 from ledger_service.assistant.dataset import Intent
 from ledger_service.assistant.language import Language
 from ledger_service.assistant.model import AssistantModel
-from ledger_service.assistant.replies import OTHER_LANGUAGE, Lang, reason_name, say, state_name
+from ledger_service.assistant.replies import OTHER_LANGUAGE, Lang, eligibility_name, reason_name, say, state_name
 from ledger_service.assistant.understanding import REASONED, Clarify, Understanding, understand
 from ledger_service.core.codes import BizStep, ReturnState, decode_location
 from ledger_service.errors import InvalidRequestError, NotFoundError
+from ledger_service.returns.decision import check_eligibility
 from ledger_service.returns.documents import PolicyDocument
 from ledger_service.returns.labels import label_code
 from ledger_service.returns.views import PolicyVersion, ReturnStatus, policy_history, return_status
@@ -105,6 +107,17 @@ class ReturnFacts:
 
 
 @dataclass(frozen=True, slots=True)
+class Eligibility:
+    """What the shop's rules would answer if the draft were submitted now (a consumer with a token)."""
+
+    outcome: str
+    """approve, manual_review or reject"""
+    reasons: tuple[str, ...]
+    """The rules' reason codes (ledger_service/eligibility/rules.py)."""
+    fast_refund: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Answer:
     """The assistant's answer to one message."""
 
@@ -115,6 +128,7 @@ class Answer:
     ret: ReturnFacts | None
     clarify: Clarify | None
     needs_merchant: bool
+    eligibility: Eligibility | None = None
 
 
 def answer(
@@ -145,7 +159,7 @@ def answer(
         return Answer(understood, say(key, lang), None, None, None, understood.clarify, False)
     intent = understood.intent
     if intent in REASONED or (intent is Intent.COMPLAINT and understood.reason is not None):
-        return _draft_answer(understood, lang, text, consumer=consumer, policy=policy)
+        return _draft_answer(store, understood, lang, text, consumer=consumer, policy=policy)
     if intent is Intent.POLICY_QUESTION:
         if policy is None:
             return Answer(understood, say("clarify_merchant", lang), None, None, None, None, True)
@@ -241,22 +255,48 @@ def _place(location: str) -> str | None:
 
 
 def _draft_answer(
-    understood: Understanding, lang: Lang, text: str, *, consumer: Consumer | None, policy: PolicyVersion | None
+    store: Store,
+    understood: Understanding,
+    lang: Lang,
+    text: str,
+    *,
+    consumer: Consumer | None,
+    policy: PolicyVersion | None,
 ) -> Answer:
     reason = understood.reason or "other"
     key = {Intent.EXCHANGE: "exchange_draft", Intent.COMPLAINT: "complaint_reason"}.get(
         understood.intent, "return_draft"
     )
     reply = say(key, lang, reason=reason_name(reason, lang))
-    document = policy.document if policy is not None else None
-    if document is not None and document.accepted_reasons and reason not in document.accepted_reasons:
-        accepted = ", " if lang == "en" else "、"
-        names = accepted.join(reason_name(r, lang) for r in sorted(document.accepted_reasons))
-        reply += say("reason_not_accepted", lang, accepted=names)
-    if consumer is None:
-        reply += say("needs_token", lang)
     draft = Draft(reason_code=reason, comment=text[:COMMENT_MAX_CHARS])
-    return Answer(understood, reply, draft, None, None, None, False)
+    if consumer is None:
+        document = policy.document if policy is not None else None
+        if document is not None and document.accepted_reasons and reason not in document.accepted_reasons:
+            separator = ", " if lang == "en" else "、"
+            names = separator.join(reason_name(r, lang) for r in sorted(document.accepted_reasons))
+            reply += say("reason_not_accepted", lang, accepted=names)
+        return Answer(understood, reply + say("needs_token", lang), draft, None, None, None, False)
+    eligibility = would_decide(store, consumer, reason)
+    return Answer(
+        understood, reply + _eligibility_reply(eligibility, lang), draft, None, None, None, False, eligibility
+    )
+
+
+def would_decide(store: Store, consumer: Consumer, reason_code: str) -> Eligibility:
+    """The shop's rules applied to the draft now, as POST /v1/returns would apply them (nothing is written)."""
+    decision = check_eligibility(
+        store=store, item_id=consumer.item_id, requester=consumer.address, reason_code=reason_code
+    ).decision
+    return Eligibility(decision.outcome.value, tuple(r.code for r in decision.reasons), decision.fast_refund)
+
+
+def _eligibility_reply(eligibility: Eligibility, lang: Lang) -> str:
+    if eligibility.outcome == "approve":
+        return say("would_approve_fast" if eligibility.fast_refund else "would_approve", lang)
+    if eligibility.outcome == "manual_review":
+        return say("would_review", lang)
+    separator = "; " if lang == "en" else "\uff1b"  # a full-width semicolon
+    return say("would_reject", lang, reasons=separator.join(eligibility_name(c, lang) for c in eligibility.reasons))
 
 
 def _amount(amount: int, token: str | None, decimals: Decimals) -> str:
@@ -355,9 +395,11 @@ __all__ = [
     "Answer",
     "Decimals",
     "Draft",
+    "Eligibility",
     "Language",
     "PolicyCitation",
     "ReturnFacts",
     "answer",
     "latest_return",
+    "would_decide",
 ]

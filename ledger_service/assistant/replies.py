@@ -40,6 +40,22 @@ STATE_NAMES: dict[str, tuple[str, str]] = {
     "consumer_claimed": ("closed: you claimed the deposit", "已关闭：您已领取托管款"),
 }
 
+ELIGIBILITY_NAMES: dict[str, tuple[str, str]] = {
+    "item_unknown": ("the item is not on the ledger", "该商品不在账本上"),
+    "history_broken": ("the item's history does not verify", "商品的链上记录校验未通过"),
+    "item_destroyed": ("the item was recorded as destroyed", "商品已被记录为销毁"),
+    "item_recalled": ("the item is under a recall", "商品正在召回中"),
+    "not_sold": ("the item has no sale to return", "该商品没有可退的销售记录"),
+    "not_your_purchase": ("the item was not sold to you", "该商品不是卖给您的"),
+    "no_policy": ("the shop has no return policy for this sale", "店铺对这笔销售没有退货政策"),
+    "not_delivered": ("the item has not been delivered yet", "商品尚未送达"),
+    "window_closed": ("the return window has closed", "退货期已过"),
+    "category_not_returnable": ("this category cannot be returned", "该品类不支持退货"),
+    "return_already_open": ("a return for this item is already open", "该商品已有进行中的退货"),
+    "reason_not_accepted": ("the policy does not accept this reason", "政策不接受该退货原因"),
+}
+"""The eligibility rules' reason codes (ledger_service/eligibility/rules.py) in words."""
+
 SENTENCES: dict[str, tuple[str, str]] = {
     "clarify_intent": (
         "I'm not sure what you need: do you want to return or exchange an item, check a refund or a parcel, "
@@ -69,6 +85,23 @@ SENTENCES: dict[str, tuple[str, str]] = {
     "reason_not_accepted": (
         " Note: this shop's policy accepts returns only for: {accepted}.",
         "注意：该店铺的政策只接受以下原因的退货：{accepted}。",
+    ),
+    "would_approve": (
+        " Under the shop's published rules it would be approved at once.",
+        "按店铺公布的规则，提交后会立即批准。",
+    ),
+    "would_approve_fast": (
+        " Under the shop's published rules it would be approved at once, with the refund paid at the carrier's "
+        "first scan.",
+        "按店铺公布的规则，提交后会立即批准，承运商首次扫描时即退款。",
+    ),
+    "would_review": (
+        " The shop reviews this return by hand before it is approved.",
+        "该退货需要店铺人工审核后才能批准。",
+    ),
+    "would_reject": (
+        " As it stands it would be declined: {reasons}.",
+        "按目前情况会被拒绝：{reasons}。",
     ),
     "needs_token": (
         " To submit it, open the link in your order e-mail (it carries your return token) and send your "
@@ -177,6 +210,12 @@ def say(key: str, lang: Lang, **fields: str) -> str:
 def reason_name(code: str, lang: Lang) -> str:
     """A reason code in words (the code itself when unknown)."""
     names = REASON_NAMES.get(code)
+    return code if names is None else names[_INDEX[lang]]
+
+
+def eligibility_name(code: str, lang: Lang) -> str:
+    """An eligibility reason code in words (the code itself when unknown)."""
+    names = ELIGIBILITY_NAMES.get(code)
     return code if names is None else names[_INDEX[lang]]
 
 

@@ -60,9 +60,23 @@ def test_exchange_in_chinese_drafts_a_return_the_api_accepts(flow: Flow, assista
     assert answer["clarify"] is None and answer["intent_confidence"] >= 0.45
     assert "换货" in answer["reply"] and "尺码不合适" in answer["reply"]
     assert answer["draft"] == {"reason_code": "wrong_size", "comment": "鞋码偏小，想换大一号"}
+    assert answer["eligibility"] == {"outcome": "approve", "reasons": [], "fast_refund": True}
+    assert "立即批准" in answer["reply"]
     # one tap: the draft is the body of POST /v1/returns
     decision = ok(flow.client.post("/v1/returns?wait=true", headers=sold.auth, json=answer["draft"]), 201)
     assert decision["outcome"] == "approve"
+
+
+def test_draft_says_what_the_rules_would_answer(flow: Flow, assistant: TestClient) -> None:
+    undelivered = flow.sell()
+    answer = ask(assistant, "the kettle doesn't work, I want to return it", undelivered)
+    assert answer["intent"] == "return" and answer["reason_code"] == "defective"
+    assert answer["eligibility"]["outcome"] == "reject" and "not_delivered" in answer["eligibility"]["reasons"]
+    assert "As it stands it would be declined: the item has not been delivered yet" in answer["reply"]
+    decision = ok(flow.client.post("/v1/returns", headers=undelivered.auth, json=answer["draft"]), 201)
+    assert decision["outcome"] == "reject"  # what the assistant said
+    anonymous = ask(assistant, "the kettle doesn't work, I want to return it")
+    assert anonymous["eligibility"] is None and "return token" in anonymous["reply"]
 
 
 def test_refund_and_parcel_questions_are_answered_from_the_index(flow: Flow, assistant: TestClient) -> None:
