@@ -75,6 +75,10 @@ def test_draft_says_what_the_rules_would_answer(flow: Flow, assistant: TestClien
     assert "As it stands it would be declined: the item has not been delivered yet" in answer["reply"]
     decision = ok(flow.client.post("/v1/returns", headers=undelivered.auth, json=answer["draft"]), 201)
     assert decision["outcome"] == "reject"  # what the assistant said
+    status = ask(assistant, "is my return approved?", undelivered)
+    assert status["return"]["id"] == decision["request_id"] and status["return"]["return_id"] is None
+    assert status["return"]["state"] == "request_rejected" and status["return"]["refund_paid"] is False
+    assert status["reply"] == f"Your return {decision['request_id']} is declined."
     anonymous = ask(assistant, "the kettle doesn't work, I want to return it")
     assert anonymous["eligibility"] is None and "return token" in anonymous["reply"]
 
