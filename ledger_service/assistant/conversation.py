@@ -36,7 +36,6 @@ from ledger_service.assistant.understanding import REASONED, Clarify, Understand
 from ledger_service.core.codes import BizStep, ReturnState, decode_location
 from ledger_service.errors import InvalidRequestError, NotFoundError
 from ledger_service.returns.decision import check_eligibility
-from ledger_service.returns.documents import PolicyDocument
 from ledger_service.returns.labels import label_code
 from ledger_service.returns.views import PolicyVersion, ReturnStatus, policy_history, return_status
 from ledger_service.returns.views import state_name as chain_state_name
@@ -371,7 +370,6 @@ def _policy_reply(policy: PolicyVersion, lang: Lang, decimals: Decimals) -> str:
 
 def _citation(policy: PolicyVersion) -> PolicyCitation:
     row, document = policy.row, policy.document
-    empty: PolicyDocument | None = document
     return PolicyCitation(
         merchant=row.merchant.lower(),
         version=row.version,
@@ -382,8 +380,8 @@ def _citation(policy: PolicyVersion) -> PolicyCitation:
         ship_by_days=row.ship_by_days,
         inspect_by_days=row.inspect_by_days,
         dispute_window_days=row.dispute_window_days,
-        non_returnable_categories=tuple(sorted(empty.non_returnable_categories)) if empty else (),
-        accepted_reasons=tuple(sorted(empty.accepted_reasons)) if empty else (),
+        non_returnable_categories=tuple(sorted(document.non_returnable_categories)) if document else (),
+        accepted_reasons=tuple(sorted(document.accepted_reasons)) if document else (),
         document_digest=row.document_digest,
         tx_hash=row.tx_hash,
         block_number=row.block_number,
