@@ -3,7 +3,8 @@
 Callers (checked by :mod:`api.auth`):
 - actors send ``Authorization: Bearer rlk_...`` (:data:`ActorDep`; a role check with
   :func:`require_role` or the aliases :data:`MerchantDep` ...);
-- consumers send ``Authorization: ReturnToken rrt_...`` (:data:`ConsumerDep`);
+- consumers send ``Authorization: ReturnToken rrt_...`` (:data:`ConsumerDep`; :data:`OptionalConsumerDep`
+  where anonymous callers are welcome too);
 - :data:`PrincipalDep` accepts either.
 Missing, malformed, unknown or revoked credentials are a 401 problem with
 ``WWW-Authenticate``; a valid key of the wrong role is a 403 problem. A
@@ -129,6 +130,18 @@ async def current_consumer(
     return principal
 
 
+async def optional_consumer(
+    request: Request,
+    _documented: Annotated[str | None, Depends(_return_token_scheme)],
+) -> Consumer | None:
+    """The consumer holding the request's return token; None without an Authorization header (401 for a
+    header that is not a valid return token). The route declares its OpenAPI ``security`` as
+    ``[{}, {"ReturnToken": []}]`` (``openapi_extra``), so that the request gate lets anonymous requests in."""
+    if not request.headers.getlist("Authorization"):
+        return None
+    return await current_consumer(request, _documented)
+
+
 def current_principal(
     request: Request,
     store: StoreDep,
@@ -162,6 +175,7 @@ the route's ``openapi_extra``)."""
 
 ActorDep = Annotated[Actor, Depends(current_actor)]
 ConsumerDep = Annotated[Consumer, Depends(current_consumer)]
+OptionalConsumerDep = Annotated[Consumer | None, Depends(optional_consumer)]
 PrincipalDep = Annotated[Actor | Consumer, Depends(current_principal_async)]
 HotPrincipalDep = Annotated[Actor | Consumer, Depends(_principal_of)]
 """:data:`PrincipalDep` without its two documentation-only sub-dependencies (the security schemes): for a hot

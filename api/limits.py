@@ -10,7 +10,8 @@ shortcut (:mod:`api.fastpath`) and of FastAPI. For every HTTP request, in this o
 3. a request with a body, to a route whose OpenAPI operation has ``security``: its ``Authorization``
    header is verified first (the dependencies' functions and credential cache), and a missing, malformed,
    unknown or revoked credential is the same 401 problem the dependencies give, before a byte of the
-   body is read;
+   body is read (where ``security`` also lists the empty requirement ``{}``, credentials are optional: a
+   request without an ``Authorization`` header goes on);
 4. its ``Content-Type`` must be one of the operation's request body media types (415), JSON in UTF-8;
 5. its size: ``Content-Length`` above the route's limit is a 413 at once; the bytes are also counted as
    they arrive (a chunked body), never buffered past the limit. The limit is
@@ -84,6 +85,8 @@ class RoutePolicy:
     limit_setting: str | None = None
     """The setting holding its body limit, when it is not the JSON or upload limit (the operation's
     :data:`BODY_LIMIT_EXTENSION`)."""
+    optional: bool = False
+    """Credentials are optional (an empty requirement ``{}`` in its ``security``): checked only when sent."""
 
     @staticmethod
     def merge(policies: Iterable[RoutePolicy]) -> RoutePolicy:
@@ -92,11 +95,15 @@ class RoutePolicy:
         schemes: frozenset[str] = frozenset()
         media_types: frozenset[str] = frozenset()
         limit_setting: str | None = None
+        optional = True
         for policy in policies:
             schemes |= policy.schemes
             media_types |= policy.media_types
             limit_setting = limit_setting or policy.limit_setting
-        return RoutePolicy(schemes=schemes, media_types=media_types, limit_setting=limit_setting)
+            optional = optional and (policy.optional or not policy.schemes)
+        return RoutePolicy(
+            schemes=schemes, media_types=media_types, limit_setting=limit_setting, optional=optional and bool(schemes)
+        )
 
     @property
     def json(self) -> bool:
@@ -117,10 +124,14 @@ def policies_of(app: FastAPI) -> dict[tuple[str, str], RoutePolicy]:
         for method, operation in item.items():
             if not isinstance(operation, dict) or "responses" not in operation:
                 continue
-            schemes = frozenset(name for requirement in operation.get("security", []) for name in requirement)
+            security = operation.get("security", [])
+            schemes = frozenset(name for requirement in security for name in requirement)
             content = operation.get("requestBody", {}).get("content", {})
             found[(method.upper(), path)] = RoutePolicy(
-                schemes=schemes, media_types=frozenset(content), limit_setting=operation.get(BODY_LIMIT_EXTENSION)
+                schemes=schemes,
+                media_types=frozenset(content),
+                limit_setting=operation.get(BODY_LIMIT_EXTENSION),
+                optional=any(not requirement for requirement in security),
             )
     return found
 
@@ -311,7 +322,7 @@ class RequestGate:
             return
         head = _body_headers(scope)
         policy = self.policy(scope)
-        if policy.schemes:
+        if policy.schemes and (head.authorization or not policy.optional):
             try:
                 await self._authenticate(scope, head.authorization, policy.schemes)
             except LedgerError as exc:

@@ -291,6 +291,15 @@ class Settings(BaseSettings):
         description="Requests to the public /v1/verify endpoint from all clients together, per worker process "
         "('limits' syntax), beside the per-address verify_rate_limit",
     )
+    assistant_rate_limit: str = Field(
+        default="30/minute",
+        description="Messages per client address to the public POST /v1/assistant/messages ('limits' syntax)",
+    )
+    assistant_global_rate_limit: str = Field(
+        default="20/second;600/minute",
+        description="Messages to POST /v1/assistant/messages from all clients together, per worker process "
+        "('limits' syntax), beside the per-address assistant_rate_limit",
+    )
 
     # notifications out (ledger-notify, ledger_service/notify/)
     notify_retry_for_s: int = Field(
@@ -370,7 +379,9 @@ class Settings(BaseSettings):
         primary = str(self.rpc_url)
         return next((str(url) for url in self.rpc_urls if str(url) != primary), None)
 
-    @field_validator("verify_rate_limit", "verify_global_rate_limit")
+    @field_validator(
+        "verify_rate_limit", "verify_global_rate_limit", "assistant_rate_limit", "assistant_global_rate_limit"
+    )
     @classmethod
     def _rate_limit_parses(cls, value: str) -> str:
         from limits import parse_many  # the library the API's limiter uses: the same grammar

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything the project needs, idempotently (a second run takes seconds):
 # Debian's ipfs-cid and chromium, npm packages (solc, anvil, OpenZeppelin, htmx, axe-core), the contract toolchain venv (.venv-brownie),
-# the service venv (.venv), brownie's networks, and compiles the contracts.
+# the service venv (.venv), the assistant's model, brownie's networks, and compiles the contracts.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
@@ -84,6 +84,16 @@ if ! stamp_ok service "$h" || [ ! -x "$PY" ]; then
   "$PY" -c "import ledger_service.indexer._speedups" 2>/dev/null \
     || echo "warning: the indexer's compiled decoder was not built; it will decode in Python (slower)" >&2
   stamp_set service "$h"
+fi
+
+# The assistant's classifiers (ledger_service/assistant/data/model.joblib, not committed): trained from the
+# shipped utterances, again whenever they, the model code or the locked libraries change (a few seconds).
+h=$(hash_of ledger_service/assistant/data/*.txt ledger_service/assistant/dataset.py ledger_service/assistant/model.py \
+  scripts/train_assistant.py requirements/service.lock)
+if ! stamp_ok assistant "$h" || [ ! -f ledger_service/assistant/data/model.joblib ]; then
+  step "assistant: train the intent and reason classifiers (scripts/train_assistant.py)"
+  "$PY" scripts/train_assistant.py
+  stamp_set assistant "$h"
 fi
 
 # Brownie keeps networks in ~/.brownie/network-config.yaml (its config loader rejects

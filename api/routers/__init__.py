@@ -2,7 +2,19 @@
 
 from fastapi import APIRouter
 
-from api.routers import audit, documents, epcis, items, notifications, policies, returns, sales, verify, webhooks
+from api.routers import (
+    assistant,
+    audit,
+    documents,
+    epcis,
+    items,
+    notifications,
+    policies,
+    returns,
+    sales,
+    verify,
+    webhooks,
+)
 
 ROUTERS: tuple[APIRouter, ...] = (
     policies.router,
@@ -15,6 +27,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     epcis.router,
     webhooks.router,
     notifications.router,
+    assistant.router,
 )
 
 __all__ = ["ROUTERS"]

@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Request
@@ -87,12 +88,18 @@ def _parse_limit(spec: str, variable: str) -> list[RateLimitItem]:
 
 class RateLimiter:
     """Requests per client address, and from all clients together, over moving windows (``limits``, in
-    memory). Thread-safe."""
+    memory). Thread-safe. ``name`` keys the windows and names the settings in messages (``verify``:
+    LEDGER_VERIFY_RATE_LIMIT and LEDGER_VERIFY_GLOBAL_RATE_LIMIT); ``what`` names the requests in answers."""
 
-    def __init__(self, spec: str, *, everyone: str | None = None) -> None:
+    def __init__(
+        self, spec: str, *, everyone: str | None = None, name: str = "verify", what: str = "verification"
+    ) -> None:
         self.spec = spec
-        self._items = _parse_limit(spec, "LEDGER_VERIFY_RATE_LIMIT")
-        self._everyone = [] if everyone is None else _parse_limit(everyone, "LEDGER_VERIFY_GLOBAL_RATE_LIMIT")
+        self._name = name
+        self._what = what
+        setting = f"LEDGER_{name.upper()}"
+        self._items = _parse_limit(spec, f"{setting}_RATE_LIMIT")
+        self._everyone = [] if everyone is None else _parse_limit(everyone, f"{setting}_GLOBAL_RATE_LIMIT")
         self._limiter = MovingWindowRateLimiter(MemoryStorage())
 
     def hit(self, client: str) -> None:
@@ -100,17 +107,18 @@ class RateLimiter:
         all clients together are over theirs (a client over its own limit does not count against the
         others')."""
         for item in self._items:
-            if not self._limiter.hit(item, "verify", client):
-                retry_after = self._retry_after(item, "verify", client)
+            if not self._limiter.hit(item, self._name, client):
+                retry_after = self._retry_after(item, self._name, client)
                 raise RateLimitedError(
-                    f"too many verification requests from this address (at most {item}); try again in {retry_after} s",
+                    f"too many {self._what} requests from this address (at most {item}); try again in {retry_after} s",
                     retry_after=retry_after,
                 )
+        everyone = f"{self._name}-everyone"
         for item in self._everyone:
-            if not self._limiter.hit(item, "verify-everyone"):
-                retry_after = self._retry_after(item, "verify-everyone")
+            if not self._limiter.hit(item, everyone):
+                retry_after = self._retry_after(item, everyone)
                 raise RateLimitedError(
-                    f"the verification service is answering as many requests as it can (at most {item} from "
+                    f"the {self._what} service is answering as many requests as it can (at most {item} from "
                     f"everyone together); try again in {retry_after} s",
                     retry_after=retry_after,
                 )
@@ -126,22 +134,27 @@ def rate_limiter(settings: Settings) -> RateLimiter:
     return RateLimiter(settings.verify_rate_limit, everyone=settings.verify_global_rate_limit)
 
 
-def _app_limiter(request: Request, settings: Settings) -> RateLimiter:
+def app_limiter(request: Request, key: str, make: Callable[[], RateLimiter]) -> RateLimiter:
+    """The application's limiter kept under ``key`` in its state, made by ``make`` on first use."""
     state = request.app.state
-    limiter: RateLimiter | None = getattr(state, _LIMITER_KEY, None)
+    limiter: RateLimiter | None = getattr(state, key, None)
     if limiter is None:
         with _limiter_lock:
-            limiter = getattr(state, _LIMITER_KEY, None)
+            limiter = getattr(state, key, None)
             if limiter is None:
-                limiter = rate_limiter(settings)
-                setattr(state, _LIMITER_KEY, limiter)
+                limiter = make()
+                setattr(state, key, limiter)
     return limiter
+
+
+def client_address(request: Request) -> str:
+    """The request's client address (the TCP peer's, or the one a trusted proxy forwarded)."""
+    return request.client.host if request.client is not None else "unknown"
 
 
 def enforce_rate_limit(request: Request, svc: ServicesDep) -> None:
     """Counts the request against its client address (before the code is even read)."""
-    client = request.client.host if request.client is not None else "unknown"
-    _app_limiter(request, svc.settings).hit(client)
+    app_limiter(request, _LIMITER_KEY, lambda: rate_limiter(svc.settings)).hit(client_address(request))
 
 
 CodePath = Annotated[

@@ -51,6 +51,7 @@ CREDENTIALS: dict[tuple[str, str], str | None] = {
     ("POST", "/v1/webhooks/{webhook_id}/replay"): "merchant",
     ("PUT", "/v1/items/{item_id}/contact"): "consumer",
     ("GET", "/v1/returns/{return_id}/events"): "consumer",
+    ("POST", "/v1/assistant/messages"): "consumer",
 }
 """Which credentials each operation is called with: a key name of the ``keys`` fixture, "consumer" (the
 return token of the seeded sale) or None (a public operation). Operations that accept both get the

@@ -40,7 +40,8 @@ DOCUMENTED = documented_statuses(SPEC)
 NOT_PROVOKED: dict[int, str] = {
     409: "a conflict with the item's or return's state on the chain: provoked by each route's own tests "
     "(test_sales, test_returns, test_policies, test_items)",
-    429: "the /v1/verify rate limit: provoked by tests/api/test_verify.py",
+    429: "the /v1/verify and /v1/assistant/messages rate limits: provoked by tests/api/test_verify.py and "
+    "tests/api/test_assistant.py",
 }
 """Documented statuses this walk does not provoke, and where they are."""
 
@@ -62,6 +63,9 @@ WRONG_ROLE = {
     "consumer": "carrier",
 }
 """A credential each role's operations must refuse with 403."""
+
+OPTIONAL_CREDENTIALS = frozenset({("POST", "/v1/assistant/messages")})
+"""Operations anyone may call, that check a credential when one is sent (401: a token nobody issued)."""
 
 UNKNOWN_IDS = {
     "item_id": "0x" + "e1" * 32,
@@ -100,6 +104,7 @@ VALID_BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/v1/webhooks"): {"url": "https://merchant.example/hooks"},
     ("POST", "/v1/webhooks/{webhook_id}/replay"): {},
     ("PUT", "/v1/items/{item_id}/contact"): {"email": "buyer@example.com"},
+    ("POST", "/v1/assistant/messages"): {"message": "how many days do I have to return it?"},
 }
 """Bodies that pass validation (so the status comes from the check under test, not from the body)."""
 INVALID_BODIES: dict[tuple[str, str], dict[str, Any]] = {
@@ -114,6 +119,7 @@ INVALID_BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/v1/returns/{return_id}/dispute"): {"comment": ["not", "text"]},
     ("POST", "/v1/epcis/capture"): document({**event([new_epc()]), "action": "TELEPORT"}),
     ("POST", "/v1/webhooks"): {"url": "ftp://merchant.example/hooks"},
+    ("POST", "/v1/assistant/messages"): {"message": ""},
 }
 """Bodies with one invalid or missing field (a 422 where the route has no path parameter to get wrong)."""
 SIZE_LIMIT = 4096
@@ -199,7 +205,7 @@ def _request(case: Case, seeded: Seeded) -> RawRequest:
         if media is not None and media.startswith(b"multipart/"):
             body = b"--documented-errors\r\nnot a part"
     elif case.status == 401:
-        who = None
+        who = "unissued" if case.operation in OPTIONAL_CREDENTIALS else None
     elif case.status == 403:
         assert who is not None, f"{case} is public: it cannot answer 403"
         who = WRONG_ROLE[who]
@@ -208,6 +214,9 @@ def _request(case: Case, seeded: Seeded) -> RawRequest:
             ids = {name: UNKNOWN_IDS[name] for name in names}
         elif case.operation == ("POST", "/v1/returns"):  # an item that is not the return token's
             body = json.dumps({"item_id": UNKNOWN_IDS["item_id"], "reason_code": "damaged"}).encode()
+        elif case.operation == ("POST", "/v1/assistant/messages"):  # anonymous, about a merchant with no policy
+            who = None
+            body = json.dumps({"message": "what is the return window?", "merchant": UNKNOWN_IDS["address"]}).encode()
     elif case.status == 406:
         accept = b"application/xml"
     elif case.status == 413 and media == b"application/json":  # valid JSON, only too large
@@ -237,7 +246,9 @@ def _request(case: Case, seeded: Seeded) -> RawRequest:
     for name, value in ids.items():
         path = path.replace("{" + name + "}", value)
     headers: list[tuple[bytes, bytes]] = []
-    if who is not None:
+    if who == "unissued":
+        headers.append((b"authorization", b"ReturnToken rrt_" + b"0" * 43))
+    elif who is not None:
         headers.append((b"authorization", seeded.headers[who]["Authorization"].encode()))
     if media is not None:
         headers.append((b"content-type", media))

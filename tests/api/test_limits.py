@@ -96,8 +96,13 @@ def operations(client: TestClient) -> Iterator[tuple[str, str, dict[str, Any]]]:
 # ---- credentials before the body ------------------------------------------------------------------------
 
 
+def _optional(operation: dict[str, Any]) -> bool:
+    """Credentials optional: the empty requirement {} among the operation's security."""
+    return any(not requirement for requirement in operation.get("security", []))
+
+
 def test_every_route_with_security_refuses_a_body_without_credentials_unread(client: TestClient) -> None:
-    secured = [(m, p) for m, p, op in operations(client) if op.get("security")]
+    secured = [(m, p) for m, p, op in operations(client) if op.get("security") and not _optional(op)]
     assert len(secured) >= 15
     for method, path in secured:
         for headers in (
@@ -109,6 +114,26 @@ def test_every_route_with_security_refuses_a_body_without_credentials_unread(cli
             assert sent.status == 401, (method, path, sent.body)
             assert sent.read == 0, (method, path)
             assert "Authorization" in sent.problem()["detail"] or "key" in sent.problem()["detail"]
+
+
+def test_optional_credentials_are_checked_only_when_sent(client: TestClient, keys: dict[str, str]) -> None:
+    optional = [(m, p) for m, p, op in operations(client) if _optional(op)]
+    assert ("POST", "/v1/assistant/messages") in optional
+    for method, path in optional:
+        # sent: an unknown token or a key is refused before the body is read
+        for authorization in ("ReturnToken rrt_" + "A" * 43, bearer(keys["merchant"])["Authorization"]):
+            headers = {"Content-Length": str(HUGE), "Authorization": authorization}
+            sent = Exchange(client, method, path, headers, [b"[" * 65536] * 320).run()
+            assert sent.status == 401 and sent.read == 0, (method, path, sent.body)
+        # not sent: the body is read (and measured: a body over the JSON limit is a 413)
+        anonymous = Exchange(
+            client,
+            method,
+            path,
+            {"Content-Type": "application/json", "Content-Length": str(HUGE)},
+            [b" " * 65536] * 320,
+        ).run()
+        assert anonymous.status == 413, (method, path, anonymous.body)
 
 
 def test_the_gate_speaks_as_the_dependencies_do(client: TestClient, keys: dict[str, str]) -> None:
