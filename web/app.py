@@ -16,8 +16,9 @@ from fastapi import APIRouter, FastAPI, Query, Request
 from starlette.responses import Response
 
 from web import audit, consumer, merchant, merchant_business, merchant_returns, verify
+from web.forms import RefusedFormError
 from web.i18n import LANG_COOKIE, LANGUAGES
-from web.render import page, redirect
+from web.render import error_sentence, page, redirect
 
 STATIC_DIR = Path(__file__).parent / "static"
 NODE_MODULES = Path(__file__).resolve().parents[1] / "node_modules"
@@ -76,8 +77,17 @@ def switch_language(
     return response
 
 
+async def refused_form(request: Request, exc: Exception) -> Response:
+    """A form whose body the request gate refused, on a page that does not show its own form again: why, in
+    the page's language (the browser's Back button returns to the form as typed)."""
+    assert isinstance(exc, RefusedFormError)
+    status, sentence = error_sentence(request, exc.error)
+    return page(request, "error.html", status=status, error=sentence)
+
+
 def mount_pages(app: FastAPI) -> None:
     """Adds the pages and their static files to ``app`` (after the API's routers)."""
+    app.add_exception_handler(RefusedFormError, refused_form)
     app.include_router(router)
     app.include_router(verify.router)
     app.include_router(consumer.router)

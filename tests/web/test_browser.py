@@ -84,7 +84,7 @@ def test_a_consumers_whole_return(
         expect(page.locator("form[action$='/cancel']")).to_have_count(0)  # shipped: no longer cancellable
         check_page(page, f"return-refunded-{lang}-{device}")
 
-        page.locator("#status a[href^='/verify/RMA-']").click()
+        page.locator("#refund-paid a[href^='/verify/RMA-']").click()  # the payout's proof
         page.wait_for_url(re.compile(r"/verify/RMA-"))
         expect(page.locator("#verdict")).to_be_visible()
         check_page(page, f"verify-return-{lang}-{device}")
