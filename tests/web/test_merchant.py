@@ -116,7 +116,9 @@ def test_the_photos_of_a_request_are_shown_in_the_queue_and_on_the_return(
     client: TestClient, flow: Flow, keys: dict[str, str], queued: list[Sold]
 ) -> None:
     purchase = flow.sold_and_delivered()
-    photo = ok(flow.client.post("/v1/documents", headers=purchase.auth, files={"file": ("a.png", PNG, "image/png")}), 201)
+    photo = ok(
+        flow.client.post("/v1/documents", headers=purchase.auth, files={"file": ("a.png", PNG, "image/png")}), 201
+    )
     body = {"reason_code": "damaged", "comment": "cracked\nalong the edge", "documents": [photo["cid"]]}
     queued_request = ok(flow.client.post("/v1/returns", headers=purchase.auth, json=body), 201)
     assert queued_request["outcome"] == "manual_review"
