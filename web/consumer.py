@@ -178,7 +178,7 @@ def _purchase_context(request: Request, consumer: Consumer, token: str) -> dict[
         "csrf": csrf_token(token),
         "form_key": new_form_key(),
         "photos_max_bytes": svc.settings.document_max_bytes,
-        "photos_max_mb": max(svc.settings.document_max_bytes // (1024 * 1024), 1),
+        "photos_max_size": size_text(svc.settings.document_max_bytes),
     }
 
 
@@ -290,6 +290,12 @@ def _photos(form: FormData, *, kept: int) -> list[UploadFile]:
     return photos
 
 
+def size_text(size: int) -> str:
+    """A size limit as people read it: whole MB, else whole KB (``25 MB``, ``64 KB``)."""
+    mib = 1024 * 1024
+    return f"{size // mib} MB" if size >= mib else f"{max(size // 1024, 1)} KB"
+
+
 def _kept_photos(form: FormData) -> list[str]:
     """The photos stored by an earlier try of this form (its ``document`` fields: CIDs), each once; a field
     that is no CID is dropped (the form is ours; a changed one loses only that field)."""
@@ -311,10 +317,8 @@ def _create_return(request: Request, form: FormData, refused: LedgerError | None
     try:
         key = _checked_form(request, form, token)
         if isinstance(refused, PayloadTooLargeError):  # the photos made the body too large: say so in words
-            size = max(svc.settings.document_max_bytes // (1024 * 1024), 1)
-            raise PayloadTooLargeError(
-                f"These photos are larger than {size} MB together; choose fewer or smaller ones."
-            )
+            size = size_text(svc.settings.document_max_bytes)
+            raise PayloadTooLargeError(f"These photos are larger than {size} together; choose fewer or smaller ones.")
         if refused is not None:
             raise refused
         reason = typed["reason_code"].strip()
@@ -382,7 +386,6 @@ def _return_context(request: Request, consumer: Consumer, token: str, status: Re
         "reason_name": REASON_NAMES.get(req.reason_code, req.reason_code) if req else None,
         "csrf": csrf_token(token),
         "form_key": new_form_key(),
-        "poll_s": POLL_S,
         "timeline": [],
         "payout": None,
         "actions": [],
@@ -418,9 +421,20 @@ def _return_context(request: Request, consumer: Consumer, token: str, status: Re
             context["actions"].append("dispute")
         if state == "received" and ret.inspect_by is not None and now > ret.inspect_by:
             context["actions"].append("claim")
+    context["refresh"] = status_refresh(context["id"])
     context["state_name"] = return_state(context["state"])
     context["final"] = context["state"] in FINAL_STATES
     return context
+
+
+def status_refresh(rid: str) -> dict[str, str]:
+    """The htmx attributes that keep a return's status part (``#status``) current while it can still change.
+
+    Polling every :data:`POLL_S` seconds for now. The per-return event stream (``GET /v1/returns/{id}/events``,
+    server-sent events) replaces it here alone: ``{"hx-ext": "sse", "sse-connect": <its address>,
+    "hx-get": f"/returns/{rid}", "hx-trigger": "sse:<event>", "hx-swap": "outerHTML"}`` (the part is fetched
+    again on each event; htmx's sse extension from npm, served like htmx)."""
+    return {"hx-get": f"/returns/{rid}", "hx-trigger": f"every {POLL_S}s", "hx-swap": "outerHTML"}
 
 
 def timeline_entry(entry: returns_store.TimelineEntry) -> dict[str, Any]:

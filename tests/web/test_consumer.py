@@ -259,3 +259,12 @@ def test_a_refused_body_on_another_form_is_a_page_in_the_users_language(client: 
     )
     assert answer.status_code == 413 and answer.headers["content-type"].startswith("text/html")
     assert "请求正文超过" in text(answer.text) and "返回" in text(answer.text)
+
+
+def test_an_unknown_address_is_a_page_for_browsers_and_a_problem_for_programs(client: TestClient) -> None:
+    page = client.get("/no-such-page", headers=ZH | {"Accept": "text/html,application/xhtml+xml"})
+    assert page.status_code == 404 and "找不到页面" in text(page.text)
+    program = client.get("/no-such-page")
+    assert program.status_code == 404 and program.headers["content-type"] == "application/problem+json"
+    api = client.get("/v1/no-such-thing", headers={"Accept": "text/html"})
+    assert api.headers["content-type"] == "application/problem+json"
