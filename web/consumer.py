@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import re
-import time
 from typing import Any
 
 import anyio
@@ -36,7 +35,7 @@ from ledger_service.errors import (
     PayloadTooLargeError,
     UnsupportedMediaTypeError,
 )
-from ledger_service.returns import cancel_return, claim_uninspected, dispute_return, request_return
+from ledger_service.returns import cancel_return, chain_now, claim_uninspected, dispute_return, request_return
 from ledger_service.returns.decision import EligibilityCheck, check_eligibility
 from ledger_service.returns.label_sheet import Lang, return_label
 from ledger_service.returns.labels import label_code
@@ -379,7 +378,7 @@ def _return_context(request: Request, consumer: Consumer, token: str, status: Re
     svc = services_of(request)
     t = translator(request)
     detail, req = status.detail, status.request
-    now = int(time.time())
+    now = chain_now(svc.store)  # the contract's clock decides what is allowed, as on the merchant's page
     context: dict[str, Any] = {
         "request_row": req,
         "reasons": [t.sentence(str(r.get("message", ""))) for r in (req.reasons if req else [])],
