@@ -383,6 +383,7 @@ def _return_context(request: Request, consumer: Consumer, token: str, status: Re
         "request_row": req,
         "reasons": [t.sentence(str(r.get("message", ""))) for r in (req.reasons if req else [])],
         "reason_name": REASON_NAMES.get(req.reason_code, req.reason_code) if req else None,
+        "photos": len(req.documents) if req else 0,
         "csrf": csrf_token(token),
         "form_key": new_form_key(),
         "timeline": [],

@@ -181,6 +181,7 @@ def test_photos_go_with_the_request_as_documents(client: TestClient, flow: Flow)
     flow.env.wait_indexed()
     request = flow.status(answer.headers["location"].rsplit("/", 1)[1], sold.auth)
     assert request["comment"] == "see photo" and len(request["documents"]) == 1
+    assert "已发送 1 张给商家" in text(client.get(answer.headers["location"], headers=ZH).text)
     assert client.get(f"/v1/documents/{request['documents'][0]}").content == PNG
 
 
