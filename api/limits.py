@@ -25,7 +25,8 @@ Which routes need credentials and what body each takes come from the application
 source of truth with /docs and the dependencies that add ``security``): a new route is covered without
 touching this module. A route outside the document (a web page, :mod:`web`) is public; a page form that
 uploads files declares ``multipart/form-data`` in its ``openapi_extra`` and gets the upload limit. Every
-refusal is a problem+json (:mod:`api.problems`). A verified principal is left
+refusal is a problem+json (:mod:`api.problems`), except a page form's 413 or 415: the page gets the problem
+and the start of the body, to answer in its reader's language with the form as typed. A verified principal is left
 in the request's state, where the dependencies find it and do not verify it again.
 """
 
@@ -87,6 +88,9 @@ class RoutePolicy:
     :data:`BODY_LIMIT_EXTENSION`)."""
     optional: bool = False
     """Credentials are optional (an empty requirement ``{}`` in its ``security``): checked only when sent."""
+    page: bool = False
+    """A web page's form (outside the OpenAPI document): a refused body is left to the page to explain
+    (:data:`REFUSED_STATE_KEY`), in the reader's language and with what was typed, not as problem+json."""
 
     @staticmethod
     def merge(policies: Iterable[RoutePolicy]) -> RoutePolicy:
@@ -96,13 +100,19 @@ class RoutePolicy:
         media_types: frozenset[str] = frozenset()
         limit_setting: str | None = None
         optional = True
+        page = False
         for policy in policies:
             schemes |= policy.schemes
             media_types |= policy.media_types
             limit_setting = limit_setting or policy.limit_setting
             optional = optional and (policy.optional or not policy.schemes)
+            page = page or policy.page
         return RoutePolicy(
-            schemes=schemes, media_types=media_types, limit_setting=limit_setting, optional=optional and bool(schemes)
+            schemes=schemes,
+            media_types=media_types,
+            limit_setting=limit_setting,
+            optional=optional and bool(schemes),
+            page=page,
         )
 
     @property
@@ -115,6 +125,14 @@ class RoutePolicy:
 
 
 _PUBLIC = RoutePolicy(schemes=frozenset(), media_types=frozenset())
+REFUSED_STATE_KEY = "refused_body"
+"""Where the gate leaves the problem of a page form's refused body (request.state) for the page to show."""
+PAGE_PREFIX_BYTES = 64 * 1024
+"""What the gate passes on of a page form's refused body: its text fields, which browsers send before its
+files, so the page can show the form again as typed."""
+PAGE_DRAIN_FACTOR = 4
+"""A refused page form's body is read and dropped up to this many times its limit before the page answers:
+a browser still sending when the connection closes shows a network error instead of the answer."""
 
 
 def policies_of(app: FastAPI) -> dict[tuple[str, str], RoutePolicy]:
@@ -141,7 +159,7 @@ def _undocumented_policy(route: object) -> RoutePolicy:
     its ``openapi_extra`` declares, as an operation's ``requestBody`` would (none: no body expected)."""
     extra = getattr(route, "openapi_extra", None) or {}
     content = extra.get("requestBody", {}).get("content", {})
-    return RoutePolicy(schemes=frozenset(), media_types=frozenset(content))
+    return RoutePolicy(schemes=frozenset(), media_types=frozenset(content), page=True)
 
 
 def routes_of(app: FastAPI) -> list[tuple[re.Pattern[str], frozenset[str], RoutePolicy]]:
@@ -331,7 +349,7 @@ class RequestGate:
         if policy.media_types:
             unsupported = media_type_problem(head.content_type, policy)
             if unsupported is not None:
-                await _refuse(unsupported, scope, receive, send)
+                await self._refuse(policy, unsupported, scope, receive, send, limit=settings.api_json_max_bytes)
                 return
         if policy.limit_setting is not None:
             limit = int(getattr(settings, policy.limit_setting))
@@ -342,7 +360,7 @@ class RequestGate:
         too_large_detail = f"the request body is larger than the limit of {limit} bytes for {_what(policy)}"
         too_large = http_problem(413, too_large_detail)
         if head.content_length is not None and head.content_length > limit:
-            await _refuse(too_large, scope, receive, send)
+            await self._refuse(policy, too_large, scope, receive, send, limit=limit)
             return
         if not policy.json:
             await self.app(scope, counting_receive(receive, limit, too_large_detail), send)
@@ -358,6 +376,27 @@ class RequestGate:
             await _refuse(malformed, scope, receive, send)
             return
         await self.app(scope, _replay(body, receive), send)
+
+    async def _refuse(
+        self, policy: RoutePolicy, problem: ProblemDetails, scope: Scope, receive: Receive, send: Send, *, limit: int
+    ) -> None:
+        """Refuses the body: the problem+json, or for a page form the page itself, given the problem
+        (:data:`REFUSED_STATE_KEY`) and the body's first :data:`PAGE_PREFIX_BYTES` (the rest is read and
+        dropped, up to :data:`PAGE_DRAIN_FACTOR` times ``limit``; the connection then closes)."""
+        if not policy.page:
+            await _refuse(problem, scope, receive, send)
+            return
+        prefix = await _prefix_and_drain(receive, keep=PAGE_PREFIX_BYTES, drain=PAGE_DRAIN_FACTOR * limit)
+        if prefix is None:  # the client left
+            return
+        scope.setdefault("state", {})[REFUSED_STATE_KEY] = problem
+
+        async def closing(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), (b"connection", b"close")]}
+            await send(message)
+
+        await self.app(scope, _replay(prefix, receive), closing)
 
     async def _authenticate(self, scope: Scope, authorization: list[str], schemes: frozenset[str]) -> None:
         """Verifies the request's credentials for an operation accepting ``schemes`` (AuthenticationError with
@@ -417,6 +456,24 @@ async def _read(receive: Receive, limit: int) -> bytes | int | None:
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)
+
+
+async def _prefix_and_drain(receive: Receive, *, keep: int, drain: int) -> bytes | None:
+    """The body's first ``keep`` bytes, the rest read and dropped until its end or ``drain`` bytes in all;
+    None if the client left."""
+    kept = bytearray()
+    total = 0
+    while total <= drain:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunk: bytes = message.get("body", b"")
+        total += len(chunk)
+        if len(kept) < keep:
+            kept += chunk[: keep - len(kept)]
+        if not message.get("more_body", False):
+            break
+    return bytes(kept)
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

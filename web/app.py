@@ -13,11 +13,14 @@ from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, FastAPI, Query, Request
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from api.problems import handle as problem_answer
 from web import audit, consumer, merchant, merchant_business, merchant_returns, verify
+from web.forms import RefusedFormError
 from web.i18n import LANG_COOKIE, LANGUAGES
-from web.render import page, redirect
+from web.render import error_sentence, page, redirect
 
 STATIC_DIR = Path(__file__).parent / "static"
 NODE_MODULES = Path(__file__).resolve().parents[1] / "node_modules"
@@ -76,8 +79,31 @@ def switch_language(
     return response
 
 
+async def refused_form(request: Request, exc: Exception) -> Response:
+    """A form whose body the request gate refused, on a page that does not show its own form again: why, in
+    the page's language (the browser's Back button returns to the form as typed)."""
+    assert isinstance(exc, RefusedFormError)
+    status, sentence = error_sentence(request, exc.error)
+    return page(request, "error.html", status=status, error=sentence)
+
+
+def not_found(request: Request, exc: Exception) -> Response:
+    """An address nothing answers, outside the API (``/v1/``), asked for by a browser: the page saying so, in
+    the reader's language; everything else as the API answers it (problem+json)."""
+    if (
+        isinstance(exc, StarletteHTTPException)
+        and exc.status_code == 404
+        and not request.url.path.startswith("/v1/")
+        and request.method in ("GET", "HEAD")
+        and "text/html" in request.headers.get("accept", "")  # a browser; an API client gets problem+json
+    ):
+        return page(request, "not_found.html", status=404)
+    return problem_answer(request, exc)
+
+
 def mount_pages(app: FastAPI) -> None:
     """Adds the pages and their static files to ``app`` (after the API's routers)."""
+    app.add_exception_handler(RefusedFormError, refused_form)
     app.include_router(router)
     app.include_router(verify.router)
     app.include_router(consumer.router)
@@ -85,3 +111,5 @@ def mount_pages(app: FastAPI) -> None:
     app.include_router(merchant_returns.router)
     app.include_router(merchant_business.router)
     app.include_router(audit.router)
+
+    app.add_exception_handler(StarletteHTTPException, not_found)

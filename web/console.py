@@ -18,6 +18,7 @@ from starlette.responses import Response
 from api.deps import services_of
 from ledger_service.access import Actor, Role, verify_api_key
 from ledger_service.errors import LedgerError, PermissionDeniedError
+from web.forms import page_form
 from web.i18n import Sentence
 from web.render import error_sentence, page, redirect, secure, translator
 
@@ -59,7 +60,7 @@ class KeyConsole:
 
     async def sign_in(self, request: Request) -> Response:
         """The sign-in form's post: the session cookie and back to the console, or the form with the reason."""
-        form = await request.form()
+        form = await page_form(request)
         key = str(form.get("api_key") or "").strip()
         if not key:
             return self.sign_in_page(request, status=422, error=translator(request).sentence("Type your API key."))

@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import re
-import time
 from typing import Any
 
 import anyio
@@ -33,16 +32,17 @@ from ledger_service.errors import (
     IndexBehindError,
     InvalidRequestError,
     LedgerError,
+    PayloadTooLargeError,
     UnsupportedMediaTypeError,
 )
-from ledger_service.returns import cancel_return, claim_uninspected, dispute_return, request_return
+from ledger_service.returns import cancel_return, chain_now, claim_uninspected, dispute_return, request_return
 from ledger_service.returns.decision import EligibilityCheck, check_eligibility
 from ledger_service.returns.label_sheet import Lang, return_label
 from ledger_service.returns.labels import label_code
 from ledger_service.returns.views import ReturnStatus, return_status, state_name
 from ledger_service.store import returns as returns_store
 from ledger_service.verification.consumer import format_amount
-from web.forms import csrf_token, form_hash, once, require_csrf
+from web.forms import RefusedFormError, csrf_token, form_hash, once, page_form, require_csrf
 from web.i18n import Sentence
 from web.render import error_sentence, new_form_key, page, redirect, secure, translator
 from web.words import PAYOUT_SENTENCE, STATE_SENTENCES, biz_step, disposition, return_state
@@ -66,6 +66,7 @@ REASON_NAMES = {
 }
 _RETURN_OR_REQUEST = re.compile(r"^(0x[0-9a-f]{64}|rr_[0-9a-f]{32})$")
 _RETURN_ID = re.compile(r"^0x[0-9a-f]{64}$")
+_CID_V0 = re.compile(r"Qm[1-9A-HJ-NP-Za-km-z]{44}")
 FINAL_STATES = frozenset(
     {"cancelled", "expired", "accepted", "resolved", "reclaimed", "consumer_claimed", "request_rejected"}
 )
@@ -175,6 +176,8 @@ def _purchase_context(request: Request, consumer: Consumer, token: str) -> dict[
         ],
         "csrf": csrf_token(token),
         "form_key": new_form_key(),
+        "photos_max_bytes": svc.settings.document_max_bytes,
+        "photos_max_size": size_text(svc.settings.document_max_bytes),
     }
 
 
@@ -195,7 +198,9 @@ def _purchase_page(
     status: int = 200,
     error: Sentence | None = None,
     typed: dict[str, str] | None = None,
+    kept: list[str] | None = None,
 ) -> Response:
+    """The purchase; after a failed request, the form as ``typed`` with the photos already stored (``kept``)."""
     context = _purchase_context(request, consumer, token)
     return page(
         request,
@@ -203,6 +208,7 @@ def _purchase_page(
         status=status,
         error=error,
         typed=typed or {"reason_code": "", "comment": ""},
+        kept=kept or [],
         **context,
     )
 
@@ -225,7 +231,7 @@ def home(request: Request, token: str | None = None) -> Response:
 
 @router.post("/open")
 async def open_purchase(request: Request) -> Response:
-    form = await request.form()
+    form = await page_form(request)
     typed = str(form.get("token") or "")
     if not typed.strip():
         sentence = translator(request).sentence("Type the return code from your order e-mail.")
@@ -259,16 +265,21 @@ def _text(form: FormData, name: str) -> str | None:
 
 @router.post("/returns", openapi_extra={"requestBody": {"content": {MULTIPART: {}, FORM: {}}}})
 async def create_return(request: Request) -> Response:
-    """Requests a return of the session's purchase: the decision at once, on the return's page."""
-    form = await request.form()
-    return await _run(_create_return, request, form)
+    """Requests a return of the session's purchase: the decision at once, on the return's page. A body the
+    gate refused (photos too large, a wrong type) is the purchase page with the reason and the form as typed."""
+    try:
+        form = await page_form(request)
+    except RefusedFormError as refused:
+        return await _run(_create_return, request, refused.typed, refused.error)
+    return await _run(_create_return, request, form, None)
 
 
-def _photos(form: FormData) -> list[UploadFile]:
+def _photos(form: FormData, *, kept: int) -> list[UploadFile]:
     """The photos chosen (a browser sends one empty part when none is); :class:`InvalidRequestError` past
-    :data:`MAX_PHOTOS`, :class:`UnsupportedMediaTypeError` for a file that is not a JPEG, PNG or WebP image."""
+    :data:`MAX_PHOTOS` with the ``kept`` ones of an earlier try, :class:`UnsupportedMediaTypeError` for a file
+    that is not a JPEG, PNG or WebP image."""
     photos = [p for p in form.getlist("photos") if isinstance(p, UploadFile) and (p.filename or p.size)]
-    if len(photos) > MAX_PHOTOS:
+    if len(photos) + kept > MAX_PHOTOS:
         raise InvalidRequestError(f"at most {MAX_PHOTOS} photos can be sent with a return request")
     for photo in photos:
         declared = (photo.content_type or "").split(";")[0].strip().lower()
@@ -278,70 +289,85 @@ def _photos(form: FormData) -> list[UploadFile]:
     return photos
 
 
-def _with_photos(comment: str | None, cids: list[str]) -> str | None:
-    """The comment with the stored photos' addresses, one a line (the merchant opens them by CID)."""
-    if not cids:
-        return comment
-    lines = "\n".join(f"photo: /v1/documents/{cid}" for cid in cids)
-    return f"{comment}\n\n{lines}" if comment else lines
+def size_text(size: int) -> str:
+    """A size limit as people read it: whole MB, else whole KB (``25 MB``, ``64 KB``)."""
+    mib = 1024 * 1024
+    return f"{size // mib} MB" if size >= mib else f"{max(size // 1024, 1)} KB"
 
 
-def _create_return(request: Request, form: FormData) -> Response:
+def _kept_photos(form: FormData) -> list[str]:
+    """The photos stored by an earlier try of this form (its ``document`` fields: CIDs), each once; a field
+    that is no CID is dropped (the form is ours; a changed one loses only that field)."""
+    kept: list[str] = []
+    for value in form.getlist("document")[:MAX_PHOTOS]:
+        if isinstance(value, str) and _CID_V0.fullmatch(value) and value not in kept:
+            kept.append(value)
+    return kept
+
+
+def _create_return(request: Request, form: FormData, refused: LedgerError | None) -> Response:
     typed = {"reason_code": _text(form, "reason_code") or "", "comment": _text(form, "comment") or ""}
     session = _session_or_page(request)
     if isinstance(session, Response):
         return session
     consumer, token = session
     svc = services_of(request)
+    stored = _kept_photos(form)  # grows as this try stores photos: kept for the next one if it fails
     try:
         key = _checked_form(request, form, token)
+        if isinstance(refused, PayloadTooLargeError):  # the photos made the body too large: say so in words
+            size = size_text(svc.settings.document_max_bytes)
+            raise PayloadTooLargeError(f"These photos are larger than {size} together; choose fewer or smaller ones.")
+        if refused is not None:
+            raise refused
         reason = typed["reason_code"].strip()
         comment = typed["comment"].strip() or None
         if not reason:
             raise InvalidRequestError("Please give a reason for the return.")
         if comment is not None and len(comment) > COMMENT_MAX_LENGTH:
             raise InvalidRequestError(f"the comment is longer than {COMMENT_MAX_LENGTH} characters; shorten it")
-        photos = _photos(form)
+        photos = _photos(form, kept=len(stored))
 
         def produce() -> str:
-            stored = [
-                store_upload(
+            for photo in photos:
+                uploaded = store_upload(
                     file=photo,
                     principal=consumer.principal,
                     documents=svc.documents,
                     settings=svc.settings,
                     store=svc.store,
-                ).cid.v0
-                for photo in photos
-            ]
+                )
+                if uploaded.cid.v0 not in stored:
+                    stored.append(uploaded.cid.v0)
             result = request_return(
                 store=svc.store,
                 chain=svc.chain,
                 consumer=consumer.address,
                 item_id=consumer.item_id,
                 reason_code=reason,
-                comment=_with_photos(comment, stored),
+                comment=comment,
+                document_cids=stored,
+                documents=svc.documents,
             )
             if result.tx is not None:
                 wait_indexed(svc, result.tx.block_number)
             return f"/returns/{result.request.return_id or result.request.id}"
 
+        fields = [*typed.items(), *(("document", cid) for cid in stored)]
+        fields += [(f"photo{i}", f"{p.filename}:{p.size}") for i, p in enumerate(photos)]
         location = once(
             store=svc.store,
             principal=consumer.principal,
             credential=token,
             key=key,
             path="/returns",
-            request_hash=form_hash(
-                "/returns",
-                [*typed.items(), *((f"photo{i}", f"{p.filename}:{p.size}") for i, p in enumerate(photos))],
-            ),
+            request_hash=form_hash("/returns", fields),
             ttl_s=svc.settings.idempotency_ttl_s,
             produce=produce,
         )
     except LedgerError as exc:
         status, sentence = error_sentence(request, exc)
-        return _purchase_page(request, consumer, token, status=status, error=sentence, typed=typed)
+        return _purchase_page(request, consumer, token, status=status, error=sentence, typed=typed, kept=stored)
     return redirect(location)
 
 
@@ -352,14 +378,14 @@ def _return_context(request: Request, consumer: Consumer, token: str, status: Re
     svc = services_of(request)
     t = translator(request)
     detail, req = status.detail, status.request
-    now = int(time.time())
+    now = chain_now(svc.store)  # the contract's clock decides what is allowed, as on the merchant's page
     context: dict[str, Any] = {
         "request_row": req,
         "reasons": [t.sentence(str(r.get("message", ""))) for r in (req.reasons if req else [])],
         "reason_name": REASON_NAMES.get(req.reason_code, req.reason_code) if req else None,
+        "photos": len(req.documents) if req else 0,
         "csrf": csrf_token(token),
         "form_key": new_form_key(),
-        "poll_s": POLL_S,
         "timeline": [],
         "payout": None,
         "actions": [],
@@ -383,6 +409,7 @@ def _return_context(request: Request, consumer: Consumer, token: str, status: Re
             p = detail.payout
             context["payout"] = {
                 "consumer": money(svc, p.token, p.consumer_amount),
+                "refunded": p.consumer_amount > 0,
                 "at": p.paid_at,
                 "tx_hash": p.tx_hash,
                 "block": p.block_number,
@@ -394,9 +421,20 @@ def _return_context(request: Request, consumer: Consumer, token: str, status: Re
             context["actions"].append("dispute")
         if state == "received" and ret.inspect_by is not None and now > ret.inspect_by:
             context["actions"].append("claim")
+    context["refresh"] = status_refresh(context["id"])
     context["state_name"] = return_state(context["state"])
     context["final"] = context["state"] in FINAL_STATES
     return context
+
+
+def status_refresh(rid: str) -> dict[str, str]:
+    """The htmx attributes that keep a return's status part (``#status``) current while it can still change.
+
+    Polling every :data:`POLL_S` seconds for now. The per-return event stream (``GET /v1/returns/{id}/events``,
+    server-sent events) replaces it here alone: ``{"hx-ext": "sse", "sse-connect": <its address>,
+    "hx-get": f"/returns/{rid}", "hx-trigger": "sse:<event>", "hx-swap": "outerHTML"}`` (the part is fetched
+    again on each event; htmx's sse extension from npm, served like htmx)."""
+    return {"hx-get": f"/returns/{rid}", "hx-trigger": f"every {POLL_S}s", "hx-swap": "outerHTML"}
 
 
 def timeline_entry(entry: returns_store.TimelineEntry) -> dict[str, Any]:
@@ -478,7 +516,7 @@ _ACTIONS = {"cancel": cancel_return, "claim": claim_uninspected}
 @router.post("/returns/{rid}/{action}")
 async def return_action(request: Request, rid: str, action: str) -> Response:
     """Cancel, dispute or claim (the consumer's steps, sent by the service's relayer)."""
-    form = await request.form()
+    form = await page_form(request)
     return await _run(_return_action, request, rid, action, form)
 
 

@@ -8,17 +8,36 @@
   instead of acting twice. The key is claimed in the API's idempotency table, scoped to the credential like
   an ``Idempotency-Key`` (prefixed ``page:`` so a page's key never meets an API client's), and the answer
   kept (the page to go to) is sealed under the credential.
+- A body the request gate refused (too large, or of a type the form does not send): :func:`page_form` raises
+  :class:`RefusedFormError` with the gate's reason and the text fields found at the start of the body, so the
+  page says why in its reader's language and shows the form again as typed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import time
 from collections.abc import Callable
+from urllib.parse import parse_qsl
 
+from fastapi import Request
+from python_multipart.exceptions import MultipartParseError
+from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.datastructures import FormData, UploadFile
+
+from api.limits import REFUSED_STATE_KEY
+from api.problems import ProblemDetails
 from ledger_service.access import seal, unseal
-from ledger_service.errors import ConflictError, InvalidRequestError, PermissionDeniedError
+from ledger_service.errors import (
+    ConflictError,
+    InvalidRequestError,
+    LedgerError,
+    PayloadTooLargeError,
+    PermissionDeniedError,
+    UnsupportedMediaTypeError,
+)
 from ledger_service.settings import IDEMPOTENCY_LEASE_S
 from ledger_service.store import idempotency
 from ledger_service.store.handle import Store
@@ -107,3 +126,92 @@ def once(
         now=int(time.time()),
     )
     return location
+
+
+# ---- a body the gate refused -------------------------------------------------------------------------
+
+
+class RefusedFormError(Exception):
+    """The request gate refused the form's body: ``error`` says why (as the API would), ``typed`` holds the
+    text fields found before the refusal (files are never kept)."""
+
+    def __init__(self, error: LedgerError, typed: FormData) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.typed = typed
+
+
+def _refusal_error(problem: ProblemDetails) -> LedgerError:
+    detail = problem.detail or problem.title
+    if problem.status == 413:
+        return PayloadTooLargeError(detail)
+    if problem.status == 415:
+        return UnsupportedMediaTypeError(detail)
+    return InvalidRequestError(detail)
+
+
+async def page_form(request: Request) -> FormData:
+    """The posted form; :class:`RefusedFormError` when the gate refused its body (see the module docstring)."""
+    problem = getattr(request.state, REFUSED_STATE_KEY, None)
+    if not isinstance(problem, ProblemDetails):
+        return await request.form()
+    prefix = await request.body()
+    fields: list[tuple[str, str | UploadFile]] = [*text_fields(prefix, request.headers.get("content-type"))]
+    typed = FormData(fields)
+    raise RefusedFormError(_refusal_error(problem), typed)
+
+
+def text_fields(prefix: bytes, content_type: str | None) -> list[tuple[str, str]]:
+    """The text fields complete within ``prefix``, the start of a form body (multipart or urlencoded):
+    file parts and a field cut off by the end of ``prefix`` are left out."""
+    kind, params = parse_options_header(content_type or "")
+    if kind == b"application/x-www-form-urlencoded":
+        pairs = prefix.decode("utf-8", errors="replace").split("&")
+        return parse_qsl("&".join(pairs[:-1] if len(pairs) > 1 else pairs), keep_blank_values=True)
+    boundary = params.get(b"boundary")
+    if kind != b"multipart/form-data" or not boundary:
+        return []
+    found: list[tuple[str, str]] = []
+    part: dict[str, bytearray] = {}
+    header = bytearray()
+    value = bytearray()
+
+    def on_part_begin() -> None:
+        part.clear()
+
+    def on_header_field(data: bytes, start: int, end: int) -> None:
+        header.extend(data[start:end])
+
+    def on_header_value(data: bytes, start: int, end: int) -> None:
+        value.extend(data[start:end])
+
+    def on_header_end() -> None:
+        part[bytes(header).decode("latin-1").lower()] = bytearray(value)
+        header.clear()
+        value.clear()
+
+    def on_part_data(data: bytes, start: int, end: int) -> None:
+        part.setdefault("\0data", bytearray()).extend(data[start:end])
+
+    def on_part_end() -> None:
+        _, disposition = parse_options_header(bytes(part.get("content-disposition", b"")))
+        name = disposition.get(b"name")
+        if name is not None and b"filename" not in disposition:
+            found.append(
+                (name.decode("utf-8", errors="replace"), part.get("\0data", b"").decode("utf-8", errors="replace"))
+            )
+
+    parser = MultipartParser(
+        boundary,
+        {
+            "on_part_begin": on_part_begin,
+            "on_header_field": on_header_field,
+            "on_header_value": on_header_value,
+            "on_header_end": on_header_end,
+            "on_part_data": on_part_data,
+            "on_part_end": on_part_end,
+        },
+    )
+    with contextlib.suppress(MultipartParseError):  # what was found before the damage is still what was typed
+        parser.write(prefix)
+    return found

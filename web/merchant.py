@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable
+from typing import Any
 
 import anyio
 from fastapi import APIRouter, Request
@@ -21,11 +22,13 @@ from starlette.responses import Response
 
 from api.deps import services_of
 from ledger_service.access import Actor, Role
+from ledger_service.documents.cid import Cid
 from ledger_service.errors import InvalidRequestError, LedgerError
 from ledger_service.returns import approve_request, reject_request
 from ledger_service.returns.views import ListState, list_merchant_returns
 from web.console import KeyConsole
-from web.forms import csrf_token, form_hash, once, require_csrf
+from web.consumer import PHOTO_TYPES, REASON_NAMES
+from web.forms import csrf_token, form_hash, once, page_form, require_csrf
 from web.i18n import Sentence
 from web.render import error_sentence, new_form_key, page, redirect, translator
 
@@ -48,6 +51,25 @@ CONSOLE = KeyConsole(
 CONSOLE.add_routes(router)
 
 
+def documents_shown(request: Request, cids: tuple[str, ...]) -> list[dict[str, Any]]:
+    """A request's documents for the page: each opened by its CID (``/v1/documents/{cid}``), an image also
+    shown small (the type the store recorded from its bytes; a document it no longer holds is listed as such)."""
+    store = services_of(request).documents
+    shown = []
+    for number, cid in enumerate(cids, start=1):
+        stat = store.stat(Cid.parse(cid))
+        shown.append(
+            {
+                "number": number,
+                "cid": cid,
+                "url": f"/v1/documents/{cid}",
+                "image": stat is not None and stat.content_type.split(";")[0] in PHOTO_TYPES,
+                "missing": stat is None,
+            }
+        )
+    return shown
+
+
 def _queue_page(
     request: Request, *, status: int = 200, error: Sentence | None = None, notes: dict[str, str] | None = None
 ) -> Response:
@@ -67,8 +89,10 @@ def _queue_page(
         {
             "id": row.id,
             "item_id": row.item_id,
-            "reason": row.reason_code,
+            "reason": REASON_NAMES.get(row.reason_code),
+            "reason_code": row.reason_code,
             "comment": row.comment,
+            "documents": documents_shown(request, row.documents),
             "at": row.created_at,
             "why": [t.sentence(str(r.get("message", ""))) for r in row.reasons],
         }
@@ -97,7 +121,7 @@ def console(request: Request) -> Response:
 @router.post("/requests/{request_id}/{decision}")
 async def decide(request: Request, request_id: str, decision: str) -> Response:
     """Approves (the escrow is funded on-chain) or rejects (with a note) a queued request."""
-    form = await request.form()
+    form = await page_form(request)
     return await anyio.to_thread.run_sync(functools.partial(_decide, request, request_id, decision, form))
 
 

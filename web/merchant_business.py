@@ -32,7 +32,7 @@ from ledger_service.errors import InvalidRequestError, LedgerError
 from ledger_service.returns import chain_now, publish_policy
 from ledger_service.returns.views import merchant_dashboard, merchant_sales, policy_history
 from web.consumer import money, wait_indexed
-from web.forms import csrf_token
+from web.forms import csrf_token, page_form
 from web.i18n import Sentence
 from web.merchant import CONSOLE, submit
 from web.render import error_sentence, new_form_key, page, redirect, translator
@@ -258,7 +258,7 @@ def policy_body(typed: dict[str, str]) -> PolicyCreate:
 @router.post("/policy")
 async def publish(request: Request) -> Response:
     """Publishes the form as a new version (on-chain), then shows the versions with the new one."""
-    form = await request.form()
+    form = await page_form(request)
     return await anyio.to_thread.run_sync(functools.partial(_publish, request, form))
 
 

@@ -33,10 +33,10 @@ from ledger_service.returns.views import (
     state_name,
 )
 from ledger_service.store.returns import DAY
-from web.consumer import money, timeline_entry, wait_indexed
-from web.forms import csrf_token
+from web.consumer import REASON_NAMES, money, timeline_entry, wait_indexed
+from web.forms import csrf_token, page_form
 from web.i18n import Sentence
-from web.merchant import CONSOLE, submit
+from web.merchant import CONSOLE, documents_shown, submit
 from web.render import error_sentence, new_form_key, page, redirect, translator
 from web.words import merchant_state
 
@@ -182,6 +182,9 @@ def _return_page(
         actions=merchant_actions(ret, now=now),
         waiting=waiting,
         reason=found.request.reason_code if found.request is not None else None,
+        reason_name=REASON_NAMES.get(found.request.reason_code) if found.request is not None else None,
+        comment=found.request.comment if found.request is not None else None,
+        documents=documents_shown(request, found.request.documents) if found.request is not None else [],
         csrf=csrf_token(key),
         form_key=new_form_key(),
     )
@@ -200,7 +203,7 @@ def return_page(request: Request, return_id: str) -> Response:
 @router.post("/returns/{return_id}/reclaim")
 async def reclaim_deposit(request: Request, return_id: str) -> Response:
     """Takes the deposit back (``reclaim`` on the escrow), when the contract allows it."""
-    form = await request.form()
+    form = await page_form(request)
     return await anyio.to_thread.run_sync(functools.partial(_reclaim, request, return_id.lower(), form))
 
 

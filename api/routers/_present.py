@@ -81,6 +81,7 @@ def _request_fields(request: ReturnRequestRow | None) -> dict[str, Any]:
         "request_id": request.id,
         "reason_code": request.reason_code,
         "comment": request.comment,
+        "documents": list(request.documents),
         "outcome": request.outcome,
         "reasons": reasons_public(request.reasons),
         "requested_at": utc(request.created_at),

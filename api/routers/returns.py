@@ -155,6 +155,8 @@ def create(
             item_id=consumer.item_id,
             reason_code=body.reason_code,
             comment=body.comment,
+            document_cids=body.documents,
+            documents=svc.documents,
         )
         return _decision_public(svc, result, wait=wait)
 

@@ -50,14 +50,16 @@ ItemId = Annotated[
 ]
 
 
+def _cid(value: str) -> Cid:
+    try:
+        return Cid.parse(value)
+    except InvalidRequestError as exc:  # pydantic reports a ValueError as the field's problem
+        raise ValueError(str(exc)) from None
+
+
 def _digest_of_reference(value: str) -> str:
     """A document reference as the chain's digest: ``0x`` + 64 hex stays (lower case); a CID becomes its digest."""
-    if value.startswith("0x"):
-        return value.lower()
-    try:
-        return Cid.parse(value).hex_digest
-    except InvalidRequestError as exc:
-        raise ValueError(str(exc)) from None
+    return value.lower() if value.startswith("0x") else _cid(value).hex_digest
 
 
 Digest = Annotated[
@@ -68,6 +70,13 @@ Digest = Annotated[
         description="a document reference: the CID (Qm... or bafy...) or the digest (0x + 64 hex digits) of a "
         "document stored with POST /v1/documents; the chain records the digest inside the CID"
     ),
+]
+
+DocumentCid = Annotated[
+    str,
+    StringConstraints(pattern=r"^(Qm[1-9A-HJ-NP-Za-km-z]{44}|b[a-z2-7]{58})$"),
+    AfterValidator(lambda value: _cid(value).v0),
+    Field(description="the CID (Qm... or bafy...) of a document stored with POST /v1/documents; answered as CIDv0"),
 ]
 
 ADDRESS_PATTERN = r"^0x[0-9a-fA-F]{40}$"

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field, StrictBool, StringConstraints, computed_f
 from api.schemas.common import (
     Amount,
     Digest,
+    DocumentCid,
     ItemId,
     Location,
     MultilineText,
@@ -21,6 +22,7 @@ from api.schemas.common import (
 )
 from ledger_service.returns.actions import ScanKind
 from ledger_service.returns.labels import label_code as _label_code
+from ledger_service.returns.requests import MAX_REQUEST_DOCUMENTS
 
 ReasonCode = Annotated[PlainText, StringConstraints(max_length=64)]
 
@@ -31,6 +33,13 @@ class ReturnCreate(RequestModel):
     item_id: ItemId | None = Field(default=None, description="optional: must be the token's item if given")
     reason_code: ReasonCode = Field(description="why, e.g. damaged, wrong_size, changed_mind", examples=["damaged"])
     comment: MultilineText | None = Field(default=None, max_length=2000)
+    documents: list[DocumentCid] = Field(
+        default_factory=list,
+        max_length=MAX_REQUEST_DOCUMENTS,
+        description="optional: documents for the merchant (e.g. photos of the damage), each uploaded first with "
+        "POST /v1/documents (a return token may upload); a CID this service does not hold is a 422",
+        examples=[["QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdG"]],
+    )
 
 
 class TimelineEntryPublic(BaseModel):
@@ -83,6 +92,9 @@ class ReturnPublic(BaseModel):
     )
     reason_code: ShownText | None
     comment: ShownText | None = None
+    documents: list[str] = Field(
+        default_factory=list, description="CIDv0s of the documents sent with the request (GET /v1/documents/{cid})"
+    )
     outcome: str | None = Field(default=None, description="the review's outcome: approve, reject, manual_review")
     reasons: list[ReasonPublic] = Field(default_factory=list)
     token: str | None = None

@@ -24,14 +24,17 @@ the index shows its return closed.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from ledger_service.chain.calls import failed
 from ledger_service.chain.reverts import ContractRevertError
 from ledger_service.chain.signers import ChainContext
+from ledger_service.documents.cid import Cid
+from ledger_service.documents.interface import DocumentStore
 from ledger_service.eligibility import Decision, Outcome, Reason
-from ledger_service.errors import ConflictError, LedgerError, NotFoundError, RetryableError
+from ledger_service.errors import ConflictError, InvalidRequestError, LedgerError, NotFoundError, RetryableError
 from ledger_service.returns._chain import (
     TokenUnusableError,
     TxResult,
@@ -50,6 +53,8 @@ from ledger_service.store.returns import ReturnRequestRow
 from ledger_service.store.sales import SaleRow
 
 AUTO = "auto"
+MAX_REQUEST_DOCUMENTS = 10
+"""Documents (photos, a receipt) one return request may reference."""
 STALE_CLAIM_S = 120
 """An approved request still without a return after this long lost its authorization (crash, timeout)."""
 
@@ -94,6 +99,29 @@ def _reasons_json(reasons: tuple[Reason, ...] | list[Reason]) -> list[dict[str, 
 # ---- the consumer's request -------------------------------------------------------------
 
 
+def request_documents(cids: Sequence[str], documents: DocumentStore | None) -> tuple[str, ...]:
+    """The CIDv0s of the documents a request references, in the order given, each once.
+
+    :class:`InvalidRequestError` past :data:`MAX_REQUEST_DOCUMENTS`, for a text that is no CID, and for a
+    document this service does not hold (the merchant could not open it): it must be uploaded first.
+    """
+    found: list[str] = []
+    for text in cids:
+        cid = Cid.parse(text).v0
+        if cid not in found:
+            found.append(cid)
+    if len(found) > MAX_REQUEST_DOCUMENTS:
+        raise InvalidRequestError(
+            f"a return request may reference at most {MAX_REQUEST_DOCUMENTS} documents; this one names {len(found)}"
+        )
+    for cid in found:
+        if documents is None or documents.stat(Cid.parse(cid)) is None:
+            raise InvalidRequestError(
+                f"document {cid} is not stored here; upload it with POST /v1/documents first, then send its CID"
+            )
+    return tuple(found)
+
+
 def request_return(
     *,
     store: Store,
@@ -102,14 +130,18 @@ def request_return(
     item_id: str,
     reason_code: str,
     comment: str | None = None,
+    document_cids: Sequence[str] = (),
+    documents: DocumentStore | None = None,
     now: int | None = None,
 ) -> RequestResult:
     """Reviews a consumer's request at once and acts on the outcome (see the module docstring).
 
-    Raises :class:`ReturnAlreadyOpenError` / :class:`ReviewPendingError` when the item is busy,
-    and the chain's errors when an approved return cannot be authorized (the request is then
-    stored as rejected with reason ``authorization_failed``).
+    ``document_cids``: documents the consumer uploaded for the merchant (photos), which ``documents`` must
+    hold (:func:`request_documents`). Raises :class:`ReturnAlreadyOpenError` / :class:`ReviewPendingError`
+    when the item is busy, and the chain's errors when an approved return cannot be authorized (the
+    request is then stored as rejected with reason ``authorization_failed``).
     """
+    attached = request_documents(document_cids, documents)
     item_key = item_id.lower()
     with item_lock(item_key):
         check = check_eligibility(store=store, item_id=item_key, requester=consumer, reason_code=reason_code, now=now)
@@ -134,6 +166,7 @@ def request_return(
             decided_at=None if decision.outcome is Outcome.MANUAL_REVIEW else created,
             decided_by=None if decision.outcome is Outcome.MANUAL_REVIEW else AUTO,
             active_item=None if decision.outcome is Outcome.REJECT else item_key,
+            documents=attached,
         )
         returns_store.insert_return_request(store, row)  # ItemBusyError: another replica holds the item
         if decision.outcome is not Outcome.APPROVE:

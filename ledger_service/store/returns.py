@@ -477,6 +477,8 @@ class ReturnRequestRow:
     """``auto`` or the deciding merchant's address."""
     active_item: str | None
     """The item id while this request blocks other requests for the item."""
+    documents: tuple[str, ...] = ()
+    """CIDv0s of the documents (photos) the consumer sent with the request, in the order given."""
 
 
 def _request(row: Row[Any]) -> ReturnRequestRow:
@@ -495,6 +497,7 @@ def _request(row: Row[Any]) -> ReturnRequestRow:
         decided_at=row.decided_at,
         decided_by=row.decided_by,
         active_item=row.active_item,
+        documents=tuple(row.documents or ()),
     )
 
 
@@ -516,6 +519,7 @@ def insert_return_request(store: Store, row: ReturnRequestRow) -> None:
         "decided_at": row.decided_at,
         "decided_by": None if row.decided_by is None else _decider(row.decided_by),
         "active_item": _lower(row.active_item),
+        "documents": list(row.documents) or None,
     }
     try:
         with write_transaction(store.engine) as conn:

@@ -531,6 +531,12 @@ return_requests = Table(
     Column("merchant", ADDRESS, nullable=False, comment="the item's merchant when the request came in"),
     Column("reason_code", String(64), nullable=False),
     Column("comment", Text, nullable=True),
+    Column(
+        "documents",
+        JSON,
+        nullable=True,
+        comment="CIDv0s of the documents (e.g. photos) sent with the request; NULL: none",
+    ),
     Column("outcome", String(16), nullable=False, comment="approve|reject|manual_review"),
     Column("reasons", JSON, nullable=False, comment="the review's reasons (list of objects)"),
     Column("return_id", HASH, nullable=True, comment="the on-chain return once authorized"),

@@ -15,7 +15,8 @@ from fastapi.testclient import TestClient
 from hypothesis import given
 from hypothesis import strategies as st
 
-from api.limits import RequestGate, json_depth_exceeds
+from api.limits import PAGE_DRAIN_FACTOR, RequestGate, json_depth_exceeds
+from api.routers.documents import MULTIPART_ENVELOPE
 from ledger_service.settings import Settings
 from tests.api.conftest import ApiEnv, bearer, return_token
 from tests.api.flows import POLICY, problem
@@ -344,3 +345,27 @@ def test_the_gate_finds_every_operations_policy(client: TestClient) -> None:
         assert policy.schemes == {name for req in operation.get("security", []) for name in req}, (method, path)
         assert policy.media_types == set(operation.get("requestBody", {}).get("content", {})), (method, path)
     assert not gate.policy({"type": "http", "method": "PUT", "path": "/v1/sales", "root_path": ""}).schemes
+
+
+# ---- a page form's refused body ------------------------------------------------------------------------
+
+
+def test_a_page_forms_refused_body_goes_to_the_page_read_and_dropped_up_to_a_bound(client: TestClient) -> None:
+    """The page answers (in its reader's language, with the text fields at the body's start); the body is
+    read to its end so that a browser still sending gets that answer, but never past PAGE_DRAIN_FACTOR
+    times the limit."""
+    limit = settings_of(client).document_max_bytes + MULTIPART_ENVELOPE
+    chunk = b"x" * 65536
+    headers = {"Content-Type": "multipart/form-data; boundary=b", "Accept-Language": "zh-CN"}
+    small = -(-(limit + 1) // len(chunk))  # just past the limit
+    sent = Exchange(client, "POST", "/returns", headers | {"Content-Length": str(small * len(chunk))}, [chunk] * small)
+    sent.run()
+    assert sent.status == 401 and b"<html" in sent.body  # the page: no session, so the open page says so
+    assert sent.read == small * len(chunk)  # drained to the end
+    huge = PAGE_DRAIN_FACTOR * limit // len(chunk) + 40
+    endless = Exchange(client, "POST", "/returns", headers | {"Content-Length": str(huge * len(chunk))}, [chunk] * huge)
+    endless.run()
+    assert endless.status == 401
+    assert PAGE_DRAIN_FACTOR * limit <= endless.read <= PAGE_DRAIN_FACTOR * limit + 2 * len(chunk)
+    api = Exchange(client, "POST", "/v1/documents", {"Content-Length": str(HUGE)}, [chunk] * 4)
+    assert api.run().status == 401 and api.read == 0  # the API's routes are refused as before, unread

@@ -252,3 +252,37 @@ def test_text_that_cannot_be_stored_is_a_422(flow: Flow, escaped: str) -> None:
     assert "comment" in problem(response, 422)["detail"]
     listed = flow.client.get("/v1/returns", headers=bearer(flow.keys["merchant"]), params={"reason": "a\u0000b"})
     problem(listed, 422)
+
+
+PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d4944415478da63f8ffff3f0005fe02fea7d6a4ee0000000049454e44ae426082"
+)
+
+
+def test_a_request_references_documents_the_consumer_uploaded(flow: Flow) -> None:
+    sold = flow.sold_and_delivered()
+    uploaded = ok(
+        flow.client.post("/v1/documents", headers=sold.auth, files={"file": ("crack.png", PNG, "image/png")}), 201
+    )
+    missing = "QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdG"  # a valid CID nobody uploaded here
+    body = {"reason_code": "damaged", "comment": "see the photo"}
+    refused = problem(flow.client.post("/v1/returns", headers=sold.auth, json=body | {"documents": [missing]}), 422)
+    assert missing in refused["detail"] and "POST /v1/documents" in refused["detail"]
+    malformed = problem(
+        flow.client.post("/v1/returns", headers=sold.auth, json=body | {"documents": ["photo.png"]}), 422
+    )
+    assert malformed["errors"][0]["loc"][:2] == ["body", "documents"]
+    too_many = problem(
+        flow.client.post("/v1/returns", headers=sold.auth, json=body | {"documents": [uploaded["cid"]] * 11}), 422
+    )
+    assert too_many["errors"][0]["loc"] == ["body", "documents"]
+
+    decision = ok(
+        flow.client.post(
+            "/v1/returns?wait=true", headers=sold.auth, json=body | {"documents": [uploaded["cid_v1"], uploaded["cid"]]}
+        ),
+        201,
+    )
+    status = flow.status(decision["return_id"] or decision["request_id"], sold.auth)
+    assert status["documents"] == [uploaded["cid"]]  # as CIDv0, once
+    assert flow.client.get(f"/v1/documents/{status['documents'][0]}").content == PNG

@@ -5,32 +5,22 @@ on every page, screenshots, and the first contentful paint printed (measured, ne
 
 from __future__ import annotations
 
+import io
 import re
-from collections.abc import Iterator
 
 import pytest
+from PIL import Image, ImageDraw
 from playwright.sync_api import Browser, Page, expect
 from sqlalchemy import text
 
 from tests.api.conftest import ApiEnv
 from tests.api.flows import Flow
-from tests.api.served import Served, serve
+from tests.api.served import Served
 from tests.api.test_audit import tampered
-from tests.web.browser import DESKTOP, PHONE, SCREENSHOTS, check_page, chromium, first_contentful_paint_ms
+from tests.web.browser import DESKTOP, PHONE, SCREENSHOTS, check_page, first_contentful_paint_ms
 
 pytestmark = pytest.mark.browser
 STATUS_WAIT_MS = 20_000  # the status part polls every 5 s
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    yield from chromium()
-
-
-@pytest.fixture(scope="module")
-def served(api_env: ApiEnv) -> Iterator[Served]:
-    with serve(api_env) as running:
-        yield running
 
 
 @pytest.mark.parametrize(
@@ -84,7 +74,7 @@ def test_a_consumers_whole_return(
         expect(page.locator("form[action$='/cancel']")).to_have_count(0)  # shipped: no longer cancellable
         check_page(page, f"return-refunded-{lang}-{device}")
 
-        page.locator("#status a[href^='/verify/RMA-']").click()
+        page.locator("#refund-paid a[href^='/verify/RMA-']").click()  # the payout's proof
         page.wait_for_url(re.compile(r"/verify/RMA-"))
         expect(page.locator("#verdict")).to_be_visible()
         check_page(page, f"verify-return-{lang}-{device}")
@@ -106,23 +96,28 @@ def test_a_bad_token_page(browser: Browser, served: Served) -> None:
         context.close()
 
 
+@pytest.mark.parametrize(("locale", "viewport"), [("zh-CN", PHONE), ("en-GB", DESKTOP)])
 def test_a_merchant_approves_a_queued_request(
-    browser: Browser, served: Served, flow: Flow, keys: dict[str, str]
+    browser: Browser, served: Served, flow: Flow, keys: dict[str, str], locale: str, viewport: dict[str, int]
 ) -> None:
+    name = f"{locale[:2]}-{'phone' if viewport is PHONE else 'desktop'}"
     flow.publish(manual_review_reasons=["damaged"])
     sold = flow.sold_and_delivered()
-    assert flow.request(sold).json()["outcome"] == "manual_review"
+    photo = flow.client.post("/v1/documents", headers=sold.auth, files={"file": ("crack.png", _photo(), "image/png")})
+    body = {"reason_code": "damaged", "comment": "The screen is cracked.", "documents": [photo.json()["cid"]]}
+    assert flow.client.post("/v1/returns", headers=sold.auth, json=body).json()["outcome"] == "manual_review"
     flow.publish()  # the module's other tests expect the default policy for their new sales
-    context = browser.new_context(locale="en-GB", viewport=DESKTOP, bypass_csp=True)
+    context = browser.new_context(locale=locale, viewport=viewport, bypass_csp=True)
     page = context.new_page()
     try:
         page.goto(f"{served.url}/merchant")
-        check_page(page, "merchant-signin-en-desktop")
+        check_page(page, f"merchant-signin-{name}")
         page.locator("#api_key").fill(keys["merchant"])
         page.locator("form[action='/merchant/signin'] button[type=submit]").click()
         card = page.locator("section.card", has_text=sold.item_id)
         expect(card).to_be_visible()
-        check_page(page, "merchant-queue-en-desktop")
+        expect(card.locator("ul.documents img")).to_have_js_property("naturalWidth", 160)  # the photo, loaded
+        check_page(page, f"merchant-queue-{name}")
         card.locator("form[action$='/approve'] button").click()
         expect(page.locator("section.card", has_text=sold.item_id)).to_have_count(0)
     finally:
@@ -232,3 +227,15 @@ def _sign_in(page: Page, served: Served, console: str, key: str, *, opened: bool
         page.goto(f"{served.url}{console}")
     page.locator("#api_key").fill(key)
     page.locator(f"form[action='{console}/signin'] button[type=submit]").click()
+
+
+def _photo() -> bytes:
+    """A small PNG of a cracked screen, as a consumer's photo."""
+    image = Image.new("RGB", (160, 160), (38, 50, 56))
+    draw = ImageDraw.Draw(image)
+    draw.rectangle((20, 10, 140, 150), fill=(84, 110, 122), outline=(236, 239, 241), width=4)
+    for end in ((140, 30), (25, 120), (120, 150), (60, 10)):
+        draw.line(((85, 70), end), fill=(236, 239, 241), width=2)
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()

@@ -3,9 +3,11 @@ same placeholders; the domain's sentences are found by their patterns."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
-from web.catalog_texts import page_texts
+from web.catalog_texts import domain_sentences, page_texts
 from web.i18n import Translator, catalog, negotiate, placeholders
 
 
@@ -13,6 +15,20 @@ def test_every_text_of_the_pages_has_its_chinese() -> None:
     messages = catalog("zh").messages
     missing = sorted(text for text in page_texts() if not messages.get(text))
     assert not missing, missing
+
+
+def test_every_sentence_of_the_domain_a_page_can_show_has_its_chinese() -> None:
+    """Errors' problem details and eligibility reasons, found in their sources (web.catalog_texts), each with
+    sample values in its placeholders, must match a catalog pattern."""
+    sentences = domain_sentences()
+    assert len(sentences) > 100  # the sources were read (a moved module would otherwise pass unnoticed)
+    zh = Translator("zh")
+    missing = {}
+    for text, where in sentences.items():
+        sample = re.sub(r"\{[a-z0-9_]+\}", lambda m: f"V{len(m.group(0))}", text)
+        if zh.sentence(sample).lang != "zh":
+            missing[text] = where
+    assert not missing, "\n".join(f"{where}: {text}" for text, where in sorted(missing.items(), key=lambda i: i[1]))
 
 
 def test_translations_keep_their_placeholders() -> None:
@@ -28,6 +44,16 @@ def test_translations_keep_their_placeholders() -> None:
         (
             "the return token expired on 2026-01-02 03:04 UTC; ask the merchant for help with this purchase",
             "退货码已于 2026-01-02 03:04 UTC 过期；请联系商家处理此订单",
+        ),
+        (
+            "EscrowDeadlinePassed: the ship-by deadline passed on 2026-11-01 12:00 UTC",
+            "EscrowDeadlinePassed：ship-by 截止时间已于 2026-11-01 12:00 UTC 过去",
+        ),
+        (
+            "document QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdG is not stored here; upload it with POST "
+            "/v1/documents first, then send its CID",
+            "本站没有保存文件 QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdG；"
+            "请先用 POST /v1/documents 上传，再提交其 CID",
         ),
     ],
 )

@@ -105,3 +105,33 @@ def test_a_refused_rejection_keeps_its_note(
     form = hidden_fields(queue, action) | {"note": "scratched", "csrf": "0" * 32}
     refused = client.post(action, data=form, headers=ZH)
     assert refused.status_code == 403 and 'value="scratched"' in refused.text
+
+
+PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d4944415478da63f8ffff3f0005fe02fea7d6a4ee0000000049454e44ae426082"
+)
+
+
+def test_the_photos_of_a_request_are_shown_in_the_queue_and_on_the_return(
+    client: TestClient, flow: Flow, keys: dict[str, str], queued: list[Sold]
+) -> None:
+    purchase = flow.sold_and_delivered()
+    photo = ok(
+        flow.client.post("/v1/documents", headers=purchase.auth, files={"file": ("a.png", PNG, "image/png")}), 201
+    )
+    body = {"reason_code": "damaged", "comment": "cracked\nalong the edge", "documents": [photo["cid"]]}
+    queued_request = ok(flow.client.post("/v1/returns", headers=purchase.auth, json=body), 201)
+    assert queued_request["outcome"] == "manual_review"
+    _sign_in(client, keys["merchant"])
+    queue = client.get("/merchant", headers=ZH).text
+    section = queue[queue.index(purchase.item_id) : queue.index("</section>", queue.index(purchase.item_id))]
+    assert f'<img src="/v1/documents/{photo["cid"]}"' in section and "随申请提交的第 1 张照片" in section
+    assert "到货时已损坏" in text(section)  # the reason in words, not its code
+    action = next(a for a in _actions(queue) if a.endswith("/approve") and _item_of(queue, a) == purchase.item_id)
+    approved = client.post(action, data=hidden_fields(queue, action), follow_redirects=False)
+    assert approved.status_code == 303
+    flow.env.wait_indexed()
+    rma = flow.status(queued_request["request_id"], purchase.auth)["return_id"]
+    shown = client.get(f"/merchant/returns/{rma}").text
+    assert f'href="/v1/documents/{photo["cid"]}"' in shown and "Photo 1 sent with the request" in shown
+    assert "cracked\nalong the edge" in shown

@@ -1,8 +1,41 @@
 // Progressive enhancement only: every page works without this file.
 // A form submits once: its button is disabled while the request runs (the server also answers a second
 // submission of the same form with the first one's result, by the form's key).
+// Photos are checked before they are sent (count, type, total size), so a refusal costs no upload and the
+// form keeps the chosen files; the server checks the same again (its page says the same without JS).
+function photoProblem(input) {
+  var files = input.files || [];
+  var accepted = (input.getAttribute("accept") || "").split(",");
+  var total = 0;
+  if (files.length > Number(input.dataset.maxFiles)) return input.dataset.tooMany;
+  for (var i = 0; i < files.length; i++) {
+    if (accepted.indexOf(files[i].type) < 0) return input.dataset.wrongType.replace("{name}", files[i].name);
+    total += files[i].size;
+  }
+  return total > Number(input.dataset.maxBytes) ? input.dataset.tooLarge : "";
+}
+function showPhotoProblem(input) {
+  var problem = photoProblem(input);
+  var box = document.getElementById("photos-problem");
+  if (box) {
+    box.textContent = problem;
+    box.hidden = !problem;
+  }
+  if (problem) input.setAttribute("aria-invalid", "true");
+  else input.removeAttribute("aria-invalid");
+  return problem;
+}
+document.addEventListener("change", function (event) {
+  if (event.target.matches && event.target.matches("input[type=file][data-max-bytes]")) showPhotoProblem(event.target);
+});
 document.addEventListener("submit", function (event) {
   var form = event.target;
+  var photos = form.querySelector("input[type=file][data-max-bytes]");
+  if (photos && showPhotoProblem(photos)) {
+    event.preventDefault();
+    photos.focus();
+    return;
+  }
   if (form.dataset.sent === "1") {
     event.preventDefault();
     return;

@@ -93,3 +93,13 @@ def test_requests_are_listed_newest_first_with_filters_and_a_total(store: Store)
     _, total = returns.list_return_requests(store, consumer=CONSUMER.lower(), created_from=1_001, created_to=1_003)
     assert total == 2
     assert rows[0].reasons == [{"code": "manual", "message": "the merchant reviews this one"}]
+
+
+def test_a_requests_documents_are_kept_in_their_order(store: Store) -> None:
+    cids = ("QmZ" + "a" * 43, "QmY" + "b" * 43)
+    returns.insert_return_request(store, request_row("rr_docs", documents=cids, active_item=None))
+    returns.insert_return_request(store, request_row("rr_none", active_item=None))
+    with_documents = returns.return_request_by_id(store, "rr_docs")
+    without = returns.return_request_by_id(store, "rr_none")
+    assert with_documents is not None and with_documents.documents == cids
+    assert without is not None and without.documents == ()
