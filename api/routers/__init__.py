@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from api.routers import audit, documents, epcis, items, policies, returns, sales, verify
+from api.routers import audit, carriers, documents, epcis, items, policies, returns, sales, verify
 
 ROUTERS: tuple[APIRouter, ...] = (
     policies.router,
@@ -13,6 +13,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     documents.router,
     verify.router,
     epcis.router,
+    carriers.router,
 )
 
 __all__ = ["ROUTERS"]
