@@ -10,6 +10,7 @@ from fastapi import APIRouter, Path, Request
 from api.deps import ServicesDep
 from api.limits import BODY_LIMIT_EXTENSION
 from api.problems import problem_responses
+from api.routers.epcis import EXTERNAL_SCHEMA
 from api.schemas.carriers import WebhookEventPublic, WebhookReceiptPublic, WebhookStepPublic
 from ledger_service.logistics import WebhookResult, receive_webhook
 from ledger_service.settings import CARRIER_NAME
@@ -37,6 +38,9 @@ _WEBHOOK_OPENAPI: dict[str, Any] = {
             "application/json": {
                 "schema": {
                     "type": "object",
+                    # read by the carrier's adapter after its signature is verified, not by a request model
+                    EXTERNAL_SCHEMA: "the carrier's tracking webhook (ledger_service/logistics/local.py for the local "
+                    "carrier)",
                     "required": ["events"],
                     "additionalProperties": False,
                     "properties": {"events": {"type": "array", "minItems": 1, "maxItems": 100, "items": _EVENT_SCHEMA}},

@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from ledger_service.errors import InvalidRequestError, RequestError
@@ -65,13 +65,20 @@ def new_tracking_number() -> str:
     return f"{SERVICE_INDICATOR}{serial}{s10_check_digit(serial)}{COUNTRY}"
 
 
+def _date_time_text(value: object) -> object:
+    """Only a string: a bare number would be read as unix seconds, which the format does not promise."""
+    if not isinstance(value, str):
+        raise ValueError("must be a date-time string with its UTC offset, e.g. 2026-12-06T10:00:00Z")
+    return value
+
+
 class _EventBody(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,100}$")]
     tracking_number: Annotated[str, Field(min_length=1, max_length=40)]
     status: Annotated[TrackingStatus, Field(strict=False)]
-    occurred_at: Annotated[AwareDatetime, Field(strict=False)]
+    occurred_at: Annotated[AwareDatetime, BeforeValidator(_date_time_text), Field(strict=False)]
     location: Annotated[str | None, Field(max_length=200)] = None
     read_point: Annotated[str | None, Field(max_length=32, pattern=r"^[\x21-\x7e]+$")] = None
 

@@ -230,6 +230,10 @@ def test_refused_bodies_and_carriers(flow: Flow) -> None:
     problem(flow.client.post(WEBHOOK, content=body, headers=signed(body)), 422)
     body = json.dumps({"events": []}).encode()
     problem(flow.client.post(WEBHOOK, content=body, headers=signed(body)), 422)
+    for wrong in ({"zz_not_a_field": 1}, {"occurred_at": 1765000000}, {"location": ["depot"]}):
+        body = json.dumps({"events": [{**event(number, "in_transit"), **wrong}]}).encode()
+        named = problem(flow.client.post(WEBHOOK, content=body, headers=signed(body)), 422)["detail"]
+        assert f"events.0.{next(iter(wrong))}" in named, named
     body = b'{"events": [unterminated'
     assert "not JSON" in problem(flow.client.post(WEBHOOK, content=body, headers=signed(body)), 400)["detail"]
     body = json.dumps({"events": [event(number, "in_transit")]}).encode()

@@ -29,17 +29,20 @@ from fastapi.testclient import TestClient
 from api.main import create_app
 from ledger_service.documents.cid import cid_of_bytes
 from tests.api.asgi_fuzz import RawRequest, Route, call, check, documented_statuses
+from tests.api.carriers import event as carrier_event
+from tests.api.carriers import signed
 from tests.api.conftest import ApiEnv
 from tests.api.epcis_docs import document, event, new_epc
 from tests.api.flows import POLICY
 from tests.api.seeded import CREDENTIALS, Seeded, seed
 
 SPEC = create_app().openapi()
+WEBHOOK = ("POST", "/v1/carriers/{carrier}/webhooks")
 DOCUMENTED = documented_statuses(SPEC)
 
 NOT_PROVOKED: dict[int, str] = {
     409: "a conflict with the item's or return's state on the chain: provoked by each route's own tests "
-    "(test_sales, test_returns, test_policies, test_items)",
+    "(test_sales, test_returns, test_policies, test_items, test_carriers: a replayed webhook delivery)",
     429: "the /v1/verify rate limit: provoked by tests/api/test_verify.py",
 }
 """Documented statuses this walk does not provoke, and where they are."""
@@ -47,6 +50,7 @@ NOT_PROVOKED: dict[int, str] = {
 NEVER_ANSWERED: dict[tuple[str, str, int], str] = {
     ("POST", "/v1/documents", 403): "any valid API key or return token may upload",
     ("GET", "/v1/returns/{return_id}", 403): "every role may read returns; another party's return is a 404",
+    ("GET", "/v1/returns/{return_id}/tracking", 403): "as the return itself: every role may read it",
     ("GET", "/v1/epcis/capture/{capture_id}", 403): "any API key may ask; another account's capture is a 404",
 }
 """(method, path, status) the document lists but no request can produce, with why."""
@@ -71,6 +75,7 @@ UNKNOWN_IDS = {
     "code": "urn:epc:id:sgtin:0614141.107346.nobody",
     "capture_id": "cap_" + "e5" * 16,
     "event_id": quote("ni:///sha-256;" + "e6" * 32 + "?ver=CBV2.0", safe=""),
+    "carrier": "nobody",
 }
 MALFORMED_IDS = {
     "item_id": "0x12",
@@ -81,6 +86,7 @@ MALFORMED_IDS = {
     "code": "x" * 2049,
     "capture_id": "cap_x",
     "event_id": "not-a-hash-id",
+    "carrier": "Not A Carrier!",
 }
 
 VALID_BODIES: dict[tuple[str, str], dict[str, Any]] = {
@@ -94,6 +100,7 @@ VALID_BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/v1/returns/{return_id}/resolution"): {"consumer_amount": "1"},
     ("POST", "/v1/returns/{return_id}/dispute"): {"comment": "it was not damaged by me"},
     ("POST", "/v1/epcis/capture"): document(event([new_epc()])),
+    ("POST", "/v1/carriers/{carrier}/webhooks"): {"events": [carrier_event("LR000000014ZZ", "in_transit")]},
 }
 """Bodies that pass validation (so the status comes from the check under test, not from the body)."""
 INVALID_BODIES: dict[tuple[str, str], dict[str, Any]] = {
@@ -107,6 +114,7 @@ INVALID_BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/v1/returns/{return_id}/resolution"): {"consumer_amount": "-1"},
     ("POST", "/v1/returns/{return_id}/dispute"): {"comment": ["not", "text"]},
     ("POST", "/v1/epcis/capture"): document({**event([new_epc()]), "action": "TELEPORT"}),
+    ("POST", "/v1/carriers/{carrier}/webhooks"): {"events": [carrier_event("LR000000014ZZ", "teleported")]},
 }
 """Bodies with one invalid or missing field (a 422 where the route has no path parameter to get wrong)."""
 SIZE_LIMIT = 4096
@@ -226,6 +234,12 @@ def _request(case: Case, seeded: Seeded) -> RawRequest:
             query = b"limit=-1"
     else:
         raise AssertionError(f"no recipe for a documented {case.status} (add one, or list it in NOT_PROVOKED)")
+    if case.operation == WEBHOOK and case.status not in (401, 413, 415, 431):
+        # a carrier's delivery is authenticated by its signature: past it, the status under test decides
+        headers_signed = signed(body)
+        signature = [(k.encode(), v.encode()) for k, v in headers_signed.items() if k.startswith("webhook-")]
+    else:
+        signature = []
     path = case.path
     for name, value in ids.items():
         path = path.replace("{" + name + "}", value)
@@ -238,6 +252,7 @@ def _request(case: Case, seeded: Seeded) -> RawRequest:
         headers.append((b"accept", accept))
     if padding:
         headers.append((b"x-padding", padding))
+    headers.extend(signature)
     headers.append((b"content-length", str(len(body)).encode()))
     return RawRequest(method=case.method, path=path, query=query, headers=tuple(headers), body=body)
 
