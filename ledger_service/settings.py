@@ -250,7 +250,7 @@ class Settings(BaseSettings):
         default_factory=_dev_carriers,
         description="Carriers whose tracking webhooks POST /v1/carriers/{name}/webhooks takes, by name (env: JSON "
         '{"name": {"kind": "local", "account": "0x...", "webhook_secret": "whsec_..."}}); development: the local '
-        "carrier with the deployment's carrier account and a public secret",
+        "carrier with the deployment's carrier account and a public secret; production: none unless set",
     )
     carrier_webhook_max_bytes: int = Field(
         default=64 * 1024,
@@ -470,6 +470,14 @@ class Settings(BaseSettings):
                 f"{', '.join(public)}; anyone can sign with them. With LEDGER_ENVIRONMENT=production set "
                 "LEDGER_SIGNER_KEYS to a JSON object {address: private key} of the service's own accounts"
             )
+        if self.relayer_key is not None and is_well_known_key(self.relayer_key.get_secret_value()):
+            raise ValueError(
+                "LEDGER_RELAYER_KEY is anvil's well-known development key; anyone can sign with it. With "
+                "LEDGER_ENVIRONMENT=production set LEDGER_RELAYER_KEY to the key of the account holding "
+                "CONSUMER_AGENT_ROLE (or to an empty value to disable consumer actions through the API)"
+            )
+        if "carriers" not in self.model_fields_set:
+            self.carriers = {}  # the development default's secret is public: no carrier unless configured
         public_secrets = [
             name
             for name, carrier in self.carriers.items()
@@ -480,12 +488,6 @@ class Settings(BaseSettings):
                 f"LEDGER_CARRIERS gives carrier {', '.join(public_secrets)} the public development webhook secret; "
                 "anyone could sign its scans. With LEDGER_ENVIRONMENT=production give each carrier its own "
                 "webhook_secret (whsec_ + base64 of 32 random bytes)"
-            )
-        if self.relayer_key is not None and is_well_known_key(self.relayer_key.get_secret_value()):
-            raise ValueError(
-                "LEDGER_RELAYER_KEY is anvil's well-known development key; anyone can sign with it. With "
-                "LEDGER_ENVIRONMENT=production set LEDGER_RELAYER_KEY to the key of the account holding "
-                "CONSUMER_AGENT_ROLE (or to an empty value to disable consumer actions through the API)"
             )
         return self
 

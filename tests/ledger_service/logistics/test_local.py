@@ -115,8 +115,10 @@ def test_carrier_settings() -> None:
     with pytest.raises(ValidationError, match="carrier name"):
         Settings(_env_file=None, carriers={"Bad Name": {"account": ANVIL_ACCOUNTS[3][0], "webhook_secret": SECRET}})  # type: ignore[call-arg]
     production = {"environment": "production", "signer_keys": {}, "relayer_key": None}
+    assert Settings(_env_file=None, **production).carriers == {}  # type: ignore[call-arg]  # no default there
+    public = {"local": {"account": ANVIL_ACCOUNTS[3][0], "webhook_secret": DEV_CARRIER_SECRET}}
     with pytest.raises(ValidationError, match="public development webhook secret") as refused:
-        Settings(_env_file=None, **production)  # type: ignore[call-arg]
+        Settings(_env_file=None, carriers=public, **production)  # type: ignore[call-arg]
     assert DEV_CARRIER_SECRET not in str(refused.value)
     own = {"local": {"account": ANVIL_ACCOUNTS[3][0], "webhook_secret": SecretStr(SECRET)}}
     assert Settings(_env_file=None, carriers=own, **production).carriers["local"].account == ANVIL_ACCOUNTS[3][0]  # type: ignore[call-arg]
