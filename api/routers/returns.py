@@ -278,7 +278,9 @@ def label(
     lang: Annotated[Literal["zh", "en"] | None, Query(description="label language (else Accept-Language)")] = None,
     accept_language: Annotated[str | None, Header(max_length=1000)] = None,
 ) -> Response:
-    """The consumer of the return (return token), its merchant and admins; only once the return is authorized."""
+    """The consumer of the return (return token), its merchant and admins; only once the return is authorized.
+    The first label creates the return's shipment with the carrier: its tracking number is the Code 128 (the
+    same on every label after)."""
     if isinstance(principal, Actor) and principal.role not in (Role.MERCHANT, Role.ADMIN):
         raise PermissionDeniedError(
             "a return's label is for its consumer (return token), its merchant and admins; "
