@@ -27,10 +27,8 @@ import argparse
 import json
 import random
 import secrets
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,7 +40,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import httpx  # noqa: E402
 from api_eligibility import api_server, indexer_follow, ledger_env  # noqa: E402
-from common import SetupError, json_line, percentile, say, start_chain, table, verdict  # noqa: E402
+from common import SetupError, percentile, run_in_workdir, say, start_chain, table, verdict  # noqa: E402
 from eth_account import Account  # noqa: E402
 from web3 import Web3  # noqa: E402
 
@@ -50,27 +48,13 @@ from ledger_service.access import Role, create_api_key  # noqa: E402
 from ledger_service.logistics.local import LocalCarrier  # noqa: E402
 from ledger_service.settings import DEV_CARRIER_SECRET  # noqa: E402
 from ledger_service.store import Store  # noqa: E402
+from tests.api.flows import POLICY  # noqa: E402  (window 30 days, fee 10%, fast refund without cap)
 from tests.support.activity import write_manifest  # noqa: E402
 from tests.support.chain import CARRIER, MANUFACTURER, MERCHANT, Deployed, deploy_all  # noqa: E402
 
 TARGET_P95_S = 2.0
 TIMEOUT_S = 30.0
 PRICE = 50_000_000
-POLICY = {
-    "window_days": 30,
-    "restocking_fee_bps": 1000,
-    "fast_refund": True,
-    "fast_refund_max_value": "0",
-    "fast_refund_max_returns_90d": 0,
-    "ship_by_days": 7,
-    "inspect_by_days": 14,
-    "dispute_window_days": 7,
-    "non_returnable_categories": [],
-    "accepted_reasons": [],
-    "manual_review_reasons": [],
-    "title": "Bench policy",
-    "text": "Fast refund at the first carrier scan.",
-}
 LOCAL = LocalCarrier(name="local", webhook_secret=DEV_CARRIER_SECRET)
 
 
@@ -263,20 +247,7 @@ def main() -> int:
     args = parser.parse_args()
     if args.returns < 2:
         parser.error("--returns must be at least 2")
-    workdir = Path(tempfile.mkdtemp(prefix="bench-carriers-"))
-    try:
-        figures = run(args, workdir)
-    except SetupError as exc:
-        print(f"bench/carriers.py: setup failed: {exc}", file=sys.stderr)
-        print(f"(work directory kept: {workdir})", file=sys.stderr)
-        return 2
-    print_table(figures)
-    if args.keep:
-        say(f"work directory kept: {workdir}")
-    else:
-        shutil.rmtree(workdir, ignore_errors=True)
-    json_line(figures)
-    return 0
+    return run_in_workdir("bench/carriers.py", lambda workdir: run(args, workdir), keep=args.keep, report=print_table)
 
 
 if __name__ == "__main__":
