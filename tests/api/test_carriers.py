@@ -5,6 +5,7 @@ and the carrier simulator."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import secrets
@@ -13,12 +14,14 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 
 from ledger_service.core.codes import ReturnState
 from ledger_service.logistics.cli import main as carrier_cli
 from ledger_service.logistics.local import LocalCarrier, is_s10, s10_check_digit
+from ledger_service.settings import ANVIL_ACCOUNTS, DEV_CARRIER_SECRET, CarrierSettings
 from tests.api.carriers import WEBHOOK, chain_state, deliver, event, label_barcode, labelled, signed
-from tests.api.conftest import ApiEnv, bearer
+from tests.api.conftest import ApiEnv, bearer, make_client
 from tests.api.flows import PRICE, Flow, ok, problem
 
 REFUND = PRICE - PRICE // 10  # the test policy's 10% restocking fee
@@ -267,3 +270,20 @@ def test_the_simulator_signs_and_posts_scans(flow: Flow, capsys: pytest.CaptureF
     assert carrier_cli(["scan", number, "delivered", "--api-url", "http://127.0.0.1:9"]) == 3
     assert carrier_cli(["scan", number, "delivered", *url], client=flow.client) == 0
     assert chain_state(flow, rma) is ReturnState.RECEIVED
+
+
+def test_a_delivery_that_fails_for_want_of_a_signer_is_503_and_its_retry_is_taken(flow: Flow) -> None:
+    sold, rma, number = labelled(flow)
+    keyless = {"local": CarrierSettings(account=ANVIL_ACCOUNTS[7][0], webhook_secret=SecretStr(DEV_CARRIER_SECRET))}
+    broken = dataclasses.replace(flow.env, settings=flow.env.settings.model_copy(update={"carriers": keyless}))
+    body = json.dumps({"events": [event(number, "in_transit")]}).encode()
+    headers = signed(body)
+    with make_client(broken) as misconfigured:
+        answer = misconfigured.post(WEBHOOK, content=body, headers=headers)
+    assert "LEDGER_SIGNER_KEYS" in problem(answer, 503)["detail"]
+    assert chain_state(flow, rma) is ReturnState.AUTHORIZED
+    # the operator fixed the setting; the carrier retries the same delivery: taken, the event already recorded
+    retried = ok(flow.client.post(WEBHOOK, content=body, headers=headers))
+    assert [e["outcome"] for e in retried["events"]] == ["duplicate"]
+    assert [s["step"] for s in retried["steps"]] == ["in_transit"]
+    assert flow.balance(sold.consumer) == REFUND
