@@ -19,9 +19,10 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -47,6 +48,27 @@ def say(message: str) -> None:
 def json_line(figures: dict[str, Any]) -> None:
     """The closing line: every figure as compact JSON."""
     print(json.dumps(figures, separators=(",", ":")), flush=True)
+
+
+def run_in_workdir(
+    script: str, run: Callable[[Path], dict[str, Any]], *, keep: bool, report: Callable[[dict[str, Any]], None]
+) -> int:
+    """A benchmark's end: ``run`` in a new work directory, its ``report`` and the JSON line; 0, or 2 after a
+    :class:`SetupError` (the directory is then kept, as with ``keep``)."""
+    workdir = Path(tempfile.mkdtemp(prefix=f"bench-{Path(script).stem}-"))
+    try:
+        figures = run(workdir)
+    except SetupError as exc:
+        print(f"{script}: setup failed: {exc}", file=sys.stderr)
+        print(f"(work directory kept: {workdir})", file=sys.stderr)
+        return 2
+    report(figures)
+    if keep:
+        say(f"work directory kept: {workdir}")
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
+    json_line(figures)
+    return 0
 
 
 def verdict(ok: bool | None) -> str:

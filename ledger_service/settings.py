@@ -19,7 +19,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AnyHttpUrl, Field, SecretStr, field_validator, model_validator
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ANVIL_ACCOUNTS: tuple[tuple[str, str], ...] = (
@@ -73,6 +73,13 @@ carrier, inspector, arbiter, second merchant."""
 DEV_RELAYER_ACCOUNT = 9
 """Index in :data:`ANVIL_ACCOUNTS` of the CONSUMER_AGENT_ROLE account of scripts/deploy-config.local.json."""
 
+DEV_CARRIER_ACCOUNT = 3
+"""Index in :data:`ANVIL_ACCOUNTS` of scripts/deploy-config.local.json's carrier (the local carrier's account)."""
+DEV_CARRIER_SECRET = "whsec_bG9jYWwtY2Fycmllci1kZXZlbG9wbWVudC1vbmx5"  # noqa: S105 (public, development only)
+"""The local carrier's webhook secret in development (``whsec_`` + base64 of "local-carrier-development-only"):
+public, like anvil's keys, so refused in production."""
+CARRIER_NAME = r"^[a-z][a-z0-9_-]{0,31}$"
+
 IDEMPOTENCY_LEASE_S = 300
 """A claimed Idempotency-Key whose request is still unfinished after this long (its process died) is taken over by a
 retry; records live at least this long."""
@@ -102,6 +109,55 @@ def _address_of_key(key: str, where: str) -> str:
         return str(Account.from_key(key).address)
     except (ValueError, TypeError):
         raise ValueError(f"{where}: not a private key (expected 0x + 64 hex digits)") from None
+
+
+class CarrierSettings(BaseModel):
+    """One carrier the service takes tracking webhooks from (an entry of ``LEDGER_CARRIERS``)."""
+
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+
+    kind: Literal["local"] = Field(
+        default="local", description="The adapter: local (tracking numbers we issue, scans from ledger-carrier)"
+    )
+    account: str = Field(
+        description="The carrier's on-chain account (CARRIER_ROLE): its key in LEDGER_SIGNER_KEYS signs the scans "
+        "its webhooks lead to"
+    )
+    webhook_secret: SecretStr = Field(
+        description="The Standard Webhooks secret its deliveries are signed with: whsec_ + base64 of >= 16 bytes"
+    )
+
+    @field_validator("account")
+    @classmethod
+    def _account_is_address(cls, value: str) -> str:
+        from eth_utils.address import is_address, to_checksum_address
+
+        if not is_address(value):
+            raise ValueError(f"{value!r} is not an account address (0x + 40 hex digits)")
+        return str(to_checksum_address(value))
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _secret_decodes(cls, value: SecretStr) -> SecretStr:
+        import base64
+        import binascii
+
+        text = value.get_secret_value().removeprefix("whsec_")
+        try:
+            raw = base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError("a carrier's webhook_secret must be whsec_ followed by base64") from None
+        if len(raw) < 16:
+            raise ValueError("a carrier's webhook_secret must hold at least 16 bytes (24 base64 characters)")
+        return value
+
+
+def _dev_carriers() -> dict[str, CarrierSettings]:
+    return {
+        "local": CarrierSettings(
+            account=ANVIL_ACCOUNTS[DEV_CARRIER_ACCOUNT][0], webhook_secret=SecretStr(DEV_CARRIER_SECRET)
+        )
+    }
 
 
 class Settings(BaseSettings):
@@ -188,6 +244,19 @@ class Settings(BaseSettings):
     relayer_key: SecretStr | None = Field(
         default=SecretStr(ANVIL_ACCOUNTS[DEV_RELAYER_ACCOUNT][1]),
         description="Key of the CONSUMER_AGENT_ROLE account that sends consumers' actions; none: no relaying",
+    )
+    # ---- carriers (ledger_service/logistics/)
+    carriers: dict[str, CarrierSettings] = Field(
+        default_factory=_dev_carriers,
+        description="Carriers whose tracking webhooks POST /v1/carriers/{name}/webhooks takes, by name (env: JSON "
+        '{"name": {"kind": "local", "account": "0x...", "webhook_secret": "whsec_..."}}); development: the local '
+        "carrier with the deployment's carrier account and a public secret; production: none unless set",
+    )
+    carrier_webhook_max_bytes: int = Field(
+        default=64 * 1024,
+        ge=1024,
+        le=16 * 1024 * 1024,
+        description="Largest carrier webhook body accepted, in bytes (413 above)",
     )
     # ---- sale tokens
     token_allowlist: tuple[str, ...] = Field(
@@ -428,6 +497,16 @@ class Settings(BaseSettings):
             return value
         return None
 
+    @field_validator("carriers")
+    @classmethod
+    def _carrier_names(cls, value: dict[str, CarrierSettings]) -> dict[str, CarrierSettings]:
+        import re
+
+        for name in value:
+            if not re.match(CARRIER_NAME, name):
+                raise ValueError(f"carrier name {name!r}: lower-case letters, digits, - and _, at most 32 characters")
+        return value
+
     @model_validator(mode="after")
     def _no_public_keys_in_production(self) -> Settings:
         if self.environment != "production":
@@ -444,6 +523,19 @@ class Settings(BaseSettings):
                 "LEDGER_RELAYER_KEY is anvil's well-known development key; anyone can sign with it. With "
                 "LEDGER_ENVIRONMENT=production set LEDGER_RELAYER_KEY to the key of the account holding "
                 "CONSUMER_AGENT_ROLE (or to an empty value to disable consumer actions through the API)"
+            )
+        if "carriers" not in self.model_fields_set:
+            self.carriers = {}  # the development default's secret is public: no carrier unless configured
+        public_secrets = [
+            name
+            for name, carrier in self.carriers.items()
+            if carrier.webhook_secret.get_secret_value() == DEV_CARRIER_SECRET
+        ]
+        if public_secrets:
+            raise ValueError(
+                f"LEDGER_CARRIERS gives carrier {', '.join(public_secrets)} the public development webhook secret; "
+                "anyone could sign its scans. With LEDGER_ENVIRONMENT=production give each carrier its own "
+                "webhook_secret (whsec_ + base64 of 32 random bytes)"
             )
         return self
 

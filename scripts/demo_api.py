@@ -5,9 +5,11 @@ development file: the index stores only hashes), then, once, drives the API as
 a merchant, carrier and consumers would: publishes a policy version with its
 full terms, sells two in-stock demo items with return tokens, and requests
 returns that end approved (escrow funded, RMA issued), rejected (not delivered
-yet) and queued for the merchant's review; the approved one is scanned (fast
-refund), received and inspected with an uploaded photo as the report, so its
-item's history references a document. Prints where to look, including how to
+yet) and queued for the merchant's review; the approved one's label is written
+to var/ (its Code 128 the local carrier's tracking number), the parcel is scanned
+through the carrier simulator, ledger-carrier (signed webhooks: fast refund, then
+received), and inspected with an uploaded photo as the report, so its item's
+history references a document. Prints where to look, including how to
 verify the item and the return (history, consumer check, independent verifier).
 
 Usage: .venv/bin/python scripts/demo_api.py API_URL
@@ -29,6 +31,7 @@ import httpx
 from ledger_service.access import Role, create_api_key, verify_api_key
 from ledger_service.core.hashchain import item_id
 from ledger_service.errors import LedgerError
+from ledger_service.logistics.cli import main as carrier_simulator
 from ledger_service.settings import Settings, get_settings
 from ledger_service.store import Store
 
@@ -36,6 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 KEYS_FILE = ROOT / "var" / "demo-keys.json"
 DONE_FILE = ROOT / "var" / "demo-api.json"
 PHOTO_FILE = ROOT / "var" / "demo-inspection.png"
+LABEL_FILE = ROOT / "var" / "demo-label-1005.pdf"
 BOOTS_URI = "urn:epc:id:sgtin:0614141.107346.1005"
 # anvil's well-known accounts, as in scripts/deploy-config.local.json (local chain only)
 ACTORS = {
@@ -153,9 +157,19 @@ def run_flows(client: httpx.Client, keys: dict[str, str]) -> dict[str, Any]:
     approved = call(client, "POST", "/v1/returns", f"ReturnToken {token_boots}", {"reason_code": "wrong_size"})
     print(f"  consumer 1 asks to return 1005 (wrong size): {approved['outcome']}, RMA {approved.get('label_code')}")
     rma = approved["return_id"]
-    call(client, "POST", f"/v1/returns/{rma}/scans", carrier, {"kind": "in_transit"})
-    print("  the carrier scans the parcel: the fast refund is paid to consumer 1 at once")
-    call(client, "POST", f"/v1/returns/{rma}/scans", carrier, {"kind": "delivered_to_merchant"})
+    label = client.get(f"/v1/returns/{rma}/label", headers={"Authorization": f"ReturnToken {token_boots}"})
+    if label.status_code != 200:
+        raise SystemExit(f"error: GET /v1/returns/{rma}/label -> {label.status_code}: {label.text}")
+    LABEL_FILE.write_bytes(label.content)
+    tracking = call(client, "GET", f"/v1/returns/{rma}/tracking", merchant)["tracking_number"]
+    print(f"  consumer 1 prints the label ({LABEL_FILE.relative_to(ROOT)}): tracking number {tracking}")
+    api_url = str(client.base_url).rstrip("/")
+    for status, where in (("in_transit", "Shanghai drop-off point"), ("delivered", "merchant's returns dept.")):
+        command = ["scan", tracking, status, "--location", where, "--api-url", api_url]
+        print(f"  .venv/bin/ledger-carrier {' '.join(command[:3])} --location '{where}'")
+        if carrier_simulator(command, client=client) != 0:
+            raise SystemExit(f"error: the carrier simulator's {status} scan was refused")
+    print("  the carrier's first scan paid consumer 1's fast refund at once; the parcel reached the merchant")
     photo = demo_photo()
     PHOTO_FILE.parent.mkdir(parents=True, exist_ok=True)
     PHOTO_FILE.write_bytes(photo)
@@ -173,6 +187,8 @@ def run_flows(client: httpx.Client, keys: dict[str, str]) -> dict[str, Any]:
         "uri": BOOTS_URI,
         "label_code": approved.get("label_code"),
         "document": document["cid"],
+        "return_id": rma,
+        "tracking_number": tracking,
     }
     sale = call(
         client,
@@ -256,6 +272,11 @@ def main() -> int:
         print(f"  consumer, public check:     {url}/v1/verify/{verify['uri']}   (page: {url}/verify/{verify['uri']})")
         print(f"  consumer, return label:     {url}/v1/verify/{verify['label_code']}")
         print(f"  inspection photo:           {url}/v1/documents/{verify['document']}   (= {PHOTO_FILE.name})")
+        if verify.get("tracking_number"):
+            print(f"  tracking (carrier + chain): curl -H 'Authorization: Bearer {keys['merchant']}' \\")
+            print(f"      {url}/v1/returns/{verify['return_id']}/tracking   (label: var/{LABEL_FILE.name})")
+            print(f"  carrier simulator:          .venv/bin/ledger-carrier scan {verify['tracking_number']} delivered")
+            print("      (a signed webhook; sent again it is recorded once and moves nothing: see docs/carriers.md)")
         print("  without trusting us (chain only):")
         print(f"      .venv/bin/ledger-verify --rpc-url {settings_rpc} --ledger {ledger} \\")
         print(f"          {verify['uri']} --file var/{PHOTO_FILE.name}")

@@ -35,9 +35,10 @@ from ledger_service.errors import (
     PayloadTooLargeError,
     UnsupportedMediaTypeError,
 )
+from ledger_service.logistics.shipments import tracked_label
 from ledger_service.returns import cancel_return, chain_now, claim_uninspected, dispute_return, request_return
 from ledger_service.returns.decision import EligibilityCheck, check_eligibility
-from ledger_service.returns.label_sheet import Lang, return_label
+from ledger_service.returns.label_sheet import Lang
 from ledger_service.returns.labels import label_code
 from ledger_service.returns.views import ReturnStatus, return_status, state_name
 from ledger_service.store import returns as returns_store
@@ -490,10 +491,10 @@ def return_label_file(request: Request, rid: str, format: str = "pdf", size: str
         if found.detail is None:
             raise InvalidRequestError(f"return request {rid} has no return yet: a label comes with approval")
         lang: Lang = "zh" if translator(request).lang == "zh" else "en"
-        rendered = return_label(
-            svc.store,
-            found.detail.ret,
-            public_url=svc.settings.public_base_url,
+        rendered = tracked_label(
+            store=svc.store,
+            settings=svc.settings,
+            ret=found.detail.ret,
             size="a6" if size == "a6" else "4x6",
             format="qr" if format == "qr" else "pdf",
             lang=lang,

@@ -5,6 +5,7 @@ from fastapi import APIRouter
 from api.routers import (
     assistant,
     audit,
+    carriers,
     documents,
     epcis,
     items,
@@ -28,6 +29,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     webhooks.router,
     notifications.router,
     assistant.router,
+    carriers.router,
 )
 
 __all__ = ["ROUTERS"]

@@ -154,11 +154,12 @@ def status_public(status: ReturnStatus, *, decimals: Callable[[str], int | None]
             tx_hash=p.tx_hash,
         )
     if timeline:
-        public.timeline = [_entry(e, decimals) for e in detail.timeline]
+        public.timeline = [entry_public(e, decimals) for e in detail.timeline]
     return public
 
 
-def _entry(entry: TimelineEntry, decimals: Callable[[str], int | None]) -> TimelineEntryPublic:
+def entry_public(entry: TimelineEntry, decimals: Callable[[str], int | None]) -> TimelineEntryPublic:
+    """One on-chain step of a return's timeline (also a line of its tracking timeline)."""
     base: dict[str, Any] = {
         "kind": entry.kind,
         "at": at(entry.at),

@@ -29,6 +29,7 @@ from api.deps import (
 from api.problems import problem_responses
 from api.routers._present import (
     WaitQuery,
+    entry_public,
     reasons_public,
     request_public,
     return_row_public,
@@ -36,7 +37,8 @@ from api.routers._present import (
     token_decimals,
     wait_if_asked,
 )
-from api.schemas.common import DIGITS_ONLY, MAX_UINT96, NO_NUL, REASON_MAX_LENGTH, utc
+from api.schemas.carriers import TrackingEntryPublic, TrackingPublic
+from api.schemas.common import DIGITS_ONLY, MAX_UINT96, NO_NUL, REASON_MAX_LENGTH, at, utc
 from api.schemas.returns import (
     DecisionCreate,
     DisputeCreate,
@@ -49,8 +51,10 @@ from api.schemas.returns import (
     ReturnWritePublic,
     ScanCreate,
 )
-from ledger_service.access import Actor, Role
+from ledger_service.access import Actor, Consumer, Role
 from ledger_service.errors import InvalidRequestError, NotFoundError, PermissionDeniedError
+from ledger_service.logistics import TrackingStatus, return_tracking
+from ledger_service.logistics.shipments import tracked_label
 from ledger_service.returns import (
     RequestResult,
     TxResult,
@@ -65,7 +69,7 @@ from ledger_service.returns import (
     resolve_dispute,
     scan_return,
 )
-from ledger_service.returns.label_sheet import RenderedLabel, return_label
+from ledger_service.returns.label_sheet import RenderedLabel
 from ledger_service.returns.views import ListState, list_merchant_returns, return_status
 
 router = APIRouter(prefix="/returns", tags=["returns"])
@@ -77,6 +81,13 @@ AnyIdPath = Annotated[
 ]
 ListerDep = Annotated[Actor, Depends(require_role(Role.MERCHANT, Role.AUDITOR, Role.ADMIN))]
 WRITE_PROBLEMS = problem_responses(404, 409, 422)
+
+
+def visible_to(principal: Actor | Consumer) -> dict[str, str | None]:
+    """The restriction of :func:`return_status` for a caller: a merchant its own, a consumer its token's."""
+    if isinstance(principal, Actor):
+        return {"merchant": principal.account if principal.role is Role.MERCHANT else None}
+    return {"consumer": principal.address, "item_id": principal.item_id}
 
 
 def _fresh_return(svc: Services, return_id: str) -> ReturnPublic | None:
@@ -215,11 +226,7 @@ def list_returns(
 )
 def read(return_id: AnyIdPath, principal: PrincipalDep, svc: ServicesDep) -> ReturnPublic:
     """Consumers see their own, merchants theirs; carriers, inspectors, arbiters, auditors and admins any."""
-    if isinstance(principal, Actor):
-        merchant = principal.account if principal.role is Role.MERCHANT else None
-        status = return_status(svc.store, return_id, merchant=merchant)
-    else:
-        status = return_status(svc.store, return_id, consumer=principal.address, item_id=principal.item_id)
+    status = return_status(svc.store, return_id, **visible_to(principal))
     return status_public(status, decimals=token_decimals(svc), timeline=True)
 
 
@@ -273,28 +280,74 @@ def label(
     lang: Annotated[Literal["zh", "en"] | None, Query(description="label language (else Accept-Language)")] = None,
     accept_language: Annotated[str | None, Header(max_length=1000)] = None,
 ) -> Response:
-    """The consumer of the return (return token), its merchant and admins; only once the return is authorized."""
-    if isinstance(principal, Actor):
-        if principal.role not in (Role.MERCHANT, Role.ADMIN):
-            raise PermissionDeniedError(
-                "a return's label is for its consumer (return token), its merchant and admins; "
-                f"a {principal.role.value} key cannot fetch it"
-            )
-        merchant = principal.account if principal.role is Role.MERCHANT else None
-        status = return_status(svc.store, return_id, merchant=merchant)
-    else:
-        status = return_status(svc.store, return_id, consumer=principal.address, item_id=principal.item_id)
+    """The consumer of the return (return token), its merchant and admins; only once the return is authorized.
+    The first label creates the return's shipment with the carrier: its tracking number is the Code 128 (the
+    same on every label after)."""
+    if isinstance(principal, Actor) and principal.role not in (Role.MERCHANT, Role.ADMIN):
+        raise PermissionDeniedError(
+            "a return's label is for its consumer (return token), its merchant and admins; "
+            f"a {principal.role.value} key cannot fetch it"
+        )
+    status = return_status(svc.store, return_id, **visible_to(principal))
     if status.detail is None:
         raise NotFoundError(f"no return {return_id.lower()}")
-    rendered = return_label(
-        svc.store,
-        status.detail.ret,
-        public_url=settings.public_base_url,
+    rendered = tracked_label(
+        store=svc.store,
+        settings=settings,
+        ret=status.detail.ret,
         size=size,
         format=format,
         lang=_label_language(lang, accept_language),
     )
     return label_response(rendered)
+
+
+_CARRIER_SENTENCES = {
+    "in_transit": "The carrier reports the parcel in transit",
+    "out_for_delivery": "The carrier reports the parcel out for delivery to the merchant",
+    "delivered": "The carrier reports the parcel delivered to the merchant",
+    "exception": "The carrier reports a problem with the parcel",
+}
+
+
+@router.get(
+    "/{return_id}/tracking",
+    response_model=TrackingPublic,
+    responses=problem_responses(404),
+    summary="A return's tracking timeline: the carrier's events merged with the on-chain steps",
+)
+def tracking(return_id: ReturnIdPath, principal: PrincipalDep, svc: ServicesDep) -> TrackingPublic:
+    """Who may read it: as for the return itself. The shipment (and its tracking number) exists once a label
+    was fetched; until then the timeline has the on-chain steps only."""
+    found = return_tracking(svc.store, return_id, **visible_to(principal))
+    decimals = token_decimals(svc)
+    data: list[TrackingEntryPublic] = []
+    for entry in found.entries:
+        if entry.carrier is not None:
+            event = entry.carrier
+            where = f" at {event.location}" if event.location else ""
+            data.append(
+                TrackingEntryPublic(
+                    source="carrier",
+                    at=at(event.occurred_at),
+                    summary=f"{_CARRIER_SENTENCES.get(event.status, event.status)}{where}.",
+                    status=TrackingStatus(event.status),
+                    event_id=event.event_id,
+                    location=event.location,
+                )
+            )
+        elif entry.chain is not None:
+            step = entry_public(entry.chain, decimals)
+            data.append(TrackingEntryPublic(source="chain", at=step.at, summary=step.summary, chain=step))
+    shipment = found.shipment
+    return TrackingPublic(
+        return_id=found.detail.ret.return_id,
+        state=found.detail.ret.state.name.lower(),
+        carrier=None if shipment is None else shipment.carrier,
+        tracking_number=None if shipment is None else shipment.tracking_number,
+        data=data,
+        count=len(data),
+    )
 
 
 # ---- merchant ---------------------------------------------------------------------------------------------

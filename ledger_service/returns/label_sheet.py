@@ -2,8 +2,9 @@
 
 On the label: the sender (masked: the index holds only the consumer's wallet address, never a name or a
 postal address, so the label prints that address shortened), the merchant, the label code, a Code 128
-barcode of the carrier's tracking number (returns have none yet: the label code stands in, and the label
-says so) and a QR code of the return's public verify page. Text in Chinese or English, set in a CJK font
+barcode of the carrier's tracking number (given by :mod:`ledger_service.logistics`; when no carrier is
+configured the label code stands in, and the label says so) and a QR code of the return's public verify
+page. Text in Chinese or English, set in a CJK font
 found on this machine (Debian's fonts-wqy-microhei); nothing is downloaded.
 """
 
@@ -232,18 +233,29 @@ class RenderedLabel:
     filename: str
 
 
-def return_label(
-    store: Store, ret: ReturnRow, *, public_url: str, size: Size, format: Format, lang: Lang
-) -> RenderedLabel:
-    """The label of an authorized return (``format`` qr: the verify page's QR code alone).
-
-    Raises ConflictError once the return has shipped or ended: a label then would send a parcel nobody
-    expects."""
+def check_labelable(ret: ReturnRow) -> None:
+    """Raises ConflictError unless the return is authorized: once it shipped or ended, a label would send a
+    parcel nobody expects."""
     if ret.state is not ReturnState.AUTHORIZED:
         raise ConflictError(
             f"return {ret.return_id} is {ret.state.name.lower().replace('_', ' ')}: a label is only issued for an "
             "approved return that has not shipped yet"
         )
+
+
+def return_label(
+    store: Store,
+    ret: ReturnRow,
+    *,
+    public_url: str,
+    size: Size,
+    format: Format,
+    lang: Lang,
+    tracking: str | None = None,
+) -> RenderedLabel:
+    """The label of an authorized return (``format`` qr: the verify page's QR code alone), its Code 128 the
+    carrier's ``tracking`` number (None: the label code). ConflictError as :func:`check_labelable` says."""
+    check_labelable(ret)
     code = label_code(ret.return_id)
     verify_url = f"{public_url.rstrip('/')}/verify/{code}"
     if format == "qr":
@@ -252,8 +264,8 @@ def return_label(
         code=code,
         sender=mask_address(ret.consumer),
         merchant=ret.merchant,
-        return_address=_return_address(store, ret.merchant),
-        tracking=None,  # returns carry no carrier tracking number yet
+        return_address=return_address(store, ret.merchant),
+        tracking=tracking,
         verify_url=verify_url,
     )
     pdf = label_pdf(data, size=size, lang=lang)
@@ -261,7 +273,7 @@ def return_label(
     return RenderedLabel(content, MEDIA_TYPES[format], f"{code}-{size}.{format}")
 
 
-def _return_address(store: Store, merchant: str) -> str:
+def return_address(store: Store, merchant: str) -> str:
     """The return address of the merchant's current policy: where the parcel goes now, even if the return
     was authorized under an older version."""
     history = policy_history(store, merchant)

@@ -461,7 +461,8 @@ notifications = Table(
 # Only the API's processes (and ledger-admin, for keys) write these tables; the indexer never touches them, so a
 # reorg or a re-index leaves them as they are. Times are wall-clock unix seconds. Their migrations are revisions
 # 0002 (0002_api_tables.py), 0006 (tokens bound to their sale and expiring, revocations, sealed idempotent
-# answers), 0007 (document quota) and 0009 (EPCIS capture jobs and the captured events' searchable fields).
+# answers), 0007 (document quota), 0009 (EPCIS capture jobs and the captured events' searchable fields), 0011 (documents sent with a return request) and
+# 0012 (carrier shipments, tracking events and webhook deliveries).
 
 api_keys = Table(
     "api_keys",
@@ -682,6 +683,52 @@ epcis_biz_transactions = Table(
     Index("ix_epcis_biz_transactions_value", "value"),
 )
 
+# ---- carriers (revision 0012) -------------------------------------------------------------------------------
+#
+# A return's shipment with a carrier (its tracking number, printed on the label), the carrier's tracking events
+# as its webhooks reported them, and the webhook deliveries seen (replay protection). The chain holds only the
+# steps these events lead to (markInTransit, markReceived): the rest is the carrier's word, kept here.
+
+carrier_shipments = Table(
+    "carrier_shipments",
+    metadata,
+    Column("carrier", String(32), nullable=False, comment="the carrier's name in LEDGER_CARRIERS"),
+    Column("tracking_number", String(40), nullable=False, comment="as the carrier issued it"),
+    Column("return_id", HASH, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    PrimaryKeyConstraint("carrier", "tracking_number"),
+    UniqueConstraint("return_id"),
+    comment="one shipment per return, created with its first label",
+)
+
+carrier_events = Table(
+    "carrier_events",
+    metadata,
+    Column("carrier", String(32), nullable=False),
+    Column("event_id", String(100), nullable=False, comment="the carrier's id of the event: recorded once"),
+    Column("tracking_number", String(40), nullable=False),
+    Column("status", String(32), nullable=False, comment="in_transit|out_for_delivery|delivered|exception"),
+    Column("occurred_at", BigInteger, nullable=False, comment="when the carrier says it happened (its clock)"),
+    Column("location", Text, nullable=True, comment="the carrier's words for where"),
+    Column("read_point", String(32), nullable=True, comment="SGLN read point sent on-chain with the step, if given"),
+    Column("delivery_id", String(100), nullable=False, comment="the webhook delivery that brought it first"),
+    Column("received_at", BigInteger, nullable=False),
+    PrimaryKeyConstraint("carrier", "event_id"),
+    Index("ix_carrier_events_tracking", "carrier", "tracking_number", "occurred_at"),
+)
+
+carrier_deliveries = Table(
+    "carrier_deliveries",
+    metadata,
+    Column("carrier", String(32), nullable=False),
+    Column("delivery_id", String(100), nullable=False, comment="the webhook-id header"),
+    Column("claimed_at", BigInteger, nullable=False, comment="when its processing started (a lease)"),
+    Column("completed_at", BigInteger, nullable=True, comment="NULL: being processed (or its process died)"),
+    PrimaryKeyConstraint("carrier", "delivery_id"),
+    Index("ix_carrier_deliveries_claimed_at", "claimed_at"),
+    comment="webhook deliveries seen: a delivery id is processed once (replays are refused)",
+)
+
 API_TABLES: tuple[Table, ...] = (
     api_keys,
     return_tokens,
@@ -695,6 +742,9 @@ API_TABLES: tuple[Table, ...] = (
     epcis_events,
     epcis_event_epcs,
     epcis_biz_transactions,
+    carrier_shipments,
+    carrier_events,
+    carrier_deliveries,
 )
 """The tables the API writes (the indexer never reads or writes them)."""
 

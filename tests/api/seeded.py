@@ -27,6 +27,7 @@ CREDENTIALS: dict[tuple[str, str], str | None] = {
     ("GET", "/v1/returns"): "merchant",
     ("GET", "/v1/returns/{return_id}"): "consumer",
     ("GET", "/v1/returns/{return_id}/label"): "consumer",
+    ("GET", "/v1/returns/{return_id}/tracking"): "consumer",
     ("POST", "/v1/returns/{request_id}/approve"): "merchant",
     ("POST", "/v1/returns/{request_id}/reject"): "merchant",
     ("POST", "/v1/returns/{return_id}/reclaim"): "merchant",
@@ -52,6 +53,7 @@ CREDENTIALS: dict[tuple[str, str], str | None] = {
     ("PUT", "/v1/items/{item_id}/contact"): "consumer",
     ("GET", "/v1/returns/{return_id}/events"): "consumer",
     ("POST", "/v1/assistant/messages"): "consumer",
+    ("POST", "/v1/carriers/{carrier}/webhooks"): None,
 }
 """Which credentials each operation is called with: a key name of the ``keys`` fixture, "consumer" (the
 return token of the seeded sale) or None (a public operation). Operations that accept both get the
@@ -88,5 +90,6 @@ def seed(client: TestClient, env: ApiEnv, keys: dict[str, str]) -> Seeded:
         "item_id": sold.item_id,
         "return_id": rma,
         "request_id": decision["request_id"],
+        "carrier": "local",
     }
     return Seeded(headers=headers, ids=ids, secrets=(*keys.values(), sold.token, queued.token))

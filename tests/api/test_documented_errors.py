@@ -29,12 +29,15 @@ from fastapi.testclient import TestClient
 from api.main import create_app
 from ledger_service.documents.cid import cid_of_bytes
 from tests.api.asgi_fuzz import RawRequest, Route, call, check, documented_statuses
+from tests.api.carriers import event as carrier_event
+from tests.api.carriers import signed
 from tests.api.conftest import ApiEnv
 from tests.api.epcis_docs import document, event, new_epc
 from tests.api.flows import POLICY
 from tests.api.seeded import CREDENTIALS, Seeded, seed
 
 SPEC = create_app().openapi()
+WEBHOOK = ("POST", "/v1/carriers/{carrier}/webhooks")
 DOCUMENTED = documented_statuses(SPEC)
 
 NOT_PROVOKED: dict[int, str] = {
@@ -42,12 +45,15 @@ NOT_PROVOKED: dict[int, str] = {
     "(test_sales, test_returns, test_policies, test_items)",
     429: "the /v1/verify and /v1/assistant/messages rate limits: provoked by tests/api/test_verify.py and "
     "tests/api/test_assistant.py",
+    "(test_sales, test_returns, test_policies, test_items, test_carriers: a replayed webhook delivery)",
+    429: "the /v1/verify rate limit: provoked by tests/api/test_verify.py",
 }
 """Documented statuses this walk does not provoke, and where they are."""
 
 NEVER_ANSWERED: dict[tuple[str, str, int], str] = {
     ("POST", "/v1/documents", 403): "any valid API key or return token may upload",
     ("GET", "/v1/returns/{return_id}", 403): "every role may read returns; another party's return is a 404",
+    ("GET", "/v1/returns/{return_id}/tracking", 403): "as the return itself: every role may read it",
     ("GET", "/v1/epcis/capture/{capture_id}", 403): "any API key may ask; another account's capture is a 404",
     ("GET", "/v1/returns/{return_id}/events", 403): "every role may follow a return; another party's is a 404",
 }
@@ -77,6 +83,7 @@ UNKNOWN_IDS = {
     "capture_id": "cap_" + "e5" * 16,
     "event_id": quote("ni:///sha-256;" + "e6" * 32 + "?ver=CBV2.0", safe=""),
     "webhook_id": "wh_" + "e7" * 16,
+    "carrier": "nobody",
 }
 MALFORMED_IDS = {
     "item_id": "0x12",
@@ -88,6 +95,7 @@ MALFORMED_IDS = {
     "capture_id": "cap_x",
     "event_id": "not-a-hash-id",
     "webhook_id": "wh_x",
+    "carrier": "Not A Carrier!",
 }
 
 VALID_BODIES: dict[tuple[str, str], dict[str, Any]] = {
@@ -105,6 +113,7 @@ VALID_BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/v1/webhooks/{webhook_id}/replay"): {},
     ("PUT", "/v1/items/{item_id}/contact"): {"email": "buyer@example.com"},
     ("POST", "/v1/assistant/messages"): {"message": "how many days do I have to return it?"},
+    ("POST", "/v1/carriers/{carrier}/webhooks"): {"events": [carrier_event("LR000000014ZZ", "in_transit")]},
 }
 """Bodies that pass validation (so the status comes from the check under test, not from the body)."""
 INVALID_BODIES: dict[tuple[str, str], dict[str, Any]] = {
@@ -120,6 +129,7 @@ INVALID_BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/v1/epcis/capture"): document({**event([new_epc()]), "action": "TELEPORT"}),
     ("POST", "/v1/webhooks"): {"url": "ftp://merchant.example/hooks"},
     ("POST", "/v1/assistant/messages"): {"message": ""},
+    ("POST", "/v1/carriers/{carrier}/webhooks"): {"events": [carrier_event("LR000000014ZZ", "teleported")]},
 }
 """Bodies with one invalid or missing field (a 422 where the route has no path parameter to get wrong)."""
 SIZE_LIMIT = 4096
@@ -242,6 +252,12 @@ def _request(case: Case, seeded: Seeded) -> RawRequest:
             query = b"limit=-1"
     else:
         raise AssertionError(f"no recipe for a documented {case.status} (add one, or list it in NOT_PROVOKED)")
+    if case.operation == WEBHOOK and case.status not in (401, 413, 415, 431):
+        # a carrier's delivery is authenticated by its signature: past it, the status under test decides
+        headers_signed = signed(body)
+        signature = [(k.encode(), v.encode()) for k, v in headers_signed.items() if k.startswith("webhook-")]
+    else:
+        signature = []
     path = case.path
     for name, value in ids.items():
         path = path.replace("{" + name + "}", value)
@@ -256,6 +272,7 @@ def _request(case: Case, seeded: Seeded) -> RawRequest:
         headers.append((b"accept", accept))
     if padding:
         headers.append((b"x-padding", padding))
+    headers.extend(signature)
     headers.append((b"content-length", str(len(body)).encode()))
     return RawRequest(method=case.method, path=path, query=query, headers=tuple(headers), body=body)
 

@@ -1,5 +1,6 @@
-"""GET /v1/returns/{id}/label: the printed label's barcodes decode back to the return, for PDF and PNG, both
-sizes and both languages; who may fetch it, and a return that is not approved (409) or unknown (404)."""
+"""GET /v1/returns/{id}/label: the printed label's barcodes decode back to the return (the Code 128 to its
+carrier tracking number, the QR code to its verify page), for PDF and PNG, both sizes and both languages; who
+may fetch it, and a return that is not approved (409) or unknown (404)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import zxingcpp
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from ledger_service.logistics.local import is_s10
 from ledger_service.returns.labels import label_code
 from tests.api.conftest import ApiEnv, bearer
 from tests.api.flows import POLICY, Flow, Sold, problem
@@ -36,6 +38,13 @@ def _expected(rma: str) -> tuple[str, str]:
     return code, f"http://127.0.0.1:8000/verify/{code}"
 
 
+def _tracking_number(client: TestClient, rma: str, sold: Sold) -> str:
+    """The return's tracking number, as its tracking timeline names it (the first label created it)."""
+    number: str = client.get(f"/v1/returns/{rma}/tracking", headers=sold.auth).json()["tracking_number"]
+    assert is_s10(number), number
+    return number
+
+
 @pytest.mark.parametrize("size", ["4x6", "a6"])
 @pytest.mark.parametrize("lang", ["zh", "en"])
 def test_label_barcodes_decode_to_the_return(
@@ -44,6 +53,7 @@ def test_label_barcodes_decode_to_the_return(
     _, sold, rma = approved
     code, url = _expected(rma)
     pdf = client.get(f"/v1/returns/{rma}/label?size={size}&lang={lang}", headers=sold.auth)
+    tracking = _tracking_number(client, rma, sold)
     assert pdf.status_code == 200, pdf.text
     assert pdf.headers["content-type"] == "application/pdf"
     assert f'filename="{code}-{size}.pdf"' in pdf.headers["content-disposition"]
@@ -52,14 +62,15 @@ def test_label_barcodes_decode_to_the_return(
     text = page.get_textpage().get_text_range()
     image = page.render(scale=600 / 72).to_pil()
     document.close()
-    assert _codes(image) == {"Code128": code, "QRCode": url}
+    assert _codes(image) == {"Code128": tracking, "QRCode": url}
+    assert code in text and tracking in text
     assert ("退货码" in text) is (lang == "zh")
     assert sold.consumer[:6] in text and sold.consumer not in text.lower()  # masked sender
     assert all(line in text for line in ADDRESS.splitlines())
 
     png = client.get(f"/v1/returns/{rma}/label?size={size}&lang={lang}&format=png", headers=sold.auth)
     assert png.status_code == 200 and png.headers["content-type"] == "image/png"
-    assert _codes(Image.open(io.BytesIO(png.content))) == {"Code128": code, "QRCode": url}
+    assert _codes(Image.open(io.BytesIO(png.content))) == {"Code128": tracking, "QRCode": url}
 
 
 def test_accept_language_picks_chinese(client: TestClient, approved: tuple[Flow, Sold, str]) -> None:
