@@ -461,8 +461,8 @@ notifications = Table(
 # Only the API's processes (and ledger-admin, for keys) write these tables; the indexer never touches them, so a
 # reorg or a re-index leaves them as they are. Times are wall-clock unix seconds. Their migrations are revisions
 # 0002 (0002_api_tables.py), 0006 (tokens bound to their sale and expiring, revocations, sealed idempotent
-# answers), 0007 (document quota), 0009 (EPCIS capture jobs and the captured events' searchable fields), 0011 (documents sent with a return request) and
-# 0012 (carrier shipments, tracking events and webhook deliveries).
+# answers), 0007 (document quota), 0009 (EPCIS capture jobs and the captured events' searchable fields), 0011
+# (documents sent with a return request) and 0012 (carrier shipments, tracking events and webhook deliveries).
 
 api_keys = Table(
     "api_keys",

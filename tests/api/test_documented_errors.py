@@ -42,11 +42,9 @@ DOCUMENTED = documented_statuses(SPEC)
 
 NOT_PROVOKED: dict[int, str] = {
     409: "a conflict with the item's or return's state on the chain: provoked by each route's own tests "
-    "(test_sales, test_returns, test_policies, test_items)",
+    "(test_sales, test_returns, test_policies, test_items, test_carriers: a replayed webhook delivery)",
     429: "the /v1/verify and /v1/assistant/messages rate limits: provoked by tests/api/test_verify.py and "
     "tests/api/test_assistant.py",
-    "(test_sales, test_returns, test_policies, test_items, test_carriers: a replayed webhook delivery)",
-    429: "the /v1/verify rate limit: provoked by tests/api/test_verify.py",
 }
 """Documented statuses this walk does not provoke, and where they are."""
 
