@@ -43,6 +43,8 @@ _S10 = re.compile(r"^[A-Z]{2}(\d{8})(\d)[A-Z]{2}$")
 _WEIGHTS = (8, 6, 4, 2, 3, 5, 9, 7)
 MAX_EVENTS = 100
 DELIVERY_ID = r"^[A-Za-z0-9_.:-]{1,100}$"
+SIGNATURES = re.compile(r"^v1,[A-Za-z0-9+/]+={0,2}( v1,[A-Za-z0-9+/]+={0,2})*$")
+"""``webhook-signature``: one or more ``v1,<base64>``, space-separated (other schemes are not ours to verify)."""
 
 
 def s10_check_digit(serial: str) -> int:
@@ -126,6 +128,11 @@ class LocalCarrier:
             )
         if not re.match(DELIVERY_ID, wanted["webhook-id"]):
             raise WebhookSignatureError("webhook-id must be 1 to 100 letters, digits and _ . : -")
+        # standardwebhooks >= 1.3 answers a malformed header as "no matching signature": say what is wrong.
+        if not SIGNATURES.match(wanted["webhook-signature"]):
+            raise WebhookSignatureError(
+                "webhook-signature is malformed: expected v1,<base64 signature>, several separated by spaces"
+            )
         try:
             self._webhook.verify(body, wanted, json_parse=False)
         except WebhookVerificationError as exc:
