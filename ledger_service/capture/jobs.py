@@ -309,22 +309,12 @@ def _refusal_errors(ctx: CaptureContext, refusals: Sequence[Refusal]) -> list[Ev
     errors: list[EventError] = []
     for refusal in refusals:
         sentence = f"the ledger contract would refuse it: {ctx.explain(refusal.error)}"
-        tx = refusal.tx
-        if tx.registration is not None:
-            errors.append(EventError(tx.registration.event.index, event_pointer(tx.registration.event.index), sentence))
-            continue
+        units = refusal.tx.units()
         item = refusal.error.params.get("itemId")
-        named = [s for s in tx.steps if isinstance(item, bytes) and s.item_id == "0x" + item.hex()]
-        for index in sorted({s.event.index for s in (named[:1] or tx.steps)}):
+        named = [(e, i) for e, i in units if isinstance(item, bytes) and i == "0x" + item.hex()]
+        for index in sorted({e.index for e, _ in (named[:1] or units)}):
             errors.append(EventError(index, event_pointer(index), sentence))
     return errors
-
-
-def _units(tx: Tx) -> list[tuple[EpcisEvent, str]]:
-    """(event, item id) of each ItemEventRecorded the transaction writes, in order."""
-    if tx.registration is not None:
-        return [(tx.registration.event, tx.registration.item_id)]
-    return [(s.event, s.item_id) for s in tx.steps]
 
 
 def _send(
@@ -341,7 +331,7 @@ def _send(
     # Per event: the items still to be written; an event is recorded once none is left.
     pending: dict[str, set[str]] = {}
     for tx in txs:
-        for event, item_id in _units(tx):
+        for event, item_id in tx.units():
             pending.setdefault(event.hash_id, set()).add(item_id)
     seqs: dict[str, dict[str, int]] = {h: {} for h in pending}
     last_tx: dict[str, SentTx] = {}
@@ -359,7 +349,7 @@ def _send(
                 failure = failure or result
                 continue
             last_block = max(last_block, result.block_number)
-            for (event, item_id), (_, seq) in zip(_units(tx), recorded_seqs(result), strict=False):
+            for (event, item_id), (_, seq) in zip(tx.units(), recorded_seqs(result), strict=False):
                 seqs[event.hash_id][item_id] = seq
                 last_tx[event.hash_id] = result
                 pending[event.hash_id].discard(item_id)
