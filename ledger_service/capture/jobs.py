@@ -21,13 +21,23 @@
 
 Captures by one account run one at a time in a process (a lock per account): each plans on the state the
 previous one left. A refusal before sending is the whole document's; any step 1-5 failure leaves nothing.
+
+Jobs whose process died. A running job names its owner (this process) and the owner renews its heartbeat
+every :data:`HEARTBEAT_S` seconds, from :func:`open_job` until the job is finished. A job whose heartbeat is
+older than the lease (``LEDGER_EPCIS_CAPTURE_LEASE_S``) is taken over by :func:`reap_abandoned` (run before
+each capture, and when a poller reads such a job): once the dead owner's transactions are mined and indexed,
+the events it claimed are matched to the item events naming its document (:func:`.restore.restore_events`),
+those on-chain are marked recorded, the others released and named, and the job ends ``failed``, so sending
+the same document again captures exactly the missing events.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import secrets
+import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -39,25 +49,30 @@ from eth_utils.address import to_checksum_address
 
 from ledger_service.capture.ledger_tx import Refusal, Tx, build_transactions, read_max_batch, recorded_seqs, send
 from ledger_service.capture.plan import Plan, plan_capture
+from ledger_service.capture.restore import Restored, claim_of, restore_events
 from ledger_service.chain.reverts import ContractRevertError
 from ledger_service.chain.sender import SentTx
 from ledger_service.chain.signers import ChainContext
 from ledger_service.documents.cid import Cid, cid_of_bytes
 from ledger_service.documents.interface import DocumentStore
-from ledger_service.epcis.document import EpcisEvent, item_id_of, parse_json, read_document
+from ledger_service.epcis.document import EpcisEvent, parse_json, read_document
 from ledger_service.epcis.errors import DocumentRefusedError, EventError, event_pointer
 from ledger_service.epcis.serialize import namespaces_of
 from ledger_service.errors import LedgerError
 from ledger_service.store import capture_jobs, epcis_events
-from ledger_service.store.epcis_events import EventClaim, Recorded
+from ledger_service.store.epcis_events import Recorded
 from ledger_service.store.handle import Store
 
 log = structlog.get_logger(__name__)
 
 SEND_CHUNK = 64
 """Transactions sent between two progress updates of the job."""
+HEARTBEAT_S = 5.0
+"""How often a process renews the heartbeat of its running jobs (the lease must be several times longer)."""
 _account_locks: dict[str, threading.Lock] = {}
 _account_guard = threading.Lock()
+_reaping = threading.Lock()
+_owner_of_pid: dict[int, str] = {}
 
 
 @dataclass(frozen=True)
@@ -70,6 +85,8 @@ class CaptureContext:
     explain: Callable[[ContractRevertError], str]
     max_events: int
     index_wait_s: float
+    lease_s: float = 30.0
+    """A running job whose owner's heartbeat is older than this is taken for abandoned."""
 
 
 @dataclass
@@ -83,8 +100,57 @@ def new_capture_id() -> str:
     return "cap_" + secrets.token_hex(16)
 
 
+def _owner() -> str:
+    """This process, as a job's owner: host, pid and a token (a pid reused after a restart is another owner)."""
+    pid = os.getpid()
+    if pid not in _owner_of_pid:
+        _owner_of_pid[pid] = f"{socket.gethostname()[:60]}:{pid}:{secrets.token_hex(4)}"
+    return _owner_of_pid[pid]
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class _Heartbeat:
+    """Renews the heartbeat of this process's running jobs, one statement per store, while it has any."""
+
+    def __init__(self) -> None:
+        self._jobs: dict[str, Store] = {}
+        self._guard = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def add(self, store: Store, capture_id: str) -> None:
+        with self._guard:
+            self._jobs[capture_id] = store
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="capture-heartbeat", daemon=True)
+                self._thread.start()
+
+    def discard(self, capture_id: str) -> None:
+        with self._guard:
+            self._jobs.pop(capture_id, None)
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(HEARTBEAT_S)
+            with self._guard:
+                stores = list({id(store): store for store in self._jobs.values()}.values())
+                if not stores:
+                    self._thread = None
+                    return
+            for store in stores:
+                try:
+                    capture_jobs.heartbeat(store, owner=_owner(), now=_now_ms())
+                except LedgerError as exc:  # the next beat tries again; a missed one only shortens the lease
+                    log.warning("capture heartbeat failed", error=str(exc))
+
+
+_heartbeat = _Heartbeat()
+
+
 def open_job(store: Store, *, key_id: int, actor: str, raw: bytes) -> str:
-    """Records a new running job for the document ``raw``; its capture id."""
+    """Records a new running job for the document ``raw``, owned by this process; its capture id."""
     capture_id = new_capture_id()
     capture_jobs.insert_job(
         store,
@@ -93,8 +159,17 @@ def open_job(store: Store, *, key_id: int, actor: str, raw: bytes) -> str:
         actor=actor,
         document_digest=hashlib.sha256(raw).hexdigest(),
         created_at=int(time.time()),
+        owner=_owner(),
+        heartbeat_at=_now_ms(),
     )
+    _heartbeat.add(store, capture_id)
     return capture_id
+
+
+def is_abandoned(ctx: CaptureContext, job: capture_jobs.CaptureJobRow) -> bool:
+    """Whether ``job`` is running with no heartbeat of its owner within the lease."""
+    stale_before = _now_ms() - int(ctx.lease_s * 1000)
+    return job.state == capture_jobs.RUNNING and (job.heartbeat_at is None or job.heartbeat_at < stale_before)
 
 
 def _lock_for(actor: str) -> threading.Lock:
@@ -115,6 +190,10 @@ def run_job(
     ``events``: what :func:`~ledger_service.epcis.document.read_document` made of it, if the caller read it;
     ``raw``: the bytes as received, when ``document`` is parsed (they are what the document store keeps)."""
     outcome = _Outcome()
+    try:
+        reap_abandoned(ctx)  # first: a dead job's claims would make its events look captured
+    except Exception:  # the capture goes on; the dead job is reaped later
+        log.exception("reaping abandoned capture jobs failed")
     try:
         with _lock_for(actor):
             errors = _capture(
@@ -150,6 +229,114 @@ def run_job(
         errors=errors,
         finished_at=int(time.time()),
     )
+    _heartbeat.discard(capture_id)
+
+
+def reap_abandoned(ctx: CaptureContext) -> list[str]:
+    """Takes over, reconciles and fails every abandoned job (see the module docstring); their capture ids. One
+    reaper at a time in a process; a job another process took over first is left to it."""
+    if not _reaping.acquire(blocking=False):
+        return []
+    try:
+        reaped: list[str] = []
+        stale_before = _now_ms() - int(ctx.lease_s * 1000)
+        for job in capture_jobs.abandoned_jobs(ctx.store, stale_before=stale_before):
+            if not capture_jobs.take_over(ctx.store, job, owner=_owner(), now=_now_ms()):
+                continue
+            _heartbeat.add(ctx.store, job.capture_id)
+            try:
+                with _lock_for(job.actor):
+                    errors = _reconcile(ctx, job)
+                if errors is not None:
+                    capture_jobs.finish_job(
+                        ctx.store,
+                        capture_id=job.capture_id,
+                        state=capture_jobs.FAILED,
+                        event_count=job.event_count,
+                        captured=epcis_events.recorded_count(ctx.store, job.capture_id),
+                        duplicates=job.duplicates,
+                        errors=errors,
+                        finished_at=int(time.time()),
+                    )
+                    reaped.append(job.capture_id)
+                    log.warning("abandoned capture job failed", capture_id=job.capture_id, owner=job.owner)
+            finally:
+                _heartbeat.discard(job.capture_id)
+        return reaped
+    finally:
+        _reaping.release()
+
+
+def _settled(ctx: CaptureContext, actor: str) -> bool:
+    """Waits (at most ``index_wait_s``) until no transaction of ``actor`` is pending and the index has the
+    chain's head: then everything the dead owner sent is mined and indexed, or never will be."""
+    deadline = time.monotonic() + ctx.index_wait_s
+    account = to_checksum_address(actor)
+    eth = ctx.chain.w3.eth
+    while eth.get_transaction_count(account, "pending") != eth.get_transaction_count(account, "latest"):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.1)
+    return _wait_for_index(ctx.store, int(eth.block_number), max(0.0, deadline - time.monotonic()))
+
+
+def _reconcile(ctx: CaptureContext, job: capture_jobs.CaptureJobRow) -> list[dict[str, Any]] | None:
+    """The errors of the abandoned ``job`` once its claims match the chain; None if the chain or the index is
+    not settled yet (the job is left running, for a later reaper)."""
+    why = (
+        f"the process running this capture ({job.owner or 'unknown'}) stopped before it finished: it sent no "
+        f"heartbeat for {ctx.lease_s:g} s"
+    )
+    held = epcis_events.held_claims(ctx.store, job.capture_id)
+    if not held:
+        return [
+            EventError(
+                None,
+                "",
+                f"{why}. The events it recorded are in the counts; send the same document again to capture the "
+                "rest (what is on-chain is not recorded twice)",
+            ).to_json()
+        ]
+    if not _settled(ctx, job.actor):
+        return None
+    epcis_events.release_claims(ctx.store, [h.event_key for h in held])
+    cid = Cid.from_digest(held[0].document)
+    restored: list[Restored] = []
+    try:
+        raw = ctx.documents.read(cid)
+    except LedgerError:
+        raw = None  # never stored: nothing of the job was sent (the document is stored before the first send)
+    if raw is not None:
+        source = parse_json(raw)
+        mine = {h.hash_id for h in held}
+        events = [e for e in read_document(source) if e.hash_id in mine]
+        rows = epcis_events.unaccounted_documents(ctx.store, cid.hex_digest).get(cid.hex_digest, [])
+        restored = restore_events(
+            ctx.store,
+            events=events,
+            cid=cid,
+            namespaces=json.dumps(namespaces_of(source)),
+            rows=rows,
+            capture_id=job.capture_id,
+        )
+    errors: list[dict[str, Any]] = []
+    on_chain = {r.event.index: r for r in restored}
+    for claim in held:
+        partial = on_chain.get(claim.event_index)
+        if partial is None:
+            message = (
+                f"not recorded: {why}. The events not listed here are on-chain; send the same document again to "
+                "capture this one"
+            )
+        elif partial.missing:
+            message = (
+                f"only part of this event is on-chain: items {', '.join(partial.missing)} are not ({why}); capture "
+                "them in a new event"
+            )
+        else:
+            continue
+        errors.append(EventError(claim.event_index, event_pointer(claim.event_index), message).to_json())
+    return errors or [EventError(None, "", f"{why}; every event it claimed is on-chain").to_json()]
 
 
 def document_bytes(document: bytes | Any) -> bytes:
@@ -281,27 +468,6 @@ def _plan(ctx: CaptureContext, actor: str, events: Sequence[EpcisEvent], digests
         actor_facts=epcis_events.actor_facts(ctx.store, actor),
         items=epcis_events.item_facts(ctx.store, item_ids),
         merchant_role=merchant_role,
-    )
-
-
-def claim_of(event: EpcisEvent, cid: Cid, namespaces: str) -> EventClaim:
-    """The index row of a captured event (its document's ``cid``, the document's prefixes as JSON)."""
-    return EventClaim(
-        hash_id=event.hash_id,
-        event_id=event.event_id,
-        event_index=event.index,
-        event_type=event.event_type,
-        action=event.action,
-        event_time=event.event_time_ms,
-        time_zone_offset=event.time_zone_offset,
-        biz_step=event.biz_step_text,
-        disposition=event.disposition_text,
-        read_point=event.read_point,
-        document=cid.hex_digest,
-        body=json.dumps(event.body, ensure_ascii=False, separators=(",", ":")),
-        namespaces=namespaces,
-        epcs=tuple((item_id_of(epc), role, epc) for role, epc in event.epcs),
-        biz_transactions=event.biz_transactions,
     )
 
 

@@ -244,6 +244,36 @@ def release_claims(store: Store, event_keys: Iterable[int]) -> None:
             conn.execute(delete(epcis_events).where(epcis_events.c.event_key.in_(mine)))
 
 
+@dataclass(frozen=True, slots=True)
+class HeldClaim:
+    """A claimed (not recorded) event of a capture."""
+
+    event_key: int
+    hash_id: str
+    event_index: int
+    document: str
+
+
+def held_claims(store: Store, capture_id: str) -> list[HeldClaim]:
+    """The events ``capture_id`` claimed and has not marked recorded, in document order."""
+    e = epcis_events.c
+    stmt = (
+        select(e.event_key, e.hash_id, e.event_index, e.document)
+        .where(e.capture_id == capture_id, e.state == CLAIMED)
+        .order_by(e.event_index)
+    )
+    with read_transaction(store.engine) as conn:
+        return [HeldClaim(int(r.event_key), r.hash_id, int(r.event_index), r.document) for r in conn.execute(stmt)]
+
+
+def recorded_count(store: Store, capture_id: str) -> int:
+    """How many events ``capture_id`` recorded."""
+    e = epcis_events.c
+    stmt = select(func.count()).where(e.capture_id == capture_id, e.state == RECORDED)
+    with read_transaction(store.engine) as conn:
+        return int(conn.execute(stmt).scalar_one())
+
+
 def mark_recorded(store: Store, recorded: Sequence[Recorded], *, record_time_ms: int) -> None:
     """Marks events on-chain, with their transaction and the seq each item got, in one transaction (two
     statements run for many rows each: a statement per row cost a seventh of a capture's CPU)."""
@@ -705,15 +735,16 @@ class DocumentedRow:
     timestamp: int
 
 
-def unaccounted_documents(store: Store) -> dict[str, list[DocumentedRow]]:
+def unaccounted_documents(store: Store, document: str | None = None) -> dict[str, list[DocumentedRow]]:
     """Document digest -> the indexed item events naming it that no ``epcis_event_epcs`` row claims, in chain
-    order (one pass over ``item_events``: a rebuild is rare, and no index serves ``document``)."""
+    order (one pass over ``item_events``: a rebuild, or a dead capture's reconciliation with ``document``
+    given, is rare, and no index serves ``document``)."""
     ie = item_events.c
     p = epcis_event_epcs.c
     claimed = select(p.event_key).where(p.item_id == ie.item_id, p.seq == ie.seq, p.role != _PARENT_ROLE)
     stmt = (
         select(ie.document, ie.item_id, ie.seq, ie.actor, ie.tx_hash, ie.block_number, ie.timestamp)
-        .where(ie.document != _ZERO, ~claimed.exists())
+        .where(ie.document != _ZERO if document is None else ie.document == document, ~claimed.exists())
         .order_by(ie.block_number, ie.log_index)
     )
     found: dict[str, list[DocumentedRow]] = {}
