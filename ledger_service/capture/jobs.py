@@ -19,8 +19,9 @@
 7. wait (at most ``wait_timeout_s``) until the indexer has the last block, so a succeeded job's events
    answer queries.
 
-Captures by one account run one at a time in a process (a lock per account): each plans on the state the
-previous one left. A refusal before sending is the whole document's; any step 1-5 failure leaves nothing.
+Captures by one account run one at a time in a process, in the order :func:`open_job` opened them: each
+plans on the state the previous one left. A refusal before sending is the whole document's; any step 1-5
+failure leaves nothing.
 
 Jobs whose process died. A running job names its owner (this process) and the owner renews its heartbeat
 every :data:`HEARTBEAT_S` seconds, from :func:`open_job` until the job is finished. A job whose heartbeat is
@@ -40,7 +41,8 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,8 +71,6 @@ SEND_CHUNK = 64
 """Transactions sent between two progress updates of the job."""
 HEARTBEAT_S = 5.0
 """How often a process renews the heartbeat of its running jobs (the lease must be several times longer)."""
-_account_locks: dict[str, threading.Lock] = {}
-_account_guard = threading.Lock()
 _reaping = threading.Lock()
 _owner_of_pid: dict[int, str] = {}
 
@@ -150,7 +150,8 @@ _heartbeat = _Heartbeat()
 
 
 def open_job(store: Store, *, key_id: int, actor: str, raw: bytes) -> str:
-    """Records a new running job for the document ``raw``, owned by this process; its capture id."""
+    """Records a new running job for the document ``raw``, owned by this process, and queues it behind the
+    account's earlier ones; its capture id. :func:`run_job` must follow (the account's later jobs wait)."""
     capture_id = new_capture_id()
     capture_jobs.insert_job(
         store,
@@ -163,6 +164,7 @@ def open_job(store: Store, *, key_id: int, actor: str, raw: bytes) -> str:
         heartbeat_at=_now_ms(),
     )
     _heartbeat.add(store, capture_id)
+    _turns.join(actor, capture_id)
     return capture_id
 
 
@@ -172,9 +174,43 @@ def is_abandoned(ctx: CaptureContext, job: capture_jobs.CaptureJobRow) -> bool:
     return job.state == capture_jobs.RUNNING and (job.heartbeat_at is None or job.heartbeat_at < stale_before)
 
 
-def _lock_for(actor: str) -> threading.Lock:
-    with _account_guard:
-        return _account_locks.setdefault(actor.lower(), threading.Lock())
+class _Turns:
+    """Captures of one account run one at a time, in the order their jobs were opened (a client may send the
+    next document before the last is captured, and it may need the items the last one commissions)."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._queues: dict[str, list[str]] = {}
+
+    def join(self, actor: str, capture_id: str) -> None:
+        with self._changed:
+            self._queues.setdefault(actor.lower(), []).append(capture_id)
+
+    @contextmanager
+    def turn(self, actor: str, capture_id: str) -> Iterator[None]:
+        """Waits until every job of the account opened before this one has ended (a job not opened in this
+        process joins the queue now)."""
+        with self._changed:
+            queue = self._queues.setdefault(actor.lower(), [])
+            if capture_id not in queue:
+                queue.append(capture_id)
+            while queue[0] != capture_id:
+                self._changed.wait()
+        try:
+            yield
+        finally:
+            self.leave(actor, capture_id)
+
+    def leave(self, actor: str, capture_id: str) -> None:
+        """Takes the job out of the account's queue (it ended, or its process is gone)."""
+        with self._changed:
+            queue = self._queues.get(actor.lower(), [])
+            if capture_id in queue:
+                queue.remove(capture_id)
+                self._changed.notify_all()
+
+
+_turns = _Turns()
 
 
 def run_job(
@@ -195,7 +231,7 @@ def run_job(
     except Exception:  # the capture goes on; the dead job is reaped later
         log.exception("reaping abandoned capture jobs failed")
     try:
-        with _lock_for(actor):
+        with _turns.turn(actor, capture_id):
             errors = _capture(
                 ctx,
                 capture_id=capture_id,
@@ -245,8 +281,8 @@ def reap_abandoned(ctx: CaptureContext) -> list[str]:
                 continue
             _heartbeat.add(ctx.store, job.capture_id)
             try:
-                with _lock_for(job.actor):
-                    errors = _reconcile(ctx, job)
+                # Not in the account's turn: the job it would wait for may be the one that called this.
+                errors = _reconcile(ctx, job)
                 if errors is not None:
                     capture_jobs.finish_job(
                         ctx.store,
@@ -258,6 +294,7 @@ def reap_abandoned(ctx: CaptureContext) -> list[str]:
                         errors=errors,
                         finished_at=int(time.time()),
                     )
+                    _turns.leave(job.actor, job.capture_id)
                     reaped.append(job.capture_id)
                     log.warning("abandoned capture job failed", capture_id=job.capture_id, owner=job.owner)
             finally:

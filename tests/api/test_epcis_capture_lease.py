@@ -176,6 +176,9 @@ def test_a_job_whose_process_died_before_sending_is_failed_with_nothing_recorded
     [error] = failed.errors
     assert "stopped before it finished" in error["message"] and "send the same document again" in error["message"]
     assert capture(client, keys["manufacturer"], doc)["captured"] == 1
+    # The reaped job no longer holds the account's turn: its later captures run.
+    later = capture(client, keys["merchant"], document(event(epcs, minutes=10)))
+    assert (later["state"], later["captured"]) == ("succeeded", 1), later
 
 
 @pytest.mark.parametrize("lease", [14.0, 3601.0])
