@@ -108,6 +108,12 @@ def _owner() -> str:
     return _owner_of_pid[pid]
 
 
+def _reaper() -> str:
+    """This process as the owner of a job it took over: not :func:`_owner`, so that a job this same process
+    still runs (its heartbeat lapsed in a database outage) sees it lost the job."""
+    return _owner() + "/reaper"
+
+
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -141,7 +147,7 @@ class _Heartbeat:
                     return
             for store in stores:
                 try:
-                    capture_jobs.heartbeat(store, owner=_owner(), now=_now_ms())
+                    capture_jobs.heartbeat(store, owners=(_owner(), _reaper()), now=_now_ms())
                 except LedgerError as exc:  # the next beat tries again; a missed one only shortens the lease
                     log.warning("capture heartbeat failed", error=str(exc))
 
@@ -258,6 +264,7 @@ def run_job(
     capture_jobs.finish_job(
         ctx.store,
         capture_id=capture_id,
+        owner=_owner(),
         state=capture_jobs.FAILED if errors else capture_jobs.SUCCEEDED,
         event_count=outcome.event_count,
         captured=outcome.captured,
@@ -277,7 +284,7 @@ def reap_abandoned(ctx: CaptureContext) -> list[str]:
         reaped: list[str] = []
         stale_before = _now_ms() - int(ctx.lease_s * 1000)
         for job in capture_jobs.abandoned_jobs(ctx.store, stale_before=stale_before):
-            if not capture_jobs.take_over(ctx.store, job, owner=_owner(), now=_now_ms()):
+            if not capture_jobs.take_over(ctx.store, job, owner=_reaper(), now=_now_ms()):
                 continue
             _heartbeat.add(ctx.store, job.capture_id)
             try:
@@ -287,6 +294,7 @@ def reap_abandoned(ctx: CaptureContext) -> list[str]:
                     capture_jobs.finish_job(
                         ctx.store,
                         capture_id=job.capture_id,
+                        owner=_reaper(),
                         state=capture_jobs.FAILED,
                         event_count=job.event_count,
                         captured=epcis_events.recorded_count(ctx.store, job.capture_id),
@@ -543,6 +551,11 @@ def _send(
     last_block = 0
     for start in range(0, len(txs), SEND_CHUNK):
         chunk = txs[start : start + SEND_CHUNK]
+        if capture_jobs.owner_of(ctx.store, capture_id) != _owner():
+            # Its heartbeat lapsed (a database outage) and another process reconciled the job: sending more
+            # could record what that process released.
+            failure = LedgerError("another process took this capture over after its heartbeat lapsed")
+            break
         # One entry per submitted transaction, plus the refusal that stopped the submissions, if any; a
         # transaction mined after a failed one is on-chain all the same, so every entry is read.
         results = send(ctx.chain, actor=_checksum(actor), txs=chunk, gas_limit=gas_limit)

@@ -78,7 +78,9 @@ def restore_events(
         claimed = epcis_events.claim_events(
             store, capture_id=capture_id, actor=written[0].actor, claims=[claim_of(event, cid, namespaces)]
         )
-        key = claimed[event.hash_id]
+        key = claimed.get(event.hash_id)
+        if key is None:  # restored meanwhile by another process
+            continue
         last = max(written, key=lambda r: r.block_number)
         epcis_events.mark_recorded(
             store,

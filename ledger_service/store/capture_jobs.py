@@ -3,8 +3,8 @@
 Invariants: a job's state goes ``running`` -> ``succeeded`` | ``failed`` once (:func:`finish_job` does not
 touch a finished job); ``errors`` is the job's full list, written with the final state. A running job has an
 ``owner`` (the process running it) that renews ``heartbeat_at`` (:func:`heartbeat`); only the owner finishes
-it, and another process becomes its owner only by :func:`take_over`, which succeeds for one process at most
-and only if the heartbeat it saw is still the last one.
+it (:func:`finish_job` checks), and another process becomes its owner only by :func:`take_over`, which
+succeeds for one process at most and only if the heartbeat it saw is still the last one.
 """
 
 from __future__ import annotations
@@ -81,11 +81,11 @@ def update_progress(store: Store, *, capture_id: str, event_count: int, captured
         conn.execute(stmt)
 
 
-def heartbeat(store: Store, *, owner: str, now: int) -> int:
-    """Renews the heartbeat of every running job of ``owner``; how many."""
+def heartbeat(store: Store, *, owners: Sequence[str], now: int) -> int:
+    """Renews the heartbeat of every running job of ``owners``; how many."""
     stmt = (
         update(capture_jobs)
-        .where(capture_jobs.c.owner == owner, capture_jobs.c.state == RUNNING)
+        .where(capture_jobs.c.owner.in_(owners), capture_jobs.c.state == RUNNING)
         .values(heartbeat_at=now)
     )
     with write_transaction(store.engine) as conn:
@@ -118,10 +118,19 @@ def take_over(store: Store, job: CaptureJobRow, *, owner: str, now: int) -> bool
         return int(conn.execute(stmt).rowcount) == 1
 
 
+def owner_of(store: Store, capture_id: str) -> str | None:
+    """The owner of a running job (None when it is not running)."""
+    c = capture_jobs.c
+    with read_transaction(store.engine) as conn:
+        owner = conn.execute(select(c.owner).where(c.capture_id == capture_id, c.state == RUNNING)).scalar()
+    return None if owner is None else str(owner)
+
+
 def finish_job(
     store: Store,
     *,
     capture_id: str,
+    owner: str,
     state: str,
     event_count: int,
     captured: int,
@@ -131,7 +140,7 @@ def finish_job(
 ) -> None:
     stmt = (
         update(capture_jobs)
-        .where(capture_jobs.c.capture_id == capture_id, capture_jobs.c.state == RUNNING)
+        .where(capture_jobs.c.capture_id == capture_id, capture_jobs.c.state == RUNNING, capture_jobs.c.owner == owner)
         .values(
             state=state,
             event_count=event_count,

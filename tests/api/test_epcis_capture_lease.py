@@ -14,18 +14,18 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from ledger_service.capture import jobs
 from ledger_service.chain.signers import connect_chain
 from ledger_service.documents.factory import open_document_store
 from ledger_service.epcis.document import item_id_of
-from ledger_service.store import capture_jobs
+from ledger_service.store import capture_jobs, tables
 from ledger_service.store.tables import item_events
 from tests.api.conftest import ApiEnv
 from tests.api.epcis_docs import body, commissioning, document, event, new_epc
 from tests.api.test_epcis_capture import capture, merchant_of
-from tests.support.chain import MERCHANT
+from tests.support.chain import MANUFACTURER, MERCHANT
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = 8
@@ -189,3 +189,42 @@ def test_the_lease_setting_is_bounded(lease: float) -> None:
 
     with pytest.raises(ValidationError, match="epcis_capture_lease_s"):
         Settings(_env_file=None, epcis_capture_lease_s=lease)  # type: ignore[call-arg]
+
+
+def test_a_job_taken_over_while_alive_stops_before_sending(
+    client: TestClient, api_env: ApiEnv, keys: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its heartbeat lapsed (say the database was away) and another process took the job over: the owner sends
+    nothing more, so it cannot record what the other process released."""
+    epcs = [new_epc() for _ in range(2)]
+    real_build = jobs.build_transactions
+
+    def taken_over_meanwhile(*args: object, **kwargs: object) -> object:
+        built = real_build(*args, **kwargs)  # type: ignore[arg-type]
+        with api_env.store.engine.begin() as conn:
+            conn.execute(update(tables.capture_jobs).values(owner="elsewhere:1:beef"))
+        return built
+
+    monkeypatch.setattr(jobs, "build_transactions", taken_over_meanwhile)
+    answer = client.post(
+        "/v1/epcis/capture",
+        content=body(document(commissioning(epcs, merchant=merchant_of(api_env)))),
+        headers={"Authorization": f"Bearer {keys['manufacturer']}", "Content-Type": "application/ld+json"},
+    )
+    capture_id = answer.json()["captureID"]
+    deadline = time.monotonic() + 60
+    while (job := capture_jobs.job(api_env.store, capture_id)) is not None and job.owner != "elsewhere:1:beef":
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    queue = jobs._turns._queues[api_env.accounts[MANUFACTURER].lower()]
+    while capture_id in queue:  # until the owner's run ended
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    job = capture_jobs.job(api_env.store, capture_id)
+    api_env.wait_indexed()
+    assert on_chain(api_env, epcs) == [0, 0]
+    assert job is not None and job.state == "running"  # the job is the other process's to finish now
+    with api_env.store.engine.begin() as conn:  # the other process's part, for the tests after this one
+        conn.execute(
+            update(tables.capture_jobs).where(tables.capture_jobs.c.capture_id == capture_id).values(state="failed")
+        )
