@@ -261,18 +261,20 @@ def run_job(
                 "unless the job's counts say so: send the document again",
             ).to_json()
         ]
-    capture_jobs.finish_job(
-        ctx.store,
-        capture_id=capture_id,
-        owner=_owner(),
-        state=capture_jobs.FAILED if errors else capture_jobs.SUCCEEDED,
-        event_count=outcome.event_count,
-        captured=outcome.captured,
-        duplicates=outcome.duplicates,
-        errors=errors,
-        finished_at=int(time.time()),
-    )
-    _heartbeat.discard(capture_id)
+    try:
+        capture_jobs.finish_job(
+            ctx.store,
+            capture_id=capture_id,
+            owner=_owner(),
+            state=capture_jobs.FAILED if errors else capture_jobs.SUCCEEDED,
+            event_count=outcome.event_count,
+            captured=outcome.captured,
+            duplicates=outcome.duplicates,
+            errors=errors,
+            finished_at=int(time.time()),
+        )
+    finally:  # not finished (the database away): without heartbeats a reaper reconciles and ends it
+        _heartbeat.discard(capture_id)
 
 
 def reap_abandoned(ctx: CaptureContext) -> list[str]:
