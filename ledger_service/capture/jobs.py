@@ -148,7 +148,8 @@ class _Heartbeat:
             for store in stores:
                 try:
                     capture_jobs.heartbeat(store, owners=(_owner(), _reaper()), now=_now_ms())
-                except LedgerError as exc:  # the next beat tries again; a missed one only shortens the lease
+                except Exception as exc:  # the next beat tries again (a missed one only shortens the lease): the
+                    # thread must outlive a database outage
                     log.warning("capture heartbeat failed", error=str(exc))
 
 
