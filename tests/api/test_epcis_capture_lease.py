@@ -228,3 +228,26 @@ def test_a_job_taken_over_while_alive_stops_before_sending(
         conn.execute(
             update(tables.capture_jobs).where(tables.capture_jobs.c.capture_id == capture_id).values(state="failed")
         )
+
+
+def test_a_live_jobs_heartbeat_keeps_it_from_being_reaped(api_env: ApiEnv, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(jobs, "HEARTBEAT_S", 0.1)
+    monkeypatch.setattr(jobs, "_heartbeat", jobs._Heartbeat())  # one beating at that pace from the start
+    actor = api_env.accounts[MERCHANT]
+    capture_id = jobs.open_job(api_env.store, key_id=0, actor=actor, raw=b"{}")
+    try:
+        time.sleep(1.5)  # longer than the lease below: only the heartbeats keep the job
+        job = capture_jobs.job(api_env.store, capture_id)
+        assert (
+            job is not None
+            and job.heartbeat_at is not None
+            and not jobs.is_abandoned(context_of(api_env, lease_s=1.0), job)
+        )
+        assert capture_id not in jobs.reap_abandoned(context_of(api_env, lease_s=1.0))
+    finally:
+        jobs._heartbeat.discard(capture_id)
+        jobs._turns.leave(actor, capture_id)
+        with api_env.store.engine.begin() as conn:
+            conn.execute(
+                update(tables.capture_jobs).where(tables.capture_jobs.c.capture_id == capture_id).values(state="failed")
+            )
