@@ -24,7 +24,7 @@ plans on the state the previous one left. A refusal before sending is the whole 
 failure leaves nothing.
 
 Jobs whose process died. A running job names its owner (this process) and the owner renews its heartbeat
-every :data:`HEARTBEAT_S` seconds, from :func:`open_job` until the job is finished. A job whose heartbeat is
+every :data:`.lease.HEARTBEAT_S` seconds, from :func:`open_job` until the job is finished. A job whose heartbeat is
 older than the lease (``LEDGER_EPCIS_CAPTURE_LEASE_S``) is taken over by :func:`reap_abandoned` (run before
 each capture, and when a poller reads such a job): once the dead owner's transactions are mined and indexed,
 the events it claimed are matched to the item events naming its document (:func:`.restore.restore_events`),
@@ -36,19 +36,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import secrets
-import socket
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import structlog
 from eth_utils.address import to_checksum_address
 
+from ledger_service.capture import lease
 from ledger_service.capture.ledger_tx import Refusal, Tx, build_transactions, read_max_batch, recorded_seqs, send
 from ledger_service.capture.plan import Plan, plan_capture
 from ledger_service.capture.restore import Restored, claim_of, restore_events
@@ -69,10 +67,7 @@ log = structlog.get_logger(__name__)
 
 SEND_CHUNK = 64
 """Transactions sent between two progress updates of the job."""
-HEARTBEAT_S = 5.0
-"""How often a process renews the heartbeat of its running jobs (the lease must be several times longer)."""
 _reaping = threading.Lock()
-_owner_of_pid: dict[int, str] = {}
 
 
 @dataclass(frozen=True)
@@ -100,62 +95,6 @@ def new_capture_id() -> str:
     return "cap_" + secrets.token_hex(16)
 
 
-def _owner() -> str:
-    """This process, as a job's owner: host, pid and a token (a pid reused after a restart is another owner)."""
-    pid = os.getpid()
-    if pid not in _owner_of_pid:
-        _owner_of_pid[pid] = f"{socket.gethostname()[:60]}:{pid}:{secrets.token_hex(4)}"
-    return _owner_of_pid[pid]
-
-
-def _reaper() -> str:
-    """This process as the owner of a job it took over: not :func:`_owner`, so that a job this same process
-    still runs (its heartbeat lapsed in a database outage) sees it lost the job."""
-    return _owner() + "/reaper"
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-class _Heartbeat:
-    """Renews the heartbeat of this process's running jobs, one statement per store, while it has any."""
-
-    def __init__(self) -> None:
-        self._jobs: dict[str, Store] = {}
-        self._guard = threading.Lock()
-        self._thread: threading.Thread | None = None
-
-    def add(self, store: Store, capture_id: str) -> None:
-        with self._guard:
-            self._jobs[capture_id] = store
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="capture-heartbeat", daemon=True)
-                self._thread.start()
-
-    def discard(self, capture_id: str) -> None:
-        with self._guard:
-            self._jobs.pop(capture_id, None)
-
-    def _run(self) -> None:
-        while True:
-            time.sleep(HEARTBEAT_S)
-            with self._guard:
-                stores = list({id(store): store for store in self._jobs.values()}.values())
-                if not stores:
-                    self._thread = None
-                    return
-            for store in stores:
-                try:
-                    capture_jobs.heartbeat(store, owners=(_owner(), _reaper()), now=_now_ms())
-                except Exception as exc:  # the next beat tries again (a missed one only shortens the lease): the
-                    # thread must outlive a database outage
-                    log.warning("capture heartbeat failed", error=str(exc))
-
-
-_heartbeat = _Heartbeat()
-
-
 def open_job(store: Store, *, key_id: int, actor: str, raw: bytes) -> str:
     """Records a new running job for the document ``raw``, owned by this process, and queues it behind the
     account's earlier ones; its capture id. :func:`run_job` must follow (the account's later jobs wait)."""
@@ -167,57 +106,17 @@ def open_job(store: Store, *, key_id: int, actor: str, raw: bytes) -> str:
         actor=actor,
         document_digest=hashlib.sha256(raw).hexdigest(),
         created_at=int(time.time()),
-        owner=_owner(),
-        heartbeat_at=_now_ms(),
+        owner=lease.owner(),
+        heartbeat_at=lease.now_ms(),
     )
-    _heartbeat.add(store, capture_id)
-    _turns.join(actor, capture_id)
+    lease.heartbeat.add(store, capture_id)
+    lease.turns.join(actor, capture_id)
     return capture_id
 
 
 def is_abandoned(ctx: CaptureContext, job: capture_jobs.CaptureJobRow) -> bool:
-    """Whether ``job`` is running with no heartbeat of its owner within the lease."""
-    stale_before = _now_ms() - int(ctx.lease_s * 1000)
-    return job.state == capture_jobs.RUNNING and (job.heartbeat_at is None or job.heartbeat_at < stale_before)
-
-
-class _Turns:
-    """Captures of one account run one at a time, in the order their jobs were opened (a client may send the
-    next document before the last is captured, and it may need the items the last one commissions)."""
-
-    def __init__(self) -> None:
-        self._changed = threading.Condition()
-        self._queues: dict[str, list[str]] = {}
-
-    def join(self, actor: str, capture_id: str) -> None:
-        with self._changed:
-            self._queues.setdefault(actor.lower(), []).append(capture_id)
-
-    @contextmanager
-    def turn(self, actor: str, capture_id: str) -> Iterator[None]:
-        """Waits until every job of the account opened before this one has ended (a job not opened in this
-        process joins the queue now)."""
-        with self._changed:
-            queue = self._queues.setdefault(actor.lower(), [])
-            if capture_id not in queue:
-                queue.append(capture_id)
-            while queue[0] != capture_id:
-                self._changed.wait()
-        try:
-            yield
-        finally:
-            self.leave(actor, capture_id)
-
-    def leave(self, actor: str, capture_id: str) -> None:
-        """Takes the job out of the account's queue (it ended, or its process is gone)."""
-        with self._changed:
-            queue = self._queues.get(actor.lower(), [])
-            if capture_id in queue:
-                queue.remove(capture_id)
-                self._changed.notify_all()
-
-
-_turns = _Turns()
+    """Whether ``job`` is running with no heartbeat of its owner within the context's lease."""
+    return lease.is_abandoned(job, lease_s=ctx.lease_s)
 
 
 def run_job(
@@ -238,7 +137,7 @@ def run_job(
     except Exception:  # the capture goes on; the dead job is reaped later
         log.exception("reaping abandoned capture jobs failed")
     try:
-        with _turns.turn(actor, capture_id):
+        with lease.turns.turn(actor, capture_id):
             errors = _capture(
                 ctx,
                 capture_id=capture_id,
@@ -266,7 +165,7 @@ def run_job(
         capture_jobs.finish_job(
             ctx.store,
             capture_id=capture_id,
-            owner=_owner(),
+            owner=lease.owner(),
             state=capture_jobs.FAILED if errors else capture_jobs.SUCCEEDED,
             event_count=outcome.event_count,
             captured=outcome.captured,
@@ -275,7 +174,7 @@ def run_job(
             finished_at=int(time.time()),
         )
     finally:  # not finished (the database away): without heartbeats a reaper reconciles and ends it
-        _heartbeat.discard(capture_id)
+        lease.heartbeat.discard(capture_id)
 
 
 def reap_abandoned(ctx: CaptureContext) -> list[str]:
@@ -285,11 +184,11 @@ def reap_abandoned(ctx: CaptureContext) -> list[str]:
         return []
     try:
         reaped: list[str] = []
-        stale_before = _now_ms() - int(ctx.lease_s * 1000)
+        stale_before = lease.now_ms() - int(ctx.lease_s * 1000)
         for job in capture_jobs.abandoned_jobs(ctx.store, stale_before=stale_before):
-            if not capture_jobs.take_over(ctx.store, job, owner=_reaper(), now=_now_ms()):
+            if not capture_jobs.take_over(ctx.store, job, owner=lease.reaper(), now=lease.now_ms()):
                 continue
-            _heartbeat.add(ctx.store, job.capture_id)
+            lease.heartbeat.add(ctx.store, job.capture_id)
             try:
                 # Not in the account's turn: the job it would wait for may be the one that called this.
                 errors = _reconcile(ctx, job)
@@ -297,7 +196,7 @@ def reap_abandoned(ctx: CaptureContext) -> list[str]:
                     capture_jobs.finish_job(
                         ctx.store,
                         capture_id=job.capture_id,
-                        owner=_reaper(),
+                        owner=lease.reaper(),
                         state=capture_jobs.FAILED,
                         event_count=job.event_count,
                         captured=epcis_events.recorded_count(ctx.store, job.capture_id),
@@ -305,11 +204,11 @@ def reap_abandoned(ctx: CaptureContext) -> list[str]:
                         errors=errors,
                         finished_at=int(time.time()),
                     )
-                    _turns.leave(job.actor, job.capture_id)
+                    lease.turns.leave(job.actor, job.capture_id)
                     reaped.append(job.capture_id)
                     log.warning("abandoned capture job failed", capture_id=job.capture_id, owner=job.owner)
             finally:
-                _heartbeat.discard(job.capture_id)
+                lease.heartbeat.discard(job.capture_id)
         return reaped
     finally:
         _reaping.release()
@@ -554,7 +453,7 @@ def _send(
     last_block = 0
     for start in range(0, len(txs), SEND_CHUNK):
         chunk = txs[start : start + SEND_CHUNK]
-        if capture_jobs.owner_of(ctx.store, capture_id) != _owner():
+        if capture_jobs.owner_of(ctx.store, capture_id) != lease.owner():
             # Its heartbeat lapsed (a database outage) and another process reconciled the job: sending more
             # could record what that process released.
             failure = LedgerError("another process took this capture over after its heartbeat lapsed")

@@ -16,7 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
 
-from ledger_service.capture import jobs
+from ledger_service.capture import jobs, lease
 from ledger_service.chain.signers import connect_chain
 from ledger_service.documents.factory import open_document_store
 from ledger_service.epcis.document import item_id_of
@@ -33,13 +33,13 @@ EVENTS = 8
 # that the test can kill it while it sends; its heartbeat is fast so that its lease can be short.
 CHILD = """
 import sys, time
-from ledger_service.capture import jobs
+from ledger_service.capture import jobs, lease
 from ledger_service.chain.signers import connect_chain
 from ledger_service.documents.factory import open_document_store
 from ledger_service.settings import Settings
 from ledger_service.store import Store
 
-jobs.HEARTBEAT_S = 0.2
+lease.HEARTBEAT_S = 0.2
 jobs.SEND_CHUNK = 1
 jobs.read_max_batch = lambda chain: 1
 real_send = jobs.send
@@ -168,7 +168,7 @@ def test_a_job_whose_process_died_before_sending_is_failed_with_nothing_recorded
     doc = document(commissioning(epcs, merchant=merchant_of(api_env)))
     raw = json.dumps(doc).encode()
     capture_id = jobs.open_job(api_env.store, key_id=0, actor=api_env.accounts[MERCHANT], raw=raw)
-    jobs._heartbeat.discard(capture_id)  # as if its process were gone: no more heartbeats
+    lease.heartbeat.discard(capture_id)  # as if its process were gone: no more heartbeats
     time.sleep(1.2)
     assert jobs.reap_abandoned(context_of(api_env, lease_s=1.0)) == [capture_id]
     failed = capture_jobs.job(api_env.store, capture_id)
@@ -216,7 +216,7 @@ def test_a_job_taken_over_while_alive_stops_before_sending(
     while (job := capture_jobs.job(api_env.store, capture_id)) is not None and job.owner != "elsewhere:1:beef":
         assert time.monotonic() < deadline
         time.sleep(0.02)
-    queue = jobs._turns._queues[api_env.accounts[MANUFACTURER].lower()]
+    queue = lease.turns._queues[api_env.accounts[MANUFACTURER].lower()]
     while capture_id in queue:  # until the owner's run ended
         assert time.monotonic() < deadline
         time.sleep(0.02)
@@ -231,8 +231,8 @@ def test_a_job_taken_over_while_alive_stops_before_sending(
 
 
 def test_a_live_jobs_heartbeat_keeps_it_from_being_reaped(api_env: ApiEnv, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(jobs, "HEARTBEAT_S", 0.1)
-    monkeypatch.setattr(jobs, "_heartbeat", jobs._Heartbeat())  # one beating at that pace from the start
+    monkeypatch.setattr(lease, "HEARTBEAT_S", 0.1)
+    monkeypatch.setattr(lease, "heartbeat", lease.Heartbeat())  # one beating at that pace from the start
     actor = api_env.accounts[MERCHANT]
     capture_id = jobs.open_job(api_env.store, key_id=0, actor=actor, raw=b"{}")
     try:
@@ -245,8 +245,8 @@ def test_a_live_jobs_heartbeat_keeps_it_from_being_reaped(api_env: ApiEnv, monke
         )
         assert capture_id not in jobs.reap_abandoned(context_of(api_env, lease_s=1.0))
     finally:
-        jobs._heartbeat.discard(capture_id)
-        jobs._turns.leave(actor, capture_id)
+        lease.heartbeat.discard(capture_id)
+        lease.turns.leave(actor, capture_id)
         with api_env.store.engine.begin() as conn:
             conn.execute(
                 update(tables.capture_jobs).where(tables.capture_jobs.c.capture_id == capture_id).values(state="failed")

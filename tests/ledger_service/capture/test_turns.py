@@ -6,13 +6,13 @@ from __future__ import annotations
 import threading
 import time
 
-from ledger_service.capture.jobs import _Turns
+from ledger_service.capture.lease import Turns
 
 A, B = "0x" + "aa" * 20, "0x" + "bb" * 20
 
 
 def test_an_accounts_jobs_run_in_the_order_they_were_opened() -> None:
-    turns = _Turns()
+    turns = Turns()
     for capture_id in ("cap_1", "cap_2", "cap_3"):
         turns.join(A, capture_id)
     ran: list[str] = []
@@ -32,7 +32,7 @@ def test_an_accounts_jobs_run_in_the_order_they_were_opened() -> None:
 
 
 def test_another_account_does_not_wait_and_a_job_not_opened_here_queues_last() -> None:
-    turns = _Turns()
+    turns = Turns()
     turns.join(A, "cap_1")
     with turns.turn(B, "cap_other"):  # A's first job has not run: B's is not held by it
         pass
