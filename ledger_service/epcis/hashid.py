@@ -26,6 +26,7 @@ import logging
 import multiprocessing
 import os
 import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -131,7 +132,12 @@ def _workers() -> ProcessPoolExecutor:
     global _pool
     with _pool_guard:
         if _pool is None:
-            _pool = ProcessPoolExecutor(max_workers=os.cpu_count(), mp_context=multiprocessing.get_context("spawn"))
+            _pool = ProcessPoolExecutor(
+                max_workers=os.cpu_count(),
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_follow_parent,
+                initargs=(os.getpid(),),
+            )
         return _pool
 
 
@@ -141,6 +147,18 @@ def _discard_pool() -> None:
         broken, _pool = _pool, None
     if broken is not None:
         broken.shutdown(wait=False, cancel_futures=True)
+
+
+def _follow_parent(parent: int) -> None:
+    """In a worker: exits once the process that started it is gone (a worker of a killed API process would
+    otherwise stay, orphaned, holding its memory)."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="follow-parent", daemon=True).start()
 
 
 def _hash_part(part: tuple[dict[str, Any], int]) -> list[str | None]:
