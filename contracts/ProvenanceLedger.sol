@@ -28,7 +28,7 @@ contract ProvenanceLedger is IProvenanceLedger, AccessControl {
 
     /// @notice Longest accepted GS1 URI, in bytes.
     uint256 public constant MAX_URI_LENGTH = 256;
-    /// @notice Most events accepted by one {recordEvents} call.
+    /// @notice Most events accepted by one {recordEvents} call, and most items by one {registerItems} call.
     uint256 public constant MAX_BATCH = 256;
 
     struct Item {
@@ -69,19 +69,25 @@ contract ProvenanceLedger is IProvenanceLedger, AccessControl {
         bytes32 metadataDigest,
         bytes32 location
     ) external onlyRole(Roles.MANUFACTURER) returns (bytes32 itemId) {
-        uint256 length = bytes(uri).length;
-        if (length == 0 || length > MAX_URI_LENGTH) revert ProvenanceInvalidUri(length);
-        if (!hasRole(Roles.MERCHANT, merchant)) revert ProvenanceNotMerchant(merchant);
-        itemId = keccak256(bytes(uri));
-        Item storage item = _items[itemId];
-        if (item.count != 0) revert ProvenanceItemAlreadyRegistered(itemId);
-        item.merchant = merchant;
-        emit ItemRegistered(itemId, msg.sender, merchant, uri, gtin, metadataDigest);
-        _append(
-            item,
-            msg.sender,
-            EventInput(itemId, EpcisCodes.COMMISSIONING, EpcisCodes.ACTIVE, location, metadataDigest, bytes32(0))
-        );
+        return _register(uri, gtin, merchant, metadataDigest, location);
+    }
+
+    /**
+     * @notice Registers several items in one transaction, each exactly as {registerItem} would.
+     * @dev One failure reverts the whole batch; an item named twice in the batch is refused as already
+     * registered, like a second {registerItem}.
+     *
+     * Requirements: caller has MANUFACTURER_ROLE; 1..MAX_BATCH registrations; each as {registerItem}.
+     *
+     * Emits an {ItemRegistered} and an {ItemEventRecorded} event per registration, in order.
+     */
+    function registerItems(ItemRegistration[] calldata registrations) external onlyRole(Roles.MANUFACTURER) {
+        uint256 n = registrations.length;
+        if (n == 0 || n > MAX_BATCH) revert ProvenanceInvalidBatch(n);
+        for (uint256 i = 0; i < n; ++i) {
+            ItemRegistration calldata r = registrations[i];
+            _register(r.uri, r.gtin, r.merchant, r.metadataDigest, r.location);
+        }
     }
 
     /**
@@ -196,6 +202,28 @@ contract ProvenanceLedger is IProvenanceLedger, AccessControl {
     ) external pure returns (bytes32) {
         bytes32 dataHash = keccak256(abi.encode(location, document, bizTransaction));
         return keccak256(abi.encode(prevHash, itemId, seq, bizStep, disposition, actor, dataHash, timestamp));
+    }
+
+    function _register(
+        string calldata uri,
+        uint64 gtin,
+        address merchant,
+        bytes32 metadataDigest,
+        bytes32 location
+    ) private returns (bytes32 itemId) {
+        uint256 length = bytes(uri).length;
+        if (length == 0 || length > MAX_URI_LENGTH) revert ProvenanceInvalidUri(length);
+        if (!hasRole(Roles.MERCHANT, merchant)) revert ProvenanceNotMerchant(merchant);
+        itemId = keccak256(bytes(uri));
+        Item storage item = _items[itemId];
+        if (item.count != 0) revert ProvenanceItemAlreadyRegistered(itemId);
+        item.merchant = merchant;
+        emit ItemRegistered(itemId, msg.sender, merchant, uri, gtin, metadataDigest);
+        _append(
+            item,
+            msg.sender,
+            EventInput(itemId, EpcisCodes.COMMISSIONING, EpcisCodes.ACTIVE, location, metadataDigest, bytes32(0))
+        );
     }
 
     function _load(bytes32 itemId) private view returns (Item storage item) {

@@ -335,6 +335,13 @@ class Settings(BaseSettings):
     epcis_capture_max_events: int = Field(
         default=10_000, ge=1, le=1_000_000, description="Most events one captured EPCIS document may hold (422 above)"
     )
+    epcis_capture_lease_s: float = Field(
+        default=30.0,
+        ge=15.0,
+        le=3600.0,
+        description="A running capture job whose process sent no heartbeat (every 5 s) for this long is taken for "
+        "dead: reconciled with the chain and failed, so that its document can be sent again",
+    )
     api_json_max_depth: int = Field(
         default=32, ge=2, le=200, description="Deepest nesting of arrays and objects a JSON request body may have"
     )

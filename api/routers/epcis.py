@@ -35,7 +35,7 @@ from api.schemas.common import DIGITS_ONLY, at, utc
 from api.schemas.epcis import CaptureErrorPublic, CaptureJobPublic, CaptureState
 from ledger_service.access import Actor, Consumer, Role
 from ledger_service.capture.events import find_event, find_events
-from ledger_service.capture.jobs import CaptureContext, open_job, run_job
+from ledger_service.capture.jobs import CaptureContext, is_abandoned, open_job, reap_abandoned, run_job
 from ledger_service.core.codes import encode_location
 from ledger_service.epcis.document import EpcisEvent, biz_step_of, disposition_of, parse_json, read_document
 from ledger_service.epcis.serialize import LEDGER_NS, query_document
@@ -116,6 +116,7 @@ def _context(svc: Services) -> CaptureContext:
         explain=lambda exc: explain(exc, chain=chain)[1],
         max_events=svc.settings.epcis_capture_max_events,
         index_wait_s=svc.settings.wait_timeout_s,
+        lease_s=svc.settings.epcis_capture_lease_s,
     )
 
 
@@ -167,6 +168,9 @@ def capture_job(capture_id: CapturePath, actor: ActorDep, svc: ServicesDep) -> R
     )
     if row is None or not mine:
         raise NotFoundError(f"no capture job {capture_id} for this key")
+    context = _context(svc)
+    if is_abandoned(context, row):  # its process died: the reaper fails it, a later poll sees that
+        _executor.submit(reap_abandoned, context)
     return Response(content=_job_public(row).model_dump_json(by_alias=True), media_type="application/json")
 
 

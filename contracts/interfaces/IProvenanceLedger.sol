@@ -34,6 +34,20 @@ interface IProvenanceLedger is IAccessControl {
         bytes32 bizTransaction;
     }
 
+    /// @notice One item to register with {ProvenanceLedger-registerItems}: the arguments of `registerItem`.
+    /// @param uri The item's GS1 URI (EPC URI or Digital Link); itemId = keccak256(bytes(uri)).
+    /// @param gtin The item's GTIN-14 as a number (0 if none).
+    /// @param merchant The merchant of record.
+    /// @param metadataDigest Digest of the item's metadata document, or zero (the commissioning's `document`).
+    /// @param location Where it was commissioned (see {EventInput}).
+    struct ItemRegistration {
+        string uri;
+        uint64 gtin;
+        address merchant;
+        bytes32 metadataDigest;
+        bytes32 location;
+    }
+
     /// @notice The stored state of an item.
     struct ItemRecord {
         bytes32 head;

@@ -19,8 +19,17 @@
 7. wait (at most ``wait_timeout_s``) until the indexer has the last block, so a succeeded job's events
    answer queries.
 
-Captures by one account run one at a time in a process (a lock per account): each plans on the state the
-previous one left. A refusal before sending is the whole document's; any step 1-5 failure leaves nothing.
+Captures by one account run one at a time in a process, in the order :func:`open_job` opened them: each
+plans on the state the previous one left. A refusal before sending is the whole document's; any step 1-5
+failure leaves nothing.
+
+Jobs whose process died. A running job names its owner (this process) and the owner renews its heartbeat
+every :data:`.lease.HEARTBEAT_S` seconds, from :func:`open_job` until the job is finished. A job whose heartbeat is
+older than the lease (``LEDGER_EPCIS_CAPTURE_LEASE_S``) is taken over by :func:`reap_abandoned` (run before
+each capture, and when a poller reads such a job): once the dead owner's transactions are mined and indexed,
+the events it claimed are matched to the item events naming its document (:func:`.restore.restore_events`),
+those on-chain are marked recorded, the others released and named, and the job ends ``failed``, so sending
+the same document again captures exactly the missing events.
 """
 
 from __future__ import annotations
@@ -37,27 +46,28 @@ from typing import Any
 import structlog
 from eth_utils.address import to_checksum_address
 
+from ledger_service.capture import lease
 from ledger_service.capture.ledger_tx import Refusal, Tx, build_transactions, read_max_batch, recorded_seqs, send
 from ledger_service.capture.plan import Plan, plan_capture
+from ledger_service.capture.restore import Restored, claim_of, restore_events
 from ledger_service.chain.reverts import ContractRevertError
 from ledger_service.chain.sender import SentTx
 from ledger_service.chain.signers import ChainContext
 from ledger_service.documents.cid import Cid, cid_of_bytes
 from ledger_service.documents.interface import DocumentStore
-from ledger_service.epcis.document import EpcisEvent, item_id_of, parse_json, read_document
+from ledger_service.epcis.document import EpcisEvent, parse_json, read_document
 from ledger_service.epcis.errors import DocumentRefusedError, EventError, event_pointer
 from ledger_service.epcis.serialize import namespaces_of
 from ledger_service.errors import LedgerError
 from ledger_service.store import capture_jobs, epcis_events
-from ledger_service.store.epcis_events import EventClaim, Recorded
+from ledger_service.store.epcis_events import Recorded
 from ledger_service.store.handle import Store
 
 log = structlog.get_logger(__name__)
 
 SEND_CHUNK = 64
 """Transactions sent between two progress updates of the job."""
-_account_locks: dict[str, threading.Lock] = {}
-_account_guard = threading.Lock()
+_reaping = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -70,6 +80,8 @@ class CaptureContext:
     explain: Callable[[ContractRevertError], str]
     max_events: int
     index_wait_s: float
+    lease_s: float = 30.0
+    """A running job whose owner's heartbeat is older than this is taken for abandoned."""
 
 
 @dataclass
@@ -84,7 +96,8 @@ def new_capture_id() -> str:
 
 
 def open_job(store: Store, *, key_id: int, actor: str, raw: bytes) -> str:
-    """Records a new running job for the document ``raw``; its capture id."""
+    """Records a new running job for the document ``raw``, owned by this process, and queues it behind the
+    account's earlier ones; its capture id. :func:`run_job` must follow (the account's later jobs wait)."""
     capture_id = new_capture_id()
     capture_jobs.insert_job(
         store,
@@ -93,13 +106,17 @@ def open_job(store: Store, *, key_id: int, actor: str, raw: bytes) -> str:
         actor=actor,
         document_digest=hashlib.sha256(raw).hexdigest(),
         created_at=int(time.time()),
+        owner=lease.owner(),
+        heartbeat_at=lease.now_ms(),
     )
+    lease.heartbeat.add(store, capture_id)
+    lease.turns.join(actor, capture_id)
     return capture_id
 
 
-def _lock_for(actor: str) -> threading.Lock:
-    with _account_guard:
-        return _account_locks.setdefault(actor.lower(), threading.Lock())
+def is_abandoned(ctx: CaptureContext, job: capture_jobs.CaptureJobRow) -> bool:
+    """Whether ``job`` is running with no heartbeat of its owner within the context's lease."""
+    return lease.is_abandoned(job, lease_s=ctx.lease_s)
 
 
 def run_job(
@@ -116,7 +133,11 @@ def run_job(
     ``raw``: the bytes as received, when ``document`` is parsed (they are what the document store keeps)."""
     outcome = _Outcome()
     try:
-        with _lock_for(actor):
+        reap_abandoned(ctx)  # first: a dead job's claims would make its events look captured
+    except Exception:  # the capture goes on; the dead job is reaped later
+        log.exception("reaping abandoned capture jobs failed")
+    try:
+        with lease.turns.turn(actor, capture_id):
             errors = _capture(
                 ctx,
                 capture_id=capture_id,
@@ -140,16 +161,129 @@ def run_job(
                 "unless the job's counts say so: send the document again",
             ).to_json()
         ]
-    capture_jobs.finish_job(
-        ctx.store,
-        capture_id=capture_id,
-        state=capture_jobs.FAILED if errors else capture_jobs.SUCCEEDED,
-        event_count=outcome.event_count,
-        captured=outcome.captured,
-        duplicates=outcome.duplicates,
-        errors=errors,
-        finished_at=int(time.time()),
+    try:
+        capture_jobs.finish_job(
+            ctx.store,
+            capture_id=capture_id,
+            owner=lease.owner(),
+            state=capture_jobs.FAILED if errors else capture_jobs.SUCCEEDED,
+            event_count=outcome.event_count,
+            captured=outcome.captured,
+            duplicates=outcome.duplicates,
+            errors=errors,
+            finished_at=int(time.time()),
+        )
+    finally:  # not finished (the database away): without heartbeats a reaper reconciles and ends it
+        lease.heartbeat.discard(capture_id)
+
+
+def reap_abandoned(ctx: CaptureContext) -> list[str]:
+    """Takes over, reconciles and fails every abandoned job (see the module docstring); their capture ids. One
+    reaper at a time in a process; a job another process took over first is left to it."""
+    if not _reaping.acquire(blocking=False):
+        return []
+    try:
+        reaped: list[str] = []
+        stale_before = lease.now_ms() - int(ctx.lease_s * 1000)
+        for job in capture_jobs.abandoned_jobs(ctx.store, stale_before=stale_before):
+            if not capture_jobs.take_over(ctx.store, job, owner=lease.reaper(), now=lease.now_ms()):
+                continue
+            lease.heartbeat.add(ctx.store, job.capture_id)
+            try:
+                # Not in the account's turn: the job it would wait for may be the one that called this.
+                errors = _reconcile(ctx, job)
+                if errors is not None:
+                    capture_jobs.finish_job(
+                        ctx.store,
+                        capture_id=job.capture_id,
+                        owner=lease.reaper(),
+                        state=capture_jobs.FAILED,
+                        event_count=job.event_count,
+                        captured=epcis_events.recorded_count(ctx.store, job.capture_id),
+                        duplicates=job.duplicates,
+                        errors=errors,
+                        finished_at=int(time.time()),
+                    )
+                    lease.turns.leave(job.actor, job.capture_id)
+                    reaped.append(job.capture_id)
+                    log.warning("abandoned capture job failed", capture_id=job.capture_id, owner=job.owner)
+            finally:
+                lease.heartbeat.discard(job.capture_id)
+        return reaped
+    finally:
+        _reaping.release()
+
+
+def _settled(ctx: CaptureContext, actor: str) -> bool:
+    """Waits (at most ``index_wait_s``) until no transaction of ``actor`` is pending and the index has the
+    chain's head: then everything the dead owner sent is mined and indexed, or never will be."""
+    deadline = time.monotonic() + ctx.index_wait_s
+    account = to_checksum_address(actor)
+    eth = ctx.chain.w3.eth
+    while eth.get_transaction_count(account, "pending") != eth.get_transaction_count(account, "latest"):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.1)
+    return _wait_for_index(ctx.store, int(eth.block_number), max(0.0, deadline - time.monotonic()))
+
+
+def _reconcile(ctx: CaptureContext, job: capture_jobs.CaptureJobRow) -> list[dict[str, Any]] | None:
+    """The errors of the abandoned ``job`` once its claims match the chain; None if the chain or the index is
+    not settled yet (the job is left running, for a later reaper)."""
+    why = (
+        f"the process running this capture ({job.owner or 'unknown'}) stopped before it finished: it sent no "
+        f"heartbeat for {ctx.lease_s:g} s"
     )
+    held = epcis_events.held_claims(ctx.store, job.capture_id)
+    if not held:
+        return [
+            EventError(
+                None,
+                "",
+                f"{why}. The events it recorded are in the counts; send the same document again to capture the "
+                "rest (what is on-chain is not recorded twice)",
+            ).to_json()
+        ]
+    if not _settled(ctx, job.actor):
+        return None
+    epcis_events.release_claims(ctx.store, [h.event_key for h in held])
+    cid = Cid.from_digest(held[0].document)
+    restored: list[Restored] = []
+    try:
+        raw = ctx.documents.read(cid)
+    except LedgerError:
+        raw = None  # never stored: nothing of the job was sent (the document is stored before the first send)
+    if raw is not None:
+        source = parse_json(raw)
+        mine = {h.hash_id for h in held}
+        events = [e for e in read_document(source) if e.hash_id in mine]
+        rows = epcis_events.unaccounted_documents(ctx.store, cid.hex_digest).get(cid.hex_digest, [])
+        restored = restore_events(
+            ctx.store,
+            events=events,
+            cid=cid,
+            namespaces=json.dumps(namespaces_of(source)),
+            rows=rows,
+            capture_id=job.capture_id,
+        )
+    errors: list[dict[str, Any]] = []
+    on_chain = {r.event.index: r for r in restored}
+    for claim in held:
+        partial = on_chain.get(claim.event_index)
+        if partial is None:
+            message = (
+                f"not recorded: {why}. The events not listed here are on-chain; send the same document again to "
+                "capture this one"
+            )
+        elif partial.missing:
+            message = (
+                f"only part of this event is on-chain: items {', '.join(partial.missing)} are not ({why}); capture "
+                "them in a new event"
+            )
+        else:
+            continue
+        errors.append(EventError(claim.event_index, event_pointer(claim.event_index), message).to_json())
+    return errors or [EventError(None, "", f"{why}; every event it claimed is on-chain").to_json()]
 
 
 def document_bytes(document: bytes | Any) -> bytes:
@@ -284,47 +418,16 @@ def _plan(ctx: CaptureContext, actor: str, events: Sequence[EpcisEvent], digests
     )
 
 
-def claim_of(event: EpcisEvent, cid: Cid, namespaces: str) -> EventClaim:
-    """The index row of a captured event (its document's ``cid``, the document's prefixes as JSON)."""
-    return EventClaim(
-        hash_id=event.hash_id,
-        event_id=event.event_id,
-        event_index=event.index,
-        event_type=event.event_type,
-        action=event.action,
-        event_time=event.event_time_ms,
-        time_zone_offset=event.time_zone_offset,
-        biz_step=event.biz_step_text,
-        disposition=event.disposition_text,
-        read_point=event.read_point,
-        document=cid.hex_digest,
-        body=json.dumps(event.body, ensure_ascii=False, separators=(",", ":")),
-        namespaces=namespaces,
-        epcs=tuple((item_id_of(epc), role, epc) for role, epc in event.epcs),
-        biz_transactions=event.biz_transactions,
-    )
-
-
 def _refusal_errors(ctx: CaptureContext, refusals: Sequence[Refusal]) -> list[EventError]:
     errors: list[EventError] = []
     for refusal in refusals:
         sentence = f"the ledger contract would refuse it: {ctx.explain(refusal.error)}"
-        tx = refusal.tx
-        if tx.registration is not None:
-            errors.append(EventError(tx.registration.event.index, event_pointer(tx.registration.event.index), sentence))
-            continue
+        units = refusal.tx.units()
         item = refusal.error.params.get("itemId")
-        named = [s for s in tx.steps if isinstance(item, bytes) and s.item_id == "0x" + item.hex()]
-        for index in sorted({s.event.index for s in (named[:1] or tx.steps)}):
+        named = [(e, i) for e, i in units if isinstance(item, bytes) and i == "0x" + item.hex()]
+        for index in sorted({e.index for e, _ in (named[:1] or units)}):
             errors.append(EventError(index, event_pointer(index), sentence))
     return errors
-
-
-def _units(tx: Tx) -> list[tuple[EpcisEvent, str]]:
-    """(event, item id) of each ItemEventRecorded the transaction writes, in order."""
-    if tx.registration is not None:
-        return [(tx.registration.event, tx.registration.item_id)]
-    return [(s.event, s.item_id) for s in tx.steps]
 
 
 def _send(
@@ -341,7 +444,7 @@ def _send(
     # Per event: the items still to be written; an event is recorded once none is left.
     pending: dict[str, set[str]] = {}
     for tx in txs:
-        for event, item_id in _units(tx):
+        for event, item_id in tx.units():
             pending.setdefault(event.hash_id, set()).add(item_id)
     seqs: dict[str, dict[str, int]] = {h: {} for h in pending}
     last_tx: dict[str, SentTx] = {}
@@ -350,6 +453,11 @@ def _send(
     last_block = 0
     for start in range(0, len(txs), SEND_CHUNK):
         chunk = txs[start : start + SEND_CHUNK]
+        if capture_jobs.owner_of(ctx.store, capture_id) != lease.owner():
+            # Its heartbeat lapsed (a database outage) and another process reconciled the job: sending more
+            # could record what that process released.
+            failure = LedgerError("another process took this capture over after its heartbeat lapsed")
+            break
         # One entry per submitted transaction, plus the refusal that stopped the submissions, if any; a
         # transaction mined after a failed one is on-chain all the same, so every entry is read.
         results = send(ctx.chain, actor=_checksum(actor), txs=chunk, gas_limit=gas_limit)
@@ -359,7 +467,7 @@ def _send(
                 failure = failure or result
                 continue
             last_block = max(last_block, result.block_number)
-            for (event, item_id), (_, seq) in zip(_units(tx), recorded_seqs(result), strict=False):
+            for (event, item_id), (_, seq) in zip(tx.units(), recorded_seqs(result), strict=False):
                 seqs[event.hash_id][item_id] = seq
                 last_tx[event.hash_id] = result
                 pending[event.hash_id].discard(item_id)

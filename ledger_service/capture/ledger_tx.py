@@ -4,9 +4,9 @@ Invariants:
 - nothing is sent before every transaction of the capture ran without revert in one simulation
   (``eth_simulateV1``: the calls run in order on the node's latest state, each seeing the previous ones'
   effects, so a batch on an item the same capture registers is checked too);
-- a ``recordEvents`` batch holds at most the contract's ``MAX_BATCH`` events and used at most
-  :data:`BLOCK_SHARE` of the block gas limit in that simulation (a larger batch is split and simulated
-  again);
+- a ``registerItems`` or ``recordEvents`` batch holds at most the contract's ``MAX_BATCH`` items or events
+  and used at most :data:`BLOCK_SHARE` of the block gas limit in that simulation (a larger batch is split
+  and simulated again);
 - each transaction is sent with the gas it used in the simulation plus a margin, so no per-transaction
   estimate is asked of the node.
 """
@@ -14,8 +14,8 @@ Invariants:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, Protocol, TypeVar
 
 import requests
 from eth_abi.abi import encode
@@ -27,6 +27,7 @@ from ledger_service.chain.reverts import ContractRevertError
 from ledger_service.chain.sender import RawCall, SentTx
 from ledger_service.chain.signers import ChainContext
 from ledger_service.core.keccak import keccak_text
+from ledger_service.epcis.document import EpcisEvent
 from ledger_service.errors import ConfigurationError, LedgerError
 
 BLOCK_SHARE = 0.5
@@ -38,28 +39,34 @@ _ITEM_EVENT_TOPIC = (
         "ItemEventRecorded(bytes32,address,uint64,uint8,uint8,bytes32,bytes32,bytes32,uint64,bytes32,bytes32)"
     ).hex()
 )
-_GUESS_REGISTRATION_GAS = 250_000
+_GUESS_REGISTRATION_GAS = 90_000
 _GUESS_EVENT_GAS = 60_000
+"""Gas guessed per registration and per event before the simulation (only to pack its simulated blocks)."""
 
 
-_REGISTER = keccak_text("registerItem(string,uint64,address,bytes32,bytes32)")[:4]
+_REGISTER = keccak_text("registerItems((string,uint64,address,bytes32,bytes32)[])")[:4]
 _RECORD = keccak_text("recordEvents((bytes32,uint8,uint8,bytes32,bytes32,bytes32)[])")[:4]
 
 
 @dataclass(frozen=True, slots=True)
 class Tx:
-    """One transaction of a capture: a registration, or a batch of steps, ABI-encoded once (eth_abi directly:
-    web3's generic encoder took a tenth of a second for a batch of 256 events, twice)."""
+    """One transaction of a capture: a batch of registrations (``registerItems``) or of steps
+    (``recordEvents``), ABI-encoded once (eth_abi directly: web3's generic encoder took a tenth of a second
+    for a batch of 256 events, twice)."""
 
     call: RawCall
-    registration: Registration | None
+    registrations: tuple[Registration, ...]
     steps: tuple[Step, ...]
     gas: int = 0
     """Gas used in the simulation (0 before it)."""
 
     @property
     def event_count(self) -> int:
-        return 1 if self.registration is not None else len(self.steps)
+        return len(self.registrations) + len(self.steps)
+
+    def units(self) -> list[tuple[EpcisEvent, str]]:
+        """(event, item id) of each ItemEventRecorded the transaction writes, in order."""
+        return [(r.event, r.item_id) for r in self.registrations] + [(s.event, s.item_id) for s in self.steps]
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,21 +77,21 @@ class Refusal:
     error: ContractRevertError
 
 
-def registration_tx(chain: ChainContext, registration: Registration) -> Tx:
-    r = registration
+def registrations_tx(chain: ChainContext, registrations: Sequence[Registration]) -> Tx:
     data = _REGISTER + encode(
-        ["string", "uint64", "address", "bytes32", "bytes32"], [r.uri, r.gtin, r.merchant, r.document, r.location]
+        ["(string,uint64,address,bytes32,bytes32)[]"],
+        [[(r.uri, r.gtin, r.merchant, r.document, r.location) for r in registrations]],
     )
-    return Tx(call=RawCall(str(chain.ledger.address), data), registration=registration, steps=())
+    return Tx(call=RawCall(str(chain.ledger.address), data), registrations=tuple(registrations), steps=())
 
 
 def batch_tx(chain: ChainContext, steps: Sequence[Step]) -> Tx:
     data = _RECORD + encode(["(bytes32,uint8,uint8,bytes32,bytes32,bytes32)[]"], [[s.as_input() for s in steps]])
-    return Tx(call=RawCall(str(chain.ledger.address), data), registration=None, steps=tuple(steps))
+    return Tx(call=RawCall(str(chain.ledger.address), data), registrations=(), steps=tuple(steps))
 
 
 def _guess(tx: Tx) -> int:
-    return _GUESS_REGISTRATION_GAS if tx.registration is not None else _GUESS_EVENT_GAS * len(tx.steps)
+    return _GUESS_REGISTRATION_GAS * len(tx.registrations) + _GUESS_EVENT_GAS * len(tx.steps)
 
 
 def _rpc(chain: ChainContext, method: str, params: list[Any]) -> Any:
@@ -128,9 +135,7 @@ def simulate(chain: ChainContext, *, actor: str, txs: Sequence[Tx], gas_limit: i
     answer: list[Tx | Refusal] = []
     for tx, outcome in zip(txs, outcomes, strict=True):
         if int(outcome.get("status", "0x0"), 16) == 1:
-            answer.append(
-                Tx(call=tx.call, registration=tx.registration, steps=tx.steps, gas=int(outcome["gasUsed"], 16))
-            )
+            answer.append(replace(tx, gas=int(outcome["gasUsed"], 16)))
         else:
             data = outcome.get("returnData") or (outcome.get("error") or {}).get("data")
             answer.append(Refusal(tx=tx, error=chain.decoder.decode(data)))
@@ -145,40 +150,55 @@ def build_transactions(
     steps: Sequence[Step],
     max_batch: int,
 ) -> tuple[list[Tx], list[Refusal], int]:
-    """The capture's transactions (registrations, then batches of steps in order), simulated and sized;
-    (transactions, refusals, block gas limit). Refusals non-empty: nothing may be sent."""
+    """The capture's transactions (batches of registrations, then batches of steps, in order), simulated and
+    sized; (transactions, refusals, block gas limit). Refusals non-empty: nothing may be sent."""
     try:
         gas_limit = int(chain.w3.eth.get_block("latest")["gasLimit"])
     except (requests.ConnectionError, requests.Timeout) as exc:
         raise unreachable("reading the block gas limit", exc) from None
-    txs = [registration_tx(chain, r) for r in registrations]
-    batches = _batches(steps, max_batch)
+    sizes = [max_batch, max_batch]  # registrations, steps
     while True:
-        planned = txs + [batch_tx(chain, b) for b in batches]
+        planned = [registrations_tx(chain, b) for b in _batches(registrations, sizes[0])]
+        planned += [batch_tx(chain, b) for b in _batches(steps, sizes[1])]
         if not planned:
             return [], [], gas_limit
         outcomes = simulate(chain, actor=actor, txs=planned, gas_limit=gas_limit)
         refusals = [o for o in outcomes if isinstance(o, Refusal)]
         simulated = [o for o in outcomes if isinstance(o, Tx)]
-        too_large = [t for t in simulated if t.registration is None and t.gas > gas_limit * BLOCK_SHARE]
-        if refusals or not too_large:
+        if refusals:
             return simulated, refusals, gas_limit
-        # A batch over its share of the block: split every batch by the gas per event seen, and run again.
-        per_event = max(t.gas / len(t.steps) for t in too_large)
-        batches = _batches(steps, min(max_batch, max(1, int(gas_limit * BLOCK_SHARE / per_event))))
+        # A batch over its share of the block: split every batch of its kind by the gas per item seen, and run
+        # again (a kind already at one item a batch stays: nothing smaller can be sent).
+        resized = list(sizes)
+        for tx in simulated:
+            if tx.gas > gas_limit * BLOCK_SHARE:
+                kind = 0 if tx.registrations else 1
+                fits = int(gas_limit * BLOCK_SHARE * tx.event_count / tx.gas)
+                resized[kind] = max(1, min(resized[kind], sizes[kind] - 1, fits))
+        if resized == sizes:
+            return simulated, refusals, gas_limit
+        sizes = resized
 
 
-def _batches(steps: Sequence[Step], size: int) -> list[list[Step]]:
-    """``steps`` in order, in batches of at most ``size``, an event's steps kept in one batch where they fit
-    (an event then is all on-chain or not at all)."""
-    batches: list[list[Step]] = []
-    current: list[Step] = []
+class _OfEvent(Protocol):
+    @property
+    def event(self) -> EpcisEvent: ...
+
+
+_U = TypeVar("_U", bound=_OfEvent)
+
+
+def _batches(units: Sequence[_U], size: int) -> list[list[_U]]:
+    """``units`` (registrations or steps) in order, in batches of at most ``size``, an event's units kept in one
+    batch where they fit (an event then is all on-chain or not at all)."""
+    batches: list[list[_U]] = []
+    current: list[_U] = []
     i = 0
-    while i < len(steps):
+    while i < len(units):
         j = i
-        while j < len(steps) and steps[j].event.index == steps[i].event.index:
+        while j < len(units) and units[j].event.index == units[i].event.index:
             j += 1
-        group = list(steps[i:j])
+        group = list(units[i:j])
         if current and len(current) + len(group) > size:
             batches.append(current)
             current = []

@@ -37,7 +37,7 @@ ZERO32 = b"\0" * 32
 
 @dataclass(frozen=True, slots=True)
 class Registration:
-    """``registerItem`` for one item of a commissioning event."""
+    """One item of a commissioning event, as registered by ``registerItems`` (the arguments of ``registerItem``)."""
 
     event: EpcisEvent
     item_id: str

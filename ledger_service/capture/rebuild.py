@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from ledger_service.capture.jobs import claim_of
+from ledger_service.capture.restore import restore_events
 from ledger_service.documents.cid import Cid
 from ledger_service.documents.interface import DocumentStore
 from ledger_service.epcis.document import parse_json, read_document
@@ -24,7 +24,6 @@ from ledger_service.epcis.errors import DocumentRefusedError
 from ledger_service.epcis.serialize import namespaces_of
 from ledger_service.errors import LedgerError
 from ledger_service.store import epcis_events
-from ledger_service.store.epcis_events import DocumentedRow, Recorded
 from ledger_service.store.handle import Store
 
 REBUILT = "rebuilt"
@@ -58,25 +57,8 @@ def rebuild(*, store: Store, documents: DocumentStore) -> RebuildReport:
             report.not_epcis += 1
             continue
         report.documents += 1
-        namespaces = json.dumps(namespaces_of(source))
-        queues: dict[str, list[DocumentedRow]] = {}
-        for row in rows:
-            queues.setdefault(row.item_id, []).append(row)
-        for event in events:
-            written = [queues[item_id].pop(0) for item_id, _ in event.items() if queues.get(item_id)]
-            if not written:
-                continue
-            claimed = epcis_events.claim_events(
-                store, capture_id=REBUILT, actor=written[0].actor, claims=[claim_of(event, cid, namespaces)]
-            )
-            key = claimed.get(event.hash_id)
-            if key is None:  # its hash ID is restored already (a document captured twice)
-                continue
-            last = max(written, key=lambda r: r.block_number)
-            epcis_events.mark_recorded(
-                store,
-                [Recorded(key, last.tx_hash, last.block_number, {r.item_id: r.seq for r in written})],
-                record_time_ms=last.timestamp * 1000,
-            )
-            report.events += 1
+        restored = restore_events(
+            store, events=events, cid=cid, namespaces=json.dumps(namespaces_of(source)), rows=rows, capture_id=REBUILT
+        )
+        report.events += len(restored)
     return report

@@ -9,6 +9,12 @@ event, then ``ni:///sha-256;<hex>?ver=CBV2.0``. Two wrappings it needs in a serv
 - its JSON-LD document loader falls back to fetching unknown ``@context`` URLs from the web. Ours serves
   the EPCIS 2.0 contexts the library ships and refuses any other URL (:class:`UnknownContextError`): a
   capture never waits on, or leaks a request to, a host named in a partner's document.
+
+It costs about half a millisecond an event (a JSON-LD expansion), the largest share of reading a capture
+document, and it holds the GIL: a document of at least :data:`POOL_MIN_EVENTS` events is split into one
+part per core, each hashed in a worker process (the same library, the same context rule) with the same
+document's ``@context``. An event's hash ID depends only on the event and that context, so the parts'
+answers, in order, are the whole document's (a test compares both).
 """
 
 from __future__ import annotations
@@ -17,14 +23,19 @@ import copy
 import importlib.resources
 import json
 import logging
+import multiprocessing
+import os
 import threading
+import time
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from epcis_event_hash_generator import hash_generator, json_to_py  # type: ignore[import-untyped]
 from pyld import jsonld  # type: ignore[import-untyped]
 
-__all__ = ["UnknownContextError", "hash_ids"]
+__all__ = ["POOL_MIN_EVENTS", "UnknownContextError", "hash_ids"]
 
 _CONTEXT_FILES = {
     "https://gs1.github.io/EPCIS/epcis-context.jsonld": (
@@ -40,6 +51,10 @@ _CONTEXT_FILES = {
 KNOWN_CONTEXTS = tuple(_CONTEXT_FILES)
 _lock = threading.Lock()
 _contexts: dict[str, Any] = {}
+POOL_MIN_EVENTS = 200
+"""Documents with fewer events are hashed in the calling process (a worker's round trip is not worth it)."""
+_pool: ProcessPoolExecutor | None = None
+_pool_guard = threading.Lock()
 
 
 def _quiet(record: logging.LogRecord) -> bool:
@@ -91,6 +106,68 @@ def hash_ids(document: dict[str, Any], count: int) -> Sequence[str | None]:
     unknown = _unknown_context(document)
     if unknown is not None:
         raise UnknownContextError(unknown)
+    body = document.get("epcisBody")
+    events = body.get("eventList") if isinstance(body, dict) else None
+    workers = os.cpu_count() or 1
+    small = not isinstance(events, list) or len(events) != count or count < POOL_MIN_EVENTS
+    if small or workers < 2 or not isinstance(body, dict) or not isinstance(events, list):
+        return _hash_ids_here(document, count)
+    size = -(-count // workers)
+    parts = [
+        ({**document, "epcisBody": {**body, "eventList": events[i : i + size]}}, len(events[i : i + size]))
+        for i in range(0, count, size)
+    ]
+    found: list[str | None] = []
+    try:
+        for answer in _workers().map(_hash_part, parts):
+            found.extend(answer)
+    except BrokenProcessPool:  # a worker could not start or died: this document is hashed here, a new pool next
+        _discard_pool()
+        return _hash_ids_here(document, count)
+    return found
+
+
+def _workers() -> ProcessPoolExecutor:
+    """The process pool, started at the first large document (spawned: the caller has threads)."""
+    global _pool
+    with _pool_guard:
+        if _pool is None:
+            _pool = ProcessPoolExecutor(
+                max_workers=os.cpu_count(),
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_follow_parent,
+                initargs=(os.getpid(),),
+            )
+        return _pool
+
+
+def _discard_pool() -> None:
+    global _pool
+    with _pool_guard:
+        broken, _pool = _pool, None
+    if broken is not None:
+        broken.shutdown(wait=False, cancel_futures=True)
+
+
+def _follow_parent(parent: int) -> None:
+    """In a worker: exits once the process that started it is gone (a worker of a killed API process would
+    otherwise stay, orphaned, holding its memory)."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="follow-parent", daemon=True).start()
+
+
+def _hash_part(part: tuple[dict[str, Any], int]) -> list[str | None]:
+    """A worker's task: the hash IDs of one part of a document."""
+    document, count = part
+    return list(_hash_ids_here(document, count))
+
+
+def _hash_ids_here(document: dict[str, Any], count: int) -> Sequence[str | None]:
     with _lock:
         previous = jsonld.get_document_loader()
         jsonld.set_document_loader(_loader)

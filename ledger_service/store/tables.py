@@ -614,6 +614,8 @@ capture_jobs = Table(
     Column("errors", JSON, nullable=False, comment="refused or unsent events: list of {index, pointer, message}"),
     Column("created_at", BigInteger, nullable=False),
     Column("finished_at", BigInteger, nullable=True),
+    Column("owner", String(100), nullable=True, comment="the process running the job: host:pid:token"),
+    Column("heartbeat_at", BigInteger, nullable=True, comment="unix milliseconds of the owner's last heartbeat"),
     Index("ix_capture_jobs_key_id_created_at", "key_id", "created_at"),
     comment="one row per POST /v1/epcis/capture: the job's state, counts and refusals",
 )

@@ -119,6 +119,17 @@ class ApiEnv:
     indexer: IndexerThread
     accounts: list[str] = field(default_factory=list)
 
+    def ledger_variables(self) -> dict[str, str]:
+        """The ``LEDGER_*`` variables that make a process of the service use this env's chain, index and
+        documents."""
+        return {
+            "LEDGER_RPC_URL": self.anvil.url,
+            "LEDGER_DATABASE_URL": self.settings.database_url,
+            "LEDGER_DEPLOYMENT_FILE": str(self.manifest),
+            "LEDGER_ARTIFACTS_DIR": str(self.settings.artifacts_dir),
+            "LEDGER_DOCUMENTS_DIR": str(self.settings.documents_dir),
+        }
+
     def wait_indexed(self, block: int | None = None, timeout: float = 20.0) -> None:
         """Waits until the index reached ``block`` (default: the chain's head)."""
         import time
