@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, func, or_, select, tuple_, update
+from sqlalchemy import Connection, and_, bindparam, delete, func, or_, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ledger_service.core.codes import ROLE_IDS
@@ -38,6 +38,8 @@ from ledger_service.store.tables import (
 )
 
 CLAIMED, RECORDED = "claimed", "recorded"
+_PARENT_ROLE = 1
+"""``epcis_event_epcs.role`` of a parentID (no item event is written for it)."""
 _CHUNK = 500
 
 
@@ -156,66 +158,65 @@ def item_facts(store: Store, item_ids: Iterable[str]) -> dict[str, ItemFacts]:
     return found
 
 
-def _insert_ignore(conn: Connection, row: dict[str, Any]) -> int | None:
-    """Inserts an epcis_events row unless its hash ID is there; its event_key, or None."""
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    stmt = (
-        dialect.insert(epcis_events)
-        .values(**row)
-        .on_conflict_do_nothing(index_elements=["hash_id"])
-        .returning(epcis_events.c.event_key)
-    )
-    key = conn.execute(stmt).scalar_one_or_none()
-    return None if key is None else int(key)
-
-
 def claim_events(store: Store, *, capture_id: str, actor: str, claims: Sequence[EventClaim]) -> dict[str, int]:
     """Claims each event by its hash ID, in one transaction; hash ID -> event_key of those this call claimed
-    (the others are held by an earlier or a concurrent capture)."""
+    (the others are held by an earlier or a concurrent capture). The rows go in as batched statements (one
+    compiled statement for all of them), not one statement each."""
+    if not claims:
+        return {}
+    dialect = postgresql if store.engine.dialect.name == "postgresql" else sqlite
+    e = epcis_events.c
+    insert = (
+        dialect.insert(epcis_events)
+        .on_conflict_do_nothing(index_elements=["hash_id"])
+        .returning(e.event_key, e.hash_id)
+    )
+    rows = [
+        {
+            "hash_id": claim.hash_id,
+            "event_id": claim.event_id,
+            "capture_id": capture_id,
+            "event_index": claim.event_index,
+            "event_type": claim.event_type,
+            "action": claim.action,
+            "event_time": claim.event_time,
+            "time_zone_offset": claim.time_zone_offset,
+            "record_time": None,
+            "biz_step": claim.biz_step,
+            "disposition": claim.disposition,
+            "read_point": claim.read_point,
+            "document": claim.document,
+            "body": claim.body,
+            "namespaces": claim.namespaces,
+            "actor": actor.lower(),
+            "state": CLAIMED,
+            "tx_hash": None,
+            "block_number": None,
+        }
+        for claim in claims
+    ]
     claimed: dict[str, int] = {}
     with write_transaction(store.engine) as conn:
+        inserted = {hash_id: int(key) for key, hash_id in conn.execute(insert, rows)}
+        epc_rows: list[dict[str, Any]] = []
+        transaction_rows: list[dict[str, Any]] = []
         for claim in claims:
-            key = _insert_ignore(
-                conn,
-                {
-                    "hash_id": claim.hash_id,
-                    "event_id": claim.event_id,
-                    "capture_id": capture_id,
-                    "event_index": claim.event_index,
-                    "event_type": claim.event_type,
-                    "action": claim.action,
-                    "event_time": claim.event_time,
-                    "time_zone_offset": claim.time_zone_offset,
-                    "record_time": None,
-                    "biz_step": claim.biz_step,
-                    "disposition": claim.disposition,
-                    "read_point": claim.read_point,
-                    "document": claim.document,
-                    "body": claim.body,
-                    "namespaces": claim.namespaces,
-                    "actor": actor.lower(),
-                    "state": CLAIMED,
-                    "tx_hash": None,
-                    "block_number": None,
-                },
-            )
-            if key is None:
+            key = inserted.get(claim.hash_id)
+            if key is None or claim.hash_id in claimed:  # held elsewhere, or twice in this document
                 continue
             claimed[claim.hash_id] = key
             epcs = {(item_id, role): epc for item_id, role, epc in claim.epcs}
-            conn.execute(
-                epcis_event_epcs.insert(),
-                [
-                    {"event_key": key, "item_id": item_id, "role": role, "epc": epc, "seq": None}
-                    for (item_id, role), epc in epcs.items()
-                ],
-            )
-            transactions = set(claim.biz_transactions)
-            if transactions:
-                conn.execute(
-                    epcis_biz_transactions.insert(),
-                    [{"event_key": key, "type": kind, "value": value} for kind, value in sorted(transactions)],
-                )
+            epc_rows += [
+                {"event_key": key, "item_id": item_id, "role": role, "epc": epc, "seq": None}
+                for (item_id, role), epc in epcs.items()
+            ]
+            transaction_rows += [
+                {"event_key": key, "type": kind, "value": value} for kind, value in sorted(set(claim.biz_transactions))
+            ]
+        if epc_rows:
+            conn.execute(epcis_event_epcs.insert(), epc_rows)
+        if transaction_rows:
+            conn.execute(epcis_biz_transactions.insert(), transaction_rows)
     return claimed
 
 
@@ -238,30 +239,27 @@ def release_claims(store: Store, event_keys: Iterable[int]) -> None:
 
 def mark_recorded(store: Store, recorded: Sequence[Recorded], *, record_time_ms: int) -> None:
     """Marks events on-chain, with their transaction and the seq each item got, in one transaction."""
+    if not recorded:
+        return
+    e = epcis_events.c
+    p = epcis_event_epcs.c
+    events = (
+        update(epcis_events)
+        .where(e.event_key == bindparam("key_"))
+        .values(state=RECORDED, tx_hash=bindparam("tx_"), block_number=bindparam("block_"), record_time=record_time_ms)
+    )
+    seqs = (
+        update(epcis_event_epcs)
+        .where(p.event_key == bindparam("key_"), p.item_id == bindparam("item_"), p.role != _PARENT_ROLE)
+        .values(seq=bindparam("seq_"))
+    )
     with write_transaction(store.engine) as conn:
-        for entry in recorded:
-            conn.execute(
-                update(epcis_events)
-                .where(epcis_events.c.event_key == entry.event_key)
-                .values(
-                    state=RECORDED,
-                    tx_hash=entry.tx_hash,
-                    block_number=entry.block_number,
-                    record_time=record_time_ms,
-                )
-            )
-            for item_id, seq in entry.seqs.items():
-                conn.execute(
-                    update(epcis_event_epcs)
-                    .where(
-                        and_(
-                            epcis_event_epcs.c.event_key == entry.event_key,
-                            epcis_event_epcs.c.item_id == item_id,
-                            epcis_event_epcs.c.role != 1,
-                        )
-                    )
-                    .values(seq=seq)
-                )
+        conn.execute(events, [{"key_": r.event_key, "tx_": r.tx_hash, "block_": r.block_number} for r in recorded])
+        written = [
+            {"key_": r.event_key, "item_": item_id, "seq_": seq} for r in recorded for item_id, seq in r.seqs.items()
+        ]
+        if written:
+            conn.execute(seqs, written)
 
 
 def known_hash_ids(store: Store, hash_ids: Sequence[str]) -> set[str]:
@@ -281,7 +279,6 @@ def known_hash_ids(store: Store, hash_ids: Sequence[str]) -> set[str]:
 _ZERO = "0x" + "00" * 32
 CAPTURED, CHAIN = 0, 1
 """The two sources of an answer: captured events, and events only the chain holds (no capture document)."""
-_PARENT_ROLE = 1
 _MATCH_EPC_ROLES = (0, 2)
 """MATCH_epc looks at epcList and childEPCs; MATCH_anyEPC at every list and parentID."""
 
