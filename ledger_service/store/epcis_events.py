@@ -12,11 +12,11 @@ Invariants:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, delete, func, or_, select, tuple_, update
+from sqlalchemy import Connection, and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ledger_service.core.codes import ROLE_IDS
@@ -207,7 +207,14 @@ def claim_events(store: Store, *, capture_id: str, actor: str, claims: Sequence[
             claimed[claim.hash_id] = key
             epcs = {(item_id, role): epc for item_id, role, epc in claim.epcs}
             epc_rows += [
-                {"event_key": key, "item_id": item_id, "role": role, "epc": epc, "seq": None}
+                {
+                    "event_key": key,
+                    "item_id": item_id,
+                    "item_key": item_key(item_id),
+                    "role": role,
+                    "epc": epc,
+                    "seq": None,
+                }
                 for (item_id, role), epc in epcs.items()
             ]
             transaction_rows += [
@@ -367,6 +374,12 @@ def _position(block_number: int, log_index: int) -> int:
     return block_number * (1 << 20) + log_index
 
 
+_MANY_ITEMS = 1_000
+"""Up to this many items named by an EPC pattern or held by a merchant, their events are found item by item
+through the item indexes; more, and the events are read in time order and filtered by a join (then matches are
+dense enough that a page is found after a short read)."""
+
+
 def _prefix_condition(column: Any, prefix: str, dialect: str) -> Any:
     if dialect == "postgresql":
         escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
@@ -375,34 +388,76 @@ def _prefix_condition(column: Any, prefix: str, dialect: str) -> Any:
     return and_(column >= prefix, column < prefix + "\U0010ffff")
 
 
-def _epc_keys(query: EventQuery, dialect: str) -> list[Any]:
-    """Conditions on epcis_events.event_key for the EPC filters (each an IN over the EPC index)."""
+def _item_of(epc: str) -> str:
+    return "0x" + keccak_text(epc).hex()
+
+
+@dataclass(frozen=True, slots=True)
+class _Scope:
+    """The items a query's events may be on, as far as they are few: ``items`` the intersection of every
+    condition that names few items (None: no such condition), ``joined`` the conditions on ``items`` columns
+    that name many (applied by joining the items table)."""
+
+    items: frozenset[str] | None
+    joined: tuple[Any, ...]
+
+
+def _few(conn: Connection, condition: Any) -> frozenset[str] | None:
+    """The ids of the items matching ``condition`` (an indexed one), or None when there are more than
+    _MANY_ITEMS."""
+    found = conn.execute(select(items.c.item_id).where(condition).limit(_MANY_ITEMS + 1)).scalars().all()
+    return None if len(found) > _MANY_ITEMS else frozenset(found)
+
+
+def _scope(conn: Connection, query: EventQuery) -> _Scope:
+    it = items.c
+    dialect = conn.dialect.name
+    sets: list[frozenset[str]] = []
+    joined: list[Any] = []
+    for exact, prefixes in ((query.epcs, query.epc_prefixes), (query.any_epcs, query.any_epc_prefixes)):
+        if not exact and not prefixes:
+            continue
+        named: set[str] | None = {_item_of(e) for e in exact}
+        for prefix in prefixes:
+            found = _few(conn, _prefix_condition(it.uri, prefix, dialect))
+            named = None if found is None or named is None else named | found
+        if named is not None and len(named) <= _MANY_ITEMS:
+            sets.append(frozenset(named))
+        else:
+            ids = sorted({_item_of(e) for e in exact})
+            joined.append(
+                or_(*([it.item_id.in_(ids)] if ids else []), *(_prefix_condition(it.uri, p, dialect) for p in prefixes))
+            )
+    if query.item_id is not None:
+        sets.append(frozenset({query.item_id}))
+    if query.merchant is not None:
+        mine = _few(conn, it.merchant == query.merchant)
+        if mine is None:
+            joined.append(it.merchant == query.merchant)
+        else:
+            sets.append(mine)
+    return _Scope(frozenset.intersection(*sets) if sets else None, tuple(joined))
+
+
+def _captured(
+    conn: Connection, query: EventQuery, scope: _Scope, after: PageKey | None, limit: int
+) -> list[tuple[PageKey, Any]]:
+    e = epcis_events.c
     p = epcis_event_epcs.c
-    conditions: list[Any] = []
+    dialect = conn.dialect.name
+    conditions: list[Any] = [e.state == RECORDED]
     for exact, prefixes, lists in (
         (query.epcs, query.epc_prefixes, _MATCH_EPC_ROLES),
         (query.any_epcs, query.any_epc_prefixes, None),
     ):
         if not exact and not prefixes:
             continue
-        matches = [p.item_id.in_(sorted({_item_of(e) for e in exact}))] if exact else []
+        matches = [p.item_id.in_(sorted({_item_of(x) for x in exact}))] if exact else []
         matches += [_prefix_condition(p.epc, prefix, dialect) for prefix in prefixes]
         chosen = select(p.event_key).where(or_(*matches))
         if lists is not None:
             chosen = chosen.where(p.role.in_(lists))
-        conditions.append(epcis_events.c.event_key.in_(chosen))
-    return conditions
-
-
-def _item_of(epc: str) -> str:
-    return "0x" + keccak_text(epc).hex()
-
-
-def _captured(conn: Connection, query: EventQuery, after: PageKey | None, limit: int) -> list[tuple[PageKey, Any]]:
-    e = epcis_events.c
-    p = epcis_event_epcs.c
-    dialect = conn.dialect.name
-    conditions: list[Any] = [e.state == RECORDED, *_epc_keys(query, dialect)]
+        conditions.append(e.event_key.in_(chosen))
     if query.event_types:
         conditions.append(e.event_type.in_(query.event_types))
     if query.biz_steps:
@@ -425,11 +480,12 @@ def _captured(conn: Connection, query: EventQuery, after: PageKey | None, limit:
         if kind:
             chosen = chosen.where(b.type.in_(_transaction_types(kind)))
         conditions.append(e.event_key.in_(chosen))
-    if query.item_id is not None:
-        conditions.append(e.event_key.in_(select(p.event_key).where(p.item_id == query.item_id)))
-    if query.merchant is not None:
-        mine = select(p.event_key).join(items, items.c.item_id == p.item_id).where(items.c.merchant == query.merchant)
-        conditions.append(e.event_key.in_(mine))
+    if scope.items is not None:
+        conditions.append(e.event_key.in_(select(p.event_key).where(p.item_id.in_(sorted(scope.items)))))
+    if scope.joined:
+        # Many items: tested event by event as the time index is read (a list of their events would be long).
+        on_them = select(p.event_key).join(items, items.c.item_id == p.item_id).where(p.event_key == e.event_key)
+        conditions.append(on_them.where(*scope.joined).exists())
     if after is not None:
         later = e.event_time > after.time_ms
         if after.source == CAPTURED:
@@ -464,50 +520,57 @@ def _first_block_at(conn: Connection, timestamp: int) -> int | None:
     return lo if lo <= int(head) else None
 
 
+def _ceil_s(ms: int) -> int:
+    return -(-ms // 1000)
+
+
 def _chain_only(
-    conn: Connection, query: EventQuery, after: PageKey | None, limit: int, until_ms: int | None
+    conn: Connection, query: EventQuery, scope: _Scope, after: PageKey | None, limit: int, until_ms: int | None
 ) -> list[tuple[PageKey, Any]]:
-    """Item events without a capture document, in chain order (= time order: block times only grow)."""
+    """Item events without a capture document, in chain order (= time order: block times only grow). Found
+    through an index whatever the parameters: the items' (item_key, seq) when the query names few items, the
+    business transaction's partial index, else the primary key in chain order from the first block in time."""
     ie = item_events.c
     it = items.c
     p = epcis_event_epcs.c
-    dialect = conn.dialect.name
     captured = select(p.event_key).where(p.item_id == ie.item_id, p.seq == ie.seq, p.role != _PARENT_ROLE)
-    conditions: list[Any] = [~captured.exists()]
+    conditions: list[Any] = [~captured.exists(), *scope.joined]
     if query.biz_step_codes:
         conditions.append(ie.biz_step.in_(query.biz_step_codes))
     if query.disposition_codes:
         conditions.append(ie.disposition.in_(query.disposition_codes))
     if query.read_point_locations:
         conditions.append(ie.location.in_(query.read_point_locations))
-    if query.biz_transaction_digests:
-        conditions.append(ie.biz_transaction.in_(query.biz_transaction_digests))
-    lower_s = max((-(-t // 1000) for t in (query.ge_event_time, query.ge_record_time) if t is not None), default=None)
-    if after is not None:
-        lower_s = max(lower_s or 0, -(-after.time_ms // 1000))
-    if lower_s is not None:
-        first = _first_block_at(conn, lower_s)
-        if first is None:
+    by_item = scope.items is not None
+    if scope.items is not None:
+        if not scope.items:
             return []
-        conditions += [ie.block_number >= first, ie.timestamp >= lower_s]
-    upper_s = min(
-        (
-            s
-            for s in (
-                -(-query.lt_event_time // 1000) if query.lt_event_time is not None else None,
-                until_ms // 1000 + 1 if until_ms is not None else None,
-            )
-            if s is not None
-        ),
-        default=None,
-    )
+        ids = sorted(scope.items)
+        conditions += [ie.item_key.in_(sorted({item_key(i) for i in ids})), ie.item_id.in_(ids)]
+    if query.biz_transaction_digests:
+        # The partial index's own condition spelled out: SQLite uses a partial index only when the query says so.
+        conditions += [ie.biz_transaction.in_(query.biz_transaction_digests), ie.biz_transaction != _ZERO]
+        by_item = True
+    lower_s = max((_ceil_s(t) for t in (query.ge_event_time, query.ge_record_time) if t is not None), default=None)
+    if after is not None:
+        lower_s = max(lower_s or 0, _ceil_s(after.time_ms))
+    uppers = [_ceil_s(query.lt_event_time) if query.lt_event_time is not None else None]
+    # Not after the captured side's last event of this page: nothing later can be on it.
+    uppers.append(until_ms // 1000 + 1 if until_ms is not None else None)
+    upper_s = min((s for s in uppers if s is not None), default=None)
+    if lower_s is not None:
+        conditions.append(ie.timestamp >= lower_s)
+        if not by_item:  # a block bound too, so that the read starts there (block times only grow)
+            first = _first_block_at(conn, lower_s)
+            if first is None:
+                return []
+            conditions.append(ie.block_number >= first)
     if upper_s is not None:
-        # Before LT_eventTime, and not after the captured side's last event of this page (nothing later can be on
-        # it): a block bound too, so that the events after it are not scanned (block times only grow).
         conditions.append(ie.timestamp < upper_s)
-        beyond = _first_block_at(conn, upper_s)
-        if beyond is not None:
-            conditions.append(ie.block_number < beyond)
+        if not by_item:
+            beyond = _first_block_at(conn, upper_s)
+            if beyond is not None:
+                conditions.append(ie.block_number < beyond)
     if after is not None and after.time_ms % 1000 == 0:
         # Events at the cursor's very second: those after it in chain order (captured ones sort first).
         at_cursor = ie.timestamp == after.time_ms // 1000
@@ -517,23 +580,6 @@ def _chain_only(
                 at_cursor, or_(ie.block_number > block, and_(ie.block_number == block, ie.log_index > index))
             )
         conditions.append(or_(ie.timestamp > after.time_ms // 1000, at_cursor))
-    for exact, prefixes in ((query.epcs, query.epc_prefixes), (query.any_epcs, query.any_epc_prefixes)):
-        ids = sorted({_item_of(e) for e in exact})
-        if ids and not prefixes:  # through the per-item index (item_key, seq), not a scan of every event
-            conditions += [ie.item_key.in_(sorted({item_key(i) for i in ids})), ie.item_id.in_(ids)]
-        elif exact or prefixes:
-            # A pattern is matched on items.uri while the events are read in chain order: a scan, bounded by
-            # the time conditions when there are some.
-            conditions.append(
-                or_(
-                    *([ie.item_id.in_(ids)] if ids else []),
-                    *(_prefix_condition(it.uri, prefix, dialect) for prefix in prefixes),
-                )
-            )
-    if query.item_id is not None:
-        conditions += [ie.item_key == item_key(query.item_id), ie.item_id == query.item_id]
-    if query.merchant is not None:
-        conditions.append(it.merchant == query.merchant)
     stmt = (
         select(item_events, it.uri)
         .select_from(item_events.join(items, it.item_id == ie.item_id))
@@ -572,9 +618,10 @@ def _chain_row(row: Any, epc: str, types: Mapping[str, str]) -> ChainRow:
     )
 
 
-def _types(conn: Connection, item_ids: Iterable[str]) -> dict[str, str]:
-    """The business transactions of these items that the index can name: sale orders ``po``, returns ``rma``."""
-    ids = sorted(set(item_ids))
+def _types(conn: Connection, rows: Iterable[Any]) -> dict[str, str]:
+    """The business transactions of these item event rows that the index can name: sale orders ``po``, returns
+    ``rma`` (looked up by the rows' items)."""
+    ids = sorted({r.item_id for r in rows if r.biz_transaction != _ZERO})
     types: dict[str, str] = {}
     for start in range(0, len(ids), _CHUNK):
         chunk = ids[start : start + _CHUNK]
@@ -587,40 +634,38 @@ def _types(conn: Connection, item_ids: Iterable[str]) -> dict[str, str]:
     return types
 
 
-def _proofs(conn: Connection, event_keys: Sequence[int]) -> dict[int, list[ChainRow]]:
-    """The indexed ItemEventRecorded rows of captured events, by event key, in chain order."""
-    p = epcis_event_epcs.c
-    ie = item_events.c
+def _proofs(conn: Connection, event_keys: Sequence[int]) -> dict[int, list[tuple[Any, str]]]:
+    """The indexed ItemEventRecorded rows of captured events (each with the EPC it was written for), by event
+    key, in chain order: one join through item_events' (item_key, seq) index."""
     if not event_keys:
         return {}
-    written = conn.execute(
-        select(p.event_key, p.item_id, p.epc, p.seq).where(
-            p.event_key.in_(event_keys), p.role != _PARENT_ROLE, p.seq.is_not(None)
-        )
-    ).all()
-    wanted = {(r.item_id, int(r.seq)): (int(r.event_key), r.epc) for r in written}
-    found: dict[int, list[ChainRow]] = {}
-    pairs = sorted({(item_key(item_id), seq) for item_id, seq in wanted})
-    rows: list[tuple[Any, tuple[int, str]]] = []
-    for start in range(0, len(pairs), _CHUNK):
-        chunk = pairs[start : start + _CHUNK]
-        for row in conn.execute(select(item_events).where(tuple_(ie.item_key, ie.seq).in_(chunk))):
-            owner = wanted.get((row.item_id, int(row.seq)))
-            if owner is not None:
-                rows.append((row, owner))
-    types = _types(conn, [row.item_id for row, _ in rows if row.biz_transaction != _ZERO])
-    for row, (event_key, epc) in rows:
-        found.setdefault(event_key, []).append(_chain_row(row, epc, types))
-    for chain_rows in found.values():
-        chain_rows.sort(key=lambda r: (r.record.block_number, r.record.log_index))
+    p = epcis_event_epcs.c
+    ie = item_events.c
+    on = and_(ie.item_key == p.item_key, ie.seq == p.seq, ie.item_id == p.item_id)
+    stmt = (
+        select(p.event_key, p.epc, item_events)
+        .select_from(epcis_event_epcs.join(item_events, on))
+        .where(p.event_key.in_(event_keys), p.role != _PARENT_ROLE)
+        .order_by(p.event_key, ie.block_number, ie.log_index)
+    )
+    found: dict[int, list[tuple[Any, str]]] = {}
+    seen: set[tuple[int, int, int]] = set()
+    for row in conn.execute(stmt):
+        place = (int(row.event_key), int(row.block_number), int(row.log_index))
+        if place not in seen:  # an item in two of the event's lists was written once
+            seen.add(place)
+            found.setdefault(int(row.event_key), []).append((row, row.epc))
     return found
 
 
-def _found(key: PageKey, row: Any, rows: Sequence[ChainRow]) -> FoundEvent:
-    """A captured event from its epcis_events row and its proofs."""
+def _captured_found(key: PageKey, row: Any, rows: Sequence[ChainRow]) -> FoundEvent:
     return FoundEvent(
         key, row.hash_id, row.document, row.event_index, row.body, row.namespaces, row.record_time, tuple(rows)
     )
+
+
+def _chain_found(key: PageKey, row: Any, types: Mapping[str, str]) -> FoundEvent:
+    return FoundEvent(key, None, None, None, None, None, int(row.timestamp) * 1000, (_chain_row(row, row.uri, types),))
 
 
 def query_events(
@@ -634,34 +679,22 @@ def query_events(
     A captured event appears once the indexer has its transactions (its proof is in the answer); one whose
     proof is not indexed yet is left out of the page (it sorts where it will appear)."""
     with read_transaction(store.engine) as conn:
-        captured = _captured(conn, query, after, limit + 1)
+        scope = _scope(conn, query)
+        captured = _captured(conn, query, scope, after, limit + 1)
         until = captured[-1][0].time_ms if len(captured) > limit else None
-        chain = _chain_only(conn, query, after, limit + 1, until) if query.chain_side else []
+        chain = _chain_only(conn, query, scope, after, limit + 1, until) if query.chain_side else []
         merged = sorted(captured + chain, key=lambda entry: entry[0])
         page, more = merged[:limit], len(merged) > limit
         proofs = _proofs(conn, [k.key for k, _ in page if k.source == CAPTURED])
-        types = _types(conn, [r.item_id for k, r in page if k.source == CHAIN and r.biz_transaction != _ZERO])
+        types = _types(
+            conn, [*(r for k, r in page if k.source == CHAIN), *(r for rows in proofs.values() for r, _ in rows)]
+        )
     found: list[FoundEvent] = []
     for key, row in page:
-        if key.source == CAPTURED:
-            rows = proofs.get(key.key)
-            if not rows:
-                continue
-            found.append(
-                FoundEvent(
-                    key,
-                    row.hash_id,
-                    row.document,
-                    row.event_index,
-                    row.body,
-                    row.namespaces,
-                    row.record_time,
-                    tuple(rows),
-                )
-            )
-        else:
-            only = (_chain_row(row, row.uri, types),)
-            found.append(FoundEvent(key, None, None, None, None, None, int(row.timestamp) * 1000, only))
+        if key.source == CHAIN:
+            found.append(_chain_found(key, row, types))
+        elif rows := proofs.get(key.key):
+            found.append(_captured_found(key, row, [_chain_row(r, epc, types) for r, epc in rows]))
     return found, (page[-1][0] if more else None)
 
 
@@ -673,9 +706,44 @@ def event_by_hash_id(store: Store, hash_id: str) -> FoundEvent | None:
         ).first()
         if row is None:
             return None
-        rows = _proofs(conn, [int(row.event_key)]).get(int(row.event_key), [])
+        return _captured_with_proofs(conn, row)
+
+
+def _captured_with_proofs(conn: Connection, row: Any) -> FoundEvent | None:
+    rows = _proofs(conn, [int(row.event_key)]).get(int(row.event_key), [])
+    if not rows:
+        return None
+    types = _types(conn, [r for r, _ in rows])
     key = PageKey(int(row.event_time), CAPTURED, int(row.event_key))
-    return _found(key, row, rows)
+    return _captured_found(key, row, [_chain_row(r, epc, types) for r, epc in rows])
+
+
+def event_at(
+    store: Store, *, block_number: int, log_index: int, event_hash_ok: Callable[[str], bool]
+) -> FoundEvent | None:
+    """The event whose ItemEventRecorded is at this position (a primary-key read) if its eventHash passes
+    ``event_hash_ok``: a chain event, or the captured event that wrote it (as the query answers it)."""
+    ie = item_events.c
+    p = epcis_event_epcs.c
+    with read_transaction(store.engine) as conn:
+        row = conn.execute(
+            select(item_events, items.c.uri)
+            .select_from(item_events.join(items, items.c.item_id == ie.item_id))
+            .where(ie.block_number == block_number, ie.log_index == log_index)
+        ).first()
+        if row is None or not event_hash_ok(row.event_hash):
+            return None
+        writer = conn.execute(
+            select(epcis_events)
+            .join(epcis_event_epcs, p.event_key == epcis_events.c.event_key)
+            .where(p.item_id == row.item_id, p.seq == row.seq, p.role != _PARENT_ROLE)
+            .where(epcis_events.c.state == RECORDED)
+            .limit(1)
+        ).first()
+        if writer is not None:
+            return _captured_with_proofs(conn, writer)
+        key = PageKey(int(row.timestamp) * 1000, CHAIN, _position(block_number, log_index))
+        return _chain_found(key, row, _types(conn, [row]))
 
 
 # ---- rebuilding the EPCIS rows from the chain's events and the document store ---------------------------
