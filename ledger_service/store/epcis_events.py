@@ -409,13 +409,16 @@ def _few(conn: Connection, condition: Any) -> frozenset[str] | None:
     return None if len(found) > _MANY_ITEMS else frozenset(found)
 
 
-def _scope(conn: Connection, query: EventQuery) -> _Scope:
+def _scope(conn: Connection, query: EventQuery, *, by_epc: bool) -> _Scope:
+    """The scope of the reader's restriction (merchant, item), and with ``by_epc`` of the MATCH_ parameters
+    too (the chain's events; a captured event is matched on its EPCs as sent, which are not always the URI
+    its item was registered with)."""
     it = items.c
     dialect = conn.dialect.name
     sets: list[frozenset[str]] = []
     joined: list[Any] = []
     for exact, prefixes in ((query.epcs, query.epc_prefixes), (query.any_epcs, query.any_epc_prefixes)):
-        if not exact and not prefixes:
+        if not by_epc or (not exact and not prefixes):
             continue
         named: set[str] | None = {_item_of(e) for e in exact}
         for prefix in prefixes:
@@ -500,19 +503,26 @@ def _transaction_types(kind: str) -> list[str]:
     return [kind, f"urn:epcglobal:cbv:btt:{kind}", f"https://ref.gs1.org/cbv/BTT-{kind}"]
 
 
+_LAST_BLOCK = select(func.max(item_events.c.block_number))
+_BLOCK_FROM = (
+    select(item_events.c.block_number, item_events.c.timestamp)
+    .where(item_events.c.block_number >= bindparam("from_"))
+    .order_by(item_events.c.block_number)
+    .limit(1)
+)
+"""The search's statements, built once: it sends a few dozen a page."""
+
+
 def _first_block_at(conn: Connection, timestamp: int) -> int | None:
     """The first block holding an item event at or after ``timestamp`` (block times only grow): a binary search
     over the events' primary key, a few dozen indexed reads; None when there is none."""
-    ie = item_events.c
-    head = conn.execute(select(func.max(ie.block_number))).scalar_one_or_none()
+    head = conn.execute(_LAST_BLOCK).scalar_one_or_none()
     if head is None:
         return None
     lo, hi = 0, int(head) + 1
     while lo < hi:
         mid = (lo + hi) // 2
-        row = conn.execute(
-            select(ie.block_number, ie.timestamp).where(ie.block_number >= mid).order_by(ie.block_number).limit(1)
-        ).first()
+        row = conn.execute(_BLOCK_FROM, {"from_": mid}).first()
         if row is None or int(row.timestamp) >= timestamp:
             hi = mid
         else:
@@ -679,10 +689,11 @@ def query_events(
     A captured event appears once the indexer has its transactions (its proof is in the answer); one whose
     proof is not indexed yet is left out of the page (it sorts where it will appear)."""
     with read_transaction(store.engine) as conn:
-        scope = _scope(conn, query)
-        captured = _captured(conn, query, scope, after, limit + 1)
+        captured = _captured(conn, query, _scope(conn, query, by_epc=False), after, limit + 1)
         until = captured[-1][0].time_ms if len(captured) > limit else None
-        chain = _chain_only(conn, query, scope, after, limit + 1, until) if query.chain_side else []
+        chain = []
+        if query.chain_side:
+            chain = _chain_only(conn, query, _scope(conn, query, by_epc=True), after, limit + 1, until)
         merged = sorted(captured + chain, key=lambda entry: entry[0])
         page, more = merged[:limit], len(merged) > limit
         proofs = _proofs(conn, [k.key for k, _ in page if k.source == CAPTURED])
