@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, delete, func, or_, select, update
+from sqlalchemy import BigInteger, Connection, and_, bindparam, delete, func, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ledger_service.core.codes import ROLE_IDS
@@ -503,31 +503,37 @@ def _transaction_types(kind: str) -> list[str]:
     return [kind, f"urn:epcglobal:cbv:btt:{kind}", f"https://ref.gs1.org/cbv/BTT-{kind}"]
 
 
-_LAST_BLOCK = select(func.max(item_events.c.block_number))
-_BLOCK_FROM = (
-    select(item_events.c.block_number, item_events.c.timestamp)
-    .where(item_events.c.block_number >= bindparam("from_"))
-    .order_by(item_events.c.block_number)
-    .limit(1)
-)
-"""The search's statements, built once: it sends a few dozen a page."""
+_FIRST_BLOCK_AT = text(
+    """
+    WITH RECURSIVE search(lo, hi) AS (
+        SELECT CAST(0 AS BIGINT), CAST((SELECT COALESCE(MAX(block_number), -1) + 1 FROM item_events) AS BIGINT)
+      UNION ALL
+        SELECT
+            CAST(CASE WHEN :probe_ts IS NULL OR :probe_ts >= :at THEN lo ELSE :probe_block + 1 END AS BIGINT),
+            CAST(CASE WHEN :probe_ts IS NULL OR :probe_ts >= :at THEN (lo + hi) / 2 ELSE hi END AS BIGINT)
+        FROM search WHERE lo < hi
+    )
+    SELECT MAX(lo) AS first_block, (SELECT MAX(block_number) FROM item_events) AS head FROM search
+    """.replace(
+        ":probe_ts",
+        "(SELECT timestamp FROM item_events WHERE block_number >= (lo + hi) / 2 ORDER BY block_number LIMIT 1)",
+    ).replace(
+        ":probe_block",
+        "(SELECT block_number FROM item_events WHERE block_number >= (lo + hi) / 2 ORDER BY block_number LIMIT 1)",
+    )
+).bindparams(bindparam("at", type_=BigInteger()))
+"""A binary search for the first block at a time, run by the database in one statement (a recursive query
+whose every step is a read of item_events' primary key): sent step by step it cost a few dozen round trips,
+most of a time page's cost on PostgreSQL."""
 
 
 def _first_block_at(conn: Connection, timestamp: int) -> int | None:
     """The first block holding an item event at or after ``timestamp`` (block times only grow): a binary search
-    over the events' primary key, a few dozen indexed reads; None when there is none."""
-    head = conn.execute(_LAST_BLOCK).scalar_one_or_none()
-    if head is None:
+    over the events' primary key; None when there is none."""
+    row = conn.execute(_FIRST_BLOCK_AT, {"at": timestamp}).one()
+    if row.head is None or int(row.first_block) > int(row.head):
         return None
-    lo, hi = 0, int(head) + 1
-    while lo < hi:
-        mid = (lo + hi) // 2
-        row = conn.execute(_BLOCK_FROM, {"from_": mid}).first()
-        if row is None or int(row.timestamp) >= timestamp:
-            hi = mid
-        else:
-            lo = int(row.block_number) + 1
-    return lo if lo <= int(head) else None
+    return int(row.first_block)
 
 
 def _ceil_s(ms: int) -> int:
