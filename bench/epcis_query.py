@@ -9,7 +9,7 @@ Steps, in one run, for each database:
    in production (it checks the index's pin against the node);
 2. fill: ``--events`` item events (``--per-item`` an item, 80% of them captured at 10) through the store's own
    write functions, ``Store.apply`` for the indexer's rows and ``claim_events`` / ``mark_recorded`` for
-   capture's (bench/_epcis_query_fill.py);
+   capture's (bench/_epcis_query_fill.py); on PostgreSQL then ``ANALYZE`` (what autovacuum does in time);
 3. queries: the application as ``ledger-api`` serves it, in this process; one client asks, ``--queries`` of
    each, for random items / times / classes / orders (after ``--warmup`` of each):
    - ``MATCH_epc`` on one item (auditor): every event of the item, captured and chain-only;
@@ -171,6 +171,10 @@ def one_database(
             token=deployed.token.address.lower(),
             progress=say,
         )
+        if store.engine.dialect.name == "postgresql":
+            # The planner's statistics of tables that grew from nothing, as autovacuum gathers them in time.
+            with store.engine.begin() as conn:
+                conn.execute(text("ANALYZE"))
         auditor = create_api_key(store=store, role=Role.AUDITOR, name="bench auditor").plaintext
         merchant_key = create_api_key(store=store, role=Role.MERCHANT, name="bench", actor_address=merchant).plaintext
         say(
