@@ -60,9 +60,10 @@ CapturePath = Annotated[
 EventPath = Annotated[
     str,
     Path(
-        pattern=r"^ni:///[a-z0-9-]+;[0-9a-f]+(\?ver=CBV2\.0)?$",
+        pattern=r"^(ni:///[a-z0-9-]+;[0-9a-f]+(\?ver=CBV2\.0)?|urn:uuid:[0-9a-fA-F-]{36})$",
         max_length=200,
-        description="the event's CBV 2.0 hash ID (ni:///sha-256;...?ver=CBV2.0), URL-encoded",
+        description="the event's ID, URL-encoded: a captured event's CBV 2.0 hash ID (ni:///sha-256;...?ver=CBV2.0), "
+        "or the urn:uuid: eventID of an event the chain holds without a capture document",
     ),
 ]
 EXTERNAL_SCHEMA = "x-external-schema"
@@ -436,18 +437,19 @@ def events(
 @router.get(
     "/events/{event_id:path}",
     responses={**_QUERY_DOCUMENT, **problem_responses(404)},
-    summary="One captured EPCIS event by its CBV event hash ID, with its ledger proof",
+    summary="One EPCIS event by its eventID (a captured event's CBV hash ID, a chain event's UUID), with its proof",
     openapi_extra=PRINCIPAL_SECURITY,
     response_class=Response,
 )
 def one_event(event_id: EventPath, principal: HotPrincipalDep, svc: ServicesDep) -> Response:
-    """`event_id` is the event's hash ID (`ni:///sha-256;...?ver=CBV2.0`, URL-encoded), as `ledger:hashID`
-    gives it. Events written without a capture have no hash ID: query them (MATCH_epc). Read rules as the
-    query's."""
+    """`event_id` (URL-encoded) is a captured event's hash ID (`ni:///sha-256;...?ver=CBV2.0`, as
+    `ledger:hashID` gives it), or the `urn:uuid:` eventID of an event the chain holds without a capture
+    document (the escrow's steps, registrations by script), as the query and the item history's EPCIS export
+    give it; such a UUID names the event's place on the chain and its eventHash. Read rules as the query's."""
     query = _restricted(EventQuery(), principal, svc)
-    found = find_event(store=svc.store, hash_id=event_id)
+    found = find_event(store=svc.store, event_id=event_id)
     if found is None or not _may_read(query, found[0], svc):
-        raise NotFoundError(f"no captured event {event_id[:120]!r} that this credential may read")
+        raise NotFoundError(f"no event {event_id[:120]!r} that this credential may read")
     events_found, namespaces = found
     return _ld(query_document(events_found, created_at=int(time.time()), namespaces=namespaces))
 

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from typing import Any
 
 from ledger_service.documents.cid import Cid
-from ledger_service.epcis.serialize import ZERO_HASH, ChainRecord, captured_event, chain_event
+from ledger_service.epcis.serialize import ZERO_HASH, ChainRecord, captured_event, chain_event, parse_event_uuid
 from ledger_service.store import epcis_events
 from ledger_service.store.epcis_events import ChainRow, EventQuery, FoundEvent, PageKey
 from ledger_service.store.handle import Store
@@ -30,10 +31,16 @@ class EventPage:
     """Where the next page starts (None: this is the last)."""
 
 
+@lru_cache(maxsize=4096)
+def _cid(digest: str) -> str:
+    """A document digest's CIDv0 (remembered: a page's captured events mostly share their document)."""
+    return Cid.from_digest(digest).v0
+
+
 def chain_record(row: ChainRow) -> ChainRecord:
     """The row's record with its document's CID."""
     document = row.record.document
-    return replace(row.record, document_cid=None if document == ZERO_HASH else Cid.from_digest(document).v0)
+    return replace(row.record, document_cid=None if document == ZERO_HASH else _cid(document))
 
 
 def render(found: FoundEvent, namespaces: list[dict[str, str]]) -> dict[str, Any]:
@@ -57,9 +64,17 @@ def find_events(*, store: Store, query: EventQuery, after: PageKey | None, per_p
     return EventPage(events=events, namespaces=namespaces, next_key=next_key)
 
 
-def find_event(*, store: Store, hash_id: str) -> tuple[list[dict[str, Any]], list[dict[str, str]]] | None:
-    """A captured event by its hash ID: (its JSON-LD, the prefixes it uses), or None."""
-    found = epcis_events.event_by_hash_id(store, hash_id)
+def find_event(*, store: Store, event_id: str) -> tuple[list[dict[str, Any]], list[dict[str, str]]] | None:
+    """An event by its ID: a captured event's CBV hash ID, or the ``urn:uuid:`` of an event the chain holds
+    (:func:`ledger_service.epcis.serialize.event_uuid`, as the history export and the query give it; a captured
+    event is answered as captured). (Its JSON-LD, the prefixes it uses), or None."""
+    chain_id = parse_event_uuid(event_id)
+    if chain_id is not None:
+        found = epcis_events.event_at(
+            store, block_number=chain_id.block_number, log_index=chain_id.log_index, event_hash_ok=chain_id.matches
+        )
+    else:
+        found = epcis_events.event_by_hash_id(store, event_id)
     if found is None or not found.rows:
         return None
     namespaces: list[dict[str, str]] = []

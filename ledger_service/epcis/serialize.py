@@ -11,7 +11,8 @@ Two kinds of event come out:
   escrow, by registration outside capture, by a script): an ``ObjectEvent`` built from the on-chain fields:
   ``eventTime`` the block time, ``action`` ADD for commissioning, DELETE for destroying and decommissioning,
   OBSERVE otherwise, CBV 2.0 ``bizStep`` / ``disposition``, ``readPoint`` as an SGLN URN, the business
-  transaction (typed ``rma`` / ``po`` when known), ``eventID`` a name-based UUID of its eventHash.
+  transaction (typed ``rma`` / ``po`` when known), ``eventID`` a UUID (version 8) of its position on the chain
+  and its eventHash (:func:`event_uuid`), by which the query interface finds it.
 
 The proof of an ItemEventRecorded: ``ledger:itemId``, ``ledger:seq``, ``ledger:actor``, ``ledger:eventHash``,
 ``ledger:prevHash``, ``ledger:txHash``, ``ledger:blockNumber``, ``ledger:blockHash``, ``ledger:logIndex`` and
@@ -70,9 +71,45 @@ def iso_millis(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
-def event_uuid(event_hash: str) -> str:
-    """A stable ``urn:uuid:`` for a chain event: the name-based (v5) UUID of its eventHash in our namespace."""
-    return f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, f'{LEDGER_NS}event/{event_hash.lower()}')}"
+_BLOCK_BITS, _LOG_BITS, _HASH_BITS = 48, 20, 54
+"""A chain event's UUID (version 8, RFC 9562's custom layout) holds, in its 122 free bits: the block number,
+the log index, and the first bits of the eventHash."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChainEventId:
+    """What a chain event's ``urn:uuid:`` names: its log's position, and the leading bits of its eventHash
+    (so that an ID names one event, not whatever another branch of the chain put at that position)."""
+
+    block_number: int
+    log_index: int
+    hash_bits: int
+
+    def matches(self, event_hash: str) -> bool:
+        return int(event_hash[2:], 16) >> (256 - _HASH_BITS) == self.hash_bits
+
+
+def event_uuid(block_number: int, log_index: int, event_hash: str) -> str:
+    """A chain event's ``eventID``: a UUIDv8 holding its position (block, log index) and the first 54 bits of
+    its eventHash. The index finds it by its primary key, with nothing stored for it (see ChainEventId)."""
+    if not (0 <= block_number < 1 << _BLOCK_BITS and 0 <= log_index < 1 << _LOG_BITS):
+        raise ValueError(f"no chain event ID for block {block_number}, log {log_index}")
+    hash_bits = int(event_hash[2:], 16) >> (256 - _HASH_BITS)
+    low = (log_index << _HASH_BITS) | hash_bits  # 74 bits: 12 after the version, 62 after the variant
+    value = (block_number << 80) | (8 << 76) | ((low >> 62) << 64) | (0b10 << 62) | (low & ((1 << 62) - 1))
+    return f"urn:uuid:{uuid.UUID(int=value)}"
+
+
+def parse_event_uuid(event_id: str) -> ChainEventId | None:
+    """The position and hash bits of a chain event's ``urn:uuid:`` (None: not one of ours)."""
+    try:
+        value = uuid.UUID(event_id.removeprefix("urn:uuid:")).int
+    except ValueError:
+        return None
+    if not event_id.startswith("urn:uuid:") or (value >> 76) & 0xF != 8 or (value >> 62) & 0b11 != 0b10:
+        return None
+    low = (((value >> 64) & 0xFFF) << 62) | (value & ((1 << 62) - 1))
+    return ChainEventId(value >> 80, low >> _HASH_BITS, low & ((1 << _HASH_BITS) - 1))
 
 
 def proof(record: ChainRecord) -> dict[str, Any]:
@@ -117,7 +154,7 @@ def chain_event(epc: str, record: ChainRecord) -> dict[str, Any]:
         "type": "ObjectEvent",
         "eventTime": iso_seconds(record.timestamp),
         "eventTimeZoneOffset": "+00:00",
-        "eventID": event_uuid(record.event_hash),
+        "eventID": event_uuid(record.block_number, record.log_index, record.event_hash),
         "epcList": [epc],
         "action": action,
         "bizStep": _name(step, "bizStep", BizStep),

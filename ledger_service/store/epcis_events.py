@@ -12,11 +12,11 @@ Invariants:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, delete, func, or_, select, tuple_, update
+from sqlalchemy import BigInteger, Connection, and_, bindparam, delete, func, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ledger_service.core.codes import ROLE_IDS
@@ -38,6 +38,8 @@ from ledger_service.store.tables import (
 )
 
 CLAIMED, RECORDED = "claimed", "recorded"
+_PARENT_ROLE = 1
+"""``epcis_event_epcs.role`` of a parentID (no item event is written for it)."""
 _CHUNK = 500
 
 
@@ -156,74 +158,72 @@ def item_facts(store: Store, item_ids: Iterable[str]) -> dict[str, ItemFacts]:
     return found
 
 
-def _insert_ignore(conn: Connection, rows: Sequence[dict[str, Any]]) -> dict[str, int]:
-    """Inserts epcis_events rows in one statement, each unless its hash ID is there; hash ID -> event_key of
-    those inserted."""
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    stmt = (
-        dialect.insert(epcis_events)
-        .values(list(rows))
-        .on_conflict_do_nothing(index_elements=["hash_id"])
-        .returning(epcis_events.c.hash_id, epcis_events.c.event_key)
-    )
-    return {hash_id: int(key) for hash_id, key in conn.execute(stmt)}
-
-
 def claim_events(store: Store, *, capture_id: str, actor: str, claims: Sequence[EventClaim]) -> dict[str, int]:
     """Claims each event by its hash ID, in one transaction; hash ID -> event_key of those this call claimed
-    (the others are held by an earlier or a concurrent capture). Multi-row statements: one statement per
-    row cost a fifth of a capture's CPU."""
+    (the others are held by an earlier or a concurrent capture). The rows go in as batched statements (one
+    compiled statement for all of them), not one statement each."""
+    if not claims:
+        return {}
+    dialect = postgresql if store.engine.dialect.name == "postgresql" else sqlite
+    e = epcis_events.c
+    insert = (
+        dialect.insert(epcis_events)
+        .on_conflict_do_nothing(index_elements=["hash_id"])
+        .returning(e.event_key, e.hash_id)
+    )
+    rows = [
+        {
+            "hash_id": claim.hash_id,
+            "event_id": claim.event_id,
+            "capture_id": capture_id,
+            "event_index": claim.event_index,
+            "event_type": claim.event_type,
+            "action": claim.action,
+            "event_time": claim.event_time,
+            "time_zone_offset": claim.time_zone_offset,
+            "record_time": None,
+            "biz_step": claim.biz_step,
+            "disposition": claim.disposition,
+            "read_point": claim.read_point,
+            "document": claim.document,
+            "body": claim.body,
+            "namespaces": claim.namespaces,
+            "actor": actor.lower(),
+            "state": CLAIMED,
+            "tx_hash": None,
+            "block_number": None,
+        }
+        for claim in claims
+    ]
     claimed: dict[str, int] = {}
     with write_transaction(store.engine) as conn:
-        for start in range(0, len(claims), _CHUNK):
-            chunk = claims[start : start + _CHUNK]
-            keys = _insert_ignore(
-                conn,
-                [
-                    {
-                        "hash_id": claim.hash_id,
-                        "event_id": claim.event_id,
-                        "capture_id": capture_id,
-                        "event_index": claim.event_index,
-                        "event_type": claim.event_type,
-                        "action": claim.action,
-                        "event_time": claim.event_time,
-                        "time_zone_offset": claim.time_zone_offset,
-                        "record_time": None,
-                        "biz_step": claim.biz_step,
-                        "disposition": claim.disposition,
-                        "read_point": claim.read_point,
-                        "document": claim.document,
-                        "body": claim.body,
-                        "namespaces": claim.namespaces,
-                        "actor": actor.lower(),
-                        "state": CLAIMED,
-                        "tx_hash": None,
-                        "block_number": None,
-                    }
-                    for claim in chunk
-                ],
-            )
-            epc_rows: list[dict[str, Any]] = []
-            transaction_rows: list[dict[str, Any]] = []
-            for claim in chunk:
-                key = keys.get(claim.hash_id)
-                if key is None:
-                    continue
-                claimed[claim.hash_id] = key
-                epcs = {(item_id, role): epc for item_id, role, epc in claim.epcs}
-                epc_rows.extend(
-                    {"event_key": key, "item_id": item_id, "role": role, "epc": epc, "seq": None}
-                    for (item_id, role), epc in epcs.items()
-                )
-                transaction_rows.extend(
-                    {"event_key": key, "type": kind, "value": value}
-                    for kind, value in sorted(set(claim.biz_transactions))
-                )
-            if epc_rows:
-                conn.execute(epcis_event_epcs.insert(), epc_rows)
-            if transaction_rows:
-                conn.execute(epcis_biz_transactions.insert(), transaction_rows)
+        inserted = {hash_id: int(key) for key, hash_id in conn.execute(insert, rows)}
+        epc_rows: list[dict[str, Any]] = []
+        transaction_rows: list[dict[str, Any]] = []
+        for claim in claims:
+            key = inserted.get(claim.hash_id)
+            if key is None or claim.hash_id in claimed:  # held elsewhere, or twice in this document
+                continue
+            claimed[claim.hash_id] = key
+            epcs = {(item_id, role): epc for item_id, role, epc in claim.epcs}
+            epc_rows += [
+                {
+                    "event_key": key,
+                    "item_id": item_id,
+                    "item_key": item_key(item_id),
+                    "role": role,
+                    "epc": epc,
+                    "seq": None,
+                }
+                for (item_id, role), epc in epcs.items()
+            ]
+            transaction_rows += [
+                {"event_key": key, "type": kind, "value": value} for kind, value in sorted(set(claim.biz_transactions))
+            ]
+        if epc_rows:
+            conn.execute(epcis_event_epcs.insert(), epc_rows)
+        if transaction_rows:
+            conn.execute(epcis_biz_transactions.insert(), transaction_rows)
     return claimed
 
 
@@ -275,32 +275,28 @@ def recorded_count(store: Store, capture_id: str) -> int:
 
 
 def mark_recorded(store: Store, recorded: Sequence[Recorded], *, record_time_ms: int) -> None:
-    """Marks events on-chain, with their transaction and the seq each item got, in one transaction (two
-    statements run for many rows each: a statement per row cost a seventh of a capture's CPU)."""
+    """Marks events on-chain, with their transaction and the seq each item got, in one transaction."""
     if not recorded:
         return
-    e, p = epcis_events.c, epcis_event_epcs.c
+    e = epcis_events.c
+    p = epcis_event_epcs.c
     events = (
         update(epcis_events)
-        .where(e.event_key == bindparam("key"))
-        .values(state=RECORDED, tx_hash=bindparam("tx"), block_number=bindparam("block"), record_time=record_time_ms)
+        .where(e.event_key == bindparam("key_"))
+        .values(state=RECORDED, tx_hash=bindparam("tx_"), block_number=bindparam("block_"), record_time=record_time_ms)
     )
     seqs = (
         update(epcis_event_epcs)
-        .where(p.event_key == bindparam("key"), p.item_id == bindparam("item"), p.role != 1)
-        .values(seq=bindparam("item_seq"))
+        .where(p.event_key == bindparam("key_"), p.item_id == bindparam("item_"), p.role != _PARENT_ROLE)
+        .values(seq=bindparam("seq_"))
     )
-    seq_rows = [
-        {"key": entry.event_key, "item": item_id, "item_seq": seq}
-        for entry in recorded
-        for item_id, seq in entry.seqs.items()
-    ]
     with write_transaction(store.engine) as conn:
-        conn.execute(
-            events, [{"key": entry.event_key, "tx": entry.tx_hash, "block": entry.block_number} for entry in recorded]
-        )
-        if seq_rows:
-            conn.execute(seqs, seq_rows)
+        conn.execute(events, [{"key_": r.event_key, "tx_": r.tx_hash, "block_": r.block_number} for r in recorded])
+        written = [
+            {"key_": r.event_key, "item_": item_id, "seq_": seq} for r in recorded for item_id, seq in r.seqs.items()
+        ]
+        if written:
+            conn.execute(seqs, written)
 
 
 def known_hash_ids(store: Store, hash_ids: Sequence[str]) -> set[str]:
@@ -320,7 +316,6 @@ def known_hash_ids(store: Store, hash_ids: Sequence[str]) -> set[str]:
 _ZERO = "0x" + "00" * 32
 CAPTURED, CHAIN = 0, 1
 """The two sources of an answer: captured events, and events only the chain holds (no capture document)."""
-_PARENT_ROLE = 1
 _MATCH_EPC_ROLES = (0, 2)
 """MATCH_epc looks at epcList and childEPCs; MATCH_anyEPC at every list and parentID."""
 
@@ -409,6 +404,12 @@ def _position(block_number: int, log_index: int) -> int:
     return block_number * (1 << 20) + log_index
 
 
+_MANY_ITEMS = 1_000
+"""Up to this many items named by an EPC pattern or held by a merchant, their events are found item by item
+through the item indexes; more, and the events are read in time order and filtered by a join (then matches are
+dense enough that a page is found after a short read)."""
+
+
 def _prefix_condition(column: Any, prefix: str, dialect: str) -> Any:
     if dialect == "postgresql":
         escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
@@ -417,34 +418,79 @@ def _prefix_condition(column: Any, prefix: str, dialect: str) -> Any:
     return and_(column >= prefix, column < prefix + "\U0010ffff")
 
 
-def _epc_keys(query: EventQuery, dialect: str) -> list[Any]:
-    """Conditions on epcis_events.event_key for the EPC filters (each an IN over the EPC index)."""
+def _item_of(epc: str) -> str:
+    return "0x" + keccak_text(epc).hex()
+
+
+@dataclass(frozen=True, slots=True)
+class _Scope:
+    """The items a query's events may be on, as far as they are few: ``items`` the intersection of every
+    condition that names few items (None: no such condition), ``joined`` the conditions on ``items`` columns
+    that name many (applied by joining the items table)."""
+
+    items: frozenset[str] | None
+    joined: tuple[Any, ...]
+
+
+def _few(conn: Connection, condition: Any) -> frozenset[str] | None:
+    """The ids of the items matching ``condition`` (an indexed one), or None when there are more than
+    _MANY_ITEMS."""
+    found = conn.execute(select(items.c.item_id).where(condition).limit(_MANY_ITEMS + 1)).scalars().all()
+    return None if len(found) > _MANY_ITEMS else frozenset(found)
+
+
+def _scope(conn: Connection, query: EventQuery, *, by_epc: bool) -> _Scope:
+    """The scope of the reader's restriction (merchant, item), and with ``by_epc`` of the MATCH_ parameters
+    too (the chain's events; a captured event is matched on its EPCs as sent, which are not always the URI
+    its item was registered with)."""
+    it = items.c
+    dialect = conn.dialect.name
+    sets: list[frozenset[str]] = []
+    joined: list[Any] = []
+    for exact, prefixes in ((query.epcs, query.epc_prefixes), (query.any_epcs, query.any_epc_prefixes)):
+        if not by_epc or (not exact and not prefixes):
+            continue
+        named: set[str] | None = {_item_of(e) for e in exact}
+        for prefix in prefixes:
+            found = _few(conn, _prefix_condition(it.uri, prefix, dialect))
+            named = None if found is None or named is None else named | found
+        if named is not None and len(named) <= _MANY_ITEMS:
+            sets.append(frozenset(named))
+        else:
+            ids = sorted({_item_of(e) for e in exact})
+            joined.append(
+                or_(*([it.item_id.in_(ids)] if ids else []), *(_prefix_condition(it.uri, p, dialect) for p in prefixes))
+            )
+    if query.item_id is not None:
+        sets.append(frozenset({query.item_id}))
+    if query.merchant is not None:
+        mine = _few(conn, it.merchant == query.merchant)
+        if mine is None:
+            joined.append(it.merchant == query.merchant)
+        else:
+            sets.append(mine)
+    return _Scope(frozenset.intersection(*sets) if sets else None, tuple(joined))
+
+
+def _captured(
+    conn: Connection, query: EventQuery, scope: _Scope, after: PageKey | None, limit: int
+) -> list[tuple[PageKey, Any]]:
+    e = epcis_events.c
     p = epcis_event_epcs.c
-    conditions: list[Any] = []
+    dialect = conn.dialect.name
+    conditions: list[Any] = [e.state == RECORDED]
     for exact, prefixes, lists in (
         (query.epcs, query.epc_prefixes, _MATCH_EPC_ROLES),
         (query.any_epcs, query.any_epc_prefixes, None),
     ):
         if not exact and not prefixes:
             continue
-        matches = [p.item_id.in_(sorted({_item_of(e) for e in exact}))] if exact else []
+        matches = [p.item_id.in_(sorted({_item_of(x) for x in exact}))] if exact else []
         matches += [_prefix_condition(p.epc, prefix, dialect) for prefix in prefixes]
         chosen = select(p.event_key).where(or_(*matches))
         if lists is not None:
             chosen = chosen.where(p.role.in_(lists))
-        conditions.append(epcis_events.c.event_key.in_(chosen))
-    return conditions
-
-
-def _item_of(epc: str) -> str:
-    return "0x" + keccak_text(epc).hex()
-
-
-def _captured(conn: Connection, query: EventQuery, after: PageKey | None, limit: int) -> list[tuple[PageKey, Any]]:
-    e = epcis_events.c
-    p = epcis_event_epcs.c
-    dialect = conn.dialect.name
-    conditions: list[Any] = [e.state == RECORDED, *_epc_keys(query, dialect)]
+        conditions.append(e.event_key.in_(chosen))
     if query.event_types:
         conditions.append(e.event_type.in_(query.event_types))
     if query.biz_steps:
@@ -467,11 +513,12 @@ def _captured(conn: Connection, query: EventQuery, after: PageKey | None, limit:
         if kind:
             chosen = chosen.where(b.type.in_(_transaction_types(kind)))
         conditions.append(e.event_key.in_(chosen))
-    if query.item_id is not None:
-        conditions.append(e.event_key.in_(select(p.event_key).where(p.item_id == query.item_id)))
-    if query.merchant is not None:
-        mine = select(p.event_key).join(items, items.c.item_id == p.item_id).where(items.c.merchant == query.merchant)
-        conditions.append(e.event_key.in_(mine))
+    if scope.items is not None:
+        conditions.append(e.event_key.in_(select(p.event_key).where(p.item_id.in_(sorted(scope.items)))))
+    if scope.joined:
+        # Many items: tested event by event as the time index is read (a list of their events would be long).
+        on_them = select(p.event_key).join(items, items.c.item_id == p.item_id).where(p.event_key == e.event_key)
+        conditions.append(on_them.where(*scope.joined).exists())
     if after is not None:
         later = e.event_time > after.time_ms
         if after.source == CAPTURED:
@@ -486,70 +533,90 @@ def _transaction_types(kind: str) -> list[str]:
     return [kind, f"urn:epcglobal:cbv:btt:{kind}", f"https://ref.gs1.org/cbv/BTT-{kind}"]
 
 
+_FIRST_BLOCK_AT = text(
+    """
+    WITH RECURSIVE search(lo, hi) AS (
+        SELECT CAST(0 AS BIGINT), CAST((SELECT COALESCE(MAX(block_number), -1) + 1 FROM item_events) AS BIGINT)
+      UNION ALL
+        SELECT
+            CAST(CASE WHEN :probe_ts IS NULL OR :probe_ts >= :at THEN lo ELSE :probe_block + 1 END AS BIGINT),
+            CAST(CASE WHEN :probe_ts IS NULL OR :probe_ts >= :at THEN (lo + hi) / 2 ELSE hi END AS BIGINT)
+        FROM search WHERE lo < hi
+    )
+    SELECT MAX(lo) AS first_block, (SELECT MAX(block_number) FROM item_events) AS head FROM search
+    """.replace(
+        ":probe_ts",
+        "(SELECT timestamp FROM item_events WHERE block_number >= (lo + hi) / 2 ORDER BY block_number LIMIT 1)",
+    ).replace(
+        ":probe_block",
+        "(SELECT block_number FROM item_events WHERE block_number >= (lo + hi) / 2 ORDER BY block_number LIMIT 1)",
+    )
+).bindparams(bindparam("at", type_=BigInteger()))
+"""A binary search for the first block at a time, run by the database in one statement (a recursive query
+whose every step is a read of item_events' primary key): sent step by step it cost a few dozen round trips,
+most of a time page's cost on PostgreSQL."""
+
+
 def _first_block_at(conn: Connection, timestamp: int) -> int | None:
     """The first block holding an item event at or after ``timestamp`` (block times only grow): a binary search
-    over the events' primary key, a few dozen indexed reads; None when there is none."""
-    ie = item_events.c
-    head = conn.execute(select(func.max(ie.block_number))).scalar_one_or_none()
-    if head is None:
+    over the events' primary key; None when there is none."""
+    row = conn.execute(_FIRST_BLOCK_AT, {"at": timestamp}).one()
+    if row.head is None or int(row.first_block) > int(row.head):
         return None
-    lo, hi = 0, int(head) + 1
-    while lo < hi:
-        mid = (lo + hi) // 2
-        row = conn.execute(
-            select(ie.block_number, ie.timestamp).where(ie.block_number >= mid).order_by(ie.block_number).limit(1)
-        ).first()
-        if row is None or int(row.timestamp) >= timestamp:
-            hi = mid
-        else:
-            lo = int(row.block_number) + 1
-    return lo if lo <= int(head) else None
+    return int(row.first_block)
+
+
+def _ceil_s(ms: int) -> int:
+    return -(-ms // 1000)
 
 
 def _chain_only(
-    conn: Connection, query: EventQuery, after: PageKey | None, limit: int, until_ms: int | None
+    conn: Connection, query: EventQuery, scope: _Scope, after: PageKey | None, limit: int, until_ms: int | None
 ) -> list[tuple[PageKey, Any]]:
-    """Item events without a capture document, in chain order (= time order: block times only grow)."""
+    """Item events without a capture document, in chain order (= time order: block times only grow). Found
+    through an index whatever the parameters: the items' (item_key, seq) when the query names few items, the
+    business transaction's partial index, else the primary key in chain order from the first block in time."""
     ie = item_events.c
     it = items.c
     p = epcis_event_epcs.c
-    dialect = conn.dialect.name
     captured = select(p.event_key).where(p.item_id == ie.item_id, p.seq == ie.seq, p.role != _PARENT_ROLE)
-    conditions: list[Any] = [~captured.exists()]
+    conditions: list[Any] = [~captured.exists(), *scope.joined]
     if query.biz_step_codes:
         conditions.append(ie.biz_step.in_(query.biz_step_codes))
     if query.disposition_codes:
         conditions.append(ie.disposition.in_(query.disposition_codes))
     if query.read_point_locations:
         conditions.append(ie.location.in_(query.read_point_locations))
-    if query.biz_transaction_digests:
-        conditions.append(ie.biz_transaction.in_(query.biz_transaction_digests))
-    lower_s = max((-(-t // 1000) for t in (query.ge_event_time, query.ge_record_time) if t is not None), default=None)
-    if after is not None:
-        lower_s = max(lower_s or 0, -(-after.time_ms // 1000))
-    if lower_s is not None:
-        first = _first_block_at(conn, lower_s)
-        if first is None:
+    by_item = scope.items is not None
+    if scope.items is not None:
+        if not scope.items:
             return []
-        conditions += [ie.block_number >= first, ie.timestamp >= lower_s]
-    upper_s = min(
-        (
-            s
-            for s in (
-                -(-query.lt_event_time // 1000) if query.lt_event_time is not None else None,
-                until_ms // 1000 + 1 if until_ms is not None else None,
-            )
-            if s is not None
-        ),
-        default=None,
-    )
+        ids = sorted(scope.items)
+        conditions += [ie.item_key.in_(sorted({item_key(i) for i in ids})), ie.item_id.in_(ids)]
+    if query.biz_transaction_digests:
+        # The partial index's own condition spelled out: SQLite uses a partial index only when the query says so.
+        conditions += [ie.biz_transaction.in_(query.biz_transaction_digests), ie.biz_transaction != _ZERO]
+        by_item = True
+    lower_s = max((_ceil_s(t) for t in (query.ge_event_time, query.ge_record_time) if t is not None), default=None)
+    if after is not None:
+        lower_s = max(lower_s or 0, _ceil_s(after.time_ms))
+    uppers = [_ceil_s(query.lt_event_time) if query.lt_event_time is not None else None]
+    # Not after the captured side's last event of this page: nothing later can be on it.
+    uppers.append(until_ms // 1000 + 1 if until_ms is not None else None)
+    upper_s = min((s for s in uppers if s is not None), default=None)
+    if lower_s is not None:
+        conditions.append(ie.timestamp >= lower_s)
+        if not by_item:  # a block bound too, so that the read starts there (block times only grow)
+            first = _first_block_at(conn, lower_s)
+            if first is None:
+                return []
+            conditions.append(ie.block_number >= first)
     if upper_s is not None:
-        # Before LT_eventTime, and not after the captured side's last event of this page (nothing later can be on
-        # it): a block bound too, so that the events after it are not scanned (block times only grow).
         conditions.append(ie.timestamp < upper_s)
-        beyond = _first_block_at(conn, upper_s)
-        if beyond is not None:
-            conditions.append(ie.block_number < beyond)
+        if not by_item:
+            beyond = _first_block_at(conn, upper_s)
+            if beyond is not None:
+                conditions.append(ie.block_number < beyond)
     if after is not None and after.time_ms % 1000 == 0:
         # Events at the cursor's very second: those after it in chain order (captured ones sort first).
         at_cursor = ie.timestamp == after.time_ms // 1000
@@ -559,23 +626,6 @@ def _chain_only(
                 at_cursor, or_(ie.block_number > block, and_(ie.block_number == block, ie.log_index > index))
             )
         conditions.append(or_(ie.timestamp > after.time_ms // 1000, at_cursor))
-    for exact, prefixes in ((query.epcs, query.epc_prefixes), (query.any_epcs, query.any_epc_prefixes)):
-        ids = sorted({_item_of(e) for e in exact})
-        if ids and not prefixes:  # through the per-item index (item_key, seq), not a scan of every event
-            conditions += [ie.item_key.in_(sorted({item_key(i) for i in ids})), ie.item_id.in_(ids)]
-        elif exact or prefixes:
-            # A pattern is matched on items.uri while the events are read in chain order: a scan, bounded by
-            # the time conditions when there are some.
-            conditions.append(
-                or_(
-                    *([ie.item_id.in_(ids)] if ids else []),
-                    *(_prefix_condition(it.uri, prefix, dialect) for prefix in prefixes),
-                )
-            )
-    if query.item_id is not None:
-        conditions += [ie.item_key == item_key(query.item_id), ie.item_id == query.item_id]
-    if query.merchant is not None:
-        conditions.append(it.merchant == query.merchant)
     stmt = (
         select(item_events, it.uri)
         .select_from(item_events.join(items, it.item_id == ie.item_id))
@@ -614,9 +664,10 @@ def _chain_row(row: Any, epc: str, types: Mapping[str, str]) -> ChainRow:
     )
 
 
-def _types(conn: Connection, item_ids: Iterable[str]) -> dict[str, str]:
-    """The business transactions of these items that the index can name: sale orders ``po``, returns ``rma``."""
-    ids = sorted(set(item_ids))
+def _types(conn: Connection, rows: Iterable[Any]) -> dict[str, str]:
+    """The business transactions of these item event rows that the index can name: sale orders ``po``, returns
+    ``rma`` (looked up by the rows' items)."""
+    ids = sorted({r.item_id for r in rows if r.biz_transaction != _ZERO})
     types: dict[str, str] = {}
     for start in range(0, len(ids), _CHUNK):
         chunk = ids[start : start + _CHUNK]
@@ -629,40 +680,38 @@ def _types(conn: Connection, item_ids: Iterable[str]) -> dict[str, str]:
     return types
 
 
-def _proofs(conn: Connection, event_keys: Sequence[int]) -> dict[int, list[ChainRow]]:
-    """The indexed ItemEventRecorded rows of captured events, by event key, in chain order."""
-    p = epcis_event_epcs.c
-    ie = item_events.c
+def _proofs(conn: Connection, event_keys: Sequence[int]) -> dict[int, list[tuple[Any, str]]]:
+    """The indexed ItemEventRecorded rows of captured events (each with the EPC it was written for), by event
+    key, in chain order: one join through item_events' (item_key, seq) index."""
     if not event_keys:
         return {}
-    written = conn.execute(
-        select(p.event_key, p.item_id, p.epc, p.seq).where(
-            p.event_key.in_(event_keys), p.role != _PARENT_ROLE, p.seq.is_not(None)
-        )
-    ).all()
-    wanted = {(r.item_id, int(r.seq)): (int(r.event_key), r.epc) for r in written}
-    found: dict[int, list[ChainRow]] = {}
-    pairs = sorted({(item_key(item_id), seq) for item_id, seq in wanted})
-    rows: list[tuple[Any, tuple[int, str]]] = []
-    for start in range(0, len(pairs), _CHUNK):
-        chunk = pairs[start : start + _CHUNK]
-        for row in conn.execute(select(item_events).where(tuple_(ie.item_key, ie.seq).in_(chunk))):
-            owner = wanted.get((row.item_id, int(row.seq)))
-            if owner is not None:
-                rows.append((row, owner))
-    types = _types(conn, [row.item_id for row, _ in rows if row.biz_transaction != _ZERO])
-    for row, (event_key, epc) in rows:
-        found.setdefault(event_key, []).append(_chain_row(row, epc, types))
-    for chain_rows in found.values():
-        chain_rows.sort(key=lambda r: (r.record.block_number, r.record.log_index))
+    p = epcis_event_epcs.c
+    ie = item_events.c
+    on = and_(ie.item_key == p.item_key, ie.seq == p.seq, ie.item_id == p.item_id)
+    stmt = (
+        select(p.event_key, p.epc, item_events)
+        .select_from(epcis_event_epcs.join(item_events, on))
+        .where(p.event_key.in_(event_keys), p.role != _PARENT_ROLE)
+        .order_by(p.event_key, ie.block_number, ie.log_index)
+    )
+    found: dict[int, list[tuple[Any, str]]] = {}
+    seen: set[tuple[int, int, int]] = set()
+    for row in conn.execute(stmt):
+        place = (int(row.event_key), int(row.block_number), int(row.log_index))
+        if place not in seen:  # an item in two of the event's lists was written once
+            seen.add(place)
+            found.setdefault(int(row.event_key), []).append((row, row.epc))
     return found
 
 
-def _found(key: PageKey, row: Any, rows: Sequence[ChainRow]) -> FoundEvent:
-    """A captured event from its epcis_events row and its proofs."""
+def _captured_found(key: PageKey, row: Any, rows: Sequence[ChainRow]) -> FoundEvent:
     return FoundEvent(
         key, row.hash_id, row.document, row.event_index, row.body, row.namespaces, row.record_time, tuple(rows)
     )
+
+
+def _chain_found(key: PageKey, row: Any, types: Mapping[str, str]) -> FoundEvent:
+    return FoundEvent(key, None, None, None, None, None, int(row.timestamp) * 1000, (_chain_row(row, row.uri, types),))
 
 
 def query_events(
@@ -676,34 +725,23 @@ def query_events(
     A captured event appears once the indexer has its transactions (its proof is in the answer); one whose
     proof is not indexed yet is left out of the page (it sorts where it will appear)."""
     with read_transaction(store.engine) as conn:
-        captured = _captured(conn, query, after, limit + 1)
+        captured = _captured(conn, query, _scope(conn, query, by_epc=False), after, limit + 1)
         until = captured[-1][0].time_ms if len(captured) > limit else None
-        chain = _chain_only(conn, query, after, limit + 1, until) if query.chain_side else []
+        chain = []
+        if query.chain_side:
+            chain = _chain_only(conn, query, _scope(conn, query, by_epc=True), after, limit + 1, until)
         merged = sorted(captured + chain, key=lambda entry: entry[0])
         page, more = merged[:limit], len(merged) > limit
         proofs = _proofs(conn, [k.key for k, _ in page if k.source == CAPTURED])
-        types = _types(conn, [r.item_id for k, r in page if k.source == CHAIN and r.biz_transaction != _ZERO])
+        types = _types(
+            conn, [*(r for k, r in page if k.source == CHAIN), *(r for rows in proofs.values() for r, _ in rows)]
+        )
     found: list[FoundEvent] = []
     for key, row in page:
-        if key.source == CAPTURED:
-            rows = proofs.get(key.key)
-            if not rows:
-                continue
-            found.append(
-                FoundEvent(
-                    key,
-                    row.hash_id,
-                    row.document,
-                    row.event_index,
-                    row.body,
-                    row.namespaces,
-                    row.record_time,
-                    tuple(rows),
-                )
-            )
-        else:
-            only = (_chain_row(row, row.uri, types),)
-            found.append(FoundEvent(key, None, None, None, None, None, int(row.timestamp) * 1000, only))
+        if key.source == CHAIN:
+            found.append(_chain_found(key, row, types))
+        elif rows := proofs.get(key.key):
+            found.append(_captured_found(key, row, [_chain_row(r, epc, types) for r, epc in rows]))
     return found, (page[-1][0] if more else None)
 
 
@@ -715,9 +753,44 @@ def event_by_hash_id(store: Store, hash_id: str) -> FoundEvent | None:
         ).first()
         if row is None:
             return None
-        rows = _proofs(conn, [int(row.event_key)]).get(int(row.event_key), [])
+        return _captured_with_proofs(conn, row)
+
+
+def _captured_with_proofs(conn: Connection, row: Any) -> FoundEvent | None:
+    rows = _proofs(conn, [int(row.event_key)]).get(int(row.event_key), [])
+    if not rows:
+        return None
+    types = _types(conn, [r for r, _ in rows])
     key = PageKey(int(row.event_time), CAPTURED, int(row.event_key))
-    return _found(key, row, rows)
+    return _captured_found(key, row, [_chain_row(r, epc, types) for r, epc in rows])
+
+
+def event_at(
+    store: Store, *, block_number: int, log_index: int, event_hash_ok: Callable[[str], bool]
+) -> FoundEvent | None:
+    """The event whose ItemEventRecorded is at this position (a primary-key read) if its eventHash passes
+    ``event_hash_ok``: a chain event, or the captured event that wrote it (as the query answers it)."""
+    ie = item_events.c
+    p = epcis_event_epcs.c
+    with read_transaction(store.engine) as conn:
+        row = conn.execute(
+            select(item_events, items.c.uri)
+            .select_from(item_events.join(items, items.c.item_id == ie.item_id))
+            .where(ie.block_number == block_number, ie.log_index == log_index)
+        ).first()
+        if row is None or not event_hash_ok(row.event_hash):
+            return None
+        writer = conn.execute(
+            select(epcis_events)
+            .join(epcis_event_epcs, p.event_key == epcis_events.c.event_key)
+            .where(p.item_id == row.item_id, p.seq == row.seq, p.role != _PARENT_ROLE)
+            .where(epcis_events.c.state == RECORDED)
+            .limit(1)
+        ).first()
+        if writer is not None:
+            return _captured_with_proofs(conn, writer)
+        key = PageKey(int(row.timestamp) * 1000, CHAIN, _position(block_number, log_index))
+        return _chain_found(key, row, _types(conn, [row]))
 
 
 # ---- rebuilding the EPCIS rows from the chain's events and the document store ---------------------------

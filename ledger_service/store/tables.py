@@ -53,6 +53,7 @@ from sqlalchemy import (
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 HASH = String(66)
+ZERO_HASH = "0x" + "00" * 32
 ADDRESS = String(42)
 SHA256_HEX = String(64)
 
@@ -216,8 +217,15 @@ item_events = Table(
     ),
     PrimaryKeyConstraint("block_number", "log_index"),
     Index("ix_item_events_item", "item_key", "seq"),
-    # No index on actor or on biz_transaction: no query reads events by either alone, and each would cost
-    # every inserted event one more index entry.
+    # EQ_bizTransaction_* on events without a capture document (the escrow's sale and return steps): only the
+    # events that have a business transaction get an entry (revision 0014). No index on actor: no query reads
+    # events by it alone, and it would cost every inserted event one more index entry.
+    Index(
+        "ix_item_events_biz_transaction",
+        "biz_transaction",
+        postgresql_where=text(f"biz_transaction <> '{ZERO_HASH}'"),
+        sqlite_where=text(f"biz_transaction <> '{ZERO_HASH}'"),
+    ),
 )
 
 merchant_changes = Table(
@@ -346,7 +354,9 @@ items = Table(
     Column("destroyed", Boolean, nullable=False),
     Column("chain_ok", Boolean, nullable=False, comment="every event of the item verified"),
     Index("ix_items_merchant", "merchant"),
-    Index("ix_items_uri", "uri"),
+    # text_pattern_ops on PostgreSQL: an EPC pattern (a prefix of the URI) is a range of it whatever the
+    # database's collation (equality is served too).
+    Index("ix_items_uri", "uri", postgresql_ops={"uri": "text_pattern_ops"}),
     Index("ix_items_gtin", "gtin"),
     postgresql_with={"fillfactor": STATE_FILLFACTOR},
 )
@@ -668,9 +678,14 @@ epcis_event_epcs = Table(
     Column("role", SmallInteger, nullable=False, comment="0 epcList, 1 parentID, 2 childEPCs, 3 input, 4 output"),
     Column("epc", Text, nullable=False, comment="as sent"),
     Column("seq", BigInteger, nullable=True, comment="the item's on-chain seq written for it; NULL: none (yet)"),
+    Column(
+        "item_key", BigInteger, nullable=False, comment="item_key(item_id): joins item_events' (item_key, seq) index"
+    ),
     PrimaryKeyConstraint("event_key", "item_id", "role"),
     # MATCH_epc on one item: an equality on item_id, in paging order.
     Index("ix_epcis_event_epcs_item_id", "item_id", "event_key"),
+    # Whether an item event has a capture document (the events the chain holds without one): one probe.
+    Index("ix_epcis_event_epcs_item_seq", "item_id", "seq"),
     # MATCH_epc with a pattern (urn:epc:idpat:...:*): a prefix range on the EPC text.
     Index("ix_epcis_event_epcs_epc", "epc", postgresql_ops={"epc": "text_pattern_ops"}),
 )

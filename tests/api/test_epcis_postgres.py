@@ -16,10 +16,15 @@ from tests.api.test_epcis_capture import (  # noqa: F401  (collected here too, o
 )
 from tests.api.test_epcis_query import (  # noqa: F401
     story,
+    test_a_chain_event_is_found_by_its_event_id_as_the_history_export_gives_it,
+    test_an_event_id_that_names_no_event_is_a_404,
     test_an_items_events_come_in_time_order_with_their_proofs_and_the_escrows_events,
+    test_chain_events_are_found_by_pattern_business_transaction_and_time,
     test_filters_narrow_the_answer,
+    test_one_chain_event_follows_the_read_rules_of_the_history,
     test_one_event_by_its_hash_id,
     test_paging_is_stable_while_events_are_added,
+    test_paging_through_captured_and_chain_events_is_stable_while_both_are_added,
     test_read_rules_follow_the_item_history,
 )
 from tests.api.test_returns_postgres import pg_env  # noqa: F401

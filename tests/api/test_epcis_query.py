@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 
 from ledger_service.epcis.document import item_id_of
 from ledger_service.epcis.schema import schema_errors
-from tests.api.conftest import ApiEnv, bearer
+from tests.api.conftest import ApiEnv, bearer, return_token
 from tests.api.epcis_docs import aggregation, commissioning, document, event, new_epc, new_sscc
 from tests.api.flows import Flow
 from tests.api.test_epcis_capture import capture
@@ -64,7 +64,7 @@ def story(client: TestClient, api_env: ApiEnv, keys: dict[str, str]) -> dict[str
     flow.deliver(sold)
     flow.approved(sold)
     api_env.wait_indexed()
-    return {"epc": epc, "sibling": sibling, "case": case}
+    return {"epc": epc, "sibling": sibling, "case": case, "token": sold.token}
 
 
 def test_an_items_events_come_in_time_order_with_their_proofs_and_the_escrows_events(
@@ -180,3 +180,126 @@ def test_the_history_export_is_valid_under_the_official_schema(
     exported = {e["ledger:eventHash"]: e for e in answer.json()["epcisBody"]["eventList"]}
     for chain_event in chain_events:  # one serializer: the same event reads the same in both
         assert exported[chain_event["ledger:eventHash"]] == chain_event
+
+
+def _one(client: TestClient, event_id: str, headers: dict[str, str]) -> Any:
+    return client.get(f"/v1/epcis/events/{quote(event_id, safe='')}", headers=headers)
+
+
+def test_a_chain_event_is_found_by_its_event_id_as_the_history_export_gives_it(
+    client: TestClient, keys: dict[str, str], story: dict[str, Any]
+) -> None:
+    item = item_id_of(story["epc"])
+    exported = client.get(f"/v1/items/{item}/history?format=epcis", headers=bearer(keys["auditor"])).json()
+    sale = next(e for e in exported["epcisBody"]["eventList"] if e["bizStep"] == "retail_selling")
+    answer = _one(client, sale["eventID"], bearer(keys["auditor"]))
+    assert answer.status_code == 200, answer.text
+    assert schema_errors(answer.json()) == []
+    [found] = answer.json()["epcisBody"]["queryResults"]["resultsBody"]["eventList"]
+    assert found == sale  # one serializer: the export's event, found by the ID the export gives
+    upper = _one(client, "urn:uuid:" + sale["eventID"].removeprefix("urn:uuid:").upper(), bearer(keys["auditor"]))
+    assert upper.json()["epcisBody"]["queryResults"]["resultsBody"]["eventList"] == [sale]
+    # A captured event's item event, by the ID the history export gives it: the event as captured.
+    shipping = next(e for e in exported["epcisBody"]["eventList"] if e["bizStep"] == "shipping")
+    [captured] = _one(client, shipping["eventID"], bearer(keys["auditor"])).json()["epcisBody"]["queryResults"][
+        "resultsBody"
+    ]["eventList"]
+    assert captured["ledger:hashID"].startswith("ni:///sha-256;")
+    assert captured["ledger:eventHash"] == shipping["ledger:eventHash"]
+
+
+def test_an_event_id_that_names_no_event_is_a_404(
+    client: TestClient, keys: dict[str, str], story: dict[str, Any]
+) -> None:
+    events, _ = query(client, keys["auditor"], MATCH_epc=story["epc"], EQ_bizStep="retail_selling")
+    event_id = events[0]["eventID"]
+    # the same position with other eventHash bits: what another branch of the chain would have put there
+    last = event_id[-1]
+    other = event_id[:-1] + ("0" if last != "0" else "1")
+    for unknown in (other, "urn:uuid:4f3a8c36-3c35-4d2b-bb5b-0a4b7c7c2a11", "ni:///sha-256;00ff?ver=CBV2.0"):
+        answer = _one(client, unknown, bearer(keys["auditor"]))
+        assert answer.status_code == 404, (unknown, answer.text)
+        assert "no event" in answer.json()["detail"]
+    assert _one(client, "urn:uuid:not-a-uuid", bearer(keys["auditor"])).status_code == 422
+
+
+def test_one_chain_event_follows_the_read_rules_of_the_history(
+    client: TestClient, keys: dict[str, str], story: dict[str, Any]
+) -> None:
+    events, _ = query(client, keys["auditor"], MATCH_epc=story["epc"], EQ_bizStep="retail_selling")
+    event_id = events[0]["eventID"]
+    for reader, status in (
+        (bearer(keys["auditor"]), 200),
+        (bearer(keys["admin"]), 200),
+        (bearer(keys["merchant"]), 200),  # the item's merchant
+        (bearer(keys["merchant2"]), 404),  # another merchant: the event is not disclosed
+        (return_token(story["token"]), 200),  # the consumer of the item's sale
+        (bearer(keys["carrier"]), 403),
+        (bearer(keys["inspector"]), 403),
+        (bearer(keys["manufacturer"]), 403),
+    ):
+        assert _one(client, event_id, reader).status_code == status, reader
+    assert client.get(f"/v1/epcis/events/{quote(event_id, safe='')}").status_code == 401
+
+
+def test_chain_events_are_found_by_pattern_business_transaction_and_time(
+    client: TestClient, keys: dict[str, str], story: dict[str, Any]
+) -> None:
+    item = item_id_of(story["epc"])
+    everything, _ = query(client, keys["auditor"], MATCH_epc=story["epc"])
+    sale = next(e for e in everything if e["bizStep"] == "retail_selling")
+    pattern = story["epc"].rsplit(".", 1)[0].replace("urn:epc:id:sgtin:", "urn:epc:idpat:sgtin:") + ".*"
+    by_pattern, _ = query(client, keys["auditor"], MATCH_anyEPC=pattern, EQ_bizStep="retail_selling", perPage="1000")
+    assert sale in by_pattern
+    [order] = sale["bizTransactionList"]
+    assert order["type"] == "po"
+    by_order, _ = query(client, keys["auditor"], EQ_bizTransaction_po=order["bizTransaction"])
+    assert sale in by_order and all(p["ledger:itemId"] == item for e in by_order for p in e.get("ledger:proofs", [e]))
+    at_its_time, _ = query(
+        client, keys["auditor"], MATCH_epc=story["epc"], GE_eventTime=sale["eventTime"], EQ_bizStep="retail_selling"
+    )
+    assert at_its_time == [sale]
+    mine, _ = query(client, keys["merchant"], EQ_bizTransaction_po=order["bizTransaction"])
+    theirs, _ = query(client, keys["merchant2"], EQ_bizTransaction_po=order["bizTransaction"])
+    assert sale in mine and theirs == []
+    consumers, _ = query_as(client, return_token(story["token"]), MATCH_anyEPC=pattern)
+    assert sale in consumers  # every event on the consumer's item, none on another item alone:
+    assert all(item in {p["ledger:itemId"] for p in e.get("ledger:proofs", [e])} for e in consumers)
+
+
+def query_as(client: TestClient, headers: dict[str, str], **params: str) -> tuple[list[dict[str, Any]], str | None]:
+    answer = client.get("/v1/epcis/events", params=params, headers=headers)
+    assert answer.status_code == 200, answer.text
+    assert schema_errors(answer.json()) == []
+    return answer.json()["epcisBody"]["queryResults"]["resultsBody"]["eventList"], None
+
+
+def test_paging_through_captured_and_chain_events_is_stable_while_both_are_added(
+    client: TestClient, api_env: ApiEnv, keys: dict[str, str]
+) -> None:
+    merchant = api_env.accounts[MERCHANT]
+    flow = Flow(client, api_env, keys)
+    epc = new_epc()
+    capture(client, keys["manufacturer"], document(commissioning([epc], merchant=merchant, minutes=300)))
+    sold = flow.sell(item_id_of(epc))  # chain events: the sale, then the delivery
+    flow.deliver(sold)
+    capture(client, keys["merchant"], document(event([epc], minutes=24 * 60 * 365 * 5)))  # captured, dated later
+    api_env.wait_indexed()
+    before, _ = query(client, keys["auditor"], MATCH_epc=epc, perPage="1000")
+    assert {"ledger:hashID" in e for e in before} == {True, False}  # both kinds on the pages
+    seen: list[str] = []
+    events, next_url = query(client, keys["auditor"], MATCH_epc=epc, perPage="1")
+    seen += [e["eventID"] for e in events]
+    round_ = 0
+    while next_url is not None:
+        if round_ < 2:  # a partner captures one more event between two pages (it sorts after all there were)
+            capture(client, keys["merchant"], document(event([epc], minutes=24 * 60 * 365 * 5 + 1 + round_)))
+        round_ += 1
+        assert round_ < 20
+        answer = client.get(next_url, headers=bearer(keys["auditor"]))
+        assert answer.status_code == 200, answer.text
+        seen += [e["eventID"] for e in answer.json()["epcisBody"]["queryResults"]["resultsBody"]["eventList"]]
+        link = answer.headers.get("link")
+        next_url = re.match(r"<([^>]+)>", link).group(1) if link else None  # type: ignore[union-attr]
+    assert len(seen) == len(set(seen))  # none twice
+    assert {e["eventID"] for e in before} <= set(seen)  # none that existed skipped

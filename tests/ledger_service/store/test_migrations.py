@@ -17,6 +17,7 @@ from sqlalchemy import create_engine, inspect, text
 from ledger_service.core.codes import BizStep, Disposition
 from ledger_service.store import ChainPin, Store
 from ledger_service.store._db import HEAD_REVISION, MIGRATIONS, SQLITE_MMAP_BYTES
+from ledger_service.store.epcis_events import EventClaim, claim_events
 from ledger_service.store.tables import API_TABLES, NOTIFY_TABLES, item_key, metadata
 from tests.ledger_service.store.builders import ChainBuilder
 from tests.support.db import libpq_dsn
@@ -312,4 +313,47 @@ def test_0006_keeps_tokens_working_and_drops_plaintext_answers(store_url: str) -
         assert row is not None and row.expires_at == created + 730 * 24 * 3600
         assert idempotency.get_idempotency_key(store, actor="key:1", key="k") is None
         assert credentials.latest_revocation(store) == 0
+    assert _differences(store_url) == []
+
+
+def test_0014_keys_the_captured_events_epcs_of_an_index_built_before_it(store_url: str) -> None:
+    """Down to 0013 (epcis_event_epcs without item_key) and up again: every captured row comes back with
+    item_key = tables.item_key(item_id), negative keys included."""
+    items = [ChainBuilder().register(f"urn:epc:id:sgtin:0614141.107346.{n}") for n in range(12)]
+    claims = [
+        EventClaim(
+            hash_id=f"ni:///sha-256;{n:064x}?ver=CBV2.0",
+            event_id=None,
+            event_index=n,
+            event_type="ObjectEvent",
+            action="OBSERVE",
+            event_time=n,
+            time_zone_offset="+00:00",
+            biz_step="shipping",
+            disposition="in_transit",
+            read_point=None,
+            document="0x" + "00" * 32,
+            body="{}",
+            namespaces="[]",
+            epcs=((item, 0, f"urn:epc:id:sgtin:0614141.107346.{n}"),),
+            biz_transactions=(),
+        )
+        for n, item in enumerate(items)
+    ]
+    with Store.open(store_url) as store:
+        claim_events(store, capture_id="cap_" + "0" * 32, actor="0x" + "11" * 20, claims=claims)
+        before = store.dump()
+    keys = {row[1]: row[-1] for row in before["epcis_event_epcs"]}
+    assert keys == {item: item_key(item) for item in items}
+    assert min(keys.values()) < 0 < max(keys.values())
+
+    _migrate(store_url, "0013", down=True)
+    engine = create_engine(store_url)
+    try:
+        assert "item_key" not in {c["name"] for c in inspect(engine).get_columns("epcis_event_epcs")}
+    finally:
+        engine.dispose()
+
+    with Store.open(store_url) as store:  # upgrades to head
+        assert store.dump() == before
     assert _differences(store_url) == []

@@ -195,7 +195,7 @@ def test_the_epcis_events_carry_the_item_the_cbv_terms_and_the_chain_data(audite
         assert event["ledger:prevHash"] == row.prev_hash
         assert event["ledger:txHash"] == row.tx_hash
         assert event["ledger:blockNumber"] == row.block_number
-        assert event["eventID"] == event_uuid(row.event_hash)
+        assert event["eventID"] == event_uuid(row.block_number, row.log_index, row.event_hash)
     assert events[1]["ledger:document"] == Cid.from_digest(audited.document_digest).v0
     assert len({e["eventID"] for e in events}) == 5
 
