@@ -29,7 +29,7 @@ from api.routers.documents import store_upload
 from api.routers.notifications import events as return_events
 from api.routers.returns import label_response
 from ledger_service.access import Consumer, verify_return_token
-from ledger_service.core.notifications import EVENT_TYPES
+from ledger_service.core.notifications import EVENT_TYPES, RETURN_CLOSED
 from ledger_service.errors import (
     IndexBehindError,
     InvalidRequestError,
@@ -456,12 +456,13 @@ def status_refresh(rid: str, *, live: bool) -> dict[str, str]:
 def live_stream(store: Store, rid: str) -> dict[str, str]:
     """The attributes of the element that holds a return's event stream (htmx's sse extension): the page's
     relay (:func:`return_event_stream`) from the last notification before the page was rendered, so that the
-    stream tells only what the page does not show yet."""
+    stream tells only what the page does not show yet, until the return is closed."""
     last, rows = 0, notifications_of_return(store, rid)
     while rows:  # a page of 100 at a time; a return has a handful
         last = rows[-1].seq
         rows = notifications_of_return(store, rid, after=last)
-    return {"hx-ext": "sse", "sse-connect": f"/returns/{rid}/events?after={last}"}
+    # every final state is told as return.closed: the extension closes the stream then
+    return {"hx-ext": "sse", "sse-connect": f"/returns/{rid}/events?after={last}", "sse-close": RETURN_CLOSED}
 
 
 def tracking_entry(entry: TrackingEntry) -> dict[str, Any]:
@@ -551,11 +552,18 @@ async def return_event_stream(request: Request, rid: str, after: int = 0) -> Res
     if isinstance(session, Response):
         return session
     consumer, _ = session
+    svc = services_of(request)
+    if _RETURN_ID.match(rid):
+        found = await anyio.to_thread.run_sync(
+            functools.partial(return_status, svc.store, rid, consumer=consumer.address, item_id=consumer.item_id)
+        )
+        if found.detail is not None and state_name(found.detail.ret.state) in FINAL_STATES:
+            return Response(status_code=204)  # nothing more will happen: 204 tells EventSource not to reconnect
     resume = request.headers.get("last-event-id") or (str(after) if after > 0 else None)
     return await return_events(
         rid,
         consumer,
-        services_of(request).store,
+        svc.store,
         request,
         last_event_id=resume,
         accept=request.headers.get("accept"),

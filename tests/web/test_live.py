@@ -57,6 +57,7 @@ def test_a_carrier_scan_shows_up_on_the_open_page_through_the_stream(
         trigger = page.locator("#status").get_attribute("hx-trigger") or ""
         assert "sse:return.in_transit" in trigger and "every" not in trigger  # no polling: only the stream
         assert page.locator("#live").get_attribute("hx-ext") == "sse"
+        assert page.locator("#live").get_attribute("sse-close") == "return.closed"
         expect(page.locator("#tracking li.carrier")).to_have_count(0)
         expect(page.locator("#refund-paid")).to_have_count(0)
         page.evaluate(_WATCH)
@@ -137,3 +138,8 @@ def test_the_pages_stream_is_the_sessions_own_return(client: TestClient, flow: F
     refused = client.get(f"/returns/{other_rma}/events")  # another purchase's return
     assert refused.status_code == 404 and refused.headers["content-type"] == "application/problem+json"
     assert other.token not in refused.text
+    flow.scan(rma, "in_transit")
+    flow.scan(rma, "delivered_to_merchant")
+    flow.inspect(rma, passed=True)  # accepted: nothing more happens to it
+    flow.env.wait_indexed()
+    assert client.get(f"/returns/{rma}/events").status_code == 204  # EventSource stops reconnecting
