@@ -16,6 +16,7 @@ from tests.api.flows import Flow, ok
 from tests.api.served import Served
 from tests.web.browser import DESKTOP, PHONE, check_page
 from tests.web.pages import text
+from tests.web.test_browser import _sign_in
 
 pytestmark = pytest.mark.browser
 WAIT_MS = 20_000
@@ -143,3 +144,23 @@ def test_the_pages_stream_is_the_sessions_own_return(client: TestClient, flow: F
     flow.inspect(rma, passed=True)  # accepted: nothing more happens to it
     flow.env.wait_indexed()
     assert client.get(f"/returns/{rma}/events").status_code == 204  # EventSource stops reconnecting
+
+
+@pytest.mark.parametrize(("locale", "viewport"), [("zh-CN", PHONE), ("en-GB", DESKTOP)])
+def test_the_merchants_tracking_timeline_in_the_browser(
+    browser: Browser, served: Served, flow: Flow, keys: dict[str, str], locale: str, viewport: dict[str, int]
+) -> None:
+    _, rma, number = labelled(flow)
+    ok(deliver(flow.client, event(number, "in_transit", location="Shanghai hub")))
+    flow.env.wait_indexed()
+    context = browser.new_context(locale=locale, viewport=viewport, bypass_csp=True)
+    page = context.new_page()
+    try:
+        _sign_in(page, served, "/merchant", keys["merchant"])
+        page.goto(f"{served.url}/merchant/returns/{rma}")
+        expect(page.locator("#tracking li.carrier")).to_contain_text("Shanghai hub")
+        expect(page.locator("#tracking li:not(.carrier) .mono").first).to_contain_text("0x")  # the steps' proofs
+        device = "phone" if viewport is PHONE else "desktop"
+        check_page(page, f"merchant-return-tracking-{locale[:2]}-{device}")
+    finally:
+        context.close()
