@@ -6,6 +6,7 @@ instead. The carrier's tracking timeline is on the consumer's and the merchant's
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
@@ -105,7 +106,9 @@ def test_the_merchants_return_page_shows_the_carriers_events(
     client: TestClient, flow: Flow, keys: dict[str, str]
 ) -> None:
     sold, rma, number = labelled(flow)
-    ok(deliver(flow.client, event(number, "in_transit", location="Shanghai hub")))
+    # distinct seconds: events of the same second are in event-id order, and these ids are random
+    earlier = (datetime.now(UTC) - timedelta(seconds=10)).isoformat(timespec="seconds")
+    ok(deliver(flow.client, event(number, "in_transit", location="Shanghai hub", occurred_at=earlier)))
     ok(deliver(flow.client, event(number, "out_for_delivery")))
     flow.env.wait_indexed()
     client.cookies.clear()
