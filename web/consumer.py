@@ -553,12 +553,14 @@ async def return_event_stream(request: Request, rid: str, after: int = 0) -> Res
         return session
     consumer, _ = session
     svc = services_of(request)
-    if _RETURN_ID.match(rid):
-        found = await anyio.to_thread.run_sync(
-            functools.partial(return_status, svc.store, rid, consumer=consumer.address, item_id=consumer.item_id)
-        )
-        if found.detail is not None and state_name(found.detail.ret.state) in FINAL_STATES:
-            return Response(status_code=204)  # nothing more will happen: 204 tells EventSource not to reconnect
+    if not _RETURN_ID.match(rid):
+        shown = rid[:80]
+        raise InvalidRequestError(f"no return {shown}: an event stream is a return's (0x and 64 hex digits)")
+    found = await anyio.to_thread.run_sync(
+        functools.partial(return_status, svc.store, rid, consumer=consumer.address, item_id=consumer.item_id)
+    )
+    if found.detail is not None and state_name(found.detail.ret.state) in FINAL_STATES:
+        return Response(status_code=204)  # nothing more will happen: 204 tells EventSource not to reconnect
     resume = request.headers.get("last-event-id") or (str(after) if after > 0 else None)
     return await return_events(
         rid,

@@ -139,6 +139,8 @@ def test_the_pages_stream_is_the_sessions_own_return(client: TestClient, flow: F
     assert "event: return.approved" in told.text
     last = max(int(line[4:]) for line in told.text.splitlines() if line.startswith("id: "))
     assert "event: " not in client.get(f"/returns/{rma}/events", params={"after": last}).text  # nothing newer
+    nonsense = client.get("/returns/rr_nonsense/events")
+    assert nonsense.status_code == 422 and "an event stream is a return's" in nonsense.text
     refused = client.get(f"/returns/{other_rma}/events")  # another purchase's return
     assert refused.status_code == 404 and refused.headers["content-type"] == "application/problem+json"
     assert other.token not in refused.text
