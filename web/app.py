@@ -28,6 +28,8 @@ STATIC_FILES: dict[str, tuple[Path, str]] = {
     "app.css": (STATIC_DIR / "app.css", "text/css; charset=utf-8"),
     "app.js": (STATIC_DIR / "app.js", "text/javascript; charset=utf-8"),
     "htmx.min.js": (NODE_MODULES / "htmx.org" / "dist" / "htmx.min.js", "text/javascript; charset=utf-8"),
+    # htmx's sse extension: a return's page follows the return's event stream
+    "sse.min.js": (NODE_MODULES / "htmx-ext-sse" / "dist" / "sse.min.js", "text/javascript; charset=utf-8"),
     # only the merchant dashboard loads these two
     "dashboard.js": (STATIC_DIR / "dashboard.js", "text/javascript; charset=utf-8"),
     "echarts.min.js": (NODE_MODULES / "echarts" / "dist" / "echarts.min.js", "text/javascript; charset=utf-8"),

@@ -44,6 +44,7 @@ def page_texts() -> set[str]:
         words.RETURN_STATES,
         words.STATE_SENTENCES,
         words.MERCHANT_STATES,
+        words.CARRIER_STATUSES,
     ):
         found.update(table.values())
     found.update(consumer.REASON_NAMES.values())

@@ -26,8 +26,10 @@ from api.deps import Services, services_of
 from api.freshness import wait_for_block
 from api.limits import FORM, MULTIPART
 from api.routers.documents import store_upload
+from api.routers.notifications import events as return_events
 from api.routers.returns import label_response
 from ledger_service.access import Consumer, verify_return_token
+from ledger_service.core.notifications import EVENT_TYPES, RETURN_CLOSED
 from ledger_service.errors import (
     IndexBehindError,
     InvalidRequestError,
@@ -36,17 +38,20 @@ from ledger_service.errors import (
     UnsupportedMediaTypeError,
 )
 from ledger_service.logistics.shipments import tracked_label
+from ledger_service.logistics.tracking import TrackingEntry, return_tracking
 from ledger_service.returns import cancel_return, chain_now, claim_uninspected, dispute_return, request_return
 from ledger_service.returns.decision import EligibilityCheck, check_eligibility
 from ledger_service.returns.label_sheet import Lang
 from ledger_service.returns.labels import label_code
 from ledger_service.returns.views import ReturnStatus, return_status, state_name
 from ledger_service.store import returns as returns_store
+from ledger_service.store.handle import Store
+from ledger_service.store.notifications import notifications_of_return
 from ledger_service.verification.consumer import format_amount
 from web.forms import RefusedFormError, csrf_token, form_hash, once, page_form, require_csrf
 from web.i18n import Sentence
 from web.render import error_sentence, new_form_key, page, redirect, secure, translator
-from web.words import PAYOUT_SENTENCE, STATE_SENTENCES, biz_step, disposition, return_state
+from web.words import CARRIER_STATUSES, PAYOUT_SENTENCE, STATE_SENTENCES, biz_step, disposition, return_state
 
 router = APIRouter(include_in_schema=False)
 
@@ -72,6 +77,8 @@ FINAL_STATES = frozenset(
     {"cancelled", "expired", "accepted", "resolved", "reclaimed", "consumer_claimed", "request_rejected"}
 )
 POLL_S = 5
+RETURN_EVENTS = tuple(t for t in EVENT_TYPES if t.startswith("return."))
+"""The event stream's types that can change a return's page (each one makes it fetch its status again)."""
 _REQUEST_STATES = {"manual_review": "pending_review", "reject": "request_rejected", "approve": "processing"}
 """What a request without a return shows as its state (as the API's list does)."""
 
@@ -375,7 +382,9 @@ def _create_return(request: Request, form: FormData, refused: LedgerError | None
 # ---- a return ---------------------------------------------------------------------------------------------
 
 
-def _return_context(request: Request, consumer: Consumer, token: str, status: ReturnStatus) -> dict[str, Any]:
+def _return_context(
+    request: Request, consumer: Consumer, token: str, status: ReturnStatus, *, rid: str, live: bool
+) -> dict[str, Any]:
     svc = services_of(request)
     t = translator(request)
     detail, req = status.detail, status.request
@@ -415,27 +424,55 @@ def _return_context(request: Request, consumer: Consumer, token: str, status: Re
                 "tx_hash": p.tx_hash,
                 "block": p.block_number,
             }
-        context["timeline"] = [timeline_entry(e) for e in detail.timeline]
+        tracking = return_tracking(svc.store, ret.return_id, consumer=consumer.address, item_id=consumer.item_id)
+        context["timeline"] = [tracking_entry(e) for e in tracking.entries]
+        context["shipment"] = tracking.shipment
         if state == "authorized" and now <= ret.ship_by:
             context["actions"].append("cancel")
         if state == "rejected" and ret.dispute_by is not None and now <= ret.dispute_by:
             context["actions"].append("dispute")
         if state == "received" and ret.inspect_by is not None and now > ret.inspect_by:
             context["actions"].append("claim")
-    context["refresh"] = status_refresh(context["id"])
+    context["refresh"] = status_refresh(rid, live=live)
     context["state_name"] = return_state(context["state"])
     context["final"] = context["state"] in FINAL_STATES
     return context
 
 
-def status_refresh(rid: str) -> dict[str, str]:
+def status_refresh(rid: str, *, live: bool) -> dict[str, str]:
     """The htmx attributes that keep a return's status part (``#status``) current while it can still change.
 
-    Polling every :data:`POLL_S` seconds for now. The per-return event stream (``GET /v1/returns/{id}/events``,
-    server-sent events) replaces it here alone: ``{"hx-ext": "sse", "sse-connect": <its address>,
-    "hx-get": f"/returns/{rid}", "hx-trigger": "sse:<event>", "hx-swap": "outerHTML"}`` (the part is fetched
-    again on each event; htmx's sse extension from npm, served like htmx)."""
-    return {"hx-get": f"/returns/{rid}", "hx-trigger": f"every {POLL_S}s", "hx-swap": "outerHTML"}
+    ``live``: on each event of the return's stream (:func:`live_stream`, on the part's parent so that a swap
+    does not reconnect it) the part is fetched again; ``data-poll`` is the polling that ``app.js`` puts in
+    instead when the browser has no EventSource. Otherwise (a request that has no return yet, so no stream)
+    polling every :data:`POLL_S` seconds."""
+    poll = f"every {POLL_S}s"
+    if not live:
+        return {"hx-get": f"/returns/{rid}", "hx-trigger": poll, "hx-swap": "outerHTML"}
+    trigger = ", ".join(f"sse:{t}" for t in RETURN_EVENTS)
+    return {"hx-get": f"/returns/{rid}", "hx-trigger": trigger, "hx-swap": "outerHTML", "data-poll": poll}
+
+
+def live_stream(store: Store, rid: str) -> dict[str, str]:
+    """The attributes of the element that holds a return's event stream (htmx's sse extension): the page's
+    relay (:func:`return_event_stream`) from the last notification before the page was rendered, so that the
+    stream tells only what the page does not show yet, until the return is closed."""
+    last, rows = 0, notifications_of_return(store, rid)
+    while rows:  # a page of 100 at a time; a return has a handful
+        last = rows[-1].seq
+        rows = notifications_of_return(store, rid, after=last)
+    # every final state is told as return.closed: the extension closes the stream then
+    return {"hx-ext": "sse", "sse-connect": f"/returns/{rid}/events?after={last}", "sse-close": RETURN_CLOSED}
+
+
+def tracking_entry(entry: TrackingEntry) -> dict[str, Any]:
+    """A line of the tracking timeline: a carrier's event (its status in words, where) or an on-chain step."""
+    if entry.chain is not None:
+        return {**timeline_entry(entry.chain), "carrier": None}
+    assert entry.carrier is not None
+    e = entry.carrier
+    text = CARRIER_STATUSES.get(e.status, CARRIER_STATUSES["exception"])
+    return {"at": entry.at, "carrier": text, "location": e.location, "text": None, "step": None, "tx_hash": None}
 
 
 def timeline_entry(entry: returns_store.TimelineEntry) -> dict[str, Any]:
@@ -471,9 +508,11 @@ def _return_page(request: Request, rid: str, *, status: int = 200, error: Senten
     except LedgerError as exc:
         code, sentence = error_sentence(request, exc)
         return _purchase_page(request, consumer, token, status=code, error=sentence)
-    context = _return_context(request, consumer, token, found)
+    live = _RETURN_ID.match(rid) is not None  # a request's page has no stream until it is a return
+    stream = live_stream(svc.store, rid) if live else {}  # read before the status: nothing falls in between
+    context = _return_context(request, consumer, token, found, rid=rid, live=live)
     template = "consumer/_status.html" if request.headers.get("hx-request") == "true" else "consumer/return.html"
-    return page(request, template, status=status, error=error, **context)
+    return page(request, template, status=status, error=error, stream=stream, **context)
 
 
 @router.get("/returns/{rid}/label")
@@ -503,6 +542,34 @@ def return_label_file(request: Request, rid: str, format: str = "pdf", size: str
         code, sentence = error_sentence(request, exc)
         return _purchase_page(request, consumer, token, status=code, error=sentence)
     return label_response(rendered)
+
+
+@router.get("/returns/{rid}/events")
+async def return_event_stream(request: Request, rid: str, after: int = 0) -> Response:
+    """The return's event stream for its page: the API's ``GET /v1/returns/{id}/events`` with the session's
+    token (EventSource cannot send one), from ``after`` unless the browser resumes with Last-Event-ID."""
+    session = _session_or_page(request)
+    if isinstance(session, Response):
+        return session
+    consumer, _ = session
+    svc = services_of(request)
+    if not _RETURN_ID.match(rid):
+        shown = rid[:80]
+        raise InvalidRequestError(f"no return {shown}: an event stream is a return's (0x and 64 hex digits)")
+    found = await anyio.to_thread.run_sync(
+        functools.partial(return_status, svc.store, rid, consumer=consumer.address, item_id=consumer.item_id)
+    )
+    if found.detail is not None and state_name(found.detail.ret.state) in FINAL_STATES:
+        return Response(status_code=204)  # nothing more will happen: 204 tells EventSource not to reconnect
+    resume = request.headers.get("last-event-id") or (str(after) if after > 0 else None)
+    return await return_events(
+        rid,
+        consumer,
+        svc.store,
+        request,
+        last_event_id=resume,
+        accept=request.headers.get("accept"),
+    )
 
 
 @router.get("/returns/{rid}")

@@ -23,6 +23,7 @@ from api.deps import services_of
 from ledger_service.access import Actor
 from ledger_service.core.codes import ReturnState
 from ledger_service.errors import InvalidRequestError, LedgerError
+from ledger_service.logistics.tracking import return_tracking
 from ledger_service.returns import chain_now, reclaim
 from ledger_service.returns.labels import label_code
 from ledger_service.returns.views import (
@@ -33,7 +34,7 @@ from ledger_service.returns.views import (
     state_name,
 )
 from ledger_service.store.returns import DAY
-from web.consumer import REASON_NAMES, money, timeline_entry, wait_indexed
+from web.consumer import REASON_NAMES, money, tracking_entry, wait_indexed
 from web.forms import csrf_token, page_form
 from web.i18n import Sentence
 from web.merchant import CONSOLE, documents_shown, submit
@@ -148,6 +149,7 @@ def _return_page(
     assert detail is not None  # a return id names a return
     ret = detail.ret
     now = chain_now(svc.store)
+    tracking = return_tracking(svc.store, return_id, merchant=actor.account)  # the carrier's events with the steps
     payout = None
     if detail.payout is not None:
         p = detail.payout
@@ -178,7 +180,8 @@ def _return_page(
         amount=money(svc, ret.token, ret.amount),
         fee=money(svc, ret.token, ret.amount * ret.fee_bps // 10_000),
         payout=payout,
-        timeline=[timeline_entry(e) for e in detail.timeline],
+        timeline=[tracking_entry(e) for e in tracking.entries],
+        shipment=tracking.shipment,
         actions=merchant_actions(ret, now=now),
         waiting=waiting,
         reason=found.request.reason_code if found.request is not None else None,

@@ -5,6 +5,14 @@ from __future__ import annotations
 
 from ledger_service.core.codes import BizStep, Disposition, ReturnState
 
+CARRIER_STATUSES: dict[str, str] = {
+    "in_transit": "Carrier: on its way",
+    "out_for_delivery": "Carrier: out for delivery to the merchant",
+    "delivered": "Carrier: delivered to the merchant",
+    "exception": "Carrier: delayed or held",
+}
+"""A carrier tracking event's status (``ledger_service.logistics.interface.TrackingStatus``) in words."""
+
 BIZ_STEPS: dict[BizStep, str] = {
     BizStep.COMMISSIONING: "Made and registered",
     BizStep.PACKING: "Packed",

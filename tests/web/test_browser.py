@@ -1,5 +1,5 @@
 """The pages in a real chromium against a served ``ledger-api`` (real anvil and index): a consumer's whole
-return on a phone in Chinese and on a desktop in English, with JavaScript on (htmx refreshes the status); a
+return on a phone in Chinese and on a desktop in English, with JavaScript on (the event stream refreshes the status); a
 merchant approving a queued request; an auditor finding a tampered index row highlighted; axe-core
 on every page, screenshots, and the first contentful paint printed (measured, never asserted)."""
 
@@ -20,7 +20,7 @@ from tests.api.test_audit import tampered
 from tests.web.browser import DESKTOP, PHONE, SCREENSHOTS, check_page, first_contentful_paint_ms
 
 pytestmark = pytest.mark.browser
-STATUS_WAIT_MS = 20_000  # the status part polls every 5 s
+STATUS_WAIT_MS = 20_000  # the status part follows the return's event stream
 
 
 @pytest.mark.parametrize(
@@ -70,7 +70,9 @@ def test_a_consumers_whole_return(
         rma = page.url.rsplit("/", 1)[1]
         flow.scan(rma, "in_transit")  # the carrier's first scan: the fast refund is paid
         refund = page.locator("#refund-paid")
-        expect(refund).to_contain_text(texts["paid"], timeout=STATUS_WAIT_MS)  # htmx polls the status part
+        expect(refund).to_contain_text(
+            texts["paid"], timeout=STATUS_WAIT_MS
+        )  # the event stream refreshes the status part
         expect(page.locator("form[action$='/cancel']")).to_have_count(0)  # shipped: no longer cancellable
         check_page(page, f"return-refunded-{lang}-{device}")
 

@@ -266,8 +266,10 @@ def test_the_status_refresh_does_not_move_the_page(browser: Browser, served: Ser
     sold = flow.sold_and_delivered()
     with _purchase(browser, served, sold.token, "zh-CN", PHONE) as page:
         _fill_request(page, "damaged", "屏幕碎了")
+        page.add_init_script("delete window.EventSource")  # the polling fallback, which swaps every 5 s
         _submit_request(page)
         page.wait_for_url(re.compile(r"/returns/0x[0-9a-f]{64}$"))
+        assert page.locator("#status").get_attribute("hx-trigger") == "every 5s"
         page.evaluate(
             """() => { window.shifts = 0; window.swaps = 0;
                        new PerformanceObserver(list => { for (const e of list.getEntries())

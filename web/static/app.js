@@ -64,3 +64,15 @@ if (navigator.clipboard) {
     });
   }
 }
+// A return's page follows the return's event stream (htmx's sse extension, attributes from the server); a
+// browser without EventSource polls instead (the part's data-poll), also in each part swapped in later.
+function pollInstead(root) {
+  if (window.EventSource || !root.querySelectorAll) return;
+  var live = root.querySelectorAll("[sse-connect]");
+  for (var i = 0; i < live.length; i++) live[i].removeAttribute("sse-connect");
+  var parts = Array.prototype.slice.call(root.querySelectorAll("[data-poll]"));
+  if (root.matches && root.matches("[data-poll]")) parts.push(root);
+  for (var j = 0; j < parts.length; j++) parts[j].setAttribute("hx-trigger", parts[j].dataset.poll);
+}
+pollInstead(document);
+document.addEventListener("htmx:beforeProcessNode", function (event) { pollInstead(event.target); });
