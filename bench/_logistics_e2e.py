@@ -196,7 +196,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             env = {**env, "LEDGER_SMTP_HOST": "127.0.0.1", "LEDGER_SMTP_PORT": str(smtp_port)}
             with (
                 indexer_follow(env, workdir / "indexer.log"),
-                api_server(env, workdir / "api.log") as server,
+                api_server(env, workdir / "api.log", supervised=False) as server,
                 notify_worker(env, workdir / "notify.log") as worker,
                 httpx.Client(base_url=server.url, timeout=60) as client,
             ):
