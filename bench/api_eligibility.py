@@ -246,9 +246,23 @@ class Server:
         return f"http://127.0.0.1:{self.port}"
 
 
+UNSUPERVISED = (
+    "import uvicorn; from api.serving import uvicorn_config; from ledger_service.settings import get_settings; "
+    "uvicorn.Server(uvicorn_config(get_settings())).run()"
+)
+"""``ledger-api``'s one worker without uvicorn's supervisor (same app, protocol and settings): on a loaded
+machine the supervisor's 5 s health check can kill a worker that is still importing, again and again."""
+
+
 @contextlib.contextmanager
 def api_server(
-    env: dict[str, str], log: Path, *, workers: int = 1, profile_to: Path | None = None, checkout: Path = ROOT
+    env: dict[str, str],
+    log: Path,
+    *,
+    workers: int = 1,
+    profile_to: Path | None = None,
+    checkout: Path = ROOT,
+    supervised: bool = True,
 ) -> Iterator[Server]:
     """The API on a free loopback port, as production runs it: the ``ledger-api`` of ``checkout`` (its own
     ``.venv``; api.main:main: uvicorn with uvloop/httptools, no access log) with ``LEDGER_API_WORKERS=workers``;
@@ -256,7 +270,9 @@ def api_server(
     exit."""
     port = free_port()
     env = {**env, "LEDGER_API_HOST": "127.0.0.1", "LEDGER_API_PORT": str(port), "LEDGER_API_WORKERS": str(workers)}
-    if profile_to is None:
+    if not supervised:
+        cmd = [PYTHON, "-c", UNSUPERVISED]
+    elif profile_to is None:
         cmd = [str(checkout / ".venv" / "bin" / "ledger-api")]
     else:
         cmd = [PYTHON, str(ROOT / "bench" / "_api_eligibility_serve.py"), "--port", str(port), "--out", str(profile_to)]

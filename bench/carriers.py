@@ -50,7 +50,7 @@ from ledger_service.settings import DEV_CARRIER_SECRET  # noqa: E402
 from ledger_service.store import Store  # noqa: E402
 from tests.api.flows import POLICY  # noqa: E402  (window 30 days, fee 10%, fast refund without cap)
 from tests.support.activity import write_manifest  # noqa: E402
-from tests.support.chain import CARRIER, MANUFACTURER, MERCHANT, Deployed, deploy_all  # noqa: E402
+from tests.support.chain import CARRIER, MANUFACTURER, MERCHANT, Anvil, Deployed, deploy_all  # noqa: E402
 
 TARGET_P95_S = 2.0
 TIMEOUT_S = 30.0
@@ -64,8 +64,16 @@ def _ok(response: httpx.Response, what: str) -> Any:
     return response.json() if response.headers.get("content-type", "").startswith("application/json") else None
 
 
-def prepare(client: httpx.Client, deployed: Deployed, keys: dict[str, str], count: int) -> list[tuple[str, str]]:
-    """``count`` approved fast-refund returns with their labels fetched: (return id, tracking number)."""
+def prepare(
+    client: httpx.Client,
+    deployed: Deployed,
+    keys: dict[str, str],
+    count: int,
+    *,
+    sale_extra: dict[str, str] | None = None,
+) -> list[tuple[str, str]]:
+    """``count`` approved fast-refund returns with their labels fetched: (return id, tracking number); each sale
+    with ``sale_extra`` (e.g. the consumer's e-mail address)."""
     merchant = {"Authorization": f"Bearer {keys['merchant']}"}
     carrier = {"Authorization": f"Bearer {keys['carrier']}"}
     _ok(client.post("/v1/merchants/me/policy?wait=true", headers=merchant, json=POLICY), "publishing the policy")
@@ -78,7 +86,13 @@ def prepare(client: httpx.Client, deployed: Deployed, keys: dict[str, str], coun
         )
         deployed.w3.eth.wait_for_transaction_receipt(tx)
         item = "0x" + Web3.keccak(text=uri).hex().removeprefix("0x")
-        sale = {"item_id": item, "consumer": Account.create().address, "price": str(PRICE), "order_ref": f"b-{n}"}
+        sale = {
+            "item_id": item,
+            "consumer": Account.create().address,
+            "price": str(PRICE),
+            "order_ref": f"b-{n}",
+            **(sale_extra or {}),
+        }
         token = _ok(client.post("/v1/sales?wait=true", headers=merchant, json=sale), "a sale")["return_token"]
         _ok(client.post(f"/v1/items/{item}/delivery?wait=true", headers=carrier, json={}), "a delivery")
         consumer = {"Authorization": f"ReturnToken {token}"}
@@ -180,26 +194,33 @@ def duplicates(client: httpx.Client, returns: list[tuple[str, str]]) -> dict[str
     }
 
 
+def deploy_with_keys(anvil: Anvil, workdir: Path) -> tuple[Deployed, dict[str, str], dict[str, str]]:
+    """The contracts on ``anvil``, the services' environment (an SQLite index in ``workdir``) and API keys of a
+    merchant, the carrier and an auditor."""
+    deployed = deploy_all(anvil)
+    manifest = write_manifest(deployed, workdir / "deployments" / f"{deployed.w3.eth.chain_id}.json")
+    database = workdir / "index.sqlite3"
+    env = ledger_env(anvil=anvil, database=database, manifest=manifest)
+    env["LEDGER_DOCUMENTS_DIR"] = str(workdir / "documents")
+    env["LEDGER_WAIT_TIMEOUT_S"] = "60"
+    with Store.open(f"sqlite:///{database}") as store:
+        keys = {
+            "merchant": create_api_key(
+                store=store, role=Role.MERCHANT, name="bench", actor_address=deployed.accounts[MERCHANT]
+            ).plaintext,
+            "carrier": create_api_key(
+                store=store, role=Role.CARRIER, name="bench", actor_address=deployed.accounts[CARRIER]
+            ).plaintext,
+            "auditor": create_api_key(store=store, role=Role.AUDITOR, name="bench").plaintext,
+        }
+    return deployed, env, keys
+
+
 def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     say(f"bench/carriers.py: {args.returns} fast-refund returns, webhook vs API-key scan, interleaved")
     anvil = start_chain()
     try:
-        deployed = deploy_all(anvil)
-        manifest = write_manifest(deployed, workdir / "deployments" / f"{deployed.w3.eth.chain_id}.json")
-        database = workdir / "index.sqlite3"
-        env = ledger_env(anvil=anvil, database=database, manifest=manifest)
-        env["LEDGER_DOCUMENTS_DIR"] = str(workdir / "documents")
-        env["LEDGER_WAIT_TIMEOUT_S"] = "60"
-        with Store.open(f"sqlite:///{database}") as store:
-            keys = {
-                "merchant": create_api_key(
-                    store=store, role=Role.MERCHANT, name="bench", actor_address=deployed.accounts[MERCHANT]
-                ).plaintext,
-                "carrier": create_api_key(
-                    store=store, role=Role.CARRIER, name="bench", actor_address=deployed.accounts[CARRIER]
-                ).plaintext,
-                "auditor": create_api_key(store=store, role=Role.AUDITOR, name="bench").plaintext,
-            }
+        deployed, env, keys = deploy_with_keys(anvil, workdir)
         with (
             indexer_follow(env, workdir / "indexer.log"),
             api_server(env, workdir / "api.log") as server,

@@ -40,6 +40,9 @@ KEYS_FILE = ROOT / "var" / "demo-keys.json"
 DONE_FILE = ROOT / "var" / "demo-api.json"
 PHOTO_FILE = ROOT / "var" / "demo-inspection.png"
 LABEL_FILE = ROOT / "var" / "demo-label-1005.pdf"
+# scripts/demo_sinks.py's receivers (started by run.sh): the webhook journal, its secret, the e-mails
+WEBHOOKS_DIR = ROOT / "var" / "webhooks"
+MAIL_DIR = ROOT / "var" / "mail"
 BOOTS_URI = "urn:epc:id:sgtin:0614141.107346.1005"
 # anvil's well-known accounts, as in scripts/deploy-config.local.json (local chain only)
 ACTORS = {
@@ -54,6 +57,21 @@ ACTORS = {
 }
 CONSUMER_1 = "0x976EA74026E726554dB657fA54763abd0C3a0aa9"
 CONSUMER_2 = "0x14dC79964da2C08b23698B3D3cc7Ca32193d9955"
+# the demo consumers' e-mail addresses (off-chain only; example.com is reserved for examples)
+EMAILS = {CONSUMER_1: ("consumer1@example.com", "en"), CONSUMER_2: ("consumer2@example.com", "zh")}
+# what the flows below make ledger-notify send at least: merchant 1's return of 1005 end to end, merchant 2's
+# two requests (one refused); e-mail for every type but return.requested
+RETURN_TYPES = (
+    "return.approved",
+    "return.label_ready",
+    "return.in_transit",
+    "return.refund_paid",
+    "return.delivered",
+    "return.inspected",
+    "return.closed",
+)
+EXPECTED_WEBHOOKS = len(RETURN_TYPES) + 1 + 3
+EXPECTED_MAILS = len(RETURN_TYPES) + 1
 POLICY = {
     "window_days": 30,
     "restocking_fee_bps": 1000,
@@ -148,7 +166,15 @@ def run_flows(client: httpx.Client, keys: dict[str, str]) -> dict[str, Any]:
         "POST",
         "/v1/sales",
         merchant,
-        {"item_id": boots, "consumer": CONSUMER_1, "price": "45000000", "order_ref": "DEMO-1005", "category": "shoes"},
+        {
+            "item_id": boots,
+            "consumer": CONSUMER_1,
+            "price": "45000000",
+            "order_ref": "DEMO-1005",
+            "category": "shoes",
+            "consumer_email": EMAILS[CONSUMER_1][0],
+            "consumer_lang": EMAILS[CONSUMER_1][1],
+        },
     )
     token_boots = sale["return_token"]
     print("  item 1005 sold to consumer 1 for 45 dUSD (return token issued)")
@@ -201,6 +227,8 @@ def run_flows(client: httpx.Client, keys: dict[str, str]) -> dict[str, Any]:
             "price": "120000000",
             "order_ref": "DEMO-1006",
             "category": "outerwear",
+            "consumer_email": EMAILS[CONSUMER_2][0],
+            "consumer_lang": EMAILS[CONSUMER_2][1],
         },
     )
     token_jacket = sale["return_token"]
@@ -220,6 +248,36 @@ def run_flows(client: httpx.Client, keys: dict[str, str]) -> dict[str, Any]:
     results["return_tokens"] = {"1005 (consumer 1)": token_boots, "1006 (consumer 2)": token_jacket}
     results["returns"] = {"approved": approved.get("return_id"), "queued": queued["request_id"]}
     return results
+
+
+def register_webhooks(client: httpx.Client, keys: dict[str, str], url: str, secret: str) -> None:
+    """Registers ``url`` (the demo receiver) for every event of both demo merchants, once: a second run finds it."""
+    for name in ("merchant", "merchant2"):
+        auth = f"Bearer {keys[name]}"
+        mine = call(client, "GET", "/v1/webhooks", auth)
+        if any(endpoint["url"] == url for endpoint in mine["data"]):
+            continue
+        call(client, "POST", "/v1/webhooks", auth, {"url": url, "secret": secret})
+        print(f"  {name}'s webhook registered: {url} (every event type)")
+
+
+def notification_counts(webhooks_dir: Path = WEBHOOKS_DIR, mail_dir: Path = MAIL_DIR) -> tuple[int, int]:
+    """(distinct webhook ids received, e-mails received) so far."""
+    journal = webhooks_dir / "received.jsonl"
+    lines = journal.read_text().splitlines() if journal.exists() else []
+    ids = {json.loads(line)["webhook_id"] for line in lines if line.strip()}
+    return len(ids), len(list(mail_dir.glob("*.eml"))) if mail_dir.exists() else 0
+
+
+def wait_for_notifications(webhooks: int, mails: int, timeout: float = 30.0) -> tuple[int, int]:
+    """The counts once at least ``webhooks`` and ``mails`` arrived, or at ``timeout`` (ledger-notify sends
+    asynchronously, after the indexer saw each step)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        counts = notification_counts()
+        if (counts[0] >= webhooks and counts[1] >= mails) or time.monotonic() > deadline:
+            return counts
+        time.sleep(0.3)
 
 
 def setup(usage: str) -> tuple[str, Settings, dict[str, str]] | None:
@@ -243,6 +301,10 @@ def main() -> int:
         if not wait_for_api(client):
             print(f"error: the API at {url} did not answer within 30 s (see var/api.log)", file=sys.stderr)
             return 1
+        hook_url = os.environ.get("LEDGER_DEMO_WEBHOOK_URL")
+        if hook_url:  # run.sh started the receiver (scripts/demo_sinks.py), which made the secret
+            secret = (WEBHOOKS_DIR / "secret").read_text().strip()
+            register_webhooks(client, keys, hook_url, secret)
         done: dict[str, Any] = json.loads(DONE_FILE.read_text()) if DONE_FILE.exists() else {}
         if done.get("deployment") != (ROOT / "deployments" / "31337.json").read_text():
             print("recording API demo flows")
@@ -261,6 +323,18 @@ def main() -> int:
     print("Ready-made consumer links (as in the order e-mail; they open the purchase in the portal):")
     for name, token in done.get("return_tokens", {}).items():
         print(f"  {name:<18} {url}/?token={token}")
+    if hook_url:
+        webhooks, mails = wait_for_notifications(EXPECTED_WEBHOOKS, EXPECTED_MAILS)
+        print("\nNotifications delivered by ledger-notify (log: var/notify.log):")
+        print(f"  merchant webhooks: {webhooks:>3} received at {hook_url}, signatures checked")
+        print(f"                     -> {(WEBHOOKS_DIR / 'received.jsonl').relative_to(ROOT)} (one JSON line each)")
+        print(f"  consumer e-mails:  {mails:>3} received by the local SMTP sink -> {MAIL_DIR.relative_to(ROOT)}/*.eml")
+        if webhooks < EXPECTED_WEBHOOKS or mails < EXPECTED_MAILS:
+            print(
+                f"  warning: expected at least {EXPECTED_WEBHOOKS} webhooks and {EXPECTED_MAILS} e-mails by now; "
+                "see var/notify.log and var/sinks.log",
+                file=sys.stderr,
+            )
     verify = done.get("verify")
     if verify:
         manifest = json.loads((ROOT / "deployments" / "31337.json").read_text())

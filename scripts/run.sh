@@ -80,6 +80,10 @@ stop_started() {
     kill -TERM "$(cat "$ROOT/var/notify.pid")" 2>/dev/null || true
     rm -f "$ROOT/var/notify.pid"
   fi
+  if [ -f "$ROOT/var/sinks.pid" ]; then
+    kill -TERM "$(cat "$ROOT/var/sinks.pid")" 2>/dev/null || true
+    rm -f "$ROOT/var/sinks.pid"
+  fi
   if $started_anvil && [ -f "$STATE_DIR/anvil.pid" ]; then
     echo; echo "stopping anvil (chain state saved to var/anvil/state.json)"
     kill -INT "$(cat "$STATE_DIR/anvil.pid")" 2>/dev/null || true
@@ -103,6 +107,8 @@ if ! cmp -s "$ROOT/deployments/31337.json" "$ROOT/var/index-manifest.json" 2>/de
     step "deployment changed: rebuilding the local index"
     rm -f "$ROOT"/var/ledger.sqlite3 "$ROOT"/var/ledger.sqlite3-* "$ROOT"/var/ledger.sqlite3.lock "$ROOT"/var/ledger.sqlite3.notify.lock
   fi
+  # what the demo receivers got belongs to the old chain's notifications: start their counts afresh
+  rm -f "$ROOT/var/webhooks/received.jsonl" "$ROOT"/var/mail/*.eml
   cp "$ROOT/deployments/31337.json" "$ROOT/var/index-manifest.json"
 fi
 if [ -f "$ROOT/var/indexer.pid" ] && kill -0 "$(cat "$ROOT/var/indexer.pid")" 2>/dev/null; then
@@ -114,6 +120,24 @@ else
   private_log "$ROOT/var/indexer.log"
   nohup "$INDEXER" follow >"$ROOT/var/indexer.log" 2>&1 &
   echo $! >"$ROOT/var/indexer.pid"
+fi
+# The demo's receivers (scripts/demo_sinks.py): a merchant webhook endpoint and an SMTP sink, on 127.0.0.1.
+WEBHOOK_PORT=${LEDGER_DEMO_WEBHOOK_PORT:-8090}
+SMTP_PORT=${LEDGER_DEMO_SMTP_PORT:-8025}
+export LEDGER_DEMO_WEBHOOK_URL=http://127.0.0.1:$WEBHOOK_PORT/webhooks
+export LEDGER_SMTP_HOST=${LEDGER_SMTP_HOST:-127.0.0.1} LEDGER_SMTP_PORT=${LEDGER_SMTP_PORT:-$SMTP_PORT}
+export LEDGER_SMTP_FROM=${LEDGER_SMTP_FROM:-returns@localhost}
+port_open() { "$PY" -c 'import socket,sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 0.5).close()' "$1" 2>/dev/null; }
+if [ -f "$ROOT/var/sinks.pid" ] && kill -0 "$(cat "$ROOT/var/sinks.pid")" 2>/dev/null; then
+  step "demo receivers: already listening (pid $(cat "$ROOT/var/sinks.pid"))"
+else
+  step "demo receivers: webhooks at $LEDGER_DEMO_WEBHOOK_URL, SMTP at 127.0.0.1:$SMTP_PORT (log: var/sinks.log)"
+  private_log "$ROOT/var/sinks.log"
+  nohup "$PY" "$ROOT/scripts/demo_sinks.py" --dir "$ROOT/var" --webhook-port "$WEBHOOK_PORT" --smtp-port "$SMTP_PORT" \
+    >"$ROOT/var/sinks.log" 2>&1 &
+  echo $! >"$ROOT/var/sinks.pid"
+  for _ in $(seq 1 50); do port_open "$WEBHOOK_PORT" && port_open "$SMTP_PORT" && break; sleep 0.1; done
+  port_open "$WEBHOOK_PORT" && port_open "$SMTP_PORT" || die "the demo receivers did not start; see var/sinks.log"
 fi
 if [ -f "$ROOT/var/notify.pid" ] && kill -0 "$(cat "$ROOT/var/notify.pid")" 2>/dev/null; then
   step "notifications: already delivering (pid $(cat "$ROOT/var/notify.pid"))"
@@ -162,6 +186,8 @@ cat <<MSG
   deployment manifest:    deployments/31337.json
   index (SQLite):         var/ledger.sqlite3   (ledger-indexer status; log: var/indexer.log)
   notifications:          ledger-notify (log: var/notify.log); webhooks: POST $API_URL/v1/webhooks
+  demo webhook receiver:  $LEDGER_DEMO_WEBHOOK_URL -> var/webhooks/received.jsonl (log: var/sinks.log)
+  demo SMTP sink:         127.0.0.1:$SMTP_PORT -> var/mail/*.eml
   REST API:               $API_URL/docs   (OpenAPI: $API_URL/openapi.json; log: var/api.log)
   returns portal (web):   $API_URL/   (verify page: $API_URL/verify; consumer links above)
   contract artifacts:     build/contracts/

@@ -39,6 +39,18 @@ def open_umask() -> Iterator[None]:
     os.umask(previous)
 
 
+def register_demo_items(api_env: ApiEnv) -> None:  # noqa: F811
+    """Items 1005 and 1006 on the chain and in the index, held by the merchants the demo's sales expect."""
+    ledger = api_env.deployed.ledger.functions
+    for serial, merchant in ((1005, MERCHANT), (1006, MERCHANT2)):
+        uri = f"urn:epc:id:sgtin:0614141.107346.{serial}"
+        tx = ledger.registerItem(uri, 10614141007346, api_env.accounts[merchant], b"\x22" * 32, LOCATION).transact(
+            {"from": api_env.accounts[MANUFACTURER]}
+        )
+        api_env.deployed.w3.eth.wait_for_transaction_receipt(tx)
+    api_env.wait_indexed()
+
+
 def test_files_with_tokens_are_private_from_their_creation(
     demo_api: ModuleType, tmp_path: Path, open_umask: None
 ) -> None:
@@ -70,14 +82,7 @@ def test_the_demo_scans_its_return_through_the_carrier_simulator(
     monkeypatch.setattr(demo_api, "PHOTO_FILE", tmp_path / "demo-inspection.png")
     monkeypatch.setattr(demo_api, "LABEL_FILE", tmp_path / "demo-label-1005.pdf")
     monkeypatch.setattr(demo_api, "ROOT", tmp_path)
-    ledger = api_env.deployed.ledger.functions
-    for serial, merchant in ((1005, MERCHANT), (1006, MERCHANT2)):
-        uri = f"urn:epc:id:sgtin:0614141.107346.{serial}"
-        tx = ledger.registerItem(uri, 10614141007346, api_env.accounts[merchant], b"\x22" * 32, LOCATION).transact(
-            {"from": api_env.accounts[MANUFACTURER]}
-        )
-        api_env.deployed.w3.eth.wait_for_transaction_receipt(tx)
-    api_env.wait_indexed()
+    register_demo_items(api_env)
     results = demo_api.run_flows(client, keys)
     verify = results["verify"]
     assert (tmp_path / "demo-label-1005.pdf").read_bytes().startswith(b"%PDF")
