@@ -30,6 +30,8 @@ from ledger_service.settings import Settings
 
 APP = "api.main:asgi"
 PROTOCOL = "api.serving:CappedHttpToolsProtocol"
+WORKER_HEALTHCHECK_S = 30
+"""Seconds a worker may take to answer the supervisor's health check (uvicorn's default is 5)."""
 
 
 def uvicorn_config(settings: Settings) -> uvicorn.Config:
@@ -46,6 +48,9 @@ def uvicorn_config(settings: Settings) -> uvicorn.Config:
         h11_max_incomplete_event_size=settings.api_max_header_bytes,
         proxy_headers=bool(trusted),
         forwarded_allow_ips=trusted if trusted else "",
+        # A worker importing the application on a loaded 2-core machine answered the supervisor's ping late
+        # and was killed, again and again, at the default 5 s; a hung worker is still replaced, later.
+        timeout_worker_healthcheck=WORKER_HEALTHCHECK_S,
     )
 
 

@@ -18,15 +18,9 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import joblib
 import numpy as np
-import sklearn
-from sklearn.calibration import CalibratedClassifierCV
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.pipeline import FeatureUnion, Pipeline
-from sklearn.svm import LinearSVC
 
 from ledger_service.assistant.dataset import (
     DATA_DIR,
@@ -40,6 +34,13 @@ from ledger_service.assistant.dataset import (
 )
 from ledger_service.errors import ConfigurationError
 
+if TYPE_CHECKING:
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.pipeline import FeatureUnion, Pipeline
+
+# scikit-learn and joblib are imported where a model is trained, saved or loaded, not with this module: they
+# take a second to import, which every API worker would pay at start-up before its first assistant message.
+
 MODEL_PATH = DATA_DIR / "model.joblib"
 INTENT_MIN_CONFIDENCE = 0.45
 REASON_MIN_CONFIDENCE = 0.40
@@ -47,6 +48,11 @@ _LATIN_WORD = r"[a-z][a-z']*"
 
 
 def _pipeline() -> Pipeline:
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.pipeline import FeatureUnion, Pipeline
+    from sklearn.svm import LinearSVC
+
     features = FeatureUnion(
         [
             (
@@ -201,6 +207,8 @@ def _english_words(utterances: Sequence[Utterance]) -> frozenset[str]:
 
 def train(utterances: Sequence[Utterance], *, data_hash_: str) -> AssistantModel:
     """Both classifiers fitted on ``utterances`` (the reason classifier on those with a reason)."""
+    import sklearn
+
     intent = _pipeline().fit([u.text for u in utterances], [u.intent.value for u in utterances])
     reasoned = with_reason(utterances)
     reason = _pipeline().fit([u.text for u in reasoned], [str(u.reason) for u in reasoned])
@@ -216,6 +224,8 @@ def train_from_data(directory: Path = DATA_DIR, *, held_out_too: bool = False) -
 
 def save(model: AssistantModel, path: Path = MODEL_PATH) -> None:
     """Writes the artefact atomically (a reader never sees half a file)."""
+    import joblib
+
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(".partial")
     joblib.dump(
@@ -240,6 +250,9 @@ def load_model(path: Path = MODEL_PATH, *, expected_hash: str | None = None) -> 
     data's) and the installed scikit-learn; :class:`ConfigurationError` with what to run otherwise."""
     if not path.is_file():
         raise ConfigurationError(f"the assistant's model {path} is missing: {_RETRAIN}")
+    import joblib
+    import sklearn
+
     stored = joblib.load(path)
     wanted = data_hash() if expected_hash is None else expected_hash
     if not isinstance(stored, dict) or stored.get("data_hash") != wanted:

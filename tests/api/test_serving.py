@@ -229,10 +229,11 @@ def test_an_endless_head_is_cut_off_with_a_431(api_env: ApiEnv) -> None:
 
 
 def test_the_server_is_configured_from_the_settings() -> None:
-    from api.serving import CappedHttpToolsProtocol, uvicorn_config
+    from api.serving import WORKER_HEALTHCHECK_S, CappedHttpToolsProtocol, uvicorn_config
 
     plain = uvicorn_config(Settings(_env_file=None))  # type: ignore[call-arg]
     assert plain.proxy_headers is False and plain.forwarded_allow_ips == ""
+    assert plain.timeout_worker_healthcheck == WORKER_HEALTHCHECK_S > 5  # uvicorn's 5 s killed workers still importing
     assert plain.h11_max_incomplete_event_size == Settings(_env_file=None).api_max_header_bytes  # type: ignore[call-arg]
     behind = uvicorn_config(
         Settings(_env_file=None, trusted_proxies=("10.0.0.0/8",), api_workers=3, api_max_header_bytes=4096)  # type: ignore[call-arg]
