@@ -265,6 +265,8 @@ def parse_json(raw: bytes) -> Any:
         problem = f"the document is not UTF-8 text (invalid byte at offset {exc.start}); send JSON in UTF-8"
     except json.JSONDecodeError as exc:
         problem = f"the document is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
+    except ValueError:  # after JSONDecodeError, its subclass: a number past Python's 4,300-digit int limit
+        problem = "the document holds a number too long to read (over 4,300 digits); no EPCIS field needs one"
     except RecursionError:  # the API's request gate refuses such bodies first; another caller may not
         problem = "the document nests arrays and objects too deeply to be read; no EPCIS document needs that"
     raise DocumentRefusedError([EventError(index=None, pointer="", message=problem)], malformed=True)

@@ -121,6 +121,13 @@ def test_malformed_json_is_one_error_at_the_root() -> None:
     assert (error.index, error.pointer) == (None, "")
 
 
+def test_a_number_past_pythons_digit_limit_is_refused_not_crashed() -> None:
+    # json.loads raises a plain ValueError for it, not JSONDecodeError: the fuzzer found it as a 500
+    with pytest.raises(DocumentRefusedError) as refused:
+        read_document(b'{"type": "EPCISDocument", "schemaVersion": ' + b"9" * 5_000 + b"}")
+    assert refused.value.malformed and "number too long" in refused.value.errors[0].message
+
+
 def test_a_query_document_is_not_captured() -> None:
     doc = copy.deepcopy(document(event()))
     doc["type"] = "EPCISQueryDocument"
