@@ -27,9 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
-import tempfile
 import time
 from collections import deque
 from datetime import UTC, datetime, timedelta
@@ -42,7 +40,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import httpx  # noqa: E402
 from api_eligibility import api_server, indexer_follow, ledger_env  # noqa: E402
-from common import SetupError, json_line, percentile, say, start_chain, table, verdict  # noqa: E402
+from common import SetupError, percentile, run_in_workdir, say, start_chain, table, verdict  # noqa: E402
 from web3 import Web3  # noqa: E402
 
 from ledger_service.access import Role, create_api_key  # noqa: E402
@@ -297,20 +295,7 @@ def main() -> int:
     args = parser.parse_args()
     if not 1 <= args.items <= args.events:
         parser.error("--items must be between 1 and --events")
-    workdir = Path(tempfile.mkdtemp(prefix="bench-capture-"))
-    try:
-        figures = run(args, workdir)
-    except SetupError as exc:
-        print(f"bench/capture.py: setup failed: {exc}", file=sys.stderr)
-        print(f"(work directory kept: {workdir})", file=sys.stderr)
-        return 2
-    print_table(figures)
-    if args.keep:
-        say(f"work directory kept: {workdir}")
-    else:
-        shutil.rmtree(workdir, ignore_errors=True)
-    json_line(figures)
-    return 0
+    return run_in_workdir("bench/capture.py", lambda workdir: run(args, workdir), keep=args.keep, report=print_table)
 
 
 if __name__ == "__main__":

@@ -31,9 +31,7 @@ from __future__ import annotations
 
 import argparse
 import random
-import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -56,9 +54,9 @@ from api_eligibility import chain_pin  # noqa: E402
 from common import (  # noqa: E402
     SetupError,
     check_postgres,
-    json_line,
     percentile,
     pg_schema,
+    run_in_workdir,
     say,
     start_chain,
     table,
@@ -101,19 +99,9 @@ def main() -> int:
     args = parser.parse_args()
     if args.per_item < 5 or min(args.events, args.queries) < 1 or args.warmup < 0:
         parser.error("--per-item >= 5, --events and --queries positive, --warmup not negative")
-    workdir = Path(tempfile.mkdtemp(prefix="bench-epcis-query-"))
-    try:
-        figures = run(args, workdir)
-    except SetupError as exc:
-        print(f"bench/epcis_query.py: setup failed: {exc}", file=sys.stderr)
-        print(f"(work directory kept: {workdir})", file=sys.stderr)
-        return 2
-    if args.keep:
-        say(f"work directory kept: {workdir}")
-    else:
-        shutil.rmtree(workdir, ignore_errors=True)
-    json_line(figures)
-    return 0
+    return run_in_workdir(
+        "bench/epcis_query.py", lambda workdir: run(args, workdir), keep=args.keep, report=lambda figures: None
+    )
 
 
 def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:

@@ -25,9 +25,7 @@ from __future__ import annotations
 
 import argparse
 import random
-import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
@@ -39,7 +37,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from _api_eligibility_fill import fill, item_id_of  # noqa: E402
 from api_eligibility import chain_pin, fill_actors  # noqa: E402
-from common import SetupError, json_line, percentile, say, start_chain, table, verdict  # noqa: E402
+from common import SetupError, percentile, run_in_workdir, say, start_chain, table, verdict  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 
 from api.main import create_app, serving_app  # noqa: E402
@@ -113,19 +111,9 @@ def main() -> int:
         parser.error("--events-per-item must be at least 5")
     if min(args.items, args.tokens, args.requests) < 1 or args.warmup < 0:
         parser.error("--items, --tokens and --requests must be positive, --warmup not negative")
-    workdir = Path(tempfile.mkdtemp(prefix="bench-portal-"))
-    try:
-        figures = run(args, workdir)
-    except SetupError as exc:
-        print(f"bench/web_portal.py: setup failed: {exc}", file=sys.stderr)
-        print(f"(work directory kept: {workdir})", file=sys.stderr)
-        return 2
-    if args.keep:
-        say(f"work directory kept: {workdir}")
-    else:
-        shutil.rmtree(workdir, ignore_errors=True)
-    json_line(figures)
-    return 0
+    return run_in_workdir(
+        "bench/web_portal.py", lambda workdir: run(args, workdir), keep=args.keep, report=lambda figures: None
+    )
 
 
 def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
