@@ -1,7 +1,7 @@
 """A contract's custom error as an HTTP status and a sentence a person can act on.
 
-Every error of the ReturnsEscrow, ProvenanceLedger and token ABIs has an
-entry; an error without one becomes 409 with its name. The sentence never
+Every error of the ReturnsEscrow, ExchangeEscrow, ProvenanceLedger, BatchAnchor and token
+ABIs has an entry; an error without one becomes 409 with its name. The sentence never
 shows raw revert data.
 """
 
@@ -158,6 +158,129 @@ EXPLANATIONS: dict[str, Explain] = {
     "EscrowDeadlineNotReached": _deadline_not_reached,
     "EscrowAlreadySettled": lambda p, _: (409, f"the deposit of return {show(p['returnId'])} was paid out already"),
     "EscrowReportMissing": lambda p, _: (422, "an inspection result needs the digest of its report"),
+    "EscrowUnitNotScanned": lambda p, _: (
+        422,
+        f"receiving or inspecting return {show(p['returnId'])} with a unit check needs the scanned unit's EPC",
+    ),
+    # ---- ReturnsEscrow: a first carrier scan proved from a scan batch (ITransitProofs)
+    "EscrowUnknownBatchAnchor": lambda p, _: (
+        422,
+        f"contract {show(p['anchor'])} does not hold BATCH_ANCHOR_ROLE, so the escrow accepts no proof of its batches",
+    ),
+    "EscrowBatchNotAnchored": lambda p, _: (
+        409,
+        f"account {show(p['submitter'])} has not anchored a batch with root {show(p['root'])}: "
+        "send the proof once the batch's anchor is mined",
+    ),
+    "EscrowBatchNotCarrier": lambda p, _: (
+        403,
+        f"the batch's submitter {show(p['submitter'])} does not hold CARRIER_ROLE, "
+        "so its scans cannot start a return's transit",
+    ),
+    "EscrowScanNotInBatch": lambda p, _: (
+        422,
+        f"the Merkle proof does not lead from the scan to root {show(p['root'])}: the scan or the proof was altered",
+    ),
+    "EscrowScanWrongItem": lambda p, _: (
+        422,
+        f"the scan is of item {show(p['itemId'])}, not of the item of return {show(p['returnId'])}",
+    ),
+    "EscrowScanWrongReturn": lambda p, _: (
+        422,
+        f"the scan names {show(p['bizTransaction'])} as its business transaction, not return {show(p['returnId'])}",
+    ),
+    "EscrowScanWrongStep": lambda p, _: (
+        422,
+        f"{_step(p['bizStep'])} with disposition code {p['disposition']} is not a carrier's in-transit scan "
+        "(departing, arriving or transporting with in_transit)",
+    ),
+    "EscrowScanOutOfWindow": lambda p, _: (
+        422,
+        f"the scan is dated {utc_text(int(p['time']))}, outside {utc_text(int(p['earliest']))} (the return's "
+        f"authorization) to {utc_text(int(p['latest']))} (its batch's anchor)",
+    ),
+    # ---- ExchangeEscrow
+    "ExchangeNotMerchant": lambda p, _: (403, f"account {show(p['account'])} is not the merchant of {show(p['id'])}"),
+    "ExchangeNoActiveSale": lambda p, _: (409, f"item {show(p['itemId'])} has no current sale to exchange"),
+    "ExchangeAlreadyOpen": lambda p, _: (
+        409,
+        f"the sale of item {show(p['itemId'])} already has an open exchange ({show(p['exchangeId'])})",
+    ),
+    "ExchangeSameItem": lambda p, _: (422, f"the replacement must be another unit than item {show(p['itemId'])}"),
+    "ExchangeReplacementUnknown": lambda p, _: (404, f"no item {show(p['itemId'])} is registered to exchange for"),
+    "ExchangeReplacementDestroyed": lambda p, _: (
+        409,
+        f"the replacement {show(p['itemId'])} was destroyed: choose another unit",
+    ),
+    "ExchangeReplacementNotMerchants": lambda p, _: (
+        422,
+        f"the replacement {show(p['itemId'])} belongs to merchant {show(p['merchantOfRecord'])}, not the seller",
+    ),
+    "ExchangeReplacementSold": lambda p, _: (409, f"the replacement {show(p['itemId'])} is sold: choose another unit"),
+    "ExchangeReplacementNotInStock": lambda p, _: (
+        409,
+        f"the replacement {show(p['itemId'])} is not in stock (its last step is {_step(p['bizStep'])})",
+    ),
+    "ExchangeReplacementReserved": lambda p, _: (
+        409,
+        f"the replacement {show(p['itemId'])} is held for exchange {show(p['exchangeId'])}: choose another unit",
+    ),
+    "ExchangePriceMissing": lambda p, _: (
+        409,
+        f"the merchant has set no list price for {show(p['itemId'])}: it is not offered as a replacement",
+    ),
+    "ExchangePriceMismatch": lambda p, _: (
+        422,
+        f"the price difference must be {p['expected']} (the replacement's list price less the sale price), "
+        f"not {p['given']}",
+    ),
+    "ExchangeTermsMissing": lambda p, _: (
+        409,
+        f"merchant {show(p['merchant'])} offers no exchanges under policy version {p['policyVersion']}",
+    ),
+    "ExchangeTermsInvalid": lambda p, _: (422, f"the exchange terms' {p['field']} is out of the allowed range"),
+    "ExchangeTermsAlreadyPublished": lambda p, _: (
+        409,
+        f"exchange terms for policy version {p['policyVersion']} were published already and never change",
+    ),
+    "ExchangeInstantNotAllowed": lambda p, _: (
+        409,
+        f"the exchange terms do not allow an instant exchange of item {show(p['itemId'])}: ask for a standard one",
+    ),
+    "ExchangeUnknown": lambda p, _: (404, f"there is no exchange {show(p['exchangeId'])}"),
+    "ExchangeExtraPaymentMissing": lambda p, _: (
+        409,
+        f"record the consumer's payment of the price difference of exchange {show(p['exchangeId'])} first",
+    ),
+    "ExchangeNoExtraPayment": lambda p, _: (
+        409,
+        f"exchange {show(p['exchangeId'])} has no price difference to pay, or it was recorded already",
+    ),
+    "ExchangeAlreadyReleased": lambda p, _: (
+        409,
+        f"the replacement of exchange {show(p['exchangeId'])} was released already",
+    ),
+    "ExchangeOriginalNotShipped": lambda p, _: (
+        409,
+        f"a standard exchange ships the replacement once the original of {show(p['exchangeId'])} was scanned in "
+        "transit",
+    ),
+    "ExchangeEnded": lambda p, _: (
+        409,
+        f"exchange {show(p['exchangeId'])} ended without the original shipping (cancelled or expired)",
+    ),
+    "ExchangeNoCollateral": lambda p, _: (
+        409,
+        f"exchange {show(p['exchangeId'])} holds no collateral to pay now (not instant, paid, or not yet due)",
+    ),
+    "ExchangeDeadlineNotReached": lambda p, _: (
+        409,
+        f"exchange {show(p['exchangeId'])}'s collateral can be claimed only after {utc_text(int(p['deadline']))}",
+    ),
+    "ExchangeTokenTransferMismatch": lambda p, _: (
+        409,
+        f"token {show(p['token'])} delivered {p['received']} units instead of {p['expected']}",
+    ),
     # ---- ProvenanceLedger
     "ProvenanceInvalidUri": lambda p, _: (422, f"the item URI must not be empty or too long (got {p['length']} bytes)"),
     "ProvenanceItemAlreadyRegistered": lambda p, _: (409, f"item {show(p['itemId'])} is registered already"),
@@ -179,6 +302,24 @@ EXPLANATIONS: dict[str, Explain] = {
         f"{_step(p['bizStep'])} is recorded only by registration or by the returns escrow",
     ),
     "ProvenanceInvalidBatch": lambda p, _: (422, f"a batch of {p['size']} events is empty or too large"),
+    # ---- BatchAnchor
+    "BatchAnchorNotScanner": lambda p, _: (
+        403,
+        f"account {show(p['account'])} holds none of CARRIER_ROLE, MANUFACTURER_ROLE and MERCHANT_ROLE, "
+        "so it may not anchor scan batches",
+    ),
+    "BatchAnchorZeroCommitment": lambda p, _: (
+        422,
+        "a batch anchor needs its Merkle root and its document's digest, and neither may be zero",
+    ),
+    "BatchAnchorInvalidCount": lambda p, _: (
+        422,
+        f"a batch of {p['count']} scans is empty or larger than the 65,536 one anchor may hold",
+    ),
+    "BatchAnchorAlreadyAnchored": lambda p, _: (
+        409,
+        f"account {show(p['submitter'])} anchored the batch with root {show(p['root'])} already",
+    ),
     # ---- OpenZeppelin
     "AccessControlUnauthorizedAccount": lambda p, _: (
         403,

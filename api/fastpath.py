@@ -48,6 +48,7 @@ from starlette.routing import NoMatchFound
 
 from api.auth import cached_principal, parse_authorization
 from api.deps import services_of_state
+from api.observability import ROUTE_TEMPLATE
 from api.routers.items import eligibility_body
 from api.schemas.common import ITEM_ID, REASON_MAX_LENGTH
 from ledger_service.errors import LedgerError
@@ -98,6 +99,8 @@ SKIPPABLE: Mapping[str, str] = {
 why the shortcut may skip it."""
 
 IN_FRONT: Mapping[str, str] = {
+    "api.observability.Observed": "the request id (X-Request-ID, bound to the log context) and the request "
+    "metrics; it runs before the shortcut for every request",
     "api.limits.RequestGate": "the request gate: head limits, and for a request with a body its credentials, "
     "media type and size; it runs before the shortcut for every request",
 }
@@ -218,6 +221,9 @@ class EligibilityShortcut:
     def __init__(self, app: FastAPI) -> None:
         self.app = app
         self._path = _eligibility_path(app)
+        self._template = next(
+            (str(c.path_format) for c in iter_route_contexts(app.router.routes) if c.name == ROUTE_NAME), ""
+        )
         self._on: bool | None = None
         """Decided at the first request after the lifespan ran (settings known, middleware stack built)."""
 
@@ -258,6 +264,7 @@ class EligibilityShortcut:
         if self._path is not None and scope["type"] == "http" and scope["method"] == "GET":
             found = self._path.fullmatch(scope["path"])
             if found is not None:
+                scope[ROUTE_TEMPLATE] = self._template  # the request metrics' route label, without routing
                 on = self._on
                 if on is None:
                     on = self._on = self._decide()

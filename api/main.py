@@ -27,15 +27,20 @@ from fastapi_offline import FastAPIOffline
 
 from api._links import links_in_openapi
 from api.fastpath import EligibilityShortcut
+from api.health import router as health_router
 from api.limits import RequestGate
+from api.observability import Observed
 from api.problems import PROBLEM_JSON, PROBLEM_REF, Problem, install_problem_handlers, problem_response_spec
+from api.staleness import IndexFreshness
 from api.upkeep import upkeep
 from ledger_service.chain.signers import connect_chain
 from ledger_service.documents.factory import open_document_store
 from ledger_service.logs import configure_logging
+from ledger_service.metrics import forget_dead_processes, mark_process_dead
 from ledger_service.recursion import restore_recursion_limit
 from ledger_service.settings import Settings, get_settings
 from ledger_service.store.handle import SQLITE_MMAP_BYTES, Store
+from ledger_service.store.sent_transactions import SentTransactions
 from web.app import mount_pages
 
 # The eth stack raised it at import (py_ecc): at 100,000 a deeply nested JSON body overflows the C stack of
@@ -74,10 +79,14 @@ def create_app(settings: Settings | None = None, *, routers: Sequence[APIRouter]
             functools.partial(Store.open, resolved.database_url, mmap_bytes=SQLITE_MMAP_BYTES)
         )
         try:
-            chain = await anyio.to_thread.run_sync(connect_chain, resolved)
+            # every worker and replica allocates its signers' nonces from the database's one record
+            chain = await anyio.to_thread.run_sync(
+                functools.partial(connect_chain, resolved, nonces=SentTransactions(store))
+            )
         except BaseException:
             store.close()
             raise
+        forget_dead_processes(resolved.metrics_dir)
         app.state.settings = resolved
         app.state.store = store
         app.state.chain = chain
@@ -85,17 +94,21 @@ def create_app(settings: Settings | None = None, *, routers: Sequence[APIRouter]
         restore_recursion_limit()
         _freeze_startup_objects()
         try:
-            async with upkeep(store=store, settings=resolved):
+            async with upkeep(store=store, settings=resolved, chain=chain, freshness=app.state.freshness):
                 yield
         finally:
             store.close()
+            mark_process_dead(resolved.metrics_dir)
 
     # FastAPI's /docs and /redoc load Swagger UI and ReDoc from a CDN: a blank page without internet. These
     # serve the same pages with the assets bundled in fastapi-offline (under /static-offline-docs).
     app = FastAPIOffline(title=TITLE, description=DESCRIPTION, version="1.0.0", lifespan=lifespan)
+    app.state.freshness = IndexFreshness()  # before the lifespan: the serving stack's headers read it
     install_problem_handlers(app)
     for router in default_routers() if routers is None else routers:
         app.include_router(router, prefix=API_PREFIX)
+    # /healthz, /readyz and /metrics (outside /v1 and outside the OpenAPI document)
+    app.include_router(health_router)
     # the web pages (outside /v1 and outside the OpenAPI document), served by the same process
     mount_pages(app)
 
@@ -163,11 +176,12 @@ def problems_in_openapi(schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
-def serving_app(app: FastAPI) -> RequestGate:
-    """The ASGI application to serve: the request gate (:mod:`api.limits`: head and body limits,
-    credentials before the body), then the eligibility shortcut (:mod:`api.fastpath`), which answers the
-    plain, cached eligibility reads itself, then ``app``."""
-    return RequestGate(EligibilityShortcut(app), api=app)
+def serving_app(app: FastAPI) -> Observed:
+    """The ASGI application to serve: the request id, request metrics and the index's block and staleness
+    headers (:mod:`api.observability`, :mod:`api.staleness`), the request gate (:mod:`api.limits`: head and
+    body limits, credentials before the body), then the eligibility shortcut (:mod:`api.fastpath`), which
+    answers the plain, cached eligibility reads itself, then ``app``."""
+    return Observed(RequestGate(EligibilityShortcut(app), api=app), api=app)
 
 
 app = create_app()
@@ -181,13 +195,19 @@ def main() -> int:
     (:mod:`api.serving`). Access log lines follow LEDGER_LOG_LEVEL (INFO: one per request; WARNING: none,
     the cheaper choice for a busy read API)."""
     from api.serving import serve
+    from ledger_service.metrics import prepare_multiprocess_dir
 
+    settings = get_settings()
+    # before any worker starts: each worker's metrics go to files there, and any worker's /metrics adds them up
+    metrics_dir = prepare_multiprocess_dir(settings.metrics_dir)
+    get_settings.cache_clear()
     settings = get_settings()
     workers = settings.api_workers
     proxies = ", ".join(settings.trusted_proxies) or "none"
     print(
         f"ledger-api: serving on http://{settings.api_host}:{settings.api_port} (docs at /docs), "
-        f"{workers} worker process{'es' if workers > 1 else ''} under a supervisor; trusted proxies: {proxies}",
+        f"{workers} worker process{'es' if workers > 1 else ''} under a supervisor; trusted proxies: {proxies}; "
+        f"metrics of the workers in {metrics_dir}",
         file=sys.stderr,
     )
     return serve(settings)

@@ -11,6 +11,7 @@ Mapping (:func:`problem_for`):
   :class:`ConflictError` 409, :class:`InvalidRequestError` 422,
   :class:`PayloadTooLargeError` 413, :class:`UnsupportedMediaTypeError` 415,
   :class:`RateLimitedError` 429 (with ``Retry-After``), other :class:`RequestError` 400;
+- :class:`StoreFullError` 503 with ``Retry-After`` (the database's disk is full; the detail does not say where);
 - :class:`DocumentIntegrityError` 502 (a stored blob does not match its CID; never served);
 - :class:`ContractRevertError`: its custom error translated (``api._reverts``), e.g.
   409 "EscrowDeadlinePassed: the ship-by deadline passed on 2026-11-01 12:00 UTC";
@@ -61,6 +62,7 @@ from ledger_service.errors import (
     RetryableError,
     UnsupportedMediaTypeError,
 )
+from ledger_service.store import StoreFullError
 
 PROBLEM_JSON = "application/problem+json"
 TYPE_BASE = "tag:returns-ledger,2026:"
@@ -68,6 +70,8 @@ TYPE_BASE = "tag:returns-ledger,2026:"
 REALM = "returns-ledger"
 PROBLEM_REF = "#/components/schemas/Problem"
 RETRY_AFTER_S = 2
+FULL_RETRY_AFTER_S = 60
+"""A full disk is freed by a person: minutes, not seconds."""
 
 log = structlog.get_logger("api")
 
@@ -195,6 +199,13 @@ def problem_for(exc: BaseException, *, chain: ChainContext | None = None) -> Pro
         )
     if isinstance(exc, RetryableError):
         return http_problem(503, f"{exc}; try again shortly", headers={"Retry-After": str(RETRY_AFTER_S)})
+    if isinstance(exc, StoreFullError):  # nothing was written; it may work once an operator freed space
+        return http_problem(
+            503,
+            "the service cannot store anything right now: its database's disk is full; nothing was changed, try "
+            "again later",
+            headers={"Retry-After": str(FULL_RETRY_AFTER_S)},
+        )
     if isinstance(exc, DocumentIntegrityError):  # our stored copy is wrong: say so, never serve it
         return ProblemDetails(
             status=502, title="Stored document corrupt", detail=str(exc), type=f"{TYPE_BASE}document-corrupt"

@@ -34,7 +34,7 @@ warnings.filterwarnings("ignore", category=FutureWarning)  # brownie 1.22's own 
 
 ROOT = Path(__file__).resolve().parent.parent
 NETWORK = "returns-bench"
-CONTRACTS = ("ProvenanceLedger", "ReturnsEscrow", "DevStablecoin")
+CONTRACTS = ("ProvenanceLedger", "ReturnsEscrow", "ExchangeEscrow", "DevStablecoin", "BatchAnchor")
 BATCH = 100
 PRICE = 50_000_000  # 50 dUSD
 GTIN = 10614141073469
@@ -42,6 +42,11 @@ ZERO32 = b"\x00" * 32
 LOCATION = b"0614141.00777.0".ljust(32, b"\x00")
 REPORT = hashlib.sha256(b"inspection report").digest()
 PACKING, IN_PROGRESS = 2, 2
+STOCKING, SELLABLE_ACCESSIBLE = 11, 4
+DEPARTING, IN_TRANSIT = 6, 3
+SCAN_LEAF = ["bytes32", "uint64", "bytes32", "uint8", "uint8", "bytes32", "bytes32", "bytes32", "uint64", "address"]
+# windowDays, instant, instantMaxValue, documentDigest
+TERMS = (45, True, 0, b"\x22" * 32)
 # windowDays, feeBps, fastRefund, fastRefundMaxValue, fastRefundMaxReturns90d, shipBy, inspectBy, dispute, digest
 POLICY = (30, 1000, True, 0, 3, 7, 14, 7, b"\x11" * 32)
 
@@ -125,10 +130,14 @@ class Bench:
         admin = {"from": self.admin}
         self.ledger = p.ProvenanceLedger.deploy(self.admin, admin, silent=True)
         self.escrow = p.ReturnsEscrow.deploy(self.ledger, admin, silent=True)
+        self.exchanges = p.ExchangeEscrow.deploy(self.ledger, self.escrow, admin, silent=True)
         self.token = p.DevStablecoin.deploy(self.admin, admin, silent=True)
+        self.batches = p.BatchAnchor.deploy(self.ledger, admin, silent=True)
         ledger = self.ledger
         for role, account in [
             (ledger.RECORDER_ROLE(), self.escrow),
+            (ledger.BATCH_ANCHOR_ROLE(), self.batches),
+            (ledger.EXCHANGE_ROLE(), self.exchanges),
             (ledger.MANUFACTURER_ROLE(), self.manufacturer),
             (ledger.MERCHANT_ROLE(), self.merchant),
             (ledger.CARRIER_ROLE(), self.carrier),
@@ -140,6 +149,7 @@ class Bench:
         for holder in (self.holder1, self.holder2):
             send(self.token.mint, holder, 1_000_000, sender=self.admin)  # already holds 1 dUSD
         send(self.token.approve, self.escrow, 2**256 - 1, sender=self.merchant)
+        send(self.token.approve, self.exchanges, 2**256 - 1, sender=self.merchant)
         send(self.escrow.publishPolicy, POLICY, sender=self.merchant)
         self._serial = 0
 
@@ -166,6 +176,51 @@ class Bench:
         send(self.escrow.recordSale, item, consumer, self.token, PRICE, ZERO32, LOCATION, sender=self.merchant)
         tx = send(self.escrow.authorizeReturn, item, PRICE, fast, sender=self.merchant)
         return bytes(tx.return_value), tx
+
+    def stocked(self, price: int) -> bytes:
+        """A new item in stock at the merchant, list-priced at `price`."""
+        item, _ = self.register()
+        send(
+            self.ledger.recordEvent,
+            (item, STOCKING, SELLABLE_ACCESSIBLE, LOCATION, ZERO32, ZERO32),
+            sender=self.merchant,
+        )
+        send(self.exchanges.setListPrices, [item], price, sender=self.merchant)
+        return item
+
+    def exchange(self, consumer: Any, difference: int, *, instant: bool) -> tuple[bytes, Any]:
+        """A sold item exchanged for a stocked one `difference` dearer; (exchange id, the authorization receipt)."""
+        item, _ = self.register()
+        send(self.escrow.recordSale, item, consumer, self.token, PRICE, ZERO32, LOCATION, sender=self.merchant)
+        replacement = self.stocked(PRICE + difference)
+        tx = send(self.exchanges.authorizeExchange, item, replacement, difference, instant, sender=self.merchant)
+        return bytes(tx.return_value), tx
+
+    def proved_scan(self, rid: bytes, depth: int) -> tuple[Any, ...]:
+        """markInTransitByProof's arguments for the carrier's in-transit scan of return `rid`, anchored in a
+        batch of 2**depth scans (a proof of `depth` siblings: only the root and the path matter on-chain)."""
+        from brownie import chain, web3
+        from eth_abi import encode
+
+        item = self.escrow.returnOf(rid)["itemId"]
+        scan = (
+            item,
+            0,
+            ZERO32,
+            DEPARTING,
+            IN_TRANSIT,
+            LOCATION,
+            ZERO32,
+            rid,
+            chain[-1].timestamp,
+            self.carrier.address,
+        )
+        node = bytes(web3.keccak(web3.keccak(encode(SCAN_LEAF, list(scan)))))
+        proof = [bytes(web3.keccak(text=f"sibling {rid.hex()} {level}")) for level in range(depth)]
+        for sibling in proof:
+            node = bytes(web3.keccak(min(node, sibling) + max(node, sibling)))
+        send(self.batches.anchorBatch, node, 2**depth, REPORT, sender=self.carrier)
+        return (rid, self.batches, scan, node, proof)
 
     def received(self, consumer: Any) -> bytes:
         """A return that reached the merchant (state Received), refund still in escrow."""
@@ -213,6 +268,12 @@ def measure(p: Any) -> list[tuple[str, str, int, int | None]]:
     rows.append(("fast_release_new_holder", "fast-refund release, consumer had no dUSD", tx.gas_used, TARGET_RELEASE))
     tx = send(b.escrow.markInTransit, fast_old, LOCATION, sender=b.carrier)
     rows.append(("fast_release_holder", "fast-refund release, consumer held dUSD", tx.gas_used, TARGET_RELEASE))
+    # The same release from a batched scan's Merkle proof (issue #23): one proof verification more.
+    for depth, scans in ((10, "1,024"), (16, "65,536")):
+        rid, _ = b.authorized(b.holder1, fast=True)
+        tx = send(b.escrow.markInTransitByProof, *b.proved_scan(rid, depth), sender=b.background)
+        label = f"fast-refund release from a batched scan's proof ({scans}-scan batch), consumer held dUSD"
+        rows.append((f"fast_release_proof_depth_{depth}", label, tx.gas_used, TARGET_RELEASE))
 
     for key, consumer, who in (
         ("inspection_release_new_holder", newcomer2, "had no dUSD"),
@@ -228,6 +289,55 @@ def measure(p: Any) -> list[tuple[str, str, int, int | None]]:
     tx = send(b.escrow.resolveDispute, rid, PRICE // 2, REPORT, sender=b.arbiter)
     rows.append(("resolve_dispute", "dispute resolution 50/50, consumer had no dUSD", tx.gas_used, TARGET_RELEASE))
     assert b.token.balanceOf(b.escrow) == PRICE, "the background deposit should be the only one left in escrow"
+    rows += measure_exchanges(b)
+    return rows
+
+
+def measure_exchanges(b: Bench) -> list[tuple[str, str, int, int | None]]:
+    """Exchanges and the unit-level check; the background deposit is still in escrow."""
+    from brownie import chain
+
+    rows: list[tuple[str, str, int, int | None]] = []
+    tx = send(b.exchanges.publishExchangeTerms, 1, TERMS, sender=b.merchant)
+    rows.append(("exchange_terms", "publishExchangeTerms", tx.gas_used, None))
+    item, _ = b.register()
+    tx = send(b.exchanges.setListPrices, [item], PRICE, sender=b.merchant)
+    rows.append(("list_price", "setListPrices, one item", tx.gas_used, None))
+    # A background collateral stays in ExchangeEscrow, as the background deposit in ReturnsEscrow.
+    b.exchange(b.background, 0, instant=True)
+    cheaper, tx = b.exchange(b.holder1, -PRICE // 5, instant=False)
+    rows.append(
+        ("exchange_standard", "authorizeExchange, cheaper (deposits the difference)", tx.gas_used, TARGET_AUTHORIZE)
+    )
+    instant, tx = b.exchange(b.holder2, 0, instant=True)
+    rows.append(
+        ("exchange_instant", "authorizeExchange, instant (deposits the collateral)", tx.gas_used, TARGET_AUTHORIZE)
+    )
+    dearer, _ = b.exchange(b.holder2, PRICE // 5, instant=True)
+    tx = send(b.exchanges.recordExtraPayment, dearer, REPORT, sender=b.merchant)
+    rows.append(("exchange_extra_payment", "recordExtraPayment", tx.gas_used, None))
+    tx = send(b.exchanges.releaseReplacement, instant, LOCATION, sender=b.merchant)
+    rows.append(("exchange_release", "releaseReplacement (records the replacement's sale)", tx.gas_used, None))
+    send(b.escrow.markInTransit, instant, LOCATION, sender=b.carrier)
+    tx = send(b.exchanges.releaseCollateral, instant, sender=b.carrier)
+    rows.append(
+        ("collateral_release", "releaseCollateral after the original's first scan", tx.gas_used, TARGET_RELEASE)
+    )
+    send(b.escrow.markInTransit, cheaper, LOCATION, sender=b.carrier)
+    cheaper_item = b.escrow.returnOf(cheaper)["itemId"]
+    tx = send(b.escrow.markReceivedUnit, cheaper, LOCATION, cheaper_item, sender=b.carrier)
+    rows.append(("received_unit", "markReceivedUnit, the unit sold", tx.gas_used, None))
+    tx = send(b.escrow.recordInspectionUnit, cheaper, True, REPORT, LOCATION, cheaper_item, sender=b.inspector)
+    rows.append(("inspection_unit", "recordInspectionUnit, pass (pays the difference)", tx.gas_used, TARGET_RELEASE))
+    swapped, _ = b.exchange(b.holder1, 0, instant=False)
+    send(b.escrow.markInTransit, swapped, LOCATION, sender=b.carrier)
+    other, _ = b.register()
+    tx = send(b.escrow.markReceivedUnit, swapped, LOCATION, other, sender=b.carrier)
+    rows.append(("unit_mismatch", "markReceivedUnit, another unit (mismatch, to the arbiter)", tx.gas_used, None))
+    unshipped, _ = b.exchange(b.holder1, 0, instant=True)
+    chain.sleep((POLICY[5] + 1) * 86_400)
+    tx = send(b.exchanges.claimCollateral, unshipped, sender=b.merchant)
+    rows.append(("collateral_claim", "claimCollateral, original not shipped by shipBy", tx.gas_used, TARGET_RELEASE))
     return rows
 
 

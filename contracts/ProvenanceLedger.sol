@@ -25,6 +25,8 @@ contract ProvenanceLedger is IProvenanceLedger, AccessControl {
     bytes32 public constant ARBITER_ROLE = Roles.ARBITER;
     bytes32 public constant RECORDER_ROLE = Roles.RECORDER;
     bytes32 public constant CONSUMER_AGENT_ROLE = Roles.CONSUMER_AGENT;
+    bytes32 public constant EXCHANGE_ROLE = Roles.EXCHANGE;
+    bytes32 public constant BATCH_ANCHOR_ROLE = Roles.BATCH_ANCHOR;
 
     /// @notice Longest accepted GS1 URI, in bytes.
     uint256 public constant MAX_URI_LENGTH = 256;
@@ -36,6 +38,9 @@ contract ProvenanceLedger is IProvenanceLedger, AccessControl {
         address merchant;
         uint64 count;
         bool destroyed;
+        // The last event's codes share the slot that every append writes anyway.
+        uint8 lastBizStep;
+        uint8 lastDisposition;
     }
 
     mapping(bytes32 itemId => Item) private _items;
@@ -185,6 +190,12 @@ contract ProvenanceLedger is IProvenanceLedger, AccessControl {
         return ItemRecord(item.head, item.count, item.merchant, item.destroyed);
     }
 
+    /// @inheritdoc IProvenanceLedger
+    function lastStepOf(bytes32 itemId) external view returns (uint8 bizStep, uint8 disposition) {
+        Item storage item = _items[itemId];
+        return (item.lastBizStep, item.lastDisposition);
+    }
+
     /**
      * @notice Computes an eventHash exactly as the contract does, for auditors and tests.
      */
@@ -272,6 +283,8 @@ contract ProvenanceLedger is IProvenanceLedger, AccessControl {
         );
         item.head = eventHash;
         item.count = seq + 1;
+        item.lastBizStep = input.bizStep;
+        item.lastDisposition = input.disposition;
         if (input.bizStep == EpcisCodes.DESTROYING) item.destroyed = true;
         emit ItemEventRecorded(
             input.itemId,

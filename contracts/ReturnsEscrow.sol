@@ -1,34 +1,27 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.24;
 
-import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
-import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
-import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
 import {IProvenanceLedger} from "./interfaces/IProvenanceLedger.sol";
 import {EpcisCodes} from "./EpcisCodes.sol";
-import {ReturnPolicies} from "./ReturnPolicies.sol";
 import {Roles} from "./Roles.sol";
+import {TransitProofs} from "./TransitProofs.sol";
 
 /**
  * @title ReturnsEscrow
  * @notice Sales bound to a policy version, the return lifecycle and the ERC-20
- * escrow of each authorized return's refund (lifecycle in {IReturnsEscrow}).
- * Physical steps of a return are also recorded in the item's history in the
- * {ProvenanceLedger}, with the return id as business transaction.
+ * escrow of each authorized return's refund (lifecycle in {IReturnsEscrow}),
+ * with the unit-level check at receiving and inspection. Physical steps of a
+ * return are also recorded in the item's history in the {ProvenanceLedger},
+ * with the return id as business transaction. The bookkeeping it shares with
+ * exchanges (sales, deposits, payouts) is in {EscrowBook}; the first carrier
+ * scan proved from a scan batch is in {TransitProofs}.
  *
  * Invariants: for every token, this contract's balance equals the sum of the
  * deposits of returns not yet settled; a return is settled at most once and
  * its two payouts add up to its deposit; an item has at most one open return.
  */
-contract ReturnsEscrow is ReturnPolicies, ReentrancyGuardTransient {
-    using SafeERC20 for IERC20;
-
-    uint256 private constant _BPS = 10_000;
-
-    mapping(bytes32 itemId => SaleRecord) private _sales;
-    mapping(bytes32 returnId => ReturnRecord) private _returns;
-
-    constructor(IProvenanceLedger ledger_) ReturnPolicies(ledger_) {}
+contract ReturnsEscrow is TransitProofs {
+    constructor(IProvenanceLedger ledger_) TransitProofs(ledger_) {}
 
     /**
      * @notice Records the sale of an item to `consumer`, bound to the merchant's current policy.
@@ -58,28 +51,7 @@ contract ReturnsEscrow is ReturnPolicies, ReentrancyGuardTransient {
         if (consumer == address(0)) revert EscrowSaleInvalid("consumer");
         if (token.code.length == 0) revert EscrowSaleInvalid("token");
         if (price == 0) revert EscrowSaleInvalid("price");
-        SaleRecord storage sale = _sales[itemId];
-        if (sale.saleSeq != 0 && !sale.closed) revert EscrowItemAlreadySold(itemId);
-        uint32 saleSeq = sale.saleSeq + 1;
-        _sales[itemId] = SaleRecord({
-            consumer: consumer,
-            soldAt: uint40(block.timestamp),
-            policyVersion: version,
-            returnCount: 0,
-            returnOpen: false,
-            closed: false,
-            token: token,
-            price: price,
-            merchant: merchant,
-            saleSeq: saleSeq
-        });
-        emit SaleRecorded(itemId, merchant, consumer, saleSeq, token, price, version, orderRef, uint64(block.timestamp));
-        _ledger.recordEventFor(
-            msg.sender,
-            IProvenanceLedger.EventInput(
-                itemId, EpcisCodes.RETAIL_SELLING, EpcisCodes.RETAIL_SOLD, location, bytes32(0), orderRef
-            )
-        );
+        _recordSale(itemId, merchant, consumer, token, price, version, orderRef, location, msg.sender);
     }
 
     /**
@@ -98,53 +70,7 @@ contract ReturnsEscrow is ReturnPolicies, ReentrancyGuardTransient {
         uint96 amount,
         bool fastRefund
     ) external nonReentrant returns (bytes32 returnId) {
-        SaleRecord storage sale = _sales[itemId];
-        if (sale.saleSeq == 0 || sale.closed) revert EscrowNoActiveSale(itemId);
-        if (msg.sender != sale.merchant) revert EscrowNotMerchant(itemId, msg.sender);
-        if (sale.returnOpen) revert EscrowReturnAlreadyOpen(itemId, returnIdOf(itemId, sale.saleSeq, sale.returnCount - 1));
-        if (sale.returnCount == type(uint8).max) revert EscrowTooManyReturns(itemId);
-        if (amount == 0 || amount > sale.price) revert EscrowInvalidAmount(amount, sale.price);
-        Policy storage policy = _policy(sale.merchant, sale.policyVersion);
-        if (fastRefund && (!policy.fastRefund || (policy.fastRefundMaxValue != 0 && amount > policy.fastRefundMaxValue))) {
-            revert EscrowFastRefundNotAllowed(itemId);
-        }
-        returnId = returnIdOf(itemId, sale.saleSeq, sale.returnCount);
-        sale.returnCount += 1;
-        sale.returnOpen = true;
-        uint40 shipBy = uint40(block.timestamp + uint256(policy.shipByDays) * 1 days);
-        _returns[returnId] = ReturnRecord({
-            itemId: itemId,
-            consumer: sale.consumer,
-            amount: amount,
-            merchant: sale.merchant,
-            shipBy: shipBy,
-            inspectBy: 0,
-            state: ReturnState.Authorized,
-            fastRefund: fastRefund,
-            token: sale.token,
-            disputeBy: 0,
-            feeBps: policy.restockingFeeBps,
-            settled: false,
-            policyVersion: sale.policyVersion
-        });
-        emit ReturnAuthorized(
-            returnId,
-            itemId,
-            sale.consumer,
-            sale.merchant,
-            sale.token,
-            amount,
-            policy.restockingFeeBps,
-            fastRefund,
-            sale.policyVersion,
-            sale.saleSeq,
-            shipBy
-        );
-        IERC20 token = IERC20(sale.token);
-        uint256 before = token.balanceOf(address(this));
-        token.safeTransferFrom(msg.sender, address(this), amount);
-        uint256 received = token.balanceOf(address(this)) - before;
-        if (received != amount) revert EscrowTokenTransferMismatch(address(token), amount, received);
+        return _authorize(itemId, msg.sender, amount, fastRefund, false);
     }
 
     /**
@@ -177,11 +103,7 @@ contract ReturnsEscrow is ReturnPolicies, ReentrancyGuardTransient {
         ReturnRecord storage r = _load(returnId);
         _expect(r, returnId, ReturnState.Authorized);
         if (block.timestamp > r.shipBy) revert EscrowDeadlinePassed(returnId, r.shipBy);
-        uint40 inspectBy = uint40(block.timestamp + uint256(_policy(r.merchant, r.policyVersion).inspectByDays) * 1 days);
-        r.inspectBy = inspectBy;
-        _transition(r, returnId, ReturnState.InTransit, inspectBy, bytes32(0));
-        _recordItemEvent(r.itemId, returnId, EpcisCodes.TRANSPORTING, EpcisCodes.IN_TRANSIT, location, bytes32(0));
-        if (r.fastRefund) _settle(r, returnId, _refundAfterFee(r));
+        _inTransit(r, returnId, msg.sender, EpcisCodes.TRANSPORTING, location, bytes32(0), bytes32(0));
     }
 
     /**
@@ -193,15 +115,22 @@ contract ReturnsEscrow is ReturnPolicies, ReentrancyGuardTransient {
      * carrier or `receiving` by the merchant, disposition `returned`).
      */
     function markReceived(bytes32 returnId, bytes32 location) external {
-        ReturnRecord storage r = _load(returnId);
-        uint8 bizStep = EpcisCodes.RECEIVING;
-        if (msg.sender != r.merchant) {
-            _requireRole(Roles.CARRIER, msg.sender);
-            bizStep = EpcisCodes.ARRIVING;
-        }
-        _expect(r, returnId, ReturnState.InTransit);
-        _transition(r, returnId, ReturnState.Received, 0, bytes32(0));
-        _recordItemEvent(r.itemId, returnId, bizStep, EpcisCodes.RETURNED, location, bytes32(0));
+        _received(returnId, location, bytes32(0));
+    }
+
+    /**
+     * @notice As {markReceived}, with the item id of the EPC scanned on the unit that arrived. A unit
+     * other than the one sold (another serial, another merchant's item, an EPC not on the ledger)
+     * is recorded as a mismatch and the return goes to the arbiter (state Disputed).
+     *
+     * Requirements: as {markReceived}; `scannedItemId` non-zero.
+     *
+     * Emits what {markReceived} emits or, on a mismatch, a {ReturnUnitMismatch} and a
+     * {ReturnStateChanged} event, and an item event on the scanned unit when the ledger knows it.
+     */
+    function markReceivedUnit(bytes32 returnId, bytes32 location, bytes32 scannedItemId) external {
+        if (scannedItemId == bytes32(0)) revert EscrowUnitNotScanned(returnId);
+        _received(returnId, location, scannedItemId);
     }
 
     /**
@@ -216,12 +145,57 @@ contract ReturnsEscrow is ReturnPolicies, ReentrancyGuardTransient {
      * `conformant` or `non_conformant`) and, when it pays, an {EscrowSettled} event.
      */
     function recordInspection(bytes32 returnId, bool passed, bytes32 report, bytes32 location) external nonReentrant {
+        _inspect(returnId, passed, report, location, bytes32(0));
+    }
+
+    /**
+     * @notice As {recordInspection}, with the item id of the EPC scanned on the inspected unit. A unit
+     * other than the one sold is recorded as a mismatch and the return goes to the arbiter; nothing is paid.
+     *
+     * Requirements: as {recordInspection}; `scannedItemId` non-zero.
+     *
+     * Emits what {recordInspection} emits or, on a mismatch, a {ReturnUnitMismatch} and a
+     * {ReturnStateChanged} event, and an item event on the scanned unit when the ledger knows it.
+     */
+    function recordInspectionUnit(
+        bytes32 returnId,
+        bool passed,
+        bytes32 report,
+        bytes32 location,
+        bytes32 scannedItemId
+    ) external nonReentrant {
+        if (scannedItemId == bytes32(0)) revert EscrowUnitNotScanned(returnId);
+        _inspect(returnId, passed, report, location, scannedItemId);
+    }
+
+    /// @dev `scanned` zero: no unit scanned (the old entry point), taken as the unit sold.
+    function _received(bytes32 returnId, bytes32 location, bytes32 scanned) private {
+        ReturnRecord storage r = _load(returnId);
+        uint8 bizStep = EpcisCodes.RECEIVING;
+        if (msg.sender != r.merchant) {
+            _requireRole(Roles.CARRIER, msg.sender);
+            bizStep = EpcisCodes.ARRIVING;
+        }
+        _expect(r, returnId, ReturnState.InTransit);
+        if (scanned != bytes32(0) && scanned != r.itemId) {
+            _unitMismatch(r, returnId, scanned, bizStep, EpcisCodes.RETURNED, location, bytes32(0));
+            return;
+        }
+        _transition(r, returnId, ReturnState.Received, 0, bytes32(0));
+        _recordItemEvent(r.itemId, returnId, bizStep, EpcisCodes.RETURNED, location, bytes32(0));
+    }
+
+    function _inspect(bytes32 returnId, bool passed, bytes32 report, bytes32 location, bytes32 scanned) private {
         _requireRole(Roles.INSPECTOR, msg.sender);
         ReturnRecord storage r = _load(returnId);
         _expect(r, returnId, ReturnState.Received);
         if (report == bytes32(0)) revert EscrowReportMissing(returnId);
         if (!r.settled && block.timestamp > r.inspectBy) revert EscrowDeadlinePassed(returnId, r.inspectBy);
         bytes32 itemId = r.itemId;
+        if (scanned != bytes32(0) && scanned != itemId) {
+            _unitMismatch(r, returnId, scanned, EpcisCodes.INSPECTING, EpcisCodes.NON_CONFORMANT, location, report);
+            return;
+        }
         if (passed) {
             _transition(r, returnId, ReturnState.Accepted, 0, report);
             _close(itemId, true);
@@ -270,9 +244,12 @@ contract ReturnsEscrow is ReturnPolicies, ReentrancyGuardTransient {
         ReturnRecord storage r = _load(returnId);
         _expect(r, returnId, ReturnState.Disputed);
         if (consumerAmount > r.amount) revert EscrowInvalidAmount(consumerAmount, r.amount);
+        // A fast-refunded return reaches Disputed only by a unit mismatch: the ruling records the outcome,
+        // the deposit is already paid.
+        if (r.settled && consumerAmount != 0) revert EscrowAlreadySettled(returnId);
         _transition(r, returnId, ReturnState.Resolved, 0, ruling);
         _close(r.itemId, true);
-        _settle(r, returnId, consumerAmount);
+        if (!r.settled) _settle(r, returnId, consumerAmount);
     }
 
     /**
@@ -322,83 +299,23 @@ contract ReturnsEscrow is ReturnPolicies, ReentrancyGuardTransient {
         _settle(r, returnId, r.amount);
     }
 
-    /**
-     * @notice The stored return (all zero with state None if unknown).
-     */
-    function returnOf(bytes32 returnId) external view returns (ReturnRecord memory) {
-        return _returns[returnId];
-    }
-
-    /**
-     * @notice The item's current sale (all zero if it was never sold).
-     */
-    function saleOf(bytes32 itemId) external view returns (SaleRecord memory) {
-        return _sales[itemId];
-    }
-
-    /**
-     * @notice The id of return number `index` (0-based) of sale `saleSeq` of an item.
-     */
-    function returnIdOf(bytes32 itemId, uint32 saleSeq, uint8 index) public view returns (bytes32) {
-        return keccak256(abi.encode(block.chainid, address(this), itemId, saleSeq, index));
-    }
-
-    function _load(bytes32 returnId) private view returns (ReturnRecord storage r) {
-        r = _returns[returnId];
-        if (r.state == ReturnState.None) revert EscrowUnknownReturn(returnId);
-    }
-
-    /// @dev The consumer, or a CONSUMER_AGENT_ROLE holder acting for it (payouts still go to the consumer).
-    function _requireConsumer(ReturnRecord storage r, bytes32 returnId) private view {
-        if (msg.sender != r.consumer && !_ledger.hasRole(Roles.CONSUMER_AGENT, msg.sender)) {
-            revert EscrowNotConsumer(returnId, msg.sender);
-        }
-    }
-
-    function _expect(ReturnRecord storage r, bytes32 returnId, ReturnState expected) private view {
-        if (r.state != expected) revert EscrowInvalidState(returnId, r.state);
-    }
-
-    function _transition(ReturnRecord storage r, bytes32 returnId, ReturnState next, uint40 deadline, bytes32 evidence) private {
-        ReturnState previous = r.state;
-        r.state = next;
-        emit ReturnStateChanged(returnId, next, msg.sender, previous, uint64(block.timestamp), deadline, evidence);
-    }
-
-    /// @dev Ends the item's open return; `itemCameBack` also ends the sale (the item may be sold again).
-    function _close(bytes32 itemId, bool itemCameBack) private {
-        SaleRecord storage sale = _sales[itemId];
-        sale.returnOpen = false;
-        if (itemCameBack) sale.closed = true;
-    }
-
-    function _refundAfterFee(ReturnRecord storage r) private view returns (uint256) {
-        uint256 amount = r.amount;
-        return amount - (amount * r.feeBps) / _BPS;
-    }
-
-    /// @dev Pays `consumerAmount` to the consumer and the rest of the deposit to the merchant, once.
-    function _settle(ReturnRecord storage r, bytes32 returnId, uint256 consumerAmount) private {
-        if (r.settled) revert EscrowAlreadySettled(returnId);
-        r.settled = true;
-        uint256 merchantAmount = r.amount - consumerAmount;
-        IERC20 token = IERC20(r.token);
-        emit EscrowSettled(returnId, r.consumer, r.merchant, address(token), consumerAmount, merchantAmount);
-        if (consumerAmount != 0) token.safeTransfer(r.consumer, consumerAmount);
-        if (merchantAmount != 0) token.safeTransfer(r.merchant, merchantAmount);
-    }
-
-    function _recordItemEvent(
-        bytes32 itemId,
+    /// @dev The return goes to the arbiter with the scanned id as evidence; the scanned unit's own history
+    /// shows where it turned up, when the ledger knows it and the actor may record on it.
+    function _unitMismatch(
+        ReturnRecord storage r,
         bytes32 returnId,
+        bytes32 scanned,
         uint8 bizStep,
         uint8 disposition,
         bytes32 location,
         bytes32 document
     ) private {
-        _ledger.recordEventFor(
-            msg.sender,
-            IProvenanceLedger.EventInput(itemId, bizStep, disposition, location, document, returnId)
-        );
+        IProvenanceLedger.ItemRecord memory unit = _ledger.itemOf(scanned);
+        emit ReturnUnitMismatch(returnId, r.itemId, scanned, unit.merchant, msg.sender, bizStep, uint64(block.timestamp));
+        _transition(r, returnId, ReturnState.Disputed, 0, scanned);
+        bool allowed = bizStep != EpcisCodes.RECEIVING || _ledger.isSeller(unit.merchant, msg.sender);
+        if (unit.count != 0 && !unit.destroyed && allowed) {
+            _recordItemEvent(scanned, returnId, bizStep, disposition, location, document);
+        }
     }
 }

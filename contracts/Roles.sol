@@ -21,4 +21,8 @@ library Roles {
     bytes32 internal constant CONSUMER_AGENT = keccak256("CONSUMER_AGENT_ROLE");
     /// @dev A contract (ReturnsEscrow) that records item events on behalf of the actor calling it.
     bytes32 internal constant RECORDER = keccak256("RECORDER_ROLE");
+    /// @dev A contract (ExchangeEscrow) that opens exchange returns and records replacement sales in ReturnsEscrow.
+    bytes32 internal constant EXCHANGE = keccak256("EXCHANGE_ROLE");
+    /// @dev A BatchAnchor whose anchored scans ReturnsEscrow accepts as proof of a return's first carrier scan.
+    bytes32 internal constant BATCH_ANCHOR = keccak256("BATCH_ANCHOR_ROLE");
 }

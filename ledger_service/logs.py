@@ -246,6 +246,8 @@ def formatter(*, json_lines: bool) -> structlog.stdlib.ProcessorFormatter:
     )
     return structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=[
+            # the request id (api/observability.py) on the standard library's lines too (web3, SQLAlchemy)
+            structlog.contextvars.merge_contextvars,
             structlog.stdlib.add_log_level,
             structlog.stdlib.add_logger_name,
             structlog.processors.TimeStamper(fmt="iso", utc=True),

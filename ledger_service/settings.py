@@ -13,14 +13,26 @@ well-known keys of the accounts in ``scripts/deploy-config.local.json``; with
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import json
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    AnyHttpUrl,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from ledger_service.core.networks import NetworkConfig, NetworkConfigError, load_network
 
 ANVIL_ACCOUNTS: tuple[tuple[str, str], ...] = (
     (
@@ -79,6 +91,14 @@ DEV_CARRIER_SECRET = "whsec_bG9jYWwtY2Fycmllci1kZXZlbG9wbWVudC1vbmx5"  # noqa: S
 """The local carrier's webhook secret in development (``whsec_`` + base64 of "local-carrier-development-only"):
 public, like anvil's keys, so refused in production."""
 CARRIER_NAME = r"^[a-z][a-z0-9_-]{0,31}$"
+
+DEV_WEBHOOK_SECRETS_KEY = "bWVyY2hhbnQtd2ViaG9vay1zZWNyZXRzLWRldi1vbmx5"  # public, development only
+"""The development key sealing merchants' webhook secrets at rest (base64 of "merchant-webhook-secrets-dev-only"):
+public, like anvil's keys, so refused in production."""
+MIN_SECRETS_KEY_BYTES = 32
+
+NETWORKS_DIR = Path(__file__).resolve().parent.parent / "networks"
+"""The checkout's network files (networks/<name>.toml)."""
 
 IDEMPOTENCY_LEASE_S = 300
 """A claimed Idempotency-Key whose request is still unfinished after this long (its process died) is taken over by a
@@ -167,6 +187,13 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LEDGER_", env_file=".env", extra="ignore", hide_input_in_errors=True)
 
     environment: Literal["development", "production"] = "development"
+    network: str = Field(
+        default="anvil",
+        description="The network the service runs on: the file networks/<name>.toml (chain id, RPC URLs, "
+        "confirmations, fee policy, role holders); LEDGER_RPC_URL(S) and LEDGER_FINALITY_DEPTH, when set, take "
+        "precedence over its values",
+    )
+    networks_dir: Path = Field(default=NETWORKS_DIR, description="Folder of the network files")
     rpc_url: AnyHttpUrl = Field(default=AnyHttpUrl("http://127.0.0.1:8545"), description="JSON-RPC URL of the chain")
     database_url: str = Field(
         default="sqlite:///var/ledger.sqlite3",
@@ -229,6 +256,13 @@ class Settings(BaseSettings):
         "longest return window a policy may set, 365 days, plus its ship-by, inspect-by and dispute periods, 90 "
         "days each, plus the delivery)",
     )
+    analytics_refresh_s: float = Field(
+        default=60.0,
+        gt=0,
+        le=86_400,
+        description="How often each API worker folds new sales and returns into the analytics rollups, in "
+        "seconds: the dashboards' figures are at most this old (a refresh reads only what changed)",
+    )
     revocation_poll_s: float = Field(
         default=1.0,
         gt=0,
@@ -244,6 +278,23 @@ class Settings(BaseSettings):
     relayer_key: SecretStr | None = Field(
         default=SecretStr(ANVIL_ACCOUNTS[DEV_RELAYER_ACCOUNT][1]),
         description="Key of the CONSUMER_AGENT_ROLE account that sends consumers' actions; none: no relaying",
+    )
+    signer_keystores: Annotated[tuple[Path, ...], NoDecode] = Field(
+        default=(),
+        description="Encrypted keystores (Web3 Secret Storage JSON, `ledger-keystore create`) of accounts the API "
+        "signs with, beside LEDGER_SIGNER_KEYS (env: comma-separated paths or a JSON list); set: "
+        "LEDGER_SIGNER_KEYS defaults to none",
+    )
+    relayer_keystore: Path | None = Field(
+        default=None,
+        description="Encrypted keystore of the CONSUMER_AGENT_ROLE account, instead of LEDGER_RELAYER_KEY (which "
+        "then defaults to none)",
+    )
+    keystore_passphrase_file: Path | None = Field(
+        default=None, description="File whose first line is the keystores' passphrase (readable by the service only)"
+    )
+    keystore_passphrase: SecretStr | None = Field(
+        default=None, description="The keystores' passphrase, when not in LEDGER_KEYSTORE_PASSPHRASE_FILE"
     )
     # ---- carriers (ledger_service/logistics/)
     carriers: dict[str, CarrierSettings] = Field(
@@ -342,6 +393,14 @@ class Settings(BaseSettings):
         description="A running capture job whose process sent no heartbeat (every 5 s) for this long is taken for "
         "dead: reconciled with the chain and failed, so that its document can be sent again",
     )
+    epcis_capture_batch_scans: bool = Field(
+        default=False,
+        description="EPCIS capture sends the events that may be batched (observations: a batchable bizStep and "
+        "disposition with a read point; docs/batching.md) to ledger-batcher instead of a transaction each, when "
+        "the deployment has a BatchAnchor and the service holds the capturing account's key. Off by default: a "
+        "batched event is anchored within seconds but is not an item event, so the EPCIS query interface does "
+        "not serve it (the item's history does, with its proof); turn it on where scan volume matters more",
+    )
     api_json_max_depth: int = Field(
         default=32, ge=2, le=200, description="Deepest nesting of arrays and objects a JSON request body may have"
     )
@@ -377,6 +436,44 @@ class Settings(BaseSettings):
         "('limits' syntax), beside the per-address assistant_rate_limit",
     )
 
+    # observability (ledger_service/metrics/, api/observability.py)
+    metrics_dir: Path | None = Field(
+        default=None,
+        description="Folder where ledger-api's worker processes keep their Prometheus metrics (emptied at each "
+        "start); unset: a new temporary folder per start",
+    )
+    indexer_metrics_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65_535,
+        description="TCP port on which `ledger-indexer follow` serves its Prometheus metrics at /metrics (unset: "
+        "not served)",
+    )
+    batcher_metrics_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65_535,
+        description="TCP port on which `ledger-batcher` serves its Prometheus metrics at /metrics (unset: not served)",
+    )
+    metrics_host: str = Field(
+        default="127.0.0.1", description="Interface the indexer's and the batcher's metrics ports listen on"
+    )
+    ready_max_lag_blocks: int = Field(
+        default=30,
+        ge=0,
+        le=1_000_000,
+        description="/readyz answers 503 while the index is more than this many blocks behind the node",
+    )
+    ready_timeout_s: float = Field(
+        default=2.0, gt=0, le=30, description="Longest /readyz waits for the database or the node, in seconds"
+    )
+    index_freshness_poll_s: float = Field(
+        default=1.0,
+        gt=0,
+        le=60,
+        description="How often each API worker runs /readyz's checks for the X-Index-Block and X-Index-Stale headers",
+    )
+
     # notifications out (ledger-notify, ledger_service/notify/)
     notify_retry_for_s: int = Field(
         default=86_400, ge=1, description="How long a failing delivery is retried before it is dead-lettered"
@@ -401,9 +498,67 @@ class Settings(BaseSettings):
         default=3, ge=1, le=60, description="Days before a return window closes that the consumer is told"
     )
     notify_window_scan_s: float = Field(default=300.0, gt=0, description="Seconds between two return-window scans")
+    batch_max_scans: int = Field(
+        default=1000,
+        ge=1,
+        le=65_536,
+        description="Scans in one anchored batch: ledger-batcher seals a batch when it has this many (at most "
+        "65,536, BatchAnchor's limit)",
+    )
+    batch_seal_s: float = Field(
+        default=2.0,
+        gt=0,
+        le=3600,
+        description="Longest a scan waits in an open batch: ledger-batcher seals a batch this long after its first "
+        "scan was acknowledged, full or not",
+    )
+    batch_poll_s: float = Field(default=0.2, gt=0, le=60, description="How often ledger-batcher looks for work")
+    batch_give_up_refusals: int = Field(
+        default=10,
+        ge=1,
+        le=1_000_000,
+        description="Refusals of one batch's anchor by the BatchAnchor contract (a revert; a node that does not "
+        "answer does not count) after which ledger-batcher gives up on the batch, once batch_give_up_s has passed "
+        "since the first refusal too: the batch is marked failed with the reason and the later batches go on",
+    )
+    batch_give_up_s: float = Field(
+        default=3600.0,
+        ge=0,
+        le=30 * 86_400,
+        description="Shortest time, from a batch's first refusal by the contract, before ledger-batcher gives up on "
+        "it (time to restore a revoked scanning role: the LedgerScanBatchStuck alert fires after 15 minutes)",
+    )
+    batch_transit_proofs: bool = Field(
+        default=True,
+        description="ledger-batcher proves each final batch's in-transit carrier scans that name an authorized "
+        "return (markInTransitByProof: the return goes in transit, a fast refund is paid); off: carriers send "
+        "markInTransit themselves",
+    )
+    scans_max_per_request: int = Field(
+        default=1000, ge=1, le=10_000, description="Most scans one POST /v1/scans may carry (422 above)"
+    )
     smtp_host: str | None = Field(default=None, description="SMTP server of the consumers' e-mails (unset: none sent)")
     smtp_port: int = Field(default=25, ge=1, le=65_535, description="Its port")
     smtp_from: str = Field(default="returns@localhost", description="The e-mails' From address")
+    webhook_secrets_key: SecretStr = Field(
+        default=SecretStr(DEV_WEBHOOK_SECRETS_KEY),
+        description="Key (base64 of at least 32 random bytes) that seals merchants' webhook signing secrets at rest "
+        "(AES-256-GCM): the database alone does not reveal them; production: required, the development one refused",
+    )
+
+    @field_validator("webhook_secrets_key")
+    @classmethod
+    def _secrets_key_is_long_enough(cls, value: SecretStr) -> SecretStr:
+        try:
+            raw = base64.b64decode(value.get_secret_value(), validate=True)
+        except ValueError:
+            raw = b""
+        if len(raw) < MIN_SECRETS_KEY_BYTES:
+            raise ValueError(
+                f"LEDGER_WEBHOOK_SECRETS_KEY must be the base64 of at least {MIN_SECRETS_KEY_BYTES} random bytes "
+                '(e.g. python -c "import base64, secrets; print(base64.b64encode(secrets.token_bytes(32)).decode())")'
+            )
+        return value
 
     @model_validator(mode="after")
     def _lease_outlasts_a_request(self) -> Settings:
@@ -421,7 +576,7 @@ class Settings(BaseSettings):
             return str(self.public_url).rstrip("/")
         return f"http://{self.api_host}:{self.api_port}"
 
-    @field_validator("trusted_proxies", "rpc_urls", mode="before")
+    @field_validator("trusted_proxies", "rpc_urls", "signer_keystores", mode="before")
     @classmethod
     def _list_from_text(cls, value: object) -> object:
         if isinstance(value, str):
@@ -443,11 +598,29 @@ class Settings(BaseSettings):
                 ) from None
         return value
 
+    _network: NetworkConfig | None = PrivateAttr(default=None)
+
     @model_validator(mode="after")
-    def _first_url_is_the_node(self) -> Settings:
+    def _network_fills_the_defaults(self) -> Settings:
+        try:
+            network = load_network(self.networks_dir, self.network)
+        except NetworkConfigError as exc:
+            raise ValueError(str(exc)) from None
+        self._network = network
+        if not self.rpc_urls and "rpc_url" not in self.model_fields_set:
+            self.rpc_urls = [AnyHttpUrl(url) for url in network.rpc_urls]
         if self.rpc_urls and "rpc_url" not in self.model_fields_set:
             self.rpc_url = self.rpc_urls[0]
+        if "finality_depth" not in self.model_fields_set:
+            self.finality_depth = network.finality_depth
         return self
+
+    @property
+    def network_config(self) -> NetworkConfig:
+        """The configuration of LEDGER_NETWORK (read when the settings were)."""
+        if self._network is None:  # only a model_construct()ed object skips the validators
+            self._network = load_network(self.networks_dir, self.network)
+        return self._network
 
     @property
     def fallback_rpc_url(self) -> str | None:
@@ -515,9 +688,34 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
+    def _keystores_replace_the_development_keys(self) -> Settings:
+        if self.signer_keystores and "signer_keys" not in self.model_fields_set:
+            self.signer_keys = {}
+        if self.relayer_keystore is not None and "relayer_key" not in self.model_fields_set:
+            self.relayer_key = None
+        if (self.signer_keystores or self.relayer_keystore) and not (
+            self.keystore_passphrase_file or self.keystore_passphrase
+        ):
+            raise ValueError(
+                "the keystores of LEDGER_SIGNER_KEYSTORES / LEDGER_RELAYER_KEYSTORE are encrypted: set "
+                "LEDGER_KEYSTORE_PASSPHRASE_FILE to a file holding their passphrase (or LEDGER_KEYSTORE_PASSPHRASE)"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _no_public_keys_in_production(self) -> Settings:
         if self.environment != "production":
             return self
+        for name, url in [
+            *(("LEDGER_RPC_URL(S)", u) for u in (self.rpc_url, *self.rpc_urls)),
+            ("LEDGER_PUBLIC_URL", self.public_url),
+        ]:
+            if url is not None and url.scheme == "http" and not _is_local_host(url.host or ""):
+                raise ValueError(
+                    f"{name} {url} is plain http to a public address: anyone on the way can read and change what "
+                    "is sent. With LEDGER_ENVIRONMENT=production use https:// (plain http only to localhost or a "
+                    "private network address)"
+                )
         public = [address for address, key in self.signer_keys.items() if is_well_known_key(key.get_secret_value())]
         if public:
             raise ValueError(
@@ -544,10 +742,44 @@ class Settings(BaseSettings):
                 "anyone could sign its scans. With LEDGER_ENVIRONMENT=production give each carrier its own "
                 "webhook_secret (whsec_ + base64 of 32 random bytes)"
             )
+        if self.webhook_secrets_key.get_secret_value() == DEV_WEBHOOK_SECRETS_KEY:
+            raise ValueError(
+                "LEDGER_WEBHOOK_SECRETS_KEY is the public development key; anyone with the database could read the "
+                "merchants' webhook secrets. With LEDGER_ENVIRONMENT=production set it to the base64 of 32 random "
+                "bytes, kept outside the database"
+            )
         return self
+
+
+def _is_local_host(host: str) -> bool:
+    """Whether ``host`` is this machine or a private network address (plain http acceptable there)."""
+    if host == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_private
 
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """The process-wide settings (read once)."""
     return Settings()
+
+
+def settings_for_command(prog: str, *, database_url: str | None = None) -> Settings | None:
+    """The environment's settings for command ``prog`` (with its ``--database-url``, if given); None after
+    printing the first problem on stderr when they are invalid (the command then exits with its usage code)."""
+    import sys
+
+    from pydantic import ValidationError
+
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        print(f"{prog}: configuration error: {exc.errors()[0]['msg']}", file=sys.stderr)
+        return None
+    if database_url:
+        settings = settings.model_copy(update={"database_url": database_url})
+    return settings

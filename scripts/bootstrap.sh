@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs everything the project needs, idempotently (a second run takes seconds):
-# Debian's ipfs-cid and chromium, npm packages (solc, anvil, OpenZeppelin, htmx, axe-core), the contract toolchain venv (.venv-brownie),
+# Debian's ipfs-cid, chromium and prometheus (promtool), npm packages (solc, anvil, OpenZeppelin, htmx, axe-core), the contract toolchain venv (.venv-brownie),
 # the service venv (.venv), the assistant's model, brownie's networks, and compiles the contracts.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -47,6 +47,13 @@ if ! command -v wrk >/dev/null; then
   apt_install wrk
 fi
 
+# Debian's prometheus: its promtool checks ops/prometheus/alerts.yml (tests/ops/test_monitoring.py). Under
+# systemd Debian also starts its server on :9090 (`systemctl disable --now prometheus` if that is unwanted).
+if ! command -v promtool >/dev/null; then
+  step "Debian package prometheus (promtool: the alert rules' checks and unit tests)"
+  apt_install prometheus
+fi
+
 # Debian's chromium: the web pages' browser tests (tests/web/) drive it through Playwright, which may not
 # download a browser of its own here.
 if [ ! -x /usr/bin/chromium ]; then
@@ -68,7 +75,7 @@ fi
 [ -x "$ANVIL_BIN_DIR/anvil" ] || die "anvil binary missing at $ANVIL_BIN_DIR after npm ci"
 
 h=$(hash_of requirements/brownie.txt)
-if ! stamp_ok brownie "$h" || [ ! -x "$BROWNIE" ]; then
+if ! stamp_ok brownie "$h" || [ ! -x "$BROWNIE_VENV" ]; then
   step "contract toolchain: .venv-brownie (eth-brownie 1.22.2, pinned)"
   python3 -m venv .venv-brownie
   .venv-brownie/bin/pip install --quiet --disable-pip-version-check -r requirements/brownie.txt
@@ -96,32 +103,37 @@ if ! stamp_ok assistant "$h" || [ ! -f ledger_service/assistant/data/model.jobli
   stamp_set assistant "$h"
 fi
 
-# Brownie keeps networks in ~/.brownie/network-config.yaml (its config loader rejects
-# them in brownie-config.yaml, see there). Add ours once; give an older one the current command.
-network_config=${BROWNIE_DATA_FOLDER:-$HOME/.brownie}/network-config.yaml
+# Brownie keeps networks in $HOME/.brownie/network-config.yaml (its config loader rejects them in
+# brownie-config.yaml, see there); scripts/brownie points that at .brownie/ of this checkout, so each checkout
+# has its own list, with the ports of scripts/ports.env / run.env. Add ours; give one whose command or port
+# changed the current ones.
+network_config=$ROOT/.brownie/.brownie/network-config.yaml
+[ -f "$network_config" ] || "$BROWNIE" networks list >/dev/null  # brownie writes its default list at first use
 anvil_cmd="anvil ${ANVIL_NO_DISK_STATES[*]}"
-network_cmds() { # the id and command of each development network brownie knows, one per line
+network_cmds() { # the id, command and port of each development network brownie knows, one per line
   [ -f "$network_config" ] || return 0
   "$ROOT/.venv-brownie/bin/python" -c 'import sys, yaml
 for network in (yaml.safe_load(open(sys.argv[1])) or {}).get("development") or []:
-    print(network.get("id"), network.get("cmd"), sep="\t")' "$network_config"
+    print(network.get("id"), network.get("cmd"), (network.get("cmd_settings") or {}).get("port"), sep="\t")' "$network_config"
 }
 known_networks=$(network_cmds)
 add_network() { # id port
-  local cmd
-  cmd=$(awk -F '\t' -v id="$1" '$1 == id { print $2 }' <<<"$known_networks")
-  if [ -z "$cmd" ]; then
+  local known cmd port
+  known=$(awk -F '\t' -v id="$1" '$1 == id { print $2 "\t" $3 }' <<<"$known_networks")
+  cmd=${known%%$'\t'*}
+  port=${known##*$'\t'}
+  if [ -z "$known" ]; then
     step "brownie network $1 (anvil on 127.0.0.1:$2)"
     "$BROWNIE" networks add Development "$1" cmd="$anvil_cmd" host=http://127.0.0.1 port="$2" \
       gas_limit=30000000 accounts=10 base_fee=0 >/dev/null
-  elif [ "$cmd" != "$anvil_cmd" ]; then
-    step "brownie network $1: cmd=$anvil_cmd"
-    "$BROWNIE" networks modify "$1" cmd="$anvil_cmd" >/dev/null
+  elif [ "$cmd" != "$anvil_cmd" ] || [ "$port" != "$2" ]; then
+    step "brownie network $1: cmd=$anvil_cmd, port $2"
+    "$BROWNIE" networks modify "$1" cmd="$anvil_cmd" port="$2" >/dev/null
   fi
 }
-add_network returns-test 8555
-add_network returns-bench 8556
-add_network returns-local 8545
+add_network returns-test "$LEDGER_TEST_ANVIL_PORT"
+add_network returns-bench "$LEDGER_BENCH_ANVIL_PORT"
+add_network returns-local "$LEDGER_ANVIL_PORT"
 
 step "compile contracts (solc 0.8.30 via solcjs, cached)"
 "$BROWNIE" compile | grep -E "Compiling|Project has been compiled|rror" || true

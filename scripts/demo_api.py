@@ -9,7 +9,8 @@ yet) and queued for the merchant's review; the approved one's label is written
 to var/ (its Code 128 the local carrier's tracking number), the parcel is scanned
 through the carrier simulator, ledger-carrier (signed webhooks: fast refund, then
 received), and inspected with an uploaded photo as the report, so its item's
-history references a document. Prints where to look, including how to
+history references a document. Then, once, the exchange stories of
+scripts/demo_exchanges.py. Prints where to look, including how to
 verify the item and the return (history, consumer check, independent verifier).
 
 Usage: .venv/bin/python scripts/demo_api.py API_URL
@@ -292,6 +293,11 @@ def setup(usage: str) -> tuple[str, Settings, dict[str, str]] | None:
     return sys.argv[1].rstrip("/"), settings, keys
 
 
+def save(done: dict[str, Any]) -> None:
+    """What the flows recorded (it holds the consumers' tokens: private)."""
+    write_private(DONE_FILE, json.dumps(done, indent=2) + "\n")
+
+
 def main() -> int:
     found = setup(__doc__.strip().splitlines()[-1])
     if found is None:
@@ -306,18 +312,25 @@ def main() -> int:
             secret = (WEBHOOKS_DIR / "secret").read_text().strip()
             register_webhooks(client, keys, hook_url, secret)
         done: dict[str, Any] = json.loads(DONE_FILE.read_text()) if DONE_FILE.exists() else {}
+        if DONE_FILE.exists():
+            DONE_FILE.chmod(0o600)  # a file written before it was made private
         if done.get("deployment") != (ROOT / "deployments" / "31337.json").read_text():
             print("recording API demo flows")
             done = {"deployment": (ROOT / "deployments" / "31337.json").read_text(), **run_flows(client, keys)}
-            write_private(DONE_FILE, json.dumps(done, indent=2) + "\n")  # it holds the consumers' tokens
+            save(done)
         else:
-            DONE_FILE.chmod(0o600)  # a file written before it was made private
             print("API demo flows already recorded")
+        if "exchanges" not in done:  # also for a demo recorded before the exchange stories existed
+            from demo_exchanges import run_exchange_flows  # it imports this module's helpers
+
+            print("recording the exchange demo: an instant exchange for the next size, a swapped unit caught")
+            done["exchanges"] = run_exchange_flows(client, keys)
+            save(done)
     print("\nDemo API keys (local development only; also in var/demo-keys.json):")
     for name, key in keys.items():
         print(f"  {name:<10} Authorization: Bearer {key}")
     print("Consumer return tokens (Authorization: ReturnToken <token>):")
-    for name, token in done.get("return_tokens", {}).items():
+    for name, token in {**done.get("return_tokens", {}), **done.get("exchanges", {}).get("tokens", {})}.items():
         print(f"  {name:<18} {token}")
     print(f"\nReturns portal (web pages, zh/en): {url}/   verify page: {url}/verify")
     print("Ready-made consumer links (as in the order e-mail; they open the purchase in the portal):")
@@ -335,6 +348,17 @@ def main() -> int:
                 "see var/notify.log and var/sinks.log",
                 file=sys.stderr,
             )
+    exchanged = done.get("exchanges")
+    if exchanged:
+        print("\nExchanges (docs/exchanges.md):")
+        print(f"  the instant exchange with its timeline: curl -H 'Authorization: Bearer {keys['merchant']}' \\")
+        print(f"      {url}/v1/exchanges/{exchanged['exchange_id']}")
+        print(f"  the return whose parcel held another unit: {url}/v1/verify/{exchanged['swapped_return']}")
+        tokens = list(exchanged.get("tokens", {}).values())
+        if len(tokens) == 2:
+            print(f"  in the portal: open {url}/?token={tokens[0]} then {url}/exchanges/{exchanged['exchange_id']}")
+            print(f"                 open {url}/?token={tokens[1]} then {url}/returns/{exchanged['swapped_return']}")
+        print(f"  in the merchant console: {url}/merchant/exchanges (sign in with the merchant key)")
     verify = done.get("verify")
     if verify:
         manifest = json.loads((ROOT / "deployments" / "31337.json").read_text())

@@ -2,10 +2,16 @@
 
 Run: brownie run scripts/deploy.py --network <network>
 
+The network is LEDGER_NETWORK's file, networks/<name>.toml (default anvil): the node must serve its chain id,
+its [roles] (or the deploy JSON its deploy_config names) are granted, every transaction is priced as the
+relayer prices its own (EIP-1559 fees within the network's fee cap, read again for each), and a base fee above
+the cap stops the deploy. DEPLOY_CONFIG, when set, names a deploy JSON that replaces the file's roles.
+
 Deploys ProvenanceLedger (admin = deployer), ReturnsEscrow (given RECORDER_ROLE
-on the ledger) and, on a local chain (chain id 31337 or 1337), DevStablecoin;
-grants the roles and mints the dUSD listed in the JSON config named by
-DEPLOY_CONFIG (default scripts/deploy-config.local.json).
+on the ledger), ExchangeEscrow (given EXCHANGE_ROLE), BatchAnchor (reading the ledger's roles; given
+BATCH_ANCHOR_ROLE, so the escrow accepts proofs of its scans) and, on a local
+chain (chain id 31337 or 1337), DevStablecoin;
+grants the roles and mints the dUSD listed in the network's configuration.
 
 Invariant: the manifest describes exactly one chain. It is kept only while its
 genesis hash matches the chain's block 0 and every address in it has code;
@@ -27,14 +33,26 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from brownie import DevStablecoin, ProvenanceLedger, ReturnsEscrow, accounts, network, web3
+from brownie import (
+    BatchAnchor,
+    DevStablecoin,
+    ExchangeEscrow,
+    ProvenanceLedger,
+    ReturnsEscrow,
+    accounts,
+    network,
+    web3,
+)
 from brownie._config import CONFIG
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # brownie's Python does not have the service installed; this module is stdlib only
+from ledger_service.core.networks import FeePolicy, NetworkConfig, NetworkConfigError, load_network  # noqa: E402
 
 # brownie 1.22 warns about its own internal rpc.snapshot calls; not actionable here.
 warnings.filterwarnings("ignore", category=FutureWarning)
 
-ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_CONFIG = ROOT / "scripts" / "deploy-config.local.json"
+NETWORKS = ROOT / "networks"
 DEPLOYMENTS = ROOT / "deployments"
 LOCAL_CHAIN_IDS = (31337, 1337)
 GRANTABLE_ROLES = (
@@ -72,6 +90,11 @@ def load_config(path: Path) -> tuple[dict[str, list[str]], dict[str, int]]:
         raise ConfigError(f"config file {path} not found (set DEPLOY_CONFIG to its path)") from None
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{path} is not valid JSON: {exc}") from None
+    return check_config(raw, str(path))
+
+
+def check_config(raw: Any, path: str) -> tuple[dict[str, list[str]], dict[str, int]]:
+    """Validates a config's ``roles`` and ``mint`` (``path``: where they come from, for the messages)."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: the top level must be an object with 'roles' and 'mint'")
     unknown = set(raw) - {"roles", "mint"}
@@ -122,7 +145,8 @@ def check_manifest(path: Path, chain_id: int, genesis: str) -> tuple[dict[str, A
     try:
         manifest = json.loads(path.read_text())
         contracts = manifest["contracts"]
-        wanted = ["ProvenanceLedger", "ReturnsEscrow"] + (["DevStablecoin"] if chain_id in LOCAL_CHAIN_IDS else [])
+        wanted = ["ProvenanceLedger", "ReturnsEscrow", "ExchangeEscrow", "BatchAnchor"]
+        wanted += ["DevStablecoin"] if chain_id in LOCAL_CHAIN_IDS else []
         if manifest.get("chainId") != chain_id:
             return None, f"it is for chain id {manifest.get('chainId')}"
         if str(manifest.get("genesisHash", "")).lower() != genesis.lower():
@@ -149,9 +173,54 @@ def _deployer() -> Any:
     return accounts[0]
 
 
-def send(method: Any, *args: Any, sender: Any) -> Any:
-    """Sends a transaction without brownie's per-transaction console output; returns the receipt."""
-    return method.transact(*args, {"from": sender}, silent=True)
+def tx(sender: Any, fees: FeePolicy) -> dict[str, Any]:
+    """Parameters of one transaction from ``sender``, priced as the relayer prices its own: EIP-1559 fees from
+    ``eth_feeHistory`` within the network's cap, read again for each transaction (a deploy spans many blocks).
+    ConfigError, nothing sent, when the base fee rose above the cap meanwhile."""
+    history = web3.eth.fee_history(fees.fee_history_blocks, "latest", [fees.reward_percentile])
+    base, tip = fees.market(history)
+    capped = fees.capped(base, tip)
+    if capped is None:
+        raise ConfigError(
+            f"the network's base fee ({base / 1e9:.3f} gwei) rose above the fee cap ({fees.max_fee_wei / 1e9:.3f} "
+            "gwei) during the deploy: nothing more was sent; run it again once the fee falls (what was deployed "
+            "is redeployed, as no manifest was written) or raise fees.max_fee_gwei"
+        )
+    return {"from": sender, "max_fee": capped[0], "priority_fee": capped[1]}
+
+
+def send(method: Any, *args: Any, sender: Any, fees: FeePolicy) -> Any:
+    """Sends a transaction without brownie's per-transaction console output, its fees within the network's cap
+    (:func:`tx`); returns the receipt."""
+    return method.transact(*args, tx(sender, fees), silent=True)
+
+
+def network_roles(net: NetworkConfig) -> tuple[dict[str, list[str]], dict[str, int], str]:
+    """The roles and mint of the network's configuration (or of DEPLOY_CONFIG), and where they come from."""
+    override = os.environ.get("DEPLOY_CONFIG")
+    if override or net.deploy_config is not None:
+        path = Path(override) if override else net.deploy_config
+        assert path is not None
+        roles, mint = load_config(path)
+        return roles, mint, str(path)
+    where = f"network file {net.name}.toml"
+    roles, mint = check_config({"roles": {r: list(m) for r, m in net.roles.items()}, "mint": net.mint}, where)
+    return roles, mint, where
+
+
+def check_network(net: NetworkConfig, chain_id: int) -> None:
+    """Refuses a node of another chain than the network's, or a base fee above its cap."""
+    if chain_id != net.chain_id:
+        raise ConfigError(
+            f"the node serves chain id {chain_id}, but network {net.name!r} is chain id {net.chain_id}: "
+            "point brownie's network at the right node or set LEDGER_NETWORK"
+        )
+    base = int(web3.eth.get_block("latest").get("baseFeePerGas", 0) or 0)
+    if base > net.fees.max_fee_wei:
+        raise ConfigError(
+            f"the network's base fee ({base / 1e9:.3f} gwei) is above the fee cap of network {net.name!r} "
+            f"({net.fees.max_fee_wei / 1e9:.3f} gwei): wait for it to fall or raise fees.max_fee_gwei"
+        )
 
 
 def use_chain_fees() -> None:
@@ -169,7 +238,13 @@ def use_chain_fees() -> None:
 
 def _bytecode_hash(name: str) -> str:
     """keccak256 of the compiled creation bytecode: tells whether a deployment is of the current sources."""
-    container = {"ProvenanceLedger": ProvenanceLedger, "ReturnsEscrow": ReturnsEscrow, "DevStablecoin": DevStablecoin}
+    container = {
+        "ProvenanceLedger": ProvenanceLedger,
+        "ReturnsEscrow": ReturnsEscrow,
+        "ExchangeEscrow": ExchangeEscrow,
+        "BatchAnchor": BatchAnchor,
+        "DevStablecoin": DevStablecoin,
+    }
     return _hex(web3.keccak(hexstr=container[name].bytecode))
 
 
@@ -183,33 +258,49 @@ def _entry(name: str, contract: Any) -> dict[str, Any]:
     }
 
 
-def deploy(*, roles: dict[str, list[str]], mint: dict[str, int], chain_id: int) -> dict[str, Any]:
-    """Deploys and configures everything; returns the manifest (not yet written)."""
+def deploy(*, roles: dict[str, list[str]], mint: dict[str, int], chain_id: int, fees: FeePolicy) -> dict[str, Any]:
+    """Deploys and configures everything, each transaction within the fee cap; returns the manifest (not yet
+    written)."""
     deployer = _deployer()
     print(f"deployer (admin): {deployer.address}")
-    ledger = ProvenanceLedger.deploy(deployer, {"from": deployer}, silent=True)
+    ledger = ProvenanceLedger.deploy(deployer, tx(deployer, fees), silent=True)
     print(f"deployed ProvenanceLedger at {ledger.address}")
-    escrow = ReturnsEscrow.deploy(ledger, {"from": deployer}, silent=True)
+    escrow = ReturnsEscrow.deploy(ledger, tx(deployer, fees), silent=True)
     print(f"deployed ReturnsEscrow    at {escrow.address}")
-    send(ledger.grantRole, ledger.RECORDER_ROLE(), escrow, sender=deployer)
+    send(ledger.grantRole, ledger.RECORDER_ROLE(), escrow, sender=deployer, fees=fees)
     print("granted RECORDER_ROLE to ReturnsEscrow")
+    exchanges = ExchangeEscrow.deploy(ledger, escrow, tx(deployer, fees), silent=True)
+    print(f"deployed ExchangeEscrow   at {exchanges.address}")
+    send(ledger.grantRole, ledger.EXCHANGE_ROLE(), exchanges, sender=deployer, fees=fees)
+    print("granted EXCHANGE_ROLE to ExchangeEscrow")
+    anchor = BatchAnchor.deploy(ledger, tx(deployer, fees), silent=True)
+    print(f"deployed BatchAnchor      at {anchor.address}")
+    send(ledger.grantRole, ledger.BATCH_ANCHOR_ROLE(), anchor, sender=deployer, fees=fees)
+    print("granted BATCH_ANCHOR_ROLE to BatchAnchor (the escrow accepts proofs of its scans)")
     contracts = {
         "ProvenanceLedger": _entry("ProvenanceLedger", ledger),
         "ReturnsEscrow": _entry("ReturnsEscrow", escrow),
+        "ExchangeEscrow": _entry("ExchangeEscrow", exchanges),
+        "BatchAnchor": _entry("BatchAnchor", anchor),
     }
-    granted: dict[str, list[str]] = {"DEFAULT_ADMIN_ROLE": [deployer.address], "RECORDER_ROLE": [escrow.address]}
+    granted: dict[str, list[str]] = {
+        "DEFAULT_ADMIN_ROLE": [deployer.address],
+        "RECORDER_ROLE": [escrow.address],
+        "EXCHANGE_ROLE": [exchanges.address],
+        "BATCH_ANCHOR_ROLE": [anchor.address],
+    }
     for role, members in roles.items():
         role_id = getattr(ledger, role)()
         for member in members:
-            send(ledger.grantRole, role_id, member, sender=deployer)
+            send(ledger.grantRole, role_id, member, sender=deployer, fees=fees)
             print(f"granted {role} to {member}")
         granted[role] = members
     if chain_id in LOCAL_CHAIN_IDS:
-        token = DevStablecoin.deploy(deployer, {"from": deployer}, silent=True)
+        token = DevStablecoin.deploy(deployer, tx(deployer, fees), silent=True)
         print(f"deployed DevStablecoin   at {token.address} (dUSD, 6 decimals)")
         contracts["DevStablecoin"] = _entry("DevStablecoin", token)
         for account, amount in mint.items():
-            send(token.mint, account, amount, sender=deployer)
+            send(token.mint, account, amount, sender=deployer, fees=fees)
             print(f"minted {amount / 10**6:,.2f} dUSD to {account}")
     elif mint:
         print(f"note: 'mint' ignored, chain id {chain_id} is not local so no DevStablecoin is deployed")
@@ -238,14 +329,20 @@ def _print_contracts(manifest: dict[str, Any]) -> None:
 
 
 def main() -> None:
-    config_path = Path(os.environ.get("DEPLOY_CONFIG") or DEFAULT_CONFIG)
+    name = os.environ.get("LEDGER_NETWORK") or "anvil"
     try:
-        roles, mint = load_config(config_path)
-    except ConfigError as exc:
+        net = load_network(Path(os.environ.get("LEDGER_NETWORKS_DIR") or NETWORKS), name)
+        roles, mint, config_path = network_roles(net)
+    except (ConfigError, NetworkConfigError) as exc:
         print(f"error: bad deploy config: {exc}", file=sys.stderr)
         sys.exit(2)
     use_chain_fees()
     chain_id = int(web3.eth.chain_id)
+    try:
+        check_network(net, chain_id)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
     genesis = _genesis_hash()
     path = DEPLOYMENTS / f"{chain_id}.json"
     manifest, why_not = check_manifest(path, chain_id, genesis)
@@ -260,7 +357,7 @@ def main() -> None:
         print(f"stale manifest {path.relative_to(ROOT)} replaced: {why_not}")
     print(f"deploying on chain {chain_id} (genesis {genesis}) with config {config_path}")
     try:
-        manifest = deploy(roles=roles, mint=mint, chain_id=chain_id)
+        manifest = deploy(roles=roles, mint=mint, chain_id=chain_id, fees=net.fees)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)

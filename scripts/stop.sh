@@ -17,6 +17,11 @@ if [ -f "$ROOT/var/notify.pid" ] && kill -0 "$(cat "$ROOT/var/notify.pid")" 2>/d
   echo "stopped the notification worker"
 fi
 rm -f "$ROOT/var/notify.pid"
+if [ -f "$ROOT/var/batcher.pid" ] && kill -0 "$(cat "$ROOT/var/batcher.pid")" 2>/dev/null; then
+  kill -TERM "$(cat "$ROOT/var/batcher.pid")"
+  echo "stopped the scan batcher"
+fi
+rm -f "$ROOT/var/batcher.pid"
 if [ -f "$ROOT/var/sinks.pid" ] && kill -0 "$(cat "$ROOT/var/sinks.pid")" 2>/dev/null; then
   kill -TERM "$(cat "$ROOT/var/sinks.pid")"
   echo "stopped the demo webhook receiver and SMTP sink"

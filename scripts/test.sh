@@ -55,10 +55,13 @@ run_stage "ruff" .venv/bin/ruff check .
 run_stage "ruff format" .venv/bin/ruff format --check .
 run_stage "mypy --strict" .venv/bin/mypy
 run_stage "import layers (import-linter)" .venv/bin/lint-imports
-run_stage "contract tests (brownie on anvil :8555)" \
+run_stage "contract tests (brownie on anvil :$LEDGER_TEST_ANVIL_PORT)" \
   "$BROWNIE" test tests/contracts --network returns-test -W ignore::FutureWarning -p no:cacheprovider
-run_stage "service tests (pytest)" .venv/bin/pytest -m "not fuzz" "$@"
+# heavy: two whole run commands side by side (tests/scripts/test_side_by_side.py) and the cluster drill
+# (tests/ops/test_cluster_drill.py), minutes each: a stage of its own
+run_stage "service tests (pytest)" .venv/bin/pytest -m "not fuzz and not heavy" "$@"
 run_stage "fuzz (hypothesis: raw requests to the API, in-process)" run_fuzz
+run_stage "run commands side by side, cluster drill (pytest -m heavy)" .venv/bin/pytest -m heavy -p no:cacheprovider tests/scripts tests/ops
 
 echo
 if [ ${#failed[@]} -ne 0 ]; then

@@ -17,7 +17,17 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from api.problems import handle as problem_answer
-from web import audit, consumer, merchant, merchant_business, merchant_returns, verify
+from web import (
+    audit,
+    consumer,
+    consumer_exchanges,
+    merchant,
+    merchant_analytics,
+    merchant_business,
+    merchant_exchanges,
+    merchant_returns,
+    verify,
+)
 from web.forms import RefusedFormError
 from web.i18n import LANG_COOKIE, LANGUAGES
 from web.render import error_sentence, page, redirect
@@ -109,9 +119,12 @@ def mount_pages(app: FastAPI) -> None:
     app.include_router(router)
     app.include_router(verify.router)
     app.include_router(consumer.router)
+    app.include_router(consumer_exchanges.router)
     app.include_router(merchant.router)
     app.include_router(merchant_returns.router)
+    app.include_router(merchant_exchanges.router)
     app.include_router(merchant_business.router)
+    app.include_router(merchant_analytics.router)
     app.include_router(audit.router)
 
     app.add_exception_handler(StarletteHTTPException, not_found)

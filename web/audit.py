@@ -3,7 +3,8 @@ GS1 Digital Link, barcode text (element string) or id (a return's label code fin
 whole indexed history verified against the chain.
 
 The item page shows each event with its proof (block number and hash, transaction, log index, prevHash and
-eventHash, so the hash chain can be followed by eye), the verdict with every finding, each failing event
+eventHash, so the hash chain can be followed by eye), each batched scan with its batch's anchor and its Merkle
+proof, the verdict with every finding, each failing event
 highlighted where it sits in the timeline, documents opened by CID (the public ``/v1/documents/{cid}``), the
 exports of ``GET /v1/items/{id}/history`` (CSV, EPCIS 2.0 JSON-LD; the same domain code, in-process), and the
 ``ledger-verify`` command line that checks the item against the chain alone, without this service.
@@ -30,6 +31,7 @@ from ledger_service.errors import LedgerError, NotFoundError
 from ledger_service.verification import AuditResult, HistoryEvent, Severity, audit_item
 from ledger_service.verification.consumer import MAX_CODE_LENGTH, find_item_id
 from ledger_service.verification.exports import history_csv, history_epcis
+from ledger_service.verification.history import BatchedHistoryScan
 from web.console import KeyConsole
 from web.i18n import Sentence, Translator
 from web.render import PAGE_HEADERS, error_sentence, page, redirect, translator
@@ -82,6 +84,32 @@ def _events(result: AuditResult, t: Translator) -> list[EventView]:
             )
         )
         previous = event.event_hash
+    return views
+
+
+@dataclass(frozen=True)
+class BatchedView:
+    """One batched scan with its proof, as the page shows it."""
+
+    scan: BatchedHistoryScan
+    step: str
+    disposition: str
+    cid: str | None
+    """The batch document's CIDv0."""
+
+
+def _batched(result: AuditResult) -> list[BatchedView]:
+    views = []
+    for scan in result.history.batched:
+        cid = scan.document_cid
+        views.append(
+            BatchedView(
+                scan=scan,
+                step=biz_step(scan.biz_step),
+                disposition=disposition(scan.disposition),
+                cid=None if cid is None else cid.v0,
+            )
+        )
     return views
 
 
@@ -169,6 +197,7 @@ def item_page(request: Request, item_id: str) -> Response:
         history=history,
         verdict=verdict,
         events=events,
+        batched=_batched(result),
         findings=findings,
         present={e.seq for e in history.events},
         failing=sum(1 for e in events if e.problems),

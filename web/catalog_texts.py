@@ -1,8 +1,8 @@
 """Every English text the pages show, found in their sources: what ``i18n/zh.po`` must translate.
 
 Templates: the literal argument of each ``_("...")`` call. Python: the values of :mod:`web.words`'s tables and
-:data:`web.consumer.REASON_NAMES`, the consoles' refusals of other roles' keys, and the literal sentences the
-page modules pass to ``.sentence(...)``.
+:data:`web.consumer.REASON_NAMES`, the analytics page's names of metrics and outcomes, the consoles' refusals
+of other roles' keys, and the literal sentences the page modules pass to ``.sentence(...)``.
 
 The domain's and the API's sentences that a page shows through :meth:`web.i18n.Translator.sentence` (an
 error's problem detail, an eligibility reason) are found by :func:`domain_sentences` in
@@ -16,7 +16,7 @@ import ast
 import re
 from pathlib import Path
 
-from web import audit, consumer, merchant, merchant_business, words
+from web import audit, consumer, consumer_exchanges, merchant, merchant_analytics, merchant_business, words
 
 WEB_DIR = Path(__file__).parent
 _TEMPLATE_CALL = re.compile(r"""\b_\(\s*(?:"([^"]*)"|'([^']*)')""")
@@ -48,9 +48,14 @@ def page_texts() -> set[str]:
     ):
         found.update(table.values())
     found.update(consumer.REASON_NAMES.values())
+    for texts in (consumer_exchanges.STEP_TEXTS, consumer_exchanges.EXCHANGE_STATES, consumer_exchanges.NEXT_STEPS):
+        found.update(texts.values())
+    found.add(consumer_exchanges.UNIT_MISMATCH)
     found.update((audit.CONSOLE.refusal, merchant.CONSOLE.refusal))
     found.update(merchant_business.POLICY_RULES.values())
-    found.update((words.UNKNOWN_STEP, words.UNKNOWN_DISPOSITION, words.PAYOUT_SENTENCE))
+    found.update((*merchant_analytics.METRIC_NAMES.values(), *merchant_analytics.OUTCOME_NAMES.values()))
+    found.update(merchant.SIGNAL_NAMES.values())
+    found.update((words.UNKNOWN_STEP, words.UNKNOWN_DISPOSITION, words.PAYOUT_SENTENCE, words.UNIT_MISMATCH_SENTENCE))
     return found
 
 
@@ -60,6 +65,7 @@ DOMAIN_SOURCES = (
     "ledger_service/access/tokens.py",
     "ledger_service/access/_model.py",
     "ledger_service/returns",
+    "ledger_service/analytics/report.py",
     "ledger_service/eligibility",
     "ledger_service/verification",
     "ledger_service/documents/cid.py",
@@ -67,6 +73,7 @@ DOMAIN_SOURCES = (
     "ledger_service/documents/local.py",
     "ledger_service/documents/kubo.py",
     "ledger_service/store/returns.py",
+    "ledger_service/feedback/ratings.py",
     "ledger_service/chain/calls.py",
     "ledger_service/chain/reverts.py",
     "ledger_service/chain/sender.py",

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import re
+import time
 from typing import Any
 
 import anyio
@@ -25,10 +26,15 @@ from starlette.responses import Response
 from api.deps import Services, services_of
 from api.freshness import wait_for_block
 from api.limits import FORM, MULTIPART
+from api.routers._present import token_decimals
+from api.routers.assistant import enforce_rate_limit
 from api.routers.documents import store_upload
 from api.routers.notifications import events as return_events
 from api.routers.returns import label_response
 from ledger_service.access import Consumer, verify_return_token
+from ledger_service.assistant.conversation import answer
+from ledger_service.assistant.model import shared_model
+from ledger_service.core.money import short_amount
 from ledger_service.core.notifications import EVENT_TYPES, RETURN_CLOSED
 from ledger_service.errors import (
     IndexBehindError,
@@ -37,21 +43,34 @@ from ledger_service.errors import (
     PayloadTooLargeError,
     UnsupportedMediaTypeError,
 )
+from ledger_service.feedback import EDIT_WINDOW_S, give_feedback
+from ledger_service.feedback.ratings import is_closed
 from ledger_service.logistics.shipments import tracked_label
 from ledger_service.logistics.tracking import TrackingEntry, return_tracking
 from ledger_service.returns import cancel_return, chain_now, claim_uninspected, dispute_return, request_return
 from ledger_service.returns.decision import EligibilityCheck, check_eligibility
+from ledger_service.returns.exchanges import check_exchange
 from ledger_service.returns.label_sheet import Lang
 from ledger_service.returns.labels import label_code
+from ledger_service.returns.senders import LOCALITY_MAX_LENGTH, NAME_MAX_LENGTH, label_sender
 from ledger_service.returns.views import ReturnStatus, return_status, state_name
 from ledger_service.store import returns as returns_store
+from ledger_service.store.exchanges import return_unit_mismatched
+from ledger_service.store.feedback import feedback_for
 from ledger_service.store.handle import Store
 from ledger_service.store.notifications import notifications_of_return
-from ledger_service.verification.consumer import format_amount
 from web.forms import RefusedFormError, csrf_token, form_hash, once, page_form, require_csrf
 from web.i18n import Sentence
 from web.render import error_sentence, new_form_key, page, redirect, secure, translator
-from web.words import CARRIER_STATUSES, PAYOUT_SENTENCE, STATE_SENTENCES, biz_step, disposition, return_state
+from web.words import (
+    CARRIER_STATUSES,
+    PAYOUT_SENTENCE,
+    STATE_SENTENCES,
+    UNIT_MISMATCH_SENTENCE,
+    biz_step,
+    disposition,
+    return_state,
+)
 
 router = APIRouter(include_in_schema=False)
 
@@ -70,6 +89,8 @@ REASON_NAMES = {
     "changed_mind": "Changed my mind",
     "other": "Another reason",
 }
+TYPED_FIELDS = ("reason_code", "comment", "show_as", "sender_name", "sender_locality")
+"""The request form's text fields, shown again as typed when it is refused."""
 _RETURN_OR_REQUEST = re.compile(r"^(0x[0-9a-f]{64}|rr_[0-9a-f]{32})$")
 _RETURN_ID = re.compile(r"^0x[0-9a-f]{64}$")
 _CID_V0 = re.compile(r"Qm[1-9A-HJ-NP-Za-km-z]{44}")
@@ -94,17 +115,17 @@ def _consumer(request: Request) -> tuple[Consumer, str] | None:
     return verify_return_token(store=services_of(request).store, presented=token), token
 
 
-def _session_or_page(request: Request) -> tuple[Consumer, str] | Response:
+def _session_or_page(request: Request, *, after: str | None = None) -> tuple[Consumer, str] | Response:
     """The session's consumer and token, or the open page saying why there is none (a form posted after the
-    token stopped working, or without a session)."""
+    token stopped working, or without a session); ``after``: where its form leads once the code is typed."""
     try:
         session = _consumer(request)
     except LedgerError as exc:
         status, sentence = error_sentence(request, exc)
-        return _open_page(request, status=status, error=sentence)
+        return _open_page(request, status=status, error=sentence, after=after)
     if session is None:
         sentence = translator(request).sentence("Open your purchase with its return code first.")
-        return _open_page(request, status=401, error=sentence)
+        return _open_page(request, status=401, error=sentence, after=after)
     return session
 
 
@@ -113,35 +134,50 @@ def _with_session(response: Response, request: Request, token: str) -> Response:
     return response
 
 
-def _open_page(request: Request, *, status: int = 200, typed: str = "", error: Sentence | None = None) -> Response:
-    response = page(request, "consumer/open.html", status=status, typed=typed, error=error)
+_AFTER = re.compile(r"^/(returns|exchanges)/(0x[0-9a-f]{64}|rr_[0-9a-f]{32})(\?lang=(zh|en))?$")
+"""Where the open form may lead after the code is typed: a return's or an exchange's page (never another site)."""
+
+
+def _after(candidate: str | None) -> str | None:
+    return candidate if candidate and _AFTER.match(candidate) else None
+
+
+def _open_page(
+    request: Request, *, status: int = 200, typed: str = "", error: Sentence | None = None, after: str | None = None
+) -> Response:
+    response = page(request, "consumer/open.html", status=status, typed=typed, error=error, after=_after(after))
     if error is not None and status == 401:
         response.delete_cookie(TOKEN_COOKIE, path="/")
     return response
 
 
-def _open(request: Request, token: str) -> Response:
-    """Checks ``token`` and starts a session with it (the open page with the reason when it does not work)."""
+def _open(request: Request, token: str, after: str | None = None) -> Response:
+    """Checks ``token`` and starts a session with it (the open page with the reason when it does not work),
+    then shows the purchase, or the return page ``after`` at its rating form (the feedback e-mail's link)."""
     token = token.strip()
     try:
         verify_return_token(store=services_of(request).store, presented=token)
     except LedgerError as exc:
         status, sentence = error_sentence(request, exc)
-        return _open_page(request, status=status, typed=token, error=sentence)
-    return _with_session(redirect("/"), request, token)
+        return _open_page(request, status=status, typed=token, error=sentence, after=after)
+    after = _after(after)
+    return _with_session(redirect(f"{after}#feedback" if after else "/"), request, token)
 
 
 # ---- the purchase page ----------------------------------------------------------------------------------
 
 
 def money(svc: Services, token: str | None, amount: int | None) -> str | None:
+    """``45.00 dUSD``: the exact amount in the token's units with its symbol (zeros past the cents dropped);
+    the integer base units when the token does not answer ``decimals()``."""
     if token is None or amount is None:
         return None
     try:
         places = svc.chain.token_decimals(token)
-    except Exception:  # not an ERC-20 that answers decimals(): show the integer units
-        places = None
-    return format_amount(amount, places) or str(amount)
+        symbol = svc.chain.token_symbol(token)
+    except Exception:  # not an ERC-20 that answers decimals(), or the node is away: the integer units
+        return str(amount)
+    return short_amount(amount, places, symbol)
 
 
 def _purchase_context(request: Request, consumer: Consumer, token: str) -> dict[str, Any]:
@@ -179,14 +215,53 @@ def _purchase_context(request: Request, consumer: Consumer, token: str) -> dict[
                 "state": return_state(_request_state(svc, r)),
                 "at": r.created_at,
                 "reason": REASON_NAMES.get(r.reason_code, r.reason_code),
+                "exchange": r.is_exchange,
             }
             for r in requests
         ],
+        "exchange": exchange_offer(svc, consumer),
         "csrf": csrf_token(token),
         "form_key": new_form_key(),
         "photos_max_bytes": svc.settings.document_max_bytes,
         "photos_max_size": size_text(svc.settings.document_max_bytes),
+        "name_max_length": NAME_MAX_LENGTH,
+        "locality_max_length": LOCALITY_MAX_LENGTH,
     }
+
+
+def difference_text(svc: Services, token: str, difference: int) -> tuple[str, str]:
+    """A price difference as the consumer reads it: what they pay (``pay``), get back (``back``) or neither
+    (``same``), and the amount in money."""
+    kind = "pay" if difference > 0 else "back" if difference < 0 else "same"
+    return kind, money(svc, token, abs(difference)) or ""
+
+
+def exchange_offer(svc: Services, consumer: Consumer) -> dict[str, Any] | None:
+    """What the purchase page offers beside the return: the units the item may be exchanged for now (the
+    eligibility answer's variants, in stock at the merchant), each with its price difference in money, and
+    whether an instant exchange is offered; None when no exchange is possible now (no terms, the window closed,
+    nothing in stock, no ExchangeEscrow deployed)."""
+    if svc.chain.exchange is None:
+        return None
+    found = check_exchange(store=svc.store, item_id=consumer.item_id, requester=consumer.address, reason_code=None)
+    sale = found.sale
+    if not found.decision.eligible or sale is None or not found.variants:
+        return None
+    variants = []
+    for v in found.variants:
+        kind, amount = difference_text(svc, sale.token, v.price_difference)
+        variants.append(
+            {
+                "item_id": v.item_id,
+                "uri": v.uri,
+                "gtin": v.gtin,
+                "difference": v.price_difference,
+                "kind": kind,
+                "amount": amount,
+                "price": money(svc, sale.token, v.list_price),
+            }
+        )
+    return {"variants": variants, "instant": found.decision.instant_offered, "deadline": found.decision.deadline}
 
 
 def _request_state(svc: Services, row: returns_store.ReturnRequestRow) -> str:
@@ -207,16 +282,21 @@ def _purchase_page(
     error: Sentence | None = None,
     typed: dict[str, str] | None = None,
     kept: list[str] | None = None,
+    asked: str = "",
+    assistant: dict[str, Any] | None = None,
 ) -> Response:
-    """The purchase; after a failed request, the form as ``typed`` with the photos already stored (``kept``)."""
+    """The purchase; after a failed request, the form as ``typed`` with the photos already stored (``kept``);
+    after a message to the assistant, the message (``asked``) and its answer (``assistant``)."""
     context = _purchase_context(request, consumer, token)
     return page(
         request,
         "consumer/purchase.html",
         status=status,
         error=error,
-        typed=typed or {"reason_code": "", "comment": ""},
+        typed={name: "wallet" if name == "show_as" else "" for name in TYPED_FIELDS} | (typed or {}),
         kept=kept or [],
+        asked=asked,
+        assistant=assistant,
         **context,
     )
 
@@ -241,10 +321,11 @@ def home(request: Request, token: str | None = None) -> Response:
 async def open_purchase(request: Request) -> Response:
     form = await page_form(request)
     typed = str(form.get("token") or "")
+    after = str(form.get("after") or "") or None
     if not typed.strip():
         sentence = translator(request).sentence("Type the return code from your order e-mail.")
-        return _open_page(request, status=422, error=sentence)
-    return await _run(_open, request, typed)
+        return _open_page(request, status=422, error=sentence, after=after)
+    return await _run(_open, request, typed, after)
 
 
 @router.post("/signout")
@@ -269,6 +350,31 @@ def _checked_form(request: Request, form: FormData, token: str) -> str:
 def _text(form: FormData, name: str) -> str | None:
     value = form.get(name)
     return value if isinstance(value, str) else None
+
+
+def _once(
+    request: Request,
+    consumer: Consumer,
+    token: str,
+    *,
+    key: str,
+    path: str,
+    fields: list[tuple[str, str]],
+    produce: Any,
+) -> str:
+    """A consumer form's action run once for its form key (:func:`web.forms.once`): a repeat of the same form
+    answers the first run's address instead of acting twice."""
+    svc = services_of(request)
+    return once(
+        store=svc.store,
+        principal=consumer.principal,
+        credential=token,
+        key=key,
+        path=path,
+        request_hash=form_hash(path, fields),
+        ttl_s=svc.settings.idempotency_ttl_s,
+        produce=produce,
+    )
 
 
 @router.post("/returns", openapi_extra={"requestBody": {"content": {MULTIPART: {}, FORM: {}}}})
@@ -314,7 +420,9 @@ def _kept_photos(form: FormData) -> list[str]:
 
 
 def _create_return(request: Request, form: FormData, refused: LedgerError | None) -> Response:
-    typed = {"reason_code": _text(form, "reason_code") or "", "comment": _text(form, "comment") or ""}
+    typed = {name: _text(form, name) or "" for name in TYPED_FIELDS}
+    if typed["show_as"] not in ("initials", "full"):
+        typed["show_as"], typed["sender_name"] = "wallet", ""  # a name typed, then wallet chosen: not kept
     session = _session_or_page(request)
     if isinstance(session, Response):
         return session
@@ -335,6 +443,9 @@ def _create_return(request: Request, form: FormData, refused: LedgerError | None
         if comment is not None and len(comment) > COMMENT_MAX_LENGTH:
             raise InvalidRequestError(f"the comment is longer than {COMMENT_MAX_LENGTH} characters; shorten it")
         photos = _photos(form, kept=len(stored))
+        sender = label_sender(
+            show_as=typed["show_as"], name=typed["sender_name"] or None, locality=typed["sender_locality"] or None
+        )
 
         def produce() -> str:
             for photo in photos:
@@ -356,6 +467,7 @@ def _create_return(request: Request, form: FormData, refused: LedgerError | None
                 comment=comment,
                 document_cids=stored,
                 documents=svc.documents,
+                label_sender=sender,
             )
             if result.tx is not None:
                 wait_indexed(svc, result.tx.block_number)
@@ -363,16 +475,7 @@ def _create_return(request: Request, form: FormData, refused: LedgerError | None
 
         fields = [*typed.items(), *(("document", cid) for cid in stored)]
         fields += [(f"photo{i}", f"{p.filename}:{p.size}") for i, p in enumerate(photos)]
-        location = once(
-            store=svc.store,
-            principal=consumer.principal,
-            credential=token,
-            key=key,
-            path="/returns",
-            request_hash=form_hash("/returns", fields),
-            ttl_s=svc.settings.idempotency_ttl_s,
-            produce=produce,
-        )
+        location = _once(request, consumer, token, key=key, path="/returns", fields=fields, produce=produce)
     except LedgerError as exc:
         status, sentence = error_sentence(request, exc)
         return _purchase_page(request, consumer, token, status=status, error=sentence, typed=typed, kept=stored)
@@ -382,8 +485,29 @@ def _create_return(request: Request, form: FormData, refused: LedgerError | None
 # ---- a return ---------------------------------------------------------------------------------------------
 
 
+def _feedback_context(store: Store, ret: returns_store.ReturnRow, typed: dict[str, str] | None) -> dict[str, Any]:
+    """The rating form of a closed return: the feedback given so far, whether it can still change (a week from
+    when it was first given, wall clock, as the API's rule) and what was typed in a refused form."""
+    given = feedback_for(store, ret.return_id)
+    until = given.created_at + EDIT_WINDOW_S if given else None
+    return {
+        "given": given,
+        "until": until,
+        "editable": until is None or int(time.time()) <= until,
+        "rating": (typed or {}).get("rating") or (str(given.rating) if given else ""),
+        "comment": (typed or {}).get("comment", given.comment if given and given.comment else ""),
+    }
+
+
 def _return_context(
-    request: Request, consumer: Consumer, token: str, status: ReturnStatus, *, rid: str, live: bool
+    request: Request,
+    consumer: Consumer,
+    token: str,
+    status: ReturnStatus,
+    *,
+    rid: str,
+    live: bool,
+    typed: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     svc = services_of(request)
     t = translator(request)
@@ -399,6 +523,8 @@ def _return_context(
         "timeline": [],
         "payout": None,
         "actions": [],
+        "feedback": None,
+        "mismatch": False,
     }
     if detail is None:
         assert req is not None
@@ -426,6 +552,14 @@ def _return_context(
             }
         tracking = return_tracking(svc.store, ret.return_id, consumer=consumer.address, item_id=consumer.item_id)
         context["timeline"] = [tracking_entry(e) for e in tracking.entries]
+        # the unit check, not the consumer, sent it to the arbiter: say so instead of "the inspection was disputed"
+        context["mismatch"] = state == "disputed" and return_unit_mismatched(svc.store, ret.return_id)
+        if context["mismatch"]:
+            disputed = STATE_SENTENCES["disputed"]
+            context["timeline"] = [
+                {**line, "text": UNIT_MISMATCH_SENTENCE} if line.get("text") == disputed else line
+                for line in context["timeline"]
+            ]
         context["shipment"] = tracking.shipment
         if state == "authorized" and now <= ret.ship_by:
             context["actions"].append("cancel")
@@ -433,6 +567,8 @@ def _return_context(
             context["actions"].append("dispute")
         if state == "received" and ret.inspect_by is not None and now > ret.inspect_by:
             context["actions"].append("claim")
+        if is_closed(ret.state):
+            context["feedback"] = _feedback_context(svc.store, ret, typed)
     context["refresh"] = status_refresh(rid, live=live)
     context["state_name"] = return_state(context["state"])
     context["final"] = context["state"] in FINAL_STATES
@@ -495,8 +631,16 @@ def wait_indexed(svc: Services, block_number: int) -> None:
         wait_for_block(svc.store, block_number, timeout=svc.settings.wait_timeout_s)
 
 
-def _return_page(request: Request, rid: str, *, status: int = 200, error: Sentence | None = None) -> Response:
-    session = _session_or_page(request)
+def _return_page(
+    request: Request,
+    rid: str,
+    *,
+    status: int = 200,
+    error: Sentence | None = None,
+    typed: dict[str, str] | None = None,
+) -> Response:
+    query = f"?{request.url.query}" if request.url.query else ""
+    session = _session_or_page(request, after=f"/returns/{rid}{query}")
     if isinstance(session, Response):
         return session
     consumer, token = session
@@ -510,7 +654,7 @@ def _return_page(request: Request, rid: str, *, status: int = 200, error: Senten
         return _purchase_page(request, consumer, token, status=code, error=sentence)
     live = _RETURN_ID.match(rid) is not None  # a request's page has no stream until it is a return
     stream = live_stream(svc.store, rid) if live else {}  # read before the status: nothing falls in between
-    context = _return_context(request, consumer, token, found, rid=rid, live=live)
+    context = _return_context(request, consumer, token, found, rid=rid, live=live, typed=typed)
     template = "consumer/_status.html" if request.headers.get("hx-request") == "true" else "consumer/return.html"
     return page(request, template, status=status, error=error, stream=stream, **context)
 
@@ -589,13 +733,15 @@ async def return_action(request: Request, rid: str, action: str) -> Response:
 
 
 def _return_action(request: Request, rid: str, action: str, form: FormData) -> Response:
-    if action not in ("cancel", "dispute", "claim"):
+    if action not in ("cancel", "dispute", "claim", "feedback"):
         return page(request, "not_found.html", status=404)
     session = _session_or_page(request)
     if isinstance(session, Response):
         return session
     consumer, token = session
     svc = services_of(request)
+    if action == "feedback":
+        return _feedback_action(request, rid, form, consumer, token)
     comment = (_text(form, "comment") or "").strip() or None
     try:
         key = _checked_form(request, form, token)
@@ -622,17 +768,78 @@ def _return_action(request: Request, rid: str, action: str, form: FormData) -> R
             return f"/returns/{rid}"
 
         path = f"/returns/{rid}/{action}"
-        location = once(
-            store=svc.store,
-            principal=consumer.principal,
-            credential=token,
-            key=key,
-            path=path,
-            request_hash=form_hash(path, [("comment", comment or "")]),
-            ttl_s=svc.settings.idempotency_ttl_s,
-            produce=produce,
-        )
+        fields = [("comment", comment or "")]
+        location = _once(request, consumer, token, key=key, path=path, fields=fields, produce=produce)
     except LedgerError as exc:
         code, sentence = error_sentence(request, exc)
         return _return_page(request, rid, status=code, error=sentence)
     return redirect(location)
+
+
+def _feedback_action(request: Request, rid: str, form: FormData, consumer: Consumer, token: str) -> Response:
+    """Stores the rating of a closed return (or changes it within the week): back to the return's page, which
+    shows it; a refused form is that page with the reason and what was typed."""
+    rating, comment = (_text(form, "rating") or "").strip(), _text(form, "comment") or ""
+    try:
+        _checked_form(request, form, token)
+        if not _RETURN_ID.match(rid):
+            raise InvalidRequestError(f"no return {rid} of yours")
+        if rating not in ("1", "2", "3", "4", "5"):
+            raise InvalidRequestError("choose a rating from 1 to 5 stars")
+        give_feedback(
+            store=services_of(request).store,
+            return_id=rid,
+            consumer=consumer.address,
+            item_id=consumer.item_id,
+            rating=int(rating),
+            comment=comment,
+            lang=translator(request).lang,
+            now=int(time.time()),
+        )
+    except LedgerError as exc:
+        code, sentence = error_sentence(request, exc)
+        return _return_page(request, rid, status=code, error=sentence, typed={"rating": rating, "comment": comment})
+    return redirect(f"/returns/{rid}#feedback")
+
+
+# ---- the assistant's draft ----------------------------------------------------------------------------
+
+
+@router.post("/assistant")
+async def ask_assistant(request: Request) -> Response:
+    """The consumer describes the problem in their words (Chinese or English); the assistant's answer is shown
+    on the purchase page, and a return's draft (reason and text) fills the request form, sent in one tap."""
+    form = await page_form(request)
+    return await _run(_ask_assistant, request, form)
+
+
+def _ask_assistant(request: Request, form: FormData) -> Response:
+    session = _session_or_page(request)
+    if isinstance(session, Response):
+        return session
+    consumer, token = session
+    svc = services_of(request)
+    message = _text(form, "message") or ""
+    try:
+        _checked_form(request, form, token)
+        enforce_rate_limit(request, svc)  # the same limits as POST /v1/assistant/messages
+        result = answer(
+            store=svc.store,
+            model=shared_model(),
+            message=message,
+            consumer=consumer,
+            merchant=None,
+            decimals=token_decimals(svc),
+        )
+    except LedgerError as exc:
+        code, sentence = error_sentence(request, exc)
+        return _purchase_page(request, consumer, token, status=code, error=sentence, asked=message)
+    draft = result.draft
+    said = {
+        "reply": result.reply,
+        "lang": result.understanding.language,
+        "draft": None if draft is None else {"reason_code": draft.reason_code, "comment": draft.comment},
+        "reason_name": None if draft is None else REASON_NAMES.get(draft.reason_code, draft.reason_code),
+    }
+    typed = None if draft is None else {"reason_code": draft.reason_code, "comment": draft.comment}
+    return _purchase_page(request, consumer, token, typed=typed, asked=message, assistant=said)

@@ -24,8 +24,10 @@ from api.deps import services_of
 from ledger_service.access import Actor, Role
 from ledger_service.documents.cid import Cid
 from ledger_service.errors import InvalidRequestError, LedgerError
-from ledger_service.returns import approve_request, reject_request
+from ledger_service.returns import approve_request, chain_now, reject_request
 from ledger_service.returns.views import ListState, list_merchant_returns
+from ledger_service.signals import population_of, signals_for
+from ledger_service.store.handle import Store
 from web.console import KeyConsole
 from web.consumer import PHOTO_TYPES, REASON_NAMES
 from web.forms import csrf_token, form_hash, once, page_form, require_csrf
@@ -70,6 +72,48 @@ def documents_shown(request: Request, cids: tuple[str, ...]) -> list[dict[str, A
     return shown
 
 
+SIGNAL_NAMES = {
+    "serial_returner": "Returns much more than your other customers",
+    "wardrobing": "Returns just before the window closes",
+    "unit_mismatch": "Another unit was scanned for this return",
+    "burst": "Many returns in a short time",
+}
+"""The fraud and abuse signals' names (ledger_service.signals), as the console shows them."""
+
+
+def signals_shown(
+    store: Store,
+    lang: str,
+    *,
+    consumer: str,
+    merchant: str,
+    now: int,
+    return_id: str | None = None,
+    item_id: str | None = None,
+    population: tuple[int, int] | None = None,
+) -> list[dict[str, Any]]:
+    """The signals on a consumer at this merchant, for the reviewer: name, score and reasons in ``lang``
+    (``population``: the merchant's figures, read once for a whole queue)."""
+    found = signals_for(
+        store,
+        consumer=consumer,
+        merchant=merchant,
+        now=now,
+        return_id=return_id,
+        item_id=item_id,
+        population=population,
+    )
+    return [
+        {
+            "kind": signal.kind,
+            "name": SIGNAL_NAMES[signal.kind],
+            "score": f"{signal.score:.2f}",
+            "reasons": [r.text_zh if lang == "zh" else r.text_en for r in signal.reasons],
+        }
+        for signal in found
+    ]
+
+
 def _queue_page(
     request: Request, *, status: int = 200, error: Sentence | None = None, notes: dict[str, str] | None = None
 ) -> Response:
@@ -79,8 +123,11 @@ def _queue_page(
         return session
     actor, key = session
     t = translator(request)
+    store = services_of(request).store
+    now = chain_now(store)
+    population = population_of(store, merchant=actor.account, now=now)
     listing = list_merchant_returns(
-        services_of(request).store,
+        store,
         merchant=actor.account,
         states=(ListState.PENDING_REVIEW,),
         limit=QUEUE_LIMIT,
@@ -95,6 +142,9 @@ def _queue_page(
             "documents": documents_shown(request, row.documents),
             "at": row.created_at,
             "why": [t.sentence(str(r.get("message", ""))) for r in row.reasons],
+            "signals": signals_shown(
+                store, t.lang, consumer=row.consumer, merchant=row.merchant, now=now, population=population
+            ),
         }
         for row in listing.requests
     ]

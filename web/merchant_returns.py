@@ -37,7 +37,7 @@ from ledger_service.store.returns import DAY
 from web.consumer import REASON_NAMES, money, tracking_entry, wait_indexed
 from web.forms import csrf_token, page_form
 from web.i18n import Sentence
-from web.merchant import CONSOLE, documents_shown, submit
+from web.merchant import CONSOLE, documents_shown, signals_shown, submit
 from web.render import error_sentence, new_form_key, page, redirect, translator
 from web.words import merchant_state
 
@@ -188,6 +188,15 @@ def _return_page(
         reason_name=REASON_NAMES.get(found.request.reason_code) if found.request is not None else None,
         comment=found.request.comment if found.request is not None else None,
         documents=documents_shown(request, found.request.documents) if found.request is not None else [],
+        signals=signals_shown(
+            svc.store,
+            t.lang,
+            consumer=ret.consumer,
+            merchant=ret.merchant,
+            now=now,
+            return_id=ret.return_id,
+            item_id=ret.item_id,
+        ),
         csrf=csrf_token(key),
         form_key=new_form_key(),
     )

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from ledger_service.core.codes import BizStep, Disposition, ReturnState
+from ledger_service.notify.email import STATES as EMAIL_STATES
 
 CARRIER_STATUSES: dict[str, str] = {
     "in_transit": "Carrier: on its way",
@@ -47,17 +48,7 @@ DISPOSITIONS: dict[Disposition, str] = {
 }
 
 RETURN_STATES: dict[str, str] = {
-    "authorized": "Approved: send the item back",
-    "cancelled": "Cancelled",
-    "expired": "Not shipped in time",
-    "in_transit": "On its way back",
-    "received": "Received by the merchant",
-    "accepted": "Inspection passed",
-    "rejected": "Inspection failed",
-    "disputed": "Disputed",
-    "resolved": "Dispute resolved",
-    "reclaimed": "Deposit returned to the merchant",
-    "consumer_claimed": "Deposit claimed by you",
+    **EMAIL_STATES["en"],  # the on-chain states, in the words the consumer's e-mails use too
     "pending_review": "Waiting for the merchant",
     "request_rejected": "Request declined",
     "processing": "Being approved",
@@ -94,6 +85,8 @@ MERCHANT_STATES: dict[str, str] = {
 """Return states as the merchant reads them (:data:`RETURN_STATES` speaks to the consumer)."""
 
 PAYOUT_SENTENCE = "The escrow paid out the deposit."
+UNIT_MISMATCH_SENTENCE = "The unit received is not the one sold: an independent arbiter decides."
+"""What a return's dispute means when the unit check sent it there (instead of the consumer's dispute)."""
 UNKNOWN_STEP = "Recorded step"
 UNKNOWN_DISPOSITION = "unknown"
 

@@ -3,16 +3,20 @@
 from fastapi import APIRouter
 
 from api.routers import (
+    analytics,
     assistant,
     audit,
     carriers,
     documents,
     epcis,
+    exchanges,
+    feedback,
     items,
     notifications,
     policies,
     returns,
     sales,
+    scans,
     verify,
     webhooks,
 )
@@ -23,6 +27,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     items.router,
     audit.router,
     returns.router,
+    exchanges.router,
     documents.router,
     verify.router,
     epcis.router,
@@ -30,6 +35,9 @@ ROUTERS: tuple[APIRouter, ...] = (
     notifications.router,
     assistant.router,
     carriers.router,
+    analytics.router,
+    feedback.router,
+    scans.router,
 )
 
 __all__ = ["ROUTERS"]

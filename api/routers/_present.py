@@ -11,10 +11,14 @@ from web3.exceptions import Web3Exception
 from api.deps import Services
 from api.freshness import wait_for_block
 from api.schemas.common import ITEM_ID, TRUE_OR_FALSE, ReasonPublic, at, utc
+from api.schemas.feedback import SignalPublic, SignalReasonPublic
 from api.schemas.returns import PayoutPublic, ReturnPublic, TimelineEntryPublic
 from ledger_service.core.codes import BizStep, Disposition, ReturnState, decode_location
+from ledger_service.returns import chain_now
 from ledger_service.returns.labels import label_code
 from ledger_service.returns.views import ReturnStatus, state_name
+from ledger_service.signals import population_of, signals_for
+from ledger_service.store.handle import Store
 from ledger_service.store.returns import (
     ItemEventRow,
     PayoutRow,
@@ -214,3 +218,34 @@ def _code(kind: type[BizStep] | type[Disposition], value: int) -> str:
         return kind(value).cbv
     except ValueError:
         return str(value)
+
+
+def signals_public(
+    store: Store, public: ReturnPublic, *, now: int | None = None, populations: dict[str, tuple[int, int]] | None = None
+) -> ReturnPublic:
+    """``public`` with the fraud and abuse signals on its consumer at its merchant (and, for an on-chain return,
+    on the unit scanned for it), for a merchant's review. ``populations``: the merchants' figures read so far
+    for one page (filled as it goes: one read per merchant, not per row)."""
+    now = chain_now(store) if now is None else now
+    known = {} if populations is None else populations
+    if public.merchant not in known:
+        known[public.merchant] = population_of(store, merchant=public.merchant, now=now)
+    found = signals_for(
+        store,
+        consumer=public.consumer,
+        merchant=public.merchant,
+        now=now,
+        return_id=public.return_id,
+        item_id=public.item_id if public.return_id else None,
+        population=known[public.merchant],
+    )
+    public.signals = [
+        SignalPublic(
+            kind=signal.kind,
+            score=signal.score,
+            reasons=[SignalReasonPublic(code=r.code, text_en=r.text_en, text_zh=r.text_zh) for r in signal.reasons],
+            figures=dict(signal.figures),
+        )
+        for signal in found
+    ]
+    return public

@@ -7,8 +7,8 @@ from typing import Annotated, Any
 import anyio
 from fastapi import APIRouter, Path, Request
 
+from api.bodies import BODY_LIMIT_EXTENSION
 from api.deps import ServicesDep
-from api.limits import BODY_LIMIT_EXTENSION
 from api.problems import problem_responses
 from api.routers.epcis import EXTERNAL_SCHEMA
 from api.schemas.carriers import WebhookEventPublic, WebhookReceiptPublic, WebhookStepPublic
@@ -29,6 +29,12 @@ _EVENT_SCHEMA: dict[str, Any] = {
         "occurred_at": {"type": "string", "format": "date-time", "description": "with its UTC offset"},
         "location": {"type": "string", "maxLength": 200, "description": "where, in the carrier's words"},
         "read_point": {"type": "string", "maxLength": 32, "description": "SGLN read point for the on-chain step"},
+        "epc": {
+            "type": "string",
+            "maxLength": 500,
+            "description": "a delivered event: the EPC URI scanned on the unit (another unit than the one sold goes to "
+            "the arbiter)",
+        },
     },
 }
 _WEBHOOK_OPENAPI: dict[str, Any] = {

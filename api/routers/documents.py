@@ -29,12 +29,12 @@ from collections.abc import Callable, Coroutine, Iterator
 from typing import Annotated, Any
 
 import anyio
-from fastapi import APIRouter, File, Header, HTTPException, Path, Request, UploadFile
+from fastapi import APIRouter, File, Header, Path, Request, UploadFile
 from fastapi.routing import APIRoute
 from starlette.datastructures import UploadFile as StarletteUploadFile
 from starlette.responses import Response
-from starlette.types import Message, Receive
 
+from api.bodies import MULTIPART_ENVELOPE, counting_receive
 from api.deps import DocumentsDep, PrincipalDep, SettingsDep, StoreDep, current_principal
 from api.problems import problem_responses
 from api.schemas.documents import DocumentPublic
@@ -46,8 +46,6 @@ from ledger_service.settings import Settings
 from ledger_service.store.document_quota import DAY_S, day_of, release_upload, reserve_upload
 from ledger_service.store.handle import Store
 
-MULTIPART_ENVELOPE = 64 * 1024
-"""Bytes a multipart body may hold beyond the file itself (boundaries, part headers, a file name)."""
 IMMUTABLE = "public, max-age=31536000, immutable"
 SANDBOX_CSP = "sandbox; default-src 'none'"
 """A document opened in a browser anyway runs nothing and loads nothing."""
@@ -80,23 +78,6 @@ class _UploadLimitRoute(APIRoute):
             return await handler(Request(request.scope, counting_receive(request.receive, limit, _too_large(settings))))
 
         return limited
-
-
-def counting_receive(receive: Receive, limit: int, message: str) -> Receive:
-    """``receive`` that fails with a 413 (``message``) once more than ``limit`` body bytes arrived; also the
-    request gate's count of a streamed body (:mod:`api.limits`)."""
-    total = 0
-
-    async def counted() -> Message:
-        nonlocal total
-        event = await receive()
-        if event["type"] == "http.request":
-            total += len(event.get("body", b""))
-            if total > limit:  # an HTTPException: FastAPI passes it through its body parsing as is
-                raise HTTPException(status_code=413, detail=message)
-        return event
-
-    return counted
 
 
 router = APIRouter(prefix="/documents", tags=["documents"], route_class=_UploadLimitRoute)

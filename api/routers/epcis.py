@@ -28,11 +28,11 @@ from fastapi import APIRouter, Path, Query, Request
 from starlette.responses import Response
 
 from api._reverts import explain
+from api.bodies import BODY_LIMIT_EXTENSION
 from api.deps import PRINCIPAL_SECURITY, ActorDep, HotPrincipalDep, Services, ServicesDep
-from api.limits import BODY_LIMIT_EXTENSION
 from api.problems import problem_responses
 from api.schemas.common import DIGITS_ONLY, at, utc
-from api.schemas.epcis import CaptureErrorPublic, CaptureJobPublic, CaptureState
+from api.schemas.epcis import CaptureBatchedPublic, CaptureErrorPublic, CaptureJobPublic, CaptureState
 from ledger_service.access import Actor, Consumer, Role
 from ledger_service.capture.events import find_event, find_events
 from ledger_service.capture.jobs import CaptureContext, is_abandoned, open_job, reap_abandoned, run_job
@@ -101,6 +101,7 @@ def _job_public(row: CaptureJobRow) -> CaptureJobPublic:
             "captured": row.captured,
             "duplicates": row.duplicates,
             "errors": [CaptureErrorPublic(**e) for e in row.errors],
+            "batched": [CaptureBatchedPublic.model_validate(b) for b in row.batched],
             "createdAt": at(row.created_at),
             "finishedAt": utc(row.finished_at),
             "eventsUrl": f"/v1/epcis/events?captureID={row.capture_id}",
@@ -118,6 +119,8 @@ def _context(svc: Services) -> CaptureContext:
         max_events=svc.settings.epcis_capture_max_events,
         index_wait_s=svc.settings.wait_timeout_s,
         lease_s=svc.settings.epcis_capture_lease_s,
+        batch_scans=svc.settings.epcis_capture_batch_scans,
+        batch_max_scans=svc.settings.batch_max_scans,
     )
 
 

@@ -13,6 +13,7 @@ from api.deps import (
     CarrierDep,
     HotPrincipalDep,
     IdempotencyDep,
+    PrincipalDep,
     Services,
     ServicesDep,
     services_of,
@@ -20,18 +21,28 @@ from api.deps import (
 from api.problems import problem_responses
 from api.routers._present import ItemPath, WaitQuery, token_decimals, wait_if_asked
 from api.schemas.common import NO_NUL, REASON_MAX_LENGTH, ReasonPublic, at, utc
+from api.schemas.exchanges import ExchangeEligibilityPublic, VariantPublic
 from api.schemas.items import DeliveryCreate, DeliveryPublic, EligibilityPublic
 from ledger_service.access import Actor, Consumer, Role
 from ledger_service.errors import NotFoundError, PermissionDeniedError
 from ledger_service.returns import record_delivery
 from ledger_service.returns.decision import EligibilityCheck, check_eligibility_for
+from ledger_service.returns.exchanges import check_exchange
 from ledger_service.store import items
 from ledger_service.store.items import ItemRow
-from ledger_service.store.sales import SaleRow
+from ledger_service.store.sales import SaleRow, current_sale
 
 router = APIRouter(prefix="/items", tags=["items"])
 
 NO_ONE = "0x" + "00" * 20
+ReasonQuery = Annotated[
+    str | None,
+    Query(
+        max_length=REASON_MAX_LENGTH,
+        pattern=NO_NUL,
+        description="check this reason too (without it the reason rules are left out)",
+    ),
+]
 
 
 @router.post(
@@ -82,14 +93,7 @@ async def eligibility(
     item_id: ItemPath,
     request: Request,
     principal: HotPrincipalDep,
-    reason: Annotated[
-        str | None,
-        Query(
-            max_length=REASON_MAX_LENGTH,
-            pattern=NO_NUL,
-            description="check this reason too (without it the reason rules are left out)",
-        ),
-    ] = None,
+    reason: ReasonQuery = None,
 ) -> Response:
     """From the index only. A consumer asks about the item its return token names; the item's merchant, an
     auditor or an admin about any of theirs (for the consumer the item is sold to)."""
@@ -136,6 +140,67 @@ async def eligibility_body(svc: Services, item_id: str, principal: Actor | Consu
         indexed_block=snap.head.block_number if snap.head is not None else None,
     )
     return public.model_dump_json(by_alias=True).encode()
+
+
+@router.get(
+    "/{item_id}/eligibility/exchange",
+    response_model=ExchangeEligibilityPublic,
+    responses=problem_responses(403, 404),
+    summary="Whether the item can be exchanged now, why (not), and for which units in stock",
+)
+def exchange_eligibility(
+    item_id: ItemPath,
+    principal: PrincipalDep,
+    svc: ServicesDep,
+    reason: ReasonQuery = None,
+) -> ExchangeEligibilityPublic:
+    """The exchange part of the eligibility answer, from the index: the return rules with the exchange window of
+    the sale's policy version, whether an instant exchange is offered, and the variants: the merchant's units in
+    the item's product group (the merchant's category of the item, else the same manufacturer) that are in stock,
+    unsold, not held for another exchange and priced, each with the price difference. A consumer asks about the
+    item its return token names; the item's merchant, an auditor or an admin about any of theirs."""
+    if isinstance(principal, Actor):
+        if principal.role not in (Role.MERCHANT, Role.AUDITOR, Role.ADMIN):
+            raise PermissionDeniedError(
+                f"eligibility is for consumers, merchants, auditors and admins; this is a {principal.role.value} key"
+            )
+        found = items.item(svc.store, item_id)
+        sale = current_sale(svc.store, item_id)
+        mine = found is not None and principal.address in (found.merchant, sale.merchant if sale else None)
+        if principal.role is Role.MERCHANT and not mine:
+            raise NotFoundError(f"no item {item_id.lower()} of this merchant")
+        requester = sale.consumer if sale is not None else NO_ONE
+    else:
+        if principal.item_id != item_id.lower():
+            raise NotFoundError(f"no item {item_id.lower()} for this return token")
+        requester = principal.address
+    options = check_exchange(store=svc.store, item_id=item_id, requester=requester, reason_code=reason)
+    decision, sold = options.decision, options.sale
+    return ExchangeEligibilityPublic(
+        item_id=item_id.lower(),
+        eligible=decision.eligible,
+        outcome=decision.outcome.value,
+        reasons=[ReasonPublic(code=r.code, message=r.message) for r in decision.reasons],
+        deadline=utc(decision.deadline),
+        window_days=options.terms.window_days if options.terms is not None else None,
+        instant_offered=decision.instant_offered,
+        policy_version=decision.policy_version,
+        price=str(sold.price) if sold is not None else None,
+        token=sold.token if sold is not None else None,
+        decimals=token_decimals(svc)(sold.token) if sold is not None else None,
+        variants=[
+            VariantPublic(
+                item_id=v.item_id,
+                uri=v.uri,
+                gtin=v.gtin,
+                category=v.category,
+                list_price=str(v.list_price),
+                price_difference=str(v.price_difference),
+            )
+            for v in options.variants
+        ],
+        checked_at=at(options.check.now),
+    )
 
 
 def _check(svc: Services, item_id: str, principal: Actor | Consumer, reason: str | None) -> EligibilityCheck:

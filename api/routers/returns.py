@@ -33,6 +33,7 @@ from api.routers._present import (
     reasons_public,
     request_public,
     return_row_public,
+    signals_public,
     status_public,
     token_decimals,
     wait_if_asked,
@@ -43,6 +44,8 @@ from api.schemas.returns import (
     DecisionCreate,
     DisputeCreate,
     InspectionCreate,
+    LabelSenderPublic,
+    LabelSenderUpdate,
     ResolutionCreate,
     ReturnCreate,
     ReturnDecisionPublic,
@@ -60,6 +63,7 @@ from ledger_service.returns import (
     TxResult,
     approve_request,
     cancel_return,
+    chain_now,
     claim_uninspected,
     dispute_return,
     reclaim,
@@ -69,8 +73,12 @@ from ledger_service.returns import (
     resolve_dispute,
     scan_return,
 )
-from ledger_service.returns.label_sheet import RenderedLabel
+from ledger_service.returns.exchanges import after_scan
+from ledger_service.returns.label_sheet import RenderedLabel, sender_text
+from ledger_service.returns.senders import LabelSender, choose_label_sender, label_sender, label_sender_of, request_of
 from ledger_service.returns.views import ListState, list_merchant_returns, return_status
+from ledger_service.store.label_senders import LabelSenderRow
+from ledger_service.store.returns import ReturnRequestRow
 
 router = APIRouter(prefix="/returns", tags=["returns"])
 
@@ -81,6 +89,7 @@ AnyIdPath = Annotated[
 ]
 ListerDep = Annotated[Actor, Depends(require_role(Role.MERCHANT, Role.AUDITOR, Role.ADMIN))]
 WRITE_PROBLEMS = problem_responses(404, 409, 422)
+SIGNAL_READERS = frozenset({Role.MERCHANT, Role.AUDITOR, Role.ADMIN})
 
 
 def visible_to(principal: Actor | Consumer) -> dict[str, str | None]:
@@ -168,6 +177,7 @@ def create(
             comment=body.comment,
             document_cids=body.documents,
             documents=svc.documents,
+            label_sender=None if body.label_sender is None else _checked_sender(body.label_sender),
         )
         return _decision_public(svc, result, wait=wait)
 
@@ -211,10 +221,15 @@ def list_returns(
         offset=offset,
     )
     decimals = token_decimals(svc)
+    now = chain_now(svc.store) if listing.requests else 0
+    populations: dict[str, tuple[int, int]] = {}
     data = [
         return_row_public(row, decimals=decimals, reason_code=listing.reason_codes.get(row.return_id))
         for row in listing.returns
-    ] + [request_public(request) for request in listing.requests]
+    ] + [
+        signals_public(svc.store, request_public(request), now=now, populations=populations)
+        for request in listing.requests
+    ]
     return ReturnListPublic(data=data, count=listing.count)
 
 
@@ -225,9 +240,13 @@ def list_returns(
     summary="A return's status and timeline (or a request's outcome)",
 )
 def read(return_id: AnyIdPath, principal: PrincipalDep, svc: ServicesDep) -> ReturnPublic:
-    """Consumers see their own, merchants theirs; carriers, inspectors, arbiters, auditors and admins any."""
+    """Consumers see their own, merchants theirs; carriers, inspectors, arbiters, auditors and admins any.
+    Merchants, auditors and admins also get the fraud and abuse `signals` for their review."""
     status = return_status(svc.store, return_id, **visible_to(principal))
-    return status_public(status, decimals=token_decimals(svc), timeline=True)
+    public = status_public(status, decimals=token_decimals(svc), timeline=True)
+    if isinstance(principal, Actor) and principal.role in SIGNAL_READERS:
+        return signals_public(svc.store, public)
+    return public
 
 
 def label_response(label: RenderedLabel) -> Response:
@@ -300,6 +319,69 @@ def label(
         lang=_label_language(lang, accept_language),
     )
     return label_response(rendered)
+
+
+def _checked_sender(body: LabelSenderUpdate) -> LabelSender:
+    return label_sender(show_as=body.show_as, name=body.name, locality=body.locality)
+
+
+def _sender_public(request: ReturnRequestRow, row: LabelSenderRow) -> LabelSenderPublic:
+    printed, _, _ = sender_text(request.consumer, row)
+    return LabelSenderPublic(
+        request_id=request.id,
+        return_id=request.return_id,
+        show_as=row.show_as,
+        name=row.name,
+        locality=row.locality,
+        printed_as=printed,
+        printed_at=utc(row.printed_at),
+        updated_at=at(row.updated_at),
+    )
+
+
+@router.put(
+    "/{return_id}/label-sender",
+    response_model=LabelSenderPublic,
+    responses=problem_responses(404, 409, 422),
+    summary="Choose how my name appears as the sender on my return's label (consumer), until it is printed",
+)
+def put_label_sender(
+    return_id: AnyIdPath, body: LabelSenderUpdate, consumer: ConsumerDep, svc: ServicesDep
+) -> LabelSenderPublic:
+    """`wallet` (the wallet address shortened, the default), `initials` or `full` (a `name` you type), with an
+    optional `locality` line. The name is kept off-chain and shown only to you, the merchant and admins. Takes
+    the return id or, before approval, the request id. 409 once the label was printed (every label of a return
+    shows the same sender), for a rejected request, or a return that already shipped."""
+    request, stored = choose_label_sender(
+        store=svc.store,
+        rid=return_id,
+        consumer=consumer.address,
+        item_id=consumer.item_id,
+        sender=_checked_sender(body),
+    )
+    return _sender_public(request, stored)
+
+
+@router.get(
+    "/{return_id}/label-sender",
+    response_model=LabelSenderPublic,
+    responses=problem_responses(403, 404),
+    summary="How the return's label shows its sender (its consumer, merchant and admins)",
+)
+def get_label_sender(return_id: AnyIdPath, principal: PrincipalDep, svc: ServicesDep) -> LabelSenderPublic:
+    """The consumer's choice (personal data): other keys than the merchant's and admins' get a 403, another
+    merchant or consumer a 404."""
+    if isinstance(principal, Actor):
+        if principal.role not in (Role.MERCHANT, Role.ADMIN):
+            raise PermissionDeniedError(
+                "how a label shows its sender is for the return's consumer (return token), its merchant and "
+                f"admins; a {principal.role.value} key cannot read it"
+            )
+        merchant = principal.account if principal.role is Role.MERCHANT else None
+        request = request_of(svc.store, return_id, merchant=merchant)
+    else:
+        request = request_of(svc.store, return_id, consumer=principal.address, item_id=principal.item_id)
+    return _sender_public(request, label_sender_of(svc.store, request))
 
 
 _CARRIER_SENTENCES = {
@@ -436,7 +518,10 @@ def scan(
             return_id=return_id,
             kind=body.kind,
             location=body.location,
+            epc=body.epc,
         )
+        if body.kind == "in_transit":  # an exchange's replacement and collateral may be due now
+            after_scan(store=svc.store, chain=svc.chain, return_id=return_id)
         return _write_public(svc, return_id, tx, wait=wait)
 
     return idem.run(produce)
@@ -468,6 +553,7 @@ def inspect(
             report_digest=body.report_digest,
             documents=svc.documents,
             location=body.location,
+            epc=body.epc,
         )
         return _write_public(svc, return_id, done.tx, wait=wait, digest=done.digest)
 

@@ -230,6 +230,7 @@ def _return(ret: ReturnCheck, decimals: Decimals) -> ReturnAuthenticityPublic:
         refund_paid=ret.refund_paid,
         refund_amount=None if ret.refund_amount is None else str(ret.refund_amount),
         consumer=ret.consumer,
+        unit_mismatch=ret.unit_mismatch,
         findings=[_finding(f) for f in ret.findings],
     )
 

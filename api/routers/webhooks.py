@@ -62,6 +62,7 @@ def create(
         event_types=body.event_types,
         secret=body.secret,
         service_urls=service_urls,
+        key=settings.webhook_secrets_key.get_secret_value(),
     )
     return WebhookCreatedPublic(**WebhookPublic.of(endpoint).model_dump(), secret=endpoint.secret)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -13,7 +14,8 @@ class FindingPublic(BaseModel):
     kind: str = Field(
         description="event-missing, event-not-on-chain, event-altered, event-reordered, event-duplicated, "
         "hash-chain-broken, head-mismatch, count-mismatch, block-not-canonical, block-unchecked, document-corrupt, "
-        "document-missing",
+        "document-missing, batched-scan-altered, batched-chain-broken, batched-anchor-missing, batched-proof-invalid, "
+        "batched-scan-unchecked",
         examples=["event-altered"],
     )
     severity: str = Field(description="error: the history cannot be trusted as shown; warning: not checked")
@@ -79,6 +81,69 @@ class HistoryEventPublic(BaseModel):
     log_index: int
 
 
+class HistoryBatchedScanPublic(BaseModel):
+    """One batched scan of the item (docs/batching.md), with its batch's anchor and its Merkle proof: anyone can
+    check it with `StandardMerkleTree.verify(root, encoding, values, proof)` and the `BatchAnchored` event
+    (root and submitter) of `anchor_tx`, or on-chain with `BatchAnchor.verifyScan`."""
+
+    seq: int = Field(description="its place in the item's chain of batched scans (apart from the events' seq)")
+    biz_step: str | None
+    disposition: str | None
+    read_point: str = Field(description="SGLN company.location.extension")
+    event_time: datetime
+    time: int = Field(description="the scanner's clock, unix seconds, as hashed")
+    document: str | None
+    biz_transaction: str | None
+    submitter: str = Field(description="the account that anchored the batch, accountable for the scan")
+    prev_hash: str = Field(description="the leaf of the item's batched scan before (zero for the first)")
+    batch_id: str = Field(description="`<block>-<log index>` of the batch's BatchAnchored event")
+    leaf_index: int = Field(description="its place in the batch document's events")
+    root: str | None = Field(description="the anchored Merkle root (null: the index lacks the anchor)")
+    anchor_tx: str | None = Field(description="the BatchAnchored transaction")
+    anchor_block: int
+    anchor_log_index: int
+    batch_document_cid: str | None = Field(description="the batch document's CIDv0, as anchored")
+    encoding: list[str] = Field(description="the leaf's ABI types, in order")
+    values: list[str] | None = Field(
+        description="the leaf's values in StandardMerkleTree form (null when the item's URI is not indexed)"
+    )
+    leaf: str
+    proof: list[str] = Field(description="sibling hashes from the leaf to the root (OpenZeppelin MerkleProof)")
+
+
+class HistoryExchangePublic(BaseModel):
+    """An exchange naming the item, as its original or its replacement (ExchangeEscrow)."""
+
+    exchange_id: str = Field(description="the id of the original's return")
+    role: Literal["original", "replacement"]
+    original_item_id: str
+    replacement_item_id: str
+    merchant: str
+    token: str
+    replacement_price: str = Field(description="token base units, decimal")
+    price_difference: str = Field(description="replacement price - sale price; negative: refunded")
+    instant: bool
+    extra_paid: bool
+    released: bool
+    collateral_settled: bool
+    block_number: int
+    tx_hash: str
+
+
+class HistoryUnitMismatchPublic(BaseModel):
+    """A return whose received or inspected unit was not the unit sold, naming the item as either."""
+
+    return_id: str
+    role: Literal["sold", "scanned"]
+    sold_item_id: str
+    scanned_item_id: str
+    scanned_on_ledger: bool
+    biz_step: str | None
+    at: datetime
+    block_number: int
+    tx_hash: str
+
+
 class ItemHistoryPublic(BaseModel):
     """Every indexed event of an item, and whether they are the chain's."""
 
@@ -91,4 +156,9 @@ class ItemHistoryPublic(BaseModel):
     indexed_block: int | None = Field(description="the index's checkpoint when the history was read")
     events: list[HistoryEventPublic]
     count: int
+    batched_scans: list[HistoryBatchedScanPublic] = Field(
+        default_factory=list, description="the item's batched scans, by seq, each with its Merkle proof"
+    )
+    exchanges: list[HistoryExchangePublic] = Field(default_factory=list)
+    unit_mismatches: list[HistoryUnitMismatchPublic] = Field(default_factory=list)
     verification: VerificationPublic

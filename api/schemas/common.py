@@ -130,6 +130,14 @@ Location = Annotated[
     StringConstraints(pattern=r"^[\x21-\x7e]{1,32}$"),
     Field(description="read point: the SGLN `company.location.extension`, e.g. 0614141.00777.0"),
 ]
+ScannedEpc = Annotated[
+    str,
+    StringConstraints(pattern=r"^[\x21-\x7e]{1,256}$"),
+    Field(
+        description="the unit's EPC URI as scanned (SGTIN URN or GS1 Digital Link); its keccak256 is the item id",
+        examples=["urn:epc:id:sgtin:0614141.107346.2017"],
+    ),
+]
 MAX_UINT96 = 2**96 - 1
 NO_NUL = r"^[^\x00]*$"
 """A pattern for free text in query strings (the databases' text columns refuse NUL characters)."""

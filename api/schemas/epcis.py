@@ -29,6 +29,23 @@ class CaptureErrorPublic(BaseModel):
     message: str = Field(description="what is wrong, in a sentence a person can act on")
 
 
+class CaptureBatchedScanPublic(BaseModel):
+    """One item's scan of a batched event: the batch it will be anchored in and its place there."""
+
+    epc: str
+    batch_id: int = Field(alias="batchId", description="GET /v1/scans/batches/{batchId} (the capturing key)")
+    position: int = Field(description="its leaf index in the batch document")
+
+    model_config = {"populate_by_name": True}
+
+
+class CaptureBatchedPublic(BaseModel):
+    """An event sent to the scan batcher instead of a transaction (LEDGER_EPCIS_CAPTURE_BATCH_SCANS)."""
+
+    index: int = Field(description="the event's position in the document's eventList")
+    scans: list[CaptureBatchedScanPublic]
+
+
 class CaptureJobPublic(BaseModel):
     """The state of one capture (``GET /v1/epcis/capture/{captureID}``)."""
 
@@ -45,6 +62,11 @@ class CaptureJobPublic(BaseModel):
     errors: list[CaptureErrorPublic] = Field(
         description="refused events (nothing was recorded), or after sending began, every event that is not "
         "on-chain: re-submitting the same document captures exactly those"
+    )
+    batched: list[CaptureBatchedPublic] = Field(
+        default_factory=list,
+        description="events sent to the scan batcher, not counted in captured: each item's batch and place "
+        "(empty unless LEDGER_EPCIS_CAPTURE_BATCH_SCANS is on)",
     )
     created_at: datetime = Field(alias="createdAt")
     finished_at: datetime | None = Field(alias="finishedAt", description="null while running")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, StrictBool, StringConstraints, computed_field
 
@@ -17,14 +17,54 @@ from api.schemas.common import (
     PlainText,
     ReasonPublic,
     RequestModel,
+    ScannedEpc,
     ShownText,
     TxPublic,
 )
+from api.schemas.feedback import SignalPublic
 from ledger_service.returns.actions import ScanKind
 from ledger_service.returns.labels import label_code as _label_code
 from ledger_service.returns.requests import MAX_REQUEST_DOCUMENTS
+from ledger_service.returns.senders import LOCALITY_MAX_LENGTH, NAME_MAX_LENGTH
 
 ReasonCode = Annotated[PlainText, StringConstraints(max_length=64)]
+
+
+class LabelSenderUpdate(RequestModel):
+    """How the sender appears on the return's label (personal data: kept off-chain, shown to nobody else than the
+    return's consumer, merchant and admins)."""
+
+    show_as: Literal["wallet", "initials", "full"] = Field(
+        default="wallet",
+        description="wallet: the wallet address shortened (0x7099…79c8, the default); initials: the name's initials "
+        "(Z. W., 张*); full: the name as typed",
+        examples=["initials"],
+    )
+    name: PlainText | None = Field(
+        default=None,
+        description=f"required for initials and full, left out for wallet; at most {NAME_MAX_LENGTH} letters, "
+        "spaces and . ' - (characters the label's font prints)",
+        examples=["王志伟"],
+    )
+    locality: PlainText | None = Field(
+        default=None,
+        description=f"optional line under the sender, e.g. a city and postcode; at most {LOCALITY_MAX_LENGTH} "
+        "characters",
+        examples=["上海 200120"],
+    )
+
+
+class LabelSenderPublic(BaseModel):
+    """How the return's label shows its sender."""
+
+    request_id: str
+    return_id: str | None
+    show_as: str
+    name: str | None
+    locality: str | None
+    printed_as: str = Field(description="the sender line as the label prints it", examples=["王**"])
+    printed_at: datetime | None = Field(description="when the first label was printed: the choice is fixed since")
+    updated_at: datetime
 
 
 class ReturnCreate(RequestModel):
@@ -39,6 +79,11 @@ class ReturnCreate(RequestModel):
         description="optional: documents for the merchant (e.g. photos of the damage), each uploaded first with "
         "POST /v1/documents (a return token may upload); a CID this service does not hold is a 422",
         examples=[["QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdG"]],
+    )
+    label_sender: LabelSenderUpdate | None = Field(
+        default=None,
+        description="optional: how the label shows the sender (default: the wallet address shortened); changeable "
+        "with PUT /v1/returns/{id}/label-sender until the first label is printed",
     )
 
 
@@ -113,6 +158,11 @@ class ReturnPublic(BaseModel):
     settled: bool | None = None
     payout: PayoutPublic | None = None
     timeline: list[TimelineEntryPublic] | None = Field(default=None, description="only on GET /v1/returns/{id}")
+    signals: list[SignalPublic] | None = Field(
+        default=None,
+        description="fraud and abuse signals for the merchant's review, strongest first (merchant, auditor and admin "
+        "keys: on the review queue and GET /v1/returns/{id}); never a penalty; null: not computed for this caller",
+    )
 
 
 class ReturnListPublic(BaseModel):
@@ -161,6 +211,11 @@ class ScanCreate(RequestModel):
 
     kind: ScanKind = Field(description="in_transit (first scan: a fast refund pays now) or delivered_to_merchant")
     location: Location | None = None
+    epc: ScannedEpc | None = Field(
+        default=None,
+        description="delivered_to_merchant only: the EPC URI scanned on the unit; another unit than the one sold "
+        "sends the return to the arbiter and pays nothing",
+    )
 
 
 class InspectionCreate(RequestModel):
@@ -175,6 +230,11 @@ class InspectionCreate(RequestModel):
         "service stores the JSON report {passed, grade, notes} as a document and references that",
     )
     location: Location | None = None
+    epc: ScannedEpc | None = Field(
+        default=None,
+        description="the EPC URI scanned on the inspected unit; another unit than the one sold sends the return "
+        "to the arbiter and pays nothing",
+    )
 
 
 class DisputeCreate(RequestModel):

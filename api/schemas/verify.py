@@ -81,6 +81,10 @@ class ReturnAuthenticityPublic(BaseModel):
     )
     refund_amount: Amount | None = None
     consumer: str | None = Field(default=None, description="masked", examples=["0x7099…79c8"])
+    unit_mismatch: bool = Field(
+        default=False,
+        description="the unit received or inspected is not the one sold (its EPC differs); the arbiter decides",
+    )
     findings: list[AuthenticityFindingPublic] = Field(default_factory=list)
 
 

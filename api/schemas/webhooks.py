@@ -17,12 +17,21 @@ EventType = Literal[
     "return.label_ready",
     "return.in_transit",
     "return.refund_paid",
+    "return.carrier_exception",
     "return.delivered",
     "return.inspected",
     "return.disputed",
     "return.resolved",
     "return.closed",
     "sale.return_window_closing",
+    "return.unit_mismatch",
+    "exchange.requested",
+    "exchange.approved",
+    "exchange.rejected",
+    "exchange.payment_recorded",
+    "exchange.replacement_released",
+    "exchange.collateral_released",
+    "exchange.collateral_claimed",
 ]
 """The notification types (the core's :data:`EVENT_TYPES`; a test keeps the two equal)."""
 

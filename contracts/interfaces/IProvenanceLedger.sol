@@ -121,6 +121,16 @@ interface IProvenanceLedger is IAccessControl {
     function isSeller(address merchant, address account) external view returns (bool);
 
     /**
+     * @notice The bizStep and disposition of the item's last event (zeros if unknown).
+     */
+    function lastStepOf(bytes32 itemId) external view returns (uint8 bizStep, uint8 disposition);
+
+    /**
+     * @notice The stored head, count, merchant of record and destroyed flag of an item (zeros if unknown).
+     */
+    function itemOf(bytes32 itemId) external view returns (ItemRecord memory);
+
+    /**
      * @notice Records an event on behalf of `actor`, who called the recorder contract.
      * @dev Only for RECORDER_ROLE (ReturnsEscrow). The actor's roles are checked as for {recordEvent}.
      */

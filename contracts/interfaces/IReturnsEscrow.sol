@@ -11,10 +11,13 @@ pragma solidity ^0.8.24;
  *   Authorized --consumer cancels---------------------------> Cancelled
  *   Authorized --merchant reclaims after shipBy-------------> Expired
  *   Authorized --carrier scans by shipBy--------------------> InTransit   (fast refund: consumer paid now)
+ *   Authorized --proof of a batched carrier scan------------> InTransit   (same; {ITransitProofs})
  *   InTransit  --carrier or merchant------------------------> Received
+ *   InTransit  --carrier or merchant scans another unit-----> Disputed    (unit mismatch)
  *   InTransit, Received --consumer claims after inspectBy---> ConsumerClaimed (full deposit)
  *   Received   --inspector passes by inspectBy--------------> Accepted    (consumer paid, fee to merchant)
  *   Received   --inspector fails by inspectBy---------------> Rejected    (dispute window opens)
+ *   Received   --inspector scans another unit by inspectBy--> Disputed    (unit mismatch)
  *   Rejected   --consumer disputes by disputeBy-------------> Disputed
  *   Rejected   --merchant reclaims after disputeBy----------> Reclaimed
  *   Disputed   --arbiter splits the deposit-----------------> Resolved
@@ -25,6 +28,8 @@ pragma solidity ^0.8.24;
  * After a fast refund the return still goes through the lifecycle, with no
  * further payout. "consumer" actions may also be sent by a CONSUMER_AGENT_ROLE
  * holder acting for the consumer; payouts always go to the consumer address.
+ * An exchange (ExchangeEscrow) is a return of the original whose deposit is the
+ * refunded price difference, possibly zero.
  */
 interface IReturnsEscrow {
     enum ReturnState {
@@ -148,6 +153,19 @@ interface IReturnsEscrow {
         uint256 merchantAmount
     );
 
+    /// @notice The unit scanned at receiving or inspection (`scannedItemId`, keccak256 of its EPC URI) is not
+    /// the unit sold (`soldItemId`); `scannedMerchant` is its merchant of record (zero if not on the ledger).
+    /// The return went to the arbiter (state Disputed); `bizStep` is the step that scanned it.
+    event ReturnUnitMismatch(
+        bytes32 indexed returnId,
+        bytes32 indexed soldItemId,
+        bytes32 indexed scannedItemId,
+        address scannedMerchant,
+        address actor,
+        uint8 bizStep,
+        uint64 at
+    );
+
     /// @notice The account lacks the role this action needs.
     error EscrowMissingRole(address account, bytes32 role);
     /// @notice A policy field is out of range.
@@ -190,4 +208,6 @@ interface IReturnsEscrow {
     error EscrowAlreadySettled(bytes32 returnId);
     /// @notice An inspection needs a report digest.
     error EscrowReportMissing(bytes32 returnId);
+    /// @notice A unit-level receiving or inspection call needs the scanned unit's item id.
+    error EscrowUnitNotScanned(bytes32 returnId);
 }

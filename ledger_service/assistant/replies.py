@@ -50,6 +50,7 @@ ELIGIBILITY_NAMES: dict[str, tuple[str, str]] = {
     "no_policy": ("the shop has no return policy for this sale", "店铺对这笔销售没有退货政策"),
     "not_delivered": ("the item has not been delivered yet", "商品尚未送达"),
     "window_closed": ("the return window has closed", "退货期已过"),
+    "exchange_window_closed": ("the exchange window has closed", "换货期已过"),
     "category_not_returnable": ("this category cannot be returned", "该品类不支持退货"),
     "return_already_open": ("a return for this item is already open", "该商品已有进行中的退货"),
     "reason_not_accepted": ("the policy does not accept this reason", "政策不接受该退货原因"),

@@ -113,9 +113,9 @@ def capture_file(client: httpx.Client, path: Path, *, timeout: float, progress: 
                 return False
             time.sleep(POLL_S)
             job = _request(client, "GET", location).json()
-            bar.n = job["captured"] + job["duplicates"]
+            bar.n = job["captured"] + job["duplicates"] + len(job.get("batched", []))
             bar.refresh()
-        bar.n = job["captured"] + job["duplicates"]
+        bar.n = job["captured"] + job["duplicates"] + len(job.get("batched", []))
         bar.refresh()
     finally:
         bar.close()
@@ -123,7 +123,9 @@ def capture_file(client: httpx.Client, path: Path, *, timeout: float, progress: 
         print(f"{path}: not captured ({location}):", file=sys.stderr)
         _errors(sys.stderr, job["errors"])
         return False
-    print(f"{path}: {job['captured']} events recorded, {job['duplicates']} already captured ({location})")
+    batched = len(job.get("batched", []))
+    sent = f", {batched} sent to the scan batcher" if batched else ""
+    print(f"{path}: {job['captured']} events recorded{sent}, {job['duplicates']} already captured ({location})")
     return True
 
 

@@ -12,7 +12,12 @@
    too, and the rest is planned again without it), and store the document as received in the document
    store: its digest is every event's on-chain ``document`` (one write per capture, not one per event);
 5. dry-run every transaction in one simulation (:mod:`.ledger_tx`); any refusal: release the claims,
-   remove the document if this job added it, nothing was sent;
+   remove the document if this job added it, nothing was sent. With ``batch_scans`` (``LEDGER_EPCIS_CAPTURE_
+   BATCH_SCANS``, the deployment has a BatchAnchor and the service holds the account's key), the events that
+   may be batched (an observation: a batchable bizStep and disposition, a read point, not commissioning; the
+   set :mod:`ledger_service.core.batch_document` enforces) are not sent as transactions: once the dry run of
+   the rest passed, their scans are queued for ledger-batcher (one per item, as ``POST /v1/scans`` queues
+   them), the events marked ``batched``, and the job's ``batched`` names each item's batch and place;
 6. send; each mined transaction's events are marked recorded with their seqs; if a transaction fails (a
    race with another writer of the item), the events not on-chain are released and named in the job's
    errors, so re-submitting the same document captures exactly those;
@@ -40,7 +45,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
@@ -53,6 +58,7 @@ from ledger_service.capture.restore import Restored, claim_of, restore_events
 from ledger_service.chain.reverts import ContractRevertError
 from ledger_service.chain.sender import SentTx
 from ledger_service.chain.signers import ChainContext
+from ledger_service.core.batch_document import BATCHABLE_DISPOSITIONS, BATCHABLE_STEPS
 from ledger_service.documents.cid import Cid, cid_of_bytes
 from ledger_service.documents.interface import DocumentStore
 from ledger_service.epcis.document import EpcisEvent, parse_json, read_document
@@ -62,6 +68,7 @@ from ledger_service.errors import LedgerError
 from ledger_service.store import capture_jobs, epcis_events
 from ledger_service.store.epcis_events import Recorded
 from ledger_service.store.handle import Store
+from ledger_service.store.scan_queue import QueuedScan, enqueue_scans
 
 log = structlog.get_logger(__name__)
 
@@ -82,6 +89,9 @@ class CaptureContext:
     index_wait_s: float
     lease_s: float = 30.0
     """A running job whose owner's heartbeat is older than this is taken for abandoned."""
+    batch_scans: bool = False
+    """Send the events that may be batched to the scan batcher (see the module docstring)."""
+    batch_max_scans: int = 1000
 
 
 @dataclass
@@ -89,6 +99,7 @@ class _Outcome:
     event_count: int = 0
     captured: int = 0
     duplicates: int = 0
+    batched: list[dict[str, Any]] = field(default_factory=list)
 
 
 def new_capture_id() -> str:
@@ -172,6 +183,7 @@ def run_job(
             duplicates=outcome.duplicates,
             errors=errors,
             finished_at=int(time.time()),
+            batched=outcome.batched,
         )
     finally:  # not finished (the database away): without heartbeats a reaper reconciles and ends it
         lease.heartbeat.discard(capture_id)
@@ -364,6 +376,7 @@ def _capture(
             raise
     if not claimed:
         return []
+    batched = _batchable(ctx, actor, plan)
     added = False
     try:
         if ctx.documents.stat(cid) is None:
@@ -373,11 +386,14 @@ def _capture(
             ctx.chain,
             actor=_checksum(actor),
             registrations=plan.registrations,
-            steps=plan.steps,
+            steps=[step for step in plan.steps if step.event.hash_id not in batched],
             max_batch=read_max_batch(ctx.chain),
         )
         if refusals:
             raise DocumentRefusedError(_refusal_errors(ctx, refusals))
+        if batched:
+            outcome.batched = _queue_scans(ctx, capture_id=capture_id, actor=actor, plan=plan, batched=batched)
+            epcis_events.mark_batched(ctx.store, [claimed[h] for h in batched])
     except BaseException:
         epcis_events.release_claims(ctx.store, claimed.values())
         if added:
@@ -393,6 +409,65 @@ def _capture(
         claimed=claimed,
         outcome=outcome,
     )
+
+
+def _batchable(ctx: CaptureContext, actor: str, plan: Plan) -> set[str]:
+    """The hash IDs of the planned events that go to the scan batcher (empty unless it is on for ``actor``)."""
+    if not ctx.batch_scans or ctx.chain.batch_anchor is None or actor not in ctx.chain.senders:
+        return set()
+    now_s = int(time.time())
+    return {
+        event.hash_id
+        for event in plan.events
+        if not event.registers
+        and event.biz_step in BATCHABLE_STEPS
+        and event.disposition in BATCHABLE_DISPOSITIONS
+        and event.location is not None
+        and 1 <= len(event.location) <= 32
+        and event.location.isascii()
+        and event.event_time_ms // 1000 <= now_s
+    }
+
+
+def _queue_scans(
+    ctx: CaptureContext, *, capture_id: str, actor: str, plan: Plan, batched: set[str]
+) -> list[dict[str, Any]]:
+    """Queues one scan per item of each batched event, in document order; what the job's ``batched`` says."""
+    job = capture_jobs.job(ctx.store, capture_id)
+    if job is None:
+        raise LedgerError(f"capture job {capture_id} vanished before its scans were queued")
+    scans: list[QueuedScan] = []
+    named: list[tuple[int, str]] = []
+    for step in plan.steps:
+        event = step.event
+        if event.hash_id not in batched:
+            continue
+        epc = dict(event.items())[step.item_id]
+        assert event.location is not None  # _batchable kept only events with a read point
+        scans.append(
+            QueuedScan(
+                item=epc,
+                biz_step=int(event.biz_step),
+                disposition=int(event.disposition),
+                read_point=event.location,
+                time=event.event_time_ms // 1000,
+                document="0x" + step.document.hex(),
+                biz_transaction="0x" + step.biz_transaction.hex(),
+            )
+        )
+        named.append((event.index, epc))
+    receipts = enqueue_scans(
+        ctx.store,
+        submitter=actor,
+        key_id=job.key_id,
+        scans=scans,
+        max_scans=ctx.batch_max_scans,
+        now_ms=int(time.time() * 1000),
+    )
+    by_event: dict[int, list[dict[str, Any]]] = {}
+    for (index, epc), receipt in zip(named, receipts, strict=True):
+        by_event.setdefault(index, []).append({"epc": epc, "batchId": receipt.batch_id, "position": receipt.position})
+    return [{"index": index, "scans": found} for index, found in sorted(by_event.items())]
 
 
 def _checksum(actor: str) -> str:

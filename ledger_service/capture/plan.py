@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 
 from eth_utils.address import is_address, to_checksum_address
 
-from ledger_service.core.codes import BizStep, encode_location
+from ledger_service.core.codes import BizStep, encode_location, step_refusal
 from ledger_service.epcis import gs1
 from ledger_service.epcis.document import EPC_LISTS, PARENT, EpcisEvent
 from ledger_service.epcis.errors import DocumentRefusedError, EventError, event_pointer
@@ -31,7 +31,6 @@ from ledger_service.store.epcis_events import ActorFacts, ItemFacts
 
 MERCHANT_FIELD = "ledger:merchant"
 """The extension of a commissioning event naming the item's merchant of record (an account address)."""
-_CARRIER_STEPS = frozenset({BizStep.DEPARTING, BizStep.ARRIVING, BizStep.TRANSPORTING})
 ZERO32 = b"\0" * 32
 
 
@@ -104,21 +103,6 @@ def _merchant_of(event: EpcisEvent, actor: str, actor_facts: ActorFacts) -> str 
     if isinstance(named, str):
         return named
     return actor if "MERCHANT_ROLE" in actor_facts.roles else None
-
-
-def _may_record(step: BizStep, facts: ActorFacts, actor: str, merchant: str) -> str | None:
-    """Why the account may not record ``step`` on an item of ``merchant`` (None: it may), as the contract rules."""
-    if step in _CARRIER_STEPS:
-        return None if "CARRIER_ROLE" in facts.roles else f"recording {step.cbv} needs the carrier role on-chain"
-    if step is BizStep.INSPECTING:
-        return None if "INSPECTOR_ROLE" in facts.roles else "recording inspecting needs the inspector role on-chain"
-    if "MANUFACTURER_ROLE" in facts.roles:
-        return None
-    if "MERCHANT_ROLE" in facts.roles:
-        if merchant == actor or merchant in facts.sells_for:
-            return None
-        return f"it is neither the item's merchant of record ({merchant}) nor one of its sellers"
-    return f"recording {step.cbv} needs the manufacturer role, or the merchant role for the merchant's own items"
 
 
 def plan_capture(
@@ -213,7 +197,13 @@ def plan_capture(
                         event_pointer(event.index, "eventTime"),
                     )
                     continue
-                why_not = _may_record(event.biz_step, actor_facts, actor, item.merchant)
+                why_not = step_refusal(
+                    event.biz_step,
+                    roles=actor_facts.roles,
+                    actor=actor,
+                    merchant=item.merchant,
+                    sells_for=actor_facts.sells_for,
+                )
                 if why_not is not None:
                     refuse(f"account {actor} may not record {event.biz_step.cbv} on item {epc}: {why_not}", pointer)
                     continue

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ledger_service.errors import ConfigurationError
 
-CONTRACT_NAMES = ("ProvenanceLedger", "ReturnsEscrow", "DevStablecoin")
+CONTRACT_NAMES = ("ProvenanceLedger", "ReturnsEscrow", "ExchangeEscrow", "DevStablecoin", "BatchAnchor")
 
 
 class Artifact(BaseModel):

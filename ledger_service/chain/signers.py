@@ -22,6 +22,7 @@ from typing import Any, cast
 
 import requests
 from eth_account import Account
+from eth_account.signers.local import LocalAccount
 from eth_typing import ChecksumAddress
 from eth_utils.address import to_checksum_address
 from web3 import Web3
@@ -29,13 +30,17 @@ from web3.contract import Contract
 from web3.exceptions import Web3Exception
 
 from ledger_service.chain.artifacts import Deployment, load_artifact, load_deployment
+from ledger_service.chain.fallback import FallbackHTTPProvider
+from ledger_service.chain.keystores import keystore_accounts
+from ledger_service.chain.nonces import LocalNonceBook, NonceBook
 from ledger_service.chain.reverts import RevertDecoder
 from ledger_service.chain.sender import TxSender
-from ledger_service.chain.tokens import TokenChecker
+from ledger_service.chain.tokens import TokenChecker, token_units
 from ledger_service.errors import ConfigurationError, RetryableError
 from ledger_service.settings import Settings
 
-LEDGER, ESCROW, TOKEN = "ProvenanceLedger", "ReturnsEscrow", "DevStablecoin"
+LEDGER, ESCROW, TOKEN, BATCH_ANCHOR = "ProvenanceLedger", "ReturnsEscrow", "DevStablecoin", "BatchAnchor"
+EXCHANGE = "ExchangeEscrow"
 RPC_TIMEOUT_S = 30.0
 NO_DECIMALS_RETRY_S = 60.0
 """How long a token that did not answer ``decimals()`` (not an ERC-20) is not asked again."""
@@ -69,8 +74,13 @@ class ChainContext:
     erc20_abi: list[dict[str, Any]]
     tokens: TokenChecker
     """The tokens sales may use (the deployment's stablecoin and LEDGER_TOKEN_ALLOWLIST), checked at sale time."""
+    batch_anchor: Contract | None = None
+    """The deployment's BatchAnchor, if the manifest has one (the scan batcher anchors with it)."""
+    exchange: Contract | None = None
+    """The deployment's ExchangeEscrow, if the manifest has one (exchanges need it)."""
     _decimals: dict[str, int] = field(default_factory=dict, repr=False)
     _no_decimals: dict[str, float] = field(default_factory=dict, repr=False)
+    _symbols: dict[str, str | None] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -109,6 +119,19 @@ class ChainContext:
         with self._lock:
             return self._decimals.get(address.lower())
 
+    def token_symbol(self, address: str) -> str | None:
+        """The token's printable ``symbol()`` (read once per token, then cached), None if it has none; raises
+        :class:`~ledger_service.errors.RetryableError` when the node cannot be reached (not cached then)."""
+        key = address.lower()
+        with self._lock:
+            if key in self._symbols:
+                return self._symbols[key]
+        units = token_units(self.w3, address)
+        symbol = None if units is None else units.symbol
+        with self._lock:
+            self._symbols[key] = symbol
+        return symbol
+
     def token_decimals(self, address: str) -> int:
         """The token's ``decimals()`` (read once per token, then cached: an ERC-20's never changes). A token
         that did not answer is not asked again for :data:`NO_DECIMALS_RETRY_S` (ValueError meanwhile)."""
@@ -137,11 +160,17 @@ def resolve_deployment(settings: Settings, chain_id: int) -> Deployment:
     return load_deployment(path)
 
 
-def connect_chain(settings: Settings, *, w3: Web3 | None = None) -> ChainContext:
-    """Connects to ``settings.rpc_url`` and binds the deployment's contracts and the configured signers."""
+def connect_chain(settings: Settings, *, w3: Web3 | None = None, nonces: NonceBook | None = None) -> ChainContext:
+    """Connects to ``settings.rpc_url`` and binds the deployment's contracts and the configured signers.
+
+    ``nonces``: the record of sent transactions the senders share with the service's other processes (the API
+    passes the database's); default: one for this process only.
+    """
     if w3 is None:
-        provider = Web3.HTTPProvider(str(settings.rpc_url), request_kwargs={"timeout": RPC_TIMEOUT_S})
-        w3 = Web3(provider)
+        # the node first, then the network's other URLs in order when it does not answer
+        urls = [str(settings.rpc_url), *(str(u) for u in settings.rpc_urls if str(u) != str(settings.rpc_url))]
+        kwargs: dict[str, Any] = {"request_kwargs": {"timeout": RPC_TIMEOUT_S}}
+        w3 = Web3(FallbackHTTPProvider(urls, **kwargs) if len(urls) > 1 else Web3.HTTPProvider(urls[0], **kwargs))
     try:
         chain_id = int(w3.eth.chain_id)
         genesis = "0x" + bytes(w3.eth.get_block(0)["hash"]).hex()
@@ -154,22 +183,45 @@ def connect_chain(settings: Settings, *, w3: Web3 | None = None) -> ChainContext
             f"the node at {settings.rpc_url} serves chain {chain_id} (genesis {genesis}): point LEDGER_RPC_URL at "
             "that chain, or deploy again if the chain was reset"
         )
+    network = settings.network_config
+    if chain_id != network.chain_id:
+        raise ConfigurationError(
+            f"the node at {settings.rpc_url} serves chain id {chain_id}, but LEDGER_NETWORK={network.name} is chain "
+            f"id {network.chain_id} (networks/{network.name}.toml): set LEDGER_NETWORK to the node's network or "
+            "point LEDGER_RPC_URL at a node of that network"
+        )
     ledger_abi = load_artifact(LEDGER, settings.artifacts_dir).abi
     escrow_abi = load_artifact(ESCROW, settings.artifacts_dir).abi
     token_abi = load_artifact(TOKEN, settings.artifacts_dir).abi
     ledger = _bind(w3, deployment, LEDGER, ledger_abi)
     escrow = _bind(w3, deployment, ESCROW, escrow_abi)
     token = _bind(w3, deployment, TOKEN, token_abi) if TOKEN in deployment.contracts else None
-    decoder = RevertDecoder((ledger_abi, escrow_abi, token_abi))
-    senders = {
-        address.lower(): TxSender(w3=w3, account=Account.from_key(key.get_secret_value()), decoder=decoder)
-        for address, key in settings.signer_keys.items()
-    }
-    relayer: TxSender | None = None
+    anchor_abi = load_artifact(BATCH_ANCHOR, settings.artifacts_dir).abi
+    batch_anchor = _bind(w3, deployment, BATCH_ANCHOR, anchor_abi) if BATCH_ANCHOR in deployment.contracts else None
+    exchange_abi = load_artifact(EXCHANGE, settings.artifacts_dir).abi
+    exchange = _bind(w3, deployment, EXCHANGE, exchange_abi) if EXCHANGE in deployment.contracts else None
+    decoder = RevertDecoder((ledger_abi, escrow_abi, token_abi, anchor_abi, exchange_abi))
+    from_keystores, relayer_account = keystore_accounts(settings)
+    accounts = [Account.from_key(key.get_secret_value()) for key in settings.signer_keys.values()]
+    book = nonces if nonces is not None else LocalNonceBook()
+
+    def sender(account: LocalAccount) -> TxSender:
+        return TxSender(
+            w3=w3,
+            account=account,
+            decoder=decoder,
+            policy=network.fees,
+            confirmations=network.confirmations,
+            book=book,
+        )
+
+    senders = {account.address.lower(): sender(account) for account in [*accounts, *from_keystores]}
     if settings.relayer_key is not None:
-        account = Account.from_key(settings.relayer_key.get_secret_value())
+        relayer_account = Account.from_key(settings.relayer_key.get_secret_value())
+    relayer: TxSender | None = None
+    if relayer_account is not None:
         # one sender per account: the relayer may also be a configured signer
-        relayer = senders.get(account.address.lower()) or TxSender(w3=w3, account=account, decoder=decoder)
+        relayer = senders.get(relayer_account.address.lower()) or sender(relayer_account)
     return ChainContext(
         w3=w3,
         deployment=deployment,
@@ -183,6 +235,8 @@ def connect_chain(settings: Settings, *, w3: Web3 | None = None) -> ChainContext
         tokens=TokenChecker(
             w3=w3, allowed={*settings.token_allowlist, *([str(token.address)] if token is not None else [])}
         ),
+        batch_anchor=batch_anchor,
+        exchange=exchange,
     )
 
 

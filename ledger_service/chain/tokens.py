@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import dataclass
 
 import requests
-from eth_abi.abi import encode
+from eth_abi.abi import decode, encode
+from eth_abi.exceptions import DecodingError
 from eth_typing import ChecksumAddress, HexStr
 from eth_utils.address import to_checksum_address
 from web3 import Web3
@@ -117,3 +119,50 @@ class TokenChecker:
                 token, f"it does not answer {signature} as an ERC-20 token does ({len(answer)} bytes instead of 32)"
             )
         return int.from_bytes(answer, "big")
+
+
+@dataclass(frozen=True, slots=True)
+class TokenUnits:
+    """How a token's amounts read: its ``decimals()`` and ``symbol()`` (None if it has no readable symbol)."""
+
+    decimals: int
+    symbol: str | None
+
+
+MAX_SYMBOL = 16
+"""Characters of a symbol shown to people (an ERC-20's symbol is any string its deployer chose)."""
+
+
+def token_units(w3: Web3, token: str) -> TokenUnits | None:
+    """The token's ``decimals()`` and ``symbol()`` (a string, or the bytes32 of older tokens), the symbol
+    dropped when it is missing or not printable; None when the token does not answer ``decimals()`` as an
+    ERC-20 does. Raises :class:`~ledger_service.errors.RetryableError` when the node cannot be reached."""
+    address = to_checksum_address(token)
+
+    def ask(signature: str) -> bytes | None:
+        params: TxParams = {"to": address, "data": HexStr("0x" + _selector(signature).hex())}
+        try:
+            return bytes(w3.eth.call(params))
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise unreachable("reading a token's decimals and symbol", exc) from None
+        except (Web3Exception, ValueError):  # a revert, or the node refused the call
+            return None
+
+    answer = ask("decimals()")
+    if answer is None or len(answer) != 32 or int.from_bytes(answer, "big") > MAX_DECIMALS:
+        return None
+    decimals = int.from_bytes(answer, "big")
+    raw = ask("symbol()")
+    symbol: str | None
+    try:
+        symbol = None if raw is None else _symbol(raw)
+    except (DecodingError, UnicodeDecodeError, OverflowError):
+        symbol = None
+    if symbol is not None and not (0 < len(symbol) <= MAX_SYMBOL and symbol.isprintable()):
+        symbol = None
+    return TokenUnits(decimals, symbol)
+
+
+def _symbol(raw: bytes) -> str:
+    """An ABI string, or the bytes32 some older tokens answer."""
+    return str(decode(["string"], raw)[0]) if len(raw) > 32 else raw.rstrip(b"\0").decode("utf-8")

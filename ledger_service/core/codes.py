@@ -7,6 +7,7 @@ Solidity constants. Names are the CBV 2.0 terms (the URN suffix of
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from enum import IntEnum
 
 from ledger_service.core.keccak import keccak_text
@@ -105,7 +106,35 @@ ROLE_IDS: dict[str, bytes] = {
             "ARBITER_ROLE",
             "CONSUMER_AGENT_ROLE",
             "RECORDER_ROLE",
+            "EXCHANGE_ROLE",
+            "BATCH_ANCHOR_ROLE",
         )
     },
 }
 """The on-chain role ids by name, as contracts/Roles.sol defines them (``keccak256("<NAME>_ROLE")``)."""
+
+
+CARRIER_STEPS = frozenset({BizStep.DEPARTING, BizStep.ARRIVING, BizStep.TRANSPORTING})
+"""The steps only a carrier records."""
+
+
+def step_refusal(
+    step: BizStep, *, roles: Collection[str], actor: str, merchant: str, sells_for: Collection[str]
+) -> str | None:
+    """Why ``actor`` may not record ``step`` on an item of ``merchant`` (None: it may), as ProvenanceLedger rules.
+
+    ``roles`` are the actor's role names (``CARRIER_ROLE``...), ``sells_for`` the merchants that made it their
+    seller; addresses as lowercase hex. The same rule for on-chain events (capture's plan, before sending) and
+    for batched scans (which the contract does not check one by one).
+    """
+    if step in CARRIER_STEPS:
+        return None if "CARRIER_ROLE" in roles else f"recording {step.cbv} needs the carrier role on-chain"
+    if step is BizStep.INSPECTING:
+        return None if "INSPECTOR_ROLE" in roles else "recording inspecting needs the inspector role on-chain"
+    if "MANUFACTURER_ROLE" in roles:
+        return None
+    if "MERCHANT_ROLE" in roles:
+        if merchant == actor or merchant in sells_for:
+            return None
+        return f"it is neither the item's merchant of record ({merchant}) nor one of its sellers"
+    return f"recording {step.cbv} needs the manufacturer role, or the merchant role for the merchant's own items"

@@ -170,6 +170,99 @@ class EscrowSettled:
     merchant_amount: int
 
 
+@dataclass(slots=True)
+class ReturnUnitMismatch:
+    """The unit scanned at receiving or inspection is not the unit sold: the return went to the arbiter."""
+
+    pos: LogPosition
+    return_id: str
+    sold_item_id: str
+    scanned_item_id: str
+    scanned_merchant: str
+    actor: str
+    biz_step: int
+    at: int
+
+
+# ---- ExchangeEscrow ---------------------------------------------------------
+
+
+@dataclass(slots=True)
+class ExchangeTermsPublished:
+    pos: LogPosition
+    merchant: str
+    policy_version: int
+    window_days: int
+    instant: bool
+    instant_max_value: int
+    document_digest: str
+
+
+@dataclass(slots=True)
+class ListPriceSet:
+    pos: LogPosition
+    item_id: str
+    merchant: str
+    price: int
+
+
+@dataclass(slots=True)
+class ExchangeAuthorized:
+    pos: LogPosition
+    exchange_id: str
+    original_item_id: str
+    replacement_item_id: str
+    merchant: str
+    token: str
+    replacement_price: int
+    price_difference: int
+    """Signed: negative when the replacement is cheaper (the difference is refunded)."""
+    collateral: int
+    instant: bool
+
+
+@dataclass(slots=True)
+class ExchangeExtraPaymentRecorded:
+    pos: LogPosition
+    exchange_id: str
+    amount: int
+    payment_ref: str
+
+
+@dataclass(slots=True)
+class ExchangeReplacementReleased:
+    pos: LogPosition
+    exchange_id: str
+    replacement_item_id: str
+    instant: bool
+
+
+@dataclass(slots=True)
+class ExchangeCollateralSettled:
+    pos: LogPosition
+    exchange_id: str
+    merchant: str
+    token: str
+    amount: int
+    original_shipped: bool
+
+
+# ---- BatchAnchor --------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class BatchAnchored:
+    """A batch of scans anchored by its Merkle root; the scans are in the document of digest ``document_digest``
+    (core/batch_document.py), which the indexer fetches from the document store."""
+
+    pos: LogPosition
+    root: str
+    submitter: str
+    document_digest: str
+    count: int
+    anchored_at: int
+
+
 DecodedEvent = (
     ItemRegistered
     | ItemEventRecorded
@@ -181,6 +274,14 @@ DecodedEvent = (
     | ReturnAuthorized
     | ReturnStateChanged
     | EscrowSettled
+    | ReturnUnitMismatch
+    | ExchangeTermsPublished
+    | ListPriceSet
+    | ExchangeAuthorized
+    | ExchangeExtraPaymentRecorded
+    | ExchangeReplacementReleased
+    | ExchangeCollateralSettled
+    | BatchAnchored
 )
 
 
@@ -206,7 +307,7 @@ class EventSource:
     derived: tuple[str, ...] = ()
 
 
-LEDGER, ESCROW = "ProvenanceLedger", "ReturnsEscrow"
+LEDGER, ESCROW, EXCHANGE, BATCH_ANCHOR = "ProvenanceLedger", "ReturnsEscrow", "ExchangeEscrow", "BatchAnchor"
 
 EVENT_SOURCES: tuple[EventSource, ...] = (
     EventSource(LEDGER, "ItemRegistered", ItemRegistered),
@@ -220,6 +321,14 @@ EVENT_SOURCES: tuple[EventSource, ...] = (
     EventSource(ESCROW, "ReturnAuthorized", ReturnAuthorized),
     EventSource(ESCROW, "ReturnStateChanged", ReturnStateChanged),
     EventSource(ESCROW, "EscrowSettled", EscrowSettled),
+    EventSource(ESCROW, "ReturnUnitMismatch", ReturnUnitMismatch),
+    EventSource(EXCHANGE, "ExchangeTermsPublished", ExchangeTermsPublished),
+    EventSource(EXCHANGE, "ListPriceSet", ListPriceSet),
+    EventSource(EXCHANGE, "ExchangeAuthorized", ExchangeAuthorized),
+    EventSource(EXCHANGE, "ExchangeExtraPaymentRecorded", ExchangeExtraPaymentRecorded),
+    EventSource(EXCHANGE, "ExchangeReplacementReleased", ExchangeReplacementReleased),
+    EventSource(EXCHANGE, "ExchangeCollateralSettled", ExchangeCollateralSettled),
+    EventSource(BATCH_ANCHOR, "BatchAnchored", BatchAnchored),
 )
 """The contract events the indexer decodes, each with its dataclass: adding an event or a field is a change in
 the contract, this module and the code that uses it."""

@@ -5,8 +5,16 @@ identical situations always get the same answer, and each "no" carries a
 reason a person can read ("the 30-day window closed on 2026-11-01").
 """
 
+from ledger_service.eligibility.exchanges import (
+    ExchangeDecision,
+    ReplacementFacts,
+    decide_exchange,
+    instant_offered,
+    replacement_problem,
+)
 from ledger_service.eligibility.rules import (
     Decision,
+    ExchangeTerms,
     ItemFacts,
     Outcome,
     PolicyTerms,
@@ -18,11 +26,17 @@ from ledger_service.eligibility.rules import (
 
 __all__ = [
     "Decision",
+    "ExchangeDecision",
+    "ExchangeTerms",
     "ItemFacts",
     "Outcome",
     "PolicyTerms",
     "Reason",
+    "ReplacementFacts",
     "ReturnRequestFacts",
     "SaleFacts",
     "decide",
+    "decide_exchange",
+    "instant_offered",
+    "replacement_problem",
 ]

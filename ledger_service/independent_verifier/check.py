@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from eth_abi.abi import decode
 from eth_abi.exceptions import DecodingError
@@ -30,8 +30,13 @@ ITEM_REGISTERED = keccak(b"ItemRegistered(bytes32,address,address,string,uint64,
 ITEM_EVENT_RECORDED = keccak(
     b"ItemEventRecorded(bytes32,address,uint64,uint8,uint8,bytes32,bytes32,bytes32,uint64,bytes32,bytes32)"
 )
+RETURN_UNIT_MISMATCH = keccak(b"ReturnUnitMismatch(bytes32,bytes32,bytes32,address,address,uint8,uint64)")
+EXCHANGE_AUTHORIZED = keccak(b"ExchangeAuthorized(bytes32,bytes32,bytes32,address,address,uint96,int96,uint96,bool)")
 ITEM_OF = keccak(b"itemOf(bytes32)")[:4]  # returns (bytes32 head, uint64 count, address merchant, bool destroyed)
 _METHOD_NOT_FOUND = -32601
+
+if TYPE_CHECKING:
+    from ledger_service.independent_verifier.batches import BatchesChecked
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +89,33 @@ class Problem:
 
 
 @dataclass(frozen=True, slots=True)
+class UnitMismatch:
+    """A ``ReturnUnitMismatch`` of ReturnsEscrow naming the item as the unit sold or the unit scanned."""
+
+    return_id: bytes
+    sold_item_id: bytes
+    scanned_item_id: bytes
+    scanned_merchant: str
+    actor: str
+    biz_step: int
+    at: int
+    position: Position
+
+
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    """An ``ExchangeAuthorized`` of ExchangeEscrow naming the item as the original or the replacement."""
+
+    exchange_id: bytes
+    original_item_id: bytes
+    replacement_item_id: bytes
+    merchant: str
+    price_difference: int
+    instant: bool
+    position: Position
+
+
+@dataclass(frozen=True, slots=True)
 class FileMatch:
     """A local file, its CID and the events (seqs) whose document it is."""
 
@@ -108,8 +140,14 @@ class Report:
     events: list[Event] = field(default_factory=list)
     files: list[FileMatch] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    unit_mismatches: list[UnitMismatch] | None = None
+    """The returns whose received unit was not the one sold, naming this item (None: no escrow given)."""
+    exchanges: list[Exchange] | None = None
+    """The exchanges naming this item as original or replacement (None: no ExchangeEscrow given)."""
     replayed_head: bytes = ZERO_HASH
     """The eventHash recomputed for the highest seq returned: what a replay gives as head."""
+    batches: BatchesChecked | None = None
+    """The item's batched scans, checked from every BatchAnchored and its document (None: no BatchAnchor given)."""
 
     @property
     def verified(self) -> bool:
@@ -132,8 +170,19 @@ def parse_item(text: str) -> bytes:
     return item_id(text)
 
 
-def verify(rpc: Rpc, *, ledger: str, item: str, from_block: int = 0, files: Sequence[tuple[str, Cid]] = ()) -> Report:
-    """Checks ``item`` (GS1 URI or 0x id) on the ProvenanceLedger at ``ledger``, and where the files are referenced."""
+def verify(
+    rpc: Rpc,
+    *,
+    ledger: str,
+    item: str,
+    from_block: int = 0,
+    files: Sequence[tuple[str, Cid]] = (),
+    escrow: str | None = None,
+    exchange: str | None = None,
+) -> Report:
+    """Checks ``item`` (GS1 URI or 0x id) on the ProvenanceLedger at ``ledger``, and where the files are referenced;
+    with ``escrow`` (ReturnsEscrow) and ``exchange`` (ExchangeEscrow) also lists the unit mismatches and exchanges
+    that name the item. Those are facts of the report, not problems: a swapped unit does not alter a history."""
     asked, target = item.strip(), parse_item(item)
     block = _int(rpc.call("eth_blockNumber", []), "eth_blockNumber")
     if from_block > block:
@@ -150,8 +199,15 @@ def verify(rpc: Rpc, *, ledger: str, item: str, from_block: int = 0, files: Sequ
         from_block=from_block,
         record=_item_of(rpc, ledger=ledger, item=target, at=at),
     )
-    for raw in sorted(_fetch_logs(rpc, ledger=ledger, item=target, start=from_block, end=block), key=_order):
+    topics = [["0x" + ITEM_REGISTERED.hex(), "0x" + ITEM_EVENT_RECORDED.hex()], "0x" + target.hex()]
+    for raw in sorted(fetch_logs(rpc, address=ledger, topics=topics, start=from_block, end=block), key=log_order):
         _decode(raw, report)
+    if escrow is not None:
+        logs = _logs_naming(rpc, address=escrow, topic0=RETURN_UNIT_MISMATCH, item=target, start=from_block, end=block)
+        report.unit_mismatches = [m for m in (_unit_mismatch(raw, report) for raw in logs) if m is not None]
+    if exchange is not None:
+        logs = _logs_naming(rpc, address=exchange, topic0=EXCHANGE_AUTHORIZED, item=target, start=from_block, end=block)
+        report.exchanges = [x for x in (_exchange(raw, report) for raw in logs) if x is not None]
     if report.record.count == 0 and not report.events and report.registration is None:
         report.problems.append(Problem("item-unknown", f"no item {asked} on this ledger as of block {block}"))
     else:
@@ -197,14 +253,27 @@ def _item_of(rpc: Rpc, *, ledger: str, item: bytes, at: str) -> Record:
     return Record(head=head, count=count, merchant=to_checksum_address(merchant), destroyed=destroyed)
 
 
-def _fetch_logs(rpc: Rpc, *, ledger: str, item: bytes, start: int, end: int) -> list[dict[str, Any]]:
-    """The item's logs in [start, end]; a range the node refuses (too many results, too wide) is halved."""
-    topics = [["0x" + ITEM_REGISTERED.hex(), "0x" + ITEM_EVENT_RECORDED.hex()], "0x" + item.hex()]
+def _logs_naming(rpc: Rpc, *, address: str, topic0: bytes, item: bytes, start: int, end: int) -> list[dict[str, Any]]:
+    """The logs of event ``topic0`` at ``address`` whose second or third indexed field is ``item``, in chain order
+    (each log once: a log naming the item in both places is fetched twice)."""
+    found: dict[tuple[int, int], dict[str, Any]] = {}
+    for topics in (
+        ["0x" + topic0.hex(), None, "0x" + item.hex()],
+        ["0x" + topic0.hex(), None, None, "0x" + item.hex()],
+    ):
+        for raw in fetch_logs(rpc, address=address, topics=topics, start=start, end=end):
+            found[log_order(raw)] = raw
+    return [found[key] for key in sorted(found)]
+
+
+def fetch_logs(rpc: Rpc, *, address: str, topics: list[Any], start: int, end: int) -> list[dict[str, Any]]:
+    """The logs matching ``topics`` in [start, end]; a range the node refuses (too many results, too wide) is
+    halved."""
     logs: list[dict[str, Any]] = []
     span = end - start + 1
     while start <= end:
         last = min(end, start + span - 1)
-        query = {"address": ledger, "fromBlock": hex(start), "toBlock": hex(last), "topics": topics}
+        query = {"address": address, "fromBlock": hex(start), "toBlock": hex(last), "topics": topics}
         try:
             part = rpc.call("eth_getLogs", [query])
         except (RpcRefusedError, RpcTimeoutError) as exc:
@@ -219,7 +288,7 @@ def _fetch_logs(rpc: Rpc, *, ledger: str, item: bytes, start: int, end: int) -> 
     return logs
 
 
-def _order(raw: dict[str, Any]) -> tuple[int, int]:
+def log_order(raw: dict[str, Any]) -> tuple[int, int]:
     """The chain's order of logs: (block number, log index); undecodable positions sort first."""
     try:
         return int(raw["blockNumber"], 16), int(raw["logIndex"], 16)
@@ -255,6 +324,39 @@ def _decode(raw: dict[str, Any], report: Report) -> None:
             report.problems.append(Problem("log-mismatch", f"{where} is neither ItemRegistered nor ItemEventRecorded"))
     except (KeyError, IndexError, TypeError, ValueError, DecodingError) as exc:
         report.problems.append(Problem("log-malformed", f"the node returned a log that cannot be decoded ({exc!r})"))
+
+
+def _naming(raw: dict[str, Any], report: Report, topic0: bytes) -> tuple[Position, list[bytes], bytes]:
+    """A log of event ``topic0`` whose second or third indexed field is the item: its position, topics, data."""
+    position = Position(int(raw["blockNumber"], 16), int(raw["logIndex"], 16), str(raw["transactionHash"]))
+    topics = [bytes.fromhex(str(t).removeprefix("0x")) for t in raw["topics"]]
+    if topics[0] != topic0 or len(topics) != 4 or report.item_id not in topics[2:]:
+        raise ValueError("not a log of the event asked for, naming this item")
+    return position, topics, bytes.fromhex(str(raw["data"]).removeprefix("0x"))
+
+
+def _unit_mismatch(raw: dict[str, Any], report: Report) -> UnitMismatch | None:
+    try:
+        position, topics, data = _naming(raw, report, RETURN_UNIT_MISMATCH)
+        merchant, actor, biz_step, at = decode(["address", "address", "uint8", "uint64"], data)
+        return UnitMismatch(
+            topics[1], topics[2], topics[3], to_checksum_address(merchant), to_checksum_address(actor),
+            biz_step, at, position,
+        )  # fmt: skip
+    except (KeyError, IndexError, TypeError, ValueError, DecodingError) as exc:
+        report.problems.append(Problem("log-malformed", f"the node returned a log that cannot be decoded ({exc!r})"))
+        return None
+
+
+def _exchange(raw: dict[str, Any], report: Report) -> Exchange | None:
+    try:
+        position, topics, data = _naming(raw, report, EXCHANGE_AUTHORIZED)
+        fields = decode(["address", "address", "uint96", "int96", "uint96", "bool"], data)
+        merchant, _token, _price, difference, _collateral, instant = fields
+        return Exchange(topics[1], topics[2], topics[3], to_checksum_address(merchant), difference, instant, position)
+    except (KeyError, IndexError, TypeError, ValueError, DecodingError) as exc:
+        report.problems.append(Problem("log-malformed", f"the node returned a log that cannot be decoded ({exc!r})"))
+        return None
 
 
 # ---- the checks ------------------------------------------------------------------------

@@ -5,6 +5,7 @@
     ledger-indexer status     chain, checkpoint, head, lag and row counts; says when the checkpoint is not
                               on the node's chain and when the node is on another chain (no lag then)
 
+``follow`` serves Prometheus metrics at ``/metrics`` on ``LEDGER_INDEXER_METRICS_PORT`` when it is set.
 Configuration comes from :class:`ledger_service.settings.Settings` (``LEDGER_RPC_URL``,
 ``LEDGER_DATABASE_URL``, ``LEDGER_DEPLOYMENT_FILE`` or ``LEDGER_DEPLOYMENTS_DIR``,
 ``LEDGER_FINALITY_DEPTH``, ``LEDGER_LOG_JSON``, the completeness checks' ``LEDGER_RPC_URLS``,
@@ -39,8 +40,10 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
 from ledger_service.chain.artifacts import Deployment, load_deployment
 from ledger_service.core.events import BlockHeader
+from ledger_service.documents.factory import open_document_store
 from ledger_service.errors import ConfigurationError, FatalError, LedgerError, RetryableError
 from ledger_service.indexer import decode
+from ledger_service.indexer.batches import BatchResolver
 from ledger_service.indexer.decode import load_abis
 from ledger_service.indexer.rpc import RetryPolicy, RpcClient
 from ledger_service.indexer.sync import (
@@ -54,6 +57,7 @@ from ledger_service.indexer.sync import (
     node_chain,
 )
 from ledger_service.logs import configure_logging
+from ledger_service.metrics import serve_http
 from ledger_service.recursion import restore_recursion_limit
 from ledger_service.settings import Settings
 from ledger_service.store.handle import SQLITE_INDEXER_CACHE_KIB, BlockRef, ChainPin, Store
@@ -115,13 +119,18 @@ FOLLOW_PROCESS_MIN_BLOCKS = 256
 
 
 def _indexer(
-    settings: Settings, store: Store, rpc: RpcClient, deployment: Deployment, args: argparse.Namespace
+    settings: Settings,
+    store: Store,
+    rpc: RpcClient,
+    deployment: Deployment,
+    args: argparse.Namespace,
+    abis: dict[str, list[dict[str, Any]]] | None = None,
 ) -> Indexer:
     return make_indexer(
         store=store,
         rpc=rpc,
         deployment=deployment,
-        abis=load_abis(settings.artifacts_dir),
+        abis=load_abis(settings.artifacts_dir) if abis is None else abis,
         finality_depth=settings.finality_depth,
         sizer=RangeSizer(target_logs=args.target_logs),
         max_batch_events=args.max_batch_events,
@@ -135,6 +144,32 @@ def _indexer(
         receipts_proof=settings.receipts_proof,
         fallback_rpc=_fallback_rpc(settings, args),
     )
+
+
+def batch_resolver(settings: Settings, store: Store, deployment: Deployment) -> BatchResolver | None:
+    """The resolver of the deployment's scan batches (None for a deployment without BatchAnchor)."""
+    contract = deployment.contracts.get("BatchAnchor")
+    if contract is None:
+        return None
+    return BatchResolver(
+        store=store,
+        documents=open_document_store(settings),
+        chain_id=deployment.chain_id,
+        batch_anchor=contract.address,
+    )
+
+
+def _resolve_batches(resolver: BatchResolver | None) -> None:
+    """Settles the pending scan batches it can; a store or database that does not answer is tried next pass."""
+    if resolver is None:
+        return
+    try:
+        while True:
+            stats = resolver.run()
+            if not (stats.applied or stats.refused):
+                return
+    except RetryableError as exc:
+        log.warning("batches_unavailable", error=str(exc))
 
 
 @contextmanager
@@ -212,9 +247,12 @@ def _cmd_backfill(settings: Settings, args: argparse.Namespace) -> int:
                 indexer.check(where=f"the index at {safe_url(url)}")
                 store.defer_item_index()  # an empty SQLite index: built once at the end, not row by row
                 try:
-                    return _backfill(indexer, store=store, rpc=rpc, deployment=deployment, args=args, stop=stop)
+                    code = _backfill(indexer, store=store, rpc=rpc, deployment=deployment, args=args, stop=stop)
                 finally:
                     _build_deferred_indexes(store)
+                if code == 0:
+                    _resolve_batches(batch_resolver(settings, store, deployment))
+                return code
             finally:
                 store.close()
 
@@ -292,19 +330,41 @@ def _backfill(
 
 
 def cmd_follow(settings: Settings, args: argparse.Namespace) -> int:
-    """Follows until SIGINT/SIGTERM; a node that is down is waited for, a wrong chain or deep reorg stops it."""
+    """Follows until SIGINT/SIGTERM; a node that is down is waited for, a wrong chain or deep reorg stops it.
+    Serves its metrics on LEDGER_INDEXER_METRICS_PORT meanwhile, if set (also while it waits for the lock)."""
+    port = settings.indexer_metrics_port
+    if port is None:
+        return _follow(settings, args)
+    stop_metrics = serve_http(port, host=settings.metrics_host, setting="LEDGER_INDEXER_METRICS_PORT")
+    log.info("metrics", url=f"http://{settings.metrics_host}:{port}/metrics")
+    try:
+        return _follow(settings, args)
+    finally:
+        stop_metrics()
+
+
+def _follow(settings: Settings, args: argparse.Namespace) -> int:
     url = settings.database_url
     with _rpc(settings, args) as rpc:
         deployment = resolve_deployment(settings, rpc)
+        # read before the lock: a standby taking over then only opens the index and goes on
+        abis = load_abis(settings.artifacts_dir)
         with writer_lock(url) as lock, _stop_on_signals() as stop:
             rpc.interrupt = stop
             store = Store.open(url, cache_kib=SQLITE_INDEXER_CACHE_KIB)
             try:
-                indexer = _indexer(settings, store, rpc, deployment, args)
+                indexer = _indexer(settings, store, rpc, deployment, args, abis)
                 indexer.where = f"the index at {safe_url(url)}"
                 store.build_deferred_indexes()  # a backfill that was killed left it to build
+                resolver = batch_resolver(settings, store, deployment)
+
+                def before_pass() -> None:
+                    lock.check()
+                    # each pass also retries the batches whose document was not available yet
+                    _resolve_batches(resolver)
+
                 log.info("following", rpc=str(settings.rpc_url), database=safe_url(url))
-                for update in indexer.follow(stop=stop, poll_interval=args.poll_interval, heartbeat=lock.check):
+                for update in indexer.follow(stop=stop, poll_interval=args.poll_interval, heartbeat=before_pass):
                     if isinstance(update, NewBlocks):
                         log.info(
                             "indexed",

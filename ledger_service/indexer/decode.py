@@ -11,8 +11,9 @@ silently misread. The compiled accelerator (``_speedups``) reads the hot event
 the layout holds a kind of field it does not read, the Python reader runs.
 
 Invariants: only logs of the pinned contract addresses are decoded (a ledger
-event is accepted only from the ledger, an escrow event only from the escrow);
-a log whose topic0 is known but whose shape does not match the ABI raises
+event is accepted only from the ledger, an escrow event only from the escrow,
+an exchange event only from ExchangeEscrow); a log whose topic0 is known but
+whose shape does not match the ABI raises
 :class:`MalformedLogError`; other events of those contracts (``RoleAdminChanged``)
 are counted as skipped. Output is in the chain's total order (block, log index).
 """
@@ -30,8 +31,10 @@ import structlog
 
 from ledger_service.chain.artifacts import load_artifact
 from ledger_service.core.events import (
+    BATCH_ANCHOR,
     ESCROW,
     EVENT_SOURCES,
+    EXCHANGE,
     LEDGER,
     DecodedEvent,
     ItemEventRecorded,
@@ -92,13 +95,26 @@ class _Entry:
 
 
 def build_table(
-    abis: dict[str, list[dict[str, Any]]], *, ledger_address: str, escrow_address: str
+    abis: dict[str, list[dict[str, Any]]],
+    *,
+    ledger_address: str,
+    escrow_address: str,
+    exchange_address: str | None = None,
+    batch_anchor_address: str | None = None,
 ) -> dict[str, _Entry]:
     """topic0 -> decoder for the events of :data:`~ledger_service.core.events.EVENT_SOURCES`, each laid out from
-    the ABI of its contract and checked against its dataclass (a ConfigurationError names any disagreement)."""
+    the ABI of its contract and checked against its dataclass (a ConfigurationError names any disagreement).
+    Without ``exchange_address`` (a deployment from before ExchangeEscrow) or ``batch_anchor_address`` (one older
+    than BatchAnchor) that contract's events are not decoded."""
     addresses = {LEDGER: ledger_address.lower(), ESCROW: escrow_address.lower()}
+    if exchange_address is not None:
+        addresses[EXCHANGE] = exchange_address.lower()
+    if batch_anchor_address is not None:
+        addresses[BATCH_ANCHOR] = batch_anchor_address.lower()
     table: dict[str, _Entry] = {}
     for source in EVENT_SOURCES:
+        if source.contract not in addresses:
+            continue
         abi = abis.get(source.contract)
         if abi is None:
             raise ConfigurationError(f"no ABI for {source.contract}")
@@ -142,8 +158,8 @@ def _compiled_layout(layout: EventLayout, derivations: dict[str, Derivation]) ->
 
 
 def load_abis(artifacts_dir: Path) -> dict[str, list[dict[str, Any]]]:
-    """The ABIs of ProvenanceLedger and ReturnsEscrow from the compiled artifacts."""
-    return {name: load_artifact(name, artifacts_dir).abi for name in (LEDGER, ESCROW)}
+    """The ABIs of ProvenanceLedger, ReturnsEscrow, ExchangeEscrow and BatchAnchor from the compiled artifacts."""
+    return {name: load_artifact(name, artifacts_dir).abi for name in (LEDGER, ESCROW, EXCHANGE, BATCH_ANCHOR)}
 
 
 _FastRows = Callable[[list[Any], list[Any], Callable[[Any, list[Any]], Any]], tuple[list[Any], bool, int]]
@@ -168,10 +184,24 @@ class ScannedRows:
 
 
 class Decoder:
-    """Decodes raw logs of the two pinned contracts; counts what it skipped."""
+    """Decodes raw logs of the pinned contracts; counts what it skipped."""
 
-    def __init__(self, *, abis: dict[str, list[dict[str, Any]]], ledger_address: str, escrow_address: str) -> None:
-        self._table = build_table(abis, ledger_address=ledger_address, escrow_address=escrow_address)
+    def __init__(
+        self,
+        *,
+        abis: dict[str, list[dict[str, Any]]],
+        ledger_address: str,
+        escrow_address: str,
+        exchange_address: str | None = None,
+        batch_anchor_address: str | None = None,
+    ) -> None:
+        self._table = build_table(
+            abis,
+            ledger_address=ledger_address,
+            escrow_address=escrow_address,
+            exchange_address=exchange_address,
+            batch_anchor_address=batch_anchor_address,
+        )
         self.skipped = 0
         self._fast_rows: _FastRows | None = None
         self._scan: _Scan | None = None
@@ -200,8 +230,22 @@ class Decoder:
         raise KeyError(event)
 
     @classmethod
-    def from_artifacts(cls, artifacts_dir: Path, *, ledger_address: str, escrow_address: str) -> Decoder:
-        return cls(abis=load_abis(artifacts_dir), ledger_address=ledger_address, escrow_address=escrow_address)
+    def from_artifacts(
+        cls,
+        artifacts_dir: Path,
+        *,
+        ledger_address: str,
+        escrow_address: str,
+        exchange_address: str | None = None,
+        batch_anchor_address: str | None = None,
+    ) -> Decoder:
+        return cls(
+            abis=load_abis(artifacts_dir),
+            ledger_address=ledger_address,
+            escrow_address=escrow_address,
+            exchange_address=exchange_address,
+            batch_anchor_address=batch_anchor_address,
+        )
 
     @property
     def topics(self) -> list[str]:

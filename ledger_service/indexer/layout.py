@@ -30,8 +30,9 @@ FieldsFn = Callable[[Topics, str], tuple[Any, ...]]
 class FieldLayout:
     """One dataclass field and where its value comes from.
 
-    ``kind``: ``bytes32``, ``address``, ``uint``, ``bool`` or ``string`` (ABI types), ``constant`` (a value
-    of :attr:`EventSource.constants`) or ``derived`` (computed by the decoder from other fields' words).
+    ``kind``: ``bytes32``, ``address``, ``uint``, ``int`` (signed), ``bool`` or ``string`` (ABI types),
+    ``constant`` (a value of :attr:`EventSource.constants`) or ``derived`` (computed by the decoder from
+    other fields' words).
     ``topic``: its index in the log's topics when indexed; ``word``: its head word in the data otherwise
     (for a string, the word holding its offset).
     """
@@ -101,9 +102,9 @@ _KINDS: dict[str, tuple[str, type]] = {"bytes32": ("bytes32", str), "address": (
 def _kind(abi_type: str) -> tuple[str, type] | None:
     if abi_type in _KINDS:
         return _KINDS[abi_type]
-    width = re.fullmatch(r"uint(\d*)", abi_type)
-    if width and (not width[1] or (int(width[1]) % 8 == 0 and 8 <= int(width[1]) <= 256)):
-        return ("uint", int)
+    width = re.fullmatch(r"(u?)int(\d*)", abi_type)
+    if width and (not width[2] or (int(width[2]) % 8 == 0 and 8 <= int(width[2]) <= 256)):
+        return ("uint" if width[1] else "int", int)
     if abi_type == "string":
         return ("string", str)
     return None
@@ -184,7 +185,7 @@ def event_layout(source: EventSource, abi: list[dict[str, Any]]) -> EventLayout:
                 f"{where} in the ABI has no parameter for {cls.__name__}.{name}: add it to the contract's event, "
                 f"or remove the field from ledger_service/core/events.py"
             )
-        expected = {"bytes32": str, "address": str, "string": str, "uint": int, "bool": bool}[layout.kind]
+        expected = {"bytes32": str, "address": str, "string": str, "uint": int, "int": int, "bool": bool}[layout.kind]
         if expected not in _annotation_types(hints[name]):
             raise ConfigurationError(
                 f"{where}: the parameter for {cls.__name__}.{name} is {abi_types[name]}, which decodes to "
@@ -222,6 +223,12 @@ def read_string(data: str, word: int) -> str:
     return bytes.fromhex(raw).decode("utf-8", errors="replace")
 
 
+def read_signed(word: str) -> int:
+    """A signed ABI integer from its 64 hex digits: any width is sign-extended to 256 bits (two's complement)."""
+    value = int(word, 16)
+    return value - (1 << 256) if value >> 255 else value
+
+
 def word_text(source: tuple[str, int]) -> str:
     """A Python expression of the 64 hex digits (no ``0x``) of the word at ``source``: in ``t`` (topics) or ``d``."""
     where, index = source
@@ -244,6 +251,7 @@ def _expression(layout: FieldLayout, constant: str, derived: str | None) -> str:
             "bytes32": f"t[{t}].lower()",
             "address": f'"0x" + t[{t}][26:].lower()',
             "uint": f"int(t[{t}], 16)",
+            "int": f"_signed(t[{t}][2:])",
             "bool": f"int(t[{t}], 16) != 0",
         }[kind]
     a, b = 64 * (w or 0), 64 * (w or 0) + 64
@@ -251,6 +259,7 @@ def _expression(layout: FieldLayout, constant: str, derived: str | None) -> str:
         "bytes32": f'"0x" + d[{a}:{b}]',
         "address": f'"0x" + d[{a + 24}:{b}]',
         "uint": f"int(d[{a}:{b}], 16)",
+        "int": f"_signed(d[{a}:{b}])",
         "bool": f"int(d[{a}:{b}], 16) != 0",
     }[kind]
 
@@ -266,7 +275,7 @@ def fields_function(layout: EventLayout, derivations: dict[str, Derivation]) -> 
     reader slices each word once and calls nothing per field but ``int``. The source holds only integers
     from the layout and names bound here, never text from the ABI.
     """
-    namespace: dict[str, Any] = {"_string": read_string}
+    namespace: dict[str, Any] = {"_string": read_string, "_signed": read_signed}
     parts = []
     for i, field_layout in enumerate(layout.fields):
         derived = None

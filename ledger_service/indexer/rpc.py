@@ -36,6 +36,7 @@ import structlog
 
 from ledger_service.core.events import BlockHeader
 from ledger_service.errors import FatalError, RetryableError
+from ledger_service.metrics.indexer import INDEXER_RPC_ERRORS, INDEXER_RPC_RETRIES
 
 log = structlog.get_logger("ledger_service.indexer.rpc")
 
@@ -125,6 +126,21 @@ def classify_error(error: Any, *, method: str) -> Exception:
     if _TRANSIENT.search(message):
         return RpcRetryableError(text)
     return RpcFatalError(text)
+
+
+def error_kind(exc: BaseException) -> str:
+    """The ``kind`` label of a failed call in the indexer's RPC metrics."""
+    if isinstance(exc, RangeTooLarge):
+        return "range_too_large"
+    if isinstance(exc, BlockOutOfRange):
+        return "block_out_of_range"
+    if isinstance(exc, RpcTimeoutError):
+        return "timeout"
+    if getattr(exc, "retry_after", None) is not None:
+        return "rate_limited"
+    if isinstance(exc, FatalError):
+        return "fatal"
+    return "unavailable"
 
 
 def _hex(n: int) -> str:
@@ -245,9 +261,12 @@ class RpcClient:
         while True:
             try:
                 return fn()
-            except immediate:
+            except immediate as exc:
+                INDEXER_RPC_ERRORS.labels(error_kind(exc)).inc()
                 raise
             except RetryableError as exc:
+                kind = error_kind(exc)
+                INDEXER_RPC_ERRORS.labels(kind).inc()
                 attempt += 1
                 if attempt >= self.retry.attempts:
                     raise RpcRetryableError(f"{exc} (gave up after {attempt} attempts)") from None
@@ -258,6 +277,7 @@ class RpcClient:
                 # quiet for a blip, visible when the node stays unavailable
                 emit = log.warning if attempt >= 3 else log.debug
                 emit("rpc_retry", what=what, attempt=attempt, delay=round(delay, 3), error=str(exc))
+                INDEXER_RPC_RETRIES.labels(kind).inc()
                 if self.interrupt is None:
                     time.sleep(delay)
                 elif self.interrupt.wait(delay):

@@ -52,6 +52,12 @@ until it holds ``min_batch_events``; a writer that keeps up with a follow near
 the head applies each range on its own.
 Range sizes adapt: they shrink on RangeTooLarge, timeouts or large responses
 and grow while responses stay small.
+
+Metrics (:mod:`ledger_service.metrics`, served by ``ledger-indexer follow`` on
+``LEDGER_INDEXER_METRICS_PORT``): the head, checkpoint and lag after every pass and batch, the events
+written by type, reorgs and their depth, and the chain problems found (hash-chain breaks recorded, incomplete
+node answers by kind). RPC failures are counted by :mod:`rpc` in this process; those of a fetch process (a
+long pass) stay in that process.
 """
 
 from __future__ import annotations
@@ -84,7 +90,7 @@ except ImportError:  # pragma: no cover - not on Windows
 
 from ledger_service.chain.artifacts import Deployment
 from ledger_service.core.events import BlockHeader, DecodedEvent
-from ledger_service.core.rows import EventRows, joined_events
+from ledger_service.core.rows import EVENT_TYPES, EventRows, joined_events
 from ledger_service.errors import FatalError, RetryableError
 from ledger_service.indexer import completeness, wire
 from ledger_service.indexer.completeness import Checks, IncompleteLogsError
@@ -96,6 +102,17 @@ from ledger_service.indexer.rpc import (
     RpcRetryableError,
     RpcTimeoutError,
     header_from_json,
+)
+from ledger_service.metrics.indexer import (
+    INDEXER_CHAIN_PROBLEMS,
+    INDEXER_CHECKPOINT,
+    INDEXER_EVENTS,
+    INDEXER_HEAD,
+    INDEXER_LAG_BLOCKS,
+    INDEXER_LAG_SECONDS,
+    INDEXER_LAST_PASS,
+    INDEXER_REORG_DEPTH,
+    INDEXER_REORGS,
 )
 from ledger_service.store.handle import BlockRef, ChainBreakError, ChainPin, NodeFault, Store
 
@@ -144,6 +161,37 @@ class Reorg:
 SyncUpdate = NewBlocks | Reorg
 
 
+# ---- metrics ----------------------------------------------------------------------
+
+
+def _observe_position(*, head: BlockHeader, checkpoint: int, checkpoint_time: int | None) -> None:
+    """The head, checkpoint and lag gauges (lag in seconds: between the two blocks' timestamps)."""
+    INDEXER_HEAD.set(head.number)
+    INDEXER_CHECKPOINT.set(checkpoint)
+    INDEXER_LAG_BLOCKS.set(max(0, head.number - checkpoint))
+    if checkpoint >= head.number:
+        INDEXER_LAG_SECONDS.set(0)
+    elif checkpoint_time is not None:
+        INDEXER_LAG_SECONDS.set(max(0, head.timestamp - checkpoint_time))
+    INDEXER_LAST_PASS.set(time.time())
+
+
+def _count_events(events: Sequence[DecodedEvent]) -> None:
+    """Adds a written batch's events to the per-type counter."""
+    if isinstance(events, EventRows):
+        by_index = collections.Counter(row[0] for row in events.rows)
+        counts = {EVENT_TYPES[index].__name__: n for index, n in by_index.items()}
+    else:
+        counts = dict(collections.Counter(type(event).__name__ for event in events))
+    for name, n in counts.items():
+        INDEXER_EVENTS.labels(name).inc(n)
+
+
+def _count_faults(faults: Sequence[NodeFault]) -> None:
+    for fault in faults:
+        INDEXER_CHAIN_PROBLEMS.labels(fault.kind).inc()
+
+
 # ---- pinning --------------------------------------------------------------------
 
 
@@ -155,23 +203,39 @@ def pin_of(deployment: Deployment) -> ChainPin:
         ledger_address=deployment.address_of("ProvenanceLedger").lower(),
         escrow_address=deployment.address_of("ReturnsEscrow").lower(),
         deploy_block=deployment.deploy_block,
+        exchange_address=_optional_address(deployment, "ExchangeEscrow"),
+        batch_anchor_address=_optional_address(deployment, "BatchAnchor"),
     )
+
+
+def _optional_address(deployment: Deployment, name: str) -> str | None:
+    contract = deployment.contracts.get(name)
+    return None if contract is None else contract.address.lower()
+
+
+def pin_addresses(pin: ChainPin) -> list[str]:
+    """The contract addresses whose logs the indexer fetches (and the index holds)."""
+    optional = [address for address in (pin.exchange_address, pin.batch_anchor_address) if address]
+    return [pin.ledger_address, pin.escrow_address, *optional]
 
 
 def describe_pin(pin: ChainPin) -> str:
     return (
         f"chain {pin.chain_id} (genesis {pin.genesis_hash}), ledger {pin.ledger_address}, "
-        f"escrow {pin.escrow_address}, deploy block {pin.deploy_block}"
+        f"escrow {pin.escrow_address}, exchanges {pin.exchange_address or '(none)'}, "
+        f"batch anchor {pin.batch_anchor_address or '(none)'}, deploy block {pin.deploy_block}"
     )
 
 
-def _normalized(pin: ChainPin) -> tuple[int, str, str, str, int]:
+def _normalized(pin: ChainPin) -> tuple[int, str, str, str, int, str | None, str | None]:
     return (
         pin.chain_id,
         pin.genesis_hash.lower(),
         pin.ledger_address.lower(),
         pin.escrow_address.lower(),
         pin.deploy_block,
+        pin.exchange_address.lower() if pin.exchange_address else None,
+        pin.batch_anchor_address.lower() if pin.batch_anchor_address else None,
     )
 
 
@@ -905,7 +969,7 @@ class Indexer:
         """A pass over at least this many blocks fetches and decodes in forked processes (None: never)."""
         self.fetch_processes = fetch_processes
         """How many fetch processes such a pass forks (they fetch alternate chunks of the pass)."""
-        self._addresses = [pin.ledger_address, pin.escrow_address]
+        self._addresses = pin_addresses(pin)
         self.checks = checks
         """The bloom check and receipts proof of each fetched range, and the node asked again (see
         :mod:`completeness`); None: none."""
@@ -955,6 +1019,7 @@ class Indexer:
             checkpoint = self.store.checkpoint()
             if checkpoint is not None and head.number <= checkpoint.number:
                 if not self._head_diverged(head, checkpoint):
+                    _observe_position(head=head, checkpoint=checkpoint.number, checkpoint_time=None)
                     return  # caught up, or the node is briefly behind us: wait
                 try:
                     yield from self._reorg()
@@ -1053,6 +1118,7 @@ class Indexer:
                     return "reorged" if self.store.checkpoint() != checkpoint_now else "moved"
                 fetched = self._apply_complete(fetched, window_from=max(start, prune_below))
                 previous = fetched.last.hash
+                _observe_position(head=head, checkpoint=fetched.last.number, checkpoint_time=fetched.last.timestamp)
                 yield NewBlocks(range=fetched.range, events=len(fetched.events), head=head.number)
                 if stop is not None and stop.is_set():
                     break
@@ -1064,6 +1130,7 @@ class Indexer:
             return "moved"
         except IncompleteLogsError as exc:
             self.store.record_node_faults(exc.faults)
+            _count_faults(exc.faults)
             raise
         finally:
             fetcher.close()
@@ -1095,7 +1162,7 @@ class Indexer:
 
             keep_from = attempt.last.number - self.finality_depth
             try:
-                self.store.apply(
+                stats = self.store.apply(
                     events=attempt.events,
                     # a joined batch holds each range's window: only the last ones outlive the prune
                     headers=[header for header in attempt.window if header.number >= keep_from],
@@ -1119,6 +1186,9 @@ class Indexer:
                     for b in exc.breaks
                 ]
             if not problems:
+                _count_events(attempt.events)
+                if stats.problems:
+                    INDEXER_CHAIN_PROBLEMS.labels("chain_break_recorded").inc(stats.problems)
                 repaired = [replace(p, repaired=True) for p in faults if not p.repaired and p.kind != "bloom"]
                 if repaired:
                     log.warning(
@@ -1129,9 +1199,11 @@ class Indexer:
                     )
                 kept = [p for p in faults if p.repaired or p.kind == "bloom"]
                 self.store.record_node_faults(kept + repaired)
+                _count_faults(kept + repaired)
                 return attempt
             faults.extend(problems)
         self.store.record_node_faults(faults)
+        _count_faults(faults)
         first = problems[0]
         raise IncompleteLogsError(
             f"incomplete logs: blocks {fetched.range.start}..{fetched.range.end}, item {first.item_id}: "
@@ -1289,6 +1361,8 @@ class Indexer:
         if below[0].number > max(self.pin.deploy_block, ancestor.number - self.finality_depth):
             raise ChainMovedError(f"the node's blocks below block {ancestor.number} do not link (the chain moved)")
         self.store.rollback_to(ancestor, headers=below)
+        INDEXER_REORGS.inc()
+        INDEXER_REORG_DEPTH.observe(depth)
         log.warning("reorg", common_ancestor=ancestor.number, depth=depth, checkpoint=checkpoint.number)
         yield Reorg(common_ancestor=ancestor, depth=depth)
 
@@ -1352,9 +1426,9 @@ class Indexer:
         """
         backoff = poll_interval
         while not stop.is_set():
-            if heartbeat is not None:
-                heartbeat()
             try:
+                if heartbeat is not None:  # inside: a database away while it checks is waited for too
+                    heartbeat()
                 progressed = False
                 for update in self.sync(stop=stop):
                     progressed = True
@@ -1362,7 +1436,7 @@ class Indexer:
                 backoff = poll_interval
                 if not progressed:
                     stop.wait(poll_interval)
-            except RetryableError as exc:
+            except RetryableError as exc:  # the node or the database away
                 log.warning("rpc_unavailable", error=str(exc), retry_in=round(backoff, 2))
                 stop.wait(backoff)
                 backoff = min(max_backoff, backoff * 2)
@@ -1388,8 +1462,14 @@ def make_indexer(
     """An indexer for ``deployment``'s contracts, with the completeness checks asked for (see :mod:`completeness`;
     ``fallback_rpc``: the node asked again when an answer looks incomplete)."""
     pin = pin_of(deployment)
-    decoder = Decoder(abis=abis, ledger_address=pin.ledger_address, escrow_address=pin.escrow_address)
-    addresses = [pin.ledger_address, pin.escrow_address]
+    decoder = Decoder(
+        abis=abis,
+        ledger_address=pin.ledger_address,
+        escrow_address=pin.escrow_address,
+        exchange_address=pin.exchange_address,
+        batch_anchor_address=pin.batch_anchor_address,
+    )
+    addresses = pin_addresses(pin)
     checks = Checks(
         completeness.BloomCheck(addresses=addresses, topics=decoder.topic_names),
         bloom=bloom_check,

@@ -14,6 +14,7 @@ indexer; the API calls it.
 from ledger_service.logistics.interface import (
     CarrierAdapter,
     CarrierEvent,
+    ExceptionReason,
     Milestone,
     Shipment,
     ShipmentRequest,
@@ -37,6 +38,7 @@ __all__ = [
     "ChainStep",
     "DeliveryReplayedError",
     "EventOutcome",
+    "ExceptionReason",
     "Milestone",
     "Shipment",
     "ShipmentRequest",

@@ -2,7 +2,7 @@
 signed webhooks (Standard Webhooks, the carrier's secret from LEDGER_CARRIERS) to the API.
 
     ledger-carrier scan LR473124829ZZ in_transit [--location "Shanghai hub"] [--read-point 0614141.00888.0]
-    ledger-carrier scan LR473124829ZZ delivered
+    ledger-carrier scan LR473124829ZZ delivered [--epc urn:epc:id:sgtin:0614141.107346.2017]
 
 Each call is one delivery with a new delivery id and one event with a new event id (``--event-id`` sends a
 given one again: the API records it once). Exit status: 0 accepted, 1 refused by the API (its sentence is
@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 from pydantic import ValidationError
 
-from ledger_service.logistics.interface import TrackingStatus
+from ledger_service.logistics.interface import ExceptionReason, TrackingStatus
 from ledger_service.logistics.local import LocalCarrier, is_s10
 from ledger_service.settings import Settings
 
@@ -38,7 +38,17 @@ def _parser() -> argparse.ArgumentParser:
     scan.add_argument("tracking_number", help="the tracking number printed on the label (e.g. LR473124829ZZ)")
     scan.add_argument("status", choices=[s.value for s in TrackingStatus], help="what happened to the parcel")
     scan.add_argument("--location", help="where, in words (shown in the return's timeline)")
+    scan.add_argument(
+        "--reason",
+        choices=[r.value for r in ExceptionReason],
+        help="an exception's cause (what the consumer's notice tells them to do depends on it)",
+    )
     scan.add_argument("--read-point", help="SGLN read point for the on-chain step (e.g. 0614141.00888.0)")
+    scan.add_argument(
+        "--epc",
+        help="the EPC URI scanned on the unit at delivery (status delivered only): another unit than the one sold "
+        "sends the return to the arbiter",
+    )
     scan.add_argument("--event-id", help="the event's id (default: a new one); the same id is recorded once")
     scan.add_argument("--carrier", default=None, help="the carrier's name in LEDGER_CARRIERS (default: the first)")
     scan.add_argument(
@@ -80,6 +90,14 @@ def main(argv: Sequence[str] | None = None, *, client: httpx.Client | None = Non
         event["location"] = args.location
     if args.read_point:
         event["read_point"] = args.read_point
+    if args.epc:
+        if args.status != TrackingStatus.DELIVERED:
+            return _fail("--epc goes with the status delivered only (the unit is checked at the merchant)", EXIT_USAGE)
+        event["epc"] = args.epc.strip()
+    if args.reason:
+        if args.status != TrackingStatus.EXCEPTION:
+            return _fail("--reason goes with the status exception only", EXIT_USAGE)
+        event["reason"] = args.reason
     body = json.dumps({"events": [event]}).encode()
     carrier = LocalCarrier(name=name, webhook_secret=settings.carriers[name].webhook_secret.get_secret_value())
     headers = carrier.sign(delivery_id=f"msg_{secrets.token_hex(12)}", timestamp=int(time.time()), body=body)

@@ -31,6 +31,23 @@ class TrackingStatus(StrEnum):
     """Delayed, damaged, held: recorded, moves nothing on-chain."""
 
 
+class ExceptionReason(StrEnum):
+    """What went wrong, when a carrier says (an ``exception`` event's ``reason``): the consumer's notice says what
+    happened and what to do next from it."""
+
+    DELAYED = "delayed"
+    """Late (weather, volume, a missed connection): still on its way."""
+    DAMAGED = "damaged"
+    LOST = "lost"
+    RETURNED_TO_SENDER = "returned_to_sender"
+    """Coming back to the consumer: the return has not reached the merchant."""
+    DELIVERY_FAILED = "delivery_failed"
+    """The merchant's address could not be reached or refused the parcel."""
+    HELD = "held"
+    """Held by the carrier or customs (an address, a label or a document to fix)."""
+    OTHER = "other"
+
+
 class Milestone(IntEnum):
     """How far the parcel got, as far as the chain is concerned (the return's steps only ever move forward)."""
 
@@ -77,6 +94,11 @@ class CarrierEvent:
     location: str | None = None
     read_point: str | None = None
     """An SGLN read point (``company.location.extension``) for the on-chain step, when the carrier knows it."""
+    reason: ExceptionReason | None = None
+    """What went wrong, for an ``exception`` event whose carrier says (None: not said)."""
+    epc: str | None = None
+    """A ``delivered`` event: the EPC URI the carrier scanned on the unit in the parcel (None: not scanned); the
+    receiving step sends it to the contract's unit check."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,11 @@ verified by PyPI's ``standardwebhooks``), with this body::
 
     {"events": [{"id": "evt_1", "tracking_number": "LR473124829ZZ", "status": "in_transit",
                  "occurred_at": "2026-12-06T10:00:00Z", "location": "Shanghai hub", "read_point": "0614141.00888.0"}]}
+
+An ``exception`` event may say what went wrong in ``reason`` (:class:`~.interface.ExceptionReason`: ``delayed``,
+``damaged``, ``lost``, ``returned_to_sender``, ``delivery_failed``, ``held``, ``other``); another status may not.
+A ``delivered`` event may carry ``epc``, the EPC URI scanned on the unit in the parcel (e.g.
+``urn:epc:id:sgtin:0614141.107346.2017``): the receiving step sends it to the contract's unit check.
 """
 
 from __future__ import annotations
@@ -23,12 +28,13 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from ledger_service.errors import InvalidRequestError, RequestError
 from ledger_service.logistics.interface import (
     CarrierEvent,
+    ExceptionReason,
     Shipment,
     ShipmentRequest,
     TrackingStatus,
@@ -83,6 +89,18 @@ class _EventBody(BaseModel):
     occurred_at: Annotated[AwareDatetime, BeforeValidator(_date_time_text), Field(strict=False)]
     location: Annotated[str | None, Field(max_length=200)] = None
     read_point: Annotated[str | None, Field(max_length=32, pattern=r"^[\x21-\x7e]+$")] = None
+    reason: Annotated[ExceptionReason | None, Field(strict=False)] = None
+    epc: Annotated[str | None, Field(min_length=1, max_length=500, pattern=r"^[\x21-\x7e]+$")] = None
+
+    @model_validator(mode="after")
+    def _reason_of_an_exception(self) -> _EventBody:
+        if self.reason is not None and self.status is not TrackingStatus.EXCEPTION:
+            raise ValueError(f"reason is for an exception event only, not {self.status.value}")
+        if self.epc is not None and self.status is not TrackingStatus.DELIVERED:
+            raise ValueError(
+                f"epc is for a delivered event only (the unit is checked at the merchant), not {self.status.value}"
+            )
+        return self
 
 
 class _DeliveryBody(BaseModel):
@@ -162,6 +180,8 @@ class LocalCarrier:
                     occurred_at=int(e.occurred_at.timestamp()),
                     location=e.location,
                     read_point=e.read_point,
+                    reason=e.reason,
+                    epc=e.epc,
                 )
                 for e in parsed.events
             ),

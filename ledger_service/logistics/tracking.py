@@ -1,7 +1,8 @@
 """A return's tracking timeline: the carrier's events merged with the return's on-chain steps.
 
 Order: by time (the carrier's clock for its events, block time for the chain's), a carrier event before an
-on-chain step of the same second (the scan comes first, the step it causes after), and otherwise in each
+on-chain step of the same second (the scan comes first, the step it causes after), carrier events of the same
+second in the parcel's order (in transit, out for delivery, delivered; an exception last), and otherwise in each
 source's own order. Visibility is that of the return itself (:func:`ledger_service.returns.views.return_status`).
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ledger_service.errors import NotFoundError
+from ledger_service.logistics.interface import TrackingStatus
 from ledger_service.returns.views import return_status
 from ledger_service.store.carriers import ShipmentRow, TrackingEventRow, shipment_for_return, tracking_events
 from ledger_service.store.handle import Store
@@ -52,10 +54,22 @@ def return_tracking(
         if shipment is None
         else tracking_events(store, carrier=shipment.carrier, tracking_number=shipment.tracking_number)
     )
-    keyed = [((e.occurred_at, 0, i), TrackingEntry(e.occurred_at, e, None)) for i, e in enumerate(events)]
-    keyed += [((c.at, 1, i), TrackingEntry(c.at, None, c)) for i, c in enumerate(detail.timeline)]
+    keyed = [
+        ((e.occurred_at, 0, _PARCEL_ORDER.get(e.status, len(_PARCEL_ORDER)), i), TrackingEntry(e.occurred_at, e, None))
+        for i, e in enumerate(events)
+    ]
+    keyed += [((c.at, 1, 0, i), TrackingEntry(c.at, None, c)) for i, c in enumerate(detail.timeline)]
     return Tracking(detail=detail, shipment=shipment, entries=tuple(entry for _, entry in sorted(keyed, key=_key)))
 
 
-def _key(pair: tuple[tuple[int, int, int], TrackingEntry]) -> tuple[int, int, int]:
+_PARCEL_ORDER: dict[str, int] = {
+    str(status): rank
+    for rank, status in enumerate(
+        (TrackingStatus.IN_TRANSIT, TrackingStatus.OUT_FOR_DELIVERY, TrackingStatus.DELIVERED, TrackingStatus.EXCEPTION)
+    )
+}
+"""Carrier events of the same second in the order a parcel goes through them (the carrier's clock has seconds)."""
+
+
+def _key(pair: tuple[tuple[int, int, int, int], TrackingEntry]) -> tuple[int, int, int, int]:
     return pair[0]

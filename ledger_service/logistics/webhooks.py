@@ -9,8 +9,15 @@ Invariants:
   on-chain state each time, so a duplicate, late or out-of-order event sends nothing, and the contract
   refuses a second markInTransit anyway (a deposit is paid out once);
 - a delivered event for a return never scanned in transit takes both steps, in order (the parcel travelled);
+- a delivered event's scanned EPC (the first delivered event that carries one) goes with the receiving step, so
+  the contract's unit check catches another unit than the one sold; a misread EPC refuses the whole delivery
+  (422, nothing recorded) before anything is recorded, as the scans API does;
 - a delivery that fails for a reason the carrier's retry can fix (node or database unavailable, a signer not
   configured) is forgotten, so the same delivery id is accepted again; its events stay recorded.
+
+An ``exception`` event (damaged, lost, returned to sender, ...) moves nothing on-chain; it is told to the merchant's
+webhooks, the consumer's e-mail and the return's event stream as a ``return.carrier_exception`` notification,
+written with the event's record: once per carrier event, whatever the duplicates in the feed.
 
 Unknown or malformed tracking numbers are accepted and ignored with a log line: carriers expect a 2xx for
 every delivery they signed.
@@ -32,6 +39,7 @@ from ledger_service.chain.calls import call
 from ledger_service.chain.reverts import ContractRevertError
 from ledger_service.chain.signers import ChainContext
 from ledger_service.core.codes import ReturnState
+from ledger_service.core.notifications import RETURN_CARRIER_EXCEPTION
 from ledger_service.errors import ConflictError
 from ledger_service.logistics.interface import (
     MILESTONES,
@@ -42,8 +50,11 @@ from ledger_service.logistics.interface import (
 )
 from ledger_service.logistics.shipments import adapter, carrier_settings
 from ledger_service.returns import ScanKind, scan_return
+from ledger_service.returns.actions import scanned_unit
+from ledger_service.returns.exchanges import after_scan
 from ledger_service.settings import Settings
 from ledger_service.store.carriers import (
+    CarrierNotice,
     DeliveryClaim,
     ShipmentRow,
     TrackingEventRow,
@@ -175,6 +186,9 @@ def _apply(
     shipments = shipments_by_tracking(
         store, carrier=carrier, tracking_numbers=[e.tracking_number for e in events if valid(e.tracking_number)]
     )
+    for e in events:  # a misread EPC is refused before anything is recorded: the carrier scans it again
+        if e.epc is not None and e.tracking_number in shipments:
+            scanned_unit(store, e.epc)
     rows = [
         TrackingEventRow(
             carrier=carrier,
@@ -186,19 +200,26 @@ def _apply(
             read_point=e.read_point,
             delivery_id=delivery_id,
             received_at=now,
+            epc=e.epc,
         )
         for e in events
         if e.tracking_number in shipments
     ]
-    added = record_events(store, rows)
+    notices = {
+        e.event_id: _exception_notice(e, carrier=carrier, return_id=shipments[e.tracking_number].return_id)
+        for e in events
+        if e.tracking_number in shipments and e.status is TrackingStatus.EXCEPTION
+    }
+    added = record_events(store, rows, notices=notices)
     outcomes: list[tuple[CarrierEvent, EventOutcome]] = []
     for event in events:
         if not valid(event.tracking_number):
             outcome = EventOutcome.INVALID_TRACKING
         elif event.tracking_number not in shipments:
             outcome = EventOutcome.UNKNOWN_TRACKING
-        else:
+        else:  # the same event twice in one delivery: its first copy was recorded, the other is a duplicate
             outcome = EventOutcome.RECORDED if event.event_id in added else EventOutcome.DUPLICATE
+            added.discard(event.event_id)
         if outcome in (EventOutcome.INVALID_TRACKING, EventOutcome.UNKNOWN_TRACKING):
             log.warning(
                 "carrier event ignored",
@@ -219,6 +240,24 @@ def _apply(
     return WebhookResult(delivery_id=delivery_id, events=tuple(outcomes), steps=tuple(steps))
 
 
+def _exception_notice(event: CarrierEvent, *, carrier: str, return_id: str) -> CarrierNotice:
+    """What the merchant and the consumer are told of a carrier's exception: the carrier's own words (reason,
+    place, time) and the tracking number to quote to it."""
+    return CarrierNotice(
+        type=RETURN_CARRIER_EXCEPTION,
+        return_id=return_id,
+        data={
+            "carrier": carrier,
+            "tracking_number": event.tracking_number,
+            "carrier_event_id": event.event_id,
+            "status": str(event.status),
+            "reason": None if event.reason is None else str(event.reason),
+            "location": event.location,
+            "carrier_occurred_at": event.occurred_at,
+        },
+    )
+
+
 def _by_id(shipment: ShipmentRow) -> str:
     return shipment.return_id
 
@@ -232,17 +271,21 @@ def _chain_state(chain: ChainContext, return_id: str) -> ReturnState:
     return ReturnState(int(record[_RETURN_ID_STATE]))
 
 
-def _furthest(events: tuple[TrackingEventRow, ...]) -> tuple[Milestone, dict[Milestone, str | None]]:
-    """The furthest milestone the events reach, and the read point of the first event reaching each."""
+def _furthest(events: tuple[TrackingEventRow, ...]) -> tuple[Milestone, dict[Milestone, str | None], str | None]:
+    """The furthest milestone the events reach, the read point of the first event reaching each, and the EPC of
+    the first delivered event that carries one."""
     furthest = Milestone.NONE
     read_points: dict[Milestone, str | None] = {}
+    epc: str | None = None
     for event in events:  # in the carrier's time order
         milestone = MILESTONES.get(TrackingStatus(event.status), Milestone.NONE)
         furthest = max(furthest, milestone)
         for reached in (Milestone.IN_TRANSIT, Milestone.DELIVERED):
             if milestone >= reached and reached not in read_points:
                 read_points[reached] = event.read_point
-    return furthest, read_points
+        if epc is None and milestone is Milestone.DELIVERED:
+            epc = event.epc
+    return furthest, read_points, epc
 
 
 _NEXT: dict[ReturnState, tuple[Milestone, ScanKind]] = {
@@ -256,7 +299,7 @@ def advance(*, store: Store, chain: ChainContext, account: str, shipment: Shipme
     """Takes the on-chain steps the shipment's recorded events call for and the chain has not taken yet."""
     steps: list[ChainStep] = []
     with _return_lock(shipment.return_id):
-        furthest, read_points = _furthest(
+        furthest, read_points, epc = _furthest(
             tracking_events(store, carrier=shipment.carrier, tracking_number=shipment.tracking_number)
         )
         for _ in range(len(_NEXT) + 2):  # each step at most once, and a retry after losing a race
@@ -273,6 +316,7 @@ def advance(*, store: Store, chain: ChainContext, account: str, shipment: Shipme
                     return_id=shipment.return_id,
                     kind=kind,
                     location=read_points.get(milestone),
+                    epc=epc if kind is ScanKind.DELIVERED_TO_MERCHANT else None,
                 )
             except ContractRevertError as exc:
                 if exc.error == "EscrowInvalidState":  # another process took this step first: read again
@@ -284,6 +328,8 @@ def advance(*, store: Store, chain: ChainContext, account: str, shipment: Shipme
             steps.append(
                 _logged(ChainStep(shipment.return_id, shipment.tracking_number, kind, tx.tx_hash, tx.block_number))
             )
+            if kind == ScanKind.IN_TRANSIT:  # an exchange's replacement and collateral may be due now
+                after_scan(store=store, chain=chain, return_id=shipment.return_id)
     return steps
 
 

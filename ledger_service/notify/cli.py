@@ -13,12 +13,11 @@ import threading
 from collections.abc import Sequence
 
 import structlog
-from pydantic import ValidationError
 
 from ledger_service.errors import FatalError
 from ledger_service.logs import configure_logging
 from ledger_service.notify.worker import Worker
-from ledger_service.settings import Settings
+from ledger_service.settings import settings_for_command
 from ledger_service.store import Store, StoreError, StoreUnavailableError, notify_lock
 
 PROG = "ledger-notify"
@@ -51,7 +50,7 @@ async def _serve(worker: Worker, *, once: bool) -> None:
         while await worker.turn():
             pass
         await worker.drain()
-        await worker.client.aclose()
+        await worker.close()
         return
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -67,13 +66,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, _ask_stop)
     args = _parser().parse_args(argv)
-    try:
-        settings = Settings()
-    except ValidationError as exc:
-        print(f"{PROG}: configuration error: {exc.errors()[0]['msg']}", file=sys.stderr)
+    settings = settings_for_command(PROG, database_url=args.database_url)
+    if settings is None:
         return EXIT_USAGE
-    if args.database_url:
-        settings = settings.model_copy(update={"database_url": args.database_url})
     configure_logging(settings)
     try:
         with notify_lock(settings.database_url), Store.open(settings.database_url) as store:

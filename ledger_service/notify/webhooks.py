@@ -9,6 +9,8 @@ id.timestamp.body>``) is computed by the specification's own library, ``standard
 from __future__ import annotations
 
 import base64
+import dataclasses
+import functools
 import ipaddress
 import json
 import secrets
@@ -19,6 +21,7 @@ from urllib.parse import urlsplit
 
 from standardwebhooks.webhooks import Webhook
 
+from ledger_service.access import seal, unseal
 from ledger_service.core.notifications import EVENT_TYPES
 from ledger_service.errors import InvalidRequestError
 from ledger_service.store import Store
@@ -31,6 +34,7 @@ from ledger_service.store.notifications import (
     endpoint_by_id,
     endpoints_of,
     insert_endpoint,
+    replace_secret,
     replay,
 )
 
@@ -131,6 +135,30 @@ def check_event_types(types: Sequence[str]) -> tuple[str, ...]:
 # ---- the subscriptions -------------------------------------------------------------------------------------
 
 
+def _context(endpoint_id: str) -> str:
+    return f"webhook signing secret {endpoint_id}"
+
+
+def seal_secret(secret: str, *, endpoint_id: str, key: str) -> str:
+    """``secret`` as stored: AES-256-GCM under ``key`` (LEDGER_WEBHOOK_SECRETS_KEY), bound to the endpoint."""
+    return seal(secret, credential=key, context=_context(endpoint_id))
+
+
+def signing_secret(endpoint: WebhookEndpoint, *, key: str) -> str | None:
+    """The plaintext secret of a stored endpoint; None if it was sealed under another key (or altered). A row
+    from before secrets were sealed holds the plaintext, given back as it is (:func:`seal_legacy` seals it)."""
+    if endpoint.secret.startswith(SECRET_PREFIX):
+        return endpoint.secret
+    return unseal(endpoint.secret, credential=key, context=_context(endpoint.id))
+
+
+def seal_legacy(store: Store, endpoint: WebhookEndpoint, *, key: str) -> None:
+    """Seals the plaintext secret of an endpoint stored before secrets were sealed (nothing for a sealed one)."""
+    if endpoint.secret.startswith(SECRET_PREFIX):
+        sealed = seal_secret(endpoint.secret, endpoint_id=endpoint.id, key=key)
+        replace_secret(store, endpoint.id, stored=sealed, plaintext=endpoint.secret)
+
+
 def register(
     store: Store,
     *,
@@ -139,8 +167,10 @@ def register(
     event_types: Sequence[str],
     secret: str | None,
     service_urls: Sequence[str],
+    key: str,
 ) -> WebhookEndpoint:
-    """Registers a merchant's webhook endpoint; the answer carries its secret (the only time it is shown)."""
+    """Registers a merchant's webhook endpoint, its secret sealed under ``key``; the answer carries the plaintext
+    secret (the only time it is shown: it is never logged, listed or returned again)."""
     endpoint = WebhookEndpoint(
         id="wh_" + secrets.token_hex(16),
         merchant=merchant.lower(),
@@ -150,7 +180,9 @@ def register(
         created_at=int(time.time()),
         deleted_at=None,
     )
-    insert_endpoint(store, endpoint)
+    insert_endpoint(
+        store, dataclasses.replace(endpoint, secret=seal_secret(endpoint.secret, endpoint_id=endpoint.id, key=key))
+    )
     return endpoint
 
 
@@ -197,10 +229,16 @@ def render(notification: Notification) -> str:
     )
 
 
-def sign(*, secret: str, msg_id: str, body: str, now: int) -> dict[str, str]:
+@functools.lru_cache(maxsize=4096)
+def _signer(secret: str) -> Webhook:
+    """The specification's signer of ``secret`` (its key decoded once, not per attempt)."""
+    return Webhook(secret)
+
+
+def sign(*, secret: str, msg_id: str, body: str | bytes, now: int) -> dict[str, str]:
     """The request headers of one attempt: ``webhook-id``, ``webhook-timestamp`` (this attempt's time) and
     ``webhook-signature``."""
-    signature = Webhook(secret).sign(msg_id, datetime.fromtimestamp(now, tz=UTC), body)
+    signature = _signer(secret).sign(msg_id, datetime.fromtimestamp(now, tz=UTC), body)
     return {
         "content-type": "application/json",
         "webhook-id": msg_id,

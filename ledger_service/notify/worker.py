@@ -1,21 +1,30 @@
 """The delivery loop of ``ledger-notify``: outbox -> deliveries -> receivers, with retries and dead letters.
 
 One asyncio loop per process. Each turn: the return-window scan when it is due, :func:`dispatch` of new outbox
-rows, then as many due deliveries as there are free slots (at most ``per_target`` in flight per target, so a
-receiver that is slow or down holds only its own slots), each sent as its own task. A turn does not wait for a
-slow receiver: it waits for the first task to finish or for the poll interval, records what finished and goes
-on. The database calls run in a worker thread (they are short), the sends on the loop.
+rows (at once while rows keep coming, else once per poll interval), then a wait until a batch of the sends in
+flight has finished (a quarter of the concurrency, or all of them, or the poll interval has passed: a slow
+receiver is never waited for), then one transaction that records every finished send and, when a batch of
+slots is free or nothing is in flight, leases as many due deliveries as there are free slots (at most
+``per_target`` in flight per target, so a receiver that is slow or down holds only its own slots; SKIP LOCKED
+on PostgreSQL), each then sent as its own task. So the database sees one transaction per batch, not one per
+delivery. The database calls run in a worker thread, the sends on the loop, over one aiohttp session whose
+keep-alive connections are reused; an endpoint's secret is opened (it is sealed at rest) once per worker.
 
 Retries: after a failed attempt ``n`` (1, 2, ...) the next is due ``backoff_base * 2**(n-1)`` seconds later
 (at most ``backoff_cap``, and never after the delivery's retry window, whose last attempt is at its end); a
 failure at or after the end dead-letters it. A claim leases a delivery for longer than a request can take, so
 a worker that dies mid-send leaves it due again at the lease's end: at least once, same id, same body.
+
+The database away (restarted, connections terminated) stops no worker: a round that fails is tried again after
+a backoff (its finished sends recorded with the next round), and the store's pool reconnects.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import json
 import random
 import time
 from collections import Counter
@@ -23,12 +32,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
+import aiohttp
 import structlog
+from web3 import Web3
 
-from ledger_service.core.notifications import EVENT_TYPES, RETURN_REQUESTED
+from ledger_service.chain.tokens import TokenUnits, token_units
+from ledger_service.core.notifications import EVENT_TYPES, EXCHANGE_REQUESTED, MERCHANT_ONLY_TYPES, RETURN_REQUESTED
+from ledger_service.errors import RetryableError
 from ledger_service.notify.email import Mailer, compose
-from ledger_service.notify.webhooks import render, sign
+from ledger_service.notify.webhooks import render, seal_legacy, sign, signing_secret
 from ledger_service.settings import Settings
 from ledger_service.store import Store
 from ledger_service.store.notifications import (
@@ -46,11 +58,23 @@ from ledger_service.store.notifications import (
 
 log = structlog.get_logger(__name__)
 
-EMAIL_TYPES = frozenset(EVENT_TYPES) - {RETURN_REQUESTED}
-"""What the consumer is told by e-mail (every type but the request's receipt, which they see at once)."""
+EMAIL_TYPES = frozenset(EVENT_TYPES) - {RETURN_REQUESTED, EXCHANGE_REQUESTED} - MERCHANT_ONLY_TYPES
+"""What the consumer is told by e-mail (every type but the requests' receipts, which they see at once, and the
+merchant's own collateral)."""
 
 ERROR_TEXT = 300
 """Characters of a receiver's error kept with the delivery."""
+
+TOKEN_TIMEOUT_S = 5.0
+"""Longest wait for the node's answer about a token's decimals and symbol."""
+
+DATABASE_BACKOFF_CAP_S = 5.0
+"""Longest wait between two rounds while the database is away."""
+DISPATCH_ROWS = 500
+"""Outbox rows turned into deliveries per transaction."""
+
+ANSWER_BYTES = 65_536
+"""Bytes of a receiver's answer read (and dropped): a longer answer closes its connection instead of being read."""
 
 
 @dataclass
@@ -77,85 +101,145 @@ def next_attempt(*, attempts: int, now: int, retry_until: int, base: float, cap:
 class Worker:
     """Delivers the outbox of ``store``; :meth:`run` until ``stop`` is set (or :meth:`turn` step by step)."""
 
-    def __init__(
-        self,
-        store: Store,
-        settings: Settings,
-        *,
-        client: httpx.AsyncClient | None = None,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
+    def __init__(self, store: Store, settings: Settings, *, clock: Callable[[], float] = time.time) -> None:
         self.store = store
         self.settings = settings
         self.clock = clock
-        self.client = client or httpx.AsyncClient(
-            timeout=settings.notify_timeout_s,
-            follow_redirects=False,
-            limits=httpx.Limits(max_connections=settings.notify_concurrency, max_keepalive_connections=256),
-        )
         self.mailer = Mailer(settings) if settings.smtp_host else None
         self.email_types = EMAIL_TYPES if self.mailer is not None else frozenset()
         self.lease_s = settings.notify_lease_s
+        self.batch = max(1, settings.notify_concurrency // 4)
         self.stats = Stats()
+        self._session: aiohttp.ClientSession | None = None
         self._tasks: dict[asyncio.Task[Outcome], Delivery] = {}
+        self._finished = 0
+        self._enough: tuple[asyncio.Future[None], int] | None = None
         self._endpoints: dict[str, WebhookEndpoint | None] = {}
+        self._units: dict[str, TokenUnits | None] = {}
+        self._w3: Web3 | None = None
         self._next_scan = 0.0
+        self._next_dispatch = 0.0
+        self._unrecorded: list[Outcome] = []
+        """Outcomes of a round whose transaction failed (the database away): recorded with the next round's."""
+
+    def session(self) -> aiohttp.ClientSession:
+        """The HTTP session of the sends (made on the running loop at first use, again after :meth:`close`)."""
+        if self._session is None or self._session.closed:
+            s = self.settings
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=s.notify_concurrency, limit_per_host=0, ttl_dns_cache=300),
+                timeout=aiohttp.ClientTimeout(total=s.notify_timeout_s),
+                trust_env=False,
+                auto_decompress=False,
+            )
+        return self._session
+
+    async def close(self) -> None:
+        """Closes the HTTP session (its keep-alive connections); a later send opens a new one."""
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
     async def run(self, stop: asyncio.Event) -> Stats:
+        poll = self.settings.notify_poll_s
+        backoff = poll
         try:
             while not stop.is_set():
-                await self.turn(wait=self.settings.notify_poll_s, stop=stop)
+                try:
+                    await self.turn(wait=poll, stop=stop)
+                    backoff = poll
+                except RetryableError as exc:  # the database away (restarted): the sends in flight go on meanwhile
+                    log.warning("database unavailable", error=str(exc), retry_in=round(backoff, 2))
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), backoff)
+                    backoff = min(DATABASE_BACKOFF_CAP_S, backoff * 2)
             await self.drain()
         finally:
-            await self.client.aclose()
+            await self.close()
         return self.stats
 
     async def turn(self, *, wait: float = 0.0, stop: asyncio.Event | None = None) -> int:
-        """One round: scan, dispatch, claim and start sends, then wait up to ``wait`` seconds for sends to finish
-        and record them. Returns the deliveries started."""
+        """One round: scan and dispatch when due, wait up to ``wait`` seconds for a batch of the sends in flight to
+        finish, then record every finished one and claim due deliveries for the free slots in one transaction,
+        and start their sends. Returns the deliveries started."""
         s = self.settings
         now = self.clock()
         if now >= self._next_scan:
             self._next_scan = now + s.notify_window_scan_s
             notice = s.notify_window_notice_days * 86_400
             await asyncio.to_thread(scan_return_windows, self.store, now=int(now), notice_s=notice)
-        self.stats.dispatched += await asyncio.to_thread(
-            dispatch,
-            self.store,
-            now=int(now),
-            retry_for_s=s.notify_retry_for_s,
-            render=render,
-            email_types=self.email_types,
-        )
-        started = 0
-        free = s.notify_concurrency - len(self._tasks)
-        if free > 0:
-            busy = Counter(d.target for d in self._tasks.values())
-            claimed = await asyncio.to_thread(
-                claim_due,
+        if now >= self._next_dispatch:
+            rows = await asyncio.to_thread(
+                dispatch,
                 self.store,
                 now=int(now),
-                limit=free,
-                per_target=s.notify_per_target,
-                lease_s=self.lease_s,
-                busy=busy,
+                retry_for_s=s.notify_retry_for_s,
+                render=render,
+                email_types=self.email_types,
+                limit=DISPATCH_ROWS,
             )
-            for delivery in claimed:
-                self._tasks[asyncio.create_task(self._attempt(delivery))] = delivery
-            started = len(claimed)
+            self.stats.dispatched += rows
+            # more rows may be waiting when a full page came: look again next turn, else after the poll interval
+            self._next_dispatch = now if rows >= DISPATCH_ROWS else now + s.notify_poll_s
+        if self._tasks and wait:
+            await self._batch_done(wait, stop)
+        outcomes = self._finished_outcomes()
+        try:
+            now = self.clock()
+            started = 0
+            free = s.notify_concurrency - len(self._tasks)
+            if free >= self.batch or (free > 0 and not self._tasks):
+                busy = Counter(d.target for d in self._tasks.values())
+                claimed = await asyncio.to_thread(
+                    claim_due,
+                    self.store,
+                    now=int(now),
+                    limit=free,
+                    per_target=s.notify_per_target,
+                    lease_s=self.lease_s,
+                    busy=busy,
+                    outcomes=outcomes,
+                )
+                for delivery in claimed:
+                    task = asyncio.create_task(self._attempt(delivery))
+                    task.add_done_callback(self._finish)
+                    self._tasks[task] = delivery
+                started = len(claimed)
+            elif outcomes:
+                await asyncio.to_thread(record_outcomes, self.store, outcomes, now=int(now))
+        except RetryableError:
+            self._unrecorded = outcomes
+            raise
         self.stats.turns += 1
-        if self._tasks:
-            waiter: list[asyncio.Future[Any]] = [asyncio.ensure_future(stop.wait())] if stop is not None else []
-            done, _ = await asyncio.wait(
-                [*self._tasks, *waiter], timeout=wait if not started else 0.0, return_when=asyncio.FIRST_COMPLETED
-            )
-            for w in waiter:
-                w.cancel()
-            await self._record([t for t in self._tasks if t in done])
-        elif not started and wait:
+        if not self._tasks and not started and wait:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), wait) if stop is not None else await asyncio.sleep(wait)
         return started
+
+    def _finish(self, task: asyncio.Task[Outcome]) -> None:
+        self._finished += 1
+        if self._enough is not None and self._finished >= self._enough[1] and not self._enough[0].done():
+            self._enough[0].set_result(None)
+
+    async def _batch_done(self, wait: float, stop: asyncio.Event | None) -> None:
+        """Waits until a batch of the sends in flight has finished (all of them if fewer), ``stop`` is set or
+        ``wait`` seconds have passed."""
+        finished = sum(1 for t in self._tasks if t.done())
+        goal = min(self.batch, len(self._tasks))
+        if finished >= goal:
+            return
+        enough: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._finished = finished
+        self._enough = (enough, goal)
+        waiters: list[asyncio.Future[Any]] = [enough]
+        if stop is not None:
+            waiters.append(asyncio.ensure_future(stop.wait()))
+        try:
+            await asyncio.wait(waiters, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            self._enough = None
+            for w in waiters:
+                w.cancel()
 
     def in_flight(self) -> list[Delivery]:
         """The deliveries being sent now."""
@@ -170,12 +254,20 @@ class Worker:
     async def drain(self) -> None:
         """Waits for every send in flight and records it."""
         if self._tasks:
-            done, _ = await asyncio.wait(list(self._tasks))
-            await self._record(list(done))
+            await asyncio.wait(list(self._tasks))
+        outcomes = self._finished_outcomes()
+        if outcomes:
+            try:
+                await asyncio.to_thread(record_outcomes, self.store, outcomes, now=int(self.clock()))
+            except RetryableError:
+                self._unrecorded = outcomes
+                raise
 
-    async def _record(self, done: list[asyncio.Task[Outcome]]) -> None:
-        outcomes = []
-        for task in done:
+    def _finished_outcomes(self) -> list[Outcome]:
+        """The outcomes not recorded yet: a failed round's and the finished sends', taken out of the ones in flight
+        (and counted)."""
+        outcomes, self._unrecorded = self._unrecorded, []
+        for task in [t for t in self._tasks if t.done()]:
             delivery = self._tasks.pop(task)
             outcome = task.result()
             outcomes.append(outcome)
@@ -187,8 +279,7 @@ class Worker:
                 log.warning("delivery dead-lettered", delivery=delivery.id, target=delivery.target, error=outcome.error)
             else:
                 self.stats.failed += 1
-        if outcomes:
-            await asyncio.to_thread(record_outcomes, self.store, outcomes, now=int(self.clock()))
+        return outcomes
 
     async def _attempt(self, delivery: Delivery) -> Outcome:
         status: int | None = None
@@ -217,31 +308,66 @@ class Worker:
         )
         return Outcome(delivery.id, False, status, error, retry)
 
+    async def _token_units(self, body: str) -> TokenUnits | None:
+        """The decimals and symbol of the payload's token, read from the chain once per token (an ERC-20's never
+        change); None when there is no token or the node does not say (the e-mail then shows base units)."""
+        token = str(json.loads(body).get("data", {}).get("token", "")).lower()
+        if not token:
+            return None
+        if token not in self._units:
+            if self._w3 is None:
+                provider = Web3.HTTPProvider(str(self.settings.rpc_url), request_kwargs={"timeout": TOKEN_TIMEOUT_S})
+                self._w3 = Web3(provider)
+            try:
+                units = await asyncio.to_thread(token_units, self._w3, token)
+            except RetryableError:
+                return None  # the node is away: this e-mail shows base units, a later one asks again
+            if units is None:
+                log.warning("token without ERC-20 decimals", token=token)
+            self._units[token] = units
+        return self._units[token]
+
     async def _endpoint(self, endpoint_id: str) -> WebhookEndpoint | None:
-        if endpoint_id not in self._endpoints:  # an endpoint's URL and secret never change; deletion is checked
-            self._endpoints[endpoint_id] = await asyncio.to_thread(endpoint_by_id, self.store, endpoint_id)
+        """The endpoint with its plaintext secret (kept in memory only), or None: deleted, or sealed under another
+        key. An endpoint's URL and secret never change; deletion is checked by the store's claim."""
+        if endpoint_id not in self._endpoints:
+            self._endpoints[endpoint_id] = await asyncio.to_thread(self._open_endpoint, endpoint_id)
         return self._endpoints[endpoint_id]
+
+    def _open_endpoint(self, endpoint_id: str) -> WebhookEndpoint | None:
+        stored = endpoint_by_id(self.store, endpoint_id)
+        if stored is None:
+            return None
+        key = self.settings.webhook_secrets_key.get_secret_value()
+        secret = signing_secret(stored, key=key)
+        if secret is None:
+            log.error("webhook secret sealed under another key", endpoint=endpoint_id)
+            return None
+        seal_legacy(self.store, stored, key=key)
+        return dataclasses.replace(stored, secret=secret)
 
     async def _post(self, delivery: Delivery) -> tuple[int | None, str | None]:
         endpoint = await self._endpoint(delivery.target)
         if endpoint is None:
-            return None, "the endpoint no longer exists"
-        headers = sign(
-            secret=endpoint.secret, msg_id=delivery.notification_id, body=delivery.body, now=int(self.clock())
-        )
+            return None, "the endpoint no longer exists, or its secret cannot be opened with this key"
+        body = delivery.body.encode()
+        headers = sign(secret=endpoint.secret, msg_id=delivery.notification_id, body=body, now=int(self.clock()))
         try:
-            answer = await self.client.post(endpoint.url, content=delivery.body.encode(), headers=headers)
-        except httpx.HTTPError as exc:
+            async with self.session().post(endpoint.url, data=body, headers=headers, allow_redirects=False) as answer:
+                status = answer.status
+                await answer.content.read(ANSWER_BYTES)  # read, so the connection goes back to the pool
+        except (aiohttp.ClientError, TimeoutError) as exc:
             return None, f"{type(exc).__name__}: {exc}"[:ERROR_TEXT] or type(exc).__name__
-        if 200 <= answer.status_code < 300:
-            return answer.status_code, None
-        return answer.status_code, f"HTTP {answer.status_code}"
+        if 200 <= status < 300:
+            return status, None
+        return status, f"HTTP {status}"
 
     async def _email(self, delivery: Delivery) -> str | None:
         contact = await asyncio.to_thread(contact_of, self.store, item_id=delivery.item_id, sale_seq=delivery.sale_seq)
         if contact is None or self.mailer is None:
             return "no e-mail address for this sale"
         message = compose(
+            units=await self._token_units(delivery.body),
             body=delivery.body,
             to=contact.email,
             lang=contact.lang,

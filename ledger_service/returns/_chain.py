@@ -123,11 +123,13 @@ class TokenUnusableError(ConflictError):
         self.token = token
 
 
-def ensure_allowance(*, chain: ChainContext, sender: TxSender, token: str, amount: int) -> None:
-    """Makes sure the escrow may take ``amount`` of ``token`` from ``sender``'s account, approving the maximum
-    once when it may not. Remembered per sender (so per chain context) once the allowance is unlimited.
-    A token that fails ``allowance()`` or ``approve()`` is a :class:`TokenUnusableError`."""
-    spender = str(chain.escrow.address)
+def ensure_allowance(
+    *, chain: ChainContext, sender: TxSender, token: str, amount: int, spender: str | None = None
+) -> None:
+    """Makes sure ``spender`` (default: the escrow) may take ``amount`` of ``token`` from ``sender``'s account,
+    approving the maximum once when it may not. Remembered per sender (so per chain context) once the allowance
+    is unlimited. A token that fails ``allowance()`` or ``approve()`` is a :class:`TokenUnusableError`."""
+    spender = str(chain.escrow.address) if spender is None else spender
     key = (spender.lower(), token.lower())
     with _allowance_guard:
         known = _max_allowance.setdefault(sender, set())
@@ -158,10 +160,11 @@ def ensure_allowance(*, chain: ChainContext, sender: TxSender, token: str, amoun
             known.add(key)
 
 
-def forget_allowance(*, chain: ChainContext, sender: TxSender, token: str) -> None:
+def forget_allowance(*, chain: ChainContext, sender: TxSender, token: str, spender: str | None = None) -> None:
     """Drops what :func:`ensure_allowance` remembered (the account lowered its allowance elsewhere)."""
+    spender = str(chain.escrow.address) if spender is None else spender
     with _allowance_guard:
-        _max_allowance.get(sender, set()).discard((str(chain.escrow.address).lower(), token.lower()))
+        _max_allowance.get(sender, set()).discard((spender.lower(), token.lower()))
 
 
 # ---- per-item locks -----------------------------------------------------------------------

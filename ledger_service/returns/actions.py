@@ -26,8 +26,10 @@ from ledger_service.access import issue_return_token
 from ledger_service.access.tokens import DEFAULT_TTL_S as DEFAULT_TOKEN_TTL_S
 from ledger_service.chain.signers import ChainContext
 from ledger_service.core.codes import BizStep, Disposition
+from ledger_service.core.hashchain import item_id as item_id_of_uri
 from ledger_service.documents.interface import DocumentStore
-from ledger_service.errors import ConflictError, NotFoundError
+from ledger_service.epcis.gs1 import Gs1Error, parse_item_key
+from ledger_service.errors import ConflictError, InvalidRequestError, NotFoundError
 from ledger_service.returns._chain import (
     ZERO32,
     TxResult,
@@ -234,16 +236,54 @@ def record_delivery(
 
 
 def scan_return(
-    *, store: Store, chain: ChainContext, carrier: str, return_id: str, kind: ScanKind, location: str | None = None
+    *,
+    store: Store,
+    chain: ChainContext,
+    carrier: str,
+    return_id: str,
+    kind: ScanKind,
+    location: str | None = None,
+    epc: str | None = None,
 ) -> TxResult:
-    """A carrier's scan of a returned parcel: first scan (fast refund pays now) or delivery to the merchant."""
+    """A carrier's scan of a returned parcel: first scan (fast refund pays now) or delivery to the merchant.
+
+    ``epc``: the EPC URI scanned on the unit at delivery; the contract compares it with the unit sold (another
+    unit sends the return to the arbiter and pays nothing)."""
     ret = _return_of(store, return_id)
     rid = bytes32(ret.return_id, "return id")
     escrow = chain.escrow.functions
+    if epc is not None and kind is not ScanKind.DELIVERED_TO_MERCHANT:
+        raise InvalidRequestError(
+            "the unit's EPC is checked at delivery to the merchant: send it with kind delivered_to_merchant, "
+            "or leave it out of the in-transit scan"
+        )
     call = escrow.markInTransit(rid, location_bytes(location))
     if kind is ScanKind.DELIVERED_TO_MERCHANT:
         call = escrow.markReceived(rid, location_bytes(location))
+        if epc is not None:
+            call = escrow.markReceivedUnit(rid, location_bytes(location), scanned_unit(store, epc))
     return TxResult.of(chain.sender_for(carrier).send(call))
+
+
+def scanned_unit(store: Store, epc: str) -> bytes:
+    """The item id of a scanned EPC, for the contract's unit check.
+
+    A well-formed GS1 item name (SGTIN URN, GS1 Digital Link) goes to the chain whether or not it is on the
+    ledger: a unit nobody registered in the parcel is the swap the check is there to catch. Text that is a
+    malformed GS1 name, or neither a GS1 name nor the URI of an item on the ledger, is a misread scan: a 422,
+    nothing is sent.
+    """
+    try:
+        key = parse_item_key(epc)
+    except Gs1Error as exc:
+        raise InvalidRequestError(f"the scanned EPC is malformed: {exc}; scan the unit's label again") from None
+    item_id = item_id_of_uri(epc)
+    if key is None and items.item(store, "0x" + item_id.hex()) is None:
+        raise InvalidRequestError(
+            f"the scanned EPC {epc!r} is not a GS1 item name (urn:epc:id:sgtin:... or a GS1 Digital Link) and no "
+            "unit with that URI is on the ledger: scan the unit's label again"
+        )
+    return item_id
 
 
 # ---- inspector ------------------------------------------------------------------------------------
@@ -261,16 +301,18 @@ def record_inspection(
     report_digest: str | None = None,
     location: str | None = None,
     documents: DocumentStore | None = None,
+    epc: str | None = None,
 ) -> DocumentedTx:
     """The inspection result; the report's digest is the given one (e.g. an uploaded document's) or that of
     the report {passed, grade, notes}, which is then stored in ``documents`` (and removed if the transaction
-    fails)."""
+    fails). ``epc``: the EPC URI scanned on the inspected unit, compared on-chain with the unit sold."""
     ret = _return_of(store, return_id)
     report = None if report_digest else inspection_report(passed=passed, grade=grade, notes=notes)
     with _document(documents, report, given=report_digest) as digest:
-        call = chain.escrow.functions.recordInspection(
-            bytes32(ret.return_id, "return id"), passed, digest_bytes(digest), location_bytes(location)
-        )
+        args = (bytes32(ret.return_id, "return id"), passed, digest_bytes(digest), location_bytes(location))
+        call = chain.escrow.functions.recordInspection(*args)
+        if epc is not None:
+            call = chain.escrow.functions.recordInspectionUnit(*args, scanned_unit(store, epc))
         sent = chain.sender_for(inspector).send(call)
     return DocumentedTx(tx=TxResult.of(sent), digest=digest)
 

@@ -149,24 +149,33 @@ def _check(
     category = snap.category
     document = None if snap.policy is None else policy_document(store, snap.policy)
     terms = None if snap.policy is None else terms_of_row(snap.policy, document)
+    rules_terms = terms
+    if reason_code is None and terms is not None:
+        rules_terms = replace(terms, accepted_reasons=frozenset(), manual_review_reasons=frozenset())
+    item, sale, request = facts_of(snap, item_id=item_id, requester=requester, reason_code=reason_code)
+    decision = decide(item=item, sale=sale, policy=rules_terms, request=request)
+    return EligibilityCheck(decision=decision, snapshot=snap, terms=terms, document=document, category=category)
+
+
+def facts_of(
+    snap: EligibilitySnapshot, *, item_id: str, requester: str, reason_code: str | None
+) -> tuple[ItemFacts, SaleFacts | None, ReturnRequestFacts]:
+    """The rules' facts of a snapshot (a return's and an exchange's rules read the same)."""
     sale = snap.sale if snap.sale is not None and not snap.sale.closed else None
     item = snap.item
     # the index's delivered_at is the first delivery after the item's latest sale (store/_folds.py)
     delivered_at = item.delivered_at if item is not None and sale is not None else None
-    rules_terms = terms
-    if reason_code is None and terms is not None:
-        rules_terms = replace(terms, accepted_reasons=frozenset(), manual_review_reasons=frozenset())
-    decision = decide(
-        item=ItemFacts(
+    return (
+        ItemFacts(
             item_id=item_id.lower(),
             registered=item is not None,
             destroyed=item.destroyed if item else False,
             recalled=item.recalled if item else False,
             history_intact=item.chain_ok if item else True,
             delivered_at=delivered_at,
-            category=category,
+            category=snap.category,
         ),
-        sale=None
+        None
         if sale is None
         else SaleFacts(
             consumer=sale.consumer,
@@ -175,8 +184,7 @@ def _check(
             sold_at=sale.sold_at,
             policy_version=sale.policy_version,
         ),
-        policy=rules_terms,
-        request=ReturnRequestFacts(
+        ReturnRequestFacts(
             requester=requester.lower(),
             reason_code=ANY_REASON if reason_code is None else reason_code,
             now=snap.now,
@@ -184,7 +192,6 @@ def _check(
             consumer_returns_90d=snap.consumer_returns_90d,
         ),
     )
-    return EligibilityCheck(decision=decision, snapshot=snap, terms=terms, document=document, category=category)
 
 
 def fast_refund_applies(*, terms: PolicyTerms, price: int, recent_returns: int) -> bool:

@@ -1,7 +1,8 @@
 """A return's printable label: a PDF page (4x6 in or A6) or a PNG of it, and the label-less QR code alone.
 
-On the label: the sender (masked: the index holds only the consumer's wallet address, never a name or a
-postal address, so the label prints that address shortened), the merchant, the label code, a Code 128
+On the label: the sender as the consumer chose (:mod:`ledger_service.returns.senders`: the wallet address
+shortened, the default, or a name they typed, as initials or whole, with an optional city / postcode line),
+the merchant, the label code, a Code 128
 barcode of the carrier's tracking number (given by :mod:`ledger_service.logistics`; when no carrier is
 configured the label code stands in, and the label says so) and a QR code of the return's public verify
 page. Text in Chinese or English, set in a CJK font
@@ -12,30 +13,34 @@ from __future__ import annotations
 
 import io
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 import pypdfium2
-from reportlab.graphics import renderPDF
+from PIL import Image
+from reportlab.graphics.barcode import qrencoder
 from reportlab.graphics.barcode.code128 import Code128
-from reportlab.graphics.barcode.qr import QrCodeWidget
-from reportlab.graphics.shapes import Drawing
 from reportlab.lib.pagesizes import A6, inch
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen.canvas import Canvas
 
 from ledger_service.core.codes import ReturnState
+from ledger_service.core.masking import mask_address, name_initials
 from ledger_service.errors import ConfigurationError, ConflictError
 from ledger_service.returns.labels import label_code
 from ledger_service.returns.views import policy_history
 from ledger_service.store import Store
+from ledger_service.store.label_senders import LabelSenderRow, printed_label_sender
 from ledger_service.store.returns import ReturnRow
 
 Size = Literal["4x6", "a6"]
 Lang = Literal["zh", "en"]
 Format = Literal["pdf", "png", "qr"]
+ShowAs = Literal["wallet", "initials", "full"]
+SHOW_AS: tuple[ShowAs, ...] = ("wallet", "initials", "full")
 MEDIA_TYPES: dict[Format, str] = {"pdf": "application/pdf", "png": "image/png", "qr": "image/png"}
 
 PAGE_SIZES: dict[Size, tuple[float, float]] = {"4x6": (4 * inch, 6 * inch), "a6": A6}
@@ -63,7 +68,7 @@ class LabelData:
     code: str
     """The label code (RMA-...)."""
     sender: str
-    """The consumer, already masked."""
+    """The sender as printed: the masked wallet address, initials or a full name."""
     merchant: str
     """The merchant's account address."""
     return_address: str
@@ -71,37 +76,44 @@ class LabelData:
     tracking: str | None
     """The carrier's tracking number; None: the label code is encoded in its place."""
     verify_url: str
+    show_as: ShowAs = "wallet"
+    """What ``sender`` is, for the line that says so."""
+    locality: str = ""
+    """The sender's city / postcode line ("" when the consumer gave none)."""
 
 
 _TEXTS: dict[Lang, dict[str, str]] = {
     "en": {
         "title": "RETURN",
-        "from": "From (masked)",
+        "from_wallet": "From (masked)",
+        "from_initials": "From (initials)",
+        "from_full": "From",
         "to": "Return to merchant",
         "no_address": "The merchant has published no return address: ask the merchant before shipping.",
         "code": "Return code",
         "tracking": "Tracking number",
         "no_tracking": "No carrier tracking number yet: the barcode carries the return code.",
         "scan": "Scan to verify this return",
-        "masked": "Sender shown masked: only the start and end of the wallet address are printed.",
+        "note_wallet": "Sender shown masked: only the start and end of the wallet address are printed.",
+        "note_initials": "Sender shown by initials, as the consumer chose.",
+        "note_full": "Sender's name as the consumer gave it.",
     },
     "zh": {
         "title": "退货",
-        "from": "寄件人（已隐去）",  # noqa: RUF001 (Chinese punctuation)
+        "from_wallet": "寄件人（已隐去）",  # noqa: RUF001 (Chinese punctuation)
+        "from_initials": "寄件人（缩写）",  # noqa: RUF001
+        "from_full": "寄件人",
         "to": "退回商家",
         "no_address": "商家尚未公布退货地址：寄出前请先联系商家。",  # noqa: RUF001
         "code": "退货码",
         "tracking": "运单号",
         "no_tracking": "尚无承运商运单号：条码内容为退货码。",  # noqa: RUF001
         "scan": "扫码核验此退货",
-        "masked": "寄件人已隐去：仅打印钱包地址的首尾字符。",  # noqa: RUF001
+        "note_wallet": "寄件人已隐去：仅打印钱包地址的首尾字符。",  # noqa: RUF001
+        "note_initials": "寄件人按消费者的选择以缩写显示。",
+        "note_full": "寄件人姓名由消费者提供。",
     },
 }
-
-
-def mask_address(address: str) -> str:
-    """``0x1234…abcd``: enough for the merchant to match a parcel, not the full wallet address."""
-    return f"{address[:6]}…{address[-4:]}" if len(address) > 12 else address
 
 
 def _ensure_font() -> None:
@@ -118,6 +130,18 @@ def _ensure_font() -> None:
         "no CJK font for labels: install Debian's fonts-wqy-microhei (scripts/bootstrap.sh does) "
         f"so that one of {', '.join(str(p) for p in FONT_CANDIDATES)} exists"
     )
+
+
+def unprintable(text: str) -> list[str]:
+    """The characters of ``text`` the label's font has no glyph for (each once, in order): they would print as
+    empty boxes. :class:`LabelFontMissingError` without the font."""
+    _ensure_font()
+    glyphs = pdfmetrics.getFont(_FONT).face.charToGlyph
+    missing: list[str] = []
+    for ch in text:
+        if ch != " " and ord(ch) not in glyphs and ch not in missing:
+            missing.append(ch)
+    return missing
 
 
 def _wrap(text: str, width: float, size: float) -> list[str]:
@@ -156,8 +180,10 @@ def label_pdf(data: LabelData, *, size: Size = "4x6", lang: Lang = "en") -> byte
 
     text(t["title"], 22)
     y -= 4
-    text(f"{t['from']}: {data.sender}", 9)
-    text(t["masked"], 6.5)
+    text(f"{t['from_' + data.show_as]}: {data.sender}", 9)
+    if data.locality:
+        text(data.locality, 9)
+    text(t["note_" + data.show_as], 6.5)
     y -= 4
     text(f"{t['to']}:", 9)
     for line in data.return_address.splitlines() if data.return_address else [t["no_address"]]:
@@ -193,12 +219,32 @@ def label_pdf(data: LabelData, *, size: Size = "4x6", lang: Lang = "en") -> byte
     return out.getvalue()
 
 
+QR_BORDER = 4
+"""Modules of quiet zone around the QR code, as the symbology asks."""
+
+
 def _draw_qr(pdf: Canvas, url: str, x: float, y: float, side: float) -> None:
-    widget = QrCodeWidget(url, barLevel="M", barBorder=4)
-    x0, y0, x1, y1 = widget.getBounds()
-    drawing = Drawing(side, side, transform=[side / (x1 - x0), 0, 0, side / (y1 - y0), 0, 0])
-    drawing.add(widget)
-    renderPDF.draw(drawing, pdf, x, y)
+    """The QR code (level M) of ``url`` in a ``side`` square at (x, y): reportlab's encoder, each row's runs of
+    dark modules drawn as one path (its graphics widget builds a validated shape per run, most of a label's
+    rendering time)."""
+    qr = qrencoder.QRCode(None, qrencoder.QRErrorCorrectLevel.M)
+    qr.addData(url)
+    qr.make()
+    count = qr.getModuleCount()
+    box = side / (count + 2 * QR_BORDER)
+    path = pdf.beginPath()
+    for r, row in enumerate(qr.modules):
+        top = y + side - (QR_BORDER + r + 1) * box
+        c = 0
+        while c < count:
+            if not row[c]:
+                c += 1
+                continue
+            start = c
+            while c < count and row[c]:
+                c += 1
+            path.rect(x + (QR_BORDER + start) * box, top, (c - start) * box, box)
+    pdf.drawPath(path, stroke=0, fill=1)
 
 
 def qr_pdf(url: str, *, side: float = 2 * inch) -> bytes:
@@ -212,15 +258,16 @@ def qr_pdf(url: str, *, side: float = 2 * inch) -> bytes:
 
 
 def pdf_to_png(pdf: bytes, *, dpi: int = PNG_DPI) -> bytes:
-    """The first page of ``pdf`` as a PNG (rendered by PDFium)."""
+    """The first page of ``pdf`` as a black-and-white PNG (rendered by PDFium)."""
     document = pypdfium2.PdfDocument(pdf)
     try:
         image = document[0].render(scale=dpi / 72, grayscale=True).to_pil()
     finally:
         document.close()
     out = io.BytesIO()
-    # no optimize pass: it made the PNG 7% smaller and took five times as long as the rendering
-    image.convert("L").save(out, format="PNG")
+    # one bit a pixel, as label printers print: a quarter of the bytes of an 8-bit grey PNG, deflated five times
+    # faster (most of a PNG label's time), and the codes decode the same; no optimize pass either
+    image.convert("L").convert("1", dither=Image.Dither.NONE).save(out, format="PNG")
     return out.getvalue()
 
 
@@ -260,9 +307,12 @@ def return_label(
     verify_url = f"{public_url.rstrip('/')}/verify/{code}"
     if format == "qr":
         return RenderedLabel(pdf_to_png(qr_pdf(verify_url)), MEDIA_TYPES[format], f"{code}-qr.png")
+    sender, show_as, locality = printed_sender(store, ret)
     data = LabelData(
         code=code,
-        sender=mask_address(ret.consumer),
+        sender=sender,
+        show_as=show_as,
+        locality=locality,
         merchant=ret.merchant,
         return_address=return_address(store, ret.merchant),
         tracking=tracking,
@@ -271,6 +321,23 @@ def return_label(
     pdf = label_pdf(data, size=size, lang=lang)
     content = pdf if format == "pdf" else pdf_to_png(pdf)
     return RenderedLabel(content, MEDIA_TYPES[format], f"{code}-{size}.{format}")
+
+
+def printed_sender(store: Store, ret: ReturnRow) -> tuple[str, ShowAs, str]:
+    """The sender a label of ``ret`` prints (text, what it is, the city / postcode line), as its consumer chose;
+    printing fixes the choice (:func:`ledger_service.store.label_senders.printed_label_sender`)."""
+    return sender_text(ret.consumer, printed_label_sender(store, return_id=ret.return_id, now=int(time.time())))
+
+
+def sender_text(consumer: str, chosen: LabelSenderRow | None) -> tuple[str, ShowAs, str]:
+    """The sender line of a label for ``consumer``'s choice ``chosen`` (None: none made): text, what it is, and
+    the city / postcode line."""
+    locality = (chosen.locality or "") if chosen is not None else ""
+    if chosen is None or not chosen.name or chosen.show_as not in ("initials", "full"):
+        return mask_address(consumer), "wallet", locality
+    if chosen.show_as == "full":
+        return chosen.name, "full", locality
+    return name_initials(chosen.name), "initials", locality
 
 
 def return_address(store: Store, merchant: str) -> str:

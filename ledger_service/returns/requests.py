@@ -24,12 +24,15 @@ the index shows its return closed.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from web3.contract.contract import ContractFunction
+
 from ledger_service.chain.calls import failed
 from ledger_service.chain.reverts import ContractRevertError
+from ledger_service.chain.sender import SentTx, TxSender
 from ledger_service.chain.signers import ChainContext
 from ledger_service.documents.cid import Cid
 from ledger_service.documents.interface import DocumentStore
@@ -47,6 +50,7 @@ from ledger_service.returns._chain import (
     wall_clock,
 )
 from ledger_service.returns.decision import EligibilityCheck, check_eligibility, fast_refund_applies
+from ledger_service.returns.senders import LabelSender, sender_row
 from ledger_service.store import returns as returns_store
 from ledger_service.store.handle import Store
 from ledger_service.store.returns import ReturnRequestRow
@@ -132,12 +136,14 @@ def request_return(
     comment: str | None = None,
     document_cids: Sequence[str] = (),
     documents: DocumentStore | None = None,
+    label_sender: LabelSender | None = None,
     now: int | None = None,
 ) -> RequestResult:
     """Reviews a consumer's request at once and acts on the outcome (see the module docstring).
 
     ``document_cids``: documents the consumer uploaded for the merchant (photos), which ``documents`` must
-    hold (:func:`request_documents`). Raises :class:`ReturnAlreadyOpenError` / :class:`ReviewPendingError`
+    hold (:func:`request_documents`). ``label_sender``: how its label shows the sender, stored with the request
+    (not for a rejected one: no label is printed). Raises :class:`ReturnAlreadyOpenError` / :class:`ReviewPendingError`
     when the item is busy, and the chain's errors when an approved return cannot be authorized (the
     request is then stored as rejected with reason ``authorization_failed``).
     """
@@ -147,28 +153,23 @@ def request_return(
         check = check_eligibility(store=store, item_id=item_key, requester=consumer, reason_code=reason_code, now=now)
         sale = check.snapshot.sale
         if sale is not None and sale.consumer == consumer.lower():
-            _refuse_if_busy(store, check)
+            refuse_if_busy(store, check)
         decision = check.decision
-        created = wall_clock()
-        merchant = sale.merchant if sale is not None else (check.snapshot.item.merchant if check.snapshot.item else "")
-        row = ReturnRequestRow(
-            id=new_request_id(),
+        row = new_request_row(
+            check,
             item_id=item_key,
-            consumer=consumer.lower(),
-            merchant=merchant or "0x" + "00" * 20,
+            consumer=consumer,
             reason_code=reason_code,
             comment=comment,
-            outcome=decision.outcome.value,
-            reasons=_reasons_json(decision.reasons),
-            return_id=None,
-            tx_hash=None,
-            created_at=created,
-            decided_at=None if decision.outcome is Outcome.MANUAL_REVIEW else created,
-            decided_by=None if decision.outcome is Outcome.MANUAL_REVIEW else AUTO,
-            active_item=None if decision.outcome is Outcome.REJECT else item_key,
+            outcome=decision.outcome,
+            reasons=decision.reasons,
             documents=attached,
         )
-        returns_store.insert_return_request(store, row)  # ItemBusyError: another replica holds the item
+        chosen = None
+        if label_sender is not None and decision.outcome is not Outcome.REJECT:
+            chosen = sender_row(row.id, label_sender, now=row.created_at)
+        # ItemBusyError: another replica holds the item
+        returns_store.insert_return_request(store, row, label_sender=chosen)
         if decision.outcome is not Outcome.APPROVE:
             return RequestResult(row, decision, None)
         assert sale is not None
@@ -180,7 +181,47 @@ def request_return(
         return RequestResult(stored, decision, tx)
 
 
-def _refuse_if_busy(store: Store, check: EligibilityCheck) -> None:
+def new_request_row(
+    check: EligibilityCheck,
+    *,
+    item_id: str,
+    consumer: str,
+    reason_code: str,
+    comment: str | None,
+    outcome: Outcome,
+    reasons: tuple[Reason, ...],
+    documents: tuple[str, ...] = (),
+    replacement_item_id: str | None = None,
+    instant: bool | None = None,
+) -> ReturnRequestRow:
+    """A new request decided now (queued: undecided), holding the item's slot unless rejected."""
+    snap = check.snapshot
+    item_key = item_id.lower()
+    sale = snap.sale
+    merchant = sale.merchant if sale is not None else (snap.item.merchant if snap.item else "")
+    created = wall_clock()
+    return ReturnRequestRow(
+        id=new_request_id(),
+        item_id=item_key,
+        consumer=consumer.lower(),
+        merchant=merchant or "0x" + "00" * 20,
+        reason_code=reason_code,
+        comment=comment,
+        outcome=outcome.value,
+        reasons=_reasons_json(reasons),
+        return_id=None,
+        tx_hash=None,
+        created_at=created,
+        decided_at=None if outcome is Outcome.MANUAL_REVIEW else created,
+        decided_by=None if outcome is Outcome.MANUAL_REVIEW else AUTO,
+        active_item=None if outcome is Outcome.REJECT else item_key,
+        documents=documents,
+        replacement_item_id=None if replacement_item_id is None else replacement_item_id.lower(),
+        instant=instant,
+    )
+
+
+def refuse_if_busy(store: Store, check: EligibilityCheck) -> None:
     """Raises if the item has an open return or a request in progress; releases a slot whose return closed."""
     snap = check.snapshot
     assert snap.item is not None
@@ -227,25 +268,62 @@ def _authorize(
 ) -> TxResult:
     """The merchant authorizes the return and funds the escrow; the request records the return id.
 
+    On failure the request is rejected or requeued and the error re-raised (:func:`send_authorization`).
+    """
+    sender = chain.sender_for(sale.merchant)
+    call = chain.escrow.functions.authorizeReturn(bytes32(sale.item_id, "item id"), sale.price, fast_refund)
+    sent = send_authorization(
+        store=store,
+        request=request,
+        decided_by=decided_by,
+        requeue=requeue,
+        send=lambda: send_funded(chain=chain, sender=sender, call=call, deposits=[(None, sale.token, sale.price)]),
+    )
+    [authorized] = event_args(chain.escrow, "ReturnAuthorized", sent)
+    record_authorized(store, request=request, decided_by=decided_by, return_id=hex32(authorized["returnId"]), sent=sent)
+    return TxResult.of(sent)
+
+
+Deposit = tuple[str | None, str, int]
+"""What a transaction takes from the sender's account: (spender, None for the escrow; token; amount)."""
+
+
+def send_funded(*, chain: ChainContext, sender: TxSender, call: ContractFunction, deposits: list[Deposit]) -> SentTx:
+    """Sends ``call`` once every spender may take its deposit (approving it if not); approves again, once, when the
+    account lowered an allowance since it was last read."""
+    for spender, token, amount in deposits:
+        if amount:
+            ensure_allowance(chain=chain, sender=sender, token=token, amount=amount, spender=spender)
+    try:
+        return sender.send(call)
+    except ContractRevertError as exc:
+        if exc.error != "ERC20InsufficientAllowance":
+            raise
+        for spender, token, amount in deposits:
+            if amount:
+                forget_allowance(chain=chain, sender=sender, token=token, spender=spender)
+                ensure_allowance(chain=chain, sender=sender, token=token, amount=amount, spender=spender)
+        return sender.send(call)
+
+
+def send_authorization(
+    *,
+    store: Store,
+    request: ReturnRequestRow,
+    decided_by: str,
+    requeue: bool,
+    send: Callable[[], SentTx],
+) -> SentTx:
+    """Sends the merchant's authorization of ``request`` (a return's or an exchange's).
+
     On failure the request is rejected (``authorization_failed`` with a fixed sentence, never an
     exception's text: it is shown to the consumer; slot released), or with ``requeue`` put back in
     the merchant's queue, and the error re-raised: ``EscrowReturnAlreadyOpen`` as
     :class:`ReturnAlreadyOpenError` (and always rejects), a token that is no ERC-20 as
     :class:`TokenUnusableError`, any exception of web3 itself as a ``ChainCallError``.
     """
-    sender = chain.sender_for(sale.merchant)
-    call = chain.escrow.functions.authorizeReturn(bytes32(sale.item_id, "item id"), sale.price, fast_refund)
     try:
-        ensure_allowance(chain=chain, sender=sender, token=sale.token, amount=sale.price)
-        try:
-            sent = sender.send(call)
-        except ContractRevertError as exc:
-            if exc.error != "ERC20InsufficientAllowance":
-                raise
-            # the merchant lowered its allowance since we last looked: approve again, once
-            forget_allowance(chain=chain, sender=sender, token=sale.token)
-            ensure_allowance(chain=chain, sender=sender, token=sale.token, amount=sale.price)
-            sent = sender.send(call)
+        return send()
     except ContractRevertError as exc:
         if exc.error == "EscrowReturnAlreadyOpen":
             open_id = hex32(exc.params["returnId"])
@@ -267,8 +345,12 @@ def _authorize(
     except Exception as exc:  # web3's own exceptions: their text is not for people, nor to be stored
         _fail(store, request, decided_by, _unfunded("the service could not send the transaction"), requeue=requeue)
         raise failed("funding the escrow", exc) from None
-    [authorized] = event_args(chain.escrow, "ReturnAuthorized", sent)
-    return_id = hex32(authorized["returnId"])
+
+
+def record_authorized(
+    store: Store, *, request: ReturnRequestRow, decided_by: str, return_id: str, sent: SentTx
+) -> None:
+    """The request is approved and names its return (the item's slot is kept until the index shows it closed)."""
     returns_store.record_decision(
         store,
         request_id=request.id,
@@ -279,7 +361,6 @@ def _authorize(
         tx_hash=sent.tx_hash,
         keep_item=True,  # released lazily once the index shows the return closed
     )
-    return TxResult.of(sent)
 
 
 _REFUSALS = {
@@ -326,10 +407,17 @@ def _fail(store: Store, request: ReturnRequestRow, decided_by: str, message: str
 # ---- the merchant's queue ---------------------------------------------------------------------
 
 
-def _queued(store: Store, *, merchant: str, request_id: str) -> ReturnRequestRow:
+def queued_request(store: Store, *, merchant: str, request_id: str, exchange: bool = False) -> ReturnRequestRow:
+    """The merchant's queued request (an exchange's with ``exchange``); 404 otherwise, 409 once decided."""
     row = returns_store.return_request_by_id(store, request_id)
+    if (row is None or row.merchant != merchant.lower()) and exchange:
+        raise NotFoundError(f"no exchange request {request_id} for this merchant")
     if row is None or row.merchant != merchant.lower():
         raise NotFoundError(f"no return request {request_id} for this merchant")
+    if row.is_exchange and not exchange:
+        raise ConflictError(f"request {request_id} is an exchange request: decide it under /v1/exchanges/{request_id}")
+    if exchange and not row.is_exchange:
+        raise ConflictError(f"request {request_id} is a return request: decide it under /v1/returns/{request_id}")
     if row.outcome != Outcome.MANUAL_REVIEW.value:
         raise ConflictError(
             f"return request {request_id} is not waiting for review: it was already decided ({row.outcome})"
@@ -345,9 +433,9 @@ def approve_request(
     The merchant's approval overrides the rules that sent it to review; the sale must still be the
     consumer's, and fast refund applies if the bound policy's conditions hold.
     """
-    row = _queued(store, merchant=merchant, request_id=request_id)
+    row = queued_request(store, merchant=merchant, request_id=request_id)
     with item_lock(row.item_id):
-        row = _queued(store, merchant=merchant, request_id=request_id)
+        row = queued_request(store, merchant=merchant, request_id=request_id)
         check = check_eligibility(
             store=store, item_id=row.item_id, requester=row.consumer, reason_code=row.reason_code, now=now
         )
@@ -356,17 +444,7 @@ def approve_request(
             raise ConflictError(f"the item of request {request_id} is no longer sold to its consumer")
         if check.snapshot.open_return is not None:
             raise ReturnAlreadyOpenError(row.item_id, check.snapshot.open_return.return_id)
-        claimed = returns_store.record_decision(
-            store,
-            request_id=row.id,
-            outcome=Outcome.APPROVE.value,
-            decided_at=wall_clock(),
-            decided_by=merchant.lower(),
-            keep_item=True,
-            expected_outcome=Outcome.MANUAL_REVIEW.value,
-        )
-        if not claimed:
-            raise ConflictError(f"return request {request_id} was decided meanwhile")
+        claim_queued(store, row, merchant=merchant)
         fast = check.terms is not None and fast_refund_applies(
             terms=check.terms, price=sale.price, recent_returns=check.snapshot.consumer_returns_90d
         )
@@ -384,9 +462,29 @@ def approve_request(
         return RequestResult(stored, None, tx)
 
 
-def reject_request(*, store: Store, merchant: str, request_id: str, note: str | None = None) -> RequestResult:
-    """The merchant rejects a queued request (nothing on-chain); the item is free for another request."""
-    row = _queued(store, merchant=merchant, request_id=request_id)
+def claim_queued(store: Store, row: ReturnRequestRow, *, merchant: str) -> None:
+    """The merchant's approval of a queued request, compare-and-set: a 409 when it was decided meanwhile."""
+    claimed = returns_store.record_decision(
+        store,
+        request_id=row.id,
+        outcome=Outcome.APPROVE.value,
+        decided_at=wall_clock(),
+        decided_by=merchant.lower(),
+        keep_item=True,
+        expected_outcome=Outcome.MANUAL_REVIEW.value,
+    )
+    if not claimed and row.is_exchange:
+        raise ConflictError(f"exchange request {row.id} was decided meanwhile")
+    if not claimed:
+        raise ConflictError(f"return request {row.id} was decided meanwhile")
+
+
+def reject_request(
+    *, store: Store, merchant: str, request_id: str, note: str | None = None, exchange: bool = False
+) -> RequestResult:
+    """The merchant rejects a queued request (an exchange's with ``exchange``; nothing on-chain); the item is free
+    for another request."""
+    row = queued_request(store, merchant=merchant, request_id=request_id, exchange=exchange)
     message = note.strip() if note and note.strip() else "The merchant reviewed the request and declined it."
     done = returns_store.record_decision(
         store,

@@ -157,6 +157,7 @@ def list_merchant_returns(
             store,
             merchant=merchant,
             outcomes=["manual_review"],
+            exchanges=False,  # queued exchanges are listed and decided under /v1/exchanges
             reason_code=reason_code,
             created_from=created_from,
             created_to=None if created_to is None else created_to + 1,

@@ -22,9 +22,10 @@ from ledger_service.store.handle import (
     RollbackStats,
     Store,
     StoreError,
+    StoreFullError,
     StoreUnavailableError,
 )
-from ledger_service.store.lock import WriterLock, notify_lock, writer_lock
+from ledger_service.store.lock import WriterLock, batcher_lock, notify_lock, writer_lock
 
 __all__ = [
     "ApplyStats",
@@ -33,8 +34,10 @@ __all__ = [
     "RollbackStats",
     "Store",
     "StoreError",
+    "StoreFullError",
     "StoreUnavailableError",
     "WriterLock",
+    "batcher_lock",
     "notify_lock",
     "writer_lock",
 ]

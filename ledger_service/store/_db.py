@@ -48,7 +48,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.sql.expression import Insert, TextClause
 from sqlalchemy.types import TypeDecorator
 
-from ledger_service.store._errors import StoreError, StoreUnavailableError
+from ledger_service.store._errors import StoreError, StoreFullError, StoreUnavailableError
 from ledger_service.store.tables import metadata
 
 log = structlog.get_logger(__name__)
@@ -177,6 +177,15 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
 
 
 @contextmanager
+def single_statement(engine: Engine) -> Iterator[Connection]:
+    """A connection in autocommit mode, for one statement that is its own transaction: no BEGIN and COMMIT round
+    trips around it (PostgreSQL; a hot path's statement that reads, writes and answers at once). Each statement
+    executed on it commits by itself, so give it only one."""
+    with translate_errors(), engine.connect() as conn:
+        yield conn.execution_options(isolation_level="AUTOCOMMIT")
+
+
+@contextmanager
 def read_transaction(engine: Engine) -> Iterator[Connection]:
     """One read-only transaction: a consistent snapshot on both databases (PostgreSQL: REPEATABLE READ)."""
     with translate_errors(), engine.connect() as conn:
@@ -204,14 +213,40 @@ def translate_errors() -> Iterator[None]:
     except _with_driver_errors(IntegrityError) as exc:
         raise StoreError(f"the index refused rows that conflict with stored ones: {getattr(exc, 'orig', exc)}") from exc
     except _with_driver_errors(OperationalError) as exc:
+        if _disk_full(exc):
+            raise _full(exc) from exc
         raise StoreUnavailableError(f"database unavailable: {getattr(exc, 'orig', exc)}") from exc
     except DBAPIError as exc:
+        if _disk_full(exc):
+            raise _full(exc) from exc
         if exc.connection_invalidated:
             raise StoreUnavailableError(f"database connection lost: {exc.orig}") from exc
         raise
 
 
-HEAD_REVISION = "0014"
+_SQLITE_FULL = 13
+"""SQLite's primary result code for "database or disk is full" (also its page limit, ``max_page_count``)."""
+_PG_DISK_FULL = "53100"
+"""PostgreSQL's SQLSTATE ``disk_full``."""
+
+
+def _disk_full(exc: Exception) -> bool:
+    """Whether ``exc`` (SQLAlchemy's or a driver's) says the database's disk is full: a stop, not a retry."""
+    orig = getattr(exc, "orig", None) or exc
+    code = getattr(orig, "sqlite_errorcode", None)
+    if isinstance(code, int) and code & 0xFF == _SQLITE_FULL:
+        return True
+    return getattr(orig, "sqlstate", None) == _PG_DISK_FULL
+
+
+def _full(exc: Exception) -> StoreFullError:
+    return StoreFullError(
+        f"the database's disk is full ({getattr(exc, 'orig', exc)}): the transaction was rolled back and nothing "
+        "committed is lost; free space on its volume (or grow it), then start again: it resumes where it stopped"
+    )
+
+
+HEAD_REVISION = "0029"
 """The newest migration (a test checks it is Alembic's head): an index already there is not migrated."""
 
 
@@ -307,6 +342,9 @@ def _sqlite_statement(kind: str, table: Table, columns: tuple[str, ...]) -> Inse
         condition = " AND ".join(f'"{name}" = :{name}' for name in keys)
         return text(f'UPDATE "{table.name}" SET {assignments} WHERE {condition}')  # noqa: S608 - our identifiers
     insert = sqlite.insert(table)
+    if kind == "increment":
+        added = {name: table.c[name] + insert.excluded[name] for name in columns if name not in keys}
+        return insert.on_conflict_do_update(index_elements=keys, set_=added)
     updates = {name: insert.excluded[name] for name in columns if name not in keys}
     if updates:
         return insert.on_conflict_do_update(index_elements=keys, set_=updates)
@@ -324,10 +362,15 @@ def _postgres_sql(conn: Connection, kind: str, table: Table, columns: tuple[str,
         condition = " AND ".join(f"{target}.{quote(name)} = v.{quote(name)}" for name in keys)
         return f"UPDATE {target} SET {assignments} FROM unnest({arrays}) AS v({names}) WHERE {condition}"  # noqa: S608
     sql = f"INSERT INTO {target} ({names}) SELECT * FROM unnest({arrays})"  # noqa: S608 - our identifiers
+    conflict = ", ".join(quote(name) for name in keys)
     if kind == "upsert":
-        conflict = ", ".join(quote(name) for name in keys)
         updates = ", ".join(f"{quote(name)} = EXCLUDED.{quote(name)}" for name in columns if name not in keys)
         sql += f" ON CONFLICT ({conflict}) " + (f"DO UPDATE SET {updates}" if updates else "DO NOTHING")
+    elif kind == "increment":
+        added = ", ".join(
+            f"{quote(name)} = {target}.{quote(name)} + EXCLUDED.{quote(name)}" for name in columns if name not in keys
+        )
+        sql += f" ON CONFLICT ({conflict}) DO UPDATE SET {added}"
     return sql
 
 
@@ -464,6 +507,12 @@ def update_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) 
 def upsert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
     """INSERT ... ON CONFLICT (primary key) DO UPDATE ``rows`` (dicts with the same keys, distinct keys)."""
     _write_rows(conn, "upsert", table, rows)
+
+
+def increment_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    """Adds ``rows``' values (the columns other than the primary key) to the rows with their keys, inserting the
+    missing ones at those values (dicts with the same keys, distinct keys): one statement on PostgreSQL."""
+    _write_rows(conn, "increment", table, rows)
 
 
 def insert_ignore(conn: Connection, table: Table, row: dict[str, Any]) -> bool:

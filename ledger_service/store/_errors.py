@@ -11,3 +11,8 @@ class StoreError(FatalError):
 
 class StoreUnavailableError(RetryableError):
     """The database could not be reached or was busy; the same call may succeed later."""
+
+
+class StoreFullError(FatalError):
+    """The database's disk (or SQLite's page limit) is full: the transaction was rolled back, nothing committed is
+    lost, and retrying cannot help until a person frees space, so the indexer stops instead of waiting."""

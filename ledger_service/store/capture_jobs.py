@@ -33,6 +33,8 @@ class CaptureJobRow:
     captured: int
     duplicates: int
     errors: tuple[dict[str, Any], ...]
+    batched: tuple[dict[str, Any], ...]
+    """The events sent to the scan batcher instead of the chain, with each item's batch and place."""
     created_at: int
     finished_at: int | None
     owner: str | None = None
@@ -61,6 +63,7 @@ def insert_job(
         "captured": 0,
         "duplicates": 0,
         "errors": [],
+        "batched": [],
         "created_at": created_at,
         "finished_at": None,
         "owner": owner,
@@ -137,6 +140,7 @@ def finish_job(
     duplicates: int,
     errors: Sequence[dict[str, Any]],
     finished_at: int,
+    batched: Sequence[dict[str, Any]] = (),
 ) -> None:
     stmt = (
         update(capture_jobs)
@@ -147,6 +151,7 @@ def finish_job(
             captured=captured,
             duplicates=duplicates,
             errors=list(errors),
+            batched=list(batched),
             finished_at=finished_at,
         )
     )
@@ -171,6 +176,7 @@ def _row(row: Any) -> CaptureJobRow:
         captured=row.captured,
         duplicates=row.duplicates,
         errors=tuple(dict(e) for e in row.errors),
+        batched=tuple(dict(b) for b in row.batched),
         created_at=row.created_at,
         finished_at=row.finished_at,
         owner=row.owner,

@@ -5,25 +5,29 @@ Each function is one transaction. Guarantees callers rely on:
 - a return has at most one shipment: of concurrent :func:`insert_shipment` calls for one return, all get the
   same row (the first one written); a tracking number already taken by another return gets None;
 - a carrier's event is recorded once, by its event id, however often and in whatever order it is delivered
-  (:func:`record_events`);
+  (:func:`record_events`), and the notification it calls for (an exception's) is written to the outbox in the
+  same transaction: once per event, never for a duplicate;
 - of concurrent :func:`claim_delivery` calls for one delivery id, exactly one gets ``CLAIMED``; a delivery
   whose process died (claimed longer than the lease ago, never completed) may be claimed again.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import Row, and_, delete, select, update
 
+from ledger_service.core.notifications import carrier_event_subject
 from ledger_service.store._db import insert_ignore, key_in, read_transaction, write_transaction
 from ledger_service.store.handle import Store
+from ledger_service.store.notifications import add_return_notice
 from ledger_service.store.tables import carrier_deliveries, carrier_events, carrier_shipments
 
 __all__ = [
+    "CarrierNotice",
     "DeliveryClaim",
     "ShipmentRow",
     "TrackingEventRow",
@@ -61,6 +65,18 @@ class TrackingEventRow:
     read_point: str | None
     delivery_id: str
     received_at: int
+    epc: str | None = None
+    """A delivered event: the EPC URI the carrier scanned on the unit in the parcel."""
+
+
+@dataclass(frozen=True, slots=True)
+class CarrierNotice:
+    """The notification a tracking event calls for (the outbox row's type and data; its return's sale and
+    parties are read from the index)."""
+
+    type: str
+    return_id: str
+    data: dict[str, Any]
 
 
 def _shipment(row: Row[Any]) -> ShipmentRow:
@@ -80,6 +96,7 @@ def _event(row: Row[Any]) -> TrackingEventRow:
         read_point=row.read_point,
         delivery_id=row.delivery_id,
         received_at=row.received_at,
+        epc=row.epc,
     )
 
 
@@ -128,8 +145,11 @@ def shipments_by_tracking(store: Store, *, carrier: str, tracking_numbers: Seque
 # ---- tracking events ----------------------------------------------------------------------------------------
 
 
-def record_events(store: Store, events: Sequence[TrackingEventRow]) -> set[str]:
-    """Records the events not recorded before (by carrier and event id); the ids of those that were new."""
+def record_events(
+    store: Store, events: Sequence[TrackingEventRow], *, notices: Mapping[str, CarrierNotice] | None = None
+) -> set[str]:
+    """Records the events not recorded before (by carrier and event id), each new one with its notification in
+    ``notices`` (by event id) in the same transaction; the ids of those that were new."""
     added: set[str] = set()
     with write_transaction(store.engine) as conn:
         for event in events:
@@ -144,11 +164,23 @@ def record_events(store: Store, events: Sequence[TrackingEventRow]) -> set[str]:
                     "occurred_at": event.occurred_at,
                     "location": event.location,
                     "read_point": event.read_point,
+                    "epc": event.epc,
                     "delivery_id": event.delivery_id,
                     "received_at": event.received_at,
                 },
             ):
                 added.add(event.event_id)
+                notice = (notices or {}).get(event.event_id)
+                if notice is not None:
+                    add_return_notice(
+                        conn,
+                        kind=notice.type,
+                        subject=carrier_event_subject(event.carrier, event.event_id),
+                        return_id=notice.return_id,
+                        data=notice.data,
+                        occurred_at=event.occurred_at,
+                        now=event.received_at,
+                    )
     return added
 
 

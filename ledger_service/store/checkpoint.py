@@ -34,6 +34,10 @@ class ChainPin:
     ledger_address: str
     escrow_address: str
     deploy_block: int
+    exchange_address: str | None = None
+    """ExchangeEscrow (None: a deployment from before it)."""
+    batch_anchor_address: str | None = None
+    """BatchAnchor's address; None for a deployment made before it existed (its batches are not indexed)."""
 
 
 @dataclass(frozen=True)
@@ -85,6 +89,8 @@ def read_pin(conn: Connection) -> ChainPin | None:
         ledger_address=row.ledger_address,
         escrow_address=row.escrow_address,
         deploy_block=row.deploy_block,
+        exchange_address=row.exchange_address,
+        batch_anchor_address=row.batch_anchor_address,
     )
 
 
@@ -98,6 +104,8 @@ def insert_pin(conn: Connection, pin: ChainPin) -> None:
             "ledger_address": pin.ledger_address,
             "escrow_address": pin.escrow_address,
             "deploy_block": pin.deploy_block,
+            "exchange_address": pin.exchange_address,
+            "batch_anchor_address": pin.batch_anchor_address,
             "created_at": int(time.time()),
         },
     )

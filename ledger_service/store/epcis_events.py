@@ -37,7 +37,8 @@ from ledger_service.store.tables import (
     sellers,
 )
 
-CLAIMED, RECORDED = "claimed", "recorded"
+CLAIMED, RECORDED, BATCHED = "claimed", "recorded", "batched"
+"""``batched``: sent to the scan batcher (its scans are anchored in batches, not as item events)."""
 _PARENT_ROLE = 1
 """``epcis_event_epcs.role`` of a parentID (no item event is written for it)."""
 _CHUNK = 500
@@ -297,6 +298,16 @@ def mark_recorded(store: Store, recorded: Sequence[Recorded], *, record_time_ms:
         ]
         if written:
             conn.execute(seqs, written)
+
+
+def mark_batched(store: Store, event_keys: Sequence[int]) -> None:
+    """Marks claimed events as sent to the scan batcher (captured, but not as item events on-chain)."""
+    e = epcis_events.c
+    keys = sorted(set(event_keys))
+    with write_transaction(store.engine) as conn:
+        for start in range(0, len(keys), _CHUNK):
+            chunk = keys[start : start + _CHUNK]
+            conn.execute(update(epcis_events).where(e.event_key.in_(chunk), e.state == CLAIMED).values(state=BATCHED))
 
 
 def known_hash_ids(store: Store, hash_ids: Sequence[str]) -> set[str]:

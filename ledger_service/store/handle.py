@@ -40,7 +40,7 @@ from ledger_service.store._db import (
     upgrade_to_head,
     write_transaction,
 )
-from ledger_service.store._errors import StoreError, StoreUnavailableError
+from ledger_service.store._errors import StoreError, StoreFullError, StoreUnavailableError
 from ledger_service.store._folds import (
     ItemCache,
     ItemState,
@@ -59,8 +59,18 @@ from ledger_service.store.checkpoint import (
     store_headers,
     write_checkpoint,
 )
-from ledger_service.store.ingest import BatchCounts, ChainBreak, apply_events
+from ledger_service.store.ingest import (
+    AnchorKey,
+    BatchCounts,
+    ChainBreak,
+    apply_events,
+    note_pending_batch,
+    settle_batch,
+)
 from ledger_service.store.tables import (
+    EXCHANGE_TABLES,
+    batch_anchors,
+    batched_scans,
     blocks,
     chain_problems,
     escrow_payouts,
@@ -82,6 +92,7 @@ from ledger_service.store.tables import (
 __all__ = [
     "SQLITE_INDEXER_CACHE_KIB",
     "SQLITE_MMAP_BYTES",
+    "AnchorKey",
     "ApplyStats",
     "BlockRef",
     "ChainBreak",
@@ -91,6 +102,7 @@ __all__ = [
     "RollbackStats",
     "Store",
     "StoreError",
+    "StoreFullError",
     "StoreUnavailableError",
 ]
 
@@ -102,6 +114,7 @@ WALL_CLOCK_COLUMNS: dict[str, frozenset[str]] = {
     "checkpoint": frozenset({"updated_at"}),
     "chain_problems": frozenset({"id", "detected_at"}),
     "notifications": frozenset({"seq", "created_at", "dispatched_at"}),
+    "batch_anchors": frozenset({"attempts"}),
 }
 """Columns that differ between two indexes of the same chain: left out of :meth:`Store.dump`."""
 
@@ -118,6 +131,9 @@ LOG_TABLES: tuple[Table, ...] = (
     sales,
     return_transitions,
     escrow_payouts,
+    *EXCHANGE_TABLES,
+    batch_anchors,
+    batched_scans,
 )
 
 log = structlog.get_logger(__name__)
@@ -405,6 +421,31 @@ class Store:
             rebuild_sellers(conn, seller_keys)
             write_checkpoint(conn, ref)
         return RollbackStats(deleted, len(item_keys), len(return_keys), blocks_deleted)
+
+    # ---- batched scans -----------------------------------------------------------
+
+    def apply_batch(self, key: AnchorKey, scans: list[dict[str, Any]]) -> bool:
+        """Writes every scan of a pending anchor's document (``batched_scans`` rows without the anchor's position)
+        and marks it applied, in one transaction; False if the anchor is no longer pending."""
+        return self._settle_batch(key, scans=scans, problem=None)
+
+    def refuse_batch(self, key: AnchorKey, problem: str) -> bool:
+        """Marks a pending anchor refused, with the reason; none of its scans is written."""
+        return self._settle_batch(key, scans=None, problem=problem)
+
+    def _settle_batch(self, key: AnchorKey, *, scans: list[dict[str, Any]] | None, problem: str | None) -> bool:
+        with self._write_lock:
+            with write_transaction(self._engine) as conn:
+                done = settle_batch(conn, key, scans=scans, problem=problem)
+            self._committed()
+        return done
+
+    def note_pending_batch(self, key: AnchorKey, problem: str) -> None:
+        """Records a failed fetch of a pending anchor's document (it stays pending, to be retried)."""
+        with self._write_lock:
+            with write_transaction(self._engine) as conn:
+                note_pending_batch(conn, key, problem=problem)
+            self._committed()
 
     # ---- node faults -------------------------------------------------------------
 

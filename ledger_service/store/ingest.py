@@ -30,18 +30,26 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, delete, select, tuple_
+from sqlalchemy import Connection, Table, delete, select, tuple_, update
 
 from ledger_service.core.events import (
+    BatchAnchored,
     DecodedEvent,
     EscrowSettled,
+    ExchangeAuthorized,
+    ExchangeCollateralSettled,
+    ExchangeExtraPaymentRecorded,
+    ExchangeReplacementReleased,
+    ExchangeTermsPublished,
     ItemEventRecorded,
     ItemRegistered,
+    ListPriceSet,
     LogPosition,
     MerchantOfRecordChanged,
     PolicyPublished,
     ReturnAuthorized,
     ReturnStateChanged,
+    ReturnUnitMismatch,
     RoleChanged,
     SaleRecorded,
     SellerSet,
@@ -49,7 +57,13 @@ from ledger_service.core.events import (
 from ledger_service.core.hashchain import event_hash_hex
 from ledger_service.core.notifications import (
     AUTHORIZED_TYPES,
+    EXCHANGE_APPROVED,
+    EXCHANGE_COLLATERAL_CLAIMED,
+    EXCHANGE_COLLATERAL_RELEASED,
+    EXCHANGE_PAYMENT_RECORDED,
+    EXCHANGE_REPLACEMENT_RELEASED,
     RETURN_REFUND_PAID,
+    RETURN_UNIT_MISMATCH,
     STATE_NAMES,
     notification_id,
     transition_types,
@@ -72,15 +86,27 @@ from ledger_service.store._folds import (
     seller_row,
 )
 from ledger_service.store.tables import (
+    BATCH_APPLIED,
+    BATCH_PENDING,
+    BATCH_REFUSED,
+    batch_anchors,
+    batched_scans,
     chain_problems,
     escrow_payouts,
+    exchange_collateral_payouts,
+    exchange_payments,
+    exchange_releases,
+    exchange_terms,
+    exchanges,
     item_events,
     item_registrations,
     items,
+    list_prices,
     merchant_changes,
     notifications,
     policies,
     return_transitions,
+    return_unit_mismatches,
     returns,
     role_changes,
     roles,
@@ -119,7 +145,26 @@ _ITEM_UPDATE_COLUMNS = ("item_id", *(name for name in ITEM_MUTABLE_COLUMNS if na
 _ITEM_UPDATE_MERCHANT_COLUMNS = (*_ITEM_UPDATE_COLUMNS, "merchant")
 
 _ITEM_EVENTS = (ItemRegistered, ItemEventRecorded, MerchantOfRecordChanged)
+_LOG_ONLY: dict[type[Any], Table] = {
+    ReturnUnitMismatch: return_unit_mismatches,
+    ExchangeTermsPublished: exchange_terms,
+    ListPriceSet: list_prices,
+    ExchangeAuthorized: exchanges,
+    ExchangeExtraPaymentRecorded: exchange_payments,
+    ExchangeReplacementReleased: exchange_releases,
+    ExchangeCollateralSettled: exchange_collateral_payouts,
+}
+"""Events stored as one row of their table each, its columns named as the event's fields; no state table
+folds them (an exchange's state is which of its rows exist), so a reorg only deletes their rows."""
+_LOG_ONLY_FIELDS: dict[type[Any], tuple[str, ...]] = {cls: tuple(f.name for f in fields(cls)[1:]) for cls in _LOG_ONLY}
 _RETURN_EVENTS = (ReturnAuthorized, ReturnStateChanged, EscrowSettled)
+_EXCHANGE_EVENTS = (
+    ExchangeAuthorized,
+    ExchangeExtraPaymentRecorded,
+    ExchangeReplacementReleased,
+    ExchangeCollateralSettled,
+)
+"""Exchange events that notify: their exchange id is their return's id, whose fold names the parties."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +215,10 @@ def apply_events(
             return_keys[ev.return_id] = None
             if isinstance(ev, ReturnAuthorized):
                 wanted_policies.add((ev.merchant, ev.policy_version))
+        elif isinstance(ev, _EXCHANGE_EVENTS):
+            return_keys[ev.exchange_id] = None
+        elif isinstance(ev, ReturnUnitMismatch):
+            return_keys[ev.return_id] = None
 
     item_states = load_items(conn, list(item_keys), cache) if item_keys else {}
     return_folds = load_returns(conn, list(return_keys)) if return_keys else {}
@@ -185,6 +234,35 @@ def apply_events(
     breaks = tuple(ChainBreak(p["item_id"], p["seq"], p["block_number"], p["reason"]) for p in batch.problems)
     counts = BatchCounts(len(events), len(item_keys), len(return_keys), len(batch.problems), breaks)
     return counts, list(item_states.values())
+
+
+def _exchange_notice(ev: DecodedEvent) -> tuple[str, str, int | None, dict[str, Any]] | None:
+    """The notification a unit mismatch or an exchange event calls for: (type, return id, its time when the event
+    carries one, payload data); None for the other log-only events. Exchange events carry no time: the return's
+    latest step's block time stands for it (the authorization's is exact: the return's, in the same transaction)."""
+    if isinstance(ev, ReturnUnitMismatch):
+        data = {"sold_item_id": ev.sold_item_id, "scanned_on_ledger": int(ev.scanned_merchant, 16) != 0}
+        return RETURN_UNIT_MISMATCH, ev.return_id, ev.at, data | {"state": "disputed"}
+    if isinstance(ev, ExchangeAuthorized):
+        data = {
+            "exchange_id": ev.exchange_id,
+            "replacement_item_id": ev.replacement_item_id,
+            "token": ev.token,
+            "price_difference": str(ev.price_difference),
+            "collateral": str(ev.collateral),
+            "instant": ev.instant,
+        }
+        return EXCHANGE_APPROVED, ev.exchange_id, None, data
+    if isinstance(ev, ExchangeExtraPaymentRecorded):
+        return EXCHANGE_PAYMENT_RECORDED, ev.exchange_id, None, {"exchange_id": ev.exchange_id, "paid": str(ev.amount)}
+    if isinstance(ev, ExchangeReplacementReleased):
+        data = {"exchange_id": ev.exchange_id, "replacement_item_id": ev.replacement_item_id, "instant": ev.instant}
+        return EXCHANGE_REPLACEMENT_RELEASED, ev.exchange_id, None, data
+    if isinstance(ev, ExchangeCollateralSettled):
+        kind = EXCHANGE_COLLATERAL_RELEASED if ev.original_shipped else EXCHANGE_COLLATERAL_CLAIMED
+        data = {"exchange_id": ev.exchange_id, "token": ev.token, "collateral": str(ev.amount)}
+        return kind, ev.exchange_id, None, data | {"original_shipped": ev.original_shipped}
+    return None
 
 
 class _Batch:
@@ -217,6 +295,8 @@ class _Batch:
                 sales,
                 return_transitions,
                 escrow_payouts,
+                *_LOG_ONLY.values(),
+                batch_anchors,
             )
         }
         self.item_events: list[tuple[Any, ...]] = []
@@ -284,6 +364,19 @@ class _Batch:
             self.logs[sales].append(row | position)
         elif isinstance(ev, ReturnAuthorized):
             self._authorize(ev)
+        elif isinstance(ev, BatchAnchored):
+            # the scans come later, from the document (Store.apply_batch / refuse_batch): pending until then
+            row = {
+                "root": ev.root,
+                "submitter": ev.submitter,
+                "document_digest": ev.document_digest,
+                "count": ev.count,
+                "anchored_at": ev.anchored_at,
+                "state": BATCH_PENDING,
+                "problem": None,
+                "attempts": 0,
+            }
+            self.logs[batch_anchors].append(row | position)
         elif isinstance(ev, ReturnStateChanged):
             row = {
                 "return_id": ev.return_id,
@@ -305,7 +398,7 @@ class _Batch:
                 data["deadline"] = ev.deadline
             for kind in transition_types(ev.state):
                 self._notify(kind, fold.authorization, ev.pos, ev.at, data)
-        else:
+        elif isinstance(ev, EscrowSettled):
             paid_at = self._paid_at(ev)
             row = {
                 "return_id": ev.return_id,
@@ -322,6 +415,14 @@ class _Batch:
             if ev.consumer_amount > 0:
                 amounts = {"token": ev.token, "amount": str(ev.consumer_amount), "fee": str(ev.merchant_amount)}
                 self._notify(RETURN_REFUND_PAID, fold.authorization, ev.pos, paid_at, amounts)
+        else:
+            row = {name: getattr(ev, name) for name in _LOG_ONLY_FIELDS[type(ev)]}
+            self.logs[_LOG_ONLY[type(ev)]].append(row | position)
+            notice = _exchange_notice(ev)
+            if notice is not None:
+                kind, return_id, at, data = notice
+                fold = self.return_folds[return_id]
+                self._notify(kind, fold.authorization, ev.pos, at or fold.current_updated_at(), data)
 
     def _item_event(self, ev: ItemEventRecorded) -> None:
         state = self.item_states[ev.item_id]
@@ -572,3 +673,52 @@ def _compile_add_item_row() -> Callable[[_Batch, tuple[Any, ...]], None]:
 
 
 _add_item_row = _compile_add_item_row()
+
+
+# ---- batched scans ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AnchorKey:
+    """A BatchAnchored log by its position and content: after a reorg another anchor may sit at the same place."""
+
+    block_number: int
+    log_index: int
+    root: str
+    submitter: str
+    document_digest: str
+
+
+def _pending_anchor(key: AnchorKey) -> Any:
+    ba = batch_anchors.c
+    return (
+        (ba.block_number == key.block_number)
+        & (ba.log_index == key.log_index)
+        & (ba.root == key.root)
+        & (ba.submitter == key.submitter)
+        & (ba.document_digest == key.document_digest)
+        & (ba.state == BATCH_PENDING)
+    )
+
+
+def settle_batch(conn: Connection, key: AnchorKey, *, scans: list[dict[str, Any]] | None, problem: str | None) -> bool:
+    """Applies a pending anchor's scans (``scans``) or refuses it (``problem``), all or nothing in the caller's
+    transaction. False if the anchor is no longer pending there (a reorg removed it, or another writer settled it)."""
+    state = BATCH_REFUSED if scans is None else BATCH_APPLIED
+    changed = conn.execute(
+        update(batch_anchors).where(_pending_anchor(key)).values(state=state, problem=problem)
+    ).rowcount
+    if changed != 1:
+        return False
+    if scans:
+        position = {"block_number": key.block_number, "log_index": key.log_index}
+        # the store's bulk path (COPY on PostgreSQL): a batch is up to 65,536 rows
+        insert_rows(conn, batched_scans, [scan | position for scan in scans])
+    return True
+
+
+def note_pending_batch(conn: Connection, key: AnchorKey, *, problem: str) -> None:
+    """Counts one more failed fetch of a pending anchor's document, and says why."""
+    conn.execute(
+        update(batch_anchors).where(_pending_anchor(key)).values(attempts=batch_anchors.c.attempts + 1, problem=problem)
+    )

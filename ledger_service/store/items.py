@@ -27,6 +27,7 @@ from sqlalchemy import Connection, Select, bindparam, func, or_, select
 from ledger_service.core.codes import Disposition
 from ledger_service.store._db import read_transaction, upsert, write_transaction
 from ledger_service.store._folds import chunks
+from ledger_service.store.exchanges import ExchangeRow, UnitMismatchRow, exchanges_naming, unit_mismatches_naming
 from ledger_service.store.handle import Store
 from ledger_service.store.tables import (
     checkpoint,
@@ -231,7 +232,12 @@ class AuditItemRows:
     """The index checkpoint."""
     biz_transaction_types: dict[str, str]
     """The item's business transactions the index can name: its returns' ids -> ``rma``, its sales' order
-    references -> ``po`` (CBV 2.0 business transaction types)."""
+    references -> ``po`` (CBV 2.0 business transaction types); a return in whose parcel the item turned up
+    instead of the unit sold is ``rma`` too."""
+    exchanges: tuple[ExchangeRow, ...] = ()
+    """The exchanges naming the item as original or replacement, in chain order."""
+    unit_mismatches: tuple[UnitMismatchRow, ...] = ()
+    """The returns whose received unit was not the one sold, naming the item as either, in chain order."""
 
 
 def item_audit_rows(store: Store, item_id: str) -> AuditItemRows | None:
@@ -295,6 +301,8 @@ def item_audit_rows(store: Store, item_id: str) -> AuditItemRows | None:
         types.update(
             {row.return_id: "rma" for row in conn.execute(select(returns.c.return_id).where(returns.c.item_id == key))}
         )
+        swapped = tuple(exchanges_naming(conn, key)), tuple(unit_mismatches_naming(conn, key))
+        types.update({row.return_id: "rma" for row in swapped[1] if row.scanned_item_id == key})
         indexed = conn.execute(select(checkpoint.c.block_number).where(checkpoint.c.id == 1)).scalar_one_or_none()
     registration = (
         None
@@ -319,6 +327,8 @@ def item_audit_rows(store: Store, item_id: str) -> AuditItemRows | None:
         role_changes=tuple(sorted(changes, key=lambda c: (c.block_number, c.log_index))),
         indexed_block=None if indexed is None else int(indexed),
         biz_transaction_types=types,
+        exchanges=swapped[0],
+        unit_mismatches=swapped[1],
     )
 
 

@@ -2,11 +2,16 @@
 
 Exactly one indexer may write an index. :func:`writer_lock` elects it:
 
-- PostgreSQL: a session-level ``pg_try_advisory_lock`` on a dedicated
-  connection, keyed by the index's schema. A second indexer polls (every
-  ``poll_interval`` seconds, logging "waiting for the active indexer") and
-  takes over as soon as the first releases the lock or dies (its connection
-  closes, the server drops the lock).
+- PostgreSQL: a session-level advisory lock on a dedicated connection, keyed
+  by the index's schema. A second indexer waits for it in the server
+  (``pg_advisory_lock``, logging "waiting for the active indexer" every
+  :data:`WAITING_LOG_EVERY` seconds) and takes over the moment the first
+  releases the lock or dies (its connection closes, the server drops the lock
+  and grants it to the waiter: no polling interval to wait out).
+  A lost connection (the server restarted, the backend was terminated: the server dropped the lock with it)
+  is replaced by :meth:`WriterLock.check`, which takes the lock again on a new one before the holder writes
+  on: it waits while another indexer holds it (that one took over meanwhile) and raises
+  :class:`StoreUnavailableError` while the server cannot be reached, so the holder retries instead of exiting.
 - SQLite: an exclusive ``flock`` on ``<database file>.lock``. A second
   indexer on the same file fails at once with :class:`FatalError`. The kernel
   drops the lock when the holder dies, so a SIGKILLed indexer never leaves a
@@ -19,23 +24,26 @@ import fcntl
 import hashlib
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 
 import structlog
 from sqlalchemy import Connection, create_engine, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 from ledger_service.errors import FatalError
 from ledger_service.store._db import sqlite_path
+from ledger_service.store._errors import StoreUnavailableError
 
 log = structlog.get_logger(__name__)
 
 WAITING_LOG_EVERY = 30.0
 """Seconds between repeated "waiting for the active indexer" lines."""
+LOCK_NOT_AVAILABLE = "55P03"
+"""PostgreSQL's SQLSTATE of a lock wait cut by ``lock_timeout``."""
 
 
 @dataclass
@@ -44,25 +52,44 @@ class WriterLock:
 
     description: str
     _connection: Connection | None = None
+    _take: Callable[[], Connection] | None = None
+    """Takes the lock again on a new connection (PostgreSQL), waiting while another process holds it."""
 
     def check(self) -> None:
-        """Raises :class:`FatalError` if the lock was lost (e.g. PostgreSQL closed the lock's connection)."""
+        """Returns when the lock is held: PostgreSQL's lost lock is taken again (see the module docstring);
+        raises :class:`StoreUnavailableError` while the server cannot be reached."""
         if self._connection is None:
             return
         try:
             self._connection.execute(text("SELECT 1"))
+            return
         except SQLAlchemyError as exc:
-            raise FatalError(f"lost the writer lock on {self.description}: {exc}") from exc
+            if self._take is None:
+                raise FatalError(f"lost the writer lock on {self.description}: {exc}") from exc
+            log.warning("writer lock lost; taking it again", index=self.description, error=_first_line(exc))
+        with suppress(SQLAlchemyError):
+            self._connection.close()
+        try:
+            self._connection = self._take()
+        except SQLAlchemyError as exc:
+            raise StoreUnavailableError(
+                f"lost the writer lock on {self.description} and cannot take it again yet: {_first_line(exc)}"
+            ) from exc
+        log.info("writer lock taken again", index=self.description)
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 @contextmanager
-def writer_lock(url: str, *, poll_interval: float = 0.5) -> Iterator[WriterLock]:
+def writer_lock(url: str) -> Iterator[WriterLock]:
     """Holds the writer lock of the index at ``url`` for the ``with`` block (see the module docstring)."""
     if make_url(url).get_backend_name() == "sqlite":
         with _sqlite_lock(url) as held:
             yield held
     else:
-        with _postgres_lock(url, poll_interval) as held:
+        with _postgres_lock(url) as held:
             yield held
 
 
@@ -76,6 +103,19 @@ def notify_lock(url: str) -> Iterator[WriterLock]:
             yield held
     else:
         yield WriterLock(make_url(url).render_as_string(hide_password=True))
+
+
+@contextmanager
+def batcher_lock(url: str) -> Iterator[WriterLock]:
+    """One scan batcher per index: it alone numbers items' batched scans and sends the anchors, in order.
+    SQLite: an exclusive ``flock`` on ``<database file>.batcher.lock`` (a second one fails at once);
+    PostgreSQL: an advisory lock of its own (a second one waits and takes over when the first dies)."""
+    if make_url(url).get_backend_name() == "sqlite":
+        with _sqlite_lock(url, suffix=".batcher.lock", who="scan batcher") as held:
+            yield held
+    else:
+        with _postgres_lock(url, purpose="ledger-batcher", who="scan batcher") as held:
+            yield held
 
 
 @contextmanager
@@ -105,37 +145,67 @@ def _sqlite_lock(url: str, *, suffix: str = ".lock", who: str = "indexer") -> It
 
 
 @contextmanager
-def _postgres_lock(url: str, poll_interval: float) -> Iterator[WriterLock]:
+def _postgres_lock(url: str, *, purpose: str = "ledger-indexer", who: str = "indexer") -> Iterator[WriterLock]:
     engine = create_engine(url, poolclass=NullPool)
     where = make_url(url).render_as_string(hide_password=True)
-    try:
-        with engine.connect() as conn:
-            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+    held = WriterLock(where)
+    keys: list[int] = []
+
+    def take() -> Connection:
+        conn = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        try:
             schema = conn.execute(text("SELECT current_schema()")).scalar() or "public"
-            key = _lock_key(str(schema))
-            description = f"{where} (schema {schema})"
-            waiting_since: float | None = None
-            last_log = 0.0
-            while not conn.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": key}).scalar():
-                now = time.monotonic()
-                if waiting_since is None:
-                    waiting_since = now
-                if now - last_log >= WAITING_LOG_EVERY or last_log == 0.0:
-                    log.info("waiting for the active indexer", index=description, waited_s=round(now - waiting_since))
-                    last_log = now
-                time.sleep(poll_interval)
-            if waiting_since is not None:
-                log.info("writer lock acquired", index=description, waited_s=round(time.monotonic() - waiting_since, 1))
-            try:
-                yield WriterLock(description, conn)
-            finally:
-                with suppress(SQLAlchemyError):  # connection gone: the server already released the lock
-                    conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+            keys[:] = [_lock_key(str(schema), purpose)]
+            held.description = f"{where} (schema {schema})"
+            _wait_for_lock(conn, keys[0], held.description, who=who)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    try:
+        held._connection = take()
+        held._take = take
+        try:
+            yield held
+        finally:
+            with suppress(SQLAlchemyError):  # connection gone: the server already released the lock
+                held._connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": keys[0]})
+            with suppress(SQLAlchemyError):
+                held._connection.close()
     finally:
         engine.dispose()
 
 
-def _lock_key(schema: str) -> int:
-    """A signed 64-bit advisory lock key for the index in ``schema`` (advisory locks are per database)."""
-    digest = hashlib.blake2b(f"ledger-indexer/{schema}".encode(), digest_size=8).digest()
+def _wait_for_lock(conn: Connection, key: int, description: str, *, who: str) -> None:
+    """Returns once ``conn`` (in autocommit) holds advisory lock ``key``.
+
+    The wait is the server's (``pg_advisory_lock``): it grants the lock as soon as the holder's session ends, where
+    polling ``pg_try_advisory_lock`` would add up to a polling interval to every takeover. ``lock_timeout`` cuts
+    the wait every :data:`WAITING_LOG_EVERY` seconds, to say in the log that this process still waits."""
+    if conn.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": key}).scalar():
+        return
+    waiting_since = time.monotonic()
+    conn.execute(text(f"SET lock_timeout = {round(WAITING_LOG_EVERY * 1000)}"))
+    try:
+        while True:
+            log.info(
+                f"waiting for the active {who}", index=description, waited_s=round(time.monotonic() - waiting_since)
+            )
+            try:
+                conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": key})
+                break
+            except OperationalError as exc:
+                if getattr(exc.orig, "sqlstate", None) != LOCK_NOT_AVAILABLE:
+                    raise
+    finally:
+        with suppress(SQLAlchemyError):  # the connection is gone: nothing to reset
+            conn.execute(text("RESET lock_timeout"))
+    log.info("writer lock acquired", index=description, waited_s=round(time.monotonic() - waiting_since, 1))
+
+
+def _lock_key(schema: str, purpose: str = "ledger-indexer") -> int:
+    """A signed 64-bit advisory lock key for ``purpose`` on the index in ``schema`` (advisory locks are per
+    database)."""
+    digest = hashlib.blake2b(f"{purpose}/{schema}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)

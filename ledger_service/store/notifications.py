@@ -18,11 +18,33 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Select, and_, func, insert, select, update
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    Integer,
+    Select,
+    String,
+    Text,
+    and_,
+    bindparam,
+    func,
+    insert,
+    select,
+    text,
+    true,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql.elements import ColumnElement
 
-from ledger_service.core.notifications import SALE_WINDOW_CLOSING, notification_id
-from ledger_service.store._db import insert_ignore, key_in, read_transaction, write_transaction
+from ledger_service.core.notifications import SALE_WINDOW_CLOSING, STATE_NAMES, notification_id
+from ledger_service.store._db import (
+    insert_ignore,
+    key_in,
+    read_transaction,
+    single_statement,
+    write_transaction,
+)
 from ledger_service.store.handle import Store
 from ledger_service.store.tables import (
     consumer_contacts,
@@ -176,6 +198,36 @@ def add_request_notice(
     return insert_ignore(conn, notifications, row)
 
 
+def add_return_notice(
+    conn: Connection, *, kind: str, subject: str, return_id: str, data: dict[str, Any], occurred_at: int, now: int
+) -> bool:
+    """Adds, in the caller's transaction, an off-chain ``kind`` notification about an indexed return (its item,
+    sale, merchant and consumer read from the index), id ``notification_id(kind, subject)``: the API's record
+    that caused it is written in the same transaction, so it is added once with that record. Whether it was
+    new (none for a return not indexed)."""
+    r = returns.c
+    found = conn.execute(
+        select(r.item_id, r.sale_seq, r.merchant, r.consumer, r.state).where(r.return_id == return_id.lower())
+    ).first()
+    if found is None:
+        return False
+    row = {
+        "id": notification_id(kind, subject),
+        "type": kind,
+        "return_id": return_id.lower(),
+        "item_id": found.item_id,
+        "sale_seq": int(found.sale_seq),
+        "merchant": found.merchant,
+        "consumer": found.consumer,
+        "occurred_at": occurred_at,
+        "data": _json({"return_id": return_id.lower(), "state": STATE_NAMES.get(int(found.state)), **data}),
+        "block_number": None,
+        "log_index": None,
+        "created_at": now,
+    }
+    return insert_ignore(conn, notifications, row)
+
+
 # ---- webhook endpoints -------------------------------------------------------------------------------------
 
 
@@ -214,6 +266,14 @@ def insert_endpoint(store: Store, endpoint: WebhookEndpoint) -> None:
     }
     with write_transaction(store.engine) as conn:
         conn.execute(insert(webhook_endpoints).values(**row))
+
+
+def replace_secret(store: Store, endpoint_id: str, *, stored: str, plaintext: str) -> bool:
+    """Stores ``stored`` (the sealed form) as the endpoint's secret if it still holds ``plaintext``."""
+    w = webhook_endpoints.c
+    with write_transaction(store.engine) as conn:
+        stmt = update(webhook_endpoints).where(w.id == endpoint_id, w.secret == plaintext).values(secret=stored)
+        return bool(conn.execute(stmt).rowcount)
 
 
 def endpoint_by_id(store: Store, endpoint_id: str) -> WebhookEndpoint | None:
@@ -316,39 +376,78 @@ def dispatch(
             item_ids = sorted({row.item_id for row in wanted})
             stmt_c = select(c.item_id, c.sale_seq).where(key_in(conn, c.item_id, item_ids))
             contacts = {(r.item_id, int(r.sale_seq)) for r in conn.execute(stmt_c)}
-        out: list[dict[str, Any]] = []
+        out: list[tuple[Notification, str, list[str]]] = []
         for row in rows:
             targets = [e.id for e in endpoints.get(row.merchant, ()) if row.type in e.event_types]
             if row.type in email_types and (row.item_id, row.sale_seq) in contacts:
                 targets.append(EMAIL_TARGET)
-            if not targets:
-                continue
-            body = render(row)
-            out.extend(
-                {
-                    "target": target,
-                    "notification_id": row.id,
-                    "event_type": row.type,
-                    "return_id": row.return_id,
-                    "item_id": row.item_id,
-                    "sale_seq": row.sale_seq,
-                    "body": body,
-                    "state": PENDING,
-                    "attempts": 0,
-                    "next_attempt_at": now,
-                    "retry_until": now + retry_for_s,
-                    "created_at": now,
-                }
-                for target in targets
-            )
+            if targets:
+                out.append((row, render(row), targets))
         if out:
-            dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-            conn.execute(
-                dialect.insert(deliveries).on_conflict_do_nothing(index_elements=["target", "notification_id"]), out
-            )
+            _insert_deliveries(conn, out, now=now, retry_until=now + retry_for_s)
         seqs = [row.seq for row in rows]
         conn.execute(update(notifications).where(key_in(conn, n.seq, seqs)).values(dispatched_at=now))
     return len(rows)
+
+
+_INSERT_DELIVERIES_PG = text(
+    """
+INSERT INTO deliveries (target, notification_id, event_type, return_id, item_id, sale_seq, body, state, attempts,
+                        next_attempt_at, retry_until, created_at)
+SELECT p.target, r.id, r.type, r.return_id, r.item_id, r.sale_seq, r.body, 'pending', 0, :now, :retry_until, :now
+FROM unnest(CAST(:p_row AS bigint[]), CAST(:p_target AS text[])) AS p(n, target)
+JOIN unnest(
+    CAST(:r_id AS text[]), CAST(:r_type AS text[]), CAST(:r_return AS text[]), CAST(:r_item AS text[]),
+    CAST(:r_sale AS integer[]), CAST(:r_body AS text[])
+) WITH ORDINALITY AS r(id, type, return_id, item_id, sale_seq, body, n) ON r.n = p.n
+ORDER BY p.n, p.target
+ON CONFLICT (target, notification_id) DO NOTHING
+"""
+)
+"""PostgreSQL: the deliveries of a dispatch page in one statement, each body sent once for all its targets
+(an executemany is a round trip's worth of work per row even when pipelined)."""
+
+
+def _insert_deliveries(
+    conn: Connection, out: Sequence[tuple[Notification, str, list[str]]], *, now: int, retry_until: int
+) -> None:
+    """One pending delivery per (outbox row, target), the row's rendered body for all (existing ones stay)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(
+            _INSERT_DELIVERIES_PG,
+            {
+                "p_row": [n for n, (_, _, targets) in enumerate(out, start=1) for _ in targets],
+                "p_target": [target for _, _, targets in out for target in targets],
+                "r_id": [row.id for row, _, _ in out],
+                "r_type": [row.type for row, _, _ in out],
+                "r_return": [row.return_id for row, _, _ in out],
+                "r_item": [row.item_id for row, _, _ in out],
+                "r_sale": [row.sale_seq for row, _, _ in out],
+                "r_body": [body for _, body, _ in out],
+                "now": now,
+                "retry_until": retry_until,
+            },
+        )
+        return
+    values = [
+        {
+            "target": target,
+            "notification_id": row.id,
+            "event_type": row.type,
+            "return_id": row.return_id,
+            "item_id": row.item_id,
+            "sale_seq": row.sale_seq,
+            "body": body,
+            "state": PENDING,
+            "attempts": 0,
+            "next_attempt_at": now,
+            "retry_until": retry_until,
+            "created_at": now,
+        }
+        for row, body, targets in out
+        for target in targets
+    ]
+    conn.execute(sqlite.insert(deliveries).on_conflict_do_nothing(index_elements=["target", "notification_id"]), values)
 
 
 # ---- deliveries --------------------------------------------------------------------------------------------
@@ -378,34 +477,220 @@ def _delivery(row: Any) -> Delivery:
     return Delivery(**{name: getattr(row, name) for name in Delivery.__dataclass_fields__})
 
 
+def _relaxed(conn: Connection) -> None:
+    """PostgreSQL: this transaction's commit does not wait for its WAL flush. Only the worker's leases and
+    outcomes use it: one lost to a database crash leaves its delivery due again, sent again with the same id
+    and body, which at-least-once delivery allows; nothing else in the transaction may depend on it."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
+
+
 def claim_due(
-    store: Store, *, now: int, limit: int, per_target: int, lease_s: int, busy: Mapping[str, int] | None = None
+    store: Store,
+    *,
+    now: int,
+    limit: int,
+    per_target: int,
+    lease_s: int,
+    busy: Mapping[str, int] | None = None,
+    outcomes: Sequence[Outcome] = (),
 ) -> list[Delivery]:
-    """Leases up to ``limit`` due pending deliveries, at most ``per_target`` per target counting the ``busy``
-    ones the caller still has in flight (a slow or failing receiver cannot fill the slots), oldest due first:
-    their ``next_attempt_at`` moves ``lease_s`` ahead, so another worker skips them, and a worker that dies
-    leaves them due again then."""
-    d = deliveries.c
-    taken: list[Delivery] = []
+    """Records ``outcomes`` (as :func:`record_outcomes`), then leases up to ``limit`` due pending deliveries, at
+    most ``per_target`` per target counting the ``busy`` ones the caller still has in flight (a slow or failing
+    receiver cannot fill the slots), oldest due first: their ``next_attempt_at`` moves ``lease_s`` ahead, so
+    another worker skips them, and a worker that dies leaves them due again then.
+
+    Candidates are a window of a few times ``limit`` of the oldest due rows; when they fill fewer than ``limit``
+    slots because their targets are at their caps (a receiver that was down has a backlog due before anyone
+    else's new rows), the other targets with due rows are read one by one, so a backlog never starves them.
+    Only the chosen rows are locked (PostgreSQL: ``FOR UPDATE SKIP LOCKED``, so rows another worker holds are
+    left to it), checked still due and leased.
+
+    On PostgreSQL the outcomes, the window and the lease are one statement (one round trip, its own
+    transaction); the targets past the window, when needed, a second transaction. On SQLite one transaction."""
     per: dict[str, int] = dict(busy or {})
+    window = limit * 4
+    if store.engine.dialect.name == "postgresql":
+        with single_statement(store.engine) as conn:
+            taken, window_rows = _claim_window_pg(
+                conn,
+                now=now,
+                limit=max(limit, 0),
+                window=max(window, 0),
+                per_target=per_target,
+                lease_s=lease_s,
+                busy=per,
+                outcomes=outcomes,
+            )
+        if len(taken) >= limit or window_rows < window:
+            return taken
+        for delivery in taken:
+            per[delivery.target] = per.get(delivery.target, 0) + 1
+        with write_transaction(store.engine) as conn:
+            _relaxed(conn)
+            taken += _claim_past_window(
+                conn, now=now, limit=limit - len(taken), per_target=per_target, per=per, lease_s=lease_s, chosen={}
+            )
+        return sorted(taken, key=lambda t: t.id)
     with write_transaction(store.engine) as conn:
-        stmt = (
-            select(deliveries)
-            .where(d.state == PENDING, d.next_attempt_at <= now)
-            .order_by(d.next_attempt_at, d.id)
-            .limit(limit * 4)
-        )
-        for row in conn.execute(_locked(conn, stmt)):
-            if per.get(row.target, 0) >= per_target:
-                continue
-            per[row.target] = per.get(row.target, 0) + 1
-            taken.append(_delivery(row))
-            if len(taken) >= limit:
-                break
-        if taken:
-            ids = [t.id for t in taken]
-            conn.execute(update(deliveries).where(key_in(conn, d.id, ids)).values(next_attempt_at=now + lease_s))
-    return taken
+        _record(conn, outcomes, now=now)
+        if limit <= 0:
+            return []
+        d = deliveries.c
+        chosen: dict[int, str] = {}
+        oldest = select(d.id, d.target).where(*_due(now)).order_by(d.next_attempt_at, d.id).limit(window)
+        rows = conn.execute(oldest).all()
+        _choose(rows, chosen=chosen, per=per, limit=limit, per_target=per_target)
+        if len(chosen) < limit and len(rows) == window:
+            return _claim_past_window(
+                conn, now=now, limit=limit, per_target=per_target, per=per, lease_s=lease_s, chosen=chosen
+            )
+        return _lease(conn, chosen, now=now, lease_s=lease_s)
+
+
+def _due(now: int) -> tuple[ColumnElement[bool], ...]:
+    d = deliveries.c
+    return (d.state == PENDING, d.next_attempt_at <= now)
+
+
+def _choose(rows: Any, *, chosen: dict[int, str], per: dict[str, int], limit: int, per_target: int) -> None:
+    """Adds ``rows`` (oldest due first) to ``chosen`` while slots are free, at most ``per_target`` per target."""
+    for row in rows:
+        if len(chosen) >= limit:
+            return
+        if per.get(row.target, 0) >= per_target or row.id in chosen:
+            continue
+        per[row.target] = per.get(row.target, 0) + 1
+        chosen[row.id] = row.target
+
+
+def _claim_past_window(
+    conn: Connection,
+    *,
+    now: int,
+    limit: int,
+    per_target: int,
+    per: dict[str, int],
+    lease_s: int,
+    chosen: dict[int, str],
+) -> list[Delivery]:
+    """Fills the free slots from the targets that are not at their caps, the one with the oldest due row first,
+    then leases ``chosen``."""
+    d = deliveries.c
+    full = sorted(target for target, n in per.items() if n >= per_target)
+    others = (
+        select(d.target)
+        .where(*_due(now), d.target.not_in(full) if full else true())
+        .group_by(d.target)
+        .order_by(func.min(d.next_attempt_at))
+        .limit(limit - len(chosen))
+    )
+    for target in conn.execute(others).scalars().all():
+        room = min(per_target - per.get(target, 0), limit - len(chosen)) + per.get(target, 0)
+        one = select(d.id, d.target).where(d.target == target, *_due(now)).order_by(d.next_attempt_at, d.id)
+        _choose(conn.execute(one.limit(room)), chosen=chosen, per=per, limit=limit, per_target=per_target)
+        if len(chosen) >= limit:
+            break
+    return _lease(conn, chosen, now=now, lease_s=lease_s)
+
+
+def _lease(conn: Connection, chosen: Mapping[int, str], *, now: int, lease_s: int) -> list[Delivery]:
+    if not chosen:
+        return []
+    d = deliveries.c
+    free_now = _locked(conn, select(d.id).where(key_in(conn, d.id, list(chosen)), *_due(now)))
+    lease = update(deliveries).where(d.id.in_(free_now.scalar_subquery())).values(next_attempt_at=now + lease_s)
+    return sorted((_delivery(row) for row in conn.execute(lease.returning(*deliveries.c))), key=lambda t: t.id)
+
+
+_CLAIM_PG = text(
+    """
+WITH outcome AS (
+    SELECT * FROM unnest(
+        CAST(:o_id AS bigint[]), CAST(:o_ok AS boolean[]), CAST(:o_status AS integer[]),
+        CAST(:o_error AS text[]), CAST(:o_next AS bigint[])
+    ) AS o(id, ok, status, error, next_at)
+), recorded AS (
+    UPDATE deliveries AS d
+    SET attempts = d.attempts + 1,
+        last_status = o.status,
+        last_error = o.error,
+        state = CASE WHEN o.ok THEN 'delivered' WHEN o.next_at IS NULL THEN 'dead' ELSE 'pending' END,
+        next_attempt_at = COALESCE(o.next_at, d.next_attempt_at),
+        finished_at = CASE WHEN o.ok OR o.next_at IS NULL THEN CAST(:now AS bigint) END
+    FROM outcome AS o
+    WHERE d.id = o.id AND d.state = 'pending'
+    RETURNING d.id
+), busy AS (
+    SELECT * FROM unnest(CAST(:b_target AS text[]), CAST(:b_count AS integer[])) AS b(target, n)
+), candidates AS (
+    SELECT id, target, next_attempt_at FROM deliveries
+    WHERE state = 'pending' AND next_attempt_at <= :now AND id <> ALL(CAST(:o_id AS bigint[]))
+    ORDER BY next_attempt_at, id
+    LIMIT :window
+), chosen AS (
+    SELECT id FROM (
+        SELECT c.id, c.next_attempt_at,
+               row_number() OVER (PARTITION BY c.target ORDER BY c.next_attempt_at, c.id) + COALESCE(b.n, 0) AS slot
+        FROM candidates AS c LEFT JOIN busy AS b ON b.target = c.target
+    ) AS ranked
+    WHERE slot <= :per_target
+    ORDER BY next_attempt_at, id
+    LIMIT :limit
+), leased AS (
+    UPDATE deliveries AS d
+    SET next_attempt_at = :lease_until
+    WHERE d.id IN (
+        SELECT f.id FROM deliveries AS f
+        WHERE f.id IN (SELECT id FROM chosen) AND f.state = 'pending' AND f.next_attempt_at <= :now
+        FOR UPDATE SKIP LOCKED
+    )
+    RETURNING d.*
+)
+SELECT set_config('synchronous_commit', 'off', true) AS relaxed,
+       (SELECT count(*) FROM recorded) AS recorded,
+       (SELECT count(*) FROM candidates) AS window_rows,
+       (SELECT json_agg(leased) FROM leased) AS leased
+"""
+)
+"""The PostgreSQL claim in one statement: it records the finished attempts, reads the window of the oldest due
+rows (without the ones just recorded: one statement must not update a row twice), picks at most ``per_target``
+per target counting the busy ones, and leases those no other worker holds. Its transaction commits without
+waiting for the WAL flush (as :func:`_relaxed`)."""
+
+
+def _claim_window_pg(
+    conn: Connection,
+    *,
+    now: int,
+    limit: int,
+    window: int,
+    per_target: int,
+    lease_s: int,
+    busy: Mapping[str, int],
+    outcomes: Sequence[Outcome],
+) -> tuple[list[Delivery], int]:
+    """:data:`_CLAIM_PG` on ``conn`` (autocommit): the leased deliveries, and how many rows the window held."""
+    row = conn.execute(
+        _CLAIM_PG,
+        {
+            "o_id": [o.delivery_id for o in outcomes],
+            "o_ok": [o.ok for o in outcomes],
+            "o_status": [o.status for o in outcomes],
+            "o_error": [o.error for o in outcomes],
+            "o_next": [o.next_attempt_at for o in outcomes],
+            "b_target": list(busy),
+            "b_count": list(busy.values()),
+            "now": now,
+            "window": window,
+            "per_target": per_target,
+            "limit": limit,
+            "lease_until": now + lease_s,
+        },
+    ).one()
+    fields = Delivery.__dataclass_fields__
+    taken = [Delivery(**{name: found[name] for name in fields}) for found in row.leased or ()]
+    return sorted(taken, key=lambda t: t.id), int(row.window_rows)
 
 
 @dataclass(frozen=True, slots=True)
@@ -421,20 +706,57 @@ class Outcome:
 
 
 def record_outcomes(store: Store, outcomes: Sequence[Outcome], *, now: int) -> None:
-    """Stores the attempts' results: delivered, due again later, or dead."""
+    """Stores the attempts' results, all in one transaction: delivered, due again later, or dead. A delivery no
+    longer pending (recorded by a worker whose lease had not run out) is left alone."""
     if not outcomes:
         return
-    d = deliveries.c
+    if store.engine.dialect.name == "postgresql":
+        with single_statement(store.engine) as conn:
+            _claim_window_pg(conn, now=now, limit=0, window=0, per_target=0, lease_s=0, busy={}, outcomes=outcomes)
+        return
     with write_transaction(store.engine) as conn:
-        for o in outcomes:
-            values: dict[str, Any] = {"attempts": d.attempts + 1, "last_status": o.status, "last_error": o.error}
-            if o.ok:
-                values |= {"state": DELIVERED, "finished_at": now}
-            elif o.next_attempt_at is None:
-                values |= {"state": DEAD, "finished_at": now}
-            else:
-                values |= {"next_attempt_at": o.next_attempt_at}
-            conn.execute(update(deliveries).where(d.id == o.delivery_id, d.state == PENDING).values(**values))
+        _record(conn, outcomes, now=now)
+
+
+def _record(conn: Connection, outcomes: Sequence[Outcome], *, now: int) -> None:
+    """The successes as one statement per HTTP status (usually one), the failures as one executemany."""
+    d = deliveries.c
+    delivered: dict[int | None, list[int]] = {}
+    for o in outcomes:
+        if o.ok:
+            delivered.setdefault(o.status, []).append(o.delivery_id)
+    for status, ids in delivered.items():
+        conn.execute(
+            update(deliveries)
+            .where(key_in(conn, d.id, ids), d.state == PENDING)
+            .values(attempts=d.attempts + 1, last_status=status, last_error=None, state=DELIVERED, finished_at=now)
+        )
+    failed = [
+        {
+            "b_id": o.delivery_id,
+            "b_status": o.status,
+            "b_error": o.error,
+            "b_state": DEAD if o.next_attempt_at is None else PENDING,
+            "b_next": o.next_attempt_at,
+            "b_finished": now if o.next_attempt_at is None else None,
+        }
+        for o in outcomes
+        if not o.ok
+    ]
+    if failed:
+        stmt = (
+            update(deliveries)
+            .where(d.id == bindparam("b_id"), d.state == PENDING)
+            .values(
+                attempts=d.attempts + 1,
+                last_status=bindparam("b_status", type_=Integer()),
+                last_error=bindparam("b_error", type_=Text()),
+                state=bindparam("b_state", type_=String()),
+                next_attempt_at=func.coalesce(bindparam("b_next", type_=BigInteger()), d.next_attempt_at),
+                finished_at=bindparam("b_finished", type_=BigInteger()),
+            )
+        )
+        conn.execute(stmt, failed)
 
 
 def deliveries_of(store: Store, target: str, *, state: str | None = None, limit: int = 100) -> list[Delivery]:

@@ -26,23 +26,25 @@ Concurrency guarantees of the return requests that callers rely on:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Row, Select, and_, bindparam, func, or_, select, update
+from sqlalchemy import ColumnElement, Connection, Row, Select, and_, bindparam, false, func, or_, select, update
 from sqlalchemy.sql.expression import ColumnCollection
 
 from ledger_service.core.codes import ReturnState
-from ledger_service.core.notifications import RETURN_REJECTED, RETURN_REQUESTED
+from ledger_service.core.notifications import EXCHANGE_REJECTED, EXCHANGE_REQUESTED, RETURN_REJECTED, RETURN_REQUESTED
 from ledger_service.errors import ConflictError
 from ledger_service.store._db import read_transaction, write_transaction
 from ledger_service.store._errors import StoreError
 from ledger_service.store.handle import Store
+from ledger_service.store.label_senders import LabelSenderRow
 from ledger_service.store.notifications import add_request_notice
 from ledger_service.store.tables import (
     escrow_payouts,
     item_events,
     item_key,
+    label_senders,
     return_requests,
     return_transitions,
     returns,
@@ -61,12 +63,14 @@ __all__ = [
     "TimelineEntry",
     "TransitionRow",
     "active_request_for_item",
+    "escrow_outstanding",
     "insert_return_request",
     "list_return_requests",
     "list_returns",
     "record_decision",
     "release_item",
     "return_by_id",
+    "return_counts_by_state",
     "return_detail",
     "return_request_by_id",
 ]
@@ -351,6 +355,25 @@ def return_by_id(store: Store, return_id: str) -> ReturnRow | None:
         return None if row is None else ReturnRow.from_row(row)
 
 
+def return_counts_by_state(store: Store) -> dict[ReturnState, int]:
+    """How many returns the index holds in each state (states without any are left out); read from the
+    ``ix_returns_state`` index alone."""
+    stmt = select(returns.c.state, func.count()).group_by(returns.c.state)
+    with read_transaction(store.engine) as conn:
+        return {ReturnState(int(state)): int(count) for state, count in conn.execute(stmt)}
+
+
+def escrow_outstanding(store: Store) -> dict[str, int]:
+    """Deposits held in escrow by returns not yet settled, summed by token (base units, exact); read from the
+    partial index ``ix_returns_unsettled``, which holds only those returns."""
+    stmt = select(returns.c.token, returns.c.amount).where(returns.c.settled == false())
+    totals: dict[str, int] = {}
+    with read_transaction(store.engine) as conn:
+        for token, amount in conn.execute(stmt):
+            totals[token] = totals.get(token, 0) + int(amount)
+    return totals
+
+
 def return_detail(store: Store, return_id: str) -> ReturnDetail | None:
     """The return with its transitions, payout and item events, or None if unknown."""
     key = _key(return_id)
@@ -479,6 +502,14 @@ class ReturnRequestRow:
     """The item id while this request blocks other requests for the item."""
     documents: tuple[str, ...] = ()
     """CIDv0s of the documents (photos) the consumer sent with the request, in the order given."""
+    replacement_item_id: str | None = None
+    """An exchange request: the unit the consumer chose instead of a refund (None: a refund return)."""
+    instant: bool | None = None
+    """An exchange request: whether an instant exchange was asked."""
+
+    @property
+    def is_exchange(self) -> bool:
+        return self.replacement_item_id is not None
 
 
 def _request(row: Row[Any]) -> ReturnRequestRow:
@@ -498,11 +529,14 @@ def _request(row: Row[Any]) -> ReturnRequestRow:
         decided_by=row.decided_by,
         active_item=row.active_item,
         documents=tuple(row.documents or ()),
+        replacement_item_id=row.replacement_item_id,
+        instant=None if row.instant is None else bool(row.instant),
     )
 
 
-def insert_return_request(store: Store, row: ReturnRequestRow) -> None:
-    """Stores a new request. With ``row.active_item`` set it takes the item's slot, or raises
+def insert_return_request(store: Store, row: ReturnRequestRow, *, label_sender: LabelSenderRow | None = None) -> None:
+    """Stores a new request (and, in the same transaction, the ``label_senders`` row ``label_sender`` of how its
+    label shows the sender). With ``row.active_item`` set it takes the item's slot, or raises
     :class:`ItemBusyError` if another request holds it."""
     values = {
         "id": row.id,
@@ -520,11 +554,19 @@ def insert_return_request(store: Store, row: ReturnRequestRow) -> None:
         "decided_by": None if row.decided_by is None else _decider(row.decided_by),
         "active_item": _lower(row.active_item),
         "documents": list(row.documents) or None,
+        "replacement_item_id": _lower(row.replacement_item_id),
+        "instant": row.instant,
     }
     try:
         with write_transaction(store.engine) as conn:
             conn.execute(return_requests.insert().values(**values))
-            for kind in (RETURN_REQUESTED, RETURN_REJECTED) if row.outcome == "reject" else (RETURN_REQUESTED,):
+            if label_sender is not None:
+                conn.execute(label_senders.insert().values(**asdict(label_sender)))
+            exchange = row.replacement_item_id is not None
+            requested, rejected = (
+                (EXCHANGE_REQUESTED, EXCHANGE_REJECTED) if exchange else (RETURN_REQUESTED, RETURN_REJECTED)
+            )
+            for kind in (requested, rejected) if row.outcome == "reject" else (requested,):
                 _notice(conn, kind, values, now=row.created_at)
     except StoreError:
         if row.active_item is not None:
@@ -557,14 +599,22 @@ def list_return_requests(
     reason_code: str | None = None,
     created_from: int | None = None,
     created_to: int | None = None,
+    exchanges: bool | None = None,
+    return_id: str | None = None,
     limit: int = 50,
     offset: int = 0,
 ) -> tuple[list[ReturnRequestRow], int]:
     """Requests matching every given filter, newest first, and the total count of matches.
 
-    ``created_from`` is inclusive and ``created_to`` exclusive (wall-clock unix seconds).
+    ``created_from`` is inclusive and ``created_to`` exclusive (wall-clock unix seconds); ``exchanges`` True
+    keeps the exchange requests only, False the refund requests only.
     """
     conditions: list[Any] = []
+    if return_id is not None:
+        conditions.append(return_requests.c.return_id == return_id.lower())
+    if exchanges is not None:
+        replacement = return_requests.c.replacement_item_id
+        conditions.append(replacement.is_not(None) if exchanges else replacement.is_(None))
     if merchant is not None:
         conditions.append(return_requests.c.merchant == merchant.lower())
     if consumer is not None:
@@ -628,12 +678,16 @@ def record_decision(
         if updated and outcome == "reject":
             found = conn.execute(select(return_requests).where(return_requests.c.id == request_id)).first()
             if found is not None:
-                _notice(conn, RETURN_REJECTED, dict(found._mapping), now=decided_at)
+                kind = RETURN_REJECTED if found.replacement_item_id is None else EXCHANGE_REJECTED
+                _notice(conn, kind, dict(found._mapping), now=decided_at)
         return updated
 
 
 def _notice(conn: Connection, kind: str, request: dict[str, Any], *, now: int) -> None:
     """The outbox row of a request's notification, in the transaction that stores the request's change."""
+    data = {"reason_code": request["reason_code"], "outcome": request["outcome"]}
+    if request.get("replacement_item_id") is not None:
+        data |= {"replacement_item_id": request["replacement_item_id"], "instant": bool(request.get("instant"))}
     add_request_notice(
         conn,
         kind=kind,
@@ -641,7 +695,7 @@ def _notice(conn: Connection, kind: str, request: dict[str, Any], *, now: int) -
         item_id=request["item_id"],
         consumer=request["consumer"],
         merchant=request["merchant"],
-        data={"reason_code": request["reason_code"], "outcome": request["outcome"]},
+        data=data,
         now=now,
     )
 

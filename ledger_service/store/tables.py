@@ -38,8 +38,10 @@ from sqlalchemy import (
     Boolean,
     Column,
     Dialect,
+    Float,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     Numeric,
     PrimaryKeyConstraint,
@@ -48,6 +50,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.types import TypeDecorator, TypeEngine
@@ -135,6 +138,8 @@ chain_pin = Table(
     Column("escrow_address", ADDRESS, nullable=False),
     Column("deploy_block", BigInteger, nullable=False),
     Column("created_at", BigInteger, nullable=False, comment="wall-clock unix seconds"),
+    Column("exchange_address", ADDRESS, nullable=True, comment="ExchangeEscrow (revision 0020); NULL before it"),
+    Column("batch_anchor_address", ADDRESS, nullable=True, comment="null: a deployment without BatchAnchor"),
 )
 
 checkpoint = Table(
@@ -328,6 +333,123 @@ escrow_payouts = Table(
     Index("ix_escrow_payouts_block", "block_number"),
 )
 
+# ---- exchanges and the unit check (revision 0020) ------------------------------------------------------------
+#
+# Log tables only: an exchange's state (paid extra, released, collateral settled) is read from which of its
+# rows exist, so a reorg needs no rebuild here, only the delete above the common ancestor. The original's
+# return lifecycle is in returns/return_transitions (an exchange is a return with the same id).
+
+
+class SignedAmount(Amount):
+    """A signed unbounded integer (a price difference), stored as :class:`Amount` is."""
+
+    cache_ok = True
+
+
+exchange_terms = Table(
+    "exchange_terms",
+    metadata,
+    Column("merchant", ADDRESS, nullable=False),
+    Column("policy_version", Integer, nullable=False),
+    Column("window_days", Integer, nullable=False),
+    Column("instant", Boolean, nullable=False),
+    Column("instant_max_value", Amount, nullable=False, comment="0: no limit"),
+    Column("document_digest", HASH, nullable=False),
+    *_position(),
+    PrimaryKeyConstraint("merchant", "policy_version"),
+    Index("ix_exchange_terms_block", "block_number"),
+)
+
+list_prices = Table(
+    "list_prices",
+    metadata,
+    Column("item_id", HASH, nullable=False),
+    Column("merchant", ADDRESS, nullable=False),
+    Column("price", Amount, nullable=False, comment="0: not offered as a replacement"),
+    *_position(),
+    PrimaryKeyConstraint("block_number", "log_index"),
+    Index("ix_list_prices_item", "item_id", "block_number", "log_index"),
+    comment="every ListPriceSet; an item's price is its latest row",
+)
+
+exchanges = Table(
+    "exchanges",
+    metadata,
+    Column("exchange_id", HASH, primary_key=True, comment="the id of its return"),
+    Column("original_item_id", HASH, nullable=False),
+    Column("replacement_item_id", HASH, nullable=False),
+    Column("merchant", ADDRESS, nullable=False),
+    Column("token", ADDRESS, nullable=False),
+    Column("replacement_price", Amount, nullable=False),
+    Column("price_difference", SignedAmount, nullable=False, comment="< 0: refunded to the consumer"),
+    Column("collateral", Amount, nullable=False),
+    Column("instant", Boolean, nullable=False),
+    *_position(),
+    Index("ix_exchanges_original", "original_item_id"),
+    Index("ix_exchanges_replacement", "replacement_item_id"),
+    Index("ix_exchanges_merchant", "merchant"),
+    Index("ix_exchanges_block", "block_number"),
+)
+
+exchange_payments = Table(
+    "exchange_payments",
+    metadata,
+    Column("exchange_id", HASH, primary_key=True, comment="recorded once"),
+    Column("amount", Amount, nullable=False),
+    Column("payment_ref", HASH, nullable=False),
+    *_position(),
+    Index("ix_exchange_payments_block", "block_number"),
+)
+
+exchange_releases = Table(
+    "exchange_releases",
+    metadata,
+    Column("exchange_id", HASH, primary_key=True, comment="released once"),
+    Column("replacement_item_id", HASH, nullable=False),
+    Column("instant", Boolean, nullable=False),
+    *_position(),
+    Index("ix_exchange_releases_block", "block_number"),
+)
+
+exchange_collateral_payouts = Table(
+    "exchange_collateral_payouts",
+    metadata,
+    Column("exchange_id", HASH, primary_key=True, comment="a collateral is paid out once"),
+    Column("merchant", ADDRESS, nullable=False),
+    Column("token", ADDRESS, nullable=False),
+    Column("amount", Amount, nullable=False),
+    Column("original_shipped", Boolean, nullable=False),
+    *_position(),
+    Index("ix_exchange_collateral_payouts_block", "block_number"),
+)
+
+return_unit_mismatches = Table(
+    "return_unit_mismatches",
+    metadata,
+    Column("return_id", HASH, nullable=False),
+    Column("sold_item_id", HASH, nullable=False),
+    Column("scanned_item_id", HASH, nullable=False),
+    Column("scanned_merchant", ADDRESS, nullable=False, comment="zero address: not on the ledger"),
+    Column("actor", ADDRESS, nullable=False),
+    Column("biz_step", SmallInteger, nullable=False),
+    Column("at", BigInteger, nullable=False),
+    *_position(),
+    PrimaryKeyConstraint("block_number", "log_index"),
+    Index("ix_return_unit_mismatches_return", "return_id"),
+    Index("ix_return_unit_mismatches_scanned", "scanned_item_id"),
+)
+
+EXCHANGE_TABLES: tuple[Table, ...] = (
+    exchange_terms,
+    list_prices,
+    exchanges,
+    exchange_payments,
+    exchange_releases,
+    exchange_collateral_payouts,
+    return_unit_mismatches,
+)
+"""The tables of revision 0020: log tables of ExchangeEscrow's events and of ReturnUnitMismatch."""
+
 # ---- state tables (rebuilt from log tables after a reorg) --------------------
 
 STATE_FILLFACTOR = 50
@@ -387,6 +509,17 @@ returns = Table(
     Index("ix_returns_consumer_time", "consumer", "authorized_at"),
     Index("ix_returns_merchant_state_time", "merchant", "state", "updated_at"),
     Index("ix_returns_block", "block_number"),
+    # the metrics' scrape-time counts (store/returns.py: return_counts_by_state, escrow_outstanding): answered
+    # from these indexes alone, the unsettled ones from the few rows still holding a deposit
+    Index("ix_returns_state", "state"),
+    Index(
+        "ix_returns_unsettled",
+        "token",
+        "amount",
+        "settled",  # in the index too: SQLite reads it to check the partial index's condition
+        postgresql_where=text("settled = false"),
+        sqlite_where=text("settled = 0"),
+    ),
     postgresql_with={"fillfactor": STATE_FILLFACTOR},
 )
 
@@ -422,6 +555,54 @@ chain_problems = Table(
     comment="hash-chain inconsistencies found while indexing; never silently accepted",
 )
 
+
+# ---- batched scans (issue #23) ----------------------------------------------------------------------------
+#
+# A BatchAnchored log becomes a batch_anchors row in state "pending_document"; the indexer then fetches the
+# batch document by its digest and, in one transaction, either writes every scan of it into batched_scans and
+# marks the anchor "applied", or marks it "refused" with the reason (never half a batch). A document the store
+# cannot give yet leaves the anchor pending (retried). A reorg deletes both tables' rows above the common
+# ancestor by the anchor's block, like the other log tables.
+
+BATCH_PENDING, BATCH_APPLIED, BATCH_REFUSED = "pending_document", "applied", "refused"
+
+batch_anchors = Table(
+    "batch_anchors",
+    metadata,
+    Column("root", HASH, nullable=False),
+    Column("submitter", ADDRESS, nullable=False),
+    Column("document_digest", HASH, nullable=False),
+    Column("count", Integer, nullable=False),
+    Column("anchored_at", BigInteger, nullable=False, comment="block timestamp"),
+    Column("state", String(16), nullable=False, comment="pending_document | applied | refused"),
+    Column("problem", Text, nullable=True, comment="why a refused batch was refused, or why a document is pending"),
+    Column("attempts", Integer, nullable=False, comment="document fetches tried"),
+    *_position(),
+    PrimaryKeyConstraint("block_number", "log_index"),
+    Index("ix_batch_anchors_state", "state"),
+    Index("ix_batch_anchors_submitter_root", "submitter", "root"),
+)
+
+batched_scans = Table(
+    "batched_scans",
+    metadata,
+    Column("item_id", HASH, nullable=False),
+    Column("seq", BigInteger, nullable=False, comment="the item's chain of batched scans"),
+    Column("prev_hash", HASH, nullable=False),
+    Column("leaf_hash", HASH, nullable=False, comment="the scan's Merkle leaf, also its hash in the item's chain"),
+    Column("biz_step", SmallInteger, nullable=False),
+    Column("disposition", SmallInteger, nullable=False),
+    Column("read_point", String(32), nullable=False),
+    Column("document", HASH, nullable=False),
+    Column("biz_transaction", HASH, nullable=False),
+    Column("time", BigInteger, nullable=False, comment="the scanner's clock, unix seconds"),
+    Column("submitter", ADDRESS, nullable=False),
+    Column("leaf_index", Integer, nullable=False, comment="the scan's place in its batch document's events"),
+    Column("block_number", BigInteger, nullable=False, comment="the anchor's position: the batch id"),
+    Column("log_index", Integer, nullable=False),
+    PrimaryKeyConstraint("item_id", "seq"),
+    Index("ix_batched_scans_batch", "block_number", "log_index"),
+)
 
 # ---- the outbox (revision 0010) ------------------------------------------------------------------------------
 #
@@ -472,7 +653,9 @@ notifications = Table(
 # reorg or a re-index leaves them as they are. Times are wall-clock unix seconds. Their migrations are revisions
 # 0002 (0002_api_tables.py), 0006 (tokens bound to their sale and expiring, revocations, sealed idempotent
 # answers), 0007 (document quota), 0009 (EPCIS capture jobs and the captured events' searchable fields), 0011
-# (documents sent with a return request) and 0012 (carrier shipments, tracking events and webhook deliveries).
+# (documents sent with a return request), 0012 (carrier shipments, tracking events and webhook deliveries),
+# 0025 (exchange requests: the replacement chosen and whether instant), 0027 (the sender on a label) and 0028
+# (the EPC a carrier scanned at delivery).
 
 api_keys = Table(
     "api_keys",
@@ -561,11 +744,21 @@ return_requests = Table(
         nullable=True,
         comment="item_id while this request blocks another request for the item; NULL once it does not",
     ),
+    Column(
+        "replacement_item_id",
+        HASH,
+        nullable=True,
+        comment="an exchange request: the unit chosen instead of a refund; NULL: a refund return",
+    ),
+    Column("instant", Boolean, nullable=True, comment="an exchange request: instant exchange asked"),
     UniqueConstraint("active_item"),
     Index("ix_return_requests_merchant_created", "merchant", "created_at"),
     Index("ix_return_requests_consumer_created", "consumer", "created_at"),
     Index("ix_return_requests_item_id", "item_id"),
     Index("ix_return_requests_return_id", "return_id"),
+    # the analytics refresh finds what changed since its watermark (revision 0015)
+    Index("ix_return_requests_created_at", "created_at"),
+    Index("ix_return_requests_decided_at", "decided_at"),
 )
 
 policy_terms = Table(
@@ -622,6 +815,13 @@ capture_jobs = Table(
     Column("captured", Integer, nullable=False, comment="events this job recorded on-chain"),
     Column("duplicates", Integer, nullable=False, comment="events whose hash ID was captured before"),
     Column("errors", JSON, nullable=False, comment="refused or unsent events: list of {index, pointer, message}"),
+    Column(
+        "batched",
+        JSON,
+        nullable=False,
+        server_default="[]",
+        comment="events sent to the scan batcher: list of {index, scans: [{epc, batchId, position}]}",
+    ),
     Column("created_at", BigInteger, nullable=False),
     Column("finished_at", BigInteger, nullable=True),
     Column("owner", String(100), nullable=True, comment="the process running the job: host:pid:token"),
@@ -715,6 +915,7 @@ carrier_shipments = Table(
     Column("created_at", BigInteger, nullable=False),
     PrimaryKeyConstraint("carrier", "tracking_number"),
     UniqueConstraint("return_id"),
+    Index("ix_carrier_shipments_created_at", "created_at"),
     comment="one shipment per return, created with its first label",
 )
 
@@ -728,6 +929,7 @@ carrier_events = Table(
     Column("occurred_at", BigInteger, nullable=False, comment="when the carrier says it happened (its clock)"),
     Column("location", Text, nullable=True, comment="the carrier's words for where"),
     Column("read_point", String(32), nullable=True, comment="SGLN read point sent on-chain with the step, if given"),
+    Column("epc", Text, nullable=True, comment="a delivered event: the EPC URI scanned on the unit"),
     Column("delivery_id", String(100), nullable=False, comment="the webhook delivery that brought it first"),
     Column("received_at", BigInteger, nullable=False),
     PrimaryKeyConstraint("carrier", "event_id"),
@@ -746,6 +948,84 @@ carrier_deliveries = Table(
     comment="webhook deliveries seen: a delivery id is processed once (replays are refused)",
 )
 
+# ---- customer feedback (revision 0016) ------------------------------------------------------------------------
+#
+# The consumer's rating of a closed return's process (1-5) with an optional comment: one row per return, written
+# by the API from the consumer's return token and changeable for a week after it was first given. The return's
+# merchant and consumer are copied from the index when it is given, so a satisfaction read filters without a join.
+
+return_feedback = Table(
+    "return_feedback",
+    metadata,
+    Column("return_id", HASH, primary_key=True, comment="one feedback per return"),
+    Column("item_id", HASH, nullable=False),
+    Column("merchant", ADDRESS, nullable=False, comment="the return's merchant"),
+    Column("consumer", ADDRESS, nullable=False, comment="the return's consumer: the token holder who rated"),
+    Column("rating", SmallInteger, nullable=False, comment="1 (bad) to 5 (good)"),
+    Column("comment", Text, nullable=True, comment="optional, in Chinese or English, as written"),
+    Column("lang", String(2), nullable=False, comment="zh|en: the comment's (or the form's) language"),
+    Column("created_at", BigInteger, nullable=False, comment="first given: editable for 7 days from it"),
+    Column("updated_at", BigInteger, nullable=False),
+    Column(
+        "rolled",
+        Text,
+        nullable=False,
+        server_default="[]",
+        comment="JSON list of [group, key] the rating is summed in (feedback_rollup)",
+    ),
+    Index("ix_return_feedback_merchant_created", "merchant", "created_at"),
+    comment="consumers' ratings of closed returns (PUT /v1/returns/{id}/feedback)",
+)
+
+# ==== written by the API: the sender a return's label prints (revision 0027) ===================================
+# Personal data (a name the consumer typed), off-chain only: one row per return request, by its consumer's
+# token; no row prints the masked wallet address. Never read by the indexer, so a re-index keeps it.
+
+label_senders = Table(
+    "label_senders",
+    metadata,
+    Column("request_id", String(40), primary_key=True, comment="the return request (rr_ + 32 hex)"),
+    Column("show_as", String(8), nullable=False, comment="wallet|initials|full"),
+    Column("name", String(60), nullable=True, comment="as typed; never on-chain, never logged"),
+    Column("locality", String(60), nullable=True, comment="optional city / postcode line, as typed"),
+    Column("updated_at", BigInteger, nullable=False),
+    Column("printed_at", BigInteger, nullable=True, comment="first label printed: fixed from then on"),
+    comment="the sender on a return's label as its consumer chose (PUT /v1/returns/{id}/label-sender)",
+)
+
+# ==== the ratings summed (revision 0017): written with each rating, in its transaction ========================
+feedback_rollup = Table(
+    "feedback_rollup",
+    metadata,
+    Column("merchant", ADDRESS, primary_key=True),
+    Column("day", Integer, primary_key=True, comment="UTC day number of the rating's first giving"),
+    Column("grp", String(16), primary_key=True, comment="all|reason|carrier|refund|theme|inspection"),
+    Column("key", String(66), primary_key=True, comment="the group's value ('' for all)"),
+    *(Column(f"s{n}", BigInteger, nullable=False, comment=f"ratings of {n}") for n in range(1, 6)),
+    Index("ix_feedback_rollup_day", "day"),
+    comment="ratings summed by merchant, day and group, kept current by each rating's write",
+)
+
+# ---- the relayer's sent transactions (revision 0023, ledger_service/chain/nonces.py) -----------------------
+
+sent_transactions = Table(
+    "sent_transactions",
+    metadata,
+    Column("chain_id", BigInteger, nullable=False),
+    Column("signer", ADDRESS, nullable=False, comment="the signing account, lowercase"),
+    Column("nonce", BigInteger, nullable=False),
+    Column("raw", LargeBinary, nullable=False, comment="the signed transaction last sent for this nonce"),
+    Column("hashes", Text, nullable=False, comment="every hash sent for this nonce, oldest first, comma-separated"),
+    Column("max_fee_per_gas", BigInteger, nullable=False, comment="of the last one sent, wei"),
+    Column("priority_fee_per_gas", BigInteger, nullable=False, comment="of the last one sent, wei"),
+    Column("sent_at", Float, nullable=False, comment="wall-clock unix time of the first submission"),
+    Column("mined_hash", HASH, nullable=True, comment="the hash mined for this nonce, once its sender saw it"),
+    PrimaryKeyConstraint("chain_id", "signer", "nonce"),
+    comment="the API's transactions by signer and nonce: the nonce manager all workers and replicas share "
+    "(revision 0023)",
+)
+
+
 API_TABLES: tuple[Table, ...] = (
     api_keys,
     return_tokens,
@@ -762,6 +1042,10 @@ API_TABLES: tuple[Table, ...] = (
     carrier_shipments,
     carrier_events,
     carrier_deliveries,
+    return_feedback,
+    feedback_rollup,
+    sent_transactions,
+    label_senders,
 )
 """The tables the API writes (the indexer never reads or writes them)."""
 
@@ -823,11 +1107,241 @@ deliveries = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("finished_at", BigInteger, nullable=True, comment="delivered or dead-lettered"),
     UniqueConstraint("target", "notification_id"),
-    Index("ix_deliveries_due", "state", "next_attempt_at"),
+    Index("ix_deliveries_due", "state", "next_attempt_at", "id"),  # the claim's order (revision 0018)
     Index("ix_deliveries_target", "target", "id"),
+    Index("ix_deliveries_target_due", "target", "state", "next_attempt_at", "id"),
     sqlite_autoincrement=True,
     comment="one per notification and target: its attempts, retried with backoff, then dead-lettered",
 )
 
 NOTIFY_TABLES: tuple[Table, ...] = (notifications, webhook_endpoints, consumer_contacts, deliveries)
 """The tables of revision 0010 (the outbox, written with the index, and the worker's and API's own)."""
+
+
+# ==== written by the analytics refresh: rollups (revision 0015) ==============================================
+#
+# A materialized rollup of the index and the API's return requests, refreshed incrementally by
+# ledger_service.analytics.refresh (store/analytics.py): each refresh folds only what changed since its
+# watermark, so a dashboard reads these small tables and never the whole history. Every rollup row is keyed by
+# a grain and a bucket: 'd' a UTC day, 'w' an ISO week, 'm' a calendar month; the bucket is the unix day number
+# of the day, of the week's Monday or of the month's first day. A range of dates reads whole months from the 'm'
+# rows, whole weeks from the 'w' rows and the days left at either end from the 'd' rows. Return rows are bucketed
+# by the day the consumer asked; sales by the day of the sale. Token amounts are split as ``hi * 10**12 + lo`` (both
+# BigInteger) so that SQL sums them exactly on both databases (SQLite has no wide exact numeric). On SQLite the
+# rollups are WITHOUT ROWID (revision 0024): a read of a range of the key finds the values beside it. Revision 0026:
+# return rows by token (amounts of two tokens are never summed), exchange requests counted apart from returns.
+
+analytics_watermark = Table(
+    "analytics_watermark",
+    metadata,
+    Column("id", SmallInteger, primary_key=True, comment="always 1"),
+    Column("block_number", BigInteger, nullable=False, comment="chain rows up to this block are folded"),
+    Column("block_hash", HASH, nullable=False, comment="its hash: a reorg under it is detected"),
+    Column("request_time", BigInteger, nullable=False, comment="newest request created or decided, wall clock"),
+    Column("shipment_time", BigInteger, nullable=False, comment="newest carrier shipment, wall clock"),
+    Column("refreshed_at", BigInteger, nullable=False, comment="wall-clock unix seconds"),
+)
+
+analytics_facts = Table(
+    "analytics_facts",
+    metadata,
+    Column("request_id", String(40), primary_key=True),
+    Column("merchant", ADDRESS, nullable=False),
+    Column("gtin", BigInteger, nullable=False),
+    Column("category", String(100), nullable=False, comment="'' when the item has none"),
+    Column("reason_code", String(64), nullable=False),
+    Column("carrier", String(32), nullable=False, comment="'' before a label"),
+    Column("outcome", String(16), nullable=False, comment="approve|reject|manual_review"),
+    Column("day", Integer, nullable=False, comment="unix day of the request"),
+    Column("return_id", HASH, nullable=True),
+    Column("requested_at", BigInteger, nullable=False),
+    Column("scanned_at", BigInteger, nullable=True, comment="first carrier scan (InTransit)"),
+    Column("received_at", BigInteger, nullable=True, comment="delivered to the merchant (Received)"),
+    Column("inspected_at", BigInteger, nullable=True, comment="Accepted or Rejected"),
+    Column("refunded_at", BigInteger, nullable=True, comment="payout with a consumer share"),
+    Column("refund", Amount, nullable=False),
+    Column("fee_kept", Amount, nullable=False),
+    Column("outstanding", Amount, nullable=False, comment="deposit still in escrow"),
+    Column("dispute", String(8), nullable=False, comment="''|open|consumer|merchant"),
+    Column("terms", JSON, nullable=False, comment="the comment's theme terms"),
+    Column("token", ADDRESS, nullable=False, server_default="", comment="the sale's ERC-20; '' if unknown"),
+    Column("exchange", Boolean, nullable=False, server_default=false(), comment="an exchange request"),
+    Column("replacement_gtin", BigInteger, nullable=True, comment="an exchange's replacement GTIN"),
+    Index("ix_analytics_facts_return_id", "return_id"),
+    comment="one row per return request: what the rollups hold of it (a change subtracts the old row's share)",
+)
+
+
+def _rollup_key() -> list[Column[Any]]:
+    return [
+        Column("grain", String(1), nullable=False, comment="d: day, w: week, m: month"),
+        Column("bucket", Integer, nullable=False, comment="unix day of the day, or of the week's or month's first day"),
+        Column("merchant", ADDRESS, nullable=False),
+    ]
+
+
+analytics_sales = Table(
+    "analytics_sales",
+    metadata,
+    *_rollup_key(),
+    Column("gtin", BigInteger, nullable=False),
+    Column("category", String(100), nullable=False),
+    Column("sold", BigInteger, nullable=False),
+    PrimaryKeyConstraint("grain", "bucket", "merchant", "gtin", "category"),
+    Index("ix_analytics_sales_merchant", "merchant", "grain", "bucket"),
+    Index("ix_analytics_sales_gtin", "gtin", "grain", "bucket"),
+    sqlite_with_rowid=False,
+)
+
+analytics_returns = Table(
+    "analytics_returns",
+    metadata,
+    Column(
+        "view",
+        String(1),
+        nullable=False,
+        comment="which dimensions the row keeps (the others blank): g gtin+category+outcome, "
+        "s gtin+category+reason, c carrier+reason, r reason, o outcome",
+    ),
+    *_rollup_key(),
+    Column("gtin", BigInteger, nullable=False),
+    Column("category", String(100), nullable=False),
+    Column("reason_code", String(64), nullable=False),
+    Column("carrier", String(32), nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("token", ADDRESS, nullable=False, comment="the sale's ERC-20; '' if unknown"),
+    Column("requests", BigInteger, nullable=False, comment="refund returns (exchanges apart)"),
+    Column("refunds", BigInteger, nullable=False),
+    Column("refund_hi", BigInteger, nullable=False),
+    Column("refund_lo", BigInteger, nullable=False),
+    Column("fee_kept_hi", BigInteger, nullable=False),
+    Column("fee_kept_lo", BigInteger, nullable=False),
+    Column("outstanding_count", BigInteger, nullable=False),
+    Column("outstanding_hi", BigInteger, nullable=False),
+    Column("outstanding_lo", BigInteger, nullable=False),
+    Column("disputes", BigInteger, nullable=False),
+    Column("disputes_open", BigInteger, nullable=False),
+    Column("disputes_consumer", BigInteger, nullable=False),
+    Column("disputes_merchant", BigInteger, nullable=False),
+    Column("exchanges", BigInteger, nullable=False, comment="exchange requests"),
+    Column("exchanges_other_gtin", BigInteger, nullable=False, comment="exchanges for another GTIN"),
+    PrimaryKeyConstraint(
+        "view", "grain", "bucket", "merchant", "gtin", "category", "reason_code", "carrier", "outcome", "token"
+    ),
+    Index("ix_analytics_returns_merchant", "merchant", "view", "grain", "bucket"),
+    Index("ix_analytics_returns_gtin", "gtin", "view", "grain", "bucket"),
+    comment="return requests and their money by request day, each counted once in each view: a read sums the "
+    "narrowest view that has its dimensions",
+    sqlite_with_rowid=False,
+)
+
+analytics_speed = Table(
+    "analytics_speed",
+    metadata,
+    *_rollup_key(),
+    Column("metric", String(24), nullable=False, comment="request_refund|scan_refund|delivery_inspection"),
+    Column("hours", Integer, nullable=False, comment="the duration in whole hours"),
+    Column("n", BigInteger, nullable=False),
+    PrimaryKeyConstraint("grain", "bucket", "merchant", "metric", "hours"),
+    Index("ix_analytics_speed_merchant", "merchant", "grain", "bucket"),
+    comment="histograms of durations (hours) per request day: percentiles without the returns themselves",
+    sqlite_with_rowid=False,
+)
+
+analytics_terms = Table(
+    "analytics_terms",
+    metadata,
+    *_rollup_key(),
+    Column("reason_code", String(64), nullable=False),
+    Column("term", String(48), nullable=False),
+    Column("n", BigInteger, nullable=False),
+    PrimaryKeyConstraint("grain", "bucket", "merchant", "reason_code", "term"),
+    Index("ix_analytics_terms_merchant", "merchant", "grain", "bucket"),
+    comment="how many comments used a theme term (ledger_service/analytics/themes.py)",
+    sqlite_with_rowid=False,
+)
+
+ANALYTICS_TABLES: tuple[Table, ...] = (
+    analytics_watermark,
+    analytics_facts,
+    analytics_sales,
+    analytics_returns,
+    analytics_speed,
+    analytics_terms,
+)
+"""The tables of revision 0015 (the analytics refresh writes them and nothing else)."""
+
+
+# ---- the scan batcher's queue (revision 0022) ---------------------------------------------------------------
+#
+# Owned by the API (which acknowledges scans into the open batch of their submitter) and ledger-batcher (which
+# seals, stores and anchors batches), never by the indexer: the index learns of a batch only from its anchor.
+# A batch goes open -> full (closed to new scans) -> sealed (document built, its bytes kept here, heads moved:
+# a resend needs nothing else) -> anchored (the anchor transaction mined) -> final (its block is past the
+# finality depth); a reorg that drops the anchor transaction takes an anchored batch back to sealed; a sealed
+# batch the contract keeps refusing becomes failed (revision 0029: refusals, refused_since). A submitter has at
+# most one open batch (store/scan_queue.py).
+
+BATCH_OPEN, BATCH_FULL, BATCH_SEALED, BATCH_ANCHORED, BATCH_FINAL = "open", "full", "sealed", "anchored", "final"
+BATCH_FAILED = "failed"
+
+scan_batches = Table(
+    "scan_batches",
+    metadata,
+    Column("id", EVENT_KEY, primary_key=True, autoincrement=True, comment="the batch number receipts name"),
+    Column("submitter", ADDRESS, nullable=False, comment="the account that anchors it"),
+    Column("state", String(12), nullable=False, comment="open | full | sealed | anchored | final"),
+    Column("scan_count", Integer, nullable=False),
+    Column("opened_at", BigInteger, nullable=False, comment="wall-clock unix ms of its first scan"),
+    Column("sealed_at", BigInteger, nullable=True, comment="wall-clock unix ms"),
+    Column("root", HASH, nullable=True),
+    Column("document_digest", HASH, nullable=True, comment="sha2-256 of the document, as anchored"),
+    Column("document", LargeBinary, nullable=True, comment="the sealed document's canonical bytes"),
+    Column("tx_hash", HASH, nullable=True, comment="the anchor transaction"),
+    Column("anchor_block", BigInteger, nullable=True),
+    Column("anchor_block_hash", HASH, nullable=True),
+    Column("anchored_at", BigInteger, nullable=True, comment="wall-clock unix ms the anchor was seen mined"),
+    Column("attempts", Integer, nullable=False, comment="anchor sends tried"),
+    Column("problem", Text, nullable=True, comment="why the last send failed"),
+    Column("refusals", Integer, nullable=False, server_default="0", comment="reverts of its anchor by the contract"),
+    Column("refused_since", BigInteger, nullable=True, comment="wall-clock unix ms of the first revert"),
+    Index(
+        "ux_scan_batches_open",
+        "submitter",
+        unique=True,
+        postgresql_where=text("state = 'open'"),
+        sqlite_where=text("state = 'open'"),
+    ),
+    Index("ix_scan_batches_state", "state", "id"),
+    comment="scan batches, from acknowledged to anchored (the API and ledger-batcher)",
+)
+
+queued_scans = Table(
+    "queued_scans",
+    metadata,
+    Column("batch_id", BigInteger, nullable=False),
+    Column("position", Integer, nullable=False, comment="its place in the batch: the document's event index"),
+    Column("item", String(256), nullable=False, comment="the item's GS1 URI"),
+    Column("biz_step", SmallInteger, nullable=False),
+    Column("disposition", SmallInteger, nullable=False),
+    Column("read_point", String(32), nullable=False),
+    Column("time", BigInteger, nullable=False, comment="the scanner's clock, unix seconds"),
+    Column("document", HASH, nullable=False),
+    Column("biz_transaction", HASH, nullable=False),
+    Column("key_id", Integer, nullable=False, comment="the API key that sent it"),
+    Column("accepted_at", BigInteger, nullable=False, comment="wall-clock unix ms of its acknowledgement"),
+    PrimaryKeyConstraint("batch_id", "position"),
+    comment="acknowledged scans, each in the batch its receipt named",
+)
+
+scan_heads = Table(
+    "scan_heads",
+    metadata,
+    Column("item_id", HASH, primary_key=True),
+    Column("seq", BigInteger, nullable=False, comment="the item's last sealed batched scan"),
+    Column("leaf_hash", HASH, nullable=False),
+    comment="each item's chain of batched scans as ledger-batcher sealed it",
+)
+
+BATCHER_TABLES: tuple[Table, ...] = (scan_batches, queued_scans, scan_heads)
+"""The tables the API and ledger-batcher write (the indexer never reads or writes them)."""

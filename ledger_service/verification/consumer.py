@@ -42,6 +42,8 @@ from ledger_service.chain.calls import unreachable
 from ledger_service.chain.signers import ChainContext
 from ledger_service.core.codes import ROLE_IDS, ReturnState
 from ledger_service.core.hashchain import item_id as item_id_of
+from ledger_service.core.masking import mask_address
+from ledger_service.core.money import format_amount
 from ledger_service.epcis import gs1
 from ledger_service.errors import InvalidRequestError, RetryableError
 from ledger_service.returns.labels import PREFIX as LABEL_PREFIX
@@ -49,6 +51,7 @@ from ledger_service.returns.labels import label_code, parse_label_code
 from ledger_service.store import items, sales
 from ledger_service.store import returns as returns_store
 from ledger_service.store.checkpoint import index_head
+from ledger_service.store.exchanges import return_unit_mismatched
 from ledger_service.store.handle import Store
 from ledger_service.store.returns import PayoutRow, ReturnRow
 from ledger_service.verification.history import verify_item
@@ -128,6 +131,8 @@ class ReturnCheck:
     """What the consumer was paid, as the index recorded the payout."""
     consumer: str | None = None
     """Masked."""
+    unit_mismatch: bool = False
+    """A unit received or inspected for the return was not the unit sold (the return went to the arbiter)."""
     findings: tuple[Finding, ...] = ()
 
 
@@ -149,27 +154,12 @@ class CodeCheck:
 # ---- small helpers ------------------------------------------------------------------------
 
 
-def mask_address(address: str) -> str:
-    """``0x70997970c51812dc3a010c7d01b50e0d17dc79c8`` -> ``0x7099…79c8``."""
-    return f"{address[:6]}…{address[-4:]}"
-
-
 def _mask_all(text: str) -> str:
     return _ADDRESS.sub(lambda m: mask_address(m.group(0)), text)
 
 
 def _masked(finding: Finding) -> Finding:
     return replace(finding, message=_mask_all(finding.message))
-
-
-def format_amount(amount: int, decimals: int | None) -> str | None:
-    """``50000000`` with 6 decimals -> ``"50.000000"``; None when the decimals are not known."""
-    if decimals is None:
-        return None
-    if decimals == 0:
-        return str(amount)
-    whole, fraction = divmod(amount, 10**decimals)  # exact for any uint256 (Decimal would round past 28 digits)
-    return f"{whole}.{fraction:0{decimals}d}"
 
 
 def _day(timestamp: int) -> str:
@@ -448,6 +438,12 @@ def _item_sentences(item: ItemCheck, duplicates: tuple[str, ...]) -> list[str]:
 
 # ---- returns ------------------------------------------------------------------------------
 
+UNIT_MISMATCH_SENTENCE = (
+    "The unit received is not the one sold: its scanned EPC differs from the item sold, so no refund was paid by "
+    "the normal path and an independent arbiter decides."
+)
+"""Said of a return with a unit mismatch (no one's identity: the public answer names neither consumer nor unit)."""
+
 _RETURN_SENTENCES = {
     ReturnState.AUTHORIZED: "authorized; the parcel has not shipped yet",
     ReturnState.CANCELLED: "cancelled by the consumer before it shipped",
@@ -565,6 +561,7 @@ def _check_return(*, store: Store, chain: ChainContext, return_id: str) -> Retur
         refund_paid=refund_paid,
         refund_amount=refund_amount,
         consumer=mask_address(str(record["consumer"]).lower()),
+        unit_mismatch=detail is not None and return_unit_mismatched(store, return_id),
         findings=tuple(found),
     )
 
@@ -586,6 +583,8 @@ def _return_sentences(ret: ReturnCheck, decimals: Decimals) -> list[str]:
         ReturnState.RECEIVED: ("The merchant must inspect by", ret.inspect_by),
         ReturnState.REJECTED: ("The consumer may dispute until", ret.dispute_by),
     }
+    if ret.unit_mismatch:
+        sentences.append(UNIT_MISMATCH_SENTENCE)
     pending = deadlines.get(ret.state)
     if pending is not None and pending[1] is not None:
         sentences.append(f"{pending[0]} {_moment(pending[1])}.")

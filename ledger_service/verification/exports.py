@@ -4,7 +4,8 @@ Pure functions of :class:`~ledger_service.verification.history.ItemHistory` and
 :class:`~ledger_service.verification.model.ItemVerdict`; no I/O.
 
 - :func:`history_json`: every field of every event plus the verdict (the API's
-  ``application/json`` body, see api/schemas/audit.py).
+  ``application/json`` body, see api/schemas/audit.py), and the exchanges and
+  unit mismatches naming the item (no consumer address: they are public).
 - :func:`history_csv`: one line per event in seq order, plus one line per
   event the verdict says is missing from the index; the ``findings`` column
   lists the kinds of the findings about that event. Cells that a spreadsheet
@@ -13,7 +14,12 @@ Pure functions of :class:`~ledger_service.verification.history.ItemHistory` and
   ``eventList`` holds one ``ObjectEvent`` per event, with the item's EPC URI as
   registered (an SGTIN URN or a GS1 Digital Link, as is) and the chain data
   under the ``ledger:`` namespace, written by the serializer the EPCIS query
-  interface answers with (:func:`ledger_service.epcis.serialize.chain_event`).
+  interface answers with (:func:`ledger_service.epcis.serialize.chain_event`);
+  each batched scan is an ``ObjectEvent`` too, carrying its proof as the
+  extension ``ledger:batch`` (:func:`batched_event`): the anchor's position,
+  transaction and root, the batch document's CID, the leaf's values in
+  ``StandardMerkleTree`` form, the leaf and the Merkle proof. The events are
+  in time order.
 """
 
 from __future__ import annotations
@@ -22,6 +28,9 @@ import csv
 import io
 from typing import Any
 
+from ledger_service.core.batch_document import LEAF_ENCODING, leaf_json_values
+from ledger_service.core.codes import BizStep
+from ledger_service.core.spreadsheet import safe_cell
 from ledger_service.epcis.serialize import (
     EPCIS_CONTEXT,
     LEDGER_NS,
@@ -31,13 +40,15 @@ from ledger_service.epcis.serialize import (
     event_uuid,
     iso_seconds,
 )
-from ledger_service.verification.history import HistoryEvent, ItemHistory
+from ledger_service.verification.history import BatchedHistoryScan, HistoryEvent, ItemHistory
 from ledger_service.verification.model import Finding, ItemVerdict, Severity
 
 __all__ = [
     "CSV_COLUMNS",
     "EPCIS_CONTEXT",
     "LEDGER_NS",
+    "batched_event",
+    "batched_json",
     "event_uuid",
     "history_csv",
     "history_epcis",
@@ -45,8 +56,6 @@ __all__ = [
     "item_epc",
     "verdict_json",
 ]
-
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 CSV_COLUMNS: tuple[str, ...] = (
     "seq",
@@ -108,6 +117,76 @@ def _event_json(event: HistoryEvent) -> dict[str, Any]:
     }
 
 
+def _leaf_values(history: ItemHistory, scan: BatchedHistoryScan) -> list[str] | None:
+    made = None if history.uri is None else scan.as_scan(history.uri)
+    return None if made is None else leaf_json_values(made, bytes.fromhex(scan.submitter[2:]))
+
+
+def batched_json(history: ItemHistory, scan: BatchedHistoryScan) -> dict[str, Any]:
+    """A batched scan with its batch and Merkle proof (the API's ``batched_scans`` entries)."""
+    cid = scan.document_cid
+    return {
+        "seq": scan.seq,
+        "biz_step": scan.biz_step_name,
+        "disposition": scan.disposition_name,
+        "read_point": scan.read_point,
+        "event_time": iso_seconds(scan.time),
+        "time": scan.time,
+        "document": None if scan.document == _ZERO_HASH else scan.document,
+        "biz_transaction": None if scan.biz_transaction == _ZERO_HASH else scan.biz_transaction,
+        "submitter": scan.submitter,
+        "prev_hash": scan.prev_hash,
+        "batch_id": scan.batch_id,
+        "leaf_index": scan.leaf_index,
+        "root": scan.root,
+        "anchor_tx": scan.anchor_tx,
+        "anchor_block": scan.anchor_block,
+        "anchor_log_index": scan.anchor_log_index,
+        "batch_document_cid": None if cid is None else cid.v0,
+        "encoding": list(LEAF_ENCODING),
+        "values": _leaf_values(history, scan),
+        "leaf": scan.leaf_hash,
+        "proof": list(scan.proof),
+    }
+
+
+def batched_event(epc: str, history: ItemHistory, scan: BatchedHistoryScan) -> dict[str, Any]:
+    """A batched scan as an EPCIS 2.0 ``ObjectEvent`` with its proof in the ``ledger:batch`` extension."""
+    out: dict[str, Any] = {
+        "type": "ObjectEvent",
+        "eventTime": iso_seconds(scan.time),
+        "eventTimeZoneOffset": "+00:00",
+        "eventID": f"{LEDGER_NS}batchedScan/{scan.leaf_hash}",
+        "epcList": [epc],
+        "action": "OBSERVE",
+        "bizStep": scan.biz_step_name or f"{LEDGER_NS}bizStep/{scan.biz_step}",
+        "disposition": scan.disposition_name or f"{LEDGER_NS}disposition/{scan.disposition}",
+    }
+    if scan.read_point:
+        out["readPoint"] = {"id": f"urn:epc:id:sgln:{scan.read_point}"}
+    if scan.biz_transaction != _ZERO_HASH:
+        out["bizTransactionList"] = [{"bizTransaction": f"{LEDGER_NS}bizTransaction/{scan.biz_transaction}"}]
+    proof = batched_json(history, scan)
+    out["ledger:itemId"] = history.item_id
+    out["ledger:batch"] = {
+        "batchId": proof["batch_id"],
+        "seq": scan.seq,
+        "prevHash": scan.prev_hash,
+        "submitter": scan.submitter,
+        "leafIndex": scan.leaf_index,
+        "root": scan.root,
+        "anchorTx": scan.anchor_tx,
+        "anchorBlock": scan.anchor_block,
+        "anchorLogIndex": scan.anchor_log_index,
+        "batchDocument": proof["batch_document_cid"],
+        "leafEncoding": proof["encoding"],
+        "leafValues": proof["values"],
+        "leaf": scan.leaf_hash,
+        "proof": proof["proof"],
+    }
+    return out
+
+
 def verdict_json(verdict: ItemVerdict) -> dict[str, Any]:
     """The verdict as a JSON object."""
     errors = sum(1 for f in verdict.findings if f.severity is Severity.ERROR)
@@ -148,13 +227,53 @@ def history_json(history: ItemHistory, verdict: ItemVerdict, *, checked_at: int)
         "indexed_block": history.indexed_block,
         "events": [_event_json(e) for e in history.events],
         "count": len(history.events),
+        "batched_scans": [batched_json(history, scan) for scan in history.batched],
+        "exchanges": [
+            {
+                "exchange_id": x.exchange_id,
+                "role": "original" if x.original_item_id == history.item_id else "replacement",
+                "original_item_id": x.original_item_id,
+                "replacement_item_id": x.replacement_item_id,
+                "merchant": x.merchant,
+                "token": x.token,
+                "replacement_price": str(x.replacement_price),
+                "price_difference": str(x.price_difference),
+                "instant": x.instant,
+                "extra_paid": x.extra_paid,
+                "released": x.released,
+                "collateral_settled": x.collateral_settled,
+                "block_number": x.block_number,
+                "tx_hash": x.tx_hash,
+            }
+            for x in history.exchanges
+        ],
+        "unit_mismatches": [
+            {
+                "return_id": m.return_id,
+                "role": "sold" if m.sold_item_id == history.item_id else "scanned",
+                "sold_item_id": m.sold_item_id,
+                "scanned_item_id": m.scanned_item_id,
+                "scanned_on_ledger": m.scanned_merchant != _ZERO_ADDRESS,
+                "biz_step": _cbv_step(m.biz_step),
+                "at": iso_seconds(m.at),
+                "block_number": m.block_number,
+                "tx_hash": m.tx_hash,
+            }
+            for m in history.unit_mismatches
+        ],
         "verification": {**verdict_json(verdict), "checked_at": iso_seconds(checked_at)},
     }
 
 
-def _cell(value: object) -> str:
-    text = "" if value is None else str(value)
-    return "'" + text if text.startswith(_FORMULA_START) else text
+_ZERO_ADDRESS = "0x" + "00" * 20
+_ZERO_HASH = "0x" + "00" * 32
+
+
+def _cbv_step(code: int) -> str | None:
+    try:
+        return BizStep(code).cbv
+    except ValueError:
+        return None
 
 
 def history_csv(history: ItemHistory, verdict: ItemVerdict) -> str:
@@ -199,7 +318,7 @@ def history_csv(history: ItemHistory, verdict: ItemVerdict) -> str:
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
     for _, cells in sorted(rows, key=lambda r: r[0]):
-        writer.writerow([_cell(c) for c in cells])
+        writer.writerow([safe_cell(c) for c in cells])
     return out.getvalue()
 
 
@@ -238,8 +357,10 @@ def history_epcis(history: ItemHistory, verdict: ItemVerdict, *, created_at: int
     """The history as an EPCIS 2.0 ``EPCISDocument`` (JSON-LD); ``created_at``: unix seconds. Serialized by
     :mod:`ledger_service.epcis.serialize`, as the EPCIS query interface's answers are."""
     epc = item_epc(history)
+    timed = [(e.timestamp, chain_event(epc, chain_record(history.item_id, e))) for e in history.events]
+    timed += [(scan.time, batched_event(epc, history, scan)) for scan in history.batched]
     return epcis_document(
-        [chain_event(epc, chain_record(history.item_id, e)) for e in history.events],
+        [event for _, event in sorted(timed, key=lambda pair: pair[0])],
         created_at=created_at,
         members={"ledger:itemId": history.item_id, "ledger:intact": verdict.intact},
     )

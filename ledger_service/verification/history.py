@@ -30,12 +30,22 @@
   event's digest; zero means none) is re-hashed once: ``document-corrupt`` (an
   error) names the CID and each seq citing it; ``document-missing`` is a warning.
 
+The item's batched scans (issue #23) form a chain of their own, beside the
+on-chain events: each carries its batch (the anchor's position, root, anchor
+transaction, document CID), its leaf index and its Merkle proof, computed from
+the batch's leaves as the index holds them. They are checked too: each leaf is
+recomputed from the row's fields (``batched-scan-altered``), seq numbers run
+0, 1, 2, ... each prevHash the leaf before (``batched-chain-broken``), and the
+proof must lead to the anchored root (``batched-proof-invalid``: a leaf of the
+batch is missing or altered in the index).
+
 An item neither the index nor the contract knows has no verdict (``None``).
 """
 
 from __future__ import annotations
 
 import bisect
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -45,11 +55,14 @@ from eth_abi.exceptions import EncodingError
 from web3.types import RPCEndpoint
 
 from ledger_service.chain.signers import ChainContext
-from ledger_service.core import hashchain
+from ledger_service.core import batch_document, hashchain
 from ledger_service.core.codes import ROLE_IDS, BizStep, Disposition, decode_location
+from ledger_service.core.merkle import StandardTree, process_proof
 from ledger_service.documents.cid import Cid
 from ledger_service.documents.interface import DocumentStatus, DocumentStore
 from ledger_service.errors import InvalidRequestError, RetryableError
+from ledger_service.store.batches import ItemBatchedRows, item_batched_rows
+from ledger_service.store.exchanges import ExchangeRow, UnitMismatchRow
 from ledger_service.store.handle import Store
 from ledger_service.store.items import AuditItemRows, item_audit_rows
 from ledger_service.verification.model import Finding, ItemVerdict, Severity
@@ -59,6 +72,7 @@ log = structlog.get_logger(__name__)
 __all__ = [
     "ROLE_NAMES",
     "AuditResult",
+    "BatchedHistoryScan",
     "HistoryEvent",
     "ItemHistory",
     "ItemRegistration",
@@ -107,8 +121,32 @@ class ItemRegistration:
     tx_hash: str
 
 
+class _CbvNames:
+    """The CBV 2.0 names of an event's bizStep and disposition codes."""
+
+    __slots__ = ()
+    biz_step: int
+    disposition: int
+
+    @property
+    def biz_step_name(self) -> str | None:
+        """The CBV 2.0 term, or None for a code outside the table."""
+        try:
+            return BizStep(self.biz_step).cbv
+        except ValueError:
+            return None
+
+    @property
+    def disposition_name(self) -> str | None:
+        """The CBV 2.0 term, or None for a code outside the table."""
+        try:
+            return Disposition(self.disposition).cbv
+        except ValueError:
+            return None
+
+
 @dataclass(frozen=True, slots=True)
-class HistoryEvent:
+class HistoryEvent(_CbvNames):
     """One indexed event of an item, every field as stored, plus the actor's roles at that point."""
 
     seq: int
@@ -131,22 +169,6 @@ class HistoryEvent:
     log_index: int
     tx_hash: str
     tx_index: int
-
-    @property
-    def biz_step_name(self) -> str | None:
-        """The CBV 2.0 term, or None for a code outside the table."""
-        try:
-            return BizStep(self.biz_step).cbv
-        except ValueError:
-            return None
-
-    @property
-    def disposition_name(self) -> str | None:
-        """The CBV 2.0 term, or None for a code outside the table."""
-        try:
-            return Disposition(self.disposition).cbv
-        except ValueError:
-            return None
 
     @property
     def read_point(self) -> str | None:
@@ -174,6 +196,60 @@ class HistoryEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class BatchedHistoryScan(_CbvNames):
+    """One batched scan of the item, as indexed, with what an outside party needs to check it against the chain:
+    its batch's anchor and its Merkle proof."""
+
+    seq: int
+    """Its place in the item's chain of batched scans (apart from the on-chain events' seq)."""
+    biz_step: int
+    disposition: int
+    read_point: str
+    time: int
+    document: str
+    biz_transaction: str
+    submitter: str
+    prev_hash: str
+    leaf_hash: str
+    batch_id: str
+    """``<anchor block>-<anchor log index>``: the ``BatchAnchored`` event's position."""
+    leaf_index: int
+    """Its place in the batch document's events (the StandardMerkleTree value index)."""
+    root: str | None
+    """The anchored Merkle root (None: the index lacks the anchor, itself a finding)."""
+    anchor_tx: str | None
+    anchor_block: int
+    anchor_log_index: int
+    document_digest: str | None
+    """The batch document's sha2-256 digest, as anchored."""
+    proof: tuple[str, ...]
+    """Sibling hashes from the leaf to the root (OpenZeppelin ``MerkleProof`` order)."""
+
+    @property
+    def document_cid(self) -> Cid | None:
+        """The batch document's CID (None without the anchor)."""
+        return None if self.document_digest is None else Cid.from_digest(self.document_digest)
+
+    def as_scan(self, uri: str) -> batch_document.BatchedScan | None:
+        """The scan as its batch document lists it (``uri``: the item's GS1 URI); None when a stored field is
+        not one a document could hold (itself a sign of tampering)."""
+        try:
+            return batch_document.BatchedScan(
+                item=uri,
+                seq=self.seq,
+                prev_hash=_b32(self.prev_hash),
+                biz_step=BizStep(self.biz_step),
+                disposition=Disposition(self.disposition),
+                read_point=self.read_point,
+                time=self.time,
+                document=_b32(self.document),
+                biz_transaction=_b32(self.biz_transaction),
+            )
+        except ValueError:
+            return None
+
+
+@dataclass(frozen=True, slots=True)
 class ItemHistory:
     """What the index holds about one item, in seq order."""
 
@@ -185,6 +261,12 @@ class ItemHistory:
     events: tuple[HistoryEvent, ...]
     indexed_block: int | None
     """The index checkpoint when the history was read."""
+    exchanges: tuple[ExchangeRow, ...] = ()
+    """The exchanges naming the item as original or replacement, in chain order."""
+    unit_mismatches: tuple[UnitMismatchRow, ...] = ()
+    """The returns whose received unit was not the one sold, naming the item as either, in chain order."""
+    batched: tuple[BatchedHistoryScan, ...] = ()
+    """The item's batched scans, by seq in their own chain."""
 
     @property
     def uri(self) -> str | None:
@@ -194,7 +276,49 @@ class ItemHistory:
 def item_history(*, store: Store, item_id: str) -> ItemHistory | None:
     """The item's indexed history, or None when the index knows nothing of it."""
     rows = item_audit_rows(store, item_id)
-    return None if rows is None else _history(rows)
+    if rows is None:
+        return None
+    history = _history(rows)
+    batched = _batched(item_batched_rows(store, item_id=history.item_id))
+    return history if not batched else dataclasses.replace(history, batched=batched)
+
+
+def _batched(rows: ItemBatchedRows) -> tuple[BatchedHistoryScan, ...]:
+    trees: dict[tuple[int, int], StandardTree | None] = {}
+    out: list[BatchedHistoryScan] = []
+    for scan in rows.scans:
+        position = (scan.block_number, scan.log_index)
+        if position not in trees:
+            leaves = rows.leaves.get(position, ())
+            trees[position] = StandardTree.of([_b32(leaf) for leaf in leaves]) if leaves else None
+        tree = trees[position]
+        anchor = rows.anchors.get(position)
+        proof: tuple[str, ...] = ()
+        if tree is not None and scan.leaf_index < len(tree.tree_indices):
+            proof = tuple("0x" + node.hex() for node in tree.proof(scan.leaf_index))
+        out.append(
+            BatchedHistoryScan(
+                seq=scan.seq,
+                biz_step=scan.biz_step,
+                disposition=scan.disposition,
+                read_point=scan.read_point,
+                time=scan.time,
+                document=scan.document,
+                biz_transaction=scan.biz_transaction,
+                submitter=scan.submitter,
+                prev_hash=scan.prev_hash,
+                leaf_hash=scan.leaf_hash,
+                batch_id=f"{scan.block_number}-{scan.log_index}",
+                leaf_index=scan.leaf_index,
+                root=None if anchor is None else anchor.root,
+                anchor_tx=None if anchor is None else anchor.tx_hash,
+                anchor_block=scan.block_number,
+                anchor_log_index=scan.log_index,
+                document_digest=None if anchor is None else anchor.document_digest,
+                proof=proof,
+            )
+        )
+    return tuple(out)
 
 
 def _history(rows: AuditItemRows) -> ItemHistory:
@@ -256,6 +380,8 @@ def _history(rows: AuditItemRows) -> ItemHistory:
         destroyed=rows.destroyed,
         events=tuple(events),
         indexed_block=rows.indexed_block,
+        exchanges=rows.exchanges,
+        unit_mismatches=rows.unit_mismatches,
     )
 
 
@@ -627,6 +753,56 @@ class _Verification:
         return checked
 
 
+def _batch_tag(scan: BatchedHistoryScan) -> str:
+    return f"batched scan #{scan.seq} (batch {scan.batch_id}, leaf {scan.leaf_index})"
+
+
+def _leaf_of(scan: BatchedHistoryScan, uri: str) -> str | None:
+    """The leaf recomputed from the row's fields (None: a field no document could hold)."""
+    made = scan.as_scan(uri)
+    try:
+        submitter = bytes.fromhex(scan.submitter.removeprefix("0x"))
+        if made is None or len(submitter) != 20:
+            return None
+        return "0x" + made.leaf_hash(submitter).hex()
+    except (ValueError, OverflowError):
+        return None
+
+
+def _check_batched(run: _Verification) -> None:
+    """The item's chain of batched scans: each leaf from its fields, the links, each proof to its anchored root."""
+    history = run.history
+    uri = history.uri
+    previous: BatchedHistoryScan | None = None
+    for scan in history.batched:
+        tag = _batch_tag(scan)
+        if uri is None:
+            run.warning("batched-scan-unchecked", f"{tag}: the item's URI is not indexed, its leaf was not recomputed")
+        else:
+            if _leaf_of(scan, uri) != scan.leaf_hash:
+                run.error(
+                    "batched-scan-altered",
+                    f"{tag} does not hash to its leaf {scan.leaf_hash}: a field of the index row was altered",
+                )
+        expected_seq = 0 if previous is None else previous.seq + 1
+        expected_prev = ZERO_HASH if previous is None else previous.leaf_hash
+        if scan.seq != expected_seq or scan.prev_hash != expected_prev:
+            run.error(
+                "batched-chain-broken",
+                f"{tag} has seq {scan.seq} and prevHash {scan.prev_hash}, not seq {expected_seq} on {expected_prev}: "
+                "a batched scan is missing, repeated or out of order",
+            )
+        if scan.root is None:
+            run.error("batched-anchor-missing", f"{tag}: the index has no BatchAnchored event at {scan.batch_id}")
+        elif "0x" + process_proof(_b32(scan.leaf_hash), [_b32(p) for p in scan.proof]).hex() != scan.root:
+            run.error(
+                "batched-proof-invalid",
+                f"{tag}: the proof from the batch's leaves in the index does not lead to the anchored root "
+                f"{scan.root}: a leaf of the batch is missing or altered in the index",
+            )
+        previous = scan
+
+
 def _longest_increasing(indices: Sequence[int], *, key: Callable[[int], tuple[int, int]]) -> list[int]:
     """The longest subsequence of ``indices`` whose keys strictly increase (patience sorting, O(n log n))."""
     tails: list[int] = []  # tails[k]: position in ``indices`` ending the best run of length k + 1
@@ -679,6 +855,7 @@ def _verify(
                 f"the hash chain recomputed from the index rows ends in {index_head}, but the contract's stored "
                 f"head is {chain_head}",
             )
+    _check_batched(run)
     blocks_checked = run.blocks(reader) if reader is not None else 0
     documents_checked = run.documents(documents) if documents is not None else 0
     findings = sorted(run.findings, key=_finding_order)

@@ -8,17 +8,23 @@ import json
 import secrets
 import time
 from datetime import UTC, datetime
+from email.header import decode_header, make_header
 from typing import Any
 
 import pypdfium2
 import zxingcpp
 from fastapi.testclient import TestClient
 from httpx import Response
+from standardwebhooks.webhooks import Webhook
 
 from ledger_service.core.codes import ReturnState
+from ledger_service.core.notifications import RETURN_CARRIER_EXCEPTION
 from ledger_service.logistics.local import LocalCarrier
+from ledger_service.notify.worker import Worker
 from ledger_service.settings import DEV_CARRIER_SECRET
+from ledger_service.store.notifications import outbox
 from tests.api.flows import Flow, Sold
+from tests.ledger_service.notify.receivers import receiver, run_worker, smtp_sink
 
 CARRIER = LocalCarrier(name="local", webhook_secret=DEV_CARRIER_SECRET)
 WEBHOOK = "/v1/carriers/local/webhooks"
@@ -75,3 +81,50 @@ def chain_state(flow: Flow, return_id: str) -> ReturnState:
     """The return's state on the chain itself (not the index)."""
     record = flow.env.deployed.escrow.functions.returnOf(bytes.fromhex(return_id[2:])).call()
     return ReturnState(record[6])
+
+
+def exception_notifies_once(flow: Flow) -> None:
+    """A carrier's "lost" exception, in the feed three times (twice in one delivery, again in a later one), is
+    one ``return.carrier_exception``: one outbox row, one signed webhook to the merchant's endpoint subscribed
+    to it (a real receiver), one e-mail in the consumer's language (a real SMTP server) and one event in the
+    return's stream; the return stays where it was on-chain."""
+    client = flow.client
+    sold = flow.sold_and_delivered(consumer_email="buyer@example.com", consumer_lang="zh")
+    rma = flow.approved(sold)
+    number = label_barcode(client, rma, sold.auth)
+    with receiver() as hook, smtp_sink() as (port, mails):
+        merchant = {"authorization": f"Bearer {flow.keys['merchant']}"}
+        endpoint = client.post(
+            "/v1/webhooks", headers=merchant, json={"url": hook.url, "event_types": [RETURN_CARRIER_EXCEPTION]}
+        )
+        assert endpoint.status_code == 201, endpoint.text
+        lost = event(number, "exception", location="Hangzhou sorting centre", reason="lost")
+        first = deliver(client, lost, lost).json()
+        assert [e["outcome"] for e in first["events"]] == ["recorded", "duplicate"] and first["steps"] == []
+        assert [e["outcome"] for e in deliver(client, lost).json()["events"]] == ["duplicate"]
+        assert chain_state(flow, rma) is ReturnState.AUTHORIZED
+        mine = [n for n in outbox(flow.env.store) if n.return_id == rma and n.type == RETURN_CARRIER_EXCEPTION]
+        assert [n.data["reason"] for n in mine] == ["lost"]
+        worker = Worker(
+            flow.env.store, flow.env.settings.model_copy(update={"smtp_host": "127.0.0.1", "smtp_port": port})
+        )
+        run_worker(worker)
+        got = [r for r in hook.requests if json.loads(r.body)["data"]["return_id"] == rma]
+        mails_of_it = [m for m in mails if str(make_header(decode_header(m["Subject"]))) == "您的退货包裹出现异常"]
+        mails_of_it = [m for m in mails_of_it if rma in str(m.get_body(("plain",)).get_content())]  # type: ignore[union-attr]
+    (request,) = got
+    payload = Webhook(endpoint.json()["secret"]).verify(request.body, request.headers)
+    assert request.headers["webhook-id"] == mine[0].id
+    assert payload["type"] == RETURN_CARRIER_EXCEPTION
+    assert {k: payload["data"][k] for k in ("reason", "tracking_number", "location", "state")} == {
+        "reason": "lost",
+        "tracking_number": number,
+        "location": "Hangzhou sorting centre",
+        "state": "authorized",
+    }
+    (mail,) = mails_of_it
+    text = str(mail.get_body(("plain",)).get_content())  # type: ignore[union-attr]
+    assert "承运商报告您的退货包裹已丢失。" in text and number in text and mail["To"] == "buyer@example.com"
+    stream = client.get(f"/v1/returns/{rma}/events", headers=sold.auth)
+    assert stream.status_code == 200
+    assert stream.text.count(f"event: {RETURN_CARRIER_EXCEPTION}\n") == 1

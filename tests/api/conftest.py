@@ -212,12 +212,15 @@ def client(api_env: ApiEnv) -> Iterator[TestClient]:
         yield test_client
 
 
-@pytest.fixture(scope="module")
-def keys(api_env: ApiEnv) -> dict[str, str]:
+def make_keys(env: ApiEnv) -> dict[str, str]:
+    """One API key per name of :data:`KEY_ACCOUNTS`, plaintext, stored in ``env``'s database."""
     made = {}
     for name, (role, index) in KEY_ACCOUNTS.items():
-        address = None if index is None else api_env.accounts[index]
-        made[name] = create_api_key(
-            store=api_env.store, role=role, name=f"test {name}", actor_address=address
-        ).plaintext
+        address = None if index is None else env.accounts[index]
+        made[name] = create_api_key(store=env.store, role=role, name=f"test {name}", actor_address=address).plaintext
     return made
+
+
+@pytest.fixture(scope="module")
+def keys(api_env: ApiEnv) -> dict[str, str]:
+    return make_keys(api_env)

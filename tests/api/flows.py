@@ -77,6 +77,8 @@ class Flow:
         self.env = env
         self.keys = keys
         self.w3: Web3 = env.deployed.w3
+        self.uris: dict[str, str] = {}
+        """The URI of each item registered here, by item id."""
 
     # ---- chain helpers ----------------------------------------------------------------------
 
@@ -88,7 +90,9 @@ class Flow:
             {"from": self.env.accounts[MANUFACTURER]}
         )
         self.w3.eth.wait_for_transaction_receipt(tx)
-        return "0x" + Web3.keccak(text=uri).hex().removeprefix("0x")
+        item_id = "0x" + Web3.keccak(text=uri).hex().removeprefix("0x")
+        self.uris[item_id] = uri
+        return item_id
 
     def travel(self, seconds: int) -> None:
         """Moves anvil's clock forward, mines a block and waits for the index to see it."""

@@ -17,6 +17,13 @@ from tests.api.flows import Flow, ok
 from tests.support.chain import MERCHANT
 
 CREDENTIALS: dict[tuple[str, str], str | None] = {
+    ("GET", "/v1/analytics/rates"): "merchant",
+    ("GET", "/v1/analytics/reasons"): "merchant",
+    ("GET", "/v1/analytics/reasons/trend"): "merchant",
+    ("GET", "/v1/analytics/themes"): "merchant",
+    ("GET", "/v1/analytics/outcomes"): "merchant",
+    ("GET", "/v1/analytics/speed"): "merchant",
+    ("GET", "/v1/analytics/suggestions"): "merchant",
     ("POST", "/v1/merchants/me/policy"): "merchant",
     ("GET", "/v1/merchants/{address}/policy"): None,
     ("POST", "/v1/sales"): "merchant",
@@ -54,6 +61,24 @@ CREDENTIALS: dict[tuple[str, str], str | None] = {
     ("GET", "/v1/returns/{return_id}/events"): "consumer",
     ("POST", "/v1/assistant/messages"): "consumer",
     ("POST", "/v1/carriers/{carrier}/webhooks"): None,
+    ("PUT", "/v1/returns/{return_id}/feedback"): "consumer",
+    ("POST", "/v1/scans"): "carrier",
+    ("GET", "/v1/scans/batches/{batch_id}"): "carrier",
+    ("GET", "/v1/scans/batches/{batch_id}/proofs/{position}"): "carrier",
+    ("GET", "/v1/returns/{return_id}/feedback"): "consumer",
+    ("PUT", "/v1/returns/{return_id}/label-sender"): "consumer",
+    ("GET", "/v1/returns/{return_id}/label-sender"): "consumer",
+    ("GET", "/v1/analytics/satisfaction"): "auditor",
+    ("GET", "/v1/items/{item_id}/eligibility/exchange"): "consumer",
+    ("POST", "/v1/exchanges"): "consumer",
+    ("GET", "/v1/exchanges"): "merchant",
+    ("GET", "/v1/exchanges/{exchange_id}"): "consumer",
+    ("POST", "/v1/exchanges/{request_id}/approve"): "merchant",
+    ("POST", "/v1/exchanges/{request_id}/reject"): "merchant",
+    ("POST", "/v1/exchanges/{exchange_id}/payment"): "merchant",
+    ("POST", "/v1/exchanges/{exchange_id}/release"): "merchant",
+    ("POST", "/v1/exchanges/terms"): "merchant",
+    ("POST", "/v1/exchanges/prices"): "merchant",
 }
 """Which credentials each operation is called with: a key name of the ``keys`` fixture, "consumer" (the
 return token of the seeded sale) or None (a public operation). Operations that accept both get the

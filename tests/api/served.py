@@ -2,7 +2,8 @@
 supervisor that replaces them, the HTTP server's own limits and proxy headers.
 
 :func:`serve` starts ``api.main:main`` on a free port against an :class:`~tests.api.conftest.ApiEnv`'s chain,
-database and documents, with extra ``LEDGER_*`` settings, and stops it (SIGTERM, then SIGKILL) afterwards.
+database and documents (:func:`serve_with`: against given ``LEDGER_*`` variables), with extra ``LEDGER_*``
+settings, and stops it (SIGTERM, then SIGKILL) afterwards.
 """
 
 from __future__ import annotations
@@ -50,14 +51,17 @@ def _answers(url: str) -> bool:
 def serve(env: ApiEnv, **settings: str) -> Iterator[Served]:
     """``ledger-api`` serving ``env`` with ``settings`` (e.g. ``API_WORKERS="2"`` for LEDGER_API_WORKERS), once
     it answers."""
+    with serve_with(env.ledger_variables(), **settings) as served:
+        yield served
+
+
+@contextmanager
+def serve_with(ledger: dict[str, str], **settings: str) -> Iterator[Served]:
+    """``ledger-api`` with the ``LEDGER_*`` variables ``ledger`` (chain, index, documents) and ``settings``."""
     port = free_port()
     variables = {
         **os.environ,
-        "LEDGER_RPC_URL": env.anvil.url,
-        "LEDGER_DATABASE_URL": env.settings.database_url,
-        "LEDGER_DEPLOYMENT_FILE": str(env.manifest),
-        "LEDGER_ARTIFACTS_DIR": str(env.settings.artifacts_dir),
-        "LEDGER_DOCUMENTS_DIR": str(env.settings.documents_dir),
+        **ledger,
         "LEDGER_API_HOST": "127.0.0.1",
         "LEDGER_API_PORT": str(port),
         "LEDGER_API_WORKERS": "1",

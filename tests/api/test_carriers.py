@@ -1,6 +1,7 @@
 """Carriers through HTTP against a real anvil and SQLite: the label's tracking number, signed tracking webhooks
 mapped onto the on-chain scans (fast refund at the first in-transit event, delivered -> received), shuffled
-and duplicated feeds, concurrent deliveries, refused deliveries that record nothing, the tracking timeline
+and duplicated feeds, an exception told once to the merchant's webhook, the consumer's e-mail and the return's
+event stream, concurrent deliveries, refused deliveries that record nothing, the tracking timeline
 and the carrier simulator."""
 
 from __future__ import annotations
@@ -20,7 +21,16 @@ from ledger_service.core.codes import ReturnState
 from ledger_service.logistics.cli import main as carrier_cli
 from ledger_service.logistics.local import LocalCarrier, is_s10, s10_check_digit
 from ledger_service.settings import ANVIL_ACCOUNTS, DEV_CARRIER_SECRET, CarrierSettings
-from tests.api.carriers import WEBHOOK, chain_state, deliver, event, label_barcode, labelled, signed
+from tests.api.carriers import (
+    WEBHOOK,
+    chain_state,
+    deliver,
+    event,
+    exception_notifies_once,
+    label_barcode,
+    labelled,
+    signed,
+)
 from tests.api.conftest import ApiEnv, bearer, make_client
 from tests.api.flows import PRICE, Flow, ok, problem
 
@@ -113,6 +123,10 @@ def test_shuffled_and_duplicated_feeds_neither_double_pay_nor_go_backwards(flow:
     assert transitions(flow, rma, sold.auth) == ["in_transit", "received"]
     lines = tracking(flow, rma, sold.auth)["data"]
     assert sum(line["source"] == "carrier" for line in lines) == len(events)  # type: ignore[index,union-attr]
+
+
+def test_a_carrier_exception_notifies_merchant_consumer_and_stream_once(flow: Flow) -> None:
+    exception_notifies_once(flow)
 
 
 def test_delivered_before_any_in_transit_takes_both_steps_in_order(flow: Flow) -> None:
@@ -287,3 +301,60 @@ def test_a_delivery_that_fails_for_want_of_a_signer_is_503_and_its_retry_is_take
     assert [e["outcome"] for e in retried["events"]] == ["duplicate"]
     assert [s["step"] for s in retried["steps"]] == ["in_transit"]
     assert flow.balance(sold.consumer) == REFUND
+
+
+OTHER_UNIT = "urn:epc:id:sgtin:0614141.107346.not-the-unit-sold"
+
+
+def test_a_delivered_scan_of_another_unit_sends_the_return_to_the_arbiter(flow: Flow) -> None:
+    _, rma, number = labelled(flow)
+    ok(deliver(flow.client, event(number, "in_transit")))
+    answer = ok(deliver(flow.client, event(number, "delivered", epc=OTHER_UNIT)))
+    assert [e["outcome"] for e in answer["events"]] == ["recorded"]
+    assert [s["step"] for s in answer["steps"]] == ["delivered_to_merchant"]
+    assert chain_state(flow, rma) is ReturnState.DISPUTED
+    flow.env.wait_indexed()
+    verified = ok(flow.client.get(f"/v1/verify/{rma}"))
+    assert verified["return"]["unit_mismatch"] is True
+    assert any("The unit received is not the one sold" in line for line in verified["verdict"])
+
+
+def test_a_delivered_scan_of_the_unit_sold_receives_it(flow: Flow) -> None:
+    sold, rma, number = labelled(flow)
+    # delivered without an in-transit scan: both steps, the EPC with the second
+    answer = ok(deliver(flow.client, event(number, "delivered", epc=flow.uris[sold.item_id])))
+    assert [s["step"] for s in answer["steps"]] == ["in_transit", "delivered_to_merchant"]
+    assert chain_state(flow, rma) is ReturnState.RECEIVED
+    flow.env.wait_indexed()
+    assert ok(flow.client.get(f"/v1/verify/{rma}"))["return"]["unit_mismatch"] is False
+
+
+def test_a_misread_or_misplaced_epc_refuses_the_delivery_and_records_nothing(flow: Flow) -> None:
+    sold, rma, number = labelled(flow)
+    ok(deliver(flow.client, event(number, "in_transit")))
+    before = _carrier_events(flow, rma, sold.auth)
+    for epc, words in (("urn:epc:id:sgtin:0614141.107346", "malformed"), ("LR473124829ZZ", "not a GS1 item name")):
+        delivery = f"msg_{secrets.token_hex(8)}"
+        refused = problem(deliver(flow.client, event(number, "delivered", epc=epc), delivery_id=delivery), 422)
+        assert words in refused["detail"] and "scan the unit's label again" in refused["detail"]
+        # nothing recorded, and the delivery id is free: the carrier resends it with the EPC read again
+        assert _carrier_events(flow, rma, sold.auth) == before
+        assert chain_state(flow, rma) is ReturnState.IN_TRANSIT
+        fixed = event(number, "delivered", epc=flow.uris[sold.item_id])
+        if epc == "LR473124829ZZ":
+            ok(deliver(flow.client, fixed, delivery_id=delivery))
+    assert chain_state(flow, rma) is ReturnState.RECEIVED
+    named = problem(deliver(flow.client, event(number, "in_transit", epc=OTHER_UNIT)), 422)["detail"]
+    assert "epc is for a delivered event only" in named
+
+
+def test_the_simulator_sends_the_scanned_epc(flow: Flow, capsys: pytest.CaptureFixture[str]) -> None:
+    _, rma, number = labelled(flow)
+    url = ["--api-url", "http://testserver"]
+    assert carrier_cli(["scan", number, "in_transit", "--epc", OTHER_UNIT, *url], client=flow.client) == 2
+    assert "--epc goes with the status delivered only" in capsys.readouterr().err
+    assert carrier_cli(["scan", number, "delivered", "--epc", OTHER_UNIT, *url], client=flow.client) == 0
+    assert f"delivered_to_merchant for return {rma}" in capsys.readouterr().out
+    assert chain_state(flow, rma) is ReturnState.DISPUTED
+    assert carrier_cli(["scan", number, "delivered", "--epc", "urn:epc:id:sgtin:1.2", *url], client=flow.client) == 1
+    assert "malformed" in capsys.readouterr().err

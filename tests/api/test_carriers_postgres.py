@@ -1,5 +1,6 @@
 """Carrier webhooks with the index in PostgreSQL: the fast refund at the first in-transit event, one webhook
-delivered eight times at once processed once, and a shuffled, duplicated feed that pays once and ends received."""
+delivered eight times at once processed once, a shuffled, duplicated feed that pays once and ends received, and
+an exception notified once (webhook, e-mail, event stream)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from ledger_service.core.codes import ReturnState
-from tests.api.carriers import WEBHOOK, chain_state, deliver, event, labelled, signed
+from tests.api.carriers import WEBHOOK, chain_state, deliver, event, exception_notifies_once, labelled, signed
 from tests.api.flows import PRICE, Flow, ok
 from tests.api.test_returns_postgres import flow, pg_env  # noqa: F401 (the PostgreSQL environment's fixtures)
 
@@ -48,3 +49,7 @@ def test_a_shuffled_duplicated_feed_ends_received_and_pays_once_on_postgres(flow
         for line in lines
         if line["source"] == "chain" and line["chain"]["kind"] == "state_changed"
     ] == ["in_transit", "received"]
+
+
+def test_a_carrier_exception_notifies_once_on_postgres(flow: Flow) -> None:  # noqa: F811
+    exception_notifies_once(flow)

@@ -4,6 +4,7 @@ Server-Sent Events read by a real streaming client from a served ledger-api, res
 
 from __future__ import annotations
 
+import re
 from email.header import decode_header, make_header
 from email.message import EmailMessage
 from typing import Any
@@ -63,6 +64,8 @@ def test_the_consumer_is_e_mailed_at_the_sale_s_address_in_their_language(
         mine = [m for m in received if rid in _text(m)]
     subjects = sorted(str(make_header(decode_header(m["Subject"]))) for m in mine)
     assert subjects == sorted(["您的退货已获批准", "您的退货标签已可打印"])
+    # the deposit in the sale token's units with its symbol, read from the chain; the state in words
+    assert all(re.search(r"退款金额: \d+\.\d{2,} dUSD\n", _text(m)) and "已批准：请寄回商品" in _text(m) for m in mine)  # noqa: RUF001
     assert {m["To"] for m in mine} == {"buyer@example.com"}
     # the consumer changes the address with their token: the next step goes there, in English
     answer = ok(client.put(f"/v1/items/{sold.item_id}/contact", headers=sold.auth, json={"email": "new@example.com"}))
@@ -72,6 +75,7 @@ def test_the_consumer_is_e_mailed_at_the_sale_s_address_in_their_language(
         _deliver(api_env, smtp_host="127.0.0.1", smtp_port=port)
         mine = [m for m in received if rid in _text(m)]
     assert {(m["To"], m["Subject"]) for m in mine} >= {("new@example.com", "Your return is on its way")}
+    assert any("Status: On its way back" in _text(m) for m in mine)
 
 
 def _read_events(url: str, headers: dict[str, str], want: int) -> list[tuple[str, str]]:

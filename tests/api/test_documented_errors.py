@@ -42,7 +42,9 @@ DOCUMENTED = documented_statuses(SPEC)
 
 NOT_PROVOKED: dict[int, str] = {
     409: "a conflict with the item's or return's state on the chain: provoked by each route's own tests "
-    "(test_sales, test_returns, test_policies, test_items, test_carriers: a replayed webhook delivery)",
+    "(test_sales, test_returns, test_policies, test_items, test_exchanges, test_carriers: a replayed webhook "
+    "delivery, test_feedback: feedback on an open return or given over a week ago, test_label_senders: a sender "
+    "changed after the label was printed)",
     429: "the /v1/verify and /v1/assistant/messages rate limits: provoked by tests/api/test_verify.py and "
     "tests/api/test_assistant.py",
 }
@@ -52,6 +54,7 @@ NEVER_ANSWERED: dict[tuple[str, str, int], str] = {
     ("POST", "/v1/documents", 403): "any valid API key or return token may upload",
     ("GET", "/v1/returns/{return_id}", 403): "every role may read returns; another party's return is a 404",
     ("GET", "/v1/returns/{return_id}/tracking", 403): "as the return itself: every role may read it",
+    ("GET", "/v1/exchanges/{exchange_id}", 403): "every role may read exchanges; another party's is a 404",
     ("GET", "/v1/epcis/capture/{capture_id}", 403): "any API key may ask; another account's capture is a 404",
     ("GET", "/v1/returns/{return_id}/events", 403): "every role may follow a return; another party's is a 404",
 }
@@ -74,6 +77,7 @@ OPTIONAL_CREDENTIALS = frozenset({("POST", "/v1/assistant/messages")})
 UNKNOWN_IDS = {
     "item_id": "0x" + "e1" * 32,
     "return_id": "0x" + "e2" * 32,
+    "exchange_id": "0x" + "e8" * 32,
     "request_id": "rr_" + "e3" * 16,
     "address": "0x" + "e4" * 20,
     "cid": str(cid_of_bytes(b"a document nobody stored")),
@@ -82,10 +86,13 @@ UNKNOWN_IDS = {
     "event_id": quote("ni:///sha-256;" + "e6" * 32 + "?ver=CBV2.0", safe=""),
     "webhook_id": "wh_" + "e7" * 16,
     "carrier": "nobody",
+    "batch_id": "999999999",
+    "position": "0",
 }
 MALFORMED_IDS = {
     "item_id": "0x12",
     "return_id": "0xzz",
+    "exchange_id": "0xzz",
     "request_id": "rr_x",
     "address": "0x1234",
     "cid": "not-a-cid",
@@ -94,8 +101,16 @@ MALFORMED_IDS = {
     "event_id": "not-a-hash-id",
     "webhook_id": "wh_x",
     "carrier": "Not A Carrier!",
+    "batch_id": "0",
+    "position": "-1",
 }
 
+SCAN = {
+    "item": "urn:epc:id:sgtin:0614141.107346.nobody",
+    "biz_step": "departing",
+    "disposition": "in_transit",
+    "read_point": "0614141.00777.0",
+}
 VALID_BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/v1/merchants/me/policy"): POLICY,
     ("POST", "/v1/sales"): {"item_id": UNKNOWN_IDS["item_id"], "consumer": "0x" + "12" * 20, "price": "1000"},
@@ -112,6 +127,15 @@ VALID_BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("PUT", "/v1/items/{item_id}/contact"): {"email": "buyer@example.com"},
     ("POST", "/v1/assistant/messages"): {"message": "how many days do I have to return it?"},
     ("POST", "/v1/carriers/{carrier}/webhooks"): {"events": [carrier_event("LR000000014ZZ", "in_transit")]},
+    ("PUT", "/v1/returns/{return_id}/feedback"): {"rating": 4, "comment": "quick refund", "lang": "en"},
+    ("PUT", "/v1/returns/{return_id}/label-sender"): {"show_as": "initials", "name": "Zhiwei Wang"},
+    ("POST", "/v1/scans"): {"scans": [SCAN]},
+    ("POST", "/v1/exchanges"): {"replacement_item_id": UNKNOWN_IDS["item_id"], "reason_code": "wrong_size"},
+    ("POST", "/v1/exchanges/{request_id}/reject"): {"note": "out of stock"},
+    ("POST", "/v1/exchanges/{request_id}/approve"): {"instant": False},
+    ("POST", "/v1/exchanges/{exchange_id}/payment"): {"payment_ref": "PAY-1"},
+    ("POST", "/v1/exchanges/terms"): {"window_days": 45, "instant": True},
+    ("POST", "/v1/exchanges/prices"): {"item_ids": [UNKNOWN_IDS["item_id"]], "price": "1000"},
 }
 """Bodies that pass validation (so the status comes from the check under test, not from the body)."""
 INVALID_BODIES: dict[tuple[str, str], dict[str, Any]] = {
@@ -128,6 +152,12 @@ INVALID_BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/v1/webhooks"): {"url": "ftp://merchant.example/hooks"},
     ("POST", "/v1/assistant/messages"): {"message": ""},
     ("POST", "/v1/carriers/{carrier}/webhooks"): {"events": [carrier_event("LR000000014ZZ", "teleported")]},
+    ("PUT", "/v1/returns/{return_id}/feedback"): {"rating": 6},
+    ("PUT", "/v1/returns/{return_id}/label-sender"): {"show_as": "nickname"},
+    ("POST", "/v1/scans"): {"scans": [{**SCAN, "biz_step": "retail_selling"}]},
+    ("POST", "/v1/exchanges"): {"replacement_item_id": "0x12", "reason_code": "wrong_size"},
+    ("POST", "/v1/exchanges/terms"): {"window_days": 0, "instant": True},
+    ("POST", "/v1/exchanges/prices"): {"item_ids": [], "price": "1000"},
 }
 """Bodies with one invalid or missing field (a 422 where the route has no path parameter to get wrong)."""
 SIZE_LIMIT = 4096
@@ -222,9 +252,15 @@ def _request(case: Case, seeded: Seeded) -> RawRequest:
             ids = {name: UNKNOWN_IDS[name] for name in names}
         elif case.operation == ("POST", "/v1/returns"):  # an item that is not the return token's
             body = json.dumps({"item_id": UNKNOWN_IDS["item_id"], "reason_code": "damaged"}).encode()
+        elif case.operation == ("POST", "/v1/exchanges"):  # an item that is not the return token's
+            body = json.dumps({**VALID_BODIES[case.operation], "item_id": UNKNOWN_IDS["item_id"]}).encode()
+        elif case.path.startswith("/v1/analytics/"):  # an auditor asking about a merchant the index does not know
+            who, query = "auditor", b"merchant=" + UNKNOWN_IDS["address"].encode()
         elif case.operation == ("POST", "/v1/assistant/messages"):  # anonymous, about a merchant with no policy
             who = None
             body = json.dumps({"message": "what is the return window?", "merchant": UNKNOWN_IDS["address"]}).encode()
+        elif case.operation == ("GET", "/v1/analytics/satisfaction"):  # a merchant that never published a policy
+            query = b"merchant=" + UNKNOWN_IDS["address"].encode()
     elif case.status == 406:
         accept = b"application/xml"
     elif case.status == 413 and media == b"application/json":  # valid JSON, only too large
@@ -246,6 +282,10 @@ def _request(case: Case, seeded: Seeded) -> RawRequest:
             body = json.dumps(INVALID_BODIES[case.operation]).encode()
         elif case.operation == ("POST", "/v1/documents"):
             body = body.replace(b'name="file"', b'name="attachment"')
+        elif case.operation == ("GET", "/v1/analytics/satisfaction"):
+            query = b"from=2026-02-01T00:00:00Z&to=2026-01-01T00:00:00Z"  # a period that ends before it starts
+        elif case.path.startswith("/v1/analytics/"):  # a reversed range
+            query = b"from=2026-02-01&to=2026-01-01"
         else:
             query = b"limit=-1"
     else:

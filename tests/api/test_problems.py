@@ -5,13 +5,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import event
 
 from api._reverts import EXPLANATIONS, explain, utc_text
+from api.problems import problem_for
 from ledger_service.chain.artifacts import load_artifact
 from ledger_service.chain.reverts import ContractRevertError
+from ledger_service.store import StoreFullError
+from ledger_service.store._db import create_store_engine, translate_errors
 from tests.api.conftest import ApiEnv, bearer, make_client, return_token
 from tests.api.probe import router
 from tests.support.activity import Activity
@@ -57,10 +62,11 @@ def problem(response: object) -> dict[str, object]:
 def test_every_custom_error_of_the_contracts_has_a_sentence() -> None:
     declared = {
         entry["name"]
-        for name in ("ProvenanceLedger", "ReturnsEscrow", "DevStablecoin")
+        for name in ("ProvenanceLedger", "ReturnsEscrow", "ExchangeEscrow", "DevStablecoin", "BatchAnchor")
         for entry in load_artifact(name, ARTIFACTS).abi
-        if entry["type"] == "error" and entry["name"].startswith(("Escrow", "Provenance"))
+        if entry["type"] == "error" and entry["name"].startswith(("Escrow", "Provenance", "Exchange", "BatchAnchor"))
     }
+    assert {"BatchAnchorNotScanner", "EscrowUnknownReturn", "ProvenanceItemUnknown"} <= declared
     assert declared - set(EXPLANATIONS) == set()
 
 
@@ -171,3 +177,19 @@ def test_openapi_documents_problems_not_fastapis_validation_schema(probe: TestCl
     assert responses["422"]["content"] == {
         "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
     }
+
+
+def test_a_full_database_is_a_503_that_says_so_without_saying_where(tmp_path: Path) -> None:
+    engine = create_store_engine(f"sqlite:///{tmp_path / 'tiny.sqlite3'}")
+    event.listen(engine, "connect", lambda connection, _record: connection.execute("PRAGMA max_page_count=16"))
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("CREATE TABLE filler (b BLOB)")
+        with pytest.raises(StoreFullError) as caught, translate_errors(), engine.begin() as conn:
+            conn.exec_driver_sql("INSERT INTO filler VALUES (randomblob(1000000))")
+    finally:
+        engine.dispose()
+    problem = problem_for(caught.value)
+    assert problem.status == 503 and "disk is full" in problem.detail and "try again later" in problem.detail
+    assert str(tmp_path) not in problem.detail
+    assert int(problem.headers["Retry-After"]) > 0

@@ -10,10 +10,9 @@ from concurrent.futures import ThreadPoolExecutor
 import psycopg
 import pytest
 
-from ledger_service.access import create_api_key
 from ledger_service.settings import Settings
 from ledger_service.store.handle import Store
-from tests.api.conftest import KEY_ACCOUNTS, ApiEnv, IndexerThread, _grant_relayer, bearer, make_client
+from tests.api.conftest import ApiEnv, IndexerThread, _grant_relayer, bearer, make_client, make_keys
 from tests.api.flows import PRICE, Flow, ok
 from tests.support.activity import write_manifest
 from tests.support.chain import ARTIFACTS, deploy_all, start_anvil
@@ -58,12 +57,7 @@ def pg_env(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequ
 
 @pytest.fixture(scope="module")
 def flow(pg_env: ApiEnv) -> Iterator[Flow]:
-    keys = {
-        name: create_api_key(
-            store=pg_env.store, role=role, name=name, actor_address=None if index is None else pg_env.accounts[index]
-        ).plaintext
-        for name, (role, index) in KEY_ACCOUNTS.items()
-    }
+    keys = make_keys(pg_env)
     with make_client(pg_env) as client:
         made = Flow(client, pg_env, keys)
         made.publish(fast_refund=True)

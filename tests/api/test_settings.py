@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 
@@ -61,6 +62,7 @@ def test_production_accepts_its_own_keys_from_the_environment(monkeypatch: pytes
     monkeypatch.setenv("LEDGER_ENVIRONMENT", "production")
     monkeypatch.setenv("LEDGER_SIGNER_KEYS", json.dumps({OWN_ADDRESS.lower(): OWN_KEY}))
     monkeypatch.setenv("LEDGER_RELAYER_KEY", "")
+    monkeypatch.setenv("LEDGER_WEBHOOK_SECRETS_KEY", base64.b64encode(b"k" * 32).decode())  # its own, not the dev one
     s = Settings(_env_file=None)  # type: ignore[call-arg]
     assert list(s.signer_keys) == [OWN_ADDRESS]  # checksummed
     assert s.relayer_key is None

@@ -27,6 +27,7 @@ ZERO_ADDRESS = "0x" + "00" * 20
 PATH_VALUES = {
     "item_id": "0x" + "ab" * 32,
     "return_id": "0x" + "cd" * 32,
+    "exchange_id": "0x" + "ce" * 32,
     "request_id": "rr_" + "0" * 32,
     "address": "0x" + "12" * 20,
     "webhook_id": "wh_" + "0" * 32,
@@ -37,6 +38,7 @@ WRONG_TYPES: dict[str, list[Any]] = {
     "boolean": ["yes", 1, "true"],
     "string": [5, True, ["text"]],
     "array": ["damaged", {"0": "damaged"}, 5],
+    "object": ["wallet", ["wallet"], 5],
 }
 """Per JSON type of a field, values of another type that lax parsing would have turned into one."""
 UNKNOWN = "zz_not_a_field"

@@ -11,7 +11,7 @@ import gc
 from typing import Any
 
 import pytest
-from brownie import DevStablecoin, ProvenanceLedger, ReturnsEscrow, accounts, chain, web3
+from brownie import BatchAnchor, DevStablecoin, ExchangeEscrow, ProvenanceLedger, ReturnsEscrow, accounts, chain, web3
 
 ZERO32 = b"\x00" * 32
 LOCATION = b"0614141.00777.0".ljust(32, b"\x00")
@@ -46,6 +46,8 @@ DAY = 86_400
 # windowDays, feeBps, fastRefund, fastRefundMaxValue, fastRefundMaxReturns90d,
 # shipByDays, inspectByDays, disputeWindowDays, documentDigest
 DEFAULT_POLICY = (30, 1000, True, 0, 3, 7, 14, 7, b"\x11" * 32)
+# windowDays, instant, instantMaxValue, documentDigest
+DEFAULT_TERMS = (45, True, 0, b"\x22" * 32)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -137,12 +139,62 @@ def escrow(ledger: Any, admin: Any) -> Any:
 
 
 @pytest.fixture(scope="module")
+def batches(ledger: Any, admin: Any) -> Any:
+    """BatchAnchor with BATCH_ANCHOR_ROLE, as scripts/deploy.py grants it: the escrow accepts its scans' proofs."""
+    contract = BatchAnchor.deploy(ledger, {"from": admin})
+    ledger.grantRole(ledger.BATCH_ANCHOR_ROLE(), contract, {"from": admin})
+    return contract
+
+
+@pytest.fixture(scope="module")
+def exchanges(ledger: Any, escrow: Any, admin: Any) -> Any:
+    """ExchangeEscrow beside the escrow, with the roles scripts/deploy.py grants it."""
+    contract = ExchangeEscrow.deploy(ledger, escrow, {"from": admin})
+    ledger.grantRole(ledger.EXCHANGE_ROLE(), contract, {"from": admin})
+    return contract
+
+
+@pytest.fixture(scope="module")
 def token(admin: Any, merchant: Any, merchant2: Any, escrow: Any) -> Any:
     contract = DevStablecoin.deploy(admin, {"from": admin})
     for m in (merchant, merchant2):
         contract.mint(m, 10**15, {"from": admin})
         contract.approve(escrow, 2**256 - 1, {"from": m})
     return contract
+
+
+@pytest.fixture(scope="module")
+def terms(exchanges: Any, escrow: Any, token: Any, policy: Any, merchant: Any) -> tuple[Any, ...]:
+    """DEFAULT_TERMS published for the merchant's policy version 1; the merchant's collateral approved."""
+    exchanges.publishExchangeTerms(1, DEFAULT_TERMS, {"from": merchant})
+    token.approve(exchanges, 2**256 - 1, {"from": merchant})
+    return DEFAULT_TERMS
+
+
+@pytest.fixture(scope="module")
+def stocked(register: Any, ledger: Any, exchanges: Any, merchant: Any) -> Any:
+    """stocked(n, price=PRICE, owner=merchant) -> itemId registered, stocked (sellable) and list-priced."""
+
+    def _stocked(n: int, price: int = PRICE, owner: Any = None) -> bytes:
+        owner = owner or merchant
+        itemid = register(n, owner)
+        ledger.recordEvent(event_input(itemid, STOCKING, SELLABLE_ACCESSIBLE), {"from": owner})
+        exchanges.setListPrices([itemid], price, {"from": owner})
+        return itemid
+
+    return _stocked
+
+
+def err(name: str, *args: Any) -> str:
+    """The revert message brownie decodes for custom error `name(args)`."""
+
+    def fmt(arg: Any) -> str:
+        if isinstance(arg, bytes):
+            return str(bytes(arg))
+        arg = getattr(arg, "address", arg)  # accounts and contracts print as lowercase hex
+        return arg.lower() if isinstance(arg, str) and arg.startswith("0x") else str(arg)
+
+    return f"{name}: " + ", ".join(fmt(a) for a in args)
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,7 @@
 """Stateful property test of ReturnsEscrow and ProvenanceLedger (hypothesis, via brownie).
 
-Random sequences of every escrow action, legal or not, and time jumps (often exactly onto a deadline
+Random sequences of every escrow action, legal or not (a return's first carrier scan also as the Merkle
+proof of a batched scan: valid, forged, misdirected or replayed), and time jumps (often exactly onto a deadline
 or one second past it) on three items (and an unregistered one), three consumers and two merchants.
 A Python model predicts on its own which calls revert (and why), every state, deadline, payout,
 token balance and event. After each step: (1) each return is paid at most once and consumer +
@@ -29,6 +30,7 @@ from eth_abi import encode
 from eth_utils import keccak
 from hypothesis import HealthCheck
 from hypothesis import strategies as st
+from test_batch_anchor import four_leaf_tree, leaf
 
 EXAMPLES = int(os.environ.get("STATEFUL_EXAMPLES", "60"))
 STEPS = int(os.environ.get("STATEFUL_STEPS", "60"))
@@ -39,7 +41,7 @@ EDGES |= {(IN_TRANSIT_STATE, RECEIVED), (IN_TRANSIT_STATE, CONSUMER_CLAIMED), (R
 EDGES |= {(RECEIVED, ACCEPTED), (RECEIVED, REJECTED), (REJECTED, DISPUTED), (REJECTED, RECLAIMED)}
 EDGES |= {(DISPUTED, RESOLVED)}
 ACTIONS = ("publish_policy", "record_sale", "authorize", "cancel", "mark_in_transit", "mark_received")
-ACTIONS += ("record_inspection", "dispute", "resolve_dispute", "reclaim", "claim_uninspected")
+ACTIONS += ("record_inspection", "dispute", "resolve_dispute", "reclaim", "claim_uninspected", "prove_in_transit")
 PRICE_MAX = 10**8
 UNREGISTERED = 3  # index of the item that is never registered
 # windowDays, feeBps, fastRefund, fastRefundMaxValue, fastRefundMaxReturns90d, shipByDays,
@@ -165,8 +167,8 @@ class EscrowMachine:
     moves = st.lists(st.integers(0, 255), min_size=1, max_size=6)
     secs = st.integers(1, 4 * DAY)
 
-    def __init__(cls, accounts: Any, ledger: Any, escrow: Any, token: Any) -> None:  # noqa: N805 (brownie calls it on the class)
-        cls.ledger, cls.escrow, cls.token, cls.chain_id = ledger, escrow, token, chain.id
+    def __init__(cls, accounts: Any, ledger: Any, escrow: Any, token: Any, batches: Any) -> None:  # noqa: N805 (brownie calls it on the class)
+        cls.ledger, cls.escrow, cls.token, cls.chain_id, cls.batches = ledger, escrow, token, chain.id, batches
         cls.actors = list(accounts[:10])
         cls.carrier, cls.inspector, cls.arbiter = accounts[3], accounts[4], accounts[5]
         cls.merchants, cls.consumers = [accounts[2], accounts[7]], [accounts[6], accounts[8], accounts[9]]
@@ -197,6 +199,7 @@ class EscrowMachine:
         self.deposits: dict[bytes, int] = {}  # ReturnAuthorized amounts, per return
         self.touched: set[Ret] = set()
         self.forced: Ret | None = None
+        self.proofs: dict[bytes, tuple[Any, ...]] = {}  # the last proved scan's arguments, per return (replays)
         self.stats["runs"] += 1
 
     def initialize_sales(self, args: Params) -> None:
@@ -341,6 +344,62 @@ class EscrowMachine:
 
         self._send(self.escrow.markInTransit, (rid, LOCATION), caller, errors, apply)
 
+    def act_prove_in_transit(self, p: Params) -> None:
+        """markInTransitByProof, sent by anyone: `frac` picks a fault (a quarter of the time), `kind` 0 replays a
+        return's last proof, a `who` of 12..14 makes the merchant (a scanner, not a carrier) the batch's submitter."""
+        rid, r = self._target(p.pick, (AUTHORIZED,))
+        caller = self._caller(p.who, [self.carrier])
+        if p.kind == 0 and rid in self.proofs:
+            args, submitter, errors = self.proofs[rid], self.carrier, []
+        else:
+            args, submitter, errors = self._anchored_scan(p, rid, r)
+        errors = self._unknown(r) or self._state(r, AUTHORIZED) or errors
+
+        def apply(out: Events) -> None:
+            r.inspect_by = self.now - 1 + r.policy[6] * DAY
+            self._transition(out, r, IN_TRANSIT_STATE, submitter, r.inspect_by, args[3])
+            self._item_event(out, r.item, submitter, DEPARTING, IN_TRANSIT, ZERO32, rid)
+            if r.fast:
+                self._settle(out, r, r.amount - r.amount * r.policy[1] // 10_000)
+            self.proofs[rid] = args
+
+        self._send(self.escrow.markInTransitByProof, args, caller, errors, apply)
+
+    def _anchored_scan(self, p: Params, rid: bytes, r: Ret | None) -> tuple[tuple[Any, ...], Any, list[str]]:
+        """Anchors a batch holding a scan of `r` (faulty as `p.bad` says) now: the proof's arguments, the
+        scan's submitter and the errors the model predicts for them (the return's own state aside)."""
+        fault = p.frac % 16 - 12  # 0..3: a fault (rule_advance keeps frac random)
+        submitter = self.merchants[0] if 12 <= p.who < 15 else self.carrier
+        item = self.item_ids[r.item if r else 0]
+        authorized_at = r.ship_by - r.policy[5] * DAY if r else 0
+        time = max(authorized_at, self.now - p.kind) - (fault == 3)
+        scan = [item, 0, ZERO32, DEPARTING, IN_TRANSIT, LOCATION, ZERO32, rid, time, str(submitter)]
+        if fault == 0:
+            scan[0] = self.item_ids[(self.item_ids.index(item) + 1) % len(self.item_ids)]
+        if fault == 1:
+            scan[7] = keccak(text=f"another return {self.now}")
+        others = [(keccak(text=f"filler {n} {self.now}"), *scan[1:]) for n in range(3)]
+        root, proofs = four_leaf_tree([leaf(tuple(scan))] + [leaf(o) for o in others])
+        anchored_at = self.now
+        set_next_timestamp(anchored_at)
+        self.now += 1
+        type(self).sent += 1
+        _transact(
+            self.batches.anchorBatch,
+            (root, 4, keccak(text=f"doc {anchored_at}")),
+            {"from": submitter, "gas_limit": 2_000_000 + type(self).sent},
+        )
+        if fault == 2:  # altered after anchoring: the proof no longer leads to the root
+            scan[5] = b"elsewhere".ljust(32, b"\x00")
+        errors = self._check(scan[0] != item, "EscrowScanWrongItem") or self._check(
+            scan[7] != rid, "EscrowScanWrongReturn"
+        )
+        errors = errors or self._check(submitter != self.carrier, "EscrowBatchNotCarrier")
+        errors = errors or self._check(r is not None and anchored_at > r.ship_by, "EscrowDeadlinePassed")
+        errors = errors or self._check(time < authorized_at or time > anchored_at, "EscrowScanOutOfWindow")
+        errors = errors or self._check(fault == 2, "EscrowScanNotInBatch")
+        return (rid, self.batches, tuple(scan), root, proofs[0]), submitter, errors
+
     def act_mark_received(self, p: Params) -> None:
         rid, r = self._target(p.pick, (IN_TRANSIT_STATE,))
         caller = self._caller(p.who, [self.carrier, r.sale.merchant if r else self.merchants[0]])
@@ -433,7 +492,7 @@ class EscrowMachine:
     def _next_steps(self, target: Ret | None) -> list[tuple[str, Any]]:
         """The lifecycle steps open to `target` (forward ones weighted up), or to every return and item."""
         steps = {
-            AUTHORIZED: ("mark_in_transit",) * 3 + ("cancel", "reclaim", "jump"),
+            AUTHORIZED: ("mark_in_transit",) * 2 + ("prove_in_transit",) * 2 + ("cancel", "reclaim", "jump"),
             IN_TRANSIT_STATE: ("mark_received",) * 3 + ("claim_uninspected", "jump"),
             RECEIVED: ("record_inspection",) * 3 + ("claim_uninspected", "jump"),
             REJECTED: ("dispute", "dispute", "reclaim", "jump"),
@@ -627,7 +686,7 @@ def _state_machine_helper() -> Callable[..., None]:
     return module.state_machine  # type: ignore[no-any-return]
 
 
-def test_escrow_lifecycle_stateful(accounts: Any, ledger: Any, escrow: Any, token: Any) -> None:
+def test_escrow_lifecycle_stateful(accounts: Any, ledger: Any, escrow: Any, token: Any, batches: Any) -> None:
     settings = {"max_examples": EXAMPLES, "stateful_step_count": STEPS, "deadline": None}
     settings["suppress_health_check"] = [HealthCheck.too_slow, HealthCheck.filter_too_much]
-    _state_machine_helper()(EscrowMachine, accounts, ledger, escrow, token, settings=settings)
+    _state_machine_helper()(EscrowMachine, accounts, ledger, escrow, token, batches, settings=settings)

@@ -47,3 +47,26 @@ def test_a_bad_url_in_the_list_is_refused(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("LEDGER_RPC_URLS", "http://127.0.0.1:1,not a url")
     with pytest.raises(ValueError, match="rpc_urls"):
         _settings()
+
+
+def test_the_network_file_fills_what_is_not_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LEDGER_NETWORK", "base-sepolia")
+    settings = _settings()
+    network = settings.network_config
+    assert str(settings.rpc_url) == network.rpc_urls[0] + "/"
+    assert settings.fallback_rpc_url == network.rpc_urls[1] + "/"
+    assert settings.finality_depth == network.finality_depth
+    monkeypatch.setenv("LEDGER_FINALITY_DEPTH", "7")
+    monkeypatch.setenv("LEDGER_RPC_URL", "http://127.0.0.1:9")
+    settings = _settings()
+    assert (settings.finality_depth, str(settings.rpc_url), settings.fallback_rpc_url) == (
+        7,
+        "http://127.0.0.1:9/",
+        None,
+    )
+
+
+def test_an_unknown_network_is_refused_with_the_known_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LEDGER_NETWORK", "mainnet")
+    with pytest.raises(ValueError, match=r"known networks: anvil, base-sepolia"):
+        _settings()

@@ -94,3 +94,41 @@ def test_the_demo_scans_its_return_through_the_carrier_simulator(
     ).json()
     assert tracking["tracking_number"] == verify["tracking_number"]
     assert [line["status"] for line in tracking["data"] if line["source"] == "carrier"] == ["in_transit", "delivered"]
+
+
+def test_the_demo_tells_both_exchange_stories(
+    demo_api: ModuleType,
+    client: TestClient,  # noqa: F811
+    api_env: ApiEnv,  # noqa: F811
+    keys: dict[str, str],  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """After the returns demo (its policy published): the instant exchange of a shoe for the next size through
+    the API (supply captured as EPCIS), and a return whose parcel holds a unit nobody registered, caught."""
+    monkeypatch.syspath_prepend(str(SCRIPT.parent))
+    from demo_exchanges import run_exchange_flows
+
+    results = run_exchange_flows(client, keys)
+    merchant = {"Authorization": f"Bearer {keys['merchant']}"}
+    exchange = client.get(f"/v1/exchanges/{results['exchange_id']}", headers=merchant).json()
+    assert (exchange["released"], exchange["collateral_settled"], exchange["instant"]) == (True, True, True)
+    sale = api_env.deployed.escrow.functions.saleOf(bytes.fromhex(results["replacement"][2:])).call()
+    assert str(sale[0]).lower() == demo_api.CONSUMER_1.lower()  # the next size is consumer 1's now
+    flow = Flow(client, api_env, keys)
+    assert chain_state(flow, results["swapped_return"]) is ReturnState.DISPUTED
+    verdict = client.get(f"/v1/verify/{results['swapped_return']}").json()
+    assert verdict["return"]["unit_mismatch"] is True
+    # the portal shows each consumer their story, the console the merchant's exchange
+    first, second = results["tokens"].values()
+    client.cookies.clear()
+    client.get("/", params={"token": first})
+    page = client.get(f"/exchanges/{results['exchange_id']}", headers={"Accept-Language": "en"})
+    assert page.status_code == 200 and "Replacement sent, original on its way back" in page.text
+    client.get("/", params={"token": second})
+    page = client.get(f"/returns/{results['swapped_return']}", headers={"Accept-Language": "en"})
+    assert "The unit received is not the one sold" in page.text
+    client.cookies.clear()
+    client.post("/merchant/signin", data={"api_key": keys["merchant"]})
+    console = client.get("/merchant/exchanges")
+    assert f'id="x-{results["exchange_id"]}"' in console.text
+    client.cookies.clear()

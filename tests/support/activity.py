@@ -37,6 +37,10 @@ LOCATION = b"0614141.00777.0".ljust(32, b"\0")
 HUB = b"0860001.00100.0".ljust(32, b"\0")
 TRANSPORTING, IN_TRANSIT = 8, 3
 DEPARTING, ARRIVING = 6, 7
+STOCKING, SELLABLE_ACCESSIBLE = 11, 4
+# windowDays, instant, instantMaxValue, documentDigest
+EXCHANGE_TERMS = (45, True, 0, b"\x12" * 32)
+UNKNOWN_EPC = "urn:epc:id:sgtin:0614141.107346.not-on-the-ledger"
 POLICY = (30, 1000, True, 0, 3, 7, 14, 7, b"\x11" * 32)
 PRICE = 50_000_000
 GAS = 25_000_000
@@ -55,7 +59,9 @@ def write_manifest(deployed: Deployed, path: Path, *, chain_id: int | None = Non
             for name, contract in (
                 ("ProvenanceLedger", deployed.ledger),
                 ("ReturnsEscrow", deployed.escrow),
+                ("ExchangeEscrow", deployed.exchange),
                 ("DevStablecoin", deployed.token),
+                ("BatchAnchor", deployed.anchor),
             )
         },
     }
@@ -129,6 +135,10 @@ class Activity:
         data = call._encode_transaction_data()
         return {"from": self.acc[CARRIER], "to": self.d.ledger.address, "data": data, "gas": hex(GAS)}
 
+    def anchor_batch(self, root: bytes, count: int, digest: bytes, *, sender: int = CARRIER) -> Any:
+        """BatchAnchor.anchorBatch from account ``sender``: the receipt."""
+        return self.send(self.d.anchor.functions.anchorBatch(root, count, digest), sender)
+
     def lifecycle(self) -> None:
         """Every event type at least once: roles, registrations, item events, sellers, merchant changes,
         a policy, sales, and returns through fast refund, cancellation and a resolved dispute."""
@@ -161,6 +171,61 @@ class Activity:
         self.send(escrow.recordInspection(rid, False, b"\x55" * 32, LOCATION), INSPECTOR)
         self.send(escrow.dispute(rid, b"\x66" * 32), CONSUMER)
         self.send(escrow.resolveDispute(rid, PRICE // 2, b"\x77" * 32), ARBITER)
+        self.exchanges()
+
+    def exchanges(self) -> dict[str, bytes]:
+        """ExchangeEscrow's events and the unit check: terms and list prices, an instant exchange for a cheaper
+        unit (released at once, collateral released at the carrier scan), a standard exchange for a dearer one
+        (extra payment recorded, released after the scan), and a return whose parcel holds an EPC that is not
+        on the ledger (ReturnUnitMismatch). Returns the ids by name (exchange and return ids, items)."""
+        ledger, escrow, exchange, acc = (
+            self.d.ledger.functions,
+            self.d.escrow.functions,
+            self.d.exchange.functions,
+            self.acc,
+        )
+        token = self.d.token.address
+        if escrow.currentPolicyVersion(acc[MERCHANT]).call() == 0:
+            self.publish_policy()
+        version = escrow.currentPolicyVersion(acc[MERCHANT]).call()
+        if exchange.exchangeTermsOf(acc[MERCHANT], version).call()[0] == 0:
+            self.send(exchange.publishExchangeTerms(version, EXCHANGE_TERMS), MERCHANT)
+            # the instant exchange's collateral comes from the merchant
+            self.send(self.d.token.functions.approve(self.d.exchange.address, 2**256 - 1), MERCHANT)
+        instant_original, standard_original, cheaper, dearer, swapped = self.register(5)
+        for item in (cheaper, dearer):
+            self.send(ledger.recordEvent((item, STOCKING, SELLABLE_ACCESSIBLE, LOCATION, ZERO32, ZERO32)), MERCHANT)
+        self.send(exchange.setListPrices([cheaper], PRICE - 1_000_000), MERCHANT)
+        self.send(exchange.setListPrices([dearer], PRICE + 2_000_000), MERCHANT)
+        for item in (instant_original, standard_original, swapped):
+            self.send(escrow.recordSale(item, acc[CONSUMER], token, PRICE, b"\x34" * 32, LOCATION), MERCHANT)
+        instant = self._exchange(instant_original, cheaper, -1_000_000, instant=True)
+        self.send(exchange.releaseReplacement(instant, LOCATION), MERCHANT)
+        self.send(escrow.markInTransit(instant, HUB), CARRIER)
+        self.send(exchange.releaseCollateral(instant), CONSUMER)
+        standard = self._exchange(standard_original, dearer, 2_000_000, instant=False)
+        self.send(exchange.recordExtraPayment(standard, b"\x35" * 32), MERCHANT)
+        self.send(escrow.markInTransit(standard, HUB), CARRIER)
+        self.send(exchange.releaseReplacement(standard, LOCATION), MERCHANT)
+        mismatch = self._authorize(swapped, fast_refund=False)
+        self.send(escrow.markInTransit(mismatch, HUB), CARRIER)
+        self.send(escrow.markReceivedUnit(mismatch, HUB, Web3.keccak(text=UNKNOWN_EPC)), CARRIER)
+        return {
+            "instant": instant,
+            "standard": standard,
+            "mismatch": mismatch,
+            "instant_original": instant_original,
+            "standard_original": standard_original,
+            "cheaper": cheaper,
+            "dearer": dearer,
+            "swapped": swapped,
+        }
+
+    def _exchange(self, original: bytes, replacement: bytes, difference: int, *, instant: bool) -> bytes:
+        call = self.d.exchange.functions.authorizeExchange(original, replacement, difference, instant)
+        receipt = self.send(call, MERCHANT)
+        events = self.d.exchange.events.ExchangeAuthorized().process_receipt(receipt, errors=DISCARD)
+        return bytes(events[0]["args"]["exchangeId"])
 
     def _authorize(self, item: bytes, *, fast_refund: bool) -> bytes:
         receipt = self.send(self.d.escrow.functions.authorizeReturn(item, PRICE, fast_refund), MERCHANT)

@@ -2,7 +2,7 @@
 
 `anvil` starts a fresh anvil on a free loopback port (one per test session,
 or per test with `fresh_anvil`); `deployed` deploys ProvenanceLedger,
-ReturnsEscrow and DevStablecoin from the compiled artifacts with web3 and
+ReturnsEscrow, ExchangeEscrow and DevStablecoin from the compiled artifacts with web3 and
 grants the standard roles to anvil's default accounts.
 """
 
@@ -73,8 +73,9 @@ class Anvil:
             self.process.kill()
 
 
-def start_anvil(*extra: str) -> Anvil:
-    port = free_port()
+def start_anvil(*extra: str, port: int | None = None) -> Anvil:
+    """A new anvil on ``port`` (default: a free one) with the tests' flags and ``extra``."""
+    port = free_port() if port is None else port
     args = [anvil_binary(), "--port", str(port), "--silent", "--gas-limit", "30000000", "--base-fee", "0"]
     args += [*ANVIL_NO_DISK_STATES, *extra]
     process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ))
@@ -116,6 +117,9 @@ class Deployed:
     token: Contract
     accounts: list[str]
     deploy_block: int
+    exchange: Contract
+    anchor: Contract
+    """BatchAnchor, deployed last so that the other contracts keep their addresses."""
 
 
 def deploy_contract(w3: Web3, name: str, *args: Any, sender: str) -> Contract:
@@ -134,6 +138,7 @@ def deploy_all(node: Anvil) -> Deployed:
     ledger = deploy_contract(w3, "ProvenanceLedger", admin, sender=admin)
     escrow = deploy_contract(w3, "ReturnsEscrow", ledger.address, sender=admin)
     token = deploy_contract(w3, "DevStablecoin", admin, sender=admin)
+    exchange = deploy_contract(w3, "ExchangeEscrow", ledger.address, escrow.address, sender=admin)
     grants = [
         ("MANUFACTURER_ROLE", MANUFACTURER),
         ("MERCHANT_ROLE", MERCHANT),
@@ -146,10 +151,24 @@ def deploy_all(node: Anvil) -> Deployed:
         role_id = getattr(ledger.functions, role)().call()
         ledger.functions.grantRole(role_id, accounts[index]).transact({"from": admin})
     ledger.functions.grantRole(ledger.functions.RECORDER_ROLE().call(), escrow.address).transact({"from": admin})
+    ledger.functions.grantRole(ledger.functions.EXCHANGE_ROLE().call(), exchange.address).transact({"from": admin})
     for index in (MERCHANT, MERCHANT2):
         token.functions.mint(accounts[index], 10**15).transact({"from": admin})
         token.functions.approve(escrow.address, 2**256 - 1).transact({"from": accounts[index]})
-    return Deployed(w3=w3, ledger=ledger, escrow=escrow, token=token, accounts=accounts, deploy_block=deploy_block)
+    anchor = deploy_contract(w3, "BatchAnchor", ledger.address, sender=admin)
+    role = ledger.functions.BATCH_ANCHOR_ROLE().call()
+    granted = ledger.functions.grantRole(role, anchor.address).transact({"from": admin})
+    w3.eth.wait_for_transaction_receipt(granted)
+    return Deployed(
+        w3=w3,
+        ledger=ledger,
+        escrow=escrow,
+        token=token,
+        accounts=accounts,
+        deploy_block=deploy_block,
+        exchange=exchange,
+        anchor=anchor,
+    )
 
 
 @pytest.fixture(scope="session")

@@ -106,3 +106,23 @@ def make_store_url(store_backend: str, tmp_path: Path, request: pytest.FixtureRe
 def store_url(make_store_url: Callable[[], str]) -> str:
     """A URL of an empty index: an SQLite file (``[sqlite]``), or a fresh PostgreSQL schema (``[postgres]``)."""
     return make_store_url()
+
+
+def with_application_name(url: str, name: str) -> str:
+    """``url`` whose connections name themselves ``name`` (``pg_stat_activity.application_name``)."""
+    separator = "&" if "?" in url else "?"
+    return f"{url}{separator}application_name={name}"
+
+
+def terminate_backends(application_name: str) -> int:
+    """What a PostgreSQL restart does to its clients, for the connections named ``application_name`` only:
+    each backend terminated (``pg_terminate_backend``), so every client sees its connection closed mid-use.
+    The machine's server cannot be restarted under the tests, and the test database is shared by tests running
+    at the same time: a test names its connections and terminates those. Returns how many were terminated."""
+    with psycopg.connect(libpq_dsn(pg_base_url()), autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE application_name = %s AND datname = current_database() AND pid <> pg_backend_pid()",
+            (application_name,),
+        ).fetchall()
+    return sum(1 for (done,) in rows if done)

@@ -15,6 +15,7 @@ from sqlalchemy import text as sql
 
 from tests.api.flows import Flow, Sold
 from tests.api.test_audit import tampered
+from tests.api.test_scans import anchor_queued, apply_anchored
 from tests.web.pages import text
 from web.audit import verify_command
 
@@ -122,6 +123,36 @@ def test_a_tampered_row_is_highlighted_where_it_sits(
     problem = page.text.split('id="problem-1"')[1].split("</div>")[0]
     assert "事件 #1" in text(problem) and "被改动过" in text(problem)  # the finding, in Chinese, at the row
     assert "记录完整" in text(client.get(f"/audit/items/{sold.item_id}", headers=ZH).text)  # restored
+
+
+def test_batched_scans_show_with_their_anchor_and_merkle_proof(
+    client: TestClient, keys: dict[str, str], sold: Sold, flow: Flow
+) -> None:
+    _sign_in(client, keys["auditor"])
+    uri = _uri(client, sold)
+    scan = {"item": uri, "biz_step": "transporting", "disposition": "in_transit", "read_point": "0614141.00777.0"}
+    sent = client.post("/v1/scans", json={"scans": [scan]}, headers={"Authorization": f"Bearer {keys['carrier']}"})
+    assert sent.status_code == 202, sent.text
+    assert anchor_queued(flow.env) >= 1 and apply_anchored(flow.env) >= 1
+    _sign_in(client, keys["auditor"])
+    page = client.get(f"/audit/items/{sold.item_id}", headers=ZH)
+    assert page.status_code == 200
+    shown = text(page.text)
+    assert "批量扫描及其默克尔证明" in shown and "记录完整" in shown
+    section = page.text.split('id="batched-title"')[1]
+    assert '<li id="batched-0">' in section
+    leaf = re.search(r"叶子</dt><dd class=\"mono\">(0x[0-9a-f]{64})</dd>", section)
+    assert leaf is not None
+    with flow.env.store.engine.begin() as conn:
+        conn.execute(sql("UPDATE batched_scans SET read_point = '0614141.1.0' WHERE item_id = :i"), {"i": sold.item_id})
+    try:
+        tampered_page = text(client.get(f"/audit/items/{sold.item_id}", headers=ZH).text)
+    finally:
+        with flow.env.store.engine.begin() as conn:
+            conn.execute(
+                sql("UPDATE batched_scans SET read_point = '0614141.00777.0' WHERE item_id = :i"), {"i": sold.item_id}
+            )
+    assert "历史记录未通过核验" in tampered_page and "批量扫描 #0" in tampered_page and "被改动过" in tampered_page
 
 
 def test_keys_of_other_roles_and_no_session(client: TestClient, keys: dict[str, str], sold: Sold) -> None:

@@ -15,8 +15,8 @@ import zxingcpp
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from api.bodies import MULTIPART_ENVELOPE
 from api.limits import FORM
-from api.routers.documents import MULTIPART_ENVELOPE
 from ledger_service.returns.labels import label_code
 from tests.api.conftest import ApiEnv, make_client
 from tests.api.flows import DAY, POLICY, Flow, Sold
@@ -49,7 +49,7 @@ def test_a_whole_return_in_chinese(client: TestClient, flow: Flow) -> None:
     assert purchase.status_code == 200 and purchase.headers["content-language"] == "zh"
     shown = text(purchase.text)
     assert "此商品现在可以退货。" in shown
-    assert "45.000000" in shown  # the refund preview: 50 less the 10% restocking fee
+    assert "45.00 dUSD" in shown  # the refund preview: 50 less the 10% restocking fee
     location, _ = _request(client, ZH, reason_code="damaged", comment="屏幕碎了")
     assert re.fullmatch(r"/returns/0x[0-9a-f]{64}", location)
     rma = location.rsplit("/", 1)[1]
@@ -69,13 +69,13 @@ def test_a_whole_return_in_chinese(client: TestClient, flow: Flow) -> None:
     flow.scan(rma, "in_transit")  # fast refund: paid at the first carrier scan
     page = client.get(location, headers=ZH).text
     shown = text(page)
-    assert "正在寄回途中" in shown and "退款 45.000000 已于" in shown
+    assert "正在寄回途中" in shown and "退款 45.00 dUSD 已于" in shown
     label = re.search(r"RMA-[A-Z0-9]+", shown)
     assert label is not None and f'href="/verify/{label.group(0)}"' in page
 
     verified = text(client.get(f"/verify/{label.group(0)}", headers=ZH).text)
     assert "真品" in verified and "已支付" in verified
-    assert "退货等待寄出期间可下载打印标签。" in shown  # shipped: no label any more
+    assert "退货码 RMA-" in shown and "下载退货标签" not in shown  # shipped: the code, no label any more
     assert client.get(f"{location}/label", headers=ZH).status_code == 409
 
 
@@ -305,6 +305,6 @@ def test_the_consumer_cancels_disputes_and_claims_from_the_return_page(client: T
         assert "领取退款" not in text(client.get(f"/returns/{rma}", headers=ZH).text)  # the merchant has time
         flow.travel(POLICY["inspect_by_days"] * DAY + 60)  # the merchant did not inspect in time
         shown = _step(client, f"/returns/{rma}", "claim")
-        assert "商家未按时检验；押金已为您领取。" in shown and "退款 50.000000 已于" in shown
+        assert "商家未按时检验；押金已为您领取。" in shown and "退款 50.00 dUSD 已于" in shown
     finally:
         flow.publish()

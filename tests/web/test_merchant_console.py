@@ -75,7 +75,7 @@ def test_a_return_unshipped_past_ship_by_is_reclaimed_once(
     before = client.get(f"/merchant/returns/{rma}", headers=EN)
     assert before.status_code == 200
     shown = text(before.text)
-    assert "Approved, waiting for the parcel" in shown and "50.000000" in shown  # the deposit
+    assert "Approved, waiting for the parcel" in shown and "50.00 dUSD" in shown  # the deposit
     assert "If it is not shipped by" in shown and f"/merchant/returns/{rma}/reclaim" not in before.text
 
     flow.travel(POLICY["ship_by_days"] * DAY + 60)  # past ship-by: the contract lets the merchant reclaim

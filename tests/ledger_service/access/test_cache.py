@@ -22,6 +22,7 @@ from ledger_service.access import (
     verify_api_key,
     verify_return_token,
 )
+from ledger_service.access._secrets import hash_secret
 from ledger_service.errors import AuthenticationError
 from ledger_service.store import Store, credentials
 
@@ -128,13 +129,21 @@ def test_a_credential_read_before_the_cache_was_emptied_is_not_cached(store: Sto
 
 
 def test_a_token_is_not_cached_past_its_expiry(store: Store) -> None:
+    # Checked against the verification's own clock and the cache's deadline, not the wall clock
+    # passing (a loaded machine may take seconds between two lines).
+    left_s = 5
+    assert left_s < _cache.VERIFIED_TTL_S
     now = int(time.time())
-    token = issue_return_token(store=store, item_id=ITEM, consumer=CONSUMER, sale_seq=1, ttl_s=3600, now=now - 3599)
-    verify_return_token(store=store, presented=token)
-    assert cached_return_token(token) is not None  # for its last second at most
+    token = issue_return_token(
+        store=store, item_id=ITEM, consumer=CONSUMER, sale_seq=1, ttl_s=3600, now=now - 3600 + left_s
+    )
+    verify_return_token(store=store, presented=token, now=now)
+    assert cached_return_token(token) is not None
+    deadline, _ = _cache._entries[hash_secret(token)]
+    assert deadline - time.monotonic() <= left_s  # its remaining life, not the cache's full TTL
     expired = issue_return_token(store=store, item_id=OTHER_ITEM, consumer=CONSUMER, sale_seq=1, ttl_s=60, now=now - 60)
     with pytest.raises(AuthenticationError, match="expired on"):
-        verify_return_token(store=store, presented=expired)
+        verify_return_token(store=store, presented=expired, now=now)
     assert cached_return_token(expired) is None
 
 

@@ -106,3 +106,31 @@ def test_an_unreachable_node_is_retryable_without_the_librarys_text() -> None:
     with pytest.raises(RetryableError) as caught:
         sender.send(ledger.functions.registerItem("urn:x", 1, "0x" + "22" * 20, ZERO_HASH, LOCATION))
     assert str(caught.value) == "the chain node did not answer while preparing a transaction"
+
+
+def _sample(name: str, **labels: str) -> float:
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def test_transactions_are_measured_and_a_nonce_moved_elsewhere_is_a_gap(fresh_anvil: Anvil) -> None:
+    d = deploy_all(fresh_anvil)
+    account = Account.from_key(ANVIL_KEYS[MANUFACTURER])
+    sender = TxSender(w3=d.w3, account=account, decoder=decoder())
+    mined, refused = _sample("ledger_tx_total", outcome="mined"), _sample("ledger_tx_total", outcome="refused")
+    gaps, confirmed = _sample("ledger_tx_nonce_gaps_total"), _sample("ledger_tx_confirm_duration_seconds_count")
+    sender.send(d.ledger.functions.registerItem("urn:m1", 1, d.accounts[MERCHANT], ZERO_HASH, LOCATION))
+    assert _sample("ledger_tx_nonce_gaps_total") == gaps  # the first nonce read is no gap
+    # another process sends with the same account: the sender's next nonce is taken
+    d.ledger.functions.registerItem("urn:m2", 1, d.accounts[MERCHANT], ZERO_HASH, LOCATION).transact(
+        {"from": account.address}
+    )
+    sender.send(d.ledger.functions.registerItem("urn:m3", 1, d.accounts[MERCHANT], ZERO_HASH, LOCATION))
+    with pytest.raises(ContractRevertError):
+        sender.send(d.ledger.functions.recordEvent((Web3.keccak(text="nope"), 2, 2, LOCATION, ZERO_HASH, ZERO_HASH)))
+    assert _sample("ledger_tx_total", outcome="mined") == mined + 2
+    assert _sample("ledger_tx_total", outcome="refused") == refused + 1
+    assert _sample("ledger_tx_nonce_gaps_total") == gaps + 1
+    assert _sample("ledger_tx_confirm_duration_seconds_count") == confirmed + 2
+    assert _sample("ledger_tx_pending") == 0

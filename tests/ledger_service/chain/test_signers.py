@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from web3 import Web3
 
+from ledger_service.chain.reverts import ContractRevertError
 from ledger_service.chain.signers import NoSignerError, connect_chain
 from ledger_service.errors import ConfigurationError, RetryableError
 from ledger_service.settings import ANVIL_ACCOUNTS, Settings
@@ -46,6 +47,24 @@ def test_one_sender_per_signing_account_and_the_relayer(chain: tuple[Anvil, Depl
     with pytest.raises(NoSignerError, match=f"no signing key for account {ANVIL_ACCOUNTS[6][0]}"):
         context.sender_for(ANVIL_ACCOUNTS[6][0])
     assert context.token_decimals(deployed.token.address) == deployed.token.functions.decimals().call()
+
+
+def test_the_batch_anchor_is_bound_and_a_second_anchor_of_a_root_is_refused_by_name(
+    chain: tuple[Anvil, Deployed, Path],
+) -> None:
+    """What the scan batcher relies on to resend safely: the same root anchored twice by its submitter is
+    refused with BatchAnchorAlreadyAnchored, decoded, and nothing is anchored twice."""
+    node, deployed, manifest = chain
+    context = connect_chain(settings(node.url, manifest))
+    assert context.batch_anchor is not None and context.batch_anchor.address == deployed.anchor.address
+    carrier = context.sender_for(ANVIL_ACCOUNTS[3][0])
+    root, digest = b"\x05" * 32, b"\x06" * 32
+    carrier.send(context.batch_anchor.functions.anchorBatch(root, 10, digest))
+    with pytest.raises(ContractRevertError) as caught:
+        carrier.send(context.batch_anchor.functions.anchorBatch(root, 10, digest))
+    assert caught.value.error == "BatchAnchorAlreadyAnchored"
+    assert caught.value.params == {"submitter": ANVIL_ACCOUNTS[3][0].lower(), "root": root}
+    assert context.batch_anchor.functions.anchorOf(ANVIL_ACCOUNTS[3][0], root).call()[1] == 10
 
 
 def test_a_relayer_that_is_also_a_signer_shares_its_sender(chain: tuple[Anvil, Deployed, Path]) -> None:

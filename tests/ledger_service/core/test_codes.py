@@ -1,11 +1,12 @@
-"""The Python code table must match contracts/EpcisCodes.sol and the escrow's ReturnState enum."""
+"""The Python code table must match contracts/EpcisCodes.sol, the escrow's ReturnState enum and Roles.sol."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
-from ledger_service.core.codes import BizStep, Disposition, ReturnState
+from ledger_service.core.codes import ROLE_IDS, BizStep, Disposition, ReturnState
+from ledger_service.core.keccak import keccak_text
 
 ROOT = Path(__file__).resolve().parents[3]
 BIZ_STEPS = {m.name for m in BizStep}
@@ -40,3 +41,14 @@ def test_return_states_match_solidity_enum() -> None:
     names = [n.strip() for n in body.group(1).split(",") if n.strip()]
     as_python = [re.sub(r"(?<!^)(?=[A-Z])", "_", n).upper() for n in names]
     assert as_python == [m.name for m in ReturnState]
+
+
+def test_role_ids_name_every_role_of_roles_sol() -> None:
+    """ROLE_IDS holds exactly the roles contracts/Roles.sol defines, each keccak256 of the name it hashes."""
+    source = (ROOT / "contracts" / "Roles.sol").read_text()
+    hashed = dict(re.findall(r"bytes32 internal constant (\w+) = keccak256\(\"(\w+)\"\);", source))
+    assert hashed, "no role constants found in Roles.sol"
+    assert set(ROLE_IDS) - {"DEFAULT_ADMIN_ROLE"} == set(hashed.values())
+    for name in hashed.values():
+        assert ROLE_IDS[name] == keccak_text(name)
+    assert "EXCHANGE_ROLE" in ROLE_IDS

@@ -85,14 +85,21 @@ def test_replayed_events_reproduce_the_stored_head_and_tampering_is_named(deploy
     w3, ledger, accounts = deployed.w3, deployed.ledger, deployed.accounts
     uri = "urn:epc:id:sgtin:0614141.107346.hashchain"
     loc = encode_location("0614141.00777.0")
-    ledger.functions.registerItem(uri, 614141107346, accounts[MERCHANT], ZERO_HASH, loc).transact(
-        {"from": accounts[MANUFACTURER]}
-    )
+    # Each receipt is awaited: anvil mines after answering the send, and reading the logs before the last
+    # block was mined once missed the last event.
+    sent = [
+        ledger.functions.registerItem(uri, 614141107346, accounts[MERCHANT], ZERO_HASH, loc).transact(
+            {"from": accounts[MANUFACTURER]}
+        )
+    ]
     itemid = item_id(uri)
     for step, disp in [(BizStep.PACKING, Disposition.IN_PROGRESS), (BizStep.SHIPPING, Disposition.IN_TRANSIT)]:
-        ledger.functions.recordEvent((itemid, step, disp, loc, b"\x01" * 32, ZERO_HASH)).transact(
-            {"from": accounts[MERCHANT]}
+        sent.append(
+            ledger.functions.recordEvent((itemid, step, disp, loc, b"\x01" * 32, ZERO_HASH)).transact(
+                {"from": accounts[MERCHANT]}
+            )
         )
+    assert all(w3.eth.wait_for_transaction_receipt(tx)["status"] == 1 for tx in sent)
     links = links_of(deployed, itemid)
     head, count, problems = verify_chain(links)
     stored_head, stored_count, merchant, destroyed = ledger.functions.itemOf(itemid).call()

@@ -256,8 +256,12 @@ def test_a_node_that_always_leaves_an_event_out_stops_the_indexer_without_a_hole
         block = int(dropped["blockNumber"], 16)
         assert f"..{block}, item {dropped['topics'][1]}" in message
         assert "nothing of these blocks was indexed" in message
+        # the index stops right before the range that held the omission (where it starts depends on how the
+        # ranges grew over the deployment's blocks, not on the dropped block)
+        found = re.search(r"blocks (\d+)\.\.(\d+)", message)
+        assert found is not None and int(found[1]) <= honest + 1 and int(found[2]) >= block
         checkpoint = store.checkpoint()
-        assert checkpoint is not None and honest - 1 <= checkpoint.number < block
+        assert checkpoint is not None and checkpoint.number == int(found[1]) - 1 < block
         dump = {table: rows for table, rows in store.dump().items() if table != "blocks"}
         assert dump == _dump_upto(chain, checkpoint.number)
         assert _faults(store) == [("reconcile", False), ("reconcile", False)]
@@ -318,7 +322,8 @@ def test_the_receipts_proof_sees_what_the_bloom_and_reconciliation_cannot(chain:
     store = Store.open(store_url)
     try:
         with FaultProxy(chain.node.url, omit=drop_last_matching(topic0_is(seller_set)), omit_answers=1) as liar:
-            run_sync(make_indexer_for(chain, store, rpc_url=liar.url, receipts_proof=True))
+            # one answer for the whole chain: the omitted log is the two-seller block's, not a lone one of lifecycle
+            run_sync(make_indexer_for(chain, store, rpc_url=liar.url, receipts_proof=True, initial_blocks=4096))
         assert len(liar.omitted) == 1
         assert store.dump() == reference_dump(chain)
         assert _faults(store) == [("proof", True)]

@@ -6,6 +6,7 @@ import random
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 from ledger_service.store.handle import Store
 from tests.ledger_service.indexer.conftest import Chain, cli_env, reference_dump, run_cli, start_cli
@@ -14,7 +15,7 @@ KILLS = 10
 
 
 def test_sigkill_during_backfill_at_random_moments_then_restart_gives_an_exact_index(
-    chain: Chain, sqlite_url: str, procs: list[subprocess.Popen[str]]
+    chain: Chain, sqlite_url: str, procs: list[subprocess.Popen[str]], tmp_path: Path
 ) -> None:
     chain.activity.lifecycle()
     chain.activity.bulk(events=10_000, items=32)
@@ -28,7 +29,8 @@ def test_sigkill_during_backfill_at_random_moments_then_restart_gives_an_exact_i
         while kills < KILLS:
             start = store.checkpoint()
             # every other run with two fetch processes: a kill also lands while chunks are fetched side by side
-            proc = start_cli(["--fetch-processes", str(1 + (kills + finished) % 2), *args], env)
+            log = tmp_path / f"run-{kills + finished}.log"  # what a run that exits on its own said, if it failed
+            proc = start_cli(["--fetch-processes", str(1 + (kills + finished) % 2), *args], env, log=log)
             procs.append(proc)
             if rng.random() < 0.2:  # while it starts: imports, lock, migrations check, pin check
                 time.sleep(rng.uniform(0.1, 0.8))
@@ -44,7 +46,7 @@ def test_sigkill_during_backfill_at_random_moments_then_restart_gives_an_exact_i
                 checkpoint = store.checkpoint()
                 killed_at.append(-1 if checkpoint is None else checkpoint.number)
             else:
-                assert proc.returncode == 0, proc.communicate()
+                assert proc.returncode == 0, log.read_text()[-3000:]
                 finished += 1
                 # the backfill got to the head first: give the next runs more to do
                 chain.activity.bulk(events=3_000, items=4)

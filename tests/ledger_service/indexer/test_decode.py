@@ -55,14 +55,21 @@ def lifecycle(anvil: Anvil) -> tuple[Deployed, int, int]:
     activity = Activity(deployed)
     activity.lifecycle()
     activity.bulk(events=300, items=3)
+    activity.anchor_batch(b"\x01" * 32, 3, b"\x02" * 32)
     return deployed, start, deployed.w3.eth.block_number
 
 
 def test_decodes_every_event_exactly_as_web3(lifecycle: tuple[Deployed, int, int]) -> None:
     deployed, start, end = lifecycle
-    addresses = [deployed.ledger.address, deployed.escrow.address]
+    addresses = [deployed.ledger.address, deployed.escrow.address, deployed.exchange.address, deployed.anchor.address]
     abis = load_abis(ARTIFACTS)
-    decoder = Decoder(abis=abis, ledger_address=deployed.ledger.address, escrow_address=deployed.escrow.address)
+    decoder = Decoder(
+        abis=abis,
+        ledger_address=deployed.ledger.address,
+        escrow_address=deployed.escrow.address,
+        exchange_address=deployed.exchange.address,
+        batch_anchor_address=deployed.anchor.address,
+    )
     with RpcClient(str(deployed.w3.provider.endpoint_uri)) as rpc:  # type: ignore[attr-defined]
         raw, _ = rpc.get_logs(addresses=addresses, from_block=start, to_block=end)
     ours = decoder.decode(raw)
@@ -70,7 +77,13 @@ def test_decodes_every_event_exactly_as_web3(lifecycle: tuple[Deployed, int, int
     assert len(logs) == len(raw)
 
     by_topic: dict[str, tuple[Any, dict[str, Any]]] = {}
-    for contract, name in ((deployed.ledger, "ProvenanceLedger"), (deployed.escrow, "ReturnsEscrow")):
+    contracts = (
+        (deployed.ledger, "ProvenanceLedger"),
+        (deployed.escrow, "ReturnsEscrow"),
+        (deployed.exchange, "ExchangeEscrow"),
+        (deployed.anchor, "BatchAnchor"),
+    )
+    for contract, name in contracts:
         for entry in abis[name]:
             if entry["type"] == "event":
                 sig = f"{entry['name']}({','.join(_t(p) for p in entry['inputs'])})"

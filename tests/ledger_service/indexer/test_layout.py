@@ -17,7 +17,7 @@ from ledger_service.core.hashchain import event_hash_hex
 from ledger_service.errors import ConfigurationError
 from ledger_service.indexer import decode
 from ledger_service.indexer.decode import DERIVATIONS, Decoder, load_abis, topic0
-from ledger_service.indexer.layout import descriptor, event_layout, fields_function, snake_case
+from ledger_service.indexer.layout import descriptor, event_layout, fields_function, read_signed, snake_case
 from tests.support.chain import ARTIFACTS
 
 
@@ -185,7 +185,7 @@ def _changed(abis: dict[str, list[dict[str, Any]]], name: str, change: Any) -> d
             lambda e: e["inputs"][0].update(name="returnKey"),
             r"ReturnStateChanged in the ABI has no parameter for ReturnStateChanged.return_id",
         ),
-        ("EscrowSettled", lambda e: e["inputs"][4].update(type="int256"), r"int256, a type the indexer does not"),
+        ("EscrowSettled", lambda e: e["inputs"][4].update(type="bytes16"), r"bytes16, a type the indexer does not"),
         ("ItemRegistered", lambda e: e.update(name="ItemAdded"), r"has no event ItemRegistered"),
     ],
 )
@@ -193,3 +193,18 @@ def test_a_dataclass_that_disagrees_with_the_abi_stops_the_decoder(name: str, ch
     abis = _changed(load_abis(ARTIFACTS), name, change)
     with pytest.raises(ConfigurationError, match=message):
         Decoder(abis=abis, ledger_address="0x" + "11" * 20, escrow_address="0x" + "22" * 20)
+
+
+def test_signed_words_read_as_twos_complement() -> None:
+    """An int96 price difference arrives sign-extended to 256 bits: negative values must come back negative."""
+    assert read_signed("ff" * 32) == -1
+    assert read_signed(format((1 << 256) - 1_000_000, "064x")) == -1_000_000
+    assert read_signed(format(2**95 - 1, "064x")) == 2**95 - 1
+    assert read_signed("80" + "00" * 31) == -(2**255)
+    assert read_signed("00" * 32) == 0
+
+
+@given(st.integers(min_value=-(2**95), max_value=2**95 - 1))
+@settings(max_examples=200, deadline=None)
+def test_signed_words_read_what_eth_abi_encodes(value: int) -> None:
+    assert read_signed(abi_encode(["int96"], [value]).hex()) == value

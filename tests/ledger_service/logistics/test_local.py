@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from pydantic import SecretStr, ValidationError
 
 from ledger_service.errors import InvalidRequestError, RequestError
-from ledger_service.logistics import TrackingStatus, WebhookSignatureError
+from ledger_service.logistics import ExceptionReason, TrackingStatus, WebhookSignatureError
 from ledger_service.logistics.local import LocalCarrier, is_s10, new_tracking_number, s10_check_digit
 from ledger_service.settings import ANVIL_ACCOUNTS, DEV_CARRIER_SECRET, Settings
 
@@ -108,13 +108,35 @@ def test_bodies_that_are_not_deliveries() -> None:
         CARRIER.parse_webhook(body=naive, headers=headers)
 
 
+def test_an_exception_says_its_reason_and_another_status_may_not() -> None:
+    def parse(status: str, reason: str) -> tuple[str, object]:
+        event = json.loads(BODY)["events"][0] | {"status": status, "reason": reason}
+        body = json.dumps({"events": [event]}).encode()
+        delivery = CARRIER.parse_webhook(
+            body=body, headers=CARRIER.sign(delivery_id="m", timestamp=int(time.time()), body=body)
+        )
+        (parsed,) = delivery.events
+        return str(parsed.status), parsed.reason
+
+    assert parse("exception", "returned_to_sender") == ("exception", ExceptionReason.RETURNED_TO_SENDER)
+    with pytest.raises(InvalidRequestError, match="reason is for an exception event only"):
+        parse("delivered", "lost")
+    with pytest.raises(InvalidRequestError, match="reason"):
+        parse("exception", "stolen by pirates")
+
+
 def test_carrier_settings() -> None:
     assert set(Settings(_env_file=None).carriers) == {"local"}  # type: ignore[call-arg]
     with pytest.raises(ValidationError, match="at least 16 bytes"):
         Settings(_env_file=None, carriers={"x": {"account": ANVIL_ACCOUNTS[3][0], "webhook_secret": "whsec_YWJj"}})  # type: ignore[call-arg]
     with pytest.raises(ValidationError, match="carrier name"):
         Settings(_env_file=None, carriers={"Bad Name": {"account": ANVIL_ACCOUNTS[3][0], "webhook_secret": SECRET}})  # type: ignore[call-arg]
-    production = {"environment": "production", "signer_keys": {}, "relayer_key": None}
+    production = {
+        "environment": "production",
+        "signer_keys": {},
+        "relayer_key": None,
+        "webhook_secrets_key": base64.b64encode(b"k" * 32).decode(),
+    }
     assert Settings(_env_file=None, **production).carriers == {}  # type: ignore[call-arg]  # no default there
     public = {"local": {"account": ANVIL_ACCOUNTS[3][0], "webhook_secret": DEV_CARRIER_SECRET}}
     with pytest.raises(ValidationError, match="public development webhook secret") as refused:

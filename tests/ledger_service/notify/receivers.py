@@ -41,7 +41,8 @@ class Receiver:
 
 
 @contextmanager
-def receiver(*, status: int = 204, delay: float = 0.0) -> Iterator[Receiver]:
+def receiver(*, status: int = 204, delay: float = 0.0, port: int = 0) -> Iterator[Receiver]:
+    """A receiver on 127.0.0.1 (``port``, or a free one)."""
     state = Receiver(status=status, delay=delay)
 
     class Handler(BaseHTTPRequestHandler):
@@ -62,7 +63,7 @@ def receiver(*, status: int = 204, delay: float = 0.0) -> Iterator[Receiver]:
         def log_message(self, format: str, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
     server.daemon_threads = True
     state.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -95,6 +96,13 @@ def smtp_sink() -> Iterator[tuple[int, list[EmailMessage]]]:
         controller.stop()
 
 
+def closed_port() -> int:
+    """A port of 127.0.0.1 that nothing listens on (connections to it are refused) until someone binds it."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 def run_worker(worker: Any, turns: int = 10) -> None:
     """Runs a :class:`~ledger_service.notify.worker.Worker` for ``turns`` rounds, then waits for its sends."""
 
@@ -102,6 +110,6 @@ def run_worker(worker: Any, turns: int = 10) -> None:
         for _ in range(turns):
             await worker.turn(wait=0.05)
         await worker.drain()
-        await worker.client.aclose()
+        await worker.close()
 
     asyncio.run(go())

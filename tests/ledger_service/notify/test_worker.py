@@ -20,7 +20,7 @@ from ledger_service.core.codes import BizStep, Disposition, ReturnState
 from ledger_service.core.notifications import EVENT_TYPES, RETURN_IN_TRANSIT, notification_id
 from ledger_service.notify import webhooks
 from ledger_service.notify.worker import Worker, next_attempt
-from ledger_service.settings import Settings
+from ledger_service.settings import DEV_WEBHOOK_SECRETS_KEY, Settings
 from ledger_service.store import Store
 from ledger_service.store.notifications import DEAD, DELIVERED, deliveries_of, outbox, set_contact
 from tests.ledger_service.notify.receivers import receiver, run_worker, smtp_sink
@@ -67,7 +67,15 @@ def _drive(worker: Worker, turns: int = 50) -> None:
 
 
 def _register(store: Store, url: str, types: tuple[str, ...] = EVENT_TYPES) -> webhooks.WebhookEndpoint:
-    return webhooks.register(store, merchant=MERCHANT, url=url, event_types=types, secret=None, service_urls=SERVICE)
+    return webhooks.register(
+        store,
+        merchant=MERCHANT,
+        url=url,
+        event_types=types,
+        secret=None,
+        service_urls=SERVICE,
+        key=DEV_WEBHOOK_SECRETS_KEY,
+    )
 
 
 def test_a_delivery_is_signed_per_standard_webhooks_with_the_notification_id(store: Store) -> None:
@@ -105,13 +113,13 @@ def test_a_failing_receiver_is_retried_with_the_same_id_then_dead_lettered_and_r
         assert deliveries_of(store, bad.id)[0].state == DELIVERED
         assert down.ids()[-1] == down.ids()[0]  # the replay carries the same webhook-id
     assert [d.state for d in deliveries_of(store, good.id)] == [DELIVERED]
-    asyncio.run(worker.client.aclose())
 
 
 def _drive_once(worker: Worker) -> None:
     async def go() -> None:
         await worker.turn()
         await worker.drain()
+        await worker.close()
 
     asyncio.run(go())
 
@@ -138,7 +146,7 @@ def test_a_slow_receiver_does_not_starve_a_healthy_one(store: Store) -> None:
                 turns += 1
             in_flight = sum(1 for d in worker.in_flight() if d.target != fast_endpoint.id)
             worker.abandon()
-            await worker.client.aclose()
+            await worker.close()
             return in_flight
 
         in_flight = asyncio.run(go())

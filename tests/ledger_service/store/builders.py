@@ -15,16 +15,24 @@ from eth_utils.crypto import keccak
 
 from ledger_service.core.codes import BizStep, Disposition, ReturnState
 from ledger_service.core.events import (
+    BatchAnchored,
     BlockHeader,
     DecodedEvent,
     EscrowSettled,
+    ExchangeAuthorized,
+    ExchangeCollateralSettled,
+    ExchangeExtraPaymentRecorded,
+    ExchangeReplacementReleased,
+    ExchangeTermsPublished,
     ItemEventRecorded,
     ItemRegistered,
+    ListPriceSet,
     LogPosition,
     MerchantOfRecordChanged,
     PolicyPublished,
     ReturnAuthorized,
     ReturnStateChanged,
+    ReturnUnitMismatch,
     RoleChanged,
     SaleRecorded,
     SellerSet,
@@ -35,7 +43,9 @@ from ledger_service.store import BlockRef, Store
 ZERO = "0x" + "00" * 32
 LEDGER = "0x" + "11" * 20
 ESCROW = "0x" + "22" * 20
+BATCH_ANCHOR = "0x" + "33" * 20
 TOKEN = "0x" + "33" * 20
+EXCHANGE = "0x" + "44" * 20
 DAY = 86_400
 
 
@@ -195,7 +205,15 @@ class ChainBuilder:
             )
         )
 
-    def sale(self, item_id: str, *, merchant: str = addr(2), consumer: str = addr(6), policy_version: int = 1) -> int:
+    def sale(
+        self,
+        item_id: str,
+        *,
+        merchant: str = addr(2),
+        consumer: str = addr(6),
+        policy_version: int = 1,
+        token: str = TOKEN,
+    ) -> int:
         """A sale as ReturnsEscrow.recordSale writes it: SaleRecorded, then the item's retail_selling event."""
         item = self.items.setdefault(item_id, _Item(item_id))
         item.sales += 1
@@ -206,7 +224,7 @@ class ChainBuilder:
                 merchant,
                 consumer,
                 item.sales,
-                TOKEN,
+                token,
                 10**20 + item.sales,
                 policy_version,
                 h("order", item_id, item.sales),
@@ -233,6 +251,7 @@ class ChainBuilder:
         policy_version: int = 1,
         ship_by_days: int = 14,
         amount: int = 2**96 - 1,
+        token: str = TOKEN,
     ) -> str:
         return_id = h("return", item_id, sale_seq, index)
         self._emit(
@@ -242,7 +261,7 @@ class ChainBuilder:
                 item_id,
                 consumer,
                 merchant,
-                TOKEN,
+                token,
                 amount,
                 500,
                 True,
@@ -266,6 +285,55 @@ class ChainBuilder:
         self._emit(
             EscrowSettled(self._pos(ESCROW), return_id, addr(6), addr(2), TOKEN, consumer_amount, merchant_amount)
         )
+
+    def exchange(
+        self,
+        return_id: str,
+        original: str,
+        replacement: str,
+        *,
+        difference: int,
+        instant: bool,
+        merchant: str = "",
+        terms: bool = True,
+    ) -> None:
+        """An exchange's whole story on ExchangeEscrow: terms, the replacement's list price, the authorization
+        (``return_id``: its return's id), the extra payment when the replacement is dearer, the release and, for
+        an instant exchange, the collateral paid to the merchant."""
+        merchant = merchant or addr(2)
+        collateral = 100 + min(difference, 0) if instant else 0
+        if terms:  # once per merchant and policy version
+            self._emit(ExchangeTermsPublished(self._pos(EXCHANGE), merchant, 1, 45, True, 0, h("terms")))
+        self._emit(ListPriceSet(self._pos(EXCHANGE), replacement, merchant, 100 + difference))
+        self._emit(
+            ExchangeAuthorized(
+                self._pos(EXCHANGE),
+                return_id,
+                original,
+                replacement,
+                merchant,
+                TOKEN,
+                100 + difference,
+                difference,
+                collateral,
+                instant,
+            )
+        )
+        if difference > 0:
+            self._emit(ExchangeExtraPaymentRecorded(self._pos(EXCHANGE), return_id, difference, h("paid")))
+        self._emit(ExchangeReplacementReleased(self._pos(EXCHANGE), return_id, replacement, instant))
+        if instant:
+            self._emit(ExchangeCollateralSettled(self._pos(EXCHANGE), return_id, merchant, TOKEN, collateral, True))
+
+    def unit_mismatch(self, return_id: str, sold: str, scanned: str, *, actor: str = addr(3)) -> None:
+        self._emit(
+            ReturnUnitMismatch(self._pos(ESCROW), return_id, sold, scanned, "0x" + "00" * 20, actor, 7, self.time)
+        )
+
+    # ---- BatchAnchor -------------------------------------------------------------------------
+
+    def anchor_batch(self, root: str, count: int, *, submitter: str = addr(3)) -> None:
+        self._emit(BatchAnchored(self._pos(BATCH_ANCHOR), root, submitter, h("doc", root), count, self.time))
 
 
 def upto(events: Sequence[DecodedEvent], number: int) -> list[DecodedEvent]:

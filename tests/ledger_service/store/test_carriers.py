@@ -1,5 +1,6 @@
 """Carriers' records (revision 0012), on SQLite and PostgreSQL: one shipment per return under concurrency, an
-event recorded once, and a webhook delivery claimed by exactly one of its concurrent deliveries."""
+event recorded once (and its exception's notification with it), and a webhook delivery claimed by exactly one of
+its concurrent deliveries."""
 
 from __future__ import annotations
 
@@ -7,8 +8,11 @@ from collections.abc import Iterator
 
 import pytest
 
+from ledger_service.core.codes import BizStep, Disposition
+from ledger_service.core.notifications import RETURN_CARRIER_EXCEPTION, carrier_event_subject, notification_id
 from ledger_service.store import Store
 from ledger_service.store.carriers import (
+    CarrierNotice,
     DeliveryClaim,
     ShipmentRow,
     TrackingEventRow,
@@ -21,6 +25,8 @@ from ledger_service.store.carriers import (
     shipments_by_tracking,
     tracking_events,
 )
+from ledger_service.store.notifications import outbox
+from tests.ledger_service.store.builders import ChainBuilder, addr
 from tests.support.threads import together
 
 RETURN = "0x" + "ab" * 32
@@ -121,3 +127,35 @@ def test_a_released_delivery_is_accepted_again_and_old_ones_are_forgotten(store:
         claim_delivery(store, carrier="local", delivery_id="d2", now=NOW + 601, lease_s=60, keep_s=600)
         is DeliveryClaim.CLAIMED
     )
+
+
+def test_an_event_s_notice_is_written_with_its_first_record_only(store: Store) -> None:
+    """A carrier's exception notifies once: its outbox row is written in the transaction that records the event,
+    so a duplicate of the event (the same id, in this delivery or a later one) adds none, and a second exception
+    of the parcel is a notification of its own."""
+    chain = ChainBuilder()
+    chain.policy(addr(2), 1)
+    item = chain.register("urn:epc:id:sgtin:0614141.107346.9")
+    sale = chain.sale(item)
+    chain.record(item, BizStep.ARRIVING, Disposition.RETAIL_SOLD)
+    rid = chain.authorize(item, sale)
+    store.apply(events=chain.events, headers=chain.headers, checkpoint=chain.ref(), prune_below=0)
+    before = len(outbox(store))
+
+    def notice(reason: str) -> CarrierNotice:
+        return CarrierNotice(type=RETURN_CARRIER_EXCEPTION, return_id=rid, data={"reason": reason})
+
+    lost = _event("evt_lost", "exception", NOW)
+    assert record_events(store, [lost, lost], notices={"evt_lost": notice("lost")}) == {"evt_lost"}
+    assert record_events(store, [lost], notices={"evt_lost": notice("lost")}) == set()
+    together(4, lambda _: record_events(store, [lost], notices={"evt_lost": notice("lost")}))
+    held = _event("evt_held", "exception", NOW + 60)
+    record_events(store, [held], notices={"evt_held": notice("held")})
+    added = outbox(store)[before:]
+    assert [(n.type, n.data["reason"], n.return_id) for n in added] == [
+        (RETURN_CARRIER_EXCEPTION, "lost", rid),
+        (RETURN_CARRIER_EXCEPTION, "held", rid),
+    ]
+    assert added[0].id == notification_id(RETURN_CARRIER_EXCEPTION, carrier_event_subject("local", "evt_lost"))
+    assert (added[0].item_id, added[0].sale_seq, added[0].merchant) == (item, 1, addr(2))
+    assert added[0].data["state"] == "authorized" and added[0].block_number is None

@@ -253,6 +253,11 @@ def _every_kind_of_event() -> ChainBuilder:
             chain.settle(rid, 95, 5)
             chain.change_merchant(items[1], addr(2), addr(8))
             chain.role(merchant_role, addr(2), False)
+            chain.anchor_batch(h("root", n), 100)
+        if n == 6:
+            chain.exchange(h("exchange"), items[2], items[1], difference=-5, instant=True)
+            chain.exchange(h("dearer exchange"), items[1], items[0], difference=7, instant=False, terms=False)
+            chain.unit_mismatch(rid, items[0], h("not on the ledger"))
     left = {True: 0, False: 0}
     for ev in chain.events:
         ev.pos.tx_index = ev.pos.log_index // 2  # not equal to the log index: a swap of the two must show

@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -83,7 +84,7 @@ def test_sqlite_locks_of_different_files_are_independent(tmp_path: Path) -> None
 
 def _acquire_in_thread(url: str, acquired: threading.Event, release: threading.Event) -> threading.Thread:
     def run() -> None:
-        with writer_lock(url, poll_interval=0.1):
+        with writer_lock(url):
             acquired.set()
             release.wait(30)
 
@@ -112,6 +113,45 @@ def test_postgres_second_writer_waits_then_takes_over_when_the_first_dies(pg_url
     thread.join(10)
 
 
+def _waiting_in_server(admin: psycopg.Connection[Any], url: str) -> list[int]:
+    """Backends whose request for the index's writer lock the server has not granted yet."""
+    key = _lock_key(url.rsplit("%3D", 1)[1]) & 0xFFFF_FFFF_FFFF_FFFF
+    rows = admin.execute(
+        "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND classid = %s AND objid = %s",
+        (key >> 32, key & 0xFFFF_FFFF),
+    ).fetchall()
+    return [int(pid) for (pid,) in rows]
+
+
+def test_postgres_standby_waits_in_the_server_and_says_so_until_it_takes_over(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The standby's request is queued in the server (granted the moment the holder's session ends, no polling
+    interval added to a takeover); the wait is cut now and then to log that it still waits."""
+    monkeypatch.setattr("ledger_service.store.lock.WAITING_LOG_EVERY", 0.2)
+    holder = _hold_in_subprocess(pg_url)
+    acquired, release = threading.Event(), threading.Event()
+    try:
+        with capture_logs() as logs, psycopg.connect(libpq_dsn(pg_url), autocommit=True) as admin:
+            thread = _acquire_in_thread(pg_url, acquired, release)
+            deadline = time.monotonic() + 20
+            while not _waiting_in_server(admin, pg_url) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert _waiting_in_server(admin, pg_url), "the standby's request is not queued in the server"
+            while sum(e["event"] == "waiting for the active indexer" for e in logs) < 3:
+                assert not acquired.is_set() and time.monotonic() < deadline
+                time.sleep(0.05)
+            _kill(holder)
+            assert acquired.wait(20)
+            assert _waiting_in_server(admin, pg_url) == []
+        assert [e["event"] for e in logs].count("writer lock acquired") == 1
+    finally:
+        release.set()
+        if holder.poll() is None:
+            _kill(holder)
+    thread.join(10)
+
+
 def test_postgres_lock_is_released_on_exit(pg_url: str) -> None:
     with writer_lock(pg_url):
         pass
@@ -128,17 +168,33 @@ def test_postgres_locks_of_different_schemas_are_independent(pg_url: str) -> Non
         pass
 
 
-def test_postgres_lost_lock_is_reported(pg_url: str) -> None:
-    """If the server drops the lock's connection, check() says so (another indexer may now be writing)."""
-    key = _lock_key(pg_url.rsplit("%3D", 1)[1]) & 0xFFFF_FFFF_FFFF_FFFF
-    with writer_lock(pg_url) as held:
+def test_postgres_lost_lock_is_taken_again_after_any_other_holder(pg_url: str) -> None:
+    """If the server drops the lock's connection (a restart), check() takes the lock again on a new one, waiting
+    while another indexer took it meanwhile: the holder never writes on without it."""
+    signed = _lock_key(pg_url.rsplit("%3D", 1)[1])
+    key = signed & 0xFFFF_FFFF_FFFF_FFFF
+
+    def holders(admin: psycopg.Connection[Any]) -> list[int]:
+        rows = admin.execute(
+            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = %s AND objid = %s"
+            " AND objsubid = 1",
+            (key >> 32, key & 0xFFFF_FFFF),
+        ).fetchall()
+        return [int(pid) for (pid,) in rows]
+
+    with writer_lock(pg_url) as held, psycopg.connect(libpq_dsn(pg_url), autocommit=True) as admin:
         held.check()
-        with psycopg.connect(libpq_dsn(pg_url), autocommit=True) as admin:
-            terminated = admin.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_locks"
-                " WHERE locktype = 'advisory' AND granted AND classid = %s AND objid = %s AND objsubid = 1",
-                (key >> 32, key & 0xFFFF_FFFF),
-            ).fetchall()
-        assert terminated == [(True,)]
-        with pytest.raises(FatalError, match="lost the writer lock"):
-            held.check()
+        (first,) = holders(admin)
+        assert admin.execute("SELECT pg_terminate_backend(%s)", (first,)).fetchone() == (True,)
+        assert admin.execute("SELECT pg_advisory_lock(%s)", (signed,)).fetchone() is not None  # a standby took it
+        checked = threading.Event()
+        thread = threading.Thread(target=lambda: (held.check(), checked.set()), daemon=True)
+        thread.start()
+        assert not checked.wait(0.5)  # it waits while the other holds the lock
+        admin.execute("SELECT pg_advisory_unlock(%s)", (signed,))
+        thread.join(timeout=30)
+        assert checked.is_set()
+        (second,) = holders(admin)
+        assert second not in (first, admin.info.backend_pid)
+        held.check()  # held: nothing to take again
+        assert holders(admin) == [second]

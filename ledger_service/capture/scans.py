@@ -1,0 +1,193 @@
+"""Batched scans in: checks a carrier's or manufacturer's observation scans and queues them for anchoring.
+
+:func:`accept_scans` is the whole of ``POST /v1/scans``: every scan is checked against the rules the indexer will
+apply to its batch (a batchable step and disposition, the item registered and not destroyed, the submitter's
+on-chain roles allow the step on that item, a read point the leaf can hold, a time not in the future) and the
+request is refused whole, with every reason, if one breaks them; otherwise all are queued in one transaction
+(``store/scan_queue.py``) and each gets its receipt. No chain call: ledger-batcher anchors the batches.
+
+A scan accepted here can still be refused by the indexer when the facts change before its batch is anchored
+(the submitter loses its role, the item is destroyed); its receipt names the batch, whose state says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ledger_service.access import Actor
+from ledger_service.core import batch_document
+from ledger_service.core.batch_document import BATCHABLE_DISPOSITIONS, BATCHABLE_STEPS, MAX_URI_BYTES
+from ledger_service.core.codes import BizStep, step_refusal
+from ledger_service.core.hashchain import item_id as uri_item_id
+from ledger_service.errors import ConfigurationError, InvalidRequestError, NotFoundError
+from ledger_service.store import Store
+from ledger_service.store.epcis_events import actor_facts
+from ledger_service.store.scan_queue import QueuedScan, Receipt, enqueue_scans, item_standings
+
+MAX_REASONS = 20
+"""A refused request names this many problems in full (and how many more there were)."""
+
+ZERO_HASH = "0x" + "00" * 32
+_STEPS = {step.cbv: int(step) for step in BATCHABLE_STEPS}
+_DISPOSITIONS = {disposition.cbv: int(disposition) for disposition in BATCHABLE_DISPOSITIONS}
+
+
+@dataclass(frozen=True, slots=True)
+class ScanIn:
+    """One observation scan as a client sends it."""
+
+    item: str
+    """The item's GS1 URI."""
+    biz_step: str
+    disposition: str
+    read_point: str
+    time: int
+    """Unix seconds, on the scanner's clock."""
+    document: str = ZERO_HASH
+    biz_transaction: str = ZERO_HASH
+
+
+def _check_shape(index: int, scan: ScanIn, now_s: int) -> tuple[str, QueuedScan | None]:
+    """The scan's item id and its queued form, or None and the reason in the item id's place."""
+    where = f"scans[{index}]"
+    step = _STEPS.get(scan.biz_step)
+    if step is None:
+        steps = ", ".join(sorted(_STEPS))
+        return f"{where}: bizStep {scan.biz_step} cannot be batched; record it on-chain (batchable: {steps})", None
+    disposition = _DISPOSITIONS.get(scan.disposition)
+    if disposition is None:
+        allowed = ", ".join(sorted(_DISPOSITIONS))
+        return (
+            f"{where}: disposition {scan.disposition} cannot be batched; record it on-chain (batchable: {allowed})",
+            None,
+        )
+    if not 1 <= len(scan.item.encode("utf-8")) <= MAX_URI_BYTES:
+        return f"{where}: item must be a GS1 URI of 1 to {MAX_URI_BYTES} bytes", None
+    if not 1 <= len(scan.read_point) <= 32 or not scan.read_point.isascii():
+        return f"{where}: readPoint must be 1 to 32 ASCII characters (an SGLN company.location.extension)", None
+    if scan.time > now_s:
+        return (
+            f"{where}: time {scan.time} is after now ({now_s}): a scan dated after its batch's anchor is refused; "
+            "check the scanner's clock",
+            None,
+        )
+    return "0x" + uri_item_id(scan.item).hex(), QueuedScan(
+        item=scan.item,
+        biz_step=step,
+        disposition=disposition,
+        read_point=scan.read_point,
+        time=scan.time,
+        document=scan.document.lower(),
+        biz_transaction=scan.biz_transaction.lower(),
+    )
+
+
+def check_scans(store: Store, *, actor: Actor, scans: Sequence[ScanIn], now_s: int) -> list[QueuedScan]:
+    """The scans in queued form; :class:`InvalidRequestError` with every reason if any may not be batched by
+    ``actor``."""
+    account = (actor.address or "").lower()
+    problems: list[str] = []
+    checked: list[tuple[int, str, QueuedScan]] = []
+    for index, scan in enumerate(scans):
+        text, queued = _check_shape(index, scan, now_s)
+        if queued is None:
+            problems.append(text)
+        else:
+            checked.append((index, text, queued))
+    if checked:
+        facts = actor_facts(store, account)
+        standings = item_standings(store, [item_id for _, item_id, _ in checked])
+        refusals: dict[tuple[int, str], str | None] = {}
+        for index, item_id, queued in checked:
+            standing = standings.get(item_id)
+            if standing is None:
+                problems.append(f"scans[{index}]: item {queued.item} is not registered (or not indexed yet)")
+                continue
+            merchant, destroyed = standing
+            if destroyed:
+                problems.append(f"scans[{index}]: item {queued.item} was destroyed: nothing is recorded after that")
+                continue
+            # one rule check per (step, merchant): a request scans many items of few merchants
+            rule = (queued.biz_step, merchant)
+            if rule not in refusals:
+                refusals[rule] = step_refusal(
+                    BizStep(queued.biz_step),
+                    roles=facts.roles,
+                    actor=account,
+                    merchant=merchant,
+                    sells_for=facts.sells_for,
+                )
+            why = refusals[rule]
+            if why is not None:
+                problems.append(f"scans[{index}]: {BizStep(queued.biz_step).cbv} on {queued.item}: {why}")
+    if problems:
+        more = f"; and {len(problems) - MAX_REASONS} more" if len(problems) > MAX_REASONS else ""
+        raise InvalidRequestError("no scan was accepted: " + "; ".join(problems[:MAX_REASONS]) + more)
+    return [queued for _, _, queued in checked]
+
+
+def accept_scans(
+    store: Store,
+    *,
+    actor: Actor,
+    scans: Sequence[ScanIn],
+    max_per_batch: int,
+    anchors: bool,
+    now_ms: int,
+) -> list[Receipt]:
+    """Checks ``scans`` (:func:`check_scans`) and queues them all in one transaction; one receipt each.
+
+    ``anchors``: the deployment has a BatchAnchor and the service holds the actor's signing key (otherwise no
+    batch of theirs could ever be anchored, and acknowledging a scan would be a promise not kept).
+    """
+    if not anchors:
+        raise ConfigurationError(
+            "scans cannot be batched here: the deployment has no BatchAnchor contract or the service holds no "
+            "signing key for this key's account; the operator must deploy BatchAnchor and add the key to "
+            "LEDGER_SIGNER_KEYS"
+        )
+    queued = check_scans(store, actor=actor, scans=scans, now_s=now_ms // 1000)
+    return enqueue_scans(
+        store, submitter=actor.account, key_id=actor.key_id, scans=queued, max_scans=max_per_batch, now_ms=now_ms
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ScanProof:
+    """What proves one batched scan against its anchor, without the index: its leaf's values, in the order and
+    types of :data:`~ledger_service.core.batch_document.LEAF_ENCODING`, and the Merkle proof to the root."""
+
+    values: list[str]
+    """As ``@openzeppelin/merkle-tree`` takes them: hex for bytes32 and address, decimal strings for integers."""
+    leaf: str
+    proof: list[str]
+    root: str
+    scan: dict[str, object]
+    """The scan as its batch document lists it."""
+
+
+def scan_proof(document: bytes, position: int) -> ScanProof:
+    """The proof of the scan at ``position`` in a sealed batch's ``document``; NotFoundError past its end."""
+    sealed = batch_document.decode(document)
+    if not 0 <= position < len(sealed.scans):
+        raise NotFoundError(f"the batch has {len(sealed.scans)} scans: no position {position}")
+    tree = sealed.tree()
+    scan = sealed.scans[position]
+    return ScanProof(
+        values=batch_document.standard_tree_values(sealed)[position],
+        leaf="0x" + tree.leaf(position).hex(),
+        proof=["0x" + node.hex() for node in tree.proof(position)],
+        root="0x" + sealed.root.hex(),
+        scan={
+            "item": scan.item,
+            "seq": scan.seq,
+            "prev_hash": "0x" + scan.prev_hash.hex(),
+            "biz_step": scan.biz_step.cbv,
+            "disposition": scan.disposition.cbv,
+            "read_point": scan.read_point,
+            "time": scan.time,
+            "document": "0x" + scan.document.hex(),
+            "biz_transaction": "0x" + scan.biz_transaction.hex(),
+        },
+    )

@@ -1,0 +1,547 @@
+"""Scan batch documents: the canonical, versioned file behind one ``BatchAnchored`` root (docs/batching.md).
+
+A batch document lists observation scans recorded by one submitter; the chain holds only its Merkle
+root, event count and sha2-256 digest (contracts/BatchAnchor.sol). The document is JSON in one
+canonical byte form, so that one content has one digest:
+
+- UTF-8, object keys sorted, no whitespace (``json.dumps(sort_keys=True, separators=(",", ":"),
+  ensure_ascii=False)``); only objects, arrays, strings and integers in ``[0, 2**53)``;
+- hashes and addresses as ``0x`` + lowercase hex; bizStep and disposition as their CBV names; the
+  read point as its SGLN ``company.location.extension`` text; ``time`` in Unix seconds.
+
+:func:`decode` accepts exactly the bytes :func:`encode` writes: anything else (another key order,
+whitespace, a missing or extra field, a float, a wrong root) is refused with the reason, so a
+document that decodes is canonical, complete and consistent with its own root.
+
+Each scan's Merkle leaf is OpenZeppelin's StandardMerkleTree leaf of the tuple
+``(itemId, seq, prevHash, bizStep, disposition, location, document, bizTransaction, time,
+submitter)`` typed :data:`LEAF_ENCODING` (contracts/interfaces/IBatchAnchor.sol's ``ScanLeaf``), and
+that leaf hash is also the scan's hash in its item's chain of batched scans: scan ``seq`` carries
+the hash of the item's scan ``seq - 1`` as ``prevHash`` (zero for seq 0), across batches.
+
+Invariants of a decoded document: 1..:data:`MAX_EVENTS` scans, every one of a batchable step
+(:data:`BATCHABLE_STEPS`) with a batchable disposition (:data:`BATCHABLE_DISPOSITIONS`); an item's
+scans inside one document have consecutive seqs in document order, each linked to the one before;
+``root`` is the StandardMerkleTree root of the leaves. Whether the first scan of each item links to
+the item's chain so far is :func:`check_continuity`'s question, which needs the index. Pure, no I/O.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Mapping, MutableMapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ledger_service.core.codes import BizStep, Disposition, encode_location, step_refusal
+from ledger_service.core.hashchain import item_id as uri_item_id
+from ledger_service.core.keccak import keccak_256
+from ledger_service.core.merkle import StandardTree
+
+FORMAT = "returns-ledger/scan-batch"
+VERSION = 1
+MAX_EVENTS = 65_536
+"""Most scans in one document: BatchAnchor's MAX_BATCH_EVENTS (a test compares them)."""
+MAX_URI_BYTES = 256
+"""Longest item URI, in UTF-8 bytes: ProvenanceLedger's MAX_URI_LENGTH."""
+MAX_JSON_INT = 2**53
+"""Integers stay below this, so every JSON reader (JavaScript's too) reads them exactly."""
+
+LEAF_ENCODING: tuple[str, ...] = (
+    "bytes32",  # itemId
+    "uint64",  # seq
+    "bytes32",  # prevHash
+    "uint8",  # bizStep
+    "uint8",  # disposition
+    "bytes32",  # location
+    "bytes32",  # document
+    "bytes32",  # bizTransaction
+    "uint64",  # time
+    "address",  # submitter
+)
+"""The ABI types of a scan's leaf values, in order (``ScanLeaf`` in IBatchAnchor.sol)."""
+
+BATCHABLE_STEPS: frozenset[BizStep] = frozenset(
+    {
+        BizStep.PACKING,
+        BizStep.SHIPPING,
+        BizStep.RECEIVING,
+        BizStep.DEPARTING,
+        BizStep.ARRIVING,
+        BizStep.TRANSPORTING,
+        BizStep.STOCKING,
+    }
+)
+"""Observation steps: where an item was seen, not a change of its ownership, condition or existence.
+Commissioning and retail_selling (registration and sales), inspecting, repairing, destroying,
+decommissioning and holding (recalls) stay individual on-chain events."""
+
+BATCHABLE_DISPOSITIONS: frozenset[Disposition] = frozenset(
+    {
+        Disposition.IN_PROGRESS,
+        Disposition.IN_TRANSIT,
+        Disposition.SELLABLE_ACCESSIBLE,
+        Disposition.SELLABLE_NOT_ACCESSIBLE,
+    }
+)
+"""Dispositions a batched scan may carry. Left out, because money or ownership hangs on them:
+retail_sold (a sale or a delivery), returned (a return's scans, which pay refunds), damaged,
+conformant and non_conformant (inspection), recalled, destroyed, inactive, and active (commissioning)."""
+
+ZERO32 = b"\0" * 32
+_TOP_KEYS = frozenset({"format", "version", "chainId", "batchAnchor", "submitter", "root", "events"})
+_EVENT_KEYS = frozenset(
+    {"item", "seq", "prevHash", "bizStep", "disposition", "readPoint", "time", "document", "bizTransaction"}
+)
+_STEPS_BY_NAME = {step.cbv: step for step in BizStep}
+_DISPOSITIONS_BY_NAME = {disposition.cbv: disposition for disposition in Disposition}
+
+
+class BatchDocumentError(ValueError):
+    """A batch document that is malformed, not canonical, inconsistent, or breaks an item's chain of scans."""
+
+
+@dataclass(frozen=True, slots=True)
+class BatchedScan:
+    """One scan of a batch, as the document lists it."""
+
+    item: str
+    """The item's GS1 URI (its id is keccak256 of it)."""
+    seq: int
+    prev_hash: bytes
+    biz_step: BizStep
+    disposition: Disposition
+    read_point: str
+    """SGLN ``company.location.extension``, at most 32 ASCII characters."""
+    time: int
+    document: bytes = ZERO32
+    biz_transaction: bytes = ZERO32
+
+    @property
+    def item_id(self) -> bytes:
+        return uri_item_id(self.item)
+
+    def leaf_values(self, submitter: bytes) -> tuple[bytes | int, ...]:
+        """The leaf's values in :data:`LEAF_ENCODING` order; ``submitter`` as 20 bytes."""
+        return (
+            self.item_id,
+            self.seq,
+            self.prev_hash,
+            int(self.biz_step),
+            int(self.disposition),
+            encode_location(self.read_point),
+            self.document,
+            self.biz_transaction,
+            self.time,
+            submitter,
+        )
+
+    def leaf_hash(self, submitter: bytes) -> bytes:
+        """The scan's Merkle leaf, also its hash in the item's chain of batched scans.
+
+        The same as ``merkle.leaf_hash(merkle.abi_encode_static(LEAF_ENCODING, leaf_values))``, built
+        word by word because the batcher and the indexer hash every scan.
+        """
+        encoded = b"".join(
+            (
+                self.item_id,
+                self.seq.to_bytes(32, "big"),
+                self.prev_hash,
+                int(self.biz_step).to_bytes(32, "big"),
+                int(self.disposition).to_bytes(32, "big"),
+                encode_location(self.read_point),
+                self.document,
+                self.biz_transaction,
+                self.time.to_bytes(32, "big"),
+                bytes(12),
+                submitter,
+            )
+        )
+        return keccak_256(keccak_256(encoded).digest()).digest()
+
+
+@dataclass(frozen=True, slots=True)
+class BatchDocument:
+    """A sealed batch: its scans, who submits it, to which anchor contract, and their Merkle root."""
+
+    chain_id: int
+    batch_anchor: bytes
+    """The BatchAnchor contract's address, 20 bytes."""
+    submitter: bytes
+    """The submitting account's address, 20 bytes: the leaves' ``submitter``."""
+    scans: tuple[BatchedScan, ...]
+    root: bytes
+
+    def leaves(self) -> list[bytes]:
+        """The scans' leaf hashes, in document order."""
+        return [scan.leaf_hash(self.submitter) for scan in self.scans]
+
+    def tree(self) -> StandardTree:
+        """The StandardMerkleTree of the leaves (value ``i`` is scan ``i``)."""
+        return StandardTree.of(self.leaves())
+
+
+def seal(*, chain_id: int, batch_anchor: bytes, submitter: bytes, scans: Sequence[BatchedScan]) -> BatchDocument:
+    """The document of these scans, its root computed. Raises :class:`BatchDocumentError` as :func:`decode` would."""
+    document = BatchDocument(chain_id, batch_anchor, submitter, tuple(scans), ZERO32)
+    root = StandardTree.of(_check(document)).root
+    return BatchDocument(chain_id, batch_anchor, submitter, tuple(scans), root)
+
+
+def _hex(raw: bytes) -> str:
+    return "0x" + raw.hex()
+
+
+def _scan_json(scan: BatchedScan) -> dict[str, object]:
+    return {
+        "item": scan.item,
+        "seq": scan.seq,
+        "prevHash": _hex(scan.prev_hash),
+        "bizStep": scan.biz_step.cbv,
+        "disposition": scan.disposition.cbv,
+        "readPoint": scan.read_point,
+        "time": scan.time,
+        "document": _hex(scan.document),
+        "bizTransaction": _hex(scan.biz_transaction),
+    }
+
+
+def encode(document: BatchDocument) -> bytes:
+    """The document's canonical bytes (the ones whose sha2-256 CID digest is anchored)."""
+    body = {
+        "format": FORMAT,
+        "version": VERSION,
+        "chainId": document.chain_id,
+        "batchAnchor": _hex(document.batch_anchor),
+        "submitter": _hex(document.submitter),
+        "root": _hex(document.root),
+        "events": [_scan_json(scan) for scan in document.scans],
+    }
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise BatchDocumentError(f"the key {key!r} appears twice in one object")
+        result[key] = value
+    return result
+
+
+def _refuse_number(text: str) -> Any:
+    raise BatchDocumentError(f"{text} is not an integer: batch documents hold integers only")
+
+
+def _int(value: object, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < MAX_JSON_INT:
+        raise BatchDocumentError(f"{where} must be an integer in [0, 2**53), got {value!r}")
+    return value
+
+
+def _bytes(value: object, size: int, where: str) -> bytes:
+    if not isinstance(value, str) or len(value) != 2 + 2 * size or not value.startswith("0x"):
+        raise BatchDocumentError(f"{where} must be 0x and {2 * size} lowercase hex digits, got {value!r}")
+    digits = value[2:]
+    if digits != digits.lower():
+        raise BatchDocumentError(f"{where} must be lowercase hex, got {value!r}")
+    try:
+        return bytes.fromhex(digits)
+    except ValueError:
+        raise BatchDocumentError(f"{where} must be 0x and {2 * size} lowercase hex digits, got {value!r}") from None
+
+
+def _name(value: object, table: Mapping[str, Any], where: str) -> Any:
+    if not isinstance(value, str) or value not in table:
+        raise BatchDocumentError(f"{where} must be a CBV name ({', '.join(sorted(table))}), got {value!r}")
+    return table[value]
+
+
+def _scan(raw: object, index: int) -> BatchedScan:
+    where = f"events[{index}]"
+    if not isinstance(raw, dict):
+        raise BatchDocumentError(f"{where} must be an object")
+    if set(raw) != _EVENT_KEYS:
+        missing, extra = sorted(_EVENT_KEYS - set(raw)), sorted(set(raw) - _EVENT_KEYS)
+        raise BatchDocumentError(f"{where} has missing fields {missing} and unknown fields {extra}")
+    item, read_point = raw["item"], raw["readPoint"]
+    if not isinstance(item, str):
+        raise BatchDocumentError(f"{where}.item must be the item's GS1 URI (a string)")
+    if not isinstance(read_point, str):
+        raise BatchDocumentError(f"{where}.readPoint must be an SGLN company.location.extension (a string)")
+    return BatchedScan(
+        item=item,
+        seq=_int(raw["seq"], f"{where}.seq"),
+        prev_hash=_bytes(raw["prevHash"], 32, f"{where}.prevHash"),
+        biz_step=_name(raw["bizStep"], _STEPS_BY_NAME, f"{where}.bizStep"),
+        disposition=_name(raw["disposition"], _DISPOSITIONS_BY_NAME, f"{where}.disposition"),
+        read_point=read_point,
+        time=_int(raw["time"], f"{where}.time"),
+        document=_bytes(raw["document"], 32, f"{where}.document"),
+        biz_transaction=_bytes(raw["bizTransaction"], 32, f"{where}.bizTransaction"),
+    )
+
+
+def decode(data: bytes) -> BatchDocument:
+    """The document in ``data``, checked whole (see the module docstring). Raises :class:`BatchDocumentError`."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BatchDocumentError(f"a batch document is UTF-8 JSON: byte {exc.start} is not UTF-8") from None
+    try:
+        raw = json.loads(
+            text, object_pairs_hook=_unique_keys, parse_float=_refuse_number, parse_constant=_refuse_number
+        )
+    except BatchDocumentError:
+        raise
+    except ValueError as exc:  # json.JSONDecodeError, or an integer past Python's digit limit
+        raise BatchDocumentError(f"a batch document is JSON: {exc}") from None
+    if not isinstance(raw, dict):
+        raise BatchDocumentError("a batch document is a JSON object")
+    if raw.get("format") != FORMAT:
+        raise BatchDocumentError(f"not a scan batch document: format must be {FORMAT!r}, got {raw.get('format')!r}")
+    if raw.get("version") != VERSION:
+        raise BatchDocumentError(f"unsupported batch document version {raw.get('version')!r} (this reads {VERSION})")
+    if set(raw) != _TOP_KEYS:
+        missing, extra = sorted(_TOP_KEYS - set(raw)), sorted(set(raw) - _TOP_KEYS)
+        raise BatchDocumentError(f"the document has missing fields {missing} and unknown fields {extra}")
+    events = raw["events"]
+    if not isinstance(events, list):
+        raise BatchDocumentError("events must be an array")
+    document = BatchDocument(
+        chain_id=_int(raw["chainId"], "chainId"),
+        batch_anchor=_bytes(raw["batchAnchor"], 20, "batchAnchor"),
+        submitter=_bytes(raw["submitter"], 20, "submitter"),
+        scans=tuple(_scan(event, i) for i, event in enumerate(events)),
+        root=_bytes(raw["root"], 32, "root"),
+    )
+    leaves = _check(document)
+    if encode(document) != data:
+        raise BatchDocumentError("the document is not in canonical form (sorted keys, no whitespace, as encode writes)")
+    root = StandardTree.of(leaves).root
+    if root != document.root:
+        raise BatchDocumentError(f"root {_hex(document.root)} is not the Merkle root of the events ({_hex(root)})")
+    return document
+
+
+def _check(document: BatchDocument) -> list[bytes]:
+    """The rules that need no index: sizes, batchable steps, and the item chains inside the document.
+
+    Returns the leaves (computed for the chain links), so that callers do not hash every scan twice.
+    """
+    count = len(document.scans)
+    if not 1 <= count <= MAX_EVENTS:
+        raise BatchDocumentError(f"a batch holds 1 to {MAX_EVENTS} events, this one {count}")
+    if document.chain_id < 1:
+        raise BatchDocumentError("chainId must be a chain id (1 or more)")
+    if len(document.batch_anchor) != 20 or len(document.submitter) != 20:
+        raise BatchDocumentError("batchAnchor and submitter must be 20-byte addresses")
+    last: dict[str, tuple[int, bytes]] = {}
+    leaves = []
+    for index, scan in enumerate(document.scans):
+        _check_scan(scan, index)
+        leaf = scan.leaf_hash(document.submitter)
+        before = last.get(scan.item)
+        if before is not None:
+            seq, hashed = before
+            if scan.seq != seq + 1:
+                raise BatchDocumentError(
+                    f"events[{index}]: {scan.item} scan #{scan.seq} follows its scan #{seq} in this batch "
+                    f"(an item's scans are numbered in order without gaps)"
+                )
+            if scan.prev_hash != hashed:
+                raise BatchDocumentError(
+                    f"events[{index}]: prevHash of {scan.item} scan #{scan.seq} is not the hash of its scan #{seq}"
+                )
+        last[scan.item] = (scan.seq, leaf)
+        leaves.append(leaf)
+    return leaves
+
+
+def _check_scan(scan: BatchedScan, index: int) -> None:
+    where = f"events[{index}]"
+    uri_bytes = len(scan.item.encode("utf-8"))
+    if not 1 <= uri_bytes <= MAX_URI_BYTES:
+        raise BatchDocumentError(f"{where}.item must be a GS1 URI of 1 to {MAX_URI_BYTES} bytes, got {uri_bytes}")
+    if scan.biz_step not in BATCHABLE_STEPS:
+        allowed = ", ".join(sorted(step.cbv for step in BATCHABLE_STEPS))
+        raise BatchDocumentError(
+            f"{where}: {scan.biz_step.cbv} cannot be batched; record it on-chain (batchable steps: {allowed})"
+        )
+    if scan.disposition not in BATCHABLE_DISPOSITIONS:
+        allowed = ", ".join(sorted(d.cbv for d in BATCHABLE_DISPOSITIONS))
+        raise BatchDocumentError(
+            f"{where}: disposition {scan.disposition.cbv} cannot be batched; record it on-chain "
+            f"(batchable dispositions: {allowed})"
+        )
+    if not scan.read_point or not scan.read_point.isascii() or len(scan.read_point) > 32:
+        raise BatchDocumentError(f"{where}.readPoint must be 1 to 32 ASCII characters, got {scan.read_point!r}")
+    if (scan.seq == 0) != (scan.prev_hash == ZERO32):
+        raise BatchDocumentError(f"{where}: prevHash is zero exactly for an item's first scan (seq 0)")
+    hashes = {"prevHash": scan.prev_hash, "document": scan.document, "bizTransaction": scan.biz_transaction}
+    for name, value in hashes.items():
+        if len(value) != 32:
+            raise BatchDocumentError(f"{where}.{name} must be 32 bytes")
+    if not 0 <= scan.seq < MAX_JSON_INT or not 0 <= scan.time < MAX_JSON_INT:
+        raise BatchDocumentError(f"{where}: seq and time must be integers in [0, 2**53)")
+
+
+@dataclass(frozen=True, slots=True)
+class ChainHead:
+    """The last batched scan of an item before a batch: its seq and leaf hash."""
+
+    seq: int
+    hash: bytes
+
+
+def check_continuity(document: BatchDocument, heads: Mapping[str, ChainHead]) -> list[str]:
+    """Why the first scan of each item in ``document`` does not continue that item's chain (empty: all do).
+
+    ``heads`` maps an item URI to its last batched scan so far; an item absent from it has none, so
+    its first scan here must be seq 0 with a zero prevHash.
+    """
+    problems: list[str] = []
+    seen: set[str] = set()
+    for index, scan in enumerate(document.scans):
+        if scan.item in seen:
+            continue
+        seen.add(scan.item)
+        head = heads.get(scan.item)
+        expected_seq, expected_prev = (head.seq + 1, head.hash) if head else (0, ZERO32)
+        if scan.seq != expected_seq:
+            problems.append(
+                f"events[{index}]: {scan.item} scan #{scan.seq}, expected #{expected_seq} (missing or repeated)"
+            )
+        elif scan.prev_hash != expected_prev:
+            problems.append(
+                f"events[{index}]: prevHash of {scan.item} scan #{scan.seq} does not link to its scan #{scan.seq - 1}"
+            )
+    return problems
+
+
+def append_scan(
+    heads: MutableMapping[str, ChainHead],
+    *,
+    submitter: bytes,
+    item: str,
+    biz_step: BizStep,
+    disposition: Disposition,
+    read_point: str,
+    time: int,
+    document: bytes = ZERO32,
+    biz_transaction: bytes = ZERO32,
+) -> BatchedScan:
+    """The item's next scan in its chain (seq and prevHash from ``heads``), and ``heads`` moved onto it."""
+    head = heads.get(item)
+    scan = BatchedScan(
+        item=item,
+        seq=head.seq + 1 if head else 0,
+        prev_hash=head.hash if head else ZERO32,
+        biz_step=biz_step,
+        disposition=disposition,
+        read_point=read_point,
+        time=time,
+        document=document,
+        biz_transaction=biz_transaction,
+    )
+    heads[item] = ChainHead(scan.seq, scan.leaf_hash(submitter))
+    return scan
+
+
+def check_anchor(
+    document: BatchDocument,
+    *,
+    root: bytes,
+    submitter: bytes,
+    count: int,
+    chain_id: int,
+    batch_anchor: bytes,
+    anchored_at: int,
+) -> list[str]:
+    """Why ``document`` is not the batch a ``BatchAnchored`` event announced (empty: it is).
+
+    The event's fields as the indexer decodes them (addresses as 20 bytes). The caller checks first that the
+    document's bytes have the event's digest (``documents/cid.py``): that is what fetched the document.
+    """
+    problems = []
+    if document.root != root:
+        problems.append(f"the document's root {_hex(document.root)} is not the anchored {_hex(root)}")
+    if document.submitter != submitter:
+        problems.append(
+            f"the document names submitter {_hex(document.submitter)}, the anchor was sent by {_hex(submitter)}"
+        )
+    if len(document.scans) != count:
+        problems.append(f"the document lists {len(document.scans)} scans, the anchor declared {count}")
+    if document.chain_id != chain_id or document.batch_anchor != batch_anchor:
+        problems.append(
+            f"the document is for BatchAnchor {_hex(document.batch_anchor)} on chain {document.chain_id}, "
+            f"not {_hex(batch_anchor)} on chain {chain_id}"
+        )
+    late = [i for i, scan in enumerate(document.scans) if scan.time > anchored_at]
+    if late:
+        problems.append(
+            f"{len(late)} scans (the first events[{late[0]}]) are dated after their anchor's block ({anchored_at})"
+        )
+    return problems
+
+
+@dataclass(frozen=True, slots=True)
+class ItemStanding:
+    """What the index knows of a scanned item when its batch was anchored."""
+
+    merchant: str
+    """Its merchant of record, lowercase hex."""
+    destroyed: bool
+
+
+def scan_refusals(
+    document: BatchDocument,
+    *,
+    roles: Collection[str],
+    sells_for: Collection[str],
+    items: Mapping[str, ItemStanding],
+) -> list[str]:
+    """Why scans of ``document`` could not have been recorded on-chain by its submitter (empty: all could).
+
+    The per-scan rules the contract applies to an on-chain event and leaves to the indexer for a batch: the
+    item is registered (``items`` has its URI) and not destroyed, and the submitter's ``roles`` (and the
+    merchants it ``sells_for``) allow the step on that item (:func:`~ledger_service.core.codes.step_refusal`),
+    all as of the anchor's block.
+    """
+    actor = _hex(document.submitter)
+    problems = []
+    for index, scan in enumerate(document.scans):
+        item = items.get(scan.item)
+        if item is None:
+            problems.append(f"events[{index}]: item {scan.item} is not registered")
+        elif item.destroyed:
+            problems.append(f"events[{index}]: item {scan.item} was destroyed: nothing is recorded after destroying")
+        else:
+            why = step_refusal(scan.biz_step, roles=roles, actor=actor, merchant=item.merchant, sells_for=sells_for)
+            if why is not None:
+                problems.append(
+                    f"events[{index}]: account {actor} may not record {scan.biz_step.cbv} on item {scan.item}: {why}"
+                )
+    return problems
+
+
+def heads_after(document: BatchDocument, heads: Mapping[str, ChainHead]) -> dict[str, ChainHead]:
+    """``heads`` moved past this document's scans (what the next batch must continue)."""
+    moved = dict(heads)
+    for scan, leaf in zip(document.scans, document.leaves(), strict=True):
+        moved[scan.item] = ChainHead(scan.seq, leaf)
+    return moved
+
+
+def standard_tree_values(document: BatchDocument) -> list[list[str]]:
+    """The leaves' values as ``@openzeppelin/merkle-tree`` takes them (hex, decimal strings), in document order."""
+    return [leaf_json_values(scan, document.submitter) for scan in document.scans]
+
+
+def leaf_json_values(scan: BatchedScan, submitter: bytes) -> list[str]:
+    """One scan's leaf values as ``@openzeppelin/merkle-tree`` takes them (hex, decimal strings)."""
+    return [_json_value(value) for value in scan.leaf_values(submitter)]
+
+
+def _json_value(value: bytes | int) -> str:
+    return _hex(value) if isinstance(value, bytes) else str(value)

@@ -1,0 +1,163 @@
+"""Applies anchored scan batches: each ``BatchAnchored`` log's document, fetched by digest, checked, then written.
+
+The sync loop (:mod:`ledger_service.indexer.sync`) writes a ``batch_anchors`` row per ``BatchAnchored`` log, in
+state ``pending_document``, in the same transaction as the block's other events. :class:`BatchResolver` then
+takes the pending anchors in the chain's order and, for each:
+
+1. reads the document from the document store by the anchored digest (the store re-hashes what it serves); a
+   document it does not hold (yet), or a store that does not answer, leaves the anchor pending with the reason,
+   and the pass stops there: a later batch may continue the chains of this one's items, so it waits;
+2. decodes it (``batch_document.decode``: canonical bytes, batchable steps, the root), checks it against the
+   event (``check_anchor``), the submitter's roles and each item as of the anchor's position
+   (``scan_refusals``), and each item's chain of batched scans (``check_continuity``);
+3. writes every scan (with the anchor's position as the batch id and the scan's place in the document as its
+   leaf index) and marks the anchor ``applied``, or marks it ``refused`` with every reason: one transaction,
+   never half a batch.
+
+Invariants: an anchor is settled at most once (the store settles only a pending anchor with the same position
+and content, so a reorg that replaced it in between settles nothing); batches are applied in the chain's order,
+so the index after any sequence of restarts equals a clean re-index once every document is available.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import structlog
+
+from ledger_service.core import batch_document
+from ledger_service.core.batch_document import BatchDocument, BatchDocumentError, ChainHead, ItemStanding
+from ledger_service.documents.cid import Cid
+from ledger_service.documents.interface import DocumentStore
+from ledger_service.errors import DocumentIntegrityError, NotFoundError, RetryableError
+from ledger_service.store.batches import AnchorRow, BatchContext, batch_context, pending_anchors
+from ledger_service.store.handle import AnchorKey, Store
+
+log = structlog.get_logger(__name__)
+
+MAX_REASONS = 20
+"""A refused batch keeps this many reasons in full (and how many more there were)."""
+
+
+@dataclass(slots=True)
+class ResolveStats:
+    """What one :meth:`BatchResolver.run` did."""
+
+    applied: int = 0
+    refused: int = 0
+    waiting: int = 0
+    """Anchors whose document could not be had (0 or 1: the pass stops at the first)."""
+
+
+class BatchResolver:
+    """Settles pending anchors of one BatchAnchor contract on one chain from one document store."""
+
+    def __init__(self, *, store: Store, documents: DocumentStore, chain_id: int, batch_anchor: str) -> None:
+        self.store = store
+        self.documents = documents
+        self.chain_id = chain_id
+        self.batch_anchor = bytes.fromhex(batch_anchor.lower().removeprefix("0x"))
+
+    def run(self, *, limit: int = 100) -> ResolveStats:
+        """Settles up to ``limit`` pending anchors, oldest first; stops at one whose document is unavailable."""
+        stats = ResolveStats()
+        for anchor in pending_anchors(self.store, limit=limit):
+            key = anchor.key
+            try:
+                data = self.documents.read(Cid.from_digest(anchor.document_digest))
+            except (NotFoundError, RetryableError) as exc:
+                reason = f"document {Cid.from_digest(anchor.document_digest)} not available yet: {exc}"
+                self.store.note_pending_batch(key, reason)
+                log.info("batch_document_pending", block=anchor.block_number, root=anchor.root, reason=reason)
+                stats.waiting += 1
+                break
+            except DocumentIntegrityError as exc:
+                self._refuse(key, [f"the document's bytes do not have the anchored digest: {exc}"], stats)
+                continue
+            try:
+                document = batch_document.decode(data)
+            except BatchDocumentError as exc:
+                self._refuse(key, [f"not a valid batch document: {exc}"], stats)
+                continue
+            problems = self.problems(anchor, document)
+            if problems:
+                self._refuse(key, problems, stats)
+            elif self.store.apply_batch(key, scan_rows(document)):
+                stats.applied += 1
+                log.info("batch_applied", block=anchor.block_number, root=anchor.root, scans=anchor.count)
+        return stats
+
+    def problems(self, anchor: AnchorRow, document: BatchDocument) -> list[str]:
+        """Every reason ``document`` may not be applied as the batch ``anchor`` announced (empty: it may)."""
+        problems = batch_document.check_anchor(
+            document,
+            root=_bytes(anchor.root),
+            submitter=_bytes(anchor.submitter),
+            count=anchor.count,
+            chain_id=self.chain_id,
+            batch_anchor=self.batch_anchor,
+            anchored_at=anchor.anchored_at,
+        )
+        if problems:
+            return problems
+        ids = {scan.item: "0x" + scan.item_id.hex() for scan in document.scans}
+        context = batch_context(
+            self.store,
+            block_number=anchor.block_number,
+            log_index=anchor.log_index,
+            submitter=anchor.submitter,
+            item_ids=list(ids.values()),
+        )
+        standings, heads = _by_uri(context, ids)
+        problems = batch_document.scan_refusals(
+            document, roles=context.roles, sells_for=context.sells_for, items=standings
+        )
+        return problems + batch_document.check_continuity(document, heads)
+
+    def _refuse(self, key: AnchorKey, problems: list[str], stats: ResolveStats) -> None:
+        reason = "; ".join(problems[:MAX_REASONS])
+        if len(problems) > MAX_REASONS:
+            reason += f"; and {len(problems) - MAX_REASONS} more"
+        if self.store.refuse_batch(key, reason):
+            stats.refused += 1
+            log.warning("batch_refused", block=key.block_number, root=key.root, reason=reason)
+
+
+def scan_rows(document: BatchDocument) -> list[dict[str, object]]:
+    """The batched_scans rows of a document's scans (without the anchor's position, which the store adds)."""
+    submitter = "0x" + document.submitter.hex()
+    return [
+        {
+            "item_id": "0x" + scan.item_id.hex(),
+            "seq": scan.seq,
+            "prev_hash": "0x" + scan.prev_hash.hex(),
+            "leaf_hash": "0x" + leaf.hex(),
+            "biz_step": int(scan.biz_step),
+            "disposition": int(scan.disposition),
+            "read_point": scan.read_point,
+            "document": "0x" + scan.document.hex(),
+            "biz_transaction": "0x" + scan.biz_transaction.hex(),
+            "time": scan.time,
+            "submitter": submitter,
+            "leaf_index": index,
+        }
+        for index, (scan, leaf) in enumerate(zip(document.scans, document.leaves(), strict=True))
+    ]
+
+
+def _bytes(hex_text: str) -> bytes:
+    return bytes.fromhex(hex_text.removeprefix("0x"))
+
+
+def _by_uri(context: BatchContext, ids: dict[str, str]) -> tuple[dict[str, ItemStanding], dict[str, ChainHead]]:
+    """The context's items and chain heads keyed by item URI, as the document's checks take them."""
+    standings: dict[str, ItemStanding] = {}
+    heads: dict[str, ChainHead] = {}
+    for uri, item_id in ids.items():
+        facts = context.items.get(item_id)
+        if facts is not None:
+            standings[uri] = ItemStanding(merchant=facts.merchant, destroyed=facts.destroyed)
+        head = context.heads.get(item_id)
+        if head is not None:
+            heads[uri] = ChainHead(head[0], _bytes(head[1]))
+    return standings, heads

@@ -1,0 +1,858 @@
+"""Analytics rollups (``analytics_*``, revision 0015): their incremental refresh and the dashboard's reads.
+
+The refresh (:func:`refresh_rollups`) folds into the rollups what changed since its watermark, in short write
+transactions under a lock held across them (PostgreSQL: a session advisory lock; SQLite: an ``flock`` beside the
+database), so two API workers never fold the same change twice and the indexer never waits long on SQLite:
+
+- sales in blocks above the watermark's block, up to the index's checkpoint, add to ``analytics_sales``;
+- a return request is *touched* when it was created or decided since the watermark's request time (less
+  :data:`SLACK_S`, for transactions that commit late), when its return has a transition or a payout in those
+  blocks, or when its carrier shipment is that recent. A touched request's fact row is computed again from the
+  index; the rollups get the new row's share minus the old row's share (both staged in a temporary table, summed
+  into each rollup by one statement), so folding a request twice is harmless;
+- a reorg under the watermark's block (the checkpoint went back, or the block's hash changed) rebuilds the
+  rollups from nothing: reorgs stay above finality and are rare, and a rebuild is a background job.
+
+Invariants: after a refresh, every rollup equals the sum over the fact rows (returns, speed, terms) or over the
+sales up to the watermark (sales) of their shares; each row counted once per grain (``d``, ``w``, ``m``).
+
+Reads sum the rollups over a range of days split into whole months, weeks and days
+(:func:`ledger_service.core.days.split`): a few rows per key whatever the length of the history.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import threading
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    and_,
+    func,
+    literal,
+    or_,
+    select,
+    text,
+    union_all,
+)
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.schema import CreateTable
+from sqlalchemy.sql.elements import ColumnElement
+
+from ledger_service.core.codes import ReturnState
+from ledger_service.core.days import GRAINS, Grain, bucket_of, day_of, month_of, split, week_of
+from ledger_service.store._db import insert_rows, key_in, read_transaction, sqlite_path, write_transaction
+from ledger_service.store.handle import Store
+from ledger_service.store.tables import (
+    analytics_facts,
+    analytics_returns,
+    analytics_sales,
+    analytics_speed,
+    analytics_terms,
+    analytics_watermark,
+    blocks,
+    carrier_shipments,
+    checkpoint,
+    escrow_payouts,
+    item_categories,
+    items,
+    return_requests,
+    return_transitions,
+    returns,
+    sales,
+)
+
+__all__ = [
+    "METRICS",
+    "RETURN_VALUES",
+    "SLACK_S",
+    "Counted",
+    "Fact",
+    "RefreshStats",
+    "Scope",
+    "durations",
+    "gtin_known",
+    "merchant_known",
+    "refresh_rollups",
+    "refreshed_at",
+    "returned",
+    "sold",
+    "term_counts",
+]
+
+SLACK_S = 300
+"""Seconds before the watermark's request time that every refresh looks at again (late commits, clock skew)."""
+SPLIT = 10**12
+"""Rollup amounts are ``hi * SPLIT + lo``."""
+_CHUNK = 1000
+SALES_CHUNK = 20_000
+"""Sales folded in one write transaction (about; whole blocks): short enough that the indexer waits little."""
+_ALL = ReturnState
+METRICS = ("request_refund", "scan_refund", "delivery_inspection")
+
+
+@dataclass(frozen=True)
+class Fact:
+    """What the rollups count of one return request."""
+
+    request_id: str
+    merchant: str
+    gtin: int
+    category: str
+    reason_code: str
+    carrier: str
+    outcome: str
+    day: int
+    return_id: str | None
+    requested_at: int
+    scanned_at: int | None
+    received_at: int | None
+    inspected_at: int | None
+    refunded_at: int | None
+    refund: int
+    fee_kept: int
+    outstanding: int
+    dispute: str
+    terms: tuple[str, ...]
+    token: str = ""
+    exchange: bool = False
+    replacement_gtin: int | None = None
+
+    def durations(self) -> dict[str, int]:
+        """Seconds of each speed metric the request has reached."""
+        spans = {
+            "request_refund": (self.requested_at, self.refunded_at),
+            "scan_refund": (self.scanned_at, self.refunded_at),
+            "delivery_inspection": (self.received_at, self.inspected_at),
+        }
+        return {m: max(0, b - a) for m, (a, b) in spans.items() if a is not None and b is not None}
+
+
+@dataclass
+class RefreshStats:
+    rebuilt: bool = False
+    sales: int = 0
+    requests: int = 0
+    block_number: int = -1
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What a read covers: one merchant (or all), optionally one GTIN, the days ``first..last`` inclusive."""
+
+    first: int
+    last: int
+    merchant: str | None = None
+    gtin: int | None = None
+
+
+# ---- the refresh --------------------------------------------------------------------------------------------
+
+
+@contextmanager
+def _refresh_lock(store: Store) -> Iterator[None]:
+    """One refresh at a time across the API's workers, held over the refresh's several transactions
+    (PostgreSQL: a session-level advisory lock on a connection of its own; SQLite: an ``flock`` beside the
+    database file; in memory: this process's lock). A second refresh waits, then finds little new."""
+    if store.engine.dialect.name == "postgresql":
+        key = int.from_bytes(hashlib.sha256(b"ledger analytics refresh").digest()[:8], "big", signed=True)
+        with store.engine.connect() as conn:
+            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+            conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
+            try:
+                yield
+            finally:
+                with suppress(SQLAlchemyError):  # the connection is gone: the server released the lock
+                    conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+        return
+    path = sqlite_path(store.engine.url.render_as_string(hide_password=False))
+    if path is None:
+        with _MEMORY_LOCK:
+            yield
+        return
+    fd = os.open(f"{os.path.abspath(path)}.analytics.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the flock
+
+
+_MEMORY_LOCK = threading.Lock()
+
+
+def refresh_rollups(store: Store, *, terms: Callable[[str], Sequence[str]], now: int) -> RefreshStats:
+    """Folds what changed since the watermark into the rollups (see the module docstring); ``terms`` gives a
+    comment's theme terms. Several short write transactions, so that on SQLite the indexer never waits long for
+    the writer lock: the touched requests a chunk at a time (folding a request again is harmless), then the sales
+    a chunk of blocks at a time, each chunk moving the watermark's block on."""
+    stats = RefreshStats()
+    with _refresh_lock(store):
+        with write_transaction(store.engine) as conn:
+            mark = conn.execute(select(analytics_watermark).where(analytics_watermark.c.id == 1)).first()
+            head = conn.execute(select(checkpoint.c.block_number, checkpoint.c.block_hash)).first()
+            head_block, head_hash = (-1, "") if head is None else (int(head.block_number), str(head.block_hash))
+            if mark is not None and _reorged(conn, mark.block_number, mark.block_hash, head_block):
+                mark, stats.rebuilt = None, True
+            if mark is None:  # a first fold, or a rebuild: from nothing, or the sales would be counted twice
+                for table in (analytics_sales, analytics_returns, analytics_speed, analytics_terms, analytics_facts):
+                    conn.execute(table.delete())
+                conn.execute(analytics_watermark.delete())
+                conn.execute(
+                    analytics_watermark.insert().values(
+                        id=1, block_number=-1, block_hash="", request_time=0, shipment_time=0, refreshed_at=now
+                    )
+                )
+            since_block = -1 if mark is None else int(mark.block_number)
+            since_time = int(mark.request_time) - SLACK_S if mark is not None else 0
+            since_ship = int(mark.shipment_time) - SLACK_S if mark is not None else 0
+            # read before the requests: a request made while they are folded is found again next time
+            request_time = conn.execute(
+                select(func.max(return_requests.c.created_at), func.max(return_requests.c.decided_at))
+            ).one()
+            shipment_time = conn.execute(select(func.max(carrier_shipments.c.created_at))).scalar()
+            ids = _touched(conn, since_block, head_block, since_time, since_ship)
+        for start in range(0, len(ids), _CHUNK):
+            chunk = ids[start : start + _CHUNK]
+            with write_transaction(store.engine) as conn:
+                new = _facts(conn, chunk, head_block, terms)
+                old = _stored_facts(conn, chunk)
+                _apply(conn, old, new)
+            stats.requests += len(chunk)
+        with write_transaction(store.engine) as conn:
+            conn.execute(
+                analytics_watermark.update()
+                .where(analytics_watermark.c.id == 1)
+                .values(
+                    request_time=max(int(request_time[0] or 0), int(request_time[1] or 0)),
+                    shipment_time=int(shipment_time or 0),
+                    refreshed_at=now,
+                )
+            )
+        while True:
+            with write_transaction(store.engine) as conn:
+                top = _sales_chunk_end(conn, since_block, head_block)
+                stats.sales += _fold_sales(conn, since_block, top)
+                top_hash = head_hash if top == head_block else _block_hash(conn, top)
+                conn.execute(
+                    analytics_watermark.update()
+                    .where(analytics_watermark.c.id == 1)
+                    .values(block_number=top, block_hash=top_hash, refreshed_at=now)
+                )
+            since_block = top
+            if top >= head_block:
+                break
+        stats.block_number = head_block
+    return stats
+
+
+def _reorged(conn: Connection, block_number: int, block_hash: str, head_block: int) -> bool:
+    if block_number > head_block:
+        return True
+    if not block_hash:  # a block folded part-way (its hash was pruned): only its number is checked
+        return False
+    stored = conn.execute(select(blocks.c.hash).where(blocks.c.number == block_number)).scalar()
+    return stored is not None and stored != block_hash
+
+
+def _block_hash(conn: Connection, number: int) -> str:
+    return str(conn.execute(select(blocks.c.hash).where(blocks.c.number == number)).scalar() or "")
+
+
+def _sales_chunk_end(conn: Connection, since_block: int, head_block: int) -> int:
+    """The block that ends the next chunk of sales to fold: about :data:`SALES_CHUNK` sales after ``since_block``
+    (a whole block more), or ``head_block``."""
+    s = sales.c
+    top = conn.execute(
+        select(s.block_number)
+        .where(s.block_number > since_block, s.block_number <= head_block)
+        .order_by(s.block_number)
+        .offset(SALES_CHUNK)
+        .limit(1)
+    ).scalar()
+    return head_block if top is None else int(top)
+
+
+_MONTH_OF_DAY: Mapping[str, str] = {
+    # the first day of the month of unix day ``dd``
+    "sqlite": "CAST(julianday(date(dd * 86400, 'unixepoch', 'start of month')) - 2440587.5 AS INTEGER)",
+    "postgresql": "CAST(EXTRACT(EPOCH FROM date_trunc('month', to_timestamp(dd * 86400) AT TIME ZONE 'UTC'))"
+    " / 86400 AS INTEGER)",
+}
+
+
+def _fold_sales(conn: Connection, since_block: int, head_block: int) -> int:
+    """Adds the sales of blocks ``since_block + 1 .. head_block`` to ``analytics_sales``, summed by the database
+    itself in one statement: the sales joined with their items once, by day, then summed into each grain (no row
+    of a sale crosses to Python, the bulk of a backfill's fold)."""
+    conn.execute(
+        text(
+            # the only interpolation: a constant expression of _MONTH_OF_DAY; 1970-01-01 was a Thursday
+            "WITH x AS MATERIALIZED (SELECT s.sold_at / 86400 AS dd, s.merchant AS merchant, i.gtin AS gtin, "  # noqa: S608
+            "COALESCE(c.category, '') AS category, count(*) AS n "
+            "FROM sales s JOIN items i ON i.item_id = s.item_id "
+            "LEFT JOIN item_categories c ON c.item_id = s.item_id "
+            "WHERE s.block_number > :since AND s.block_number <= :head GROUP BY 1, 2, 3, 4) "
+            "INSERT INTO analytics_sales (grain, bucket, merchant, gtin, category, sold) "
+            "SELECT grain, bucket, merchant, gtin, category, sum(n) FROM ("
+            "SELECT 'd' AS grain, dd AS bucket, merchant, gtin, category, n FROM x UNION ALL "
+            "SELECT 'w', dd - (dd + 3) % 7, merchant, gtin, category, n FROM x UNION ALL "
+            f"SELECT 'm', {_MONTH_OF_DAY[conn.dialect.name]}, merchant, gtin, category, n FROM x) AS y "
+            "GROUP BY grain, bucket, merchant, gtin, category "
+            "ON CONFLICT (grain, bucket, merchant, gtin, category) "
+            "DO UPDATE SET sold = analytics_sales.sold + excluded.sold"
+        ),
+        {"since": since_block, "head": head_block},
+    )
+    folded = conn.execute(
+        select(func.count()).where(sales.c.block_number > since_block, sales.c.block_number <= head_block)
+    ).scalar_one()
+    return int(folded)
+
+
+def _touched(conn: Connection, since_block: int, head_block: int, since_time: int, since_ship: int) -> list[str]:
+    rr = return_requests.c
+    if since_block < 0:
+        return list(conn.execute(select(rr.id).order_by(rr.id)).scalars())
+    # found by their time: only those not folded yet or whose folded outcome or return changed (the only fields of
+    # a request that change); what the chain or a label changed is found below. The time margin would otherwise
+    # compute every request of its last minutes again at each refresh
+    af = analytics_facts.c
+    changed = (
+        select(rr.id)
+        .select_from(return_requests.outerjoin(analytics_facts, af.request_id == rr.id))
+        .where(or_(af.request_id.is_(None), af.outcome != rr.outcome, af.return_id.is_distinct_from(rr.return_id)))
+    )
+    found: set[str] = set(conn.execute(changed.where(rr.created_at >= since_time)).scalars())
+    found.update(conn.execute(changed.where(rr.decided_at >= since_time)).scalars())
+    returned: set[str] = set()
+    for table in (return_transitions, escrow_payouts):
+        returned.update(
+            conn.execute(
+                select(table.c.return_id).where(table.c.block_number > since_block, table.c.block_number <= head_block)
+            ).scalars()
+        )
+    # labels found by their time likewise: only where the folded carrier differs
+    sc = carrier_shipments.c
+    found.update(
+        conn.execute(
+            select(rr.id)
+            .select_from(
+                carrier_shipments.join(return_requests, rr.return_id == sc.return_id).outerjoin(
+                    analytics_facts, af.request_id == rr.id
+                )
+            )
+            .where(sc.created_at >= since_ship, or_(af.request_id.is_(None), af.carrier != sc.carrier))
+        ).scalars()
+    )
+    keys = sorted(returned)
+    for start in range(0, len(keys), _CHUNK):
+        part = keys[start : start + _CHUNK]
+        found.update(conn.execute(select(rr.id).where(key_in(conn, rr.return_id, part))).scalars())
+    return sorted(found)
+
+
+def _facts(
+    conn: Connection, ids: Sequence[str], head_block: int, terms: Callable[[str], Sequence[str]]
+) -> dict[str, Fact]:
+    rr = return_requests.c
+    requests = conn.execute(
+        select(
+            rr.id,
+            rr.item_id,
+            rr.merchant,
+            rr.reason_code,
+            rr.comment,
+            rr.outcome,
+            rr.return_id,
+            rr.created_at,
+            rr.replacement_item_id,
+            items.c.gtin,
+            func.coalesce(item_categories.c.category, "").label("category"),
+        )
+        .select_from(
+            return_requests.outerjoin(items, items.c.item_id == rr.item_id).outerjoin(
+                item_categories, item_categories.c.item_id == rr.item_id
+            )
+        )
+        .where(key_in(conn, rr.id, list(ids)))
+    ).all()
+    return_ids = [r.return_id for r in requests if r.return_id is not None]
+    deposits: dict[str, int] = {}
+    tokens = _sale_tokens(conn, [r.item_id for r in requests], head_block)
+    replaced = _gtins(conn, [r.replacement_item_id for r in requests if r.replacement_item_id is not None])
+    moves: dict[str, list[tuple[int, int]]] = defaultdict(list)
+    payouts: dict[str, tuple[int, int, int]] = {}
+    carriers: dict[str, str] = {}
+    if return_ids:
+        for deposit in conn.execute(
+            select(returns.c.return_id, returns.c.amount, returns.c.token).where(
+                key_in(conn, returns.c.return_id, return_ids), returns.c.block_number <= head_block
+            )
+        ):
+            deposits[deposit.return_id] = int(deposit.amount)
+            tokens[deposit.return_id] = deposit.token
+        for row in conn.execute(
+            select(return_transitions.c.return_id, return_transitions.c.state, return_transitions.c.at)
+            .where(
+                key_in(conn, return_transitions.c.return_id, return_ids),
+                return_transitions.c.block_number <= head_block,
+            )
+            .order_by(return_transitions.c.block_number, return_transitions.c.log_index)
+        ):
+            moves[row.return_id].append((int(row.state), int(row.at)))
+        for row in conn.execute(
+            select(escrow_payouts).where(
+                key_in(conn, escrow_payouts.c.return_id, return_ids), escrow_payouts.c.block_number <= head_block
+            )
+        ):
+            payouts[row.return_id] = (int(row.consumer_amount), int(row.merchant_amount), int(row.paid_at))
+        for shipment in conn.execute(
+            select(carrier_shipments.c.return_id, carrier_shipments.c.carrier).where(
+                key_in(conn, carrier_shipments.c.return_id, return_ids)
+            )
+        ):
+            carriers[shipment.return_id] = shipment.carrier
+    facts: dict[str, Fact] = {}
+    for r in requests:
+        rid = r.return_id
+        steps = moves.get(rid, []) if rid else []
+        payout = payouts.get(rid) if rid else None
+        facts[r.id] = Fact(
+            request_id=r.id,
+            merchant=r.merchant,
+            gtin=int(r.gtin or 0),
+            category=r.category,
+            reason_code=r.reason_code,
+            carrier=carriers.get(rid, "") if rid else "",
+            outcome=r.outcome,
+            day=day_of(int(r.created_at)),
+            return_id=rid,
+            requested_at=int(r.created_at),
+            scanned_at=_first(steps, {_ALL.IN_TRANSIT}),
+            received_at=_first(steps, {_ALL.RECEIVED}),
+            inspected_at=_first(steps, {_ALL.ACCEPTED, _ALL.REJECTED}),
+            refunded_at=payout[2] if payout and payout[0] > 0 else None,
+            refund=payout[0] if payout else 0,
+            fee_kept=payout[1] if payout and payout[0] > 0 else 0,
+            outstanding=deposits[rid] if rid in deposits and payout is None else 0,
+            dispute=_dispute(steps, payout),
+            terms=tuple(terms(r.comment or "")),
+            # the deposit's token; before one, the sale's (a request is priced in it all along)
+            token=tokens.get(rid or "", tokens.get(r.item_id, "")),
+            exchange=r.replacement_item_id is not None,
+            replacement_gtin=replaced.get(r.replacement_item_id) if r.replacement_item_id else None,
+        )
+    return facts
+
+
+def _sale_tokens(conn: Connection, item_ids: Sequence[str], head_block: int) -> dict[str, str]:
+    """The token of each item's latest sale up to ``head_block``."""
+    out: dict[str, str] = {}
+    if item_ids:
+        for row in conn.execute(
+            select(sales.c.item_id, sales.c.token)
+            .where(key_in(conn, sales.c.item_id, sorted(set(item_ids))), sales.c.block_number <= head_block)
+            .order_by(sales.c.sale_seq)
+        ):
+            out[row.item_id] = row.token
+    return out
+
+
+def _gtins(conn: Connection, item_ids: Sequence[str]) -> dict[str, int]:
+    if not item_ids:
+        return {}
+    rows = conn.execute(
+        select(items.c.item_id, items.c.gtin).where(key_in(conn, items.c.item_id, sorted(set(item_ids))))
+    )
+    return {row.item_id: int(row.gtin) for row in rows}
+
+
+def _first(steps: Sequence[tuple[int, int]], states: set[ReturnState]) -> int | None:
+    return next((at for state, at in steps if state in states), None)
+
+
+def _dispute(steps: Sequence[tuple[int, int]], payout: tuple[int, int, int] | None) -> str:
+    if not any(state == _ALL.DISPUTED for state, _ in steps):
+        return ""
+    if payout is None:
+        return "open"
+    return "consumer" if payout[0] > 0 else "merchant"
+
+
+def _stored_facts(conn: Connection, ids: Sequence[str]) -> dict[str, Fact]:
+    rows = conn.execute(select(analytics_facts).where(key_in(conn, analytics_facts.c.request_id, list(ids))))
+    return {
+        r.request_id: Fact(
+            **{k: v for k, v in r._mapping.items() if k != "terms"},
+            terms=tuple(r.terms),
+        )
+        for r in rows
+    }
+
+
+def _halves(amount: int) -> tuple[int, int]:
+    return divmod(amount, SPLIT)
+
+
+_VIEWS: Mapping[str, tuple[str, ...]] = {
+    # each request once in each view, with these dimensions (the others blank): a read sums the narrowest
+    "g": ("gtin", "category", "outcome"),
+    "s": ("gtin", "category", "reason_code"),
+    "c": ("carrier", "reason_code"),
+    "r": ("reason_code",),
+    "o": ("outcome",),
+}
+_DIMS = ("gtin", "category", "reason_code", "carrier", "outcome")
+_BLANK = {"gtin": "0", "category": "''", "reason_code": "''", "carrier": "''", "outcome": "''"}
+_COUNTS = (
+    "requests",
+    "refunds",
+    "refund_hi",
+    "refund_lo",
+    "fee_kept_hi",
+    "fee_kept_lo",
+    "outstanding_count",
+    "outstanding_hi",
+    "outstanding_lo",
+    "disputes",
+    "disputes_open",
+    "disputes_consumer",
+    "disputes_merchant",
+    "exchanges",
+    "exchanges_other_gtin",
+)
+
+_scratch = MetaData()
+
+
+def _buckets() -> list[Column[Any]]:
+    return [Column("merchant", String(42)), Column("d", Integer), Column("w", Integer), Column("m", Integer)]
+
+
+_delta = Table(
+    "analytics_delta",
+    _scratch,
+    *_buckets(),
+    Column("gtin", BigInteger),
+    Column("category", String(100)),
+    Column("reason_code", String(64)),
+    Column("carrier", String(32)),
+    Column("outcome", String(16)),
+    Column("token", String(42)),
+    *(Column(name, BigInteger) for name in _COUNTS),
+    *(Column(f"h_{metric}", Integer) for metric in METRICS),
+    Column("n", Integer),
+    prefixes=["TEMPORARY"],
+)
+"""One row per fact added (``n`` = 1) or taken out (-1), its values times ``n``: the rollups' changes are summed
+from it by the database, one statement a rollup."""
+_delta_terms = Table(
+    "analytics_delta_terms",
+    _scratch,
+    *_buckets(),
+    Column("reason_code", String(64)),
+    Column("term", String(48)),
+    Column("n", Integer),
+    prefixes=["TEMPORARY"],
+)
+
+
+def _upsert(table: str, keys: Sequence[str], values: Sequence[str], parts: Sequence[str]) -> str:
+    """INSERT of the sums of ``values`` over the rows of ``parts`` (SELECTs with ``keys`` and ``values``),
+    grouped by ``keys``, each added to the stored row; a group that sums to nothing writes nothing."""
+    quoted = ", ".join(f'"{k}"' for k in keys)
+    sums = ", ".join(f'sum("{v}")' for v in values)
+    nonzero = " OR ".join(f'sum("{v}") <> 0' for v in values)
+    added = ", ".join(f'"{v}" = {table}."{v}" + excluded."{v}"' for v in values)
+    return (
+        f"INSERT INTO {table} ({quoted}, {', '.join(values)}) "  # noqa: S608 - constant names only
+        f"SELECT {quoted}, {sums} FROM ({' UNION ALL '.join(parts)}) AS x "
+        f"GROUP BY {quoted} HAVING {nonzero} ON CONFLICT ({quoted}) DO UPDATE SET {added}"
+    )
+
+
+def _returns_sql() -> str:
+    parts = []
+    for view, kept in _VIEWS.items():
+        # every view keeps the token: amounts of two tokens are never summed together
+        dims = ", ".join(f'{d if d in kept else _BLANK[d]} AS "{d}"' for d in _DIMS) + ', "token"'
+        for grain in GRAINS:
+            parts.append(
+                f"""SELECT '{view}' AS "view", '{grain}' AS grain, {grain} AS bucket, merchant, {dims}, """  # noqa: S608
+                f"{', '.join(_COUNTS)} FROM analytics_delta"
+            )
+    return _upsert("analytics_returns", ("view", "grain", "bucket", "merchant", *_DIMS, "token"), _COUNTS, parts)
+
+
+def _speed_sql() -> str:
+    parts = [
+        f"SELECT '{grain}' AS grain, {grain} AS bucket, merchant, '{metric}' AS metric, h_{metric} AS hours, n "  # noqa: S608
+        f"FROM analytics_delta WHERE h_{metric} IS NOT NULL"
+        for grain in GRAINS
+        for metric in METRICS
+    ]
+    return _upsert("analytics_speed", ("grain", "bucket", "merchant", "metric", "hours"), ("n",), parts)
+
+
+def _terms_sql() -> str:
+    parts = [
+        f"SELECT '{grain}' AS grain, {grain} AS bucket, merchant, reason_code, term, n FROM analytics_delta_terms"  # noqa: S608
+        for grain in GRAINS
+    ]
+    return _upsert("analytics_terms", ("grain", "bucket", "merchant", "reason_code", "term"), ("n",), parts)
+
+
+_RETURNS_SQL, _SPEED_SQL, _TERMS_SQL = _returns_sql(), _speed_sql(), _terms_sql()
+
+
+def _delta_rows(fact: Fact, sign: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The fact's row of ``analytics_delta`` and its rows of ``analytics_delta_terms``, times ``sign``."""
+    refund, fee, outstanding = _halves(fact.refund), _halves(fact.fee_kept), _halves(fact.outstanding)
+    at = {"merchant": fact.merchant, "d": fact.day, "w": week_of(fact.day), "m": month_of(fact.day)}
+    # an exchange is a return on-chain, but not one for the rates and reasons: it is counted apart
+    counts = (
+        int(not fact.exchange),
+        int(fact.refunded_at is not None),
+        *refund,
+        *fee,
+        int(fact.outstanding > 0),
+        *outstanding,
+        int(fact.dispute != ""),
+        int(fact.dispute == "open"),
+        int(fact.dispute == "consumer"),
+        int(fact.dispute == "merchant"),
+        int(fact.exchange),
+        int(fact.exchange and fact.replacement_gtin is not None and fact.replacement_gtin != fact.gtin),
+    )
+    spans = fact.durations()
+    row = {
+        **at,
+        "gtin": fact.gtin,
+        "category": fact.category,
+        "reason_code": fact.reason_code,
+        "carrier": fact.carrier,
+        "outcome": fact.outcome,
+        "token": fact.token,
+        **{name: value * sign for name, value in zip(_COUNTS, counts, strict=True)},
+        **{f"h_{m}": spans[m] // 3600 if m in spans else None for m in METRICS},
+        "n": sign,
+    }
+    return row, [{**at, "reason_code": fact.reason_code, "term": t, "n": sign} for t in sorted(set(fact.terms))]
+
+
+def _apply(conn: Connection, old: Mapping[str, Fact], new: Mapping[str, Fact]) -> None:
+    # a request found again only by the time margin, unchanged, adds nothing (most of them, refresh after refresh)
+    same = [rid for rid, fact in new.items() if old.get(rid) == fact]
+    if same:
+        old = {k: v for k, v in old.items() if k not in same}
+        new = {k: v for k, v in new.items() if k not in same}
+    rows: list[dict[str, Any]] = []
+    term_rows: list[dict[str, Any]] = []
+    for facts, sign in ((old, -1), (new, 1)):
+        for fact in facts.values():
+            row, terms = _delta_rows(fact, sign)
+            rows.append(row)
+            term_rows.extend(terms)
+    if rows:
+        for scratch in (_delta, _delta_terms):
+            conn.execute(CreateTable(scratch, if_not_exists=True))
+            conn.execute(scratch.delete())
+        insert_rows(conn, _delta, rows)  # PostgreSQL: one COPY
+        conn.execute(text(_RETURNS_SQL))
+        conn.execute(text(_SPEED_SQL))
+        if term_rows:
+            insert_rows(conn, _delta_terms, term_rows)
+            conn.execute(text(_TERMS_SQL))
+    if old:
+        conn.execute(analytics_facts.delete().where(key_in(conn, analytics_facts.c.request_id, list(old))))
+    if new:
+        conn.execute(
+            analytics_facts.insert(),
+            [{**{k: getattr(f, k) for k in f.__dataclass_fields__}, "terms": list(f.terms)} for f in new.values()],
+        )
+
+
+# ---- reads ------------------------------------------------------------------------------------------------
+
+
+def _segment(table: Table, scope: Scope, grain: Grain, lo: int, hi: int) -> ColumnElement[bool]:
+    """One range of whole buckets: an equality and a range on the key's prefix (or the merchant's index)."""
+    where: list[ColumnElement[bool]] = [table.c.grain == grain, table.c.bucket.between(lo, hi)]
+    if scope.merchant is not None:
+        where.append(table.c.merchant == scope.merchant.lower())
+    if scope.gtin is not None and "gtin" in table.c:
+        where.append(table.c.gtin == scope.gtin)
+    return and_(*where)
+
+
+@dataclass(frozen=True)
+class Counted:
+    """Summed rollup values for one combination of dimensions (``dims``, in the order asked)."""
+
+    dims: tuple[Any, ...]
+    values: Mapping[str, int] = field(default_factory=dict)
+
+
+_AMOUNTS = ("refund", "fee_kept", "outstanding")
+
+
+def _sum(
+    store: Store,
+    table: Table,
+    scope: Scope,
+    *,
+    dims: Sequence[str],
+    values: Sequence[str],
+    grains: tuple[Grain, ...] = GRAINS,
+    series: Grain | None = None,
+    view: str | None = None,
+) -> list[Counted]:
+    """Sums ``values`` of ``table`` in ``scope`` grouped by ``dims`` (and by the bucket of ``series``), in one
+    ``view`` of ``analytics_returns``."""
+    columns: list[Any] = [table.c[d] for d in dims]
+    if series is not None:
+        grains = (series, "d")
+        columns += [table.c.grain, table.c.bucket]
+    names = _columns(values)
+    # a range of whole buckets is an index range each; the database sums them all in one statement (an OR of
+    # them would scan on SQLite), so only the answer's rows cross to Python
+    parts = []
+    for grain, lo, hi in split(scope.first, scope.last, grains):
+        part = select(*columns, *(table.c[v] for v in names)).where(_segment(table, scope, grain, lo, hi))
+        if view is not None:
+            part = part.where(table.c.view == view)
+        parts.append(part)
+    if not parts:
+        return []
+    both = union_all(*parts).subquery() if len(parts) > 1 else parts[0].subquery()
+    keys = [both.c[c.name] for c in columns]
+    stmt = select(*keys, *(func.sum(both.c[v]).label(v) for v in names))
+    if keys:
+        stmt = stmt.group_by(*keys)
+    with read_transaction(store.engine) as conn:
+        rows = conn.execute(stmt).all()
+    merged: dict[tuple[Any, ...], dict[str, int]] = {}
+    for row in rows:
+        dims_ = tuple(row[: len(dims)])
+        if series is not None:
+            dims_ += (bucket_of(int(row.bucket), series),)
+        into = merged.setdefault(dims_, dict.fromkeys(values, 0))
+        for v in values:
+            into[v] += _value(row, v)
+    # a fold that subtracted a request leaves a row of zeros behind: it counts nothing, so it is not answered
+    return [Counted(k, v) for k, v in merged.items() if any(v.values())]
+
+
+def _columns(values: Iterable[str]) -> list[str]:
+    return [c for v in values for c in ((f"{v}_hi", f"{v}_lo") if v in _AMOUNTS else (v,))]
+
+
+def _value(row: Any, name: str) -> int:
+    if name in _AMOUNTS:
+        return int(getattr(row, f"{name}_hi") or 0) * SPLIT + int(getattr(row, f"{name}_lo") or 0)
+    return int(getattr(row, name) or 0)
+
+
+RETURN_VALUES = (
+    "requests",
+    "refunds",
+    "refund",
+    "fee_kept",
+    "outstanding_count",
+    "outstanding",
+    "disputes",
+    "disputes_open",
+    "disputes_consumer",
+    "disputes_merchant",
+    "exchanges",
+    "exchanges_other_gtin",
+)
+
+
+def sold(store: Store, scope: Scope, *, dims: Sequence[str], series: Grain | None = None) -> list[Counted]:
+    """Items sold in ``scope``, by ``dims`` (of merchant, gtin, category)."""
+    return _sum(store, analytics_sales, scope, dims=dims, values=("sold",), series=series)
+
+
+def view_of(scope: Scope, dims: Sequence[str]) -> str:
+    """The narrowest view of ``analytics_returns`` with ``dims`` (a GTIN's scope needs a GTIN view)."""
+    wanted = set(dims) - {"merchant", "token"}
+    if "carrier" in wanted:
+        if wanted - {"carrier", "reason_code"} or scope.gtin is not None:
+            raise ValueError(f"no view of the returns has {sorted(wanted)} for one GTIN")
+        return "c"
+    if {"reason_code", "outcome"} <= wanted:
+        raise ValueError("no view of the returns has both reason_code and outcome")
+    per_gtin = scope.gtin is not None or bool(wanted & {"gtin", "category"})
+    if "outcome" in wanted or ("reason_code" not in wanted and not per_gtin):
+        return "g" if per_gtin else "o"
+    return "s" if per_gtin else "r"
+
+
+def returned(
+    store: Store,
+    scope: Scope,
+    *,
+    dims: Sequence[str],
+    values: Sequence[str] = RETURN_VALUES,
+    series: Grain | None = None,
+) -> list[Counted]:
+    """Return requests in ``scope`` (by request day) and what became of them, by ``dims`` (of merchant, gtin,
+    category, reason_code, outcome; or carrier and reason_code, for all the merchant's GTINs; and token with any
+    of them). ``requests`` counts refund returns, ``exchanges`` exchange requests; amounts are only meaningful
+    by token."""
+    return _sum(store, analytics_returns, scope, dims=dims, values=values, series=series, view=view_of(scope, dims))
+
+
+def durations(store: Store, scope: Scope, *, dims: Sequence[str] = ()) -> list[Counted]:
+    """The speed histograms in ``scope``: by (metric, hours, *dims), the count ``n``."""
+    return _sum(store, analytics_speed, scope, dims=("metric", "hours", *dims), values=("n",))
+
+
+def term_counts(store: Store, scope: Scope) -> list[Counted]:
+    """How many comments in ``scope`` used each term, by (term, reason_code)."""
+    return _sum(store, analytics_terms, scope, dims=("term", "reason_code"), values=("n",))
+
+
+def merchant_known(store: Store, merchant: str) -> bool:
+    """Whether the index knows ``merchant``: it sold, registered an item or received a request."""
+    m = merchant.lower()
+    with read_transaction(store.engine) as conn:
+        for column in (sales.c.merchant, items.c.merchant, return_requests.c.merchant):
+            if conn.execute(select(literal(1)).where(column == m).limit(1)).first() is not None:
+                return True
+    return False
+
+
+def gtin_known(store: Store, gtin: int, *, merchant: str | None = None) -> bool:
+    """Whether an item with ``gtin`` is registered (for ``merchant``, if given)."""
+    where = [items.c.gtin == gtin]
+    if merchant is not None:
+        where.append(items.c.merchant == merchant.lower())
+    with read_transaction(store.engine) as conn:
+        return conn.execute(select(literal(1)).where(*where).limit(1)).first() is not None
+
+
+def refreshed_at(store: Store) -> tuple[int, int] | None:
+    """(block folded, wall-clock time) of the last refresh; None before the first."""
+    with read_transaction(store.engine) as conn:
+        row = conn.execute(
+            select(analytics_watermark.c.block_number, analytics_watermark.c.refreshed_at).where(
+                analytics_watermark.c.id == 1
+            )
+        ).first()
+    return None if row is None else (int(row.block_number), int(row.refreshed_at))

@@ -1,0 +1,284 @@
+"""Batched scans: the ``batch_anchors`` the indexer has seen and the ``batched_scans`` of those it applied.
+
+Reads only; the indexer writes both tables through :class:`~ledger_service.store.Store` (``store/ingest.py``).
+
+- :func:`pending_anchors`: the anchors still waiting for their document, in the chain's order: the indexer
+  resolves them in that order, because a batch's scans continue the chains the batches before it left;
+- :func:`batch_context`: what the rules of a batch need, *as of its anchor's position* (block, log index): the
+  submitter's roles and the merchants it sells for, each scanned item's merchant of record and whether it was
+  destroyed, and the head of each item's chain of batched scans;
+- :func:`anchors`, :func:`batched_scans_of`: what the index holds, for the API, the pages and the tests;
+- :func:`item_batched_rows`: an item's batched scans with their anchors and every leaf of those batches (from
+  which an item history gives each scan its Merkle proof).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import ColumnElement, Connection, Table, and_, func, or_, select
+
+from ledger_service.core.codes import ROLE_IDS, BizStep
+from ledger_service.store._db import read_transaction
+from ledger_service.store._folds import chunks
+from ledger_service.store.handle import Store
+from ledger_service.store.ingest import AnchorKey
+from ledger_service.store.tables import (
+    BATCH_PENDING,
+    batch_anchors,
+    batched_scans,
+    item_events,
+    item_registrations,
+    merchant_changes,
+    role_changes,
+    seller_changes,
+)
+
+__all__ = [
+    "AnchorRow",
+    "BatchContext",
+    "BatchedScanRow",
+    "ItemBatchedRows",
+    "anchors",
+    "batch_context",
+    "batched_scans_of",
+    "item_batched_rows",
+]
+
+_ROLE_NAMES = {"0x" + role_id.hex(): name for name, role_id in ROLE_IDS.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class AnchorRow:
+    """A BatchAnchored log and what the indexer made of its document."""
+
+    block_number: int
+    log_index: int
+    tx_hash: str
+    root: str
+    submitter: str
+    document_digest: str
+    count: int
+    anchored_at: int
+    state: str
+    """``pending_document``, ``applied`` or ``refused``."""
+    problem: str | None
+    attempts: int
+
+    @property
+    def key(self) -> AnchorKey:
+        """What the store's settling writes check that the anchor still is."""
+        return AnchorKey(self.block_number, self.log_index, self.root, self.submitter, self.document_digest)
+
+
+@dataclass(frozen=True, slots=True)
+class BatchedScanRow:
+    item_id: str
+    seq: int
+    prev_hash: str
+    leaf_hash: str
+    biz_step: int
+    disposition: int
+    read_point: str
+    document: str
+    biz_transaction: str
+    time: int
+    submitter: str
+    leaf_index: int
+    block_number: int
+    log_index: int
+
+
+@dataclass(frozen=True, slots=True)
+class ItemFacts:
+    """A scanned item as of a batch's anchor."""
+
+    merchant: str
+    destroyed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class BatchContext:
+    """What a batch's rules read from the index, as of its anchor's position."""
+
+    roles: frozenset[str]
+    """The submitter's role names."""
+    sells_for: frozenset[str]
+    items: dict[str, ItemFacts]
+    """By item id; an item not registered before the anchor is absent."""
+    heads: dict[str, tuple[int, str]]
+    """By item id: (seq, leaf hash) of its last batched scan, for items that have one."""
+
+
+def _anchor_row(row: Sequence[object]) -> AnchorRow:
+    return AnchorRow(*row)  # type: ignore[arg-type]
+
+
+_ANCHOR_COLUMNS = (
+    batch_anchors.c.block_number,
+    batch_anchors.c.log_index,
+    batch_anchors.c.tx_hash,
+    batch_anchors.c.root,
+    batch_anchors.c.submitter,
+    batch_anchors.c.document_digest,
+    batch_anchors.c.count,
+    batch_anchors.c.anchored_at,
+    batch_anchors.c.state,
+    batch_anchors.c.problem,
+    batch_anchors.c.attempts,
+)
+
+
+def pending_anchors(store: Store, *, limit: int = 100) -> list[AnchorRow]:
+    """The anchors whose document the indexer has not yet applied or refused, oldest first."""
+    ba = batch_anchors.c
+    stmt = (
+        select(*_ANCHOR_COLUMNS).where(ba.state == BATCH_PENDING).order_by(ba.block_number, ba.log_index).limit(limit)
+    )
+    with read_transaction(store.engine) as conn:
+        return [_anchor_row(tuple(r)) for r in conn.execute(stmt)]
+
+
+def anchors(store: Store, *, state: str | None = None) -> list[AnchorRow]:
+    """Every anchor (or those in ``state``), in the chain's order."""
+    ba = batch_anchors.c
+    stmt = select(*_ANCHOR_COLUMNS).order_by(ba.block_number, ba.log_index)
+    if state is not None:
+        stmt = stmt.where(ba.state == state)
+    with read_transaction(store.engine) as conn:
+        return [_anchor_row(tuple(r)) for r in conn.execute(stmt)]
+
+
+def batched_scans_of(store: Store, *, item_id: str) -> list[BatchedScanRow]:
+    """An item's batched scans, by seq."""
+    bs = batched_scans.c
+    stmt = select(*batched_scans.c).where(bs.item_id == item_id.lower()).order_by(bs.seq)
+    with read_transaction(store.engine) as conn:
+        return [BatchedScanRow(*r) for r in conn.execute(stmt)]
+
+
+@dataclass(frozen=True, slots=True)
+class ItemBatchedRows:
+    """An item's batched scans (by seq), the anchors of their batches and every leaf of those batches."""
+
+    scans: tuple[BatchedScanRow, ...]
+    anchors: dict[tuple[int, int], AnchorRow]
+    """By the anchor's position (block, log index), which is the batch id."""
+    leaves: dict[tuple[int, int], tuple[str, ...]]
+    """Each batch's leaf hashes in leaf index order, as the index holds them."""
+
+
+def item_batched_rows(store: Store, *, item_id: str) -> ItemBatchedRows:
+    """An item's batched scans with what their proofs need (see :class:`ItemBatchedRows`), in one read."""
+    bs, ba = batched_scans.c, batch_anchors.c
+    with read_transaction(store.engine) as conn:
+        scans = tuple(
+            BatchedScanRow(*r)
+            for r in conn.execute(select(*batched_scans.c).where(bs.item_id == item_id.lower()).order_by(bs.seq))
+        )
+        positions = sorted({(s.block_number, s.log_index) for s in scans})
+        found: dict[tuple[int, int], AnchorRow] = {}
+        leaves: dict[tuple[int, int], tuple[str, ...]] = {}
+        for block_number, log_index in positions:
+            at = and_(ba.block_number == block_number, ba.log_index == log_index)
+            row = conn.execute(select(*_ANCHOR_COLUMNS).where(at)).first()
+            if row is not None:
+                found[(block_number, log_index)] = _anchor_row(tuple(row))
+            stmt = (
+                select(bs.leaf_hash)
+                .where(bs.block_number == block_number, bs.log_index == log_index)
+                .order_by(bs.leaf_index)
+            )
+            leaves[(block_number, log_index)] = tuple(str(leaf) for leaf in conn.execute(stmt).scalars())
+    return ItemBatchedRows(scans=scans, anchors=found, leaves=leaves)
+
+
+def _before(table: Table, block_number: int, log_index: int) -> ColumnElement[bool]:
+    c = table.c
+    return or_(c.block_number < block_number, and_(c.block_number == block_number, c.log_index < log_index))
+
+
+def batch_context(
+    store: Store, *, block_number: int, log_index: int, submitter: str, item_ids: Sequence[str]
+) -> BatchContext:
+    """The facts :func:`~ledger_service.core.batch_document.scan_refusals` and ``check_continuity`` need for the
+    batch anchored at (``block_number``, ``log_index``) by ``submitter``, scanning ``item_ids``."""
+    submitter = submitter.lower()
+    ids = sorted({i.lower() for i in item_ids})
+    with read_transaction(store.engine) as conn:
+        roles = _roles(conn, submitter, block_number, log_index)
+        sells_for = _sells_for(conn, submitter, block_number, log_index)
+        facts = _items(conn, ids, block_number, log_index)
+        heads = _heads(conn, ids)
+    return BatchContext(frozenset(roles), frozenset(sells_for), facts, heads)
+
+
+def _roles(conn: Connection, account: str, block_number: int, log_index: int) -> set[str]:
+    rc = role_changes.c
+    held = _still_set(conn, rc.role, rc.granted, rc.account == account, role_changes, block_number, log_index)
+    return {_ROLE_NAMES.get(role, role) for role in held}
+
+
+def _sells_for(conn: Connection, seller: str, block_number: int, log_index: int) -> set[str]:
+    sc = seller_changes.c
+    return _still_set(conn, sc.merchant, sc.allowed, sc.seller == seller, seller_changes, block_number, log_index)
+
+
+def _still_set(
+    conn: Connection,
+    key: ColumnElement[str],
+    flag: ColumnElement[bool],
+    where: ColumnElement[bool],
+    table: Table,
+    block_number: int,
+    log_index: int,
+) -> set[str]:
+    """The keys whose last change before the position (of ``table``'s rows matching ``where``) set ``flag``."""
+    stmt = (
+        select(key, flag)
+        .where(where, _before(table, block_number, log_index))
+        .order_by(table.c.block_number, table.c.log_index)
+    )
+    last: dict[str, bool] = {}
+    for name, value in conn.execute(stmt):
+        last[name] = bool(value)
+    return {name for name, value in last.items() if value}
+
+
+def _items(conn: Connection, ids: list[str], block_number: int, log_index: int) -> dict[str, ItemFacts]:
+    merchant: dict[str, str] = {}
+    destroyed: set[str] = set()
+    ir, mc, ie = item_registrations.c, merchant_changes.c, item_events.c
+    for part in chunks(conn, ids):
+        stmt = select(ir.item_id, ir.merchant).where(
+            ir.item_id.in_(part), _before(item_registrations, block_number, log_index)
+        )
+        merchant.update({item_id: m for item_id, m in conn.execute(stmt)})
+        changes = (
+            select(mc.item_id, mc.new_merchant)
+            .where(mc.item_id.in_(part), _before(merchant_changes, block_number, log_index))
+            .order_by(mc.block_number, mc.log_index)
+        )
+        for item_id, new_merchant in conn.execute(changes):
+            merchant[item_id] = new_merchant
+        ends = select(ie.item_id).where(
+            ie.item_id.in_(part),
+            ie.biz_step == int(BizStep.DESTROYING),
+            _before(item_events, block_number, log_index),
+        )
+        destroyed.update(item_id for (item_id,) in conn.execute(ends))
+    return {item_id: ItemFacts(m, item_id in destroyed) for item_id, m in merchant.items()}
+
+
+def _heads(conn: Connection, ids: list[str]) -> dict[str, tuple[int, str]]:
+    bs = batched_scans.c
+    heads: dict[str, tuple[int, str]] = {}
+    for part in chunks(conn, ids):
+        last = select(bs.item_id, func.max(bs.seq).label("seq")).where(bs.item_id.in_(part)).group_by(bs.item_id)
+        sub = last.subquery()
+        stmt = select(bs.item_id, bs.seq, bs.leaf_hash).join(
+            sub, and_(bs.item_id == sub.c.item_id, bs.seq == sub.c.seq)
+        )
+        heads.update({item_id: (seq, leaf) for item_id, seq, leaf in conn.execute(stmt)})
+    return heads

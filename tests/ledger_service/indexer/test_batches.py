@@ -1,0 +1,228 @@
+"""Anchored scan batches on a real anvil, into SQLite and PostgreSQL: a BatchAnchored log is indexed as a pending
+anchor, its document fetched from the document store by digest, checked, and applied whole or refused whole."""
+
+from __future__ import annotations
+
+import itertools
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from web3 import Web3
+
+from ledger_service.core import batch_document
+from ledger_service.core.batch_document import BatchDocument, ChainHead
+from ledger_service.core.codes import BizStep
+from ledger_service.documents.cid import cid_of_bytes
+from ledger_service.documents.local import LocalDocumentStore
+from ledger_service.indexer.batches import BatchResolver
+from ledger_service.store.batches import anchors, batched_scans_of
+from ledger_service.store.handle import Store
+from ledger_service.store.tables import BATCH_APPLIED, BATCH_PENDING, BATCH_REFUSED
+from tests.ledger_service.indexer.conftest import (
+    Chain,
+    cli_env,
+    make_indexer_for,
+    reference_dump,
+    run_cli,
+    run_sync,
+    start_cli,
+)
+from tests.support.activity import LOCATION, mine
+from tests.support.batches import next_scans, seal_for
+from tests.support.chain import CARRIER, MANUFACTURER, MERCHANT, MERCHANT2
+
+_serials = itertools.count(1)
+
+
+def _register(chain: Chain) -> str:
+    uri = f"urn:epc:id:sgtin:0614141.107346.b{next(_serials)}"
+    ledger = chain.deployed.ledger.functions
+    chain.activity.send(
+        ledger.registerItem(uri, 10614141007346, chain.deployed.accounts[MERCHANT], b"\x22" * 32, LOCATION),
+        MANUFACTURER,
+    )
+    return uri
+
+
+def _id(uri: str) -> str:
+    return "0x" + bytes(Web3.keccak(text=uri)).hex()
+
+
+def _seal(
+    chain: Chain,
+    heads: dict[str, ChainHead],
+    items: list[str],
+    *,
+    sender: int = CARRIER,
+    step: BizStep = BizStep.DEPARTING,
+) -> BatchDocument:
+    scans = next_scans(chain.deployed, heads, items, sender=sender, step=step)
+    return seal_for(chain.deployed, scans, sender=sender)
+
+
+def _anchor(chain: Chain, document: BatchDocument, *, sender: int = CARRIER, store: LocalDocumentStore | None) -> str:
+    """Anchors the document (stored first when ``store`` is given): its digest."""
+    data = batch_document.encode(document)
+    if store is not None:
+        store.put([data], content_type="application/json")
+    digest = bytes.fromhex(cid_of_bytes(data).hex_digest.removeprefix("0x"))
+    chain.activity.anchor_batch(document.root, len(document.scans), digest, sender=sender)
+    return "0x" + digest.hex()
+
+
+def _resolver(chain: Chain, store: Store, documents: LocalDocumentStore) -> BatchResolver:
+    return BatchResolver(store=store, documents=documents, chain_id=31337, batch_anchor=chain.deployed.anchor.address)
+
+
+def test_a_batch_is_applied_whole_a_missing_document_waits_and_a_later_batch_continues_the_chains(
+    chain: Chain, store_url: str, tmp_path: Path
+) -> None:
+    items = [_register(chain) for _ in range(3)]
+    documents = LocalDocumentStore(tmp_path / "documents")
+    heads: dict[str, ChainHead] = {}
+    first = _seal(chain, heads, items)
+    _anchor(chain, first, store=documents)
+    second = _seal(chain, heads, items[:2], step=BizStep.ARRIVING)
+    missing = batch_document.encode(second)
+    _anchor(chain, second, store=None)  # its document is not in the store yet
+    store = Store.open(store_url)
+    try:
+        indexer = make_indexer_for(chain, store)
+        run_sync(indexer)
+        assert [a.state for a in anchors(store)] == [BATCH_PENDING, BATCH_PENDING]
+        resolver = _resolver(chain, store, documents)
+
+        stats = resolver.run()
+        assert (stats.applied, stats.refused, stats.waiting) == (1, 0, 1)
+        first_row, second_row = anchors(store)
+        assert first_row.state == BATCH_APPLIED and first_row.problem is None
+        assert second_row.state == BATCH_PENDING and second_row.attempts == 1
+        assert second_row.problem is not None and "not available" in second_row.problem
+        scans = batched_scans_of(store, item_id=_id(items[0]))
+        assert first.scans[0].item == items[0]  # the document keeps the scans' order: leaf index 0
+        assert [(s.seq, s.biz_step, s.leaf_index, s.block_number) for s in scans] == [
+            (0, BizStep.DEPARTING, 0, first_row.block_number)
+        ]
+        assert scans[0].leaf_hash == "0x" + first.leaves()[0].hex()
+
+        documents.put([missing], content_type="application/json")  # the document arrives: retried, applied
+        assert resolver.run().applied == 1
+        assert [a.state for a in anchors(store)] == [BATCH_APPLIED, BATCH_APPLIED]
+        scans = batched_scans_of(store, item_id=_id(items[0]))
+        assert [(s.seq, s.biz_step) for s in scans] == [(0, BizStep.DEPARTING), (1, BizStep.ARRIVING)]
+        assert scans[1].prev_hash == scans[0].leaf_hash
+        assert len(batched_scans_of(store, item_id=_id(items[2]))) == 1
+        indexer.rpc.close()
+    finally:
+        store.close()
+
+
+def test_a_batch_breaking_a_rule_is_refused_whole_with_its_reasons(
+    chain: Chain, store_url: str, tmp_path: Path
+) -> None:
+    items = [_register(chain) for _ in range(2)]
+    documents = LocalDocumentStore(tmp_path / "documents")
+    # a merchant that is neither the items' merchant of record nor one of its sellers packs them
+    wrong_merchant = _seal(chain, {}, items, sender=MERCHANT2, step=BizStep.PACKING)
+    _anchor(chain, wrong_merchant, sender=MERCHANT2, store=documents)
+    # one registered item and one that is not: nothing of the batch is written
+    half = _seal(chain, {}, [items[0], "urn:epc:id:sgtin:0614141.107346.never-registered"])
+    _anchor(chain, half, store=documents)
+    # a document that does not continue the item's chain (seq 0 again after the batch below is applied)
+    good = _seal(chain, {}, [items[1]])
+    _anchor(chain, good, store=documents)
+    again = _seal(chain, {}, [items[1]], step=BizStep.ARRIVING)
+    _anchor(chain, again, store=documents)
+    store = Store.open(store_url)
+    try:
+        indexer = make_indexer_for(chain, store)
+        run_sync(indexer)
+        stats = _resolver(chain, store, documents).run()
+        assert (stats.applied, stats.refused, stats.waiting) == (1, 3, 0)
+        rows = anchors(store)
+        assert [a.state for a in rows] == [BATCH_REFUSED, BATCH_REFUSED, BATCH_APPLIED, BATCH_REFUSED]
+        assert rows[0].problem is not None and "neither the item's merchant of record" in rows[0].problem
+        assert rows[1].problem is not None and "is not registered" in rows[1].problem
+        assert rows[3].problem is not None and "expected #1" in rows[3].problem
+        assert batched_scans_of(store, item_id=_id(items[0])) == []
+        assert [s.seq for s in batched_scans_of(store, item_id=_id(items[1]))] == [0]
+        indexer.rpc.close()
+    finally:
+        store.close()
+
+
+def test_a_document_whose_root_is_not_the_anchored_one_is_refused(chain: Chain, store_url: str, tmp_path: Path) -> None:
+    item = _register(chain)
+    documents = LocalDocumentStore(tmp_path / "documents")
+    document = _seal(chain, {}, [item])
+    data = batch_document.encode(document)
+    documents.put([data], content_type="application/json")
+    digest = bytes.fromhex(cid_of_bytes(data).hex_digest.removeprefix("0x"))
+    chain.activity.anchor_batch(b"\x07" * 32, 1, digest)  # the anchor names another root
+    store = Store.open(store_url)
+    try:
+        indexer = make_indexer_for(chain, store)
+        run_sync(indexer)
+        assert _resolver(chain, store, documents).run().refused == 1
+        (row,) = anchors(store)
+        assert row.state == BATCH_REFUSED and row.problem is not None and "is not the anchored" in row.problem
+        assert batched_scans_of(store, item_id=_id(item)) == []
+        indexer.rpc.close()
+    finally:
+        store.close()
+
+
+def test_a_reorg_removes_the_anchors_and_scans_above_the_common_ancestor(
+    chain: Chain, store_url: str, tmp_path: Path
+) -> None:
+    item = _register(chain)
+    documents = LocalDocumentStore(tmp_path / "documents")
+    _anchor(chain, _seal(chain, {}, [item]), store=documents)
+    store = Store.open(store_url)
+    try:
+        indexer = make_indexer_for(chain, store)
+        run_sync(indexer)
+        resolver = _resolver(chain, store, documents)
+        assert resolver.run().applied == 1
+        chain.node.rpc("anvil_rollback", [1])  # the anchor's block is dropped ...
+        mine(chain.node, 2)  # ... and another branch grows past it
+        run_sync(indexer)
+        assert anchors(store) == []
+        assert batched_scans_of(store, item_id=_id(item)) == []
+        assert store.dump() == reference_dump(chain)
+        indexer.rpc.close()
+    finally:
+        store.close()
+
+
+def test_ledger_indexer_applies_batches_after_a_backfill_and_while_following(
+    chain: Chain, sqlite_url: str, tmp_path: Path, procs: list[subprocess.Popen[str]]
+) -> None:
+    """The CLI reads documents from LEDGER_DOCUMENTS_DIR: backfill settles what it can at the end, follow
+    retries a pending document on every pass until it arrives."""
+    items = [_register(chain) for _ in range(2)]
+    documents = LocalDocumentStore(tmp_path / "documents")
+    heads: dict[str, ChainHead] = {}
+    _anchor(chain, _seal(chain, heads, items), store=documents)
+    later = _seal(chain, heads, items, step=BizStep.ARRIVING)
+    _anchor(chain, later, store=None)
+    env = cli_env(chain, sqlite_url, LEDGER_DOCUMENTS_DIR=str(tmp_path / "documents"))
+    result = run_cli(["backfill", "--no-progress"], env)
+    assert result.returncode == 0, result.stderr
+    with Store.open(sqlite_url) as store:
+        assert [a.state for a in anchors(store)] == [BATCH_APPLIED, BATCH_PENDING]
+    log = tmp_path / "follow.log"
+    follower = start_cli(["follow", "--poll-interval", "0.05"], env, log=log)
+    procs.append(follower)
+    documents.put([batch_document.encode(later)], content_type="application/json")
+    with Store.open(sqlite_url) as store:
+        deadline = time.monotonic() + 30
+        while anchors(store)[-1].state == BATCH_PENDING and time.monotonic() < deadline:
+            assert follower.poll() is None, log.read_text()
+            time.sleep(0.05)
+        assert [a.state for a in anchors(store)] == [BATCH_APPLIED, BATCH_APPLIED]
+        assert [s.seq for s in batched_scans_of(store, item_id=_id(items[1]))] == [0, 1]
+    follower.send_signal(signal.SIGTERM)
+    assert follower.wait(timeout=15) == 0, log.read_text()
