@@ -5,7 +5,8 @@ shortcut (:mod:`api.fastpath`) and of FastAPI. For every HTTP request, in this o
 
 1. the head: at most ``settings.api_max_headers`` headers and ``settings.api_max_header_bytes`` bytes of
    request line and headers (431 otherwise);
-2. a request without a body (no ``Content-Length`` above 0, no ``Transfer-Encoding``) goes on: a GET,
+2. an API path with a trailing slash that no route takes is a 404 (not a redirect); a request without a body (no
+   ``Content-Length`` above 0, no ``Transfer-Encoding``) goes on: a GET,
    the shortcut's hot read included, costs one pass over its headers;
 3. a request with a body, to a route whose OpenAPI operation has ``security``: its ``Authorization``
    header is verified first (the dependencies' functions and credential cache), and a missing, malformed,
@@ -52,8 +53,8 @@ from api.auth import (
     parse_authorization_headers,
     verify_principal,
 )
+from api.bodies import BODY_LIMIT_EXTENSION, MULTIPART_ENVELOPE, counting_receive
 from api.problems import ProblemDetails, http_problem, problem_for, render
-from api.routers.documents import MULTIPART_ENVELOPE, counting_receive
 from ledger_service.access.tokens import SCHEME as RETURN_TOKEN_SCHEME
 from ledger_service.errors import LedgerError
 from ledger_service.settings import Settings, get_settings
@@ -70,9 +71,6 @@ CONSUMER_SECURITY = "ReturnToken"
 JSON = "application/json"
 MULTIPART = "multipart/form-data"
 FORM = "application/x-www-form-urlencoded"
-BODY_LIMIT_EXTENSION = "x-body-limit-setting"
-"""An operation's OpenAPI extension naming the :class:`Settings` field that holds its own body limit (an EPCIS
-document is larger than any other JSON body)."""
 
 
 @dataclass(frozen=True)
@@ -326,6 +324,17 @@ class RequestGate:
                 return policy
         return _PUBLIC
 
+    def routes_path(self, scope: Scope) -> bool:
+        """Whether some route, for any method, takes the path of ``scope`` (then the application answers it:
+        the route's own answer, or 405 naming the methods it allows)."""
+        if self._routes is None:
+            self._routes = routes_of(self.api)
+        path: str = scope["path"]
+        root: str = scope.get("root_path", "")
+        if root and path.startswith(root):
+            path = path[len(root) :]
+        return any(pattern.match(path) is not None for pattern, _, _ in self._routes)
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
@@ -334,6 +343,15 @@ class RequestGate:
         too_large_head, has_body = _head_problem(scope, settings)
         if too_large_head is not None:
             await _refuse(too_large_head, scope, receive, send)
+            return
+        path: str = scope["path"]
+        if path.startswith("/v1/") and path.endswith("/") and not self.routes_path(scope):
+            # No route takes it (a route whose last parameter is a path does, for its own method, and another
+            # method of that path is answered 405 like any other path's): Starlette
+            # would answer a redirect to the path without the slash, undocumented in the API and blind to the
+            # request's credentials. The API's paths have no trailing slash, and it says so.
+            detail = f"there is no {path}: the API's paths have no trailing slash (try {path.rstrip('/')})"
+            await _refuse(http_problem(404, detail), scope, receive, send)
             return
         if not has_body:
             await self.app(scope, receive, send)
