@@ -17,7 +17,9 @@
    may be batched (an observation: a batchable bizStep and disposition, a read point, not commissioning; the
    set :mod:`ledger_service.core.batch_document` enforces) are not sent as transactions: once the dry run of
    the rest passed, their scans are queued for ledger-batcher (one per item, as ``POST /v1/scans`` queues
-   them), the events marked ``batched``, and the job's ``batched`` names each item's batch and place;
+   them) and the events marked ``batched`` in one transaction (a capture killed around it leaves both or
+   neither: the reaper then releases the claims and the document sent again queues those scans once), and the
+   job's ``batched`` names each item's batch and place;
 6. send; each mined transaction's events are marked recorded with their seqs; if a transaction fails (a
    race with another writer of the item), the events not on-chain are released and named in the job's
    errors, so re-submitting the same document captures exactly those;
@@ -392,8 +394,9 @@ def _capture(
         if refusals:
             raise DocumentRefusedError(_refusal_errors(ctx, refusals))
         if batched:
-            outcome.batched = _queue_scans(ctx, capture_id=capture_id, actor=actor, plan=plan, batched=batched)
-            epcis_events.mark_batched(ctx.store, [claimed[h] for h in batched])
+            outcome.batched = _queue_scans(
+                ctx, capture_id=capture_id, actor=actor, plan=plan, claimed=claimed, batched=batched
+            )
     except BaseException:
         epcis_events.release_claims(ctx.store, claimed.values())
         if added:
@@ -430,9 +433,10 @@ def _batchable(ctx: CaptureContext, actor: str, plan: Plan) -> set[str]:
 
 
 def _queue_scans(
-    ctx: CaptureContext, *, capture_id: str, actor: str, plan: Plan, batched: set[str]
+    ctx: CaptureContext, *, capture_id: str, actor: str, plan: Plan, claimed: dict[str, int], batched: set[str]
 ) -> list[dict[str, Any]]:
-    """Queues one scan per item of each batched event, in document order; what the job's ``batched`` says."""
+    """Queues one scan per item of each batched event, in document order, and marks those events ``batched``, in
+    one transaction (a crash leaves both or neither); what the job's ``batched`` says."""
     job = capture_jobs.job(ctx.store, capture_id)
     if job is None:
         raise LedgerError(f"capture job {capture_id} vanished before its scans were queued")
@@ -463,6 +467,7 @@ def _queue_scans(
         scans=scans,
         max_scans=ctx.batch_max_scans,
         now_ms=int(time.time() * 1000),
+        batched_events=[claimed[hash_id] for hash_id in batched],
     )
     by_event: dict[int, list[dict[str, Any]]] = {}
     for (index, epc), receipt in zip(named, receipts, strict=True):

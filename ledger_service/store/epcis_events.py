@@ -300,14 +300,20 @@ def mark_recorded(store: Store, recorded: Sequence[Recorded], *, record_time_ms:
             conn.execute(seqs, written)
 
 
-def mark_batched(store: Store, event_keys: Sequence[int]) -> None:
-    """Marks claimed events as sent to the scan batcher (captured, but not as item events on-chain)."""
+def mark_batched_in(conn: Connection, event_keys: Sequence[int]) -> int:
+    """Marks claimed events as sent to the scan batcher (captured, but not as item events on-chain), inside the
+    caller's transaction: the one that queues their scans (``scan_queue.enqueue_scans``), so a capture killed
+    between the two leaves neither. How many of ``event_keys`` were still claimed and are now batched."""
     e = epcis_events.c
     keys = sorted(set(event_keys))
-    with write_transaction(store.engine) as conn:
-        for start in range(0, len(keys), _CHUNK):
-            chunk = keys[start : start + _CHUNK]
-            conn.execute(update(epcis_events).where(e.event_key.in_(chunk), e.state == CLAIMED).values(state=BATCHED))
+    marked = 0
+    for start in range(0, len(keys), _CHUNK):
+        chunk = keys[start : start + _CHUNK]
+        result = conn.execute(
+            update(epcis_events).where(e.event_key.in_(chunk), e.state == CLAIMED).values(state=BATCHED)
+        )
+        marked += result.rowcount
+    return marked
 
 
 def known_hash_ids(store: Store, hash_ids: Sequence[str]) -> set[str]:

@@ -30,8 +30,10 @@ from sqlalchemy import Connection, delete, func, or_, select, update
 
 from ledger_service.core import batch_document
 from ledger_service.core.hashchain import item_id as uri_item_id
+from ledger_service.errors import ConflictError
 from ledger_service.store._db import insert_ignore, key_in, read_transaction, upsert, write_transaction, write_tuples
 from ledger_service.store._folds import chunks
+from ledger_service.store.epcis_events import mark_batched_in
 from ledger_service.store.handle import Store
 from ledger_service.store.tables import (
     BATCH_ANCHORED,
@@ -135,10 +137,23 @@ def _batch_row(row: Sequence[object]) -> BatchRow:
 
 
 def enqueue_scans(
-    store: Store, *, submitter: str, key_id: int, scans: Sequence[QueuedScan], max_scans: int, now_ms: int
+    store: Store,
+    *,
+    submitter: str,
+    key_id: int,
+    scans: Sequence[QueuedScan],
+    max_scans: int,
+    now_ms: int,
+    batched_events: Sequence[int] = (),
 ) -> list[Receipt]:
     """Adds ``scans`` to ``submitter``'s open batch, in order, in one transaction; a batch that reaches
-    ``max_scans`` is closed (``full``) and the rest go into a new one. One receipt per scan, in order."""
+    ``max_scans`` is closed (``full``) and the rest go into a new one. One receipt per scan, in order.
+
+    ``batched_events``: the claimed EPCIS capture events (event keys) these scans come from, marked ``batched``
+    in the same transaction, so a capture killed at any point has queued their scans and marked them, or neither
+    (its claims then go back to the reaper, and the same document sent again queues them once). If one of them
+    is no longer claimed (the capture was taken for abandoned and its claims released), nothing is queued:
+    :class:`ConflictError`."""
     submitter = submitter.lower()
     b = scan_batches.c
     receipts: list[Receipt] = []
@@ -170,6 +185,11 @@ def enqueue_scans(
             )
             receipts.extend(Receipt(batch_id, count + i) for i in range(take))
             done += take
+        if batched_events and mark_batched_in(conn, batched_events) != len(set(batched_events)):
+            raise ConflictError(
+                "the capture's events were released while their scans were being queued (its job was taken for "
+                "abandoned): nothing was queued; send the document again"
+            )
     return receipts
 
 

@@ -1,7 +1,8 @@
 """EPCIS capture with LEDGER_EPCIS_CAPTURE_BATCH_SCANS on, on a real anvil and SQLite: a document's observation
 events go to the scan batcher (one scan per item, the job naming each item's batch and place), its other events
 stay transactions, and once anchored and indexed the batched ones are in the items' histories with their proof;
-the same document sent again queues nothing twice."""
+the same document sent again queues nothing twice, and a capture that dies between queueing the scans and marking
+their events queues them once when the document is sent again."""
 
 from __future__ import annotations
 
@@ -10,9 +11,12 @@ from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import Connection, func, select
 
 from ledger_service.epcis.document import item_id_of
+from ledger_service.store import scan_queue
 from ledger_service.store.scan_queue import scans_of
+from ledger_service.store.tables import queued_scans
 from tests.api.conftest import ApiEnv, bearer, make_client
 from tests.api.epcis_docs import commissioning, document, event, new_epc
 from tests.api.test_epcis_capture import capture, count_events, merchant_of
@@ -62,3 +66,42 @@ def test_observations_go_to_the_batcher_and_the_rest_stays_on_chain(
     [scan] = history.json()["batched_scans"]
     assert (scan["biz_step"], scan["disposition"], scan["seq"]) == ("shipping", "in_transit", 0)
     assert scan["document"] is not None  # the captured document's digest, as an on-chain event would carry
+
+
+def _queued(api_env: ApiEnv, epc: str) -> int:
+    with api_env.store.engine.connect() as conn:
+        return _queued_in(conn, epc)
+
+
+def test_a_capture_dying_after_queueing_its_scans_before_marking_them_leaves_them_to_be_queued_once(
+    client: TestClient, api_env: ApiEnv, keys: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a, b = new_epc(), new_epc()
+    assert (
+        capture(client, keys["manufacturer"], document(commissioning([a, b], merchant=merchant_of(api_env))))["state"]
+        == "succeeded"
+    )
+    doc = document(event([a, b], biz_step="shipping", disposition="in_transit", minutes=10))
+
+    def dies(conn: Connection, event_keys: object) -> int:  # the scans are in, the events not marked yet
+        assert _queued_in(conn, a) == 1
+        raise RuntimeError("the capture process died here")
+
+    monkeypatch.setattr(scan_queue, "mark_batched_in", dies)
+    failed = capture(client, keys["manufacturer"], doc)
+    assert failed["state"] == "failed" and failed["batched"] == []
+    assert (_queued(api_env, a), _queued(api_env, b)) == (0, 0)  # the queueing died with it
+    monkeypatch.undo()
+
+    again = capture(client, keys["manufacturer"], doc)
+    assert again["state"] == "succeeded", again
+    assert (again["captured"], again["duplicates"]) == (0, 0)  # captured counts on-chain events
+    assert [s["epc"] for s in again["batched"][0]["scans"]] == [a, b]
+    assert (_queued(api_env, a), _queued(api_env, b)) == (1, 1)
+    assert capture(client, keys["manufacturer"], doc)["duplicates"] == 1  # and never again
+    assert (_queued(api_env, a), _queued(api_env, b)) == (1, 1)
+
+
+def _queued_in(conn: Connection, epc: str) -> int:
+    stmt = select(func.count()).select_from(queued_scans).where(queued_scans.c.item == epc)
+    return int(conn.execute(stmt).scalar_one())

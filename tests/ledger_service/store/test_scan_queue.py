@@ -1,15 +1,18 @@
 """The scan queue under concurrency, on SQLite and PostgreSQL: requests of one submitter adding scans from many
 threads while its batches are closed under them. Each acknowledged scan is in exactly one batch, at the place its
 receipt named; every batch's places are 0..n-1 without a gap, n is its recorded count, never above the maximum;
-a batch once closed gains no scan; a submitter never has two open batches."""
+a batch once closed gains no scan; a submitter never has two open batches. Scans of capture events that are no
+longer claimed are not queued at all."""
 
 from __future__ import annotations
 
 import threading
 from collections import defaultdict
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import func, select
 
+from ledger_service.errors import ConflictError
 from ledger_service.store import Store
 from ledger_service.store._db import read_transaction
 from ledger_service.store.scan_queue import QueuedScan, Receipt, close_batch, due_batches, enqueue_scans
@@ -91,3 +94,14 @@ def test_concurrent_requests_and_closes_keep_every_scan_in_one_place(store_url: 
                 assert count == closed_counts[batch_id], f"batch {batch_id} gained scans after it was closed"
         assert sum(state == BATCH_OPEN for state, _ in batches.values()) <= 1
         assert closed_counts, "the closer closed nothing: the test proved nothing about closing"
+
+
+def test_scans_of_capture_events_no_longer_claimed_are_not_queued(store: Store) -> None:
+    # event key 1 was never claimed here, as if the reaper had released a dead capture's claims meanwhile
+    with pytest.raises(ConflictError, match="send the document again"):
+        enqueue_scans(
+            store, submitter=SUBMITTER, key_id=1, scans=_scans(0, 0), max_scans=3, now_ms=0, batched_events=[1]
+        )
+    with read_transaction(store.engine) as conn:
+        assert conn.execute(select(func.count()).select_from(queued_scans)).scalar_one() == 0
+        assert conn.execute(select(func.count()).select_from(scan_batches)).scalar_one() == 0
