@@ -19,7 +19,8 @@ One turn (:meth:`Batcher.turn`) does, in this order:
    (``scan_queue.give_up``), so one refused batch does not hold the others back forever;
 3. **follow** the anchored batches: one whose block was replaced by a reorg goes back to sealed (and is
    anchored again) unless ``isAnchored`` still finds it; one past ``LEDGER_FINALITY_DEPTH`` becomes final,
-   after its in-transit scans that name an authorized return were proved to the escrow
+   after its in-transit scans that name an authorized return were proved to the escrow and those proofs are
+   ``LEDGER_FINALITY_DEPTH`` deep too, a proof a reorg dropped meanwhile sent again
    (:mod:`ledger_service.batcher.transit`, ``LEDGER_BATCH_TRANSIT_PROOFS``).
 
 Invariants: no scan is numbered twice (heads move only with a seal's commit, and one batcher runs per index:
@@ -85,6 +86,8 @@ class TurnStats:
     final: int = 0
     proved: int = 0
     """Returns moved to in transit by a proof of a batched scan."""
+    reproved: int = 0
+    """Of those, proofs sent again: a reorg had dropped the first after its batch was final."""
     failed: int = 0
     """Sends that failed (retried next turn)."""
     given_up: int = 0
@@ -118,7 +121,11 @@ class Batcher:
         self.documents = documents
         self.settings = settings
         self.clock = clock
-        self.transit = TransitProver(chain=chain) if settings.batch_transit_proofs else None
+        self.transit = (
+            TransitProver(chain=chain, finality_depth=settings.finality_depth)
+            if settings.batch_transit_proofs
+            else None
+        )
         self._sealed_here: set[int] = set()
         """Batches this process sealed and has not tried to send: no anchor of theirs can exist yet."""
 
@@ -317,9 +324,14 @@ class Batcher:
                 self._after_reorg(batch, stats)
             elif number + self.settings.finality_depth <= head:
                 if self.transit is not None and batch.document is not None:
-                    stats.proved += self.transit.prove(
-                        batch_id=batch.id, document=batch.document, scan_count=batch.scan_count
+                    proved = self.transit.prove(
+                        batch_id=batch.id, document=batch.document, scan_count=batch.scan_count, head=head
                     )
+                    stats.proved += proved.accepted
+                    stats.reproved += proved.resent
+                    if not self.transit.settled(batch.id, head=head):
+                        continue  # watched until its proofs are as final as its anchor
+                    self.transit.forget(batch.id)
                 if mark_final(self.store, batch_id=batch.id):
                     stats.final += 1
 

@@ -31,7 +31,7 @@ STUCK_BATCHES = Gauge(
 TRANSIT_PROOFS = Counter(
     "ledger_batcher_transit_proofs_total",
     "Proofs of a return's first carrier scan sent from a final batch (markInTransitByProof), by outcome: "
-    "accepted, or refused by the escrow (not retried)",
+    "accepted, resent (a reorg dropped the accepted one), or refused by the escrow (not retried)",
     ["outcome"],
 )
 LAST_TURN = Gauge("ledger_batcher_last_turn_timestamp_seconds", "Unix time of the batcher's last completed turn")

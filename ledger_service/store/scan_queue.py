@@ -12,7 +12,8 @@ indexer never reads them. A batch goes ``open`` -> ``full`` -> ``sealed`` -> ``a
   stored, so a restart resends exactly the same anchor (same root: the contract refuses a second one);
 - ``anchored``: its anchor transaction mined in ``anchor_block`` (with that block's hash: a reorg that
   replaces the block sends the batch back to ``sealed`` unless the anchor is still on-chain);
-- ``final``: the anchor's block is past the finality depth;
+- ``final``: the anchor's block is past the finality depth, and so are the blocks of the transit proofs sent
+  from its scans (``batcher/transit.py``: until then the batch stays ``anchored``);
 - ``failed``: the contract refused its anchor for good (:func:`give_up`): never anchored, its reason kept.
   Its items' heads go back to before it, and the sealed batches after it are sealed again from there, so the
   scans after it still form unbroken chains.

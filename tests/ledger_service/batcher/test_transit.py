@@ -1,8 +1,8 @@
 """ledger-batcher proving a return's first carrier scan from a final batch (``markInTransitByProof``) on a real
 anvil, into SQLite and PostgreSQL: a carrier that only batches moves the return to in transit and its fast refund
 is paid once; scans that name no return, another item's return or a return already on its way send nothing; a
-restart after the proofs and before the final mark sends nothing twice; the index and ``ledger-verify`` take the
-resulting history as any other."""
+restart after the proofs and before the final mark sends nothing twice; a proof a reorg dropped after its batch
+was final is sent again and pays once; the index and ``ledger-verify`` take the resulting history as any other."""
 
 from __future__ import annotations
 
@@ -88,11 +88,14 @@ def test_a_batched_in_transit_scan_naming_an_authorized_return_moves_it_and_pays
 
         chain.deployed.w3.provider.make_request("anvil_mine", [12])  # type: ignore[arg-type]
         stats = batcher.turn()
-        assert (stats.final, stats.proved) == (1, 2)
+        assert (stats.final, stats.proved) == (0, 2)  # final once the proofs are as deep as the anchor
         assert (_state(chain, fast), _state(chain, slow)) == (ReturnState.IN_TRANSIT, ReturnState.IN_TRANSIT)
         refund = PRICE - PRICE * FEE_BPS // 10_000
         assert _settlements(chain, fast) == [refund] and _settlements(chain, slow) == []
         assert token.balanceOf(consumer).call() == balance + refund
+        chain.deployed.w3.provider.make_request("anvil_mine", [12])  # type: ignore[arg-type]
+        stats = batcher.turn()
+        assert (stats.final, stats.proved) == (1, 0)
 
         # the index follows: both returns in transit, the state change in the carrier's name with the root
         _index(chain, store, documents)
@@ -133,11 +136,55 @@ def test_a_restart_between_the_proofs_and_the_final_mark_sends_nothing_twice(
         assert batch.document is not None
         # the crashed batcher sent the proof and died before marking the batch final
         assert crashed.transit is not None
-        assert crashed.transit.prove(batch_id=batch.id, document=batch.document, scan_count=batch.scan_count) == 1
+        head = chain.deployed.w3.eth.block_number
+        proved = crashed.transit.prove(
+            batch_id=batch.id, document=batch.document, scan_count=batch.scan_count, head=head
+        )
+        assert proved.accepted == 1
         restarted = make_batcher(chain, store, store_url, documents, batch_seal_s=0.001)
+        stats = restarted.turn()
+        # it cannot know when the proof went out: it watches the batch for the finality depth from now
+        assert (stats.final, stats.proved) == (0, 0)
+        chain.deployed.w3.provider.make_request("anvil_mine", [12])  # type: ignore[arg-type]
         stats = restarted.turn()
         assert (stats.final, stats.proved) == (1, 0)
     assert len(_settlements(chain, fast)) == 1
+
+
+def test_a_proof_a_reorg_dropped_after_its_batch_was_final_is_sent_again_and_pays_once(
+    chain: Chain, store_url: str, tmp_path: Path
+) -> None:
+    uri, fast = _sold_and_authorized(chain, fast=True)
+    token, consumer = chain.deployed.token.functions, chain.deployed.accounts[CONSUMER]
+    balance = token.balanceOf(consumer).call()
+    refund = PRICE - PRICE * FEE_BPS // 10_000
+    w3 = chain.deployed.w3
+    with Store.open(store_url) as store:
+        scans = [_scan(chain, uri, BizStep.DEPARTING, fast), _scan(chain, uri, BizStep.ARRIVING, fast)]
+        carrier = chain.deployed.accounts[CARRIER]
+        enqueue_scans(store, submitter=carrier, key_id=1, scans=scans, max_scans=10, now_ms=scans[0].time * 1000)
+        batcher = make_batcher(chain, store, store_url, tmp_path, batch_seal_s=0.001)
+        assert batcher.turn().anchored == 1
+        w3.provider.make_request("anvil_mine", [12])  # type: ignore[arg-type]
+        assert batcher.turn().proved == 1
+        assert _state(chain, fast) == ReturnState.IN_TRANSIT and _settlements(chain, fast) == [refund]
+
+        # a reorg replaces the proof's block (the anchor, 13 blocks deeper, stays): the return is Authorized again
+        w3.provider.make_request("anvil_reorg", [1, []])  # type: ignore[arg-type]
+        assert _state(chain, fast) == ReturnState.AUTHORIZED and _settlements(chain, fast) == []
+        assert token.balanceOf(consumer).call() == balance
+        (watched,) = batches_in(store, BATCH_ANCHORED)
+
+        stats = batcher.turn()
+        assert (stats.proved, stats.reproved, stats.final) == (1, 1, 0)
+        assert _state(chain, fast) == ReturnState.IN_TRANSIT and _settlements(chain, fast) == [refund]
+        assert batcher.turn().proved == 0  # proved once: the scan at the hub sends nothing
+        w3.provider.make_request("anvil_mine", [12])  # type: ignore[arg-type]
+        stats = batcher.turn()
+        assert (stats.proved, stats.final) == (0, 1)
+        assert [b.id for b in batches_in(store, BATCH_FINAL)] == [watched.id]
+    assert _settlements(chain, fast) == [refund]
+    assert token.balanceOf(consumer).call() == balance + refund
 
 
 def test_switched_off_the_batcher_proves_nothing(chain: Chain, store_url: str, tmp_path: Path) -> None:
