@@ -43,7 +43,7 @@ from ledger_service.batcher.transit import TransitProver
 from ledger_service.chain.reverts import ContractRevertError
 from ledger_service.chain.signers import ChainContext
 from ledger_service.core import batch_document
-from ledger_service.core.batch_document import ChainHead
+from ledger_service.core.batch_document import BatchBuilder, ChainHead
 from ledger_service.core.codes import BizStep, Disposition
 from ledger_service.core.hashchain import item_id as uri_item_id
 from ledger_service.documents.cid import cid_of_bytes
@@ -154,15 +154,14 @@ class Batcher:
         """Numbers, builds and records one full batch; False if another run sealed it already."""
         submitter, queued = scans_of(self.store, batch_id)
         submitter_raw = bytes.fromhex(submitter[2:])
-        ids = {scan.item: "0x" + uri_item_id(scan.item).hex() for scan in queued}
+        ids = {uri: "0x" + uri_item_id(uri).hex() for uri in dict.fromkeys(scan.item for scan in queued)}
         heads = {
             uri: ChainHead(seq, bytes.fromhex(leaf[2:]))
             for uri, (seq, leaf) in _by_uri(heads_of(self.store, list(ids.values())), ids).items()
         }
-        scans = [
-            batch_document.append_scan(
-                heads,
-                submitter=submitter_raw,
+        builder = BatchBuilder(heads, submitter=submitter_raw)  # each leaf hashed once: to number and to seal
+        for scan in queued:
+            builder.add(
                 item=scan.item,
                 biz_step=BizStep(scan.biz_step),
                 disposition=Disposition(scan.disposition),
@@ -171,11 +170,7 @@ class Batcher:
                 document=bytes.fromhex(scan.document[2:]),
                 biz_transaction=bytes.fromhex(scan.biz_transaction[2:]),
             )
-            for scan in queued
-        ]
-        document = batch_document.seal(
-            chain_id=self.chain.chain_id, batch_anchor=self.anchor_address, submitter=submitter_raw, scans=scans
-        )
+        document = builder.seal(chain_id=self.chain.chain_id, batch_anchor=self.anchor_address)
         data = batch_document.encode(document)
         moved = {ids[uri]: (head.seq, "0x" + head.hash.hex()) for uri, head in heads.items() if uri in ids}
         sealed = seal_batch(
@@ -190,7 +185,7 @@ class Batcher:
         if sealed:
             metrics.BATCHES_SEALED.inc()
             self._sealed_here.add(batch_id)
-            log.info("batch_sealed", batch=batch_id, scans=len(scans), root="0x" + document.root.hex())
+            log.info("batch_sealed", batch=batch_id, scans=len(document.scans), root="0x" + document.root.hex())
         return sealed
 
     # ---- 2. anchor ----------------------------------------------------------------------------------------

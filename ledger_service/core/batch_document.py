@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection, Mapping, MutableMapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ledger_service.core.codes import BizStep, Disposition, encode_location, step_refusal
@@ -137,27 +137,32 @@ class BatchedScan:
         )
 
     def leaf_hash(self, submitter: bytes) -> bytes:
-        """The scan's Merkle leaf, also its hash in the item's chain of batched scans.
+        """The scan's Merkle leaf, also its hash in the item's chain of batched scans."""
+        return _leaf(self, self.item_id, submitter)
 
-        The same as ``merkle.leaf_hash(merkle.abi_encode_static(LEAF_ENCODING, leaf_values))``, built
-        word by word because the batcher and the indexer hash every scan.
-        """
-        encoded = b"".join(
-            (
-                self.item_id,
-                self.seq.to_bytes(32, "big"),
-                self.prev_hash,
-                int(self.biz_step).to_bytes(32, "big"),
-                int(self.disposition).to_bytes(32, "big"),
-                encode_location(self.read_point),
-                self.document,
-                self.biz_transaction,
-                self.time.to_bytes(32, "big"),
-                bytes(12),
-                submitter,
-            )
+
+def _leaf(scan: BatchedScan, item_id: bytes, submitter: bytes) -> bytes:
+    """``scan``'s leaf hash, its item's id (keccak256 of its URI) given: a batch scans each item several times.
+
+    The same as ``merkle.leaf_hash(merkle.abi_encode_static(LEAF_ENCODING, leaf_values))``, built word by word
+    because the batcher and the indexer hash every scan.
+    """
+    encoded = b"".join(
+        (
+            item_id,
+            scan.seq.to_bytes(32, "big"),
+            scan.prev_hash,
+            int(scan.biz_step).to_bytes(32, "big"),
+            int(scan.disposition).to_bytes(32, "big"),
+            encode_location(scan.read_point),
+            scan.document,
+            scan.biz_transaction,
+            scan.time.to_bytes(32, "big"),
+            bytes(12),
+            submitter,
         )
-        return keccak_256(keccak_256(encoded).digest()).digest()
+    )
+    return keccak_256(keccak_256(encoded).digest()).digest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,10 +176,13 @@ class BatchDocument:
     """The submitting account's address, 20 bytes: the leaves' ``submitter``."""
     scans: tuple[BatchedScan, ...]
     root: bytes
+    leaf_hashes: tuple[bytes, ...] = field(compare=False, repr=False)
+    """The scans' leaves, in document order: computed once, by :func:`seal` or :func:`decode` (which build every
+    document), as they check the scans' chains; the root is their tree's."""
 
     def leaves(self) -> list[bytes]:
         """The scans' leaf hashes, in document order."""
-        return [scan.leaf_hash(self.submitter) for scan in self.scans]
+        return list(self.leaf_hashes)
 
     def tree(self) -> StandardTree:
         """The StandardMerkleTree of the leaves (value ``i`` is scan ``i``)."""
@@ -183,9 +191,16 @@ class BatchDocument:
 
 def seal(*, chain_id: int, batch_anchor: bytes, submitter: bytes, scans: Sequence[BatchedScan]) -> BatchDocument:
     """The document of these scans, its root computed. Raises :class:`BatchDocumentError` as :func:`decode` would."""
-    document = BatchDocument(chain_id, batch_anchor, submitter, tuple(scans), ZERO32)
-    root = StandardTree.of(_check(document)).root
-    return BatchDocument(chain_id, batch_anchor, submitter, tuple(scans), root)
+    return _sealed(chain_id, batch_anchor, submitter, tuple(scans), None)
+
+
+def _sealed(
+    chain_id: int, batch_anchor: bytes, submitter: bytes, scans: tuple[BatchedScan, ...], leaves: list[bytes] | None
+) -> BatchDocument:
+    """:func:`seal`, with the scans' leaves when :class:`BatchBuilder` has them from numbering the scans."""
+    unsealed = BatchDocument(chain_id, batch_anchor, submitter, scans, ZERO32, ())
+    checked = _check(unsealed, leaves)
+    return BatchDocument(chain_id, batch_anchor, submitter, scans, StandardTree.of(checked).root, tuple(checked))
 
 
 def _hex(raw: bytes) -> str:
@@ -221,11 +236,13 @@ def encode(document: BatchDocument) -> bytes:
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise BatchDocumentError(f"the key {key!r} appears twice in one object")
-        result[key] = value
+    result = dict(pairs)  # one object per scan: the common case without a Python loop
+    if len(result) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise BatchDocumentError(f"the key {key!r} appears twice in one object")
+            seen.add(key)
     return result
 
 
@@ -314,20 +331,25 @@ def decode(data: bytes) -> BatchDocument:
         submitter=_bytes(raw["submitter"], 20, "submitter"),
         scans=tuple(_scan(event, i) for i, event in enumerate(events)),
         root=_bytes(raw["root"], 32, "root"),
+        leaf_hashes=(),
     )
-    leaves = _check(document)
+    leaves = _check(document, None)
     if encode(document) != data:
         raise BatchDocumentError("the document is not in canonical form (sorted keys, no whitespace, as encode writes)")
     root = StandardTree.of(leaves).root
     if root != document.root:
         raise BatchDocumentError(f"root {_hex(document.root)} is not the Merkle root of the events ({_hex(root)})")
-    return document
+    return BatchDocument(
+        document.chain_id, document.batch_anchor, document.submitter, document.scans, root, tuple(leaves)
+    )
 
 
-def _check(document: BatchDocument) -> list[bytes]:
+def _check(document: BatchDocument, leaves: Sequence[bytes] | None) -> list[bytes]:
     """The rules that need no index: sizes, batchable steps, and the item chains inside the document.
 
-    Returns the leaves (computed for the chain links), so that callers do not hash every scan twice.
+    Returns the leaves (computed for the chain links), so that callers do not hash every scan twice; ``leaves``:
+    the ones :class:`BatchBuilder` computed as it numbered these scans (each scan's prevHash still checked
+    against them), None to compute them here.
     """
     count = len(document.scans)
     if not 1 <= count <= MAX_EVENTS:
@@ -337,10 +359,17 @@ def _check(document: BatchDocument) -> list[bytes]:
     if len(document.batch_anchor) != 20 or len(document.submitter) != 20:
         raise BatchDocumentError("batchAnchor and submitter must be 20-byte addresses")
     last: dict[str, tuple[int, bytes]] = {}
-    leaves = []
+    ids: dict[str, bytes] = {}
+    checked = []
     for index, scan in enumerate(document.scans):
         _check_scan(scan, index)
-        leaf = scan.leaf_hash(document.submitter)
+        if leaves is not None:
+            leaf = leaves[index]
+        else:
+            item_id = ids.get(scan.item)
+            if item_id is None:
+                item_id = ids[scan.item] = uri_item_id(scan.item)
+            leaf = _leaf(scan, item_id, document.submitter)
         before = last.get(scan.item)
         if before is not None:
             seq, hashed = before
@@ -354,8 +383,8 @@ def _check(document: BatchDocument) -> list[bytes]:
                     f"events[{index}]: prevHash of {scan.item} scan #{scan.seq} is not the hash of its scan #{seq}"
                 )
         last[scan.item] = (scan.seq, leaf)
-        leaves.append(leaf)
-    return leaves
+        checked.append(leaf)
+    return checked
 
 
 def _check_scan(scan: BatchedScan, index: int) -> None:
@@ -432,11 +461,8 @@ def append_scan(
     biz_transaction: bytes = ZERO32,
 ) -> BatchedScan:
     """The item's next scan in its chain (seq and prevHash from ``heads``), and ``heads`` moved onto it."""
-    head = heads.get(item)
-    scan = BatchedScan(
+    return BatchBuilder(heads, submitter=submitter).add(
         item=item,
-        seq=head.seq + 1 if head else 0,
-        prev_hash=head.hash if head else ZERO32,
         biz_step=biz_step,
         disposition=disposition,
         read_point=read_point,
@@ -444,8 +470,58 @@ def append_scan(
         document=document,
         biz_transaction=biz_transaction,
     )
-    heads[item] = ChainHead(scan.seq, scan.leaf_hash(submitter))
-    return scan
+
+
+class BatchBuilder:
+    """Numbers scans in their items' chains as :func:`append_scan` does, then seals them as :func:`seal` does,
+    hashing each scan's leaf once: the leaf that numbers an item's next scan is the one the root is built from.
+
+    ``heads`` is moved onto each scan as it is added (what the next batch must continue).
+    """
+
+    def __init__(self, heads: MutableMapping[str, ChainHead], *, submitter: bytes) -> None:
+        self.heads = heads
+        self.submitter = submitter
+        self.scans: list[BatchedScan] = []
+        self._leaves: list[bytes] = []
+        self._item_ids: dict[str, bytes] = {}
+
+    def add(
+        self,
+        *,
+        item: str,
+        biz_step: BizStep,
+        disposition: Disposition,
+        read_point: str,
+        time: int,
+        document: bytes = ZERO32,
+        biz_transaction: bytes = ZERO32,
+    ) -> BatchedScan:
+        """The item's next scan in its chain, added to the batch."""
+        head = self.heads.get(item)
+        scan = BatchedScan(
+            item=item,
+            seq=head.seq + 1 if head else 0,
+            prev_hash=head.hash if head else ZERO32,
+            biz_step=biz_step,
+            disposition=disposition,
+            read_point=read_point,
+            time=time,
+            document=document,
+            biz_transaction=biz_transaction,
+        )
+        item_id = self._item_ids.get(item)
+        if item_id is None:
+            item_id = self._item_ids[item] = uri_item_id(item)
+        leaf = _leaf(scan, item_id, self.submitter)
+        self.heads[item] = ChainHead(scan.seq, leaf)
+        self.scans.append(scan)
+        self._leaves.append(leaf)
+        return scan
+
+    def seal(self, *, chain_id: int, batch_anchor: bytes) -> BatchDocument:
+        """The document of the scans added, checked as :func:`seal` checks it. Raises :class:`BatchDocumentError`."""
+        return _sealed(chain_id, batch_anchor, self.submitter, tuple(self.scans), self._leaves)
 
 
 def check_anchor(

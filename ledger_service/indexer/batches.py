@@ -27,6 +27,7 @@ import structlog
 
 from ledger_service.core import batch_document
 from ledger_service.core.batch_document import BatchDocument, BatchDocumentError, ChainHead, ItemStanding
+from ledger_service.core.hashchain import item_id as uri_item_id
 from ledger_service.documents.cid import Cid
 from ledger_service.documents.interface import DocumentStore
 from ledger_service.errors import DocumentIntegrityError, NotFoundError, RetryableError
@@ -79,16 +80,18 @@ class BatchResolver:
             except BatchDocumentError as exc:
                 self._refuse(key, [f"not a valid batch document: {exc}"], stats)
                 continue
-            problems = self.problems(anchor, document)
+            ids = item_ids(document)
+            problems = self.problems(anchor, document, ids)
             if problems:
                 self._refuse(key, problems, stats)
-            elif self.store.apply_batch(key, scan_rows(document)):
+            elif self.store.apply_batch(key, scan_rows(document, ids)):
                 stats.applied += 1
                 log.info("batch_applied", block=anchor.block_number, root=anchor.root, scans=anchor.count)
         return stats
 
-    def problems(self, anchor: AnchorRow, document: BatchDocument) -> list[str]:
-        """Every reason ``document`` may not be applied as the batch ``anchor`` announced (empty: it may)."""
+    def problems(self, anchor: AnchorRow, document: BatchDocument, ids: dict[str, str]) -> list[str]:
+        """Every reason ``document`` may not be applied as the batch ``anchor`` announced (empty: it may); ``ids``:
+        its :func:`item_ids`."""
         problems = batch_document.check_anchor(
             document,
             root=_bytes(anchor.root),
@@ -100,7 +103,6 @@ class BatchResolver:
         )
         if problems:
             return problems
-        ids = {scan.item: "0x" + scan.item_id.hex() for scan in document.scans}
         context = batch_context(
             self.store,
             block_number=anchor.block_number,
@@ -123,25 +125,31 @@ class BatchResolver:
             log.warning("batch_refused", block=key.block_number, root=key.root, reason=reason)
 
 
-def scan_rows(document: BatchDocument) -> list[dict[str, object]]:
-    """The batched_scans rows of a document's scans (without the anchor's position, which the store adds)."""
+def item_ids(document: BatchDocument) -> dict[str, str]:
+    """Each scanned item's id (0x + hex), by URI: hashed once per item, not once per scan."""
+    return {uri: "0x" + uri_item_id(uri).hex() for uri in dict.fromkeys(scan.item for scan in document.scans)}
+
+
+def scan_rows(document: BatchDocument, ids: dict[str, str]) -> list[tuple[object, ...]]:
+    """The batched_scans rows of a document's scans, tuples of ``BATCHED_SCAN_COLUMNS`` (the store adds the
+    anchor's position); ``ids``: the document's :func:`item_ids`. The leaves are the ones decode checked."""
     submitter = "0x" + document.submitter.hex()
     return [
-        {
-            "item_id": "0x" + scan.item_id.hex(),
-            "seq": scan.seq,
-            "prev_hash": "0x" + scan.prev_hash.hex(),
-            "leaf_hash": "0x" + leaf.hex(),
-            "biz_step": int(scan.biz_step),
-            "disposition": int(scan.disposition),
-            "read_point": scan.read_point,
-            "document": "0x" + scan.document.hex(),
-            "biz_transaction": "0x" + scan.biz_transaction.hex(),
-            "time": scan.time,
-            "submitter": submitter,
-            "leaf_index": index,
-        }
-        for index, (scan, leaf) in enumerate(zip(document.scans, document.leaves(), strict=True))
+        (
+            ids[scan.item],
+            scan.seq,
+            "0x" + scan.prev_hash.hex(),
+            "0x" + leaf.hex(),
+            int(scan.biz_step),
+            int(scan.disposition),
+            scan.read_point,
+            "0x" + scan.document.hex(),
+            "0x" + scan.biz_transaction.hex(),
+            scan.time,
+            submitter,
+            index,
+        )
+        for index, (scan, leaf) in enumerate(zip(document.scans, document.leaf_hashes, strict=True))
     ]
 
 

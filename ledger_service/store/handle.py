@@ -424,16 +424,17 @@ class Store:
 
     # ---- batched scans -----------------------------------------------------------
 
-    def apply_batch(self, key: AnchorKey, scans: list[dict[str, Any]]) -> bool:
-        """Writes every scan of a pending anchor's document (``batched_scans`` rows without the anchor's position)
-        and marks it applied, in one transaction; False if the anchor is no longer pending."""
+    def apply_batch(self, key: AnchorKey, scans: Sequence[tuple[object, ...]]) -> bool:
+        """Writes every scan of a pending anchor's document (``batched_scans`` rows without the anchor's position,
+        tuples of ``ingest.BATCHED_SCAN_COLUMNS``) and marks it applied, in one transaction; False if the anchor is
+        no longer pending."""
         return self._settle_batch(key, scans=scans, problem=None)
 
     def refuse_batch(self, key: AnchorKey, problem: str) -> bool:
         """Marks a pending anchor refused, with the reason; none of its scans is written."""
         return self._settle_batch(key, scans=None, problem=problem)
 
-    def _settle_batch(self, key: AnchorKey, *, scans: list[dict[str, Any]] | None, problem: str | None) -> bool:
+    def _settle_batch(self, key: AnchorKey, *, scans: Sequence[tuple[object, ...]] | None, problem: str | None) -> bool:
         with self._write_lock:
             with write_transaction(self._engine) as conn:
                 done = settle_batch(conn, key, scans=scans, problem=problem)

@@ -701,9 +701,31 @@ def _pending_anchor(key: AnchorKey) -> Any:
     )
 
 
-def settle_batch(conn: Connection, key: AnchorKey, *, scans: list[dict[str, Any]] | None, problem: str | None) -> bool:
-    """Applies a pending anchor's scans (``scans``) or refuses it (``problem``), all or nothing in the caller's
-    transaction. False if the anchor is no longer pending there (a reorg removed it, or another writer settled it)."""
+BATCHED_SCAN_COLUMNS = (
+    "item_id",
+    "seq",
+    "prev_hash",
+    "leaf_hash",
+    "biz_step",
+    "disposition",
+    "read_point",
+    "document",
+    "biz_transaction",
+    "time",
+    "submitter",
+    "leaf_index",
+)
+"""The columns of a ``batched_scans`` row as :func:`settle_batch` takes it, a tuple in this order (up to 65,536
+rows a batch: no dict per row); the anchor's position (``block_number``, ``log_index``) is added here."""
+_BATCHED_SCAN_ROW = (*BATCHED_SCAN_COLUMNS, "block_number", "log_index")
+
+
+def settle_batch(
+    conn: Connection, key: AnchorKey, *, scans: Sequence[tuple[object, ...]] | None, problem: str | None
+) -> bool:
+    """Applies a pending anchor's scans (``scans``, rows of :data:`BATCHED_SCAN_COLUMNS`) or refuses it
+    (``problem``), all or nothing in the caller's transaction. False if the anchor is no longer pending there (a
+    reorg removed it, or another writer settled it)."""
     state = BATCH_REFUSED if scans is None else BATCH_APPLIED
     changed = conn.execute(
         update(batch_anchors).where(_pending_anchor(key)).values(state=state, problem=problem)
@@ -711,9 +733,9 @@ def settle_batch(conn: Connection, key: AnchorKey, *, scans: list[dict[str, Any]
     if changed != 1:
         return False
     if scans:
-        position = {"block_number": key.block_number, "log_index": key.log_index}
-        # the store's bulk path (COPY on PostgreSQL): a batch is up to 65,536 rows
-        insert_rows(conn, batched_scans, [scan | position for scan in scans])
+        position = (key.block_number, key.log_index)
+        # the store's bulk path (COPY on PostgreSQL, rows as tuples): a batch is up to 65,536 rows
+        write_tuples(conn, "insert", batched_scans, _BATCHED_SCAN_ROW, [(*scan, *position) for scan in scans])
     return True
 
 

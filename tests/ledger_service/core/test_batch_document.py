@@ -219,6 +219,38 @@ def test_seal_refuses_what_decode_refuses() -> None:
         sealed([])
 
 
+@settings(max_examples=40, deadline=None)
+@given(scans=scan_lists())
+def test_the_builder_numbers_and_seals_as_append_scan_and_seal_do(scans: list[BatchedScan]) -> None:
+    heads: dict[str, ChainHead] = {}
+    builder = bd.BatchBuilder(heads, submitter=SUBMITTER)
+    for scan in scans:
+        fields = _fields(scan)
+        del fields["seq"], fields["prev_hash"]
+        assert builder.add(**fields) == scan
+    document = builder.seal(chain_id=31337, batch_anchor=ANCHOR)
+    assert document == sealed(scans)
+    assert document.leaves() == [scan.leaf_hash(SUBMITTER) for scan in scans]
+    assert heads == bd.heads_after(document, {})
+    decoded = bd.decode(bd.encode(document))
+    assert decoded.leaves() == document.leaves()
+
+
+def test_the_builder_refuses_what_seal_refuses() -> None:
+    builder = bd.BatchBuilder({}, submitter=SUBMITTER)
+    builder.add(
+        item=uri(0), biz_step=BizStep.RETAIL_SELLING, disposition=Disposition.IN_TRANSIT, read_point="1", time=T0
+    )
+    with pytest.raises(BatchDocumentError, match="retail_selling cannot be batched"):
+        builder.seal(chain_id=31337, batch_anchor=ANCHOR)
+    with pytest.raises(BatchDocumentError, match="1 to 65536 events"):
+        bd.BatchBuilder({}, submitter=SUBMITTER).seal(chain_id=31337, batch_anchor=ANCHOR)
+    valid = bd.BatchBuilder({}, submitter=SUBMITTER)
+    valid.add(item=uri(0), biz_step=BizStep.DEPARTING, disposition=Disposition.IN_TRANSIT, read_point="1", time=T0)
+    with pytest.raises(BatchDocumentError, match="chainId must be a chain id"):
+        valid.seal(chain_id=0, batch_anchor=ANCHOR)
+
+
 def _fields(scan: BatchedScan) -> dict[str, Any]:
     return {name: getattr(scan, name) for name in BatchedScan.__slots__}
 
