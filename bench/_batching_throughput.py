@@ -55,12 +55,17 @@ def _register(deployed: Deployed, uris: list[str]) -> None:
             raise SetupError("registering the benchmark's items failed")
 
 
+def transit_scan_inputs(uris: list[str]) -> list[tuple[bytes, int, int, bytes, bytes, bytes]]:
+    """``recordEvents`` inputs: one carrier in-transit scan of each item at READ_POINT."""
+    step, disposition = int(BizStep.TRANSPORTING), int(Disposition.IN_TRANSIT)
+    location = encode_location(READ_POINT)
+    return [(item_id(u), step, disposition, location, bytes(32), bytes(32)) for u in uris]
+
+
 def _onchain_scans_per_s(deployed: Deployed, uris: list[str], per_tx: int, txs: int) -> float:
     """Carrier scans recorded on-chain, ``per_tx`` in one recordEvents, ``txs`` transactions back to back."""
     ledger = deployed.ledger.functions
-    step, disposition = int(BizStep.TRANSPORTING), int(Disposition.IN_TRANSIT)
-    location = encode_location(READ_POINT)
-    inputs = [(item_id(u), step, disposition, location, bytes(32), bytes(32)) for u in uris[:per_tx]]
+    inputs = transit_scan_inputs(uris[:per_tx])
     carrier = deployed.accounts[CARRIER]
     began = time.perf_counter()
     for _ in range(txs):
@@ -165,24 +170,38 @@ def _open_loop(url: str, key: str, body: bytes, *, requests_per_s: float, second
     return accepted[0]
 
 
+def service_env(anvil: Anvil, manifest: Path, database: str, workdir: Path) -> dict[str, str]:
+    """The environment of the services' processes: this one's without its LEDGER_ settings, then the chain, the
+    index, the deployment and the document folder (``workdir/documents``) of the run; warnings and errors logged."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")} | {
+        "LEDGER_RPC_URL": anvil.url,
+        "LEDGER_DATABASE_URL": database,
+        "LEDGER_DEPLOYMENT_FILE": str(manifest),
+        "LEDGER_ARTIFACTS_DIR": str(ARTIFACTS),
+        "LEDGER_DOCUMENTS_DIR": str(workdir / "documents"),
+        "LEDGER_LOG_LEVEL": "WARNING",
+    }
+
+
+def deployed_with_items(anvil: Anvil, workdir: Path, items: int, *, tag: str) -> tuple[Deployed, Path, list[str]]:
+    """Every contract deployed on ``anvil``, its manifest written in ``workdir``, and ``items`` items registered
+    (their URIs, serial numbers prefixed with ``tag``)."""
+    deployed = deploy_all(anvil)
+    manifest = write_manifest(deployed, workdir / "deployments" / "31337.json")
+    uris = [f"urn:epc:id:sgtin:0614141.107346.{tag}{i}" for i in range(items)]
+    _register(deployed, uris)
+    return deployed, manifest, uris
+
+
 def throughput(args: Any, workdir: Path, start_chain: Any) -> dict[str, Any]:
     anvil: Anvil = start_chain()
     try:
-        deployed = deploy_all(anvil)
-        manifest = write_manifest(deployed, workdir / "deployments" / "31337.json")
-        uris = [f"urn:epc:id:sgtin:0614141.107346.t{i}" for i in range(args.items)]
-        _register(deployed, uris)
+        deployed, manifest, uris = deployed_with_items(anvil, workdir, args.items, tag="t")
         say(f"  throughput: {args.items} items registered; the API, ledger-batcher and the indexer start")
         database = f"sqlite:///{workdir / 'index.sqlite3'}"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")} | {
-            "LEDGER_RPC_URL": anvil.url,
-            "LEDGER_DATABASE_URL": database,
-            "LEDGER_DEPLOYMENT_FILE": str(manifest),
-            "LEDGER_ARTIFACTS_DIR": str(ARTIFACTS),
-            "LEDGER_DOCUMENTS_DIR": str(workdir / "documents"),
+        env = service_env(anvil, manifest, database, workdir) | {
             "LEDGER_BATCH_MAX_SCANS": str(args.batch_scans),
             "LEDGER_BATCH_SEAL_S": str(args.seal_s),
-            "LEDGER_LOG_LEVEL": "WARNING",
         }
         store = Store.open(database)
         key = create_api_key(

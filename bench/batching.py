@@ -17,7 +17,11 @@ decode times (every check of core/batch_document.py's ``decode``, the indexer's 
 this machine, printed with its load average; they tell the batcher's and the indexer's CPU cost, not a target.
 Target: <= 100 gas per event at 1,000 events per batch.
 
-    .venv/bin/python bench/batching.py [--sizes 100,1000,10000]
+The throughput part (``--parts throughput``: the service end to end) is described in bench/_batching_throughput.py;
+the indexer part (``--parts indexer``: ``ledger-indexer``'s rate on batched scans against its rate on the same
+scans recorded on-chain, target >= 50%) in bench/_batching_indexer.py.
+
+    .venv/bin/python bench/batching.py [--sizes 100,1000,10000] [--parts gas,throughput,indexer]
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from _batching_indexer import indexer_ratio  # noqa: E402
 from _batching_throughput import throughput  # noqa: E402
 from common import SetupError, run_in_workdir, say, start_chain, table, verdict  # noqa: E402
 from web3.contract import Contract  # noqa: E402
@@ -134,6 +139,8 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     figures: dict[str, Any] = run_gas(args) if "gas" in parts else {}
     if "throughput" in parts:
         figures["throughput"] = throughput(args, workdir, start_chain)
+    if "indexer" in parts:
+        figures["indexer"] = indexer_ratio(args, workdir, start_chain)
     figures["load_average"] = _load()
     return figures
 
@@ -171,6 +178,8 @@ def report(figures: dict[str, Any]) -> None:
         report_gas(figures)
     if "throughput" in figures:
         report_throughput(figures["throughput"])
+    if "indexer" in figures:
+        report_indexer(figures["indexer"])
     say(f"load average at the end of the run: {figures['load_average']} (the times are wall-clock)")
 
 
@@ -212,6 +221,33 @@ def report_throughput(t: dict[str, Any]) -> None:
     )
 
 
+def report_indexer(r: dict[str, Any]) -> None:
+    rows = [
+        ["ledger-indexer backfill of", "wall (start-up subtracted)", "rate", "", ""],
+        [
+            f"{r['scans']:,} on-chain item events ({r['per_tx']} a recordEvents)",
+            f"{r['onchain_s']} s ({r['onchain_s'] - r['startup_s']:.2f} s)",
+            f"{r['onchain_events_per_s']:,} events/s",
+            "",
+            "",
+        ],
+        [
+            f"the same {r['scans']:,} scans batched ({r['batch_scans']:,} a BatchAnchored)",
+            f"{r['batched_s']} s ({r['batched_s'] - r['startup_s']:.2f} s)",
+            f"{r['batched_scans_per_s']:,} scans/s",
+            f"{r['ratio']:.0%} of on-chain",
+            f">= {r['target_ratio']:.0%} {verdict(r['ratio'] >= r['target_ratio'])}",
+        ],
+    ]
+    say("")
+    for line in table(rows, align="lrrrl"):
+        say(line)
+    say(
+        f"start-up and an empty pass ({r['startup_s']} s, the smaller of two backfills with nothing new) "
+        f"subtracted from both; without subtracting it the ratio is {r['gross_ratio']:.0%}"
+    )
+
+
 def report_gas(figures: dict[str, Any]) -> None:
     rows = [
         [
@@ -248,7 +284,7 @@ def report_gas(figures: dict[str, Any]) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="100,1000,10000", help="batch sizes, comma-separated")
-    parser.add_argument("--parts", default="gas,throughput", help="gas and/or throughput, comma-separated")
+    parser.add_argument("--parts", default="gas,throughput,indexer", help="gas, throughput, indexer (comma-separated)")
     parser.add_argument("--items", type=int, default=1000, help="throughput: items registered and scanned")
     parser.add_argument("--per-request", type=int, default=100, help="throughput: scans in one POST /v1/scans")
     parser.add_argument("--connections", type=int, default=16, help="throughput: wrk's keep-alive connections")
@@ -259,6 +295,8 @@ def main() -> int:
     parser.add_argument("--rate", type=int, default=5000, help="throughput: scans/s of the latency load")
     parser.add_argument("--latency-duration", type=float, default=20, help="throughput: seconds of latency load")
     parser.add_argument("--reference-txs", type=int, default=20, help="throughput: on-chain reference transactions")
+    parser.add_argument("--indexer-scans", type=int, default=50_000, help="indexer: scans on-chain and batched")
+    parser.add_argument("--per-tx", type=int, default=250, help="indexer: scans (distinct items) per recordEvents")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     args = parser.parse_args()
     return run_in_workdir(__file__, lambda workdir: run(args, workdir), keep=args.keep, report=report)
