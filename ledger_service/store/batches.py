@@ -29,7 +29,9 @@ from ledger_service.store.tables import (
     batch_anchors,
     batched_scans,
     item_events,
+    item_key,
     item_registrations,
+    items,
     merchant_changes,
     role_changes,
     seller_changes,
@@ -262,12 +264,20 @@ def _items(conn: Connection, ids: list[str], block_number: int, log_index: int) 
         )
         for item_id, new_merchant in conn.execute(changes):
             merchant[item_id] = new_merchant
-        ends = select(ie.item_id).where(
-            ie.item_id.in_(part),
-            ie.biz_step == int(BizStep.DESTROYING),
-            _before(item_events, block_number, log_index),
+        # Destroying is final (nothing is recorded after it), so an item not destroyed in the index now was not
+        # destroyed at the anchor either: only the few destroyed ones are looked up among their events, by the
+        # item_key index (item_events has none on item_id: a filter on it alone read every event of the index).
+        gone = sorted(
+            conn.execute(select(items.c.item_id).where(items.c.item_id.in_(part), items.c.destroyed)).scalars()
         )
-        destroyed.update(item_id for (item_id,) in conn.execute(ends))
+        if gone:
+            ends = select(ie.item_id).where(
+                ie.item_key.in_(sorted({item_key(item_id) for item_id in gone})),
+                ie.item_id.in_(gone),
+                ie.biz_step == int(BizStep.DESTROYING),
+                _before(item_events, block_number, log_index),
+            )
+            destroyed.update(item_id for (item_id,) in conn.execute(ends))
     return {item_id: ItemFacts(m, item_id in destroyed) for item_id, m in merchant.items()}
 
 

@@ -13,7 +13,7 @@ from web3 import Web3
 
 from ledger_service.core import batch_document
 from ledger_service.core.batch_document import BatchDocument, ChainHead
-from ledger_service.core.codes import BizStep
+from ledger_service.core.codes import BizStep, Disposition
 from ledger_service.documents.cid import cid_of_bytes
 from ledger_service.documents.local import LocalDocumentStore
 from ledger_service.indexer.batches import BatchResolver
@@ -226,3 +226,41 @@ def test_ledger_indexer_applies_batches_after_a_backfill_and_while_following(
         assert [s.seq for s in batched_scans_of(store, item_id=_id(items[1]))] == [0, 1]
     follower.send_signal(signal.SIGTERM)
     assert follower.wait(timeout=15) == 0, log.read_text()
+
+
+def _destroy(chain: Chain, uri: str) -> None:
+    inputs = (
+        Web3.keccak(text=uri),
+        int(BizStep.DESTROYING),
+        int(Disposition.DESTROYED),
+        LOCATION,
+        b"\0" * 32,
+        b"\0" * 32,
+    )
+    chain.activity.send(chain.deployed.ledger.functions.recordEvent(inputs), MERCHANT)
+
+
+def test_a_scan_of_an_item_destroyed_before_its_anchor_is_refused_one_destroyed_after_it_is_not(
+    chain: Chain, store_url: str, tmp_path: Path
+) -> None:
+    before, after = _register(chain), _register(chain)
+    documents = LocalDocumentStore(tmp_path / "documents")
+    late = _seal(chain, {}, [before])  # dated before the destroying event, anchored after it
+    _destroy(chain, before)
+    _anchor(chain, late, store=documents)
+    _anchor(chain, _seal(chain, {}, [after]), store=documents)
+    _destroy(chain, after)  # after its batch: the batch stands (both are destroyed in the index when it resolves)
+    store = Store.open(store_url)
+    try:
+        indexer = make_indexer_for(chain, store)
+        run_sync(indexer)
+        stats = _resolver(chain, store, documents).run()
+        assert (stats.applied, stats.refused) == (1, 1)
+        refused, applied = anchors(store)
+        assert refused.state == BATCH_REFUSED and refused.problem is not None
+        assert f"item {before} was destroyed" in refused.problem
+        assert applied.state == BATCH_APPLIED
+        assert [s.seq for s in batched_scans_of(store, item_id=_id(after))] == [0]
+        indexer.rpc.close()
+    finally:
+        store.close()
