@@ -3,7 +3,7 @@
 One turn (:meth:`Batcher.turn`) does, in this order:
 
 1. **seal** every due batch (full, or open for ``LEDGER_BATCH_SEAL_S``), oldest first: close it to new scans,
-   number its scans in their items' chains from ``scan_heads`` (``batch_document.append_scan``), build the
+   number its scans in their items' chains from ``scan_heads`` (``batch_document.BatchBuilder``), build the
    document and its Merkle root, and record all of it (document bytes included) with the moved heads in one
    transaction. A crash before that commit leaves the batch full and the heads where they were: it is sealed
    again, identically;
