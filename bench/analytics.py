@@ -20,9 +20,11 @@ Steps, for each database:
    unchanged (the refresh runs in the API workers' upkeep, not in the ingest transaction), so its cost to the
    indexer is the database time the refresh takes for the same events: refresh ÷ apply.
 
-Prints p50/p95/p99 per endpoint against the target (p95 <= 100 ms: PASS/MISS) and the refresh cost against
-its target (<= 10% of the backfill's time), then one JSON line with every figure. Exits 0 whatever the
-figures; 2 with a message when setup fails.
+Prints p50/p95/p99 per endpoint against the target (p95 <= 100 ms: PASS/MISS); the p95 of the questions asked
+for the first time in the run (path, parameters, range and key not asked before: the API keeps each rollup
+answer until the next refresh, so these are mostly read from the database; the 365-day range ends today, so it
+is asked again and again); the refresh cost against its target (<= 10% of the backfill's time); then one JSON
+line with every figure. Exits 0 whatever the figures; 2 with a message when setup fails.
 """
 
 from __future__ import annotations
@@ -166,7 +168,7 @@ def one_database(args: argparse.Namespace, name: str, url: str) -> dict[str, Any
     return out
 
 
-def measure(args: argparse.Namespace, store: Store, url: str) -> dict[str, dict[str, float]]:
+def measure(args: argparse.Namespace, store: Store, url: str) -> dict[str, dict[str, float | None]]:
     merchant = MERCHANTS[3]
     keys = {
         "merchant": create_api_key(store=store, role=Role.MERCHANT, name="bench", actor_address=merchant).plaintext,
@@ -180,9 +182,11 @@ def measure(args: argparse.Namespace, store: Store, url: str) -> dict[str, dict[
     client = TestClient(app)
     rng = random.Random(21)
     today = dt.datetime.now(dt.UTC).date()
-    out: dict[str, dict[str, float]] = {}
+    out: dict[str, dict[str, float | None]] = {}
+    asked: set[tuple[str, ...]] = set()
     for label, path, params in ENDPOINTS:
         timings: list[float] = []
+        first: list[float] = []  # of a question not asked before in this run: its rollup reads not kept yet
         for n in range(args.warmup + args.queries):
             days = rng.choice((90, 365))
             end = today - dt.timedelta(days=rng.randrange(0, SPAN_DAYS - days + 1))
@@ -193,13 +197,19 @@ def measure(args: argparse.Namespace, store: Store, url: str) -> dict[str, dict[
             elapsed = (time.perf_counter() - started) * 1000
             if answer.status_code != 200:
                 raise SetupError(f"{path} answered {answer.status_code}: {answer.text[:300]}")
+            question = (path, who, *sorted(f"{k}={v}" for k, v in query.items()))
             if n >= args.warmup:
                 timings.append(elapsed)
+                if question not in asked:
+                    first.append(elapsed)
+            asked.add(question)
         out[label] = {
             "p50_ms": round(percentile(timings, 0.5), 2),
             "p95_ms": round(percentile(timings, 0.95), 2),
             "p99_ms": round(percentile(timings, 0.99), 2),
             "n": len(timings),
+            "first_p95_ms": round(percentile(first, 0.95), 2) if first else None,
+            "first_n": len(first),
         }
     return out
 
@@ -233,12 +243,15 @@ def print_table(figures: dict[str, Any]) -> None:
         if name not in figures:
             continue
         db = figures[name]
-        rows = [("endpoint", "p50 ms", "p95 ms", "p99 ms", "target p95", "")]
+        rows = [("endpoint", "p50 ms", "p95 ms", "p99 ms", "target p95", "", "first asked: p95 ms (n)")]
         for label, values in db.get("endpoints", {}).items():
+            first = values["first_p95_ms"]  # None: every question was asked in the warm-up
+            fresh = "-" if first is None else f"{first:.1f} ({values['first_n']})"
             rows.append((label, f"{values['p50_ms']:.1f}", f"{values['p95_ms']:.1f}", f"{values['p99_ms']:.1f}",
-                         f"<= {TARGET_P95_MS:.0f}", verdict(values["p95_ms"] <= TARGET_P95_MS)))  # fmt: skip
+                         f"<= {TARGET_P95_MS:.0f}", verdict(values["p95_ms"] <= TARGET_P95_MS),
+                         fresh))  # fmt: skip
         say(f"\n{name} ({figures['items']:,} items, {figures['logs']:,} logs)")
-        for line in table(rows, align="lrrrrl", indent="  "):
+        for line in table(rows, align="lrrrrlr", indent="  "):
             say(line)
         c = db.get("cost")
         if c:  # --fill-only measured nothing

@@ -22,7 +22,7 @@ from ledger_service.errors import InvalidRequestError, NotFoundError
 from ledger_service.store import analytics as rollups
 from ledger_service.store.analytics import Scope
 from ledger_service.store.handle import Store
-from ledger_service.store.policies import policy_versions
+from ledger_service.store.policies import policy_versions_of
 
 Cell = int | float | str | None
 Row = dict[str, Cell]
@@ -231,8 +231,9 @@ def suggestions(store: Store, s: Scope) -> list[Suggestion]:
         if c.dims[0] == "delivery_inspection":
             inspections[c.dims[2]][int(c.dims[1])] = c.values["n"]
     merchants = []
+    published = policy_versions_of(store, inspections)
     for merchant, hist in inspections.items():
-        versions = policy_versions(store, merchant)
+        versions = published.get(merchant, ())
         merchants.append(
             rules.MerchantInspections(
                 merchant=merchant,

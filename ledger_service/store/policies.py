@@ -7,12 +7,13 @@ Each function is one transaction and returns frozen rows. Addresses and digests 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete, select
 
-from ledger_service.store._db import insert_ignore, read_transaction, write_transaction
+from ledger_service.store._db import insert_ignore, key_in, read_transaction, write_transaction
 from ledger_service.store.handle import Store
 from ledger_service.store.tables import policies, policy_terms
 
@@ -22,6 +23,7 @@ __all__ = [
     "delete_policy_terms",
     "policy_terms_of",
     "policy_versions",
+    "policy_versions_of",
     "put_policy_terms",
 ]
 
@@ -72,6 +74,21 @@ def policy_versions(store: Store, merchant: str) -> tuple[PolicyRow, ...]:
     stmt = select(policies).where(p.merchant == merchant.lower()).order_by(p.version.desc())
     with read_transaction(store.engine) as conn:
         return tuple(PolicyRow.from_row(row) for row in conn.execute(stmt))
+
+
+def policy_versions_of(store: Store, merchants: Iterable[str]) -> dict[str, tuple[PolicyRow, ...]]:
+    """:func:`policy_versions` of each of ``merchants`` (lowercase keys; no key for a merchant without a policy),
+    in one statement."""
+    wanted = sorted({m.lower() for m in merchants})
+    if not wanted:
+        return {}
+    p = policies.c
+    found: dict[str, list[PolicyRow]] = {}
+    with read_transaction(store.engine) as conn:
+        stmt = select(policies).where(key_in(conn, p.merchant, wanted)).order_by(p.merchant, p.version.desc())
+        for row in conn.execute(stmt):
+            found.setdefault(row.merchant, []).append(PolicyRow.from_row(row))
+    return {merchant: tuple(rows) for merchant, rows in found.items()}
 
 
 # ---- policy_terms (written by the API) ------------------------------------------------------

@@ -7,6 +7,7 @@ import random
 from dataclasses import replace
 
 import pytest
+from sqlalchemy import event
 
 from ledger_service.analytics import report
 from ledger_service.analytics import suggestions as rules
@@ -172,6 +173,27 @@ def test_an_incremental_refresh_adds_only_what_changed_and_equals_a_rebuild(stor
         sorted(map(repr, analytics.returned(store, whole, dims=("merchant", "gtin", "outcome")))),
         sorted(map(repr, analytics.sold(store, whole, dims=("gtin",)))),
     )
+
+
+def test_a_read_asked_again_before_a_refresh_is_answered_from_memory_until_a_refresh(store: Store) -> None:
+    chain, items, day0 = _build(store)
+    refresh(store, now=1)
+    whole = _scope(day0 - 1, day0 + 30)
+    statements: list[str] = []
+    event.listen(store.engine, "before_cursor_execute", lambda conn, cursor, sql, *rest: statements.append(sql))
+    first = analytics.returned(store, whole, dims=("gtin",))
+    read = len(statements)
+    assert any("analytics_returns" in sql for sql in statements)
+    assert analytics.returned(store, whole, dims=("gtin",)) == first
+    assert not any("analytics_returns" in sql for sql in statements[read:])
+    # another range, or another grouping, is another read
+    assert _by(analytics.returned(store, whole, dims=("merchant",)), "requests") == {A: 3, B: 1}
+    returns.insert_return_request(
+        store, _request("rr_9", items["a222_1"], A, "defective", "reject", chain.time, decided_at=chain.time)
+    )
+    assert analytics.returned(store, whole, dims=("gtin",)) == first  # the figures are as of the last refresh
+    refresh(store, now=2)
+    assert _by(analytics.returned(store, whole, dims=("gtin",)), "requests") == {111: 2, 222: 2, 333: 1}
 
 
 def test_a_reorg_under_the_watermark_rebuilds_the_rollups(store: Store) -> None:
