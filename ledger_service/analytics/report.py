@@ -239,7 +239,7 @@ def suggestions(store: Store, s: Scope) -> list[Suggestion]:
                 merchant=merchant,
                 p50_hours=percentile(hist, 0.5),
                 inspections=sum(hist.values()),
-                inspect_by_days=versions[-1].inspect_by_days if versions else None,
+                inspect_by_days=versions[0].inspect_by_days if versions else None,  # newest first
             )
         )
     found += rules.inspection_slower_than_policy(merchants)

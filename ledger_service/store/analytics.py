@@ -25,6 +25,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import secrets
 import threading
 import weakref
 from collections import OrderedDict, defaultdict
@@ -214,7 +215,14 @@ def refresh_rollups(store: Store, *, terms: Callable[[str], Sequence[str]], now:
                 conn.execute(analytics_watermark.delete())
                 conn.execute(
                     analytics_watermark.insert().values(
-                        id=1, block_number=-1, block_hash="", request_time=0, shipment_time=0, refreshed_at=now
+                        id=1,
+                        block_number=-1,
+                        block_hash="",
+                        request_time=0,
+                        shipment_time=0,
+                        refreshed_at=now,
+                        # a random start: no answer kept under an earlier row's generation can match this one's
+                        generation=secrets.randbits(62),
                     )
                 )
             since_block = -1 if mark is None else int(mark.block_number)
@@ -232,6 +240,11 @@ def refresh_rollups(store: Store, *, terms: Callable[[str], Sequence[str]], now:
                 new = _facts(conn, chunk, head_block, terms)
                 old = _stored_facts(conn, chunk)
                 _apply(conn, old, new)
+                conn.execute(
+                    analytics_watermark.update()
+                    .where(analytics_watermark.c.id == 1)
+                    .values(generation=analytics_watermark.c.generation + 1)
+                )
             stats.requests += len(chunk)
         with write_transaction(store.engine) as conn:
             conn.execute(
@@ -241,6 +254,7 @@ def refresh_rollups(store: Store, *, terms: Callable[[str], Sequence[str]], now:
                     request_time=max(int(request_time[0] or 0), int(request_time[1] or 0)),
                     shipment_time=int(shipment_time or 0),
                     refreshed_at=now,
+                    generation=analytics_watermark.c.generation + 1,
                 )
             )
         while True:
@@ -251,7 +265,12 @@ def refresh_rollups(store: Store, *, terms: Callable[[str], Sequence[str]], now:
                 conn.execute(
                     analytics_watermark.update()
                     .where(analytics_watermark.c.id == 1)
-                    .values(block_number=top, block_hash=top_hash, refreshed_at=now)
+                    .values(
+                        block_number=top,
+                        block_hash=top_hash,
+                        refreshed_at=now,
+                        generation=analytics_watermark.c.generation + 1,
+                    )
                 )
             since_block = top
             if top >= head_block:
@@ -782,15 +801,10 @@ def _sum_statement(
     return stmt
 
 
-_MARK = (
-    analytics_watermark.c.block_number,
-    analytics_watermark.c.block_hash,
-    analytics_watermark.c.request_time,
-    analytics_watermark.c.shipment_time,
-    analytics_watermark.c.refreshed_at,
-)
-"""What identifies the rollups' content: every refresh that changes them writes another watermark row (its
-``refreshed_at`` at least; the sales' last chunk in the same transaction as the watermark)."""
+_MARK = (analytics_watermark.c.generation,)
+"""What identifies the rollups' content: every write transaction of a refresh moves the watermark's generation
+on, and a rebuild starts it anew at random; a
+wall-clock second would not tell two refreshes of one second apart."""
 
 ANSWER_ROWS = 50_000
 """Answered rows each store keeps in memory, across its reads (least recently used dropped first): some 40 MB

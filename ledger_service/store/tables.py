@@ -1130,6 +1130,7 @@ NOTIFY_TABLES: tuple[Table, ...] = (notifications, webhook_endpoints, consumer_c
 # BigInteger) so that SQL sums them exactly on both databases (SQLite has no wide exact numeric). On SQLite the
 # rollups are WITHOUT ROWID (revision 0024): a read of a range of the key finds the values beside it. Revision 0026:
 # return rows by token (amounts of two tokens are never summed), exchange requests counted apart from returns.
+# Revision 0031: the watermark's generation, moved by every write of a refresh (the reads' kept answers).
 
 analytics_watermark = Table(
     "analytics_watermark",
@@ -1140,6 +1141,13 @@ analytics_watermark = Table(
     Column("request_time", BigInteger, nullable=False, comment="newest request created or decided, wall clock"),
     Column("shipment_time", BigInteger, nullable=False, comment="newest carrier shipment, wall clock"),
     Column("refreshed_at", BigInteger, nullable=False, comment="wall-clock unix seconds"),
+    Column(
+        "generation",
+        BigInteger,
+        nullable=False,
+        server_default="0",
+        comment="moved by every write of a refresh: what the analytics reads keep their answers under",
+    ),
 )
 
 analytics_facts = Table(

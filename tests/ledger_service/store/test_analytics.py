@@ -392,3 +392,25 @@ def test_money_is_summed_per_token_and_exchanges_are_counted_apart_from_returns(
         conn.execute(analytics_watermark.delete())
     refresh(store, now=2)
     assert before == sorted(map(repr, analytics.returned(store, whole, dims=("gtin", "outcome", "token"))))
+
+
+def test_the_inspection_rule_weighs_the_merchants_current_policy(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A's one inspection took 3 days; its first policy allowed 1 day, the one it publishes next allows 5
+    chain, _, day0 = _build(store)
+    monkeypatch.setattr(rules, "MIN_INSPECTIONS", 1)
+    refresh(store, now=1)
+    whole = _scope(day0 - 1, day0 + 30)
+
+    def slow() -> list[object]:
+        return [
+            x.figures["policy_days"]
+            for x in report.suggestions(store, whole)
+            if x.rule == "inspection_slower_than_policy"
+        ]
+
+    assert slow() == [1]
+    chain.next_block()
+    chain.policy(A, 2, inspect_by_days=5)
+    apply_new(store, chain)
+    refresh(store, now=2)
+    assert slow() == []
