@@ -17,8 +17,8 @@ import pytest
 from structlog.testing import capture_logs
 
 from ledger_service.errors import FatalError
-from ledger_service.store import Store, writer_lock
-from ledger_service.store.lock import WriterFencedError, _lock_key
+from ledger_service.store import Store, WriterFencedError, writer_lock
+from ledger_service.store.lock import _lock_key
 from tests.ledger_service.store.builders import ChainBuilder
 from tests.support.db import libpq_dsn
 
