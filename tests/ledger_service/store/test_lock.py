@@ -20,7 +20,7 @@ from ledger_service.errors import FatalError
 from ledger_service.store import Store, WriterFencedError, writer_lock
 from ledger_service.store.lock import _lock_key
 from tests.ledger_service.store.builders import ChainBuilder
-from tests.support.db import libpq_dsn
+from tests.support.db import libpq_dsn, terminate_writer_lock, writer_lock_holders
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -170,24 +170,13 @@ def test_postgres_locks_of_different_schemas_are_independent(pg_url: str) -> Non
         pass
 
 
-def _holders(admin: psycopg.Connection[Any], url: str) -> list[int]:
-    """Backends holding the index's writer lock."""
-    key = _lock_key(url.rsplit("%3D", 1)[1]) & 0xFFFF_FFFF_FFFF_FFFF
-    rows = admin.execute(
-        "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = %s AND objid = %s"
-        " AND objsubid = 1",
-        (key >> 32, key & 0xFFFF_FFFF),
-    ).fetchall()
-    return [int(pid) for (pid,) in rows]
-
-
 def test_postgres_lost_lock_is_taken_again_after_any_other_holder(pg_url: str) -> None:
     """If the server drops the lock's connection (a restart), check() takes the lock again on a new one, waiting
     while another indexer took it meanwhile: the holder never writes on without it."""
     signed = _lock_key(pg_url.rsplit("%3D", 1)[1])
 
     def holders(admin: psycopg.Connection[Any]) -> list[int]:
-        return _holders(admin, pg_url)
+        return writer_lock_holders(admin, pg_url)
 
     with writer_lock(pg_url) as held, psycopg.connect(libpq_dsn(pg_url), autocommit=True) as admin:
         held.check()
@@ -233,16 +222,6 @@ def _apply_upto(
     )
 
 
-def _terminate_lock_connection(admin: psycopg.Connection[Any], url: str) -> None:
-    """What a server restart or a network cut does to the holder: its lock's connection ends, the lock with it."""
-    (holder,) = _holders(admin, url)
-    assert admin.execute("SELECT pg_terminate_backend(%s)", (holder,)).fetchone() == (True,)
-    deadline = time.monotonic() + 20
-    while _holders(admin, url) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert _holders(admin, url) == []
-
-
 def test_postgres_old_writers_transaction_after_a_takeover_is_refused_and_writes_nothing(
     pg_url: str, tmp_path: Path
 ) -> None:
@@ -258,7 +237,7 @@ def test_postgres_old_writers_transaction_after_a_takeover_is_refused_and_writes
     ):
         old_store.fence_writes(old)
         _apply_upto(old_store, chain, 2)
-        _terminate_lock_connection(admin, pg_url)
+        terminate_writer_lock(admin, pg_url)
         checked = threading.Event()
         with writer_lock(pg_url) as new:
             new_store.fence_writes(new)
@@ -306,7 +285,7 @@ def test_postgres_takeover_waits_for_the_old_writers_transaction_in_flight(pg_ur
         waited: list[bool] = []
 
         def take_over_meanwhile() -> None:
-            _terminate_lock_connection(admin, pg_url)
+            terminate_writer_lock(admin, pg_url)
             _acquire_in_thread(pg_url, acquired, release)
             waited.append(not acquired.wait(0.5))
 
