@@ -123,7 +123,10 @@ def test_a_fenced_indexer_writes_nothing_and_waits_for_the_lock_like_a_standby(c
                     time.sleep(0.02)
                 events = [e["event"] for e in logs]
                 assert any(event.startswith(FENCED) for event in events), events
-                assert WAITING in events[[event.startswith(FENCED) for event in events].index(True) :]
+                after_fence = events[[event.startswith(FENCED) for event in events].index(True) :]
+                assert WAITING in after_fence
+                # the refusal is logged once, as what it is: not again as the node or the database away
+                assert not {"rpc_unavailable", "database_unavailable"} & set(after_fence), after_fence
                 assert store.checkpoint() is None  # the refused pass wrote nothing
                 other_done.set()  # the other indexer stops: this one takes the lock again and indexes
                 wait_until_indexed(chain, store, errors)
