@@ -15,7 +15,6 @@ import functools
 import gc
 import importlib
 import importlib.util
-import sys
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -31,6 +30,7 @@ from api.health import router as health_router
 from api.limits import RequestGate
 from api.observability import Observed
 from api.problems import PROBLEM_JSON, PROBLEM_REF, Problem, install_problem_handlers, problem_response_spec
+from api.serving import main as main  # ledger-api is api.serving:main; kept for scripts installed before
 from api.staleness import IndexFreshness
 from api.upkeep import upkeep
 from ledger_service.chain.signers import connect_chain
@@ -186,28 +186,3 @@ def serving_app(app: FastAPI) -> Observed:
 
 app = create_app()
 asgi = serving_app(app)
-
-
-def main() -> int:
-    """``ledger-api``: serves the API on LEDGER_API_HOST:LEDGER_API_PORT with uvicorn, in LEDGER_API_WORKERS
-    worker processes under a supervisor that replaces a dead one (each runs the lifespan: its own store
-    connections and chain client), with uvloop and httptools; proxy headers only from LEDGER_TRUSTED_PROXIES
-    (:mod:`api.serving`). Access log lines follow LEDGER_LOG_LEVEL (INFO: one per request; WARNING: none,
-    the cheaper choice for a busy read API)."""
-    from api.serving import serve
-    from ledger_service.metrics import prepare_multiprocess_dir
-
-    settings = get_settings()
-    # before any worker starts: each worker's metrics go to files there, and any worker's /metrics adds them up
-    metrics_dir = prepare_multiprocess_dir(settings.metrics_dir)
-    get_settings.cache_clear()
-    settings = get_settings()
-    workers = settings.api_workers
-    proxies = ", ".join(settings.trusted_proxies) or "none"
-    print(
-        f"ledger-api: serving on http://{settings.api_host}:{settings.api_port} (docs at /docs), "
-        f"{workers} worker process{'es' if workers > 1 else ''} under a supervisor; trusted proxies: {proxies}; "
-        f"metrics of the workers in {metrics_dir}",
-        file=sys.stderr,
-    )
-    return serve(settings)

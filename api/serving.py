@@ -12,23 +12,33 @@
   answers 431 and closes the connection once the head passes ``settings.api_max_header_bytes`` (give or
   take one read from the socket), before the application sees the request. The application's own gate
   (:mod:`api.limits`) checks the same limit and the number of headers exactly.
+- Start-up: the supervisor (``ledger-api``, :func:`main`) imports only this module, uvicorn and the settings,
+  not the application: a restarted replica's worker, which imports the application (:func:`served_app`),
+  starts that much sooner. The worker imports it with the garbage collector paused (a long import allocates
+  hundreds of thousands of objects that all live as long as the process; the collections in between find no
+  garbage); the lifespan collects once and freezes them (:func:`api.main.create_app`).
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 from uvicorn.config import STARTUP_FAILURE
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.supervisors import Multiprocess
 
-from api.problems import PROBLEM_JSON, http_problem
-from ledger_service.settings import Settings
+from ledger_service.settings import Settings, get_settings
 
-APP = "api.main:asgi"
+if TYPE_CHECKING:
+    from api.observability import Observed
+
+APP = "api.serving:served_app"
+"""The application each worker serves: a factory (uvicorn calls it once in the worker) returning
+:data:`api.main.asgi`."""
 PROTOCOL = "api.serving:CappedHttpToolsProtocol"
 WORKER_HEALTHCHECK_S = 30
 """Seconds a worker may take to answer the supervisor's health check (uvicorn's default is 5)."""
@@ -43,6 +53,7 @@ def uvicorn_config(settings: Settings) -> uvicorn.Config:
         port=settings.api_port,
         workers=settings.api_workers,
         log_level=settings.log_level.lower(),
+        factory=True,
         http=PROTOCOL,
         # the head cap of CappedHttpToolsProtocol (and of h11, if a deployment selects it)
         h11_max_incomplete_event_size=settings.api_max_header_bytes,
@@ -52,6 +63,42 @@ def uvicorn_config(settings: Settings) -> uvicorn.Config:
         # and was killed, again and again, at the default 5 s; a hung worker is still replaced, later.
         timeout_worker_healthcheck=WORKER_HEALTHCHECK_S,
     )
+
+
+def served_app() -> Observed:
+    """:data:`api.main.asgi`, imported with the garbage collector paused (see the module docstring)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        from api.main import asgi
+    finally:
+        if enabled:
+            gc.enable()
+    return asgi
+
+
+def main() -> int:
+    """``ledger-api``: serves the API on LEDGER_API_HOST:LEDGER_API_PORT with uvicorn, in LEDGER_API_WORKERS
+    worker processes under a supervisor that replaces a dead one (each runs the lifespan: its own store
+    connections and chain client), with uvloop and httptools; proxy headers only from LEDGER_TRUSTED_PROXIES
+    (see the module docstring). Access log lines follow LEDGER_LOG_LEVEL (INFO: one per request; WARNING: none,
+    the cheaper choice for a busy read API)."""
+    from ledger_service.metrics import prepare_multiprocess_dir
+
+    settings = get_settings()
+    # before any worker starts: each worker's metrics go to files there, and any worker's /metrics adds them up
+    metrics_dir = prepare_multiprocess_dir(settings.metrics_dir)
+    get_settings.cache_clear()
+    settings = get_settings()
+    workers = settings.api_workers
+    proxies = ", ".join(settings.trusted_proxies) or "none"
+    print(
+        f"ledger-api: serving on http://{settings.api_host}:{settings.api_port} (docs at /docs), "
+        f"{workers} worker process{'es' if workers > 1 else ''} under a supervisor; trusted proxies: {proxies}; "
+        f"metrics of the workers in {metrics_dir}",
+        file=sys.stderr,
+    )
+    return serve(settings)
 
 
 def serve(settings: Settings) -> int:
@@ -97,6 +144,8 @@ class CappedHttpToolsProtocol(HttpToolsProtocol):
         self._head_bytes = 0
 
     def _refuse_head(self) -> None:
+        from api.problems import PROBLEM_JSON, http_problem  # the worker's application imported it already
+
         problem = http_problem(
             431,
             f"the request's headers take more than {self._head_limit} bytes; send shorter headers or fewer of them",

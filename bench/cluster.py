@@ -197,8 +197,8 @@ class Cluster:
             )
 
     def wait_replica(self, replica: Replica) -> None:
-        """Until the replica answers ``/healthz``. Starting takes long on a busy machine (the supervisor and
-        then its worker import the whole service), hence the generous limit."""
+        """Until the replica answers ``/healthz``. Starting takes long on a busy machine (the worker imports the
+        whole service), hence the generous limit."""
         assert replica.process is not None
         deadline = time.monotonic() + START_TIMEOUT_S
         while not _healthy(replica.url):

@@ -13,9 +13,10 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Collection
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from py3langid.langid import MODEL_FILE, LanguageIdentifier
+if TYPE_CHECKING:
+    from py3langid.langid import LanguageIdentifier
 
 Language = Literal["zh", "en", "other"]
 
@@ -32,6 +33,9 @@ OTHER_CONFIDENCE = 0.9
 
 @functools.cache
 def _identifier() -> LanguageIdentifier:
+    # at the first message, not at the import: py3langid brings numpy (a tenth of a second of an API start)
+    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
     identifier = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
     identifier.set_languages(list(LATIN_LANGUAGES))
     return identifier

@@ -20,8 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from ledger_service.assistant.dataset import (
     DATA_DIR,
     Intent,
@@ -35,11 +33,13 @@ from ledger_service.assistant.dataset import (
 from ledger_service.errors import ConfigurationError
 
 if TYPE_CHECKING:
+    import numpy as np
     from sklearn.calibration import CalibratedClassifierCV
     from sklearn.pipeline import FeatureUnion, Pipeline
 
-# scikit-learn and joblib are imported where a model is trained, saved or loaded, not with this module: they
-# take a second to import, which every API worker would pay at start-up before its first assistant message.
+# scikit-learn and joblib are imported where a model is trained, saved or loaded, and numpy where one runs,
+# not with this module: they take a second to import, which every API worker would pay at start-up before its
+# first assistant message.
 
 MODEL_PATH = DATA_DIR / "model.joblib"
 INTENT_MIN_CONFIDENCE = 0.45
@@ -102,6 +102,8 @@ class FastClassifier:
     A test compares it with the pipeline on every held-out message (the pipeline is the reference)."""
 
     def __init__(self, pipeline: Pipeline) -> None:
+        import numpy as np
+
         union: FeatureUnion = pipeline.named_steps["features"]
         calibrated: CalibratedClassifierCV = pipeline.named_steps["classifier"]
         self.classes = tuple(str(c) for c in calibrated.classes_)
@@ -126,6 +128,8 @@ class FastClassifier:
         self._biases = np.asarray(biases, dtype=float).ravel()
 
     def _features(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        import numpy as np
+
         indices: list[np.ndarray] = []
         values: list[np.ndarray] = []
         for analyzer, vocabulary, idf, offset in self._blocks:
@@ -147,6 +151,8 @@ class FastClassifier:
 
     def proba(self, text: str) -> np.ndarray:
         """The probabilities of :attr:`classes` for ``text``."""
+        import numpy as np
+
         indices, values = self._features(text)
         scores = values @ self._weights_t[indices] + self._intercepts
         per_class = (1.0 / (1.0 + np.exp(self._slopes * scores + self._biases))).reshape(self._members, -1)

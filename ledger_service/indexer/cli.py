@@ -239,10 +239,11 @@ def _cmd_backfill(settings: Settings, args: argparse.Namespace) -> int:
     url = settings.database_url
     with _rpc(settings, args) as rpc:
         deployment = resolve_deployment(settings, rpc)
-        with writer_lock(url), _stop_on_signals() as stop:
+        with writer_lock(url) as lock, _stop_on_signals() as stop:
             rpc.interrupt = stop
             store = Store.open(url, cache_kib=SQLITE_INDEXER_CACHE_KIB)
             try:
+                store.fence_writes(lock)
                 indexer = _indexer(settings, store, rpc, deployment, args)
                 indexer.check(where=f"the index at {safe_url(url)}")
                 store.defer_item_index()  # an empty SQLite index: built once at the end, not row by row
@@ -353,6 +354,7 @@ def _follow(settings: Settings, args: argparse.Namespace) -> int:
             rpc.interrupt = stop
             store = Store.open(url, cache_kib=SQLITE_INDEXER_CACHE_KIB)
             try:
+                store.fence_writes(lock)  # a write after another indexer took over is refused (WriterFencedError)
                 indexer = _indexer(settings, store, rpc, deployment, args, abis)
                 indexer.where = f"the index at {safe_url(url)}"
                 store.build_deferred_indexes()  # a backfill that was killed left it to build

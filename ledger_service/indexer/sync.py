@@ -114,6 +114,7 @@ from ledger_service.metrics.indexer import (
     INDEXER_REORG_DEPTH,
     INDEXER_REORGS,
 )
+from ledger_service.store import StoreUnavailableError, WriterFencedError
 from ledger_service.store.handle import BlockRef, ChainBreakError, ChainPin, NodeFault, Store
 
 log = structlog.get_logger("ledger_service.indexer")
@@ -1436,8 +1437,10 @@ class Indexer:
                 backoff = poll_interval
                 if not progressed:
                     stop.wait(poll_interval)
-            except RetryableError as exc:  # the node or the database away
-                log.warning("rpc_unavailable", error=str(exc), retry_in=round(backoff, 2))
+            except RetryableError as exc:  # the node or the database away, or this writer fenced
+                if not isinstance(exc, WriterFencedError):  # that one is logged as "writer fenced" where refused
+                    what = "database_unavailable" if isinstance(exc, StoreUnavailableError) else "rpc_unavailable"
+                    log.warning(what, error=str(exc), retry_in=round(backoff, 2))
                 stop.wait(backoff)
                 backoff = min(max_backoff, backoff * 2)
 

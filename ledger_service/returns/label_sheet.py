@@ -16,16 +16,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
-
-import pypdfium2
-from PIL import Image
-from reportlab.graphics.barcode import qrencoder
-from reportlab.graphics.barcode.code128 import Code128
-from reportlab.lib.pagesizes import A6, inch
-from reportlab.pdfbase import pdfmetrics
-from reportlab.pdfbase.ttfonts import TTFont
-from reportlab.pdfgen.canvas import Canvas
+from typing import TYPE_CHECKING, Literal
 
 from ledger_service.core.codes import ReturnState
 from ledger_service.core.masking import mask_address, name_initials
@@ -35,6 +26,15 @@ from ledger_service.returns.views import policy_history
 from ledger_service.store import Store
 from ledger_service.store.label_senders import LabelSenderRow, printed_label_sender
 from ledger_service.store.returns import ReturnRow
+
+if TYPE_CHECKING:
+    from reportlab.pdfgen.canvas import Canvas
+
+# reportlab, pypdfium2 and Pillow are imported by the functions that render (a tenth of a second of every API
+# worker's start otherwise); reportlab's units, the same figures:
+inch = 72.0
+_MM = inch / 2.54 * 0.1
+A6 = (105 * _MM, 148 * _MM)
 
 Size = Literal["4x6", "a6"]
 Lang = Literal["zh", "en"]
@@ -117,6 +117,9 @@ _TEXTS: dict[Lang, dict[str, str]] = {
 
 
 def _ensure_font() -> None:
+    from reportlab.pdfbase import pdfmetrics
+    from reportlab.pdfbase.ttfonts import TTFont
+
     global _font_ready
     with _font_lock:
         if _font_ready:
@@ -135,6 +138,8 @@ def _ensure_font() -> None:
 def unprintable(text: str) -> list[str]:
     """The characters of ``text`` the label's font has no glyph for (each once, in order): they would print as
     empty boxes. :class:`LabelFontMissingError` without the font."""
+    from reportlab.pdfbase import pdfmetrics
+
     _ensure_font()
     glyphs = pdfmetrics.getFont(_FONT).face.charToGlyph
     missing: list[str] = []
@@ -146,6 +151,8 @@ def unprintable(text: str) -> list[str]:
 
 def _wrap(text: str, width: float, size: float) -> list[str]:
     """Break ``text`` into lines that fit ``width`` (by character: Chinese has no spaces)."""
+    from reportlab.pdfbase import pdfmetrics
+
     lines: list[str] = []
     current = ""
     for ch in text:
@@ -161,6 +168,9 @@ def _wrap(text: str, width: float, size: float) -> list[str]:
 
 def label_pdf(data: LabelData, *, size: Size = "4x6", lang: Lang = "en") -> bytes:
     """The label as a one-page PDF."""
+    from reportlab.graphics.barcode.code128 import Code128
+    from reportlab.pdfgen.canvas import Canvas
+
     _ensure_font()
     t = _TEXTS[lang]
     width, height = PAGE_SIZES[size]
@@ -227,6 +237,8 @@ def _draw_qr(pdf: Canvas, url: str, x: float, y: float, side: float) -> None:
     """The QR code (level M) of ``url`` in a ``side`` square at (x, y): reportlab's encoder, each row's runs of
     dark modules drawn as one path (its graphics widget builds a validated shape per run, most of a label's
     rendering time)."""
+    from reportlab.graphics.barcode import qrencoder
+
     qr = qrencoder.QRCode(None, qrencoder.QRErrorCorrectLevel.M)
     qr.addData(url)
     qr.make()
@@ -249,6 +261,8 @@ def _draw_qr(pdf: Canvas, url: str, x: float, y: float, side: float) -> None:
 
 def qr_pdf(url: str, *, side: float = 2 * inch) -> bytes:
     """The label-less QR code alone, on a square page."""
+    from reportlab.pdfgen.canvas import Canvas
+
     out = io.BytesIO()
     pdf = Canvas(out, pagesize=(side, side), invariant=True)
     _draw_qr(pdf, url, 0, 0, side)
@@ -259,6 +273,9 @@ def qr_pdf(url: str, *, side: float = 2 * inch) -> bytes:
 
 def pdf_to_png(pdf: bytes, *, dpi: int = PNG_DPI) -> bytes:
     """The first page of ``pdf`` as a black-and-white PNG (rendered by PDFium)."""
+    import pypdfium2
+    from PIL import Image
+
     document = pypdfium2.PdfDocument(pdf)
     try:
         image = document[0].render(scale=dpi / 72, grayscale=True).to_pil()

@@ -25,7 +25,7 @@ from ledger_service.store.handle import (
     StoreFullError,
     StoreUnavailableError,
 )
-from ledger_service.store.lock import WriterLock, batcher_lock, notify_lock, writer_lock
+from ledger_service.store.lock import WriterFencedError, WriterLock, batcher_lock, notify_lock, writer_lock
 
 __all__ = [
     "ApplyStats",
@@ -36,6 +36,7 @@ __all__ = [
     "StoreError",
     "StoreFullError",
     "StoreUnavailableError",
+    "WriterFencedError",
     "WriterLock",
     "batcher_lock",
     "notify_lock",

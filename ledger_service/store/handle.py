@@ -19,7 +19,8 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -67,6 +68,7 @@ from ledger_service.store.ingest import (
     note_pending_batch,
     settle_batch,
 )
+from ledger_service.store.lock import WriterLock, next_epoch
 from ledger_service.store.tables import (
     EXCHANGE_TABLES,
     batch_anchors,
@@ -87,6 +89,7 @@ from ledger_service.store.tables import (
     role_changes,
     sales,
     seller_changes,
+    writer_epoch,
 )
 
 __all__ = [
@@ -118,8 +121,9 @@ WALL_CLOCK_COLUMNS: dict[str, frozenset[str]] = {
 }
 """Columns that differ between two indexes of the same chain: left out of :meth:`Store.dump`."""
 
-NODE_TABLES = frozenset({node_faults.name})
-"""Tables about the node that answered, not the chain: left out of :meth:`Store.dump`."""
+NODE_TABLES = frozenset({node_faults.name, writer_epoch.name})
+"""Tables about the node that answered or the processes that wrote (the writer epoch), not about the chain:
+left out of :meth:`Store.dump`."""
 
 LOG_TABLES: tuple[Table, ...] = (
     item_registrations,
@@ -202,6 +206,7 @@ class Store:
         self._item_cache = ItemCache(item_cache_size)
         self._sqlite_file = sqlite_path(str(engine.url))
         self._checkpointer: Checkpointer | None = None
+        self._writer: WriterLock | None = None
 
     @classmethod
     def open(cls, url: str, *, mmap_bytes: int = 0, cache_kib: int = SQLITE_CACHE_KIB) -> Store:
@@ -238,6 +243,27 @@ class Store:
             self._checkpointer = Checkpointer(self._sqlite_file)
         self._checkpointer.committed()
 
+    def fence_writes(self, lock: WriterLock) -> None:
+        """Makes every write transaction of this Store first check that ``lock`` is still the index's writer
+        (PostgreSQL's indexer lock: its writer epoch, see :mod:`ledger_service.store.lock`); raises
+        :class:`~ledger_service.store.lock.WriterFencedError` from a write once another indexer took over. Nothing
+        for an unfenced lock (SQLite's ``flock`` admits no second writer): no query is added to its writes."""
+        if not lock.fenced:
+            return
+        if lock.epoch is None:  # the lock was taken before this Store created the index's tables
+            with write_transaction(self._engine) as conn:
+                epoch = next_epoch(conn)
+            lock.epoch = epoch
+        self._writer = lock
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        """A write transaction, fenced by :meth:`fence_writes`' lock if any (its first statement)."""
+        with write_transaction(self._engine) as conn:
+            if self._writer is not None:
+                self._writer.fence(conn)
+            yield conn
+
     def __enter__(self) -> Store:
         return self
 
@@ -259,7 +285,7 @@ class Store:
         """
         if self._sqlite_file is None:
             return False
-        with write_transaction(self._engine) as conn:
+        with self._write() as conn:
             if conn.execute(select(item_events.c.block_number).limit(1)).first() is not None:
                 return False
             if not _has_index(conn, _DEFERRED_NAME):
@@ -271,7 +297,7 @@ class Store:
     def build_deferred_indexes(self) -> bool:
         """Creates ``ix_item_events_item`` if it is missing (deferred by :meth:`defer_item_index`, also by a
         backfill that was killed); returns whether it had to. Queries by item are slow until it exists."""
-        with write_transaction(self._engine) as conn:
+        with self._write() as conn:
             if _has_index(conn, _DEFERRED_NAME):
                 return False
             began = time.monotonic()
@@ -294,7 +320,7 @@ class Store:
 
     def set_pin(self, pin: ChainPin) -> None:
         """Pins a new index to ``pin``; raises :class:`StoreError` if it is pinned to anything else."""
-        with write_transaction(self._engine) as conn:
+        with self._write() as conn:
             current = read_pin(conn)
             if current is None:
                 insert_pin(conn, pin)
@@ -355,7 +381,7 @@ class Store:
         before_commit: Callable[[], None] | None = None,
     ) -> tuple[BatchCounts, list[ItemState]]:
         cache = self._item_cache
-        with write_transaction(self._engine) as conn:
+        with self._write() as conn:
             current = read_checkpoint(conn)
             if cache.valid_at != (None if current is None else (current.number, current.hash)):
                 cache.clear()  # someone else wrote the index since this Store did
@@ -390,7 +416,7 @@ class Store:
         if any(h.number > checkpoint.number for h in headers):
             raise StoreError(f"cannot store headers above the checkpoint {checkpoint.number}")
         with self._write_lock:
-            with write_transaction(self._engine) as conn:
+            with self._write() as conn:
                 if read_checkpoint(conn) != checkpoint:
                     return 0
                 store_headers(conn, headers)
@@ -398,7 +424,7 @@ class Store:
             return len(headers)
 
     def _rollback(self, ref: BlockRef, above: int, headers: Sequence[BlockHeader]) -> RollbackStats:
-        with write_transaction(self._engine) as conn:
+        with self._write() as conn:
             current = read_checkpoint(conn)
             if current is not None and above > current.number:
                 raise StoreError(f"cannot roll back to block {above}: the checkpoint is at {current.number}")
@@ -436,7 +462,7 @@ class Store:
 
     def _settle_batch(self, key: AnchorKey, *, scans: Sequence[tuple[object, ...]] | None, problem: str | None) -> bool:
         with self._write_lock:
-            with write_transaction(self._engine) as conn:
+            with self._write() as conn:
                 done = settle_batch(conn, key, scans=scans, problem=problem)
             self._committed()
         return done
@@ -444,7 +470,7 @@ class Store:
     def note_pending_batch(self, key: AnchorKey, problem: str) -> None:
         """Records a failed fetch of a pending anchor's document (it stays pending, to be retried)."""
         with self._write_lock:
-            with write_transaction(self._engine) as conn:
+            with self._write() as conn:
                 note_pending_batch(conn, key, problem=problem)
             self._committed()
 
@@ -467,7 +493,7 @@ class Store:
             }
             for f in faults
         ]
-        with self._write_lock, write_transaction(self._engine) as conn:
+        with self._write_lock, self._write() as conn:
             conn.execute(insert(node_faults), rows)
 
     def gaps(self) -> list[tuple[str, int]]:

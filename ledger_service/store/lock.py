@@ -12,6 +12,13 @@ Exactly one indexer may write an index. :func:`writer_lock` elects it:
   is replaced by :meth:`WriterLock.check`, which takes the lock again on a new one before the holder writes
   on: it waits while another indexer holds it (that one took over meanwhile) and raises
   :class:`StoreUnavailableError` while the server cannot be reached, so the holder retries instead of exiting.
+  Fencing: a write transaction of the old holder may still be running on another connection when its lock's
+  connection dies and a standby takes over. So the indexer's lock taker increments ``writer_epoch.epoch`` right
+  after it gets the advisory lock, and every write transaction of :class:`~ledger_service.store.handle.Store`
+  first reads that row ``FOR SHARE`` (:meth:`WriterLock.fence`): the increment waits for an old transaction that
+  read it to end, and an old writer's transaction that reads it later finds another epoch and is rolled back
+  (:class:`WriterFencedError`, logged as "writer fenced"); its process then waits for the lock like a standby.
+  Invariant: once a new holder has taken its epoch, no transaction of an older holder commits.
 - SQLite: an exclusive ``flock`` on ``<database file>.lock``. A second
   indexer on the same file fails at once with :class:`FatalError`. The kernel
   drops the lock when the holder dies, so a SIGKILLed indexer never leaves a
@@ -29,7 +36,8 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 
 import structlog
-from sqlalchemy import Connection, create_engine, text
+from sqlalchemy import Connection, create_engine, select, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
@@ -37,6 +45,7 @@ from sqlalchemy.pool import NullPool
 from ledger_service.errors import FatalError
 from ledger_service.store._db import sqlite_path
 from ledger_service.store._errors import StoreUnavailableError
+from ledger_service.store.tables import writer_epoch
 
 log = structlog.get_logger(__name__)
 
@@ -44,6 +53,19 @@ WAITING_LOG_EVERY = 30.0
 """Seconds between repeated "waiting for the active indexer" lines."""
 LOCK_NOT_AVAILABLE = "55P03"
 """PostgreSQL's SQLSTATE of a lock wait cut by ``lock_timeout``."""
+
+_NEXT_EPOCH = (
+    pg_insert(writer_epoch)
+    .values(id=1, epoch=1)
+    .on_conflict_do_update(index_elements=[writer_epoch.c.id], set_={"epoch": writer_epoch.c.epoch + 1})
+    .returning(writer_epoch.c.epoch)
+)
+_CURRENT_EPOCH = select(writer_epoch.c.epoch).where(writer_epoch.c.id == 1).with_for_update(read=True)
+
+
+class WriterFencedError(StoreUnavailableError):
+    """Another indexer took the writer lock (this one's connection to it died): the transaction was rolled back,
+    nothing of it is written; :meth:`WriterLock.check` then waits for the lock again."""
 
 
 @dataclass
@@ -54,19 +76,55 @@ class WriterLock:
     _connection: Connection | None = None
     _take: Callable[[], Connection] | None = None
     """Takes the lock again on a new connection (PostgreSQL), waiting while another process holds it."""
+    epoch: int | None = None
+    """The indexer's writer epoch (PostgreSQL) taken with the lock; None: no fencing (SQLite, other locks), or an
+    index without its table yet (:meth:`~ledger_service.store.handle.Store.fence_writes` takes it then)."""
+    fenced: bool = False
+    """Whether write transactions are fenced by the epoch (the indexer's lock on PostgreSQL)."""
+    _superseded: bool = False
+
+    def fence(self, conn: Connection) -> None:
+        """Inside a write transaction on ``conn``, before it writes: raises :class:`WriterFencedError` (after a log
+        line) when another holder's epoch replaced this one's, else holds the epoch row until the transaction ends
+        so that a new holder's increment waits for it. Nothing to do for an unfenced lock."""
+        if not self.fenced:
+            return
+        if self.epoch is None:
+            raise FatalError(f"the writer lock on {self.description} has no epoch yet (call Store.fence_writes)")
+        current = conn.execute(_CURRENT_EPOCH).scalar()
+        if current == self.epoch:
+            return
+        self._superseded = True
+        log.warning(
+            "writer fenced: another indexer took the writer lock; this transaction is rolled back and nothing of it"
+            " is written, this process waits for the lock again",
+            index=self.description,
+            epoch=self.epoch,
+            current_epoch=current,
+        )
+        raise WriterFencedError(
+            f"another indexer took the writer lock on {self.description} (writer epoch {current}, this one's "
+            f"{self.epoch}); waiting for the lock again"
+        )
 
     def check(self) -> None:
         """Returns when the lock is held: PostgreSQL's lost lock is taken again (see the module docstring);
         raises :class:`StoreUnavailableError` while the server cannot be reached."""
         if self._connection is None:
             return
-        try:
-            self._connection.execute(text("SELECT 1"))
-            return
-        except SQLAlchemyError as exc:
-            if self._take is None:
-                raise FatalError(f"lost the writer lock on {self.description}: {exc}") from exc
-            log.warning("writer lock lost; taking it again", index=self.description, error=_first_line(exc))
+        if self._superseded:
+            reason = "writer fenced: another indexer took over"
+        else:
+            try:
+                self._connection.execute(text("SELECT 1"))
+                return
+            except SQLAlchemyError as exc:
+                if self._take is None:
+                    raise FatalError(f"lost the writer lock on {self.description}: {exc}") from exc
+                reason = _first_line(exc)
+        if self._take is None:  # pragma: no cover - only PostgreSQL's locks have a connection, and all can be retaken
+            raise FatalError(f"lost the writer lock on {self.description}: {reason}")
+        log.warning("writer lock lost; taking it again", index=self.description, error=reason)
         with suppress(SQLAlchemyError):
             self._connection.close()
         try:
@@ -75,7 +133,8 @@ class WriterLock:
             raise StoreUnavailableError(
                 f"lost the writer lock on {self.description} and cannot take it again yet: {_first_line(exc)}"
             ) from exc
-        log.info("writer lock taken again", index=self.description)
+        self._superseded = False
+        log.info("writer lock taken again", index=self.description, epoch=self.epoch)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -89,7 +148,7 @@ def writer_lock(url: str) -> Iterator[WriterLock]:
         with _sqlite_lock(url) as held:
             yield held
     else:
-        with _postgres_lock(url) as held:
+        with _postgres_lock(url, fenced=True) as held:
             yield held
 
 
@@ -145,10 +204,12 @@ def _sqlite_lock(url: str, *, suffix: str = ".lock", who: str = "indexer") -> It
 
 
 @contextmanager
-def _postgres_lock(url: str, *, purpose: str = "ledger-indexer", who: str = "indexer") -> Iterator[WriterLock]:
+def _postgres_lock(
+    url: str, *, purpose: str = "ledger-indexer", who: str = "indexer", fenced: bool = False
+) -> Iterator[WriterLock]:
     engine = create_engine(url, poolclass=NullPool)
     where = make_url(url).render_as_string(hide_password=True)
-    held = WriterLock(where)
+    held = WriterLock(where, fenced=fenced)
     keys: list[int] = []
 
     def take() -> Connection:
@@ -158,6 +219,8 @@ def _postgres_lock(url: str, *, purpose: str = "ledger-indexer", who: str = "ind
             keys[:] = [_lock_key(str(schema), purpose)]
             held.description = f"{where} (schema {schema})"
             _wait_for_lock(conn, keys[0], held.description, who=who)
+            if fenced:
+                held.epoch = _next_epoch(conn)
         except BaseException:
             conn.close()
             raise
@@ -202,6 +265,20 @@ def _wait_for_lock(conn: Connection, key: int, description: str, *, who: str) ->
         with suppress(SQLAlchemyError):  # the connection is gone: nothing to reset
             conn.execute(text("RESET lock_timeout"))
     log.info("writer lock acquired", index=description, waited_s=round(time.monotonic() - waiting_since, 1))
+
+
+def _next_epoch(conn: Connection) -> int | None:
+    """:func:`next_epoch` on the lock's connection; None while the index has no ``writer_epoch`` table (a new
+    index, or one not migrated yet: :meth:`~ledger_service.store.handle.Store.fence_writes` takes it then)."""
+    if conn.execute(text("SELECT to_regclass(:name)"), {"name": writer_epoch.name}).scalar() is None:
+        return None
+    return next_epoch(conn)
+
+
+def next_epoch(conn: Connection) -> int:
+    """Increments the index's writer epoch and returns it (PostgreSQL; to call while holding the writer lock). It
+    waits for a write transaction of an older holder that read the epoch (:meth:`WriterLock.fence`) to end."""
+    return int(conn.execute(_NEXT_EPOCH).scalar_one())
 
 
 def _lock_key(schema: str, purpose: str = "ledger-indexer") -> int:

@@ -30,11 +30,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import psycopg
 from sqlalchemy import Connection, Dialect, Select, and_, bindparam, exists, func, literal, or_, select
 
 from ledger_service.core.codes import ReturnState
-from ledger_service.store._db import read_transaction
+from ledger_service.store._db import _with_driver_errors, read_transaction
 from ledger_service.store._errors import StoreUnavailableError
 from ledger_service.store.checkpoint import IndexHead
 from ledger_service.store.handle import Store
@@ -344,7 +343,7 @@ def _driver_errors() -> Iterator[None]:
     """The driver's own errors (raised by its cursor, outside SQLAlchemy) as the store's."""
     try:
         yield
-    except (sqlite3.OperationalError, psycopg.OperationalError) as exc:
+    except _with_driver_errors(sqlite3.OperationalError) as exc:  # psycopg's too, once a PostgreSQL engine loaded it
         raise StoreUnavailableError(f"database unavailable: {exc}") from exc
 
 

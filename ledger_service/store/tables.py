@@ -18,7 +18,8 @@ caller's credential, which is not stored either
 
 The indexer's tables are of three kinds:
 - *bookkeeping*: the chain the index is pinned to, its checkpoint, the headers
-  above finality, and what the completeness checks found about the node;
+  above finality, what the completeness checks found about the node, and the
+  writer lock's fencing epoch (PostgreSQL);
 - *log tables* hold one row per contract event, keyed by their position
   (block_number, log_index); a reorg deletes the rows above the common
   ancestor;
@@ -174,6 +175,15 @@ node_faults = Table(
     Column("detected_at", BigInteger, nullable=False, comment="wall-clock unix seconds"),
     Index("ix_node_faults_block", "from_block"),
     comment="incomplete node answers the indexer caught; a record of the node's behaviour, kept through reorgs",
+)
+
+# revision 0030
+writer_epoch = Table(
+    "writer_epoch",
+    metadata,
+    Column("id", SmallInteger, primary_key=True, comment="always 1"),
+    Column("epoch", BigInteger, nullable=False, comment="incremented by each taker of the writer lock"),
+    comment="PostgreSQL: the writer lock's fencing epoch (store/lock.py); empty on SQLite",
 )
 
 # ---- log tables --------------------------------------------------------------

@@ -1,7 +1,7 @@
 """``ledger-api`` as a real process, for tests of what only a served API shows: worker processes, the
 supervisor that replaces them, the HTTP server's own limits and proxy headers.
 
-:func:`serve` starts ``api.main:main`` on a free port against an :class:`~tests.api.conftest.ApiEnv`'s chain,
+:func:`serve` starts ``api.serving:main`` on a free port against an :class:`~tests.api.conftest.ApiEnv`'s chain,
 database and documents (:func:`serve_with`: against given ``LEDGER_*`` variables), with extra ``LEDGER_*``
 settings, and stops it (SIGTERM, then SIGKILL) afterwards.
 """
@@ -69,7 +69,7 @@ def serve_with(ledger: dict[str, str], **settings: str) -> Iterator[Served]:
         **{f"LEDGER_{name}": value for name, value in settings.items()},
     }
     process = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from api.main import main; sys.exit(main())"],
+        [sys.executable, "-c", "import sys; from api.serving import main; sys.exit(main())"],
         cwd=ROOT,
         env=variables,
         stdout=subprocess.DEVNULL,

@@ -3,6 +3,7 @@ fails saying why."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -22,6 +23,24 @@ def test_importing_the_app_reads_no_settings_and_connects_to_nothing() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "Returns ledger API"
+
+
+def test_a_start_imports_only_what_serving_needs() -> None:
+    """A restarted replica answers sooner (issue #24): the supervisor of ``ledger-api`` imports neither the
+    application nor the eth stack, and the application leaves out what only some requests need (labels, the
+    assistant's model) and the PostgreSQL driver (an SQLite index never loads it)."""
+    supervisor = ("api.main", "fastapi", "web3", "eth_account", "sqlalchemy")
+    later = ("reportlab", "pypdfium2", "PIL", "py3langid", "numpy", "sklearn", "psycopg")
+    code = (
+        "import json, sys\n"
+        "import api.serving\n"
+        f"first = [m for m in {supervisor!r} if m in sys.modules]\n"
+        "api.serving.served_app()\n"
+        f"print(json.dumps([first, [m for m in {later!r} if m in sys.modules], 'api.main' in sys.modules]))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == [[], [], True]
 
 
 def test_startup_fails_clearly_without_a_manifest(api_env: ApiEnv, tmp_path: Path) -> None:

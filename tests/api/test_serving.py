@@ -40,7 +40,7 @@ def test_workers_are_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(scope="module")
 def served(api_env: ApiEnv) -> Iterator[str]:
-    """``ledger-api`` (api.main:main) with two workers on the test chain and database; its base URL."""
+    """``ledger-api`` (api.serving:main) with two workers on the test chain and database; its base URL."""
     with serve(api_env, API_WORKERS="2") as running:
         yield running.url
 

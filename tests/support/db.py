@@ -16,10 +16,12 @@ with the reason, except under ``CI=true``, where they fail.
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -126,3 +128,27 @@ def terminate_backends(application_name: str) -> int:
             (application_name,),
         ).fetchall()
     return sum(1 for (done,) in rows if done)
+
+
+def writer_lock_holders(admin: psycopg.Connection[Any], url: str) -> list[int]:
+    """Backends holding the writer lock of the index at ``url`` (a :func:`pg_url`: its schema names the lock)."""
+    from ledger_service.store.lock import _lock_key
+
+    key = _lock_key(url.rsplit("%3D", 1)[1]) & 0xFFFF_FFFF_FFFF_FFFF
+    rows = admin.execute(
+        "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = %s AND objid = %s"
+        " AND objsubid = 1",
+        (key >> 32, key & 0xFFFF_FFFF),
+    ).fetchall()
+    return [int(pid) for (pid,) in rows]
+
+
+def terminate_writer_lock(admin: psycopg.Connection[Any], url: str) -> None:
+    """Ends the connection holding the writer lock of the index at ``url``, as a server restart or a network cut
+    does to its holder (the server drops the lock with it), and returns once the lock is free."""
+    (holder,) = writer_lock_holders(admin, url)
+    assert admin.execute("SELECT pg_terminate_backend(%s)", (holder,)).fetchone() == (True,)
+    deadline = time.monotonic() + 20
+    while writer_lock_holders(admin, url) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert writer_lock_holders(admin, url) == []

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +17,10 @@ import pytest
 from structlog.testing import capture_logs
 
 from ledger_service.errors import FatalError
-from ledger_service.store import writer_lock
+from ledger_service.store import Store, WriterFencedError, writer_lock
 from ledger_service.store.lock import _lock_key
-from tests.support.db import libpq_dsn
+from tests.ledger_service.store.builders import ChainBuilder
+from tests.support.db import libpq_dsn, terminate_writer_lock, writer_lock_holders
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -172,15 +174,9 @@ def test_postgres_lost_lock_is_taken_again_after_any_other_holder(pg_url: str) -
     """If the server drops the lock's connection (a restart), check() takes the lock again on a new one, waiting
     while another indexer took it meanwhile: the holder never writes on without it."""
     signed = _lock_key(pg_url.rsplit("%3D", 1)[1])
-    key = signed & 0xFFFF_FFFF_FFFF_FFFF
 
     def holders(admin: psycopg.Connection[Any]) -> list[int]:
-        rows = admin.execute(
-            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = %s AND objid = %s"
-            " AND objsubid = 1",
-            (key >> 32, key & 0xFFFF_FFFF),
-        ).fetchall()
-        return [int(pid) for (pid,) in rows]
+        return writer_lock_holders(admin, pg_url)
 
     with writer_lock(pg_url) as held, psycopg.connect(libpq_dsn(pg_url), autocommit=True) as admin:
         held.check()
@@ -198,3 +194,106 @@ def test_postgres_lost_lock_is_taken_again_after_any_other_holder(pg_url: str) -
         assert second not in (first, admin.info.backend_pid)
         held.check()  # held: nothing to take again
         assert holders(admin) == [second]
+
+
+# ---- PostgreSQL: fencing of an old writer after a takeover ---------------------------------------------------
+
+
+def _chain(blocks: int) -> ChainBuilder:
+    chain = ChainBuilder()
+    for n in range(blocks):
+        chain.register(f"urn:epc:id:sgtin:0614141.107346.{n}")
+        chain.next_block()
+    return chain
+
+
+def _apply_upto(
+    store: Store, chain: ChainBuilder, number: int, before_commit: Callable[[], None] | None = None
+) -> None:
+    """Applies the chain's blocks above the store's checkpoint up to ``number``, as the indexer's pass does."""
+    current = store.checkpoint()
+    since = -1 if current is None else current.number
+    store.apply(
+        events=[ev for ev in chain.events if since < ev.pos.block_number <= number],
+        headers=[x for x in chain.headers if since < x.number <= number],
+        checkpoint=chain.ref(number),
+        prune_below=0,
+        before_commit=before_commit,
+    )
+
+
+def test_postgres_old_writers_transaction_after_a_takeover_is_refused_and_writes_nothing(
+    pg_url: str, tmp_path: Path
+) -> None:
+    """The old indexer's lock connection dies unnoticed and a standby takes over: the old one's next write
+    transaction is rolled back (nothing of it written, a log line says why), the new writer goes on, the old one
+    then waits for the lock like a standby, and the index equals a clean re-index of the same chain."""
+    chain = _chain(6)
+    with (
+        Store.open(pg_url) as old_store,
+        Store.open(pg_url) as new_store,
+        psycopg.connect(libpq_dsn(pg_url), autocommit=True) as admin,
+        writer_lock(pg_url) as old,
+    ):
+        old_store.fence_writes(old)
+        _apply_upto(old_store, chain, 2)
+        terminate_writer_lock(admin, pg_url)
+        checked = threading.Event()
+        with writer_lock(pg_url) as new:
+            new_store.fence_writes(new)
+            before = new_store.dump()
+            with capture_logs() as logs, pytest.raises(WriterFencedError, match="another indexer took the writer"):
+                _apply_upto(old_store, chain, 4)
+            assert [e["event"] for e in logs if e["log_level"] == "warning"] == [
+                "writer fenced: another indexer took the writer lock; this transaction is rolled back and nothing "
+                "of it is written, this process waits for the lock again"
+            ]
+            assert new_store.dump() == before
+            assert new_store.checkpoint() == chain.ref(2)
+
+            _apply_upto(new_store, chain, 4)
+            _apply_upto(new_store, chain, 6)
+
+            def wait_as_standby() -> None:
+                old.check()
+                checked.set()
+
+            standby = threading.Thread(target=wait_as_standby, daemon=True)
+            standby.start()
+            assert not checked.wait(0.5)  # the old writer waits while the new one holds the lock
+        standby.join(30)
+        assert checked.is_set()  # and takes it when the new one lets it go, with an epoch of its own
+        assert old.epoch is not None and new.epoch is not None and old.epoch > new.epoch
+        dump = new_store.dump()
+    with Store.open(f"sqlite:///{tmp_path / 'clean.sqlite3'}") as clean:
+        _apply_upto(clean, chain, 6)
+        assert dump == clean.dump()
+
+
+def test_postgres_takeover_waits_for_the_old_writers_transaction_in_flight(pg_url: str) -> None:
+    """A write transaction the old writer began before the takeover holds its epoch: the new writer's lock is
+    granted only once that transaction has ended, so the two never write at the same time."""
+    chain = _chain(4)
+    acquired, release = threading.Event(), threading.Event()
+    with (
+        Store.open(pg_url) as old_store,
+        psycopg.connect(libpq_dsn(pg_url), autocommit=True) as admin,
+        writer_lock(pg_url) as old,
+    ):
+        old_store.fence_writes(old)
+        _apply_upto(old_store, chain, 1)
+        waited: list[bool] = []
+
+        def take_over_meanwhile() -> None:
+            terminate_writer_lock(admin, pg_url)
+            _acquire_in_thread(pg_url, acquired, release)
+            waited.append(not acquired.wait(0.5))
+
+        _apply_upto(old_store, chain, 2, before_commit=take_over_meanwhile)
+        assert waited == [True]  # the standby's takeover waited for the transaction in flight
+        assert acquired.wait(20)
+        assert old_store.checkpoint() == chain.ref(2)  # that transaction committed: it began as the writer
+        with pytest.raises(WriterFencedError):
+            _apply_upto(old_store, chain, 3)
+        assert old_store.checkpoint() == chain.ref(2)
+        release.set()
