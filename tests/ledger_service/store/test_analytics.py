@@ -7,7 +7,7 @@ import random
 from dataclasses import replace
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, func, select
 
 from ledger_service.analytics import report
 from ledger_service.analytics import suggestions as rules
@@ -19,7 +19,7 @@ from ledger_service.store import BlockRef, Store, analytics, returns
 from ledger_service.store.carriers import ShipmentRow, insert_shipment
 from ledger_service.store.items import set_item_category
 from ledger_service.store.returns import ReturnRequestRow
-from ledger_service.store.tables import analytics_watermark
+from ledger_service.store.tables import analytics_watermark, return_requests
 from tests.ledger_service.store.builders import DAY, TOKEN, ChainBuilder, addr, apply_new
 
 A, B = addr(2), addr(9)
@@ -188,11 +188,15 @@ def test_a_read_asked_again_before_a_refresh_is_answered_from_memory_until_a_ref
     assert not any("analytics_returns" in sql for sql in statements[read:])
     # another range, or another grouping, is another read
     assert _by(analytics.returned(store, whole, dims=("merchant",)), "requests") == {A: 3, B: 1}
+    # a request committed late, dated the newest one's second: the refresh of the same wall-clock second leaves
+    # every field of the watermark as it was but its generation
+    with store.engine.connect() as conn:
+        newest = conn.execute(select(func.max(return_requests.c.created_at))).scalar_one()
     returns.insert_return_request(
-        store, _request("rr_9", items["a222_1"], A, "defective", "reject", chain.time, decided_at=chain.time)
+        store, _request("rr_9", items["a222_1"], A, "defective", "reject", newest, decided_at=newest)
     )
     assert analytics.returned(store, whole, dims=("gtin",)) == first  # the figures are as of the last refresh
-    refresh(store, now=2)
+    refresh(store, now=1)
     assert _by(analytics.returned(store, whole, dims=("gtin",)), "requests") == {111: 2, 222: 2, 333: 1}
 
 
