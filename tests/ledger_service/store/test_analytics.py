@@ -176,7 +176,7 @@ def test_an_incremental_refresh_adds_only_what_changed_and_equals_a_rebuild(stor
 
 
 def test_a_read_asked_again_before_a_refresh_is_answered_from_memory_until_a_refresh(store: Store) -> None:
-    chain, items, day0 = _build(store)
+    _, items, day0 = _build(store)
     refresh(store, now=1)
     whole = _scope(day0 - 1, day0 + 30)
     statements: list[str] = []
