@@ -15,6 +15,8 @@ Steps, in one run:
 3. the mixed load for ``--duration`` seconds, spread over the replicas as a load balancer does it (round robin
    over the replicas that answer; a connection refused takes the request to the next replica, since it never
    reached the first; a replica is taken back once its ``/healthz`` answers, probed every 0.25 s):
+   a read whose connection breaks without an answer (a kept-alive connection to a replica that has just died)
+   goes once more to the next replica, as a load balancer retries an idempotent request, and is counted apart;
    ``--readers`` closed-loop clients reading eligibility (85%) and item histories (15%) with an auditor's key;
    return requests (``?wait=true``, by consumers' return tokens) and carrier scans of approved returns
    (``?wait=true``: in transit, then delivered to the merchant) sent at ``--return-rate`` and ``--scan-rate`` per
@@ -110,6 +112,9 @@ SERVED_AFTER_RESTART_S = 3.0
 """The load goes on at least this long after the restarted replica answers again."""
 PROBE_S = 0.25
 """How often the balancer asks a replica it took out whether it answers again."""
+IDEMPOTENT = frozenset({"GET", "HEAD"})
+"""Methods the balancer sends once more to the next replica when their connection broke without an answer
+(as nginx's ``proxy_next_upstream error``: never a write, which the first replica may have carried out)."""
 LOCATION = "0614141.00888.0"
 POLICY: dict[str, Any] = {
     "window_days": 30,
@@ -346,6 +351,8 @@ class Balancer:
         self.up = [True] * len(urls)
         self.outcomes: list[Outcome] = []
         self.rerouted = 0
+        self.retried: list[Outcome] = []
+        """Reads whose connection broke without an answer, sent again to the next replica."""
         self._next = 0
 
     def pick(self, avoid: int | None = None) -> int:
@@ -371,6 +378,7 @@ class Balancer:
         expect: int = 200,
     ) -> tuple[Outcome, Any]:
         """The request on the next replica (not ``avoid``, if another answers); its outcome and JSON body."""
+        retried = False
         for _ in range(2 * len(self.urls)):
             number = self.pick(avoid)
             start = time.monotonic()
@@ -383,6 +391,19 @@ class Balancer:
             except aiohttp.ClientConnectorError:
                 self.up[number] = False  # never reached the replica: the next one gets it
                 self.rerouted += 1
+                continue
+            except (aiohttp.ClientOSError, aiohttp.ServerDisconnectedError) as exc:
+                if method not in IDEMPOTENT or retried:
+                    outcome = Outcome(kind, number, start, time.monotonic(), None, f"{type(exc).__name__}: {exc}")
+                    self.outcomes.append(outcome)
+                    return outcome, None
+                # a connection broke without an answer (a kept-alive one to a replica that died since): a read
+                # goes once to the next replica, as a load balancer retries an idempotent request
+                self.up[number] = False
+                self.retried.append(
+                    Outcome(kind, number, start, time.monotonic(), None, f"{type(exc).__name__}: {exc}")
+                )
+                retried = True  # taken out above: the next pick is another replica (and not ``avoid``)
                 continue
             except (aiohttp.ClientError, TimeoutError) as exc:
                 outcome = Outcome(kind, number, start, time.monotonic(), None, f"{type(exc).__name__}: {exc}")
@@ -502,6 +523,7 @@ class Drill:
     ryw_checked: int
     ryw_violations: list[str]
     rerouted: int
+    retried: list[Outcome]
     returnable_left: int
 
 
@@ -640,6 +662,7 @@ async def mixed_load(
         ryw_checked=checked,
         ryw_violations=violations,
         rerouted=balancer.rerouted,
+        retried=balancer.retried,
         returnable_left=len(returnable),
     )
 
@@ -912,6 +935,11 @@ def drill_figures(
             "kinds": per_kind(drill),
             "errors": errors_of(drill),
             "rerouted": drill.rerouted,
+            "retried": {
+                "reads": len(drill.retried),
+                "from_replicas": sorted({o.replica for o in drill.retried}),
+                "samples": [f"{o.kind} on replica {o.replica}: {o.error}" for o in drill.retried[:5]],
+            },
             "takeover": takeover(standby_log, drill.indexer_killed_at),
             "replica_down_s": round(drill.replica_back_at - drill.replica_killed_at, 1),
             "served_after_restart": sum(
@@ -951,6 +979,11 @@ def report(figures: dict[str, Any]) -> None:
     say(
         f"errors: {errors['in_flight_on_killed_replica']} in flight on the killed replica {errors['in_flight_kinds']}, "
         f"{errors['other']} elsewhere {errors['other_samples']}; {figures['rerouted']} refused connections rerouted"
+    )
+    retried = figures["retried"]
+    say(
+        f"reads whose connection broke without an answer, sent again to the next replica: {retried['reads']} "
+        f"(from replicas {retried['from_replicas']}) {retried['samples']}"
     )
     say(f"standby indexer: lock after {takeover_['lock_s']} s, first block after {takeover_['first_block_s']} s")
     ryw = figures["read_your_writes"]

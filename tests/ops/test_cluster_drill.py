@@ -40,6 +40,8 @@ def test_cluster_drill_loses_nothing_and_fails_only_the_killed_replicas_requests
     assert figures["index"]["rows"] > 0
     assert figures["index"]["lost"] == {} and figures["index"]["duplicated"] == {}, figures["index"]
     assert figures["errors"]["other"] == 0, figures["errors"]
+    # a read sent again to another replica had its connection broken by the killed one, never by a live one
+    assert set(figures["retried"]["from_replicas"]) <= {cluster.KILLED_REPLICA}, figures["retried"]
     ryw = figures["read_your_writes"]
     assert ryw["checked"] > 0 and ryw["violated"] == 0, ryw
     assert figures["served_after_restart"] > 0
