@@ -18,6 +18,7 @@ registered on-chain, ``ledger-api`` (``--workers`` processes, as production runs
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -25,6 +26,7 @@ import shutil
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +102,23 @@ class AppliedWatch:
                 self.latencies_ms.extend(now_ms - int(a) for (a,) in accepted)
                 self.applied_scans += len(accepted)
                 self.seen.add(root)
+
+    @contextlib.contextmanager
+    def polling(self) -> Iterator[None]:
+        """Polls every 50 ms on a thread of its own for the ``with`` block."""
+        stop = threading.Event()
+
+        def run() -> None:
+            while not stop.wait(0.05):
+                self.poll()
+
+        poller = threading.Thread(target=run, name="applied-watch")
+        poller.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            poller.join()
 
     def wait_for(self, scans: int, timeout: float) -> float:
         """Polls until ``scans`` scans are applied; the wall-clock time it happened (SetupError after timeout)."""
@@ -249,7 +268,9 @@ def throughput(args: Any, workdir: Path, start_chain: Any) -> dict[str, Any]:
                 # 3: latency at the target rate, on an idle pipeline
                 watch.latencies_ms.clear()
                 before = watch.applied_scans
-                sent = _open_loop(api.url, key, body, requests_per_s=args.rate / per, seconds=args.latency_duration)
+                # polled while the load runs too: a batch applied meanwhile is timed when it was, not at the end
+                with watch.polling():
+                    sent = _open_loop(api.url, key, body, requests_per_s=args.rate / per, seconds=args.latency_duration)
                 watch.wait_for(before + sent * per, timeout=600)
                 latencies = watch.latencies_ms
             finally:
