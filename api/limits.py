@@ -285,6 +285,13 @@ def _wanted(schemes: frozenset[str]) -> str:
     return "Bearer" if ACTOR_SECURITY in schemes else RETURN_TOKEN_SCHEME
 
 
+def _route_path(scope: Scope) -> str:
+    """The path the routes match: ``scope``'s without its root path."""
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    return path[len(root) :] if root and path.startswith(root) else path
+
+
 class RequestGate:
     """See the module docstring. ``app`` is what the gate passes requests to (the eligibility shortcut);
     ``api`` the FastAPI application behind it (its OpenAPI document, its state: settings, store)."""
@@ -312,14 +319,8 @@ class RequestGate:
     def policy(self, scope: Scope) -> RoutePolicy:
         """The policy of the operation ``scope`` reaches (public and bodiless when it reaches none: the
         application answers 404 or 405 without reading a body)."""
-        if self._routes is None:
-            self._routes = routes_of(self.api)
-        path: str = scope["path"]
-        root: str = scope.get("root_path", "")
-        if root and path.startswith(root):
-            path = path[len(root) :]
-        method = scope["method"]
-        for pattern, methods, policy in self._routes:
+        path, method = _route_path(scope), scope["method"]
+        for pattern, methods, policy in self._table():
             if method in methods and pattern.match(path) is not None:
                 return policy
         return _PUBLIC
@@ -327,13 +328,13 @@ class RequestGate:
     def routes_path(self, scope: Scope) -> bool:
         """Whether some route, for any method, takes the path of ``scope`` (then the application answers it:
         the route's own answer, or 405 naming the methods it allows)."""
+        path = _route_path(scope)
+        return any(pattern.match(path) is not None for pattern, _, _ in self._table())
+
+    def _table(self) -> list[tuple[re.Pattern[str], frozenset[str], RoutePolicy]]:
         if self._routes is None:
             self._routes = routes_of(self.api)
-        path: str = scope["path"]
-        root: str = scope.get("root_path", "")
-        if root and path.startswith(root):
-            path = path[len(root) :]
-        return any(pattern.match(path) is not None for pattern, _, _ in self._routes)
+        return self._routes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

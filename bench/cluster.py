@@ -393,16 +393,14 @@ class Balancer:
                 self.rerouted += 1
                 continue
             except (aiohttp.ClientOSError, aiohttp.ServerDisconnectedError) as exc:
+                broken = Outcome(kind, number, start, time.monotonic(), None, f"{type(exc).__name__}: {exc}")
                 if method not in IDEMPOTENT or retried:
-                    outcome = Outcome(kind, number, start, time.monotonic(), None, f"{type(exc).__name__}: {exc}")
-                    self.outcomes.append(outcome)
-                    return outcome, None
+                    self.outcomes.append(broken)
+                    return broken, None
                 # a connection broke without an answer (a kept-alive one to a replica that died since): a read
                 # goes once to the next replica, as a load balancer retries an idempotent request
                 self.up[number] = False
-                self.retried.append(
-                    Outcome(kind, number, start, time.monotonic(), None, f"{type(exc).__name__}: {exc}")
-                )
+                self.retried.append(broken)
                 retried = True  # taken out above: the next pick is another replica (and not ``avoid``)
                 continue
             except (aiohttp.ClientError, TimeoutError) as exc:
