@@ -1419,9 +1419,13 @@ class Indexer:
         stop: threading.Event,
         poll_interval: float = 0.2,
         max_backoff: float = 10.0,
+        node_probe_s: float = 1.0,
         heartbeat: Callable[[], None] | None = None,
     ) -> Iterator[SyncUpdate]:
-        """Keeps indexing new blocks until ``stop`` is set; waits out a node that is down.
+        """Keeps indexing new blocks until ``stop`` is set; waits out a node or a database that is away, however
+        long, retrying after a backoff that doubles up to ``max_backoff``. While it waits for the node, the node
+        is asked every ``node_probe_s`` whether it answers again (one call, no retries): the next pass starts as
+        soon as it does, not at the end of the backoff.
 
         ``heartbeat`` runs before each pass (e.g. to confirm the writer lock is still held).
         """
@@ -1441,8 +1445,29 @@ class Indexer:
                 if not isinstance(exc, WriterFencedError):  # that one is logged as "writer fenced" where refused
                     what = "database_unavailable" if isinstance(exc, StoreUnavailableError) else "rpc_unavailable"
                     log.warning(what, error=str(exc), retry_in=round(backoff, 2))
-                stop.wait(backoff)
+                node_away = not isinstance(exc, StoreUnavailableError | WriterFencedError)
+                self._wait_out(stop, backoff, probe_every=node_probe_s if node_away else None)
                 backoff = min(max_backoff, backoff * 2)
+
+    def _wait_out(self, stop: threading.Event, seconds: float, *, probe_every: float | None) -> None:
+        """Waits ``seconds``, or until ``stop``; with ``probe_every``, also until the node answers a probe."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            if stop.wait(left if probe_every is None else min(left, probe_every)):
+                return
+            if probe_every is not None and self._node_answers():
+                log.info("node_answers_again")
+                return
+
+    def _node_answers(self) -> bool:
+        """Whether the node answers one call (an error it answers with counts: the next pass reports it)."""
+        try:
+            self.rpc.call_once("eth_blockNumber", [])
+        except RetryableError:
+            return False
+        except FatalError:
+            pass
+        return True
 
 
 def make_indexer(

@@ -282,3 +282,42 @@ def test_a_chain_that_shrinks_between_the_head_read_and_eth_get_logs_does_not_st
         assert [u.depth for u in updates if isinstance(u, Reorg)] == [2]
     finally:
         store.close()
+
+
+def test_a_follower_in_a_long_backoff_goes_on_as_soon_as_the_node_answers_again(chain: Chain, store_url: str) -> None:
+    chain.activity.lifecycle()
+    store = Store.open(store_url)
+    errors: list[BaseException] = []
+    stop = threading.Event()
+    with FaultProxy(chain.node.url, budget=10**9) as proxy:
+        rpc = RpcClient(proxy.url, retry=RetryPolicy(attempts=1))
+        indexer = make_indexer_for(chain, store, rpc=rpc)
+        proxy.rates = {"500": 1.0}  # the node away (behind a proxy that answers 500) from the first pass on
+
+        def follow() -> None:
+            try:
+                # the first backoff (poll_interval) lasts far longer than this test waits: only a probe ends it
+                for _ in indexer.follow(stop=stop, poll_interval=3600, max_backoff=3600, node_probe_s=0.05):
+                    pass
+            except BaseException as exc:
+                errors.append(exc)
+
+        thread = threading.Thread(target=follow)
+        thread.start()
+        try:
+            deadline = time.monotonic() + 30
+            while proxy.injected["500"] < 3 and time.monotonic() < deadline:  # the pass and two probes refused
+                time.sleep(0.02)
+            assert proxy.injected["500"] >= 3, proxy.injected
+            assert thread.is_alive() and store.checkpoint() is None
+            proxy.rates = {}
+            wait_until_indexed(chain, store, errors, timeout=60)
+        finally:
+            stop.set()
+            thread.join(timeout=60)
+            rpc.close()
+    try:
+        assert not errors, errors
+        assert not thread.is_alive()
+    finally:
+        store.close()
