@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -68,12 +69,14 @@ def serve_with(ledger: dict[str, str], **settings: str) -> Iterator[Served]:
         "LEDGER_LOG_LEVEL": "WARNING",
         **{f"LEDGER_{name}": value for name, value in settings.items()},
     }
+    # its log in a file, not a pipe: a pipe nobody reads fills up in a long test and then blocks the server
+    errors = tempfile.TemporaryFile()  # noqa: SIM115 (closed in the finally below)
     process = subprocess.Popen(
         [sys.executable, "-c", "import sys; from api.serving import main; sys.exit(main())"],
         cwd=ROOT,
         env=variables,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=errors,
         start_new_session=True,  # its workers can be stopped with it, as a group
     )
     served = Served(url=f"http://127.0.0.1:{port}", process=process)
@@ -81,7 +84,8 @@ def serve_with(ledger: dict[str, str], **settings: str) -> Iterator[Served]:
         deadline = time.monotonic() + START_TIMEOUT_S
         while not _answers(served.url):
             if process.poll() is not None:
-                pytest.fail(f"ledger-api exited: {process.stderr.read().decode() if process.stderr else ''}")
+                errors.seek(0)
+                pytest.fail(f"ledger-api exited: {errors.read().decode(errors='replace')}")
             if time.monotonic() > deadline:
                 pytest.fail(f"ledger-api did not answer within {START_TIMEOUT_S:g} s")
             time.sleep(0.2)
@@ -95,3 +99,4 @@ def serve_with(ledger: dict[str, str], **settings: str) -> Iterator[Served]:
             process.wait()
         with contextlib.suppress(ProcessLookupError):  # a worker the supervisor left behind (none should be)
             os.killpg(process.pid, signal.SIGKILL)
+        errors.close()
