@@ -4,23 +4,42 @@ A real anvil (its state kept in a file: ``--state``, dumped when it stops and lo
 same port), a real ``ledger-indexer follow`` and a real ``ledger-api``. While the node is away, reads answer from
 the index with ``X-Index-Stale`` (and ``/readyz`` is a 503 naming the node), writes are a 503 problem saying the
 node cannot be reached, with ``Retry-After``; once it is back the same write succeeds, read-your-writes included,
-and the indexer (never restarted) has caught up.
+and the indexer (never restarted) has caught up with the blocks the chain made meanwhile.
+
+The outage lasts ``DRILL_NODE_DOWN_S`` seconds (default 0: only as long as the first round of checks takes, as
+in CI; ``DRILL_NODE_DOWN_S=600`` is issue #24's ten minutes). Through it, every ``DRILL_CHECK_EVERY_S`` seconds,
+reads, a write, ``/readyz`` and the indexer are checked again: nothing may give up while the node stays away.
+The figures (reads, writes refused, the stale age, the catch-up) are printed (``pytest -s`` shows them).
 """
 
 from __future__ import annotations
 
+import json
+import os
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from web3.types import BlockData
 
 from ledger_service.store.handle import Store
 from tests.api.drills import POLL_S, drill_chain, indexer_process, sale, start_anvil_at, until
 from tests.api.flows import POLICY, ok, problem
 from tests.api.served import serve_with
+from tests.support.activity import mine
 from tests.support.chain import Anvil, free_port
+
+DOWN_S = float(os.environ.get("DRILL_NODE_DOWN_S", "0"))
+"""How long the node stays away at least."""
+CHECK_EVERY_S = float(os.environ.get("DRILL_CHECK_EVERY_S", "5"))
+"""How often the reads, a write, ``/readyz`` and the indexer are checked while it is away."""
+BLOCK_TIME_S = 2.0
+"""The chain goes on without our node: one block per this many seconds of the outage waits for the indexer
+when the node comes back."""
+RETRY_IN = re.compile(r"rpc_unavailable.*?retry_in[=\"': ]+([0-9.]+)")
 
 
 @pytest.fixture
@@ -63,32 +82,44 @@ def test_node_down_reads_answer_stale_writes_503_then_all_succeed_once_it_is_bac
             )
 
             node.stop()  # SIGTERM: anvil writes its state file and exits
+            stopped = time.monotonic()
             assert state.exists()
             down = until("/readyz fails on the node", lambda: (r := http.get("/readyz")).status_code == 503 and r)
             assert problem(down, 503)["failing"] == ["node", "index_lag"]
+            until("a read marked stale", lambda: "x-index-stale" in http.get(policy_url).headers)
 
-            before = time.time()
-            read = until("a read marked stale", lambda: "x-index-stale" in (r := http.get(policy_url)).headers and r)
-            after = time.time()
-            assert read.status_code == 200 and read.json()["current"]["window_days"] == POLICY["window_days"]
-            assert int(read.headers["x-index-block"]) == head["number"]
-            age = int(read.headers["x-index-stale"])  # seconds since the indexed block's time
-            assert int(before - head["timestamp"]) - 1 <= age <= int(after - head["timestamp"]) + 1
-            eligibility = http.get(f"/v1/items/{items[0]}/eligibility", headers=headers)
-            assert eligibility.status_code == 404 or eligibility.status_code == 200, eligibility.text
-            assert "x-index-stale" in eligibility.headers
+            ages: list[int] = []
+            refused = retrying = 0
+            while True:
+                ages.append(_stale_read(http, policy_url, headers, items[0], head))
+                _write_refused(http, headers, items[0])
+                refused += 1
+                assert problem(http.get("/readyz"), 503)["failing"] == ["node", "index_lag"]
+                assert indexer.poll() is None, indexer_log.read_text()[-2000:]  # still waiting, never gave up
+                retrying = indexer_log.read_text().count("rpc_unavailable")
+                if retrying > 0 and time.monotonic() - stopped >= DOWN_S:
+                    break
+                time.sleep(CHECK_EVERY_S)
+            down_s = time.monotonic() - stopped
+            assert ages == sorted(ages), ages  # the same block, older each time
+            retry_in = [float(found) for found in RETRY_IN.findall(indexer_log.read_text())]
+            assert retry_in and max(retry_in) <= 10.0, retry_in  # the follow loop's backoff is capped
+            if down_s > 60:  # still retrying at the end of a long outage, not only at its start
+                assert len(retry_in) > 3, retry_in
 
-            refused = http.post("/v1/sales?wait=true", headers=headers, json=sale(items[0]))
-            body = problem(refused, 503)
-            assert "node" in body["detail"] and "try again" in body["detail"], body
-            assert int(refused.headers["retry-after"]) > 0
-            assert "x-index-stale" in refused.headers
-            # down until the indexer gave up its call's retries: from then on its follow loop waits for the node
-            until("the indexer waiting for the node", lambda: "rpc_unavailable" in indexer_log.read_text())
-
-            nodes.append(start_anvil_at(port, state))  # the same chain, from its state file
+            nodes.append(back := start_anvil_at(port, state))  # the same chain, from its state file
+            answers = time.monotonic()
             assert w3.eth.get_block(head["number"])["hash"] == head["hash"]
+            made = max(1, int(down_s / BLOCK_TIME_S))
+            mine(back, made)  # what the chain made without us meanwhile
+            new_head = w3.eth.block_number
+            until(
+                "the indexer at the chain's head again",
+                lambda: (c := store.checkpoint()) is not None and c.number == new_head,
+            )
+            caught_up_s = time.monotonic() - answers
             until("/readyz passes again", lambda: http.get("/readyz").status_code == 200)
+            ready_s = time.monotonic() - answers
             sold = ok(http.post("/v1/sales?wait=true", headers=headers, json=sale(items[0])), 201)
             assert sold["return_token"]
             sold_block = w3.eth.block_number
@@ -102,5 +133,42 @@ def test_node_down_reads_answer_stale_writes_503_then_all_succeed_once_it_is_bac
             assert indexer.poll() is None  # the same indexer process waited for the node and went on
             checkpoint = store.checkpoint()
             assert checkpoint is not None and checkpoint.number == w3.eth.block_number
+            figures = {
+                "down_s": round(down_s, 1),
+                "reads_stale": 2 * len(ages),
+                "stale_age_s": [ages[0], ages[-1]],
+                "writes_refused_503": refused,
+                "indexer_retries_logged": len(retry_in),
+                "indexer_longest_backoff_s": max(retry_in),
+                "blocks_made_meanwhile": made,
+                "caught_up_s": round(caught_up_s, 2),
+                "ready_s": round(ready_s, 2),
+                "write_after": "201",
+            }
+            print(f"\nnode-down drill: {json.dumps(figures)}")
     finally:
         store.close()
+
+
+def _stale_read(http: httpx.Client, policy_url: str, headers: dict[str, str], item: str, head: BlockData) -> int:
+    """A policy read and an eligibility read answered from the index, marked stale: the age in seconds."""
+    before = time.time()
+    read = http.get(policy_url)
+    after = time.time()
+    assert read.status_code == 200 and read.json()["current"]["window_days"] == POLICY["window_days"]
+    assert int(read.headers["x-index-block"]) == head["number"]
+    age = int(read.headers["x-index-stale"])  # seconds since the indexed block's time
+    assert int(before - head["timestamp"]) - 1 <= age <= int(after - head["timestamp"]) + 1
+    eligibility = http.get(f"/v1/items/{item}/eligibility", headers=headers)
+    assert eligibility.status_code in (200, 404), eligibility.text
+    assert "x-index-stale" in eligibility.headers
+    return age
+
+
+def _write_refused(http: httpx.Client, headers: dict[str, str], item: str) -> None:
+    """A sale refused: 503 naming the node, with Retry-After."""
+    refused = http.post("/v1/sales?wait=true", headers=headers, json=sale(item))
+    body = problem(refused, 503)
+    assert "node" in body["detail"] and "try again" in body["detail"], body
+    assert int(refused.headers["retry-after"]) > 0
+    assert "x-index-stale" in refused.headers
