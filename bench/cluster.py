@@ -3,7 +3,7 @@ while the active indexer is SIGKILLed and one replica is killed and restarted.
 
 Run from the repository root:
     .venv/bin/python bench/cluster.py [--duration 40] [--readers 6] [--return-rate 4] [--scan-rate 4]
-        [--ratio-clients 8] [--ratio-duration 8] [--no-ratio] [--keep]
+        [--one-connections 1,2,4,8,16] [--three-connections 1,2,4,8] [--ratio-duration 8] [--no-ratio] [--keep]
 
 Steps, in one run:
 1. a fresh anvil with the contracts deployed, a fresh PostgreSQL schema of its own on ``--postgres-url``
@@ -28,10 +28,21 @@ Steps, in one run:
    indexed block, from its JSON log), and the index compared with a clean re-index of the chain
    (``ledger-indexer backfill`` into an empty SQLite file): rows lost and rows duplicated, per table, over the
    tables the indexer writes;
-5. unless ``--no-ratio``: eligibility reads alone (wrk, bench/api_eligibility.lua, closed loop): one replica
-   with ``--ratio-clients`` connections, then the three replicas at once (one wrk per replica) with as many
-   connections each, then fewer, until their p99 (the largest of the three wrk's p99s: the p99 of the three
-   together is not larger) is within the single replica's; the ratio of the two throughputs.
+5. unless ``--no-ratio``: eligibility reads alone (wrk, bench/api_eligibility.lua, closed loop), as two
+   throughput/latency curves: one replica (one worker) with each of ``--one-connections``, and the three
+   replicas at once (one wrk per replica) with each of ``--three-connections`` to each, the two curves' points
+   alternating (what else runs on the machine meanwhile falls on both alike); every point is 2 s of
+   warm-up and ``--ratio-duration`` s measured: req/s answered 200, p99 (for the three: the largest of the three
+   wrk's p99s, which bounds the p99 of all their requests together), p50, and the CPU cores the replicas'
+   processes and PostgreSQL used meanwhile (so each configuration's cost shows: the single replica's one
+   process cannot use more than one core, the three can use both).
+   One closed-loop point per configuration compares two points of two different curves: more connections move a
+   configuration along its curve, its throughput up to saturation and then only its latency. So the ratio is
+   taken at one p99 bound for both: each configuration's knee is its first point (by connections) with 95% of
+   its peak throughput, and its p99 there is its p99 at saturation; the bound is the larger of the two knees'
+   p99s; each configuration is credited with its highest throughput among its points within the bound (the one
+   with the smaller p99 at saturation gets its saturated throughput: more connections would only add latency).
+   The ratio of the three's to the one's is the figure for the target ``>= 1.5x at the same p99``.
 
 Errors are answers >= 500, unexpected statuses, and requests that failed after they were sent; those on the
 killed replica that were in flight at its SIGKILL are counted apart (a load balancer cannot save those). Prints
@@ -101,6 +112,13 @@ from tests.support.activity import Activity, write_manifest  # noqa: E402
 from tests.support.chain import ADMIN, ARTIFACTS, CARRIER, MERCHANT, Anvil, Deployed, deploy_all, free_port  # noqa: E402
 
 TARGETS = {"takeover_s": 2.0, "ratio": 1.5}
+ONE_CONNECTIONS = (1, 2, 4, 8, 16)
+"""wrk connections of the single replica's eligibility curve."""
+THREE_CONNECTIONS = (1, 2, 4, 8)
+"""wrk connections to each of the three replicas, for their curve."""
+KNEE = 0.95
+"""A configuration's knee: its first point (by connections) with this share of its peak throughput. Its p99 is
+the configuration's p99 at saturation: more connections add latency, not throughput."""
 REPLICAS = 3
 KILLED_REPLICA = 2
 """The replica killed and restarted (the ratio's single replica is replica 0, never killed)."""
@@ -830,8 +848,15 @@ def _api_cpu(found: Cluster) -> float:
     return sum(process_cpu(pid) for top in pids for pid in (top, *descendants(top)))
 
 
-def eligibility_ratio(found: Cluster, data: Data, *, clients: int, seconds: int) -> dict[str, Any]:
-    """Step 5 of the module docstring."""
+def eligibility_ratio(
+    found: Cluster,
+    data: Data,
+    *,
+    one_connections: tuple[int, ...],
+    three_connections: tuple[int, ...],
+    seconds: int,
+) -> dict[str, Any]:
+    """Step 5 of the module docstring: each configuration's curve, the p99 bound and the ratio at it."""
     rng = random.Random(3)
     paths = found.workdir / "eligibility.paths"
     paths.write_text("".join(f"/v1/items/{rng.choice(data.items)}/eligibility\n" for _ in range(50_000)))
@@ -859,12 +884,15 @@ def eligibility_ratio(found: Cluster, data: Data, *, clients: int, seconds: int)
             label=label,
         )
         wall = time.monotonic() - began
+        rps = sum(r["rps"] for r in runs)
+        api_cores = (_api_cpu(found) - api_cpu) / wall
         return {
             "connections_each": connections,
             # cores busy meanwhile: the replicas' processes, and the whole PostgreSQL server (others' queries too)
-            "api_cores": round((_api_cpu(found) - api_cpu) / wall, 2),
+            "api_cores": round(api_cores, 2),
             "postgres_cores": round((postgres_cpu() - pg_cpu) / wall, 2),
-            "rps": round(sum(r["rps"] for r in runs), 1),
+            "rps": round(rps, 1),
+            "rps_per_api_core": round(rps / api_cores) if api_cores > 0 else None,
             # no larger than the p99 of all the requests together: each wrk's share has 99% of its answers within
             # its own p99
             "p99_ms": round(max(r["p99_ms"] for r in runs), 2),
@@ -872,27 +900,48 @@ def eligibility_ratio(found: Cluster, data: Data, *, clients: int, seconds: int)
             "errors": sum(r["errors"] for r in runs),
         }
 
-    one = run(urls[:1], clients, "one")
-    say(
-        f"  one replica, {clients} connections: {one['rps']:,.0f} req/s, p99 {one['p99_ms']:.1f} ms "
-        f"(cores busy: API {one['api_cores']}, PostgreSQL {one['postgres_cores']})"
-    )
-    tried = []
-    best: dict[str, Any] | None = None
-    for connections in sorted(
-        {clients, max(1, clients * 2 // 3), max(1, clients // 2), max(1, clients // 3)}, reverse=True
-    ):
-        three = run(urls, connections, f"three-{connections}")
-        tried.append(three)
-        say(
-            f"  three replicas, {connections} connections each: {three['rps']:,.0f} req/s, "
-            f"p99 {three['p99_ms']:.1f} ms (cores busy: API {three['api_cores']}, PostgreSQL {three['postgres_cores']})"
-        )
-        if three["p99_ms"] <= one["p99_ms"]:
-            best = three
-            break
-    ratio = None if best is None else round(best["rps"] / one["rps"], 2)
-    return {"one": one, "three_tried": tried, "three": best, "ratio": ratio}
+    curves: dict[str, list[dict[str, Any]]] = {"one": [], "three": []}
+    # the two curves' points alternate, so what else the machine runs meanwhile falls on both alike
+    plan = {"one": sorted(set(one_connections)), "three": sorted(set(three_connections))}
+    for step in range(max(len(counts) for counts in plan.values())):
+        for name, targets in (("one", urls[:1]), ("three", urls)):
+            if step >= len(plan[name]):
+                continue
+            connections = plan[name][step]
+            point = run(targets, connections, f"{name}-{connections}")
+            curves[name].append(point)
+            say(
+                f"  {name} replica{'s' if name == 'three' else ''}, {connections} connection"
+                f"{'s' if connections > 1 else ''}{' each' if name == 'three' else ''}: {point['rps']:,.0f} req/s, "
+                f"p99 {point['p99_ms']:.1f} ms, p50 {point['p50_ms']:.1f} ms (cores busy: API {point['api_cores']}, "
+                f"PostgreSQL {point['postgres_cores']}; load average {os.getloadavg()[0]:.1f})"
+            )
+    return compare_curves(curves["one"], curves["three"])
+
+
+def compare_curves(one: list[dict[str, Any]], three: list[dict[str, Any]]) -> dict[str, Any]:
+    """The ratio of the two configurations' throughputs at the same p99 bound (step 5 of the module docstring):
+    each one's knee (the fewest connections reaching :data:`KNEE` of its peak throughput) and its p99, the bound
+    (the larger of the two knees' p99s) and the highest throughput of each among its points within the bound."""
+
+    def knee(curve: list[dict[str, Any]]) -> dict[str, Any]:
+        peak = max(point["rps"] for point in curve)
+        return next(point for point in curve if point["rps"] >= KNEE * peak)
+
+    knees = {"one": knee(one), "three": knee(three)}
+    bound = max(point["p99_ms"] for point in knees.values())
+    best = {
+        name: max((point for point in curve if point["p99_ms"] <= bound), key=lambda point: point["rps"])
+        for name, curve in (("one", one), ("three", three))
+    }
+    return {
+        "curves": {"one": one, "three": three},
+        "knees": {name: point["connections_each"] for name, point in knees.items()},
+        "p99_bound_ms": bound,
+        "one": best["one"],
+        "three": best["three"],
+        "ratio": round(best["three"]["rps"] / best["one"]["rps"], 2),
+    }
 
 
 # ---- the benchmark ----------------------------------------------------------------------------------------
@@ -907,7 +956,8 @@ def drill_figures(
     return_rate: float,
     scan_rate: float,
     ratio: bool,
-    ratio_clients: int = 8,
+    one_connections: tuple[int, ...] = ONE_CONNECTIONS,
+    three_connections: tuple[int, ...] = THREE_CONNECTIONS,
     ratio_duration: int = 8,
 ) -> dict[str, Any]:
     """Every step of the module docstring; the figures."""
@@ -957,7 +1007,13 @@ def drill_figures(
         figures["index"] = compare_with_reindex(found)
         if ratio:
             say("eligibility throughput, one replica against three")
-            figures["eligibility_ratio"] = eligibility_ratio(found, data, clients=ratio_clients, seconds=ratio_duration)
+            figures["eligibility_ratio"] = eligibility_ratio(
+                found,
+                data,
+                one_connections=one_connections,
+                three_connections=three_connections,
+                seconds=ratio_duration,
+            )
         return figures
 
 
@@ -995,7 +1051,15 @@ def report(figures: dict[str, Any]) -> None:
     )
     ratio = figures.get("eligibility_ratio")
     if ratio is not None:
-        say(f"eligibility: three replicas / one replica at the same p99: {ratio['ratio']}")
+        one, three = ratio["one"], ratio["three"]
+        say(
+            f"eligibility at the same p99 bound {ratio['p99_bound_ms']:g} ms (the larger of the knees' p99s; knees at "
+            f"{ratio['knees']['one']} and {ratio['knees']['three']} connections): one replica {one['rps']:,.0f} req/s "
+            f"(p99 {one['p99_ms']:g} ms, {one['connections_each']} connections, API cores {one['api_cores']}), "
+            f"three {three['rps']:,.0f} req/s (p99 {three['p99_ms']:g} ms, {three['connections_each']} each, API "
+            f"cores {three['api_cores']}): {ratio['ratio']}x; req/s per API core {one['rps_per_api_core']} and "
+            f"{three['rps_per_api_core']}"
+        )
     first = takeover_["first_block_s"]
     say("TARGETS:")
     say(
@@ -1010,6 +1074,21 @@ def report(figures: dict[str, Any]) -> None:
         say(f"  eligibility ratio >= {TARGETS['ratio']:g}x: {verdict(met)}")
 
 
+def _counts(text: str) -> tuple[int, ...]:
+    """``--one-connections 1,2,4``: positive whole numbers separated by commas."""
+    try:
+        counts = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give connection counts separated by commas, e.g. 1,2,4") from None
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: each connection count must be 1 or more")
+    return counts
+
+
+def _shown(counts: tuple[int, ...]) -> str:
+    return ",".join(str(count) for count in counts)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--postgres-url", default=os.environ.get("TEST_POSTGRES_URL", DEFAULT_PG_URL))
@@ -1017,7 +1096,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--readers", type=int, default=6, help="closed-loop reading clients (default 6)")
     parser.add_argument("--return-rate", type=float, default=2.0, help="return requests per second (default 2)")
     parser.add_argument("--scan-rate", type=float, default=2.0, help="carrier scans per second (default 2)")
-    parser.add_argument("--ratio-clients", type=int, default=8, help="wrk connections of the single replica")
+    parser.add_argument(
+        "--one-connections",
+        type=_counts,
+        default=ONE_CONNECTIONS,
+        help=f"wrk connection counts of the single replica's curve (default {_shown(ONE_CONNECTIONS)})",
+    )
+    parser.add_argument(
+        "--three-connections",
+        type=_counts,
+        default=THREE_CONNECTIONS,
+        help=f"wrk connection counts to each of the three replicas (default {_shown(THREE_CONNECTIONS)})",
+    )
     parser.add_argument("--ratio-duration", type=int, default=8, help="seconds of each measured wrk run")
     parser.add_argument("--no-ratio", action="store_true", help="skip the eligibility throughput ratio")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
@@ -1032,7 +1122,8 @@ def main(argv: list[str] | None = None) -> int:
             return_rate=args.return_rate,
             scan_rate=args.scan_rate,
             ratio=not args.no_ratio,
-            ratio_clients=args.ratio_clients,
+            one_connections=args.one_connections,
+            three_connections=args.three_connections,
             ratio_duration=args.ratio_duration,
         ),
         keep=args.keep,
