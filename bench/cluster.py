@@ -3,7 +3,8 @@ while the active indexer is SIGKILLed and one replica is killed and restarted.
 
 Run from the repository root:
     .venv/bin/python bench/cluster.py [--duration 40] [--readers 6] [--return-rate 4] [--scan-rate 4]
-        [--one-connections 1,2,4,8,16] [--three-connections 1,2,4,8] [--ratio-duration 8] [--no-ratio] [--keep]
+        [--one-connections 1,2,4,8,16] [--three-connections 1,2,4,8] [--ratio-duration 8] [--no-ratio]
+        [--no-same-workers] [--keep]
 
 Steps, in one run:
 1. a fresh anvil with the contracts deployed, a fresh PostgreSQL schema of its own on ``--postgres-url``
@@ -43,6 +44,9 @@ Steps, in one run:
    p99s; each configuration is credited with its highest throughput among its points within the bound (the one
    with the smaller p99 at saturation gets its saturated throughput: more connections would only add latency).
    The ratio of the three's to the one's is the figure for the target ``>= 1.5x at the same p99``.
+   Then, unless ``--no-same-workers``, replica 0 is restarted with three workers (the same API processes as the
+   three replicas) and its curve measured with as many connections in all as the three had: the three's
+   throughput against it at the bound of those two curves, a reference that gives both the same processes.
 
 Errors are answers >= 500, unexpected statuses, and requests that failed after they were sent; those on the
 killed replica that were in flight at its SIGKILL are counted apart (a load balancer cannot save those). Prints
@@ -202,11 +206,11 @@ class Cluster:
         self.indexers.append((process, log))
         return process, log
 
-    def launch_replica(self, replica: Replica) -> None:
+    def launch_replica(self, replica: Replica, *, workers: int = 1) -> None:
         env = self.env | {
             "LEDGER_API_HOST": "127.0.0.1",
             "LEDGER_API_PORT": str(replica.port),
-            "LEDGER_API_WORKERS": "1",
+            "LEDGER_API_WORKERS": str(workers),
             "LEDGER_LOG_LEVEL": "WARNING",
         }
         with replica.log.open("ab") as out:
@@ -233,6 +237,17 @@ class Cluster:
 
     def start_replica(self, replica: Replica) -> None:
         self.launch_replica(replica)
+        self.wait_replica(replica)
+
+    def restart_replica(self, replica: Replica, *, workers: int) -> None:
+        """The replica stopped (SIGTERM) and started again with ``workers`` worker processes."""
+        assert replica.process is not None
+        replica.process.send_signal(signal.SIGTERM)
+        try:
+            replica.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.kill_replica(replica)
+        self.launch_replica(replica, workers=workers)
         self.wait_replica(replica)
 
     def kill_replica(self, replica: Replica) -> None:
@@ -855,8 +870,10 @@ def eligibility_ratio(
     one_connections: tuple[int, ...],
     three_connections: tuple[int, ...],
     seconds: int,
+    same_workers: bool = True,
 ) -> dict[str, Any]:
-    """Step 5 of the module docstring: each configuration's curve, the p99 bound and the ratio at it."""
+    """Step 5 of the module docstring: each configuration's curve, the p99 bound and the ratio at it; with
+    ``same_workers``, also against one replica with as many workers as the three have in all."""
     rng = random.Random(3)
     paths = found.workdir / "eligibility.paths"
     paths.write_text("".join(f"/v1/items/{rng.choice(data.items)}/eligibility\n" for _ in range(50_000)))
@@ -916,7 +933,22 @@ def eligibility_ratio(
                 f"p99 {point['p99_ms']:.1f} ms, p50 {point['p50_ms']:.1f} ms (cores busy: API {point['api_cores']}, "
                 f"PostgreSQL {point['postgres_cores']}; load average {os.getloadavg()[0]:.1f})"
             )
-    return compare_curves(curves["one"], curves["three"])
+    found_ratio = compare_curves(curves["one"], curves["three"])
+    if same_workers:
+        # the same API processes as the three: one replica, three workers, as many connections in all
+        found.restart_replica(found.replicas[0], workers=REPLICAS)
+        run(urls[:1], REPLICAS, "workers-settle")
+        workers_curve = []
+        for connections in sorted({count * REPLICAS for count in three_connections}):
+            point = run(urls[:1], connections, f"workers-{connections}")
+            workers_curve.append(point)
+            say(
+                f"  one replica with {REPLICAS} workers, {connections} connections: {point['rps']:,.0f} req/s, "
+                f"p99 {point['p99_ms']:.1f} ms, p50 {point['p50_ms']:.1f} ms (cores busy: API {point['api_cores']}, "
+                f"PostgreSQL {point['postgres_cores']}; load average {os.getloadavg()[0]:.1f})"
+            )
+        found_ratio["same_workers"] = compare_curves(workers_curve, curves["three"])
+    return found_ratio
 
 
 def compare_curves(one: list[dict[str, Any]], three: list[dict[str, Any]]) -> dict[str, Any]:
@@ -959,6 +991,7 @@ def drill_figures(
     one_connections: tuple[int, ...] = ONE_CONNECTIONS,
     three_connections: tuple[int, ...] = THREE_CONNECTIONS,
     ratio_duration: int = 8,
+    same_workers: bool = True,
 ) -> dict[str, Any]:
     """Every step of the module docstring; the figures."""
     with cluster(workdir, postgres_url=postgres_url) as found:
@@ -1013,6 +1046,7 @@ def drill_figures(
                 one_connections=one_connections,
                 three_connections=three_connections,
                 seconds=ratio_duration,
+                same_workers=same_workers,
             )
         return figures
 
@@ -1059,6 +1093,14 @@ def report(figures: dict[str, Any]) -> None:
             f"three {three['rps']:,.0f} req/s (p99 {three['p99_ms']:g} ms, {three['connections_each']} each, API "
             f"cores {three['api_cores']}): {ratio['ratio']}x; req/s per API core {one['rps_per_api_core']} and "
             f"{three['rps_per_api_core']}"
+        )
+    same = None if ratio is None else ratio.get("same_workers")
+    if same is not None:
+        say(
+            f"three replicas against one replica with {REPLICAS} workers (the same API processes), at their bound "
+            f"{same['p99_bound_ms']:g} ms: {same['one']['rps']:,.0f} req/s (p99 {same['one']['p99_ms']:g} ms, "
+            f"{same['one']['connections_each']} connections, API cores {same['one']['api_cores']}) against the "
+            f"three's {same['three']['rps']:,.0f}: {same['ratio']}x"
         )
     first = takeover_["first_block_s"]
     say("TARGETS:")
@@ -1110,6 +1152,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--ratio-duration", type=int, default=8, help="seconds of each measured wrk run")
     parser.add_argument("--no-ratio", action="store_true", help="skip the eligibility throughput ratio")
+    parser.add_argument(
+        "--no-same-workers",
+        action="store_true",
+        help="skip the reference of one replica with as many workers as the three have",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
     args = parser.parse_args(argv)
     return run_in_workdir(
@@ -1125,6 +1172,7 @@ def main(argv: list[str] | None = None) -> int:
             one_connections=args.one_connections,
             three_connections=args.three_connections,
             ratio_duration=args.ratio_duration,
+            same_workers=not args.no_same_workers,
         ),
         keep=args.keep,
         report=report,
