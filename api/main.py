@@ -76,7 +76,12 @@ def create_app(settings: Settings | None = None, *, routers: Sequence[APIRouter]
         resolved = settings if settings is not None else get_settings()
         configure_logging(resolved)
         store = await anyio.to_thread.run_sync(
-            functools.partial(Store.open, resolved.database_url, mmap_bytes=SQLITE_MMAP_BYTES)
+            functools.partial(
+                Store.open,
+                resolved.database_url,
+                mmap_bytes=SQLITE_MMAP_BYTES,
+                pool_size=resolved.database_pool_size,
+            )
         )
         try:
             # every worker and replica allocates its signers' nonces from the database's one record

@@ -199,6 +199,15 @@ class Settings(BaseSettings):
         default="sqlite:///var/ledger.sqlite3",
         description="SQLAlchemy URL of the index: sqlite:///path or postgresql+psycopg://...",
     )
+    database_pool_size: int = Field(
+        default=16,
+        ge=1,
+        le=1000,
+        description="PostgreSQL connections each ledger-api worker keeps open to the index: its requests use that "
+        "many at once without opening a new one (a new server process each, which costs the server more than a "
+        "read); past it up to 10 more are opened for one use. The server's max_connections must hold this plus 10 "
+        "for each worker of every replica, plus 15 for each other process",
+    )
     deployments_dir: Path = Field(default=Path("deployments"), description="Folder of <chainId>.json manifests")
     deployment_file: Path | None = Field(default=None, description="Manifest to use instead of <chainId>.json")
     artifacts_dir: Path = Field(default=Path("build/contracts"), description="Compiled contract artifacts")

@@ -79,16 +79,24 @@ def sqlite_path(url: str) -> Path | None:
     return Path(database)
 
 
-def create_store_engine(url: str, *, mmap_bytes: int = 0, cache_kib: int = SQLITE_CACHE_KIB) -> Engine:
+POSTGRES_POOL_SIZE = 5
+"""Connections a process keeps open to a PostgreSQL index unless told otherwise (SQLAlchemy's default)."""
+
+
+def create_store_engine(
+    url: str, *, mmap_bytes: int = 0, cache_kib: int = SQLITE_CACHE_KIB, pool_size: int = POSTGRES_POOL_SIZE
+) -> Engine:
     """An engine for the index at ``url``, configured as the module docstring says.
 
     ``mmap_bytes`` (SQLite) maps that much of the file for reads. The API's store uses
     :data:`SQLITE_MMAP_BYTES`; the indexer none, because mapped pages count in its resident
     memory (bounded by its page cache instead, ``cache_kib``).
+    ``pool_size`` (PostgreSQL): connections kept open; more at once (up to 10 more) are opened for one use and
+    closed, a new server process each, which costs the server more than the query.
     """
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(parsed, pool_pre_ping=True)
+        return create_engine(parsed, pool_pre_ping=True, pool_size=pool_size)
     path = sqlite_path(url)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)

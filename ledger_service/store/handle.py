@@ -31,6 +31,7 @@ from sqlalchemy import Connection, Engine, Table, delete, func, insert, inspect,
 from ledger_service.core.events import BlockHeader, DecodedEvent
 from ledger_service.core.rows import EventRows, row_order
 from ledger_service.store._db import (
+    POSTGRES_POOL_SIZE,
     SQLITE_CACHE_KIB,
     SQLITE_INDEXER_CACHE_KIB,
     SQLITE_MMAP_BYTES,
@@ -209,12 +210,15 @@ class Store:
         self._writer: WriterLock | None = None
 
     @classmethod
-    def open(cls, url: str, *, mmap_bytes: int = 0, cache_kib: int = SQLITE_CACHE_KIB) -> Store:
+    def open(
+        cls, url: str, *, mmap_bytes: int = 0, cache_kib: int = SQLITE_CACHE_KIB, pool_size: int = POSTGRES_POOL_SIZE
+    ) -> Store:
         """Connects to the index at ``url`` and migrates it to the current schema (Alembic head).
 
-        ``mmap_bytes``, ``cache_kib``: see :func:`create_store_engine` (readers such as the API map the file;
-        the indexer keeps a smaller page cache, :data:`SQLITE_INDEXER_CACHE_KIB`)."""
-        engine = create_store_engine(url, mmap_bytes=mmap_bytes, cache_kib=cache_kib)
+        ``mmap_bytes``, ``cache_kib``, ``pool_size``: see :func:`create_store_engine` (readers such as the API
+        map the file; the indexer keeps a smaller page cache, :data:`SQLITE_INDEXER_CACHE_KIB`; the API keeps
+        as many PostgreSQL connections as its requests use at once, ``LEDGER_DATABASE_POOL_SIZE``)."""
+        engine = create_store_engine(url, mmap_bytes=mmap_bytes, cache_kib=cache_kib, pool_size=pool_size)
         try:
             upgrade_to_head(engine)
         except BaseException:

@@ -8,11 +8,12 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import text, update
 
 from ledger_service.core.codes import BizStep, Disposition, ReturnState
 from ledger_service.core.events import BlockHeader, DecodedEvent, ItemEventRecorded, ItemRegistered
@@ -401,3 +402,24 @@ def test_an_sqlite_store_opens_with_the_page_cache_it_is_given(tmp_path: Path) -
             assert conn.exec_driver_sql("PRAGMA cache_size").scalar() == -kib
     with Store.open(url) as store, store.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA cache_size").scalar() == -65_536
+
+
+@pytest.mark.postgres
+def test_a_postgresql_store_keeps_its_pool_size_of_connections_open_between_uses(pg_url: str) -> None:
+    size = 8  # more than SQLAlchemy's default pool of 5
+    store = Store.open(pg_url, pool_size=size)
+    barrier = threading.Barrier(size)
+
+    def backend() -> int:
+        with store.engine.connect() as connection:
+            barrier.wait(timeout=30)  # every one of them checked out at once
+            return int(connection.execute(text("SELECT pg_backend_pid()")).scalar_one())
+
+    try:
+        with ThreadPoolExecutor(size) as threads:
+            first = set(threads.map(lambda _: backend(), range(size)))
+            second = set(threads.map(lambda _: backend(), range(size)))
+    finally:
+        store.close()
+    # the same server processes both times: none was closed after its use and opened again
+    assert len(first) == size and second == first
