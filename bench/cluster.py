@@ -857,6 +857,19 @@ def wrk_eligibility(
     return figures
 
 
+def _pg_sessions(database_url: str) -> int:
+    """Connections the PostgreSQL server has accepted since its statistics were reset, over every database."""
+    import sqlalchemy
+    from sqlalchemy.pool import NullPool
+
+    engine = sqlalchemy.create_engine(database_url, poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            return int(connection.execute(sqlalchemy.text("SELECT sum(sessions) FROM pg_stat_database")).scalar_one())
+    finally:
+        engine.dispose()
+
+
 def _api_cpu(found: Cluster) -> float:
     """CPU seconds the replicas' processes (supervisors and workers) used so far."""
     pids = [r.process.pid for r in found.replicas if r.process is not None and r.process.poll() is None]
@@ -890,6 +903,7 @@ def eligibility_ratio(
             workdir=found.workdir,
             label=f"{label}-warmup",
         )
+        sessions = _pg_sessions(found.database_url)
         api_cpu, pg_cpu, began = _api_cpu(found), postgres_cpu(), time.monotonic()
         runs = wrk_eligibility(
             targets,
@@ -901,6 +915,7 @@ def eligibility_ratio(
             label=label,
         )
         wall = time.monotonic() - began
+        sessions = _pg_sessions(found.database_url) - sessions
         rps = sum(r["rps"] for r in runs)
         api_cores = (_api_cpu(found) - api_cpu) / wall
         return {
@@ -915,6 +930,8 @@ def eligibility_ratio(
             "p99_ms": round(max(r["p99_ms"] for r in runs), 2),
             "p50_ms": round(max(r["p50_ms"] for r in runs), 2),
             "errors": sum(r["errors"] for r in runs),
+            # connections PostgreSQL accepted meanwhile (every database's: other work too)
+            "postgres_sessions": sessions,
         }
 
     curves: dict[str, list[dict[str, Any]]] = {"one": [], "three": []}
@@ -931,7 +948,8 @@ def eligibility_ratio(
                 f"  {name} replica{'s' if name == 'three' else ''}, {connections} connection"
                 f"{'s' if connections > 1 else ''}{' each' if name == 'three' else ''}: {point['rps']:,.0f} req/s, "
                 f"p99 {point['p99_ms']:.1f} ms, p50 {point['p50_ms']:.1f} ms (cores busy: API {point['api_cores']}, "
-                f"PostgreSQL {point['postgres_cores']}; load average {os.getloadavg()[0]:.1f})"
+                f"PostgreSQL {point['postgres_cores']}, {point['postgres_sessions']} sessions opened; load average "
+                f"{os.getloadavg()[0]:.1f})"
             )
     found_ratio = compare_curves(curves["one"], curves["three"])
     if same_workers:
@@ -945,7 +963,8 @@ def eligibility_ratio(
             say(
                 f"  one replica with {REPLICAS} workers, {connections} connections: {point['rps']:,.0f} req/s, "
                 f"p99 {point['p99_ms']:.1f} ms, p50 {point['p50_ms']:.1f} ms (cores busy: API {point['api_cores']}, "
-                f"PostgreSQL {point['postgres_cores']}; load average {os.getloadavg()[0]:.1f})"
+                f"PostgreSQL {point['postgres_cores']}, {point['postgres_sessions']} sessions opened; load average "
+                f"{os.getloadavg()[0]:.1f})"
             )
         found_ratio["same_workers"] = compare_curves(workers_curve, curves["three"])
     return found_ratio
