@@ -156,6 +156,8 @@ def batch_resolver(settings: Settings, store: Store, deployment: Deployment) -> 
         documents=open_document_store(settings),
         chain_id=deployment.chain_id,
         batch_anchor=contract.address,
+        document_wait_s=settings.batch_document_wait_s,
+        scan_max_age_s=settings.batch_scan_max_age_s,
     )
 
 

@@ -9,6 +9,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from prometheus_client import REGISTRY
 from web3 import Web3
 
 from ledger_service.core import batch_document
@@ -16,7 +17,7 @@ from ledger_service.core.batch_document import BatchDocument, ChainHead
 from ledger_service.core.codes import BizStep, Disposition
 from ledger_service.documents.cid import cid_of_bytes
 from ledger_service.documents.local import LocalDocumentStore
-from ledger_service.indexer.batches import BatchResolver
+from ledger_service.indexer.batches import BatchResolver, ResolveStats
 from ledger_service.store.batches import anchors, batched_scans_of
 from ledger_service.store.handle import Store
 from ledger_service.store.tables import BATCH_APPLIED, BATCH_PENDING, BATCH_REFUSED
@@ -31,7 +32,7 @@ from tests.ledger_service.indexer.conftest import (
 )
 from tests.support.activity import LOCATION, mine
 from tests.support.batches import next_scans, seal_for
-from tests.support.chain import CARRIER, MANUFACTURER, MERCHANT, MERCHANT2
+from tests.support.chain import CARRIER, MANUFACTURER, MERCHANT, MERCHANT2, free_port
 
 _serials = itertools.count(1)
 
@@ -57,8 +58,9 @@ def _seal(
     *,
     sender: int = CARRIER,
     step: BizStep = BizStep.DEPARTING,
+    age_s: int = 0,
 ) -> BatchDocument:
-    scans = next_scans(chain.deployed, heads, items, sender=sender, step=step)
+    scans = next_scans(chain.deployed, heads, items, sender=sender, step=step, age_s=age_s)
     return seal_for(chain.deployed, scans, sender=sender)
 
 
@@ -72,8 +74,10 @@ def _anchor(chain: Chain, document: BatchDocument, *, sender: int = CARRIER, sto
     return "0x" + digest.hex()
 
 
-def _resolver(chain: Chain, store: Store, documents: LocalDocumentStore) -> BatchResolver:
-    return BatchResolver(store=store, documents=documents, chain_id=31337, batch_anchor=chain.deployed.anchor.address)
+def _resolver(chain: Chain, store: Store, documents: LocalDocumentStore, **limits: int) -> BatchResolver:
+    return BatchResolver(
+        store=store, documents=documents, chain_id=31337, batch_anchor=chain.deployed.anchor.address, **limits
+    )
 
 
 def test_a_batch_is_applied_whole_a_missing_document_waits_and_a_later_batch_continues_the_chains(
@@ -261,6 +265,114 @@ def test_a_scan_of_an_item_destroyed_before_its_anchor_is_refused_one_destroyed_
         assert f"item {before} was destroyed" in refused.problem
         assert applied.state == BATCH_APPLIED
         assert [s.seq for s in batched_scans_of(store, item_id=_id(after))] == [0]
+        indexer.rpc.close()
+    finally:
+        store.close()
+
+
+def _given_up() -> float:
+    return REGISTRY.get_sample_value("ledger_indexer_batches_total", {"outcome": "given_up"}) or 0.0
+
+
+def test_a_document_that_never_appears_is_given_up_after_the_wait_by_block_time_and_the_later_batches_go_on(
+    chain: Chain, store_url: str, tmp_path: Path
+) -> None:
+    """A submitter anchors a root and never publishes its document: the anchor holds the later ones (another
+    submitter's included) back until the index's newest block is LEDGER_BATCH_DOCUMENT_WAIT_S past it, then it is
+    refused with the reason and they are applied; the document published afterwards changes nothing here."""
+    items = [_register(chain) for _ in range(2)]
+    documents = LocalDocumentStore(tmp_path / "documents")
+    hidden = _seal(chain, {}, [items[0]])
+    _anchor(chain, hidden, store=None)
+    packed = _seal(chain, {}, [items[1]], sender=MANUFACTURER, step=BizStep.PACKING)
+    _anchor(chain, packed, sender=MANUFACTURER, store=documents)
+    store = Store.open(store_url)
+    try:
+        indexer = make_indexer_for(chain, store)
+        run_sync(indexer)
+        resolver = _resolver(chain, store, documents, document_wait_s=3_600)
+        counted = _given_up()
+        stats = resolver.run()
+        assert (stats.applied, stats.refused, stats.waiting, stats.given_up) == (0, 0, 1, 0)
+        assert [a.state for a in anchors(store)] == [BATCH_PENDING, BATCH_PENDING]
+
+        chain.node.rpc("evm_increaseTime", [3_500])  # not yet an hour by the chain's clock
+        mine(chain.node, 1)
+        run_sync(indexer)
+        assert resolver.run().waiting == 1
+        chain.node.rpc("evm_increaseTime", [200])
+        mine(chain.node, 1)
+        assert resolver.run().waiting == 1  # the node's clock is past the wait, the index's newest block is not
+        run_sync(indexer)
+        stats = resolver.run()
+        assert (stats.applied, stats.refused, stats.waiting, stats.given_up) == (1, 1, 0, 1)
+        assert _given_up() == counted + 1
+        given_up, applied = anchors(store)
+        assert given_up.state == BATCH_REFUSED and given_up.problem is not None
+        assert "not available within 3600 s of its anchor" in given_up.problem
+        assert given_up.submitter in given_up.problem
+        assert applied.state == BATCH_APPLIED
+        assert batched_scans_of(store, item_id=_id(items[0])) == []
+        assert [s.seq for s in batched_scans_of(store, item_id=_id(items[1]))] == [0]
+
+        # published too late: this index keeps it refused, a clean re-index (which finds it) applies it
+        documents.put([batch_document.encode(hidden)], content_type="application/json")
+        assert resolver.run() == ResolveStats()
+        assert anchors(store)[0].state == BATCH_REFUSED
+        indexer.rpc.close()
+    finally:
+        store.close()
+
+
+def test_ledger_indexer_gives_up_after_ledger_batch_document_wait_s_not_on_a_store_that_does_not_answer(
+    chain: Chain, sqlite_url: str, tmp_path: Path
+) -> None:
+    """The setting reaches the CLI's resolver; a document store that does not answer (Kubo down) is an outage,
+    not an answer, and never gives an anchor up."""
+    item = _register(chain)
+    _anchor(chain, _seal(chain, {}, [item]), store=None)
+    chain.node.rpc("evm_increaseTime", [120])
+    mine(chain.node, 1)
+    unreachable = cli_env(
+        chain, sqlite_url, LEDGER_BATCH_DOCUMENT_WAIT_S="60", LEDGER_IPFS_API_URL=f"http://127.0.0.1:{free_port()}"
+    )
+    result = run_cli(["backfill", "--no-progress"], unreachable)
+    assert result.returncode == 0, result.stderr
+    with Store.open(sqlite_url) as store:
+        (row,) = anchors(store)
+        assert row.state == BATCH_PENDING and row.problem is not None and "not available yet" in row.problem
+    env = cli_env(chain, sqlite_url, LEDGER_BATCH_DOCUMENT_WAIT_S="60", LEDGER_DOCUMENTS_DIR=str(tmp_path / "docs"))
+    result = run_cli(["backfill", "--no-progress"], env)
+    assert result.returncode == 0, result.stderr
+    assert "batch_document_given_up" in result.stdout + result.stderr
+    with Store.open(sqlite_url) as store:
+        (row,) = anchors(store)
+        assert row.state == BATCH_REFUSED and row.problem is not None and "not available within 60 s" in row.problem
+
+
+def test_a_batch_with_a_scan_older_than_the_tolerance_before_its_anchor_is_refused(
+    chain: Chain, store_url: str, tmp_path: Path
+) -> None:
+    """Scans may be dated up to scan_max_age_s before their anchor's block (an offline scanner's backlog), not
+    more: the whole batch is refused with the reason, by the anchor's block time."""
+    items = [_register(chain) for _ in range(2)]
+    documents = LocalDocumentStore(tmp_path / "documents")
+    heads: dict[str, ChainHead] = {}
+    backlog = _seal(chain, heads, [items[0]], age_s=3_000)  # within the hour
+    _anchor(chain, backlog, store=documents)
+    stale = _seal(chain, {}, [items[1]], age_s=3_700)  # over it by the time it is anchored
+    _anchor(chain, stale, store=documents)
+    store = Store.open(store_url)
+    try:
+        indexer = make_indexer_for(chain, store)
+        run_sync(indexer)
+        stats = _resolver(chain, store, documents, scan_max_age_s=3_600).run()
+        assert (stats.applied, stats.refused) == (1, 1)
+        applied, refused = anchors(store)
+        assert applied.state == BATCH_APPLIED
+        assert refused.state == BATCH_REFUSED and refused.problem is not None
+        assert "dated more than 3600 s before their anchor's block" in refused.problem
+        assert batched_scans_of(store, item_id=_id(items[1])) == []
         indexer.rpc.close()
     finally:
         store.close()
