@@ -324,13 +324,19 @@ def test_a_document_that_never_appears_is_given_up_after_the_wait_by_block_time_
         store.close()
 
 
-def test_ledger_indexer_gives_up_after_ledger_batch_document_wait_s_not_on_a_store_that_does_not_answer(
+def test_ledger_indexer_gives_up_after_the_wait_not_on_a_store_that_does_not_answer_and_reopen_batches_reapplies(
     chain: Chain, sqlite_url: str, tmp_path: Path
 ) -> None:
-    """The setting reaches the CLI's resolver; a document store that does not answer (Kubo down) is an outage,
-    not an answer, and never gives an anchor up."""
+    """LEDGER_BATCH_DOCUMENT_WAIT_S reaches the CLI's resolver; a document store that does not answer (Kubo down)
+    is an outage, not an answer, and gives nothing up. Given up on, the batch's document published late is
+    applied by `reopen-batches`, with the later batch that continues its item's chain (refused meanwhile as a
+    broken chain), and the index then equals a clean re-index."""
     item = _register(chain)
-    _anchor(chain, _seal(chain, {}, [item]), store=None)
+    documents = LocalDocumentStore(tmp_path / "documents")
+    heads: dict[str, ChainHead] = {}
+    hidden = _seal(chain, heads, [item])
+    _anchor(chain, hidden, store=None)
+    _anchor(chain, _seal(chain, heads, [item], step=BizStep.ARRIVING), store=documents)
     chain.node.rpc("evm_increaseTime", [120])
     mine(chain.node, 1)
     unreachable = cli_env(
@@ -339,15 +345,35 @@ def test_ledger_indexer_gives_up_after_ledger_batch_document_wait_s_not_on_a_sto
     result = run_cli(["backfill", "--no-progress"], unreachable)
     assert result.returncode == 0, result.stderr
     with Store.open(sqlite_url) as store:
-        (row,) = anchors(store)
-        assert row.state == BATCH_PENDING and row.problem is not None and "not available yet" in row.problem
-    env = cli_env(chain, sqlite_url, LEDGER_BATCH_DOCUMENT_WAIT_S="60", LEDGER_DOCUMENTS_DIR=str(tmp_path / "docs"))
+        first, _ = anchors(store)
+        assert [a.state for a in anchors(store)] == [BATCH_PENDING, BATCH_PENDING]
+        assert first.problem is not None and "not available yet" in first.problem
+
+    env = cli_env(chain, sqlite_url, LEDGER_BATCH_DOCUMENT_WAIT_S="60", LEDGER_DOCUMENTS_DIR=str(documents.root))
     result = run_cli(["backfill", "--no-progress"], env)
     assert result.returncode == 0, result.stderr
     assert "batch_document_given_up" in result.stdout + result.stderr
     with Store.open(sqlite_url) as store:
-        (row,) = anchors(store)
-        assert row.state == BATCH_REFUSED and row.problem is not None and "not available within 60 s" in row.problem
+        given_up, broken = anchors(store)
+        assert given_up.state == BATCH_REFUSED and given_up.problem is not None
+        assert "not available within 60 s" in given_up.problem
+        assert broken.state == BATCH_REFUSED and broken.problem is not None and "expected #0" in broken.problem
+
+    documents.put([batch_document.encode(hidden)], content_type="application/json")
+    wrong = run_cli(["reopen-batches", "--from-block", "-1"], env)
+    assert wrong.returncode == 1 and "--from-block must be a block number" in wrong.stderr
+    result = run_cli(["reopen-batches", "--from-block", str(given_up.block_number)], env)
+    assert result.returncode == 0, result.stderr
+    assert "2 batches from block" in result.stdout and "2 applied" in result.stdout
+    with Store.open(sqlite_url) as store:
+        assert [a.state for a in anchors(store)] == [BATCH_APPLIED, BATCH_APPLIED]
+        assert [s.seq for s in batched_scans_of(store, item_id=_id(item))] == [0, 1]
+        with Store.open(f"sqlite:///{tmp_path / 'reference.sqlite3'}") as reference:
+            indexer = make_indexer_for(chain, reference)
+            run_sync(indexer)
+            indexer.rpc.close()
+            assert _resolver(chain, reference, documents).run().applied == 2
+            assert store.dump() == reference.dump()
 
 
 def test_a_batch_with_a_scan_older_than_the_tolerance_before_its_anchor_is_refused(
