@@ -16,7 +16,10 @@ takes the pending anchors in the chain's order and, for each:
    (``scan_refusals``), and each item's chain of batched scans (``check_continuity``);
 3. writes every scan (with the anchor's position as the batch id and the scan's place in the document as its
    leaf index) and marks the anchor ``applied``, or marks it ``refused`` with every reason: one transaction,
-   never half a batch.
+   never half a batch. A batch whose only fault is that some items' first scans are numbered past their chains'
+   heads (it continues scans not applied yet: its predecessor was re-anchored after it, after a reorg) is held
+   pending instead, and the pass goes on to the later anchors, among which its predecessor may be; it is tried
+   again on the next pass, and refused (a broken chain) once ``document_wait_s`` has passed since it.
 
 Invariants: an anchor is settled at most once (the store settles only a pending anchor with the same position
 and content, so a reorg that replaced it in between settles nothing); batches are applied in the chain's order,
@@ -58,6 +61,8 @@ class ResolveStats:
     """Anchors whose document could not be had (0 or 1: the pass stops at the first)."""
     given_up: int = 0
     """Anchors refused because their document did not appear in time (also counted in ``refused``)."""
+    held: int = 0
+    """Anchors left pending because they continue items' chains from scans not applied yet (the pass goes on)."""
 
 
 class BatchResolver:
@@ -113,8 +118,14 @@ class BatchResolver:
                 self._refuse(key, [f"not a valid batch document: {exc}"], stats)
                 continue
             ids = item_ids(document)
-            problems = self.problems(anchor, document, ids)
-            if problems:
+            problems, ahead = self._check(anchor, document, ids)
+            if ahead and self._waited_out(anchor) is None:
+                # its predecessor may be anchored later (re-anchored after a reorg): wait, and let later ones go on
+                reason = "waiting for the scans this batch continues, not applied yet: " + _joined(problems)
+                self.store.note_pending_batch(key, reason)
+                log.info("batch_held", block=anchor.block_number, root=anchor.root, reason=reason)
+                stats.held += 1
+            elif problems:
                 self._refuse(key, problems, stats)
             elif self.store.apply_batch(key, scan_rows(document, ids)):
                 stats.applied += 1
@@ -125,6 +136,11 @@ class BatchResolver:
     def problems(self, anchor: AnchorRow, document: BatchDocument, ids: dict[str, str]) -> list[str]:
         """Every reason ``document`` may not be applied as the batch ``anchor`` announced (empty: it may); ``ids``:
         its :func:`item_ids`."""
+        return self._check(anchor, document, ids)[0]
+
+    def _check(self, anchor: AnchorRow, document: BatchDocument, ids: dict[str, str]) -> tuple[list[str], bool]:
+        """:meth:`problems`, and whether they are only items' first scans numbered past their chain's head in the
+        index: scans continuing a scan not applied yet, which a batch anchored later may bring."""
         problems = batch_document.check_anchor(
             document,
             root=_bytes(anchor.root),
@@ -136,7 +152,7 @@ class BatchResolver:
             max_age_s=self.scan_max_age_s,
         )
         if problems:
-            return problems
+            return problems, False
         context = batch_context(
             self.store,
             block_number=anchor.block_number,
@@ -148,12 +164,12 @@ class BatchResolver:
         problems = batch_document.scan_refusals(
             document, roles=context.roles, sells_for=context.sells_for, items=standings
         )
-        return problems + batch_document.check_continuity(document, heads)
+        links = batch_document.check_continuity(document, heads)
+        ahead = bool(links) and not problems and len(links) == _ahead(document, heads)
+        return problems + links, ahead
 
     def _refuse(self, key: AnchorKey, problems: list[str], stats: ResolveStats) -> None:
-        reason = "; ".join(problems[:MAX_REASONS])
-        if len(problems) > MAX_REASONS:
-            reason += f"; and {len(problems) - MAX_REASONS} more"
+        reason = _joined(problems)
         if self.store.refuse_batch(key, reason):
             stats.refused += 1
             INDEXER_BATCHES.labels("refused").inc()
@@ -218,6 +234,22 @@ def scan_rows(document: BatchDocument, ids: dict[str, str]) -> list[tuple[object
         )
         for index, (scan, leaf) in enumerate(zip(document.scans, document.leaf_hashes, strict=True))
     ]
+
+
+def _joined(problems: list[str]) -> str:
+    """The first ``MAX_REASONS`` problems (and how many more there were)."""
+    reason = "; ".join(problems[:MAX_REASONS])
+    if len(problems) > MAX_REASONS:
+        reason += f"; and {len(problems) - MAX_REASONS} more"
+    return reason
+
+
+def _ahead(document: BatchDocument, heads: dict[str, ChainHead]) -> int:
+    """How many items' first scans in ``document`` are numbered past the next one their chain's head expects."""
+    firsts: dict[str, int] = {}
+    for scan in document.scans:
+        firsts.setdefault(scan.item, scan.seq)
+    return sum(seq > (heads[uri].seq + 1 if uri in heads else 0) for uri, seq in firsts.items())
 
 
 def _bytes(hex_text: str) -> bytes:

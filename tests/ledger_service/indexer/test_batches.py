@@ -402,3 +402,86 @@ def test_a_batch_with_a_scan_older_than_the_tolerance_before_its_anchor_is_refus
         indexer.rpc.close()
     finally:
         store.close()
+
+
+def _settle_all(resolver: BatchResolver) -> ResolveStats:
+    """Runs the resolver until a pass settles nothing, as ledger-indexer does: what the passes did in all."""
+    total = ResolveStats()
+    while True:
+        stats = resolver.run()
+        total.applied, total.refused, total.held = (
+            total.applied + stats.applied,
+            total.refused + stats.refused,
+            total.held + stats.held,
+        )
+        if not (stats.applied or stats.refused):
+            return total
+
+
+def test_a_batch_whose_predecessor_a_reorg_re_anchored_after_it_waits_for_it_and_both_are_applied(
+    chain: Chain, store_url: str, tmp_path: Path
+) -> None:
+    """Two submitters scan one item: the carrier's batch (seq 0), then the manufacturer's (seq 1, on the carrier's
+    leaf). A reorg drops both anchors; the new branch holds the manufacturer's, and the carrier's batcher anchors
+    its batch again after it. The manufacturer's batch waits (held pending, the pass going on) until the carrier's
+    is applied, then is applied too: the index equals a clean re-index, and no scan is lost."""
+    item = _register(chain)
+    documents = LocalDocumentStore(tmp_path / "documents")
+    heads: dict[str, ChainHead] = {}
+    first = _seal(chain, heads, [item])
+    second = _seal(chain, heads, [item], sender=MANUFACTURER, step=BizStep.PACKING)
+    first_digest = bytes.fromhex(_anchor(chain, first, store=documents)[2:])
+    second_digest = bytes.fromhex(_anchor(chain, second, sender=MANUFACTURER, store=documents)[2:])
+    store = Store.open(store_url)
+    try:
+        indexer = make_indexer_for(chain, store)
+        run_sync(indexer)
+        resolver = _resolver(chain, store, documents, document_wait_s=3_600)
+        assert _settle_all(resolver).applied == 2
+
+        anchor = chain.deployed.anchor
+        data = anchor.functions.anchorBatch(second.root, 1, second_digest)._encode_transaction_data()
+        replacement = {"from": chain.deployed.accounts[MANUFACTURER], "to": anchor.address, "data": data}
+        chain.node.rpc("anvil_reorg", [2, [[replacement | {"gas": hex(500_000)}, 0]]])
+        chain.activity.anchor_batch(first.root, 1, first_digest)  # the carrier's batcher anchors it again
+        run_sync(indexer)
+        later, again = anchors(store)
+        assert (later.submitter, again.submitter) == (
+            chain.deployed.accounts[MANUFACTURER].lower(),
+            chain.deployed.accounts[CARRIER].lower(),
+        )
+        assert batched_scans_of(store, item_id=_id(item)) == []  # the reorg took both batches' scans
+
+        stats = resolver.run()
+        assert (stats.applied, stats.refused, stats.held) == (1, 0, 1)
+        held, applied = anchors(store)
+        assert held.state == BATCH_PENDING and held.problem is not None
+        assert "waiting for the scans this batch continues" in held.problem and "expected #0" in held.problem
+        assert applied.state == BATCH_APPLIED
+        assert resolver.run().applied == 1
+        assert [a.state for a in anchors(store)] == [BATCH_APPLIED, BATCH_APPLIED]
+        assert [(s.seq, s.biz_step) for s in batched_scans_of(store, item_id=_id(item))] == [
+            (0, BizStep.DEPARTING),
+            (1, BizStep.PACKING),
+        ]
+        with Store.open(f"sqlite:///{tmp_path / 'reference.sqlite3'}") as reference:
+            clean = make_indexer_for(chain, reference)
+            run_sync(clean)
+            clean.rpc.close()
+            assert _settle_all(_resolver(chain, reference, documents, document_wait_s=3_600)).applied == 2
+            assert store.dump() == reference.dump()
+
+        # a batch whose predecessor never comes is refused as a broken chain once the wait has passed
+        orphan = _seal(chain, {item: ChainHead(5, b"\x01" * 32)}, [item])
+        _anchor(chain, orphan, store=documents)
+        run_sync(indexer)
+        assert resolver.run().held == 1
+        chain.node.rpc("evm_increaseTime", [3_600])
+        mine(chain.node, 1)
+        run_sync(indexer)
+        assert resolver.run().refused == 1
+        last = anchors(store)[-1]
+        assert last.state == BATCH_REFUSED and last.problem is not None and "expected #2" in last.problem
+        indexer.rpc.close()
+    finally:
+        store.close()
