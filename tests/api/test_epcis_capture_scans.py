@@ -109,9 +109,7 @@ def _queued_in(conn: Connection, epc: str) -> int:
     return int(conn.execute(stmt).scalar_one())
 
 
-def test_an_observation_older_than_a_batched_scan_may_be_stays_on_chain(
-    api_env: ApiEnv, keys: dict[str, str]
-) -> None:
+def test_an_observation_older_than_a_batched_scan_may_be_stays_on_chain(api_env: ApiEnv, keys: dict[str, str]) -> None:
     """With the default LEDGER_BATCH_SCAN_MAX_AGE_S (a week) an observation dated on the documents' fixed day,
     months back, is recorded on-chain: batched, the indexer would refuse its whole batch for its age."""
     settings = api_env.settings.model_copy(update={"epcis_capture_batch_scans": True})
