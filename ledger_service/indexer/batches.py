@@ -18,8 +18,9 @@ takes the pending anchors in the chain's order and, for each:
    leaf index) and marks the anchor ``applied``, or marks it ``refused`` with every reason: one transaction,
    never half a batch. A batch whose only fault is that some items' first scans are numbered past their chains'
    heads (it continues scans not applied yet: its predecessor was re-anchored after it, after a reorg) is held
-   pending instead, and the pass goes on to the later anchors, among which its predecessor may be; it is tried
-   again on the next pass, and refused (a broken chain) once ``document_wait_s`` has passed since it.
+   pending instead, and the pass goes on to the later anchors, among which its predecessor may be; it is checked
+   again once another batch has been applied, and refused (a broken chain) once ``document_wait_s`` has passed
+   since it.
 
 Invariants: an anchor is settled at most once (the store settles only a pending anchor with the same position
 and content, so a reorg that replaced it in between settles nothing); batches are applied in the chain's order,
@@ -88,6 +89,10 @@ class BatchResolver:
         self.batch_anchor = bytes.fromhex(batch_anchor.lower().removeprefix("0x"))
         self.document_wait_s = document_wait_s
         self.scan_max_age_s = scan_max_age_s
+        self._applied = 0
+        """Batches this resolver applied: only an applied batch moves the chain heads a held batch waits for."""
+        self._held: dict[AnchorKey, int] = {}
+        """Held anchors and ``_applied`` when they were last checked: not fetched and decoded again until it moves."""
 
     def run(self, *, limit: int = 100) -> ResolveStats:
         """Settles up to ``limit`` pending anchors, oldest first; stops at one whose document is unavailable
@@ -95,6 +100,9 @@ class BatchResolver:
         stats = ResolveStats()
         for anchor in pending_anchors(self.store, limit=limit):
             key = anchor.key
+            if self._held.get(key) == self._applied and self._waited_out(anchor) is None:
+                stats.held += 1
+                continue
             cid = Cid.from_digest(anchor.document_digest)
             try:
                 data = self.documents.read(cid)
@@ -124,10 +132,14 @@ class BatchResolver:
                 reason = "waiting for the scans this batch continues, not applied yet: " + _joined(problems)
                 self.store.note_pending_batch(key, reason)
                 log.info("batch_held", block=anchor.block_number, root=anchor.root, reason=reason)
+                self._held[key] = self._applied
                 stats.held += 1
             elif problems:
+                self._held.pop(key, None)
                 self._refuse(key, problems, stats)
             elif self.store.apply_batch(key, scan_rows(document, ids)):
+                self._applied += 1
+                self._held.pop(key, None)
                 stats.applied += 1
                 INDEXER_BATCHES.labels("applied").inc()
                 log.info("batch_applied", block=anchor.block_number, root=anchor.root, scans=anchor.count)
