@@ -537,6 +537,24 @@ class Settings(BaseSettings):
         description="Shortest time, from a batch's first refusal by the contract, before ledger-batcher gives up on "
         "it (time to restore a revoked scanning role: the LedgerScanBatchStuck alert fires after 15 minutes)",
     )
+    batch_document_wait_s: int = Field(
+        default=86_400,
+        ge=60,
+        le=365 * 86_400,
+        description="How long, by the chain's clock (the newest indexed block's time against the anchor's block "
+        "time), the indexer waits for an anchored batch's document that the document store does not hold before "
+        'it refuses the batch ("document not available within ...") so that the later batches go on; a document '
+        "published after that is not applied by this index (docs/batching.md, The give-up rule of the index)",
+    )
+    batch_scan_max_age_s: int = Field(
+        default=7 * 86_400,
+        ge=3_600,
+        le=100 * 365 * 86_400,
+        description="Oldest a batched scan's time may be against its anchor's block time: the indexer refuses a "
+        "batch with an older scan, and POST /v1/scans (and EPCIS capture's batching) refuses a scan older than this "
+        "less a margin for its batch to be anchored (a day, or half of this if that is less); a week by default: "
+        "an offline scanner's backlog, not a scan backdated by months (up to a century: no limit in practice)",
+    )
     batch_transit_proofs: bool = Field(
         default=True,
         description="ledger-batcher proves each final batch's in-transit carrier scans that name an authorized "

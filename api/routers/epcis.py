@@ -121,6 +121,7 @@ def _context(svc: Services) -> CaptureContext:
         lease_s=svc.settings.epcis_capture_lease_s,
         batch_scans=svc.settings.epcis_capture_batch_scans,
         batch_max_scans=svc.settings.batch_max_scans,
+        batch_scan_max_age_s=svc.settings.batch_scan_max_age_s,
     )
 
 

@@ -67,6 +67,7 @@ def _accept(body: ScansCreate, actor: Actor, svc: ServicesDep) -> ScanReceiptsPu
         max_per_batch=svc.settings.batch_max_scans,
         anchors=anchors,
         now_ms=now_ms,
+        max_age_s=svc.settings.batch_scan_max_age_s,
     )
     SCANS_QUEUED.inc(len(receipts))
     data = [

@@ -15,7 +15,8 @@
    remove the document if this job added it, nothing was sent. With ``batch_scans`` (``LEDGER_EPCIS_CAPTURE_
    BATCH_SCANS``, the deployment has a BatchAnchor and the service holds the account's key), the events that
    may be batched (an observation: a batchable bizStep and disposition, a read point, not commissioning; the
-   set :mod:`ledger_service.core.batch_document` enforces) are not sent as transactions: once the dry run of
+   set :mod:`ledger_service.core.batch_document` enforces; dated no earlier than ``capture/scans.accepted_age_s``
+   allows, older ones go on-chain) are not sent as transactions: once the dry run of
    the rest passed, their scans are queued for ledger-batcher (one per item, as ``POST /v1/scans`` queues
    them) and the events marked ``batched`` in one transaction (a capture killed around it leaves both or
    neither: the reaper then releases the claims and the document sent again queues those scans once), and the
@@ -57,6 +58,7 @@ from ledger_service.capture import lease
 from ledger_service.capture.ledger_tx import Refusal, Tx, build_transactions, read_max_batch, recorded_seqs, send
 from ledger_service.capture.plan import Plan, plan_capture
 from ledger_service.capture.restore import Restored, claim_of, restore_events
+from ledger_service.capture.scans import accepted_age_s
 from ledger_service.chain.reverts import ContractRevertError
 from ledger_service.chain.sender import SentTx
 from ledger_service.chain.signers import ChainContext
@@ -94,6 +96,8 @@ class CaptureContext:
     batch_scans: bool = False
     """Send the events that may be batched to the scan batcher (see the module docstring)."""
     batch_max_scans: int = 1000
+    batch_scan_max_age_s: int | None = None
+    """The indexer's tolerance for a batched scan's age: an older event is recorded on-chain instead."""
 
 
 @dataclass
@@ -419,6 +423,7 @@ def _batchable(ctx: CaptureContext, actor: str, plan: Plan) -> set[str]:
     if not ctx.batch_scans or ctx.chain.batch_anchor is None or actor not in ctx.chain.senders:
         return set()
     now_s = int(time.time())
+    oldest_s = 0 if ctx.batch_scan_max_age_s is None else now_s - accepted_age_s(ctx.batch_scan_max_age_s)
     return {
         event.hash_id
         for event in plan.events
@@ -428,7 +433,7 @@ def _batchable(ctx: CaptureContext, actor: str, plan: Plan) -> set[str]:
         and event.location is not None
         and 1 <= len(event.location) <= 32
         and event.location.isascii()
-        and event.event_time_ms // 1000 <= now_s
+        and oldest_s <= event.event_time_ms // 1000 <= now_s
     }
 
 

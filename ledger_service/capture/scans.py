@@ -2,7 +2,8 @@
 
 :func:`accept_scans` is the whole of ``POST /v1/scans``: every scan is checked against the rules the indexer will
 apply to its batch (a batchable step and disposition, the item registered and not destroyed, the submitter's
-on-chain roles allow the step on that item, a read point the leaf can hold, a time not in the future) and the
+on-chain roles allow the step on that item, a read point the leaf can hold, a time not in the future and not
+older than the indexer's tolerance allows, less a margin: :func:`accepted_age_s`) and the
 request is refused whole, with every reason, if one breaks them; otherwise all are queued in one transaction
 (``store/scan_queue.py``) and each gets its receipt. No chain call: ledger-batcher anchors the batches.
 
@@ -32,6 +33,16 @@ ZERO_HASH = "0x" + "00" * 32
 _STEPS = {step.cbv: int(step) for step in BATCHABLE_STEPS}
 _DISPOSITIONS = {disposition.cbv: int(disposition) for disposition in BATCHABLE_DISPOSITIONS}
 
+ANCHOR_MARGIN_S = 86_400
+"""Time left for an accepted scan's batch to be sealed and anchored before the indexer's age limit would refuse it."""
+
+
+def accepted_age_s(max_age_s: int) -> int:
+    """The oldest scan (seconds before now) that may be queued when the indexer refuses a batch holding a scan
+    dated more than ``max_age_s`` before its anchor's block: less a margin (a day, or half ``max_age_s`` if less)
+    for the batch to be anchored, so a scan acknowledged today is not refused for its age when its anchor is mined."""
+    return max_age_s - min(ANCHOR_MARGIN_S, max_age_s // 2)
+
 
 @dataclass(frozen=True, slots=True)
 class ScanIn:
@@ -48,7 +59,7 @@ class ScanIn:
     biz_transaction: str = ZERO_HASH
 
 
-def _check_shape(index: int, scan: ScanIn, now_s: int) -> tuple[str, QueuedScan | None]:
+def _check_shape(index: int, scan: ScanIn, now_s: int, oldest_s: int | None) -> tuple[str, QueuedScan | None]:
     """The scan's item id and its queued form, or None and the reason in the item id's place."""
     where = f"scans[{index}]"
     step = _STEPS.get(scan.biz_step)
@@ -72,6 +83,13 @@ def _check_shape(index: int, scan: ScanIn, now_s: int) -> tuple[str, QueuedScan 
             "check the scanner's clock",
             None,
         )
+    if oldest_s is not None and scan.time < oldest_s:
+        return (
+            f"{where}: time {scan.time} is more than {now_s - oldest_s} s before now ({now_s}), older than a batched "
+            "scan may be (LEDGER_BATCH_SCAN_MAX_AGE_S, less a margin for its batch to be anchored): record it "
+            "on-chain instead, or check the scanner's clock",
+            None,
+        )
     return "0x" + uri_item_id(scan.item).hex(), QueuedScan(
         item=scan.item,
         biz_step=step,
@@ -83,14 +101,17 @@ def _check_shape(index: int, scan: ScanIn, now_s: int) -> tuple[str, QueuedScan 
     )
 
 
-def check_scans(store: Store, *, actor: Actor, scans: Sequence[ScanIn], now_s: int) -> list[QueuedScan]:
+def check_scans(
+    store: Store, *, actor: Actor, scans: Sequence[ScanIn], now_s: int, max_age_s: int | None = None
+) -> list[QueuedScan]:
     """The scans in queued form; :class:`InvalidRequestError` with every reason if any may not be batched by
-    ``actor``."""
+    ``actor``. ``max_age_s``: the indexer's tolerance (``LEDGER_BATCH_SCAN_MAX_AGE_S``; None: no lower bound)."""
+    oldest_s = None if max_age_s is None else now_s - accepted_age_s(max_age_s)
     account = (actor.address or "").lower()
     problems: list[str] = []
     checked: list[tuple[int, str, QueuedScan]] = []
     for index, scan in enumerate(scans):
-        text, queued = _check_shape(index, scan, now_s)
+        text, queued = _check_shape(index, scan, now_s, oldest_s)
         if queued is None:
             problems.append(text)
         else:
@@ -135,6 +156,7 @@ def accept_scans(
     max_per_batch: int,
     anchors: bool,
     now_ms: int,
+    max_age_s: int | None = None,
 ) -> list[Receipt]:
     """Checks ``scans`` (:func:`check_scans`) and queues them all in one transaction; one receipt each.
 
@@ -147,7 +169,7 @@ def accept_scans(
             "signing key for this key's account; the operator must deploy BatchAnchor and add the key to "
             "LEDGER_SIGNER_KEYS"
         )
-    queued = check_scans(store, actor=actor, scans=scans, now_s=now_ms // 1000)
+    queued = check_scans(store, actor=actor, scans=scans, now_s=now_ms // 1000, max_age_s=max_age_s)
     return enqueue_scans(
         store, submitter=actor.account, key_id=actor.key_id, scans=queued, max_scans=max_per_batch, now_ms=now_ms
     )

@@ -533,11 +533,13 @@ def check_anchor(
     chain_id: int,
     batch_anchor: bytes,
     anchored_at: int,
+    max_age_s: int | None = None,
 ) -> list[str]:
     """Why ``document`` is not the batch a ``BatchAnchored`` event announced (empty: it is).
 
     The event's fields as the indexer decodes them (addresses as 20 bytes). The caller checks first that the
     document's bytes have the event's digest (``documents/cid.py``): that is what fetched the document.
+    ``max_age_s``: the oldest a scan may be against the anchor's block time (None: no limit).
     """
     problems = []
     if document.root != root:
@@ -558,6 +560,13 @@ def check_anchor(
         problems.append(
             f"{len(late)} scans (the first events[{late[0]}]) are dated after their anchor's block ({anchored_at})"
         )
+    if max_age_s is not None:
+        old = [i for i, scan in enumerate(document.scans) if scan.time < anchored_at - max_age_s]
+        if old:
+            problems.append(
+                f"{len(old)} scans (the first events[{old[0]}], dated {document.scans[old[0]].time}) are dated more "
+                f"than {max_age_s} s before their anchor's block ({anchored_at}), the tolerance for a scanner's backlog"
+            )
     return problems
 
 

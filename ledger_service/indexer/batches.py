@@ -6,17 +6,27 @@ takes the pending anchors in the chain's order and, for each:
 
 1. reads the document from the document store by the anchored digest (the store re-hashes what it serves); a
    document it does not hold (yet), or a store that does not answer, leaves the anchor pending with the reason,
-   and the pass stops there: a later batch may continue the chains of this one's items, so it waits;
+   and the pass stops there: a later batch may continue the chains of this one's items, so it waits. Once the
+   chain's clock (the newest indexed block's time) is ``document_wait_s`` past the anchor's block and the store
+   still says it does not hold the document, the anchor is refused instead (given up on) and the pass goes on;
+   a store that does not answer never gives up an anchor;
 2. decodes it (``batch_document.decode``: canonical bytes, batchable steps, the root), checks it against the
-   event (``check_anchor``), the submitter's roles and each item as of the anchor's position
+   event (``check_anchor``: also no scan dated more than ``scan_max_age_s`` before the anchor's block), the
+   submitter's roles and each item as of the anchor's position
    (``scan_refusals``), and each item's chain of batched scans (``check_continuity``);
 3. writes every scan (with the anchor's position as the batch id and the scan's place in the document as its
    leaf index) and marks the anchor ``applied``, or marks it ``refused`` with every reason: one transaction,
-   never half a batch.
+   never half a batch. A batch whose only fault is that some items' first scans are numbered past their chains'
+   heads (it continues scans not applied yet: its predecessor was re-anchored after it, after a reorg) is held
+   pending instead, and the pass goes on to the later anchors, among which its predecessor may be; it is checked
+   again once another batch has been applied, and refused (a broken chain) once ``document_wait_s`` has passed
+   since it.
 
 Invariants: an anchor is settled at most once (the store settles only a pending anchor with the same position
 and content, so a reorg that replaced it in between settles nothing); batches are applied in the chain's order,
-so the index after any sequence of restarts equals a clean re-index once every document is available.
+so the index after any sequence of restarts equals a clean re-index once every document is available. Both
+limits are measured by block times, not the wall clock, so a re-index decides them the same way (except for a
+document published after its anchor was given up on, which a re-index applies).
 """
 
 from __future__ import annotations
@@ -31,7 +41,9 @@ from ledger_service.core.hashchain import item_id as uri_item_id
 from ledger_service.documents.cid import Cid
 from ledger_service.documents.interface import DocumentStore
 from ledger_service.errors import DocumentIntegrityError, NotFoundError, RetryableError
+from ledger_service.metrics.indexer import INDEXER_BATCHES
 from ledger_service.store.batches import AnchorRow, BatchContext, batch_context, pending_anchors
+from ledger_service.store.checkpoint import index_head
 from ledger_service.store.handle import AnchorKey, Store
 
 log = structlog.get_logger(__name__)
@@ -48,26 +60,59 @@ class ResolveStats:
     refused: int = 0
     waiting: int = 0
     """Anchors whose document could not be had (0 or 1: the pass stops at the first)."""
+    given_up: int = 0
+    """Anchors refused because their document did not appear in time (also counted in ``refused``)."""
+    held: int = 0
+    """Anchors left pending because they continue items' chains from scans not applied yet (the pass goes on)."""
 
 
 class BatchResolver:
     """Settles pending anchors of one BatchAnchor contract on one chain from one document store."""
 
-    def __init__(self, *, store: Store, documents: DocumentStore, chain_id: int, batch_anchor: str) -> None:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        documents: DocumentStore,
+        chain_id: int,
+        batch_anchor: str,
+        document_wait_s: int | None = None,
+        scan_max_age_s: int | None = None,
+    ) -> None:
+        """``document_wait_s``: give up on a document the store does not hold this long (by block times) after its
+        anchor; ``scan_max_age_s``: refuse a batch with a scan dated this long before its anchor's block (None:
+        never, no limit; ``ledger-indexer`` passes ``LEDGER_BATCH_DOCUMENT_WAIT_S`` and
+        ``LEDGER_BATCH_SCAN_MAX_AGE_S``)."""
         self.store = store
         self.documents = documents
         self.chain_id = chain_id
         self.batch_anchor = bytes.fromhex(batch_anchor.lower().removeprefix("0x"))
+        self.document_wait_s = document_wait_s
+        self.scan_max_age_s = scan_max_age_s
+        self._applied = 0
+        """Batches this resolver applied: only an applied batch moves the chain heads a held batch waits for."""
+        self._held: dict[AnchorKey, int] = {}
+        """Held anchors and ``_applied`` when they were last checked: not fetched and decoded again until it moves."""
 
     def run(self, *, limit: int = 100) -> ResolveStats:
-        """Settles up to ``limit`` pending anchors, oldest first; stops at one whose document is unavailable."""
+        """Settles up to ``limit`` pending anchors, oldest first; stops at one whose document is unavailable
+        (unless it is given up on)."""
         stats = ResolveStats()
         for anchor in pending_anchors(self.store, limit=limit):
             key = anchor.key
+            if self._held.get(key) == self._applied and self._waited_out(anchor) is None:
+                stats.held += 1
+                continue
+            cid = Cid.from_digest(anchor.document_digest)
             try:
-                data = self.documents.read(Cid.from_digest(anchor.document_digest))
+                data = self.documents.read(cid)
             except (NotFoundError, RetryableError) as exc:
-                reason = f"document {Cid.from_digest(anchor.document_digest)} not available yet: {exc}"
+                # only a store that answered that it lacks the document counts: an outage gives nothing up
+                waited = self._waited_out(anchor) if isinstance(exc, NotFoundError) else None
+                if waited is not None:
+                    self._give_up(anchor, cid, waited, stats)
+                    continue
+                reason = f"document {cid} not available yet: {exc}"
                 self.store.note_pending_batch(key, reason)
                 log.info("batch_document_pending", block=anchor.block_number, root=anchor.root, reason=reason)
                 stats.waiting += 1
@@ -81,17 +126,33 @@ class BatchResolver:
                 self._refuse(key, [f"not a valid batch document: {exc}"], stats)
                 continue
             ids = item_ids(document)
-            problems = self.problems(anchor, document, ids)
-            if problems:
+            problems, ahead = self._check(anchor, document, ids)
+            if ahead and self._waited_out(anchor) is None:
+                # its predecessor may be anchored later (re-anchored after a reorg): wait, and let later ones go on
+                reason = "waiting for the scans this batch continues, not applied yet: " + _joined(problems)
+                self.store.note_pending_batch(key, reason)
+                log.info("batch_held", block=anchor.block_number, root=anchor.root, reason=reason)
+                self._held[key] = self._applied
+                stats.held += 1
+            elif problems:
+                self._held.pop(key, None)
                 self._refuse(key, problems, stats)
             elif self.store.apply_batch(key, scan_rows(document, ids)):
+                self._applied += 1
+                self._held.pop(key, None)
                 stats.applied += 1
+                INDEXER_BATCHES.labels("applied").inc()
                 log.info("batch_applied", block=anchor.block_number, root=anchor.root, scans=anchor.count)
         return stats
 
     def problems(self, anchor: AnchorRow, document: BatchDocument, ids: dict[str, str]) -> list[str]:
         """Every reason ``document`` may not be applied as the batch ``anchor`` announced (empty: it may); ``ids``:
         its :func:`item_ids`."""
+        return self._check(anchor, document, ids)[0]
+
+    def _check(self, anchor: AnchorRow, document: BatchDocument, ids: dict[str, str]) -> tuple[list[str], bool]:
+        """:meth:`problems`, and whether they are only items' first scans numbered past their chain's head in the
+        index: scans continuing a scan not applied yet, which a batch anchored later may bring."""
         problems = batch_document.check_anchor(
             document,
             root=_bytes(anchor.root),
@@ -100,9 +161,10 @@ class BatchResolver:
             chain_id=self.chain_id,
             batch_anchor=self.batch_anchor,
             anchored_at=anchor.anchored_at,
+            max_age_s=self.scan_max_age_s,
         )
         if problems:
-            return problems
+            return problems, False
         context = batch_context(
             self.store,
             block_number=anchor.block_number,
@@ -114,15 +176,48 @@ class BatchResolver:
         problems = batch_document.scan_refusals(
             document, roles=context.roles, sells_for=context.sells_for, items=standings
         )
-        return problems + batch_document.check_continuity(document, heads)
+        links = batch_document.check_continuity(document, heads)
+        ahead = bool(links) and not problems and len(links) == _ahead(document, heads)
+        return problems + links, ahead
 
     def _refuse(self, key: AnchorKey, problems: list[str], stats: ResolveStats) -> None:
-        reason = "; ".join(problems[:MAX_REASONS])
-        if len(problems) > MAX_REASONS:
-            reason += f"; and {len(problems) - MAX_REASONS} more"
+        reason = _joined(problems)
         if self.store.refuse_batch(key, reason):
             stats.refused += 1
+            INDEXER_BATCHES.labels("refused").inc()
             log.warning("batch_refused", block=key.block_number, root=key.root, reason=reason)
+
+    def _waited_out(self, anchor: AnchorRow) -> int | None:
+        """How long after ``anchor`` the index's newest block is, if that is ``document_wait_s`` or more (else
+        None; None too without a limit or before the newest block's header is stored)."""
+        if self.document_wait_s is None:
+            return None
+        head = index_head(self.store)
+        if head is None or head.timestamp is None:
+            return None
+        waited = head.timestamp - anchor.anchored_at
+        return waited if waited >= self.document_wait_s else None
+
+    def _give_up(self, anchor: AnchorRow, cid: Cid, waited: int, stats: ResolveStats) -> None:
+        """Refuses an anchor whose document the store still does not hold ``document_wait_s`` after it."""
+        reason = (
+            f"document {cid} not available within {self.document_wait_s} s of its anchor: the document store "
+            f"still did not hold it when the index reached a block {waited} s after the anchor's; the submitter "
+            f"{anchor.submitter} anchored a root whose scans nobody can read"
+        )
+        if self.store.refuse_batch(anchor.key, reason):
+            stats.refused += 1
+            stats.given_up += 1
+            INDEXER_BATCHES.labels("given_up").inc()
+            log.warning(
+                "batch_document_given_up",
+                block=anchor.block_number,
+                log_index=anchor.log_index,
+                root=anchor.root,
+                submitter=anchor.submitter,
+                document=str(cid),
+                waited_s=waited,
+            )
 
 
 def item_ids(document: BatchDocument) -> dict[str, str]:
@@ -151,6 +246,22 @@ def scan_rows(document: BatchDocument, ids: dict[str, str]) -> list[tuple[object
         )
         for index, (scan, leaf) in enumerate(zip(document.scans, document.leaf_hashes, strict=True))
     ]
+
+
+def _joined(problems: list[str]) -> str:
+    """The first ``MAX_REASONS`` problems (and how many more there were)."""
+    reason = "; ".join(problems[:MAX_REASONS])
+    if len(problems) > MAX_REASONS:
+        reason += f"; and {len(problems) - MAX_REASONS} more"
+    return reason
+
+
+def _ahead(document: BatchDocument, heads: dict[str, ChainHead]) -> int:
+    """How many items' first scans in ``document`` are numbered past the next one their chain's head expects."""
+    firsts: dict[str, int] = {}
+    for scan in document.scans:
+        firsts.setdefault(scan.item, scan.seq)
+    return sum(seq > (heads[uri].seq + 1 if uri in heads else 0) for uri, seq in firsts.items())
 
 
 def _bytes(hex_text: str) -> bytes:

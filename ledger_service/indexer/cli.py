@@ -27,6 +27,7 @@ import signal
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -60,6 +61,7 @@ from ledger_service.logs import configure_logging
 from ledger_service.metrics import serve_http
 from ledger_service.recursion import restore_recursion_limit
 from ledger_service.settings import Settings
+from ledger_service.store.batches import anchors
 from ledger_service.store.handle import SQLITE_INDEXER_CACHE_KIB, BlockRef, ChainPin, Store
 from ledger_service.store.lock import writer_lock
 
@@ -156,6 +158,8 @@ def batch_resolver(settings: Settings, store: Store, deployment: Deployment) -> 
         documents=open_document_store(settings),
         chain_id=deployment.chain_id,
         batch_anchor=contract.address,
+        document_wait_s=settings.batch_document_wait_s,
+        scan_max_age_s=settings.batch_scan_max_age_s,
     )
 
 
@@ -383,6 +387,39 @@ def _follow(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reopen_batches(settings: Settings, args: argparse.Namespace) -> int:
+    """Settles again every scan batch anchored at or above ``--from-block`` (each back to pending, its scans
+    removed, then resolved in the chain's order): re-applies a batch given up on once its document is published,
+    and the later batches its scans' chains lead to, as a clean re-index would settle them."""
+    if args.from_block < 0:
+        print(f"{PROG}: error: --from-block must be a block number (0 or more), not {args.from_block}", file=sys.stderr)
+        return EXIT_FATAL
+    url = settings.database_url
+    missing = _missing_sqlite_file(url)
+    if missing is not None:
+        print(f"{PROG}: error: no index yet: {missing} does not exist (run `{PROG} backfill`)", file=sys.stderr)
+        return EXIT_FATAL
+    with _rpc(settings, args) as rpc:
+        deployment = resolve_deployment(settings, rpc)
+        with writer_lock(url) as lock:
+            store = Store.open(url)
+            try:
+                store.fence_writes(lock)
+                resolver = batch_resolver(settings, store, deployment)
+                if resolver is None:
+                    print(f"{PROG}: error: the deployment has no BatchAnchor: no batches to reopen", file=sys.stderr)
+                    return EXIT_FATAL
+                reopened = store.reopen_batches(from_block=args.from_block)
+                log.info("batches_reopened", from_block=args.from_block, anchors=reopened)
+                _resolve_batches(resolver)
+                states = Counter(anchor.state for anchor in anchors(store) if anchor.block_number >= args.from_block)
+            finally:
+                store.close()
+    settled = ", ".join(f"{count} {state}" for state, count in sorted(states.items())) or "none"
+    print(f"{reopened} batches from block {args.from_block} reopened and settled again: {settled}")
+    return 0
+
+
 def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
     url = settings.database_url
     missing = _missing_sqlite_file(url)
@@ -534,10 +571,21 @@ def build_parser() -> argparse.ArgumentParser:
     follow = commands.add_parser("follow", help="keep up with new blocks until SIGINT/SIGTERM")
     follow.add_argument("--poll-interval", type=float, default=0.2, help="seconds between polls when idle")
     commands.add_parser("status", help="chain, checkpoint, head, lag and row counts")
+    reopen = commands.add_parser(
+        "reopen-batches",
+        help="settle again the scan batches anchored from a block on (re-applies one given up on once its document "
+        "is published); stop `follow` first",
+    )
+    reopen.add_argument("--from-block", type=int, required=True, help="the block of the first anchor to settle again")
     return parser
 
 
-COMMANDS = {"backfill": cmd_backfill, "follow": cmd_follow, "status": cmd_status}
+COMMANDS = {
+    "backfill": cmd_backfill,
+    "follow": cmd_follow,
+    "status": cmd_status,
+    "reopen-batches": cmd_reopen_batches,
+}
 
 
 def _settings(args: argparse.Namespace) -> Settings:

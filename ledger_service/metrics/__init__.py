@@ -73,6 +73,7 @@ METRIC_NAMES: frozenset[str] = frozenset(
         "ledger_indexer_reorgs_total",
         "ledger_indexer_reorg_depth_blocks",
         "ledger_indexer_chain_problems_total",
+        "ledger_indexer_batches_total",
         "ledger_indexer_last_progress_timestamp_seconds",
         "ledger_batcher_batches_sealed_total",
         "ledger_batcher_batches_anchored_total",

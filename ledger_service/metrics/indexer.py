@@ -33,6 +33,12 @@ INDEXER_CHAIN_PROBLEMS = Counter(
     "answers by kind (bloom, reconcile, chain_break, receipts, ...)",
     ("kind",),
 )
+INDEXER_BATCHES = Counter(
+    "ledger_indexer_batches_total",
+    "Anchored scan batches the indexer settled, by outcome: applied, refused (a rule broken or a bad document) "
+    "or given_up (its document not available within LEDGER_BATCH_DOCUMENT_WAIT_S of its anchor)",
+    ("outcome",),
+)
 INDEXER_LAST_PASS = Gauge(
     "ledger_indexer_last_progress_timestamp_seconds", "Unix time of the indexer's last successful pass"
 )

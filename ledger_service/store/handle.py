@@ -67,6 +67,7 @@ from ledger_service.store.ingest import (
     ChainBreak,
     apply_events,
     note_pending_batch,
+    reopen_batches,
     settle_batch,
 )
 from ledger_service.store.lock import WriterLock, next_epoch
@@ -477,6 +478,16 @@ class Store:
             with self._write() as conn:
                 note_pending_batch(conn, key, problem=problem)
             self._committed()
+
+    def reopen_batches(self, *, from_block: int) -> int:
+        """Every applied or refused anchor at or above ``from_block`` back to pending, its scans deleted (one
+        transaction), for the resolver to settle again: how an operator re-applies a batch given up on once its
+        document is published. How many anchors were reopened."""
+        with self._write_lock:
+            with self._write() as conn:
+                reopened = reopen_batches(conn, from_block=from_block)
+            self._committed()
+        return reopened
 
     # ---- node faults -------------------------------------------------------------
 

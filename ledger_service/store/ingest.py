@@ -739,6 +739,19 @@ def settle_batch(
     return True
 
 
+def reopen_batches(conn: Connection, *, from_block: int) -> int:
+    """Puts every settled anchor at or above ``from_block`` back to pending and deletes their scans, in the
+    caller's transaction: the resolver then settles them again, in the chain's order. How many were reopened."""
+    ba = batch_anchors.c
+    conn.execute(delete(batched_scans).where(batched_scans.c.block_number >= from_block))
+    reopened = conn.execute(
+        update(batch_anchors)
+        .where(ba.block_number >= from_block, ba.state != BATCH_PENDING)
+        .values(state=BATCH_PENDING, problem=None, attempts=0)
+    ).rowcount
+    return int(reopened)
+
+
 def note_pending_batch(conn: Connection, key: AnchorKey, *, problem: str) -> None:
     """Counts one more failed fetch of a pending anchor's document, and says why."""
     conn.execute(

@@ -25,7 +25,9 @@ from tests.api.test_scans import anchor_queued, apply_anchored
 
 @pytest.fixture(scope="module")
 def client(api_env: ApiEnv) -> Iterator[TestClient]:
-    settings = api_env.settings.model_copy(update={"epcis_capture_batch_scans": True})
+    # the documents' events are dated on a fixed day (epcis_docs.when): batched however old
+    update = {"epcis_capture_batch_scans": True, "batch_scan_max_age_s": 100 * 365 * 86_400}
+    settings = api_env.settings.model_copy(update=update)
     with make_client(dataclasses.replace(api_env, settings=settings)) as test_client:
         yield test_client
 
@@ -105,3 +107,21 @@ def test_a_capture_dying_after_queueing_its_scans_before_marking_them_leaves_the
 def _queued_in(conn: Connection, epc: str) -> int:
     stmt = select(func.count()).select_from(queued_scans).where(queued_scans.c.item == epc)
     return int(conn.execute(stmt).scalar_one())
+
+
+def test_an_observation_older_than_a_batched_scan_may_be_stays_on_chain(api_env: ApiEnv, keys: dict[str, str]) -> None:
+    """With the default LEDGER_BATCH_SCAN_MAX_AGE_S (a week) an observation dated on the documents' fixed day,
+    months back, is recorded on-chain: batched, the indexer would refuse its whole batch for its age."""
+    settings = api_env.settings.model_copy(update={"epcis_capture_batch_scans": True})
+    a = new_epc()
+    doc = document(
+        commissioning([a], merchant=merchant_of(api_env)),
+        event([a], biz_step="shipping", disposition="in_transit", minutes=10),
+    )
+    with make_client(dataclasses.replace(api_env, settings=settings)) as default_client:
+        job = capture(default_client, keys["manufacturer"], doc)
+    assert job["state"] == "succeeded", job
+    assert (job["captured"], job["batched"]) == (2, [])
+    assert _queued(api_env, a) == 0
+    api_env.wait_indexed()
+    assert count_events(api_env, a) == 2

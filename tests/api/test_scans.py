@@ -125,6 +125,7 @@ def test_a_request_with_a_bad_scan_is_refused_whole_with_every_reason(
         _scan(never),  # not registered
         _scan(item, time=2**40),  # in the future
         _scan(item, biz_step="packing"),  # a carrier may not pack
+        _scan(item, time=1_700_000_000),  # older than LEDGER_BATCH_SCAN_MAX_AGE_S allows
     ]
     response = client.post("/v1/scans", json={"scans": scans}, headers=bearer(keys["carrier"]))
     assert response.status_code == 422, response.text
@@ -132,6 +133,7 @@ def test_a_request_with_a_bad_scan_is_refused_whole_with_every_reason(
     assert "scans[1]" in detail and "not registered" in detail
     assert "scans[2]" in detail and "scanner's clock" in detail
     assert "scans[3]" in detail and "packing" in detail
+    assert "scans[4]" in detail and "older than a batched scan may be" in detail and "on-chain" in detail
     assert "scans[0]" not in detail
 
     # steps that move money or ownership are not batched: the schema refuses them with the allowed values
@@ -161,7 +163,7 @@ def check_idempotent_scans(env: ApiEnv, client: TestClient, keys: dict[str, str]
     key = f"scans-{serial()}"
     counted = REGISTRY.get_sample_value("ledger_scans_queued_total") or 0.0
     headers = bearer(keys["carrier"]) | {"Idempotency-Key": key}
-    body = {"scans": [_scan(item, time=1_700_000_000) for item in items]}
+    body = {"scans": [_scan(item) for item in items]}
     first = client.post("/v1/scans", json=body, headers=headers)
     assert first.status_code == 202, first.text
     batch_id = first.json()["data"][0]["batch_id"]

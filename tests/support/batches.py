@@ -10,10 +10,17 @@ from tests.support.chain import Deployed
 
 
 def next_scans(
-    deployed: Deployed, heads: dict[str, ChainHead], items: list[str], *, sender: int, step: BizStep
+    deployed: Deployed,
+    heads: dict[str, ChainHead],
+    items: list[str],
+    *,
+    sender: int,
+    step: BizStep,
+    age_s: int = 0,
 ) -> list[BatchedScan]:
-    """One in-transit scan of each item by account ``sender``, continuing ``heads`` (moved past them)."""
-    at = int(deployed.w3.eth.get_block("latest")["timestamp"])
+    """One in-transit scan of each item by account ``sender``, continuing ``heads`` (moved past them), dated
+    ``age_s`` before the chain's head."""
+    at = int(deployed.w3.eth.get_block("latest")["timestamp"]) - age_s
     return [
         batch_document.append_scan(
             heads,

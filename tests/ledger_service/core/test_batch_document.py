@@ -373,6 +373,10 @@ def test_a_document_is_checked_against_the_anchor_that_announced_it() -> None:
     for field, (value, reason) in wrong.items():
         problems = bd.check_anchor(document, **{**announced, field: value})
         assert len(problems) == 1 and reason in problems[0], (field, problems)
+    # the scans are dated T0, T0 + 1 and T0 + 2: with a tolerance of 1 s before the anchor the first is too old
+    assert bd.check_anchor(document, **announced, max_age_s=2) == []
+    [too_old] = bd.check_anchor(document, **announced, max_age_s=1)
+    assert f"1 scans (the first events[0], dated {T0}) are dated more than 1 s before their anchor's block" in too_old
 
 
 def _one_scan(step: BizStep, item: str = "urn:example:1") -> BatchDocument:
