@@ -51,6 +51,8 @@ __all__ = [
     "ListedAnchor",
     "Waiting",
     "anchor_at",
+    "anchor_columns",
+    "anchor_row",
     "anchor_page",
     "anchors",
     "batch_context",
@@ -124,7 +126,8 @@ class BatchContext:
     """By item id: (seq, leaf hash) of its last batched scan, for items that have one."""
 
 
-def _anchor_row(row: Sequence[object]) -> AnchorRow:
+def anchor_row(row: Sequence[object]) -> AnchorRow:
+    """An :class:`AnchorRow` from a row of :func:`anchor_columns`."""
     return AnchorRow(*row)  # type: ignore[arg-type]
 
 
@@ -143,6 +146,11 @@ _ANCHOR_COLUMNS = (
 )
 
 
+def anchor_columns() -> tuple[ColumnElement[object], ...]:
+    """The ``batch_anchors`` columns an :class:`AnchorRow` is made of, in its order."""
+    return _ANCHOR_COLUMNS
+
+
 def pending_anchors(store: Store, *, limit: int = 100) -> list[AnchorRow]:
     """The anchors whose document the indexer has not yet applied or refused, oldest first."""
     ba = batch_anchors.c
@@ -150,7 +158,7 @@ def pending_anchors(store: Store, *, limit: int = 100) -> list[AnchorRow]:
         select(*_ANCHOR_COLUMNS).where(ba.state == BATCH_PENDING).order_by(ba.block_number, ba.log_index).limit(limit)
     )
     with read_transaction(store.engine) as conn:
-        return [_anchor_row(tuple(r)) for r in conn.execute(stmt)]
+        return [anchor_row(tuple(r)) for r in conn.execute(stmt)]
 
 
 def anchors(store: Store, *, state: str | None = None) -> list[AnchorRow]:
@@ -160,7 +168,7 @@ def anchors(store: Store, *, state: str | None = None) -> list[AnchorRow]:
     if state is not None:
         stmt = stmt.where(ba.state == state)
     with read_transaction(store.engine) as conn:
-        return [_anchor_row(tuple(r)) for r in conn.execute(stmt)]
+        return [anchor_row(tuple(r)) for r in conn.execute(stmt)]
 
 
 WAIT_DOCUMENT, WAIT_BEHIND, WAIT_UNREAD = "document_unavailable", "behind_earlier_anchor", "not_read_yet"
@@ -229,7 +237,7 @@ def anchor_page(
         .offset(offset)
     )
     with read_transaction(store.engine) as conn:
-        rows = [_anchor_row(tuple(r)) for r in conn.execute(stmt)]
+        rows = [anchor_row(tuple(r)) for r in conn.execute(stmt)]
         count = int(conn.execute(select(func.count()).select_from(batch_anchors).where(*conditions)).scalar_one())
         first = _first_pending(conn)
     return AnchorPage([ListedAnchor(r, _waiting(r, first)) for r in rows], count)
@@ -243,7 +251,7 @@ def anchor_at(store: Store, *, block_number: int, log_index: int) -> ListedAncho
         found = conn.execute(stmt).first()
         if found is None:
             return None
-        row = _anchor_row(tuple(found))
+        row = anchor_row(tuple(found))
         return ListedAnchor(row, _waiting(row, _first_pending(conn)))
 
 
@@ -300,7 +308,7 @@ def item_batched_rows(store: Store, *, item_id: str) -> ItemBatchedRows:
             at = and_(ba.block_number == block_number, ba.log_index == log_index)
             row = conn.execute(select(*_ANCHOR_COLUMNS).where(at)).first()
             if row is not None:
-                found[(block_number, log_index)] = _anchor_row(tuple(row))
+                found[(block_number, log_index)] = anchor_row(tuple(row))
             stmt = (
                 select(bs.leaf_hash)
                 .where(bs.block_number == block_number, bs.log_index == log_index)
