@@ -2,8 +2,9 @@
 
 Every ``BatchAnchored`` log of the BatchAnchor contract in the block range is read, in the chain's order, and
 the document of each is fetched by its digest (from a folder, any file whose CID is the anchored one, or from
-an IPFS gateway, ``GET <url>/ipfs/<CID>``, or a URL template with ``{cid}``) whatever items it names: a scan of the item can only be excluded
-from a document one has read, so every anchor's document is needed (``batch-document-missing`` otherwise), and
+an IPFS gateway, ``GET <url>/ipfs/<CID>``, or a URL with ``{cid}`` in it) whatever items it names: a scan of
+the item can only be excluded from a document one has read, so every anchor's document is needed
+(``batch-document-missing`` otherwise), and
 the history cannot silently leave a batch out. Each document must hash to its anchored digest
 (``batch-document-altered``), be a well-formed batch document whose tree has the anchored root
 (``batch-document-invalid``), and be the batch its anchor announced: submitter, count, chain, contract, no scan

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from playwright.sync_api import Browser, expect
+from playwright.sync_api import Browser, ViewportSize, expect
 
 from tests.api.conftest import ApiEnv, bearer
 from tests.api.flows import Flow
@@ -88,7 +88,7 @@ def test_an_auditor_sees_the_anchor_waiting_for_its_document_first_with_why(
     keys: dict[str, str],
     scanned: Scanned,
     locale: str,
-    viewport: dict[str, int],
+    viewport: ViewportSize,
     texts: dict[str, str],
 ) -> None:
     device = "phone" if viewport is PHONE else "desktop"
