@@ -75,7 +75,7 @@ def scanned(
             "en-GB",
             DESKTOP,
             {
-                "verdict": "1 anchors are waiting for their documents",
+                "verdict": "1 anchor is waiting for its document",
                 "reason": "could not be had yet",
                 "item": "may lack batched scans",
             },
