@@ -407,8 +407,8 @@ class Settings(BaseSettings):
         description="EPCIS capture sends the events that may be batched (observations: a batchable bizStep and "
         "disposition with a read point; docs/batching.md) to ledger-batcher instead of a transaction each, when "
         "the deployment has a BatchAnchor and the service holds the capturing account's key. Off by default: a "
-        "batched event is anchored within seconds but is not an item event, so the EPCIS query interface does "
-        "not serve it (the item's history does, with its proof); turn it on where scan volume matters more",
+        "batched event is not an item event; the EPCIS query interface serves it once its batch is anchored and "
+        "applied by the indexer, with its Merkle proof; turn it on where scan volume matters more",
     )
     api_json_max_depth: int = Field(
         default=32, ge=2, le=200, description="Deepest nesting of arrays and objects a JSON request body may have"

@@ -18,6 +18,7 @@ import json
 import re
 import shlex
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated
 from urllib.parse import quote, urlsplit
@@ -26,8 +27,11 @@ from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from api.deps import services_of
+from api.routers.scans import anchor_public
 from ledger_service.access import Actor, Role
+from ledger_service.chain.artifacts import Deployment
 from ledger_service.errors import LedgerError, NotFoundError
+from ledger_service.store.batches import WAIT_BEHIND, WAIT_DOCUMENT, WAIT_UNREAD, anchor_page, waiting_anchors
 from ledger_service.verification import AuditResult, HistoryEvent, Severity, audit_item
 from ledger_service.verification.consumer import MAX_CODE_LENGTH, find_item_id
 from ledger_service.verification.exports import history_csv, history_epcis
@@ -49,6 +53,7 @@ CONSOLE = KeyConsole(
 CONSOLE.add_routes(router)
 _ITEM_ID = re.compile(r"^0x[0-9a-fA-F]{64}$")
 RPC_PLACEHOLDER = "$LEDGER_RPC_URL"
+BATCH_ANCHOR = "BatchAnchor"
 
 
 @dataclass(frozen=True)
@@ -122,11 +127,29 @@ def rpc_url_to_show(url: str) -> str:
     return url.rstrip("/")
 
 
-def verify_command(*, rpc_url: str, ledger: str, item: str, from_block: int) -> str:
-    """The ``ledger-verify`` command line that checks ``item`` against the chain alone."""
+def documents_gateway(public_url: str) -> str:
+    """Where ``ledger-verify --gateway`` finds the batch documents: this service's public document endpoint, which
+    answers a document by its CID (the verifier checks every byte against the anchored digest, so it need not
+    trust the service)."""
+    return f"{public_url.rstrip('/')}/v1/documents/{{cid}}"
+
+
+def verify_command(
+    *, rpc_url: str, ledger: str, item: str, from_block: int, batch_anchor: str | None = None, gateway: str = ""
+) -> str:
+    """The ``ledger-verify`` command line that checks ``item`` against the chain alone; with ``batch_anchor`` its
+    batched scans too, every batch document fetched from ``gateway``."""
     node = rpc_url_to_show(rpc_url)
     shown_node = f'"{node}"' if node == RPC_PLACEHOLDER else shlex.quote(node)
-    return f"ledger-verify --rpc-url {shown_node} --ledger {ledger} --from-block {from_block} {shlex.quote(item)}"
+    batches = "" if batch_anchor is None else f" --batch-anchor {batch_anchor} --gateway {shlex.quote(gateway)}"
+    return (
+        f"ledger-verify --rpc-url {shown_node} --ledger {ledger} --from-block {from_block}{batches} {shlex.quote(item)}"
+    )
+
+
+def _batch_anchor(deployment: Deployment, batched: Sequence[BatchedHistoryScan]) -> str | None:
+    """The BatchAnchor address the command line names: when the item has batched scans to check."""
+    return deployment.address_of(BATCH_ANCHOR) if batched and BATCH_ANCHOR in deployment.contracts else None
 
 
 def _audited(request: Request, item_id: str) -> AuditResult:
@@ -206,8 +229,11 @@ def item_page(request: Request, item_id: str) -> Response:
             ledger=deployment.address_of("ProvenanceLedger"),
             item=history.uri or history.item_id,
             from_block=deployment.deploy_block,
+            batch_anchor=_batch_anchor(deployment, history.batched),
+            gateway=documents_gateway(svc.settings.public_base_url),
         ),
         placeholder=RPC_PLACEHOLDER,
+        waiting=waiting_anchors(svc.store),
         export_base=f"/audit/items/{history.item_id}/history",
     )
 
@@ -234,3 +260,36 @@ def export(request: Request, item_id: str, fmt: str) -> Response:
     document = history_epcis(result.history, result.verdict, created_at=int(time.time()))
     body = json.dumps(document, ensure_ascii=False, separators=(",", ":"))
     return Response(body, media_type="application/ld+json", headers=headers)
+
+
+ANCHORS_PER_PAGE = 50
+ANCHOR_STATES = {"pending_document": "Waiting for its document", "applied": "Applied", "refused": "Refused"}
+WAITING_REASONS = {
+    WAIT_DOCUMENT: "Its batch document could not be had yet; the indexer keeps trying.",
+    WAIT_BEHIND: "An earlier anchor is waiting for its document: anchors are settled in the chain's order.",
+    WAIT_UNREAD: "The indexer has not read its document yet.",
+}
+
+
+@router.get("/anchors")
+def anchors_page(request: Request, page_number: Annotated[int, Query(alias="page", ge=1, le=10_000)] = 1) -> Response:
+    """The batch anchors of the index, those waiting for their document first with why (``GET /v1/scans/anchors``)."""
+    session = CONSOLE.session(request)
+    if isinstance(session, Response):
+        return session
+    actor, _ = session
+    store = services_of(request).store
+    found = anchor_page(store, limit=ANCHORS_PER_PAGE, offset=(page_number - 1) * ANCHORS_PER_PAGE)
+    shown = [{**anchor_public(a).model_dump(), "anchored_at_s": a.row.anchored_at} for a in found.anchors]
+    return page(
+        request,
+        "audit/anchors.html",
+        actor=actor,
+        anchors=shown,
+        count=found.count,
+        waiting=waiting_anchors(store),
+        states=ANCHOR_STATES,
+        reasons=WAITING_REASONS,
+        more=page_number * ANCHORS_PER_PAGE < found.count,
+        next_page=page_number + 1,
+    )

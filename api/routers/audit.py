@@ -20,10 +20,12 @@ from starlette.responses import Response
 from api.deps import PrincipalDep, ServicesDep
 from api.problems import problem_responses
 from api.routers._present import ItemPath
-from api.schemas.audit import ItemHistoryPublic
+from api.schemas.audit import AnchorsWaitingPublic, ItemHistoryPublic
+from api.schemas.common import utc
 from ledger_service.access import Actor, Consumer, Role
 from ledger_service.errors import NotFoundError, PermissionDeniedError
 from ledger_service.store import items, sales
+from ledger_service.store.batches import Waiting, waiting_anchors
 from ledger_service.verification import audit_item
 from ledger_service.verification.exports import history_csv, history_epcis, history_json
 
@@ -42,6 +44,18 @@ _BY_MEDIA_TYPE: dict[str, Format] = {
     EPCIS_TYPE: "epcis",
 }
 _READERS = (Role.AUDITOR, Role.ADMIN, Role.MERCHANT)
+WAITING_HEADER = "Ledger-Anchors-Waiting"
+"""On every history answer: how many batch anchors wait for their document (their scans may be of the item)."""
+
+
+def waiting_note(waiting: Waiting) -> str | None:
+    """What anchors still waiting for their document mean for any item's history (None when none waits)."""
+    if not waiting.count:
+        return None
+    return (
+        f"{waiting.count} batch anchor(s) are waiting for their documents: until each is read nobody can tell which "
+        "items its scans are of, so this history may lack batched scans (GET /v1/scans/anchors lists them)"
+    )
 
 
 def _negotiate(fmt: Format | None, accept: str | None) -> Format:
@@ -122,7 +136,10 @@ def history(
     """Each event with bizStep, disposition, actor and role, time, document CID, prevHash, eventHash,
     transaction, block number and hash, log index; and the verdict: the hash chain recomputed from the index
     rows against the contract's stored head and count, each block hash against the node's canonical chain,
-    each stored document against its CID. Every finding names the event (seq) or document (CID) at fault."""
+    each stored document against its CID. Every finding names the event (seq) or document (CID) at fault.
+    `anchors_waiting` (and the `Ledger-Anchors-Waiting` header, in every format) counts the batch anchors whose
+    document the index does not have yet: their scans may be of this item, so while it is not 0 the batched
+    scans listed may be incomplete."""
     wanted = _negotiate(fmt, accept)
     _check_access(principal, svc, item_id)
     result = audit_item(store=svc.store, chain=svc.chain, documents=svc.documents, item_id=item_id)
@@ -130,18 +147,23 @@ def history(
         raise NotFoundError(f"no item {item_id.lower()}: neither the index nor the contract knows it")
     now = int(time.time())
     name = f"item-{result.history.item_id[2:18]}-history"
+    waiting = waiting_anchors(svc.store)
+    waits = {WAITING_HEADER: str(waiting.count)}
     if wanted == "csv":
         return Response(
             content=history_csv(result.history, result.verdict),
             media_type=f"{CSV_TYPE}; charset=utf-8",
-            headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
+            headers={"Content-Disposition": f'attachment; filename="{name}.csv"', **waits},
         )
     if wanted == "epcis":
         document = history_epcis(result.history, result.verdict, created_at=now)
         return Response(
             content=json.dumps(document, ensure_ascii=False, separators=(",", ":")),
             media_type=EPCIS_TYPE,
-            headers={"Content-Disposition": f'inline; filename="{name}.jsonld"'},
+            headers={"Content-Disposition": f'inline; filename="{name}.jsonld"', **waits},
         )
     body = ItemHistoryPublic.model_validate(history_json(result.history, result.verdict, checked_at=now))
-    return Response(content=body.model_dump_json(), media_type=JSON_TYPE)
+    body.anchors_waiting = AnchorsWaitingPublic(
+        count=waiting.count, since=utc(waiting.since), note=waiting_note(waiting)
+    )
+    return Response(content=body.model_dump_json(), media_type=JSON_TYPE, headers=waits)

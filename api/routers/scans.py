@@ -3,24 +3,40 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Path, Response
+from fastapi import APIRouter, Depends, Path, Query, Response
+from starlette.responses import JSONResponse
 
 from api.deps import IdempotencyDep, ServicesDep, require_role
 from api.problems import problem_responses
-from api.schemas.scans import ScanBatchPublic, ScanProofPublic, ScanReceiptPublic, ScanReceiptsPublic, ScansCreate
+from api.schemas.common import DIGITS_ONLY, Address, at, utc
+from api.schemas.scans import (
+    AnchorListPublic,
+    AnchorPublic,
+    AnchorState,
+    ScanBatchPublic,
+    ScanProofPublic,
+    ScanReceiptPublic,
+    ScanReceiptsPublic,
+    ScansCreate,
+)
 from ledger_service.access import Actor, Role
 from ledger_service.capture.scans import ZERO_HASH, ScanIn, accept_scans, scan_proof
 from ledger_service.core.batch_document import LEAF_ENCODING
+from ledger_service.core.spreadsheet import csv_table
 from ledger_service.documents.cid import Cid
-from ledger_service.errors import ConflictError, InvalidRequestError, NotFoundError
+from ledger_service.errors import ConflictError, InvalidRequestError, NotFoundError, PermissionDeniedError
 from ledger_service.metrics.http import SCANS_QUEUED
+from ledger_service.store.batches import ListedAnchor, anchor_at, anchor_page
 from ledger_service.store.scan_queue import BATCH_FAILED, BatchRow, batch_by_id
 
 router = APIRouter(prefix="/scans", tags=["scans"])
 
 ScannerDep = Annotated[Actor, Depends(require_role(Role.CARRIER, Role.MANUFACTURER))]
+_SUBMITTERS = (Role.CARRIER, Role.MANUFACTURER, Role.MERCHANT)
+"""The roles whose accounts may anchor batches (the contract's scanning roles): they read their own anchors."""
+AnchorReaderDep = Annotated[Actor, Depends(require_role(Role.AUDITOR, Role.ADMIN, *_SUBMITTERS))]
 
 
 @router.post(
@@ -143,3 +159,109 @@ def proof(
         proof=made.proof,
         scan=made.scan,  # type: ignore[arg-type]
     )
+
+
+# ---- the anchors the index holds ------------------------------------------------------------------------
+
+
+def anchor_public(listed: ListedAnchor) -> AnchorPublic:
+    """An anchor of the index as the API shows it (also the auditor explorer's rows)."""
+    row = listed.row
+    pending = listed.waiting is not None
+    return AnchorPublic(
+        anchor_id=f"{row.block_number}-{row.log_index}",
+        block_number=row.block_number,
+        log_index=row.log_index,
+        tx_hash=row.tx_hash,
+        submitter=row.submitter,
+        root=row.root,
+        count=row.count,
+        document_cid=Cid.from_digest(row.document_digest).v0,
+        anchored_at=at(row.anchored_at),
+        state=row.state,  # type: ignore[arg-type]
+        waiting=listed.waiting,  # type: ignore[arg-type]
+        waiting_since=utc(row.anchored_at) if pending else None,
+        problem=row.problem,
+        attempts=row.attempts,
+    )
+
+
+def _own_submitter(actor: Actor, submitter: str | None) -> str | None:
+    """The submitter a request may list: a scanning role's key its own account's anchors only."""
+    if actor.role not in _SUBMITTERS:
+        return None if submitter is None else submitter.lower()
+    mine = actor.address or ""
+    if submitter is not None and submitter.lower() != mine:
+        raise PermissionDeniedError(
+            f"a {actor.role.value} key reads only its own account's anchors ({mine}); drop ?submitter= or use an "
+            "auditor's key"
+        )
+    return mine
+
+
+@router.get(
+    "/anchors",
+    response_model=AnchorListPublic,
+    responses={
+        200: {
+            "description": 'The anchors: JSON ``{"data": [...], "count": n}``, or CSV with ``?format=csv``',
+            "content": {"text/csv": {"schema": {"type": "string"}}},
+        },
+        **problem_responses(403, 422),
+    },
+    summary="The batch anchors the index holds: those waiting for their document first, with why they wait",
+)
+def list_anchors(
+    actor: AnchorReaderDep,
+    svc: ServicesDep,
+    state: Annotated[list[AnchorState] | None, Query(description="any of these states")] = None,
+    submitter: Annotated[Address | None, Query(description="only this account's anchors")] = None,
+    limit: Annotated[int, Query(ge=1, le=200), DIGITS_ONLY] = 50,
+    offset: Annotated[int, Query(ge=0, le=1_000_000), DIGITS_ONLY] = 0,
+    fmt: Annotated[Literal["json", "csv"], Query(alias="format", description="json, or csv for the table")] = "json",
+) -> Response:
+    """Every `BatchAnchored` event the indexer has seen (auditors and admins; a carrier's, manufacturer's or
+    merchant's key: its own account's): block, transaction, submitter, root, scan count, the batch document's
+    CID and what the indexer made of it. Those still waiting for their document come first, in the order the
+    indexer settles them (oldest first: a missing document holds back every later anchor), each with why it
+    waits and since when; then the settled ones, newest first. While an anchor waits nobody can tell which
+    items its scans are of, so item histories may lack them (`GET /v1/items/{id}/history` says how many wait)."""
+    found = anchor_page(
+        svc.store, states=tuple(state or ()), submitter=_own_submitter(actor, submitter), limit=limit, offset=offset
+    )
+    data = [anchor_public(a) for a in found.anchors]
+    if fmt == "csv":
+        rows = [a.model_dump(mode="json") for a in data]
+        table = csv_table(rows) if rows else ",".join(AnchorPublic.model_fields) + "\n"
+        return Response(
+            table,
+            media_type="text/csv; charset=utf-8",
+            headers={"content-disposition": 'attachment; filename="batch-anchors.csv"'},
+        )
+    return JSONResponse(AnchorListPublic(data=data, count=found.count).model_dump(mode="json"))
+
+
+@router.get(
+    "/anchors/{anchor_id}",
+    response_model=AnchorPublic,
+    responses=problem_responses(403, 404),
+    summary="One batch anchor by its id (`<block>-<log index>`), and what the indexer made of its document",
+)
+def read_anchor(
+    anchor_id: Annotated[
+        str,
+        Path(
+            pattern=r"^[0-9]{1,18}-[0-9]{1,9}$",
+            description="`<block>-<log index>` of its BatchAnchored event (an item history's `batch_id`)",
+        ),
+    ],
+    actor: AnchorReaderDep,
+    svc: ServicesDep,
+) -> AnchorPublic:
+    """Auditors and admins any anchor; a scanning role's key its own account's (404 for another's)."""
+    block, _, index = anchor_id.partition("-")
+    found = anchor_at(svc.store, block_number=int(block), log_index=int(index))
+    mine = _own_submitter(actor, None)
+    if found is None or (mine is not None and found.row.submitter != mine):
+        raise NotFoundError(f"no batch anchor {anchor_id} that this key may read: GET /v1/scans/anchors lists them")
+    return anchor_public(found)

@@ -144,6 +144,14 @@ class HistoryUnitMismatchPublic(BaseModel):
     tx_hash: str
 
 
+class AnchorsWaitingPublic(BaseModel):
+    """Batch anchors whose document the index does not have yet: their scans may be of any item."""
+
+    count: int = Field(description="anchors waiting for their document (0: the batched history is complete)")
+    since: datetime | None = Field(description="the block time of the oldest of them (UTC)")
+    note: str | None = Field(description="what it means for this history, when some wait")
+
+
 class ItemHistoryPublic(BaseModel):
     """Every indexed event of an item, and whether they are the chain's."""
 
@@ -158,6 +166,11 @@ class ItemHistoryPublic(BaseModel):
     count: int
     batched_scans: list[HistoryBatchedScanPublic] = Field(
         default_factory=list, description="the item's batched scans, by seq, each with its Merkle proof"
+    )
+    anchors_waiting: AnchorsWaitingPublic | None = Field(
+        default=None,
+        description="batch anchors still waiting for their document (GET /v1/scans/anchors): until each is read "
+        "nobody can tell which items its scans are of, so `batched_scans` may be incomplete while count > 0",
     )
     exchanges: list[HistoryExchangePublic] = Field(default_factory=list)
     unit_mismatches: list[HistoryUnitMismatchPublic] = Field(default_factory=list)

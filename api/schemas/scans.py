@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, StrictInt, StringConstraints
@@ -81,3 +82,39 @@ class ScanProofPublic(BaseModel):
     leaf: str
     proof: list[str]
     scan: dict[str, str | int] = Field(description="the scan as the batch document lists it")
+
+
+AnchorState = Literal["pending_document", "applied", "refused"]
+AnchorWaiting = Literal["document_unavailable", "behind_earlier_anchor", "not_read_yet"]
+
+
+class AnchorPublic(BaseModel):
+    """A ``BatchAnchored`` event as the index holds it, and what the indexer made of its batch document."""
+
+    anchor_id: str = Field(description="`<block>-<log index>` of the BatchAnchored event: the batch id of its scans")
+    block_number: int
+    log_index: int
+    tx_hash: str = Field(description="the anchor transaction")
+    submitter: str = Field(description="the account that anchored it (and signed for every scan under its root)")
+    root: str = Field(description="the anchored Merkle root")
+    count: int = Field(description="scans the anchor announces")
+    document_cid: str = Field(description="the batch document's CIDv0 (its digest is anchored)")
+    anchored_at: datetime = Field(description="the anchor block's time (UTC)")
+    state: AnchorState = Field(
+        description="`pending_document`: the indexer does not have the document yet, so nobody can tell which items "
+        "its scans are of; `applied`: its scans are in the items' histories; `refused`: none of them is (see problem)"
+    )
+    waiting: AnchorWaiting | None = Field(
+        description="why a pending anchor waits: its own document could not be had (`problem` says why), an earlier "
+        "anchor waits for its document (anchors are settled in the chain's order), or not tried yet; null otherwise"
+    )
+    waiting_since: datetime | None = Field(
+        description="a pending anchor waits since its block's time (UTC); null once settled"
+    )
+    problem: str | None = Field(description="why the document is not available yet, or why the batch was refused")
+    attempts: int = Field(description="document fetches tried")
+
+
+class AnchorListPublic(BaseModel):
+    data: list[AnchorPublic]
+    count: int = Field(description="matches overall (the page has at most `limit`)")

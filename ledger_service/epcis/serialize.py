@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from ledger_service.core.batch_document import LEAF_ENCODING
 from ledger_service.core.codes import BizStep, Disposition, decode_location
 
 EPCIS_CONTEXT = "https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"
@@ -129,6 +130,49 @@ def proof(record: ChainRecord) -> dict[str, Any]:
     if record.document_cid is not None:
         out["ledger:document"] = record.document_cid
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class BatchProof:
+    """What proves one batched scan: its batch (the ``BatchAnchored`` event), its leaf and Merkle proof."""
+
+    batch_id: str
+    """``<anchor block>-<anchor log index>``."""
+    seq: int
+    prev_hash: str
+    submitter: str
+    leaf_index: int
+    root: str | None
+    anchor_tx: str | None
+    anchor_block: int
+    anchor_log_index: int
+    document_cid: str | None
+    """The batch document's CIDv0."""
+    leaf_values: list[str] | None
+    """The leaf's values in ``StandardMerkleTree`` form (None: the stored fields are no scan's)."""
+    leaf: str
+    proof: tuple[str, ...]
+
+
+def batch_member(found: BatchProof) -> dict[str, Any]:
+    """The ``ledger:batch`` member of a batched scan's event: checked with ``StandardMerkleTree.verify(root,
+    leafEncoding, leafValues, proof)`` and the anchor's event, or on-chain with ``BatchAnchor.verifyScan``."""
+    return {
+        "batchId": found.batch_id,
+        "seq": found.seq,
+        "prevHash": found.prev_hash,
+        "submitter": found.submitter,
+        "leafIndex": found.leaf_index,
+        "root": found.root,
+        "anchorTx": found.anchor_tx,
+        "anchorBlock": found.anchor_block,
+        "anchorLogIndex": found.anchor_log_index,
+        "batchDocument": found.document_cid,
+        "leafEncoding": list(LEAF_ENCODING),
+        "leafValues": found.leaf_values,
+        "leaf": found.leaf,
+        "proof": list(found.proof),
+    }
 
 
 def _with_proofs(out: dict[str, Any], records: Sequence[ChainRecord]) -> dict[str, Any]:

@@ -2,8 +2,9 @@
 
 Every ``BatchAnchored`` log of the BatchAnchor contract in the block range is read, in the chain's order, and
 the document of each is fetched by its digest (from a folder, any file whose CID is the anchored one, or from
-an IPFS gateway, ``GET <url>/ipfs/<CID>``) whatever items it names: a scan of the item can only be excluded
-from a document one has read, so every anchor's document is needed (``batch-document-missing`` otherwise), and
+an IPFS gateway, ``GET <url>/ipfs/<CID>``, or a URL with ``{cid}`` in it) whatever items it names: a scan of
+the item can only be excluded from a document one has read, so every anchor's document is needed
+(``batch-document-missing`` otherwise), and
 the history cannot silently leave a batch out. Each document must hash to its anchored digest
 (``batch-document-altered``), be a well-formed batch document whose tree has the anchored root
 (``batch-document-invalid``), and be the batch its anchor announced: submitter, count, chain, contract, no scan
@@ -95,15 +96,24 @@ def folder_source(folder: Path) -> Fetch:
     return fetch
 
 
+CID_SLOT = "{cid}"
+"""In a ``--gateway`` URL, where the CID goes (e.g. a ledger service's ``https://host/v1/documents/{cid}``)."""
+
+
 def gateway_source(url: str) -> Fetch:
-    """Documents from an IPFS gateway (Kubo's or any): ``GET <url>/ipfs/<CIDv0>``; what it answers is checked."""
+    """Documents from an IPFS gateway (Kubo's or any): ``GET <url>/ipfs/<CIDv0>``, or from any server that
+    answers a document by its CID: ``url`` with ``{cid}`` in it is a template (``GET`` it with the CIDv0 in
+    place); what it answers is checked."""
     if not url.startswith(("http://", "https://")):
         raise ValueError(f"--gateway must be an http(s) URL of an IPFS gateway (got {url!r})")
     base = url.rstrip("/")
 
+    def address(cid: Cid) -> str:
+        return base.replace(CID_SLOT, cid.v0) if CID_SLOT in base else f"{base}/ipfs/{cid.v0}"
+
     def fetch(cid: Cid) -> bytes | None:
         try:
-            response = httpx.get(f"{base}/ipfs/{cid.v0}", timeout=GATEWAY_TIMEOUT_S, follow_redirects=True)
+            response = httpx.get(address(cid), timeout=GATEWAY_TIMEOUT_S, follow_redirects=True)
         except httpx.HTTPError as exc:
             raise NodeError(f"the IPFS gateway {base} did not answer for {cid.v0}: {exc}") from None
         if response.status_code == 404:

@@ -90,7 +90,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--documents", metavar="DIR", help="a folder holding the batch documents (any file names: found by CID)"
     )
     parser.add_argument(
-        "--gateway", metavar="URL", help="an IPFS gateway to fetch the batch documents from (GET URL/ipfs/CID)"
+        "--gateway",
+        metavar="URL",
+        help="an IPFS gateway to fetch the batch documents from (GET URL/ipfs/CID), or a URL with {cid} in it "
+        "(a ledger service's https://HOST/v1/documents/{cid})",
     )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     args = parser.parse_args(args_list)

@@ -8,6 +8,8 @@ Reads only; the indexer writes both tables through :class:`~ledger_service.store
   submitter's roles and the merchants it sells for, each scanned item's merchant of record and whether it was
   destroyed, and the head of each item's chain of batched scans;
 - :func:`anchors`, :func:`batched_scans_of`: what the index holds, for the API, the pages and the tests;
+- :func:`anchor_page`, :func:`anchor_at`, :func:`waiting_anchors`: the anchors as the API and the auditor
+  explorer list them (those waiting for their document first, each with why it waits);
 - :func:`item_batched_rows`: an item's batched scans with their anchors and every leaf of those batches (from
   which an item history gives each scan its Merkle proof).
 """
@@ -17,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, Connection, Table, and_, func, or_, select
+from sqlalchemy import ColumnElement, Connection, Table, and_, case, func, or_, select
 
 from ledger_service.core.codes import ROLE_IDS, BizStep
 from ledger_service.store._db import read_transaction
@@ -38,14 +40,25 @@ from ledger_service.store.tables import (
 )
 
 __all__ = [
+    "WAIT_BEHIND",
+    "WAIT_DOCUMENT",
+    "WAIT_UNREAD",
+    "AnchorPage",
     "AnchorRow",
     "BatchContext",
     "BatchedScanRow",
     "ItemBatchedRows",
+    "ListedAnchor",
+    "Waiting",
+    "anchor_at",
+    "anchor_columns",
+    "anchor_page",
+    "anchor_row",
     "anchors",
     "batch_context",
     "batched_scans_of",
     "item_batched_rows",
+    "waiting_anchors",
 ]
 
 _ROLE_NAMES = {"0x" + role_id.hex(): name for name, role_id in ROLE_IDS.items()}
@@ -113,7 +126,8 @@ class BatchContext:
     """By item id: (seq, leaf hash) of its last batched scan, for items that have one."""
 
 
-def _anchor_row(row: Sequence[object]) -> AnchorRow:
+def anchor_row(row: Sequence[object]) -> AnchorRow:
+    """An :class:`AnchorRow` from a row of :func:`anchor_columns`."""
     return AnchorRow(*row)  # type: ignore[arg-type]
 
 
@@ -132,6 +146,11 @@ _ANCHOR_COLUMNS = (
 )
 
 
+def anchor_columns() -> tuple[ColumnElement[object], ...]:
+    """The ``batch_anchors`` columns an :class:`AnchorRow` is made of, in its order."""
+    return _ANCHOR_COLUMNS
+
+
 def pending_anchors(store: Store, *, limit: int = 100) -> list[AnchorRow]:
     """The anchors whose document the indexer has not yet applied or refused, oldest first."""
     ba = batch_anchors.c
@@ -139,7 +158,7 @@ def pending_anchors(store: Store, *, limit: int = 100) -> list[AnchorRow]:
         select(*_ANCHOR_COLUMNS).where(ba.state == BATCH_PENDING).order_by(ba.block_number, ba.log_index).limit(limit)
     )
     with read_transaction(store.engine) as conn:
-        return [_anchor_row(tuple(r)) for r in conn.execute(stmt)]
+        return [anchor_row(tuple(r)) for r in conn.execute(stmt)]
 
 
 def anchors(store: Store, *, state: str | None = None) -> list[AnchorRow]:
@@ -149,7 +168,110 @@ def anchors(store: Store, *, state: str | None = None) -> list[AnchorRow]:
     if state is not None:
         stmt = stmt.where(ba.state == state)
     with read_transaction(store.engine) as conn:
-        return [_anchor_row(tuple(r)) for r in conn.execute(stmt)]
+        return [anchor_row(tuple(r)) for r in conn.execute(stmt)]
+
+
+WAIT_DOCUMENT, WAIT_BEHIND, WAIT_UNREAD = "document_unavailable", "behind_earlier_anchor", "not_read_yet"
+"""Why a ``pending_document`` anchor waits: its own document could not be had (``problem`` says why); an
+earlier anchor waits for its document (anchors are settled in the chain's order); or the indexer has not tried
+it yet."""
+
+
+@dataclass(frozen=True, slots=True)
+class ListedAnchor:
+    """An anchor as listed, with why it waits (None unless it is ``pending_document``)."""
+
+    row: AnchorRow
+    waiting: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class AnchorPage:
+    anchors: list[ListedAnchor]
+    count: int
+    """Matches overall (the page holds at most ``limit``)."""
+
+
+def _waiting(row: AnchorRow, first_pending: tuple[int, int] | None) -> str | None:
+    if row.state != BATCH_PENDING:
+        return None
+    if row.problem is not None:
+        return WAIT_DOCUMENT
+    if first_pending is not None and first_pending < (row.block_number, row.log_index):
+        return WAIT_BEHIND
+    return WAIT_UNREAD
+
+
+def _first_pending(conn: Connection) -> tuple[int, int] | None:
+    ba = batch_anchors.c
+    row = conn.execute(
+        select(ba.block_number, ba.log_index)
+        .where(ba.state == BATCH_PENDING)
+        .order_by(ba.block_number, ba.log_index)
+        .limit(1)
+    ).first()
+    return None if row is None else (int(row[0]), int(row[1]))
+
+
+def anchor_page(
+    store: Store, *, states: Sequence[str] = (), submitter: str | None = None, limit: int, offset: int = 0
+) -> AnchorPage:
+    """The anchors in ``states`` (any: all) of ``submitter`` (None: everyone's): those waiting for their
+    document first, in the order the indexer settles them (oldest first), then the settled ones newest first."""
+    ba = batch_anchors.c
+    conditions: list[ColumnElement[bool]] = []
+    if states:
+        conditions.append(ba.state.in_(sorted(set(states))))
+    if submitter is not None:
+        conditions.append(ba.submitter == submitter.lower())
+    pending = ba.state == BATCH_PENDING
+    stmt = (
+        select(*_ANCHOR_COLUMNS)
+        .where(*conditions)
+        .order_by(
+            case((pending, 0), else_=1),
+            case((pending, ba.block_number), else_=-ba.block_number),
+            case((pending, ba.log_index), else_=-ba.log_index),
+        )
+        .limit(limit)
+        .offset(offset)
+    )
+    with read_transaction(store.engine) as conn:
+        rows = [anchor_row(tuple(r)) for r in conn.execute(stmt)]
+        count = int(conn.execute(select(func.count()).select_from(batch_anchors).where(*conditions)).scalar_one())
+        first = _first_pending(conn)
+    return AnchorPage([ListedAnchor(r, _waiting(r, first)) for r in rows], count)
+
+
+def anchor_at(store: Store, *, block_number: int, log_index: int) -> ListedAnchor | None:
+    """The anchor logged at (``block_number``, ``log_index``): its batch id."""
+    ba = batch_anchors.c
+    stmt = select(*_ANCHOR_COLUMNS).where(ba.block_number == block_number, ba.log_index == log_index)
+    with read_transaction(store.engine) as conn:
+        found = conn.execute(stmt).first()
+        if found is None:
+            return None
+        row = anchor_row(tuple(found))
+        return ListedAnchor(row, _waiting(row, _first_pending(conn)))
+
+
+@dataclass(frozen=True, slots=True)
+class Waiting:
+    """The anchors still waiting for their document: how many, and the anchor time of the oldest."""
+
+    count: int
+    since: int | None
+    """Unix seconds: the block time of the oldest waiting anchor (None when none waits)."""
+
+
+def waiting_anchors(store: Store) -> Waiting:
+    """How many anchors wait for their document. Until a document is read nobody can know which items its scans
+    are of, so any item's batched history may be missing their scans."""
+    ba = batch_anchors.c
+    stmt = select(func.count(), func.min(ba.anchored_at)).where(ba.state == BATCH_PENDING)
+    with read_transaction(store.engine) as conn:
+        count, since = conn.execute(stmt).one()
+    return Waiting(int(count), None if since is None else int(since))
 
 
 def batched_scans_of(store: Store, *, item_id: str) -> list[BatchedScanRow]:
@@ -186,7 +308,7 @@ def item_batched_rows(store: Store, *, item_id: str) -> ItemBatchedRows:
             at = and_(ba.block_number == block_number, ba.log_index == log_index)
             row = conn.execute(select(*_ANCHOR_COLUMNS).where(at)).first()
             if row is not None:
-                found[(block_number, log_index)] = _anchor_row(tuple(row))
+                found[(block_number, log_index)] = anchor_row(tuple(row))
             stmt = (
                 select(bs.leaf_hash)
                 .where(bs.block_number == block_number, bs.log_index == log_index)

@@ -13,7 +13,7 @@ Invariants:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import BigInteger, Connection, and_, bindparam, delete, func, or_, select, text, update
@@ -23,8 +23,12 @@ from ledger_service.core.codes import ROLE_IDS
 from ledger_service.core.keccak import keccak_text
 from ledger_service.epcis.serialize import ChainRecord
 from ledger_service.store._db import read_transaction, write_transaction
+from ledger_service.store.batches import AnchorRow, BatchedScanRow, anchor_columns, anchor_row
 from ledger_service.store.handle import Store
 from ledger_service.store.tables import (
+    BATCH_APPLIED,
+    batch_anchors,
+    batched_scans,
     epcis_biz_transactions,
     epcis_event_epcs,
     epcis_events,
@@ -402,6 +406,20 @@ class ChainRow:
 
 
 @dataclass(frozen=True, slots=True)
+class BatchedFound:
+    """The applied batched scans that may be a batched captured event's (one per EPC, matched by item, captured
+    document, submitter and second; the caller checks the rest), with what their Merkle proofs need."""
+
+    epcs: tuple[str, ...]
+    """The event's EPCs as sent that got a scan each (every list but parentID)."""
+    scans: tuple[tuple[str, BatchedScanRow], ...]
+    """(EPC as sent, scan row)."""
+    anchors: dict[tuple[int, int], AnchorRow]
+    leaves: dict[tuple[int, int], tuple[str, ...]]
+    """Each batch's leaf hashes in leaf index order."""
+
+
+@dataclass(frozen=True, slots=True)
 class FoundEvent:
     key: PageKey
     hash_id: str | None
@@ -415,6 +433,8 @@ class FoundEvent:
     namespaces: str | None
     record_time_ms: int | None
     rows: tuple[ChainRow, ...]
+    batched: BatchedFound | None = None
+    """A captured event sent to the scan batcher: its scans, once applied (``rows`` is then empty)."""
 
 
 def _position(block_number: int, log_index: int) -> int:
@@ -495,7 +515,10 @@ def _captured(
     e = epcis_events.c
     p = epcis_event_epcs.c
     dialect = conn.dialect.name
-    conditions: list[Any] = [e.state == RECORDED]
+    on_chain = e.state == RECORDED
+    if query.ge_record_time is not None:
+        on_chain = and_(on_chain, e.record_time >= query.ge_record_time)
+    conditions: list[Any] = [or_(on_chain, _batched_applied(e, query.ge_record_time))]
     for exact, prefixes, lists in (
         (query.epcs, query.epc_prefixes, _MATCH_EPC_ROLES),
         (query.any_epcs, query.any_epc_prefixes, None),
@@ -518,8 +541,6 @@ def _captured(
         conditions.append(e.event_time >= query.ge_event_time)
     if query.lt_event_time is not None:
         conditions.append(e.event_time < query.lt_event_time)
-    if query.ge_record_time is not None:
-        conditions.append(e.record_time >= query.ge_record_time)
     if query.read_points:
         conditions.append(e.read_point.in_(query.read_points))
     if query.capture_id is not None:
@@ -543,6 +564,96 @@ def _captured(
         conditions.append(later)
     stmt = select(epcis_events).where(*conditions).order_by(e.event_time, e.event_key).limit(limit)
     return [(PageKey(int(r.event_time), CAPTURED, int(r.event_key)), r) for r in conn.execute(stmt)]
+
+
+def _batched_matches() -> Any:
+    """The applied batched scans of a batched captured event's items: the capture queued one scan per item with
+    the captured document's digest, its account as submitter and the event's time in seconds (a batched scan
+    row exists only once its batch was applied)."""
+    e = epcis_events.c
+    p = epcis_event_epcs.c
+    bs = batched_scans.c
+    return and_(
+        p.event_key == e.event_key,
+        p.role != _PARENT_ROLE,
+        bs.item_id == p.item_id,
+        bs.document == e.document,
+        bs.submitter == e.actor,
+        bs.time == e.event_time // 1000,
+    )
+
+
+def _batched_applied(e: Any, ge_record_time: int | None) -> Any:
+    """A batched captured event whose scans are applied (anchored at or after ``ge_record_time``: a batched event's
+    record time is its anchor's block time)."""
+    ba = batch_anchors.c
+    bs = batched_scans.c
+    found = (
+        select(bs.item_id)
+        .select_from(epcis_event_epcs.join(batched_scans, batched_scans.c.item_id == epcis_event_epcs.c.item_id))
+        .where(_batched_matches())
+    )
+    if ge_record_time is not None:
+        anchored = select(ba.block_number).where(
+            ba.block_number == bs.block_number,
+            ba.log_index == bs.log_index,
+            ba.state == BATCH_APPLIED,
+            ba.anchored_at * 1000 >= ge_record_time,
+        )
+        found = found.where(anchored.exists())
+    return and_(e.state == BATCHED, found.exists())
+
+
+def _batched_found(conn: Connection, rows: Sequence[Any]) -> dict[int, BatchedFound]:
+    """The applied batched scans of these batched captured event rows, by event key (see :class:`BatchedFound`)."""
+    keys = sorted({int(r.event_key) for r in rows})
+    if not keys:
+        return {}
+    e = epcis_events.c
+    p = epcis_event_epcs.c
+    bs = batched_scans.c
+    ba = batch_anchors.c
+    stmt = (
+        select(p.event_key, p.epc, *batched_scans.c)
+        .select_from(
+            epcis_event_epcs.join(epcis_events, e.event_key == p.event_key).join(batched_scans, bs.item_id == p.item_id)
+        )
+        .where(p.event_key.in_(keys), _batched_matches())
+        .order_by(p.event_key, bs.item_id, bs.seq)
+    )
+    epcs: dict[int, set[str]] = {}
+    named = select(p.event_key, p.epc).where(p.event_key.in_(keys), p.role != _PARENT_ROLE)
+    for key, epc in conn.execute(named):
+        epcs.setdefault(int(key), set()).add(str(epc))
+    scans: dict[int, list[tuple[str, BatchedScanRow]]] = {}
+    for row in conn.execute(stmt):
+        scans.setdefault(int(row[0]), []).append((str(row[1]), BatchedScanRow(*row[2:])))
+    positions = sorted({(s.block_number, s.log_index) for found in scans.values() for _, s in found})
+    anchors: dict[tuple[int, int], AnchorRow] = {}
+    leaves: dict[tuple[int, int], tuple[str, ...]] = {}
+    for block_number, log_index in positions:
+        at = (block_number, log_index)
+        anchor = conn.execute(
+            select(*anchor_columns()).where(ba.block_number == block_number, ba.log_index == log_index)
+        ).first()
+        if anchor is not None:
+            anchors[at] = anchor_row(tuple(anchor))
+        leaves[at] = tuple(
+            conn.execute(
+                select(bs.leaf_hash)
+                .where(bs.block_number == block_number, bs.log_index == log_index)
+                .order_by(bs.leaf_index)
+            ).scalars()
+        )
+    return {
+        key: BatchedFound(
+            tuple(sorted(epcs.get(key, ()))),
+            tuple(found),
+            {at: a for at, a in anchors.items() if any((s.block_number, s.log_index) == at for _, s in found)},
+            {at: v for at, v in leaves.items() if any((s.block_number, s.log_index) == at for _, s in found)},
+        )
+        for key, found in scans.items()
+    }
 
 
 def _transaction_types(kind: str) -> list[str]:
@@ -749,7 +860,8 @@ def query_events(
             chain = _chain_only(conn, query, _scope(conn, query, by_epc=True), after, limit + 1, until)
         merged = sorted(captured + chain, key=lambda entry: entry[0])
         page, more = merged[:limit], len(merged) > limit
-        proofs = _proofs(conn, [k.key for k, _ in page if k.source == CAPTURED])
+        proofs = _proofs(conn, [k.key for k, r in page if k.source == CAPTURED and r.state == RECORDED])
+        batched = _batched_found(conn, [r for k, r in page if k.source == CAPTURED and r.state == BATCHED])
         types = _types(
             conn, [*(r for k, r in page if k.source == CHAIN), *(r for rows in proofs.values() for r, _ in rows)]
         )
@@ -757,19 +869,25 @@ def query_events(
     for key, row in page:
         if key.source == CHAIN:
             found.append(_chain_found(key, row, types))
+        elif (scans := batched.get(key.key)) is not None:
+            found.append(replace(_captured_found(key, row, []), batched=scans))
         elif rows := proofs.get(key.key):
             found.append(_captured_found(key, row, [_chain_row(r, epc, types) for r, epc in rows]))
     return found, (page[-1][0] if more else None)
 
 
 def event_by_hash_id(store: Store, hash_id: str) -> FoundEvent | None:
-    """A recorded captured event by its hash ID, with its proofs."""
+    """A recorded captured event by its hash ID, with its proofs (a batched one once its scans are applied)."""
     with read_transaction(store.engine) as conn:
         row = conn.execute(
-            select(epcis_events).where(epcis_events.c.hash_id == hash_id, epcis_events.c.state == RECORDED)
+            select(epcis_events).where(epcis_events.c.hash_id == hash_id, epcis_events.c.state.in_((RECORDED, BATCHED)))
         ).first()
         if row is None:
             return None
+        if row.state == BATCHED:
+            scans = _batched_found(conn, [row]).get(int(row.event_key))
+            key = PageKey(int(row.event_time), CAPTURED, int(row.event_key))
+            return None if scans is None else replace(_captured_found(key, row, []), batched=scans)
         return _captured_with_proofs(conn, row)
 
 

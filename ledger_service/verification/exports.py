@@ -34,7 +34,9 @@ from ledger_service.core.spreadsheet import safe_cell
 from ledger_service.epcis.serialize import (
     EPCIS_CONTEXT,
     LEDGER_NS,
+    BatchProof,
     ChainRecord,
+    batch_member,
     chain_event,
     epcis_document,
     event_uuid,
@@ -117,8 +119,8 @@ def _event_json(event: HistoryEvent) -> dict[str, Any]:
     }
 
 
-def _leaf_values(history: ItemHistory, scan: BatchedHistoryScan) -> list[str] | None:
-    made = None if history.uri is None else scan.as_scan(history.uri)
+def _leaf_values(scan: BatchedHistoryScan, uri: str | None) -> list[str] | None:
+    made = None if uri is None else scan.as_scan(uri)
     return None if made is None else leaf_json_values(made, bytes.fromhex(scan.submitter[2:]))
 
 
@@ -144,7 +146,7 @@ def batched_json(history: ItemHistory, scan: BatchedHistoryScan) -> dict[str, An
         "anchor_log_index": scan.anchor_log_index,
         "batch_document_cid": None if cid is None else cid.v0,
         "encoding": list(LEAF_ENCODING),
-        "values": _leaf_values(history, scan),
+        "values": _leaf_values(scan, history.uri),
         "leaf": scan.leaf_hash,
         "proof": list(scan.proof),
     }
@@ -166,25 +168,32 @@ def batched_event(epc: str, history: ItemHistory, scan: BatchedHistoryScan) -> d
         out["readPoint"] = {"id": f"urn:epc:id:sgln:{scan.read_point}"}
     if scan.biz_transaction != _ZERO_HASH:
         out["bizTransactionList"] = [{"bizTransaction": f"{LEDGER_NS}bizTransaction/{scan.biz_transaction}"}]
-    proof = batched_json(history, scan)
     out["ledger:itemId"] = history.item_id
-    out["ledger:batch"] = {
-        "batchId": proof["batch_id"],
-        "seq": scan.seq,
-        "prevHash": scan.prev_hash,
-        "submitter": scan.submitter,
-        "leafIndex": scan.leaf_index,
-        "root": scan.root,
-        "anchorTx": scan.anchor_tx,
-        "anchorBlock": scan.anchor_block,
-        "anchorLogIndex": scan.anchor_log_index,
-        "batchDocument": proof["batch_document_cid"],
-        "leafEncoding": proof["encoding"],
-        "leafValues": proof["values"],
-        "leaf": scan.leaf_hash,
-        "proof": proof["proof"],
-    }
+    out["ledger:batch"] = _batch_extension(scan, history.uri)
     return out
+
+
+def _batch_extension(scan: BatchedHistoryScan, uri: str | None) -> dict[str, Any]:
+    """The ``ledger:batch`` extension of a batched scan's EPCIS event (``uri``: the item's GS1 URI, which its leaf
+    hashes): its batch, anchor and Merkle proof."""
+    cid = scan.document_cid
+    return batch_member(
+        BatchProof(
+            batch_id=scan.batch_id,
+            seq=scan.seq,
+            prev_hash=scan.prev_hash,
+            submitter=scan.submitter,
+            leaf_index=scan.leaf_index,
+            root=scan.root,
+            anchor_tx=scan.anchor_tx,
+            anchor_block=scan.anchor_block,
+            anchor_log_index=scan.anchor_log_index,
+            document_cid=None if cid is None else cid.v0,
+            leaf_values=_leaf_values(scan, uri),
+            leaf=scan.leaf_hash,
+            proof=scan.proof,
+        )
+    )
 
 
 def verdict_json(verdict: ItemVerdict) -> dict[str, Any]:

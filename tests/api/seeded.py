@@ -65,6 +65,8 @@ CREDENTIALS: dict[tuple[str, str], str | None] = {
     ("POST", "/v1/scans"): "carrier",
     ("GET", "/v1/scans/batches/{batch_id}"): "carrier",
     ("GET", "/v1/scans/batches/{batch_id}/proofs/{position}"): "carrier",
+    ("GET", "/v1/scans/anchors"): "auditor",
+    ("GET", "/v1/scans/anchors/{anchor_id}"): "auditor",
     ("GET", "/v1/returns/{return_id}/feedback"): "consumer",
     ("PUT", "/v1/returns/{return_id}/label-sender"): "consumer",
     ("GET", "/v1/returns/{return_id}/label-sender"): "consumer",

@@ -70,6 +70,8 @@ WRONG_ROLE = {
     "consumer": "carrier",
 }
 """A credential each role's operations must refuse with 403."""
+REFUSED_ROLE = {("GET", "/v1/scans/anchors"): "inspector", ("GET", "/v1/scans/anchors/{anchor_id}"): "inspector"}
+"""Operations that serve most roles: a role they refuse (WRONG_ROLE's may be one they serve)."""
 
 OPTIONAL_CREDENTIALS = frozenset({("POST", "/v1/assistant/messages")})
 """Operations anyone may call, that check a credential when one is sent (401: a token nobody issued)."""
@@ -88,6 +90,7 @@ UNKNOWN_IDS = {
     "carrier": "nobody",
     "batch_id": "999999999",
     "position": "0",
+    "anchor_id": "999999999-0",
 }
 MALFORMED_IDS = {
     "item_id": "0x12",
@@ -103,6 +106,7 @@ MALFORMED_IDS = {
     "carrier": "Not A Carrier!",
     "batch_id": "0",
     "position": "-1",
+    "anchor_id": "12",
 }
 
 SCAN = {
@@ -246,7 +250,7 @@ def _request(case: Case, seeded: Seeded) -> RawRequest:
         who = "unissued" if case.operation in OPTIONAL_CREDENTIALS else None
     elif case.status == 403:
         assert who is not None, f"{case} is public: it cannot answer 403"
-        who = WRONG_ROLE[who]
+        who = REFUSED_ROLE.get(case.operation) or WRONG_ROLE[who]
     elif case.status == 404:
         if names:
             ids = {name: UNKNOWN_IDS[name] for name in names}

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
+from typing import Any
+from urllib.parse import quote
 
 import pytest
 from fastapi.testclient import TestClient
@@ -21,6 +23,8 @@ from tests.api.conftest import ApiEnv, bearer, make_client
 from tests.api.epcis_docs import commissioning, document, event, new_epc
 from tests.api.test_epcis_capture import capture, count_events, merchant_of
 from tests.api.test_scans import anchor_queued, apply_anchored
+from tests.ledger_service.batcher.test_worker import _typed
+from tests.support.chain import MERCHANT
 
 
 @pytest.fixture(scope="module")
@@ -125,3 +129,65 @@ def test_an_observation_older_than_a_batched_scan_may_be_stays_on_chain(api_env:
     assert _queued(api_env, a) == 0
     api_env.wait_indexed()
     assert count_events(api_env, a) == 2
+
+
+def _events(answer: Any) -> list[dict[str, Any]]:
+    assert answer.status_code == 200, answer.text
+    return list(answer.json()["epcisBody"]["queryResults"]["resultsBody"]["eventList"])
+
+
+def check_batched_events_served(client: TestClient, env: ApiEnv, keys: dict[str, str]) -> None:
+    """A batched captured event is not served by the query interface until its scans are applied; then it is, as
+    captured, with each item's batch, anchor and Merkle proof (`ledger:batch`), and the query's parameters hold."""
+    a, b = new_epc(), new_epc()
+    doc = document(
+        commissioning([a, b], merchant=env.accounts[MERCHANT]),
+        event([a, b], biz_step="shipping", disposition="in_transit", minutes=10),  # batched
+        event([a], biz_step="receiving", disposition="damaged", minutes=20),  # on-chain
+    )
+    job = capture(client, keys["manufacturer"], doc)
+    assert job["state"] == "succeeded" and job["batched"][0]["index"] == 1, job
+    auditor = bearer(keys["auditor"])
+
+    def steps(query: str, key: str = "auditor") -> list[str]:
+        return [e["bizStep"] for e in _events(client.get(f"/v1/epcis/events?{query}", headers=bearer(keys[key])))]
+
+    env.wait_indexed()
+    assert steps(f"MATCH_epc={a}") == ["commissioning", "receiving"]  # not anchored yet: left out
+    assert len(_events(client.get(f"/v1/epcis/events?captureID={job['captureID']}", headers=auditor))) == 2
+
+    assert anchor_queued(env) >= 1 and apply_anchored(env) >= 1
+    assert steps(f"MATCH_epc={a}") == ["commissioning", "shipping", "receiving"]
+    [shipped] = _events(client.get(f"/v1/epcis/events?MATCH_epc={b}&EQ_bizStep=shipping", headers=auditor))
+    assert shipped["epcList"] == [a, b] and shipped["ledger:hashID"].startswith("ni:///sha-256;")
+    proofs = shipped["ledger:proofs"]
+    assert sorted(p["ledger:itemId"] for p in proofs) == sorted([item_id_of(a), item_id_of(b)])
+    anchor = env.deployed.anchor.functions
+    for member in proofs:
+        batch = member["ledger:batch"]
+        leaf = tuple(
+            _typed(kind, value) for kind, value in zip(batch["leafEncoding"], batch["leafValues"], strict=True)
+        )
+        root, path = bytes.fromhex(batch["root"][2:]), [bytes.fromhex(node[2:]) for node in batch["proof"]]
+        assert anchor.verifyScan(leaf, root, path).call()  # the chain vouches for the served proof
+        assert batch["anchorTx"].startswith("0x") and batch["batchDocument"].startswith("Qm")
+    assert shipped["recordTime"].startswith("20")  # the anchor's block time
+
+    # the query's parameters narrow batched events as any other
+    assert steps(f"MATCH_epc={a}&EQ_bizStep=receiving") == ["receiving"]
+    assert steps(f"MATCH_epc={a}&EQ_disposition=in_transit") == ["shipping"]
+    assert steps(f"MATCH_epc={a}&eventType=AggregationEvent") == []
+    assert steps(f"MATCH_epc={a}&GE_recordTime=2100-01-01T00:00:00Z") == []
+    assert "shipping" in steps(f"MATCH_epc={a}&GE_recordTime=2000-01-01T00:00:00Z")
+    assert steps(f"MATCH_epc={b}&LT_eventTime=2026-03-01T08:05:00Z") == ["commissioning"]
+    assert steps(f"captureID={job['captureID']}") == ["commissioning", "shipping", "receiving"]
+    assert steps(f"MATCH_epc={b}", key="merchant") == ["commissioning", "shipping"]  # the items' merchant
+    assert steps(f"MATCH_epc={b}", key="merchant2") == []
+    one = client.get(f"/v1/epcis/events/{quote(shipped['ledger:hashID'], safe='')}", headers=auditor)
+    assert _events(one) == [shipped]
+
+
+def test_batched_events_are_served_by_the_query_interface_once_applied(
+    client: TestClient, api_env: ApiEnv, keys: dict[str, str]
+) -> None:
+    check_batched_events_served(client, api_env, keys)
