@@ -254,7 +254,7 @@ def _full(exc: Exception) -> StoreFullError:
     )
 
 
-HEAD_REVISION = "0031"
+HEAD_REVISION = "0032"
 """The newest migration (a test checks it is Alembic's head): an index already there is not migrated."""
 
 

@@ -246,17 +246,12 @@ def refresh_rollups(store: Store, *, terms: Callable[[str], Sequence[str]], now:
                     .values(generation=analytics_watermark.c.generation + 1)
                 )
             stats.requests += len(chunk)
-        with write_transaction(store.engine) as conn:
-            conn.execute(
-                analytics_watermark.update()
-                .where(analytics_watermark.c.id == 1)
-                .values(
-                    request_time=max(int(request_time[0] or 0), int(request_time[1] or 0)),
-                    shipment_time=int(shipment_time or 0),
-                    refreshed_at=now,
-                    generation=analytics_watermark.c.generation + 1,
-                )
-            )
+        # every touched request is folded: the request times move on with the first chunk of sales (one commit
+        # fewer; the sales do not depend on them)
+        times: dict[str, Any] = {
+            "request_time": max(int(request_time[0] or 0), int(request_time[1] or 0)),
+            "shipment_time": int(shipment_time or 0),
+        }
         while True:
             with write_transaction(store.engine) as conn:
                 top = _sales_chunk_end(conn, since_block, head_block)
@@ -266,13 +261,14 @@ def refresh_rollups(store: Store, *, terms: Callable[[str], Sequence[str]], now:
                     analytics_watermark.update()
                     .where(analytics_watermark.c.id == 1)
                     .values(
+                        **times,
                         block_number=top,
                         block_hash=top_hash,
                         refreshed_at=now,
                         generation=analytics_watermark.c.generation + 1,
                     )
                 )
-            since_block = top
+            since_block, times = top, {}
             if top >= head_block:
                 break
         stats.block_number = head_block
@@ -758,14 +754,24 @@ def _sum(
         if found is not None:
             return list(found)
         rows = conn.execute(_sum_statement(table, scope, dims, values, grains, series, view)).all()
+    # the row's columns by position (the dims, the series' grain and bucket, then each value's one or two sums):
+    # a sector's read answers every GTIN and reason of the period, so this loop runs over thousands of rows
+    n = len(dims)
+    first = n + (2 if series is not None else 0)
+    places: list[tuple[str, int, int | None]] = []
+    for v in values:
+        places.append((v, first, first + 1 if v in _AMOUNTS else None))
+        first += 1 if v not in _AMOUNTS else 2
     merged: dict[tuple[Any, ...], dict[str, int]] = {}
     for row in rows:
-        dims_ = tuple(row[: len(dims)])
+        dims_ = tuple(row[:n])
         if series is not None:
-            dims_ += (bucket_of(int(row.bucket), series),)
-        into = merged.setdefault(dims_, dict.fromkeys(values, 0))
-        for v in values:
-            into[v] += _value(row, v)
+            dims_ += (bucket_of(int(row[n + 1]), series),)
+        into = merged.get(dims_)
+        if into is None:
+            into = merged[dims_] = dict.fromkeys(values, 0)
+        for v, hi, lo in places:
+            into[v] += int(row[hi] or 0) if lo is None else int(row[hi] or 0) * SPLIT + int(row[lo] or 0)
     # a fold that subtracted a request leaves a row of zeros behind: it counts nothing, so it is not answered
     answer = [Counted(k, v) for k, v in merged.items() if any(v.values())]
     answers.put(mark_key, key, answer)
@@ -861,12 +867,6 @@ def _answers_of(store: Store) -> _Answers:
 
 def _columns(values: Iterable[str]) -> list[str]:
     return [c for v in values for c in ((f"{v}_hi", f"{v}_lo") if v in _AMOUNTS else (v,))]
-
-
-def _value(row: Any, name: str) -> int:
-    if name in _AMOUNTS:
-        return int(getattr(row, f"{name}_hi") or 0) * SPLIT + int(getattr(row, f"{name}_lo") or 0)
-    return int(getattr(row, name) or 0)
 
 
 RETURN_VALUES = (

@@ -1141,6 +1141,8 @@ NOTIFY_TABLES: tuple[Table, ...] = (notifications, webhook_endpoints, consumer_c
 # rollups are WITHOUT ROWID (revision 0024): a read of a range of the key finds the values beside it. Revision 0026:
 # return rows by token (amounts of two tokens are never summed), exchange requests counted apart from returns.
 # Revision 0031: the watermark's generation, moved by every write of a refresh (the reads' kept answers).
+# Revision 0032: on PostgreSQL the rollups' pages keep 30% free (ROLLUP_PAGES), so that a refresh's additions to
+# stored rows are updated in place on their page without a new entry in each index.
 
 analytics_watermark = Table(
     "analytics_watermark",
@@ -1190,6 +1192,10 @@ analytics_facts = Table(
 )
 
 
+ROLLUP_PAGES: dict[str, Any] = {"postgresql_with": {"fillfactor": 70}}
+"""The rollups' storage on PostgreSQL (revision 0032): room on each page for the refresh's updates."""
+
+
 def _rollup_key() -> list[Column[Any]]:
     return [
         Column("grain", String(1), nullable=False, comment="d: day, w: week, m: month"),
@@ -1209,6 +1215,7 @@ analytics_sales = Table(
     Index("ix_analytics_sales_merchant", "merchant", "grain", "bucket"),
     Index("ix_analytics_sales_gtin", "gtin", "grain", "bucket"),
     sqlite_with_rowid=False,
+    **ROLLUP_PAGES,
 )
 
 analytics_returns = Table(
@@ -1251,6 +1258,7 @@ analytics_returns = Table(
     comment="return requests and their money by request day, each counted once in each view: a read sums the "
     "narrowest view that has its dimensions",
     sqlite_with_rowid=False,
+    **ROLLUP_PAGES,
 )
 
 analytics_speed = Table(
@@ -1264,6 +1272,7 @@ analytics_speed = Table(
     Index("ix_analytics_speed_merchant", "merchant", "grain", "bucket"),
     comment="histograms of durations (hours) per request day: percentiles without the returns themselves",
     sqlite_with_rowid=False,
+    **ROLLUP_PAGES,
 )
 
 analytics_terms = Table(
@@ -1277,6 +1286,7 @@ analytics_terms = Table(
     Index("ix_analytics_terms_merchant", "merchant", "grain", "bucket"),
     comment="how many comments used a theme term (ledger_service/analytics/themes.py)",
     sqlite_with_rowid=False,
+    **ROLLUP_PAGES,
 )
 
 ANALYTICS_TABLES: tuple[Table, ...] = (
