@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -257,10 +258,15 @@ def _worded(error: EventError, document: Any) -> EventError:
     return EventError(error.index, error.pointer, message)
 
 
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+"""A JSON escape of a UTF-16 surrogate: ``json.loads`` joins a pair into one character but keeps a lone one."""
+
+
 def parse_json(raw: bytes) -> Any:
-    """The document's JSON; :class:`DocumentRefusedError` (one error at the root) when it is not JSON."""
+    """The document's JSON; :class:`DocumentRefusedError` (one error at the root) when it is not JSON, or when it
+    holds a lone surrogate (``"\\ud800"``: no Unicode character, nothing downstream can encode it)."""
     try:
-        return json.loads(raw)
+        document = json.loads(raw)
     except UnicodeDecodeError as exc:
         problem = f"the document is not UTF-8 text (invalid byte at offset {exc.start}); send JSON in UTF-8"
     except json.JSONDecodeError as exc:
@@ -269,7 +275,40 @@ def parse_json(raw: bytes) -> Any:
         problem = "the document holds a number too long to read (over 4,300 digits); no EPCIS field needs one"
     except RecursionError:  # the API's request gate refuses such bodies first; another caller may not
         problem = "the document nests arrays and objects too deeply to be read; no EPCIS document needs that"
+    else:
+        pointer = _lone_surrogate(document) if _SURROGATE_ESCAPE.search(raw) else None
+        if pointer is None:
+            return document
+        problem = (
+            "the document holds a lone UTF-16 surrogate escape (\\ud800-\\udfff without its pair) at "
+            f"{pointer or '/'}, which is no Unicode character; send the text as valid Unicode"
+        )
     raise DocumentRefusedError([EventError(index=None, pointer="", message=problem)], malformed=True)
+
+
+def _lone_surrogate(value: Any, pointer: str = "") -> str | None:
+    """The JSON pointer of the first string (key or value) in ``value`` holding a lone surrogate, or None."""
+    if isinstance(value, str):
+        return pointer if any("\ud800" <= char <= "\udfff" for char in value) else None
+    if isinstance(value, list):
+        items: Any = ((str(i), v) for i, v in enumerate(value))
+    elif isinstance(value, dict):
+        for key in value:
+            if _lone_surrogate(key) is not None:
+                return pointer
+        items = value.items()
+    else:
+        return None
+    for key, item in items:
+        found = _lone_surrogate(item, f"{pointer}/{_escaped(key)}")
+        if found is not None:
+            return found
+    return None
+
+
+def _escaped(key: str) -> str:
+    """``key`` as a JSON pointer's reference token (RFC 6901)."""
+    return key.replace("~", "~0").replace("/", "~1")
 
 
 def event_list(document: dict[str, Any]) -> list[dict[str, Any]]:

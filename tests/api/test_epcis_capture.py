@@ -132,6 +132,17 @@ def test_malformed_json_is_a_400(client: TestClient, keys: dict[str, str]) -> No
     assert "not valid JSON" in problem["detail"]
 
 
+@pytest.mark.parametrize(
+    "body",
+    [b'["\\ud800"]', b'{"type": "EPCISDocument", "epcisBody": {"eventList": [{"x\\udc00y": 1}]}}'],
+    ids=["value", "key"],
+)
+def test_a_lone_surrogate_escape_is_a_400_not_a_crash(client: TestClient, keys: dict[str, str], body: bytes) -> None:
+    # JSON may escape a UTF-16 surrogate alone, which is no character: the schema check could not encode it
+    problem = problem_of(submit(client, keys["merchant"], body), 400)
+    assert "lone UTF-16 surrogate" in problem["detail"]
+
+
 def test_a_schema_violation_names_each_value_by_its_pointer(client: TestClient, keys: dict[str, str]) -> None:
     bad = event([new_epc()])
     bad["eventTime"] = "yesterday"

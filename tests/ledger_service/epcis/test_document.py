@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from ledger_service.core.codes import BizStep, Disposition
-from ledger_service.epcis.document import read_document
+from ledger_service.epcis.document import parse_json, read_document
 from ledger_service.epcis.errors import DocumentRefusedError
 from ledger_service.recursion import restore_recursion_limit
 
@@ -140,3 +140,18 @@ def test_a_document_nested_past_the_parser_is_refused_not_crashed() -> None:
     with pytest.raises(DocumentRefusedError) as refused:
         read_document(b"[" * 5_000 + b"1" + b"]" * 5_000)
     assert refused.value.malformed and "nests arrays and objects too deeply" in refused.value.errors[0].message
+
+
+@pytest.mark.parametrize(
+    ("raw", "pointer"),
+    [(rb'["\ud800"]', "/0"), (rb'{"a": [1, {"b/c": "x\uDC00"}]}', "/a/1/b~1c"), (rb'{"\udbff": 1}', "/")],
+)
+def test_a_lone_surrogate_escape_is_refused_with_where_it_is(raw: bytes, pointer: str) -> None:
+    with pytest.raises(DocumentRefusedError) as refused:
+        parse_json(raw)
+    [error] = refused.value.errors
+    assert f"lone UTF-16 surrogate escape (\\ud800-\\udfff without its pair) at {pointer}," in error.message
+
+
+def test_a_surrogate_pair_escape_is_one_character_and_read() -> None:
+    assert parse_json(rb'["\ud83d\ude00 \u00e9"]') == ["\U0001f600 \u00e9"]
