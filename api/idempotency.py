@@ -18,6 +18,7 @@ import hashlib
 import json
 import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import anyio
@@ -133,8 +134,19 @@ class Idempotency:
             log.error("could not release an idempotency key", key=self.key, exc_info=True)
 
 
+@dataclass(frozen=True, slots=True)
+class Encoded:
+    """A result already encoded as JSON, answered as it is (a hot route that writes its body itself, without
+    the generic encoder's walk over every field)."""
+
+    json: str
+
+
 def _json(result: Any, status_code: int) -> Response:
-    content = json.dumps(jsonable_encoder(result), separators=(",", ":"), ensure_ascii=False)
+    if isinstance(result, Encoded):
+        content = result.json
+    else:
+        content = json.dumps(jsonable_encoder(result), separators=(",", ":"), ensure_ascii=False)
     return Response(content=content, status_code=status_code, media_type="application/json")
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from ledger_service.access import Actor
 from ledger_service.core import batch_document
@@ -23,8 +24,7 @@ from ledger_service.core.codes import BizStep, step_refusal
 from ledger_service.core.hashchain import item_id as uri_item_id
 from ledger_service.errors import ConfigurationError, InvalidRequestError, NotFoundError
 from ledger_service.store import Store
-from ledger_service.store.epcis_events import actor_facts
-from ledger_service.store.scan_queue import QueuedScan, Receipt, enqueue_scans, item_standings
+from ledger_service.store.scan_queue import QueuedScan, Receipt, enqueue_scans, scan_facts
 
 MAX_REASONS = 20
 """A refused request names this many problems in full (and how many more there were)."""
@@ -44,60 +44,72 @@ def accepted_age_s(max_age_s: int) -> int:
     return max_age_s - min(ANCHOR_MARGIN_S, max_age_s // 2)
 
 
-@dataclass(frozen=True, slots=True)
-class ScanIn:
-    """One observation scan as a client sends it."""
+class ScanIn(Protocol):
+    """One observation scan as a client sends it (the API's validated request body is one as it is: no copy
+    per scan)."""
 
-    item: str
-    """The item's GS1 URI."""
-    biz_step: str
-    disposition: str
-    read_point: str
-    time: int
-    """Unix seconds, on the scanner's clock."""
-    document: str = ZERO_HASH
-    biz_transaction: str = ZERO_HASH
+    @property
+    def item(self) -> str:
+        """The item's GS1 URI."""
+
+    @property
+    def biz_step(self) -> str: ...
+
+    @property
+    def disposition(self) -> str: ...
+
+    @property
+    def read_point(self) -> str: ...
+
+    @property
+    def time(self) -> int | None:
+        """Unix seconds, on the scanner's clock; None: when it was received."""
+
+    @property
+    def document(self) -> str | None:
+        """0x + 64 hex; None: no document (zero)."""
+
+    @property
+    def biz_transaction(self) -> str | None:
+        """0x + 64 hex; None: no business transaction (zero)."""
 
 
-def _check_shape(index: int, scan: ScanIn, now_s: int, oldest_s: int | None) -> tuple[str, QueuedScan | None]:
-    """The scan's item id and its queued form, or None and the reason in the item id's place."""
+def _check_shape(index: int, scan: ScanIn, now_s: int, oldest_s: int | None) -> str | QueuedScan:
+    """The scan's queued form, or the reason it cannot be queued."""
     where = f"scans[{index}]"
     step = _STEPS.get(scan.biz_step)
     if step is None:
         steps = ", ".join(sorted(_STEPS))
-        return f"{where}: bizStep {scan.biz_step} cannot be batched; record it on-chain (batchable: {steps})", None
+        return f"{where}: bizStep {scan.biz_step} cannot be batched; record it on-chain (batchable: {steps})"
     disposition = _DISPOSITIONS.get(scan.disposition)
     if disposition is None:
         allowed = ", ".join(sorted(_DISPOSITIONS))
-        return (
-            f"{where}: disposition {scan.disposition} cannot be batched; record it on-chain (batchable: {allowed})",
-            None,
-        )
+        return f"{where}: disposition {scan.disposition} cannot be batched; record it on-chain (batchable: {allowed})"
     if not 1 <= len(scan.item.encode("utf-8")) <= MAX_URI_BYTES:
-        return f"{where}: item must be a GS1 URI of 1 to {MAX_URI_BYTES} bytes", None
+        return f"{where}: item must be a GS1 URI of 1 to {MAX_URI_BYTES} bytes"
     if not 1 <= len(scan.read_point) <= 32 or not scan.read_point.isascii():
-        return f"{where}: readPoint must be 1 to 32 ASCII characters (an SGLN company.location.extension)", None
-    if scan.time > now_s:
+        return f"{where}: readPoint must be 1 to 32 ASCII characters (an SGLN company.location.extension)"
+    time = now_s if scan.time is None else scan.time
+    if time > now_s:
         return (
-            f"{where}: time {scan.time} is after now ({now_s}): a scan dated after its batch's anchor is refused; "
-            "check the scanner's clock",
-            None,
+            f"{where}: time {time} is after now ({now_s}): a scan dated after its batch's anchor is refused; "
+            "check the scanner's clock"
         )
-    if oldest_s is not None and scan.time < oldest_s:
+    if oldest_s is not None and time < oldest_s:
         return (
-            f"{where}: time {scan.time} is more than {now_s - oldest_s} s before now ({now_s}), older than a batched "
+            f"{where}: time {time} is more than {now_s - oldest_s} s before now ({now_s}), older than a batched "
             "scan may be (LEDGER_BATCH_SCAN_MAX_AGE_S, less a margin for its batch to be anchored): record it "
-            "on-chain instead, or check the scanner's clock",
-            None,
+            "on-chain instead, or check the scanner's clock"
         )
-    return "0x" + uri_item_id(scan.item).hex(), QueuedScan(
-        item=scan.item,
-        biz_step=step,
-        disposition=disposition,
-        read_point=scan.read_point,
-        time=scan.time,
-        document=scan.document.lower(),
-        biz_transaction=scan.biz_transaction.lower(),
+    document, biz_transaction = scan.document, scan.biz_transaction
+    return QueuedScan(
+        scan.item,
+        step,
+        disposition,
+        scan.read_point,
+        time,
+        ZERO_HASH if document is None else document.lower(),
+        ZERO_HASH if biz_transaction is None else biz_transaction.lower(),
     )
 
 
@@ -110,15 +122,18 @@ def check_scans(
     account = (actor.address or "").lower()
     problems: list[str] = []
     checked: list[tuple[int, str, QueuedScan]] = []
+    item_ids: dict[str, str] = {}  # a request often scans an item more than once: hashed once
     for index, scan in enumerate(scans):
-        text, queued = _check_shape(index, scan, now_s, oldest_s)
-        if queued is None:
-            problems.append(text)
-        else:
-            checked.append((index, text, queued))
+        queued = _check_shape(index, scan, now_s, oldest_s)
+        if isinstance(queued, str):
+            problems.append(queued)
+            continue
+        item_id = item_ids.get(queued.item)
+        if item_id is None:
+            item_id = item_ids[queued.item] = "0x" + uri_item_id(queued.item).hex()
+        checked.append((index, item_id, queued))
     if checked:
-        facts = actor_facts(store, account)
-        standings = item_standings(store, [item_id for _, item_id, _ in checked])
+        facts, standings = scan_facts(store, account=account, item_ids=item_ids.values())
         refusals: dict[tuple[int, str], str | None] = {}
         for index, item_id, queued in checked:
             standing = standings.get(item_id)

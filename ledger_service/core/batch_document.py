@@ -29,8 +29,10 @@ the item's chain so far is :func:`check_continuity`'s question, which needs the 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Collection, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
+from json.encoder import encode_basestring as _string  # json.dumps' own, ensure_ascii=False
 from typing import Any
 
 from ledger_service.core.codes import BizStep, Disposition, encode_location, step_refusal
@@ -207,32 +209,29 @@ def _hex(raw: bytes) -> str:
     return "0x" + raw.hex()
 
 
-def _scan_json(scan: BatchedScan) -> dict[str, object]:
-    return {
-        "item": scan.item,
-        "seq": scan.seq,
-        "prevHash": _hex(scan.prev_hash),
-        "bizStep": scan.biz_step.cbv,
-        "disposition": scan.disposition.cbv,
-        "readPoint": scan.read_point,
-        "time": scan.time,
-        "document": _hex(scan.document),
-        "bizTransaction": _hex(scan.biz_transaction),
-    }
+def _scan_json(scan: BatchedScan) -> str:
+    """The scan's canonical JSON object: its keys in sorted order, as ``json.dumps(sort_keys=True)`` writes them."""
+    return (
+        f'{{"bizStep":{_string(scan.biz_step.cbv)},"bizTransaction":"0x{scan.biz_transaction.hex()}",'
+        f'"disposition":{_string(scan.disposition.cbv)},"document":"0x{scan.document.hex()}",'
+        f'"item":{_string(scan.item)},"prevHash":"0x{scan.prev_hash.hex()}",'
+        f'"readPoint":{_string(scan.read_point)},"seq":{scan.seq},"time":{scan.time}}}'
+    )
 
 
 def encode(document: BatchDocument) -> bytes:
-    """The document's canonical bytes (the ones whose sha2-256 CID digest is anchored)."""
-    body = {
-        "format": FORMAT,
-        "version": VERSION,
-        "chainId": document.chain_id,
-        "batchAnchor": _hex(document.batch_anchor),
-        "submitter": _hex(document.submitter),
-        "root": _hex(document.root),
-        "events": [_scan_json(scan) for scan in document.scans],
-    }
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    """The document's canonical bytes (the ones whose sha2-256 CID digest is anchored).
+
+    Exactly ``json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)`` of the document's
+    JSON object (a test compares them), written field by field: :func:`decode` re-encodes every document it
+    reads to prove its bytes canonical, and the generic encoder's sorting of every event's keys was most of that.
+    """
+    events = ",".join([_scan_json(scan) for scan in document.scans])
+    return (
+        f'{{"batchAnchor":"0x{document.batch_anchor.hex()}","chainId":{document.chain_id},'
+        f'"events":[{events}],"format":{_string(FORMAT)},"root":"0x{document.root.hex()}",'
+        f'"submitter":"0x{document.submitter.hex()}","version":{VERSION}}}'
+    ).encode()
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -256,7 +255,12 @@ def _int(value: object, where: str) -> int:
     return value
 
 
+_LOWER_HEX = {20: re.compile("0x[0-9a-f]{40}"), 32: re.compile("0x[0-9a-f]{64}")}
+
+
 def _bytes(value: object, size: int, where: str) -> bytes:
+    if isinstance(value, str) and _LOWER_HEX[size].fullmatch(value):  # the common case: one match, no copies
+        return bytes.fromhex(value[2:])
     if not isinstance(value, str) or len(value) != 2 + 2 * size or not value.startswith("0x"):
         raise BatchDocumentError(f"{where} must be 0x and {2 * size} lowercase hex digits, got {value!r}")
     digits = value[2:]
@@ -278,7 +282,7 @@ def _scan(raw: object, index: int) -> BatchedScan:
     where = f"events[{index}]"
     if not isinstance(raw, dict):
         raise BatchDocumentError(f"{where} must be an object")
-    if set(raw) != _EVENT_KEYS:
+    if raw.keys() != _EVENT_KEYS:
         missing, extra = sorted(_EVENT_KEYS - set(raw)), sorted(set(raw) - _EVENT_KEYS)
         raise BatchDocumentError(f"{where} has missing fields {missing} and unknown fields {extra}")
     item, read_point = raw["item"], raw["readPoint"]
@@ -407,10 +411,10 @@ def _check_scan(scan: BatchedScan, index: int) -> None:
         raise BatchDocumentError(f"{where}.readPoint must be 1 to 32 ASCII characters, got {scan.read_point!r}")
     if (scan.seq == 0) != (scan.prev_hash == ZERO32):
         raise BatchDocumentError(f"{where}: prevHash is zero exactly for an item's first scan (seq 0)")
-    hashes = {"prevHash": scan.prev_hash, "document": scan.document, "bizTransaction": scan.biz_transaction}
-    for name, value in hashes.items():
-        if len(value) != 32:
-            raise BatchDocumentError(f"{where}.{name} must be 32 bytes")
+    if len(scan.prev_hash) != 32 or len(scan.document) != 32 or len(scan.biz_transaction) != 32:
+        hashes = {"prevHash": scan.prev_hash, "document": scan.document, "bizTransaction": scan.biz_transaction}
+        name = next(name for name, value in hashes.items() if len(value) != 32)
+        raise BatchDocumentError(f"{where}.{name} must be 32 bytes")
     if not 0 <= scan.seq < MAX_JSON_INT or not 0 <= scan.time < MAX_JSON_INT:
         raise BatchDocumentError(f"{where}: seq and time must be integers in [0, 2**53)")
 

@@ -107,10 +107,15 @@ _ROLE_NAMES = {"0x" + value.hex(): name for name, value in ROLE_IDS.items()}
 
 
 def actor_facts(store: Store, account: str) -> ActorFacts:
-    account = account.lower()
     with read_transaction(store.engine) as conn:
-        held = conn.execute(select(roles.c.role).where(roles.c.account == account)).scalars().all()
-        merchants = conn.execute(select(sellers.c.merchant).where(sellers.c.seller == account)).scalars().all()
+        return actor_facts_in(conn, account)
+
+
+def actor_facts_in(conn: Connection, account: str) -> ActorFacts:
+    """:func:`actor_facts` in the caller's transaction."""
+    account = account.lower()
+    held = conn.execute(select(roles.c.role).where(roles.c.account == account)).scalars().all()
+    merchants = conn.execute(select(sellers.c.merchant).where(sellers.c.seller == account)).scalars().all()
     return ActorFacts(
         roles=frozenset(_ROLE_NAMES.get(r, r) for r in held), sells_for=frozenset(m.lower() for m in merchants)
     )

@@ -24,8 +24,9 @@ scans numbered, in id order; a batch's document never changes once it is sealed.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from sqlalchemy import Connection, delete, func, or_, select, update
 
@@ -34,7 +35,7 @@ from ledger_service.core.hashchain import item_id as uri_item_id
 from ledger_service.errors import ConflictError
 from ledger_service.store._db import insert_ignore, key_in, read_transaction, upsert, write_transaction, write_tuples
 from ledger_service.store._folds import chunks
-from ledger_service.store.epcis_events import mark_batched_in
+from ledger_service.store.epcis_events import ActorFacts, actor_facts_in, mark_batched_in
 from ledger_service.store.handle import Store
 from ledger_service.store.tables import (
     BATCH_ANCHORED,
@@ -61,20 +62,20 @@ __all__ = [
     "enqueue_scans",
     "give_up",
     "heads_of",
-    "item_standings",
     "mark_anchored",
     "mark_final",
     "note_refusal",
     "note_send_failure",
+    "scan_facts",
     "scans_of",
     "seal_batch",
     "unanchor",
 ]
 
 
-@dataclass(frozen=True, slots=True)
-class QueuedScan:
-    """An acknowledged scan, before it is numbered in its item's chain."""
+class QueuedScan(NamedTuple):
+    """An acknowledged scan, before it is numbered in its item's chain (a tuple: its fields are a
+    ``queued_scans`` row's, in that order, and the API makes one per scan it acknowledges)."""
 
     item: str
     biz_step: int
@@ -86,8 +87,7 @@ class QueuedScan:
     biz_transaction: str
 
 
-@dataclass(frozen=True, slots=True)
-class Receipt:
+class Receipt(NamedTuple):
     """Where an acknowledged scan went: its batch and its place in it (the leaf index of its document)."""
 
     batch_id: int
@@ -222,19 +222,7 @@ _SCAN_COLUMNS = (
 
 def _scan_tuple(scan: QueuedScan, batch_id: int, position: int, key_id: int, now_ms: int) -> tuple[object, ...]:
     """A ``queued_scans`` row in :data:`_SCAN_COLUMNS` order (the hot path: a tuple, no dict per scan)."""
-    return (
-        batch_id,
-        position,
-        scan.item,
-        scan.biz_step,
-        scan.disposition,
-        scan.read_point,
-        scan.time,
-        scan.document,
-        scan.biz_transaction,
-        key_id,
-        now_ms,
-    )
+    return (batch_id, position, *scan, key_id, now_ms)
 
 
 def due_batches(store: Store, *, opened_before_ms: int) -> list[int]:
@@ -447,16 +435,21 @@ def mark_final(store: Store, *, batch_id: int) -> bool:
         return _set(conn, batch_id, BATCH_ANCHORED, state=BATCH_FINAL)
 
 
-def item_standings(store: Store, item_ids: Sequence[str]) -> dict[str, tuple[str, bool]]:
-    """(merchant of record, destroyed) of each indexed item among ``item_ids`` (0x + 64 lowercase hex)."""
+def scan_facts(
+    store: Store, *, account: str, item_ids: Iterable[str]
+) -> tuple[ActorFacts, dict[str, tuple[str, bool]]]:
+    """What checking ``account``'s scans of ``item_ids`` (0x + 64 lowercase hex) needs, read in one transaction:
+    the account's roles and the merchants it sells for, and (merchant of record, destroyed) of each indexed
+    item among ``item_ids``."""
     i = items.c
     found: dict[str, tuple[str, bool]] = {}
     ids = sorted(set(item_ids))
     with read_transaction(store.engine) as conn:
+        facts = actor_facts_in(conn, account)
         for part in chunks(conn, ids):
             stmt = select(i.item_id, i.merchant, i.destroyed).where(key_in(conn, i.item_id, part))
             found.update({item_id: (merchant, bool(destroyed)) for item_id, merchant, destroyed in conn.execute(stmt)})
-    return found
+    return facts, found
 
 
 def batch_by_id(store: Store, batch_id: int) -> BatchRow | None:

@@ -5,12 +5,14 @@ nothing of the request kept, GET /v1/scans/batches/{id} showing the batch on its
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 from web3 import Web3
 
+from api.schemas.scans import ScanReceiptsPublic
 from ledger_service.batcher import Batcher
 from ledger_service.chain.signers import connect_chain
 from ledger_service.documents.local import LocalDocumentStore
@@ -61,11 +63,17 @@ def test_scans_are_acknowledged_each_with_its_batch_and_place(
     items = [sgtin(serial()) for _ in range(3)]
     for item in items:
         register(api_env, item, 10614141007346)
+    digest = "0x" + "Ab" * 32
+    before = int(time.time())
     response = client.post(
-        "/v1/scans", json={"scans": [_scan(item) for item in items]}, headers=bearer(keys["carrier"])
+        "/v1/scans",
+        json={"scans": [_scan(items[0], document=digest), *(_scan(item) for item in items[1:])]},
+        headers=bearer(keys["carrier"]),
     )
     assert response.status_code == 202, response.text
     body = response.json()
+    # the route writes its answer itself: exactly the documented model, nothing more
+    assert ScanReceiptsPublic.model_validate_json(response.content).model_dump() == body
     assert body["count"] == 3
     batch_id = body["data"][0]["batch_id"]
     first = body["data"][0]["position"]
@@ -74,6 +82,10 @@ def test_scans_are_acknowledged_each_with_its_batch_and_place(
     submitter, queued = scans_of(api_env.store, batch_id)
     assert submitter == api_env.accounts[3].lower()
     assert [scan.item for scan in queued[first:]] == items  # durable before the answer, in order
+    # no time: when received; no document or business transaction: zero; hex as the leaf takes it, lowercase
+    assert all(before <= scan.time <= time.time() for scan in queued[first:])
+    assert queued[first].document == digest.lower() and queued[first + 1].document == "0x" + "00" * 32
+    assert {scan.biz_transaction for scan in queued[first:]} == {"0x" + "00" * 32}
 
     # the manufacturer may pack; the batch is its own, apart from the carrier's
     packed = client.post(

@@ -287,6 +287,64 @@ def test_only_the_canonical_bytes_are_accepted() -> None:
         bd.decode(escaped)  # the same text with \u escapes: other bytes, so another digest
 
 
+def _generic_encode(document: BatchDocument) -> bytes:
+    """The canonical form as its definition says: the JSON object, through ``json.dumps`` sorting its keys."""
+    body = {
+        "format": bd.FORMAT,
+        "version": bd.VERSION,
+        "chainId": document.chain_id,
+        "batchAnchor": "0x" + document.batch_anchor.hex(),
+        "submitter": "0x" + document.submitter.hex(),
+        "root": "0x" + document.root.hex(),
+        "events": [
+            {
+                "item": scan.item,
+                "seq": scan.seq,
+                "prevHash": "0x" + scan.prev_hash.hex(),
+                "bizStep": scan.biz_step.cbv,
+                "disposition": scan.disposition.cbv,
+                "readPoint": scan.read_point,
+                "time": scan.time,
+                "document": "0x" + scan.document.hex(),
+                "bizTransaction": "0x" + scan.biz_transaction.hex(),
+            }
+            for scan in document.scans
+        ],
+    }
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+_HASHES = st.binary(min_size=32, max_size=32)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    scans=st.lists(
+        st.builds(
+            BatchedScan,
+            item=st.text(max_size=40),  # quotes, backslashes, control characters, any script: escaped as json escapes
+            seq=st.integers(0, 2**53 - 1),
+            prev_hash=_HASHES,
+            biz_step=st.sampled_from(list(BizStep)),
+            disposition=st.sampled_from(list(Disposition)),
+            read_point=st.text(st.characters(max_codepoint=127), max_size=32),
+            time=st.integers(0, 2**53 - 1),
+            document=_HASHES,
+            biz_transaction=_HASHES,
+        ),
+        max_size=5,
+    ),
+    chain_id=st.integers(0, 2**53 - 1),
+    addresses=st.lists(st.binary(min_size=20, max_size=20), min_size=2, max_size=2),
+    root=_HASHES,
+)
+def test_encode_writes_exactly_what_json_dumps_writes_with_sorted_keys(
+    scans: list[BatchedScan], chain_id: int, addresses: list[bytes], root: bytes
+) -> None:
+    document = BatchDocument(chain_id, addresses[0], addresses[1], tuple(scans), root, ())
+    assert bd.encode(document) == _generic_encode(document)
+
+
 def _scans_of(item: str) -> list[BatchedScan]:
     return [
         bd.append_scan(
