@@ -337,8 +337,15 @@ def decode(data: bytes) -> BatchDocument:
         root=_bytes(raw["root"], 32, "root"),
         leaf_hashes=(),
     )
-    leaves = _check(document, None)
-    if encode(document) != data:
+    try:
+        leaves = _check(document, None)
+        canonical = encode(document)
+    except UnicodeEncodeError:  # JSON can escape a UTF-16 surrogate alone ("\ud800"): no character, no UTF-8
+        raise BatchDocumentError(
+            "the document holds a lone UTF-16 surrogate escape (\\ud800-\\udfff without its pair), which is no "
+            "Unicode character"
+        ) from None
+    if canonical != data:
         raise BatchDocumentError("the document is not in canonical form (sorted keys, no whitespace, as encode writes)")
     root = StandardTree.of(leaves).root
     if root != document.root:

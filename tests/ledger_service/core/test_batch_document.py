@@ -287,6 +287,15 @@ def test_only_the_canonical_bytes_are_accepted() -> None:
         bd.decode(escaped)  # the same text with \u escapes: other bytes, so another digest
 
 
+def test_a_lone_surrogate_escape_is_refused_not_a_crash() -> None:
+    # JSON may escape a UTF-16 surrogate alone: no character, which nothing can hash or encode as UTF-8
+    body = json.loads(bd.encode(sealed(simple_scans())))
+    body["events"][0]["item"] = "urn:example:\ud800"
+    data = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+    with pytest.raises(BatchDocumentError, match="lone UTF-16 surrogate"):
+        bd.decode(data)
+
+
 def _generic_encode(document: BatchDocument) -> bytes:
     """The canonical form as its definition says: the JSON object, through ``json.dumps`` sorting its keys."""
     body = {
