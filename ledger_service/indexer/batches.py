@@ -112,8 +112,8 @@ class BatchResolver:
         """Held anchors as last checked: not fetched and decoded again, nor checked again until ``_applied`` moves."""
 
     def run(self, *, limit: int = 100) -> ResolveStats:
-        """Settles up to ``limit`` pending anchors, oldest first; stops at one whose document is unavailable
-        (unless it is given up on)."""
+        """Reads up to ``limit`` pending anchors, oldest first, and settles or holds each; stops at one whose
+        document is unavailable (unless it is given up on)."""
         stats = ResolveStats()
         pending = pending_anchors(self.store, limit=limit)
         self._held = {a.key: self._held[a.key] for a in pending if a.key in self._held}
