@@ -18,15 +18,22 @@ takes the pending anchors in the chain's order and, for each:
    leaf index) and marks the anchor ``applied``, or marks it ``refused`` with every reason: one transaction,
    never half a batch. A batch whose only fault is that some items' first scans are numbered past their chains'
    heads (it continues scans not applied yet: its predecessor was re-anchored after it, after a reorg) is held
-   pending instead, and the pass goes on to the later anchors, among which its predecessor may be; it is checked
-   again once another batch has been applied, and refused (a broken chain) once ``document_wait_s`` has passed
-   since it.
+   pending instead, and the pass goes on to the later anchors, among which its predecessor may be. Right after
+   each batch applied, before the pass goes on, the held ones are checked again in the chain's order (and again
+   while that applies more). A held batch is refused (a broken chain) only when its predecessor can no longer
+   come: just before the pass handles an anchor ``document_wait_s`` or more after it (block time), or at the end
+   of a pass that read every pending anchor (not cut by ``limit``, not stopped at a missing document) once the
+   newest indexed block is that far after it. So whether it is applied depends on the anchors within the wait
+   after it, not on how far the index had got when the resolver ran: a backfill, which resolves after the head
+   is far past it, applies what a follower that resolved after every block applies.
 
 Invariants: an anchor is settled at most once (the store settles only a pending anchor with the same position
-and content, so a reorg that replaced it in between settles nothing); batches are applied in the chain's order,
-so the index after any sequence of restarts equals a clean re-index once every document is available. Both
-limits are measured by block times, not the wall clock, so a re-index decides them the same way (except for a
-document published after its anchor was given up on, which a re-index applies).
+and content, so a reorg that replaced it in between settles nothing); batches are applied in the chain's order
+(a held one right after the batch it waited for), so the index after any sequence of restarts equals a clean
+re-index once every document is available. Both limits are measured by block times, not the wall clock, so a
+re-index decides them the same way (except for a document published after its anchor was given up on, which a
+re-index applies, and for ``limit`` held anchors in a row with nothing settled: the next pass would read the
+same list, so the newest block's time refuses those past the wait, where a re-index reading further might not).
 """
 
 from __future__ import annotations
@@ -63,7 +70,17 @@ class ResolveStats:
     given_up: int = 0
     """Anchors refused because their document did not appear in time (also counted in ``refused``)."""
     held: int = 0
-    """Anchors left pending because they continue items' chains from scans not applied yet (the pass goes on)."""
+    """Anchors the pass left pending because they continue items' chains from scans not applied yet."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Held:
+    """A held anchor, its document, why it is held and ``BatchResolver._applied`` when it was checked."""
+
+    anchor: AnchorRow
+    document: BatchDocument
+    problems: list[str]
+    applied: int
 
 
 class BatchResolver:
@@ -91,59 +108,120 @@ class BatchResolver:
         self.scan_max_age_s = scan_max_age_s
         self._applied = 0
         """Batches this resolver applied: only an applied batch moves the chain heads a held batch waits for."""
-        self._held: dict[AnchorKey, int] = {}
-        """Held anchors and ``_applied`` when they were last checked: not fetched and decoded again until it moves."""
+        self._held: dict[AnchorKey, _Held] = {}
+        """Held anchors as last checked: not fetched and decoded again, nor checked again until ``_applied`` moves."""
 
     def run(self, *, limit: int = 100) -> ResolveStats:
-        """Settles up to ``limit`` pending anchors, oldest first; stops at one whose document is unavailable
-        (unless it is given up on)."""
+        """Reads up to ``limit`` pending anchors, oldest first, and settles or holds each; stops at one whose
+        document is unavailable (unless it is given up on)."""
         stats = ResolveStats()
-        for anchor in pending_anchors(self.store, limit=limit):
-            key = anchor.key
-            if self._held.get(key) == self._applied and self._waited_out(anchor) is None:
-                stats.held += 1
+        pending = pending_anchors(self.store, limit=limit)
+        self._held = {a.key: self._held[a.key] for a in pending if a.key in self._held}
+        held: list[_Held] = []
+        """This pass's held anchors, in the chain's order."""
+        for anchor in pending:
+            # an anchor the wait or more after a held one cannot be what that one waits for: it is refused first
+            self._refuse_waited(held, anchor.anchored_at, stats)
+            entry = self._held.get(anchor.key)
+            if entry is not None and entry.applied == self._applied:
+                held.append(entry)  # nothing was applied since it was checked: still held, not decoded again
                 continue
-            cid = Cid.from_digest(anchor.document_digest)
-            try:
-                data = self.documents.read(cid)
-            except (NotFoundError, RetryableError) as exc:
-                # only a store that answered that it lacks the document counts: an outage gives nothing up
-                waited = self._waited_out(anchor) if isinstance(exc, NotFoundError) else None
-                if waited is not None:
-                    self._give_up(anchor, cid, waited, stats)
-                    continue
-                reason = f"document {cid} not available yet: {exc}"
-                self.store.note_pending_batch(key, reason)
-                log.info("batch_document_pending", block=anchor.block_number, root=anchor.root, reason=reason)
-                stats.waiting += 1
-                break
-            except DocumentIntegrityError as exc:
-                self._refuse(key, [f"the document's bytes do not have the anchored digest: {exc}"], stats)
+            document = entry.document if entry is not None else self._fetch(anchor, stats)
+            if document is None:
+                if stats.waiting:
+                    break
                 continue
-            try:
-                document = batch_document.decode(data)
-            except BatchDocumentError as exc:
-                self._refuse(key, [f"not a valid batch document: {exc}"], stats)
-                continue
-            ids = item_ids(document)
-            problems, ahead = self._check(anchor, document, ids)
-            if ahead and self._waited_out(anchor) is None:
-                # its predecessor may be anchored later (re-anchored after a reorg): wait, and let later ones go on
-                reason = "waiting for the scans this batch continues, not applied yet: " + _joined(problems)
-                self.store.note_pending_batch(key, reason)
-                log.info("batch_held", block=anchor.block_number, root=anchor.root, reason=reason)
-                self._held[key] = self._applied
-                stats.held += 1
-            elif problems:
-                self._held.pop(key, None)
-                self._refuse(key, problems, stats)
-            elif self.store.apply_batch(key, scan_rows(document, ids)):
-                self._applied += 1
-                self._held.pop(key, None)
-                stats.applied += 1
-                INDEXER_BATCHES.labels("applied").inc()
-                log.info("batch_applied", block=anchor.block_number, root=anchor.root, scans=anchor.count)
+            applied = self._applied
+            entry = self._decide(anchor, document, stats)
+            if entry is not None:
+                held.append(entry)
+            elif self._applied != applied:
+                self._recheck(held, stats)
+        else:
+            # the head closes the waits once the pass saw every pending anchor up to it; a full list of held ones
+            # only would be read again as it is by the next pass, so the head closes theirs too
+            if len(pending) < limit or not (stats.applied or stats.refused):
+                head = index_head(self.store)
+                if head is not None and head.timestamp is not None:
+                    self._refuse_waited(held, head.timestamp, stats)
+        stats.held = len(held)
         return stats
+
+    def _fetch(self, anchor: AnchorRow, stats: ResolveStats) -> BatchDocument | None:
+        """The anchor's document, decoded; None if it was refused (or given up on), or is awaited (then
+        ``stats.waiting`` is counted)."""
+        cid = Cid.from_digest(anchor.document_digest)
+        try:
+            data = self.documents.read(cid)
+        except (NotFoundError, RetryableError) as exc:
+            # only a store that answered that it lacks the document counts: an outage gives nothing up
+            waited = self._waited_out(anchor) if isinstance(exc, NotFoundError) else None
+            if waited is not None:
+                self._give_up(anchor, cid, waited, stats)
+                return None
+            reason = f"document {cid} not available yet: {exc}"
+            self.store.note_pending_batch(anchor.key, reason)
+            log.info("batch_document_pending", block=anchor.block_number, root=anchor.root, reason=reason)
+            stats.waiting += 1
+            return None
+        except DocumentIntegrityError as exc:
+            self._refuse(anchor.key, [f"the document's bytes do not have the anchored digest: {exc}"], stats)
+            return None
+        try:
+            return batch_document.decode(data)
+        except BatchDocumentError as exc:
+            self._refuse(anchor.key, [f"not a valid batch document: {exc}"], stats)
+            return None
+
+    def _decide(self, anchor: AnchorRow, document: BatchDocument, stats: ResolveStats) -> _Held | None:
+        """Checks a decoded batch and applies or refuses it, or holds it (its entry is returned)."""
+        key = anchor.key
+        self._held.pop(key, None)
+        ids = item_ids(document)
+        problems, ahead = self._check(anchor, document, ids)
+        if ahead:
+            # its predecessor may be anchored later (re-anchored after a reorg): wait, and let later ones go on
+            reason = "waiting for the scans this batch continues, not applied yet: " + _joined(problems)
+            self.store.note_pending_batch(key, reason)
+            log.info("batch_held", block=anchor.block_number, root=anchor.root, reason=reason)
+            entry = _Held(anchor, document, problems, self._applied)
+            self._held[key] = entry
+            return entry
+        if problems:
+            self._refuse(key, problems, stats)
+        elif self.store.apply_batch(key, scan_rows(document, ids)):
+            self._applied += 1
+            stats.applied += 1
+            INDEXER_BATCHES.labels("applied").inc()
+            log.info("batch_applied", block=anchor.block_number, root=anchor.root, scans=anchor.count)
+        return None
+
+    def _recheck(self, held: list[_Held], stats: ResolveStats) -> None:
+        """Checks the held anchors again in the chain's order after a batch was applied, before the pass goes on:
+        what was applied may be what they wait for, and so may each one applied now, for any other."""
+        i = 0
+        while i < len(held):
+            if held[i].applied == self._applied:
+                i += 1
+                continue
+            applied = self._applied
+            entry = self._decide(held[i].anchor, held[i].document, stats)
+            if entry is not None:
+                held[i] = entry
+                i += 1
+            else:
+                del held[i]
+                if self._applied != applied:
+                    i = 0
+
+    def _refuse_waited(self, held: list[_Held], now: int, stats: ResolveStats) -> None:
+        """Refuses (as a broken chain) the held anchors ``document_wait_s`` or more before ``now``, a block time."""
+        if self.document_wait_s is None:
+            return
+        for entry in [h for h in held if now - h.anchor.anchored_at >= self.document_wait_s]:
+            held.remove(entry)
+            self._held.pop(entry.anchor.key, None)
+            self._refuse(entry.anchor.key, entry.problems, stats)
 
     def problems(self, anchor: AnchorRow, document: BatchDocument, ids: dict[str, str]) -> list[str]:
         """Every reason ``document`` may not be applied as the batch ``anchor`` announced (empty: it may); ``ids``:

@@ -424,7 +424,7 @@ def test_a_batch_whose_predecessor_a_reorg_re_anchored_after_it_waits_for_it_and
     """Two submitters scan one item: the carrier's batch (seq 0), then the manufacturer's (seq 1, on the carrier's
     leaf). A reorg drops both anchors; the new branch holds the manufacturer's, and the carrier's batcher anchors
     its batch again after it. The manufacturer's batch waits (held pending, the pass going on) until the carrier's
-    is applied, then is applied too: the index equals a clean re-index, and no scan is lost."""
+    is applied, then is applied right after it: the index equals a clean re-index, and no scan is lost."""
     item = _register(chain)
     documents = LocalDocumentStore(tmp_path / "documents")
     heads: dict[str, ChainHead] = {}
@@ -452,13 +452,8 @@ def test_a_batch_whose_predecessor_a_reorg_re_anchored_after_it_waits_for_it_and
         )
         assert batched_scans_of(store, item_id=_id(item)) == []  # the reorg took both batches' scans
 
-        stats = resolver.run()
-        assert (stats.applied, stats.refused, stats.held) == (1, 0, 1)
-        held, applied = anchors(store)
-        assert held.state == BATCH_PENDING and held.problem is not None
-        assert "waiting for the scans this batch continues" in held.problem and "expected #0" in held.problem
-        assert applied.state == BATCH_APPLIED
-        assert resolver.run().applied == 1
+        stats = resolver.run()  # held, then applied right after the carrier's, in the same pass
+        assert (stats.applied, stats.refused, stats.held) == (2, 0, 0)
         assert [a.state for a in anchors(store)] == [BATCH_APPLIED, BATCH_APPLIED]
         assert [(s.seq, s.biz_step) for s in batched_scans_of(store, item_id=_id(item))] == [
             (0, BizStep.DEPARTING),
@@ -482,6 +477,83 @@ def test_a_batch_whose_predecessor_a_reorg_re_anchored_after_it_waits_for_it_and
         assert resolver.run().refused == 1
         last = anchors(store)[-1]
         assert last.state == BATCH_REFUSED and last.problem is not None and "expected #2" in last.problem
+        indexer.rpc.close()
+    finally:
+        store.close()
+
+
+def test_a_backfill_applies_a_batch_anchored_before_its_predecessor_within_the_wait_as_a_follower_does(
+    chain: Chain, store_url: str, tmp_path: Path
+) -> None:
+    """The manufacturer's batch (seq 1) is anchored a minute before the carrier's (seq 0) that it continues. A
+    follower resolving after each block holds it, then applies both; a backfill resolving once, its newest block
+    far past the wait after both, holds it too (its predecessor may still come), then applies both: the two
+    indexes are equal. Without that, the backfill would refuse it at once as a broken chain."""
+    item = _register(chain)
+    documents = LocalDocumentStore(tmp_path / "documents")
+    heads: dict[str, ChainHead] = {}
+    first = _seal(chain, heads, [item])
+    second = _seal(chain, heads, [item], sender=MANUFACTURER, step=BizStep.PACKING)
+    store = Store.open(store_url)
+    try:
+        follower = make_indexer_for(chain, store)
+        resolver = _resolver(chain, store, documents, document_wait_s=3_600)
+        _anchor(chain, second, sender=MANUFACTURER, store=documents)
+        run_sync(follower)
+        stats = resolver.run()
+        assert (stats.applied, stats.refused, stats.held) == (0, 0, 1)
+        (held,) = anchors(store)
+        assert held.state == BATCH_PENDING and held.problem is not None
+        assert "waiting for the scans this batch continues" in held.problem and "expected #0" in held.problem
+
+        chain.node.rpc("evm_increaseTime", [60])
+        _anchor(chain, first, store=documents)
+        run_sync(follower)
+        stats = _settle_all(resolver)
+        assert (stats.applied, stats.refused) == (2, 0)
+        assert [(s.seq, s.biz_step) for s in batched_scans_of(store, item_id=_id(item))] == [
+            (0, BizStep.DEPARTING),
+            (1, BizStep.PACKING),
+        ]
+        chain.node.rpc("evm_increaseTime", [10 * 3_600])
+        mine(chain.node, 1)
+        run_sync(follower)
+        assert resolver.run() == ResolveStats()
+        follower.rpc.close()
+
+        with Store.open(f"sqlite:///{tmp_path / 'backfill.sqlite3'}") as backfilled:
+            indexer = make_indexer_for(chain, backfilled)
+            run_sync(indexer)
+            indexer.rpc.close()
+            stats = _settle_all(_resolver(chain, backfilled, documents, document_wait_s=3_600))
+            assert (stats.applied, stats.refused) == (2, 0)
+            assert store.dump() == backfilled.dump()
+    finally:
+        store.close()
+
+
+def test_a_held_batch_is_refused_when_the_pass_reaches_an_anchor_the_wait_after_it_not_for_the_head_alone(
+    chain: Chain, store_url: str, tmp_path: Path
+) -> None:
+    """A backfill over a held batch whose predecessor is anchored the wait after it refuses it as a broken chain
+    just before it reaches the predecessor, as a follower does, and applies the predecessor."""
+    item = _register(chain)
+    documents = LocalDocumentStore(tmp_path / "documents")
+    heads: dict[str, ChainHead] = {}
+    first = _seal(chain, heads, [item])
+    second = _seal(chain, heads, [item], sender=MANUFACTURER, step=BizStep.PACKING)
+    _anchor(chain, second, sender=MANUFACTURER, store=documents)
+    chain.node.rpc("evm_increaseTime", [3_600])
+    _anchor(chain, first, store=documents)
+    store = Store.open(store_url)
+    try:
+        indexer = make_indexer_for(chain, store)
+        run_sync(indexer)
+        stats = _resolver(chain, store, documents, document_wait_s=3_600).run()
+        assert (stats.applied, stats.refused, stats.held) == (1, 1, 0)
+        refused, applied = anchors(store)
+        assert refused.state == BATCH_REFUSED and refused.problem is not None and "expected #0" in refused.problem
+        assert applied.state == BATCH_APPLIED
         indexer.rpc.close()
     finally:
         store.close()
