@@ -10,11 +10,15 @@ PostgreSQL: any SQLAlchemy URL (``postgresql+psycopg://...``). To keep the
 index in a schema other than ``public``, name it in the URL's libpq options:
 ``postgresql+psycopg://user@host/db?options=-csearch_path%3Dmy_schema``
 (every table, index and the ``alembic_version`` table then live there; the
-schema is created if it does not exist).
+schema is created if it does not exist). A pooled connection is checked before use without a round trip: an idle
+connection has nothing to read, so a readable socket means the server said goodbye (a restart, a terminated
+backend) or closed it, and the pool opens another (:func:`_closed_by_server`; SQLAlchemy's ``pool_pre_ping``
+sent a ``SELECT 1`` each time, a round trip as dear as the eligibility read's own statement).
 """
 
 from __future__ import annotations
 
+import select
 import sqlite3
 import sys
 import threading
@@ -44,7 +48,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError, OperationalError
 from sqlalchemy.sql.expression import Insert, TextClause
 from sqlalchemy.types import TypeDecorator
 
@@ -96,7 +100,14 @@ def create_store_engine(
     """
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(parsed, pool_pre_ping=True, pool_size=pool_size)
+        pg_engine = create_engine(parsed, pool_size=pool_size)
+
+        @event.listens_for(pg_engine, "checkout")
+        def _check_alive(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+            if _closed_by_server(dbapi_connection):
+                raise DisconnectionError("the server closed this pooled connection")  # the pool opens another
+
+        return pg_engine
     path = sqlite_path(url)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -125,6 +136,19 @@ def create_store_engine(
         conn.exec_driver_sql(conn.get_execution_options().get(_BEGIN_OPTION, "BEGIN"))
 
     return engine
+
+
+def _closed_by_server(dbapi_connection: Any) -> bool:
+    """Whether a pooled (idle) PostgreSQL connection is gone: closed by the driver after an error, or its socket
+    readable. The server sends nothing to an idle connection we do not LISTEN on except its last words before
+    it closes it (a restart, ``pg_terminate_backend``, an idle timeout) or the closing itself; so this costs a
+    ``poll`` instead of a round trip. A rare asynchronous message (a reloaded setting's ParameterStatus) only
+    costs a new connection."""
+    if dbapi_connection.closed:
+        return True
+    poller = select.poll()
+    poller.register(dbapi_connection.fileno(), select.POLLIN | select.POLLERR | select.POLLHUP)
+    return bool(poller.poll(0))
 
 
 class Checkpointer:

@@ -10,7 +10,9 @@ current sale and join what hangs off it (its policy version, its returns, the pa
   count and closed flag, the sale's policy version and the item's open return; then, in the same snapshot
   and only when the policy's fast refund depends on it, the requesting consumer's returns in the last 90
   days. The requester is decided by the caller from the item and sale just read (e.g. the sale's consumer,
-  for a merchant asking), so the route reads nothing twice. The facts are those of
+  for a merchant asking), so the route reads nothing twice. On PostgreSQL the one ``SELECT`` runs in
+  autocommit (a statement sees one snapshot by itself: no BEGIN and COMMIT round trips); only when the second
+  is needed are both read again in one REPEATABLE READ transaction. The facts are those of
   :mod:`~ledger_service.store.items` and :mod:`~ledger_service.store.returns` (their conditions are
   reused); the tests compare it with a reference that reads one table at a time.
 - :func:`item_facts` (the public authenticity check, GET /v1/verify/{code}): the item, who registered it,
@@ -33,7 +35,7 @@ from typing import Any
 from sqlalchemy import Connection, Dialect, Select, and_, bindparam, exists, func, literal, or_, select
 
 from ledger_service.core.codes import ReturnState
-from ledger_service.store._db import _with_driver_errors, read_transaction
+from ledger_service.store._db import _with_driver_errors, read_transaction, single_statement
 from ledger_service.store._errors import StoreUnavailableError
 from ledger_service.store.checkpoint import IndexHead
 from ledger_service.store.handle import Store
@@ -270,55 +272,76 @@ def eligibility_read(store: Store, *, item_id: str, now: int, requester: Request
     The statements are compiled once and run on the driver's cursor: SQLAlchemy's per-execution work
     costs ten times SQLite's own for these indexed lookups.
     """
+    with _driver_errors():
+        if store.engine.dialect.name != "sqlite":
+            with _snapshot(store, single=True) as cursor:
+                snap = _eligibility_in(store, cursor, item_id=item_id, now=now, requester=requester, single=True)
+            if snap is not None:
+                return snap
+        with _snapshot(store) as cursor:
+            snap = _eligibility_in(store, cursor, item_id=item_id, now=now, requester=requester, single=False)
+    assert snap is not None  # only a single statement's read gives up
+    return snap
+
+
+def _eligibility_in(
+    store: Store, cursor: Any, *, item_id: str, now: int, requester: RequesterOf, single: bool
+) -> EligibilitySnapshot | None:
+    """:func:`eligibility_read` on ``cursor``; None if ``single`` and the policy needs a second statement."""
     key = item_id.lower()
     dialect = store.engine.dialect
     row_sql = _compile("row", _ROW, dialect, {"item_id": "", "item_key": 0})
-    with _driver_errors(), _snapshot(store) as cursor:
-        cursor.execute(row_sql.sql, row_sql.args({"item_id": key, "item_key": item_key(key)}))
-        row = cursor.fetchone()
-        head = None
-        if row[_AT["h_block_number"]] is not None:
-            head = IndexHead(
-                block_number=row[_AT["h_block_number"]],
-                block_hash=row[_AT["h_block_hash"]],
-                timestamp=row[_AT["h_timestamp"]],
-            )
-            if head.timestamp is not None:
-                now = max(now, head.timestamp)
-        item = _item_of(row)
-        sale = None if item is None else _sale_of(row)
-        who = requester(item, sale)
-        if item is None:
-            return EligibilitySnapshot(head, now, None, None, None, None, 0)
-        policy = None
-        if sale is not None and row[_POLICY_AT["merchant"]] is not None:
-            policy = PolicyRow.from_row(_View(row, _POLICY_AT))
-        open_return = None if row[_RETURN_AT["return_id"]] is None else ReturnRow.from_row(_View(row, _RETURN_AT))
-        recent = 0
-        if needs_recent_returns(policy):
-            recent_sql = _compile("recent", RECENT_RETURNS, dialect, {"consumer": "", "since": 0, "now": 0})
-            since = now - RECENT_DAYS * DAY
-            cursor.execute(recent_sql.sql, recent_sql.args({"consumer": who.lower(), "since": since, "now": now}))
-            recent = int(cursor.fetchone()[0])
-        return EligibilitySnapshot(
-            head=head,
-            now=now,
-            item=item,
-            sale=sale,
-            policy=policy,
-            open_return=open_return,
-            consumer_returns_90d=recent,
-            category=row[_AT["category"]],
+    cursor.execute(row_sql.sql, row_sql.args({"item_id": key, "item_key": item_key(key)}))
+    row = cursor.fetchone()
+    head = None
+    if row[_AT["h_block_number"]] is not None:
+        head = IndexHead(
+            block_number=row[_AT["h_block_number"]],
+            block_hash=row[_AT["h_block_hash"]],
+            timestamp=row[_AT["h_timestamp"]],
         )
+        if head.timestamp is not None:
+            now = max(now, head.timestamp)
+    item = _item_of(row)
+    sale = None if item is None else _sale_of(row)
+    if item is None:
+        requester(item, sale)
+        return EligibilitySnapshot(head, now, None, None, None, None, 0)
+    policy = None
+    if sale is not None and row[_POLICY_AT["merchant"]] is not None:
+        policy = PolicyRow.from_row(_View(row, _POLICY_AT))
+    recent = 0
+    if needs_recent_returns(policy):
+        if single:
+            return None
+        who = requester(item, sale)
+        recent_sql = _compile("recent", RECENT_RETURNS, dialect, {"consumer": "", "since": 0, "now": 0})
+        since = now - RECENT_DAYS * DAY
+        cursor.execute(recent_sql.sql, recent_sql.args({"consumer": who.lower(), "since": since, "now": now}))
+        recent = int(cursor.fetchone()[0])
+    else:
+        requester(item, sale)
+    open_return = None if row[_RETURN_AT["return_id"]] is None else ReturnRow.from_row(_View(row, _RETURN_AT))
+    return EligibilitySnapshot(
+        head=head,
+        now=now,
+        item=item,
+        sale=sale,
+        policy=policy,
+        open_return=open_return,
+        consumer_returns_90d=recent,
+        category=row[_AT["category"]],
+    )
 
 
 @contextmanager
-def _snapshot(store: Store) -> Iterator[Any]:
+def _snapshot(store: Store, *, single: bool = False) -> Iterator[Any]:
     """A driver cursor in one read transaction (SQLite: ``BEGIN`` on a pooled connection, without
-    SQLAlchemy's per-transaction events; PostgreSQL: :func:`read_transaction`, REPEATABLE READ)."""
+    SQLAlchemy's per-transaction events; PostgreSQL: :func:`read_transaction`, REPEATABLE READ, or with
+    ``single``, for one statement, :func:`single_statement`)."""
     engine = store.engine
     if engine.dialect.name != "sqlite":
-        with read_transaction(engine) as conn:
+        with (single_statement if single else read_transaction)(engine) as conn:
             cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
             try:
                 yield cursor

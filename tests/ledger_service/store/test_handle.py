@@ -7,11 +7,13 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
+import psycopg
 import pytest
 from sqlalchemy import text, update
 
@@ -22,8 +24,10 @@ from ledger_service.core.rows import EVENT_TYPES, EventRows, encode_event
 from ledger_service.errors import FatalError
 from ledger_service.store import BlockRef, ChainPin, Store, StoreError
 from ledger_service.store.handle import SQLITE_INDEXER_CACHE_KIB
+from ledger_service.store.sales import eligibility_read
 from ledger_service.store.tables import chain_pin, checkpoint, metadata
 from tests.ledger_service.store.builders import DAY, ChainBuilder, addr, h
+from tests.support.db import libpq_dsn, pg_base_url, terminate_backends, with_application_name
 
 PIN = ChainPin(31337, "0x" + "ab" * 32, "0x" + "11" * 20, "0x" + "22" * 20, 5)
 
@@ -423,3 +427,41 @@ def test_a_postgresql_store_keeps_its_pool_size_of_connections_open_between_uses
         store.close()
     # the same server processes both times: none was closed after its use and opened again
     assert len(first) == size and second == first
+
+
+_BACKENDS_NAMED = "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s"
+
+
+@pytest.mark.postgres
+def test_a_postgresql_store_replaces_pooled_connections_the_server_closed(pg_url: str) -> None:
+    """A restarted server (here: every backend of the store terminated) leaves the pool's connections closed; each
+    use after it gets a new one, the driver-cursor read (eligibility) and SQLAlchemy's alike, without an error."""
+    name = f"pool_{uuid.uuid4().hex[:12]}"
+    size = 4
+    store = Store.open(with_application_name(pg_url, name), pool_size=size)
+    barrier = threading.Barrier(size)
+
+    def backend() -> int:
+        with store.engine.connect() as connection:
+            barrier.wait(timeout=30)  # the pool fills with `size` connections
+            return int(connection.execute(text("SELECT pg_backend_pid()")).scalar_one())
+
+    def nobody(item: object, sale: object) -> str:
+        return ""
+
+    try:
+        with ThreadPoolExecutor(size) as threads:
+            before = set(threads.map(lambda _: backend(), range(size)))
+        assert terminate_backends(name) == size
+        with psycopg.connect(libpq_dsn(pg_base_url()), autocommit=True) as admin:
+            # gone: their sockets closed (pg_terminate_backend only signals them)
+            while admin.execute(_BACKENDS_NAMED, (name,)).fetchone() != (0,):
+                time.sleep(0.01)
+        for _ in range(size):
+            snap = eligibility_read(store, item_id="0x" + "ab" * 32, now=0, requester=nobody)
+            assert snap.item is None
+        with ThreadPoolExecutor(size) as threads:
+            after = set(threads.map(lambda _: backend(), range(size)))
+    finally:
+        store.close()
+    assert not after & before
