@@ -12,7 +12,7 @@ index in a schema other than ``public``, name it in the URL's libpq options:
 (every table, index and the ``alembic_version`` table then live there; the
 schema is created if it does not exist). A pooled connection is checked before use without a round trip: an idle
 connection has nothing to read, so a readable socket means the server said goodbye (a restart, a terminated
-backend) or closed it, and the pool opens another (:func:`_closed_by_server`; SQLAlchemy's ``pool_pre_ping``
+backend) or closed it: then a ping decides, and the pool opens another if it fails (:func:`_closed_by_server`; SQLAlchemy's ``pool_pre_ping``
 sent a ``SELECT 1`` each time, a round trip as dear as the eligibility read's own statement).
 """
 
@@ -104,7 +104,7 @@ def create_store_engine(
 
         @event.listens_for(pg_engine, "checkout")
         def _check_alive(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
-            if _closed_by_server(dbapi_connection):
+            if _closed_by_server(dbapi_connection) and not _answers_ping(pg_engine, dbapi_connection):
                 raise DisconnectionError("the server closed this pooled connection")  # the pool opens another
 
         return pg_engine
@@ -142,13 +142,25 @@ def _closed_by_server(dbapi_connection: Any) -> bool:
     """Whether a pooled (idle) PostgreSQL connection is gone: closed by the driver after an error, or its socket
     readable. The server sends nothing to an idle connection we do not LISTEN on except its last words before
     it closes it (a restart, ``pg_terminate_backend``, an idle timeout) or the closing itself; so this costs a
-    ``poll`` instead of a round trip. A rare asynchronous message (a reloaded setting's ParameterStatus) only
-    costs a new connection."""
+    ``poll`` instead of a round trip. A readable socket is then pinged (:func:`_answers_ping`): a rare message
+    sent unasked (a reloaded setting's ParameterStatus) costs one round trip, not the connection."""
     if dbapi_connection.closed:
         return True
     poller = select.poll()
     poller.register(dbapi_connection.fileno(), select.POLLIN | select.POLLERR | select.POLLHUP)
     return bool(poller.poll(0))
+
+
+def _answers_ping(engine: Engine, dbapi_connection: Any) -> bool:
+    """Whether a connection whose socket is readable still answers (``pool_pre_ping``'s check, only then): the
+    bytes may be a message the server may send unasked (a ParameterStatus, TLS housekeeping), not a goodbye, and a
+    connection that keeps such bytes must not be thrown away at every checkout."""
+    if dbapi_connection.closed:
+        return False
+    try:
+        return bool(engine.dialect.do_ping(dbapi_connection))
+    except Exception:  # any failure of the ping means the connection is unusable: the pool opens another
+        return False
 
 
 class Checkpointer:
