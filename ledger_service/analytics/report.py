@@ -211,7 +211,7 @@ def suggestions(store: Store, s: Scope) -> list[Suggestion]:
     """Every rule of :mod:`ledger_service.analytics.suggestions` over the period, for the scope's subjects."""
     since = max(s.first, s.last - rules.RECENT_DAYS + 1)
     carriers = since > s.first and s.gtin is None  # carriers carry every GTIN of the merchant together
-    # the reads are independent: the database answers them side by side (the sector's and, for an auditor,
+    # the reads are independent: PostgreSQL answers them side by side (the sector's and, for an auditor,
     # every GTIN's sales are the long ones)
     sector, sold, speed, *carrier_rows = rollups.at_once(
         store,

@@ -935,12 +935,12 @@ _readers = ThreadPoolExecutor(max_workers=READ_THREADS, thread_name_prefix="anal
 
 
 def at_once(store: Store, *reads: Callable[[], list[Counted]]) -> list[list[Counted]]:
-    """The answers of ``reads`` (each its own read transaction), in their order, read side by side where the
-    database serves connections in parallel (PostgreSQL, an SQLite file): the database's time of one question
-    that needs several independent sums is then that of its longest, not of all together."""
-    url = store.engine.url
-    if len(reads) < 2 or (url.get_backend_name() == "sqlite" and sqlite_path(url.render_as_string(False)) is None):
-        return [read() for read in reads]  # one in-memory database is one connection's
+    """The answers of ``reads`` (each its own read transaction), in their order. On PostgreSQL they are read side
+    by side (each on its own server process): the database's time of a question that needs several independent
+    sums is then that of its longest. SQLite reads them one after another: its reads of one file run in the
+    caller's process and measured no faster side by side."""
+    if len(reads) < 2 or store.engine.dialect.name != "postgresql":
+        return [read() for read in reads]
     pending: list[Future[list[Counted]]] = [_readers.submit(read) for read in reads[1:]]
     first = reads[0]()  # the calling thread reads too, rather than waiting idle
     return [first, *(f.result() for f in pending)]
