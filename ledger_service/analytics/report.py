@@ -11,6 +11,7 @@ import datetime as dt
 import json
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Literal
 
 from ledger_service.analytics import suggestions as rules
@@ -179,30 +180,19 @@ def speed(store: Store, s: Scope) -> list[Row]:
     ]  # fmt: skip
 
 
-def _gtins(store: Store, s: Scope) -> list[rules.GtinReturns]:
-    """Every GTIN's returns by reason in the period, for all merchants (the sector), with the sales of the
-    scope's own GTINs."""
-    sector = Scope(first=s.first, last=s.last)
+def _gtins(returned: Sequence[rollups.Counted], sold_rows: Sequence[rollups.Counted]) -> list[rules.GtinReturns]:
+    """Every GTIN's returns by reason in the period, for all merchants (the sector, ``returned``), with the sales
+    of the scope's own GTINs (``sold_rows``)."""
     reasons_of: dict[tuple[int, str, str], dict[str, int]] = defaultdict(dict)
     swaps: dict[tuple[int, str, str], list[int]] = defaultdict(lambda: [0, 0])
-    for c in rollups.returned(
-        store,
-        sector,
-        dims=("gtin", "merchant", "category", "reason_code"),
-        values=("requests", "exchanges", "exchanges_other_gtin"),
-    ):
+    for c in returned:
         gtin, merchant, category, code = c.dims
         key = (int(gtin), merchant, category)
         if c.values["requests"]:
             reasons_of[key][code] = c.values["requests"]
         swaps[key][0] += c.values["exchanges"]
         swaps[key][1] += c.values["exchanges_other_gtin"]
-    # the sales of the scope's own GTINs only: the rate rule reads no other (the sector's rule reads reasons)
-    own = Scope(first=s.first, last=s.last, merchant=s.merchant, gtin=s.gtin)
-    sold = {
-        (int(c.dims[0]), c.dims[1], c.dims[2]): c.values["sold"]
-        for c in rollups.sold(store, own, dims=("gtin", "merchant", "category"))
-    }
+    sold = {(int(c.dims[0]), c.dims[1], c.dims[2]): c.values["sold"] for c in sold_rows}
     return [
         rules.GtinReturns(
             gtin=k[0],
@@ -219,7 +209,31 @@ def _gtins(store: Store, s: Scope) -> list[rules.GtinReturns]:
 
 def suggestions(store: Store, s: Scope) -> list[Suggestion]:
     """Every rule of :mod:`ledger_service.analytics.suggestions` over the period, for the scope's subjects."""
-    gtins = _gtins(store, s)
+    since = max(s.first, s.last - rules.RECENT_DAYS + 1)
+    carriers = since > s.first and s.gtin is None  # carriers carry every GTIN of the merchant together
+    # the reads are independent: PostgreSQL answers them side by side (the sector's and, for an auditor,
+    # every GTIN's sales are the long ones)
+    sector, sold, speed, *carrier_rows = rollups.at_once(
+        store,
+        lambda: rollups.returned(
+            store,
+            Scope(first=s.first, last=s.last),
+            dims=("gtin", "merchant", "category", "reason_code"),
+            values=("requests", "exchanges", "exchanges_other_gtin"),
+        ),
+        # the sales of the scope's own GTINs only: the rate rule reads no other (the sector's rule reads reasons)
+        lambda: rollups.sold(store, s, dims=("gtin", "merchant", "category")),
+        lambda: rollups.durations(store, s, dims=("merchant",)),
+        *(
+            (
+                lambda: _carrier_reads(store, replace(s, last=since - 1)),
+                lambda: _carrier_reads(store, replace(s, first=since)),
+            )
+            if carriers
+            else ()
+        ),
+    )
+    gtins = _gtins(sector, sold)
     mine = [
         g for g in gtins if (s.merchant is None or g.merchant == s.merchant) and (s.gtin is None or g.gtin == s.gtin)
     ]
@@ -227,7 +241,7 @@ def suggestions(store: Store, s: Scope) -> list[Suggestion]:
     found += rules.return_rate_above_merchant([g for g in mine if g.reasons])  # as before exchanges were apart
     found += rules.exchanges_for_other_gtin(mine)
     inspections: dict[str, dict[int, int]] = defaultdict(dict)
-    for c in rollups.durations(store, s, dims=("merchant",)):
+    for c in speed:
         if c.dims[0] == "delivery_inspection":
             inspections[c.dims[2]][int(c.dims[1])] = c.values["n"]
     merchants = []
@@ -243,10 +257,8 @@ def suggestions(store: Store, s: Scope) -> list[Suggestion]:
             )
         )
     found += rules.inspection_slower_than_policy(merchants)
-    since = max(s.first, s.last - rules.RECENT_DAYS + 1)
-    if since > s.first and s.gtin is None:  # carriers carry every GTIN of the merchant together
-        before = _carrier_reasons(store, Scope(first=s.first, last=since - 1, merchant=s.merchant, gtin=s.gtin))
-        recent = _carrier_reasons(store, Scope(first=since, last=s.last, merchant=s.merchant, gtin=s.gtin))
+    if carriers:
+        before, recent = (_by_carrier(rows) for rows in carrier_rows)
         found += rules.reason_rising_for_carrier(
             [
                 rules.CarrierReasons(carrier=c, since=date_of(since).isoformat(), before=before.get(c, {}), recent=r)
@@ -256,9 +268,13 @@ def suggestions(store: Store, s: Scope) -> list[Suggestion]:
     return found
 
 
-def _carrier_reasons(store: Store, s: Scope) -> dict[str, dict[str, int]]:
+def _carrier_reads(store: Store, s: Scope) -> list[rollups.Counted]:
+    return rollups.returned(store, s, dims=("carrier", "reason_code"), values=("requests",))
+
+
+def _by_carrier(rows: Sequence[rollups.Counted]) -> dict[str, dict[str, int]]:
     out: dict[str, dict[str, int]] = defaultdict(dict)
-    for c in rollups.returned(store, s, dims=("carrier", "reason_code"), values=("requests",)):
+    for c in rows:
         out[c.dims[0]][c.dims[1]] = c.values["requests"]
     return out
 

@@ -30,6 +30,7 @@ import threading
 import weakref
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any
@@ -79,12 +80,14 @@ from ledger_service.store.tables import (
 
 __all__ = [
     "METRICS",
+    "READ_THREADS",
     "RETURN_VALUES",
     "SLACK_S",
     "Counted",
     "Fact",
     "RefreshStats",
     "Scope",
+    "at_once",
     "durations",
     "gtin_known",
     "merchant_known",
@@ -923,6 +926,24 @@ def returned(
 def durations(store: Store, scope: Scope, *, dims: Sequence[str] = ()) -> list[Counted]:
     """The speed histograms in ``scope``: by (metric, hours, *dims), the count ``n``."""
     return _sum(store, analytics_speed, scope, dims=("metric", "hours", *dims), values=("n",))
+
+
+READ_THREADS = 4
+"""Threads that run the extra reads of :func:`at_once`, for the whole process (a read the pool cannot take at
+once waits for one: never slower than reading one after another)."""
+_readers = ThreadPoolExecutor(max_workers=READ_THREADS, thread_name_prefix="analytics-read")
+
+
+def at_once(store: Store, *reads: Callable[[], list[Counted]]) -> list[list[Counted]]:
+    """The answers of ``reads`` (each its own read transaction), in their order. On PostgreSQL they are read side
+    by side (each on its own server process): the database's time of a question that needs several independent
+    sums is then that of its longest. SQLite reads them one after another: its reads of one file run in the
+    caller's process and measured no faster side by side."""
+    if len(reads) < 2 or store.engine.dialect.name != "postgresql":
+        return [read() for read in reads]
+    pending: list[Future[list[Counted]]] = [_readers.submit(read) for read in reads[1:]]
+    first = reads[0]()  # the calling thread reads too, rather than waiting idle
+    return [first, *(f.result() for f in pending)]
 
 
 def term_counts(store: Store, scope: Scope) -> list[Counted]:

@@ -4,6 +4,7 @@ refresh adds, and a reorg's rebuild; the expected figures are counted by hand fr
 from __future__ import annotations
 
 import random
+import threading
 from dataclasses import replace
 
 import pytest
@@ -198,6 +199,28 @@ def test_a_read_asked_again_before_a_refresh_is_answered_from_memory_until_a_ref
     assert analytics.returned(store, whole, dims=("gtin",)) == first  # the figures are as of the last refresh
     refresh(store, now=1)
     assert _by(analytics.returned(store, whole, dims=("gtin",)), "requests") == {111: 2, 222: 2, 333: 1}
+
+
+def test_reads_at_once_answer_as_one_after_another_each_on_its_own_connection(store: Store) -> None:
+    _, _, day0 = _build(store)
+    refresh(store, now=1)
+    whole = _scope(day0 - 1, day0 + 30)
+    threads: dict[tuple[str, ...], str] = {}
+
+    def read(dims: tuple[str, ...]) -> list[analytics.Counted]:
+        threads[dims] = threading.current_thread().name
+        return analytics.returned(store, whole, dims=dims)
+
+    asked = (("gtin",), ("merchant",), ("reason_code",))
+    together = analytics.at_once(store, *(lambda d=d: read(d) for d in asked))
+    # a day earlier (no request then) is another range: read from the database again, one after another
+    alone = [analytics.returned(store, replace(whole, first=whole.first - 1), dims=d) for d in asked]
+    assert together == alone
+    assert _by(together[1], "requests") == {A: 3, B: 1}
+    # the first read runs in the caller; on PostgreSQL the others beside it, on SQLite after it
+    assert threads[asked[0]] == threading.current_thread().name
+    beside = store.engine.dialect.name == "postgresql"
+    assert all(threads[d].startswith("analytics-read") == beside for d in asked[1:])
 
 
 def test_a_reorg_under_the_watermark_rebuilds_the_rollups(store: Store) -> None:
