@@ -12,8 +12,9 @@ index in a schema other than ``public``, name it in the URL's libpq options:
 (every table, index and the ``alembic_version`` table then live there; the
 schema is created if it does not exist). A pooled connection is checked before use without a round trip: an idle
 connection has nothing to read, so a readable socket means the server said goodbye (a restart, a terminated
-backend) or closed it: then a ping decides, and the pool opens another if it fails (:func:`_closed_by_server`; SQLAlchemy's ``pool_pre_ping``
-sent a ``SELECT 1`` each time, a round trip as dear as the eligibility read's own statement).
+backend) or closed it; only then a ping decides, and the pool opens another if it fails (:func:`_closed_by_server`;
+SQLAlchemy's ``pool_pre_ping`` sent a ``SELECT 1`` each time, a round trip as dear as the eligibility read's own
+statement).
 """
 
 from __future__ import annotations
