@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import Path, Query
+from fastapi import Path, Query, Response
 from web3.exceptions import Web3Exception
 
 from api.deps import Services
@@ -49,6 +49,15 @@ _STATE_SENTENCES = {
     ReturnState.CONSUMER_CLAIMED: "The merchant did not inspect in time; the consumer claimed the deposit.",
 }
 _REQUEST_STATES = {"manual_review": "pending_review", "reject": "request_rejected", "approve": "processing"}
+
+
+def csv_download(table: str, filename: str) -> Response:
+    """A CSV table as a download named ``filename`` (``?format=csv`` of the list endpoints)."""
+    return Response(
+        table,
+        media_type="text/csv; charset=utf-8",
+        headers={"content-disposition": f'attachment; filename="{filename}"'},
+    )
 
 
 def token_decimals(svc: Services) -> Callable[[str], int | None]:

@@ -19,6 +19,7 @@ from web3.exceptions import Web3Exception
 
 from api.deps import ChainDep, StoreDep, require_role
 from api.problems import problem_responses
+from api.routers._present import csv_download
 from api.schemas.common import Address
 from api.suggestions import suggestions_of
 from ledger_service.access import Actor, Role
@@ -70,11 +71,7 @@ ScopeDep = Annotated[Scope, Depends(_scope)]
 
 def _answer(rows: Sequence[dict[str, Any]], fmt: str, name: str) -> Response:
     if fmt == "csv":
-        return Response(
-            csv_table(rows),
-            media_type="text/csv; charset=utf-8",
-            headers={"content-disposition": f'attachment; filename="analytics-{name}.csv"'},
-        )
+        return csv_download(csv_table(rows), f"analytics-{name}.csv")
     return JSONResponse({"data": list(rows), "count": len(rows)})
 
 

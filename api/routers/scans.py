@@ -12,6 +12,7 @@ from starlette.responses import JSONResponse
 from api.deps import IdempotencyDep, Services, ServicesDep, require_role, services_of
 from api.idempotency import Encoded
 from api.problems import problem_responses
+from api.routers._present import csv_download
 from api.schemas.common import DIGITS_ONLY, Address, at, utc
 from api.schemas.scans import (
     AnchorListPublic,
@@ -220,11 +221,7 @@ def list_anchors(
     if fmt == "csv":
         rows = [a.model_dump(mode="json") for a in data]
         table = csv_table(rows) if rows else ",".join(AnchorPublic.model_fields) + "\n"
-        return Response(
-            table,
-            media_type="text/csv; charset=utf-8",
-            headers={"content-disposition": 'attachment; filename="batch-anchors.csv"'},
-        )
+        return csv_download(table, "batch-anchors.csv")
     return JSONResponse(AnchorListPublic(data=data, count=found.count).model_dump(mode="json"))
 
 

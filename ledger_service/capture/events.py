@@ -17,7 +17,7 @@ from typing import Any
 
 from ledger_service.core.batch_document import BatchedScan, leaf_json_values
 from ledger_service.core.codes import BizStep, Disposition
-from ledger_service.core.merkle import StandardTree
+from ledger_service.core.merkle import BatchTrees
 from ledger_service.documents.cid import Cid
 from ledger_service.epcis.document import biz_step_of, disposition_of
 from ledger_service.epcis.serialize import (
@@ -96,16 +96,12 @@ def _batch_proofs(body: dict[str, Any], batched: BatchedFound) -> list[tuple[int
     ]
     if not batched.epcs or {epc for epc, _ in chosen} != set(batched.epcs):
         return None
-    trees: dict[tuple[int, int], StandardTree] = {}
+    trees = BatchTrees(batched.leaves)
     out = []
     for epc, row in chosen:
         at = (row.block_number, row.log_index)
         anchor = batched.anchors.get(at)
-        leaves = batched.leaves.get(at, ())
-        if at not in trees and leaves:
-            trees[at] = StandardTree.of([bytes.fromhex(leaf[2:]) for leaf in leaves])
-        tree = trees.get(at)
-        proof = () if tree is None else tuple("0x" + node.hex() for node in tree.proof(row.leaf_index))
+        proof = trees.proof(at, row.leaf_index)
         scan = BatchedScan(
             item=epc,
             seq=row.seq,

@@ -23,7 +23,7 @@ eth_abi's generic encoder and are untyped, while a batch's leaves are a fixed tu
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from ledger_service.core.keccak import keccak_256
@@ -259,3 +259,23 @@ class StandardTree:
                 for value, index in zip(values, self.tree_indices, strict=True)
             ],
         }
+
+
+class BatchTrees:
+    """The trees of anchored batches, each built once from its leaf hashes (``0x`` hex, in value order) when a
+    proof of one of its leaves is first asked for: a history or a query answer proves several scans of a batch."""
+
+    def __init__(self, leaves: Mapping[tuple[int, int], Sequence[str]]) -> None:
+        self._leaves = leaves
+        self._trees: dict[tuple[int, int], StandardTree | None] = {}
+
+    def proof(self, batch: tuple[int, int], value_index: int) -> tuple[str, ...]:
+        """The ``0x`` hex proof of value ``value_index`` of ``batch``; empty when the batch's leaves are unknown or
+        hold no such value."""
+        if batch not in self._trees:
+            leaves = self._leaves.get(batch, ())
+            self._trees[batch] = StandardTree.of([bytes.fromhex(leaf[2:]) for leaf in leaves]) if leaves else None
+        tree = self._trees[batch]
+        if tree is None or not 0 <= value_index < len(tree.tree_indices):
+            return ()
+        return tuple("0x" + node.hex() for node in tree.proof(value_index))

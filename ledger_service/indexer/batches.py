@@ -141,9 +141,9 @@ class BatchResolver:
             # the head closes the waits once the pass saw every pending anchor up to it; a full list of held ones
             # only would be read again as it is by the next pass, so the head closes theirs too
             if len(pending) < limit or not (stats.applied or stats.refused):
-                head = index_head(self.store)
-                if head is not None and head.timestamp is not None:
-                    self._refuse_waited(held, head.timestamp, stats)
+                now = self._head_time()
+                if now is not None:
+                    self._refuse_waited(held, now, stats)
         stats.held = len(held)
         return stats
 
@@ -223,13 +223,9 @@ class BatchResolver:
             self._held.pop(entry.anchor.key, None)
             self._refuse(entry.anchor.key, entry.problems, stats)
 
-    def problems(self, anchor: AnchorRow, document: BatchDocument, ids: dict[str, str]) -> list[str]:
-        """Every reason ``document`` may not be applied as the batch ``anchor`` announced (empty: it may); ``ids``:
-        its :func:`item_ids`."""
-        return self._check(anchor, document, ids)[0]
-
     def _check(self, anchor: AnchorRow, document: BatchDocument, ids: dict[str, str]) -> tuple[list[str], bool]:
-        """:meth:`problems`, and whether they are only items' first scans numbered past their chain's head in the
+        """Every reason ``document`` may not be applied as the batch ``anchor`` announced (empty: it may; ``ids``:
+        its :func:`item_ids`), and whether they are only items' first scans numbered past their chain's head in the
         index: scans continuing a scan not applied yet, which a batch anchored later may bring."""
         problems = batch_document.check_anchor(
             document,
@@ -270,11 +266,16 @@ class BatchResolver:
         None; None too without a limit or before the newest block's header is stored)."""
         if self.document_wait_s is None:
             return None
-        head = index_head(self.store)
-        if head is None or head.timestamp is None:
+        now = self._head_time()
+        if now is None:
             return None
-        waited = head.timestamp - anchor.anchored_at
+        waited = now - anchor.anchored_at
         return waited if waited >= self.document_wait_s else None
+
+    def _head_time(self) -> int | None:
+        """The newest indexed block's time (None before its header is stored)."""
+        head = index_head(self.store)
+        return None if head is None else head.timestamp
 
     def _give_up(self, anchor: AnchorRow, cid: Cid, waited: int, stats: ResolveStats) -> None:
         """Refuses an anchor whose document the store still does not hold ``document_wait_s`` after it."""

@@ -51,12 +51,11 @@ __all__ = [
     "ListedAnchor",
     "Waiting",
     "anchor_at",
-    "anchor_columns",
     "anchor_page",
-    "anchor_row",
     "anchors",
     "batch_context",
     "batched_scans_of",
+    "batches_at",
     "item_batched_rows",
     "waiting_anchors",
 ]
@@ -126,8 +125,8 @@ class BatchContext:
     """By item id: (seq, leaf hash) of its last batched scan, for items that have one."""
 
 
-def anchor_row(row: Sequence[object]) -> AnchorRow:
-    """An :class:`AnchorRow` from a row of :func:`anchor_columns`."""
+def _anchor_row(row: Sequence[object]) -> AnchorRow:
+    """An :class:`AnchorRow` from a row of ``_ANCHOR_COLUMNS``."""
     return AnchorRow(*row)  # type: ignore[arg-type]
 
 
@@ -146,11 +145,6 @@ _ANCHOR_COLUMNS = (
 )
 
 
-def anchor_columns() -> tuple[ColumnElement[object], ...]:
-    """The ``batch_anchors`` columns an :class:`AnchorRow` is made of, in its order."""
-    return _ANCHOR_COLUMNS
-
-
 def pending_anchors(store: Store, *, limit: int = 100) -> list[AnchorRow]:
     """The anchors whose document the indexer has not yet applied or refused, oldest first."""
     ba = batch_anchors.c
@@ -158,7 +152,7 @@ def pending_anchors(store: Store, *, limit: int = 100) -> list[AnchorRow]:
         select(*_ANCHOR_COLUMNS).where(ba.state == BATCH_PENDING).order_by(ba.block_number, ba.log_index).limit(limit)
     )
     with read_transaction(store.engine) as conn:
-        return [anchor_row(tuple(r)) for r in conn.execute(stmt)]
+        return [_anchor_row(tuple(r)) for r in conn.execute(stmt)]
 
 
 def anchors(store: Store, *, state: str | None = None) -> list[AnchorRow]:
@@ -168,7 +162,7 @@ def anchors(store: Store, *, state: str | None = None) -> list[AnchorRow]:
     if state is not None:
         stmt = stmt.where(ba.state == state)
     with read_transaction(store.engine) as conn:
-        return [anchor_row(tuple(r)) for r in conn.execute(stmt)]
+        return [_anchor_row(tuple(r)) for r in conn.execute(stmt)]
 
 
 WAIT_DOCUMENT, WAIT_BEHIND, WAIT_UNREAD = "document_unavailable", "behind_earlier_anchor", "not_read_yet"
@@ -237,7 +231,7 @@ def anchor_page(
         .offset(offset)
     )
     with read_transaction(store.engine) as conn:
-        rows = [anchor_row(tuple(r)) for r in conn.execute(stmt)]
+        rows = [_anchor_row(tuple(r)) for r in conn.execute(stmt)]
         count = int(conn.execute(select(func.count()).select_from(batch_anchors).where(*conditions)).scalar_one())
         first = _first_pending(conn)
     return AnchorPage([ListedAnchor(r, _waiting(r, first)) for r in rows], count)
@@ -251,7 +245,7 @@ def anchor_at(store: Store, *, block_number: int, log_index: int) -> ListedAncho
         found = conn.execute(stmt).first()
         if found is None:
             return None
-        row = anchor_row(tuple(found))
+        row = _anchor_row(tuple(found))
         return ListedAnchor(row, _waiting(row, _first_pending(conn)))
 
 
@@ -295,27 +289,35 @@ class ItemBatchedRows:
 
 def item_batched_rows(store: Store, *, item_id: str) -> ItemBatchedRows:
     """An item's batched scans with what their proofs need (see :class:`ItemBatchedRows`), in one read."""
-    bs, ba = batched_scans.c, batch_anchors.c
+    bs = batched_scans.c
     with read_transaction(store.engine) as conn:
         scans = tuple(
             BatchedScanRow(*r)
             for r in conn.execute(select(*batched_scans.c).where(bs.item_id == item_id.lower()).order_by(bs.seq))
         )
-        positions = sorted({(s.block_number, s.log_index) for s in scans})
-        found: dict[tuple[int, int], AnchorRow] = {}
-        leaves: dict[tuple[int, int], tuple[str, ...]] = {}
-        for block_number, log_index in positions:
-            at = and_(ba.block_number == block_number, ba.log_index == log_index)
-            row = conn.execute(select(*_ANCHOR_COLUMNS).where(at)).first()
-            if row is not None:
-                found[(block_number, log_index)] = anchor_row(tuple(row))
-            stmt = (
-                select(bs.leaf_hash)
-                .where(bs.block_number == block_number, bs.log_index == log_index)
-                .order_by(bs.leaf_index)
-            )
-            leaves[(block_number, log_index)] = tuple(str(leaf) for leaf in conn.execute(stmt).scalars())
+        found, leaves = batches_at(conn, sorted({(s.block_number, s.log_index) for s in scans}))
     return ItemBatchedRows(scans=scans, anchors=found, leaves=leaves)
+
+
+def batches_at(
+    conn: Connection, positions: Sequence[tuple[int, int]]
+) -> tuple[dict[tuple[int, int], AnchorRow], dict[tuple[int, int], tuple[str, ...]]]:
+    """The anchors at ``positions`` (block, log index: batch ids) and each batch's leaf hashes in leaf index order,
+    as the index holds them: what Merkle proofs of their scans need."""
+    bs, ba = batched_scans.c, batch_anchors.c
+    found: dict[tuple[int, int], AnchorRow] = {}
+    leaves: dict[tuple[int, int], tuple[str, ...]] = {}
+    for block_number, log_index in positions:
+        row = conn.execute(
+            select(*_ANCHOR_COLUMNS).where(ba.block_number == block_number, ba.log_index == log_index)
+        ).first()
+        if row is not None:
+            found[(block_number, log_index)] = _anchor_row(tuple(row))
+        stmt = select(bs.leaf_hash).where(bs.block_number == block_number, bs.log_index == log_index)
+        leaves[(block_number, log_index)] = tuple(
+            str(leaf) for leaf in conn.execute(stmt.order_by(bs.leaf_index)).scalars()
+        )
+    return found, leaves
 
 
 def _before(table: Table, block_number: int, log_index: int) -> ColumnElement[bool]:

@@ -23,7 +23,7 @@ from ledger_service.core.codes import ROLE_IDS
 from ledger_service.core.keccak import keccak_text
 from ledger_service.epcis.serialize import ChainRecord
 from ledger_service.store._db import read_transaction, write_transaction
-from ledger_service.store.batches import AnchorRow, BatchedScanRow, anchor_columns, anchor_row
+from ledger_service.store.batches import AnchorRow, BatchedScanRow, batches_at
 from ledger_service.store.handle import Store
 from ledger_service.store.tables import (
     BATCH_APPLIED,
@@ -617,7 +617,6 @@ def _batched_found(conn: Connection, rows: Sequence[Any]) -> dict[int, BatchedFo
     e = epcis_events.c
     p = epcis_event_epcs.c
     bs = batched_scans.c
-    ba = batch_anchors.c
     stmt = (
         select(p.event_key, p.epc, *batched_scans.c)
         .select_from(
@@ -634,22 +633,7 @@ def _batched_found(conn: Connection, rows: Sequence[Any]) -> dict[int, BatchedFo
     for row in conn.execute(stmt):
         scans.setdefault(int(row[0]), []).append((str(row[1]), BatchedScanRow(*row[2:])))
     positions = sorted({(s.block_number, s.log_index) for found in scans.values() for _, s in found})
-    anchors: dict[tuple[int, int], AnchorRow] = {}
-    leaves: dict[tuple[int, int], tuple[str, ...]] = {}
-    for block_number, log_index in positions:
-        at = (block_number, log_index)
-        anchor = conn.execute(
-            select(*anchor_columns()).where(ba.block_number == block_number, ba.log_index == log_index)
-        ).first()
-        if anchor is not None:
-            anchors[at] = anchor_row(tuple(anchor))
-        leaves[at] = tuple(
-            conn.execute(
-                select(bs.leaf_hash)
-                .where(bs.block_number == block_number, bs.log_index == log_index)
-                .order_by(bs.leaf_index)
-            ).scalars()
-        )
+    anchors, leaves = batches_at(conn, positions)
     return {
         key: BatchedFound(
             tuple(sorted(epcs.get(key, ()))),

@@ -57,7 +57,7 @@ from web3.types import RPCEndpoint
 from ledger_service.chain.signers import ChainContext
 from ledger_service.core import batch_document, hashchain
 from ledger_service.core.codes import ROLE_IDS, BizStep, Disposition, decode_location
-from ledger_service.core.merkle import StandardTree, process_proof
+from ledger_service.core.merkle import BatchTrees, process_proof
 from ledger_service.documents.cid import Cid
 from ledger_service.documents.interface import DocumentStatus, DocumentStore
 from ledger_service.errors import InvalidRequestError, RetryableError
@@ -284,18 +284,12 @@ def item_history(*, store: Store, item_id: str) -> ItemHistory | None:
 
 
 def _batched(rows: ItemBatchedRows) -> tuple[BatchedHistoryScan, ...]:
-    trees: dict[tuple[int, int], StandardTree | None] = {}
+    trees = BatchTrees(rows.leaves)
     out: list[BatchedHistoryScan] = []
     for scan in rows.scans:
         position = (scan.block_number, scan.log_index)
-        if position not in trees:
-            leaves = rows.leaves.get(position, ())
-            trees[position] = StandardTree.of([_b32(leaf) for leaf in leaves]) if leaves else None
-        tree = trees[position]
         anchor = rows.anchors.get(position)
-        proof: tuple[str, ...] = ()
-        if tree is not None and scan.leaf_index < len(tree.tree_indices):
-            proof = tuple("0x" + node.hex() for node in tree.proof(scan.leaf_index))
+        proof = trees.proof(position, scan.leaf_index)
         out.append(
             BatchedHistoryScan(
                 seq=scan.seq,
