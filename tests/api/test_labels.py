@@ -29,8 +29,12 @@ def approved(client: TestClient, api_env: ApiEnv, keys: dict[str, str]) -> tuple
     return flow, sold, flow.approved(sold)
 
 
+# the formats a label prints: zxing-cpp's ITF reader finds a short code across a QR's modules now and then
+PRINTED = (zxingcpp.BarcodeFormat.QRCode, zxingcpp.BarcodeFormat.Code128)
+
+
 def _codes(image: Image.Image) -> dict[str, str]:
-    return {r.format.name: r.text for r in zxingcpp.read_barcodes(image)}
+    return {r.format.name: r.text for r in zxingcpp.read_barcodes(image, formats=PRINTED)}
 
 
 def _expected(rma: str) -> tuple[str, str]:

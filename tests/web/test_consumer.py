@@ -63,7 +63,9 @@ def test_a_whole_return_in_chinese(client: TestClient, flow: Flow) -> None:
     assert "退货" in document[0].get_textpage().get_text_range()
     document.close()
     qr = client.get(f"{location}/label?format=qr", headers=ZH)
-    decoded = [r.text for r in zxingcpp.read_barcodes(Image.open(io.BytesIO(qr.content)))]
+    # the QR code only: zxing-cpp's ITF reader finds a short code across a QR's modules now and then (1 in 400)
+    image = Image.open(io.BytesIO(qr.content))
+    decoded = [r.text for r in zxingcpp.read_barcodes(image, formats=(zxingcpp.BarcodeFormat.QRCode,))]
     assert decoded == [f"http://127.0.0.1:8000/verify/{label_code(rma)}"]
 
     flow.scan(rma, "in_transit")  # fast refund: paid at the first carrier scan
