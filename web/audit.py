@@ -31,7 +31,14 @@ from api.routers.scans import anchor_public
 from ledger_service.access import Actor, Role
 from ledger_service.chain.artifacts import Deployment
 from ledger_service.errors import LedgerError, NotFoundError
-from ledger_service.store.batches import WAIT_BEHIND, WAIT_DOCUMENT, WAIT_UNREAD, anchor_page, waiting_anchors
+from ledger_service.store.batches import (
+    WAIT_BEHIND,
+    WAIT_DOCUMENT,
+    WAIT_SCANS,
+    WAIT_UNREAD,
+    anchor_page,
+    waiting_anchors,
+)
 from ledger_service.verification import AuditResult, HistoryEvent, Severity, audit_item
 from ledger_service.verification.consumer import MAX_CODE_LENGTH, find_item_id
 from ledger_service.verification.exports import history_csv, history_epcis
@@ -266,6 +273,8 @@ ANCHORS_PER_PAGE = 50
 ANCHOR_STATES = {"pending_document": "Waiting for its document", "applied": "Applied", "refused": "Refused"}
 WAITING_REASONS = {
     WAIT_DOCUMENT: "Its batch document could not be had yet; the indexer keeps trying.",
+    WAIT_SCANS: "Its scans continue scans no applied batch has brought yet (an earlier batch re-anchored after a "
+    "reorg): it is held until that batch is applied.",
     WAIT_BEHIND: "An earlier anchor is waiting for its document: anchors are settled in the chain's order.",
     WAIT_UNREAD: "The indexer has not read its document yet.",
 }

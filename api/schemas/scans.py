@@ -85,7 +85,7 @@ class ScanProofPublic(BaseModel):
 
 
 AnchorState = Literal["pending_document", "applied", "refused"]
-AnchorWaiting = Literal["document_unavailable", "behind_earlier_anchor", "not_read_yet"]
+AnchorWaiting = Literal["document_unavailable", "earlier_scans_not_applied", "behind_earlier_anchor", "not_read_yet"]
 
 
 class AnchorPublic(BaseModel):
@@ -105,8 +105,10 @@ class AnchorPublic(BaseModel):
         "its scans are of; `applied`: its scans are in the items' histories; `refused`: none of them is (see problem)"
     )
     waiting: AnchorWaiting | None = Field(
-        description="why a pending anchor waits: its own document could not be had (`problem` says why), an earlier "
-        "anchor waits for its document (anchors are settled in the chain's order), or not tried yet; null otherwise"
+        description="why a pending anchor waits: its own document could not be had (`problem` says why); its scans "
+        "continue scans no applied batch has brought yet, so it is held until an earlier batch (re-anchored after a "
+        "reorg) is applied (`problem` names them); an earlier anchor waits for its document (the indexer settles "
+        "anchors in the chain's order and stops there); or not tried yet; null otherwise"
     )
     waiting_since: datetime | None = Field(
         description="a pending anchor waits since its block's time (UTC); null once settled"

@@ -182,7 +182,7 @@ class BatchResolver:
         if ahead:
             # its predecessor may be anchored later (re-anchored after a reorg): wait, and let later ones go on
             reason = "waiting for the scans this batch continues, not applied yet: " + _joined(problems)
-            self.store.note_pending_batch(key, reason)
+            self.store.note_held_batch(key, reason)
             log.info("batch_held", block=anchor.block_number, root=anchor.root, reason=reason)
             entry = _Held(anchor, document, problems, self._applied)
             self._held[key] = entry

@@ -28,6 +28,8 @@ from ledger_service.store.handle import Store
 from ledger_service.store.ingest import AnchorKey
 from ledger_service.store.tables import (
     BATCH_PENDING,
+    WAITS_FOR_DOCUMENT,
+    WAITS_FOR_SCANS,
     batch_anchors,
     batched_scans,
     item_events,
@@ -42,6 +44,7 @@ from ledger_service.store.tables import (
 __all__ = [
     "WAIT_BEHIND",
     "WAIT_DOCUMENT",
+    "WAIT_SCANS",
     "WAIT_UNREAD",
     "AnchorPage",
     "AnchorRow",
@@ -79,6 +82,8 @@ class AnchorRow:
     """``pending_document``, ``applied`` or ``refused``."""
     problem: str | None
     attempts: int
+    waiting: str | None
+    """Why a pending anchor the indexer tried waits: ``WAITS_FOR_DOCUMENT`` or ``WAITS_FOR_SCANS`` (None otherwise)."""
 
     @property
     def key(self) -> AnchorKey:
@@ -142,6 +147,7 @@ _ANCHOR_COLUMNS = (
     batch_anchors.c.state,
     batch_anchors.c.problem,
     batch_anchors.c.attempts,
+    batch_anchors.c.waiting,
 )
 
 
@@ -165,10 +171,12 @@ def anchors(store: Store, *, state: str | None = None) -> list[AnchorRow]:
         return [_anchor_row(tuple(r)) for r in conn.execute(stmt)]
 
 
-WAIT_DOCUMENT, WAIT_BEHIND, WAIT_UNREAD = "document_unavailable", "behind_earlier_anchor", "not_read_yet"
-"""Why a ``pending_document`` anchor waits: its own document could not be had (``problem`` says why); an
-earlier anchor waits for its document (anchors are settled in the chain's order); or the indexer has not tried
-it yet."""
+WAIT_DOCUMENT, WAIT_SCANS = WAITS_FOR_DOCUMENT, WAITS_FOR_SCANS
+WAIT_BEHIND, WAIT_UNREAD = "behind_earlier_anchor", "not_read_yet"
+"""Why a ``pending_document`` anchor waits: its own document could not be had (``problem`` says why); it
+continues item scans no applied batch has brought yet (held: its predecessor may be anchored later, after a
+reorg; ``problem`` says which); an earlier anchor waits for its document (the indexer stops there: anchors are
+settled in the chain's order); or the indexer has not tried it yet."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,21 +194,22 @@ class AnchorPage:
     """Matches overall (the page holds at most ``limit``)."""
 
 
-def _waiting(row: AnchorRow, first_pending: tuple[int, int] | None) -> str | None:
+def _waiting(row: AnchorRow, first_unavailable: tuple[int, int] | None) -> str | None:
     if row.state != BATCH_PENDING:
         return None
-    if row.problem is not None:
-        return WAIT_DOCUMENT
-    if first_pending is not None and first_pending < (row.block_number, row.log_index):
+    if row.waiting is not None:
+        return row.waiting
+    if first_unavailable is not None and first_unavailable < (row.block_number, row.log_index):
         return WAIT_BEHIND
     return WAIT_UNREAD
 
 
 def _first_pending(conn: Connection) -> tuple[int, int] | None:
+    """The first anchor whose document could not be had: the indexer's pass stops there (a held one it passes)."""
     ba = batch_anchors.c
     row = conn.execute(
         select(ba.block_number, ba.log_index)
-        .where(ba.state == BATCH_PENDING)
+        .where(ba.state == BATCH_PENDING, ba.waiting == WAITS_FOR_DOCUMENT)
         .order_by(ba.block_number, ba.log_index)
         .limit(1)
     ).first()

@@ -66,6 +66,7 @@ from ledger_service.store.ingest import (
     BatchCounts,
     ChainBreak,
     apply_events,
+    note_held_batch,
     note_pending_batch,
     reopen_batches,
     settle_batch,
@@ -477,6 +478,13 @@ class Store:
         with self._write_lock:
             with self._write() as conn:
                 note_pending_batch(conn, key, problem=problem)
+            self._committed()
+
+    def note_held_batch(self, key: AnchorKey, problem: str) -> None:
+        """Records why a pending anchor is held (it continues scans not applied yet); its fetches are not counted."""
+        with self._write_lock:
+            with self._write() as conn:
+                note_held_batch(conn, key, problem=problem)
             self._committed()
 
     def reopen_batches(self, *, from_block: int) -> int:

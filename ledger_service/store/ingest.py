@@ -89,6 +89,8 @@ from ledger_service.store.tables import (
     BATCH_APPLIED,
     BATCH_PENDING,
     BATCH_REFUSED,
+    WAITS_FOR_DOCUMENT,
+    WAITS_FOR_SCANS,
     batch_anchors,
     batched_scans,
     chain_problems,
@@ -375,6 +377,7 @@ class _Batch:
                 "state": BATCH_PENDING,
                 "problem": None,
                 "attempts": 0,
+                "waiting": None,
             }
             self.logs[batch_anchors].append(row | position)
         elif isinstance(ev, ReturnStateChanged):
@@ -728,7 +731,7 @@ def settle_batch(
     reorg removed it, or another writer settled it)."""
     state = BATCH_REFUSED if scans is None else BATCH_APPLIED
     changed = conn.execute(
-        update(batch_anchors).where(_pending_anchor(key)).values(state=state, problem=problem)
+        update(batch_anchors).where(_pending_anchor(key)).values(state=state, problem=problem, waiting=None)
     ).rowcount
     if changed != 1:
         return False
@@ -747,7 +750,7 @@ def reopen_batches(conn: Connection, *, from_block: int) -> int:
     reopened = conn.execute(
         update(batch_anchors)
         .where(ba.block_number >= from_block, ba.state != BATCH_PENDING)
-        .values(state=BATCH_PENDING, problem=None, attempts=0)
+        .values(state=BATCH_PENDING, problem=None, attempts=0, waiting=None)
     ).rowcount
     return int(reopened)
 
@@ -755,5 +758,12 @@ def reopen_batches(conn: Connection, *, from_block: int) -> int:
 def note_pending_batch(conn: Connection, key: AnchorKey, *, problem: str) -> None:
     """Counts one more failed fetch of a pending anchor's document, and says why."""
     conn.execute(
-        update(batch_anchors).where(_pending_anchor(key)).values(attempts=batch_anchors.c.attempts + 1, problem=problem)
+        update(batch_anchors)
+        .where(_pending_anchor(key))
+        .values(attempts=batch_anchors.c.attempts + 1, problem=problem, waiting=WAITS_FOR_DOCUMENT)
     )
+
+
+def note_held_batch(conn: Connection, key: AnchorKey, *, problem: str) -> None:
+    """Says why a pending anchor whose document was had is held: it continues scans not applied yet."""
+    conn.execute(update(batch_anchors).where(_pending_anchor(key)).values(problem=problem, waiting=WAITS_FOR_SCANS))

@@ -575,6 +575,9 @@ chain_problems = Table(
 # ancestor by the anchor's block, like the other log tables.
 
 BATCH_PENDING, BATCH_APPLIED, BATCH_REFUSED = "pending_document", "applied", "refused"
+WAITS_FOR_DOCUMENT, WAITS_FOR_SCANS = "document_unavailable", "earlier_scans_not_applied"
+"""Why a pending anchor the indexer tried waits (``batch_anchors.waiting``): its document could not be had, or
+it continues item scans no applied batch has brought yet (it is held)."""
 
 batch_anchors = Table(
     "batch_anchors",
@@ -587,6 +590,12 @@ batch_anchors = Table(
     Column("state", String(16), nullable=False, comment="pending_document | applied | refused"),
     Column("problem", Text, nullable=True, comment="why a refused batch was refused, or why a document is pending"),
     Column("attempts", Integer, nullable=False, comment="document fetches tried"),
+    Column(
+        "waiting",
+        String(32),
+        nullable=True,
+        comment="a pending anchor the indexer tried: document_unavailable | earlier_scans_not_applied (0033)",
+    ),
     *_position(),
     PrimaryKeyConstraint("block_number", "log_index"),
     Index("ix_batch_anchors_state", "state"),

@@ -18,7 +18,7 @@ from ledger_service.core.codes import BizStep, Disposition
 from ledger_service.documents.cid import cid_of_bytes
 from ledger_service.documents.local import LocalDocumentStore
 from ledger_service.indexer.batches import BatchResolver, ResolveStats
-from ledger_service.store.batches import anchors, batched_scans_of
+from ledger_service.store.batches import WAIT_SCANS, anchor_page, anchors, batched_scans_of
 from ledger_service.store.handle import Store
 from ledger_service.store.tables import BATCH_APPLIED, BATCH_PENDING, BATCH_REFUSED
 from tests.ledger_service.indexer.conftest import (
@@ -505,6 +505,9 @@ def test_a_backfill_applies_a_batch_anchored_before_its_predecessor_within_the_w
         (held,) = anchors(store)
         assert held.state == BATCH_PENDING and held.problem is not None
         assert "waiting for the scans this batch continues" in held.problem and "expected #0" in held.problem
+        # listed as held, its document had (no failed fetch counted), not as a document that could not be had
+        (listed,) = anchor_page(store, limit=10).anchors
+        assert (listed.waiting, listed.row.attempts) == (WAIT_SCANS, 0)
 
         chain.node.rpc("evm_increaseTime", [60])
         _anchor(chain, first, store=documents)
