@@ -97,6 +97,9 @@ def create_app(settings: Settings | None = None, *, routers: Sequence[APIRouter]
         app.state.chain = chain
         app.state.documents = open_document_store(resolved)
         restore_recursion_limit()
+        # the request gate reads every route's policy from the OpenAPI document: made now (over half a second),
+        # not in the first request each worker serves
+        await anyio.to_thread.run_sync(app.openapi)
         _freeze_startup_objects()
         try:
             async with upkeep(store=store, settings=resolved, chain=chain, freshness=app.state.freshness):

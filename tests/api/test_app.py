@@ -73,3 +73,12 @@ def test_the_docs_pages_need_no_cdn(client: TestClient, page: str, asset: str) -
     assert f"/static-offline-docs/{asset}" in html.text
     served = client.get(f"/static-offline-docs/{asset}")
     assert served.status_code == 200 and len(served.content) > 100_000
+
+
+def test_startup_makes_the_openapi_document_the_request_gate_reads(api_env: ApiEnv) -> None:
+    """The gate reads every route's policy from the OpenAPI document: made at startup, not by a worker's first
+    request (which waited over half a second for it)."""
+    app = create_app(api_env.settings)
+    assert app.openapi_schema is None
+    with TestClient(app):
+        assert app.openapi_schema is not None and "/v1/returns" in app.openapi_schema["paths"]
