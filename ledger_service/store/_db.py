@@ -14,7 +14,8 @@ schema is created if it does not exist). A pooled connection is checked before u
 connection has nothing to read, so a readable socket means the server said goodbye (a restart, a terminated
 backend) or closed it; only then a ping decides, and the pool opens another if it fails (:func:`_closed_by_server`;
 SQLAlchemy's ``pool_pre_ping`` sent a ``SELECT 1`` each time, a round trip as dear as the eligibility read's own
-statement).
+statement). Connections keep TCP keepalives and a send timeout (:data:`POSTGRES_CONNECT_DEFAULTS`, each
+overridable in the URL's query), so a server gone silently is noticed too.
 """
 
 from __future__ import annotations
@@ -87,6 +88,19 @@ def sqlite_path(url: str) -> Path | None:
 POSTGRES_POOL_SIZE = 5
 """Connections a process keeps open to a PostgreSQL index unless told otherwise (SQLAlchemy's default)."""
 
+POSTGRES_CONNECT_DEFAULTS = {
+    "connect_timeout": "10",
+    "keepalives": "1",
+    "keepalives_idle": "30",
+    "keepalives_interval": "10",
+    "keepalives_count": "3",
+    "tcp_user_timeout": "30000",
+}
+"""libpq parameters a PostgreSQL URL gets unless it sets them itself: a server that vanished without closing its
+connections (a host down, a network cut) fails a statement within about a minute instead of the kernel's quarter
+of an hour of retransmissions, and a connection attempt within 10 s, so the API answers 503 and every component
+reconnects as after a restart."""
+
 
 def create_store_engine(
     url: str, *, mmap_bytes: int = 0, cache_kib: int = SQLITE_CACHE_KIB, pool_size: int = POSTGRES_POOL_SIZE
@@ -101,7 +115,8 @@ def create_store_engine(
     """
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        pg_engine = create_engine(parsed, pool_size=pool_size)
+        connect_args = {k: v for k, v in POSTGRES_CONNECT_DEFAULTS.items() if k not in parsed.query}
+        pg_engine = create_engine(parsed, pool_size=pool_size, connect_args=connect_args)
 
         @event.listens_for(pg_engine, "checkout")
         def _check_alive(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from sqlalchemy import text, update
+from sqlalchemy import make_url, text, update
 
 from ledger_service.core.codes import BizStep, Disposition, ReturnState
 from ledger_service.core.events import BlockHeader, DecodedEvent, ItemEventRecorded, ItemRegistered
@@ -23,6 +23,7 @@ from ledger_service.core.hashchain import event_hash_hex
 from ledger_service.core.rows import EVENT_TYPES, EventRows, encode_event
 from ledger_service.errors import FatalError
 from ledger_service.store import BlockRef, ChainPin, Store, StoreError
+from ledger_service.store._db import POSTGRES_CONNECT_DEFAULTS
 from ledger_service.store.handle import SQLITE_INDEXER_CACHE_KIB
 from ledger_service.store.sales import eligibility_read
 from ledger_service.store.tables import chain_pin, checkpoint, metadata
@@ -427,6 +428,22 @@ def test_a_postgresql_store_keeps_its_pool_size_of_connections_open_between_uses
         store.close()
     # the same server processes both times: none was closed after its use and opened again
     assert len(first) == size and second == first
+
+
+@pytest.mark.postgres
+def test_a_postgresql_store_connects_with_keepalives_and_a_send_timeout_the_url_may_override(pg_url: str) -> None:
+    """A server gone without closing its connections (host down, network cut) is noticed within a minute, not the
+    kernel's quarter of an hour of retransmissions; a URL's own libpq parameter wins over the default."""
+
+    def parameters(url: str) -> dict[str, str]:
+        with Store.open(url) as store, store.engine.connect() as conn:
+            found: dict[str, str] = conn.connection.dbapi_connection.info.get_parameters()  # type: ignore[union-attr]
+            return found
+
+    defaults = parameters(pg_url)
+    assert {k: defaults.get(k) for k in POSTGRES_CONNECT_DEFAULTS} == POSTGRES_CONNECT_DEFAULTS
+    overridden = parameters(str(make_url(pg_url).update_query_dict({"tcp_user_timeout": "5000"})))
+    assert overridden["tcp_user_timeout"] == "5000" and overridden["keepalives_idle"] == "30"
 
 
 _BACKENDS_NAMED = "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s"
