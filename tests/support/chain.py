@@ -127,12 +127,14 @@ def deploy_contract(w3: Web3, name: str, *args: Any, sender: str) -> Contract:
     factory = w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
     tx_hash = factory.constructor(*args).transact({"from": sender})
     receipt = w3.eth.wait_for_transaction_receipt(tx_hash)
-    return w3.eth.contract(address=receipt["contractAddress"], abi=artifact.abi)
+    address = receipt["contractAddress"]
+    assert address is not None, f"{name}'s deployment created no contract"
+    return w3.eth.contract(address=address, abi=artifact.abi)
 
 
 def deploy_all(node: Anvil) -> Deployed:
     w3 = Web3(Web3.HTTPProvider(node.url))
-    accounts = list(w3.eth.accounts)
+    accounts: list[str] = list(w3.eth.accounts)
     admin = accounts[ADMIN]
     deploy_block = w3.eth.block_number + 1
     ledger = deploy_contract(w3, "ProvenanceLedger", admin, sender=admin)
