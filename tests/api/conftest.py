@@ -117,7 +117,7 @@ class ApiEnv:
     store: Store
     """A Store on the test database, for tests that read or seed it directly."""
     indexer: IndexerThread
-    accounts: list[str] = field(default_factory=list)
+    accounts: Sequence[str] = field(default_factory=list)
 
     def ledger_variables(self) -> dict[str, str]:
         """The ``LEDGER_*`` variables that make a process of the service use this env's chain, index and

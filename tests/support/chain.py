@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from eth_typing import ChecksumAddress
 from web3 import Web3
 from web3.contract import Contract
 
@@ -115,7 +116,7 @@ class Deployed:
     ledger: Contract
     escrow: Contract
     token: Contract
-    accounts: list[str]
+    accounts: list[ChecksumAddress]
     deploy_block: int
     exchange: Contract
     anchor: Contract
@@ -134,7 +135,7 @@ def deploy_contract(w3: Web3, name: str, *args: Any, sender: str) -> Contract:
 
 def deploy_all(node: Anvil) -> Deployed:
     w3 = Web3(Web3.HTTPProvider(node.url))
-    accounts: list[str] = list(w3.eth.accounts)
+    accounts = list(w3.eth.accounts)
     admin = accounts[ADMIN]
     deploy_block = w3.eth.block_number + 1
     ledger = deploy_contract(w3, "ProvenanceLedger", admin, sender=admin)
