@@ -130,7 +130,7 @@ def main() -> None:
     try:
         uvicorn.run("api.main:asgi", host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
     finally:
-        threading.setprofile(None)  # type: ignore[arg-type]
+        threading.setprofile(None)
         report = profiles.report(dump=args.out.with_suffix(".prof"))
         report["threads"] = len(profiles._profiles)
         report["seconds"] = round(time.perf_counter() - started, 1)

@@ -274,7 +274,7 @@ def throughput(args: Any, workdir: Path, start_chain: Any) -> dict[str, Any]:
                 watch.wait_for(before + sent * per, timeout=600)
                 latencies = watch.latencies_ms
             finally:
-                stop(batcher)  # type: ignore[arg-type]
+                stop(batcher)
         onchain = _onchain_scans_per_s(deployed, uris, per, args.reference_txs)
         store.close()
     finally:

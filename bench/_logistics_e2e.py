@@ -37,10 +37,12 @@ from typing import Any
 
 import httpx
 from aiosmtpd.controller import Controller
-from api_eligibility import api_server, console_script, free_port, indexer_follow
+from api_eligibility import api_server, indexer_follow
 from carriers import deploy_with_keys, prepare, webhook
-from common import SetupError, percentile, say, start_chain, stop, table, verdict
+from common import SetupError, console_script, percentile, say, start_chain, stop, table, verdict
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+from tests.support.chain import free_port  # ROOT is on sys.path once api_eligibility is imported
 
 TARGET_P95_S = 2.0
 TIMEOUT_S = 30.0

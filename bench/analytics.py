@@ -64,7 +64,7 @@ MANUFACTURER = "0x" + "0a" * 20
 CARRIER = "0x" + "0c" * 20
 TOKEN = "0x" + "70" * 20
 PIN = ChainPin(31337, "0x" + "ab" * 32, "0x" + "11" * 20, "0x" + "22" * 20, 0)
-ENDPOINTS = (
+ENDPOINTS: tuple[tuple[str, str, dict[str, str]], ...] = (
     ("rates by gtin", "/v1/analytics/rates", {"by": "gtin"}),
     ("rates by category", "/v1/analytics/rates", {"by": "category"}),
     ("rates by month", "/v1/analytics/rates", {"by": "month"}),

@@ -103,7 +103,7 @@ def _batch(deployed: Deployed, anchor: Contract, size: int) -> dict[str, Any]:
         "merchant": _send(deployed, anchor.functions.anchorBatch(document.root, size, digest), merchant),
     }
     last = size - 1
-    values = list(document.scans[last].leaf_values(document.submitter))
+    values: list[bytes | int | str] = list(document.scans[last].leaf_values(document.submitter))
     values[-1] = carrier
     verify = anchor.functions.verifyScan(values, document.root, tree.proof(last))
     if not verify.call():

@@ -200,7 +200,7 @@ class Bench:
         """markInTransitByProof's arguments for the carrier's in-transit scan of return `rid`, anchored in a
         batch of 2**depth scans (a proof of `depth` siblings: only the root and the path matter on-chain)."""
         from brownie import chain, web3
-        from eth_abi import encode
+        from eth_abi.abi import encode
 
         item = self.escrow.returnOf(rid)["itemId"]
         scan = (

@@ -289,7 +289,8 @@ def labels(args: argparse.Namespace) -> int:
     from common import percentile
     from reportlab.pdfgen.canvas import Canvas
 
-    from ledger_service.returns.label_sheet import LabelData, mask_address
+    from ledger_service.core.masking import mask_address
+    from ledger_service.returns.label_sheet import LabelData
 
     def floor(code: str) -> bytes:
         out = io.BytesIO()

@@ -74,7 +74,8 @@ def signed(
 
 def deliver(client: TestClient, *events: dict[str, Any], delivery_id: str | None = None) -> Response:
     body = json.dumps({"events": list(events)}).encode()
-    return client.post(WEBHOOK, content=body, headers=signed(body, delivery_id=delivery_id))
+    response: Response = client.post(WEBHOOK, content=body, headers=signed(body, delivery_id=delivery_id))
+    return response
 
 
 def chain_state(flow: Flow, return_id: str) -> ReturnState:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from eth_typing import ChecksumAddress
 from fastapi import APIRouter
 from fastapi.testclient import TestClient
 
@@ -117,7 +118,7 @@ class ApiEnv:
     store: Store
     """A Store on the test database, for tests that read or seed it directly."""
     indexer: IndexerThread
-    accounts: list[str] = field(default_factory=list)
+    accounts: list[ChecksumAddress] = field(default_factory=list)
 
     def ledger_variables(self) -> dict[str, str]:
         """The ``LEDGER_*`` variables that make a process of the service use this env's chain, index and

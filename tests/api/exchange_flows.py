@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from eth_typing import HexStr
 from httpx import Response
 from web3 import Web3
 
@@ -69,7 +70,7 @@ def read(flow: Flow, exchange_id: str, headers: dict[str, str]) -> dict[str, Any
 
 def sale_of(flow: Flow, item_id: str) -> tuple[str, int]:
     """The item's current sale on-chain: (consumer, policy version)."""
-    sale = flow.env.deployed.escrow.functions.saleOf(Web3.to_bytes(hexstr=item_id)).call()
+    sale = flow.env.deployed.escrow.functions.saleOf(Web3.to_bytes(hexstr=HexStr(item_id))).call()
     return str(sale[0]).lower(), int(sale[2])
 
 

@@ -40,7 +40,7 @@ def assistant(api_env: ApiEnv) -> Iterator[TestClient]:
     settings = api_env.settings.model_copy(
         update={"assistant_rate_limit": "10000/minute", "assistant_global_rate_limit": "10000/minute"}
     )
-    with TestClient(serving_app(create_app(settings))) as client:  # type: ignore[arg-type]
+    with TestClient(serving_app(create_app(settings))) as client:
         yield client
 
 

@@ -12,6 +12,7 @@ import random
 import secrets
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -45,7 +46,7 @@ def flow(client: TestClient, api_env: ApiEnv, keys: dict[str, str]) -> Flow:
     return made
 
 
-def tracking(flow: Flow, return_id: str, headers: dict[str, str]) -> dict[str, object]:
+def tracking(flow: Flow, return_id: str, headers: dict[str, str]) -> dict[str, Any]:
     return ok(flow.client.get(f"/v1/returns/{return_id}/tracking", headers=headers))
 
 
@@ -60,7 +61,7 @@ def test_the_label_prints_a_tracking_number_issued_once(flow: Flow) -> None:
     rma = flow.approved(sold)
     before = tracking(flow, rma, sold.auth)
     assert before["tracking_number"] is None and before["carrier"] is None
-    assert [e["source"] for e in before["data"]] == ["chain"]  # type: ignore[index]
+    assert [e["source"] for e in before["data"]] == ["chain"]
 
     number = label_barcode(flow.client, rma, sold.auth)
     assert is_s10(number) and number.startswith("LR")
@@ -88,12 +89,12 @@ def test_in_transit_pays_the_fast_refund_and_delivered_receives(flow: Flow) -> N
     assert transitions(flow, rma, sold.auth) == ["in_transit", "received"]
 
     lines = tracking(flow, rma, sold.auth)["data"]
-    sources = [(line["source"], line.get("status") or (line["chain"] or {}).get("state")) for line in lines]  # type: ignore[union-attr,attr-defined]
+    sources = [(line["source"], line.get("status") or (line["chain"] or {}).get("state")) for line in lines]
     carrier_in_transit = sources.index(("carrier", "in_transit"))
     assert sources.index(("chain", "in_transit")) > carrier_in_transit  # the scan, then the step it caused
     assert sources.index(("chain", "received")) > sources.index(("carrier", "delivered"))
-    [hub] = [line for line in lines if line.get("location")]  # type: ignore[union-attr]
-    assert hub["summary"] == "The carrier reports the parcel in transit at Shanghai hub."  # type: ignore[index]
+    [hub] = [line for line in lines if line.get("location")]
+    assert hub["summary"] == "The carrier reports the parcel in transit at Shanghai hub."
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
@@ -122,7 +123,7 @@ def test_shuffled_and_duplicated_feeds_neither_double_pay_nor_go_backwards(flow:
     assert flow.balance(sold.consumer) == REFUND  # paid once
     assert transitions(flow, rma, sold.auth) == ["in_transit", "received"]
     lines = tracking(flow, rma, sold.auth)["data"]
-    assert sum(line["source"] == "carrier" for line in lines) == len(events)  # type: ignore[index,union-attr]
+    assert sum(line["source"] == "carrier" for line in lines) == len(events)
 
 
 def test_a_carrier_exception_notifies_merchant_consumer_and_stream_once(flow: Flow) -> None:
@@ -143,7 +144,7 @@ def test_one_webhook_delivered_eight_times_at_once_is_processed_once(flow: Flow)
     body = json.dumps({"events": [event(number, "in_transit")]}).encode()
     headers = signed(body)
 
-    def send(_: int) -> tuple[int, dict[str, object]]:
+    def send(_: int) -> tuple[int, dict[str, Any]]:
         answer = flow.client.post(WEBHOOK, content=body, headers=headers)
         return answer.status_code, answer.json()
 
@@ -152,7 +153,7 @@ def test_one_webhook_delivered_eight_times_at_once_is_processed_once(flow: Flow)
     statuses = sorted(status for status, _ in answers)
     assert statuses == [200] + [409] * 7, answers
     [accepted] = [body for status, body in answers if status == 200]
-    assert [s["step"] for s in accepted["steps"]] == ["in_transit"]  # type: ignore[union-attr,index]
+    assert [s["step"] for s in accepted["steps"]] == ["in_transit"]
     assert flow.balance(sold.consumer) == REFUND
     assert transitions(flow, rma, sold.auth) == ["in_transit"]
 
@@ -176,7 +177,7 @@ def test_one_event_in_eight_concurrent_deliveries_is_recorded_once_and_pays_once
 
 def _carrier_events(flow: Flow, return_id: str, headers: dict[str, str]) -> int:
     lines = tracking(flow, return_id, headers)["data"]
-    return sum(line["source"] == "carrier" for line in lines)  # type: ignore[index,union-attr]
+    return sum(line["source"] == "carrier" for line in lines)
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 from eth_account import Account
 from fastapi.testclient import TestClient
+from httpx import Response
 
 from ledger_service.access import Role, _cache, create_api_key, issue_return_token
 from ledger_service.access._secrets import hash_secret
@@ -33,8 +34,9 @@ def _came_back(flow: Flow, sold: Sold) -> None:
     flow.inspect(rma, passed=True)
 
 
-def _eligibility(flow: Flow, sold: Sold) -> object:
-    return flow.client.get(f"/v1/items/{sold.item_id}/eligibility", headers=sold.auth)
+def _eligibility(flow: Flow, sold: Sold) -> Response:
+    response: Response = flow.client.get(f"/v1/items/{sold.item_id}/eligibility", headers=sold.auth)
+    return response
 
 
 def test_a_resale_through_the_api_ends_the_earlier_token(flow: Flow) -> None:

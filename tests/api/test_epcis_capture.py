@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from ledger_service.capture import jobs
+from ledger_service.capture import jobs, ledger_tx
 from ledger_service.epcis.document import item_id_of
 from ledger_service.store.tables import epcis_events, item_events, items
 from tests.api.conftest import ApiEnv, bearer
@@ -259,7 +259,7 @@ def test_a_race_after_sending_began_is_reported_per_event_and_healed_by_sending_
             ledger.transferMerchantOfRecord(item_id_of(moved), to).transact({"from": by})
         )
 
-    real_send = jobs.send
+    real_send = ledger_tx.send  # what jobs calls
 
     def racing_send(*args: Any, **kwargs: Any) -> Any:
         transfer(other, merchant)  # the race: after every check and the dry run, before the first transaction

@@ -16,7 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
 
-from ledger_service.capture import jobs, lease
+from ledger_service.capture import jobs, lease, ledger_tx
 from ledger_service.chain.signers import connect_chain
 from ledger_service.documents.factory import open_document_store
 from ledger_service.epcis.document import item_id_of
@@ -197,7 +197,7 @@ def test_a_job_taken_over_while_alive_stops_before_sending(
     """Its heartbeat lapsed (say the database was away) and another process took the job over: the owner sends
     nothing more, so it cannot record what the other process released."""
     epcs = [new_epc() for _ in range(2)]
-    real_build = jobs.build_transactions
+    real_build = ledger_tx.build_transactions  # what jobs calls
 
     def taken_over_meanwhile(*args: object, **kwargs: object) -> object:
         built = real_build(*args, **kwargs)  # type: ignore[arg-type]

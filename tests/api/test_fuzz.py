@@ -54,6 +54,7 @@ MAX_DEPTH = 120_000
 """Deepest JSON nesting generated: beyond any limit a JSON route may set, and beyond what a C parser can
 recurse into on a thread's stack when nothing stops it."""
 
+CI_DATABASE: dict[str, Any] = {"database": None} if IN_CI else {}
 FUZZ_SETTINGS = settings(
     max_examples=FUZZ_EXAMPLES,
     derandomize=IN_CI,
@@ -61,7 +62,7 @@ FUZZ_SETTINGS = settings(
     print_blob=True,
     report_multiple_bugs=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
-    **({"database": None} if IN_CI else {}),
+    **CI_DATABASE,
 )
 
 NASTY_TEXT = [

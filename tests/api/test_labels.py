@@ -30,7 +30,7 @@ def approved(client: TestClient, api_env: ApiEnv, keys: dict[str, str]) -> tuple
 
 
 # the formats a label prints: zxing-cpp's ITF reader finds a short code across a QR's modules now and then
-PRINTED = (zxingcpp.BarcodeFormat.QRCode, zxingcpp.BarcodeFormat.Code128)
+PRINTED = zxingcpp.BarcodeFormats((zxingcpp.BarcodeFormat.QRCode, zxingcpp.BarcodeFormat.Code128))
 
 
 def _codes(image: Image.Image) -> dict[str, str]:

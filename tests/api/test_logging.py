@@ -74,7 +74,7 @@ def logged(
     settings = api_env.settings.model_copy(update={"log_file": log_file})
     app = serving_app(create_app(settings, routers=[*default_routers(), router]))
     secrets = [keys["merchant"], secret_token, EMAIL, SIGNER, SIGNER.removeprefix("0x")]
-    with TestClient(app, raise_server_exceptions=False) as client:  # type: ignore[arg-type]
+    with TestClient(app, raise_server_exceptions=False) as client:
         for n in range(ERRORS):
             headers = bearer(keys["merchant"]) if n % 2 else return_token(secret_token)
             body = {"email": EMAIL, "password": "hunter2-" + keys["merchant"], "n": n}

@@ -190,6 +190,7 @@ def test_a_full_database_is_a_503_that_says_so_without_saying_where(tmp_path: Pa
     finally:
         engine.dispose()
     problem = problem_for(caught.value)
+    assert problem.detail is not None
     assert problem.status == 503 and "disk is full" in problem.detail and "try again later" in problem.detail
     assert str(tmp_path) not in problem.detail
     assert int(problem.headers["Retry-After"]) > 0

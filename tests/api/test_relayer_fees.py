@@ -22,13 +22,11 @@ def test_a_write_above_the_fee_cap_is_a_503_naming_the_cap(
     anvil = (NETWORKS_DIR / "anvil.toml").read_text().replace("max_fee_gwei = 100", "max_fee_gwei = 1")
     deploy_config = NETWORKS_DIR.parent / "scripts" / "deploy-config.local.json"
     (networks / "anvil.toml").write_text(anvil.replace("../scripts/deploy-config.local.json", str(deploy_config)))
-    settings = Settings(
-        **{**api_env.settings.model_dump(exclude={"networks_dir"}), "networks_dir": networks}  # type: ignore[arg-type]
-    )
+    settings = Settings(**{**api_env.settings.model_dump(exclude={"networks_dir"}), "networks_dir": networks})
     assert settings.network_config.fees.max_fee_wei == GWEI
     w3 = api_env.deployed.w3
     merchant = api_env.accounts[MERCHANT]
-    with TestClient(serving_app(create_app(settings))) as client:  # type: ignore[arg-type]
+    with TestClient(serving_app(create_app(settings))) as client:
         nonce = w3.eth.get_transaction_count(merchant, "pending")
         api_env.anvil.rpc("anvil_setNextBlockBaseFeePerGas", [hex(3 * GWEI)])
         body = problem(client.post("/v1/merchants/me/policy", headers=bearer(keys["merchant"]), json=POLICY), 503)

@@ -29,7 +29,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import schemathesis
@@ -37,7 +37,7 @@ import uvicorn
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import initialize
+from hypothesis.stateful import Bundle, initialize
 from schemathesis.checks import not_a_server_error
 from schemathesis.generation import GenerationMode
 from schemathesis.generation.stateful.state_machine import StepInput, StepOutput
@@ -101,7 +101,7 @@ def test_every_operation_has_credentials(client: TestClient) -> None:
     assert operations == set(CREDENTIALS)
 
 
-def _known_ids(case: schemathesis.Case, ids: dict[str, str]) -> schemathesis.Case:
+def _known_ids(case: schemathesis.Case[Any], ids: dict[str, str]) -> schemathesis.Case[Any]:
     """``case`` with its path parameters (and a body's ``item_id``) replaced by the seeded resources'."""
     for name in list(case.path_parameters or {}):
         if name in ids:
@@ -126,11 +126,11 @@ def test_api_conforms_to_its_schema(method: str, path: str, api_schema: Any, see
         database=None,
         suppress_health_check=list(HealthCheck),
     )
-    def call(case: schemathesis.Case) -> None:
+    def call(case: schemathesis.Case[Any]) -> None:
         headers = {k: v for k, v in (case.headers or {}).items() if k.lower() != "authorization"}
         if who is not None:
             headers.update(seeded.headers[who])
-        case.headers = headers
+        case.headers = headers  # type: ignore[assignment]  # a plain dict: schemathesis sends any mapping
         case.call_and_validate(checks=CHECKS, timeout=60)
 
     call()
@@ -180,18 +180,20 @@ def test_api_follows_its_links(
         # Every scenario starts with the sale of a fresh item, its answer feeding the sale's links:
         # schemathesis picks its own roots among operations whose inputs another operation produces, and
         # nothing in the API produces items (manufacturers register them on-chain).
-        @initialize(target=machine.bundles["POST /v1/sales -> 201"], data=st.data())
+        # schemathesis declares its bundles as header dicts; they are hypothesis Bundles of step outputs
+        @initialize(target=cast("Bundle[StepOutput]", machine.bundles["POST /v1/sales -> 201"]), data=st.data())
         def sell_a_fresh_item(self, data: st.DataObject) -> StepOutput:
             case = data.draw(sale.as_strategy(GenerationMode.POSITIVE))
             consumer = data.draw(st.integers(min_value=2**156, max_value=2**160 - 1).map(lambda n: f"0x{n:040x}"))
             # the deployment's token (a random one is the fuzzer's business); before_call gives a fresh item
+            assert isinstance(case.body, dict)
             body = {k: v for k, v in case.body.items() if k != "token"}
             case.body = {**body, "consumer": consumer, "price": str(PRICE)}
             self.recorder.record_case(parent_id=None, transition=None, case=case, is_transition_applied=False)
             output: StepOutput = self._step(StepInput.initial(case))
             return output
 
-        def before_call(self, case: schemathesis.Case) -> None:
+        def before_call(self, case: schemathesis.Case[Any]) -> None:
             operation = (case.method.upper(), case.path)
             headers = dict(case.headers or {})
             linked = {k: v for k, v in headers.items() if k.lower() == "authorization" and v.startswith("ReturnToken ")}
@@ -221,9 +223,9 @@ def test_api_follows_its_links(
                 # a key of its own per call: a generated key seen again (same merchant, other request) would
                 # answer 422 where the first run answered 201, and scenarios must behave alike when replayed
                 headers["Idempotency-Key"] = uuid.uuid4().hex
-            case.headers = headers
+            case.headers = headers  # type: ignore[assignment]  # a plain dict: schemathesis sends any mapping
 
-        def after_call(self, response: Any, case: schemathesis.Case) -> None:
+        def after_call(self, response: Any, case: schemathesis.Case[Any]) -> None:
             super().after_call(response, case)
             if response.status_code >= 300:
                 return

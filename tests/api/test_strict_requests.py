@@ -92,7 +92,7 @@ def send_as_whoever_may(
 ) -> Response:
     """The answer to the first credential that gets past authentication and roles (401/403)."""
     for headers in credentials.values():
-        response = client.request(method, url, headers=headers, json=body)
+        response: Response = client.request(method, url, headers=headers, json=body)
         if response.status_code not in (401, 403):
             return response
     raise AssertionError(f"no credential may call {method} {url}")
@@ -125,7 +125,7 @@ def test_every_typed_field_refuses_values_of_another_json_type(
 ) -> None:
     checked = set()
     for method, url, schema in json_operations(spec):
-        fields = {name: resolve(spec, field).get("type") for name, field in schema["properties"].items()}
+        fields: dict[str, str] = {name: resolve(spec, field)["type"] for name, field in schema["properties"].items()}
         for attempt in range(3):
             body = {name: WRONG_TYPES[kind][attempt] for name, kind in fields.items()}
             found = issues(send_as_whoever_may(client, credentials, method, url, body))

@@ -8,6 +8,7 @@ Accounts: 0 admin, 1 manufacturer, 2 merchant, 3 carrier, 4 inspector,
 from __future__ import annotations
 
 import gc
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -172,7 +173,7 @@ def terms(exchanges: Any, escrow: Any, token: Any, policy: Any, merchant: Any) -
 
 
 @pytest.fixture(scope="module")
-def stocked(register: Any, ledger: Any, exchanges: Any, merchant: Any) -> Any:
+def stocked(register: Callable[..., bytes], ledger: Any, exchanges: Any, merchant: Any) -> Any:
     """stocked(n, price=PRICE, owner=merchant) -> itemId registered, stocked (sellable) and list-priced."""
 
     def _stocked(n: int, price: int = PRICE, owner: Any = None) -> bytes:
@@ -235,7 +236,9 @@ def register(ledger: Any, manufacturer: Any, merchant: Any) -> Any:
 
 
 @pytest.fixture(scope="module")
-def sold_item(register: Any, escrow: Any, token: Any, policy: Any, merchant: Any, consumer: Any) -> Any:
+def sold_item(
+    register: Callable[..., bytes], escrow: Any, token: Any, policy: Any, merchant: Any, consumer: Any
+) -> Any:
     """sold_item(n) -> itemId registered and sold to `consumer` at PRICE under DEFAULT_POLICY."""
 
     def _sold(n: int, buyer: Any = None) -> bytes:

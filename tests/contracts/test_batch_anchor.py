@@ -13,7 +13,7 @@ import brownie
 import pytest
 from brownie import BatchAnchor, chain, web3
 from conftest import IN_TRANSIT, LOCATION, TRANSPORTING, ZERO32, item_id, item_uri
-from eth_abi import encode
+from eth_abi.abi import encode
 from test_provenance_ledger import revert_message
 
 ROOT = b"\x5a" * 32

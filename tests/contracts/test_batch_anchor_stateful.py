@@ -91,6 +91,6 @@ class AnchorMachine:
 
 def test_batch_anchor_stateful(accounts: Any, ledger: Any, admin: Any) -> None:
     anchor = BatchAnchor.deploy(ledger, {"from": admin})
-    settings = {"max_examples": EXAMPLES, "stateful_step_count": STEPS, "deadline": None}
+    settings: dict[str, Any] = {"max_examples": EXAMPLES, "stateful_step_count": STEPS, "deadline": None}
     settings["suppress_health_check"] = [HealthCheck.too_slow]
     _state_machine_helper()(AnchorMachine, accounts, ledger, anchor, settings=settings)

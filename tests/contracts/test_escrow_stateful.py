@@ -16,18 +16,18 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
-from collections import Counter, namedtuple
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import brownie.test
 from brownie import chain, web3
 from brownie.exceptions import TransactionError, VirtualMachineError
 from brownie.network.transaction import TransactionReceipt
 from conftest import *
-from eth_abi import encode
-from eth_utils import keccak
+from eth_abi.abi import encode
+from eth_utils.crypto import keccak
 from hypothesis import HealthCheck
 from hypothesis import strategies as st
 from test_batch_anchor import four_leaf_tree, leaf
@@ -40,7 +40,7 @@ EDGES = {(AUTHORIZED, CANCELLED), (AUTHORIZED, EXPIRED), (AUTHORIZED, IN_TRANSIT
 EDGES |= {(IN_TRANSIT_STATE, RECEIVED), (IN_TRANSIT_STATE, CONSUMER_CLAIMED), (RECEIVED, CONSUMER_CLAIMED)}
 EDGES |= {(RECEIVED, ACCEPTED), (RECEIVED, REJECTED), (REJECTED, DISPUTED), (REJECTED, RECLAIMED)}
 EDGES |= {(DISPUTED, RESOLVED)}
-ACTIONS = ("publish_policy", "record_sale", "authorize", "cancel", "mark_in_transit", "mark_received")
+ACTIONS: tuple[str, ...] = ("publish_policy", "record_sale", "authorize", "cancel", "mark_in_transit", "mark_received")
 ACTIONS += ("record_inspection", "dispute", "resolve_dispute", "reclaim", "claim_uninspected", "prove_in_transit")
 PRICE_MAX = 10**8
 UNREGISTERED = 3  # index of the item that is never registered
@@ -75,7 +75,31 @@ PARAMS = {
     "inspect": st.integers(1, 90),
     "disp": st.integers(1, 90),
 }
-Params = namedtuple("Params", list(PARAMS))  # type: ignore[misc]
+
+
+class Params(NamedTuple):
+    """One draw of PARAMS: the fields in PARAMS' order."""
+
+    pick: int
+    who: int
+    item: int
+    buyer: int
+    tok: int
+    price: int
+    frac: int
+    fast: bool
+    passed: bool
+    kind: int
+    bad: int
+    window: int
+    fee: int
+    maxv: int
+    ship: int
+    inspect: int
+    disp: int
+
+
+assert list(PARAMS) == list(Params._fields)
 
 
 @dataclass(eq=False)
@@ -166,6 +190,7 @@ class EscrowMachine:
     action = st.sampled_from(ACTIONS)
     moves = st.lists(st.integers(0, 255), min_size=1, max_size=6)
     secs = st.integers(1, 4 * DAY)
+    sent: int  # transactions sent by all runs (set on the class: see __init__)
 
     def __init__(cls, accounts: Any, ledger: Any, escrow: Any, token: Any, batches: Any) -> None:  # noqa: N805 (brownie calls it on the class)
         cls.ledger, cls.escrow, cls.token, cls.chain_id, cls.batches = ledger, escrow, token, chain.id, batches
@@ -189,7 +214,10 @@ class EscrowMachine:
 
     def setup(self) -> None:
         self.now = latest_timestamp() + 1  # the timestamp of the next transaction
-        self.policies = {str(self.merchants[0]): [FIRST_POLICY], str(self.merchants[1]): []}
+        self.policies: dict[str, list[tuple[Any, ...]]] = {
+            str(self.merchants[0]): [FIRST_POLICY],
+            str(self.merchants[1]): [],
+        }
         self.sales: list[Sale | None] = [None] * (UNREGISTERED + 1)
         self.returns: list[Ret] = []
         self.balances = dict(self.base_balances)
@@ -255,7 +283,17 @@ class EscrowMachine:
     # ---- actions: the model's prediction, then the call --------------------------------------------
     def act_publish_policy(self, p: Params) -> None:
         caller = self._caller(p.who, self.merchants)
-        fields = [p.window, p.fee, p.fast, p.maxv, 3, p.ship, p.inspect, p.disp, keccak(text=f"policy {self.now}")]
+        fields: list[Any] = [
+            p.window,
+            p.fee,
+            p.fast,
+            p.maxv,
+            3,
+            p.ship,
+            p.inspect,
+            p.disp,
+            keccak(text=f"policy {self.now}"),
+        ]
         if p.bad in BAD_FIELDS:
             fields[BAD_FIELDS[p.bad][0]] = BAD_FIELDS[p.bad][1]
         policy = tuple(fields)
@@ -299,12 +337,12 @@ class EscrowMachine:
         policy = self.policies[str(sale.merchant)][sale.version - 1] if sale else FIRST_POLICY
         limit = policy[3] or price
         amount = {1001: price + 1, 1002: limit, 1003: limit + 1}.get(p.frac, price * p.frac // 1000)
-        errors = self._check(sale is None or sale.closed, "EscrowNoActiveSale")
-        errors = (
-            errors
-            or self._check(caller != sale.merchant, "EscrowNotMerchant")
-            or self._check(sale.open, "EscrowReturnAlreadyOpen")
-        )
+        if sale is None or sale.closed:
+            errors = ["EscrowNoActiveSale"]
+        else:
+            errors = self._check(caller != sale.merchant, "EscrowNotMerchant") or self._check(
+                sale.open, "EscrowReturnAlreadyOpen"
+            )
         errors = errors or self._check(amount == 0 or amount > price, "EscrowInvalidAmount")
         errors = errors or self._check(p.fast and not (policy[2] and amount <= limit), "EscrowFastRefundNotAllowed")
 
@@ -324,18 +362,23 @@ class EscrowMachine:
     def act_cancel(self, p: Params) -> None:
         rid, r = self._target(p.pick, (AUTHORIZED,))
         caller = self._caller(p.who, [r.sale.consumer if r else self.consumers[0]])
-        errors = self._unknown(r) or self._check(caller != r.sale.consumer, "EscrowNotConsumer")
-        errors = errors or self._state(r, AUTHORIZED)
+        if r is None:
+            errors = self._unknown()
+        else:
+            errors = self._check(caller != r.sale.consumer, "EscrowNotConsumer") or self._state(r, AUTHORIZED)
         self._send_end(self.escrow.cancelReturn, (rid,), caller, errors, r, CANCELLED, 0, False)
 
     def act_mark_in_transit(self, p: Params) -> None:
         rid, r = self._target(p.pick, (AUTHORIZED,))
         caller = self._caller(p.who, [self.carrier])
-        errors = self._unknown(r) or self._state(r, AUTHORIZED)
-        errors = errors or self._check(self.now > r.ship_by, "EscrowDeadlinePassed")
+        if r is None:
+            errors = self._unknown()
+        else:
+            errors = self._state(r, AUTHORIZED) or self._check(self.now > r.ship_by, "EscrowDeadlinePassed")
         errors = self._check(caller != self.carrier, "EscrowMissingRole") + errors
 
         def apply(out: Events) -> None:
+            assert r is not None  # no errors: the return exists
             r.inspect_by = self.now - 1 + r.policy[6] * DAY
             self._transition(out, r, IN_TRANSIT_STATE, caller, r.inspect_by)
             self._item_event(out, r.item, caller, TRANSPORTING, IN_TRANSIT, ZERO32, rid)
@@ -349,13 +392,15 @@ class EscrowMachine:
         return's last proof, a `who` of 12..14 makes the merchant (a scanner, not a carrier) the batch's submitter."""
         rid, r = self._target(p.pick, (AUTHORIZED,))
         caller = self._caller(p.who, [self.carrier])
+        errors: list[str]
         if p.kind == 0 and rid in self.proofs:
             args, submitter, errors = self.proofs[rid], self.carrier, []
         else:
             args, submitter, errors = self._anchored_scan(p, rid, r)
-        errors = self._unknown(r) or self._state(r, AUTHORIZED) or errors
+        errors = self._unknown() if r is None else self._state(r, AUTHORIZED) or errors
 
         def apply(out: Events) -> None:
+            assert r is not None  # no errors: the return exists
             r.inspect_by = self.now - 1 + r.policy[6] * DAY
             self._transition(out, r, IN_TRANSIT_STATE, submitter, r.inspect_by, args[3])
             self._item_event(out, r.item, submitter, DEPARTING, IN_TRANSIT, ZERO32, rid)
@@ -404,10 +449,14 @@ class EscrowMachine:
         rid, r = self._target(p.pick, (IN_TRANSIT_STATE,))
         caller = self._caller(p.who, [self.carrier, r.sale.merchant if r else self.merchants[0]])
         by_merchant = r is not None and caller == r.sale.merchant
-        errors = self._unknown(r) or self._check(not by_merchant and caller != self.carrier, "EscrowMissingRole")
-        errors = errors or self._state(r, IN_TRANSIT_STATE)
+        if r is None:
+            errors = self._unknown()
+        else:
+            errors = self._check(not by_merchant and caller != self.carrier, "EscrowMissingRole")
+            errors = errors or self._state(r, IN_TRANSIT_STATE)
 
         def apply(out: Events) -> None:
+            assert r is not None  # no errors: the return exists
             self._transition(out, r, RECEIVED, caller)
             self._item_event(out, r.item, caller, RECEIVING if by_merchant else ARRIVING, RETURNED, ZERO32, rid)
 
@@ -417,12 +466,16 @@ class EscrowMachine:
         rid, r = self._target(p.pick, (RECEIVED,))
         caller = self._caller(p.who, [self.inspector])
         report = ZERO32 if p.kind == 0 else keccak(text=f"report {self.now}")
-        errors = self._unknown(r) or self._state(r, RECEIVED) or self._check(report == ZERO32, "EscrowReportMissing")
+        if r is None:
+            errors = self._unknown()
+        else:
+            errors = self._state(r, RECEIVED) or self._check(report == ZERO32, "EscrowReportMissing")
         if r is not None and r.state == RECEIVED:
             errors += self._check(not r.settled and self.now > r.inspect_by, "EscrowDeadlinePassed")
         errors = self._check(caller != self.inspector, "EscrowMissingRole") + errors
 
         def apply(out: Events) -> None:
+            assert r is not None  # no errors: the return exists
             was_settled = r.settled
             if p.passed:
                 self._transition(out, r, ACCEPTED, caller, 0, report)
@@ -442,11 +495,15 @@ class EscrowMachine:
         rid, r = self._target(p.pick, (REJECTED,))
         caller = self._caller(p.who, [r.sale.consumer if r else self.consumers[0]])
         evidence = keccak(text=f"evidence {self.now}")
-        errors = self._unknown(r) or self._check(caller != r.sale.consumer, "EscrowNotConsumer")
-        errors = errors or self._state(r, REJECTED) or self._check(r.settled, "EscrowAlreadySettled")
-        errors = errors or self._check(self.now > r.dispute_by, "EscrowDeadlinePassed")
+        if r is None:
+            errors = self._unknown()
+        else:
+            errors = self._check(caller != r.sale.consumer, "EscrowNotConsumer")
+            errors = errors or self._state(r, REJECTED) or self._check(r.settled, "EscrowAlreadySettled")
+            errors = errors or self._check(self.now > r.dispute_by, "EscrowDeadlinePassed")
 
         def apply(out: Events) -> None:
+            assert r is not None  # no errors: the return exists
             self._transition(out, r, DISPUTED, caller, 0, evidence)
 
         self._send(self.escrow.dispute, (rid, evidence), caller, errors, apply)
@@ -457,7 +514,7 @@ class EscrowMachine:
         deposit = r.amount if r else PRICE_MAX
         to_consumer = deposit + 1 if p.frac > 1000 else deposit * p.frac // 1000
         ruling = keccak(text=f"ruling {self.now}")
-        errors = self._unknown(r) or self._state(r, DISPUTED)
+        errors = self._unknown() if r is None else self._state(r, DISPUTED)
         errors = errors or self._check(to_consumer > deposit, "EscrowInvalidAmount")
         errors = self._check(caller != self.arbiter, "EscrowMissingRole") + errors
         args = (rid, to_consumer, ruling)
@@ -466,14 +523,17 @@ class EscrowMachine:
     def act_reclaim(self, p: Params) -> None:
         rid, r = self._target(p.pick, (AUTHORIZED, REJECTED))
         caller = self._caller(p.who, [r.sale.merchant if r else self.merchants[0]])
-        errors = self._unknown(r) or self._check(caller != r.sale.merchant, "EscrowNotMerchant")
-        if not errors and r.state == AUTHORIZED:
-            errors = self._check(self.now <= r.ship_by, "EscrowDeadlineNotReached")
-        elif not errors and r.state == REJECTED:
-            errors = self._check(r.settled, "EscrowAlreadySettled")
-            errors = errors or self._check(self.now <= r.dispute_by, "EscrowDeadlineNotReached")
-        elif not errors:
-            errors = ["EscrowInvalidState"]
+        if r is None:
+            errors = self._unknown()
+        else:
+            errors = self._check(caller != r.sale.merchant, "EscrowNotMerchant")
+            if not errors and r.state == AUTHORIZED:
+                errors = self._check(self.now <= r.ship_by, "EscrowDeadlineNotReached")
+            elif not errors and r.state == REJECTED:
+                errors = self._check(r.settled, "EscrowAlreadySettled")
+                errors = errors or self._check(self.now <= r.dispute_by, "EscrowDeadlineNotReached")
+            elif not errors:
+                errors = ["EscrowInvalidState"]
         came_back = r is not None and r.state == REJECTED  # a failed item is back; an unshipped one never left
         self._send_end(
             self.escrow.reclaim, (rid,), caller, errors, r, RECLAIMED if came_back else EXPIRED, 0, came_back
@@ -482,10 +542,13 @@ class EscrowMachine:
     def act_claim_uninspected(self, p: Params) -> None:
         rid, r = self._target(p.pick, (IN_TRANSIT_STATE, RECEIVED))
         caller = self._caller(p.who, [r.sale.consumer if r else self.consumers[0]])
-        errors = self._unknown(r) or self._check(caller != r.sale.consumer, "EscrowNotConsumer")
-        errors = errors or self._check(r.state not in (IN_TRANSIT_STATE, RECEIVED), "EscrowInvalidState")
-        errors = errors or self._check(r.settled, "EscrowAlreadySettled")
-        errors = errors or self._check(self.now <= r.inspect_by, "EscrowDeadlineNotReached")
+        if r is None:
+            errors = self._unknown()
+        else:
+            errors = self._check(caller != r.sale.consumer, "EscrowNotConsumer")
+            errors = errors or self._check(r.state not in (IN_TRANSIT_STATE, RECEIVED), "EscrowInvalidState")
+            errors = errors or self._check(r.settled, "EscrowAlreadySettled")
+            errors = errors or self._check(self.now <= r.inspect_by, "EscrowDeadlineNotReached")
         self._send_end(self.escrow.claimUninspected, (rid,), caller, errors, r, CONSUMER_CLAIMED, r and r.amount, True)
 
     # ---- model helpers ----------------------------------------------------------------------------
@@ -633,8 +696,8 @@ class EscrowMachine:
         return [error] if condition else []
 
     @staticmethod
-    def _unknown(r: Ret | None) -> list[str]:
-        return ["EscrowUnknownReturn"] if r is None else []
+    def _unknown() -> list[str]:
+        return ["EscrowUnknownReturn"]
 
     @staticmethod
     def _state(r: Ret, expected: int) -> list[str]:
@@ -657,7 +720,15 @@ class EscrowMachine:
         # the stored return and sale of every return touched in this step agree with the model
         for r in self.touched:
             s = r.sale
-            want = (self.item_ids[r.item], s.consumer, r.amount, s.merchant, r.ship_by, r.inspect_by, r.state)
+            want: tuple[Any, ...] = (
+                self.item_ids[r.item],
+                s.consumer,
+                r.amount,
+                s.merchant,
+                r.ship_by,
+                r.inspect_by,
+                r.state,
+            )
             want += (r.fast, self.token, r.dispute_by, r.policy[1], r.settled, s.version)
             assert _norm(tuple(_view(self.escrow, self.escrow.returnOf, r.rid))) == _norm(want), r.rid.hex()
             if self.sales[r.item] is s:  # (the item was not sold again since)
@@ -687,6 +758,6 @@ def _state_machine_helper() -> Callable[..., None]:
 
 
 def test_escrow_lifecycle_stateful(accounts: Any, ledger: Any, escrow: Any, token: Any, batches: Any) -> None:
-    settings = {"max_examples": EXAMPLES, "stateful_step_count": STEPS, "deadline": None}
+    settings: dict[str, Any] = {"max_examples": EXAMPLES, "stateful_step_count": STEPS, "deadline": None}
     settings["suppress_health_check"] = [HealthCheck.too_slow, HealthCheck.filter_too_much]
     _state_machine_helper()(EscrowMachine, accounts, ledger, escrow, token, batches, settings=settings)

@@ -214,8 +214,8 @@ class ExchangeMachine:
         for xid, payouts in self.paid.items():
             assert len(payouts) == 1, f"{xid.hex()} paid {len(payouts)} times"
             assert sum(payouts[0]) == self.deposits[xid], f"{xid.hex()}: payouts != deposit"
-        for xid, payouts in self.collateral_paid.items():
-            assert payouts == [self.collateral[xid]], f"{xid.hex()}: collateral paid {payouts}"
+        for xid, collateral_payouts in self.collateral_paid.items():
+            assert collateral_payouts == [self.collateral[xid]], f"{xid.hex()}: collateral paid {collateral_payouts}"
         held_escrow = sum(amount for xid, amount in self.deposits.items() if xid not in self.paid)
         held_collateral = sum(amount for xid, amount in self.collateral.items() if xid not in self.collateral_paid)
         assert int(self.token.balanceOf(self.escrow)) == held_escrow
@@ -275,7 +275,10 @@ def test_exchange_money_stateful(accounts: Any, ledger: Any, escrow: Any, exchan
     chain.snapshot()
 
     @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-    @given(st.booleans(), st.integers(1, 1000), st.lists(STEP, min_size=STEPS // 2, max_size=STEPS))
+    # brownie.test.given (hypothesis' given, for brownie) is untyped: brownie is not installed in .venv
+    @given(  # type: ignore[untyped-decorator]
+        st.booleans(), st.integers(1, 1000), st.lists(STEP, min_size=STEPS // 2, max_size=STEPS)
+    )
     def run(flag: bool, frac: int, steps: list[tuple[Any, ...]]) -> None:
         chain.revert()
         machine.setup()

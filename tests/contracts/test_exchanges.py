@@ -7,6 +7,7 @@ return with the escrow's own calls and check what the exchange adds.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import brownie
@@ -385,12 +386,13 @@ def test_instant_limited_by_value(exchanges: Any, escrow: Any, sold_item: Any, s
 
 def test_unknown_exchange(exchanges: Any, merchant: Any) -> None:
     unknown = b"\x77" * 32
-    for call in (
+    calls: tuple[Callable[[], Any], ...] = (
         lambda: exchanges.releaseReplacement(unknown, LOCATION, {"from": merchant}),
         lambda: exchanges.recordExtraPayment(unknown, PAYMENT, {"from": merchant}),
         lambda: exchanges.releaseCollateral(unknown, {"from": merchant}),
         lambda: exchanges.claimCollateral(unknown, {"from": merchant}),
-    ):
+    )
+    for call in calls:
         with brownie.reverts(err("ExchangeUnknown", unknown)):
             call()
 

@@ -28,7 +28,7 @@ def logs_in_block(txids: list[Any], at: int) -> list[tuple[tuple[bytes, ...], by
     """Mines the pending ``txids`` in one block at time ``at``; their logs (topics, data) in order."""
     web3.provider.make_request("evm_mine", [at])
     web3.provider.make_request("evm_setAutomine", [True])
-    logs = []
+    logs: list[tuple[tuple[bytes, ...], bytes]] = []
     for txid in txids:
         receipt = web3.eth.get_transaction_receipt(txid)
         assert receipt["status"] == 1

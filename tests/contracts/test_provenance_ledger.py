@@ -43,7 +43,7 @@ from conftest import (
     item_id,
     item_uri,
 )
-from eth_abi import encode
+from eth_abi.abi import encode
 
 GTIN = 614141107346
 METADATA = b"\x22" * 32

@@ -7,6 +7,7 @@ of the contract's own logic.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import brownie
@@ -59,7 +60,7 @@ def unauthorized(account: Any, role: bytes) -> str:
 
 
 @pytest.fixture(scope="module")
-def item(register: Any) -> bytes:
+def item(register: Callable[..., bytes]) -> bytes:
     """An item of `merchant`, registered once for the whole module."""
     return register(1)
 

@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 import pytest
 from brownie import ReentrantToken, accounts, chain, web3
 from conftest import DAY, IN_TRANSIT_STATE, LOCATION, PRICE, RECEIVED, RECLAIMED, ZERO32
-from eth_abi import encode
+from eth_abi.abi import encode
 
 ORDER = b"\x33" * 32
 REPORT = b"\x44" * 32

@@ -43,7 +43,7 @@ from conftest import (
     item_uri,
     set_next_timestamp,
 )
-from eth_abi import encode
+from eth_abi.abi import encode
 
 FEE = PRICE * DEFAULT_POLICY[1] // 10_000
 REPORT = b"\x44" * 32
@@ -423,15 +423,16 @@ def test_item_history_of_a_return(
 # --- deadlines at the boundary second ------------------------------------------------------
 # A deadline D allows the "by D" action while block.timestamp <= D and the "after D" action once > D.
 
+Call = Callable[[Any, bytes], Any]  # (escrow, returnId) -> the transaction
 NO_SETUP, RECLAIM, CLAIM = (lambda e, rid: None), CALLS["reclaim"], CALLS["claimUninspected"]
 # name: (setup, deadline field, action, state it reaches)
-BY_DEADLINE = {
+BY_DEADLINE: dict[str, tuple[Call, str, Call, int]] = {
     "markInTransit-shipBy": (NO_SETUP, "shipBy", CALLS["markInTransit"], IN_TRANSIT_STATE),
     "recordInspection-inspectBy": (ship_and_receive, "inspectBy", CALLS["recordInspection"], ACCEPTED),
     "dispute-disputeBy": (reject, "disputeBy", CALLS["dispute"], DISPUTED),
 }
 # name: (setup, deadline field, action, state before, state after, to consumer, to merchant, item came back)
-AFTER_DEADLINE = {
+AFTER_DEADLINE: dict[str, tuple[Call, str, Call, int, int, int, int, bool]] = {
     "reclaim-Authorized": (NO_SETUP, "shipBy", RECLAIM, AUTHORIZED, EXPIRED, 0, PRICE, False),
     "claim-InTransit": (ship, "inspectBy", CLAIM, IN_TRANSIT_STATE, CONSUMER_CLAIMED, PRICE, 0, True),
     "claim-Received": (ship_and_receive, "inspectBy", CLAIM, RECEIVED, CONSUMER_CLAIMED, PRICE, 0, True),

@@ -8,6 +8,7 @@ the entry points without a scanned EPC.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import brownie
@@ -76,12 +77,13 @@ def test_mismatch_at_receiving_goes_to_the_arbiter(
     scanned_kind: str,
 ) -> None:
     itemid, rid = authorized(1)
-    scanned, scanned_merchant = {
+    scans: dict[str, Callable[[], tuple[bytes, Any]]] = {
         "other_serial": lambda: (register(2), merchant),
         "other_merchant": lambda: (register(3, merchant2), merchant2),
         "not_on_ledger": lambda: (NOT_ON_LEDGER, "0x" + "00" * 20),
         "destroyed": lambda: (register(4), merchant),
-    }[scanned_kind]()
+    }
+    scanned, scanned_merchant = scans[scanned_kind]()
     if scanned_kind == "destroyed":
         ledger.recordEvent(event_input(scanned, DESTROYING, DESTROYED), {"from": merchant})
     ship(escrow, rid, carrier)

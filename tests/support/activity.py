@@ -96,7 +96,7 @@ class Activity:
         self.send(self.d.escrow.functions.publishPolicy(POLICY), merchant)
 
     def register(self, count: int, *, merchant: int = MERCHANT) -> list[bytes]:
-        ids = []
+        ids: list[bytes] = []
         for _ in range(count):
             uri = f"urn:epc:id:sgtin:0614141.107346.{next(_serials)}-{id(self)}"
             self.send(

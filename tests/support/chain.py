@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from eth_typing import ChecksumAddress
 from web3 import Web3
 from web3.contract import Contract
 
@@ -115,7 +116,7 @@ class Deployed:
     ledger: Contract
     escrow: Contract
     token: Contract
-    accounts: list[str]
+    accounts: list[ChecksumAddress]
     deploy_block: int
     exchange: Contract
     anchor: Contract
@@ -127,7 +128,9 @@ def deploy_contract(w3: Web3, name: str, *args: Any, sender: str) -> Contract:
     factory = w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
     tx_hash = factory.constructor(*args).transact({"from": sender})
     receipt = w3.eth.wait_for_transaction_receipt(tx_hash)
-    return w3.eth.contract(address=receipt["contractAddress"], abi=artifact.abi)
+    address = receipt["contractAddress"]
+    assert address is not None, f"{name}'s deployment created no contract"
+    return w3.eth.contract(address=address, abi=artifact.abi)
 
 
 def deploy_all(node: Anvil) -> Deployed:

@@ -34,7 +34,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 
 import httpx
 
@@ -87,7 +87,7 @@ class FaultProxy:
         self.injected: Counter[str] = Counter()
         self._first = list(first)  # faults forced on the first eligible requests, in order
         self.requests = 0
-        self.methods: Counter[str] = Counter()
+        self.methods: Counter[str | None] = Counter()
         self._random = random.Random(seed)
         self._lock = threading.Lock()
         self._older_left = 0
@@ -114,7 +114,7 @@ class FaultProxy:
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="faultproxy", daemon=True
         )
 
-    def __enter__(self) -> FaultProxy:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 

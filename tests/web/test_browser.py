@@ -10,7 +10,7 @@ import re
 
 import pytest
 from PIL import Image, ImageDraw
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, Page, ViewportSize, expect
 from sqlalchemy import text
 
 from tests.api.conftest import ApiEnv
@@ -41,7 +41,7 @@ def test_a_consumers_whole_return(
     flow: Flow,
     lang: str,
     locale: str,
-    viewport: dict[str, int],
+    viewport: ViewportSize,
     texts: dict[str, str],
 ) -> None:
     device = "phone" if viewport is PHONE else "desktop"
@@ -100,7 +100,7 @@ def test_a_bad_token_page(browser: Browser, served: Served) -> None:
 
 @pytest.mark.parametrize(("locale", "viewport"), [("zh-CN", PHONE), ("en-GB", DESKTOP)])
 def test_a_merchant_approves_a_queued_request(
-    browser: Browser, served: Served, flow: Flow, keys: dict[str, str], locale: str, viewport: dict[str, int]
+    browser: Browser, served: Served, flow: Flow, keys: dict[str, str], locale: str, viewport: ViewportSize
 ) -> None:
     name = f"{locale[:2]}-{'phone' if viewport is PHONE else 'desktop'}"
     flow.publish(manual_review_reasons=["damaged"])
@@ -134,7 +134,7 @@ def test_an_auditor_finds_a_tampered_index_row_highlighted(
     keys: dict[str, str],
     api_env: ApiEnv,
     locale: str,
-    viewport: dict[str, int],
+    viewport: ViewportSize,
 ) -> None:
     device = "phone" if viewport is PHONE else "desktop"
     lang = locale[:2]

@@ -11,9 +11,10 @@ import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TypedDict, Unpack
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect
+from playwright.sync_api import Browser, BrowserContext, FilePayload, Page, ViewportSize, expect
 
 from ledger_service.access import issue_return_token
 from tests.api.conftest import ApiEnv
@@ -34,13 +35,24 @@ def small(api_env: ApiEnv) -> Iterator[Served]:
         yield running
 
 
-def _context(browser: Browser, locale: str, viewport: dict[str, int], **options: bool) -> BrowserContext:
+class _ContextOptions(TypedDict, total=False):
+    java_script_enabled: bool
+
+
+def _context(
+    browser: Browser, locale: str, viewport: ViewportSize, **options: Unpack[_ContextOptions]
+) -> BrowserContext:
     return browser.new_context(locale=locale, viewport=viewport, bypass_csp=True, **options)  # axe runs inline
 
 
 @contextmanager
 def _purchase(
-    browser: Browser, served: Served, token: str, locale: str, viewport: dict[str, int], **options: bool
+    browser: Browser,
+    served: Served,
+    token: str,
+    locale: str,
+    viewport: ViewportSize,
+    **options: Unpack[_ContextOptions],
 ) -> Iterator[Page]:
     """The purchase page of ``token`` in a fresh browser context (closed afterwards)."""
     context = _context(browser, locale, viewport, **options)
@@ -52,7 +64,7 @@ def _purchase(
         context.close()
 
 
-def _name(locale: str, viewport: dict[str, int]) -> str:
+def _name(locale: str, viewport: ViewportSize) -> str:
     return f"{locale[:2]}-{'phone' if viewport is PHONE else 'desktop'}"
 
 
@@ -67,7 +79,7 @@ def _submit_request(page: Page) -> None:
 
 @pytest.mark.parametrize(("locale", "viewport"), DEVICES)
 def test_a_second_tab_sending_the_same_form_or_another_one(
-    browser: Browser, served: Served, flow: Flow, locale: str, viewport: dict[str, int]
+    browser: Browser, served: Served, flow: Flow, locale: str, viewport: ViewportSize
 ) -> None:
     sold = flow.sold_and_delivered()
     context = _context(browser, locale, viewport)
@@ -104,38 +116,38 @@ PNG_HEAD = b"\x89PNG\r\n\x1a\n"
 
 @pytest.mark.parametrize(("locale", "viewport"), DEVICES)
 def test_photos_are_checked_in_the_page_before_they_are_sent(
-    browser: Browser, small: Served, flow: Flow, locale: str, viewport: dict[str, int]
+    browser: Browser, small: Served, flow: Flow, locale: str, viewport: ViewportSize
 ) -> None:
     sold = flow.sold_and_delivered()
     zh = locale.startswith("zh")
     with _purchase(browser, small, sold.token, locale, viewport) as page:
         _fill_request(page, "damaged", "kept as typed")
         photos = page.locator("#photos")
-        photos.set_input_files([{"name": "receipt.pdf", "mimeType": "application/pdf", "buffer": b"%PDF-1.4"}])
+        photos.set_input_files([FilePayload(name="receipt.pdf", mimeType="application/pdf", buffer=b"%PDF-1.4")])
         problem = page.locator("#photos-problem")
         expect(problem).to_contain_text("此文件不是：receipt.pdf" if zh else "this one is not: receipt.pdf")
         _submit_request(page)  # refused in the page: nothing is sent
         expect(problem).to_be_visible()
         assert "/returns/" not in page.url
         big = PNG_HEAD + bytes(2 * SMALL_DOCUMENTS)
-        photos.set_input_files([{"name": "big.png", "mimeType": "image/png", "buffer": big}])
+        photos.set_input_files([FilePayload(name="big.png", mimeType="image/png", buffer=big)])
         expect(problem).to_contain_text("合计超过" if zh else "larger than")
         expect(photos).to_have_attribute("aria-invalid", "true")
         expect(page.locator("#comment")).to_have_value("kept as typed")
         check_page(page, f"purchase-photo-refused-{_name(locale, viewport)}")
-        photos.set_input_files([{"name": "ok.png", "mimeType": "image/png", "buffer": PNG_HEAD + b"\0" * 64}])
+        photos.set_input_files([FilePayload(name="ok.png", mimeType="image/png", buffer=PNG_HEAD + b"\0" * 64)])
         expect(problem).to_be_hidden()
 
 
 @pytest.mark.parametrize(("locale", "viewport"), DEVICES)
 def test_without_javascript_too_large_photos_are_a_page_that_keeps_the_form(
-    browser: Browser, small: Served, flow: Flow, locale: str, viewport: dict[str, int]
+    browser: Browser, small: Served, flow: Flow, locale: str, viewport: ViewportSize
 ) -> None:
     sold = flow.sold_and_delivered()
     with _purchase(browser, small, sold.token, locale, viewport, java_script_enabled=False) as page:
         _fill_request(page, "wrong_size", "太小了 / too small")
         big = PNG_HEAD + bytes(3 * SMALL_DOCUMENTS)  # past the server's upload limit
-        page.locator("#photos").set_input_files([{"name": "big.png", "mimeType": "image/png", "buffer": big}])
+        page.locator("#photos").set_input_files([FilePayload(name="big.png", mimeType="image/png", buffer=big)])
         with page.expect_navigation():
             _submit_request(page)
         expect(page.locator("#error")).to_contain_text(
@@ -149,7 +161,7 @@ def test_without_javascript_too_large_photos_are_a_page_that_keeps_the_form(
 
 
 def _check_without_javascript(
-    browser: Browser, page: Page, served: Served, locale: str, viewport: dict[str, int], name: str
+    browser: Browser, page: Page, served: Served, locale: str, viewport: ViewportSize, name: str
 ) -> None:
     """:func:`check_page` for a page shown with JavaScript off: axe needs it, so the same HTML is checked in a
     page of the same site with JavaScript on."""
@@ -171,7 +183,7 @@ def test_error_pages_in_the_users_language(
     keys: dict[str, str],
     api_env: ApiEnv,
     locale: str,
-    viewport: dict[str, int],
+    viewport: ViewportSize,
 ) -> None:
     zh = locale.startswith("zh")
     name = _name(locale, viewport)

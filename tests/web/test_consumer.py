@@ -65,7 +65,9 @@ def test_a_whole_return_in_chinese(client: TestClient, flow: Flow) -> None:
     qr = client.get(f"{location}/label?format=qr", headers=ZH)
     # the QR code only: zxing-cpp's ITF reader finds a short code across a QR's modules now and then (1 in 400)
     image = Image.open(io.BytesIO(qr.content))
-    decoded = [r.text for r in zxingcpp.read_barcodes(image, formats=(zxingcpp.BarcodeFormat.QRCode,))]
+    decoded = [
+        r.text for r in zxingcpp.read_barcodes(image, formats=zxingcpp.BarcodeFormats((zxingcpp.BarcodeFormat.QRCode,)))
+    ]
     assert decoded == [f"http://127.0.0.1:8000/verify/{label_code(rma)}"]
 
     flow.scan(rma, "in_transit")  # fast refund: paid at the first carrier scan

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from playwright.sync_api import Browser, expect
+from playwright.sync_api import Browser, ViewportSize, expect
 
 from tests.api.exchange_flows import publish_terms, stocked
 from tests.api.flows import PRICE, Flow
@@ -33,7 +33,7 @@ def exchanging(flow: Flow) -> Flow:
     ],
 )
 def test_a_consumers_instant_exchange(
-    browser: Browser, served: Served, exchanging: Flow, locale: str, viewport: dict[str, int], texts: dict[str, str]
+    browser: Browser, served: Served, exchanging: Flow, locale: str, viewport: ViewportSize, texts: dict[str, str]
 ) -> None:
     flow = exchanging
     name = f"{locale[:2]}-{'phone' if viewport is PHONE else 'desktop'}"
@@ -71,7 +71,7 @@ def test_a_consumers_instant_exchange(
 
 @pytest.mark.parametrize(("locale", "viewport"), [("zh-CN", PHONE), ("en-GB", DESKTOP)])
 def test_a_merchant_approves_an_exchange_and_records_the_payment(
-    browser: Browser, served: Served, exchanging: Flow, keys: dict[str, str], locale: str, viewport: dict[str, int]
+    browser: Browser, served: Served, exchanging: Flow, keys: dict[str, str], locale: str, viewport: ViewportSize
 ) -> None:
     flow = exchanging
     name = f"{locale[:2]}-{'phone' if viewport is PHONE else 'desktop'}"

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, Page, ViewportSize, expect
 
 from tests.api.carriers import deliver, event, labelled
 from tests.api.flows import Flow, ok
@@ -47,7 +47,7 @@ def test_a_carrier_scan_shows_up_on_the_open_page_through_the_stream(
     served: Served,
     flow: Flow,
     locale: str,
-    viewport: dict[str, int],
+    viewport: ViewportSize,
     words: dict[str, str],
 ) -> None:
     lang, device = locale[:2], "phone" if viewport is PHONE else "desktop"
@@ -154,7 +154,7 @@ def test_the_pages_stream_is_the_sessions_own_return(client: TestClient, flow: F
 
 @pytest.mark.parametrize(("locale", "viewport"), [("zh-CN", PHONE), ("en-GB", DESKTOP)])
 def test_the_merchants_tracking_timeline_in_the_browser(
-    browser: Browser, served: Served, flow: Flow, keys: dict[str, str], locale: str, viewport: dict[str, int]
+    browser: Browser, served: Served, flow: Flow, keys: dict[str, str], locale: str, viewport: ViewportSize
 ) -> None:
     _, rma, number = labelled(flow)
     ok(deliver(flow.client, event(number, "in_transit", location="Shanghai hub")))

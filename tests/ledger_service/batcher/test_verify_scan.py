@@ -55,13 +55,13 @@ def test_a_proof_verifies_from_the_file_and_the_chain_alone(
         assert report["verified"] and report["seq"] == 0 and report["problems"] == []
 
         # another time in the values: another leaf, a root nobody anchored
-        values = list(made["values"])  # type: ignore[call-overload]
+        values = list(made["values"])
         values[8] = str(int(values[8]) - 1)
         assert main(["scan", "--proof", _proof_file(tmp_path, "forged.json", made | {"values": values}), *common]) == 1
         out = capsys.readouterr().out
         assert "not the hash of its values" in out and "NOT VERIFIED" in out
         # the readable scan must say what the proven values say
-        lying = made | {"scan": made["scan"] | {"read_point": "0614141.00999.0"}}  # type: ignore[operator]
+        lying = made | {"scan": made["scan"] | {"read_point": "0614141.00999.0"}}
         assert main(["scan", "--proof", _proof_file(tmp_path, "lying.json", lying), *common]) == 1
         assert "scan.read_point is not what the proven leaf holds" in capsys.readouterr().out
 

@@ -101,7 +101,9 @@ def test_full_batches_and_waiting_ones_are_sealed_numbered_anchored_and_indexed_
         leaf = tuple(_typed(kind, value) for kind, value in zip(batch_document.LEAF_ENCODING, made.values, strict=True))
         root, path = bytes.fromhex(made.root[2:]), [bytes.fromhex(node[2:]) for node in made.proof]
         assert chain.deployed.anchor.functions.verifyScan(leaf, root, path).call()
-        forged = (leaf[0], leaf[1] + 1, *leaf[2:])
+        seq = leaf[1]
+        assert isinstance(seq, int)
+        forged = (leaf[0], seq + 1, *leaf[2:])
         assert not chain.deployed.anchor.functions.verifyScan(forged, root, path).call()
 
         # past the finality depth the anchors are final

@@ -105,7 +105,8 @@ def test_each_items_order_is_kept() -> None:
     assert found == [(1, found[0][1])] and "was destroyed" in found[0][1]
     [(_, message)] = messages(MERCHANT, body(KNOWN, minute=20), destroyed=True)
     assert "was destroyed" in message
-    [(_, message)] = messages(MANUFACTURER, body(KNOWN, "commissioning", "active", **{"ledger:merchant": MERCHANT}))
+    merchant_field: dict[str, Any] = {"ledger:merchant": MERCHANT}
+    [(_, message)] = messages(MANUFACTURER, body(KNOWN, "commissioning", "active", **merchant_field))
     assert "already registered" in message
 
 

@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from eth_account import Account
+from eth_typing import HexStr
 from web3 import Web3
 
 from ledger_service.chain.artifacts import load_artifact
@@ -62,7 +63,7 @@ def main() -> None:
             sent = sender.send(ledger.functions.registerItem(uri, 1, owner, ZERO_HASH, LOCATION))
         except LedgerError as exc:
             return f"error {uri} {exc}"
-        nonce = w3.eth.get_transaction(sent.tx_hash)["nonce"]
+        nonce = w3.eth.get_transaction(HexStr(sent.tx_hash))["nonce"]
         return f"ok {uri} {nonce}"
 
     with ThreadPoolExecutor(max_workers=4) as pool:

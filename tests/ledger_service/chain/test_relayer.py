@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from eth_account import Account
+from eth_typing import HexStr
 from prometheus_client import REGISTRY
 from web3 import Web3
 
@@ -70,14 +71,14 @@ def _in_background(send: Callable[[], SentTx]) -> tuple[threading.Thread, list[S
     return thread, out
 
 
-def _pooled(node: Anvil, address: str, count: int = 1) -> list[str]:
+def _pooled(node: Anvil, address: str, count: int = 1) -> list[HexStr]:
     """The hashes of ``address``'s transactions in anvil's pool, once there are ``count``."""
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         pending = node.rpc("txpool_content")["pending"]
-        mine = next((txs for sender, txs in pending.items() if sender.lower() == address.lower()), {})
+        mine: dict[str, Any] = next((txs for sender, txs in pending.items() if sender.lower() == address.lower()), {})
         if len(mine) >= count:
-            return [tx["hash"] for tx in mine.values()]
+            return [HexStr(tx["hash"]) for tx in mine.values()]
         time.sleep(0.02)
     raise AssertionError("the transaction never reached the pool")
 
@@ -103,14 +104,16 @@ def test_a_dropped_transaction_is_sent_again_and_mined_once(paused: tuple[Anvil,
     node, d = paused
     sender = _sender(d)
     dropped = _sample("ledger_tx_replaced_total", reason="dropped")
-    nonce = d.w3.eth.get_transaction_count(sender.address)
+    nonce = d.w3.eth.get_transaction_count(Web3.to_checksum_address(sender.address))
     thread, out = _in_background(lambda: sender.send(_register(d, "urn:dropped")))
     (first,) = _pooled(node, sender.address)
     node.rpc("anvil_dropTransaction", [first])
     node.rpc("evm_setIntervalMining", [1])
     sent = _result(thread, out)
-    assert d.w3.eth.get_transaction(sent.tx_hash)["nonce"] == nonce
-    assert d.w3.eth.get_transaction_count(sender.address) == nonce + 1  # exactly one transaction mined
+    assert d.w3.eth.get_transaction(HexStr(sent.tx_hash))["nonce"] == nonce
+    assert (
+        d.w3.eth.get_transaction_count(Web3.to_checksum_address(sender.address)) == nonce + 1
+    )  # exactly one transaction mined
     assert d.ledger.functions.itemOf(Web3.keccak(text="urn:dropped")).call()[1] == 1
     assert _sample("ledger_tx_replaced_total", reason="dropped") == dropped + 1
 
@@ -119,17 +122,17 @@ def test_a_base_fee_spike_leaves_it_stuck_and_a_bumped_replacement_is_mined(paus
     node, d = paused
     sender = _sender(d)
     replaced = _replaced()
-    nonce = d.w3.eth.get_transaction_count(sender.address)
+    nonce = d.w3.eth.get_transaction_count(Web3.to_checksum_address(sender.address))
     thread, out = _in_background(lambda: sender.send(_register(d, "urn:spike")))
     (first,) = _pooled(node, sender.address)
     offered = int(d.w3.eth.get_transaction(first)["maxFeePerGas"])
     node.rpc("anvil_setNextBlockBaseFeePerGas", [hex(offered * 50)])  # far above what it offered
     node.rpc("evm_setIntervalMining", [1])
     sent = _result(thread, out)
-    mined = d.w3.eth.get_transaction(sent.tx_hash)
+    mined = d.w3.eth.get_transaction(HexStr(sent.tx_hash))
     assert sent.tx_hash != first and mined["nonce"] == nonce
     assert int(mined["maxFeePerGas"]) > offered * 50 * 7 // 8**2  # priced for the spiked base fee
-    assert d.w3.eth.get_transaction_count(sender.address) == nonce + 1
+    assert d.w3.eth.get_transaction_count(Web3.to_checksum_address(sender.address)) == nonce + 1
     assert _replaced() > replaced
     assert _sample("ledger_tx_stuck") == 0
 
@@ -137,11 +140,11 @@ def test_a_base_fee_spike_leaves_it_stuck_and_a_bumped_replacement_is_mined(paus
 def test_a_base_fee_above_the_cap_sends_nothing(fresh_anvil: Anvil) -> None:
     d = deploy_all(fresh_anvil)
     sender = _sender(d, policy=replace(QUICK, max_fee_wei=GWEI))
-    nonce = d.w3.eth.get_transaction_count(sender.address)
+    nonce = d.w3.eth.get_transaction_count(Web3.to_checksum_address(sender.address))
     fresh_anvil.rpc("anvil_setNextBlockBaseFeePerGas", [hex(5 * GWEI)])
     with pytest.raises(FeeAboveCapError, match=r"base fee \(5 gwei\) is above the service's fee cap \(1 gwei\)"):
         sender.send(_register(d, "urn:capped"))
-    assert d.w3.eth.get_transaction_count(sender.address, "pending") == nonce
+    assert d.w3.eth.get_transaction_count(Web3.to_checksum_address(sender.address), "pending") == nonce
     fresh_anvil.rpc("evm_mine")  # the spike decays below the cap within a few blocks
     for _ in range(20):
         fresh_anvil.rpc("evm_mine")
@@ -271,7 +274,7 @@ def test_a_killed_replicas_dropped_transaction_is_sent_again_by_the_next_send(
         sender = _sender(d, book=SentTransactions(store))
         sent = sender.send(_register(d, "urn:after-the-kill"))
         recorded = SentTransactions(store).recorded(31337, d.accounts[MANUFACTURER].lower())
-    assert d.w3.eth.get_transaction(sent.tx_hash)["nonce"] == nonce + 1
+    assert d.w3.eth.get_transaction(HexStr(sent.tx_hash))["nonce"] == nonce + 1
     deadline = time.monotonic() + 30
     while d.w3.eth.get_transaction_count(d.accounts[MANUFACTURER]) < nonce + 2 and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -309,8 +312,8 @@ def test_a_replica_killed_before_broadcasting_leaves_its_transaction_to_the_next
         sender = _sender(d, book=SentTransactions(store))
         sent = sender.send(_register(d, "urn:after-the-kill"))
         recorded = SentTransactions(store).recorded(31337, account.lower())
-    assert d.w3.eth.get_transaction(sent.tx_hash)["nonce"] == nonce + 1
-    assert d.w3.eth.wait_for_transaction_receipt(lost, timeout=30)["status"] == 1  # sent again from the record
+    assert d.w3.eth.get_transaction(HexStr(sent.tx_hash))["nonce"] == nonce + 1
+    assert d.w3.eth.wait_for_transaction_receipt(HexStr(lost), timeout=30)["status"] == 1  # sent again from the record
     assert d.w3.eth.get_transaction_count(account) == nonce + 2
     uri = "urn:epc:id:sgtin:0614141.107346.killed0"
     assert d.ledger.functions.itemOf(Web3.keccak(text=uri)).call()[1] == 1  # the killed replica's call, done once
@@ -324,15 +327,15 @@ def test_a_nonce_a_reorg_freed_is_used_again(fresh_anvil: Anvil, tmp_path: Path,
     d = deploy_all(fresh_anvil)
     with Store.open(f"sqlite:///{tmp_path / 'index.sqlite3'}") as store:
         sender = _sender(d) if book == "local" else _sender(d, book=SentTransactions(store))
-        nonce = d.w3.eth.get_transaction_count(sender.address)
+        nonce = d.w3.eth.get_transaction_count(Web3.to_checksum_address(sender.address))
         first = sender.send(_register(d, "urn:reorged"))
         fresh_anvil.rpc("anvil_reorg", [1, []])  # its block replaced by an empty one: the transaction is gone
-        assert d.w3.eth.get_transaction_count(sender.address) == nonce
+        assert d.w3.eth.get_transaction_count(Web3.to_checksum_address(sender.address)) == nonce
         again = sender.send(_register(d, "urn:after-the-reorg"))
-        assert d.w3.eth.get_transaction(again.tx_hash)["nonce"] == nonce and again.tx_hash != first.tx_hash
+        assert d.w3.eth.get_transaction(HexStr(again.tx_hash))["nonce"] == nonce and again.tx_hash != first.tx_hash
         assert d.ledger.functions.itemOf(Web3.keccak(text="urn:after-the-reorg")).call()[1] == 1
         assert sender.send(_register(d, "urn:next")).gas_used > 0  # and the nonces go on from there
-        assert d.w3.eth.get_transaction_count(sender.address) == nonce + 2
+        assert d.w3.eth.get_transaction_count(Web3.to_checksum_address(sender.address)) == nonce + 2
         if book == "sqlite":
             recorded = SentTransactions(store).recorded(31337, sender.address.lower())
             assert [(n, m is not None) for n, _, m in recorded][-2:] == [(nonce, True), (nonce + 1, True)]

@@ -102,7 +102,9 @@ def test_a_transaction_the_node_refuses_is_a_chain_call_error_without_the_nodes_
 def test_an_unreachable_node_is_retryable_without_the_librarys_text() -> None:
     w3 = Web3(Web3.HTTPProvider("http://127.0.0.1:9", request_kwargs={"timeout": 2}))
     sender = TxSender(w3=w3, account=Account.create(), decoder=decoder(), max_attempts=1)
-    ledger = w3.eth.contract(address="0x" + "11" * 20, abi=load_artifact("ProvenanceLedger", ARTIFACTS).abi)
+    ledger = w3.eth.contract(
+        address=Web3.to_checksum_address("0x" + "11" * 20), abi=load_artifact("ProvenanceLedger", ARTIFACTS).abi
+    )
     with pytest.raises(RetryableError) as caught:
         sender.send(ledger.functions.registerItem("urn:x", 1, "0x" + "22" * 20, ZERO_HASH, LOCATION))
     assert str(caught.value) == "the chain node did not answer while preparing a transaction"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,11 +18,11 @@ from tests.support.chain import ARTIFACTS, Anvil, Deployed, deploy_all, free_por
 
 
 @pytest.fixture(scope="module")
-def chain(tmp_path_factory: pytest.TempPathFactory) -> tuple[Anvil, Deployed, Path]:
+def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Anvil, Deployed, Path]]:
     node = start_anvil()
     deployed = deploy_all(node)
     manifest = write_manifest(deployed, tmp_path_factory.mktemp("signers") / "31337.json")
-    yield node, deployed, manifest  # type: ignore[misc]
+    yield node, deployed, manifest
     node.stop()
 
 

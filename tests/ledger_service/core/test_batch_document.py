@@ -117,12 +117,12 @@ def test_batch_anchor_verifies_every_scan_of_an_anchored_document(anchoring: Anc
     tx = anchor.anchorBatch(document.root, len(document.scans), b"\xd1" * 32).transact({"from": carrier})
     assert w3.eth.wait_for_transaction_receipt(tx)["status"] == 1
     for i, scan in enumerate(document.scans):
-        values = list(scan.leaf_values(document.submitter))
+        values: list[bytes | int | str] = list(scan.leaf_values(document.submitter))
         values[-1] = carrier
         assert anchor.scanLeaf(values).call() == tree.leaf(i)
         assert anchor.verifyScan(values, document.root, tree.proof(i)).call()
     # The same scans under another submitter's name do not verify against the carrier's anchor.
-    other = list(document.scans[0].leaf_values(document.submitter))
+    other: list[bytes | int | str] = list(document.scans[0].leaf_values(document.submitter))
     other[-1] = accounts[MANUFACTURER]
     assert not anchor.verifyScan(other, document.root, tree.proof(0)).call()
 
@@ -419,7 +419,7 @@ def test_the_leaf_encoding_is_batch_anchors_scan_leaf() -> None:
 
 def test_a_document_is_checked_against_the_anchor_that_announced_it() -> None:
     document = sealed(simple_scans(3))
-    announced = {
+    announced: dict[str, Any] = {
         "root": document.root,
         "submitter": SUBMITTER,
         "count": 3,

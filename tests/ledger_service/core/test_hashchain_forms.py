@@ -30,7 +30,9 @@ def event_hash_matches_log(item_topic: str, actor_topic: str, data: str) -> bool
     """The check on an ItemEventRecorded log as the contract lays it out: topics itemId and actor, data words
     seq, bizStep, disposition, location, document, bizTransaction, timestamp, prevHash, eventHash."""
     d = [data[i : i + 64] for i in range(0, 576, 64)]
-    return event_hash_matches_words(d[7], item_topic[2:], d[0], d[1], d[2], actor_topic[2:], *d[3:7], d[8])
+    return event_hash_matches_words(
+        d[7], item_topic[2:], d[0], d[1], d[2], actor_topic[2:], d[3], d[4], d[5], d[6], d[8]
+    )
 
 
 def _reference(

@@ -21,7 +21,10 @@ def test_plain_text_and_none() -> None:
 
 
 def test_a_table_keeps_numbers_and_neutralizes_text() -> None:
-    rows = [{"term": "=cmd|' /C calc'!A0", "returns": 3, "difference": -5, "share": -0.25}, {"term": "ok"}]
+    rows: list[dict[str, object]] = [
+        {"term": "=cmd|' /C calc'!A0", "returns": 3, "difference": -5, "share": -0.25},
+        {"term": "ok"},
+    ]
     read = list(csv.DictReader(io.StringIO(csv_table(rows))))
     assert read[0] == {"term": "'=cmd|' /C calc'!A0", "returns": "3", "difference": "-5", "share": "-0.25"}
     assert read[1] == {"term": "ok", "returns": "", "difference": "", "share": ""}

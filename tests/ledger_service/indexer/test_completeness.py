@@ -368,7 +368,7 @@ def test_an_index_with_a_stored_gap_is_repaired_by_the_next_run_against_an_hones
             lying.store.apply = apply_as_before  # type: ignore[method-assign]
             run_sync(lying)
         assert len(store.dump()["chain_problems"]) == 1  # the hole, stored
-        del store.apply  # type: ignore[method-assign]
+        del store.apply
         run_sync(make_indexer_for(chain, store))
         assert store.dump() == reference_dump(chain)
         assert store.dump()["chain_problems"] == []

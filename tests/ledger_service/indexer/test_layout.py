@@ -79,8 +79,10 @@ def test_the_accelerator_refuses_a_kind_of_field_it_does_not_read(source: EventS
     """The decoder then keeps the Python reader for that event."""
     abi = load_abis(ARTIFACTS)[LEDGER]
     layout = event_layout(source, abi)
+    from ledger_service.indexer import _speedups  # built: see the skipif
+
     with pytest.raises(ValueError, match=f"fields of kind {refused} are not read"):
-        decode._speedups.layout(layout.topics, layout.data_words, descriptor(layout, {}))
+        _speedups.layout(layout.topics, layout.data_words, descriptor(layout, {}))
 
 
 b32 = st.binary(min_size=32, max_size=32)
@@ -144,11 +146,18 @@ def test_a_new_field_decodes_through_the_generic_reader(
     assert event.hash_ok is True
     # the compiled reader takes the same layout and reads the same fields
     if decode.COMPILED:
-        compiled = decode._speedups.layout(
+        from ledger_service.indexer import _speedups
+
+        compiled = _speedups.layout(
             layout.topics, layout.data_words, descriptor(layout, DERIVATIONS[ItemEventRecorded])
         )
         fallback_calls: list[Any] = []
-        fast = decode._speedups.event_fields(compiled, lambda *a: fallback_calls.append(a), topics, data)
+
+        def fallback(*args: Any) -> tuple[Any, ...]:
+            fallback_calls.append(args)
+            return ()
+
+        fast = _speedups.event_fields(compiled, fallback, topics, data)
         assert fast == read(topics, data)
         assert fallback_calls == []
 

@@ -20,7 +20,9 @@ from ledger_service.indexer.rpc import RpcClient
 from tests.support.activity import Activity
 from tests.support.chain import ARTIFACTS, Anvil, deploy_all
 
-_speedups = pytest.importorskip("ledger_service.indexer._speedups") if not decode.COMPILED else decode._speedups
+pytest.importorskip("ledger_service.indexer._speedups")  # skips the module where the accelerator is not built
+from ledger_service.indexer import _speedups
+
 _reference = Decoder(abis=load_abis(ARTIFACTS), ledger_address="0x" + "11" * 20, escrow_address="0x" + "22" * 20)
 _item_event_fields_py = _reference.python_fields("ItemEventRecorded")
 """The Python reader of ItemEventRecorded, made from the ABI: the reference of the compiled one."""
@@ -199,10 +201,10 @@ def node_logs(anvil: Anvil) -> tuple[Decoder, list[dict[str, Any]]]:
 
 def _both(decoder: Decoder, logs: list[Any]) -> list[tuple[str, Any, int]]:
     """(outcome, rows or the error, skipped) of the compiled loop and of the Python loop."""
-    results = []
+    results: list[tuple[str, Any, int]] = []
     fast = decoder._fast_rows
     for compiled_loop in (True, False):
-        decoder._fast_rows = fast if compiled_loop else None  # type: ignore[assignment]
+        decoder._fast_rows = fast if compiled_loop else None
         decoder.skipped = 0
         try:
             results.append(("ok", decoder.decode_rows(copy.deepcopy(logs)), decoder.skipped))
@@ -330,12 +332,17 @@ def test_a_node_answer_read_from_its_bytes_decodes_as_the_parsed_answer(
 ) -> None:
     decoder, logs = node_logs
     addresses = sorted({log["address"] for log in logs})
-    request = {"jsonrpc": "2.0", "id": 41, "method": "eth_getLogs", "params": [{"address": addresses}]}
+    request: dict[str, Any] = {"jsonrpc": "2.0", "id": 41, "method": "eth_getLogs", "params": [{"address": addresses}]}
     request["params"][0].update(fromBlock=logs[0]["blockNumber"], toBlock=logs[-1]["blockNumber"])
     raw = httpx.post(anvil.url, json=request).content  # the node's own bytes
     calls: list[Any] = []
     one = decoder._one_row
-    decoder._one_row = lambda log, state: calls.append(log) or one(log, state)  # type: ignore[method-assign]
+
+    def recording(raw: Any, state: list[Any]) -> Any:
+        calls.append(raw)
+        return one(raw, state)
+
+    decoder._one_row = recording  # type: ignore[method-assign]  # records the Python loop's calls
     try:
         scanned = _agree(decoder, raw, 41)
     finally:
@@ -365,7 +372,7 @@ def _byte_edits(raw: bytes, data: st.DataObject) -> bytes:
 
 
 def _text_edits(logs: list[dict[str, Any]], data: st.DataObject) -> bytes:
-    style = data.draw(
+    style: dict[str, Any] = data.draw(
         st.sampled_from(
             [
                 {"separators": (",", ":")},  # as nodes send it, most often

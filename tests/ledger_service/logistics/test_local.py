@@ -9,6 +9,7 @@ import hmac
 import json
 import time
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -128,19 +129,19 @@ def test_an_exception_says_its_reason_and_another_status_may_not() -> None:
 def test_carrier_settings() -> None:
     assert set(Settings(_env_file=None).carriers) == {"local"}  # type: ignore[call-arg]
     with pytest.raises(ValidationError, match="at least 16 bytes"):
-        Settings(_env_file=None, carriers={"x": {"account": ANVIL_ACCOUNTS[3][0], "webhook_secret": "whsec_YWJj"}})  # type: ignore[call-arg]
+        Settings(_env_file=None, carriers={"x": {"account": ANVIL_ACCOUNTS[3][0], "webhook_secret": "whsec_YWJj"}})  # type: ignore[call-arg, dict-item]  # raw input, validated
     with pytest.raises(ValidationError, match="carrier name"):
-        Settings(_env_file=None, carriers={"Bad Name": {"account": ANVIL_ACCOUNTS[3][0], "webhook_secret": SECRET}})  # type: ignore[call-arg]
-    production = {
+        Settings(_env_file=None, carriers={"Bad Name": {"account": ANVIL_ACCOUNTS[3][0], "webhook_secret": SECRET}})  # type: ignore[call-arg, dict-item]  # raw input, validated
+    production: dict[str, Any] = {
         "environment": "production",
         "signer_keys": {},
         "relayer_key": None,
         "webhook_secrets_key": base64.b64encode(b"k" * 32).decode(),
     }
     assert Settings(_env_file=None, **production).carriers == {}  # type: ignore[call-arg]  # no default there
-    public = {"local": {"account": ANVIL_ACCOUNTS[3][0], "webhook_secret": DEV_CARRIER_SECRET}}
+    public: dict[str, Any] = {"local": {"account": ANVIL_ACCOUNTS[3][0], "webhook_secret": DEV_CARRIER_SECRET}}
     with pytest.raises(ValidationError, match="public development webhook secret") as refused:
         Settings(_env_file=None, carriers=public, **production)  # type: ignore[call-arg]
     assert DEV_CARRIER_SECRET not in str(refused.value)
-    own = {"local": {"account": ANVIL_ACCOUNTS[3][0], "webhook_secret": SecretStr(SECRET)}}
+    own: dict[str, Any] = {"local": {"account": ANVIL_ACCOUNTS[3][0], "webhook_secret": SecretStr(SECRET)}}
     assert Settings(_env_file=None, carriers=own, **production).carriers["local"].account == ANVIL_ACCOUNTS[3][0]  # type: ignore[call-arg]

@@ -78,7 +78,9 @@ def test_the_key_must_be_long_and_not_the_development_one_in_production() -> Non
         Settings(webhook_secrets_key=SecretStr(base64.b64encode(b"short").decode()))
     with pytest.raises(ValidationError, match="LEDGER_WEBHOOK_SECRETS_KEY is the public development key"):
         Settings(environment="production", carriers={}, relayer_key=None, signer_keys={})
-    assert Settings(environment="production", carriers={}, relayer_key=None, signer_keys={}, webhook_secrets_key=_key())
+    assert Settings(
+        environment="production", carriers={}, relayer_key=None, signer_keys={}, webhook_secrets_key=SecretStr(_key())
+    )
 
 
 def test_the_registration_answer_is_the_only_place_the_secret_is_given(store: Store) -> None:

@@ -22,7 +22,7 @@ from ledger_service.notify import webhooks
 from ledger_service.notify.worker import Worker, next_attempt
 from ledger_service.settings import DEV_WEBHOOK_SECRETS_KEY, Settings
 from ledger_service.store import Store
-from ledger_service.store.notifications import DEAD, DELIVERED, deliveries_of, outbox, set_contact
+from ledger_service.store.notifications import DEAD, DELIVERED, WebhookEndpoint, deliveries_of, outbox, set_contact
 from tests.ledger_service.notify.receivers import receiver, run_worker, smtp_sink
 from tests.ledger_service.store.builders import DAY, ChainBuilder, addr
 from tests.support.threads import together
@@ -66,7 +66,7 @@ def _drive(worker: Worker, turns: int = 50) -> None:
     run_worker(worker, turns)
 
 
-def _register(store: Store, url: str, types: tuple[str, ...] = EVENT_TYPES) -> webhooks.WebhookEndpoint:
+def _register(store: Store, url: str, types: tuple[str, ...] = EVENT_TYPES) -> WebhookEndpoint:
     return webhooks.register(
         store,
         merchant=MERCHANT,
@@ -172,6 +172,7 @@ def test_the_consumer_gets_e_mails_in_their_language(store: Store, smtp: tuple[i
     kinds = [part.get_content_type() for part in message.walk() if not part.is_multipart()]
     assert kinds == ["text/plain", "text/html"]
     text = next(p for p in message.walk() if p.get_content_type() == "text/plain").get_payload(decode=True)
+    assert isinstance(text, bytes)
     assert rids[0] in text.decode()
 
 

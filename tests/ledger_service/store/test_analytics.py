@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 import threading
 from dataclasses import replace
+from typing import Any
 
 import pytest
 from sqlalchemy import event, func, select
@@ -247,6 +248,7 @@ def test_the_rollup_reads_equal_counts_of_the_requests_themselves(store: Store) 
     rng = random.Random(21)
     chain = ChainBuilder()
     gtins = {A: (111, 112, 113), B: (221, 222)}
+    merchant: str | None  # an item's merchant; further down, the merchant a random scope keeps (None: all)
     items: list[tuple[str, str, int, str]] = []  # (item, merchant, gtin, category)
     for merchant, owned in gtins.items():
         for gtin in owned:
@@ -280,8 +282,8 @@ def test_the_rollup_reads_equal_counts_of_the_requests_themselves(store: Store) 
     refresh(store, now=2)
     of_item = {item: (merchant, gtin, category) for item, merchant, gtin, category in items}
 
-    def expected(first: int, last: int, dims: tuple[str, ...], merchant: str | None) -> dict[object, int]:
-        counts: dict[object, int] = {}
+    def expected(first: int, last: int, dims: tuple[str, ...], merchant: str | None) -> dict[Any, int]:
+        counts: dict[Any, int] = {}
         for r in rows:
             owner, gtin, category = of_item[r.item_id]
             if not first <= day_of(r.created_at) <= last or merchant not in (None, owner):
@@ -311,7 +313,7 @@ def test_the_rollup_reads_equal_counts_of_the_requests_themselves(store: Store) 
         sector = expected(first, last, ("gtin", "merchant", "category", "reason_code"), None)
         by_gtin: dict[tuple[int, str, str], dict[str, int]] = {}
         for (gtin, owner, category, code), count in sector.items():
-            by_gtin.setdefault((gtin, owner, category), {})[code] = count  # type: ignore[index]
+            by_gtin.setdefault((gtin, owner, category), {})[code] = count
         reference = rules.reason_above_sector(
             [rules.GtinReturns(gtin=k[0], merchant=k[1], category=k[2], reasons=v) for k, v in by_gtin.items()],
             report={k[0] for k in by_gtin if merchant in (None, k[1])},

@@ -184,7 +184,12 @@ def test_postgres_lost_lock_is_taken_again_after_any_other_holder(pg_url: str) -
         assert admin.execute("SELECT pg_terminate_backend(%s)", (first,)).fetchone() == (True,)
         assert admin.execute("SELECT pg_advisory_lock(%s)", (signed,)).fetchone() is not None  # a standby took it
         checked = threading.Event()
-        thread = threading.Thread(target=lambda: (held.check(), checked.set()), daemon=True)
+
+        def check() -> None:
+            held.check()
+            checked.set()
+
+        thread = threading.Thread(target=check, daemon=True)
         thread.start()
         assert not checked.wait(0.5)  # it waits while the other holds the lock
         admin.execute("SELECT pg_advisory_unlock(%s)", (signed,))

@@ -29,7 +29,8 @@ def test_holders_of_one_signer_take_turns(store: Store) -> None:
             held.record(replace(SENT, nonce=nonce, hashes=(f"0x{i:02x}",)))
             return nonce
 
-    assert sorted(together(8, send)) == list(range(8))  # no nonce twice, none skipped
+    nonces = together(8, send)
+    assert sorted(n for n in nonces if isinstance(n, int)) == list(range(8)), nonces  # no nonce twice, none skipped
 
 
 def test_sqlite_writes_go_on_while_a_signer_is_held(tmp_path: Path) -> None:
