@@ -10,9 +10,8 @@ from dataclasses import replace
 import pytest
 from sqlalchemy import event, func, select
 
-from ledger_service.analytics import report
+from ledger_service.analytics import report, themes
 from ledger_service.analytics import suggestions as rules
-from ledger_service.analytics import themes
 from ledger_service.analytics.refresh import refresh
 from ledger_service.core.codes import ReturnState as S
 from ledger_service.core.days import day_of
