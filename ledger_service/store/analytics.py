@@ -102,6 +102,10 @@ SLACK_S = 300
 """Seconds before the watermark's request time that every refresh looks at again (late commits, clock skew)."""
 SPLIT = 10**12
 """Rollup amounts are ``hi * SPLIT + lo``."""
+REQUESTS_CHUNK: Mapping[str, int] = {"sqlite": 1000, "postgresql": 10_000}
+"""Touched requests folded in one write transaction: on SQLite short, so that the indexer waits little for the
+writer lock; PostgreSQL has no such lock, and each chunk costs its statements again and updates the week's and
+month's rollup rows the chunk before updated."""
 _CHUNK = 1000
 SALES_CHUNK = 20_000
 """Sales folded in one write transaction (about; whole blocks): short enough that the indexer waits little."""
@@ -232,14 +236,19 @@ def refresh_rollups(store: Store, *, terms: Callable[[str], Sequence[str]], now:
             since_time = int(mark.request_time) - SLACK_S if mark is not None else 0
             since_ship = int(mark.shipment_time) - SLACK_S if mark is not None else 0
             # read before the requests: a request made while they are folded is found again next time
+            # one subquery each: SQLite reads a lone max() from its index, two in one SELECT by scanning the table
             request_time = conn.execute(
-                select(func.max(return_requests.c.created_at), func.max(return_requests.c.decided_at))
+                select(
+                    select(func.max(return_requests.c.created_at)).scalar_subquery(),
+                    select(func.max(return_requests.c.decided_at)).scalar_subquery(),
+                )
             ).one()
             shipment_time = conn.execute(select(func.max(carrier_shipments.c.created_at))).scalar()
             ids = _touched(conn, since_block, head_block, since_time, since_ship)
-        for start in range(0, len(ids), _CHUNK):
-            chunk = ids[start : start + _CHUNK]
-            with write_transaction(store.engine) as conn:
+        size = REQUESTS_CHUNK.get(store.engine.dialect.name, _CHUNK)
+        for start in range(0, len(ids), size):
+            chunk = ids[start : start + size]
+            with _refresh_transaction(store) as conn:
                 new = _facts(conn, chunk, head_block, terms)
                 old = _stored_facts(conn, chunk)
                 _apply(conn, old, new)
@@ -256,7 +265,7 @@ def refresh_rollups(store: Store, *, terms: Callable[[str], Sequence[str]], now:
             "shipment_time": int(shipment_time or 0),
         }
         while True:
-            with write_transaction(store.engine) as conn:
+            with _refresh_transaction(store) as conn:
                 top = _sales_chunk_end(conn, since_block, head_block)
                 stats.sales += _fold_sales(conn, since_block, top)
                 top_hash = head_hash if top == head_block else _block_hash(conn, top)
@@ -276,6 +285,28 @@ def refresh_rollups(store: Store, *, terms: Callable[[str], Sequence[str]], now:
                 break
         stats.block_number = head_block
     return stats
+
+
+_PG_SETTINGS = (
+    # a background job: the server's parallel workers would take the cores the indexer and the API need (and
+    # were slower here than one process for a chunk's few thousand rows)
+    "SET LOCAL max_parallel_workers_per_gather = 0",
+    # a chunk's rollup changes are grouped in memory rather than spilled to disk in batches
+    "SET LOCAL work_mem = '64MB'",
+    # a chunk's few thousand keys are looked up in their indexes rather than matched against a scan of every
+    # return, payout, label and transition (the pages the lookups need are mostly cached)
+    "SET LOCAL random_page_cost = 1.1",
+)
+
+
+@contextmanager
+def _refresh_transaction(store: Store) -> Iterator[Connection]:
+    """One write transaction of the refresh, with the settings above on PostgreSQL."""
+    with write_transaction(store.engine) as conn:
+        if conn.dialect.name == "postgresql":
+            for setting in _PG_SETTINGS:
+                conn.exec_driver_sql(setting)
+        yield conn
 
 
 def _reorged(conn: Connection, block_number: int, block_hash: str, head_block: int) -> bool:
@@ -322,9 +353,12 @@ def _fold_sales(conn: Connection, since_block: int, head_block: int) -> int:
             # the only interpolation: a constant expression of _MONTH_OF_DAY; 1970-01-01 was a Thursday
             "WITH x AS MATERIALIZED (SELECT s.sold_at / 86400 AS dd, s.merchant AS merchant, i.gtin AS gtin, "  # noqa: S608
             "COALESCE(c.category, '') AS category, count(*) AS n "
-            "FROM sales s JOIN items i ON i.item_id = s.item_id "
-            "LEFT JOIN item_categories c ON c.item_id = s.item_id "
-            "WHERE s.block_number > :since AND s.block_number <= :head GROUP BY 1, 2, 3, 4) "
+            # the chunk's sales in the order of their items' key: each lookup of an item lands near the one
+            # before in the items' index (fewer of its pages read) rather than anywhere in it
+            "FROM (SELECT sold_at, merchant, item_id FROM sales "
+            "WHERE block_number > :since AND block_number <= :head ORDER BY item_id) AS s "
+            "JOIN items i ON i.item_id = s.item_id LEFT JOIN item_categories c ON c.item_id = s.item_id "
+            "GROUP BY 1, 2, 3, 4) "
             "INSERT INTO analytics_sales (grain, bucket, merchant, gtin, category, sold) "
             "SELECT grain, bucket, merchant, gtin, category, sum(n) FROM ("
             "SELECT 'd' AS grain, dd AS bucket, merchant, gtin, category, n FROM x UNION ALL "
@@ -387,11 +421,21 @@ def _touched(conn: Connection, since_block: int, head_block: int, since_time: in
 def _facts(
     conn: Connection, ids: Sequence[str], head_block: int, terms: Callable[[str], Sequence[str]]
 ) -> dict[str, Fact]:
+    """The fact rows of ``ids`` computed from the index as of ``head_block``: two statements a chunk (the
+    request with its one-to-one rows joined, then the return's transitions), not one per table."""
     rr = return_requests.c
+    replacement = items.alias("replacement")
+    # the token of the item's latest sale up to the head (a request is priced in it until its deposit)
+    sale_token = (
+        select(sales.c.token)
+        .where(sales.c.item_id == rr.item_id, sales.c.block_number <= head_block)
+        .order_by(sales.c.sale_seq.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
     requests = conn.execute(
         select(
             rr.id,
-            rr.item_id,
             rr.merchant,
             rr.reason_code,
             rr.comment,
@@ -401,29 +445,31 @@ def _facts(
             rr.replacement_item_id,
             items.c.gtin,
             func.coalesce(item_categories.c.category, "").label("category"),
+            replacement.c.gtin.label("replacement_gtin"),
+            sale_token.label("sale_token"),
+            returns.c.amount.label("deposit"),
+            returns.c.token.label("deposit_token"),
+            escrow_payouts.c.consumer_amount,
+            escrow_payouts.c.merchant_amount,
+            escrow_payouts.c.paid_at,
+            carrier_shipments.c.carrier,
         )
         .select_from(
-            return_requests.outerjoin(items, items.c.item_id == rr.item_id).outerjoin(
-                item_categories, item_categories.c.item_id == rr.item_id
+            return_requests.outerjoin(items, items.c.item_id == rr.item_id)
+            .outerjoin(item_categories, item_categories.c.item_id == rr.item_id)
+            .outerjoin(replacement, replacement.c.item_id == rr.replacement_item_id)
+            .outerjoin(returns, and_(returns.c.return_id == rr.return_id, returns.c.block_number <= head_block))
+            .outerjoin(
+                escrow_payouts,
+                and_(escrow_payouts.c.return_id == rr.return_id, escrow_payouts.c.block_number <= head_block),
             )
+            .outerjoin(carrier_shipments, carrier_shipments.c.return_id == rr.return_id)
         )
         .where(key_in(conn, rr.id, list(ids)))
     ).all()
     return_ids = [r.return_id for r in requests if r.return_id is not None]
-    deposits: dict[str, int] = {}
-    tokens = _sale_tokens(conn, [r.item_id for r in requests], head_block)
-    replaced = _gtins(conn, [r.replacement_item_id for r in requests if r.replacement_item_id is not None])
     moves: dict[str, list[tuple[int, int]]] = defaultdict(list)
-    payouts: dict[str, tuple[int, int, int]] = {}
-    carriers: dict[str, str] = {}
     if return_ids:
-        for deposit in conn.execute(
-            select(returns.c.return_id, returns.c.amount, returns.c.token).where(
-                key_in(conn, returns.c.return_id, return_ids), returns.c.block_number <= head_block
-            )
-        ):
-            deposits[deposit.return_id] = int(deposit.amount)
-            tokens[deposit.return_id] = deposit.token
         for row in conn.execute(
             select(return_transitions.c.return_id, return_transitions.c.state, return_transitions.c.at)
             .where(
@@ -433,30 +479,19 @@ def _facts(
             .order_by(return_transitions.c.block_number, return_transitions.c.log_index)
         ):
             moves[row.return_id].append((int(row.state), int(row.at)))
-        for row in conn.execute(
-            select(escrow_payouts).where(
-                key_in(conn, escrow_payouts.c.return_id, return_ids), escrow_payouts.c.block_number <= head_block
-            )
-        ):
-            payouts[row.return_id] = (int(row.consumer_amount), int(row.merchant_amount), int(row.paid_at))
-        for shipment in conn.execute(
-            select(carrier_shipments.c.return_id, carrier_shipments.c.carrier).where(
-                key_in(conn, carrier_shipments.c.return_id, return_ids)
-            )
-        ):
-            carriers[shipment.return_id] = shipment.carrier
     facts: dict[str, Fact] = {}
     for r in requests:
         rid = r.return_id
         steps = moves.get(rid, []) if rid else []
-        payout = payouts.get(rid) if rid else None
+        paid = r.paid_at is not None
+        refund = int(r.consumer_amount) if paid else 0
         facts[r.id] = Fact(
             request_id=r.id,
             merchant=r.merchant,
             gtin=int(r.gtin or 0),
             category=r.category,
             reason_code=r.reason_code,
-            carrier=carriers.get(rid, "") if rid else "",
+            carrier=r.carrier or "",
             outcome=r.outcome,
             day=day_of(int(r.created_at)),
             return_id=rid,
@@ -464,52 +499,30 @@ def _facts(
             scanned_at=_first(steps, {_ALL.IN_TRANSIT}),
             received_at=_first(steps, {_ALL.RECEIVED}),
             inspected_at=_first(steps, {_ALL.ACCEPTED, _ALL.REJECTED}),
-            refunded_at=payout[2] if payout and payout[0] > 0 else None,
-            refund=payout[0] if payout else 0,
-            fee_kept=payout[1] if payout and payout[0] > 0 else 0,
-            outstanding=deposits[rid] if rid in deposits and payout is None else 0,
-            dispute=_dispute(steps, payout),
+            refunded_at=int(r.paid_at) if refund > 0 else None,
+            refund=refund,
+            fee_kept=int(r.merchant_amount) if refund > 0 else 0,
+            outstanding=int(r.deposit) if r.deposit is not None and not paid else 0,
+            dispute=_dispute(steps, paid=paid, refunded=refund > 0),
             terms=tuple(terms(r.comment or "")),
             # the deposit's token; before one, the sale's (a request is priced in it all along)
-            token=tokens.get(rid or "", tokens.get(r.item_id, "")),
+            token=r.deposit_token if r.deposit_token is not None else (r.sale_token or ""),
             exchange=r.replacement_item_id is not None,
-            replacement_gtin=replaced.get(r.replacement_item_id) if r.replacement_item_id else None,
+            replacement_gtin=None if r.replacement_gtin is None else int(r.replacement_gtin),
         )
     return facts
-
-
-def _sale_tokens(conn: Connection, item_ids: Sequence[str], head_block: int) -> dict[str, str]:
-    """The token of each item's latest sale up to ``head_block``."""
-    out: dict[str, str] = {}
-    if item_ids:
-        for row in conn.execute(
-            select(sales.c.item_id, sales.c.token)
-            .where(key_in(conn, sales.c.item_id, sorted(set(item_ids))), sales.c.block_number <= head_block)
-            .order_by(sales.c.sale_seq)
-        ):
-            out[row.item_id] = row.token
-    return out
-
-
-def _gtins(conn: Connection, item_ids: Sequence[str]) -> dict[str, int]:
-    if not item_ids:
-        return {}
-    rows = conn.execute(
-        select(items.c.item_id, items.c.gtin).where(key_in(conn, items.c.item_id, sorted(set(item_ids))))
-    )
-    return {row.item_id: int(row.gtin) for row in rows}
 
 
 def _first(steps: Sequence[tuple[int, int]], states: set[ReturnState]) -> int | None:
     return next((at for state, at in steps if state in states), None)
 
 
-def _dispute(steps: Sequence[tuple[int, int]], payout: tuple[int, int, int] | None) -> str:
+def _dispute(steps: Sequence[tuple[int, int]], *, paid: bool, refunded: bool) -> str:
     if not any(state == _ALL.DISPUTED for state, _ in steps):
         return ""
-    if payout is None:
+    if not paid:
         return "open"
-    return "consumer" if payout[0] > 0 else "merchant"
+    return "consumer" if refunded else "merchant"
 
 
 def _stored_facts(conn: Connection, ids: Sequence[str]) -> dict[str, Fact]:
@@ -572,7 +585,9 @@ _delta = Table(
     Column("carrier", String(32)),
     Column("outcome", String(16)),
     Column("token", String(42)),
-    *(Column(name, BigInteger) for name in _COUNTS),
+    # counts as 4-byte integers: PostgreSQL sums those in 8-byte integers, 8-byte ones in NUMERIC (slower); the
+    # amounts' halves need 8 bytes
+    *(Column(name, BigInteger if name.endswith(("_hi", "_lo")) else Integer) for name in _COUNTS),
     *(Column(f"h_{metric}", Integer) for metric in METRICS),
     Column("n", Integer),
     prefixes=["TEMPORARY"],
@@ -699,8 +714,9 @@ def _apply(conn: Connection, old: Mapping[str, Fact], new: Mapping[str, Fact]) -
     if old:
         conn.execute(analytics_facts.delete().where(key_in(conn, analytics_facts.c.request_id, list(old))))
     if new:
-        conn.execute(
-            analytics_facts.insert(),
+        insert_rows(  # PostgreSQL: one COPY
+            conn,
+            analytics_facts,
             [{**{k: getattr(f, k) for k in f.__dataclass_fields__}, "terms": list(f.terms)} for f in new.values()],
         )
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import event, func, select
 
-from ledger_service.analytics import report
+from ledger_service.analytics import report, themes
 from ledger_service.analytics import suggestions as rules
 from ledger_service.analytics.refresh import refresh
 from ledger_service.core.codes import ReturnState as S
@@ -175,6 +175,32 @@ def test_an_incremental_refresh_adds_only_what_changed_and_equals_a_rebuild(stor
         sorted(map(repr, analytics.returned(store, whole, dims=("merchant", "gtin", "outcome")))),
         sorted(map(repr, analytics.sold(store, whole, dims=("gtin",)))),
     )
+
+
+def test_a_chunks_facts_are_read_in_two_statements_with_every_table_they_come_from(store: Store) -> None:
+    """The request with its item, category, sale, deposit, payout and label in one statement, the return's
+    transitions in another, whatever the number of requests: the same facts as counted by hand from _build."""
+    chain, _, _ = _build(store)
+    head = store.checkpoint()
+    assert head is not None
+    statements: list[str] = []
+    with store.engine.connect() as conn:
+        event.listen(conn, "before_cursor_execute", lambda *args: statements.append(args[2]))
+        facts = analytics._facts(conn, ["rr_1", "rr_2", "rr_3", "rr_4"], head.number, themes.terms)
+    assert len([sql for sql in statements if sql.lstrip().upper().startswith("SELECT")]) == 2
+    r1, r2, r3, r4 = (facts[f"rr_{n}"] for n in range(1, 5))
+    assert (r1.gtin, r1.category, r1.carrier, r1.token) == (111, "shoes", "sf", TOKEN)
+    assert (r1.refund, r1.fee_kept, r1.outstanding, r1.dispute) == (900, 100, 0, "")
+    assert r1.scanned_at is not None and r1.received_at is not None and r1.inspected_at is not None
+    assert r1.refunded_at is not None and r1.refunded_at >= r1.inspected_at
+    # no return: priced in the item's sale's token, nothing paid or held
+    assert (r2.gtin, r2.category, r2.carrier, r2.token, r2.return_id) == (111, "", "", TOKEN, None)
+    assert (r2.refund, r2.outstanding, r2.dispute, r2.refunded_at) == (0, 0, "", None)
+    # disputed, not paid out: the deposit is still held
+    assert (r3.gtin, r3.dispute, r3.outstanding, r3.refund) == (222, "open", 2 * 10**18 + 7, 0)
+    assert (r4.merchant, r4.gtin, r4.outstanding, r4.scanned_at) == (B, 333, 500, None)
+    assert not any(f.exchange or f.replacement_gtin is not None for f in facts.values())
+    assert chain.time > 0
 
 
 def test_a_read_asked_again_before_a_refresh_is_answered_from_memory_until_a_refresh(store: Store) -> None:
@@ -345,7 +371,7 @@ def test_a_refresh_in_small_chunks_equals_one_in_large_chunks(store: Store, monk
         )
 
     monkeypatch.setattr(analytics, "SALES_CHUNK", 2)
-    monkeypatch.setattr(analytics, "_CHUNK", 1)
+    monkeypatch.setattr(analytics, "REQUESTS_CHUNK", {"sqlite": 1, "postgresql": 1})
     stats = refresh(store, now=1)
     assert stats.sales == 9 and stats.requests == 4
     small = everything()
