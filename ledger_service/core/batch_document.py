@@ -230,8 +230,8 @@ def encode(document: BatchDocument) -> bytes:
     """The document's canonical bytes (the ones whose sha2-256 CID digest is anchored).
 
     Exactly ``json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)`` of the document's
-    JSON object (a test compares them), written field by field: :func:`decode` re-encodes every document it
-    reads to prove its bytes canonical, and the generic encoder's sorting of every event's keys was most of that.
+    JSON object (a test compares them), written field by field: the batcher encodes every document it seals, and
+    :func:`decode` re-encodes each one it reads through the JSON reader to prove its bytes canonical.
     """
     events = ",".join([_scan_json(scan) for scan in document.scans])
     return (
@@ -333,7 +333,7 @@ _EVENT_QUOTES = 32
 def _canonical_document(text: str) -> BatchDocument | None:
     """The document in ``text`` if ``text`` is in the canonical form with no escaped string (what :func:`encode`
     writes for such a document, so nothing is encoded again to prove it), its leaves and root not yet checked;
-    None for anything else, which the generic reader then reads and refuses with the reason."""
+    None for anything else, left to the JSON reader (which reads escaped strings and refuses the rest, saying why)."""
     whole = _CANONICAL_DOCUMENT.fullmatch(text)
     if whole is None:
         return None
