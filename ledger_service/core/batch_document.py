@@ -28,6 +28,7 @@ the item's chain so far is :func:`check_continuity`'s question, which needs the 
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Collection, Mapping, MutableMapping, Sequence
@@ -154,9 +155,9 @@ def _leaf(scan: BatchedScan, item_id: bytes, submitter: bytes) -> bytes:
             item_id,
             scan.seq.to_bytes(32, "big"),
             scan.prev_hash,
-            int(scan.biz_step).to_bytes(32, "big"),
-            int(scan.disposition).to_bytes(32, "big"),
-            encode_location(scan.read_point),
+            _STEP_WORDS[scan.biz_step],
+            _DISPOSITION_WORDS[scan.disposition],
+            _location_word(scan.read_point),
             scan.document,
             scan.biz_transaction,
             scan.time.to_bytes(32, "big"),
@@ -165,6 +166,12 @@ def _leaf(scan: BatchedScan, item_id: bytes, submitter: bytes) -> bytes:
         )
     )
     return keccak_256(keccak_256(encoded).digest()).digest()
+
+
+_STEP_WORDS = {step: int(step).to_bytes(32, "big") for step in BizStep}
+_DISPOSITION_WORDS = {disposition: int(disposition).to_bytes(32, "big") for disposition in Disposition}
+_location_word = functools.lru_cache(maxsize=4096)(encode_location)
+"""``encode_location``, remembered: a batch's scans are read at a few places."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,8 +230,8 @@ def encode(document: BatchDocument) -> bytes:
     """The document's canonical bytes (the ones whose sha2-256 CID digest is anchored).
 
     Exactly ``json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)`` of the document's
-    JSON object (a test compares them), written field by field: :func:`decode` re-encodes every document it
-    reads to prove its bytes canonical, and the generic encoder's sorting of every event's keys was most of that.
+    JSON object (a test compares them), written field by field: the batcher encodes every document it seals, and
+    :func:`decode` re-encodes each one it reads through the JSON reader to prove its bytes canonical.
     """
     events = ",".join([_scan_json(scan) for scan in document.scans])
     return (
@@ -303,12 +310,96 @@ def _scan(raw: object, index: int) -> BatchedScan:
     )
 
 
+_JSON_TEXT = r'"[^"\\\x00-\x1f]*"'
+"""A JSON string that ``json.dumps`` writes as it is (``ensure_ascii=False``): nothing in it escaped, no quote."""
+_JSON_UINT = "(?:0|[1-9][0-9]{0,15})"
+"""An integer as ``json.dumps`` writes one below 2**53: no sign, no leading zero, at most 16 digits."""
+_CANONICAL_EVENT = (
+    f'{{"bizStep":{_JSON_TEXT},"bizTransaction":"0x[0-9a-f]{{64}}","disposition":{_JSON_TEXT},'
+    f'"document":"0x[0-9a-f]{{64}}","item":{_JSON_TEXT},"prevHash":"0x[0-9a-f]{{64}}",'
+    f'"readPoint":{_JSON_TEXT},"seq":{_JSON_UINT},"time":{_JSON_UINT}}}'
+)
+_CANONICAL_EVENTS = re.compile(f"{_CANONICAL_EVENT}(?:,{_CANONICAL_EVENT})*")
+_CANONICAL_DOCUMENT = re.compile(
+    f'{{"batchAnchor":"0x([0-9a-f]{{40}})","chainId":({_JSON_UINT}),"events":\\[(.*)\\],'
+    f'"format":"{re.escape(FORMAT)}","root":"0x([0-9a-f]{{64}})","submitter":"0x([0-9a-f]{{40}})",'
+    f'"version":{VERSION}}}',
+    re.DOTALL,
+)
+_EVENT_QUOTES = 32
+"""Quotes in one event as :data:`_CANONICAL_EVENT` has it (keys and string values, none inside a string)."""
+
+
+def _canonical_document(text: str) -> BatchDocument | None:
+    """The document in ``text`` if ``text`` is in the canonical form with no escaped string (what :func:`encode`
+    writes for such a document, so nothing is encoded again to prove it), its leaves and root not yet checked;
+    None for anything else, left to the JSON reader (which reads escaped strings and refuses the rest, saying why)."""
+    whole = _CANONICAL_DOCUMENT.fullmatch(text)
+    if whole is None:
+        return None
+    anchor, chain_id, events, root, submitter = whole.groups()
+    if _CANONICAL_EVENTS.fullmatch(events) is None:
+        return None
+    # Matched, no string holds a quote: so every quote is one of each event's 32, and the values sit at fixed
+    # places between them (the 4th piece is the first event's bizStep, ':12,' its seq, ':1765000000},{' its time)
+    pieces = events.split('"')
+    q = _EVENT_QUOTES
+    steps, dispositions, fromhex = _STEPS_BY_NAME, _DISPOSITIONS_BY_NAME, bytes.fromhex
+    scans = []
+    for step, transaction, disposition, hashed, item, prev, read_point, seq, time in zip(
+        pieces[3::q],
+        pieces[7::q],
+        pieces[11::q],
+        pieces[15::q],
+        pieces[19::q],
+        pieces[23::q],
+        pieces[27::q],
+        pieces[30::q],
+        pieces[32::q],
+        strict=True,
+    ):
+        biz_step, dispo = steps.get(step), dispositions.get(disposition)
+        number, when = int(seq[1:-1]), int(time[1 : time.index("}")])
+        if biz_step is None or dispo is None or number >= MAX_JSON_INT or when >= MAX_JSON_INT:
+            return None
+        scans.append(
+            BatchedScan(
+                item,
+                number,
+                fromhex(prev[2:]),
+                biz_step,
+                dispo,
+                read_point,
+                when,
+                fromhex(hashed[2:]),
+                fromhex(transaction[2:]),
+            )
+        )
+    return BatchDocument(int(chain_id), fromhex(anchor), fromhex(submitter), tuple(scans), fromhex(root), ())
+
+
 def decode(data: bytes) -> BatchDocument:
     """The document in ``data``, checked whole (see the module docstring). Raises :class:`BatchDocumentError`."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise BatchDocumentError(f"a batch document is UTF-8 JSON: byte {exc.start} is not UTF-8") from None
+    document = _canonical_document(text)
+    if document is not None:
+        leaves = _check(document, None)
+    else:
+        document, leaves = _generic_document(data, text)
+    root = StandardTree.of(leaves).root
+    if root != document.root:
+        raise BatchDocumentError(f"root {_hex(document.root)} is not the Merkle root of the events ({_hex(root)})")
+    return BatchDocument(
+        document.chain_id, document.batch_anchor, document.submitter, document.scans, root, tuple(leaves)
+    )
+
+
+def _generic_document(data: bytes, text: str) -> tuple[BatchDocument, list[bytes]]:
+    """The document in ``text`` (``data`` decoded) through the JSON reader, canonical (its bytes the ones
+    :func:`encode` writes) and meeting :func:`_check`'s rules, with its leaves, its root not yet checked; or why not."""
     try:
         raw = json.loads(
             text, object_pairs_hook=_unique_keys, parse_float=_refuse_number, parse_constant=_refuse_number
@@ -347,12 +438,7 @@ def decode(data: bytes) -> BatchDocument:
         ) from None
     if canonical != data:
         raise BatchDocumentError("the document is not in canonical form (sorted keys, no whitespace, as encode writes)")
-    root = StandardTree.of(leaves).root
-    if root != document.root:
-        raise BatchDocumentError(f"root {_hex(document.root)} is not the Merkle root of the events ({_hex(root)})")
-    return BatchDocument(
-        document.chain_id, document.batch_anchor, document.submitter, document.scans, root, tuple(leaves)
-    )
+    return document, leaves
 
 
 def _check(document: BatchDocument, leaves: Sequence[bytes] | None) -> list[bytes]:
@@ -372,8 +458,10 @@ def _check(document: BatchDocument, leaves: Sequence[bytes] | None) -> list[byte
     last: dict[str, tuple[int, bytes]] = {}
     ids: dict[str, bytes] = {}
     checked = []
+    check_each = not _all_valid(document.scans)
     for index, scan in enumerate(document.scans):
-        _check_scan(scan, index)
+        if check_each:
+            _check_scan(scan, index)
         if leaves is not None:
             leaf = leaves[index]
         else:
@@ -396,6 +484,28 @@ def _check(document: BatchDocument, leaves: Sequence[bytes] | None) -> list[byte
         last[scan.item] = (scan.seq, leaf)
         checked.append(leaf)
     return checked
+
+
+def _all_valid(scans: Sequence[BatchedScan]) -> bool:
+    """Whether every scan passes :func:`_check_scan`, checked over the distinct items, steps, dispositions and read
+    points (a batch scans a few items many times); False when any may not, and then each is checked in order,
+    which says why for the first that fails."""
+    try:
+        return (
+            all(1 <= len(item.encode("utf-8")) <= MAX_URI_BYTES for item in {scan.item for scan in scans})
+            and {scan.biz_step for scan in scans} <= BATCHABLE_STEPS
+            and {scan.disposition for scan in scans} <= BATCHABLE_DISPOSITIONS
+            and all(p and p.isascii() and len(p) <= 32 for p in {scan.read_point for scan in scans})
+            and all(
+                (scan.seq == 0) == (scan.prev_hash == ZERO32)
+                and len(scan.prev_hash) == len(scan.document) == len(scan.biz_transaction) == 32
+                and 0 <= scan.seq < MAX_JSON_INT
+                and 0 <= scan.time < MAX_JSON_INT
+                for scan in scans
+            )
+        )
+    except (TypeError, ValueError):  # a lone surrogate in an item (UnicodeEncodeError), a value of another type
+        return False
 
 
 def _check_scan(scan: BatchedScan, index: int) -> None:

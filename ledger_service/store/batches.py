@@ -417,11 +417,18 @@ def _items(conn: Connection, ids: list[str], block_number: int, log_index: int) 
 def _heads(conn: Connection, ids: list[str]) -> dict[str, tuple[int, str]]:
     bs = batched_scans.c
     heads: dict[str, tuple[int, str]] = {}
+    # Each item's last seq by the (item_id, seq) key, one index probe per item: a GROUP BY on batched_scans read
+    # every batched scan of the items, ever more as their chains grow. The item's registration drives the lookup:
+    # a batched scan's item was registered before its anchor (a batch of an unregistered item is refused).
+    later = batched_scans.alias("later")
+    ir = item_registrations.c
+    last = select(func.max(later.c.seq)).where(later.c.item_id == ir.item_id).scalar_subquery()
     for part in chunks(conn, ids):
-        last = select(bs.item_id, func.max(bs.seq).label("seq")).where(bs.item_id.in_(part)).group_by(bs.item_id)
-        sub = last.subquery()
-        stmt = select(bs.item_id, bs.seq, bs.leaf_hash).join(
-            sub, and_(bs.item_id == sub.c.item_id, bs.seq == sub.c.seq)
+        stmt = (
+            select(bs.item_id, bs.seq, bs.leaf_hash)
+            .select_from(item_registrations)
+            .join(batched_scans, and_(bs.item_id == ir.item_id, bs.seq == last))
+            .where(ir.item_id.in_(part))
         )
         heads.update({item_id: (seq, leaf) for item_id, seq, leaf in conn.execute(stmt)})
     return heads

@@ -8,6 +8,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from eth_abi.abi import encode as abi_encode
+from eth_utils.crypto import keccak as eth_keccak
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -94,6 +96,9 @@ def test_a_leaf_is_the_standard_leaf_of_the_scan_leaf_tuple(scans: list[BatchedS
     for scan in scans:
         encoded = merkle.abi_encode_static(LEAF_ENCODING, scan.leaf_values(SUBMITTER))
         assert scan.leaf_hash(SUBMITTER) == merkle.leaf_hash(encoded)
+        # and as eth_abi encodes the tuple and eth_utils hashes it: independent of the core's code
+        assert encoded == abi_encode(list(LEAF_ENCODING), list(scan.leaf_values(SUBMITTER)))
+        assert scan.leaf_hash(SUBMITTER) == eth_keccak(eth_keccak(encoded))
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -494,3 +499,167 @@ def test_scans_of_unknown_or_destroyed_items_are_refused() -> None:
     assert bd.scan_refusals(document, items=destroyed, **carrier) == [
         "events[0]: item urn:example:1 was destroyed: nothing is recorded after destroying"
     ]
+
+
+# ---- the canonical reader against the generic one -------------------------------------------------------------
+
+
+def _generic_decode(data: bytes) -> BatchDocument:
+    """``decode`` through the JSON reader alone (parse, check, encode again and compare the bytes), as it was
+    before the canonical form was matched directly: the reference the fast reader must agree with."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BatchDocumentError(f"a batch document is UTF-8 JSON: byte {exc.start} is not UTF-8") from None
+    document, leaves = bd._generic_document(data, text)
+    root = merkle.StandardTree.of(leaves).root
+    if root != document.root:
+        raise BatchDocumentError(f"root 0x{document.root.hex()} is not the Merkle root of the events (0x{root.hex()})")
+    return BatchDocument(
+        document.chain_id, document.batch_anchor, document.submitter, document.scans, root, tuple(leaves)
+    )
+
+
+def _outcome(decoder: Callable[[bytes], BatchDocument], data: bytes) -> tuple[object, ...]:
+    try:
+        document = decoder(data)
+    except BatchDocumentError as exc:
+        return ("refused", str(exc))
+    return ("decoded", document, document.leaves())
+
+
+_ITEMS = st.one_of(
+    st.integers(0, 5).map(uri),
+    # quotes, backslashes, control characters, any script: escaped strings the fast reader leaves to the JSON one
+    st.text(min_size=1, max_size=12),
+)
+_MUTATION_BYTES = st.sampled_from(list(b'"\\09aF,:{} \n-\x01') + list("仓".encode()))
+
+
+@st.composite
+def documents_and_mutations(draw: st.DrawFn) -> bytes:
+    """The bytes of a sealed document (its items of any text), then up to 3 bytes replaced, dropped or inserted."""
+    heads: dict[str, ChainHead] = {}
+    scans = [
+        bd.append_scan(
+            heads,
+            submitter=SUBMITTER,
+            item=draw(_ITEMS),
+            biz_step=draw(st.sampled_from(sorted(BATCHABLE_STEPS))),
+            disposition=draw(st.sampled_from(sorted(BATCHABLE_DISPOSITIONS))),
+            read_point=draw(st.text("0123456789.", min_size=1, max_size=32)),
+            time=draw(st.integers(0, 2**53 - 1)),
+            document=draw(st.sampled_from([bd.ZERO32, b"\x12" * 32])),
+        )
+        for _ in range(draw(st.integers(1, 6)))
+    ]
+    try:
+        data = bytearray(bd.encode(sealed(scans)))
+    except BatchDocumentError:  # an item past 256 bytes: its bytes as encode writes them all the same
+        data = bytearray(bd.encode(BatchDocument(31337, ANCHOR, SUBMITTER, tuple(scans), bd.ZERO32, ())))
+    # where a value begins (after '":') and ends (before ',' or '}'): a number's first and last digits, a string's
+    # quotes, the 0x of a hash; else anywhere
+    edges = [i + 2 for i in range(len(data) - 2) if data[i : i + 2] == b'":'] + [
+        i - 1 for i in range(1, len(data)) if data[i] in b",}"
+    ]
+    for _ in range(draw(st.integers(0, 3))):
+        at = draw(st.one_of(st.sampled_from(edges), st.sampled_from(edges), st.integers(0, len(data) - 1)))
+        change = draw(st.sampled_from(["replace", "drop", "insert"]))
+        if change == "drop":
+            del data[at]
+        else:
+            data[at : at + (change == "replace")] = bytes([draw(_MUTATION_BYTES)])
+    return bytes(data)
+
+
+@settings(max_examples=400, deadline=None)
+@given(data=documents_and_mutations())
+def test_decode_accepts_and_refuses_exactly_what_the_json_reader_does(data: bytes) -> None:
+    # the same document and leaves, or the same refusal with the same reason, on canonical and broken bytes alike
+    assert _outcome(bd.decode, data) == _outcome(_generic_decode, data)
+
+
+def _upper_hex(data: bytes, key: bytes, *, last: bool = False) -> bytes:
+    """``data`` with the hex value after (the first or last) ``key`` in upper case."""
+    at = (data.rindex(key) if last else data.index(key)) + len(key)
+    end = data.index(b'"', at)
+    changed = data[:at] + data[at:end].upper() + data[end:]
+    assert changed != data
+    return changed
+
+
+_PLAIN = bd.encode(sealed(simple_scans(3)))
+_TIME = b'"time":%d}' % (T0 + 2)
+NEAR_MISSES: dict[str, bytes] = {
+    "as written": _PLAIN,
+    "a leading zero": _PLAIN.replace(_TIME, b'"time":0%d}' % (T0 + 2)),
+    "a negative zero": _PLAIN.replace(b'"seq":0', b'"seq":-0', 1),
+    "a time of 2**53": _PLAIN.replace(_TIME, b'"time":%d}' % 2**53),
+    "a time of 17 digits": _PLAIN.replace(_TIME, b'"time":1%016d}' % 0),
+    "a float time": _PLAIN.replace(_TIME, b'"time":%d.0}' % (T0 + 2)),
+    "an exponent": _PLAIN.replace(_TIME, b'"time":1e9}'),
+    "upper-case hex": _PLAIN.replace(b'"prevHash":"0x' + bd.ZERO32.hex().encode(), b'"prevHash":"0X' + b"0" * 64, 1),
+    "upper-case hex digits of the same value": _upper_hex(_PLAIN, b'"root":"0x'),
+    "an upper-case hash in an event": _upper_hex(_PLAIN, b'"prevHash":"0x', last=True),
+    "an escaped slash": _PLAIN.replace(b"urn:epc:id:sgtin", b"urn:epc:id:sgtin\\/", 1),
+    "a unicode escape": _PLAIN.replace(b'"item":"u', b'"item":"\\u0075', 1),
+    "a space after a colon": _PLAIN.replace(b'"seq":', b'"seq": ', 1),
+    "a key twice": _PLAIN.replace(b'"seq":0,', b'"seq":0,"seq":0,', 1),
+    "two keys swapped": _PLAIN.replace(b'"seq":0,"time"', b'"time"', 1).replace(b"000}", b'000,"seq":0}', 1),
+    "no events": _PLAIN[: _PLAIN.index(b"[") + 1] + _PLAIN[_PLAIN.index(b"]") :],
+    "a trailing comma": _PLAIN.replace(b"}]", b"},]", 1),
+    "a byte order mark": b"\xef\xbb\xbf" + _PLAIN,
+    "a newline at the end": _PLAIN + b"\n",
+    "a raw control character": _PLAIN.replace(b"urn:epc", b"urn:\x01epc", 1),
+    "a raw delete character": _PLAIN.replace(b"urn:epc", b"urn:\x7fepc", 1),
+    "a quote in a read point": _PLAIN.replace(b'"readPoint":"06', b'"readPoint":"\\"6', 1),
+}
+
+
+@pytest.mark.parametrize("case", sorted(NEAR_MISSES))
+def test_decode_agrees_with_the_json_reader_on_near_misses_of_the_canonical_form(case: str) -> None:
+    data = NEAR_MISSES[case]
+    assert data != _PLAIN or case == "as written"
+    assert _outcome(bd.decode, data) == _outcome(_generic_decode, data)
+
+
+def test_the_canonical_reader_reads_plain_documents_and_leaves_escaped_ones_to_the_json_reader() -> None:
+    plain = bd.encode(sealed(simple_scans(5)))
+    fast = bd._canonical_document(plain.decode())
+    assert fast is not None
+    assert fast.scans == sealed(simple_scans(5)).scans
+    unicode_item = bd.encode(sealed([*simple_scans(1), *_scans_of("urn:example:数字")]))
+    assert bd._canonical_document(unicode_item.decode()) is not None  # written as it is, not escaped
+    quoted = bd.encode(sealed(_scans_of('urn:example:"quoted","seq":7')))
+    assert bd._canonical_document(quoted.decode()) is None
+    assert bd.decode(quoted).scans[0].item == 'urn:example:"quoted","seq":7'
+
+
+_ANY_SCANS = st.lists(
+    st.builds(
+        BatchedScan,
+        item=st.one_of(st.text(max_size=3), st.just("u" * 257), st.just("urn:example:\ud800")),
+        seq=st.integers(0, 2**53 + 1),
+        prev_hash=st.sampled_from([bd.ZERO32, b"\x01" * 32, b"\x01" * 31]),
+        biz_step=st.sampled_from(list(BizStep)),
+        disposition=st.sampled_from(list(Disposition)),
+        read_point=st.one_of(st.text(max_size=3), st.just("0" * 33)),
+        time=st.integers(0, 2**53 + 1),
+        document=st.sampled_from([bd.ZERO32, b"\x01" * 33]),
+        biz_transaction=st.sampled_from([bd.ZERO32, b""]),
+    ),
+    min_size=1,
+    max_size=4,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(scans=_ANY_SCANS)
+def test_the_scans_are_valid_together_exactly_when_each_is_valid(scans: list[BatchedScan]) -> None:
+    each = True
+    for index, scan in enumerate(scans):
+        try:
+            bd._check_scan(scan, index)
+        except ValueError:  # BatchDocumentError, or a lone surrogate that is no UTF-8
+            each = False
+    assert bd._all_valid(scans) == each
