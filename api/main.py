@@ -97,7 +97,7 @@ def create_app(settings: Settings | None = None, *, routers: Sequence[APIRouter]
         app.state.chain = chain
         app.state.documents = open_document_store(resolved)
         restore_recursion_limit()
-        _freeze_startup_objects()
+        freeze_startup_objects()
         try:
             async with upkeep(store=store, settings=resolved, chain=chain, freshness=app.state.freshness):
                 yield
@@ -133,7 +133,7 @@ def create_app(settings: Settings | None = None, *, routers: Sequence[APIRouter]
 _frozen = False
 
 
-def _freeze_startup_objects() -> None:
+def freeze_startup_objects() -> None:
     """Once per process, after the first startup: everything allocated so far (modules, the app, the routes'
     models) lives as long as the process; moved out of the collector's sight (``gc.freeze``), a full
     collection walks only what requests allocate: shorter GC pauses, a smaller latency tail."""
