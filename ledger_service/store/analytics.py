@@ -885,7 +885,7 @@ class _Answers:
             self._kept[key] = (names, tuple((*c.dims, *(c.values[v] for v in names)) for c in answer))
             self._rows += len(answer)
             while self._rows > ANSWER_ROWS:
-                _, dropped = self._kept.popitem(last=False)
+                _, (_, dropped) = self._kept.popitem(last=False)
                 self._rows -= len(dropped)
 
 

@@ -201,6 +201,38 @@ def test_a_read_asked_again_before_a_refresh_is_answered_from_memory_until_a_ref
     assert _by(analytics.returned(store, whole, dims=("gtin",)), "requests") == {111: 2, 222: 2, 333: 1}
 
 
+def test_kept_answers_beyond_the_bound_drop_the_least_recently_used(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At most ``ANSWER_ROWS`` answered rows are kept: a read beyond drops the least recently used answers, and
+    every read still answers its figures (from memory or from the database)."""
+    _, _, day0 = _build(store)
+    refresh(store, now=1)
+    monkeypatch.setattr(analytics, "ANSWER_ROWS", 4)
+    whole = _scope(day0 - 1, day0 + 30)
+    statements: list[str] = []
+    event.listen(store.engine, "before_cursor_execute", lambda conn, cursor, sql, *rest: statements.append(sql))
+
+    def gtins() -> dict[object, int]:
+        return _by(analytics.returned(store, whole, dims=("gtin",)), "requests")
+
+    def merchants() -> dict[object, int]:
+        return _by(analytics.returned(store, whole, dims=("merchant",)), "requests")
+
+    assert gtins() == {111: 2, 222: 1, 333: 1}  # 3 rows kept
+    read = len(statements)
+    assert gtins() == {111: 2, 222: 1, 333: 1}
+    assert not any("analytics_returns" in sql for sql in statements[read:])  # kept
+    for _ in range(3):  # each read drops the other's answer (3 + 2 rows > 4)
+        assert merchants() == {A: 3, B: 1}
+        read = len(statements)
+        assert gtins() == {111: 2, 222: 1, 333: 1}
+        assert any("analytics_returns" in sql for sql in statements[read:])  # dropped, read again
+    read = len(statements)
+    assert gtins() == {111: 2, 222: 1, 333: 1}
+    assert not any("analytics_returns" in sql for sql in statements[read:])  # the newest answer is kept
+
+
 def test_reads_at_once_answer_as_one_after_another_each_on_its_own_connection(store: Store) -> None:
     _, _, day0 = _build(store)
     refresh(store, now=1)
