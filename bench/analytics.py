@@ -49,7 +49,7 @@ from common import SetupError, check_postgres, libpq_dsn, percentile, run_in_wor
 from fastapi.testclient import TestClient  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
-from api.main import create_app  # noqa: E402
+from api.main import create_app, freeze_startup_objects  # noqa: E402
 from api.routers import analytics as analytics_router  # noqa: E402
 from ledger_service.access import Role, create_api_key  # noqa: E402
 from ledger_service.analytics.refresh import refresh  # noqa: E402
@@ -183,6 +183,7 @@ def measure(args: argparse.Namespace, store: Store, url: str) -> dict[str, dict[
     # from the node once per token (ChainContext caches them): answered here as the cache would
     app.dependency_overrides[analytics_router.token_units] = lambda: lambda token: ("dUSD", 6)
     client = TestClient(app)
+    freeze_startup_objects()  # as ledger-api's lifespan does (not run here): the collector's pauses as served
     rng = random.Random(21)
     today = dt.datetime.now(dt.UTC).date()
     out: dict[str, dict[str, float | None]] = {}

@@ -283,6 +283,8 @@ def refresh_rollups(store: Store, *, terms: Callable[[str], Sequence[str]], now:
             since_block, times = top, {}
             if top >= head_block:
                 break
+        if mark is None:
+            _cluster(store)
         stats.block_number = head_block
     return stats
 
@@ -307,6 +309,20 @@ def _refresh_transaction(store: Store) -> Iterator[Connection]:
             for setting in _PG_SETTINGS:
                 conn.exec_driver_sql(setting)
         yield conn
+
+
+def _cluster(store: Store) -> None:
+    """PostgreSQL, after the rollups are made from nothing: their rows rewritten in the order of its key, so that a
+    read of a range of buckets reads a few pages of them rather than one page a row (the fold's upserts leave a
+    bucket's rows scattered over the table; SQLite's tables without rowid are kept in key order already). The
+    rewrite keeps the pages' free room (``fillfactor``) for the next refreshes' updates; it locks each table
+    (reads wait) for its few seconds, once per rebuild."""
+    if store.engine.dialect.name != "postgresql":
+        return
+    for table in (analytics_sales, analytics_returns, analytics_speed, analytics_terms):
+        with write_transaction(store.engine) as conn:  # one table locked at a time
+            conn.execute(text(f"CLUSTER {table.name} USING pk_{table.name}"))
+            conn.execute(text(f"ANALYZE {table.name}"))
 
 
 def _reorged(conn: Connection, block_number: int, block_hash: str, head_block: int) -> bool:
@@ -771,7 +787,11 @@ def _sum(
         mark_key = None if mark is None else tuple(mark)
         found = answers.get(mark_key, key)
         if found is not None:
-            return list(found)
+            return found
+        if conn.dialect.name == "postgresql":
+            # a few thousand index rows: starting parallel workers costs more than they save, and they would take
+            # the cores from the reads at_once runs beside this one
+            conn.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
         rows = conn.execute(_sum_statement(table, scope, dims, values, grains, series, view)).all()
     # the row's columns by position (the dims, the series' grain and bucket, then each value's one or two sums):
     # a sector's read answers every GTIN and reason of the period, so this loop runs over thousands of rows
@@ -836,25 +856,37 @@ ANSWER_ROWS = 50_000
 at about 800 bytes a row. An auditor's year of every GTIN by reason is 1,561 rows at 200k items."""
 
 
+_Kept = tuple[tuple[str, ...], tuple[tuple[Any, ...], ...]]
+"""A kept answer: its values' names, then one flat tuple a row (its dimensions, then its values in that order)."""
+
+
 class _Answers:
     """The rollup reads answered since the watermark last moved, by what they asked, in one process: a dashboard
     asks the same ranges again and again between refreshes (every ``LEDGER_ANALYTICS_REFRESH_S``). A new
-    watermark drops them all. The answers are shared: callers never change them."""
+    watermark drops them all. The answers are shared: callers never change them.
+
+    An answer is kept as one flat tuple of strings and integers a row, not as :class:`Counted`: the garbage
+    collector stops tracking such tuples after its first pass, so tens of thousands of kept rows add nothing to
+    its full collections (it walks every dataclass instance and dict each time: tens of ms, paid by the request
+    that triggers it)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._mark: tuple[Any, ...] | None = None
         self._rows = 0
-        self._kept: OrderedDict[tuple[Any, ...], list[Counted]] = OrderedDict()
+        self._kept: OrderedDict[tuple[Any, ...], _Kept] = OrderedDict()
 
     def get(self, mark: tuple[Any, ...] | None, key: tuple[Any, ...]) -> list[Counted] | None:
         with self._lock:
             if mark is None or mark != self._mark:
                 return None
             found = self._kept.get(key)
-            if found is not None:
-                self._kept.move_to_end(key)
-            return found
+            if found is None:
+                return None
+            self._kept.move_to_end(key)
+        names, rows = found
+        n = len(names)
+        return [Counted(row[: len(row) - n], dict(zip(names, row[len(row) - n :], strict=True))) for row in rows]
 
     def put(self, mark: tuple[Any, ...] | None, key: tuple[Any, ...], answer: list[Counted]) -> None:
         if mark is None or len(answer) > ANSWER_ROWS:  # never refreshed: the rollups are being made
@@ -865,10 +897,11 @@ class _Answers:
                 self._kept.clear()
             if key in self._kept:
                 return
-            self._kept[key] = answer
+            names = tuple(answer[0].values) if answer else ()
+            self._kept[key] = (names, tuple((*c.dims, *(c.values[v] for v in names)) for c in answer))
             self._rows += len(answer)
             while self._rows > ANSWER_ROWS:
-                _, dropped = self._kept.popitem(last=False)
+                _, (_, dropped) = self._kept.popitem(last=False)
                 self._rows -= len(dropped)
 
 

@@ -9,7 +9,7 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import event, func, select, text
 
 from ledger_service.analytics import report, themes
 from ledger_service.analytics import suggestions as rules
@@ -228,6 +228,38 @@ def test_a_read_asked_again_before_a_refresh_is_answered_from_memory_until_a_ref
     assert _by(analytics.returned(store, whole, dims=("gtin",)), "requests") == {111: 2, 222: 2, 333: 1}
 
 
+def test_kept_answers_beyond_the_bound_drop_the_least_recently_used(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At most ``ANSWER_ROWS`` answered rows are kept: a read beyond drops the least recently used answers, and
+    every read still answers its figures (from memory or from the database)."""
+    _, _, day0 = _build(store)
+    refresh(store, now=1)
+    monkeypatch.setattr(analytics, "ANSWER_ROWS", 4)
+    whole = _scope(day0 - 1, day0 + 30)
+    statements: list[str] = []
+    event.listen(store.engine, "before_cursor_execute", lambda conn, cursor, sql, *rest: statements.append(sql))
+
+    def gtins() -> dict[object, int]:
+        return _by(analytics.returned(store, whole, dims=("gtin",)), "requests")
+
+    def merchants() -> dict[object, int]:
+        return _by(analytics.returned(store, whole, dims=("merchant",)), "requests")
+
+    assert gtins() == {111: 2, 222: 1, 333: 1}  # 3 rows kept
+    read = len(statements)
+    assert gtins() == {111: 2, 222: 1, 333: 1}
+    assert not any("analytics_returns" in sql for sql in statements[read:])  # kept
+    for _ in range(3):  # each read drops the other's answer (3 + 2 rows > 4)
+        assert merchants() == {A: 3, B: 1}
+        read = len(statements)
+        assert gtins() == {111: 2, 222: 1, 333: 1}
+        assert any("analytics_returns" in sql for sql in statements[read:])  # dropped, read again
+    read = len(statements)
+    assert gtins() == {111: 2, 222: 1, 333: 1}
+    assert not any("analytics_returns" in sql for sql in statements[read:])  # the newest answer is kept
+
+
 def test_reads_at_once_answer_as_one_after_another_each_on_its_own_connection(store: Store) -> None:
     _, _, day0 = _build(store)
     refresh(store, now=1)
@@ -265,6 +297,32 @@ def test_a_reorg_under_the_watermark_rebuilds_the_rollups(store: Store) -> None:
     stats = refresh(store, now=2)
     assert stats.rebuilt
     assert _by(analytics.sold(store, whole, dims=("gtin",)), "sold")[222] == 2
+
+
+def test_rollups_made_from_nothing_are_rewritten_in_their_keys_order_on_postgresql(store: Store) -> None:
+    """PostgreSQL: a refresh from nothing ends by rewriting each rollup in the order of its primary key (a range of
+    buckets is then a few pages of it), its figures unchanged. SQLite keeps them in that order always."""
+    if store.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite's rollups are tables without rowid, kept in their keys' order")
+    rollups = ("analytics_sales", "analytics_returns", "analytics_speed", "analytics_terms")
+
+    def clustered() -> set[str]:
+        with store.engine.connect() as conn:
+            return {
+                name
+                for name in rollups
+                if conn.execute(
+                    text("SELECT indisclustered FROM pg_index WHERE indexrelid = to_regclass(:pk)"),
+                    {"pk": f"pk_{name}"},
+                ).scalar()
+            }
+
+    _, _, day0 = _build(store)
+    assert clustered() == set()
+    refresh(store, now=1)
+    assert clustered() == set(rollups)
+    whole = _scope(day0 - 1, day0 + 30)
+    assert _by(analytics.returned(store, whole, dims=("gtin",)), "requests") == {111: 2, 222: 1, 333: 1}
 
 
 def test_the_rollup_reads_equal_counts_of_the_requests_themselves(store: Store) -> None:
@@ -469,3 +527,45 @@ def test_the_inspection_rule_weighs_the_merchants_current_policy(store: Store, m
     apply_new(store, chain)
     refresh(store, now=2)
     assert slow() == []
+
+
+def test_the_rate_rule_weighs_the_merchant_over_its_gtins_with_a_return(store: Store) -> None:
+    """``return_rate_above_merchant``: a GTIN's rate against its merchant's, where the merchant's counts the GTINs
+    with at least one refund return in the period. Merchant A: GTIN 111 sold 20, returned 10; 222 sold 40,
+    returned once; 333 sold 60, never returned; 444 sold 20, one exchange and no return. Merchant B: 555 sold
+    20, returned 10. Expected by hand: A's rate is (10 + 1) / (20 + 40) = 0.1833, 111's 0.5 >= 2 x that, so 111
+    alone fires; counting 333 or 444 would give 11/120 or 11/80, only 111 would give 0.5 (no suggestion), and B's
+    GTIN is never A's; B's 555 is its merchant's whole rate, so it never fires."""
+    chain = ChainBuilder()
+    sold = {(A, 111): 20, (A, 222): 40, (A, 333): 60, (A, 444): 20, (B, 555): 20}
+    items = {
+        key: [_register(chain, f"urn:r{key[1]}:{n}", merchant=key[0], gtin=key[1]) for n in range(count)]
+        for key, count in sold.items()
+    }
+    chain.next_block()
+    for (merchant, _), owned in items.items():
+        for item in owned:
+            chain.sale(item, merchant=merchant)
+    day0 = day_of(chain.time)
+    apply_new(store, chain)
+    at = chain.time + HOUR
+    rows = [
+        *(_request(f"rr_a{n}", items[(A, 111)][n], A, "damaged", "manual_review", at) for n in range(10)),
+        _request("rr_b0", items[(A, 222)][0], A, "defective", "manual_review", at),
+        _request("rr_c0", items[(A, 444)][0], A, "wrong_size", "manual_review", at,
+                 replacement_item_id=items[(A, 444)][1], instant=False),
+        *(_request(f"rr_d{n}", items[(B, 555)][n], B, "damaged", "manual_review", at) for n in range(10)),
+    ]  # fmt: skip
+    for row in rows:
+        returns.insert_return_request(store, row)
+    refresh(store, now=1)
+    for asked in (None, A):
+        found = [
+            x.figures
+            for x in report.suggestions(store, _scope(day0 - 1, day0 + 30, asked))
+            if x.rule == "return_rate_above_merchant"
+        ]
+        assert found == [
+            {"gtin": 111, "merchant": A.lower(), "sold": 20, "returns": 10, "rate": 0.5,
+             "merchant_rate": round(11 / 60, 4)}
+        ], asked  # fmt: skip
