@@ -299,11 +299,16 @@ def test_a_reorg_under_the_watermark_rebuilds_the_rollups(store: Store) -> None:
     assert _by(analytics.sold(store, whole, dims=("gtin",)), "sold")[222] == 2
 
 
-def test_rollups_made_from_nothing_are_rewritten_in_their_keys_order_on_postgresql(store: Store) -> None:
+@pytest.mark.postgres
+def test_rollups_made_from_nothing_are_rewritten_in_their_keys_order_on_postgresql(pg_url: str) -> None:
     """PostgreSQL: a refresh from nothing ends by rewriting each rollup in the order of its primary key (a range of
-    buckets is then a few pages of it), its figures unchanged. SQLite keeps them in that order always."""
-    if store.engine.dialect.name != "postgresql":
-        pytest.skip("SQLite's rollups are tables without rowid, kept in their keys' order")
+    buckets is then a few pages of it), its figures unchanged. SQLite keeps them in that order always (its rollups
+    are tables without rowid), so this runs on PostgreSQL only."""
+    with Store.open(pg_url) as store:
+        _check_clustered_after_a_rebuild(store)
+
+
+def _check_clustered_after_a_rebuild(store: Store) -> None:
     rollups = ("analytics_sales", "analytics_returns", "analytics_speed", "analytics_terms")
 
     def clustered() -> set[str]:
