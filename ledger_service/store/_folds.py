@@ -109,8 +109,8 @@ class ItemState:
     ``item_id`` then the :data:`ITEM_MUTABLE_COLUMNS`, in that order, lead
     the fields so that a stored row of those columns unpacks into it
     (:meth:`from_stored`); ``stored`` marks such a state, whose registration
-    columns are not loaded (they never change) and whose row is updated, not
-    inserted.
+    columns but the GTIN are not loaded (they never change) and whose row is
+    updated, not inserted.
     """
 
     item_id: str
@@ -222,8 +222,10 @@ class ItemState:
 
     @classmethod
     def from_stored(cls, row: Sequence[Any]) -> ItemState:
-        """The state of a stored items row given as (item_id, *ITEM_MUTABLE_COLUMNS)."""
-        state = cls(*row)
+        """The state of a stored items row given as (item_id, *ITEM_MUTABLE_COLUMNS, gtin): of the registration's
+        columns only the GTIN, which the item's sales are written with."""
+        state = cls(*row[:-1])
+        state.gtin = row[-1]
         state.registered = True
         state.stored = True
         return state
@@ -341,7 +343,7 @@ def load_items(conn: Connection, keys: Sequence[str], cache: ItemCache | None = 
                 wanted.append(key)
             else:
                 states[key] = state
-    columns = [items.c.item_id, *(items.c[name] for name in ITEM_MUTABLE_COLUMNS)]
+    columns = [items.c.item_id, *(items.c[name] for name in ITEM_MUTABLE_COLUMNS), items.c.gtin]
     for part in chunks(conn, wanted):
         for row in conn.execute(select(*columns).where(key_in(conn, items.c.item_id, part))):
             states[row[0]] = ItemState.from_stored(row)

@@ -352,6 +352,9 @@ class _Batch:
         elif isinstance(ev, PolicyPublished):
             self._policy(ev, position)
         elif isinstance(ev, SaleRecorded):
+            # the contract records the sale's item event in the same transaction, so the item's state is loaded
+            # for the batch: the analytics count the sale by its GTIN without looking the item up
+            item = self.item_states.get(ev.item_id)
             row = {
                 "item_id": ev.item_id,
                 "sale_seq": ev.sale_seq,
@@ -362,6 +365,7 @@ class _Batch:
                 "policy_version": ev.policy_version,
                 "order_ref": ev.order_ref,
                 "sold_at": ev.sold_at,
+                "gtin": item.gtin if item is not None and item.registered else None,
             }
             self.logs[sales].append(row | position)
         elif isinstance(ev, ReturnAuthorized):

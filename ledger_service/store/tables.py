@@ -308,6 +308,8 @@ sales = Table(
     Column("order_ref", HASH, nullable=False),
     Column("sold_at", BigInteger, nullable=False),
     *_position(),
+    # after the position: revision 0034 added it (a column added goes last)
+    Column("gtin", BigInteger, nullable=True, comment="the sold item's GTIN, written at ingest (0034)"),
     PrimaryKeyConstraint("item_id", "sale_seq"),
     Index("ix_sales_consumer_time", "consumer", "sold_at"),
     Index("ix_sales_merchant_time", "merchant", "sold_at"),

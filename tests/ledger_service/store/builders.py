@@ -114,10 +114,10 @@ class ChainBuilder:
 
     # ---- ProvenanceLedger ------------------------------------------------------------------
 
-    def register(self, uri: str, *, manufacturer: str = addr(1), merchant: str = addr(2)) -> str:
+    def register(self, uri: str, *, manufacturer: str = addr(1), merchant: str = addr(2), gtin: int = 614141) -> str:
         item_id = "0x" + keccak(text=uri).hex()
         self.items[item_id] = _Item(item_id)
-        self._emit(ItemRegistered(self._pos(), item_id, manufacturer, merchant, uri, 614141, h("meta", uri)))
+        self._emit(ItemRegistered(self._pos(), item_id, manufacturer, merchant, uri, gtin, h("meta", uri)))
         self.record(item_id, BizStep.COMMISSIONING, Disposition.ACTIVE, actor=manufacturer)
         return item_id
 

@@ -6,12 +6,14 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from ledger_service.core.codes import BizStep, Disposition
 from ledger_service.core.hashchain import ChainLink, verify_chain
 from ledger_service.store import Store
 from ledger_service.store.handle import ChainBreakError
-from tests.ledger_service.store.builders import ChainBuilder, headers_upto, upto
+from ledger_service.store.tables import sales
+from tests.ledger_service.store.builders import ChainBuilder, apply_new, headers_upto, upto
 
 
 def _apply_all(store: Store, chain: ChainBuilder) -> None:
@@ -236,3 +238,37 @@ def test_refused_breaks_write_nothing_and_name_the_item(store: Store) -> None:
     assert item in str(caught.value) and "block 2" in str(caught.value)
     assert store.checkpoint() is None
     assert store.counts()["item_events"] == 0
+
+
+def _sale_gtins(store: Store) -> dict[tuple[str, int], int | None]:
+    with store.engine.connect() as conn:
+        return {
+            (r.item_id, r.sale_seq): r.gtin
+            for r in conn.execute(select(sales.c.item_id, sales.c.sale_seq, sales.c.gtin))
+        }
+
+
+def test_a_sale_row_has_its_items_gtin_however_the_item_was_known(store_url: str) -> None:
+    """The analytics count sales by the GTIN on the sale row (revision 0034): an item registered in the same
+    batch, one from an earlier batch held in the indexer's cache, and one read back from its items row by
+    another process (no cache) all give their own GTIN; a sale of an item the index never saw has none."""
+    chain = ChainBuilder()
+    early = chain.register("urn:x:early", gtin=10614141073464)
+    cached = chain.register("urn:x:cached", gtin=20614141073461)
+    with Store.open(store_url) as store:
+        store.apply(events=chain.events, headers=chain.headers, checkpoint=chain.ref(), prune_below=0)
+        chain.next_block()
+        chain.sale(cached)
+        same = chain.register("urn:x:same", gtin=30614141073468)
+        chain.sale(same)
+        apply_new(store, chain)
+        assert _sale_gtins(store) == {(cached, 1): 20614141073461, (same, 1): 30614141073468}
+    with Store.open(store_url) as store:  # a new process: the early item's state comes from its items row
+        chain.next_block()
+        chain.sale(early)
+        stranger = "0x" + "ab" * 32
+        chain.sale(stranger)
+        apply_new(store, chain)
+        gtins = _sale_gtins(store)
+    assert gtins[(early, 1)] == 10614141073464
+    assert gtins[(stranger, 1)] is None

@@ -374,3 +374,28 @@ def test_0014_keys_the_captured_events_epcs_of_an_index_built_before_it(store_ur
     with Store.open(store_url) as store:  # upgrades to head
         assert store.dump() == before
     assert _differences(store_url) == []
+
+
+def test_0034_writes_each_stored_sale_its_items_gtin(store_url: str) -> None:
+    """Down to 0033 (sales without gtin) and up again: every sale row comes back with its item's GTIN, as the
+    indexer writes it now (the dumps are equal); a sale whose item has no row keeps none."""
+    chain = ChainBuilder()
+    items = [chain.register(f"urn:x:{n}", gtin=10614141073464 + n) for n in range(5)]
+    chain.next_block()
+    for item in [*items, "0x" + "ab" * 32]:
+        chain.sale(item)
+    with Store.open(store_url) as store:
+        store.apply(events=chain.events, headers=chain.headers, checkpoint=chain.ref(), prune_below=0)
+        before = store.dump()
+    assert sorted(row[-1] is None for row in before["sales"]) == [False] * 5 + [True]
+
+    _migrate(store_url, "0033", down=True)
+    engine = create_engine(store_url)
+    try:
+        assert "gtin" not in {c["name"] for c in inspect(engine).get_columns("sales")}
+    finally:
+        engine.dispose()
+
+    with Store.open(store_url) as store:  # upgrades to head
+        assert store.dump() == before
+    assert _differences(store_url) == []
