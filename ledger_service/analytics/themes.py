@@ -107,6 +107,8 @@ _FUNCTION_CHARS = frozenset("的了是我你他她它们在有和就都也很想
 _WORD = re.compile(r"[a-z][a-z']{2,}")
 _HAN_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
 MAX_TERM = 48
+_THEME_PATTERNS = tuple((name, re.compile("|".join(map(re.escape, words)))) for name, (_, words) in THEMES.items())
+"""Each cluster's keywords as one pattern: found anywhere in the normalised text, as a substring test would."""
 
 
 def normalise(text: str) -> str:
@@ -119,7 +121,7 @@ def terms(text: str) -> list[str]:
     norm = normalise(text)
     if not norm:
         return []
-    found = [f"theme:{name}" for name, (_, words) in THEMES.items() if any(w in norm for w in words)]
+    found = [f"theme:{name}" for name, pattern in _THEME_PATTERNS if pattern.search(norm)]
     words: list[str] = []
     for word in _WORD.findall(norm):
         word = word.strip("'")

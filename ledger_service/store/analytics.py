@@ -57,7 +57,14 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from ledger_service.core.codes import ReturnState
 from ledger_service.core.days import GRAINS, Grain, bucket_of, day_of, month_of, split, week_of
-from ledger_service.store._db import insert_rows, key_in, read_transaction, sqlite_path, write_transaction
+from ledger_service.store._db import (
+    insert_rows,
+    key_in,
+    read_transaction,
+    sqlite_path,
+    write_transaction,
+    write_tuples,
+)
 from ledger_service.store.handle import Store
 from ledger_service.store.tables import (
     analytics_facts,
@@ -266,8 +273,9 @@ def refresh_rollups(store: Store, *, terms: Callable[[str], Sequence[str]], now:
         }
         while True:
             with _refresh_transaction(store) as conn:
-                top = _sales_chunk_end(conn, since_block, head_block)
-                stats.sales += _fold_sales(conn, since_block, top)
+                top, count = _sales_chunk_end(conn, since_block, head_block)
+                _fold_sales(conn, since_block, top)
+                stats.sales += count
                 top_hash = head_hash if top == head_block else _block_hash(conn, top)
                 conn.execute(
                     analytics_watermark.update()
@@ -298,6 +306,9 @@ _PG_SETTINGS = (
     # a chunk's few thousand keys are looked up in their indexes rather than matched against a scan of every
     # return, payout, label and transition (the pages the lookups need are mostly cached)
     "SET LOCAL random_page_cost = 1.1",
+    # the rollups are derived: a crash may lose a refresh's last commits (the watermark with them, in the same
+    # transactions), which the next refresh folds again; it need not wait for each commit's flush to disk
+    "SET LOCAL synchronous_commit = off",
 )
 
 
@@ -338,18 +349,27 @@ def _block_hash(conn: Connection, number: int) -> str:
     return str(conn.execute(select(blocks.c.hash).where(blocks.c.number == number)).scalar() or "")
 
 
-def _sales_chunk_end(conn: Connection, since_block: int, head_block: int) -> int:
-    """The block that ends the next chunk of sales to fold: about :data:`SALES_CHUNK` sales after ``since_block``
-    (a whole block more), or ``head_block``."""
+def _sales_chunk_end(conn: Connection, since_block: int, head_block: int) -> tuple[int, int]:
+    """The block that ends the next chunk of sales to fold, and the chunk's sales: about :data:`SALES_CHUNK`
+    sales after ``since_block`` (a whole block more), or up to ``head_block``."""
     s = sales.c
+
+    def count(top: int, *, most: int | None = None) -> int:
+        rows = select(literal(1)).where(s.block_number > since_block, s.block_number <= top).limit(most)
+        return int(conn.execute(select(func.count()).select_from(rows.subquery())).scalar_one())
+
+    # an incremental refresh's sales are mostly fewer than a chunk: counted once (reading at most a chunk's
+    # index entries), and the chunk is all of them
+    if (fewer := count(head_block, most=SALES_CHUNK + 1)) <= SALES_CHUNK:
+        return head_block, fewer
     top = conn.execute(
         select(s.block_number)
         .where(s.block_number > since_block, s.block_number <= head_block)
         .order_by(s.block_number)
         .offset(SALES_CHUNK)
         .limit(1)
-    ).scalar()
-    return head_block if top is None else int(top)
+    ).scalar_one()
+    return int(top), count(int(top))
 
 
 _MONTH_OF_DAY: Mapping[str, str] = {
@@ -360,7 +380,7 @@ _MONTH_OF_DAY: Mapping[str, str] = {
 }
 
 
-def _fold_sales(conn: Connection, since_block: int, head_block: int) -> int:
+def _fold_sales(conn: Connection, since_block: int, head_block: int) -> None:
     """Adds the sales of blocks ``since_block + 1 .. head_block`` to ``analytics_sales``, summed by the database
     itself in one statement: the sales by day with their categories, then summed into each grain (no row of a
     sale crosses to Python, the bulk of a backfill's fold). A sale row has its item's GTIN (written at ingest,
@@ -388,10 +408,6 @@ def _fold_sales(conn: Connection, since_block: int, head_block: int) -> int:
         ),
         {"since": since_block, "head": head_block},
     )
-    folded = conn.execute(
-        select(func.count()).where(sales.c.block_number > since_block, sales.c.block_number <= head_block)
-    ).scalar_one()
-    return int(folded)
 
 
 def _touched(conn: Connection, since_block: int, head_block: int, since_time: int, since_ship: int) -> list[str]:
@@ -461,6 +477,12 @@ def _facts(
         .scalar_subquery(),
         select(items.c.gtin).where(items.c.item_id == rr.item_id).scalar_subquery(),
     )
+    postgres = conn.dialect.name == "postgresql"
+    if postgres:
+        # a chunk's keys looked up in each table's index: a hash or merge join would read all of its payouts
+        # and labels, a cost that grows with the history rather than with the chunk
+        conn.exec_driver_sql("SET LOCAL enable_hashjoin = off")
+        conn.exec_driver_sql("SET LOCAL enable_mergejoin = off")
     requests = conn.execute(
         select(
             rr.id,
@@ -494,6 +516,9 @@ def _facts(
         )
         .where(key_in(conn, rr.id, list(ids)))
     ).all()
+    if postgres:
+        conn.exec_driver_sql("SET LOCAL enable_hashjoin = on")
+        conn.exec_driver_sql("SET LOCAL enable_mergejoin = on")
     return_ids = [r.return_id for r in requests if r.return_id is not None]
     moves: dict[str, list[tuple[int, int]]] = defaultdict(list)
     if return_ids:
@@ -680,10 +705,17 @@ def _terms_sql() -> str:
 _RETURNS_SQL, _SPEED_SQL, _TERMS_SQL = _returns_sql(), _speed_sql(), _terms_sql()
 
 
-def _delta_rows(fact: Fact, sign: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The fact's row of ``analytics_delta`` and its rows of ``analytics_delta_terms``, times ``sign``."""
+_DELTA_COLUMNS = tuple(column.name for column in _delta.c)
+_DELTA_TERMS_COLUMNS = tuple(column.name for column in _delta_terms.c)
+
+
+def _delta_rows(fact: Fact, sign: int) -> tuple[tuple[Any, ...], list[tuple[Any, ...]]]:
+    """The fact's row of ``analytics_delta`` (in :data:`_DELTA_COLUMNS` order) and its rows of
+    ``analytics_delta_terms`` (:data:`_DELTA_TERMS_COLUMNS`), times ``sign``: tuples, as a refresh writes
+    thousands of them."""
     refund, fee, outstanding = _halves(fact.refund), _halves(fact.fee_kept), _halves(fact.outstanding)
-    at = {"merchant": fact.merchant, "d": fact.day, "w": week_of(fact.day), "m": month_of(fact.day)}
+    at = (fact.merchant, fact.day, week_of(fact.day), month_of(fact.day))
+    dispute = fact.dispute
     # an exchange is a return on-chain, but not one for the rates and reasons: it is counted apart
     counts = (
         int(not fact.exchange),
@@ -692,37 +724,37 @@ def _delta_rows(fact: Fact, sign: int) -> tuple[dict[str, Any], list[dict[str, A
         *fee,
         int(fact.outstanding > 0),
         *outstanding,
-        int(fact.dispute != ""),
-        int(fact.dispute == "open"),
-        int(fact.dispute == "consumer"),
-        int(fact.dispute == "merchant"),
+        int(dispute != ""),
+        int(dispute == "open"),
+        int(dispute == "consumer"),
+        int(dispute == "merchant"),
         int(fact.exchange),
         int(fact.exchange and fact.replacement_gtin is not None and fact.replacement_gtin != fact.gtin),
     )
     spans = fact.durations()
-    row = {
-        **at,
-        "gtin": fact.gtin,
-        "category": fact.category,
-        "reason_code": fact.reason_code,
-        "carrier": fact.carrier,
-        "outcome": fact.outcome,
-        "token": fact.token,
-        **{name: value * sign for name, value in zip(_COUNTS, counts, strict=True)},
-        **{f"h_{m}": spans[m] // 3600 if m in spans else None for m in METRICS},
-        "n": sign,
-    }
-    return row, [{**at, "reason_code": fact.reason_code, "term": t, "n": sign} for t in sorted(set(fact.terms))]
+    row = (
+        *at,
+        fact.gtin,
+        fact.category,
+        fact.reason_code,
+        fact.carrier,
+        fact.outcome,
+        fact.token,
+        *(value * sign for value in counts),
+        *(spans[m] // 3600 if m in spans else None for m in METRICS),
+        sign,
+    )
+    return row, [(*at, fact.reason_code, t, sign) for t in sorted(set(fact.terms))]
 
 
 def _apply(conn: Connection, old: Mapping[str, Fact], new: Mapping[str, Fact]) -> None:
     # a request found again only by the time margin, unchanged, adds nothing (most of them, refresh after refresh)
-    same = [rid for rid, fact in new.items() if old.get(rid) == fact]
+    same = {rid for rid, fact in new.items() if old.get(rid) == fact}
     if same:
         old = {k: v for k, v in old.items() if k not in same}
         new = {k: v for k, v in new.items() if k not in same}
-    rows: list[dict[str, Any]] = []
-    term_rows: list[dict[str, Any]] = []
+    rows: list[tuple[Any, ...]] = []
+    term_rows: list[tuple[Any, ...]] = []
     for facts, sign in ((old, -1), (new, 1)):
         for fact in facts.values():
             row, terms = _delta_rows(fact, sign)
@@ -732,11 +764,11 @@ def _apply(conn: Connection, old: Mapping[str, Fact], new: Mapping[str, Fact]) -
         for scratch in (_delta, _delta_terms):
             conn.execute(CreateTable(scratch, if_not_exists=True))
             conn.execute(scratch.delete())
-        insert_rows(conn, _delta, rows)  # PostgreSQL: one COPY
+        write_tuples(conn, "insert", _delta, _DELTA_COLUMNS, rows)  # PostgreSQL: one COPY
         conn.execute(text(_RETURNS_SQL))
         conn.execute(text(_SPEED_SQL))
         if term_rows:
-            insert_rows(conn, _delta_terms, term_rows)
+            write_tuples(conn, "insert", _delta_terms, _DELTA_TERMS_COLUMNS, term_rows)
             conn.execute(text(_TERMS_SQL))
     if old:
         conn.execute(analytics_facts.delete().where(key_in(conn, analytics_facts.c.request_id, list(old))))
