@@ -391,10 +391,8 @@ def _fold_sales(conn: Connection, since_block: int, head_block: int) -> None:
             # the only interpolation: a constant expression of _MONTH_OF_DAY; 1970-01-01 was a Thursday
             "WITH x AS MATERIALIZED (SELECT s.sold_at / 86400 AS dd, s.merchant AS merchant, s.gtin AS gtin, "  # noqa: S608
             "COALESCE(c.category, '') AS category, count(*) AS n "
-            # the chunk's sales in the order of their items' key: each lookup of a category lands near the one
-            # before in its index rather than anywhere in it
             "FROM (SELECT sold_at, merchant, item_id, gtin FROM sales "
-            "WHERE block_number > :since AND block_number <= :head AND gtin IS NOT NULL ORDER BY item_id) AS s "
+            "WHERE block_number > :since AND block_number <= :head AND gtin IS NOT NULL) AS s "
             "LEFT JOIN item_categories c ON c.item_id = s.item_id "
             "GROUP BY 1, 2, 3, 4) "
             "INSERT INTO analytics_sales (grain, bucket, merchant, gtin, category, sold) "
