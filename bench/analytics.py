@@ -22,6 +22,10 @@ Steps, for each database:
    than with bench/indexer.py (the issue's "backfill throughput"): that chain is ItemEventRecorded events (and
    one event of each other type), with no sales or return requests, so a refresh would fold next to nothing;
    this batch has the index's own mix (a sale per item, one in ten asked back, their returns on-chain).
+   ``--cost-rounds`` batches, each followed by its refresh: the verdict is on the median ratio (a batch's apply
+   swings with the server's checkpoints more than the refresh does), every round printed. A batch is what the
+   indexer applies in a few seconds, so this is a refresh far more often than the API's default of once a
+   minute (``LEDGER_ANALYTICS_REFRESH_S``), whose larger batches cost less per event: the strict case.
 
 Prints p50/p95/p99 per endpoint against the target (p95 <= 100 ms: PASS/MISS); the p95 of the questions asked
 for the first time in the run (path, parameters, range and key not asked before: the API keeps each rollup
@@ -35,6 +39,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import random
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -87,6 +92,7 @@ def main() -> int:
     parser.add_argument("--queries", type=int, default=200, help="measured queries of each endpoint")
     parser.add_argument("--warmup", type=int, default=20, help="queries of each endpoint before measuring")
     parser.add_argument("--cost-items", type=int, default=20_000, help="items of the backfill batch (step 4)")
+    parser.add_argument("--cost-rounds", type=int, default=3, help="backfill batches, each refreshed (step 4)")
     parser.add_argument("--no-sqlite", action="store_true", help="PostgreSQL only")
     parser.add_argument("--no-postgres", action="store_true", help="SQLite only")
     parser.add_argument("--postgres-url", default=PG_DEFAULT, help="server to keep the filled schema in")
@@ -98,8 +104,8 @@ def main() -> int:
         "--fill-only", action="store_true", help="fill (and keep) the index, measure nothing: a long fill ahead of time"
     )
     args = parser.parse_args()
-    if min(args.items, args.queries, args.cost_items) < 1 or args.warmup < 0:
-        parser.error("--items, --queries and --cost-items positive, --warmup not negative")
+    if min(args.items, args.queries, args.cost_items, args.cost_rounds) < 1 or args.warmup < 0:
+        parser.error("--items, --queries, --cost-items and --cost-rounds positive, --warmup not negative")
     return run_in_workdir("bench/analytics.py", lambda workdir: run(args), keep=False, report=print_table)
 
 
@@ -164,8 +170,11 @@ def one_database(args: argparse.Namespace, name: str, url: str) -> dict[str, Any
                     conn.execute(text("ANALYZE"))
         say(f"3. queries ({name}): {args.warmup} warm-up + {args.queries} of each endpoint")
         out["endpoints"] = measure(args, store, url)
-        say(f"4. cost ({name}): a backfill batch of {args.cost_items:,} items, then the refresh that folds it")
-        out["cost"] = cost(args, store)
+        say(f"4. cost ({name}): {args.cost_rounds} backfill batches of {args.cost_items:,} items, each followed "
+            "by the refresh that folds it")  # fmt: skip
+        rounds = [cost(args, store) for _ in range(args.cost_rounds)]
+        ratios = [r["ratio"] for r in rounds]
+        out["cost"] = {"rounds": rounds, "ratio": round(statistics.median(ratios), 4)}
     finally:
         store.close()
     return out
@@ -259,8 +268,10 @@ def print_table(figures: dict[str, Any]) -> None:
             say(line)
         c = db.get("cost")
         if c:  # --fill-only measured nothing
-            say(f"  refresh after a backfill batch: {c['refresh_s']:.2f} s for {c['apply_s']:.2f} s of Store.apply "
-                f"= {c['ratio']:.1%} (target <= {TARGET_COST:.0%}: {verdict(c['ratio'] <= TARGET_COST)})")  # fmt: skip
+            each = ", ".join(f"{r['refresh_s']:.2f} s / {r['apply_s']:.2f} s = {r['ratio']:.1%}" for r in c["rounds"])
+            say(f"  refresh after a backfill batch of {c['rounds'][0]['batch_logs']:,} logs, share of Store.apply's "
+                f"time: median {c['ratio']:.1%} (target <= {TARGET_COST:.0%}: {verdict(c['ratio'] <= TARGET_COST)}); "
+                f"each: {each}")  # fmt: skip
 
 
 if __name__ == "__main__":
