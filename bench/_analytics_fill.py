@@ -93,10 +93,12 @@ def fill(
     merchants: tuple[str, ...],
     token: str,
     now: int | None = None,
+    span_s: int = 0,
     progress: Callable[[str], None] = print,
 ) -> FillStats:
     """Writes items ``first .. first + items - 1`` (their logs and return requests) into an index pinned to
-    ``pin``: a fresh one, or with ``first`` > 0 one this function filled, whose chain it continues."""
+    ``pin``: a fresh one, or with ``first`` > 0 one this function filled, whose chain it continues over the
+    ``span_s`` seconds before ``now`` less 8 days (0: every block at that time)."""
     from ledger_service.store.carriers import ShipmentRow
     from ledger_service.store.items import set_item_category
 
@@ -110,7 +112,7 @@ def fill(
         escrow=pin.escrow_address,
     )  # fmt: skip
     if head is not None:  # continue the stored chain: the next block's parent is the checkpoint
-        chain.start = chain.end = now - 8 * DAY
+        chain.start, chain.end = now - 8 * DAY - span_s, now - 8 * DAY
         chain.number = head.number + 1
         chain.headers = [BlockHeader(chain.number, _hash("block", "more", chain.number), head.hash, chain.start)]
     stats = FillStats()

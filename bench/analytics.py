@@ -21,7 +21,9 @@ Steps, for each database:
    indexer is the database time the refresh takes for the same events: refresh ÷ apply. Measured here rather
    than with bench/indexer.py (the issue's "backfill throughput"): that chain is ItemEventRecorded events (and
    one event of each other type), with no sales or return requests, so a refresh would fold next to nothing;
-   this batch has the index's own mix (a sale per item, one in ten asked back, their returns on-chain).
+   this batch has the index's own mix (a sale per item, one in ten asked back, their returns on-chain), its
+   chain time spread over as many days as the fill gives that many items (a backfill reads history, so its
+   sales and requests fall on many days: the rollups get a row per GTIN and day rather than one per GTIN).
    ``--cost-rounds`` batches, each followed by its refresh: the verdict is on the median ratio (a batch's apply
    swings with the server's checkpoints more than the refresh does), every round printed. A batch is what the
    indexer applies in a few seconds, so this is a refresh far more often than the API's default of once a
@@ -232,11 +234,14 @@ def cost(args: argparse.Namespace, store: Store) -> dict[str, float]:
     with store.engine.connect() as conn:
         first = int(conn.execute(text("SELECT count(*) FROM items")).scalar_one())
         newest = int(conn.execute(text("SELECT max(decided_at) FROM return_requests")).scalar_one() or 0)
+    # the batch's chain time spans as many days as the fill gives that many items (a backfill reads history:
+    # its sales and requests fall on many days, so the rollups get a row per GTIN and day, not per GTIN)
+    span_s = round(args.cost_items / first * SPAN_DAYS * DAY)
     # the batch's requests come after the index's newest by more than the refresh's margin (a run minutes after
     # another would otherwise fold the previous batch's requests again, which a backfill does not)
-    now = max(int(time.time()), newest + 8 * DAY + SLACK_S + 1)
+    now = max(int(time.time()), newest + 8 * DAY + SLACK_S + 1 + span_s)
     stats = fill(store, items=args.cost_items, first=first, pin=PIN, manufacturer=MANUFACTURER, carrier=CARRIER,
-                 merchants=MERCHANTS, token=TOKEN, progress=say, now=now)  # fmt: skip
+                 merchants=MERCHANTS, token=TOKEN, progress=say, now=now, span_s=span_s)  # fmt: skip
     started = time.perf_counter()
     folded = refresh(store)
     refresh_s = time.perf_counter() - started
@@ -244,6 +249,7 @@ def cost(args: argparse.Namespace, store: Store) -> dict[str, float]:
         f"({folded.sales:,} sales, {folded.requests:,} requests)")  # fmt: skip
     return {
         "items_before": first,
+        "span_days": round(span_s / DAY, 1),
         "batch_logs": stats.logs,
         "apply_s": round(stats.apply_seconds, 3),
         "refresh_s": round(refresh_s, 3),
@@ -269,7 +275,8 @@ def print_table(figures: dict[str, Any]) -> None:
         c = db.get("cost")
         if c:  # --fill-only measured nothing
             each = ", ".join(f"{r['refresh_s']:.2f} s / {r['apply_s']:.2f} s = {r['ratio']:.1%}" for r in c["rounds"])
-            say(f"  refresh after a backfill batch of {c['rounds'][0]['batch_logs']:,} logs, share of Store.apply's "
+            say(f"  refresh after a backfill batch of {c['rounds'][0]['batch_logs']:,} logs "
+                f"({c['rounds'][0]['span_days']} days of chain time), share of Store.apply's "
                 f"time: median {c['ratio']:.1%} (target <= {TARGET_COST:.0%}: {verdict(c['ratio'] <= TARGET_COST)}); "
                 f"each: {each}")  # fmt: skip
 
