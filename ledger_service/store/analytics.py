@@ -46,6 +46,7 @@ from sqlalchemy import (
     and_,
     func,
     literal,
+    literal_column,
     or_,
     select,
     text,
@@ -782,8 +783,11 @@ def _apply(conn: Connection, old: Mapping[str, Fact], new: Mapping[str, Fact]) -
 
 
 def _segment(table: Table, scope: Scope, grain: Grain, lo: int, hi: int) -> ColumnElement[bool]:
-    """One range of whole buckets: an equality and a range on the key's prefix (or the merchant's index)."""
+    """One range of whole buckets: an equality and a range on the key's prefix (or the merchant's or GTIN's index,
+    of weeks and months: their condition is stated, as SQLite needs to use a partial index)."""
     where: list[ColumnElement[bool]] = [table.c.grain == grain, table.c.bucket.between(lo, hi)]
+    if grain != "d":
+        where.append(table.c.grain.op("<>")(literal_column("'d'")))
     if scope.merchant is not None:
         where.append(table.c.merchant == scope.merchant.lower())
     if scope.gtin is not None and "gtin" in table.c:

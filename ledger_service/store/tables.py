@@ -1215,6 +1215,13 @@ def _rollup_key() -> list[Column[Any]]:
     ]
 
 
+WEEKS_AND_MONTHS: dict[str, Any] = {
+    "postgresql_where": text("grain <> 'd'"),
+    "sqlite_where": text("grain <> 'd'"),
+}
+"""A rollup index of the week and month rows only: a read of them repeats the condition (SQLite uses a partial
+index only for a query that states its condition)."""
+
 analytics_sales = Table(
     "analytics_sales",
     metadata,
@@ -1223,8 +1230,10 @@ analytics_sales = Table(
     Column("category", String(100), nullable=False),
     Column("sold", BigInteger, nullable=False),
     PrimaryKeyConstraint("grain", "bucket", "merchant", "gtin", "category"),
-    Index("ix_analytics_sales_merchant", "merchant", "grain", "bucket"),
-    Index("ix_analytics_sales_gtin", "gtin", "grain", "bucket"),
+    # weeks and months only (revision 0035): most rows a refresh adds are new days, and each index entry is a
+    # write; a read's few days (a range's ends) are found by the key's prefix, grain and bucket
+    Index("ix_analytics_sales_merchant", "merchant", "grain", "bucket", **WEEKS_AND_MONTHS),
+    Index("ix_analytics_sales_gtin", "gtin", "grain", "bucket", **WEEKS_AND_MONTHS),
     sqlite_with_rowid=False,
     **ROLLUP_PAGES,
 )
@@ -1264,8 +1273,8 @@ analytics_returns = Table(
     PrimaryKeyConstraint(
         "view", "grain", "bucket", "merchant", "gtin", "category", "reason_code", "carrier", "outcome", "token"
     ),
-    Index("ix_analytics_returns_merchant", "merchant", "view", "grain", "bucket"),
-    Index("ix_analytics_returns_gtin", "gtin", "view", "grain", "bucket"),
+    Index("ix_analytics_returns_merchant", "merchant", "view", "grain", "bucket", **WEEKS_AND_MONTHS),
+    Index("ix_analytics_returns_gtin", "gtin", "view", "grain", "bucket", **WEEKS_AND_MONTHS),
     comment="return requests and their money by request day, each counted once in each view: a read sums the "
     "narrowest view that has its dimensions",
     sqlite_with_rowid=False,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import psycopg
@@ -398,4 +398,43 @@ def test_0034_writes_each_stored_sale_its_items_gtin(store_url: str) -> None:
 
     with Store.open(store_url) as store:  # upgrades to head
         assert store.dump() == before
+    assert _differences(store_url) == []
+
+
+def _index_definitions(url: str, names: Sequence[str]) -> dict[str, str]:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            if engine.dialect.name == "sqlite":
+                rows = conn.execute(text("SELECT name, sql FROM sqlite_master WHERE type = 'index'"))
+            else:
+                rows = conn.execute(
+                    text("SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema()")
+                )
+            return {name: sql for name, sql in rows if name in names}
+    finally:
+        engine.dispose()
+
+
+def test_0035_keeps_the_rollups_merchant_and_gtin_indexes_of_weeks_and_months_only(store_url: str) -> None:
+    """The four secondary indexes of analytics_sales and analytics_returns hold no day rows at head (a refresh's
+    new day rows write no entry in them), and every row of every grain again after a downgrade to 0034."""
+    names = (
+        "ix_analytics_sales_merchant",
+        "ix_analytics_sales_gtin",
+        "ix_analytics_returns_merchant",
+        "ix_analytics_returns_gtin",
+    )
+    Store.open(store_url).close()
+    at_head = _index_definitions(store_url, names)
+    assert sorted(at_head) == sorted(names)
+    assert all("grain <> 'd'" in sql.replace("::text", "").replace("(grain)", "grain") for sql in at_head.values())
+
+    _migrate(store_url, "0034", down=True)
+    before = _index_definitions(store_url, names)
+    assert sorted(before) == sorted(names)
+    assert not any("WHERE" in sql.upper() for sql in before.values())
+
+    Store.open(store_url).close()  # upgrades to head
+    assert _index_definitions(store_url, names) == at_head
     assert _differences(store_url) == []
