@@ -458,23 +458,18 @@ def _facts(
     request with its one-to-one rows joined, then the return's transitions), not one per table."""
     rr = return_requests.c
     replacement = items.alias("replacement")
-    # the token of the item's latest sale up to the head (a request is priced in it until its deposit)
-    sale_token = (
-        select(sales.c.token)
-        .where(sales.c.item_id == rr.item_id, sales.c.block_number <= head_block)
-        .order_by(sales.c.sale_seq.desc())
-        .limit(1)
-        .scalar_subquery()
-    )
+
+    def latest_sale(column: Any) -> Any:
+        """``column`` of the item's latest sale up to the head."""
+        where = (sales.c.item_id == rr.item_id, sales.c.block_number <= head_block)
+        return select(column).where(*where).order_by(sales.c.sale_seq.desc()).limit(1).scalar_subquery()
+
+    # the token of the item's latest sale (a request is priced in it until its deposit)
+    sale_token = latest_sale(sales.c.token)
     # the item's GTIN from the same sale (its row has it since revision 0034: the probe above has its pages in
     # hand); the items row only for a request without a sale
     gtin = func.coalesce(
-        select(sales.c.gtin)
-        .where(sales.c.item_id == rr.item_id, sales.c.block_number <= head_block)
-        .order_by(sales.c.sale_seq.desc())
-        .limit(1)
-        .scalar_subquery(),
-        select(items.c.gtin).where(items.c.item_id == rr.item_id).scalar_subquery(),
+        latest_sale(sales.c.gtin), select(items.c.gtin).where(items.c.item_id == rr.item_id).scalar_subquery()
     )
     postgres = conn.dialect.name == "postgresql"
     if postgres:

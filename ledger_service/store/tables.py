@@ -1215,10 +1215,8 @@ def _rollup_key() -> list[Column[Any]]:
     ]
 
 
-WEEKS_AND_MONTHS: dict[str, Any] = {
-    "postgresql_where": text("grain <> 'd'"),
-    "sqlite_where": text("grain <> 'd'"),
-}
+_NOT_DAYS = text("grain <> 'd'")
+WEEKS_AND_MONTHS: dict[str, Any] = {"postgresql_where": _NOT_DAYS, "sqlite_where": _NOT_DAYS}
 """A rollup index of the week and month rows only: a read of them repeats the condition (SQLite uses a partial
 index only for a query that states its condition)."""
 

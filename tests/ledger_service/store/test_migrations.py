@@ -175,6 +175,14 @@ def test_postgres_schema_is_created_when_missing(pg_url: str) -> None:
             conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
+def _column_names(url: str, table: str) -> set[str]:
+    engine = create_engine(url)
+    try:
+        return {column["name"] for column in inspect(engine).get_columns(table)}
+    finally:
+        engine.dispose()
+
+
 def _migrate(url: str, revision: str, *, down: bool) -> None:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
@@ -365,11 +373,7 @@ def test_0014_keys_the_captured_events_epcs_of_an_index_built_before_it(store_ur
     assert min(keys.values()) < 0 < max(keys.values())
 
     _migrate(store_url, "0013", down=True)
-    engine = create_engine(store_url)
-    try:
-        assert "item_key" not in {c["name"] for c in inspect(engine).get_columns("epcis_event_epcs")}
-    finally:
-        engine.dispose()
+    assert "item_key" not in _column_names(store_url, "epcis_event_epcs")
 
     with Store.open(store_url) as store:  # upgrades to head
         assert store.dump() == before
@@ -390,11 +394,7 @@ def test_0034_writes_each_stored_sale_its_items_gtin(store_url: str) -> None:
     assert sorted(row[-1] is None for row in before["sales"]) == [False] * 5 + [True]
 
     _migrate(store_url, "0033", down=True)
-    engine = create_engine(store_url)
-    try:
-        assert "gtin" not in {c["name"] for c in inspect(engine).get_columns("sales")}
-    finally:
-        engine.dispose()
+    assert "gtin" not in _column_names(store_url, "sales")
 
     with Store.open(store_url) as store:  # upgrades to head
         assert store.dump() == before
