@@ -14,10 +14,13 @@ database), so two API workers never fold the same change twice and the indexer n
   rollups from nothing: reorgs stay above finality and are rare, and a rebuild is a background job.
 
 Invariants: after a refresh, every rollup equals the sum over the fact rows (returns, speed, terms) or over the
-sales up to the watermark (sales) of their shares; each row counted once per grain (``d``, ``w``, ``m``).
+sales up to the watermark (sales) of their shares; each row counted once per grain (``d``, ``w``, ``m``; the
+sales' days are columns of their week's row, revision 0036).
 
 Reads sum the rollups over a range of days split into whole months, weeks and days
-(:func:`ledger_service.core.days.split`): a few rows per key whatever the length of the history.
+(:func:`ledger_service.core.days.split`): a few rows per key whatever the length of the history. On PostgreSQL
+the analytics tables are unlogged (revision 0036): a crash of the server empties them, and the next refresh,
+finding no watermark, rebuilds them.
 """
 
 from __future__ import annotations
@@ -57,7 +60,7 @@ from sqlalchemy.schema import CreateTable
 from sqlalchemy.sql.elements import ColumnElement
 
 from ledger_service.core.codes import ReturnState
-from ledger_service.core.days import GRAINS, Grain, bucket_of, day_of, month_of, split, week_of
+from ledger_service.core.days import GRAINS, Grain, bucket_of, day_of, month_of, next_month, split, week_of
 from ledger_service.store._db import (
     insert_rows,
     key_in,
@@ -115,8 +118,10 @@ REQUESTS_CHUNK: Mapping[str, int] = {"sqlite": 1000, "postgresql": 10_000}
 writer lock; PostgreSQL has no such lock, and each chunk costs its statements again and updates the week's and
 month's rollup rows the chunk before updated."""
 _CHUNK = 1000
-SALES_CHUNK = 20_000
-"""Sales folded in one write transaction (about; whole blocks): short enough that the indexer waits little."""
+SALES_CHUNK: Mapping[str, int] = {"sqlite": 20_000, "postgresql": 200_000}
+"""Sales folded in one write transaction (about; whole blocks): on SQLite short enough that the indexer waits
+little for the writer lock; on PostgreSQL each chunk adds to the week's and month's rows the chunk before added
+(a backfill's 20,000 sales are about a week of history)."""
 _ALL = ReturnState
 METRICS = ("request_refund", "scan_refund", "delivery_inspection")
 
@@ -307,8 +312,8 @@ _PG_SETTINGS = (
     # a chunk's few thousand keys are looked up in their indexes rather than matched against a scan of every
     # return, payout, label and transition (the pages the lookups need are mostly cached)
     "SET LOCAL random_page_cost = 1.1",
-    # the rollups are derived: a crash may lose a refresh's last commits (the watermark with them, in the same
-    # transactions), which the next refresh folds again; it need not wait for each commit's flush to disk
+    # the rollups are derived (unlogged tables since revision 0036: a crash empties them, the watermark with them,
+    # and the next refresh rebuilds them): a commit need not wait for the log's flush to disk
     "SET LOCAL synchronous_commit = off",
 )
 
@@ -354,6 +359,7 @@ def _sales_chunk_end(conn: Connection, since_block: int, head_block: int) -> tup
     """The block that ends the next chunk of sales to fold, and the chunk's sales: about :data:`SALES_CHUNK`
     sales after ``since_block`` (a whole block more), or up to ``head_block``."""
     s = sales.c
+    most = SALES_CHUNK.get(conn.dialect.name, _CHUNK)
 
     def count(top: int, *, most: int | None = None) -> int:
         rows = select(literal(1)).where(s.block_number > since_block, s.block_number <= top).limit(most)
@@ -361,13 +367,13 @@ def _sales_chunk_end(conn: Connection, since_block: int, head_block: int) -> tup
 
     # an incremental refresh's sales are mostly fewer than a chunk: counted once (reading at most a chunk's
     # index entries), and the chunk is all of them
-    if (fewer := count(head_block, most=SALES_CHUNK + 1)) <= SALES_CHUNK:
+    if (fewer := count(head_block, most=most + 1)) <= most:
         return head_block, fewer
     top = conn.execute(
         select(s.block_number)
         .where(s.block_number > since_block, s.block_number <= head_block)
         .order_by(s.block_number)
-        .offset(SALES_CHUNK)
+        .offset(most)
         .limit(1)
     ).scalar_one()
     return int(top), count(int(top))
@@ -381,29 +387,34 @@ _MONTH_OF_DAY: Mapping[str, str] = {
 }
 
 
+_WEEKDAY_SUMS = ", ".join(f"sum(CASE WHEN (dd + 3) % 7 = {n} THEN n ELSE 0 END)" for n in range(7))
+_DAY_COLUMNS = ", ".join(f"sold_{n}" for n in range(7))
+_DAYS_ADDED = ", ".join(f"sold_{n} = analytics_sales.sold_{n} + excluded.sold_{n}" for n in range(7))
+
+
 def _fold_sales(conn: Connection, since_block: int, head_block: int) -> None:
     """Adds the sales of blocks ``since_block + 1 .. head_block`` to ``analytics_sales``, summed by the database
-    itself in one statement: the sales by day with their categories, then summed into each grain (no row of a
-    sale crosses to Python, the bulk of a backfill's fold). A sale row has its item's GTIN (written at ingest,
-    revision 0034): the items are not read; a sale without one (its item unknown) is left out, as a join with
-    the items left it out before."""
+    itself in one statement: a week row with its days' counts (revision 0036: no day rows) and a month row per
+    merchant, GTIN and category (no row of a sale crosses to Python, the bulk of a backfill's fold). A sale row
+    has its item's GTIN (written at ingest, revision 0034): the items are not read; a sale without one (its item
+    unknown) is left out, as a join with the items left it out before."""
     conn.execute(
         text(
-            # the only interpolation: a constant expression of _MONTH_OF_DAY; 1970-01-01 was a Thursday
+            # the only interpolations: constant expressions; 1970-01-01 was a Thursday, (day + 3) % 7 is 0 on Mondays
             "WITH x AS MATERIALIZED (SELECT s.sold_at / 86400 AS dd, s.merchant AS merchant, s.gtin AS gtin, "  # noqa: S608
             "COALESCE(c.category, '') AS category, count(*) AS n "
             "FROM (SELECT sold_at, merchant, item_id, gtin FROM sales "
             "WHERE block_number > :since AND block_number <= :head AND gtin IS NOT NULL) AS s "
             "LEFT JOIN item_categories c ON c.item_id = s.item_id "
             "GROUP BY 1, 2, 3, 4) "
-            "INSERT INTO analytics_sales (grain, bucket, merchant, gtin, category, sold) "
-            "SELECT grain, bucket, merchant, gtin, category, sum(n) FROM ("
-            "SELECT 'd' AS grain, dd AS bucket, merchant, gtin, category, n FROM x UNION ALL "
-            "SELECT 'w', dd - (dd + 3) % 7, merchant, gtin, category, n FROM x UNION ALL "
-            f"SELECT 'm', {_MONTH_OF_DAY[conn.dialect.name]}, merchant, gtin, category, n FROM x) AS y "
-            "GROUP BY grain, bucket, merchant, gtin, category "
-            "ON CONFLICT (grain, bucket, merchant, gtin, category) "
-            "DO UPDATE SET sold = analytics_sales.sold + excluded.sold"
+            f"INSERT INTO analytics_sales (grain, bucket, merchant, gtin, category, sold, {_DAY_COLUMNS}) "
+            "SELECT * FROM (SELECT 'w' AS grain, dd - (dd + 3) % 7 AS bucket, merchant, gtin, category, "
+            f"sum(n) AS sold, {_WEEKDAY_SUMS} FROM x GROUP BY 2, merchant, gtin, category UNION ALL "
+            f"SELECT 'm', {_MONTH_OF_DAY[conn.dialect.name]}, merchant, gtin, category, sum(n), 0, 0, 0, 0, 0, 0, 0 "
+            "FROM x GROUP BY 2, merchant, gtin, category) AS y "
+            # SQLite: an upsert's SELECT needs a WHERE (its parser would read ON CONFLICT as a join's ON)
+            "WHERE true ON CONFLICT (grain, bucket, merchant, gtin, category) "
+            f"DO UPDATE SET sold = analytics_sales.sold + excluded.sold, {_DAYS_ADDED}"
         ),
         {"since": since_block, "head": head_block},
     )
@@ -587,14 +598,18 @@ def _halves(amount: int) -> tuple[int, int]:
 
 
 _VIEWS: Mapping[str, tuple[str, ...]] = {
-    # each request once in each view, with these dimensions (the others blank): a read sums the narrowest
-    "g": ("gtin", "category", "outcome"),
-    "s": ("gtin", "category", "reason_code"),
+    # each request once in each view, with these dimensions (the others blank): a read sums the narrowest. Since
+    # revision 0036 ``g`` keeps every dimension and is the only view with day rows: a request is about a row of
+    # each view a day (a GTIN has about one request a week), so the others' days are read from ``g``'s; and the
+    # two views of GTINs (by outcome, by reason) are one (each was a row per request)
+    "g": ("gtin", "category", "reason_code", "carrier", "outcome"),
     "c": ("carrier", "reason_code"),
     "r": ("reason_code",),
     "o": ("outcome",),
 }
 _DIMS = ("gtin", "category", "reason_code", "carrier", "outcome")
+DAYS_VIEW = "g"
+"""The view of ``analytics_returns`` with day rows, every dimension kept: a read of another view reads its days."""
 _BLANK = {"gtin": "0", "category": "''", "reason_code": "''", "carrier": "''", "outcome": "''"}
 _COUNTS = (
     "requests",
@@ -670,7 +685,7 @@ def _returns_sql() -> str:
     for view, kept in _VIEWS.items():
         # every view keeps the token: amounts of two tokens are never summed together
         dims = ", ".join(f'{d if d in kept else _BLANK[d]} AS "{d}"' for d in _DIMS) + ', "token"'
-        for grain in GRAINS:
+        for grain in GRAINS if view == DAYS_VIEW else ("w", "m"):
             parts.append(
                 f"""SELECT '{view}' AS "view", '{grain}' AS grain, {grain} AS bucket, merchant, {dims}, """  # noqa: S608
                 f"{', '.join(_COUNTS)} FROM analytics_delta"
@@ -874,9 +889,12 @@ def _sum_statement(
     # them would scan on SQLite), so only the answer's rows cross to Python
     parts = []
     for grain, lo, hi in split(scope.first, scope.last, grains):
+        if grain == "d" and table is analytics_sales:  # no day rows: the days' columns of their weeks
+            parts.extend(_days_of_weeks(scope, dims, series, lo, hi))
+            continue
         part = select(*columns, *(table.c[v] for v in names)).where(_segment(table, scope, grain, lo, hi))
         if view is not None:
-            part = part.where(table.c.view == view)
+            part = part.where(table.c.view == (DAYS_VIEW if grain == "d" else view))
         parts.append(part)
     both = union_all(*parts).subquery() if len(parts) > 1 else parts[0].subquery()
     keys = [both.c[c.name] for c in columns]
@@ -884,6 +902,28 @@ def _sum_statement(
     if keys:
         stmt = stmt.group_by(*keys)
     return stmt
+
+
+def _days_of_weeks(scope: Scope, dims: Sequence[str], series: Grain | None, lo: int, hi: int) -> list[Any]:
+    """The sales of days ``lo..hi`` as parts of :func:`_sum_statement`: one per week and month the days fall in,
+    each the sum of its days' columns of that week's rows (``analytics_sales`` keeps no day rows, revision 0036).
+    A series' part says its first day as its bucket (a day row's bucket): the days of a part are in one week and
+    one month, so that day is in the series bucket of each of them."""
+    t = analytics_sales.c
+    parts = []
+    day = lo
+    while day <= hi:
+        week = week_of(day)
+        last = min(hi, week + 6, next_month(month_of(day)) - 1)
+        if series == "d":
+            last = day
+        sold = sum((t[f"sold_{d - week}"] for d in range(day + 1, last + 1)), start=t[f"sold_{day - week}"])
+        columns: list[Any] = [t[d] for d in dims]
+        if series is not None:
+            columns += [literal_column("'d'").label("grain"), literal(day).label("bucket")]
+        parts.append(select(*columns, sold.label("sold")).where(_segment(analytics_sales, scope, "w", week, week)))
+        day = last + 1
+    return parts
 
 
 _MARK = (analytics_watermark.c.generation,)
@@ -983,18 +1023,16 @@ def sold(store: Store, scope: Scope, *, dims: Sequence[str], series: Grain | Non
 
 
 def view_of(scope: Scope, dims: Sequence[str]) -> str:
-    """The narrowest view of ``analytics_returns`` with ``dims`` (a GTIN's scope needs a GTIN view)."""
+    """The narrowest view of ``analytics_returns`` with ``dims`` (a GTIN's scope needs the GTIN's view, which has
+    every dimension)."""
     wanted = set(dims) - {"merchant", "token"}
+    if scope.gtin is not None or wanted & {"gtin", "category"}:
+        return "g"
     if "carrier" in wanted:
-        if wanted - {"carrier", "reason_code"} or scope.gtin is not None:
-            raise ValueError(f"no view of the returns has {sorted(wanted)} for one GTIN")
-        return "c"
+        return "c" if wanted <= {"carrier", "reason_code"} else "g"
     if {"reason_code", "outcome"} <= wanted:
-        raise ValueError("no view of the returns has both reason_code and outcome")
-    per_gtin = scope.gtin is not None or bool(wanted & {"gtin", "category"})
-    if "outcome" in wanted or ("reason_code" not in wanted and not per_gtin):
-        return "g" if per_gtin else "o"
-    return "s" if per_gtin else "r"
+        return "g"
+    return "r" if "reason_code" in wanted else "o"
 
 
 def returned(

@@ -34,6 +34,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import (
+    DDL,
     JSON,
     BigInteger,
     Boolean,
@@ -51,6 +52,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    event,
     false,
     text,
 )
@@ -1153,7 +1155,9 @@ NOTIFY_TABLES: tuple[Table, ...] = (notifications, webhook_endpoints, consumer_c
 # return rows by token (amounts of two tokens are never summed), exchange requests counted apart from returns.
 # Revision 0031: the watermark's generation, moved by every write of a refresh (the reads' kept answers).
 # Revision 0032: on PostgreSQL the rollups' pages keep 30% free (ROLLUP_PAGES), so that a refresh's additions to
-# stored rows are updated in place on their page without a new entry in each index.
+# stored rows are updated in place on their page without a new entry in each index. Revision 0036: on PostgreSQL
+# the analytics tables are UNLOGGED (derived: a crash empties them, the watermark with them, and the next refresh
+# rebuilds them); analytics_sales keeps weeks (with their days' counts) and months, no day rows.
 
 analytics_watermark = Table(
     "analytics_watermark",
@@ -1220,6 +1224,8 @@ WEEKS_AND_MONTHS: dict[str, Any] = {"postgresql_where": _NOT_DAYS, "sqlite_where
 """A rollup index of the week and month rows only: a read of them repeats the condition (SQLite uses a partial
 index only for a query that states its condition)."""
 
+_SOLD_ON = "sold on the week's day {} (0 Monday), on a week row; 0 on a month row"
+
 analytics_sales = Table(
     "analytics_sales",
     metadata,
@@ -1227,9 +1233,14 @@ analytics_sales = Table(
     Column("gtin", BigInteger, nullable=False),
     Column("category", String(100), nullable=False),
     Column("sold", BigInteger, nullable=False),
+    # revision 0036: a week row keeps its days (there are no day rows): a backfill's sales are about one per GTIN
+    # and day, so day rows were nearly a row per sale; a read's days at a range's ends sum these columns
+    *(
+        Column(f"sold_{n}", BigInteger, nullable=False, server_default="0", comment=_SOLD_ON.format(n))
+        for n in range(7)
+    ),
     PrimaryKeyConstraint("grain", "bucket", "merchant", "gtin", "category"),
-    # weeks and months only (revision 0035): most rows a refresh adds are new days, and each index entry is a
-    # write; a read's few days (a range's ends) are found by the key's prefix, grain and bucket
+    # weeks and months only (revision 0035; since 0036 the table has no other rows): a read states the condition
     Index("ix_analytics_sales_merchant", "merchant", "grain", "bucket", **WEEKS_AND_MONTHS),
     Index("ix_analytics_sales_gtin", "gtin", "grain", "bucket", **WEEKS_AND_MONTHS),
     sqlite_with_rowid=False,
@@ -1243,8 +1254,8 @@ analytics_returns = Table(
         "view",
         String(1),
         nullable=False,
-        comment="which dimensions the row keeps (the others blank): g gtin+category+outcome, "
-        "s gtin+category+reason, c carrier+reason, r reason, o outcome",
+        comment="which dimensions the row keeps (the others blank): g all (the only view with day rows), "
+        "c carrier+reason, r reason, o outcome",
     ),
     *_rollup_key(),
     Column("gtin", BigInteger, nullable=False),
@@ -1316,6 +1327,14 @@ ANALYTICS_TABLES: tuple[Table, ...] = (
     analytics_terms,
 )
 """The tables of revision 0015 (the analytics refresh writes them and nothing else)."""
+
+for _table in ANALYTICS_TABLES:
+    # derived data, unlogged on PostgreSQL (revision 0036; see above): made so as a new index creates them too
+    event.listen(
+        _table,
+        "after_create",
+        DDL(f"ALTER TABLE {_table.name} SET UNLOGGED").execute_if(dialect="postgresql"),  # type: ignore[no-untyped-call]
+    )
 
 
 # ---- the scan batcher's queue (revision 0022) ---------------------------------------------------------------

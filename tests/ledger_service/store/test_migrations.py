@@ -438,3 +438,63 @@ def test_0035_keeps_the_rollups_merchant_and_gtin_indexes_of_weeks_and_months_on
     Store.open(store_url).close()  # upgrades to head
     assert _index_definitions(store_url, names) == at_head
     assert _differences(store_url) == []
+
+
+_ANALYTICS = (
+    "analytics_watermark",
+    "analytics_facts",
+    "analytics_sales",
+    "analytics_returns",
+    "analytics_speed",
+    "analytics_terms",
+)
+
+
+def _unlogged(url: str) -> set[str]:
+    """The analytics tables PostgreSQL keeps without write-ahead log (none on SQLite, which has no such tables)."""
+    engine = create_engine(url)
+    try:
+        if engine.dialect.name != "postgresql":
+            return set()
+        with engine.connect() as conn:
+            rows = conn.execute(
+                text(
+                    "SELECT relname FROM pg_class WHERE relpersistence = 'u' AND relkind = 'r' "
+                    "AND relnamespace = current_schema()::regnamespace"
+                )
+            )
+            return {name for (name,) in rows} & set(_ANALYTICS)
+    finally:
+        engine.dispose()
+
+
+def test_0036_keeps_the_sales_days_in_their_weeks_and_the_analytics_unlogged_on_postgresql(store_url: str) -> None:
+    """At head a sales rollup row has its week's seven days and, on PostgreSQL, every analytics table is unlogged (a
+    crash empties them together, for the next refresh to rebuild); down to 0035 both go, and the upgrade empties
+    the analytics tables, the watermark with them (their layout changed: the next refresh folds from nothing)."""
+    days = {f"sold_{n}" for n in range(7)}
+    Store.open(store_url).close()
+    postgres = store_url.startswith("postgresql")
+    assert days <= _column_names(store_url, "analytics_sales")
+    assert _unlogged(store_url) == (set(_ANALYTICS) if postgres else set())
+
+    _migrate(store_url, "0035", down=True)
+    assert not days & _column_names(store_url, "analytics_sales")
+    assert _unlogged(store_url) == set()
+    engine = create_engine(store_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO analytics_watermark (id, block_number, block_hash, request_time, shipment_time, "
+                    "refreshed_at, generation) VALUES (1, 7, '', 0, 0, 0, 0)"
+                )
+            )
+        Store.open(store_url).close()  # upgrades to head
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM analytics_watermark")).scalar_one() == 0
+    finally:
+        engine.dispose()
+    assert days <= _column_names(store_url, "analytics_sales")
+    assert _unlogged(store_url) == (set(_ANALYTICS) if postgres else set())
+    assert _differences(store_url) == []
