@@ -7,6 +7,7 @@ week, ``m`` the first of its month. Every day belongs to exactly one bucket of e
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from typing import Literal
 
 DAY_S = 86_400
@@ -33,8 +34,9 @@ def week_of(day: int) -> int:
     return day - (day + 3) % 7
 
 
+@functools.lru_cache(maxsize=4096)
 def month_of(day: int) -> int:
-    """The first day of ``day``'s month."""
+    """The first day of ``day``'s month (cached: a refresh asks it for each fact of the same few days)."""
     return day_number(date_of(day).replace(day=1))
 
 
