@@ -613,6 +613,9 @@ _VIEWS: Mapping[str, tuple[str, ...]] = {
 _DIMS = ("gtin", "category", "reason_code", "carrier", "outcome")
 DAYS_VIEW = "g"
 """The view of ``analytics_returns`` with day rows, every dimension kept: a read of another view reads its days."""
+_GRAINS_OF: Mapping[str, tuple[Grain, ...]] = {view: ("d", "m") if view == DAYS_VIEW else ("w", "m") for view in _VIEWS}
+"""The grains of each view's rows. The GTINs' view has no weeks: a GTIN has about a request a week, so its week
+rows were as many as its day rows and a read of a range's weeks reads as many rows of its days."""
 _BLANK = {"gtin": "0", "category": "''", "reason_code": "''", "carrier": "''", "outcome": "''"}
 _COUNTS = (
     "requests",
@@ -688,7 +691,7 @@ def _returns_sql() -> str:
     for view, kept in _VIEWS.items():
         # every view keeps the token: amounts of two tokens are never summed together
         dims = ", ".join(f'{d if d in kept else _BLANK[d]} AS "{d}"' for d in _DIMS) + ', "token"'
-        for grain in GRAINS if view == DAYS_VIEW else ("w", "m"):
+        for grain in _GRAINS_OF[view]:
             parts.append(
                 f"""SELECT '{view}' AS "view", '{grain}' AS grain, {grain} AS bucket, merchant, {dims}, """  # noqa: S608
                 f"{', '.join(_COUNTS)} FROM analytics_delta"
@@ -837,6 +840,8 @@ def _sum(
         return []
     if series is not None:
         grains = (series, "d")
+    if view is not None:  # a grain the view does not keep is read from its finer rows
+        grains = tuple(g for g in grains if g == "d" or g in _GRAINS_OF[view])
     key = (table.name, scope, tuple(dims), tuple(values), grains, series, view)
     answers = _answers_of(store)
     with read_transaction(store.engine) as conn:

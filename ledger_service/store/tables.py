@@ -1254,7 +1254,7 @@ analytics_returns = Table(
         "view",
         String(1),
         nullable=False,
-        comment="which dimensions the row keeps (the others blank): g all (the only view with day rows), "
+        comment="which dimensions the row keeps (the others blank): g all (days and months: the only view with days), "
         "c carrier+reason, r reason, o outcome",
     ),
     *_rollup_key(),

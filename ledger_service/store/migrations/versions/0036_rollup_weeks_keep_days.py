@@ -6,7 +6,8 @@ were nearly a row per sale. A week row now keeps its days' counts (``sold_0`` ..
 the table holds weeks and months only; a read's days at a range's ends sum those columns of their weeks' rows.
 ``analytics_returns`` kept a request's GTIN in two views (``g`` by outcome, ``s`` by reason), each a row per
 request, and every view had day rows, about a row per request each; ``g`` now keeps every dimension and is the
-only view with day rows (a read of another view reads its days from ``g``'s), and ``s`` is gone. Every rollup
+only view with day rows (a read of another view reads its days from ``g``'s) and has no week rows (as many as
+its days), and ``s`` is gone. Every rollup
 is emptied with its facts and watermark: the next refresh folds the history from nothing (about 20-30 s per
 million items on the benchmark's machine), as after 0024 and 0026.
 
@@ -35,7 +36,7 @@ depends_on: str | Sequence[str] | None = None
 _ROLLUPS = ("analytics_sales", "analytics_returns", "analytics_speed", "analytics_terms")
 _ANALYTICS = ("analytics_watermark", "analytics_facts", *_ROLLUPS)
 _VIEW_COMMENT = {
-    "upgrade": "which dimensions the row keeps (the others blank): g all (the only view with day rows), "
+    "upgrade": "which dimensions the row keeps (the others blank): g all (days and months: the only view with days), "
     "c carrier+reason, r reason, o outcome",
     "downgrade": "which dimensions the row keeps (the others blank): g gtin+category+outcome, s gtin+category+reason, "
     "c carrier+reason, r reason, o outcome",
