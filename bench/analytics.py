@@ -24,8 +24,9 @@ Steps, for each database:
    this batch has the index's own mix (a sale per item, one in ten asked back, their returns on-chain), its
    chain time spread over as many days as the fill gives that many items (a backfill reads history, so its
    sales and requests fall on many days: the rollups get a row per GTIN and day rather than one per GTIN).
-   ``--cost-rounds`` batches, each followed by its refresh: the verdict is on the median ratio (a batch's apply
-   swings with the server's checkpoints more than the refresh does), every round printed. A batch is what the
+   ``--cost-rounds`` batches (5), each followed by its refresh: the verdict is on the median ratio (a batch's
+   apply and its refresh both swing with the server's checkpoints, which the default PostgreSQL settings make
+   every few seconds during a backfill), every round printed. A batch is what the
    indexer applies in a few seconds, so this is a refresh far more often than the API's default of once a
    minute (``LEDGER_ANALYTICS_REFRESH_S``), whose larger batches cost less per event: the strict case.
 
@@ -94,7 +95,7 @@ def main() -> int:
     parser.add_argument("--queries", type=int, default=200, help="measured queries of each endpoint")
     parser.add_argument("--warmup", type=int, default=20, help="queries of each endpoint before measuring")
     parser.add_argument("--cost-items", type=int, default=20_000, help="items of the backfill batch (step 4)")
-    parser.add_argument("--cost-rounds", type=int, default=3, help="backfill batches, each refreshed (step 4)")
+    parser.add_argument("--cost-rounds", type=int, default=5, help="backfill batches, each refreshed (step 4)")
     parser.add_argument("--no-sqlite", action="store_true", help="PostgreSQL only")
     parser.add_argument("--no-postgres", action="store_true", help="SQLite only")
     parser.add_argument("--postgres-url", default=PG_DEFAULT, help="server to keep the filled schema in")
