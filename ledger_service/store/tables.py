@@ -1254,8 +1254,8 @@ analytics_returns = Table(
         "view",
         String(1),
         nullable=False,
-        comment="which dimensions the row keeps (the others blank): g all (days and months: the only view with days), "
-        "c carrier+reason, r reason, o outcome",
+        comment="which dimensions the row keeps (the others blank): g all by day, all but carrier by month "
+        "(the only view with days), c carrier+reason, r reason, o outcome",
     ),
     *_rollup_key(),
     Column("gtin", BigInteger, nullable=False),

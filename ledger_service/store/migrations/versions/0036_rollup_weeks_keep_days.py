@@ -36,8 +36,8 @@ depends_on: str | Sequence[str] | None = None
 _ROLLUPS = ("analytics_sales", "analytics_returns", "analytics_speed", "analytics_terms")
 _ANALYTICS = ("analytics_watermark", "analytics_facts", *_ROLLUPS)
 _VIEW_COMMENT = {
-    "upgrade": "which dimensions the row keeps (the others blank): g all (days and months: the only view with days), "
-    "c carrier+reason, r reason, o outcome",
+    "upgrade": "which dimensions the row keeps (the others blank): g all by day, all but carrier by month "
+    "(the only view with days), c carrier+reason, r reason, o outcome",
     "downgrade": "which dimensions the row keeps (the others blank): g gtin+category+outcome, s gtin+category+reason, "
     "c carrier+reason, r reason, o outcome",
 }
