@@ -6,9 +6,9 @@ were nearly a row per sale. A week row now keeps its days' counts (``sold_0`` ..
 the table holds weeks and months only; a read's days at a range's ends sum those columns of their weeks' rows.
 ``analytics_returns`` kept a request's GTIN in two views (``g`` by outcome, ``s`` by reason), each a row per
 request, and every view had day rows, about a row per request each; ``g`` now keeps every dimension and is the
-only view with day rows (a read of another view reads its days from ``g``'s) and has no week rows (as many as
-its days), and ``s`` is gone. Every rollup
-is emptied with its facts and watermark: the next refresh folds the history from nothing (about 20-30 s per
+only view with day rows (a read of another view reads its days from ``g``'s; its months leave the carrier out)
+and has no week rows (as many as its days), and ``s`` is gone. Every rollup is emptied with its facts and
+watermark: the next refresh folds the history from nothing (about 15-20 s per
 million items on the benchmark's machine), as after 0024 and 0026.
 
 On PostgreSQL the analytics tables become UNLOGGED: derived data, rebuilt from the index, they need no
