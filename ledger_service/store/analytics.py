@@ -359,7 +359,7 @@ def _sales_chunk_end(conn: Connection, since_block: int, head_block: int) -> tup
     """The block that ends the next chunk of sales to fold, and the chunk's sales: about :data:`SALES_CHUNK`
     sales after ``since_block`` (a whole block more), or up to ``head_block``."""
     s = sales.c
-    most = SALES_CHUNK.get(conn.dialect.name, _CHUNK)
+    size = SALES_CHUNK.get(conn.dialect.name, _CHUNK)
 
     def count(top: int, *, most: int | None = None) -> int:
         rows = select(literal(1)).where(s.block_number > since_block, s.block_number <= top).limit(most)
@@ -367,13 +367,13 @@ def _sales_chunk_end(conn: Connection, since_block: int, head_block: int) -> tup
 
     # an incremental refresh's sales are mostly fewer than a chunk: counted once (reading at most a chunk's
     # index entries), and the chunk is all of them
-    if (fewer := count(head_block, most=most + 1)) <= most:
+    if (fewer := count(head_block, most=size + 1)) <= size:
         return head_block, fewer
     top = conn.execute(
         select(s.block_number)
         .where(s.block_number > since_block, s.block_number <= head_block)
         .order_by(s.block_number)
-        .offset(most)
+        .offset(size)
         .limit(1)
     ).scalar_one()
     return int(top), count(int(top))
@@ -602,21 +602,21 @@ def _halves(amount: int) -> tuple[int, int]:
 
 _VIEWS: Mapping[str, tuple[str, ...]] = {
     # each request once in each view, with these dimensions (the others blank): a read sums the narrowest. Since
-    # revision 0036 ``g`` is the only view with day rows, which keep every dimension: a request is about a row of
-    # each view a day (a GTIN has about one request a week), so the others' days are read from ``g``'s; and the
-    # two views of GTINs (by outcome, by reason) are one (each was a row per request)
-    "g": ("gtin", "category", "reason_code", "carrier", "outcome"),
+    # revision 0036 ``g`` is the only view with day rows, which keep the carrier too (_DAY_DIMS): a request is
+    # about a row of each view a day (a GTIN has about one request a week), so the others' days are read from
+    # ``g``'s; and the two views of GTINs (by outcome, by reason) are one (each was a row per request)
+    "g": ("gtin", "category", "reason_code", "outcome"),
     "c": ("carrier", "reason_code"),
     "r": ("reason_code",),
     "o": ("outcome",),
 }
 _DIMS = ("gtin", "category", "reason_code", "carrier", "outcome")
-DAYS_VIEW = "g"
+_DAYS_VIEW = "g"
 """The view of ``analytics_returns`` with day rows, every dimension kept: a read of another view reads its days."""
-_DAYS_ONLY = frozenset({"carrier"})
-"""What ``g`` keeps in its day rows only (for the carriers' view's days): by carrier its months were 2.6 times as
-many rows, for reads that never ask a GTIN's carrier."""
-_GRAINS_OF: Mapping[str, tuple[Grain, ...]] = {view: ("d", "m") if view == DAYS_VIEW else ("w", "m") for view in _VIEWS}
+_DAY_DIMS = ("carrier",)
+"""What the day rows keep besides their view's dimensions (for the carriers' view's days): ``g``'s months by
+carrier were 2.6 times as many rows, for reads that never ask a GTIN's carrier."""
+_GRAINS_OF: Mapping[str, tuple[Grain, ...]] = {v: ("d", "m") if v == _DAYS_VIEW else ("w", "m") for v in _VIEWS}
 """The grains of each view's rows. The GTINs' view has no weeks: a GTIN has about a request a week, so its week
 rows were as many as its day rows and a read of a range's weeks reads as many rows of its days."""
 _BLANK = {"gtin": "0", "category": "''", "reason_code": "''", "carrier": "''", "outcome": "''"}
@@ -693,7 +693,7 @@ def _returns_sql() -> str:
     parts = []
     for view, kept in _VIEWS.items():
         for grain in _GRAINS_OF[view]:
-            held = kept if grain == "d" or view != DAYS_VIEW else tuple(d for d in kept if d not in _DAYS_ONLY)
+            held = (*kept, *_DAY_DIMS) if grain == "d" else kept
             # every view keeps the token: amounts of two tokens are never summed together
             dims = ", ".join(f'{d if d in held else _BLANK[d]} AS "{d}"' for d in _DIMS) + ', "token"'
             parts.append(
@@ -906,7 +906,7 @@ def _sum_statement(
             continue
         part = select(*columns, *(table.c[v] for v in names)).where(_segment(table, scope, grain, lo, hi))
         if view is not None:
-            part = part.where(table.c.view == (DAYS_VIEW if grain == "d" else view))
+            part = part.where(table.c.view == (_DAYS_VIEW if grain == "d" else view))
         parts.append(part)
     both = union_all(*parts).subquery() if len(parts) > 1 else parts[0].subquery()
     keys = [both.c[c.name] for c in columns]

@@ -440,14 +440,7 @@ def test_0035_keeps_the_rollups_merchant_and_gtin_indexes_of_weeks_and_months_on
     assert _differences(store_url) == []
 
 
-_ANALYTICS = (
-    "analytics_watermark",
-    "analytics_facts",
-    "analytics_sales",
-    "analytics_returns",
-    "analytics_speed",
-    "analytics_terms",
-)
+_ANALYTICS = {table.name for table in ANALYTICS_TABLES}
 
 
 def _unlogged(url: str) -> set[str]:
@@ -463,7 +456,7 @@ def _unlogged(url: str) -> set[str]:
                     "AND relnamespace = current_schema()::regnamespace"
                 )
             )
-            return {name for (name,) in rows} & set(_ANALYTICS)
+            return {name for (name,) in rows} & _ANALYTICS
     finally:
         engine.dispose()
 
@@ -476,7 +469,7 @@ def test_0036_keeps_the_sales_days_in_their_weeks_and_the_analytics_unlogged_on_
     Store.open(store_url).close()
     postgres = store_url.startswith("postgresql")
     assert days <= _column_names(store_url, "analytics_sales")
-    assert _unlogged(store_url) == (set(_ANALYTICS) if postgres else set())
+    assert _unlogged(store_url) == (_ANALYTICS if postgres else set())
 
     _migrate(store_url, "0035", down=True)
     assert not days & _column_names(store_url, "analytics_sales")
@@ -496,5 +489,5 @@ def test_0036_keeps_the_sales_days_in_their_weeks_and_the_analytics_unlogged_on_
     finally:
         engine.dispose()
     assert days <= _column_names(store_url, "analytics_sales")
-    assert _unlogged(store_url) == (set(_ANALYTICS) if postgres else set())
+    assert _unlogged(store_url) == (_ANALYTICS if postgres else set())
     assert _differences(store_url) == []
